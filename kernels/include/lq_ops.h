@@ -1,0 +1,55 @@
+/* lq_ops.h - CPU compute kernels used by the forward pass.
+ *
+ * Every kernel with a fast path has a scalar _ref twin with the same signature; the unsuffixed
+ * name dispatches to the fast path when the CPU has AVX2/FMA (and LQ_FORCE_REF is not set).
+ */
+#ifndef LQ_OPS_H
+#define LQ_OPS_H
+
+#include <stdint.h>
+#include "lq_format.h"
+#include "lq_pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n: X is n x w->cols, Y is n x w->rows (row-major).
+ * n == 1 uses the format's matvec split over threads by rows; larger n dequantizes row tiles
+ * and multiplies them with OpenBLAS sgemm (or a blocked loop of matvecs without BLAS). */
+void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y);
+/* Same result through the format's matvec_ref only, single-threaded: the spec of lq_matmul. */
+void lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y);
+
+/* out = x / sqrt(mean(x^2) + eps) * weight */
+void lq_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
+void lq_rmsnorm_ref(float *out, const float *x, const float *weight, int64_t n, float eps);
+
+/* Dot product of two f32 vectors. */
+float lq_dot_f32(const float *a, const float *b, int64_t n);
+float lq_dot_f32_ref(const float *a, const float *b, int64_t n);
+/* y += a * x */
+void lq_axpy_f32(float *y, float a, const float *x, int64_t n);
+void lq_axpy_f32_ref(float *y, float a, const float *x, int64_t n);
+
+/* In-place softmax over n values (max-subtracted, double-free f32 sum). */
+void lq_softmax(float *x, int64_t n);
+void lq_softmax_ref(float *x, int64_t n);
+
+/* SwiGLU: gate[i] = silu(gate[i]) * up[i]. */
+void lq_swiglu(float *gate, const float *up, int64_t n);
+void lq_swiglu_ref(float *gate, const float *up, int64_t n);
+
+/* Rotary embedding of one head vector x[head_dim] at position pos, in place.
+ * inv_freq[i] (i < head_dim/2) is the angle per position of pair i.
+ * interleaved: pairs (2i, 2i+1) (llama2.c, GGUF); else pairs (i, i + head_dim/2) (HF). */
+void lq_rope_ref(float *x, int head_dim, int pos, const float *inv_freq, int interleaved);
+
+/* Convert n f16 / bf16 values to f32 (used for embedding rows and norm vectors). */
+void lq_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n);
+void lq_bf16_to_f32_row(const uint16_t *src, float *dst, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

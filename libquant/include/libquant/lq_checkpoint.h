@@ -1,0 +1,77 @@
+/* lq_checkpoint.h - a model checkpoint as a config plus a set of named, mapped tensors.
+ *
+ * Every on-disk format is loaded into the same shape: an lq_config and tensors named the Hugging
+ * Face way ("model.layers.3.self_attn.q_proj.weight"). Loaders:
+ *   - Hugging Face directory: config.json + model.safetensors, or the sharded
+ *     model.safetensors.index.json; tensors are views into the mmapped shards.
+ *   - llama2.c legacy .bin (7 x int32 header; negative vocab_size = separate classifier): the
+ *     stacked arrays are sliced into per-layer views of the mapped file, named as HF names them.
+ *     llama2.c stores q/k rows with interleaved rotary pairs, so such a checkpoint has
+ *     config.rope_interleaved = true (the engine then rotates adjacent pairs); HF layout rotates
+ *     the two halves of each head.
+ * Nothing is copied: the weights stay in the mapping, in their stored dtype.
+ */
+#ifndef LQ_CHECKPOINT_H
+#define LQ_CHECKPOINT_H
+
+#include "lq_status.h"
+#include "lq_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Architecture hyper-parameters (HF config.json names in comments). */
+typedef struct lq_config {
+    char arch[64];          /* "LlamaForCausalLM" (architectures[0]) */
+    int dim;                /* hidden_size */
+    int hidden_dim;         /* intermediate_size */
+    int n_layers;           /* num_hidden_layers */
+    int n_heads;            /* num_attention_heads */
+    int n_kv_heads;         /* num_key_value_heads (defaults to n_heads) */
+    int head_dim;           /* head_dim (defaults to dim / n_heads) */
+    int vocab_size;         /* vocab_size */
+    int max_seq_len;        /* max_position_embeddings */
+    float rope_theta;       /* rope_theta (default 10000) */
+    float norm_eps;         /* rms_norm_eps (default 1e-5) */
+    bool tied_embeddings;   /* tie_word_embeddings: output head = embedding matrix */
+    bool rope_interleaved;  /* true: rotate pairs (2i, 2i+1) (llama2.c / GGUF); false: HF halves */
+    /* rope_scaling {"rope_type": "llama3", ...}: 0 factor = none */
+    float rope_scale_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_orig_max_pos;
+    int bos_id, eos_id;     /* bos_token_id / eos_token_id (-1 unknown) */
+} lq_config;
+
+typedef enum lq_ckpt_kind {
+    LQ_CKPT_HF_DIR = 0,
+    LQ_CKPT_LLAMA2C = 1,
+} lq_ckpt_kind;
+
+typedef struct lq_checkpoint lq_checkpoint;
+
+/* Open a checkpoint: a directory (Hugging Face) or a llama2.c .bin file, detected by path.
+ * Validates config and every tensor's presence, dtype and shape for the architecture. */
+lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out);
+void lq_checkpoint_close(lq_checkpoint *c);
+
+lq_ckpt_kind lq_checkpoint_kind(const lq_checkpoint *c);
+const char *lq_checkpoint_path(const lq_checkpoint *c);
+const lq_config *lq_checkpoint_config(const lq_checkpoint *c);
+int64_t lq_checkpoint_count(const lq_checkpoint *c);
+/* Tensors in a stable order (file order; for llama2.c, HF order by layer). */
+const lq_tensor *lq_checkpoint_get(const lq_checkpoint *c, int64_t i);
+const lq_tensor *lq_checkpoint_find(const lq_checkpoint *c, const char *name);
+/* Total bytes of the checkpoint's files on disk. */
+uint64_t lq_checkpoint_file_bytes(const lq_checkpoint *c);
+/* Raw JSON text of config.json (HF dirs), NULL for llama2.c. Lets writers carry unknown keys. */
+const char *lq_checkpoint_config_json(const lq_checkpoint *c);
+
+/* Parse an HF config.json (text) into cfg. `path` is used in error messages only. */
+lq_status lq_config_parse_json(const char *json_text, const char *path, lq_config *cfg);
+/* Render cfg as an HF config.json (LlamaForCausalLM); caller frees the returned string. */
+lq_status lq_config_to_json(const lq_config *cfg, char **out_json);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

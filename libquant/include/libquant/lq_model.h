@@ -1,0 +1,72 @@
+/* lq_model.h - a Llama-family model bound to its checkpoint, and the forward pass.
+ *
+ * lq_model holds weight views (lq_weight, one per linear layer) into the checkpoint mapping;
+ * only small derived buffers (norm vectors as f32, RoPE frequencies) are allocated.
+ * lq_session holds everything that changes while running: the KV cache and scratch activations.
+ * Many sessions may share one model.
+ *
+ * Data flow of lq_forward for a batch of n tokens at positions pos..pos+n-1:
+ *   embed rows -> per layer: rmsnorm -> q,k,v = matmul -> rope(q,k) -> append k,v to cache ->
+ *   causal GQA attention -> o matmul -> residual -> rmsnorm -> gate,up matmul -> swiglu ->
+ *   down matmul -> residual -> final rmsnorm -> output head -> logits.
+ * n > 1 (prefill) runs every matmul as one GEMM over the batch; n == 1 (decode) as GEMV.
+ */
+#ifndef LQ_MODEL_H
+#define LQ_MODEL_H
+
+#include "lq_status.h"
+#include "lq_checkpoint.h"
+#include "lq_format.h"
+#include "lq_pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lq_layer {
+    float *attn_norm;   /* (dim) f32 copy of input_layernorm.weight */
+    float *ffn_norm;    /* (dim) f32 copy of post_attention_layernorm.weight */
+    lq_weight wq;       /* (n_heads * head_dim, dim)   self_attn.q_proj */
+    lq_weight wk;       /* (n_kv_heads * head_dim, dim) self_attn.k_proj */
+    lq_weight wv;       /* (n_kv_heads * head_dim, dim) self_attn.v_proj */
+    lq_weight wo;       /* (dim, n_heads * head_dim)   self_attn.o_proj */
+    lq_weight w_gate;   /* (hidden_dim, dim)           mlp.gate_proj */
+    lq_weight w_up;     /* (hidden_dim, dim)           mlp.up_proj */
+    lq_weight w_down;   /* (dim, hidden_dim)           mlp.down_proj */
+} lq_layer;
+
+typedef struct lq_model {
+    lq_config cfg;
+    lq_checkpoint *ckpt;   /* owned: the mapping every view points into */
+    lq_weight tok_emb;     /* (vocab, dim) model.embed_tokens; rows read via the format's dequant */
+    lq_layer *layers;      /* (n_layers) */
+    float *final_norm;     /* (dim) model.norm */
+    lq_weight output;      /* (vocab, dim) lm_head, or tok_emb when tied */
+    float *rope_inv_freq;  /* (head_dim / 2) angle per position of each rotary pair */
+} lq_model;
+
+/* Open a checkpoint (HF directory or llama2.c .bin) and bind its weights. */
+lq_status lq_model_load(const char *path, lq_model **out);
+void lq_model_free(lq_model *m);
+/* Bytes of every weight a decode step reads (all linear layers + one embedding row + norms). */
+uint64_t lq_model_weight_bytes_per_token(const lq_model *m);
+/* Number of parameters of the model (all tensors, tied head counted once). */
+int64_t lq_model_param_count(const lq_model *m);
+
+typedef struct lq_session lq_session;
+
+/* n_ctx <= 0: the model's max_seq_len. pool may be NULL (single thread); it is borrowed. */
+lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out);
+void lq_session_free(lq_session *s);
+int lq_session_n_ctx(const lq_session *s);
+
+/* Run n tokens at positions pos .. pos+n-1 (the cache must hold positions < pos already).
+ * logits: if all_logits, n x vocab floats (one row per token), else vocab floats for the last
+ * token. Returns LQ_ERR_INVALID_ARG if pos + n exceeds n_ctx or a token id is out of range. */
+lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float *logits,
+                     bool all_logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* lq_tokenizer.h - SentencePiece-style BPE (byte fallback) and byte-level BPE tokenizers.
+ *
+ * Two algorithms behind one opaque object:
+ *   - LQ_TOK_SPM: Llama 1/2 family. Text gets the "▁" dummy prefix, spaces become "▁", pieces
+ *     are merged by highest score; characters outside the vocabulary fall back to <0xNN> bytes.
+ *     Loaded from llama2.c tokenizer.bin, HF tokenizer.json (model.type BPE, byte_fallback) or a
+ *     GGUF vocab (tokenizer.ggml.model = "llama").
+ *   - LQ_TOK_BPE_BYTES: GPT-2 / Llama 3 / Qwen / SmolLM. Text is split by the pre-tokenizer regex
+ *     (PCRE2, Unicode classes), bytes are mapped to printable code points, pieces merged by merge
+ *     rank. Loaded from HF tokenizer.json (ByteLevel pre-tokenizer) or GGUF (model = "gpt2").
+ * Special / added tokens (e.g. "<|endoftext|>") are matched verbatim before the model runs when
+ * `parse_special` is set.
+ */
+#ifndef LQ_TOKENIZER_H
+#define LQ_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "lq_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lq_tok_kind {
+    LQ_TOK_SPM = 0,
+    LQ_TOK_BPE_BYTES = 1,
+} lq_tok_kind;
+
+typedef struct lq_tokenizer lq_tokenizer;
+
+/* llama2.c tokenizer.bin: int32 max_token_length, then per token: f32 score, int32 len, bytes.
+ * vocab_size comes from the model header (the file does not store it); ids 0/1/2 are
+ * <unk>/<s>/</s>. */
+lq_status lq_tokenizer_load_llama2c(const char *path, int vocab_size, lq_tokenizer **out);
+/* Hugging Face tokenizer.json (SPM-style BPE with byte_fallback, or ByteLevel BPE). */
+lq_status lq_tokenizer_load_hf_json(const char *path, lq_tokenizer **out);
+/* Vocabulary of a GGUF file (tokenizer.ggml.* keys); tensors are ignored. */
+lq_status lq_tokenizer_load_gguf(const char *path, lq_tokenizer **out);
+/* A model directory: tokenizer.json inside it. */
+lq_status lq_tokenizer_load_dir(const char *dir, lq_tokenizer **out);
+void lq_tokenizer_free(lq_tokenizer *t);
+
+lq_tok_kind lq_tokenizer_kind(const lq_tokenizer *t);
+int lq_tokenizer_vocab_size(const lq_tokenizer *t);
+int lq_tokenizer_bos(const lq_tokenizer *t); /* -1 if none */
+int lq_tokenizer_eos(const lq_tokenizer *t); /* -1 if none */
+/* Whether the model expects BOS first (SPM Llama: yes; GPT-2: no). */
+bool lq_tokenizer_add_bos_default(const lq_tokenizer *t);
+/* Stable 64-bit hash (FNV-1a) of the vocabulary and merges: identifies a tokenizer in files. */
+uint64_t lq_tokenizer_hash(const lq_tokenizer *t);
+
+/* Encode `len` bytes of UTF-8 text. Writes at most `cap` ids to `out`, stores the full count in
+ * *n_out (so a caller can size the buffer with cap = 0 first). add_bos prepends BOS;
+ * parse_special recognizes added/special tokens in the text. Returns LQ_ERR_INVALID_ARG if
+ * cap was too small (ids are truncated, *n_out is the needed size). */
+lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
+                              bool parse_special, int32_t *out, int64_t cap, int64_t *n_out);
+
+/* Bytes of one token as it appears in decoded text ("▁" -> " ", <0x0A> -> "\n", byte-level
+ * code points -> bytes). `prev` is the previous token id or -1: SPM drops the dummy-prefix
+ * space of the first piece after BOS. Returns the length, writes at most cap bytes (no NUL). */
+size_t lq_tokenizer_decode_token(const lq_tokenizer *t, int prev, int id, char *buf, size_t cap);
+/* Decode a sequence to a NUL-terminated string; caller frees *out. Incomplete UTF-8 is kept. */
+lq_status lq_tokenizer_decode(const lq_tokenizer *t, const int32_t *ids, int64_t n, char **out);
+
+/* Raw piece text of a token id as the vocabulary stores it (NULL if out of range). */
+const char *lq_tokenizer_piece(const lq_tokenizer *t, int id);
+
+/* Write an HF tokenizer.json equivalent to this tokenizer (used by quant-convert). */
+lq_status lq_tokenizer_save_hf_json(const lq_tokenizer *t, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

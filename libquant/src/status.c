@@ -1,0 +1,48 @@
+/* status.c - status names and the per-thread last-error message. */
+#include "libquant/lq_status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char g_last_error[1024];
+
+const char *lq_status_name(lq_status s) {
+    static const char *const names[LQ_STATUS_COUNT] = {
+        [LQ_OK] = "ok",
+        [LQ_ERR_IO] = "io",
+        [LQ_ERR_FORMAT] = "format",
+        [LQ_ERR_UNSUPPORTED] = "unsupported",
+        [LQ_ERR_INVALID_ARG] = "invalid-argument",
+        [LQ_ERR_NOMEM] = "out-of-memory",
+        [LQ_ERR_NOT_FOUND] = "not-found",
+        [LQ_ERR_MISMATCH] = "mismatch",
+        [LQ_ERR_EXISTS] = "exists",
+        [LQ_ERR_INTERRUPTED] = "interrupted",
+    };
+    if ((unsigned)s >= LQ_STATUS_COUNT) return "unknown";
+    return names[s];
+}
+
+const char *lq_last_error(void) { return g_last_error; }
+
+lq_status lq_fail(lq_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+int lq_status_exit_code(lq_status s) {
+    switch (s) {
+    case LQ_OK: return 0;
+    case LQ_ERR_INVALID_ARG: return 2;
+    case LQ_ERR_FORMAT:
+    case LQ_ERR_UNSUPPORTED:
+    case LQ_ERR_MISMATCH:
+    case LQ_ERR_NOT_FOUND: return 3;
+    case LQ_ERR_IO:
+    case LQ_ERR_EXISTS: return 4;
+    default: return 1;
+    }
+}

@@ -1,0 +1,50 @@
+/* tensor.c - dtype table and small tensor helpers. */
+#include "libquant/lq_tensor.h"
+
+#include <string.h>
+#include "lq_blocks.h"
+
+static const struct {
+    const char *name;
+    size_t size;
+} g_dtypes[LQ_DTYPE_COUNT] = {
+    [LQ_DTYPE_F32] = {"F32", 4},     [LQ_DTYPE_F16] = {"F16", 2},  [LQ_DTYPE_BF16] = {"BF16", 2},
+    [LQ_DTYPE_F64] = {"F64", 8},     [LQ_DTYPE_I8] = {"I8", 1},    [LQ_DTYPE_U8] = {"U8", 1},
+    [LQ_DTYPE_I16] = {"I16", 2},     [LQ_DTYPE_I32] = {"I32", 4},  [LQ_DTYPE_I64] = {"I64", 8},
+    [LQ_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [LQ_DTYPE_BOOL] = {"BOOL", 1},
+};
+
+size_t lq_dtype_size(lq_dtype t) { return (unsigned)t < LQ_DTYPE_COUNT ? g_dtypes[t].size : 0; }
+
+const char *lq_dtype_name(lq_dtype t) {
+    return (unsigned)t < LQ_DTYPE_COUNT ? g_dtypes[t].name : "?";
+}
+
+bool lq_dtype_parse(const char *s, lq_dtype *out) {
+    for (int i = 0; i < LQ_DTYPE_COUNT; i++) {
+        if (strcmp(s, g_dtypes[i].name) == 0) {
+            *out = (lq_dtype)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+int64_t lq_shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] != 0 && n > INT64_MAX / shape[i]) return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+float lq_tensor_get_f32(const lq_tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case LQ_DTYPE_F32: { float v; memcpy(&v, (const char *)t->data + 4 * i, 4); return v; }
+    case LQ_DTYPE_F16: { uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2); return lq_f16_to_f32(h); }
+    case LQ_DTYPE_BF16: { uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2); return lq_bf16_to_f32(h); }
+    default: return 0.0f;
+    }
+}
