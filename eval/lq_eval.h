@@ -1,0 +1,174 @@
+/* lq_eval.h - evaluation harness: perplexity, greedy generation, speed benchmark, and the small
+ * helpers the user-facing tools (quant-eval, quant-run) share.
+ *
+ * Uses only the public libquant API. Everything returns an lq_status and records a one-line
+ * message with lq_fail(); nothing here exits.
+ */
+#ifndef LQ_EVAL_H
+#define LQ_EVAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "libquant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- text files and units (text.c) ----------------------------------------------------------- */
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (*len excludes the NUL). */
+lq_status lq_text_read_file(const char *path, char **out, size_t *len);
+
+/* One unit of text: a view into the caller's buffer, never owned. */
+typedef struct lq_text_unit {
+    const char *text;
+    size_t len;
+} lq_text_unit;
+
+/* Split text into units: on `separator` when it is non-NULL and non-empty, else on newlines.
+ * Each unit is stripped of surrounding spaces, tabs, CR and LF; empty units are dropped.
+ * *out is a malloc'd array (free() it; may be NULL when *n_out is 0). */
+lq_status lq_text_split(const char *text, size_t len, const char *separator, lq_text_unit **out,
+                        int64_t *n_out);
+
+/* ---- progress bar (progress.c) --------------------------------------------------------------- */
+
+/* A one-line progress bar with ETA on stderr. Draws only when enabled and stderr is a TTY, and
+ * redraws at most a few times a second so it never costs measurable time. */
+typedef struct lq_progress {
+    const char *label;
+    int64_t total;
+    bool active;        /* drawing (enabled and stderr is a TTY) */
+    double t_start;     /* seconds (monotonic) */
+    double t_last_draw;
+} lq_progress;
+
+void lq_progress_begin(lq_progress *p, const char *label, int64_t total, bool enabled);
+void lq_progress_update(lq_progress *p, int64_t done);
+/* Clear the bar line (if one was drawn). */
+void lq_progress_end(lq_progress *p);
+
+/* Monotonic wall clock in seconds. */
+double lq_eval_now(void);
+
+/* ---- resident memory (rss.c) ----------------------------------------------------------------- */
+
+/* Peak resident set size of this process in bytes (max of getrusage ru_maxrss and VmHWM in
+ * /proc/self/status); 0 if neither is available. */
+uint64_t lq_peak_rss_bytes(void);
+
+/* ---- tokenizer for a model (text.c) ---------------------------------------------------------- */
+
+/* The tokenizer that goes with a model: `tok_path` if given (".json": HF tokenizer.json, ".gguf":
+ * GGUF vocab, else llama2.c tokenizer.bin sized by the model's vocab), else tokenizer.json inside
+ * the model directory. A llama2.c .bin model without tok_path is LQ_ERR_INVALID_ARG. A tokenizer
+ * whose ids do not fit the model's vocabulary is LQ_ERR_MISMATCH. */
+lq_status lq_eval_load_tokenizer(const lq_model *m, const char *model_path, const char *tok_path,
+                                 lq_tokenizer **out);
+
+/* ---- perplexity (perplexity.c) --------------------------------------------------------------- */
+
+typedef struct lq_ppl_opts {
+    /* Tokens per chunk (chunked mode) or per piece (per-line mode). <= 0: 512 in chunked mode,
+     * the model's max_seq_len in per-line mode; always capped at max_seq_len. */
+    int n_ctx;
+    /* false: llama.cpp protocol. The whole text is encoded once (BOS first when the tokenizer
+     * wants one) and cut into non-overlapping chunks of n_ctx tokens; each chunk's first token
+     * is replaced by BOS, positions restart at 0, and only the second half is scored
+     * (predictions of tokens n_ctx/2 + 1 .. n_ctx - 1).
+     * true: each unit (line, or text between separators) is encoded with BOS on its own, cut
+     * into pieces of n_ctx tokens each restarting at position 0, and every token after the
+     * first of a piece is scored (the llama2.c reference protocol). */
+    bool per_line;
+    const char *separator;  /* per-line mode: unit separator; NULL/"" = newline */
+    int64_t max_chunks;     /* chunked mode: evaluate at most this many chunks; <= 0 = all */
+    bool progress;          /* progress bar on a TTY stderr */
+} lq_ppl_opts;
+
+typedef struct lq_ppl_result {
+    double ppl;         /* exp(mean NLL) */
+    double ppl_stderr;  /* llama.cpp: ppl * sqrt((E[nll^2] - E[nll]^2) / (n - 1)) */
+    double nll_sum;     /* total NLL, natural log */
+    double nll_mean;
+    int64_t n_scored;   /* predicted tokens */
+    int64_t n_tokens;   /* tokens the text encoded to (all units together in per-line mode) */
+    int64_t n_chunks;   /* chunks (or pieces) evaluated */
+    double seconds;     /* wall time of the forward passes and scoring, excluding tokenization */
+} lq_ppl_result;
+
+/* Perplexity of `text` (len bytes). The pool is borrowed (NULL = single thread). Every chunk is
+ * evaluated with one lq_forward call returning all logits (prefill as GEMM); log-softmax is
+ * computed in double. Empty text, or text too short for one chunk, is LQ_ERR_INVALID_ARG. */
+lq_status lq_eval_perplexity(const lq_model *m, const lq_tokenizer *tok, lq_pool *pool,
+                             const char *text, size_t len, const lq_ppl_opts *opts,
+                             lq_ppl_result *out);
+
+/* Negative log-likelihood -log softmax(logits)[target], computed in double. */
+double lq_eval_nll(const float *logits, int vocab, int target);
+
+/* ---- greedy generation (generate.c) ---------------------------------------------------------- */
+
+/* Called once per generated token with its decoded bytes; return false to stop early. */
+typedef bool (*lq_gen_token_fn)(void *user, int32_t id, const char *bytes, size_t len);
+
+typedef struct lq_gen_result {
+    int64_t n_prompt;     /* tokens prefilled */
+    int64_t n_generated;  /* tokens emitted (EOS not counted) */
+    double prefill_s;     /* seconds of the prompt forward */
+    int64_t n_decode;     /* one-token forwards run (the first token comes from the prefill) */
+    double decode_s;      /* seconds of the one-token forwards */
+    bool hit_eos;
+} lq_gen_result;
+
+/* Greedy (argmax over the tokenizer's ids, lowest id on ties) decoding with session `s` of model
+ * `m`: prefill `prompt` (n_prompt >= 1 tokens, BOS included by the caller) at position 0 with
+ * one forward, then generate up to max_new tokens
+ * one at a time. Stops at EOS (or BOS, which llama2.c models emit at a story's end), at
+ * max_new, or when the session's context is full. `cb` may be NULL. */
+lq_status lq_eval_generate_greedy(const lq_model *m, lq_session *s, const lq_tokenizer *tok,
+                                  const int32_t *prompt, int n_prompt, int max_new,
+                                  lq_gen_token_fn cb, void *user, lq_gen_result *out);
+
+/* Index of the largest of n values (lowest index on ties). */
+int lq_eval_argmax(const float *x, int n);
+
+/* ---- speed benchmark (bench.c) --------------------------------------------------------------- */
+
+typedef struct lq_bench_opts {
+    int n_prompt;       /* prefill: one forward of this many random token ids (default 512) */
+    int n_gen;          /* decode: this many one-token forwards (default 128) */
+    int reps;           /* repetitions; medians are reported (default 5) */
+    uint64_t seed;      /* random token ids */
+    bool progress;
+} lq_bench_opts;
+
+typedef struct lq_bench_stat {
+    double median, min, max;  /* tokens per second */
+} lq_bench_stat;
+
+typedef struct lq_bench_result {
+    lq_bench_stat prefill;    /* zero when n_prompt == 0 */
+    lq_bench_stat decode;     /* zero when n_gen == 0 */
+    uint64_t weight_bytes_per_token;
+    int64_t n_params;
+    uint64_t peak_rss;        /* bytes, after the runs */
+    int threads;
+} lq_bench_result;
+
+/* llama-bench style speed test: after one warm-up of each kind, `reps` prefills and `reps`
+ * decodes on a fresh position 0. n_prompt / n_gen beyond the model's context are
+ * LQ_ERR_INVALID_ARG. */
+lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *opts,
+                        lq_bench_result *out);
+
+/* Median / min / max of n values (sorts a copy). */
+lq_bench_stat lq_bench_summarize(const double *v, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
