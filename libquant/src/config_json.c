@@ -1,0 +1,221 @@
+/* config_json.c - Hugging Face config.json <-> lq_config.
+ *
+ * Defaults follow transformers' LlamaConfig: num_key_value_heads = num_attention_heads,
+ * head_dim = hidden_size / num_attention_heads, rope_theta 10000, rms_norm_eps 1e-6,
+ * max_position_embeddings 2048, tie_word_embeddings false. Only rope_scaling of type "llama3" is
+ * understood; any other scaling would silently change the model, so it is refused.
+ */
+#include "libquant/lq_checkpoint.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Architectures whose config fields and tensor set are exactly Llama's. Mistral differs only by
+ * sliding-window attention, which is irrelevant below the window length. Qwen2 is not listed:
+ * it adds q/k/v biases the engine would ignore. */
+static const char *const g_archs[] = {"LlamaForCausalLM", "MistralForCausalLM"};
+
+/* Integer field: absent -> *out = dflt (or error if required); must be an integer in
+ * [lo, INT_MAX]. Integral reals ("4096.0") are accepted since some exporters write them. */
+static lq_status get_int(const json_t *root, const char *key, const char *path, bool required,
+                         int dflt, int lo, int *out) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        if (required) return lq_fail(LQ_ERR_FORMAT, "%s: missing required key \"%s\"", path, key);
+        *out = dflt;
+        return LQ_OK;
+    }
+    double d;
+    if (json_is_integer(v)) d = (double)json_integer_value(v);
+    else if (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v)) d = json_real_value(v);
+    else return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not an integer", path, key);
+    if (d < lo || d > INT_MAX)
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" = %.0f out of range (must be >= %d)", path, key, d, lo);
+    *out = (int)d;
+    return LQ_OK;
+}
+
+static lq_status get_float(const json_t *root, const char *key, const char *path, float dflt,
+                           float *out) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return LQ_OK;
+    }
+    if (!json_is_number(v)) return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not a number", path, key);
+    double d = json_number_value(v);
+    if (!isfinite(d) || !isfinite((float)d))
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not a finite float", path, key);
+    *out = (float)d;
+    return LQ_OK;
+}
+
+/* bos/eos ids: an integer, or a list whose first entry is used (Llama 3.1 lists several eos). */
+static lq_status get_token_id(const json_t *root, const char *key, const char *path, int *out) {
+    const json_t *v = json_object_get(root, key);
+    if (json_is_array(v)) v = json_array_get(v, 0);
+    if (!v || json_is_null(v)) {
+        *out = -1;
+        return LQ_OK;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT_MAX)
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not a token id", path, key);
+    *out = (int)json_integer_value(v);
+    return LQ_OK;
+}
+
+static lq_status parse_rope_scaling(const json_t *root, const char *path, lq_config *cfg) {
+    const json_t *rs = json_object_get(root, "rope_scaling");
+    if (!rs || json_is_null(rs)) return LQ_OK;
+    if (!json_is_object(rs)) return lq_fail(LQ_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", path);
+    const json_t *type = json_object_get(rs, "rope_type");
+    if (!type) type = json_object_get(rs, "type"); /* older transformers spelling */
+    if (!json_is_string(type))
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"rope_scaling\" has no rope_type", path);
+    if (strcmp(json_string_value(type), "default") == 0) return LQ_OK;
+    if (strcmp(json_string_value(type), "llama3") != 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" is not supported (only llama3)",
+                       path, json_string_value(type));
+    LQ_TRY(get_float(rs, "factor", path, 0.0f, &cfg->rope_scale_factor));
+    LQ_TRY(get_float(rs, "low_freq_factor", path, 1.0f, &cfg->rope_low_freq_factor));
+    LQ_TRY(get_float(rs, "high_freq_factor", path, 4.0f, &cfg->rope_high_freq_factor));
+    LQ_TRY(get_int(rs, "original_max_position_embeddings", path, false, 8192, 1, &cfg->rope_orig_max_pos));
+    if (!(cfg->rope_scale_factor > 0.0f) || !(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
+        return lq_fail(LQ_ERR_FORMAT, "%s: rope_scaling llama3 needs factor > 0 and high_freq_factor > low_freq_factor",
+                       path);
+    return LQ_OK;
+}
+
+static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg) {
+    if (!json_is_object(root)) return lq_fail(LQ_ERR_FORMAT, "%s: not a JSON object", path);
+    const json_t *archs = json_object_get(root, "architectures");
+    const json_t *a0 = json_is_array(archs) ? json_array_get(archs, 0) : NULL;
+    const json_t *mt = json_object_get(root, "model_type");
+    if (json_is_string(a0)) {
+        snprintf(cfg->arch, sizeof cfg->arch, "%s", json_string_value(a0));
+    } else if (json_is_string(mt) && strcmp(json_string_value(mt), "llama") == 0) {
+        snprintf(cfg->arch, sizeof cfg->arch, "LlamaForCausalLM");
+    } else {
+        return lq_fail(LQ_ERR_FORMAT, "%s: no \"architectures\" list (and model_type is not \"llama\")", path);
+    }
+    bool known = false;
+    for (size_t i = 0; i < sizeof g_archs / sizeof g_archs[0]; i++) known |= strcmp(cfg->arch, g_archs[i]) == 0;
+    if (!known) return lq_fail(LQ_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported", path, cfg->arch);
+
+    LQ_TRY(get_int(root, "hidden_size", path, true, 0, 1, &cfg->dim));
+    LQ_TRY(get_int(root, "intermediate_size", path, true, 0, 1, &cfg->hidden_dim));
+    LQ_TRY(get_int(root, "num_hidden_layers", path, true, 0, 1, &cfg->n_layers));
+    LQ_TRY(get_int(root, "num_attention_heads", path, true, 0, 1, &cfg->n_heads));
+    LQ_TRY(get_int(root, "num_key_value_heads", path, false, cfg->n_heads, 1, &cfg->n_kv_heads));
+    LQ_TRY(get_int(root, "vocab_size", path, true, 0, 1, &cfg->vocab_size));
+    LQ_TRY(get_int(root, "max_position_embeddings", path, false, 2048, 1, &cfg->max_seq_len));
+    if (!json_object_get(root, "head_dim") || json_is_null(json_object_get(root, "head_dim"))) {
+        if (cfg->dim % cfg->n_heads != 0)
+            return lq_fail(LQ_ERR_FORMAT, "%s: num_attention_heads %d does not divide hidden_size %d", path,
+                           cfg->n_heads, cfg->dim);
+        cfg->head_dim = cfg->dim / cfg->n_heads;
+    } else {
+        LQ_TRY(get_int(root, "head_dim", path, true, 0, 1, &cfg->head_dim));
+    }
+    if (cfg->n_heads % cfg->n_kv_heads != 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: num_key_value_heads %d does not divide num_attention_heads %d",
+                       path, cfg->n_kv_heads, cfg->n_heads);
+    if (cfg->head_dim % 2 != 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: head_dim %d is odd (RoPE rotates pairs)", path, cfg->head_dim);
+    if ((int64_t)cfg->n_heads * cfg->head_dim > INT_MAX)
+        return lq_fail(LQ_ERR_FORMAT, "%s: num_attention_heads x head_dim overflows", path);
+    LQ_TRY(get_float(root, "rope_theta", path, 10000.0f, &cfg->rope_theta));
+    LQ_TRY(get_float(root, "rms_norm_eps", path, 1e-6f, &cfg->norm_eps));
+    if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
+        return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0 and rms_norm_eps >= 0", path);
+    const json_t *tie = json_object_get(root, "tie_word_embeddings");
+    if (tie && !json_is_boolean(tie))
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", path);
+    cfg->tied_embeddings = json_is_true(tie);
+    /* Our own key (not HF's): a checkpoint whose q/k rows keep llama2.c's interleaved pairs. */
+    cfg->rope_interleaved = json_is_true(json_object_get(root, "rope_interleaved"));
+    LQ_TRY(parse_rope_scaling(root, path, cfg));
+    LQ_TRY(get_token_id(root, "bos_token_id", path, &cfg->bos_id));
+    LQ_TRY(get_token_id(root, "eos_token_id", path, &cfg->eos_id));
+    return LQ_OK;
+}
+
+lq_status lq_config_parse_json(const char *json_text, const char *path, lq_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    if (!path) path = "config.json";
+    json_error_t jerr;
+    json_t *root = json_loads(json_text, 0, &jerr);
+    if (!root)
+        return lq_fail(LQ_ERR_FORMAT, "%s: not valid JSON (line %d col %d: %s)", path, jerr.line,
+                       jerr.column, jerr.text);
+    lq_status st = parse_root(root, path, cfg);
+    json_decref(root);
+    return st;
+}
+
+/* A float as the shortest decimal that reads back as the same float, so 1e-5f is written
+ * "1e-05" and not "9.9999997473787516e-06". */
+static json_t *json_float(float f) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
+    *out_json = NULL;
+    json_t *r = json_object();
+    if (!r) return lq_fail(LQ_ERR_NOMEM, "config.json: out of memory");
+    json_object_set_new(r, "architectures", json_pack("[s]", cfg->arch[0] ? cfg->arch : "LlamaForCausalLM"));
+    json_object_set_new(r, "model_type", json_string("llama"));
+    json_object_set_new(r, "hidden_act", json_string("silu"));
+    json_object_set_new(r, "hidden_size", json_integer(cfg->dim));
+    json_object_set_new(r, "intermediate_size", json_integer(cfg->hidden_dim));
+    json_object_set_new(r, "num_hidden_layers", json_integer(cfg->n_layers));
+    json_object_set_new(r, "num_attention_heads", json_integer(cfg->n_heads));
+    json_object_set_new(r, "num_key_value_heads", json_integer(cfg->n_kv_heads));
+    json_object_set_new(r, "head_dim", json_integer(cfg->head_dim));
+    json_object_set_new(r, "vocab_size", json_integer(cfg->vocab_size));
+    json_object_set_new(r, "max_position_embeddings", json_integer(cfg->max_seq_len));
+    json_object_set_new(r, "rope_theta", json_float(cfg->rope_theta));
+    json_object_set_new(r, "rms_norm_eps", json_float(cfg->norm_eps));
+    json_object_set_new(r, "tie_word_embeddings", json_boolean(cfg->tied_embeddings));
+    json_object_set_new(r, "attention_bias", json_false());
+    json_object_set_new(r, "mlp_bias", json_false());
+    if (cfg->rope_scale_factor > 0.0f) {
+        json_t *rs = json_object();
+        json_object_set_new(rs, "rope_type", json_string("llama3"));
+        json_object_set_new(rs, "factor", json_float(cfg->rope_scale_factor));
+        json_object_set_new(rs, "low_freq_factor", json_float(cfg->rope_low_freq_factor));
+        json_object_set_new(rs, "high_freq_factor", json_float(cfg->rope_high_freq_factor));
+        json_object_set_new(rs, "original_max_position_embeddings", json_integer(cfg->rope_orig_max_pos));
+        json_object_set_new(r, "rope_scaling", rs);
+    } else {
+        json_object_set_new(r, "rope_scaling", json_null());
+    }
+    if (cfg->rope_interleaved) json_object_set_new(r, "rope_interleaved", json_true());
+    if (cfg->bos_id >= 0) json_object_set_new(r, "bos_token_id", json_integer(cfg->bos_id));
+    if (cfg->eos_id >= 0) json_object_set_new(r, "eos_token_id", json_integer(cfg->eos_id));
+    char *text = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(r);
+    if (!text) return lq_fail(LQ_ERR_NOMEM, "config.json: out of memory");
+    /* Hand back a malloc'd copy with a trailing newline (json_dumps uses jansson's allocator). */
+    size_t n = strlen(text);
+    char *out = malloc(n + 2);
+    if (!out) {
+        free(text);
+        return lq_fail(LQ_ERR_NOMEM, "config.json: out of memory");
+    }
+    memcpy(out, text, n);
+    out[n] = '\n';
+    out[n + 1] = 0;
+    free(text);
+    *out_json = out;
+    return LQ_OK;
+}
