@@ -48,6 +48,16 @@ void lq_rope_ref(float *x, int head_dim, int pos, const float *inv_freq, int int
 /* Convert n f16 / bf16 values to f32 (used for embedding rows and norm vectors). */
 void lq_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n);
 void lq_bf16_to_f32_row(const uint16_t *src, float *dst, int64_t n);
+/* Scalar specs of the two above (lq_f16_to_f32 / lq_bf16_to_f32 of lq_blocks.h per element). */
+void lq_f16_to_f32_row_ref(const uint16_t *src, float *dst, int64_t n);
+void lq_bf16_to_f32_row_ref(const uint16_t *src, float *dst, int64_t n);
+/* Convert n f32 values to f16 / bf16, round to nearest even (writers of f16/bf16 tensors).
+ * The _ref twins apply lq_f32_to_f16 / lq_f32_to_bf16 per element and are bit-identical to the
+ * fast path except for NaN payloads (both stay NaN). */
+void lq_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
+void lq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n);
+void lq_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n);
+void lq_f32_to_bf16_row_ref(const float *src, uint16_t *dst, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,27 @@
+/* fmt_bf16_avx2.c - BF16 weights: widen to f32 by a 16-bit shift (exact) + FMA matvec. */
+#include <immintrin.h>
+#include <string.h>
+#include "kern_internal.h"
+
+static inline __m256 bf16_load8(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static inline __m256 bf16_loadn(const uint16_t *p, int64_t k) {
+    uint16_t t[8] = {0};
+    memcpy(t, p, (size_t)k * sizeof *p);
+    return bf16_load8(t);
+}
+
+#define MV_NAME lq_matvec_bf16_avx2
+#define MV_T uint16_t
+#define MV_LOAD8(p) bf16_load8(p)
+#define MV_LOADN(p, k) bf16_loadn((p), (k))
+#include "matvec_avx2_tmpl.h"
+
+void lq_dequant_bf16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out) {
+    for (int64_t r = r0; r < r1; r++)
+        lq_bf16_to_f32_row_avx2((const uint16_t *)((const char *)w->data + (size_t)r * w->row_bytes),
+                                out + (size_t)(r - r0) * (size_t)w->cols, w->cols);
+}

@@ -1,0 +1,119 @@
+/* matmul.c - Y = X W^T for any weight format (lq_ops.h lq_matmul / lq_matmul_ref).
+ *
+ * n == 1 (decode): memory bound. The format's matvec runs over row blocks, several blocks per
+ * thread so a thread that starts late (or shares its core) does not leave the rest idle; block
+ * sizes are multiples of 16 rows so each block fills whole 4-row groups of the AVX2 kernel and
+ * writes whole 64-byte lines of y (no false sharing between threads).
+ * n > 1 (prefill): compute bound. Each task takes a tile of rows of W, dequantizes it into the
+ * thread's scratch (F32 is used in place) and multiplies with sgemm: Y[:, tile] = X . tile^T.
+ * OpenBLAS is pinned to one thread because the pool already uses every core.
+ */
+#include <pthread.h>
+#include <stddef.h>
+
+#include "lq_ops.h"
+#ifdef LQ_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#define MM_ROW_ALIGN 16                /* rows per block are a multiple of this */
+#define MM_TASKS_PER_THREAD 8          /* matvec blocks per thread, for load balance */
+#define MM_TILE_BYTES (256 * 1024)     /* dequantized W tile: stays in L2 during its sgemm */
+
+typedef struct mm_ctx {
+    const lq_weight *w;
+    const lq_wfmt_traits *t;
+    lq_pool *pool;
+    const float *X;    /* (n, cols) */
+    float *Y;          /* (n, rows) */
+    int64_t n;
+    int64_t block;     /* rows per task */
+} mm_ctx;
+
+static int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static void matvec_task(void *vctx, int64_t task, int tid) {
+    (void)tid;
+    const mm_ctx *c = vctx;
+    const int64_t r0 = task * c->block, r1 = min64(c->w->rows, r0 + c->block);
+    c->t->matvec(c->w, c->X, c->Y + r0, r0, r1);
+}
+
+#ifdef LQ_HAVE_OPENBLAS
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+#endif
+
+/* Y[t][r0 .. r0+nr) for every t, from the f32 tile B (nr rows, leading dimension ldb). */
+static void tile_product(const mm_ctx *c, const float *B, int64_t ldb, int64_t r0, int64_t nr) {
+    const int64_t rows = c->w->rows, cols = c->w->cols;
+#ifdef LQ_HAVE_OPENBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->n, (int)nr, (int)cols, 1.0f,
+                c->X, (int)cols, B, (int)ldb, 0.0f, c->Y + r0, (int)rows);
+#else
+    /* Blocked loop: the tile is an F32 matrix; its matvec shares each x load over 4 rows. */
+    const lq_weight tile = {.fmt = LQ_WFMT_F32, .rows = nr, .cols = cols, .data = B,
+                            .row_bytes = (size_t)ldb * sizeof(float)};
+    const lq_wfmt_traits *f32 = lq_wfmt_get(LQ_WFMT_F32);
+    for (int64_t t = 0; t < c->n; t++)
+        f32->matvec(&tile, c->X + (size_t)t * (size_t)cols, c->Y + (size_t)t * (size_t)rows + r0, 0, nr);
+#endif
+}
+
+static void gemm_task(void *vctx, int64_t task, int tid) {
+    const mm_ctx *c = vctx;
+    const lq_weight *w = c->w;
+    const int64_t rows = w->rows, cols = w->cols;
+    const int64_t r0 = task * c->block, nr = min64(rows, r0 + c->block) - r0;
+    if (w->fmt == LQ_WFMT_F32 && w->row_bytes % sizeof(float) == 0) {
+        /* Already f32 in memory: multiply the mapping directly, no copy. */
+        tile_product(c, (const float *)((const char *)w->data + (size_t)r0 * w->row_bytes),
+                     (int64_t)(w->row_bytes / sizeof(float)), r0, nr);
+        return;
+    }
+    float *tile = lq_pool_scratch(c->pool, tid, (size_t)nr * (size_t)cols * sizeof(float));
+    if (!tile) {
+        /* No memory for the tile: still produce the right answer, one matvec per token. */
+        for (int64_t t = 0; t < c->n; t++)
+            c->t->matvec(w, c->X + (size_t)t * (size_t)cols, c->Y + (size_t)t * (size_t)rows + r0,
+                         r0, r0 + nr);
+        return;
+    }
+    c->t->dequant(w, r0, r0 + nr, tile);
+    tile_product(c, tile, cols, r0, nr);
+}
+
+void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y) {
+    if (!w || n <= 0 || w->rows <= 0) return;
+    const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
+    if (!t) return;
+    const int64_t rows = w->rows, cols = w->cols;
+    const int nth = lq_pool_size(pool);
+    mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
+    if (n == 1) {
+        if (nth == 1) { t->matvec(w, X, Y, 0, rows); return; }
+        c.block = max64(MM_ROW_ALIGN,
+                        round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
+                                 MM_ROW_ALIGN));
+        lq_pool_run(pool, matvec_task, &c, (rows + c.block - 1) / c.block);
+        return;
+    }
+#ifdef LQ_HAVE_OPENBLAS
+    pthread_once(&g_blas_once, blas_single_thread);
+#endif
+    /* Tile: as many rows as fit MM_TILE_BYTES, but at least 2 tiles per thread. */
+    int64_t by_cache = MM_TILE_BYTES / (max64(cols, 1) * (int64_t)sizeof(float));
+    int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
+    c.block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
+    lq_pool_run(pool, gemm_task, &c, (rows + c.block - 1) / c.block);
+}
+
+void lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y) {
+    if (!w || n <= 0) return;
+    const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
+    if (!t) return;
+    for (int64_t i = 0; i < n; i++)
+        t->matvec_ref(w, X + (size_t)i * (size_t)w->cols, Y + (size_t)i * (size_t)w->rows, 0, w->rows);
+}

@@ -1,0 +1,47 @@
+/* ops_dispatch.c - the unsuffixed lq_ops.h kernels: fast path when the CPU has it, else _ref. */
+#include "kern_internal.h"
+#include "lq_ops.h"
+
+void lq_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps) {
+    if (lq_cpu_has_avx2()) lq_rmsnorm_avx2(out, x, weight, n, eps);
+    else lq_rmsnorm_ref(out, x, weight, n, eps);
+}
+
+float lq_dot_f32(const float *a, const float *b, int64_t n) {
+    return lq_cpu_has_avx2() ? lq_dot_f32_avx2(a, b, n) : lq_dot_f32_ref(a, b, n);
+}
+
+void lq_axpy_f32(float *y, float a, const float *x, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_axpy_f32_avx2(y, a, x, n);
+    else lq_axpy_f32_ref(y, a, x, n);
+}
+
+void lq_softmax(float *x, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_softmax_avx2(x, n);
+    else lq_softmax_ref(x, n);
+}
+
+void lq_swiglu(float *gate, const float *up, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_swiglu_avx2(gate, up, n);
+    else lq_swiglu_ref(gate, up, n);
+}
+
+void lq_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_f16_to_f32_row_avx2(src, dst, n);
+    else lq_f16_to_f32_row_ref(src, dst, n);
+}
+
+void lq_bf16_to_f32_row(const uint16_t *src, float *dst, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_bf16_to_f32_row_avx2(src, dst, n);
+    else lq_bf16_to_f32_row_ref(src, dst, n);
+}
+
+void lq_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_f32_to_f16_row_avx2(src, dst, n);
+    else lq_f32_to_f16_row_ref(src, dst, n);
+}
+
+void lq_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n) {
+    if (lq_cpu_has_avx2()) lq_f32_to_bf16_row_avx2(src, dst, n);
+    else lq_f32_to_bf16_row_ref(src, dst, n);
+}
