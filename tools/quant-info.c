@@ -1,0 +1,136 @@
+/* quant-info - describe a checkpoint: architecture, config, every tensor, size, bits per weight.
+ *
+ *   quant-info PATH [--json]
+ */
+#include "ckpt_tool_util.h"
+
+#include <jansson.h>
+
+#define TOOL "quant-info"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " TOOL " PATH [--json]\n"
+            "\n"
+            "Print a checkpoint's architecture and config, then every tensor (name, shape, dtype,\n"
+            "bytes), the parameter count, the weight-file size and the bits per weight\n"
+            "(file bytes * 8 / parameters).\n"
+            "\n"
+            "  PATH     Hugging Face directory (config.json + *.safetensors) or llama2.c .bin\n"
+            "  --json   one JSON object on stdout instead of text\n"
+            "  --help   this text\n"
+            "\n"
+            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+}
+
+static void shape_str(const lq_tensor *t, char *buf, size_t cap) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, cap - k, "[");
+    for (int i = 0; i < t->ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+}
+
+static int64_t param_count(const lq_checkpoint *c) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) n += lq_tensor_numel(lq_checkpoint_get(c, i));
+    return n;
+}
+
+static void print_text(const lq_checkpoint *c) {
+    const lq_config *g = lq_checkpoint_config(c);
+    printf("path: %s\n", lq_checkpoint_path(c));
+    printf("format: %s\n", lq_checkpoint_kind(c) == LQ_CKPT_HF_DIR ? "hf-safetensors" : "llama2c");
+    printf("architecture: %s\n", g->arch);
+    printf("dim %d, hidden_dim %d, layers %d, heads %d, kv_heads %d, head_dim %d, vocab %d, max_seq_len %d\n",
+           g->dim, g->hidden_dim, g->n_layers, g->n_heads, g->n_kv_heads, g->head_dim, g->vocab_size,
+           g->max_seq_len);
+    printf("rope_theta %g, norm_eps %g, tied_embeddings %s, rope_interleaved %s, bos %d, eos %d\n",
+           (double)g->rope_theta, (double)g->norm_eps, g->tied_embeddings ? "true" : "false",
+           g->rope_interleaved ? "true" : "false", g->bos_id, g->eos_id);
+    if (g->rope_scale_factor > 0)
+        printf("rope_scaling llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original_max_pos %d\n",
+               (double)g->rope_scale_factor, (double)g->rope_low_freq_factor, (double)g->rope_high_freq_factor,
+               g->rope_orig_max_pos);
+    printf("tensors: %lld\n", (long long)lq_checkpoint_count(c));
+    char shp[128];
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        shape_str(t, shp, sizeof shp);
+        printf("  %-52s %-16s %-8s %12zu\n", t->name, shp, lq_dtype_name(t->dtype), t->nbytes);
+    }
+    int64_t params = param_count(c);
+    uint64_t bytes = lq_checkpoint_file_bytes(c);
+    printf("parameters: %lld\n", (long long)params);
+    printf("file bytes: %llu\n", (unsigned long long)bytes);
+    printf("bits per weight: %.3f\n", params > 0 ? (double)bytes * 8.0 / (double)params : 0.0);
+}
+
+static int print_json(const lq_checkpoint *c) {
+    const lq_config *g = lq_checkpoint_config(c);
+    char *cfg_text;
+    lq_status s = lq_config_to_json(g, &cfg_text);
+    if (s != LQ_OK) return tool_fail(TOOL, "cannot render config", lq_checkpoint_path(c), s);
+    json_t *cfg = json_loads(cfg_text, 0, NULL);
+    free(cfg_text);
+    json_t *tensors = json_array();
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        json_array_append_new(tensors, json_pack("{s:s, s:o, s:s, s:I}", "name", t->name, "shape", shape,
+                                                 "dtype", lq_dtype_name(t->dtype), "bytes", (json_int_t)t->nbytes));
+    }
+    int64_t params = param_count(c);
+    uint64_t bytes = lq_checkpoint_file_bytes(c);
+    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:f}", "path", lq_checkpoint_path(c), "format",
+                             lq_checkpoint_kind(c) == LQ_CKPT_HF_DIR ? "hf-safetensors" : "llama2c",
+                             "architecture", g->arch, "config", cfg ? cfg : json_null(), "tensors", tensors,
+                             "parameters", (json_int_t)params, "file_bytes", (json_int_t)bytes,
+                             "bits_per_weight", params > 0 ? (double)bytes * 8.0 / (double)params : 0.0);
+    if (!root) return tool_fail(TOOL, "cannot render JSON", lq_checkpoint_path(c), lq_fail(LQ_ERR_NOMEM, "out of memory"));
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("\n");
+    json_decref(root);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    bool as_json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = true;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, TOOL ": error: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, TOOL ": error: more than one PATH (%s)\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, TOOL ": error: missing PATH\n");
+        usage(stderr);
+        return 2;
+    }
+    lq_checkpoint *c;
+    lq_status s = lq_checkpoint_open(path, &c);
+    if (s != LQ_OK) return tool_fail(TOOL, "cannot open checkpoint", path, s);
+    int rc = 0;
+    if (as_json) rc = print_json(c);
+    else print_text(c);
+    lq_checkpoint_close(c);
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, TOOL ": error: cannot write output (stdout): %s\n", strerror(errno));
+        return 4;
+    }
+    return rc;
+}
