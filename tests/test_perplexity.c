@@ -144,9 +144,11 @@ Test(perplexity, chunked_protocol_counts, .init = paths) {
                  lq_last_error());
     cr_expect_eq(r.n_chunks, r.n_tokens / 128);
     cr_expect_eq(r.n_scored, r.n_chunks * (128 - 64 - 1));
-    /* The text is ~1.8k tokens of the model's own training distribution: the scored halves
-     * have at least 64 tokens of context, so PPL lands near the per-story reference. */
-    cr_expect(r.ppl > 2.0 && r.ppl < 6.0, "PPL %.4f", r.ppl);
+    /* No external number exists for this protocol on this text (chunks cut stories mid-way and
+     * the literal "<|endoftext|>" is scored as text), so only bound it: a trained model must
+     * beat uniform guessing over its 512-token vocabulary by a wide margin. */
+    cr_expect(r.ppl > 1.0 && r.ppl < 512.0 / 8, "PPL %.4f", r.ppl);
+    cr_expect(r.ppl_stderr > 0);
     o.max_chunks = 2;
     cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK);
     cr_expect_eq(r.n_chunks, 2);
