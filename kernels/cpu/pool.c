@@ -27,7 +27,7 @@
 #endif
 
 /* ~ tens of microseconds of polling before a worker or the caller goes to sleep. */
-#define LQ_POOL_SPIN 20000
+#define LQ_POOL_SPIN 4000
 
 /* One per thread, padded so two threads' scratch descriptors never share a cache line. */
 typedef struct lq_scratch {
