@@ -223,13 +223,13 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         printf("model: %s (%s, dim %d, %d layers, vocab %d, %.1f M params), %d threads\n",
                a->model, c->arch, c->dim, c->n_layers, c->vocab_size, r.n_params / 1e6,
                r.threads);
-        printf("| test   |  tokens |  median tok/s |     min |     max |\n");
-        printf("| ------ | ------: | ------------: | ------: | ------: |\n");
+        printf("| test   |  tokens |  median tok/s |     min tok/s |     max tok/s |\n");
+        printf("| ------ | ------: | ------------: | ------------: | ------------: |\n");
         if (a->n_prompt > 0)
-            printf("| pp%-4d | %7d | %13.2f | %7.2f | %7.2f |\n", a->n_prompt, a->n_prompt,
+            printf("| pp%-4d | %7d | %13.2f | %13.2f | %13.2f |\n", a->n_prompt, a->n_prompt,
                    r.prefill.median, r.prefill.min, r.prefill.max);
         if (a->n_gen > 0)
-            printf("| tg%-4d | %7d | %13.2f | %7.2f | %7.2f |\n", a->n_gen, a->n_gen,
+            printf("| tg%-4d | %7d | %13.2f | %13.2f | %13.2f |\n", a->n_gen, a->n_gen,
                    r.decode.median, r.decode.min, r.decode.max);
         printf("peak RSS: %.1f MiB\n", r.peak_rss / (1024.0 * 1024.0));
         printf("weight bytes/token: %.1f MB; decode reads %.2f GB/s; measured read bandwidth "
