@@ -1,0 +1,168 @@
+/* bench_kernels.c - CPU kernel benchmark: matvec GB/s (fast vs ref) against measured memory
+ * bandwidth, the prefill sgemm path against a loop of matvecs, and lq_pool_run overhead.
+ *
+ * usage: bench_kernels [threads=2] [bandwidth_MB=512]
+ *
+ * Decode reads every weight once per token, so a matvec's figure of merit is bytes of W per
+ * second divided by what a plain read-only pass achieves on the same machine in the same run.
+ * Each timed pass walks enough copies of the matrix (>= 256 MB in all) that nothing is served
+ * from the 32 MB L3, as in a real forward pass where every layer's weights are distinct.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lq_bandwidth.h"
+#include "lq_blocks.h"
+#include "lq_format.h"
+#include "lq_ops.h"
+#include "lq_pool.h"
+
+#define COLD_BYTES (256u << 20)
+#define RUNS 7
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return (n & 1) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint32_t g_rng = 12345u;
+static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
+
+typedef struct bench_w {
+    lq_weight *w;  /* (copies) views */
+    void *buf;
+    int copies;
+} bench_w;
+
+static bench_w make_copies(lq_wfmt fmt, int64_t rows, int64_t cols, size_t min_total) {
+    size_t es = fmt == LQ_WFMT_F32 ? 4 : 2;
+    size_t bytes = (size_t)(rows * cols) * es;
+    bench_w b = {.copies = (int)((min_total + bytes - 1) / bytes)};
+    if (b.copies < 1) b.copies = 1;
+    b.buf = aligned_alloc(64, ((bytes * (size_t)b.copies) + 63) & ~(size_t)63);
+    b.w = calloc((size_t)b.copies, sizeof *b.w);
+    if (!b.buf || !b.w) { fprintf(stderr, "bench_kernels: out of memory\n"); exit(1); }
+    for (size_t i = 0; i < bytes * (size_t)b.copies / es; i++) {
+        float v = rnd();
+        if (fmt == LQ_WFMT_F32) ((float *)b.buf)[i] = v;
+        else if (fmt == LQ_WFMT_F16) ((uint16_t *)b.buf)[i] = lq_f32_to_f16(v);
+        else ((uint16_t *)b.buf)[i] = lq_f32_to_bf16(v);
+    }
+    for (int c = 0; c < b.copies; c++)
+        b.w[c] = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols,
+                             .data = (char *)b.buf + (size_t)c * bytes, .row_bytes = (size_t)cols * es};
+    return b;
+}
+
+static void free_copies(bench_w *b) { free(b->buf); free(b->w); }
+
+/* ref matvec split over the pool exactly like lq_matmul splits the fast one */
+typedef struct ref_ctx { const lq_weight *w; const float *x; float *y; int64_t block; } ref_ctx;
+static void ref_task(void *v, int64_t task, int tid) {
+    (void)tid;
+    ref_ctx *c = v;
+    int64_t r0 = task * c->block, r1 = r0 + c->block < c->w->rows ? r0 + c->block : c->w->rows;
+    lq_wfmt_get(c->w->fmt)->matvec_ref(c->w, c->x, c->y + r0, r0, r1);
+}
+
+/* Median GB/s of W bytes over RUNS passes through every copy. */
+static double time_matvec(lq_pool *pool, const bench_w *b, const float *x, float *y, int ref) {
+    double gbs[RUNS];
+    const double bytes = (double)b->w[0].rows * (double)b->w[0].row_bytes * b->copies;
+    int nth = lq_pool_size(pool);
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now_s();
+        for (int c = 0; c < b->copies; c++) {
+            if (!ref) { lq_matmul(pool, &b->w[c], x, 1, y); continue; }
+            ref_ctx rc = {.w = &b->w[c], .x = x, .y = y};
+            rc.block = ((b->w[c].rows + nth * 8 - 1) / (nth * 8) + 15) / 16 * 16;
+            lq_pool_run(pool, ref_task, &rc, (b->w[c].rows + rc.block - 1) / rc.block);
+        }
+        gbs[r] = bytes / (now_s() - t0) * 1e-9;
+    }
+    return median(gbs, RUNS);
+}
+
+static void noop_task(void *ctx, int64_t task, int tid) { (void)ctx; (void)task; (void)tid; }
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    size_t bw_mb = argc > 2 ? (size_t)atoll(argv[2]) : 512;
+    lq_pool *pool = lq_pool_create(threads);
+    if (!pool) { fprintf(stderr, "bench_kernels: cannot create a pool of %d threads\n", threads); return 1; }
+    printf("# bench_kernels: threads=%d avx2=%d\n", lq_pool_size(pool), lq_cpu_has_avx2());
+
+    /* pool overhead: empty runs, the per-matmul fixed cost of decode */
+    {
+        double t[RUNS];
+        for (int r = 0; r < RUNS; r++) {
+            double t0 = now_s();
+            for (int i = 0; i < 10000; i++) lq_pool_run(pool, noop_task, NULL, 16);
+            t[r] = (now_s() - t0) / 10000 * 1e6;
+        }
+        printf("pool_run overhead (16 empty tasks): %.2f us\n", median(t, RUNS));
+    }
+
+    double bw = lq_measure_read_bandwidth(pool, bw_mb << 20, 5);
+    printf("measured read bandwidth (%zu MB, %d threads, median of 5): %.2f GB/s\n\n", bw_mb,
+           lq_pool_size(pool), bw);
+
+    const int64_t shapes[][2] = {{768, 768}, {2048, 768}, {32000, 768}};
+    const lq_wfmt fmts[] = {LQ_WFMT_F32, LQ_WFMT_F16, LQ_WFMT_BF16};
+    printf("%-5s %-11s %6s %10s %10s %8s %10s\n", "fmt", "rows x cols", "copies", "fast GB/s",
+           "ref GB/s", "fast/ref", "fast/bw");
+    float *x = malloc(768 * sizeof(float)), *y = malloc(32000 * sizeof(float));
+    for (int i = 0; i < 768; i++) x[i] = rnd();
+    for (size_t f = 0; f < 3; f++) {
+        for (size_t s = 0; s < 3; s++) {
+            bench_w b = make_copies(fmts[f], shapes[s][0], shapes[s][1], COLD_BYTES);
+            double fast = time_matvec(pool, &b, x, y, 0);
+            double ref = time_matvec(pool, &b, x, y, 1);
+            printf("%-5s %5lldx%-5lld %6d %10.2f %10.2f %8.2f %10.2f\n", lq_wfmt_get(fmts[f])->name,
+                   (long long)shapes[s][0], (long long)shapes[s][1], b.copies, fast, ref, fast / ref,
+                   fast / bw);
+            free_copies(&b);
+        }
+    }
+
+    /* prefill: one n=512 matmul (tiled sgemm) vs 512 matvecs over the same weight */
+    printf("\nprefill n=512, 2048x768: sgemm path vs loop of matvecs\n");
+    printf("%-5s %12s %12s %8s\n", "fmt", "gemm GFLOP/s", "mv GFLOP/s", "speedup");
+    const int64_t n = 512, rows = 2048, cols = 768;
+    float *X = malloc((size_t)(n * cols) * sizeof(float)), *Y = malloc((size_t)(n * rows) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) X[i] = rnd();
+    for (size_t f = 0; f < 3; f++) {
+        bench_w b = make_copies(fmts[f], rows, cols, 0);
+        double tg[RUNS], tm[RUNS];
+        for (int r = 0; r < RUNS; r++) {
+            double t0 = now_s();
+            lq_matmul(pool, &b.w[0], X, n, Y);
+            tg[r] = now_s() - t0;
+            t0 = now_s();
+            for (int64_t t = 0; t < n; t++) lq_matmul(pool, &b.w[0], X + t * cols, 1, Y + t * rows);
+            tm[r] = now_s() - t0;
+        }
+        double flop = 2.0 * (double)n * (double)rows * (double)cols;
+        double g = flop / median(tg, RUNS) * 1e-9, m = flop / median(tm, RUNS) * 1e-9;
+        printf("%-5s %12.1f %12.1f %8.2f\n", lq_wfmt_get(fmts[f])->name, g, m, g / m);
+        free_copies(&b);
+    }
+    free(X); free(Y); free(x); free(y);
+    lq_pool_free(pool);
+    return 0;
+}
