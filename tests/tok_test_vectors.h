@@ -1,0 +1,85 @@
+/* tok_test_vectors.h - llama.cpp tokenizer test vectors (tests/test-tokenizer-0 layout):
+ * `.inp` holds the cases, each followed by a line "__ggml_vocab_test__" (the newline before the
+ * separator is not part of the case); `.out` holds one line of space-separated ids per case,
+ * without BOS. */
+#ifndef TOK_TEST_VECTORS_H
+#define TOK_TEST_VECTORS_H
+
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq_tokenizer.h"
+#include "lq_test_util.h"
+
+typedef struct tok_case {
+    const char *text;
+    size_t len;
+    int32_t ids[1024];
+    int n;
+} tok_case;
+
+/* Parse both files; returns the number of cases (cases[] and *inp_buf are malloc'd). */
+static inline int tok_vectors_load(const char *inp_path, const char *out_path, tok_case **cases, char **inp_buf) {
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    size_t il = 0, ol = 0;
+    char *inp = lq_test_read_file(inp_path, &il), *out = lq_test_read_file(out_path, &ol);
+    cr_assert(inp && out, "cannot read %s / %s", inp_path, out_path);
+    int cap = 128, n = 0;
+    tok_case *c = calloc((size_t)cap, sizeof *c);
+    char *p = inp, *q = out;
+    /* the first case starts at offset 0; each ends where "\n__ggml_vocab_test__\n" begins, except an
+     * empty first case which is directly followed by the separator line */
+    while (p < inp + il && n < cap) {
+        char *e = strstr(p, sep);
+        if (!e) break;
+        c[n].text = p;
+        c[n].len = (size_t)(e - p);
+        char *eol = strchr(q, '\n');
+        cr_assert(eol, "%s: missing line for case %d", out_path, n);
+        *eol = 0;
+        char *s = q;
+        while (*s) {
+            char *end;
+            long v = strtol(s, &end, 10);
+            if (end == s) break;
+            cr_assert(c[n].n < 1024);
+            c[n].ids[c[n].n++] = (int32_t)v;
+            s = end;
+        }
+        q = eol + 1;
+        p = e + strlen(sep);
+        n++;
+    }
+    free(out);
+    *cases = c;
+    *inp_buf = inp;
+    return n;
+}
+
+/* Encode every case (no BOS, parse_special as test-tokenizer-0 does) and compare. */
+static inline void tok_vectors_check(const lq_tokenizer *t, const char *inp_path, const char *out_path,
+                                     const char *what) {
+    tok_case *c;
+    char *inp;
+    int n = tok_vectors_load(inp_path, out_path, &c, &inp);
+    cr_assert_geq(n, 40, "%s: only %d cases parsed", inp_path, n);
+    int32_t got[4096];
+    for (int i = 0; i < n; i++) {
+        int64_t m = 0;
+        lq_status s = lq_tokenizer_encode(t, c[i].text, c[i].len, false, true, got, 4096, &m);
+        cr_assert_eq(s, LQ_OK, "%s case %d: %s", what, i, lq_last_error());
+        int first_bad = -1;
+        for (int k = 0; k < m && k < c[i].n; k++)
+            if (got[k] != c[i].ids[k]) { first_bad = k; break; }
+        cr_expect(m == c[i].n && first_bad < 0,
+                  "%s case %d ('%.*s'): %lld ids vs %d expected; first mismatch at %d (got %d, want %d)", what, i,
+                  (int)c[i].len, c[i].text, (long long)m, c[i].n, first_bad, first_bad >= 0 ? got[first_bad] : -1,
+                  first_bad >= 0 ? c[i].ids[first_bad] : -1);
+    }
+    free(c);
+    free(inp);
+}
+
+#endif
