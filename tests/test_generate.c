@@ -66,7 +66,7 @@ Test(generate, greedy_bin_matches_llama2c_sample, .init = paths) {
 Test(generate, greedy_hf_dir_matches_llama2c_sample, .init = paths) {
     char tmpl[] = "/tmp/lq_test_gen_XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
-    char dir[1100], tool[1024], cmd[4096];
+    char dir[64], tool[1024], cmd[8192];
     snprintf(dir, sizeof dir, "%s/stories260K", tmpl);
     lq_test_tool("quant-convert", tool, sizeof tool);
     snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
