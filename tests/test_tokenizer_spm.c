@@ -187,8 +187,7 @@ Test(spm, wikitext_speed, .timeout = 120) {
     cr_assert_eq(lq_tokenizer_encode(t, text, len, true, false, NULL, 0, &n), LQ_ERR_INVALID_ARG);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
-    /* HF's Llama-2 tokenizer gives ~338k tokens for this text (BOS + 338535 is commonly quoted
-     * as 341469 for the llama.cpp join); keep a loose sanity range, the speed is the point */
+    /* we have no external token count for this file: a loose sanity range; the speed is the point */
     cr_assert(n > 300000 && n < 400000, "%lld tokens", (long long)n);
 #ifdef NDEBUG
     cr_assert_lt(sec, 2.0, "encoding WikiText-2 took %.2f s", sec);
