@@ -75,7 +75,13 @@ static json_t *str_pair(const lq_tokenizer *t, int32_t l, int32_t r) {
     return j;
 }
 
-#define J(x) ((x) ? (x) : (ok = false, json_null()))
+/* A jansson constructor's result, or json_null() with ok cleared if it failed (evaluates x once). */
+static json_t *chk(json_t *x, bool *ok) {
+    if (x) return x;
+    *ok = false;
+    return json_null();
+}
+#define J(x) chk((x), &ok)
 
 static json_t *build(const lq_tokenizer *t, bool *okp) {
     bool ok = true;
