@@ -97,10 +97,10 @@ lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file) {
     if (vocab < 0 && vocab != INT32_MIN) vocab = -vocab;
     if (dim <= 0 || hidden <= 0 || nl <= 0 || nh <= 0 || nkv <= 0 || vocab <= 0 || seq <= 0)
         return lq_fail(LQ_ERR_FORMAT,
-                       "%s: header has a non-positive size (dim %d hidden %d layers %d heads %d kv %d vocab %d seq %d)",
+                       "%s: not a llama2.c checkpoint: header has a non-positive size (dim %d hidden %d layers %d heads %d kv %d vocab %d seq %d)",
                        file, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
     if (dim % nh != 0 || nh % nkv != 0 || (dim / nh) % 2 != 0)
-        return lq_fail(LQ_ERR_FORMAT, "%s: header: heads %d / kv heads %d do not divide dim %d into even heads",
+        return lq_fail(LQ_ERR_FORMAT, "%s: not a llama2.c checkpoint: header heads %d / kv heads %d do not divide dim %d into even heads",
                        file, nh, nkv, dim);
     int hd = dim / nh;
     int64_t kv_dim = (int64_t)nkv * hd;
