@@ -19,6 +19,9 @@
 #define MM_ROW_ALIGN 16                /* rows per block are a multiple of this */
 #define MM_TASKS_PER_THREAD 8          /* matvec blocks per thread, for load balance */
 #define MM_TILE_BYTES (256 * 1024)     /* dequantized W tile: stays in L2 during its sgemm */
+/* Below this many multiply-adds a matmul takes a few microseconds on one core, about what waking
+ * and joining the other threads costs, so it stays on the caller (tiny models, small heads). */
+#define MM_MIN_PARALLEL_MACS (64 * 1024)
 
 typedef struct mm_ctx {
     const lq_weight *w;
@@ -90,6 +93,7 @@ void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, flo
     const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
     if (!t) return;
     const int64_t rows = w->rows, cols = w->cols;
+    if (n * rows * cols < MM_MIN_PARALLEL_MACS) pool = NULL;
     const int nth = lq_pool_size(pool);
     mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
     if (n == 1) {

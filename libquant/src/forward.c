@@ -11,6 +11,8 @@
 
 #include "lq_ops.h"
 
+#define ATTN_MIN_PARALLEL_MACS (64 * 1024)
+
 struct lq_session {
     const lq_model *m;
     lq_pool *pool;        /* borrowed */
@@ -162,7 +164,11 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
                             c->rope_interleaved);
         }
         attn_job job = {.s = s, .kc = kc, .vc = vc, .pos = pos};
-        lq_pool_run(s->pool, attn_task, &job, (int64_t)n * c->n_heads);
+        /* Attention of a short context in a small model is a few microseconds: not worth a
+         * thread wake-up. Each thread owns one row of att_scratch, indexed by tid. */
+        int64_t attn_macs = (int64_t)n * c->n_heads * (pos + n) * hd * 2;
+        lq_pool_run(attn_macs < ATTN_MIN_PARALLEL_MACS ? NULL : s->pool, attn_task, &job,
+                    (int64_t)n * c->n_heads);
         lq_matmul(s->pool, &L->wo, s->att, n, s->xb);
         add_rows(s->x, s->xb, n * dim);
 
