@@ -180,3 +180,24 @@ Test(bpe, load_dir) {
     cr_assert_eq(lq_tokenizer_vocab_size(t), 50257);
     lq_tokenizer_free(t);
 }
+
+/* Both loaders against the canonical HF gpt2 vocab.json (a separate external file). */
+#include <jansson.h>
+Test(bpe, pieces_match_vocab_json) {
+    char p[1024];
+    json_error_t err;
+    json_t *v = json_load_file(lq_test_shared(GPT2_DIR "vocab.json", p, sizeof p), 0, &err);
+    cr_assert_not_null(v, "%s", err.text);
+    cr_assert_eq(json_object_size(v), 50257);
+    lq_tokenizer *a = load_json(), *b = load_gguf();
+    const char *key;
+    json_t *id;
+    json_object_foreach(v, key, id) {
+        int i = (int)json_integer_value(id);
+        cr_assert_str_eq(lq_tokenizer_piece(a, i), key, "json id %d", i);
+        cr_assert_str_eq(lq_tokenizer_piece(b, i), key, "gguf id %d", i);
+    }
+    json_decref(v);
+    lq_tokenizer_free(a);
+    lq_tokenizer_free(b);
+}

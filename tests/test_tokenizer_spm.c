@@ -232,3 +232,30 @@ Test(spm, truncated_tokenizer_bin) {
     unlink(tmp);
     free(data);
 }
+
+Test(spm, truncated_gguf_vocab) {
+    char p[1024];
+    size_t len;
+    char *data = lq_test_read_file(lq_test_shared(LLAMA_DIR "ggml-vocab-llama-spm.gguf", p, sizeof p), &len);
+    cr_assert(data);
+    const char *tmp = "/tmp/lq_tok_trunc.gguf";
+    write_file(tmp, data, len / 3);
+    lq_tokenizer *t = (lq_tokenizer *)1;
+    cr_assert_eq(lq_tokenizer_load_gguf(tmp, &t), LQ_ERR_FORMAT);
+    cr_assert_null(t);
+    cr_assert(strstr(lq_last_error(), tmp), "%s", lq_last_error());
+    unlink(tmp);
+    free(data);
+}
+
+Test(spm, parse_special_unk_and_eos) {
+    lq_tokenizer *t = load_gguf();
+    const char *x = "a</s><unk>";
+    int32_t ids[16];
+    int64_t n;
+    cr_assert_eq(lq_tokenizer_encode(t, x, strlen(x), false, true, ids, 16, &n), LQ_OK);
+    cr_assert_eq(n, 3);
+    cr_assert(ids[0] == 263 && ids[1] == 2 && ids[2] == 0, "%d %d %d", ids[0], ids[1], ids[2]); /* 263 = "▁a" */
+    cr_assert_str_eq(lq_tokenizer_piece(t, 263), "\xe2\x96\x81" "a");
+    lq_tokenizer_free(t);
+}

@@ -164,7 +164,9 @@ lq_status tok_finalize(lq_tokenizer *t, const char *path) {
             int b = tok_parse_byte_piece(t->piece[id], t->piece_len[id]);
             if (b >= 0 && t->byte_id[b] < 0) t->byte_id[b] = id;
         }
-        if (t->type[id] == TOK_TYPE_CONTROL || t->type[id] == TOK_TYPE_USER_DEFINED) t->special[t->n_special++] = id;
+        /* matched verbatim with parse_special: the same set llama.cpp caches as special */
+        if (t->type[id] == TOK_TYPE_CONTROL || t->type[id] == TOK_TYPE_USER_DEFINED || t->type[id] == TOK_TYPE_UNKNOWN)
+            t->special[t->n_special++] = id;
     }
     qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special_len, t);
 

@@ -71,7 +71,7 @@ struct lq_tokenizer {
     uint16_t byte_cp[256];  /* GPT-2 bytes_to_unicode: byte -> code point */
     int16_t cp_byte[512];   /* inverse (code point < 512), -1 if not a byte */
 
-    /* ids matched verbatim with parse_special (CONTROL and USER_DEFINED), longest first */
+    /* ids matched verbatim with parse_special (CONTROL, USER_DEFINED, UNKNOWN), longest first */
     int32_t *special;
     int32_t n_special;
 };
