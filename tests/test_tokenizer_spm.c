@@ -91,6 +91,33 @@ Test(spm, hf_json_round_trip_vectors) {
     lq_tokenizer_free(b);
 }
 
+/* The newer HF Llama layout: no normalizer, a Metaspace pre-tokenizer (prepend_scheme "first",
+ * split false) does the "▁" work. Rewrite our saved file that way: same vectors must pass. */
+#include <jansson.h>
+Test(spm, hf_json_metaspace_layout) {
+    lq_tokenizer *a = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
+    char path[] = "/tmp/lq_tok_meta_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(lq_tokenizer_save_hf_json(a, path), LQ_OK, "%s", lq_last_error());
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    cr_assert_not_null(root);
+    json_object_set_new(root, "normalizer", json_null());
+    json_object_set_new(root, "pre_tokenizer",
+                        json_pack("{s:s, s:s, s:s, s:b}", "type", "Metaspace", "replacement", "\xe2\x96\x81",
+                                  "prepend_scheme", "first", "split", 0));
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    lq_tokenizer *b = NULL;
+    cr_assert_eq(lq_tokenizer_load_hf_json(path, &b), LQ_OK, "%s", lq_last_error());
+    unlink(path);
+    tok_vectors_check(b, vec_inp(), vec_out(), "metaspace tokenizer.json");
+    lq_tokenizer_free(a);
+    lq_tokenizer_free(b);
+}
+
 /* llama2.c's encode(text, bos=1, eos=0) of each TinyStories unit with tok512. */
 Test(spm, stories260K_tok512_reference) {
     lq_tokenizer *t = load_bin("models/stories260K/tok512.bin", 512);
