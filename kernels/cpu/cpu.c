@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 static int g_has_avx2;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -15,10 +18,21 @@ static void detect(void) {
         return;
     }
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    /* The *_avx2.c files are compiled with -mavx2 -mfma -mf16c: all three must be present. */
-    g_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c");
+    /* The *_avx2.c files are compiled with -mavx2 -mfma -mf16c: all three must be present, and
+     * the OS must save the YMM registers. Raw CPUID rather than __builtin_cpu_supports, whose
+     * "f16c" name clang 14 (the fuzzing compiler) does not know. */
+    unsigned a, b, c, d;
+    int ok = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
+        if (fma && osxsave && f16c && avx) {
+            unsigned xlo, xhi;
+            __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+            int ymm_saved = (xlo & 6u) == 6u;
+            if (ymm_saved && __get_cpuid_count(7, 0, &a, &b, &c, &d)) ok = (b >> 5) & 1; /* AVX2 */
+        }
+    }
+    g_has_avx2 = ok;
 #else
     g_has_avx2 = 0;
 #endif
