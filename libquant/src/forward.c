@@ -27,6 +27,8 @@ struct lq_session {
     float *q;             /* (cap, q_dim) */
     float *att;           /* (cap, q_dim) attention output */
     float *hb, *hb2;      /* (cap, hidden_dim) gate / up */
+    lq_layer_hook hook;   /* optional observer of the residual stream */
+    void *hook_user;
 };
 
 static int64_t q_dim_of(const lq_config *c) { return (int64_t)c->n_heads * c->head_dim; }
@@ -179,14 +181,40 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
         lq_swiglu(s->hb, s->hb2, n * hidden);
         lq_matmul(s->pool, &L->w_down, s->hb, n, s->xb);
         add_rows(s->x, s->xb, n * dim);
+        if (s->hook) s->hook(s->hook_user, l, s->x, n, pos);
     }
 
     if (all_logits) {
         for (int t = 0; t < n; t++) lq_rmsnorm(s->xb + t * dim, s->x + t * dim, m->final_norm, dim, c->norm_eps);
+        if (s->hook) s->hook(s->hook_user, c->n_layers, s->xb, n, pos);
         lq_matmul(s->pool, &m->output, s->xb, n, logits);
     } else {
-        lq_rmsnorm(s->xb, s->x + (int64_t)(n - 1) * dim, m->final_norm, dim, c->norm_eps);
-        lq_matmul(s->pool, &m->output, s->xb, 1, logits);
+        if (s->hook)
+            for (int t = 0; t < n; t++) lq_rmsnorm(s->xb + t * dim, s->x + t * dim, m->final_norm, dim, c->norm_eps);
+        else
+            lq_rmsnorm(s->xb + (int64_t)(n - 1) * dim, s->x + (int64_t)(n - 1) * dim, m->final_norm, dim, c->norm_eps);
+        if (s->hook) s->hook(s->hook_user, c->n_layers, s->xb, n, pos);
+        lq_matmul(s->pool, &m->output, s->xb + (int64_t)(n - 1) * dim, 1, logits);
+    }
+    return LQ_OK;
+}
+
+void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user) {
+    s->hook = fn;
+    s->hook_user = user;
+}
+
+lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_pos) {
+    if (dst->m != src->m || n_pos < 0 || n_pos > src->n_ctx || n_pos > dst->n_ctx)
+        return lq_fail(LQ_ERR_INVALID_ARG, "copy_cache: %d positions do not fit (contexts %d -> %d)",
+                       n_pos, src->n_ctx, dst->n_ctx);
+    const lq_config *c = &src->m->cfg;
+    size_t row = (size_t)kv_dim_of(c) * sizeof(float);
+    for (int l = 0; l < c->n_layers; l++) {
+        memcpy(dst->k_cache + (size_t)l * dst->n_ctx * kv_dim_of(c),
+               src->k_cache + (size_t)l * src->n_ctx * kv_dim_of(c), (size_t)n_pos * row);
+        memcpy(dst->v_cache + (size_t)l * dst->n_ctx * kv_dim_of(c),
+               src->v_cache + (size_t)l * src->n_ctx * kv_dim_of(c), (size_t)n_pos * row);
     }
     return LQ_OK;
 }

@@ -66,6 +66,16 @@ int lq_session_n_ctx(const lq_session *s);
 lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float *logits,
                      bool all_logits);
 
+/* Observe the residual stream x (n x dim, f32, row t = position pos + t) after every layer
+ * (layer = 0 .. n_layers-1) and after the final norm (layer = n_layers): distillation features,
+ * calibration statistics. The view is valid only during the call. NULL fn removes the hook. */
+typedef void (*lq_layer_hook)(void *user, int layer, const float *x, int n, int pos);
+void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user);
+
+/* Copy the KV cache of positions [0, n_pos) from src into dst (same model, dst->n_ctx >= n_pos):
+ * beam search forks a hypothesis without recomputing its prefix. */
+lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_pos);
+
 #ifdef __cplusplus
 }
 #endif
