@@ -1,0 +1,147 @@
+/* tool_cli.c - error lines, exit codes, option values and the argument loop (tool_cli.h). */
+#include "tool_cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *g_name = "quant-?";
+static void (*g_usage)(FILE *f);
+
+/* ---- identity and errors --------------------------------------------------------------------- */
+
+void tool_init(const char *name, void (*usage)(FILE *f)) {
+    g_name = name;
+    g_usage = usage;
+}
+
+const char *tool_name(void) { return g_name; }
+
+int tool_fail(lq_status s) {
+    fprintf(stderr, "%s: error: %s\n", g_name, lq_last_error());
+    return lq_status_exit_code(s);
+}
+
+int tool_fail_at(const char *what, const char *path, lq_status s) {
+    fprintf(stderr, "%s: error: %s (%s): %s\n", g_name, what, path ? path : "-", lq_last_error());
+    return lq_status_exit_code(s);
+}
+
+/* Formats the whole line first so it reaches stderr in one write, not three. */
+static void verror(const char *fmt, va_list ap) {
+    char msg[8192];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "%s: error: %s\n", g_name, msg);
+}
+
+int tool_error(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror(fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int tool_bad_args(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror(fmt, ap);
+    va_end(ap);
+    if (g_usage) g_usage(stderr);
+    return 2;
+}
+
+int tool_finish_stdout(void) {
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return tool_error(4, "cannot write output (stdout): %s", errno ? strerror(errno) : "write error");
+    return 0;
+}
+
+/* ---- option values ----------------------------------------------------------------------------- */
+
+/* strto* skip leading white space; an option value with it is a typo, not a number. */
+static bool starts_clean(const char *s) { return s && *s && !isspace((unsigned char)*s); }
+
+bool tool_parse_int(const char *s, int min, int *out) {
+    if (!starts_clean(s)) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v < min || v > INT_MAX) return false;
+    *out = (int)v;
+    return true;
+}
+
+bool tool_parse_u64(const char *s, uint64_t *out) {
+    /* strtoull accepts a leading '-' (and wraps it): refuse any sign up front. */
+    if (!starts_clean(s) || *s == '-' || *s == '+') return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+bool tool_parse_float(const char *s, float min, float max, float *out) {
+    if (!starts_clean(s)) return false;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (*end || errno || !isfinite(v) || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+bool tool_parse_dtype(const char *s, lq_dtype *out) {
+    if (!s) return false;
+    if (strcmp(s, "f32") == 0) *out = LQ_DTYPE_F32;
+    else if (strcmp(s, "f16") == 0) *out = LQ_DTYPE_F16;
+    else if (strcmp(s, "bf16") == 0) *out = LQ_DTYPE_BF16;
+    else return false;
+    return true;
+}
+
+/* ---- argument loop ------------------------------------------------------------------------------ */
+
+tool_args tool_args_begin(int argc, char **argv) {
+    return (tool_args){.argc = argc, .argv = argv, .i = 0};
+}
+
+bool tool_args_next(tool_args *a) {
+    if (a->i + 1 >= a->argc) return false;
+    a->i++;
+    a->arg = a->argv[a->i];
+    a->value = NULL;
+    a->missing = false;
+    return true;
+}
+
+bool tool_args_help(const tool_args *a) { return strcmp(a->arg, "--help") == 0 || strcmp(a->arg, "-h") == 0; }
+
+bool tool_args_flag(const tool_args *a, const char *name) { return strcmp(a->arg, name) == 0; }
+
+bool tool_args_value(tool_args *a, const char *name) {
+    if (strcmp(a->arg, name) != 0) return false;
+    if (a->i + 1 >= a->argc) {
+        a->missing = true;
+        return false;
+    }
+    a->i++;
+    a->value = a->argv[a->i];
+    return true;
+}
+
+bool tool_args_positional(const tool_args *a) { return a->arg[0] != '-' || a->arg[1] == 0; }
+
+int tool_args_unknown(const tool_args *a) {
+    if (a->missing) return tool_bad_args("option %s needs a value", a->arg);
+    return tool_bad_args("unknown argument '%s'", a->arg);
+}
+
+int tool_args_bad_value(const tool_args *a) { return tool_bad_args("bad value for %s: '%s'", a->arg, a->value); }
