@@ -8,7 +8,11 @@
  * plain HF checkpoint: hf_row[h*hd + i] = l2c_row[h*hd + 2i], hf_row[h*hd + hd/2 + i] =
  * l2c_row[h*hd + 2i + 1] (the inverse of llama2.c export.py's permute_reverse).
  */
-#include "ckpt_tool_util.h"
+#include "tool_cli.h"
+#include "tool_outdir.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define TOOL "quant-convert"
 
@@ -29,12 +33,6 @@ static void usage(FILE *f) {
             "  --help            this text\n"
             "\n"
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
-}
-
-static int bad_args(const char *msg, const char *arg) {
-    fprintf(stderr, TOOL ": error: %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return 2;
 }
 
 /* Source row of output row r for a q/k projection with heads of hd rows (identity for others). */
@@ -93,82 +91,76 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
 }
 
 int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
     const char *in = NULL, *tok = NULL, *out_dir = NULL;
     lq_dtype dt = LQ_DTYPE_F32;
     bool force = false;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
             usage(stdout);
             return 0;
-        }
-        if (strcmp(o, "--force") == 0) {
+        } else if (tool_args_flag(&a, "--force")) {
             force = true;
-            continue;
+        } else if (tool_args_value(&a, "--llama2c")) {
+            in = a.value;
+        } else if (tool_args_value(&a, "--tokenizer")) {
+            tok = a.value;
+        } else if (tool_args_value(&a, "--out")) {
+            out_dir = a.value;
+        } else if (tool_args_value(&a, "--dtype")) {
+            if (!tool_parse_dtype(a.value, &dt)) return tool_bad_args("--dtype must be f32, f16 or bf16, not %s", a.value);
+        } else {
+            return tool_args_unknown(&a);
         }
-        bool takes = strcmp(o, "--llama2c") == 0 || strcmp(o, "--tokenizer") == 0 || strcmp(o, "--out") == 0 ||
-                     strcmp(o, "--dtype") == 0;
-        if (!takes) return bad_args("unknown argument", o);
-        if (i + 1 >= argc) return bad_args("missing value for", o);
-        const char *v = argv[++i];
-        if (strcmp(o, "--llama2c") == 0) in = v;
-        else if (strcmp(o, "--tokenizer") == 0) tok = v;
-        else if (strcmp(o, "--out") == 0) out_dir = v;
-        else if (!tool_parse_dtype(v, &dt)) return bad_args("--dtype must be f32, f16 or bf16, not", v);
     }
-    if (!in || !tok || !out_dir) return bad_args("--llama2c, --tokenizer and --out are required", NULL);
-    if (tool_path_inside(in, out_dir) || tool_path_inside(tok, out_dir)) {
-        fprintf(stderr, TOOL ": error: refusing to write into the input (%s): --out contains an input file\n", out_dir);
-        return 2;
-    }
+    if (!in || !tok || !out_dir) return tool_bad_args("--llama2c, --tokenizer and --out are required");
+    const char *inputs[] = {in, tok, NULL};
+    lq_status s = tool_outdir_check_inputs(out_dir, inputs);
+    if (s != LQ_OK) return tool_fail_at("refusing to write into the input", out_dir, s);
 
     lq_checkpoint *c;
-    lq_status s = lq_checkpoint_open(in, &c);
-    if (s != LQ_OK) return tool_fail(TOOL, "cannot open checkpoint", in, s);
+    s = lq_checkpoint_open(in, &c);
+    if (s != LQ_OK) return tool_fail_at("cannot open checkpoint", in, s);
     if (lq_checkpoint_kind(c) != LQ_CKPT_LLAMA2C) {
         lq_checkpoint_close(c);
-        return tool_fail(TOOL, "not a llama2.c checkpoint", in,
-                         lq_fail(LQ_ERR_INVALID_ARG, "--llama2c expects a .bin file"));
+        return tool_fail_at("not a llama2.c checkpoint", in, lq_fail(LQ_ERR_INVALID_ARG, "--llama2c expects a .bin file"));
     }
     lq_config cfg = *lq_checkpoint_config(c);
     lq_tokenizer *t;
     s = lq_tokenizer_load_llama2c(tok, cfg.vocab_size, &t);
     if (s != LQ_OK) {
         lq_checkpoint_close(c);
-        return tool_fail(TOOL, "cannot load tokenizer", tok, s);
+        return tool_fail_at("cannot load tokenizer", tok, s);
     }
-    char tmp[PATH_MAX], path[PATH_MAX + 64];
-    s = tool_outdir_begin(out_dir, force, tmp, sizeof tmp);
+    tool_outdir od;
+    char path[PATH_MAX + 64];
+    s = tool_outdir_begin(&od, out_dir, force);
     if (s != LQ_OK) {
         lq_tokenizer_free(t);
         lq_checkpoint_close(c);
-        return tool_fail(TOOL, "cannot create output", out_dir, s);
+        return tool_fail_at("cannot create output", out_dir, s);
     }
     const char *what = "cannot write config";
     cfg.rope_interleaved = false; /* rows are permuted to the HF halves layout below */
-    char *cfg_text = NULL;
-    s = tool_config_text(&cfg, dt, &cfg_text);
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    if (s == LQ_OK) s = tool_write_text(path, cfg_text);
-    free(cfg_text);
-    if (s == LQ_OK) s = tool_write_generation_config(tmp, &cfg);
+    s = tool_outdir_write_config(&od, &cfg, dt);
     if (s == LQ_OK) {
         what = "cannot write weights";
-        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-        s = write_weights(c, path, dt);
+        s = tool_outdir_file(&od, "model.safetensors", path, sizeof path);
+        if (s == LQ_OK) s = write_weights(c, path, dt);
     }
     if (s == LQ_OK) {
         what = "cannot write tokenizer";
-        snprintf(path, sizeof path, "%s/tokenizer.json", tmp);
-        s = lq_tokenizer_save_hf_json(t, path);
+        s = tool_outdir_file(&od, "tokenizer.json", path, sizeof path);
+        if (s == LQ_OK) s = lq_tokenizer_save_hf_json(t, path);
     }
     if (s == LQ_OK) {
         what = "cannot finish output";
-        s = tool_outdir_commit(out_dir, tmp);
+        s = tool_outdir_commit(&od);
     }
-    if (s != LQ_OK) (void)tool_rm_rf(tmp);
+    if (s != LQ_OK) tool_outdir_abort(&od);
     lq_tokenizer_free(t);
     lq_checkpoint_close(c);
-    if (s != LQ_OK) return tool_fail(TOOL, what, out_dir, s);
+    if (s != LQ_OK) return tool_fail_at(what, out_dir, s);
     return 0;
 }

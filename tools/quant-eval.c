@@ -7,10 +7,9 @@
  */
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
+#include "tool_cli.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,30 +50,6 @@ static void usage(FILE *f) {
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
 }
 
-static int bad_args(const char *fmt, const char *a) {
-    fprintf(stderr, TOOL ": error: ");
-    fprintf(stderr, fmt, a);
-    fprintf(stderr, "\n");
-    usage(stderr);
-    return 2;
-}
-
-static int fail(lq_status s) {
-    fprintf(stderr, TOOL ": error: %s\n", lq_last_error());
-    return lq_status_exit_code(s);
-}
-
-/* Parse a non-negative int option; false on junk. */
-static bool parse_int(const char *s, int min, int *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*end || errno || v < min || v > INT_MAX) return false;
-    *out = (int)v;
-    return true;
-}
-
 typedef struct args {
     const char *model, *tokenizer, *file, *separator;
     int ctx, threads, chunks, n_prompt, n_gen, reps;
@@ -84,40 +59,32 @@ typedef struct args {
 /* Returns -1 to go on, else an exit code. */
 static int parse_args(int argc, char **argv, args *a) {
     *a = (args){.n_prompt = 512, .n_gen = 128, .reps = 5};
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_VALUE() do { if (!v) return bad_args("option %s needs a value", o); i++; } while (0)
-#define INT_OPT(name, min, dst)                                                     \
-        if (strcmp(o, name) == 0) {                                                 \
-            NEED_VALUE();                                                           \
-            if (!parse_int(v, min, dst)) return bad_args("bad value for " name ": '%s'", v); \
-            continue;                                                               \
-        }
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) { usage(stdout); return 0; }
-        if (strcmp(o, "--model") == 0) { NEED_VALUE(); a->model = v; continue; }
-        if (strcmp(o, "--tokenizer") == 0) { NEED_VALUE(); a->tokenizer = v; continue; }
-        if (strcmp(o, "--file") == 0) { NEED_VALUE(); a->file = v; continue; }
-        if (strcmp(o, "--separator") == 0) { NEED_VALUE(); a->separator = v; continue; }
-        if (strcmp(o, "--per-line") == 0) { a->per_line = true; continue; }
-        if (strcmp(o, "--json") == 0) { a->json = true; continue; }
-        if (strcmp(o, "--bench") == 0) { a->bench = true; continue; }
-        INT_OPT("--ctx", 2, &a->ctx)
-        INT_OPT("--threads", 1, &a->threads)
-        INT_OPT("--chunks", 1, &a->chunks)
-        INT_OPT("--n-prompt", 0, &a->n_prompt)
-        INT_OPT("--n-gen", 0, &a->n_gen)
-        INT_OPT("--reps", 1, &a->reps)
-        return bad_args("unknown argument '%s'", o);
-#undef INT_OPT
-#undef NEED_VALUE
+    tool_args t = tool_args_begin(argc, argv);
+    while (tool_args_next(&t)) {
+        int *num = NULL, min = 0; /* an integer option: where it goes, its smallest value */
+        if (tool_args_help(&t)) { usage(stdout); return 0; }
+        else if (tool_args_value(&t, "--model")) a->model = t.value;
+        else if (tool_args_value(&t, "--tokenizer")) a->tokenizer = t.value;
+        else if (tool_args_value(&t, "--file")) a->file = t.value;
+        else if (tool_args_value(&t, "--separator")) a->separator = t.value;
+        else if (tool_args_flag(&t, "--per-line")) a->per_line = true;
+        else if (tool_args_flag(&t, "--json")) a->json = true;
+        else if (tool_args_flag(&t, "--bench")) a->bench = true;
+        else if (tool_args_value(&t, "--ctx")) { num = &a->ctx; min = 2; }
+        else if (tool_args_value(&t, "--threads")) { num = &a->threads; min = 1; }
+        else if (tool_args_value(&t, "--chunks")) { num = &a->chunks; min = 1; }
+        else if (tool_args_value(&t, "--n-prompt")) { num = &a->n_prompt; min = 0; }
+        else if (tool_args_value(&t, "--n-gen")) { num = &a->n_gen; min = 0; }
+        else if (tool_args_value(&t, "--reps")) { num = &a->reps; min = 1; }
+        else return tool_args_unknown(&t);
+        if (num && !tool_parse_int(t.value, min, num)) return tool_args_bad_value(&t);
     }
-    if (!a->model) return bad_args("%s", "--model is required");
-    if (!a->bench && !a->file) return bad_args("%s", "--file TEXT (or --bench) is required");
-    if (a->bench && a->file) return bad_args("%s", "--bench and --file are exclusive");
-    if (a->separator && !a->per_line) return bad_args("%s", "--separator needs --per-line");
+    if (!a->model) return tool_bad_args("--model is required");
+    if (!a->bench && !a->file) return tool_bad_args("--file TEXT (or --bench) is required");
+    if (a->bench && a->file) return tool_bad_args("--bench and --file are exclusive");
+    if (a->separator && !a->per_line) return tool_bad_args("--separator needs --per-line");
     if (a->bench && a->n_prompt == 0 && a->n_gen == 0)
-        return bad_args("%s", "--n-prompt and --n-gen are both 0: nothing to measure");
+        return tool_bad_args("--n-prompt and --n-gen are both 0: nothing to measure");
     return -1;
 }
 
@@ -133,19 +100,18 @@ static void print_json(json_t *o) {
 static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
     lq_tokenizer *tok = NULL;
     lq_status s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
-    if (s != LQ_OK) return fail(s);
+    if (s != LQ_OK) return tool_fail(s);
     char *text = NULL;
     size_t len = 0;
     s = lq_text_read_file(a->file, &text, &len);
     if (s != LQ_OK) {
         lq_tokenizer_free(tok);
-        return fail(s);
+        return tool_fail(s);
     }
     if (len == 0) {
         free(text);
         lq_tokenizer_free(tok);
-        fprintf(stderr, TOOL ": error: %s: the file is empty\n", a->file);
-        return 2;
+        return tool_error(2, "%s: the file is empty", a->file);
     }
     lq_ppl_opts o = {.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
                      .max_chunks = a->chunks, .progress = !a->json};
@@ -153,10 +119,7 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
     s = lq_eval_perplexity(m, tok, pool, text, len, &o, &r);
     free(text);
     lq_tokenizer_free(tok);
-    if (s != LQ_OK) {
-        fprintf(stderr, TOOL ": error: %s: %s\n", a->file, lq_last_error());
-        return lq_status_exit_code(s);
-    }
+    if (s != LQ_OK) return tool_error(lq_status_exit_code(s), "%s: %s", a->file, lq_last_error());
     double tps = r.seconds > 0 ? (double)r.n_scored / r.seconds : 0;
     if (a->json) {
         json_t *j = json_object();
@@ -188,7 +151,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
                        .progress = !a->json};
     lq_bench_result r;
     lq_status s = lq_eval_bench(m, pool, &o, &r);
-    if (s != LQ_OK) return fail(s);
+    if (s != LQ_OK) return tool_fail(s);
     /* measured after the runs, so its 512 MB buffer does not inflate the model's peak RSS */
     double bw_gbs = lq_measure_read_bandwidth(pool, BW_BYTES, BW_REPS);
     double achieved_gbs = (double)r.weight_bytes_per_token * r.decode.median / 1e9;
@@ -240,20 +203,20 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
 }
 
 int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s != LQ_OK) return fail(s);
+    if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);
     if (!pool) {
         lq_model_free(m);
-        fprintf(stderr, TOOL ": error: cannot create a pool of %d threads\n", a.threads);
-        return 1;
+        return tool_error(1, "cannot create a pool of %d threads", a.threads);
     }
     rc = a.bench ? run_bench(&a, m, pool) : run_ppl(&a, m, pool);
     lq_pool_free(pool);
     lq_model_free(m);
-    return rc;
+    return rc ? rc : tool_finish_stdout();
 }

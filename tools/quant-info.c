@@ -2,9 +2,10 @@
  *
  *   quant-info PATH [--json]
  */
-#include "ckpt_tool_util.h"
+#include "tool_cli.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 
 #define TOOL "quant-info"
 
@@ -70,7 +71,7 @@ static int print_json(const lq_checkpoint *c) {
     const lq_config *g = lq_checkpoint_config(c);
     char *cfg_text;
     lq_status s = lq_config_to_json(g, &cfg_text);
-    if (s != LQ_OK) return tool_fail(TOOL, "cannot render config", lq_checkpoint_path(c), s);
+    if (s != LQ_OK) return tool_fail_at("cannot render config", lq_checkpoint_path(c), s);
     json_t *cfg = json_loads(cfg_text, 0, NULL);
     free(cfg_text);
     json_t *tensors = json_array();
@@ -88,7 +89,7 @@ static int print_json(const lq_checkpoint *c) {
                              "architecture", g->arch, "config", cfg ? cfg : json_null(), "tensors", tensors,
                              "parameters", (json_int_t)params, "file_bytes", (json_int_t)bytes,
                              "bits_per_weight", params > 0 ? (double)bytes * 8.0 / (double)params : 0.0);
-    if (!root) return tool_fail(TOOL, "cannot render JSON", lq_checkpoint_path(c), lq_fail(LQ_ERR_NOMEM, "out of memory"));
+    if (!root) return tool_fail_at("cannot render JSON", lq_checkpoint_path(c), lq_fail(LQ_ERR_NOMEM, "out of memory"));
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("\n");
     json_decref(root);
@@ -96,41 +97,31 @@ static int print_json(const lq_checkpoint *c) {
 }
 
 int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
     const char *path = NULL;
     bool as_json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
             usage(stdout);
             return 0;
-        } else if (strcmp(argv[i], "--json") == 0) {
+        } else if (tool_args_flag(&a, "--json")) {
             as_json = true;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, TOOL ": error: unknown option %s\n", argv[i]);
-            usage(stderr);
-            return 2;
+        } else if (!tool_args_positional(&a)) {
+            return tool_args_unknown(&a);
         } else if (!path) {
-            path = argv[i];
+            path = a.arg;
         } else {
-            fprintf(stderr, TOOL ": error: more than one PATH (%s)\n", argv[i]);
-            usage(stderr);
-            return 2;
+            return tool_bad_args("more than one PATH (%s)", a.arg);
         }
     }
-    if (!path) {
-        fprintf(stderr, TOOL ": error: missing PATH\n");
-        usage(stderr);
-        return 2;
-    }
+    if (!path) return tool_bad_args("missing PATH");
     lq_checkpoint *c;
     lq_status s = lq_checkpoint_open(path, &c);
-    if (s != LQ_OK) return tool_fail(TOOL, "cannot open checkpoint", path, s);
+    if (s != LQ_OK) return tool_fail_at("cannot open checkpoint", path, s);
     int rc = 0;
     if (as_json) rc = print_json(c);
     else print_text(c);
     lq_checkpoint_close(c);
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, TOOL ": error: cannot write output (stdout): %s\n", strerror(errno));
-        return 4;
-    }
-    return rc;
+    return rc ? rc : tool_finish_stdout();
 }

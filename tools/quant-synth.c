@@ -7,9 +7,12 @@
  * through the safetensors writer one chunk at a time, so a 1B model in bf16 (2.5 GB) never sits
  * in memory.
  */
-#include "ckpt_tool_util.h"
+#include "tool_cli.h"
+#include "tool_outdir.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TOOL "quant-synth"
 
@@ -53,12 +56,6 @@ static void usage(FILE *f) {
             "  --help         this text\n"
             "\n"
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
-}
-
-static int bad_args(const char *msg, const char *arg) {
-    fprintf(stderr, TOOL ": error: %s%s%s\n", msg, arg ? " " : "", arg ? arg : "");
-    usage(stderr);
-    return 2;
 }
 
 /* ---- PRNG: splitmix64 (seeding) + xoshiro256** -> Box-Muller normals ------------------------ */
@@ -190,65 +187,54 @@ static lq_status write_weights(const lq_config *g, const char *path, lq_dtype dt
 }
 
 int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
     const char *shape = NULL, *out_dir = NULL;
     lq_dtype dt = LQ_DTYPE_F32;
     uint64_t seed = 1;
     bool force = false;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
             usage(stdout);
             return 0;
-        }
-        if (strcmp(o, "--force") == 0) {
+        } else if (tool_args_flag(&a, "--force")) {
             force = true;
-            continue;
-        }
-        bool takes = strcmp(o, "--shape") == 0 || strcmp(o, "--dtype") == 0 || strcmp(o, "--seed") == 0 ||
-                     strcmp(o, "--out") == 0;
-        if (!takes) return bad_args("unknown argument", o);
-        if (i + 1 >= argc) return bad_args("missing value for", o);
-        const char *v = argv[++i];
-        if (strcmp(o, "--shape") == 0) shape = v;
-        else if (strcmp(o, "--out") == 0) out_dir = v;
-        else if (strcmp(o, "--dtype") == 0) {
-            if (!tool_parse_dtype(v, &dt)) return bad_args("--dtype must be f32, f16 or bf16, not", v);
+        } else if (tool_args_value(&a, "--shape")) {
+            shape = a.value;
+        } else if (tool_args_value(&a, "--out")) {
+            out_dir = a.value;
+        } else if (tool_args_value(&a, "--dtype")) {
+            if (!tool_parse_dtype(a.value, &dt)) return tool_bad_args("--dtype must be f32, f16 or bf16, not %s", a.value);
+        } else if (tool_args_value(&a, "--seed")) {
+            if (!tool_parse_u64(a.value, &seed)) return tool_bad_args("--seed must be a non-negative integer, not %s", a.value);
         } else {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (!*v || *end || errno || v[0] == '-') return bad_args("--seed must be a non-negative integer, not", v);
-            seed = s;
+            return tool_args_unknown(&a);
         }
     }
-    if (!shape || !out_dir) return bad_args("--shape and --out are required", NULL);
+    if (!shape || !out_dir) return tool_bad_args("--shape and --out are required");
     const synth_shape *sh = NULL;
     for (size_t i = 0; i < sizeof g_shapes / sizeof g_shapes[0]; i++)
         if (strcmp(shape, g_shapes[i].name) == 0) sh = &g_shapes[i];
-    if (!sh) return bad_args("unknown --shape", shape);
+    if (!sh) return tool_bad_args("unknown --shape %s", shape);
 
-    char tmp[PATH_MAX], path[PATH_MAX + 64];
-    lq_status s = tool_outdir_begin(out_dir, force, tmp, sizeof tmp);
-    if (s != LQ_OK) return tool_fail(TOOL, "cannot create output", out_dir, s);
+    tool_outdir od;
+    char path[PATH_MAX + 64];
+    lq_status s = tool_outdir_begin(&od, out_dir, force);
+    if (s != LQ_OK) return tool_fail_at("cannot create output", out_dir, s);
     const char *what = "cannot write config";
-    char *cfg_text = NULL;
-    s = tool_config_text(&sh->cfg, dt, &cfg_text);
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    if (s == LQ_OK) s = tool_write_text(path, cfg_text);
-    free(cfg_text);
-    if (s == LQ_OK) s = tool_write_generation_config(tmp, &sh->cfg);
+    s = tool_outdir_write_config(&od, &sh->cfg, dt);
     if (s == LQ_OK) {
         what = "cannot write weights";
-        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-        s = write_weights(&sh->cfg, path, dt, seed);
+        s = tool_outdir_file(&od, "model.safetensors", path, sizeof path);
+        if (s == LQ_OK) s = write_weights(&sh->cfg, path, dt, seed);
     }
     if (s == LQ_OK) {
         what = "cannot finish output";
-        s = tool_outdir_commit(out_dir, tmp);
+        s = tool_outdir_commit(&od);
     }
     if (s != LQ_OK) {
-        (void)tool_rm_rf(tmp);
-        return tool_fail(TOOL, what, out_dir, s);
+        tool_outdir_abort(&od);
+        return tool_fail_at(what, out_dir, s);
     }
     return 0;
 }
