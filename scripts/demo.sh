@@ -9,7 +9,7 @@ out=${LQ_DEMO_DIR:-out/demo}
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-mkdir -p "$(dirname "$out")"
+mkdir -p "$out"
 set -x
 build/quant-convert --llama2c "$shared/models/stories260K/stories260K.bin" \
     --tokenizer "$shared/models/stories260K/tok512.bin" --out "$out/stories260K" --force
