@@ -1,0 +1,198 @@
+/* lq_distill.h - distillation data: a teacher's soft labels (and optionally hidden states) for
+ * every position of a corpus, stored so a student can be trained and evaluated from the files
+ * alone.
+ *
+ * A dataset is a directory:
+ *   manifest.json        the committed state (written atomically: temp file, fsync, rename)
+ *   shard-00000.lqd ...  header | zlib blocks of records | index (once the shard is sealed)
+ * The byte layout is documented in docs/DISTILL_FORMAT.md.
+ *
+ * A record is one sequence the teacher saw: n token ids (position 0 first), and for every
+ * position t the teacher's distribution over the token at t + 1, summarized as the top-k ids
+ * with their natural-log probabilities (descending; ties: lower id first) plus the log of the
+ * probability mass outside the top-k ("rest", -inf when k == vocab). KL(teacher || student) and
+ * the cross-entropy are computable from that alone: the student's mass outside the same ids is
+ * one minus the sum of its probabilities on them.
+ *
+ * Writing is resumable: records are buffered into a block; a block is committed (appended,
+ * fsynced, then the manifest renamed into place) only when the caller says its corpus position
+ * (the "cursor") is consistent with the records added so far. Reopening a directory truncates
+ * the open shard to the last committed byte and hands the cursor back.
+ *
+ * Teacher identity (lq_distill_teacher_id): FNV-1a 64 over the rendered config.json of the
+ * model (lq_config_to_json), then for every tensor in checkpoint order its name, dtype, shape
+ * and a sample of its bytes (the first and last 256 bytes and 256 bytes at the middle).
+ *
+ * Thread-safety: readers and writers are single-threaded objects; distinct objects are
+ * independent.
+ */
+#ifndef LQ_DISTILL_H
+#define LQ_DISTILL_H
+
+#include "lq_status.h"
+#include "lq_tensor.h"
+#include "lq_model.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LQ_DISTILL_VERSION 1
+#define LQ_DISTILL_MAX_FEAT_LAYERS 16
+#define LQ_DISTILL_DEFAULT_K 32
+
+/* How the corpus was cut into records (informational; stored in the header). */
+typedef enum lq_distill_mode {
+    LQ_DISTILL_MODE_CHUNKS = 0,   /* BOS + n_ctx - 1 tokens of the continuous text per record */
+    LQ_DISTILL_MODE_PER_UNIT = 1, /* one unit (line / separator) per record, BOS first, pieces of
+                                   * n_ctx tokens when longer */
+} lq_distill_mode;
+
+/* What every shard of a dataset shares: who the teacher was and what a record holds. */
+typedef struct lq_distill_meta {
+    uint64_t teacher_id;     /* lq_distill_teacher_id */
+    uint64_t tokenizer_hash; /* lq_tokenizer_hash */
+    uint64_t run_id;         /* caller's hash of everything else that shapes the records
+                              * (corpus identity, mode, separator, ctx): a resumed run must match */
+    int32_t vocab;           /* teacher's vocabulary size */
+    int32_t k;               /* top-k per position, 1 .. vocab */
+    int32_t dim;             /* hidden size (features) */
+    int32_t n_ctx;           /* tokens per record at most */
+    int32_t mode;            /* lq_distill_mode */
+    lq_dtype logp_dtype;     /* storage of top-k log-probs: LQ_DTYPE_F32 or LQ_DTYPE_F16 */
+    int32_t n_feat_layers;   /* 0 .. LQ_DISTILL_MAX_FEAT_LAYERS; features are f16 */
+    int32_t feat_layers[LQ_DISTILL_MAX_FEAT_LAYERS]; /* lq_layer_hook layer numbers, 0..n_layers */
+    char teacher_name[64];   /* informational (model path basename), NUL-terminated */
+} lq_distill_meta;
+
+/* One record. From the reader the arrays are owned by the reader and valid until the next
+ * lq_distill_get on it; given to the writer they are read during the call only. */
+typedef struct lq_distill_record {
+    int32_t n;                 /* tokens (>= 1) */
+    uint64_t source_offset;    /* byte offset in the corpus of the text this record starts in */
+    const int32_t *tokens;     /* (n) */
+    const int32_t *topk_ids;   /* (n, k) */
+    const float *topk_logp;    /* (n, k) natural log, descending */
+    const float *rest_logp;    /* (n) log of the mass outside the top-k; -inf if none */
+    const uint16_t *features;  /* (n_feat_layers, n, dim) f16 bits; NULL if no features */
+} lq_distill_record;
+
+/* ---- teacher side ---------------------------------------------------------------------------- */
+
+/* Identity of the model's weights and architecture (see above). Never fails. */
+uint64_t lq_distill_teacher_id(const lq_model *m);
+
+/* Top-k of one row of logits (vocab floats): ids and natural-log probabilities in descending
+ * order (ties: lower id first), and the log of the remaining mass. The normalizer and the rest
+ * are summed in double; when the top-k holds nearly all the mass the rest is summed directly
+ * over the other ids (no cancellation). Requires 1 <= k <= vocab. */
+void lq_distill_topk(const float *logits, int vocab, int k, int32_t *ids, float *logp,
+                     float *rest_logp);
+
+/* ---- writer ---------------------------------------------------------------------------------- */
+
+typedef struct lq_distill_writer lq_distill_writer;
+
+typedef struct lq_distill_writer_opts {
+    size_t block_bytes;  /* raw bytes per block before it is compressed (<= 0: 1 MiB) */
+    uint64_t shard_bytes; /* a shard is sealed when it reaches this size (0: 256 MiB) */
+    int zlib_level;      /* 1..9 (0: 1, fastest; records are floats and compress little better) */
+} lq_distill_writer_opts;
+
+/* Open `dir` for writing. If it does not exist it is created (fresh run). If it holds a
+ * manifest: LQ_ERR_MISMATCH unless its teacher, tokenizer, run, k, dtypes and feature layers
+ * equal `meta` (never mix teachers); otherwise the open shard is truncated to the last committed
+ * byte and the run continues (lq_distill_writer_cursor gives the corpus position). A directory
+ * without a manifest that is not empty is LQ_ERR_EXISTS. `opts` may be NULL. */
+lq_status lq_distill_writer_open(const char *dir, const lq_distill_meta *meta,
+                                 const lq_distill_writer_opts *opts, lq_distill_writer **out);
+
+/* Records committed so far (a resumed run starts here). */
+int64_t lq_distill_writer_records(const lq_distill_writer *w);
+/* The cursor of the last commit ("" for a fresh run); valid until the next commit. */
+const char *lq_distill_writer_cursor(const lq_distill_writer *w);
+/* Whether the dataset was already finished (nothing left to do). */
+bool lq_distill_writer_complete(const lq_distill_writer *w);
+
+/* Buffer one record (validated: n >= 1, ids in range). */
+lq_status lq_distill_writer_add(lq_distill_writer *w, const lq_distill_record *rec);
+
+/* The records added so far end at corpus position `cursor` (a short caller string, < 64 KiB).
+ * If the buffered block is full (or `force`), append it, fsync, and write the manifest with
+ * this cursor: everything added so far is now durable. Otherwise nothing happens. */
+lq_status lq_distill_writer_commit(lq_distill_writer *w, const char *cursor, bool force);
+
+/* Commit what is buffered, seal the open shard (index + final header) and mark the manifest
+ * complete. */
+lq_status lq_distill_writer_finish(lq_distill_writer *w, const char *cursor);
+
+/* Close without committing the buffer (what a crash leaves: the last commit). NULL is a no-op. */
+void lq_distill_writer_free(lq_distill_writer *w);
+
+/* ---- reader ---------------------------------------------------------------------------------- */
+
+typedef struct lq_distill_reader lq_distill_reader;
+
+/* Open a dataset directory (through its manifest; an unfinished run reads up to its last
+ * commit) or one shard file. Shards are mmapped; headers, block headers and the index are
+ * validated against the file size before use. */
+lq_status lq_distill_open(const char *path, lq_distill_reader **out);
+
+/* Open one shard held in memory (borrowed; must outlive the reader). `name` is used in error
+ * messages. A shard without an index (unsealed) is scanned block by block. */
+lq_status lq_distill_open_mem(const void *data, size_t len, const char *name,
+                              lq_distill_reader **out);
+
+void lq_distill_close(lq_distill_reader *r);
+
+const lq_distill_meta *lq_distill_reader_meta(const lq_distill_reader *r);
+int64_t lq_distill_count(const lq_distill_reader *r);
+/* Total tokens over all records. */
+int64_t lq_distill_token_count(const lq_distill_reader *r);
+/* Total compressed bytes of the shards (headers, blocks and indexes). */
+uint64_t lq_distill_file_bytes(const lq_distill_reader *r);
+
+/* Record i (0 .. count-1). A corrupt block is LQ_ERR_FORMAT naming the shard file and the
+ * block's byte offset. */
+lq_status lq_distill_get(lq_distill_reader *r, int64_t i, lq_distill_record *rec);
+
+/* KL(teacher || student) at one position, from the teacher's stored top-k and rest and the
+ * student's full log-softmax row (vocab values): sum over the top-k of p (log p - log q) plus
+ * rest-mass term P_rest (log P_rest - log Q_rest), Q_rest = 1 - sum of q over the top-k ids.
+ * (The rest term treats the tail as one outcome: a lower bound of the full KL.) */
+double lq_distill_kl(const int32_t *ids, const float *logp, float rest_logp, int k,
+                     const float *student_logsoftmax);
+
+/* ---- corpus streaming ------------------------------------------------------------------------ */
+
+/* Reads a text file incrementally so memory stays bounded however large the corpus: only the
+ * current unit (or piece) and a read-ahead buffer are held. Offsets are bytes from the file's
+ * start, so a resumed run can continue at the offset its last commit recorded. */
+typedef struct lq_corpus lq_corpus;
+
+/* Open `path` and position it at byte `start` (<= file size). */
+lq_status lq_corpus_open(const char *path, uint64_t start, lq_corpus **out);
+void lq_corpus_close(lq_corpus *c);
+/* File size in bytes (for progress). */
+uint64_t lq_corpus_size(const lq_corpus *c);
+
+/* Next non-empty unit, as lq_text_split cuts them: text up to `sep` (NULL or "": newline),
+ * stripped of spaces, tabs, CR and LF. *text is NULL at the end (valid until the next call).
+ * *unit_off: offset where the unit's raw text starts; *next_off: offset after its separator.
+ * A unit longer than 256 MiB is LQ_ERR_UNSUPPORTED. */
+lq_status lq_corpus_next_unit(lq_corpus *c, const char *sep, const char **text, size_t *len,
+                              uint64_t *unit_off, uint64_t *next_off);
+
+/* Next piece of raw text of at most max_bytes, cut after the last newline inside it (or at a
+ * UTF-8 character boundary when it has none). *text is NULL at the end. */
+lq_status lq_corpus_next_piece(lq_corpus *c, size_t max_bytes, const char **text, size_t *len,
+                               uint64_t *off, uint64_t *next_off);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
