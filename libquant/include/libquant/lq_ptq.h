@@ -1,0 +1,167 @@
+/* lq_ptq.h - post-training quantization into compressed-tensors checkpoints.
+ *
+ * Two parts:
+ *   1. The compressed-tensors layout (the format llm-compressor writes and vLLM / transformers
+ *      load): scheme names, the dense int32 bit packing, and the `quantization_config` block of
+ *      config.json. Tensor naming per quantized Linear module `<m>` (compressed-tensors 0.20,
+ *      compressors/pack_quantized/base.py and naive_quantized/base.py):
+ *        W8A16, W4A16 ("pack-quantized"):
+ *          <m>.weight_packed     I32 [rows, ceil(cols * bits / 32)]  codes + 2^(bits-1), packed
+ *                                densely along cols (element i at bit i*bits of the row)
+ *          <m>.weight_scale      model dtype [rows, n_groups]  (channel strategy: [rows, 1])
+ *          <m>.weight_shape      I64 [2] = {rows, cols}
+ *          <m>.weight_zero_point I32 [ceil(rows * bits / 32), n_groups], asymmetric only: int
+ *                                zero points + 2^(bits-1), packed along rows (packed_dim = 0)
+ *        W8A8 ("int-quantized"):  <m>.weight I8 [rows, cols] + <m>.weight_scale [rows, 1]
+ *        FP8 ("float-quantized"): <m>.weight F8_E4M3 [rows, cols] + <m>.weight_scale [rows, 1]
+ *      Dequantization is w = (q - zero) * scale (forward_helpers.py `_dequantize`).
+ *   2. The streaming quantization driver: plan which Linear gets which scheme, then quantize one
+ *      tensor at a time (read the mapped view, convert to f32, the format's quantize_ref, write
+ *      through lq_st_writer, free). Peak memory is about one tensor plus the mapped input.
+ */
+#ifndef LQ_PTQ_H
+#define LQ_PTQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lq_format.h"
+#include "lq_pool.h"
+#include "lq_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- schemes ----------------------------------------------------------------------------------- */
+
+typedef enum lq_ptq_scheme {
+    LQ_PTQ_NONE = 0,   /* left in its float dtype */
+    LQ_PTQ_W8A16 = 1,  /* int8 weights per output channel, symmetric; f32 activations */
+    LQ_PTQ_W4A16 = 2,  /* int4 weights per group along cols, symmetric or asymmetric */
+    LQ_PTQ_FP8 = 3,    /* FP8 E4M3 weights per output channel; activations unquantized */
+    LQ_PTQ_W8A8 = 4,   /* int8 weights per channel x dynamic int8 activations per token */
+    LQ_PTQ_SCHEME_COUNT
+} lq_ptq_scheme;
+
+/* "W8A16", "W4A16", "FP8", "W8A8", "none". */
+const char *lq_ptq_scheme_name(lq_ptq_scheme s);
+/* Case-insensitive; also accepts "none"/"dense" (LQ_PTQ_NONE). False if unknown. */
+bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out);
+/* The weight format the engine runs a scheme with (LQ_WFMT_COUNT for LQ_PTQ_NONE). */
+lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s);
+/* compressed-tensors "format" of a scheme: "pack-quantized", "int-quantized", ... */
+const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s);
+
+/* ---- dense int32 packing (compressed-tensors pack_to_int32 / unpack_from_int32) ---------------- */
+
+/* Words per packed line of n codes: ceil(n * bits / 32). */
+int64_t lq_ct_packed_words(int64_t n, int bits);
+
+/* Pack signed codes q (rows x cols, row-major, each in [-2^(bits-1), 2^(bits-1) - 1]) of
+ * 1..8 bits. Each code is offset by 2^(bits-1) to unsigned; along the packed dimension, element
+ * i of a line lands at bit i*bits of the line (low bits first, a code may straddle two words).
+ * packed_dim 1: out is rows x lq_ct_packed_words(cols); packed_dim 0: the same along rows, out
+ * is lq_ct_packed_words(rows) x cols. */
+void lq_ct_pack_int32(const int8_t *q, int64_t rows, int64_t cols, int bits, int packed_dim,
+                      int32_t *out);
+/* The inverse: out receives rows x cols signed codes. */
+void lq_ct_unpack_int32(const int32_t *p, int64_t rows, int64_t cols, int bits, int packed_dim,
+                        int8_t *out);
+
+/* ---- quantization_config ------------------------------------------------------------------------ */
+
+#define LQ_CT_MAX_GROUPS 8
+
+typedef struct lq_ct_group {
+    char name[32];          /* "group_0" */
+    lq_ptq_scheme scheme;
+    int32_t group_size;     /* W4A16 group strategy; 0 for channel */
+    bool asym;
+    bool per_tensor;        /* weights strategy "tensor" */
+    int64_t n_targets;      /* entries of "targets" */
+} lq_ct_group;
+
+typedef struct lq_ct_config {
+    char format[32];        /* "pack-quantized", "mixed-precision", ... */
+    char status[32];        /* quantization_status: "compressed" */
+    int n_groups;
+    lq_ct_group groups[LQ_CT_MAX_GROUPS];
+    int64_t n_ignore;
+} lq_ct_config;
+
+/* Parse the "quantization_config" of a config.json text. LQ_ERR_NOT_FOUND when the key is absent
+ * (an unquantized model), LQ_ERR_UNSUPPORTED for a quant_method other than compressed-tensors or
+ * a config group no scheme of ours describes, LQ_ERR_FORMAT for malformed JSON. */
+lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_config *out);
+
+/* ---- the driver ---------------------------------------------------------------------------------- */
+
+/* A per-module rule: modules matching `pattern` get `scheme` (LQ_PTQ_NONE = keep float).
+ * Patterns, as llm-compressor spells them: "re:<regex>" (PCRE, anchored at the start of the
+ * module name like Python's re.match), "Linear" (every linear layer), an exact module name
+ * ("model.layers.0.mlp.down_proj"), or a bare component name ("q_proj", "lm_head") matching
+ * every module whose last dotted component equals it. */
+typedef struct lq_ptq_rule {
+    const char *pattern;
+    lq_ptq_scheme scheme;
+} lq_ptq_rule;
+
+/* Called after each tensor is written (done counts parameters of every tensor so far). */
+typedef void (*lq_ptq_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
+
+typedef struct lq_ptq_opts {
+    lq_ptq_scheme scheme;        /* default for every Linear not ignored or overridden */
+    int32_t group_size;          /* W4A16 group size; 0 = 128; -1 = one group per row */
+    bool asym;                   /* W4A16: asymmetric (zero points) */
+    bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
+    /* Modules kept in float, in addition to the defaults lm_head and model.embed_tokens (the
+     * embedding is not a Linear and is never quantized). */
+    const char *const *ignore;
+    int n_ignore;
+    /* Applied in order, the last match wins; overrides beat ignore patterns but not defaults
+     * (an override can quantize lm_head). */
+    const lq_ptq_rule *overrides;
+    int n_overrides;
+    lq_pool *pool;               /* borrowed; rows of a tensor are quantized across it; NULL ok */
+    lq_ptq_progress_fn progress;
+    void *user;
+} lq_ptq_opts;
+
+typedef struct lq_ptq_tensor_stat {
+    char name[160];              /* module name ("model.layers.0.self_attn.q_proj") */
+    lq_ptq_scheme scheme;
+    int64_t rows, cols;
+    uint64_t bytes_in, bytes_out;  /* the float weight vs payload + scales + zero points */
+    double rel_err;              /* ||W - deq(Q(W))||_F / ||W||_F */
+} lq_ptq_tensor_stat;
+
+typedef struct lq_ptq_summary {
+    int64_t n_tensors;           /* tensors in the input */
+    int64_t n_quantized;         /* linear weights quantized */
+    int64_t params_total, params_quantized;
+    uint64_t bytes_in, bytes_out;  /* every tensor's payload in the input / output */
+    uint64_t qbytes_in, qbytes_out; /* the quantized tensors only */
+    double bits_per_weight;      /* qbytes_out * 8 / params_quantized */
+    double mean_rel_err, worst_rel_err;
+    char worst_tensor[160];
+    lq_ptq_tensor_stat *tensors; /* n_quantized entries, input order; free with _summary_free */
+    double seconds;
+} lq_ptq_summary;
+
+void lq_ptq_summary_free(lq_ptq_summary *s);
+
+/* Quantize the checkpoint at model_path (HF directory or llama2.c .bin) into the existing
+ * directory out_dir: writes out_dir/config.json (the input's, plus quantization_config) and
+ * out_dir/model.safetensors (atomically, through lq_st_writer). Reads the input only.
+ * Refuses, before writing anything: an input that is already quantized (LQ_ERR_UNSUPPORTED), a
+ * group size that does not divide a tensor's columns (LQ_ERR_INVALID_ARG naming the tensor).
+ * While streaming: NaN/Inf in a weight is LQ_ERR_FORMAT naming the tensor (nothing committed).
+ * `summary` may be NULL. */
+lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_ptq_opts *opts,
+                          lq_ptq_summary *summary);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,108 @@
+/* ct_layout.c - compressed-tensors scheme names and the dense int32 bit packing (lq_ptq.h).
+ *
+ * Packing follows compressed-tensors 0.20 compressors/pack_quantized/helpers.py: pack_to_int32
+ * adds 2^(bits-1) to every signed code, then places element i of a line at global bit i*bits
+ * (word i*bits/32, bit offset i*bits%32, spilling its high bits into the next word when it
+ * straddles); a line of n codes takes ceil(n*bits/32) words. packed_dim 0 packs along rows
+ * (the transpose is packed, then transposed back). Words are stored little-endian.
+ */
+#include "libquant/lq_ptq.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* ---- schemes ----------------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    lq_wfmt fmt;
+    const char *ct_format;
+} g_schemes[LQ_PTQ_SCHEME_COUNT] = {
+    [LQ_PTQ_NONE] = {"none", LQ_WFMT_COUNT, "dense"},
+    [LQ_PTQ_W8A16] = {"W8A16", LQ_WFMT_W8A16, "pack-quantized"},
+    [LQ_PTQ_W4A16] = {"W4A16", LQ_WFMT_W4A16, "pack-quantized"},
+    /* Weight-only FP8: compressed-tensors' FloatQuantizationCompressor is the naive compressor
+     * (weight stored as float8_e4m3fn, weight_scale beside it), registered as float-quantized. */
+    [LQ_PTQ_FP8] = {"FP8", LQ_WFMT_FP8_E4M3, "float-quantized"},
+    [LQ_PTQ_W8A8] = {"W8A8", LQ_WFMT_W8A8, "int-quantized"},
+};
+
+const char *lq_ptq_scheme_name(lq_ptq_scheme s) {
+    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].name : "?";
+}
+
+bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out) {
+    if (!s) return false;
+    for (int i = 0; i < LQ_PTQ_SCHEME_COUNT; i++)
+        if (strcasecmp(s, g_schemes[i].name) == 0) {
+            *out = (lq_ptq_scheme)i;
+            return true;
+        }
+    if (strcasecmp(s, "dense") == 0) {
+        *out = LQ_PTQ_NONE;
+        return true;
+    }
+    return false;
+}
+
+lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s) {
+    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].fmt : LQ_WFMT_COUNT;
+}
+
+const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s) {
+    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].ct_format : "dense";
+}
+
+/* ---- packing ----------------------------------------------------------------------------------- */
+
+int64_t lq_ct_packed_words(int64_t n, int bits) { return (n * bits + 31) / 32; }
+
+/* Pack one line of n codes read with stride `stride` into words (stride `wstride`). */
+static void pack_line(const int8_t *q, int64_t n, int64_t stride, int bits, uint32_t *w,
+                      int64_t wstride) {
+    int64_t nw = lq_ct_packed_words(n, bits);
+    for (int64_t k = 0; k < nw; k++) w[k * wstride] = 0;
+    uint32_t mask = (1u << bits) - 1u, off = 1u << (bits - 1);
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = ((uint32_t)(int32_t)q[i * stride] + off) & mask;
+        int64_t bit = i * bits, word = bit / 32;
+        int sh = (int)(bit % 32);
+        w[word * wstride] |= u << sh;
+        if (sh + bits > 32) w[(word + 1) * wstride] |= u >> (32 - sh);
+    }
+}
+
+static void unpack_line(const uint32_t *w, int64_t wstride, int64_t n, int bits, int8_t *q,
+                        int64_t stride) {
+    uint32_t mask = (1u << bits) - 1u;
+    int32_t off = 1 << (bits - 1);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t bit = i * bits, word = bit / 32;
+        int sh = (int)(bit % 32);
+        uint32_t u = w[word * wstride] >> sh;
+        if (sh + bits > 32) u |= w[(word + 1) * wstride] << (32 - sh);
+        q[i * stride] = (int8_t)((int32_t)(u & mask) - off);
+    }
+}
+
+void lq_ct_pack_int32(const int8_t *q, int64_t rows, int64_t cols, int bits, int packed_dim,
+                      int32_t *out) {
+    uint32_t *w = (uint32_t *)out;
+    if (packed_dim == 1) {
+        int64_t nw = lq_ct_packed_words(cols, bits);
+        for (int64_t r = 0; r < rows; r++) pack_line(q + r * cols, cols, 1, bits, w + r * nw, 1);
+    } else {
+        for (int64_t c = 0; c < cols; c++) pack_line(q + c, rows, cols, bits, w + c, cols);
+    }
+}
+
+void lq_ct_unpack_int32(const int32_t *p, int64_t rows, int64_t cols, int bits, int packed_dim,
+                        int8_t *out) {
+    const uint32_t *w = (const uint32_t *)p;
+    if (packed_dim == 1) {
+        int64_t nw = lq_ct_packed_words(cols, bits);
+        for (int64_t r = 0; r < rows; r++) unpack_line(w + r * nw, 1, cols, bits, out + r * cols, 1);
+    } else {
+        for (int64_t c = 0; c < cols; c++) unpack_line(w + c, cols, rows, bits, out + c, cols);
+    }
+}
