@@ -106,6 +106,12 @@ static int64_t dim_value(const lq_config *cfg, dimsym d) {
 /* One weight or norm: present, stored in a float dtype, with the expected shape. This is the
  * single place later formats extend (e.g. accept a quantized payload + scales under the name). */
 static lq_status check_tensor(const lq_checkpoint *c, const char *name, int64_t rows, int64_t cols) {
+    /* A compressed-tensors quantized linear ("<m>.weight_packed" or an I8/F8 "<m>.weight", each
+     * with "<m>.weight_scale"): its layout is validated by the binder that reads it
+     * (weight_bind.c). */
+    char scale_name[192];
+    snprintf(scale_name, sizeof scale_name, "%s_scale", name);
+    if (cols > 0 && lq_checkpoint_find(c, scale_name)) return LQ_OK;
     const lq_tensor *t = lq_checkpoint_find(c, name);
     if (!t) return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", c->path, name);
     if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)

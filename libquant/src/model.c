@@ -55,7 +55,7 @@ static lq_status bind_layer(lq_model *m, int l) {
     };
     for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
         snprintf(p, sizeof p, "model.layers.%d.%s", l, lin[i].name);
-        LQ_TRY(lq_bind_linear(ck, p, lin[i].rows, lin[i].cols, lin[i].w));
+        LQ_TRY(lq_bind_linear(ck, p, lin[i].rows, lin[i].cols, m->owned, lin[i].w));
     }
     return LQ_OK;
 }
@@ -66,7 +66,7 @@ static lq_status model_bind(lq_model *m) {
         c->head_dim <= 0 || (c->head_dim & 1) || c->vocab_size <= 0 || c->hidden_dim <= 0 ||
         c->n_heads % c->n_kv_heads != 0)
         return lq_fail(LQ_ERR_FORMAT, "%s: inconsistent model configuration", lq_checkpoint_path(m->ckpt));
-    LQ_TRY(lq_bind_linear(m->ckpt, "model.embed_tokens", c->vocab_size, c->dim, &m->tok_emb));
+    LQ_TRY(lq_bind_linear(m->ckpt, "model.embed_tokens", c->vocab_size, c->dim, m->owned, &m->tok_emb));
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++) LQ_TRY(bind_layer(m, l));
@@ -74,7 +74,7 @@ static lq_status model_bind(lq_model *m) {
     if (c->tied_embeddings || !lq_checkpoint_find(m->ckpt, "lm_head.weight"))
         m->output = m->tok_emb;
     else
-        LQ_TRY(lq_bind_linear(m->ckpt, "lm_head", c->vocab_size, c->dim, &m->output));
+        LQ_TRY(lq_bind_linear(m->ckpt, "lm_head", c->vocab_size, c->dim, m->owned, &m->output));
     m->rope_inv_freq = rope_inv_freq_new(c);
     if (!m->rope_inv_freq) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     return LQ_OK;
@@ -83,6 +83,10 @@ static lq_status model_bind(lq_model *m) {
 lq_status lq_model_load(const char *path, lq_model **out) {
     *out = NULL;
     lq_model *m = calloc(1, sizeof *m);
+    if (m && !(m->owned = calloc(1, sizeof *m->owned))) {
+        free(m);
+        m = NULL;
+    }
     if (!m) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     lq_status s = lq_checkpoint_open(path, &m->ckpt);
     if (s == LQ_OK) {
@@ -108,6 +112,7 @@ void lq_model_free(lq_model *m) {
     }
     free(m->final_norm);
     free(m->rope_inv_freq);
+    lq_bind_owner_free(m->owned);
     lq_checkpoint_close(m->ckpt);
     free(m);
 }

@@ -1,21 +1,54 @@
 /* weight_bind.c - binders from checkpoint tensors to lq_weight views (see weight_bind.h). */
 #include "weight_bind.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "libquant/lq_ptq.h"
+
+/* ---- owner list ------------------------------------------------------------------------------- */
+
+void *lq_bind_owner_alloc(lq_bind_owner *o, size_t bytes) {
+    if (o->n == o->cap) {
+        int64_t cap = o->cap ? 2 * o->cap : 64;
+        void **p = realloc(o->ptrs, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        o->ptrs = p;
+        o->cap = cap;
+    }
+    void *b = malloc(bytes ? bytes : 1);
+    if (b) o->ptrs[o->n++] = b;
+    return b;
+}
+
+void lq_bind_owner_free(lq_bind_owner *o) {
+    if (!o) return;
+    for (int64_t i = 0; i < o->n; i++) free(o->ptrs[i]);
+    free(o->ptrs);
+    free(o);
+}
+
 /* A binder recognizes one storage convention. It returns LQ_ERR_NOT_FOUND when the convention's
  * tensors are absent, so the next binder can try. */
 typedef lq_status (*lq_binder_fn)(const lq_checkpoint *c, const char *prefix, int64_t rows,
-                                  int64_t cols, lq_weight *out);
+                                  int64_t cols, lq_bind_owner *own, lq_weight *out);
+
+static const lq_tensor *find_part(const lq_checkpoint *c, const char *prefix, const char *suffix,
+                                  char *name, size_t cap) {
+    snprintf(name, cap, "%s.%s", prefix, suffix);
+    return lq_checkpoint_find(c, name);
+}
+
+/* ---- dense float ------------------------------------------------------------------------------ */
 
 /* Dense "<prefix>.weight" in a float dtype: the view is the tensor itself. */
 static lq_status bind_dense_float(const lq_checkpoint *c, const char *prefix, int64_t rows,
-                                  int64_t cols, lq_weight *out) {
+                                  int64_t cols, lq_bind_owner *own, lq_weight *out) {
+    (void)own;
     char name[512];
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    const lq_tensor *t = lq_checkpoint_find(c, name);
+    const lq_tensor *t = find_part(c, prefix, "weight", name, sizeof name);
     if (!t) return LQ_ERR_NOT_FOUND;
     static const struct { lq_dtype dtype; lq_wfmt fmt; } map[] = {
         {LQ_DTYPE_F32, LQ_WFMT_F32}, {LQ_DTYPE_F16, LQ_WFMT_F16}, {LQ_DTYPE_BF16, LQ_WFMT_BF16},
@@ -38,15 +71,162 @@ static lq_status bind_dense_float(const lq_checkpoint *c, const char *prefix, in
     return LQ_OK;
 }
 
+/* ---- compressed-tensors ---------------------------------------------------------------------- */
+
+static bool is_float_dtype(lq_dtype d) {
+    return d == LQ_DTYPE_F32 || d == LQ_DTYPE_F16 || d == LQ_DTYPE_BF16;
+}
+
+/* "<prefix>.weight_scale" as f32: [rows, n_groups], [rows] or (per tensor) [1] / [] broadcast to
+ * every row. Scales must be finite and positive: a zero or NaN scale would silently zero or
+ * poison the layer's output. */
+static lq_status bind_scales(const lq_checkpoint *c, const char *prefix, int64_t rows,
+                             int64_t n_groups, lq_bind_owner *own, float **out) {
+    char name[512];
+    const lq_tensor *t = find_part(c, prefix, "weight_scale", name, sizeof name);
+    if (!t) return lq_fail(LQ_ERR_NOT_FOUND, "%s: missing tensor '%s'", lq_checkpoint_path(c), name);
+    if (!is_float_dtype(t->dtype))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported for scales",
+                       lq_checkpoint_path(c), name, lq_dtype_name(t->dtype));
+    int64_t n = lq_tensor_numel(t);
+    bool per_tensor = n == 1 && n_groups == 1;
+    bool ok = per_tensor || (n == rows * n_groups && t->ndim >= 1 && t->shape[0] == rows &&
+                             (t->ndim == 1 ? n_groups == 1 : t->ndim == 2 && t->shape[1] == n_groups));
+    if (!ok)
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected shape [%lld, %lld]",
+                       lq_checkpoint_path(c), name, (long long)rows, (long long)n_groups);
+    float *s = lq_bind_owner_alloc(own, (size_t)(rows * n_groups) * sizeof *s);
+    if (!s) return lq_fail(LQ_ERR_NOMEM, "out of memory binding '%s'", name);
+    for (int64_t i = 0; i < rows * n_groups; i++) {
+        s[i] = lq_tensor_get_f32(t, per_tensor ? 0 : i);
+        if (!isfinite(s[i]) || s[i] <= 0.0f)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': scale %lld is %g (must be finite and > 0)",
+                           lq_checkpoint_path(c), name, (long long)i, (double)s[i]);
+    }
+    *out = s;
+    return LQ_OK;
+}
+
+/* The engine's row_bytes for fmt must be exactly the checkpoint's bytes per row: the payload is
+ * used in place. */
+static lq_status check_row_bytes(const lq_checkpoint *c, const char *name, lq_wfmt fmt, int64_t rows,
+                                 int64_t cols, int32_t group_size, size_t have, lq_weight *out) {
+    lq_quant_params p = {.group_size = group_size};
+    size_t rb = 0;
+    int64_t a0 = 0, a1 = 0;
+    if (!lq_wfmt_sizes(fmt, rows, cols, &p, &rb, &a0, &a1) || rb != have)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %lld x %lld %s layout not supported "
+                       "(%zu bytes per row)", lq_checkpoint_path(c), name, (long long)rows,
+                       (long long)cols, lq_wfmt_get(fmt) ? lq_wfmt_get(fmt)->name : "?", have);
+    out->row_bytes = rb;
+    return LQ_OK;
+}
+
+/* pack-quantized: "<prefix>.weight_packed" I32 [rows, ceil(cols*bits/32)], bits 8 (W8A16, per
+ * channel, symmetric) or 4 (W4A16, per group, zero points optional). */
+static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int64_t rows,
+                                int64_t cols, lq_bind_owner *own, lq_weight *out) {
+    char name[512], sname[512];
+    const lq_tensor *t = find_part(c, prefix, "weight_packed", name, sizeof name);
+    if (!t) return LQ_ERR_NOT_FOUND;
+    const char *path = lq_checkpoint_path(c);
+    if (t->dtype != LQ_DTYPE_I32 || t->ndim != 2 || t->shape[0] != rows)
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected I32 [%lld, packed cols]", path, name,
+                       (long long)rows);
+    const lq_tensor *shp = find_part(c, prefix, "weight_shape", sname, sizeof sname);
+    if (shp) {
+        int64_t v[2] = {0, 0};
+        bool ok = lq_tensor_numel(shp) == 2 && (shp->dtype == LQ_DTYPE_I64 || shp->dtype == LQ_DTYPE_I32);
+        for (int i = 0; ok && i < 2; i++)
+            v[i] = shp->dtype == LQ_DTYPE_I64 ? ((const int64_t *)shp->data)[i] : ((const int32_t *)shp->data)[i];
+        if (!ok || v[0] != rows || v[1] != cols)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected [%lld, %lld]", path, sname,
+                           (long long)rows, (long long)cols);
+    }
+    int bits = t->shape[1] == lq_ct_packed_words(cols, 8) ? 8
+             : t->shape[1] == lq_ct_packed_words(cols, 4) ? 4 : 0;
+    if (!bits)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %lld words per row is neither 8- nor "
+                       "4-bit packing of %lld columns", path, name, (long long)t->shape[1], (long long)cols);
+    snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
+    const lq_tensor *sc = lq_checkpoint_find(c, sname);
+    if (!sc) return lq_fail(LQ_ERR_NOT_FOUND, "%s: missing tensor '%s'", path, sname);
+    int64_t n_groups = sc->ndim == 2 ? sc->shape[1] : 1;
+    if (n_groups <= 0 || cols % n_groups != 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': %lld groups do not divide %lld columns", path,
+                       sname, (long long)n_groups, (long long)cols);
+    const lq_tensor *zp = find_part(c, prefix, "weight_zero_point", sname, sizeof sname);
+    memset(out, 0, sizeof *out);
+    out->rows = rows;
+    out->cols = cols;
+    out->data = t->data;
+    if (bits == 8) {
+        if (n_groups != 1 || zp)
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': 8-bit packing is supported per "
+                           "channel and symmetric only", path, name);
+        out->fmt = LQ_WFMT_W8A16;
+    } else {
+        out->fmt = LQ_WFMT_W4A16;
+        out->group_size = (int32_t)(cols / n_groups);
+    }
+    LQ_TRY(check_row_bytes(c, name, out->fmt, rows, cols, out->group_size,
+                           (size_t)t->shape[1] * sizeof(int32_t), out));
+    float *scale;
+    LQ_TRY(bind_scales(c, prefix, rows, n_groups, own, &scale));
+    out->aux[0] = scale;
+    if (zp) {
+        /* Zero points are packed along rows: [ceil(rows*bits/32), n_groups]. */
+        if (zp->dtype != LQ_DTYPE_I32 || zp->ndim != 2 || zp->shape[0] != lq_ct_packed_words(rows, bits) ||
+            zp->shape[1] != n_groups)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected I32 [%lld, %lld]", path, sname,
+                           (long long)lq_ct_packed_words(rows, bits), (long long)n_groups);
+        int8_t *q = malloc((size_t)(rows * n_groups));
+        float *z = lq_bind_owner_alloc(own, (size_t)(rows * n_groups) * sizeof *z);
+        if (!q || !z) {
+            free(q);
+            return lq_fail(LQ_ERR_NOMEM, "out of memory binding '%s'", sname);
+        }
+        lq_ct_unpack_int32(zp->data, rows, n_groups, bits, 0, q);
+        for (int64_t i = 0; i < rows * n_groups; i++) z[i] = (float)q[i];
+        free(q);
+        out->aux[1] = z;
+    }
+    return LQ_OK;
+}
+
+/* int-quantized / float-quantized: "<prefix>.weight" I8 (W8A8) or F8_E4M3 (FP8) + per-channel
+ * or per-tensor "<prefix>.weight_scale". */
+static lq_status bind_ct_naive(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
+                               lq_bind_owner *own, lq_weight *out) {
+    char name[512];
+    const lq_tensor *t = find_part(c, prefix, "weight", name, sizeof name);
+    if (!t || (t->dtype != LQ_DTYPE_I8 && t->dtype != LQ_DTYPE_F8_E4M3)) return LQ_ERR_NOT_FOUND;
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected shape [%lld, %lld]",
+                       lq_checkpoint_path(c), name, (long long)rows, (long long)cols);
+    memset(out, 0, sizeof *out);
+    out->fmt = t->dtype == LQ_DTYPE_I8 ? LQ_WFMT_W8A8 : LQ_WFMT_FP8_E4M3;
+    out->rows = rows;
+    out->cols = cols;
+    out->data = t->data;
+    LQ_TRY(check_row_bytes(c, name, out->fmt, rows, cols, 0, (size_t)cols, out));
+    float *scale;
+    LQ_TRY(bind_scales(c, prefix, rows, 1, own, &scale));
+    out->aux[0] = scale;
+    return LQ_OK;
+}
+
 /* Tried in order; quantized formats go before the dense fallback. */
 static const lq_binder_fn g_binders[] = {
+    bind_ct_packed,
+    bind_ct_naive,
     bind_dense_float,
 };
 
 lq_status lq_bind_linear(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
-                         lq_weight *out) {
+                         lq_bind_owner *own, lq_weight *out) {
     for (size_t i = 0; i < sizeof g_binders / sizeof g_binders[0]; i++) {
-        lq_status s = g_binders[i](c, prefix, rows, cols, out);
+        lq_status s = g_binders[i](c, prefix, rows, cols, own, out);
         if (s != LQ_ERR_NOT_FOUND) return s;
     }
     return lq_fail(LQ_ERR_NOT_FOUND, "%s: no weight tensor for '%s'", lq_checkpoint_path(c), prefix);
@@ -55,7 +235,7 @@ lq_status lq_bind_linear(const lq_checkpoint *c, const char *prefix, int64_t row
 lq_status lq_bind_vector_f32(const lq_checkpoint *c, const char *name, int64_t n, float **out) {
     const lq_tensor *t = lq_checkpoint_find(c, name);
     if (!t) return lq_fail(LQ_ERR_NOT_FOUND, "%s: missing tensor '%s'", lq_checkpoint_path(c), name);
-    if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
+    if (!is_float_dtype(t->dtype))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported for a norm",
                        lq_checkpoint_path(c), name, lq_dtype_name(t->dtype));
     if (lq_tensor_numel(t) != n)

@@ -1,9 +1,12 @@
 /* weight_bind.h - turn checkpoint tensors into lq_weight views for the matmul kernels.
  *
- * The one place that knows how a format's tensors are named and laid out in a checkpoint.
- * Today: "<prefix>.weight" stored as F32/F16/BF16. Quantized formats (compressed-tensors
- * "<prefix>.weight_packed" + "<prefix>.weight_scale", ...) add a binder to the table in
- * weight_bind.c; the engine stays unchanged.
+ * The one place that knows how a format's tensors are named and laid out in a checkpoint:
+ *   - "<prefix>.weight" stored as F32/F16/BF16 (dense);
+ *   - compressed-tensors (lq_ptq.h has the layout): "<prefix>.weight_packed" I32 +
+ *     "weight_scale" + "weight_shape" (+ "weight_zero_point") -> W8A16 / W4A16;
+ *     "<prefix>.weight" I8 + "weight_scale" -> W8A8; F8_E4M3 + "weight_scale" -> FP8.
+ * Payloads stay views into the mapping; scales and zero points become f32 arrays owned by an
+ * lq_bind_owner (the model's), because the kernels read f32 side tensors.
  */
 #ifndef LQ_WEIGHT_BIND_H
 #define LQ_WEIGHT_BIND_H
@@ -11,11 +14,22 @@
 #include "libquant/lq_checkpoint.h"
 #include "lq_format.h"
 
+/* Derived buffers allocated while binding; freed together. */
+typedef struct lq_bind_owner {
+    void **ptrs;
+    int64_t n, cap;
+} lq_bind_owner;
+
+/* malloc(bytes) recorded in o; NULL on failure. */
+void *lq_bind_owner_alloc(lq_bind_owner *o, size_t bytes);
+/* Free every buffer and o itself. NULL is a no-op. */
+void lq_bind_owner_free(lq_bind_owner *o);
+
 /* Bind the linear layer `prefix` (e.g. "model.layers.0.self_attn.q_proj") expecting a
  * rows x cols matrix. LQ_ERR_NOT_FOUND if no binder recognizes it, LQ_ERR_FORMAT on a shape
- * mismatch (message names the tensor and the checkpoint). */
+ * mismatch (message names the tensor and the checkpoint). Side arrays go to `own`. */
 lq_status lq_bind_linear(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
-                         lq_weight *out);
+                         lq_bind_owner *own, lq_weight *out);
 
 /* Copy a 1-D F32/F16/BF16 tensor of n elements into a new f32 array (norm weights). */
 lq_status lq_bind_vector_f32(const lq_checkpoint *c, const char *name, int64_t n, float **out);

@@ -43,6 +43,9 @@ typedef struct lq_model {
     float *final_norm;     /* (dim) model.norm */
     lq_weight output;      /* (vocab, dim) lm_head, or tok_emb when tied */
     float *rope_inv_freq;  /* (head_dim / 2) angle per position of each rotary pair */
+    /* Derived buffers the weight binders allocated (f32 copies of quantization scales and zero
+     * points, which lq_weight.aux points at); owned, freed by lq_model_free. */
+    struct lq_bind_owner *owned;
 } lq_model;
 
 /* Open a checkpoint (HF directory or llama2.c .bin) and bind its weights. */

@@ -1,0 +1,497 @@
+/* ptq.c - the streaming post-training quantization driver (lq_ptq.h).
+ *
+ * Two passes over the input's tensor list. The plan decides every tensor's scheme and checks
+ * every shape before a byte is written, so bad options fail fast and name the tensor. The
+ * stream then quantizes one tensor at a time: convert the mapped view to f32 (rows split across
+ * the pool), run the format's quantize_ref on row blocks (rows are independent in every scheme
+ * we write: per channel or per group along a row), measure the round-trip error with
+ * dequant_ref, and write payload + side tensors through lq_st_writer, which commits atomically.
+ * Peak memory: the f32 copy and packed payload of the largest tensor, plus the mapped input.
+ */
+#include "ptq_internal.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ct_internal.h"
+#include "libquant/lq_checkpoint.h"
+#include "libquant/lq_safetensors.h"
+#include "lq_blocks.h"
+
+#define PTQ_DEFAULT_GROUP 128
+
+typedef struct plan_item {
+    const lq_tensor *t;          /* input tensor (a view into the mapping) */
+    char module[160];            /* name without ".weight" */
+    lq_ptq_scheme scheme;        /* LQ_PTQ_NONE: copied unchanged */
+    lq_wfmt fmt;
+    lq_quant_params qp;
+    int64_t rows, cols, n_groups;
+    size_t row_bytes;
+    int64_t n_aux0, n_aux1;
+    lq_dtype scale_dtype;        /* the model dtype (compressed-tensors stores scales in it) */
+    bool is_linear;
+} plan_item;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static bool has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+/* ---- plan -------------------------------------------------------------------------------------- */
+
+static lq_status check_not_quantized(const lq_checkpoint *c) {
+    const char *cj = lq_checkpoint_config_json(c);
+    lq_ct_config ct;
+    if (cj && lq_ct_config_parse(cj, lq_checkpoint_path(c), &ct) != LQ_ERR_NOT_FOUND)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: already quantized (config.json has a "
+                       "quantization_config); quantize the original float model", lq_checkpoint_path(c));
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        if (has_suffix(t->name, "_scale") || has_suffix(t->name, "_packed") ||
+            t->dtype == LQ_DTYPE_I8 || t->dtype == LQ_DTYPE_F8_E4M3)
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': already quantized; quantize the "
+                           "original float model", lq_checkpoint_path(c), t->name);
+    }
+    return LQ_OK;
+}
+
+static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
+    lq_ptq_scheme s = o->scheme;
+    if (strcmp(module, "lm_head") == 0) s = LQ_PTQ_NONE;
+    for (int i = 0; i < o->n_ignore; i++)
+        if (lq_ptq_pattern_match(o->ignore[i], module)) s = LQ_PTQ_NONE;
+    for (int i = 0; i < o->n_overrides; i++)
+        if (lq_ptq_pattern_match(o->overrides[i].pattern, module)) s = o->overrides[i].scheme;
+    return s;
+}
+
+static lq_scale_dtype to_scale_dtype(lq_dtype d) {
+    return d == LQ_DTYPE_F16 ? LQ_SCALE_F16 : d == LQ_DTYPE_BF16 ? LQ_SCALE_BF16 : LQ_SCALE_F32;
+}
+
+static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const lq_tensor *t,
+                             plan_item *it) {
+    memset(it, 0, sizeof *it);
+    it->t = t;
+    it->is_linear = t->ndim == 2 && has_suffix(t->name, ".weight") &&
+                    strcmp(t->name, "model.embed_tokens.weight") != 0;
+    if (!it->is_linear) return LQ_OK;
+    size_t n = strlen(t->name) - strlen(".weight");
+    if (n >= sizeof it->module)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': name too long", lq_checkpoint_path(c), t->name);
+    memcpy(it->module, t->name, n);
+    it->module[n] = 0;
+    it->scheme = choose_scheme(o, it->module);
+    if (it->scheme == LQ_PTQ_NONE) return LQ_OK;
+    if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s cannot be quantized",
+                       lq_checkpoint_path(c), t->name, lq_dtype_name(t->dtype));
+    it->rows = t->shape[0];
+    it->cols = t->shape[1];
+    it->fmt = lq_ptq_scheme_wfmt(it->scheme);
+    it->scale_dtype = t->dtype;
+    it->qp.scale_dtype = to_scale_dtype(t->dtype);
+    it->qp.clip_search = o->clip_search;
+    it->n_groups = 1;
+    if (it->scheme == LQ_PTQ_W4A16) {
+        int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
+        it->qp.asym = o->asym;
+        if (g > 0) {
+            if (it->cols % g != 0)
+                return lq_fail(LQ_ERR_INVALID_ARG, "%s: tensor '%s': group size %d does not divide its "
+                               "%lld columns (choose a divisor, or --group-size -1 for one group per row)",
+                               lq_checkpoint_path(c), t->name, (int)g, (long long)it->cols);
+            it->qp.group_size = g;
+            it->n_groups = it->cols / g;
+        }
+    }
+    if (!lq_wfmt_sizes(it->fmt, it->rows, it->cols, &it->qp, &it->row_bytes, &it->n_aux0, &it->n_aux1))
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: tensor '%s': %lld x %lld cannot be stored as %s",
+                       lq_checkpoint_path(c), t->name, (long long)it->rows, (long long)it->cols,
+                       lq_ptq_scheme_name(it->scheme));
+    /* The payload must be the compressed-tensors tensor's bytes (I32 words or one byte a code). */
+    bool packed = it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16;
+    int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+    size_t want = packed ? (size_t)lq_ct_packed_words(it->cols, bits) * 4 : (size_t)it->cols;
+    if (it->row_bytes != want || it->n_aux0 != it->rows * it->n_groups ||
+        (it->qp.asym && it->n_aux1 != it->rows * it->n_groups))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "tensor '%s': the %s kernels' layout (%zu bytes per row, "
+                       "%lld scales) is not the compressed-tensors one", t->name,
+                       lq_ptq_scheme_name(it->scheme), it->row_bytes, (long long)it->n_aux0);
+    return LQ_OK;
+}
+
+/* ---- declarations -------------------------------------------------------------------------------- */
+
+static lq_status declare(lq_st_writer *w, const plan_item *it) {
+    const lq_tensor *t = it->t;
+    if (it->scheme == LQ_PTQ_NONE) return lq_st_writer_declare(w, t->name, t->dtype, t->ndim, t->shape);
+    char name[200];
+    int64_t scale_shape[2] = {it->rows, it->n_groups};
+    if (it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16) {
+        int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+        int64_t ps[2] = {it->rows, lq_ct_packed_words(it->cols, bits)};
+        snprintf(name, sizeof name, "%s.weight_packed", it->module);
+        LQ_TRY(lq_st_writer_declare(w, name, LQ_DTYPE_I32, 2, ps));
+        snprintf(name, sizeof name, "%s.weight_scale", it->module);
+        LQ_TRY(lq_st_writer_declare(w, name, it->scale_dtype, 2, scale_shape));
+        int64_t two = 2;
+        snprintf(name, sizeof name, "%s.weight_shape", it->module);
+        LQ_TRY(lq_st_writer_declare(w, name, LQ_DTYPE_I64, 1, &two));
+        if (it->qp.asym) {
+            int64_t zs[2] = {lq_ct_packed_words(it->rows, bits), it->n_groups};
+            snprintf(name, sizeof name, "%s.weight_zero_point", it->module);
+            LQ_TRY(lq_st_writer_declare(w, name, LQ_DTYPE_I32, 2, zs));
+        }
+        return LQ_OK;
+    }
+    snprintf(name, sizeof name, "%s.weight", it->module);
+    LQ_TRY(lq_st_writer_declare(w, name, it->scheme == LQ_PTQ_FP8 ? LQ_DTYPE_F8_E4M3 : LQ_DTYPE_I8, 2,
+                                t->shape));
+    snprintf(name, sizeof name, "%s.weight_scale", it->module);
+    return lq_st_writer_declare(w, name, it->scale_dtype, 2, scale_shape);
+}
+
+/* ---- quantizing one tensor ------------------------------------------------------------------------ */
+
+#define ROWS_PER_TASK 64
+
+typedef struct qjob {
+    const plan_item *it;
+    const lq_wfmt_traits *tr;
+    lq_pool *pool;
+    float *src;                  /* rows x cols f32 */
+    uint8_t *payload;            /* rows x row_bytes */
+    float *aux0, *aux1;
+    double *sq_w, *sq_e;         /* per task: sum W^2, sum (W - deq)^2 */
+    int64_t *bad;                /* per task: first non-finite element index, or -1 */
+} qjob;
+
+static void to_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
+    if (t->dtype == LQ_DTYPE_F32) {
+        memcpy(out, (const float *)t->data + i0, (size_t)n * sizeof *out);
+    } else if (t->dtype == LQ_DTYPE_F16) {
+        const lq_f16 *h = (const lq_f16 *)t->data + i0;
+        for (int64_t i = 0; i < n; i++) out[i] = lq_f16_to_f32(h[i]);
+    } else {
+        const lq_bf16 *h = (const lq_bf16 *)t->data + i0;
+        for (int64_t i = 0; i < n; i++) out[i] = lq_bf16_to_f32(h[i]);
+    }
+}
+
+static void qjob_task(void *ctx, int64_t task, int tid) {
+    qjob *j = ctx;
+    const plan_item *it = j->it;
+    int64_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < it->rows ? r0 + ROWS_PER_TASK : it->rows;
+    int64_t cols = it->cols, n = (r1 - r0) * cols;
+    float *src = j->src + r0 * cols;
+    to_f32(it->t, r0 * cols, n, src);
+    j->bad[task] = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(src[i])) {
+            j->bad[task] = r0 * cols + i;
+            return;
+        }
+    /* A row block is a matrix of its own: every scheme here scales per row or per row-group. */
+    int64_t per_row0 = it->n_aux0 / it->rows, per_row1 = it->n_aux1 / it->rows;
+    lq_weight w = {.fmt = it->fmt, .rows = r1 - r0, .cols = cols, .row_bytes = it->row_bytes,
+                   .group_size = it->qp.group_size};
+    w.data = j->payload + (size_t)r0 * it->row_bytes;
+    w.aux[0] = j->aux0 + r0 * per_row0;
+    if (j->aux1) w.aux[1] = j->aux1 + r0 * per_row1;
+    j->tr->quantize_ref(src, &it->qp, &w);
+    float *deq = lq_pool_scratch(j->pool, tid, (size_t)n * sizeof *deq);
+    double sw = 0.0, se = 0.0;
+    if (deq) {
+        j->tr->dequant_ref(&w, 0, w.rows, deq);
+        for (int64_t i = 0; i < n; i++) {
+            double d = (double)src[i] - (double)deq[i];
+            sw += (double)src[i] * src[i];
+            se += d * d;
+        }
+    } else {
+        se = NAN; /* no scratch: report the error as unknown rather than guess */
+    }
+    j->sq_w[task] = sw;
+    j->sq_e[task] = se;
+}
+
+static void convert_scales(const float *in, int64_t n, lq_dtype dt, void *out) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == LQ_DTYPE_F16) ((lq_f16 *)out)[i] = lq_f32_to_f16(in[i]);
+        else if (dt == LQ_DTYPE_BF16) ((lq_bf16 *)out)[i] = lq_f32_to_bf16(in[i]);
+        else ((float *)out)[i] = in[i];
+    }
+}
+
+static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool *pool,
+                                 lq_ptq_tensor_stat *st) {
+    const lq_wfmt_traits *tr = lq_wfmt_get(it->fmt);
+    if (!tr || !tr->quantize_ref || !tr->dequant_ref)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "tensor '%s': no quantizer for %s", it->t->name,
+                       lq_ptq_scheme_name(it->scheme));
+    int64_t n_tasks = (it->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    qjob j = {.it = it, .tr = tr, .pool = pool};
+    j.src = malloc((size_t)(it->rows * it->cols) * sizeof *j.src);
+    j.payload = malloc((size_t)it->rows * it->row_bytes);
+    j.aux0 = malloc((size_t)it->n_aux0 * sizeof *j.aux0);
+    j.aux1 = it->n_aux1 > 0 ? malloc((size_t)it->n_aux1 * sizeof *j.aux1) : NULL;
+    j.sq_w = malloc((size_t)n_tasks * sizeof *j.sq_w);
+    j.sq_e = malloc((size_t)n_tasks * sizeof *j.sq_e);
+    j.bad = malloc((size_t)n_tasks * sizeof *j.bad);
+    /* scale bytes, or packed zero points: both at most rows * n_groups * 4 */
+    void *side = malloc((size_t)(it->rows * it->n_groups) * 4 + 16);
+    int8_t *zq = it->n_aux1 > 0 ? malloc((size_t)it->n_aux1) : NULL;
+    lq_status s = LQ_OK;
+    if (!j.src || !j.payload || !j.aux0 || (it->n_aux1 > 0 && (!j.aux1 || !zq)) || !j.sq_w || !j.sq_e ||
+        !j.bad || !side) {
+        s = lq_fail(LQ_ERR_NOMEM, "tensor '%s': out of memory", it->t->name);
+        goto done;
+    }
+    lq_pool_run(pool, qjob_task, &j, n_tasks);
+    double sw = 0.0, se = 0.0;
+    for (int64_t k = 0; k < n_tasks; k++) {
+        if (j.bad[k] >= 0) {
+            int64_t i = j.bad[k];
+            s = lq_fail(LQ_ERR_FORMAT, "tensor '%s': non-finite weight %g at [%lld, %lld]; refusing to "
+                        "quantize", it->t->name, (double)j.src[i], (long long)(i / it->cols),
+                        (long long)(i % it->cols));
+            goto done;
+        }
+        sw += j.sq_w[k];
+        se += j.sq_e[k];
+    }
+    st->rel_err = sw > 0.0 ? sqrt(se / sw) : (se > 0.0 ? INFINITY : 0.0);
+    /* payload */
+    if ((s = lq_st_writer_write(wr, j.payload, (size_t)it->rows * it->row_bytes)) != LQ_OK) goto done;
+    size_t ssz = lq_dtype_size(it->scale_dtype);
+    convert_scales(j.aux0, it->n_aux0, it->scale_dtype, side);
+    if ((s = lq_st_writer_write(wr, side, (size_t)it->n_aux0 * ssz)) != LQ_OK) goto done;
+    uint64_t out_bytes = (uint64_t)it->rows * it->row_bytes + (uint64_t)it->n_aux0 * ssz;
+    if (it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16) {
+        int64_t shape[2] = {it->rows, it->cols};
+        if ((s = lq_st_writer_write(wr, shape, sizeof shape)) != LQ_OK) goto done;
+        out_bytes += sizeof shape;
+        if (it->qp.asym) {
+            int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+            for (int64_t i = 0; i < it->n_aux1; i++) zq[i] = (int8_t)lrintf(j.aux1[i]);
+            lq_ct_pack_int32(zq, it->rows, it->n_groups, bits, 0, side);
+            size_t zb = (size_t)lq_ct_packed_words(it->rows, bits) * (size_t)it->n_groups * 4;
+            if ((s = lq_st_writer_write(wr, side, zb)) != LQ_OK) goto done;
+            out_bytes += zb;
+        }
+    }
+    st->bytes_out = out_bytes;
+done:
+    free(j.src);
+    free(j.payload);
+    free(j.aux0);
+    free(j.aux1);
+    free(j.sq_w);
+    free(j.sq_e);
+    free(j.bad);
+    free(side);
+    free(zq);
+    return s;
+}
+
+/* ---- config.json ---------------------------------------------------------------------------------- */
+
+static bool same_group(const plan_item *a, const lq_ct_group_spec *g) {
+    return a->scheme == g->scheme && a->qp.group_size == g->group_size && a->qp.asym == g->asym;
+}
+
+static lq_status write_config(const lq_checkpoint *c, const plan_item *items, int64_t n,
+                              const char *out_dir) {
+    lq_ct_group_spec groups[LQ_CT_MAX_GROUPS];
+    int n_groups = 0;
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    const char **ignore = calloc((size_t)n + 1, sizeof *ignore);
+    int64_t n_ign = 0;
+    lq_status s = LQ_OK;
+    json_t *root = NULL;
+    char *text = NULL, *cfg_owned = NULL;
+    if (!names || !ignore) {
+        s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const plan_item *it = &items[i];
+        if (!it->is_linear) continue;
+        if (it->scheme == LQ_PTQ_NONE) {
+            ignore[n_ign++] = it->module;
+            continue;
+        }
+        int g = 0;
+        while (g < n_groups && !same_group(it, &groups[g])) g++;
+        if (g == n_groups) {
+            if (n_groups == LQ_CT_MAX_GROUPS) {
+                s = lq_fail(LQ_ERR_UNSUPPORTED, "more than %d distinct schemes", LQ_CT_MAX_GROUPS);
+                goto done;
+            }
+            groups[g] = (lq_ct_group_spec){.scheme = it->scheme, .group_size = it->qp.group_size,
+                                           .asym = it->qp.asym};
+            n_groups++;
+        }
+    }
+    /* One scheme: targets ["Linear"] minus the ignore list, as llm-compressor writes it. Several:
+     * each group lists its modules by exact name, so no reader has to resolve overlaps. */
+    int64_t used = 0;
+    for (int g = 0; g < n_groups; g++) {
+        groups[g].all_linear = n_groups == 1;
+        groups[g].targets = names + used;
+        for (int64_t i = 0; n_groups > 1 && i < n; i++)
+            if (items[i].is_linear && items[i].scheme != LQ_PTQ_NONE && same_group(&items[i], &groups[g]))
+                names[used++] = items[i].module;
+        groups[g].n_targets = names + used - groups[g].targets;
+    }
+    const char *cj = lq_checkpoint_config_json(c);
+    if (!cj) {
+        if ((s = lq_config_to_json(lq_checkpoint_config(c), &cfg_owned)) != LQ_OK) goto done;
+        cj = cfg_owned;
+    }
+    json_error_t err;
+    root = json_loads(cj, 0, &err);
+    if (!root || !json_is_object(root)) {
+        s = lq_fail(LQ_ERR_FORMAT, "%s: config.json:%d: %s", lq_checkpoint_path(c), err.line, err.text);
+        goto done;
+    }
+    if (n_groups > 0) {
+        json_t *qc = lq_ct_config_build(groups, n_groups, ignore, n_ign);
+        if (!qc || json_object_set_new(root, "quantization_config", qc) != 0) {
+            s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = text ? fopen(tmp, "wb") : NULL;
+    if (!f) {
+        s = lq_fail(text ? LQ_ERR_IO : LQ_ERR_NOMEM, "%s: cannot write", tmp);
+        goto done;
+    }
+    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        s = lq_fail(LQ_ERR_IO, "%s: cannot write", path);
+    }
+done:
+    free(text);
+    free(cfg_owned);
+    json_decref(root);
+    free(names);
+    free(ignore);
+    return s;
+}
+
+/* ---- driver ---------------------------------------------------------------------------------------- */
+
+void lq_ptq_summary_free(lq_ptq_summary *s) {
+    if (!s) return;
+    free(s->tensors);
+    s->tensors = NULL;
+}
+
+static lq_status check_opts(const lq_ptq_opts *o) {
+    if (o->scheme < 0 || o->scheme >= LQ_PTQ_SCHEME_COUNT)
+        return lq_fail(LQ_ERR_INVALID_ARG, "unknown scheme %d", (int)o->scheme);
+    if (o->group_size < -1)
+        return lq_fail(LQ_ERR_INVALID_ARG, "group size %d: use a positive size, 0 (default %d) or -1 "
+                       "(one group per row)", (int)o->group_size, PTQ_DEFAULT_GROUP);
+    for (int i = 0; i < o->n_ignore; i++) LQ_TRY(lq_ptq_pattern_check(o->ignore[i]));
+    for (int i = 0; i < o->n_overrides; i++) {
+        LQ_TRY(lq_ptq_pattern_check(o->overrides[i].pattern));
+        if (o->overrides[i].scheme < 0 || o->overrides[i].scheme >= LQ_PTQ_SCHEME_COUNT)
+            return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': unknown scheme", o->overrides[i].pattern);
+    }
+    return LQ_OK;
+}
+
+lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_ptq_opts *opts,
+                          lq_ptq_summary *summary) {
+    double t0 = now_s();
+    lq_ptq_summary sum = {0};
+    LQ_TRY(check_opts(opts));
+    lq_checkpoint *c = NULL;
+    LQ_TRY(lq_checkpoint_open(model_path, &c));
+    lq_status s = check_not_quantized(c);
+    int64_t n = lq_checkpoint_count(c);
+    plan_item *items = calloc((size_t)n + 1, sizeof *items);
+    lq_st_writer *wr = NULL;
+    if (s == LQ_OK && !items) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    int64_t total_params = 0;
+    for (int64_t i = 0; s == LQ_OK && i < n; i++) {
+        s = plan_tensor(c, opts, lq_checkpoint_get(c, i), &items[i]);
+        total_params += lq_tensor_numel(lq_checkpoint_get(c, i));
+        if (items[i].scheme != LQ_PTQ_NONE) sum.n_quantized++;
+    }
+    if (s == LQ_OK) {
+        sum.tensors = calloc((size_t)sum.n_quantized + 1, sizeof *sum.tensors);
+        if (!sum.tensors) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
+    if (s == LQ_OK) s = lq_st_writer_create(path, &wr);
+    if (s == LQ_OK) s = lq_st_writer_metadata(wr, "format", "pt");
+    for (int64_t i = 0; s == LQ_OK && i < n; i++) s = declare(wr, &items[i]);
+
+    int64_t done = 0, k = 0;
+    sum.n_tensors = n;
+    sum.params_total = total_params;
+    for (int64_t i = 0; s == LQ_OK && i < n; i++) {
+        const plan_item *it = &items[i];
+        sum.bytes_in += it->t->nbytes;
+        if (it->scheme == LQ_PTQ_NONE) {
+            s = lq_st_writer_write(wr, it->t->data, it->t->nbytes);
+            sum.bytes_out += it->t->nbytes;
+        } else {
+            lq_ptq_tensor_stat *st = &sum.tensors[k++];
+            snprintf(st->name, sizeof st->name, "%s", it->module);
+            st->scheme = it->scheme;
+            st->rows = it->rows;
+            st->cols = it->cols;
+            st->bytes_in = it->t->nbytes;
+            s = write_quantized(wr, it, opts->pool, st);
+            sum.bytes_out += st->bytes_out;
+            sum.qbytes_in += st->bytes_in;
+            sum.qbytes_out += st->bytes_out;
+            sum.params_quantized += it->rows * it->cols;
+            sum.mean_rel_err += st->rel_err;
+            if (st->rel_err > sum.worst_rel_err || k == 1) {
+                sum.worst_rel_err = st->rel_err;
+                snprintf(sum.worst_tensor, sizeof sum.worst_tensor, "%s", it->module);
+            }
+        }
+        done += lq_tensor_numel(it->t);
+        if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_params, it->t->name);
+    }
+    if (s == LQ_OK) {
+        s = lq_st_writer_commit(wr);
+        wr = NULL;
+    }
+    if (s == LQ_OK) s = write_config(c, items, n, out_dir);
+    lq_st_writer_abort(wr);
+    if (s != LQ_OK) remove(path); /* the committed weights are useless without their config */
+    if (sum.n_quantized > 0) sum.mean_rel_err /= (double)sum.n_quantized;
+    sum.bits_per_weight = sum.params_quantized > 0 ? 8.0 * (double)sum.qbytes_out / (double)sum.params_quantized : 0.0;
+    sum.seconds = now_s() - t0;
+    free(items);
+    lq_checkpoint_close(c);
+    if (s == LQ_OK && summary) *summary = sum;
+    else lq_ptq_summary_free(&sum);
+    return s;
+}

@@ -1,0 +1,283 @@
+/* quant-ptq - round-to-nearest post-training quantization into a compressed-tensors directory.
+ *
+ *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
+ *             [--ignore PATTERN]... [--override PATTERN=SCHEME]... [--clip-search] [--threads N]
+ *             [--force] [--json]
+ *
+ * The work is lq_ptq_quantize (libquant/include/libquant/lq_ptq.h): one tensor at a time from
+ * the mapped input, so peak memory is about the largest tensor plus the mapping. This file is the
+ * CLI around it: the atomic output directory (lq_tool), the tokenizer files carried over, the
+ * progress bar and the summary.
+ */
+#include "tool_cli.h"
+#include "tool_outdir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libquant/lq_ptq.h"
+#include "lq_eval.h"
+
+#define TOOL "quant-ptq"
+#define MAX_RULES 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " TOOL " --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR\n"
+            "                 [--group-size N] [--sym|--asym] [--ignore PATTERN]...\n"
+            "                 [--override PATTERN=SCHEME]... [--clip-search] [--threads N]\n"
+            "                 [--force] [--json]\n"
+            "\n"
+            "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
+            "compressed-tensors directory (config.json with quantization_config, model.safetensors,\n"
+            "and tokenizer.json / tokenizer_config.json / generation_config.json when present) that\n"
+            "vLLM / transformers load and that quant-eval and quant-run run directly.\n"
+            "\n"
+            "  --model DIR        input: Hugging Face directory (or llama2.c .bin), float weights\n"
+            "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), FP8 (E4M3 per\n"
+            "                     channel, weight-only), W8A8 (int8 per channel x int8 tokens)\n"
+            "  --group-size N     W4A16 group along input features (default 128; -1: one per row);\n"
+            "                     must divide every quantized tensor's columns\n"
+            "  --sym, --asym      W4A16 symmetric (default) or asymmetric with zero points\n"
+            "  --ignore P         keep matching modules in float (repeatable). lm_head is always\n"
+            "                     kept unless overridden; the embedding is never quantized\n"
+            "  --override P=S     give matching modules scheme S (or 'none'), e.g.\n"
+            "                     --override 're:.*down_proj$=W8A16' (repeatable; last match wins)\n"
+            "                     patterns: exact module name, a last component ('q_proj'),\n"
+            "                     'Linear', or 're:REGEX' (matched from the start of the name)\n"
+            "  --clip-search      search each group's clipping ratio for the least error\n"
+            "  --threads N        worker threads (default: all CPUs)\n"
+            "  --out DIR          output directory (must not exist unless --force)\n"
+            "  --force            replace an existing DIR\n"
+            "  --json             print the summary as JSON on stdout\n"
+            "  --help             this text\n"
+            "\n"
+            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+}
+
+/* ---- copying side files ------------------------------------------------------------------------ */
+
+static lq_status copy_file(const char *src, const char *dst) {
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+    }
+    char buf[1 << 16];
+    lq_status s = LQ_OK;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            s = lq_fail(LQ_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+            break;
+        }
+        for (ssize_t off = 0; off < n && s == LQ_OK;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) s = lq_fail(LQ_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
+            else off += w;
+        }
+        if (s != LQ_OK) break;
+    }
+    if (s == LQ_OK && fsync(out) != 0) s = lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
+    if (close(out) != 0 && s == LQ_OK) s = lq_fail(LQ_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
+    close(in);
+    return s;
+}
+
+/* Tokenizer and generation files next to the weights are carried over unchanged. */
+static lq_status copy_side_files(const char *model, const tool_outdir *od) {
+    struct stat sb;
+    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json",
+                                        "generation_config.json", "special_tokens_map.json"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char src[PATH_MAX + 64], dst[PATH_MAX + 64];
+        snprintf(src, sizeof src, "%s/%s", model, names[i]);
+        if (stat(src, &sb) != 0) continue;
+        LQ_TRY(tool_outdir_file(od, names[i], dst, sizeof dst));
+        LQ_TRY(copy_file(src, dst));
+    }
+    return LQ_OK;
+}
+
+/* ---- progress and summary ----------------------------------------------------------------------- */
+
+static void on_progress(void *user, int64_t done, int64_t total, const char *tensor) {
+    (void)tensor;
+    lq_progress *p = user;
+    p->total = total; /* known once the driver has planned every tensor */
+    lq_progress_update(p, done);
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static void print_summary(const lq_ptq_summary *r, const char *scheme, const char *out, bool json) {
+    uint64_t rss = lq_peak_rss_bytes();
+    if (json) {
+        printf("{\"out\": ");
+        print_json_string(out);
+        printf(", \"scheme\": \"%s\", \"tensors\": %lld, \"quantized\": %lld, \"params\": %lld, "
+               "\"params_quantized\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, "
+               "\"quantized_bytes_in\": %llu, \"quantized_bytes_out\": %llu, \"bits_per_weight\": %.4f, "
+               "\"mean_rel_err\": %.6g, \"worst_rel_err\": %.6g, \"worst_tensor\": ",
+               scheme, (long long)r->n_tensors, (long long)r->n_quantized, (long long)r->params_total,
+               (long long)r->params_quantized, (unsigned long long)r->bytes_in,
+               (unsigned long long)r->bytes_out, (unsigned long long)r->qbytes_in,
+               (unsigned long long)r->qbytes_out, r->bits_per_weight, r->mean_rel_err, r->worst_rel_err);
+        print_json_string(r->worst_tensor);
+        printf(", \"seconds\": %.3f, \"peak_rss\": %llu, \"per_tensor\": [", r->seconds,
+               (unsigned long long)rss);
+        for (int64_t i = 0; i < r->n_quantized; i++) {
+            const lq_ptq_tensor_stat *t = &r->tensors[i];
+            printf("%s{\"name\": ", i ? ", " : "");
+            print_json_string(t->name);
+            printf(", \"scheme\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"bytes_in\": %llu, "
+                   "\"bytes_out\": %llu, \"rel_err\": %.6g}",
+                   lq_ptq_scheme_name(t->scheme), (long long)t->rows, (long long)t->cols,
+                   (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, t->rel_err);
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("%s: %lld of %lld tensors quantized (%s), %lld of %lld parameters\n", out,
+           (long long)r->n_quantized, (long long)r->n_tensors, scheme, (long long)r->params_quantized,
+           (long long)r->params_total);
+    printf("  size        %.2f MiB -> %.2f MiB (quantized tensors %.2f -> %.2f MiB, %.3f bits/weight)\n",
+           r->bytes_in / 1048576.0, r->bytes_out / 1048576.0, r->qbytes_in / 1048576.0,
+           r->qbytes_out / 1048576.0, r->bits_per_weight);
+    printf("  rel. error  ||W-Q||/||W|| mean %.5f, worst %.5f (%s)\n", r->mean_rel_err,
+           r->worst_rel_err, r->worst_tensor[0] ? r->worst_tensor : "-");
+    printf("  time        %.2f s, peak RSS %.1f MiB\n", r->seconds, rss / 1048576.0);
+}
+
+/* ---- main ----------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
+    const char *model = NULL, *out_dir = NULL, *scheme_arg = NULL;
+    bool force = false, json = false, asym = false, sym = false;
+    int threads = 0;
+    lq_ptq_opts o = {0};
+    const char *ignore[MAX_RULES];
+    lq_ptq_rule rules[MAX_RULES];
+    char *rule_buf[MAX_RULES];
+    int n_rule_buf = 0;
+    int group_size = 0;
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
+            usage(stdout);
+            return 0;
+        } else if (tool_args_flag(&a, "--force")) {
+            force = true;
+        } else if (tool_args_flag(&a, "--json")) {
+            json = true;
+        } else if (tool_args_flag(&a, "--asym")) {
+            asym = true;
+        } else if (tool_args_flag(&a, "--sym")) {
+            sym = true;
+        } else if (tool_args_flag(&a, "--clip-search")) {
+            o.clip_search = true;
+        } else if (tool_args_value(&a, "--model")) {
+            model = a.value;
+        } else if (tool_args_value(&a, "--out")) {
+            out_dir = a.value;
+        } else if (tool_args_value(&a, "--scheme")) {
+            scheme_arg = a.value;
+        } else if (tool_args_value(&a, "--threads")) {
+            if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
+        } else if (tool_args_value(&a, "--group-size")) {
+            if (!tool_parse_int(a.value, -1, &group_size) || group_size == 0)
+                return tool_bad_args("--group-size must be a positive integer or -1, not '%s'", a.value);
+        } else if (tool_args_value(&a, "--ignore")) {
+            if (o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
+            ignore[o.n_ignore++] = a.value;
+        } else if (tool_args_value(&a, "--override")) {
+            const char *eq = strrchr(a.value, '=');
+            lq_ptq_scheme sc;
+            if (!eq || eq == a.value || !lq_ptq_scheme_parse(eq + 1, &sc))
+                return tool_bad_args("--override expects PATTERN=SCHEME (W8A16, W4A16, FP8, W8A8 or "
+                                     "none), not '%s'", a.value);
+            if (o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
+            char *pat = strndup(a.value, (size_t)(eq - a.value));
+            if (!pat) return tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory"));
+            rule_buf[n_rule_buf++] = pat;
+            rules[o.n_overrides++] = (lq_ptq_rule){.pattern = pat, .scheme = sc};
+        } else {
+            return tool_args_unknown(&a);
+        }
+    }
+    if (!model || !out_dir || !scheme_arg) return tool_bad_args("--model, --scheme and --out are required");
+    if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
+        return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, FP8 or W8A8)", scheme_arg);
+    if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
+    o.asym = asym;
+    o.group_size = group_size;
+    o.ignore = ignore;
+    o.overrides = rules;
+
+    int rc = 0;
+    const char *inputs[] = {model, NULL};
+    lq_status s = tool_outdir_check_inputs(out_dir, inputs);
+    if (s != LQ_OK) {
+        rc = tool_fail_at("refusing to write into the input", out_dir, s);
+        goto out;
+    }
+    struct stat sb;
+    if (stat(model, &sb) != 0) {
+        rc = tool_fail_at("cannot open model", model,
+                          lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s", strerror(errno)));
+        goto out;
+    }
+    o.pool = lq_pool_create(threads);
+    tool_outdir od;
+    s = tool_outdir_begin(&od, out_dir, force);
+    if (s != LQ_OK) {
+        rc = tool_fail_at("cannot create output", out_dir, s);
+        goto out;
+    }
+    lq_progress prog;
+    lq_progress_begin(&prog, "quantizing", 1, !json); /* total set by the first callback */
+    o.progress = on_progress;
+    o.user = &prog;
+    lq_ptq_summary sum;
+    s = lq_ptq_quantize(model, od.tmp, &o, &sum);
+    lq_progress_end(&prog);
+    if (s != LQ_OK) {
+        tool_outdir_abort(&od);
+        rc = tool_fail_at("cannot quantize", model, s);
+        goto out;
+    }
+    s = copy_side_files(model, &od);
+    if (s == LQ_OK) s = tool_outdir_commit(&od);
+    if (s != LQ_OK) {
+        tool_outdir_abort(&od);
+        lq_ptq_summary_free(&sum);
+        rc = tool_fail_at("cannot write output", out_dir, s);
+        goto out;
+    }
+    print_summary(&sum, lq_ptq_scheme_name(o.scheme), out_dir, json);
+    lq_ptq_summary_free(&sum);
+    rc = tool_finish_stdout();
+out:
+    lq_pool_free(o.pool);
+    for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
+    return rc;
+}
