@@ -1,0 +1,380 @@
+/* test_ptq.c - quant-ptq end to end on stories260K, and its bad-input refusals.
+ *
+ * References: the fp32 perplexity 3.548202 of stories260K on tinystories_sample.txt
+ * (shared/models/SOURCES.md, llama2.c forward pass); the issue's targets are W8A16 within 0.5% of
+ * it and FP8 within 2%. The stored codes are checked against compressed-tensors' dequantization
+ * formula w = (q - zero) * scale (forward_helpers.py `_dequantize`) applied to the original
+ * weights: round to nearest leaves every in-range weight within half a step (scale / 2).
+ */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "libquant/lq_ptq.h"
+#include "lq_eval.h"
+#include "lq_test_util.h"
+
+#define REF_PPL 3.548202
+
+static char g_root[256], g_fp32[512];
+
+/* A fresh temp dir holding stories260K converted to an HF directory (f32). */
+static void setup(void) {
+    char tmpl[] = "/tmp/lq_test_ptq_XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    snprintf(g_root, sizeof g_root, "%s", tmpl);
+    snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
+    char bin[1024], tok[1024], tool[1024], cmd[4096];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
+    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
+             lq_test_tool("quant-convert", tool, sizeof tool), bin, tok, g_fp32);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(ptq, .init = setup, .fini = teardown);
+
+/* Run quant-ptq with `args`; returns the exit code, stderr in err (first line). */
+static int run_ptq(const char *args, char *err, size_t cap) {
+    char tool[1024], cmd[4096], errf[600];
+    snprintf(errf, sizeof errf, "%s/stderr.txt", g_root);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/stdout.txt' 2>'%s'", lq_test_tool("quant-ptq", tool, sizeof tool),
+             args, g_root, errf);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc), "%s", cmd);
+    if (err) {
+        char *e = lq_test_read_file(errf, NULL);
+        snprintf(err, cap, "%s", e ? e : "");
+        free(e);
+    }
+    return WEXITSTATUS(rc);
+}
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* No "<out>.tmp.*" directory left next to out. */
+static int leftovers(const char *out) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out);
+    return system(cmd) == 0;
+}
+
+static double ppl_of(const lq_model *m, const char *dir) {
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, dir, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    char path[1024];
+    char *text = NULL;
+    size_t len = 0;
+    lq_test_shared("data/tinystories_sample.txt", path, sizeof path);
+    cr_assert_eq(lq_text_read_file(path, &text, &len), LQ_OK);
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
+    lq_ppl_result r;
+    lq_status s = lq_eval_perplexity(m, tok, NULL, text, len, &o, &r);
+    free(text);
+    lq_tokenizer_free(tok);
+    cr_assert_eq(s, LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.n_scored, 1804);
+    return r.ppl;
+}
+
+/* Quantize with `flags`, load the result and check config, bindings and perplexity. */
+static double quantize_and_check(const char *name, const char *flags, lq_ptq_scheme scheme, lq_wfmt fmt) {
+    char out[600], args[2048], err[1024];
+    snprintf(out, sizeof out, "%s/%s", g_root, name);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' %s", g_fp32, out, flags);
+    int rc = run_ptq(args, err, sizeof err);
+    cr_assert_eq(rc, 0, "quant-ptq %s: exit %d: %s", args, rc, err);
+    /* config.json carries a quantization_config we parse back to the scheme */
+    char cpath[700];
+    snprintf(cpath, sizeof cpath, "%s/config.json", out);
+    char *cj = lq_test_read_file(cpath, NULL);
+    cr_assert_not_null(cj);
+    lq_ct_config ct;
+    cr_assert_eq(lq_ct_config_parse(cj, cpath, &ct), LQ_OK, "%s", lq_last_error());
+    free(cj);
+    cr_assert_eq(ct.n_groups, 1);
+    cr_expect_eq(ct.groups[0].scheme, scheme);
+    cr_expect_str_eq(ct.format, lq_ptq_scheme_ct_format(scheme));
+    cr_expect_str_eq(ct.status, "compressed");
+    snprintf(cpath, sizeof cpath, "%s/tokenizer.json", out);
+    cr_expect(exists(cpath), "tokenizer.json not carried over");
+    /* every linear layer bound in the scheme's format; the tied embedding stays f32 */
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const lq_layer *L = &m->layers[l];
+        const lq_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) cr_expect_eq(ws[i]->fmt, fmt, "layer %d weight %d: fmt %d", l, i, ws[i]->fmt);
+    }
+    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
+    double ppl = ppl_of(m, out);
+    lq_model_free(m);
+    cr_expect(isfinite(ppl) && ppl > 1.0, "%s: ppl %f", name, ppl);
+    return ppl;
+}
+
+Test(ptq, w8a16_within_half_a_percent, .timeout = 120) {
+    double ppl = quantize_and_check("w8a16", "--scheme W8A16", LQ_PTQ_W8A16, LQ_WFMT_W8A16);
+    cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.005, "W8A16 ppl %.6f vs fp32 %.6f", ppl, REF_PPL);
+}
+
+Test(ptq, fp8_within_two_percent, .timeout = 120) {
+    double ppl = quantize_and_check("fp8", "--scheme FP8", LQ_PTQ_FP8, LQ_WFMT_FP8_E4M3);
+    cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.02, "FP8 ppl %.6f vs fp32 %.6f", ppl, REF_PPL);
+}
+
+Test(ptq, w8a8_runs, .timeout = 120) {
+    /* int8 per-token activations on top of W8A16's weights: no published target, so only
+     * "close to fp32" (the same 2% as FP8, a much looser bound than 8-bit errors warrant). */
+    double ppl = quantize_and_check("w8a8", "--scheme W8A8", LQ_PTQ_W8A8, LQ_WFMT_W8A8);
+    cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.02, "W8A8 ppl %.6f", ppl);
+}
+
+Test(ptq, w4a16_sym_and_asym_run, .timeout = 120) {
+    /* 4 divides both 64 and 172 (stories260K's dim and hidden dim). 4-bit RTN of a 260K model
+     * has no published reference: finite and below the uniform baseline (vocab 512). */
+    double p1 = quantize_and_check("w4", "--scheme W4A16 --group-size 4", LQ_PTQ_W4A16, LQ_WFMT_W4A16);
+    double p2 = quantize_and_check("w4a", "--scheme W4A16 --group-size 4 --asym", LQ_PTQ_W4A16, LQ_WFMT_W4A16);
+    cr_expect(p1 < 512.0 && p2 < 512.0, "%f %f", p1, p2);
+}
+
+/* ---- stored codes against the compressed-tensors formula ------------------------------------ */
+
+static const lq_tensor *need(const lq_st_file *f, const char *name, lq_dtype dt, int ndim) {
+    const lq_tensor *t = lq_st_find(f, name);
+    cr_assert_not_null(t, "missing %s", name);
+    cr_assert_eq(t->dtype, dt, "%s: dtype %s", name, lq_dtype_name(t->dtype));
+    cr_assert_eq(t->ndim, ndim, "%s: ndim %d", name, t->ndim);
+    return t;
+}
+
+Test(ptq, w4a16_asym_codes_dequantize_to_the_weights, .timeout = 60) {
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/w4a", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16 --group-size 4 --asym", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    lq_st_file *in, *q;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(p, &q), LQ_OK);
+    const char *m = "model.layers.2.mlp.down_proj"; /* 64 x 172 */
+    char n[200];
+    snprintf(n, sizeof n, "%s.weight", m);
+    const lq_tensor *w = need(in, n, LQ_DTYPE_F32, 2);
+    cr_expect_null(lq_st_find(q, n), "the float weight must be replaced");
+    snprintf(n, sizeof n, "%s.weight_packed", m);
+    const lq_tensor *pk = need(q, n, LQ_DTYPE_I32, 2);
+    cr_assert(pk->shape[0] == 64 && pk->shape[1] == 22, "packed [%lld, %lld]", (long long)pk->shape[0],
+              (long long)pk->shape[1]); /* ceil(172 * 4 / 32) = 22 */
+    snprintf(n, sizeof n, "%s.weight_scale", m);
+    const lq_tensor *sc = need(q, n, LQ_DTYPE_F32, 2);
+    cr_assert(sc->shape[0] == 64 && sc->shape[1] == 43);
+    snprintf(n, sizeof n, "%s.weight_zero_point", m);
+    const lq_tensor *zp = need(q, n, LQ_DTYPE_I32, 2);
+    cr_assert(zp->shape[0] == 8 && zp->shape[1] == 43); /* ceil(64 * 4 / 32) = 8 rows of words */
+    snprintf(n, sizeof n, "%s.weight_shape", m);
+    const lq_tensor *sh = need(q, n, LQ_DTYPE_I64, 1);
+    cr_expect(((const int64_t *)sh->data)[0] == 64 && ((const int64_t *)sh->data)[1] == 172);
+    int8_t *codes = malloc(64 * 172), *zeros = malloc(64 * 43);
+    lq_ct_unpack_int32(pk->data, 64, 172, 4, 1, codes);
+    lq_ct_unpack_int32(zp->data, 64, 43, 4, 0, zeros);
+    const float *wf = w->data, *s = sc->data;
+    int64_t bad = 0;
+    for (int64_t r = 0; r < 64; r++)
+        for (int64_t c = 0; c < 172; c++) {
+            float scale = s[r * 43 + c / 4];
+            float deq = ((float)codes[r * 172 + c] - (float)zeros[r * 43 + c / 4]) * scale;
+            /* half a step, plus f32 rounding of the products */
+            if (fabsf(deq - wf[r * 172 + c]) > 0.5f * scale * (1.0f + 1e-5f) + 1e-7f) bad++;
+        }
+    cr_expect_eq(bad, 0, "%lld weights farther than half a step from their dequantized code", (long long)bad);
+    free(codes);
+    free(zeros);
+    lq_st_close(in);
+    lq_st_close(q);
+}
+
+Test(ptq, w8a16_codes_dequantize_to_the_weights, .timeout = 60) {
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/w8", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    lq_st_file *in, *q;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(p, &q), LQ_OK);
+    const lq_tensor *w = need(in, "model.layers.0.self_attn.k_proj.weight", LQ_DTYPE_F32, 2); /* 32 x 64 */
+    const lq_tensor *pk = need(q, "model.layers.0.self_attn.k_proj.weight_packed", LQ_DTYPE_I32, 2);
+    const lq_tensor *sc = need(q, "model.layers.0.self_attn.k_proj.weight_scale", LQ_DTYPE_F32, 2);
+    cr_assert(pk->shape[0] == 32 && pk->shape[1] == 16 && sc->shape[0] == 32 && sc->shape[1] == 1);
+    cr_expect_null(lq_st_find(q, "model.layers.0.self_attn.k_proj.weight_zero_point"));
+    int8_t codes[32 * 64];
+    lq_ct_unpack_int32(pk->data, 32, 64, 8, 1, codes);
+    const float *wf = w->data, *s = sc->data;
+    int64_t bad = 0;
+    for (int64_t r = 0; r < 32; r++)
+        for (int64_t c = 0; c < 64; c++)
+            if (fabsf((float)codes[r * 64 + c] * s[r] - wf[r * 64 + c]) > 0.5f * s[r] * (1.0f + 1e-5f) + 1e-7f)
+                bad++;
+    cr_expect_eq(bad, 0, "%lld weights farther than half a step", (long long)bad);
+    lq_st_close(in);
+    lq_st_close(q);
+}
+
+/* ---- mixed precision, ignore, --json ------------------------------------------------------------ */
+
+Test(ptq, ignore_and_override_write_two_groups, .timeout = 120) {
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/mixed", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16 --group-size 4 --ignore q_proj "
+             "--override 're:.*down_proj$=FP8' --json", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    snprintf(p, sizeof p, "%s/config.json", out);
+    char *cj = lq_test_read_file(p, NULL);
+    lq_ct_config ct;
+    cr_assert_eq(lq_ct_config_parse(cj, p, &ct), LQ_OK, "%s", lq_last_error());
+    free(cj);
+    cr_expect_str_eq(ct.format, "mixed-precision");
+    cr_assert_eq(ct.n_groups, 2);
+    cr_expect_eq(ct.n_ignore, 5); /* the five q_proj modules */
+    int64_t targets = ct.groups[0].n_targets + ct.groups[1].n_targets;
+    cr_expect_eq(targets, 30, "5 layers x (k, v, o, gate, up, down)");
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(m->layers[0].wq.fmt, LQ_WFMT_F32);
+    cr_expect_eq(m->layers[0].wk.fmt, LQ_WFMT_W4A16);
+    cr_expect_eq(m->layers[4].w_down.fmt, LQ_WFMT_FP8_E4M3);
+    lq_model_free(m);
+    /* --json: the summary as one object */
+    snprintf(p, sizeof p, "%s/stdout.txt", g_root);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    cr_assert_not_null(j, "stdout is not JSON: %s", je.text);
+    cr_expect_eq(json_integer_value(json_object_get(j, "quantized")), 30);
+    cr_expect_eq(json_array_size(json_object_get(j, "per_tensor")), 30);
+    double worst = json_real_value(json_object_get(j, "worst_rel_err"));
+    cr_expect(worst > 0.0 && worst < 0.2, "worst relative error %f", worst);
+    json_decref(j);
+}
+
+/* ---- bad input: one line, non-zero exit, nothing left behind --------------------------------------- */
+
+static void expect_refusal(const char *args, int want_rc, const char *needle, const char *out) {
+    char err[2048];
+    int rc = run_ptq(args, err, sizeof err);
+    cr_expect_eq(rc, want_rc, "exit %d (want %d) for %s: %s", rc, want_rc, args, err);
+    cr_expect(strncmp(err, "quant-ptq: error: ", 18) == 0, "stderr: %s", err);
+    cr_expect(strstr(err, needle) != NULL, "stderr lacks '%s': %s", needle, err);
+    if (out) {
+        cr_expect_not(exists(out), "%s was created", out);
+        cr_expect_not(leftovers(out), "a temp dir was left next to %s", out);
+    }
+}
+
+Test(ptq, unknown_scheme) {
+    char args[2048], out[600];
+    snprintf(out, sizeof out, "%s/o", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W3A16", g_fp32, out);
+    expect_refusal(args, 2, "unknown scheme 'W3A16'", out);
+}
+
+Test(ptq, group_size_that_does_not_divide_names_the_tensor) {
+    char args[2048], out[600];
+    snprintf(out, sizeof out, "%s/o", g_root);
+    /* 8 divides 64 but not 172: the first tensor with 172 columns is layer 0's down_proj */
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16 --group-size 8", g_fp32, out);
+    expect_refusal(args, 2, "model.layers.0.mlp.down_proj.weight", out);
+}
+
+Test(ptq, nan_weight_names_the_tensor) {
+    /* A copy of the model with one NaN in layer 1's up_proj. */
+    char bad[600], p[700], cmd[2048];
+    snprintf(bad, sizeof bad, "%s/nan", g_root);
+    cr_assert_eq(mkdir(bad, 0755), 0);
+    snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s/tokenizer.json' '%s/'", g_fp32, g_fp32, bad);
+    cr_assert_eq(system(cmd), 0);
+    lq_st_file *in;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    int64_t n = lq_st_count(in);
+    lq_tensor *ts = calloc((size_t)n, sizeof *ts);
+    float *copy = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        ts[i] = *lq_st_get(in, i);
+        if (strcmp(ts[i].name, "model.layers.1.mlp.up_proj.weight") == 0) {
+            copy = malloc(ts[i].nbytes);
+            memcpy(copy, ts[i].data, ts[i].nbytes);
+            copy[100] = NAN;
+            ts[i].data = copy;
+        }
+    }
+    cr_assert_not_null(copy);
+    snprintf(p, sizeof p, "%s/model.safetensors", bad);
+    cr_assert_eq(lq_st_save(p, ts, n), LQ_OK, "%s", lq_last_error());
+    free(copy);
+    free(ts);
+    lq_st_close(in);
+    char args[2048], out[600];
+    snprintf(out, sizeof out, "%s/o", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16", bad, out);
+    expect_refusal(args, 3, "model.layers.1.mlp.up_proj.weight", out);
+}
+
+Test(ptq, already_quantized_input) {
+    char q[600], args[2048], err[1024], out[600];
+    snprintf(q, sizeof q, "%s/q", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16", g_fp32, q);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    snprintf(out, sizeof out, "%s/o", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16", q, out);
+    expect_refusal(args, 3, "already quantized", out);
+}
+
+Test(ptq, unwritable_output) {
+    char file[600], out[700], args[1600];
+    snprintf(file, sizeof file, "%s/a-file", g_root);
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/sub", file); /* a directory below a regular file */
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16", g_fp32, out);
+    expect_refusal(args, 4, "cannot create output", out);
+}
+
+Test(ptq, existing_output_needs_force_and_input_is_untouched) {
+    char out[600], args[1200], err[1024], p[700];
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    size_t n0 = 0;
+    char *before = lq_test_read_file(p, &n0);
+    snprintf(out, sizeof out, "%s/o", g_root);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme FP8", g_fp32, out);
+    expect_refusal(args, 4, "exists", NULL);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme FP8 --force", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    snprintf(args, sizeof args, "--model '%s' --out '%s/sub' --scheme FP8", g_fp32, g_fp32);
+    expect_refusal(args, 2, "input", NULL);
+    size_t n1 = 0;
+    char *after = lq_test_read_file(p, &n1);
+    cr_assert(before && after && n0 == n1 && memcmp(before, after, n0) == 0, "the input changed");
+    free(before);
+    free(after);
+}
