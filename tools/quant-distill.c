@@ -27,7 +27,7 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: " TOOL " --model PATH [--tokenizer FILE] --file TEXT --out DIR [--k N]\n"
         "                     [--ctx N] [--per-line [--separator STR]] [--features L,L,...]\n"
-        "                     [--logp-dtype f32|f16] [--block-kib N] [--shard-mib N]\n"
+        "                     [--logp-dtype f32|f16] [--block-kib N] [--shard-kib N]\n"
         "                     [--threads N] [--json]\n"
         "       " TOOL " --inspect PATH [--record I] [--positions N] [--json]\n"
         "\n"
@@ -44,7 +44,7 @@ static void usage(FILE *f) {
         "                    the first layer, n_layers = after the final norm)\n"
         "  --logp-dtype T    f32 (default) or f16 for the stored log-probs\n"
         "  --block-kib N     raw KiB per compressed block, the commit unit (default 1024)\n"
-        "  --shard-mib N     seal a shard at this size (default 256)\n"
+        "  --shard-kib N     seal a shard once it reaches this size (default 262144 = 256 MiB)\n"
         "Resuming: if DIR holds an unfinished run of the same teacher, tokenizer, corpus and\n"
         "settings, the run continues after its last commit; another teacher's DIR is refused.\n"
         "\n"
@@ -61,14 +61,14 @@ static void usage(FILE *f) {
 
 typedef struct args {
     const char *model, *tokenizer, *file, *out, *separator, *inspect, *features;
-    int k, ctx, threads, block_kib, shard_mib, positions;
+    int k, ctx, threads, block_kib, shard_kib, positions;
     int64_t record;
     int debug_stop_after; /* test hook: SIGKILL itself after adding this many records */
     bool per_line, json, f16;
 } args;
 
 static int parse_args(int argc, char **argv, args *a) {
-    *a = (args){.k = LQ_DISTILL_DEFAULT_K, .block_kib = 1024, .shard_mib = 256, .positions = 4};
+    *a = (args){.k = LQ_DISTILL_DEFAULT_K, .block_kib = 1024, .shard_kib = 256 << 10, .positions = 4};
     tool_args t = tool_args_begin(argc, argv);
     while (tool_args_next(&t)) {
         int *num = NULL, min = 0;
@@ -95,7 +95,7 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_value(&t, "--ctx")) { num = &a->ctx; min = 1; }
         else if (tool_args_value(&t, "--threads")) { num = &a->threads; min = 1; }
         else if (tool_args_value(&t, "--block-kib")) { num = &a->block_kib; min = 1; }
-        else if (tool_args_value(&t, "--shard-mib")) { num = &a->shard_mib; min = 1; }
+        else if (tool_args_value(&t, "--shard-kib")) { num = &a->shard_kib; min = 1; }
         else if (tool_args_value(&t, "--positions")) { num = &a->positions; min = 0; }
         else if (tool_args_value(&t, "--debug-stop-after")) { num = &a->debug_stop_after; min = 1; }
         else return tool_args_unknown(&t);
@@ -323,54 +323,39 @@ static lq_status run_per_line(run *r, uint64_t start) {
     return st;
 }
 
-/* Chunked cursor: "c <corpus offset> <offset of the first carried token's piece> <ids...>". */
-static lq_status chunk_cursor(char **buf, size_t *cap, uint64_t off, uint64_t carry_off,
-                              const int32_t *carry, int64_t n) {
-    size_t need = 64 + (size_t)n * 12;
-    if (need > *cap) {
-        char *nb = realloc(*buf, need);
-        if (!nb) return lq_fail(LQ_ERR_NOMEM, "cannot allocate the cursor");
-        *buf = nb;
-        *cap = need;
-    }
-    int w = snprintf(*buf, *cap, "c %llu %llu", (unsigned long long)off,
-                     (unsigned long long)carry_off);
-    for (int64_t i = 0; i < n; i++) w += snprintf(*buf + w, *cap - (size_t)w, " %d", carry[i]);
-    return LQ_OK;
-}
-
+/* Chunked mode keeps an invariant that makes its cursor small: after each record, the tokens
+ * left over are a suffix of the last piece read (a record takes `body` tokens, and a piece is
+ * read only while fewer than `body` are buffered, so a record always swallows every earlier
+ * piece). The cursor is "c <offset of that piece> <its tokens already consumed>"; a resumed run
+ * re-reads and re-encodes the piece (pieces are cut the same way from the same offset) and
+ * drops the consumed tokens. */
 static lq_status run_chunks(run *r, const char *cursor) {
     const args *a = r->a;
     int bos_id = lq_tokenizer_bos(r->tok);
     bool bos = bos_id >= 0 && lq_tokenizer_add_bos_default(r->tok);
     int body = bos ? r->ctx - 1 : r->ctx; /* text tokens per record */
     if (body < 1) return lq_fail(LQ_ERR_INVALID_ARG, "--ctx %d leaves no room after BOS", r->ctx);
-    /* buf[0] is the BOS slot; buf[1 .. 1 + have) are carried text tokens */
-    int64_t bcap = (int64_t)r->ctx + 1, have = 0;
+    uint64_t last_off = 0;  /* offset of the last piece read */
+    int64_t skip = 0;       /* tokens of the first piece to drop on resume */
+    if (*cursor) {
+        unsigned long long o = 0;
+        long long k = 0;
+        if (sscanf(cursor, "c %llu %lld", &o, &k) != 2 || k < 0)
+            return lq_fail(LQ_ERR_FORMAT, "%s: bad chunk cursor '%s'", a->out, cursor);
+        last_off = o;
+        skip = k;
+    }
+    /* buf[0] is the BOS slot; buf[1 .. 1 + have) are buffered text tokens */
+    int64_t bcap = (int64_t)r->ctx + 1, have = 0, last_n = 0;
     int32_t *buf = malloc((size_t)bcap * sizeof *buf);
     if (!buf) return lq_fail(LQ_ERR_NOMEM, "cannot allocate the token buffer");
-    uint64_t off = 0, carry_off = 0;
-    if (*cursor) {
-        /* resume: corpus offset, then the tokens the last commit left over */
-        char *p = NULL;
-        off = strtoull(cursor + 1, &p, 10);
-        carry_off = strtoull(p, &p, 10);
-        while (*p) {
-            char *q = NULL;
-            long v = strtol(p, &q, 10);
-            if (q == p) break;
-            if (have + 1 >= bcap) break;
-            buf[1 + have++] = (int32_t)v;
-            p = q;
-        }
-    }
     lq_corpus *c = NULL;
-    lq_status st = lq_corpus_open(a->file, off, &c);
+    lq_status st = lq_corpus_open(a->file, last_off, &c);
     int32_t *ids = NULL;
     int64_t icap = 0, n = 0;
-    char *cur = NULL;
-    size_t ccap = 0;
+    uint64_t rec_off = last_off; /* piece holding the next record's first text token */
     bool eof = false;
+    char cur[64];
     while (st == LQ_OK) {
         while (have < body && !eof && st == LQ_OK) {
             const char *text;
@@ -384,7 +369,9 @@ static lq_status run_chunks(run *r, const char *cursor) {
             }
             st = encode(r->tok, text, len, false, &ids, &icap, &n);
             if (st != LQ_OK) break;
-            if (have == 0) carry_off = poff;
+            int64_t drop = skip < n ? skip : n;
+            skip = 0;
+            if (have == 0) rec_off = poff;
             if (1 + have + n > bcap) {
                 int64_t nc = 1 + have + n;
                 int32_t *nb = realloc(buf, (size_t)nc * sizeof *nb);
@@ -395,30 +382,33 @@ static lq_status run_chunks(run *r, const char *cursor) {
                 buf = nb;
                 bcap = nc;
             }
-            memcpy(buf + 1 + have, ids, (size_t)n * sizeof *ids);
-            have += n;
-            off = noff;
-            lq_progress_update(&r->bar, (int64_t)off);
+            memcpy(buf + 1 + have, ids + drop, (size_t)(n - drop) * sizeof *ids);
+            have += n - drop;
+            last_off = poff;
+            last_n = n;
+            lq_progress_update(&r->bar, (int64_t)noff);
         }
         if (st != LQ_OK || have == 0) break;
         int take = (int)(have < body ? have : body);
-        int32_t *rec = bos ? buf : buf + 1;
         if (bos) buf[0] = (int32_t)bos_id;
-        st = emit(r, rec, bos ? take + 1 : take, carry_off);
+        st = emit(r, bos ? buf : buf + 1, bos ? take + 1 : take, rec_off);
         if (st != LQ_OK) break;
         memmove(buf + 1, buf + 1 + take, (size_t)(have - take) * sizeof *buf);
         have -= take;
-        /* the carried tokens now start inside the last piece read: its offset is the nearest
-         * one we know (informational only) */
-        if (have > 0) carry_off = off;
-        st = chunk_cursor(&cur, &ccap, off, carry_off, buf + 1, have);
-        if (st == LQ_OK) st = lq_distill_writer_commit(r->w, cur, false);
+        if (have > last_n) {
+            st = lq_fail(LQ_ERR_INVALID_ARG, "chunk cursor invariant broken (%lld > %lld)",
+                         (long long)have, (long long)last_n);
+            break;
+        }
+        if (have > 0) rec_off = last_off;
+        snprintf(cur, sizeof cur, "c %llu %lld", (unsigned long long)last_off,
+                 (long long)(last_n - have));
+        st = lq_distill_writer_commit(r->w, cur, false);
     }
     if (st == LQ_OK) {
-        st = chunk_cursor(&cur, &ccap, off, carry_off, NULL, 0);
-        if (st == LQ_OK) st = lq_distill_writer_finish(r->w, cur);
+        snprintf(cur, sizeof cur, "c %llu %lld", (unsigned long long)last_off, (long long)last_n);
+        st = lq_distill_writer_finish(r->w, cur);
     }
-    free(cur);
     free(ids);
     free(buf);
     lq_corpus_close(c);
@@ -515,7 +505,7 @@ static int run_distill(const args *a) {
     snprintf(meta->teacher_name, sizeof meta->teacher_name, "%s", base && base[1] ? base + 1 : a->model);
 
     lq_distill_writer_opts wo = {.block_bytes = (size_t)a->block_kib << 10,
-                                 .shard_bytes = (uint64_t)a->shard_mib << 20};
+                                 .shard_bytes = (uint64_t)a->shard_kib << 10};
     if ((s = lq_distill_writer_open(a->out, meta, &wo, &r.w)) != LQ_OK) {
         rc = tool_fail_at("cannot write", a->out, s);
         goto done;

@@ -1,0 +1,476 @@
+/* test_distill.c - quant-distill and the lq_distill reader/writer.
+ *
+ * External references: the total NLL of stories260K on tinystories_sample.txt (per unit, BOS,
+ * 1804 predicted tokens, 2284.659384; /work/shared/models/SOURCES.md) must come out of a file
+ * written with k = vocab; everything else is checked against a fresh forward pass of the
+ * teacher (the soft labels must be what the model says), against an uninterrupted run (resume)
+ * and against hand-made corruptions.
+ */
+#include <criterion/criterion.h>
+
+#include "lq_eval.h"
+#include "lq_test_util.h"
+#include "libquant/lq_distill.h"
+#include "lq_blocks.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REF_NLL_SUM 2284.659384
+#define REF_SCORED 1804
+/* relative 1e-5, as test_perplexity: the reference is an f32 forward pass; ours differs in
+ * summation order; the stored log-probs add f32 rounding (~1e-7 relative each) on top. */
+#define REL_TOL 1e-5
+/* Stored log-prob vs a fresh forward's log-softmax (double): f32 rounding of a value of
+ * magnitude <= ~30 is <= 2e-6; the forward itself is deterministic, but the pool splits
+ * matmuls differently for other thread counts, so allow 1e-4 absolute. */
+#define LOGP_ATOL 1e-4
+/* f16 log-probs: 11-bit mantissa, |logp| < 32 -> half an ulp <= 2^-6. */
+#define LOGP_F16_ATOL (1.0 / 64)
+
+static char model_path[512], tok_path[512], corpus[512];
+static char tmpdir[256];
+
+static void setup(void) {
+    lq_test_shared("models/stories260K/stories260K.bin", model_path, sizeof model_path);
+    lq_test_shared("models/stories260K/tok512.bin", tok_path, sizeof tok_path);
+    lq_test_shared("data/tinystories_sample.txt", corpus, sizeof corpus);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_distill.XXXXXX");
+    cr_assert(mkdtemp(tmpdir) != NULL);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_expect(system(cmd) == 0);
+}
+
+TestSuite(distill, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Run a built tool with NULL-terminated args; returns the wait status. stdout/stderr go to
+ * <tmpdir>/out.txt / err.txt. */
+static int run_tool(const char *tool, ...) {
+    char path[512];
+    lq_test_tool(tool, path, sizeof path);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = path;
+    va_list ap;
+    va_start(ap, tool);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) != NULL && n < 63) argv[n++] = s;
+    va_end(ap);
+    argv[n] = NULL;
+    char out[300], err[300];
+    snprintf(out, sizeof out, "%s/out.txt", tmpdir);
+    snprintf(err, sizeof err, "%s/err.txt", tmpdir);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr)) _exit(127);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static int exit_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : -1; }
+
+static char *err_text(void) {
+    char p[300];
+    snprintf(p, sizeof p, "%s/err.txt", tmpdir);
+    char *t = lq_test_read_file(p, NULL);
+    return t ? t : strdup("");
+}
+
+static const char *sub(const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+    return buf;
+}
+
+/* ---- soft labels against external and fresh references ---------------------------------------- */
+
+Test(distill, nll_from_file_matches_reference) {
+    char out[300];
+    sub("full", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", out, "--per-line", "--separator", "<|endoftext|>", "--k",
+                      "512", "--threads", "2", "--json", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "quant-distill failed: %s", e);
+    free(e);
+    lq_distill_reader *r = NULL;
+    cr_assert_eq(lq_distill_open(out, &r), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_distill_count(r), 5);
+    cr_assert_eq(lq_distill_reader_meta(r)->k, 512);
+    double nll = 0;
+    int64_t scored = 0;
+    for (int64_t i = 0; i < lq_distill_count(r); i++) {
+        lq_distill_record rec;
+        cr_assert_eq(lq_distill_get(r, i, &rec), LQ_OK, "%s", lq_last_error());
+        cr_assert_eq(rec.tokens[0], 1, "every unit starts with BOS");
+        for (int t = 0; t + 1 < rec.n; t++) {
+            const int32_t *ids = rec.topk_ids + (size_t)t * 512;
+            const float *lp = rec.topk_logp + (size_t)t * 512;
+            int hit = -1;
+            for (int j = 0; j < 512; j++)
+                if (ids[j] == rec.tokens[t + 1]) hit = j;
+            cr_assert(hit >= 0, "k = vocab: every next token is in the top-k");
+            nll -= lp[hit];
+            scored++;
+            cr_assert(isinf(rec.rest_logp[t]) && rec.rest_logp[t] < 0, "no mass outside k = vocab");
+        }
+    }
+    cr_expect_eq(scored, REF_SCORED);
+    cr_expect(fabs(nll - REF_NLL_SUM) <= REL_TOL * REF_NLL_SUM, "NLL from the file %.6f, "
+              "reference %.6f", nll, REF_NLL_SUM);
+    lq_distill_close(r);
+}
+
+/* log-softmax of one row in double */
+static void log_softmax(const float *l, int v, double *out) {
+    double mx = l[0], z = 0;
+    for (int i = 1; i < v; i++) if (l[i] > mx) mx = l[i];
+    for (int i = 0; i < v; i++) z += exp((double)l[i] - mx);
+    double lz = log(z);
+    for (int i = 0; i < v; i++) out[i] = (double)l[i] - mx - lz;
+}
+
+typedef struct hook_cap {
+    float *x; /* (n_layers + 1, n, dim) */
+    int dim;
+    int n;
+} hook_cap;
+
+static void capture(void *user, int layer, const float *x, int n, int pos) {
+    hook_cap *h = user;
+    memcpy(h->x + ((size_t)layer * h->n + pos) * h->dim, x, (size_t)n * h->dim * sizeof *x);
+}
+
+/* Chunked mode, k = 32, two feature layers: every record against a fresh forward pass. */
+static void check_against_forward(const char *logp_dtype, double atol) {
+    char out[300];
+    sub("chunks", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", out, "--ctx", "100", "--features", "0,5", "--logp-dtype",
+                      logp_dtype, "--threads", "2", "--json", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "quant-distill failed: %s", e);
+    free(e);
+    lq_model *m = NULL;
+    cr_assert_eq(lq_model_load(model_path, &m), LQ_OK);
+    lq_session *s = NULL;
+    cr_assert_eq(lq_session_create(m, 100, NULL, &s), LQ_OK);
+    int v = m->cfg.vocab_size, dim = m->cfg.dim, nl = m->cfg.n_layers;
+    hook_cap h = {.x = malloc(sizeof(float) * (size_t)(nl + 1) * 100 * dim), .dim = dim};
+    lq_session_set_layer_hook(s, capture, &h);
+    float *logits = malloc(sizeof(float) * 100 * (size_t)v);
+    double *ls = malloc(sizeof(double) * (size_t)v);
+    float *lsf = malloc(sizeof(float) * (size_t)v);
+    lq_distill_reader *r = NULL;
+    cr_assert_eq(lq_distill_open(out, &r), LQ_OK, "%s", lq_last_error());
+    const lq_distill_meta *meta = lq_distill_reader_meta(r);
+    cr_assert_eq(meta->k, 32);
+    cr_assert_eq(meta->n_feat_layers, 2);
+    cr_assert_eq(meta->teacher_id, lq_distill_teacher_id(m));
+    int64_t total = 0;
+    double max_kl = 0, max_err = 0;
+    for (int64_t i = 0; i < lq_distill_count(r); i++) {
+        lq_distill_record rec;
+        cr_assert_eq(lq_distill_get(r, i, &rec), LQ_OK, "%s", lq_last_error());
+        cr_assert(rec.n >= 1 && rec.n <= 100);
+        cr_assert_eq(rec.tokens[0], 1, "chunks start with BOS");
+        total += rec.n;
+        h.n = rec.n;
+        cr_assert_eq(lq_forward(s, rec.tokens, rec.n, 0, logits, true), LQ_OK);
+        for (int t = 0; t < rec.n; t++) {
+            log_softmax(logits + (size_t)t * v, v, ls);
+            const int32_t *ids = rec.topk_ids + (size_t)t * 32;
+            const float *lp = rec.topk_logp + (size_t)t * 32;
+            double top = 0;
+            for (int j = 0; j < 32; j++) {
+                double d = fabs(lp[j] - ls[ids[j]]);
+                if (d > max_err) max_err = d;
+                cr_assert(d <= atol, "record %lld pos %d rank %d id %d: stored %.7f, forward "
+                          "%.7f", (long long)i, t, j, ids[j], lp[j], ls[ids[j]]);
+                if (j > 0) cr_assert(lp[j] <= lp[j - 1] + atol, "descending");
+                top += exp(ls[ids[j]]);
+            }
+            /* nothing outside the stored ids beats the k-th (up to the tolerance: ties) */
+            double kth = ls[ids[31]];
+            for (int id = 0; id < v; id++) {
+                bool in = false;
+                for (int j = 0; j < 32; j++) in |= ids[j] == id;
+                if (!in) cr_assert(ls[id] <= kth + atol, "id %d (%.6f) beats the k-th (%.6f)",
+                                   id, ls[id], kth);
+            }
+            cr_assert(fabs(rec.rest_logp[t] - log(1 - top)) <= 1e-4, "rest %.7f vs %.7f",
+                      rec.rest_logp[t], log(1 - top));
+            for (int id = 0; id < v; id++) lsf[id] = (float)ls[id];
+            double kl = lq_distill_kl(ids, lp, rec.rest_logp[t], 32, lsf);
+            if (fabs(kl) > max_kl) max_kl = fabs(kl);
+        }
+        /* features: the residual stream after layers 0 and 5 (= final norm) as f16 */
+        for (int f = 0; f < 2; f++) {
+            int layer = meta->feat_layers[f];
+            for (int64_t j = 0; j < (int64_t)rec.n * dim; j++) {
+                float ref = h.x[((size_t)layer * rec.n) * dim + j];
+                float got = lq_f16_to_f32(rec.features[(size_t)f * rec.n * dim + j]);
+                /* f16 round to nearest: relative 2^-11; plus 1e-5 absolute because the tool's
+                 * forward ran on 2 threads (another summation order) and this one on 1, and
+                 * the residual stream is O(1) */
+                cr_assert(fabs(got - ref) <= fabs(ref) * (1.0 / 2048) + 1e-5,
+                          "feature layer %d elem %lld: %g vs %g", layer, (long long)j, got, ref);
+            }
+        }
+    }
+    cr_expect_eq(total, lq_distill_token_count(r));
+    /* KL(teacher || student = teacher) from the file: only storage rounding remains */
+    cr_expect(max_kl <= (atol > 1e-3 ? 2e-2 : 1e-5), "max |KL| %.3g", max_kl);
+    cr_log_info("%s: %lld tokens, max |logp err| %.3g, max |KL| %.3g", logp_dtype,
+                (long long)total, max_err, max_kl);
+    lq_distill_close(r);
+    free(logits);
+    free(ls);
+    free(lsf);
+    free(h.x);
+    lq_session_free(s);
+    lq_model_free(m);
+}
+
+Test(distill, topk_and_features_match_fresh_forward_f32) { check_against_forward("f32", LOGP_ATOL); }
+Test(distill, topk_match_fresh_forward_f16) { check_against_forward("f16", LOGP_F16_ATOL); }
+
+Test(distill, topk_ref_handworked) {
+    /* logits {0, ln 2, ln 3, ln 2}: p = {1,2,3,2}/8; top-2 = id 2 (3/8), then id 1 (2/8, lower id
+     * than 3 on the tie); rest = 3/8 */
+    float l[4] = {0.0f, (float)log(2.0), (float)log(3.0), (float)log(2.0)};
+    int32_t ids[2];
+    float lp[2], rest;
+    lq_distill_topk(l, 4, 2, ids, lp, &rest);
+    cr_expect_eq(ids[0], 2);
+    cr_expect_eq(ids[1], 1);
+    cr_expect(fabs(lp[0] - log(3.0 / 8)) < 1e-6);
+    cr_expect(fabs(lp[1] - log(2.0 / 8)) < 1e-6);
+    cr_expect(fabs(rest - log(3.0 / 8)) < 1e-6);
+    /* a tiny tail: logits {0, -40, -40}: rest = 2e^-40 / (1 + 2e^-40), summed directly */
+    float l2[3] = {0.0f, -40.0f, -40.0f};
+    lq_distill_topk(l2, 3, 1, ids, lp, &rest);
+    cr_expect_eq(ids[0], 0);
+    cr_expect(fabs(rest - (log(2.0) - 40.0)) < 1e-5, "rest %.7f", rest);
+}
+
+/* ---- resume ----------------------------------------------------------------------------------- */
+
+static void expect_same_records(const char *a, const char *b) {
+    lq_distill_reader *ra = NULL, *rb = NULL;
+    cr_assert_eq(lq_distill_open(a, &ra), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_distill_open(b, &rb), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_distill_count(ra), lq_distill_count(rb));
+    cr_assert_eq(lq_distill_token_count(ra), lq_distill_token_count(rb));
+    int k = lq_distill_reader_meta(ra)->k;
+    for (int64_t i = 0; i < lq_distill_count(ra); i++) {
+        lq_distill_record x, y;
+        cr_assert_eq(lq_distill_get(ra, i, &x), LQ_OK);
+        int32_t n = x.n;
+        size_t nk = (size_t)n * k;
+        int32_t *tok = malloc(n * 4), *ids = malloc(nk * 4);
+        float *lp = malloc(nk * 4), *rest = malloc((size_t)n * 4);
+        memcpy(tok, x.tokens, n * 4);
+        memcpy(ids, x.topk_ids, nk * 4);
+        memcpy(lp, x.topk_logp, nk * 4);
+        memcpy(rest, x.rest_logp, (size_t)n * 4);
+        uint64_t so = x.source_offset;
+        cr_assert_eq(lq_distill_get(rb, i, &y), LQ_OK);
+        cr_assert_eq(y.n, n, "record %lld", (long long)i);
+        cr_assert_eq(y.source_offset, so);
+        cr_assert(memcmp(y.tokens, tok, n * 4) == 0, "record %lld tokens", (long long)i);
+        cr_assert(memcmp(y.topk_ids, ids, nk * 4) == 0, "record %lld ids", (long long)i);
+        cr_assert(memcmp(y.topk_logp, lp, nk * 4) == 0, "record %lld logp", (long long)i);
+        cr_assert(memcmp(y.rest_logp, rest, (size_t)n * 4) == 0, "record %lld rest", (long long)i);
+        free(tok);
+        free(ids);
+        free(lp);
+        free(rest);
+    }
+    lq_distill_close(ra);
+    lq_distill_close(rb);
+}
+
+static void kill_and_resume(bool per_line) {
+    char full[300], cut[300];
+    sub("full", full, sizeof full);
+    sub("cut", cut, sizeof cut);
+    const char *mode = per_line ? "--per-line" : "--json";
+    const char *ctx = per_line ? "96" : "40"; /* per-line: long units are cut into pieces */
+    /* small blocks and shards: the kills land between commits, and shards roll over */
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", full, "--ctx", ctx, "--k", "8", "--block-kib", "4",
+                      "--shard-kib", "24", "--threads", "1", mode, NULL);
+    cr_assert_eq(exit_code(st), 0);
+    /* two crashes at different points, then a clean finish */
+    const char *stops[] = {"3", "11"};
+    for (int i = 0; i < 2; i++) {
+        st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", cut, "--ctx", ctx, "--k", "8", "--block-kib", "4",
+                      "--shard-kib", "24", "--threads", "1", mode, "--debug-stop-after",
+                      stops[i], NULL);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the run should die by SIGKILL");
+    }
+    /* a partial dataset reads up to its last commit */
+    lq_distill_reader *r = NULL;
+    cr_assert_eq(lq_distill_open(cut, &r), LQ_OK, "%s", lq_last_error());
+    int64_t partial = lq_distill_count(r);
+    lq_distill_close(r);
+    st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                  corpus, "--out", cut, "--ctx", ctx, "--k", "8", "--block-kib", "4",
+                  "--shard-kib", "24", "--threads", "1", mode, NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "resume failed: %s", e);
+    free(e);
+    cr_assert(lq_distill_open(full, &r) == LQ_OK);
+    cr_expect(partial > 0 && partial < lq_distill_count(r), "partial %lld of %lld",
+              (long long)partial, (long long)lq_distill_count(r));
+    cr_expect(lq_distill_count(r) > 20);
+    lq_distill_close(r);
+    char shard1[400];
+    snprintf(shard1, sizeof shard1, "%s/shard-00001.lqd", full);
+    cr_expect(access(shard1, F_OK) == 0, "the run should span several shards");
+    expect_same_records(full, cut);
+    /* running the finished command again changes nothing */
+    st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                  corpus, "--out", cut, "--ctx", ctx, "--k", "8", "--block-kib", "4",
+                  "--shard-kib", "24", "--threads", "1", mode, NULL);
+    cr_assert_eq(exit_code(st), 0);
+    expect_same_records(full, cut);
+}
+
+Test(distill, killed_and_resumed_equals_uninterrupted_chunks) { kill_and_resume(false); }
+Test(distill, killed_and_resumed_equals_uninterrupted_per_line) { kill_and_resume(true); }
+
+/* ---- bad input -------------------------------------------------------------------------------- */
+
+Test(distill, k_larger_than_vocab_is_refused) {
+    char out[300];
+    sub("o", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", out, "--k", "513", NULL);
+    cr_expect_eq(exit_code(st), 2);
+    char *e = err_text();
+    cr_expect(strstr(e, "quant-distill: error: --k 513 is larger than the vocabulary (512)"), "%s", e);
+    free(e);
+    cr_expect(access(out, F_OK) != 0, "nothing written");
+}
+
+Test(distill, empty_corpus_is_refused) {
+    char out[300], empty[300];
+    sub("o", out, sizeof out);
+    sub("empty.txt", empty, sizeof empty);
+    FILE *f = fopen(empty, "w");
+    fclose(f);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      empty, "--out", out, NULL);
+    cr_expect_eq(exit_code(st), 2);
+    char *e = err_text();
+    cr_expect(strstr(e, "the corpus is empty"), "%s", e);
+    free(e);
+    cr_expect(access(out, F_OK) != 0, "nothing written");
+}
+
+Test(distill, output_of_another_teacher_is_refused) {
+    char out[300], synth[300];
+    sub("o", out, sizeof out);
+    sub("synth", synth, sizeof synth);
+    cr_assert_eq(exit_code(run_tool("quant-synth", "--shape", "stories260K-like", "--seed", "7",
+                                    "--out", synth, NULL)), 0);
+    cr_assert_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer",
+                                    tok_path, "--file", corpus, "--out", out, "--ctx", "64",
+                                    "--block-kib", "1", "--debug-stop-after", "3", NULL)), -1,
+                 "killed mid-run, after some commits");
+    char manifest[400];
+    snprintf(manifest, sizeof manifest, "%s/manifest.json", out);
+    size_t len0 = 0;
+    char *before = lq_test_read_file(manifest, &len0);
+    /* same tokenizer, same corpus and settings, another model: refused, nothing touched */
+    int st = run_tool("quant-distill", "--model", synth, "--tokenizer", tok_path, "--file",
+                      corpus, "--out", out, "--ctx", "64", NULL);
+    cr_expect_eq(exit_code(st), lq_status_exit_code(LQ_ERR_MISMATCH));
+    char *e = err_text();
+    cr_expect(strstr(e, "written by another teacher"), "%s", e);
+    free(e);
+    char *after = lq_test_read_file(manifest, NULL);
+    cr_expect(before && after && strcmp(before, after) == 0, "the manifest is untouched");
+    free(before);
+    free(after);
+    /* another k on the same teacher: refused too (records would mix settings) */
+    st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                  corpus, "--out", out, "--ctx", "64", "--k", "16", NULL);
+    cr_expect_eq(exit_code(st), lq_status_exit_code(LQ_ERR_MISMATCH));
+}
+
+Test(distill, corrupt_shard_names_file_and_offset) {
+    char out[300], shard[400];
+    sub("o", out, sizeof out);
+    cr_assert_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer",
+                                    tok_path, "--file", corpus, "--out", out, "--json", NULL)), 0);
+    snprintf(shard, sizeof shard, "%s/shard-00000.lqd", out);
+    size_t len = 0;
+    char *data = lq_test_read_file(shard, &len);
+    cr_assert(data && len > 1000);
+    /* flip one byte of the first block's compressed payload (block header at 256, 32 bytes) */
+    data[256 + 32 + 100] ^= 0x40;
+    FILE *f = fopen(shard, "wb");
+    fwrite(data, 1, len, f);
+    fclose(f);
+    lq_distill_reader *r = NULL;
+    cr_assert_eq(lq_distill_open(out, &r), LQ_OK, "headers and index are intact");
+    lq_distill_record rec;
+    cr_expect_eq(lq_distill_get(r, 0, &rec), LQ_ERR_FORMAT);
+    const char *msg = lq_last_error();
+    cr_expect(strstr(msg, "shard-00000.lqd: offset 256: corrupt block"), "%s", msg);
+    lq_distill_close(r);
+    int st = run_tool("quant-distill", "--inspect", out, NULL);
+    cr_expect_eq(exit_code(st), 3);
+    char *e = err_text();
+    cr_expect(strstr(e, "quant-distill: error: ") == e && strchr(e, '\n') == e + strlen(e) - 1,
+              "one line: %s", e);
+    cr_expect(strstr(e, "offset 256"), "%s", e);
+    free(e);
+    /* a truncated shard file: the header's index points past the end */
+    cr_assert_eq(lq_distill_open_mem(data, len / 2, "half.lqd", &r), LQ_ERR_FORMAT);
+    cr_expect(strstr(lq_last_error(), "half.lqd: offset "), "%s", lq_last_error());
+    /* header damage */
+    data[20] ^= 1;
+    cr_assert_eq(lq_distill_open_mem(data, len, "hdr.lqd", &r), LQ_ERR_FORMAT);
+    cr_expect(strstr(lq_last_error(), "hdr.lqd: offset 252: header checksum"), "%s",
+              lq_last_error());
+    free(data);
+}
+
+Test(distill, inspect_prints_a_record) {
+    char out[300];
+    sub("o", out, sizeof out);
+    cr_assert_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer",
+                                    tok_path, "--file", corpus, "--out", out, "--per-line",
+                                    "--separator", "<|endoftext|>", "--json", NULL)), 0);
+    cr_assert_eq(exit_code(run_tool("quant-distill", "--inspect", out, "--record", "4", "--json",
+                                    NULL)), 0);
+    char p[300];
+    snprintf(p, sizeof p, "%s/out.txt", tmpdir);
+    char *t = lq_test_read_file(p, NULL);
+    cr_assert(t);
+    cr_expect(strstr(t, "\"records\":5"), "%.200s", t);
+    cr_expect(strstr(t, "\"index\":4"));
+    cr_expect(strstr(t, "\"tokens\":[1,"), "BOS first");
+    free(t);
+    cr_expect_eq(exit_code(run_tool("quant-distill", "--inspect", out, "--record", "5", NULL)), 2);
+}
