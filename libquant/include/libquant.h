@@ -7,5 +7,7 @@
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_tokenizer.h"
 #include "libquant/lq_model.h"
+#include "libquant/lq_sample.h"
+#include "libquant/lq_beam.h"
 #define LQ_VERSION_STRING "0.1.0"
 #endif
