@@ -168,6 +168,81 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
 /* Median / min / max of n values (sorts a copy). */
 lq_bench_stat lq_bench_summarize(const double *v, int n);
 
+/* ---- KL divergence against a baseline model (kld.c) ------------------------------------------ */
+
+/* What one scored token contributes: the baseline's next-token distribution P against the
+ * model's Q, both from a log-softmax in double. */
+typedef struct lq_kld_token {
+    double kld;        /* KL(P || Q) = sum_i p_i (ln p_i - ln q_i), natural log, >= 0 */
+    double nll_base;   /* -ln p[target] */
+    double nll;        /* -ln q[target] */
+    bool same_top;     /* argmax P == argmax Q (lowest index on ties) */
+} lq_kld_token;
+
+/* KL(P || Q) of the distributions softmax(base_logits) and softmax(logits) over `vocab` entries,
+ * plus the target's NLL under each and whether their argmaxes agree. Log-softmax in double;
+ * terms with p_i == 0 contribute 0 (the limit of p ln p). */
+void lq_eval_kld_token(const float *base_logits, const float *logits, int vocab, int target,
+                       lq_kld_token *out);
+
+/* KL(P || Q) alone (same definition). */
+double lq_eval_kld(const float *base_logits, const float *logits, int vocab);
+
+typedef struct lq_kld_result {
+    lq_ppl_result base;      /* perplexity of the baseline on the same tokens */
+    lq_ppl_result model;     /* perplexity of the model */
+    int64_t n_scored;        /* tokens compared */
+    /* llama-perplexity --kl-divergence definitions (tools/perplexity/perplexity.cpp):
+     * mean ± sqrt((E[x^2] - E[x]^2) / (n - 1)); percentiles interpolate linearly at
+     * fraction * (n - 1) of the sorted values; the median averages the middle two. */
+    double kld_mean, kld_stderr;
+    double kld_min, kld_p1, kld_p5, kld_p10, kld_median, kld_p90, kld_p95, kld_p99, kld_p999,
+        kld_max;
+    double same_top, same_top_stderr;         /* share of tokens with the same argmax; binomial */
+    double ln_ppl_ratio, ln_ppl_ratio_stderr; /* mean ln(PPL(Q)/PPL(base)), covariance-aware */
+    double ppl_ratio;                         /* exp(ln_ppl_ratio) */
+    double ppl_diff, ppl_diff_stderr;         /* PPL(Q) - PPL(base) */
+    double ppl_diff_pct;                      /* 100 * ppl_diff / PPL(base) */
+    double ln_ppl_cor;                        /* correlation of the per-token NLLs */
+    /* Δp = q[target] - p[target]: mean, RMS (each ± its stderr) */
+    double dp_mean, dp_stderr, dp_rms, dp_rms_stderr;
+    /* percentiles 1/5/10 of ln(q[target] / p[target]) = nll_base - nll: how badly the worst
+     * tokens lost probability of the correct continuation */
+    double lr_p1, lr_p5, lr_p10;
+    double seconds;          /* both models' forwards and the scoring */
+} lq_kld_result;
+
+/* Run the baseline and the model over the same chunks of `text` (the protocol and options of
+ * lq_eval_perplexity, the baseline's context capping both) and compare their next-token
+ * distributions token by token. Chunk by chunk: only two chunks of logits are ever held (plus
+ * two doubles per scored token for the percentiles). The tokenizers must be the same
+ * (lq_tokenizer_hash) and the models' vocabularies equal, else LQ_ERR_MISMATCH; the text is
+ * tokenized once with `tok`. */
+lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_tok,
+                                const lq_model *m, const lq_tokenizer *tok, lq_pool *pool,
+                                const char *text, size_t len, const lq_ppl_opts *opts,
+                                lq_kld_result *out);
+
+/* Percentile `fraction` in [0, 1] of n sorted values, llama.cpp style: linear interpolation at
+ * fraction * (n - 1). 0 when n == 0. */
+double lq_eval_percentile(const double *sorted, int64_t n, double fraction);
+
+/* ---- model summaries for comparison tables (compare.c) --------------------------------------- */
+
+typedef struct lq_model_info {
+    char format[48];          /* linear layers' format: "f32", "bf16", "W8A16", "W4A16-g128",
+                               * "W4A16-g128-asym", "FP8", "FP8-tensor", "W8A8", "mixed" */
+    uint64_t disk_bytes;      /* the checkpoint's files */
+    int64_t n_params;         /* lq_model_param_count */
+    int64_t linear_params;    /* weights of the decoder layers' linear projections */
+    uint64_t linear_bytes;    /* their stored tensors: payload, scales, zero points, shapes */
+    double bpw_linear;        /* 8 * linear_bytes / linear_params */
+    double bpw_overall;       /* 8 * (every tensor's bytes) / n_params */
+} lq_model_info;
+
+/* Describe a loaded model from its bound weights and the checkpoint's tensors. */
+lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out);
+
 #ifdef __cplusplus
 }
 #endif

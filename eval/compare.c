@@ -1,0 +1,103 @@
+/* compare.c - what a comparison table says about a checkpoint besides its quality: the format
+ * its linear layers run in, its size on disk and its bits per weight.
+ *
+ * The format label comes from the weights the engine actually bound (lq_weight), not from the
+ * config's quantization_config: the table then shows what was measured, and a checkpoint the
+ * binder reads differently from what its config claims cannot be mislabelled.
+ */
+#include "lq_eval.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define N_LINEAR 7
+
+static void layer_linears(const lq_layer *L, const lq_weight *out[N_LINEAR]) {
+    out[0] = &L->wq;
+    out[1] = &L->wk;
+    out[2] = &L->wv;
+    out[3] = &L->wo;
+    out[4] = &L->w_gate;
+    out[5] = &L->w_up;
+    out[6] = &L->w_down;
+}
+
+/* Whether every row of a per-channel scale vector holds the same value: a per-tensor scale is
+ * bound as per-channel scales that are all equal. */
+static bool scales_all_equal(const lq_weight *w) {
+    const float *s = w->aux[0];
+    if (!s || w->rows < 2) return false;
+    for (int64_t r = 1; r < w->rows; r++)
+        if (s[r] != s[0]) return false;
+    return true;
+}
+
+/* The label of one weight, built from the traits row's name (no switch on formats): quantized
+ * names upper-cased as llm-compressor spells its schemes ("w8a16" -> "W8A16", "fp8_e4m3" ->
+ * "FP8"), plus what tells two rows of a table apart: the group size, zero points ("-asym"), a
+ * single per-tensor scale ("-tensor"). Float formats keep their dtype name ("f32", "bf16"). */
+static void weight_label(const lq_weight *w, char *buf, size_t cap) {
+    const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
+    const char *name = t && t->name ? t->name : "?";
+    if (!w->aux[0]) { /* a float format: no side tensors */
+        snprintf(buf, cap, "%s", name);
+        return;
+    }
+    char up[32];
+    size_t n = 0;
+    for (; name[n] && name[n] != '_' && n + 1 < sizeof up; n++)
+        up[n] = (char)(name[n] >= 'a' && name[n] <= 'z' ? name[n] - 'a' + 'A' : name[n]);
+    up[n] = 0;
+    char group[24] = "";
+    if (w->group_size > 0 && w->group_size < w->cols)
+        snprintf(group, sizeof group, "-g%d", (int)w->group_size);
+    else if (w->group_size <= 0 && !w->aux[1] && scales_all_equal(w))
+        snprintf(group, sizeof group, "-tensor");
+    snprintf(buf, cap, "%s%s%s", up, group, w->aux[1] ? "-asym" : "");
+}
+
+/* "model.layers.<l>.<self_attn|mlp>.<x>_proj.<anything>": a tensor of a decoder linear layer
+ * (its weight, or for a quantized one weight_packed / weight_scale / weight_zero_point /
+ * weight_shape). */
+static bool is_linear_tensor(const char *name) {
+    if (strncmp(name, "model.layers.", 13) != 0) return false;
+    return strstr(name, ".self_attn.") || strstr(name, ".mlp.")
+               ? strstr(name, "_proj.") != NULL
+               : false;
+}
+
+lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
+    memset(out, 0, sizeof *out);
+    const lq_config *c = &m->cfg;
+    char first[48] = "", cur[48];
+    bool mixed = false;
+    for (int l = 0; l < c->n_layers; l++) {
+        const lq_weight *ws[N_LINEAR];
+        layer_linears(&m->layers[l], ws);
+        for (int i = 0; i < N_LINEAR; i++) {
+            weight_label(ws[i], cur, sizeof cur);
+            if (!first[0]) snprintf(first, sizeof first, "%s", cur);
+            else if (strcmp(first, cur) != 0) mixed = true;
+            out->linear_params += ws[i]->rows * ws[i]->cols;
+        }
+    }
+    snprintf(out->format, sizeof out->format, "%s", mixed ? "mixed" : first);
+
+    uint64_t all_bytes = 0;
+    int64_t n = lq_checkpoint_count(m->ckpt);
+    for (int64_t i = 0; i < n; i++) {
+        const lq_tensor *t = lq_checkpoint_get(m->ckpt, i);
+        all_bytes += t->nbytes;
+        if (is_linear_tensor(t->name)) out->linear_bytes += t->nbytes;
+    }
+    if (out->linear_bytes == 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: no decoder linear-layer tensor found",
+                       lq_checkpoint_path(m->ckpt));
+    out->disk_bytes = lq_checkpoint_file_bytes(m->ckpt);
+    out->n_params = lq_model_param_count(m);
+    out->bpw_linear = out->linear_params ? 8.0 * (double)out->linear_bytes
+                                               / (double)out->linear_params
+                                         : 0.0;
+    out->bpw_overall = out->n_params ? 8.0 * (double)all_bytes / (double)out->n_params : 0.0;
+    return LQ_OK;
+}
