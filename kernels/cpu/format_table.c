@@ -12,11 +12,32 @@
  * magnitude lower. rtol = 2e-5 still catches any wrong or dropped element (one product of a
  * 4099-wide row is ~2.4e-4 of the absolute sum). atol covers rows whose absolute sum is 0 or
  * denormal. F16/BF16 widen exactly to f32, so they get the same bound as F32.
+ *
+ * The weight-only quantized formats (W8A16, W4A16, FP8) convert every code exactly too (to
+ * q - zero, or e4m3 / 2^8) and sum in the same f32 FMA chains; the scale is then applied once
+ * per row (W8A16, FP8) or per group (W4A16: one more FMA per group), which adds one or two
+ * roundings per product (W4A16: the per-group partial sums see gs/16 + 1 roundings and the
+ * group total n_groups more, fewer than cols/16 in all). So the F32 bound holds with the same
+ * margin. W8A8 is exact integer math in both paths with the same final f32 expression, so its
+ * tolerance is 0: fast == ref bit for bit.
+ *
+ * roundtrip_rtol bounds |dequant(quantize(w)) - w| / max|w| of a group (row, or whole tensor
+ * for FP8 per-tensor), for any scale dtype. Round to nearest errs by at most half a step, but a
+ * scale rounded down to its dtype (relative error u <= 2^-8 for bf16) pushes the largest value
+ * up to (qmax + 1/2)(1 + u) steps, which the clamp cuts to qmax: the worst error is
+ * s_r (1/2 + (qmax + 1/2) u) with s_r <= amax (1 + u) / (qmax + 1/2):
+ *   int8 (qmax + 1/2 = 127.5): (1 + u)(0.5 + 0.498) / 127.5 = 0.00786 -> 0.008;
+ *   int4 symmetric: (1 + u)(0.5 + 0.029) / 7.5 = 0.0709; asymmetric, whose zero point is rounded
+ *   from the unrounded scale, shifts the ends by up to 15u more steps of range/15 <= 2 amax/15:
+ *   (1 + u)(0.5 + 15u) 2 / 15 = 0.0748 -> 0.075;
+ *   E4M3: 3 mantissa bits, steps of 32 on [256, 448]: half a step is 16 of 448 scale units,
+ *   16 / 448 (1 + u) = 0.0359 (the clamp's 448 u = 1.75 units is smaller) -> 0.036.
  */
 #include <pthread.h>
 #include <string.h>
 
 #include "kern_internal.h"
+#include "lq_blocks.h"
 
 static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
     [LQ_WFMT_F32] = {
@@ -43,6 +64,55 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .tol_atol = 1e-6,
         .tol_rtol = 2e-5,
     },
+    /* bits_per_weight of the quantized rows: payload plus one bf16 scale per row of 4096 (per
+     * channel) or per group of 128 (W4A16), the common configurations. */
+    [LQ_WFMT_W8A16] = {
+        .name = "w8a16",
+        .bits_per_weight = 8.0 + 16.0 / 4096,
+        .matvec_ref = lq_matvec_w8a16_ref,
+        .dequant_ref = lq_dequant_w8a16_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_w8a16_ref,
+        .roundtrip_rtol = 0.008,
+    },
+    [LQ_WFMT_W4A16] = {
+        .name = "w4a16",
+        .bits_per_weight = 4.0 + 16.0 / 128,
+        .matvec_ref = lq_matvec_w4a16_ref,
+        .dequant_ref = lq_dequant_w4a16_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_w4a16_ref,
+        .roundtrip_rtol = 0.075,
+    },
+    [LQ_WFMT_FP8_E4M3] = {
+        .name = "fp8_e4m3",
+        .bits_per_weight = 8.0 + 16.0 / 4096,
+        .matvec_ref = lq_matvec_fp8_ref,
+        .dequant_ref = lq_dequant_fp8_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_fp8_ref,
+        .roundtrip_rtol = 0.036,
+    },
+    [LQ_WFMT_W8A8] = {
+        .name = "w8a8",
+        .bits_per_weight = 8.0 + 16.0 / 4096,
+        .matvec_ref = lq_matvec_w8a8_ref,
+        .dequant_ref = lq_dequant_w8a8_ref,
+        .tol_atol = 0.0,
+        .tol_rtol = 0.0,
+        .quantize_ref = lq_quantize_w8a8_ref,
+        .roundtrip_rtol = 0.008,
+    },
+};
+
+/* Prefill tiles of the formats whose product is not "dequantize, then sgemm" (ref, fast). */
+static const struct {
+    lq_matmul_tile_fn ref, fast;
+} g_tiles[LQ_WFMT_COUNT] = {
+    [LQ_WFMT_W8A8] = {.ref = lq_matmul_tile_w8a8_ref, .fast = lq_matmul_tile_w8a8_avx2},
 };
 
 /* The AVX2 twins of each row (NULL: the format has no fast path yet). */
@@ -53,6 +123,10 @@ static const struct {
     [LQ_WFMT_F32] = {.matvec = lq_matvec_f32_avx2, .dequant = lq_dequant_f32_avx2},
     [LQ_WFMT_F16] = {.matvec = lq_matvec_f16_avx2, .dequant = lq_dequant_f16_avx2},
     [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx2, .dequant = lq_dequant_bf16_avx2},
+    [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx2, .dequant = lq_dequant_w8a16_avx2},
+    [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx2, .dequant = lq_dequant_w4a16_avx2},
+    [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx2, .dequant = lq_dequant_fp8_avx2},
+    [LQ_WFMT_W8A8] = {.matvec = lq_matvec_w8a8_avx2, .dequant = lq_dequant_w8a8_avx2},
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -63,6 +137,7 @@ static void choose_paths(void) {
         lq_wfmt_traits *t = &g_traits[f];
         t->matvec = (fast && g_fast[f].matvec) ? g_fast[f].matvec : t->matvec_ref;
         t->dequant = (fast && g_fast[f].dequant) ? g_fast[f].dequant : t->dequant_ref;
+        t->matmul_tile = (fast && g_tiles[f].fast) ? g_tiles[f].fast : g_tiles[f].ref;
     }
 }
 
@@ -77,4 +152,40 @@ lq_wfmt lq_wfmt_from_name(const char *name) {
     for (int f = 0; f < LQ_WFMT_COUNT; f++)
         if (g_traits[f].name && strcmp(g_traits[f].name, name) == 0) return (lq_wfmt)f;
     return LQ_WFMT_COUNT;
+}
+
+/* ---- buffer sizes ---------------------------------------------------------------------------- */
+
+/* The widest W8A8 row whose int32 accumulation cannot overflow: 131072 * 128 * 127 < 2^31. */
+#define W8A8_MAX_COLS 131072
+
+int lq_wfmt_sizes(lq_wfmt f, int64_t rows, int64_t cols, const lq_quant_params *p,
+                  size_t *row_bytes, int64_t *n_aux0, int64_t *n_aux1) {
+    size_t rb = 0;
+    int64_t a0 = 0, a1 = 0;
+    if (rows <= 0 || cols <= 0) return 0;
+    switch (f) { /* the one place that knows each layout's size (lq_blocks.h) */
+    case LQ_WFMT_F32: rb = (size_t)cols * 4; break;
+    case LQ_WFMT_F16:
+    case LQ_WFMT_BF16: rb = (size_t)cols * 2; break;
+    case LQ_WFMT_W8A16: rb = (size_t)LQ_PACK8_ROW_BYTES(cols); a0 = rows; break;
+    case LQ_WFMT_FP8_E4M3: rb = (size_t)cols; a0 = rows; break;
+    case LQ_WFMT_W8A8:
+        if (cols > W8A8_MAX_COLS) return 0;
+        rb = (size_t)cols; a0 = rows;
+        break;
+    case LQ_WFMT_W4A16: {
+        const int64_t gs = (p && p->group_size > 0) ? p->group_size : cols;
+        if (gs > cols || cols % gs != 0) return 0; /* compressed-tensors refuses a tail group */
+        rb = (size_t)LQ_PACK4_ROW_BYTES(cols);
+        a0 = rows * (cols / gs);
+        a1 = (p && p->asym) ? a0 : 0;
+        break;
+    }
+    default: return 0;
+    }
+    if (row_bytes) *row_bytes = rb;
+    if (n_aux0) *n_aux0 = a0;
+    if (n_aux1) *n_aux1 = a1;
+    return 1;
 }

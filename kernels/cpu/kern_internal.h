@@ -28,6 +28,68 @@ void lq_dequant_f32_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out)
 void lq_dequant_f16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 void lq_dequant_bf16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 
+/* ---- quantized formats (fmt_w8a16*.c, fmt_w4a16*.c, fmt_fp8*.c, fmt_w8a8*.c) ---- */
+void lq_matvec_w8a16_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w8a16_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_quantize_w8a16_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
+void lq_matvec_w8a16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w8a16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+
+void lq_matvec_w4a16_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w4a16_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_quantize_w4a16_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
+void lq_matvec_w4a16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w4a16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+
+void lq_matvec_fp8_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_fp8_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_quantize_fp8_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
+void lq_matvec_fp8_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_fp8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+
+void lq_matvec_w8a8_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w8a8_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_quantize_w8a8_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
+void lq_matmul_tile_w8a8_ref(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
+                             int64_t r1);
+void lq_matvec_w8a8_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w8a8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
+                              int64_t r1);
+
+/* W8A8 activation code of one element, given inv = 127 / max|x| (0 when max|x| is 0). The
+ * clamps are written as the AVX2 max/min instructions behave (NaN -> -127), and the multiply and
+ * rounding are single f32 operations, so the AVX2 path produces the identical codes. */
+static inline int lq_w8a8_xcode(float x, float inv) {
+    float v = x * inv;
+    v = v > -127.0f ? v : -127.0f;
+    v = v < 127.0f ? v : 127.0f;
+    return (int)__builtin_nearbyintf(v);
+}
+/* Per-token activation scale of W8A8: amax = max |x| (NaN ignored, as max_ps does). */
+static inline float lq_w8a8_amax(const float *x, int64_t n) {
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float a = __builtin_fabsf(x[i]);
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+/* W4A16 group size of a weight: group_size <= 0 means one group per row. */
+static inline int64_t lq_w4_group(const lq_weight *w) {
+    return (w->group_size > 0 && w->group_size < w->cols) ? w->group_size : w->cols;
+}
+
+/* ---- quantization helpers (quant_common.c; rules documented there) ---- */
+float lq_quant_round_scale(float s, lq_scale_dtype d);
+float lq_quant_rne(float v);
+int lq_quant_int_code(float x, float scale, float zero, int qmin, int qmax);
+void lq_quant_int_params(const float *x, int64_t n, int bits, int asym, const lq_quant_params *p,
+                         float *scale, float *zero);
+uint8_t lq_quant_fp8_code(float x, float scale);
+float lq_quant_fp8_scale(const float *x, int64_t n, const lq_quant_params *p);
+
 /* ---- element-wise ops (ops_avx2.c); the dispatchers live in ops_dispatch.c ---- */
 void lq_rmsnorm_avx2(float *out, const float *x, const float *weight, int64_t n, float eps);
 float lq_dot_f32_avx2(const float *a, const float *b, int64_t n);

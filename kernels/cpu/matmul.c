@@ -6,7 +6,9 @@
  * writes whole 64-byte lines of y (no false sharing between threads).
  * n > 1 (prefill): compute bound. Each task takes a tile of rows of W, dequantizes it into the
  * thread's scratch (F32 is used in place) and multiplies with sgemm: Y[:, tile] = X . tile^T.
- * OpenBLAS is pinned to one thread because the pool already uses every core.
+ * OpenBLAS is pinned to one thread because the pool already uses every core. A format with a
+ * matmul_tile (W8A8) computes its tiles itself, because dequantize + sgemm would skip its
+ * activation quantization.
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -70,6 +72,12 @@ static void gemm_task(void *vctx, int64_t task, int tid) {
     const lq_weight *w = c->w;
     const int64_t rows = w->rows, cols = w->cols;
     const int64_t r0 = task * c->block, nr = min64(rows, r0 + c->block) - r0;
+    if (c->t->matmul_tile) {
+        /* The format's product is not that of its dequantized weights (W8A8 quantizes the
+         * activations): its own tile keeps prefill identical to decode. */
+        c->t->matmul_tile(w, c->X, c->n, c->Y, r0, r0 + nr);
+        return;
+    }
     if (w->fmt == LQ_WFMT_F32 && w->row_bytes % sizeof(float) == 0) {
         /* Already f32 in memory: multiply the mapping directly, no copy. */
         tile_product(c, (const float *)((const char *)w->data + (size_t)r0 * w->row_bytes),

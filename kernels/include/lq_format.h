@@ -20,8 +20,36 @@ typedef enum lq_wfmt {
     LQ_WFMT_F32 = 0,
     LQ_WFMT_F16 = 1,
     LQ_WFMT_BF16 = 2,
+    /* Quantized formats. Payload layouts are the bytes of the compressed-tensors tensors, so a
+     * checkpoint is run without conversion (exact layouts: lq_blocks.h). Side tensors are f32
+     * arrays the binder derives from the checkpoint's scale/zero-point tensors. */
+    /* W[r][c] = q[r][c] * scale[r]; q pack-quantized 8-bit. aux[0] = scale[rows] */
+    LQ_WFMT_W8A16 = 3,
+    /* W[r][c] = (q[r][c] - zero[r][g]) * scale[r][g], g = c / group_size; q pack-quantized 4-bit.
+     * aux[0] = scale[rows][n_groups], aux[1] = zero[rows][n_groups] (integers in [-8, 7]) or NULL
+     * (symmetric). group_size must divide cols (compressed-tensors refuses other shapes);
+     * group_size <= 0 (or == cols) is one group per row, any cols. */
+    LQ_WFMT_W4A16 = 4,
+    /* W[r][c] = e4m3(code[r][c]) * scale[r]. aux[0] = scale[rows] (per-tensor: all equal) */
+    LQ_WFMT_FP8_E4M3 = 5,
+    /* int8 weights per channel x int8 activations quantized per token inside the kernel
+     * (symmetric, scale_x = max|x| / 127), int32 accumulation, y = acc * scale_x * scale[r].
+     * aux[0] = scale[rows]. Its results are NOT those of the dequantized weights. */
+    LQ_WFMT_W8A8 = 6,
     LQ_WFMT_COUNT
 } lq_wfmt;
+
+/* How a tool asks for a tensor to be quantized (ignored by the float formats). */
+typedef enum lq_scale_dtype { LQ_SCALE_F32 = 0, LQ_SCALE_F16 = 1, LQ_SCALE_BF16 = 2 } lq_scale_dtype;
+
+typedef struct lq_quant_params {
+    int32_t group_size;        /* W4A16: 32, 64, 128 ... (<= 0: one group per row) */
+    int asym;                  /* W4A16: asymmetric with a zero point */
+    int per_tensor;            /* FP8: one scale for the whole tensor (else per channel) */
+    int clip_search;           /* search the clipping ratio that minimizes each group's error */
+    lq_scale_dtype scale_dtype; /* scales are rounded to this before codes are computed, so the
+                                 * stored (e.g. bf16) scale is the one the codes were made with */
+} lq_quant_params;
 
 /* A 2-D weight W[rows][cols] (rows = output features, cols = input features; y = W x), as a
  * view into a mapped checkpoint. Never owns its memory. */
@@ -39,6 +67,20 @@ typedef void (*lq_matvec_fn)(const lq_weight *w, const float *x, float *y, int64
 /* out[(r - r0) * cols + c] = W[r][c] as f32, r in [r0, r1). */
 typedef void (*lq_dequant_fn)(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 
+/* Y[t * w->rows + r] = row r of the product for token t < n, r in [r0, r1): a format whose
+ * product is not "dequantize, then multiply" (W8A8) computes prefill tiles with this, so n > 1
+ * keeps the same semantics as decode. X is n x w->cols. */
+typedef void (*lq_matmul_tile_fn)(const lq_weight *w, const float *X, int64_t n, float *Y,
+                                  int64_t r0, int64_t r1);
+
+/* Quantize the f32 matrix src (rows x cols, row-major) into dst, whose fmt/rows/cols are set and
+ * whose data (rows * row_bytes) and aux arrays point to writable buffers sized by lq_wfmt_sizes
+ * (call it first: a shape it refuses must not be quantized). Sets dst->group_size. Codes and
+ * scales follow compressed-tensors' calculate_qparams / quantize (kernels/cpu/quant_common.c).
+ * Deterministic: the same input gives the same bytes on every machine. Non-finite inputs give
+ * unspecified (but deterministic) codes: callers reject them first. */
+typedef void (*lq_quantize_fn)(const float *src, const lq_quant_params *p, lq_weight *dst);
+
 typedef struct lq_wfmt_traits {
     const char *name;          /* "f32", "f16", "bf16", ... */
     double bits_per_weight;    /* storage cost including side tensors (nominal) */
@@ -50,7 +92,20 @@ typedef struct lq_wfmt_traits {
      * Both sum the same exactly-converted products in a different order, so the bound is a few
      * f32 ulps of the absolute sum. */
     double tol_atol, tol_rtol;
+    lq_quantize_fn quantize_ref; /* NULL for float formats (they are stored, not quantized) */
+    /* Bound on the round-trip error of quantize_ref -> dequant_ref, relative to each group's
+     * max |w| (RTN: half a quantization step of the group's range). */
+    double roundtrip_rtol;
+    /* Prefill tile (lq_matmul n > 1) when dequantize + sgemm would change the result; NULL for
+     * the weight-only formats. The fastest available path, chosen with matvec. */
+    lq_matmul_tile_fn matmul_tile;
 } lq_wfmt_traits;
+
+/* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the
+ * number of floats in aux[0] and aux[1] (0 when unused). Returns 0 if the format cannot hold
+ * that shape (e.g. a group size that does not divide cols when the format requires it). */
+int lq_wfmt_sizes(lq_wfmt f, int64_t rows, int64_t cols, const lq_quant_params *p,
+                  size_t *row_bytes, int64_t *n_aux0, int64_t *n_aux1);
 
 /* The row for a format (NULL if out of range). */
 const lq_wfmt_traits *lq_wfmt_get(lq_wfmt f);
