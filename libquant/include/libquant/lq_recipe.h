@@ -1,0 +1,220 @@
+/* lq_recipe.h - YAML compression recipes in the llm-compressor shape (docs/RECIPES.md).
+ *
+ *     quant_stage:                       # a stage: any key ending in "_stage"
+ *       quant_modifiers:                 # a modifier group: any key ending in "_modifiers"
+ *         QuantizationModifier:          # a modifier class and its arguments
+ *           scheme: W4A16
+ *           targets: [Linear]
+ *           ignore: [lm_head]
+ *     eval_stage:                        # ours: perplexity / KL gates
+ *       files: [data/sample.txt]
+ *       max_ppl_increase: 2%
+ *
+ * lq_recipe_parse reads the text into a validated lq_recipe: every error (bad YAML, wrong type,
+ * unknown key, missing argument, impossible combination) is one message with file:line:column
+ * and the key, plus "did you mean" for a misspelled name. lq_recipe_plan then resolves the
+ * modifiers against a checkpoint's tensors (which tensors each modifier touches, shape checks,
+ * estimated output size). Nothing here does the work: quant-recipe run dispatches each stage to
+ * the library API that implements it.
+ *
+ * Thread-safety: a recipe and a plan are plain data, safe to read from several threads.
+ */
+#ifndef LQ_RECIPE_H
+#define LQ_RECIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lq_checkpoint.h"
+#include "lq_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Whether this build runs QuantizationModifier through lq_ptq_quantize (lq_ptq.h). Set to 1 when
+ * that API lands; until then check reports the modifier as not available instead of faking it. */
+#ifndef LQ_RECIPE_HAVE_PTQ
+#define LQ_RECIPE_HAVE_PTQ 0
+#endif
+
+/* ---- modifiers -------------------------------------------------------------------------------- */
+
+/* Values are not persisted; order is the documentation order. */
+typedef enum lq_modifier_kind {
+    LQ_MOD_QUANTIZATION = 0,   /* QuantizationModifier: round-to-nearest PTQ (quant-ptq) */
+    LQ_MOD_GPTQ,               /* GPTQModifier */
+    LQ_MOD_AWQ,                /* AWQModifier */
+    LQ_MOD_SMOOTHQUANT,        /* SmoothQuantModifier */
+    LQ_MOD_MAGNITUDE_PRUNING,  /* MagnitudePruningModifier: unstructured or N:M by |w| */
+    LQ_MOD_CONSTANT_PRUNING,   /* ConstantPruningModifier: keep an existing mask */
+    LQ_MOD_STRUCTURED_PRUNING, /* StructuredPruningModifier (ours): FFN channels / heads */
+    LQ_MOD_SPARSEGPT,          /* SparseGPTModifier */
+    LQ_MOD_WANDA,              /* WandaPruningModifier */
+    LQ_MOD_COUNT
+} lq_modifier_kind;
+
+/* The class name as written in recipes ("GPTQModifier"). */
+const char *lq_modifier_name(lq_modifier_kind k);
+/* Whether this build can run the modifier (its library API has landed). */
+bool lq_modifier_available(lq_modifier_kind k);
+
+/* Quantization schemes (compressed-tensors preset names). */
+typedef enum lq_recipe_scheme {
+    LQ_SCHEME_NONE = 0,
+    LQ_SCHEME_W8A16,       /* int8 weights per channel, symmetric */
+    LQ_SCHEME_W4A16,       /* int4 weights per group, symmetric */
+    LQ_SCHEME_W4A16_ASYM,  /* int4 per group with zero points */
+    LQ_SCHEME_W8A8,        /* int8 weights per channel x dynamic int8 activations ("INT8") */
+    LQ_SCHEME_FP8,         /* FP8 E4M3 weights per channel ("FP8_DYNAMIC" is the same weights) */
+    LQ_SCHEME_COUNT
+} lq_recipe_scheme;
+
+const char *lq_recipe_scheme_name(lq_recipe_scheme s);
+
+typedef enum lq_mask_structure {
+    LQ_MASK_UNSTRUCTURED = 0,
+    LQ_MASK_NM = 1,            /* N zeros in every M consecutive weights of a row ("2:4") */
+} lq_mask_structure;
+
+typedef enum lq_prune_structure {
+    LQ_PRUNE_FFN = 0,          /* whole FFN channels (rows of gate/up, columns of down) */
+    LQ_PRUNE_HEADS = 1,        /* whole attention heads (q/k/v rows, o columns) */
+} lq_prune_structure;
+
+/* Position of a node in the recipe file, 1-based. */
+typedef struct lq_recipe_pos {
+    int line, col;
+} lq_recipe_pos;
+
+typedef struct lq_recipe_modifier {
+    lq_modifier_kind kind;
+    lq_recipe_pos pos;         /* of the modifier's class name */
+    char group[64];            /* the "*_modifiers" key it sits under */
+    char **targets;            /* patterns (lq_targets.h); default ["Linear"] */
+    int n_targets;
+    char **ignore;             /* patterns excluded from targets; default [] */
+    int n_ignore;
+    /* quantization (QuantizationModifier, GPTQModifier, AWQModifier) */
+    lq_recipe_scheme scheme;   /* LQ_SCHEME_NONE for the others */
+    int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes */
+    bool clip_search;          /* ours: search the clipping ratio per group */
+    /* GPTQ */
+    int32_t block_size;        /* default 128 */
+    double dampening_frac;     /* default 0.01 */
+    char actorder[16];         /* "static", "group", "weight" or "" */
+    /* SmoothQuant */
+    double smoothing_strength; /* default 0.5, in (0, 1) */
+    /* pruning */
+    double sparsity;           /* fraction of weights zeroed (N/M for an N:M mask) */
+    lq_mask_structure mask;
+    int32_t mask_n, mask_m;    /* LQ_MASK_NM */
+    lq_prune_structure structure; /* StructuredPruningModifier */
+} lq_recipe_modifier;
+
+/* ---- stages ------------------------------------------------------------------------------------ */
+
+typedef enum lq_stage_kind {
+    LQ_STAGE_MODIFIERS = 0,    /* llm-compressor stage: modifier groups */
+    LQ_STAGE_EVAL = 1,         /* eval_stage */
+    LQ_STAGE_DISTILL = 2,      /* distill_stage */
+} lq_stage_kind;
+
+typedef struct lq_recipe_eval {
+    char **files;              /* text files, relative to the working directory */
+    int n_files;
+    int32_t ctx;               /* tokens per chunk; default 512 */
+    bool per_line;             /* score each line (or separator unit) on its own */
+    char separator[64];        /* unit separator with per_line ("" = newline) */
+    double max_ppl_increase;   /* fail if PPL(result) > PPL(base) * (1 + this); < 0 = no gate */
+    double max_kld;            /* fail if mean KL(base || result) in nats exceeds it; < 0 = none */
+} lq_recipe_eval;
+
+typedef struct lq_recipe_distill {
+    char **files;              /* training text */
+    int n_files;
+    char teacher[512];         /* teacher model; "" = the recipe's input model */
+    int32_t ctx;               /* default 512 */
+    int32_t top_k;             /* soft labels kept per position; default 32 */
+    int32_t steps;             /* optimizer steps; default 100 */
+    double lr;                 /* learning rate; default 1e-4 */
+    double temperature;        /* distillation temperature; default 1 */
+} lq_recipe_distill;
+
+typedef struct lq_recipe_stage {
+    char name[64];             /* the YAML key ("quant_stage") */
+    lq_recipe_pos pos;
+    lq_stage_kind kind;
+    lq_recipe_modifier *mods;  /* LQ_STAGE_MODIFIERS, in file order */
+    int n_mods;
+    lq_recipe_eval eval;       /* LQ_STAGE_EVAL */
+    lq_recipe_distill distill; /* LQ_STAGE_DISTILL */
+} lq_recipe_stage;
+
+typedef struct lq_recipe {
+    char path[512];            /* as given (used in messages) */
+    lq_recipe_stage *stages;
+    int n_stages;
+} lq_recipe;
+
+/* Parse and validate a recipe text of `len` bytes. `path` names it in messages ("w4.yaml:7:5").
+ * Errors: LQ_ERR_FORMAT (not YAML, or not the recipe shape: wrong types, unknown keys, missing
+ * arguments), LQ_ERR_INVALID_ARG (values out of range, impossible combinations),
+ * LQ_ERR_UNSUPPORTED (a scheme this build lacks). On failure *out is left empty. */
+lq_status lq_recipe_parse(const char *text, size_t len, const char *path, lq_recipe *out);
+/* Read `path` and parse it (LQ_ERR_IO if unreadable). */
+lq_status lq_recipe_load(const char *path, lq_recipe *out);
+void lq_recipe_free(lq_recipe *r);
+
+/* LQ_ERR_UNSUPPORTED "modifier X is not available in this build (at file:line:col)" for the first
+ * modifier or stage this build cannot run; LQ_OK when every one can. */
+lq_status lq_recipe_check_available(const lq_recipe *r);
+
+/* ---- the plan: a recipe against a checkpoint ------------------------------------------------- */
+
+typedef struct lq_plan_tensor {
+    const char *name;          /* checkpoint tensor name (owned by the checkpoint) */
+    int64_t rows, cols;
+} lq_plan_tensor;
+
+typedef struct lq_plan_modifier {
+    const lq_recipe_modifier *mod; /* borrowed from the recipe */
+    lq_plan_tensor *tensors;   /* the tensors it touches, checkpoint order */
+    int64_t n_tensors;
+    int64_t params;            /* elements of those tensors */
+} lq_plan_modifier;
+
+typedef struct lq_plan {
+    lq_plan_modifier *mods;    /* one per modifier, in recipe order (stage, then file order) */
+    int n_mods;
+    uint64_t bytes_in;         /* every tensor's payload as stored */
+    uint64_t bytes_out;        /* estimated: quantized tensors at their scheme's size, the rest
+                                * as stored (pruning keeps dense storage) */
+    int64_t params_total, params_quantized;
+} lq_plan;
+
+/* Resolve every modifier's targets minus ignores against the checkpoint's tensors and check what
+ * depends on shapes: a modifier that matches nothing (LQ_ERR_INVALID_ARG naming the recipe
+ * position), a group size or N:M block that does not divide a tensor's columns (naming the
+ * tensor), a tensor quantized twice, a tensor pruned after it was quantized. */
+lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *out);
+void lq_plan_free(lq_plan *p);
+
+/* Storage bytes of a rows x cols weight under a scheme, compressed-tensors layout: packed codes
+ * plus scales in `scale_bytes`-byte floats (the model dtype) plus packed zero points. */
+uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t rows, int64_t cols,
+                                int scale_bytes);
+
+/* ---- spelling help ------------------------------------------------------------------------------ */
+
+/* Levenshtein distance between a and b (case-sensitive), capped at 255. */
+int lq_edit_distance(const char *a, const char *b);
+/* The candidate closest to `word` when its distance is small enough to be a typo (at most 1/3 of
+ * the longer length, at least 1), else NULL. */
+const char *lq_suggest(const char *word, const char *const *candidates, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

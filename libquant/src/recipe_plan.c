@@ -1,0 +1,165 @@
+/* recipe_plan.c - a recipe against a checkpoint: which tensors each modifier touches, the checks
+ * that need shapes, and the estimated output size (lq_recipe_plan in lq_recipe.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq_recipe.h"
+#include "libquant/lq_targets.h"
+
+static bool is_quant(lq_modifier_kind k) {
+    return k == LQ_MOD_QUANTIZATION || k == LQ_MOD_GPTQ || k == LQ_MOD_AWQ;
+}
+
+static bool is_prune(lq_modifier_kind k) {
+    return k == LQ_MOD_MAGNITUDE_PRUNING || k == LQ_MOD_CONSTANT_PRUNING ||
+           k == LQ_MOD_STRUCTURED_PRUNING || k == LQ_MOD_SPARSEGPT || k == LQ_MOD_WANDA;
+}
+
+static bool last_is(const char *module, const char *const *names) {
+    const char *last = strrchr(module, '.');
+    last = last ? last + 1 : module;
+    for (; *names; names++)
+        if (!strcmp(last, *names)) return true;
+    return false;
+}
+
+/* Modifiers without targets act on a fixed set of projections. */
+static const char *const g_ffn[] = {"gate_proj", "up_proj", "down_proj", NULL};
+static const char *const g_attn[] = {"q_proj", "k_proj", "v_proj", "o_proj", NULL};
+/* SmoothQuant folds scales into the norms and rescales the Linear layers reading them. */
+static const char *const g_smoothed[] = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", NULL};
+
+static lq_status compile_all(char **specs, int n, lq_target ***out) {
+    *out = calloc((size_t)n + 1, sizeof **out);
+    if (!*out) return lq_fail(LQ_ERR_NOMEM, "out of memory planning the recipe");
+    for (int i = 0; i < n; i++) LQ_TRY(lq_target_compile(specs[i], &(*out)[i]));
+    return LQ_OK;
+}
+
+static void free_all(lq_target **t, int n) {
+    if (!t) return;
+    for (int i = 0; i < n; i++) lq_target_free(t[i]);
+    free(t);
+}
+
+static bool touches(const lq_recipe_modifier *m, lq_target **tg, lq_target **ig, const char *module,
+                    lq_module_class cls) {
+    /* Only Linear weights are quantized or pruned; "__ALL__" does not drag norms in. */
+    if (cls != LQ_MODULE_LINEAR) return false;
+    for (int i = 0; i < m->n_ignore; i++)
+        if (lq_target_match(ig[i], module, cls)) return false;
+    switch (m->kind) {
+    case LQ_MOD_STRUCTURED_PRUNING:
+        return last_is(module, m->structure == LQ_PRUNE_FFN ? g_ffn : g_attn);
+    case LQ_MOD_SMOOTHQUANT: return last_is(module, g_smoothed);
+    default:
+        for (int i = 0; i < m->n_targets; i++)
+            if (lq_target_match(tg[i], module, cls)) return true;
+        return false;
+    }
+}
+
+void lq_plan_free(lq_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_mods; i++) free(p->mods[i].tensors);
+    free(p->mods);
+    memset(p, 0, sizeof *p);
+}
+
+/* Shape checks of one modifier on one tensor; `by` holds, per tensor, the quantizing modifier. */
+static lq_status check_tensor(const lq_recipe *r, const lq_recipe_modifier *m, const lq_tensor *t,
+                              const lq_recipe_modifier **by) {
+    const int64_t cols = t->shape[1];
+    if (is_quant(m->kind)) {
+        if (*by)
+            return lq_fail(LQ_ERR_INVALID_ARG,
+                           "tensor %s is quantized twice: by %s at %s:%d:%d and %s at %s:%d:%d", t->name,
+                           lq_modifier_name((*by)->kind), r->path, (*by)->pos.line, (*by)->pos.col,
+                           lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
+        if (m->group_size > 0 && cols % m->group_size != 0)
+            return lq_fail(LQ_ERR_INVALID_ARG,
+                           "group_size %d does not divide the %lld columns of %s (%s at %s:%d:%d)",
+                           m->group_size, (long long)cols, t->name, lq_modifier_name(m->kind), r->path,
+                           m->pos.line, m->pos.col);
+        *by = m;
+    }
+    if (is_prune(m->kind) || m->kind == LQ_MOD_SMOOTHQUANT) {
+        if (*by)
+            return lq_fail(LQ_ERR_INVALID_ARG,
+                           "%s at %s:%d:%d changes %s after %s at %s:%d:%d quantized it: prune and smooth "
+                           "before quantizing",
+                           lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col, t->name,
+                           lq_modifier_name((*by)->kind), r->path, (*by)->pos.line, (*by)->pos.col);
+        if (m->mask == LQ_MASK_NM && cols % m->mask_m != 0)
+            return lq_fail(LQ_ERR_INVALID_ARG,
+                           "%d:%d sparsity needs the columns of %s (%lld) to be a multiple of %d (%s at %s:%d:%d)",
+                           m->mask_n, m->mask_m, t->name, (long long)cols, m->mask_m,
+                           lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
+    }
+    return LQ_OK;
+}
+
+lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t nt = lq_checkpoint_count(ck);
+    int n_mods = 0;
+    for (int i = 0; i < r->n_stages; i++) n_mods += r->stages[i].n_mods;
+    const lq_recipe_modifier **by = calloc((size_t)nt + 1, sizeof *by);
+    lq_recipe_scheme *scheme = calloc((size_t)nt + 1, sizeof *scheme);
+    int32_t *gsize = calloc((size_t)nt + 1, sizeof *gsize);
+    out->mods = calloc((size_t)n_mods + 1, sizeof *out->mods);
+    lq_status s = (by && scheme && gsize && out->mods) ? LQ_OK
+                                                       : lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", r->path);
+    char module[256];
+    for (int i = 0; s == LQ_OK && i < r->n_stages; i++) {
+        const lq_recipe_stage *st = &r->stages[i];
+        for (int j = 0; s == LQ_OK && j < st->n_mods; j++) {
+            const lq_recipe_modifier *m = &st->mods[j];
+            lq_plan_modifier *pm = &out->mods[out->n_mods++];
+            pm->mod = m;
+            lq_target **tg = NULL, **ig = NULL;
+            s = compile_all(m->targets, m->n_targets, &tg);
+            if (s == LQ_OK) s = compile_all(m->ignore, m->n_ignore, &ig);
+            if (s == LQ_OK && !(pm->tensors = calloc((size_t)nt + 1, sizeof *pm->tensors)))
+                s = lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", r->path);
+            for (int64_t k = 0; s == LQ_OK && k < nt; k++) {
+                const lq_tensor *t = lq_checkpoint_get(ck, k);
+                lq_module_class cls = lq_module_of_tensor(t, module, sizeof module);
+                if (t->ndim != 2 || !touches(m, tg, ig, module, cls)) continue;
+                if ((s = check_tensor(r, m, t, &by[k])) != LQ_OK) break;
+                if (is_quant(m->kind)) {
+                    scheme[k] = m->scheme;
+                    gsize[k] = m->group_size;
+                }
+                pm->tensors[pm->n_tensors++] = (lq_plan_tensor){t->name, t->shape[0], t->shape[1]};
+                pm->params += t->shape[0] * t->shape[1];
+            }
+            if (s == LQ_OK && pm->n_tensors == 0)
+                s = lq_fail(LQ_ERR_INVALID_ARG, "%s at %s:%d:%d matches no tensor of %s (targets%s%s)",
+                            lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col,
+                            lq_checkpoint_path(ck), m->n_targets ? ": " : " are fixed",
+                            m->n_targets ? m->targets[0] : "");
+            free_all(tg, m->n_targets);
+            free_all(ig, m->n_ignore);
+        }
+    }
+    for (int64_t k = 0; s == LQ_OK && k < nt; k++) {
+        const lq_tensor *t = lq_checkpoint_get(ck, k);
+        const int64_t numel = lq_tensor_numel(t);
+        out->bytes_in += t->nbytes;
+        out->params_total += numel;
+        if (scheme[k] != LQ_SCHEME_NONE) {
+            /* compressed-tensors stores scales in the weight's dtype. */
+            out->bytes_out += lq_recipe_scheme_bytes(scheme[k], gsize[k], t->shape[0], t->shape[1],
+                                                     (int)lq_dtype_size(t->dtype));
+            out->params_quantized += numel;
+        } else {
+            out->bytes_out += t->nbytes;
+        }
+    }
+    free(by);
+    free(scheme);
+    free(gsize);
+    if (s != LQ_OK) lq_plan_free(out);
+    return s;
+}
