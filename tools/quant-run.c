@@ -1,37 +1,181 @@
-/* quant-run - greedy text generation, streamed to stdout token by token.
+/* quant-run - text generation: greedy, sampling (penalty, temperature, top-k, top-p, min-p) or
+ * beam search, streamed to stdout token by token (beam search prints its result at the end).
  *
- *   quant-run --model PATH [--tokenizer FILE] --prompt TEXT|--prompt-file F
- *             [--max-tokens N] [--threads N]
+ *   quant-run --model PATH [--tokenizer FILE] --prompt TEXT|--prompt-file F [--max-tokens N]
+ *             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
+ *             [--repeat-penalty R] [--repeat-last-n N]
+ *             [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]
  */
 #include "lq_eval.h"
 #include "tool_cli.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define TOOL "quant-run"
+
+/* Sampling defaults, taken when any sampling option is given (llama.cpp's, inside the usual
+ * ranges: temperature 0.7-1.0, top-k 40-100, top-p 0.9-0.95). */
+#define DEF_TEMPERATURE 0.8f
+#define DEF_TOP_K 40
+#define DEF_TOP_P 0.95f
+#define DEF_MIN_P 0.05f
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " --model PATH [--tokenizer FILE] (--prompt TEXT | --prompt-file F)\n"
-            "                 [--max-tokens N] [--threads N]\n"
+            "                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+            "                 [--min-p P] [--seed S] [--repeat-penalty R] [--repeat-last-n N]\n"
+            "                 [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]\n"
             "\n"
-            "Greedy generation: the prompt (BOS first when the tokenizer wants one) is run in one\n"
-            "forward, then tokens are chosen by argmax and printed to stdout as they are decoded,\n"
-            "until EOS or --max-tokens (default 256). Speed goes to stderr as\n"
-            "\"N tokens, X tok/s (prefill Y tok/s)\".\n"
+            "Generates text after the prompt (BOS first when the tokenizer wants one), until EOS\n"
+            "or --max-tokens. The prompt and then each token are printed to stdout as they are\n"
+            "decoded; speed goes to stderr as \"N tokens, X tok/s (prefill Y tok/s)\".\n"
             "\n"
-            "  --model PATH       Hugging Face directory or llama2.c .bin\n"
-            "  --tokenizer FILE   tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
-            "  --prompt TEXT      prompt text (may be empty: generation starts from BOS)\n"
-            "  --prompt-file F    read the prompt from a file\n"
-            "  --max-tokens N     most tokens to generate (default 256)\n"
-            "  --threads N        worker threads (default: all CPUs)\n"
-            "  --help             this text\n"
+            "Decoding:\n"
+            "  greedy (the default)  argmax at every step: the same text on every run\n"
+            "  sampling              chosen by giving any of --temperature, --top-k, --top-p,\n"
+            "                        --min-p, --seed; the others then default to temperature %.1f,\n"
+            "                        top-k %d, top-p %.2f, min-p %.2f. Processors run in the order\n"
+            "                        repetition penalty -> temperature -> top-k -> top-p -> min-p.\n"
+            "                        --temperature 0 is greedy.\n"
+            "  beam search           --beams N (N > 1): prints the best hypothesis (or the\n"
+            "                        --n-best best) when the search ends\n"
             "\n"
-            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+            "  --model PATH          Hugging Face directory or llama2.c .bin\n"
+            "  --tokenizer FILE      tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
+            "  --prompt TEXT         prompt text (may be empty: generation starts from BOS)\n"
+            "  --prompt-file F       read the prompt from a file\n"
+            "  --max-tokens N        most tokens to generate (default 256)\n"
+            "  --temperature T       0 = greedy; usual 0.7-1.0 (sampling default %.1f)\n"
+            "  --top-k K             keep the K most likely tokens, 0 = off; usual 40-100 (default %d)\n"
+            "  --top-p P             keep the smallest set with probability mass >= P, 1 = off;\n"
+            "                        usual 0.9-0.95 (default %.2f)\n"
+            "  --min-p P             keep tokens with probability >= P x the top one, 0 = off\n"
+            "                        (default %.2f)\n"
+            "  --seed S              random seed (64-bit); the same seed and options give the same\n"
+            "                        text on every machine (default: from the clock, printed on\n"
+            "                        stderr and in --json)\n"
+            "  --repeat-penalty R    divide positive / multiply negative logits of the last\n"
+            "                        --repeat-last-n context tokens by R (CTRL rule); 1 = off (default);\n"
+            "                        usual 1.05-1.3. Applies to greedy and sampling\n"
+            "  --repeat-last-n N     tokens of context the penalty looks at (default 64)\n"
+            "  --beams N             beam search with N beams (default 1: no beam search)\n"
+            "  --n-best K            print the K best hypotheses (default 1, at most --beams)\n"
+            "  --length-penalty A    rank hypotheses by log-prob / length^A (default 1.0; 0 = total\n"
+            "                        log-prob); length counts the EOS token\n"
+            "  --threads N           worker threads (default: all CPUs)\n"
+            "  --json                no streaming: one JSON object on stdout with the chosen token\n"
+            "                        ids, texts and log-probabilities. \"logprob\" is under the\n"
+            "                        model's unprocessed distribution (log-softmax of its logits);\n"
+            "                        \"logprob_processed\" under the distribution actually sampled\n"
+            "                        from (after penalty, temperature and truncation; 0 for greedy).\n"
+            "                        Beam search reports \"logprob\" only (it scores raw log-probs)\n"
+            "  --help                this text\n"
+            "\n"
+            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n",
+            DEF_TEMPERATURE, DEF_TOP_K, DEF_TOP_P, DEF_MIN_P, DEF_TEMPERATURE, DEF_TOP_K,
+            DEF_TOP_P, DEF_MIN_P);
 }
+
+/* ---- options ----------------------------------------------------------------------------------- */
+
+typedef struct run_args {
+    const char *model, *tok_path, *prompt, *prompt_file;
+    int max_tokens, threads;
+    lq_sample_params sp;
+    bool sampling;                       /* a sampling option was given */
+    bool set_temp, set_k, set_p, set_minp, set_seed, set_penalty;
+    int beams, n_best;
+    float length_penalty;
+    bool set_beam_opts;
+    bool json;
+} run_args;
+
+static int parse_args(int argc, char **argv, run_args *a) {
+    *a = (run_args){.max_tokens = 256, .sp = lq_sample_params_default(), .beams = 1,
+                    .n_best = 1, .length_penalty = 1.0f};
+    tool_args t = tool_args_begin(argc, argv);
+    while (tool_args_next(&t)) {
+        if (tool_args_help(&t)) {
+            usage(stdout);
+            return -1;
+        } else if (tool_args_value(&t, "--model")) {
+            a->model = t.value;
+        } else if (tool_args_value(&t, "--tokenizer")) {
+            a->tok_path = t.value;
+        } else if (tool_args_value(&t, "--prompt")) {
+            a->prompt = t.value;
+        } else if (tool_args_value(&t, "--prompt-file")) {
+            a->prompt_file = t.value;
+        } else if (tool_args_value(&t, "--max-tokens")) {
+            if (!tool_parse_int(t.value, 0, &a->max_tokens)) return tool_args_bad_value(&t);
+        } else if (tool_args_value(&t, "--threads")) {
+            if (!tool_parse_int(t.value, 1, &a->threads)) return tool_args_bad_value(&t);
+        } else if (tool_args_value(&t, "--temperature")) {
+            if (!tool_parse_float(t.value, 0, 100, &a->sp.temperature)) return tool_args_bad_value(&t);
+            a->set_temp = true;
+        } else if (tool_args_value(&t, "--top-k")) {
+            if (!tool_parse_int(t.value, 0, &a->sp.top_k)) return tool_args_bad_value(&t);
+            a->set_k = true;
+        } else if (tool_args_value(&t, "--top-p")) {
+            if (!tool_parse_float(t.value, 1e-6f, 1, &a->sp.top_p)) return tool_args_bad_value(&t);
+            a->set_p = true;
+        } else if (tool_args_value(&t, "--min-p")) {
+            if (!tool_parse_float(t.value, 0, 1, &a->sp.min_p)) return tool_args_bad_value(&t);
+            a->set_minp = true;
+        } else if (tool_args_value(&t, "--seed")) {
+            if (!tool_parse_u64(t.value, &a->sp.seed)) return tool_args_bad_value(&t);
+            a->set_seed = true;
+        } else if (tool_args_value(&t, "--repeat-penalty")) {
+            if (!tool_parse_float(t.value, 1e-3f, 100, &a->sp.repeat_penalty))
+                return tool_args_bad_value(&t);
+            a->set_penalty = true;
+        } else if (tool_args_value(&t, "--repeat-last-n")) {
+            if (!tool_parse_int(t.value, 0, &a->sp.repeat_last_n)) return tool_args_bad_value(&t);
+        } else if (tool_args_value(&t, "--beams")) {
+            if (!tool_parse_int(t.value, 1, &a->beams)) return tool_args_bad_value(&t);
+        } else if (tool_args_value(&t, "--n-best")) {
+            if (!tool_parse_int(t.value, 1, &a->n_best)) return tool_args_bad_value(&t);
+            a->set_beam_opts = true;
+        } else if (tool_args_value(&t, "--length-penalty")) {
+            if (!tool_parse_float(t.value, -10, 10, &a->length_penalty)) return tool_args_bad_value(&t);
+            a->set_beam_opts = true;
+        } else if (tool_args_flag(&t, "--json")) {
+            a->json = true;
+        } else {
+            return tool_args_unknown(&t);
+        }
+    }
+    if (!a->model) return tool_bad_args("--model is required");
+    if (!a->prompt && !a->prompt_file)
+        return tool_bad_args("--prompt TEXT or --prompt-file F is required");
+    if (a->prompt && a->prompt_file) return tool_bad_args("--prompt and --prompt-file are exclusive");
+    a->sampling = a->set_temp || a->set_k || a->set_p || a->set_minp || a->set_seed;
+    if (a->beams > 1 && (a->sampling || a->set_penalty))
+        return tool_bad_args("--beams scores raw log-probabilities: it takes no sampling or "
+                             "penalty options");
+    if (a->set_beam_opts && a->beams == 1)
+        return tool_bad_args("--n-best and --length-penalty need --beams N with N > 1");
+    if (a->n_best > a->beams)
+        return tool_bad_args("--n-best %d is more than --beams %d", a->n_best, a->beams);
+    if (a->sampling) {
+        /* options not given take the sampling defaults */
+        if (!a->set_temp) a->sp.temperature = DEF_TEMPERATURE;
+        if (!a->set_k) a->sp.top_k = DEF_TOP_K;
+        if (!a->set_p) a->sp.top_p = DEF_TOP_P;
+        if (!a->set_minp) a->sp.min_p = DEF_MIN_P;
+        if (!a->set_seed) /* reported, so the run can be repeated */
+            a->sp.seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    }
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
 
 /* What has gone to stdout so far: the text must end with a newline before the speed line goes
  * to stderr, or a terminal shows "...Lily.40 tokens, ..." on one line. */
@@ -47,47 +191,365 @@ static void out_write(out_state *o, const char *bytes, size_t len) {
     o->last = bytes[len - 1];
 }
 
-static bool stream_token(void *user, int32_t id, const char *bytes, size_t len) {
-    (void)id;
-    out_write(user, bytes, len);
-    fflush(stdout); /* the point of streaming is to see each token as it comes */
-    return !ferror(stdout);
+/* Generated tokens with their decoded pieces, for --json and beam output. */
+typedef struct tok_log {
+    int32_t *ids;
+    double *lp, *lp_proc;
+    size_t *off;  /* (n + 1) piece i is text[off[i] .. off[i+1]) */
+    char *text;
+    size_t len, cap_text;
+    int n, cap;
+} tok_log;
+
+static bool log_push(tok_log *l, int32_t id, double lp, double lp_proc, const char *piece,
+                     size_t plen) {
+    if (l->n + 1 >= l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        int32_t *ids = realloc(l->ids, (size_t)cap * sizeof *ids);
+        if (ids) l->ids = ids;
+        double *lp1 = realloc(l->lp, (size_t)cap * sizeof *lp1);
+        if (lp1) l->lp = lp1;
+        double *lp2 = realloc(l->lp_proc, (size_t)cap * sizeof *lp2);
+        if (lp2) l->lp_proc = lp2;
+        size_t *off = realloc(l->off, (size_t)(cap + 1) * sizeof *off);
+        if (off) l->off = off;
+        if (!ids || !lp1 || !lp2 || !off) return false;
+        if (l->cap == 0) l->off[0] = 0;
+        l->cap = cap;
+    }
+    if (l->len + plen + 1 > l->cap_text) {
+        size_t cap = (l->len + plen + 1) * 2;
+        char *t = realloc(l->text, cap);
+        if (!t) return false;
+        l->text = t;
+        l->cap_text = cap;
+    }
+    memcpy(l->text + l->len, piece, plen);
+    l->len += plen;
+    l->ids[l->n] = id;
+    l->lp[l->n] = lp;
+    l->lp_proc[l->n] = lp_proc;
+    l->off[++l->n] = l->len;
+    return true;
 }
+
+static void log_free(tok_log *l) {
+    free(l->ids);
+    free(l->lp);
+    free(l->lp_proc);
+    free(l->off);
+    free(l->text);
+    memset(l, 0, sizeof *l);
+}
+
+/* Length of a valid UTF-8 sequence at s (n bytes left), 0 if invalid: no overlongs, no
+ * surrogates, nothing above U+10FFFF (what jansson accepts). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    unsigned cp = c & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* A JSON string of bytes that may not be UTF-8 (a byte-fallback piece can be half a
+ * character): invalid bytes become U+FFFD. *lossy tells whether any did. */
+static json_t *json_text(const char *bytes, size_t len, bool *lossy) {
+    char *buf = malloc(len * 3 + 1);
+    if (!buf) return json_null();
+    size_t o = 0;
+    bool bad = false;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq((const unsigned char *)bytes + i, len - i);
+        if (k == 0) {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+            bad = true;
+        } else {
+            memcpy(buf + o, bytes + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    json_t *j = json_stringn(buf, o);
+    free(buf);
+    if (lossy) *lossy = bad;
+    return j ? j : json_null();
+}
+
+/* [{"id", "text", ("bytes" when text is lossy), "logprob", ("logprob_processed")}] */
+static json_t *json_tokens(const tok_log *l, bool processed) {
+    json_t *arr = json_array();
+    for (int i = 0; i < l->n; i++) {
+        json_t *t = json_object();
+        const char *p = l->text + l->off[i];
+        size_t n = l->off[i + 1] - l->off[i];
+        bool lossy = false;
+        json_object_set_new(t, "id", json_integer(l->ids[i]));
+        json_object_set_new(t, "text", json_text(p, n, &lossy));
+        if (lossy) {
+            json_t *b = json_array();
+            for (size_t k = 0; k < n; k++) json_array_append_new(b, json_integer((unsigned char)p[k]));
+            json_object_set_new(t, "bytes", b);
+        }
+        json_object_set_new(t, "logprob", json_real(l->lp[i]));
+        if (processed) json_object_set_new(t, "logprob_processed", json_real(l->lp_proc[i]));
+        json_array_append_new(arr, t);
+    }
+    return arr;
+}
+
+static double log_sum(const tok_log *l) {
+    double s = 0;
+    for (int i = 0; i < l->n; i++) s += l->lp[i];
+    return s;
+}
+
+/* A float option as the decimal the user typed (0.8, not 0.80000001192092896). */
+static json_t *json_float(float x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", x);
+    return json_real(strtod(buf, NULL));
+}
+
+static int print_json(json_t *o) {
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s) return tool_error(1, "cannot format the JSON output");
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+    return 0;
+}
+
+/* ---- greedy and sampling ------------------------------------------------------------------------ */
+
+typedef struct gen_ctx {
+    const lq_tokenizer *tok;
+    int32_t prev;
+    bool stream;
+    out_state *out;
+    tok_log log;
+    bool oom;
+} gen_ctx;
+
+static bool on_token(void *user, const lq_sample_info *t) {
+    gen_ctx *g = user;
+    char piece[256];
+    size_t n = lq_tokenizer_decode_token(g->tok, g->prev, t->id, piece, sizeof piece);
+    if (n > sizeof piece) n = sizeof piece; /* pieces are short; never overrun */
+    g->prev = t->id;
+    if (!log_push(&g->log, t->id, t->logprob, t->logprob_processed, piece, n)) {
+        g->oom = true;
+        return false;
+    }
+    if (g->stream) {
+        out_write(g->out, piece, n);
+        fflush(stdout); /* the point of streaming is to see each token as it comes */
+        return !ferror(stdout);
+    }
+    return true;
+}
+
+static const char *stop_reason(bool hit_stop, int64_t n, int max_tokens) {
+    return hit_stop ? "eos" : n >= max_tokens ? "max_tokens" : "context";
+}
+
+static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
+                      const lq_tokenizer *tok, const int32_t *ids, int n, const char *prompt,
+                      size_t plen) {
+    lq_sampler *smp = NULL;
+    lq_status s = lq_sampler_create(&a->sp, &smp);
+    if (s != LQ_OK) return tool_fail(s);
+    out_state out = {0};
+    gen_ctx g = {.tok = tok, .prev = ids[n - 1], .stream = !a->json, .out = &out};
+    if (!a->json) { /* echo the prompt so the output reads as one text */
+        out_write(&out, prompt, plen);
+        fflush(stdout);
+    }
+    int32_t stop[2] = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)};
+    /* llama2.c models end a story with BOS, HF models with EOS */
+    lq_sample_gen_opts o = {.max_new = a->max_tokens, .stop_ids = stop, .n_stop = 2,
+                            .vocab = lq_tokenizer_vocab_size(tok)};
+    lq_sample_gen_result r;
+    s = lq_sample_generate(m, sess, smp, ids, n, &o, on_token, &g, &r);
+    lq_sampler_free(smp);
+    int rc = 0;
+    if (!a->json && out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
+    if (s == LQ_OK && g.oom) s = lq_fail(LQ_ERR_NOMEM, "out of memory for the generated text");
+    if (s != LQ_OK) {
+        fflush(stdout);
+        rc = tool_fail(s);
+        goto done;
+    }
+    double tps = r.decode_s > 0 ? (double)r.n_decode / r.decode_s : 0;
+    double pps = r.prefill_s > 0 ? (double)r.n_prompt / r.prefill_s : 0;
+    bool greedy = a->sp.temperature == 0;
+    if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "mode", json_string(greedy ? "greedy" : "sample"));
+        json_t *p = json_object();
+        json_object_set_new(p, "temperature", json_float(a->sp.temperature));
+        json_object_set_new(p, "top_k", json_integer(a->sp.top_k));
+        json_object_set_new(p, "top_p", json_float(a->sp.top_p));
+        json_object_set_new(p, "min_p", json_float(a->sp.min_p));
+        json_object_set_new(p, "repeat_penalty", json_float(a->sp.repeat_penalty));
+        json_object_set_new(p, "repeat_last_n", json_integer(a->sp.repeat_last_n));
+        /* a string: JSON readers lose integers above 2^53 */
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->sp.seed);
+        json_object_set_new(p, "seed", json_string(seed));
+        json_object_set_new(j, "params", p);
+        json_object_set_new(j, "prompt", json_text(prompt, plen, NULL));
+        json_object_set_new(j, "prompt_tokens", json_integer(n));
+        json_object_set_new(j, "text", json_text(g.log.text, g.log.len, NULL));
+        json_object_set_new(j, "n_generated", json_integer(r.n_generated));
+        json_object_set_new(j, "stop", json_string(stop_reason(r.hit_stop, r.n_generated,
+                                                               a->max_tokens)));
+        json_object_set_new(j, "logprob_sum", json_real(log_sum(&g.log)));
+        json_object_set_new(j, "tokens", json_tokens(&g.log, true));
+        json_object_set_new(j, "tokens_per_second", json_real(tps));
+        json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
+        if ((rc = print_json(j)) != 0) goto done;
+    }
+    if ((rc = tool_finish_stdout()) != 0) goto done;
+    fprintf(stderr, "%lld tokens, %.2f tok/s (prefill %.2f tok/s)", (long long)r.n_generated, tps,
+            pps);
+    if (!greedy) fprintf(stderr, ", seed %llu", (unsigned long long)a->sp.seed);
+    fputc('\n', stderr);
+done:
+    log_free(&g.log);
+    return rc;
+}
+
+/* ---- beam search ---------------------------------------------------------------------------------- */
+
+static bool hyp_log(const lq_tokenizer *tok, int32_t prev, const lq_beam_hyp *h, tok_log *l) {
+    for (int i = 0; i < h->n; i++) {
+        char piece[256];
+        size_t k = 0;
+        /* the stop token ends the text: it is listed with its log-probability, but no bytes */
+        if (!(h->finished && i == h->n - 1)) {
+            k = lq_tokenizer_decode_token(tok, prev, h->tokens[i], piece, sizeof piece);
+            if (k > sizeof piece) k = sizeof piece;
+        }
+        if (!log_push(l, h->tokens[i], h->logprobs[i], h->logprobs[i], piece, k)) return false;
+        prev = h->tokens[i];
+    }
+    return true;
+}
+
+static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const lq_tokenizer *tok,
+                    const int32_t *ids, int n, const char *prompt, size_t plen) {
+    int32_t stop[2] = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)};
+    lq_beam_opts o = {.n_beams = a->beams, .n_best = a->n_best,
+                      .length_penalty = a->length_penalty, .max_new = a->max_tokens,
+                      .stop_ids = stop, .n_stop = 2, .vocab = lq_tokenizer_vocab_size(tok)};
+    lq_beam_result r;
+    lq_status s = lq_beam_search(m, pool, ids, n, &o, &r);
+    if (s != LQ_OK) return tool_fail(s);
+    int rc = 0;
+    tok_log *logs = calloc((size_t)(r.n_hyps > 0 ? r.n_hyps : 1), sizeof *logs);
+    if (!logs) {
+        rc = tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory for %d hypotheses", r.n_hyps));
+        goto done;
+    }
+    for (int h = 0; h < r.n_hyps; h++)
+        if (!hyp_log(tok, ids[n - 1], &r.hyps[h], &logs[h])) {
+            rc = tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory for the hypotheses' text"));
+            goto done;
+        }
+    double fps = r.decode_s > 0 ? (double)r.n_forward / r.decode_s : 0;
+    double pps = r.prefill_s > 0 ? (double)r.n_prompt / r.prefill_s : 0;
+    int best_n = r.n_hyps > 0 ? r.hyps[0].n - (r.hyps[0].finished ? 1 : 0) : 0;
+    if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "mode", json_string("beam"));
+        json_t *p = json_object();
+        json_object_set_new(p, "beams", json_integer(a->beams));
+        json_object_set_new(p, "n_best", json_integer(a->n_best));
+        json_object_set_new(p, "length_penalty", json_float(a->length_penalty));
+        json_object_set_new(j, "params", p);
+        json_object_set_new(j, "prompt", json_text(prompt, plen, NULL));
+        json_object_set_new(j, "prompt_tokens", json_integer(n));
+        json_t *hs = json_array();
+        for (int h = 0; h < r.n_hyps; h++) {
+            const lq_beam_hyp *y = &r.hyps[h];
+            json_t *o1 = json_object();
+            json_object_set_new(o1, "text", json_text(logs[h].text, logs[h].len, NULL));
+            json_object_set_new(o1, "n_tokens", json_integer(y->n));
+            json_object_set_new(o1, "logprob_sum", json_real(y->logprob_sum));
+            json_object_set_new(o1, "score", json_real(y->score));
+            json_object_set_new(o1, "stop", json_string(stop_reason(y->finished, y->n,
+                                                                    a->max_tokens)));
+            json_object_set_new(o1, "tokens", json_tokens(&logs[h], false));
+            if (h == 0) { /* the best one also at the top level, as in the other modes */
+                json_object_set_new(j, "text", json_text(logs[h].text, logs[h].len, NULL));
+                json_object_set_new(j, "n_generated", json_integer(best_n));
+                json_object_set_new(j, "stop", json_string(stop_reason(y->finished, y->n,
+                                                                       a->max_tokens)));
+                json_object_set_new(j, "logprob_sum", json_real(y->logprob_sum));
+                json_object_set_new(j, "tokens", json_tokens(&logs[h], false));
+            }
+            json_array_append_new(hs, o1);
+        }
+        json_object_set_new(j, "hypotheses", hs);
+        json_object_set_new(j, "tokens_per_second", json_real(fps));
+        json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
+        if ((rc = print_json(j)) != 0) goto done;
+    } else {
+        out_state out = {0};
+        for (int h = 0; h < r.n_hyps; h++) {
+            if (r.n_hyps > 1) { /* a header per hypothesis only when there are several */
+                char head[160];
+                int k = snprintf(head, sizeof head,
+                                 "%s--- hypothesis %d: score %.4f, log-prob %.4f, %d tokens%s ---\n",
+                                 h > 0 ? "\n" : "", h + 1, r.hyps[h].score,
+                                 r.hyps[h].logprob_sum, r.hyps[h].n,
+                                 r.hyps[h].finished ? " (eos)" : "");
+                out_write(&out, head, (size_t)k);
+            }
+            out_write(&out, prompt, plen);
+            out_write(&out, logs[h].text, logs[h].len);
+            if (out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
+        }
+    }
+    if ((rc = tool_finish_stdout()) != 0) goto done;
+    fprintf(stderr, "%d tokens, %d beams: %lld forwards at %.2f tok/s (prefill %.2f tok/s)\n",
+            best_n, a->beams, (long long)r.n_forward, fps, pps);
+done:
+    for (int h = 0; logs && h < r.n_hyps; h++) log_free(&logs[h]);
+    free(logs);
+    lq_beam_result_free(&r);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------------------------------ */
 
 int main(int argc, char **argv) {
     tool_init(TOOL, usage);
-    const char *model = NULL, *tok_path = NULL, *prompt = NULL, *prompt_file = NULL;
-    int max_tokens = 256, threads = 0;
-    tool_args a = tool_args_begin(argc, argv);
-    while (tool_args_next(&a)) {
-        if (tool_args_help(&a)) {
-            usage(stdout);
-            return 0;
-        } else if (tool_args_value(&a, "--model")) {
-            model = a.value;
-        } else if (tool_args_value(&a, "--tokenizer")) {
-            tok_path = a.value;
-        } else if (tool_args_value(&a, "--prompt")) {
-            prompt = a.value;
-        } else if (tool_args_value(&a, "--prompt-file")) {
-            prompt_file = a.value;
-        } else if (tool_args_value(&a, "--max-tokens")) {
-            if (!tool_parse_int(a.value, 0, &max_tokens)) return tool_args_bad_value(&a);
-        } else if (tool_args_value(&a, "--threads")) {
-            if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
-        } else {
-            return tool_args_unknown(&a);
-        }
-    }
-    if (!model) return tool_bad_args("--model is required");
-    if (!prompt && !prompt_file) return tool_bad_args("--prompt TEXT or --prompt-file F is required");
-    if (prompt && prompt_file) return tool_bad_args("--prompt and --prompt-file are exclusive");
+    run_args a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc != 0) return prc < 0 ? 0 : prc;
 
     char *file_text = NULL;
+    const char *prompt = a.prompt;
     size_t plen = 0;
     lq_status s;
-    if (prompt_file) {
-        if ((s = lq_text_read_file(prompt_file, &file_text, &plen)) != LQ_OK) return tool_fail(s);
+    if (a.prompt_file) {
+        if ((s = lq_text_read_file(a.prompt_file, &file_text, &plen)) != LQ_OK) return tool_fail(s);
         prompt = file_text;
     } else {
         plen = strlen(prompt);
@@ -99,10 +561,10 @@ int main(int argc, char **argv) {
     lq_pool *pool = NULL;
     lq_session *sess = NULL;
     int32_t *ids = NULL;
-    if ((s = lq_model_load(model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    if ((s = lq_eval_load_tokenizer(m, model, tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    if (!(pool = lq_pool_create(threads))) {
-        rc = tool_error(1, "cannot create a pool of %d threads", threads);
+    if ((s = lq_model_load(a.model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
+    if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
+    if (!(pool = lq_pool_create(a.threads))) {
+        rc = tool_error(1, "cannot create a pool of %d threads", a.threads);
         goto done;
     }
     bool add_bos = lq_tokenizer_bos(tok) >= 0 &&
@@ -127,25 +589,13 @@ int main(int argc, char **argv) {
         rc = tool_error(2, "prompt of %lld tokens does not fit the context of %d", (long long)n, max_ctx);
         goto done;
     }
-    int n_ctx = (int)n + max_tokens < max_ctx ? (int)n + max_tokens : max_ctx;
-    if ((s = lq_session_create(m, n_ctx, pool, &sess)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    /* echo the prompt so the output reads as one text */
-    out_state out = {0};
-    out_write(&out, prompt, plen);
-    fflush(stdout);
-    lq_gen_result r;
-    s = lq_eval_generate_greedy(m, sess, tok, ids, (int)n, max_tokens, stream_token, &out, &r);
-    if (out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
-    if (s != LQ_OK) {
-        fflush(stdout);
-        rc = tool_fail(s);
+    if (a.beams > 1 && a.max_tokens > 0) { /* 0 tokens: nothing to search, the plain path */
+        rc = run_beam(&a, m, pool, tok, ids, (int)n, prompt, plen);
         goto done;
     }
-    if ((rc = tool_finish_stdout()) != 0) goto done;
-    double tps = r.decode_s > 0 ? (double)r.n_decode / r.decode_s : 0;
-    double pps = r.prefill_s > 0 ? (double)r.n_prompt / r.prefill_s : 0;
-    fprintf(stderr, "%lld tokens, %.2f tok/s (prefill %.2f tok/s)\n", (long long)r.n_generated,
-            tps, pps);
+    int n_ctx = (int)n + a.max_tokens < max_ctx ? (int)n + a.max_tokens : max_ctx;
+    if ((s = lq_session_create(m, n_ctx, pool, &sess)) != LQ_OK) { rc = tool_fail(s); goto done; }
+    rc = run_sample(&a, m, sess, tok, ids, (int)n, prompt, plen);
 done:
     free(ids);
     lq_session_free(sess);
