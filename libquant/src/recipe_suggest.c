@@ -1,29 +1,35 @@
-/* recipe_suggest.c - "did you mean" for misspelled recipe names (Levenshtein distance). */
+/* recipe_suggest.c - "did you mean" for misspelled recipe names (edit distance with adjacent swaps). */
 #include <string.h>
 
 #include "libquant/lq_recipe.h"
 
 int lq_edit_distance(const char *a, const char *b) {
-    /* Names longer than this are not typos of a recipe keyword; capping keeps the row on the
+    /* Names longer than this are not typos of a recipe keyword; capping keeps the rows on the
      * stack and the cost bounded for fuzzed megabyte keys. */
     enum { CAP = 255 };
     size_t n = strlen(a), m = strlen(b);
     if (n > CAP || m > CAP) return CAP;
-    unsigned char row[CAP + 1];
-    for (size_t j = 0; j <= m; j++) row[j] = (unsigned char)j;
+    /* Optimal string alignment: Levenshtein plus the swap of two adjacent characters, the most
+     * common typo ("W4A61" for "W4A16" is one edit, not two). Rows i-2, i-1, i of the table. */
+    int r0[CAP + 1], r1[CAP + 1], r2[CAP + 1];
+    int *pp = r0, *prev = r1, *cur = r2;
+    for (size_t j = 0; j <= m; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= n; i++) {
-        unsigned diag = row[0]; /* D[i-1][j-1] */
-        row[0] = (unsigned char)i;
+        cur[0] = (int)i;
         for (size_t j = 1; j <= m; j++) {
-            unsigned up = row[j]; /* D[i-1][j] */
-            unsigned best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if ((unsigned)row[j - 1] + 1 < best) best = row[j - 1] + 1u;
-            diag = up;
-            row[j] = (unsigned char)(best > CAP ? CAP : best);
+            int best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < best)
+                best = pp[j - 2] + 1;
+            cur[j] = best;
         }
+        int *t = pp;
+        pp = prev;
+        prev = cur;
+        cur = t;
     }
-    return row[m];
+    return prev[m];
 }
 
 const char *lq_suggest(const char *word, const char *const *candidates, int n) {

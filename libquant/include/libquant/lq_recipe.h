@@ -208,7 +208,9 @@ uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t 
 
 /* ---- spelling help ------------------------------------------------------------------------------ */
 
-/* Levenshtein distance between a and b (case-sensitive), capped at 255. */
+/* Edit distance between a and b (case-sensitive): insertions, deletions, substitutions and swaps
+ * of two adjacent characters, each costing 1 (optimal string alignment). 255 if either string is
+ * longer than 255 bytes. */
 int lq_edit_distance(const char *a, const char *b);
 /* The candidate closest to `word` when its distance is small enough to be a typo (at most 1/3 of
  * the longer length, at least 1), else NULL. */
