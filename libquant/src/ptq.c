@@ -6,7 +6,8 @@
  * the pool), run the format's quantize_ref on row blocks (rows are independent in every scheme
  * we write: per channel or per group along a row), measure the round-trip error with
  * dequant_ref, and write payload + side tensors through lq_st_writer, which commits atomically.
- * Peak memory: the f32 copy and packed payload of the largest tensor, plus the mapped input.
+ * Peak memory: the f32 copy and packed payload of the largest tensor; the mapped input pages of
+ * each tensor are released once it is written.
  */
 #include "ptq_internal.h"
 
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ct_internal.h"
 #include "libquant/lq_checkpoint.h"
@@ -46,6 +49,32 @@ static double now_s(void) {
 static bool has_suffix(const char *s, const char *suf) {
     size_t n = strlen(s), k = strlen(suf);
     return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+/* Drop the mapped pages of a tensor we are done with from our resident set (they stay in the
+ * page cache): without this, peak RSS grows to the whole input, since every page of the mapping
+ * is read once. Only pages wholly inside the tensor are released; a shared boundary page simply
+ * faults back in if the next tensor reads it. */
+static void release_range(const void *p, size_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || n == 0) return;
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    uintptr_t lo = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), hi = b & ~((uintptr_t)pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+#define COPY_CHUNK ((size_t)16 << 20)
+
+/* A tensor kept as is: streamed in chunks, each released once written, so even a 500 MB
+ * embedding never becomes resident as a whole. */
+static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
+    const char *p = t->data;
+    for (size_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
+        size_t n = t->nbytes - off < COPY_CHUNK ? t->nbytes - off : COPY_CHUNK;
+        LQ_TRY(lq_st_writer_write(wr, p + off, n));
+        release_range(p + off, n);
+    }
+    return LQ_OK;
 }
 
 /* ---- plan -------------------------------------------------------------------------------------- */
@@ -456,7 +485,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         const plan_item *it = &items[i];
         sum.bytes_in += it->t->nbytes;
         if (it->scheme == LQ_PTQ_NONE) {
-            s = lq_st_writer_write(wr, it->t->data, it->t->nbytes);
+            s = write_copy(wr, it->t);
             sum.bytes_out += it->t->nbytes;
         } else {
             lq_ptq_tensor_stat *st = &sum.tensors[k++];
@@ -476,6 +505,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
                 snprintf(sum.worst_tensor, sizeof sum.worst_tensor, "%s", it->module);
             }
         }
+        release_range(it->t->data, it->t->nbytes);
         done += lq_tensor_numel(it->t);
         if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_params, it->t->name);
     }
