@@ -240,3 +240,61 @@ Test(beam, bad_options) {
     cr_expect_eq(r.n_hyps, 0);
     lq_beam_result_free(&r);
 }
+
+/* ---- quant-run --beams end to end ------------------------------------------------------------------- */
+
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* quant-run --beams with --json: n-best hypotheses best first; the top-level text and tokens are
+ * the best hypothesis; its log-prob sum is the sum over its tokens; and it is the hypothesis
+ * lq_beam_search finds for the same prompt and options. */
+Test(beam, quant_run_beams_json) {
+    char bin[1024], tk[1024], tool[1024], cmd[8192], out[64];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tk, sizeof tk);
+    lq_test_tool("quant-run", tool, sizeof tool);
+    char dir[] = "/tmp/lq_test_beam_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/o", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' --model '%s' --tokenizer '%s' --threads 1 --prompt 'The cat' --max-tokens 30 "
+             "--beams 4 --n-best 3 --length-penalty 0.5 --json >'%s' 2>/dev/null",
+             tool, bin, tk, out);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
+    json_error_t e;
+    json_t *j = json_load_file(out, 0, &e);
+    unlink(out);
+    rmdir(dir);
+    cr_assert_not_null(j, "bad JSON: %s", e.text);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "beam");
+    json_t *hs = json_object_get(j, "hypotheses");
+    cr_assert_eq(json_array_size(hs), 3);
+    double prev = INFINITY;
+    for (size_t h = 0; h < 3; h++) {
+        json_t *y = json_array_get(hs, h);
+        double score = json_real_value(json_object_get(y, "score"));
+        cr_expect(score <= prev, "hypothesis %zu out of order", h);
+        prev = score;
+        json_t *toks = json_object_get(y, "tokens");
+        double sum = 0;
+        for (size_t t = 0; t < json_array_size(toks); t++)
+            sum += json_real_value(json_object_get(json_array_get(toks, t), "logprob"));
+        cr_expect(fabs(sum - json_real_value(json_object_get(y, "logprob_sum"))) < 1e-9);
+    }
+    cr_expect_str_eq(json_string_value(json_object_get(j, "text")),
+                     json_string_value(json_object_get(json_array_get(hs, 0), "text")));
+
+    int32_t prompt[64];
+    int np = encode("The cat", prompt, 64);
+    lq_beam_result r = beam(prompt, np, 4, 3, 0.5f, 30, true);
+    json_t *toks = json_object_get(j, "tokens");
+    cr_assert_eq((int)json_array_size(toks), r.hyps[0].n);
+    for (int t = 0; t < r.hyps[0].n; t++)
+        cr_expect_eq(json_integer_value(json_object_get(json_array_get(toks, t), "id")),
+                     r.hyps[0].tokens[t], "token %d", t);
+    lq_beam_result_free(&r);
+    json_decref(j);
+}

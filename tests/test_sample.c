@@ -549,3 +549,135 @@ Test(sample, repetition_penalty_changes_greedy_text) {
     cr_expect(strcmp(plain.text, pen.text) != 0, "penalty had no effect: %s", pen.text);
     unload(&f);
 }
+
+/* ---- quant-run end to end ----------------------------------------------------------------------- */
+
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct tool_out {
+    int code;
+    char *out, *err;
+} tool_out;
+
+/* quant-run on stories260K with `args`; stdout and stderr captured. */
+static tool_out run_tool(const char *args) {
+    char bin[1024], tk[1024], tool[1024], cmd[8192];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tk, sizeof tk);
+    lq_test_tool("quant-run", tool, sizeof tool);
+    char dir[] = "/tmp/lq_test_sample_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --tokenizer '%s' --threads 1 %s >'%s/o' 2>'%s/e'",
+             tool, bin, tk, args, dir, dir);
+    int rc = system(cmd);
+    tool_out r = {.code = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1};
+    char path[64];
+    snprintf(path, sizeof path, "%s/o", dir);
+    r.out = lq_test_read_file(path, NULL);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/e", dir);
+    r.err = lq_test_read_file(path, NULL);
+    unlink(path);
+    rmdir(dir);
+    cr_assert(r.out && r.err);
+    return r;
+}
+
+static void tool_out_free(tool_out *r) {
+    free(r->out);
+    free(r->err);
+}
+
+/* The token ids of a --json run, as a comma-separated string (malloc'd). */
+static char *json_ids(json_t *j) {
+    json_t *toks = json_object_get(j, "tokens");
+    cr_assert(json_is_array(toks));
+    size_t n = json_array_size(toks);
+    char *s = calloc(n * 8 + 1, 1);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(toks, i);
+        sprintf(s + strlen(s), "%lld,", (long long)json_integer_value(json_object_get(t, "id")));
+        double lp = json_real_value(json_object_get(t, "logprob"));
+        double lpp = json_real_value(json_object_get(t, "logprob_processed"));
+        cr_expect(lp < 0 && lpp <= 0, "token %zu: logprob %g, processed %g", i, lp, lpp);
+        sum += lp;
+    }
+    cr_expect(fabs(sum - json_real_value(json_object_get(j, "logprob_sum"))) < 1e-9);
+    return s;
+}
+
+static json_t *parse(const tool_out *r) {
+    cr_assert_eq(r->code, 0, "exit %d: %s", r->code, r->err);
+    json_error_t e;
+    json_t *j = json_loads(r->out, 0, &e);
+    cr_assert_not_null(j, "bad JSON (%s): %s", e.text, r->out);
+    return j;
+}
+
+Test(sample, quant_run_same_seed_same_tokens) {
+    const char *common = "--prompt 'The dog' --max-tokens 48 --temperature 0.9 --top-p 0.9 --json";
+    char args[512];
+    char *ids[3];
+    const char *seeds[3] = {"42", "42", "43"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "%s --seed %s", common, seeds[i]);
+        tool_out r = run_tool(args);
+        json_t *j = parse(&r);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "sample");
+        json_t *p = json_object_get(j, "params");
+        cr_expect_str_eq(json_string_value(json_object_get(p, "seed")), seeds[i]);
+        cr_expect_eq(json_real_value(json_object_get(p, "temperature")), 0.9);
+        cr_expect_eq(json_integer_value(json_object_get(p, "top_k")), 40); /* the default */
+        ids[i] = json_ids(j);
+        cr_expect(strstr(r.err, "tok/s") && strstr(r.err, "seed"), "%s", r.err);
+        json_decref(j);
+        tool_out_free(&r);
+    }
+    cr_expect_str_eq(ids[0], ids[1]);
+    cr_expect_str_neq(ids[0], ids[2]);
+    for (int i = 0; i < 3; i++) free(ids[i]);
+}
+
+/* No sampling option, or --temperature 0: greedy, the documented llama2.c sample. */
+Test(sample, quant_run_greedy_default_and_temperature_zero) {
+    const char *variants[] = {"", "--temperature 0", "--temperature 0 --top-k 5 --seed 3"};
+    for (int i = 0; i < 3; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "--prompt '' --max-tokens 40 %s", variants[i]);
+        tool_out r = run_tool(args);
+        cr_assert_eq(r.code, 0, "'%s': %s", variants[i], r.err);
+        const char *golden = "Once upon a time, there was a little girl named Lily. She loved "
+                             "to play outside in the park.";
+        cr_expect(strncmp(r.out, golden, strlen(golden)) == 0, "'%s': %s", variants[i], r.out);
+        tool_out_free(&r);
+    }
+    tool_out r = run_tool("--prompt '' --max-tokens 8 --temperature 0 --json");
+    json_t *j = parse(&r);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "greedy");
+    json_t *t0 = json_array_get(json_object_get(j, "tokens"), 0);
+    cr_expect_eq(json_real_value(json_object_get(t0, "logprob_processed")), 0.0);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "stop")), "max_tokens");
+    json_decref(j);
+    tool_out_free(&r);
+}
+
+Test(sample, quant_run_bad_sampling_options_exit_2) {
+    const char *cases[] = {
+        "--prompt hi --top-p 0",       "--prompt hi --top-p 1.5",
+        "--prompt hi --temperature -1", "--prompt hi --min-p 2",
+        "--prompt hi --seed -4",        "--prompt hi --top-k x",
+        "--prompt hi --repeat-penalty 0", "--prompt hi --repeat-last-n -1",
+        "--prompt hi --beams 2 --top-k 5", "--prompt hi --beams 2 --n-best 3",
+        "--prompt hi --n-best 2",        "--prompt hi --beams 0",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tool_out r = run_tool(cases[i]);
+        cr_expect_eq(r.code, 2, "'%s': exit %d", cases[i], r.code);
+        cr_expect(strncmp(r.err, "quant-run: error: ", 18) == 0, "'%s': %s", cases[i], r.err);
+        cr_expect(strstr(r.err, "usage:") != NULL, "'%s'", cases[i]);
+        tool_out_free(&r);
+    }
+}
