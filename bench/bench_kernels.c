@@ -1,5 +1,6 @@
 /* bench_kernels.c - CPU kernel benchmark: matvec GB/s (fast vs ref) against measured memory
- * bandwidth, the prefill sgemm path against a loop of matvecs, and lq_pool_run overhead.
+ * bandwidth for every weight format (quantized ones included), the prefill path against a loop of
+ * matvecs, and lq_pool_run overhead.
  *
  * usage: bench_kernels [threads=2] [bandwidth_MB=512]
  *
@@ -45,27 +46,54 @@ static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(
 
 typedef struct bench_w {
     lq_weight *w;  /* (copies) views */
-    void *buf;
+    void *buf;     /* every copy: payload, then its side tensors (f32 scales / zero points) */
     int copies;
+    size_t bytes;  /* bytes one matvec reads: payload + side tensors */
 } bench_w;
 
+/* The quantization each quantized format is benchmarked with (W4A16: llm-compressor's default
+ * group of 128, symmetric). */
+static lq_quant_params bench_params(lq_wfmt fmt) {
+    lq_quant_params p = {0};
+    if (fmt == LQ_WFMT_W4A16) p.group_size = 128;
+    return p;
+}
+
 static bench_w make_copies(lq_wfmt fmt, int64_t rows, int64_t cols, size_t min_total) {
-    size_t es = fmt == LQ_WFMT_F32 ? 4 : 2;
-    size_t bytes = (size_t)(rows * cols) * es;
-    bench_w b = {.copies = (int)((min_total + bytes - 1) / bytes)};
-    if (b.copies < 1) b.copies = 1;
-    b.buf = aligned_alloc(64, ((bytes * (size_t)b.copies) + 63) & ~(size_t)63);
-    b.w = calloc((size_t)b.copies, sizeof *b.w);
-    if (!b.buf || !b.w) { fprintf(stderr, "bench_kernels: out of memory\n"); exit(1); }
-    for (size_t i = 0; i < bytes * (size_t)b.copies / es; i++) {
-        float v = rnd();
-        if (fmt == LQ_WFMT_F32) ((float *)b.buf)[i] = v;
-        else if (fmt == LQ_WFMT_F16) ((uint16_t *)b.buf)[i] = lq_f32_to_f16(v);
-        else ((uint16_t *)b.buf)[i] = lq_f32_to_bf16(v);
+    const lq_quant_params p = bench_params(fmt);
+    size_t rb;
+    int64_t a0, a1;
+    if (!lq_wfmt_sizes(fmt, rows, cols, &p, &rb, &a0, &a1)) {
+        fprintf(stderr, "bench_kernels: %s cannot hold %lldx%lld\n", lq_wfmt_get(fmt)->name,
+                (long long)rows, (long long)cols);
+        exit(1);
     }
-    for (int c = 0; c < b.copies; c++)
-        b.w[c] = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols,
-                             .data = (char *)b.buf + (size_t)c * bytes, .row_bytes = (size_t)cols * es};
+    const size_t pay = (size_t)rows * rb, side = (size_t)(a0 + a1) * sizeof(float);
+    const size_t bytes = (pay + side + 63) & ~(size_t)63;
+    bench_w b = {.copies = (int)((min_total + bytes - 1) / bytes), .bytes = pay + side};
+    if (b.copies < 1) b.copies = 1;
+    b.buf = aligned_alloc(64, bytes * (size_t)b.copies);
+    b.w = calloc((size_t)b.copies, sizeof *b.w);
+    float *src = malloc((size_t)(rows * cols) * sizeof(float));
+    if (!b.buf || !b.w || !src) { fprintf(stderr, "bench_kernels: out of memory\n"); exit(1); }
+    for (int c = 0; c < b.copies; c++) {
+        char *base = (char *)b.buf + (size_t)c * bytes;
+        b.w[c] = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols, .data = base, .row_bytes = rb,
+                             .aux = {a0 ? base + pay : NULL, a1 ? base + pay + (size_t)a0 * 4 : NULL}};
+        const lq_wfmt_traits *t = lq_wfmt_get(fmt);
+        if (t->quantize_ref && c > 0) { /* quantizing is slow: copy the first one's bytes */
+            memcpy(base, b.buf, pay + side);
+            continue;
+        }
+        for (int64_t i = 0; i < rows * cols; i++) src[i] = rnd();
+        if (t->quantize_ref) { t->quantize_ref(src, &p, &b.w[c]); continue; }
+        for (int64_t i = 0; i < rows * cols; i++) {
+            if (fmt == LQ_WFMT_F32) ((float *)base)[i] = src[i];
+            else if (fmt == LQ_WFMT_F16) ((uint16_t *)base)[i] = lq_f32_to_f16(src[i]);
+            else ((uint16_t *)base)[i] = lq_f32_to_bf16(src[i]);
+        }
+    }
+    free(src);
     return b;
 }
 
@@ -83,7 +111,7 @@ static void ref_task(void *v, int64_t task, int tid) {
 /* Median GB/s of W bytes over RUNS passes through every copy. */
 static double time_matvec(lq_pool *pool, const bench_w *b, const float *x, float *y, int ref) {
     double gbs[RUNS];
-    const double bytes = (double)b->w[0].rows * (double)b->w[0].row_bytes * b->copies;
+    const double bytes = (double)b->bytes * b->copies;
     int nth = lq_pool_size(pool);
     for (int r = 0; r < RUNS; r++) {
         double t0 = now_s();
@@ -123,33 +151,42 @@ int main(int argc, char **argv) {
            lq_pool_size(pool), bw);
 
     const int64_t shapes[][2] = {{768, 768}, {2048, 768}, {32000, 768}};
-    const lq_wfmt fmts[] = {LQ_WFMT_F32, LQ_WFMT_F16, LQ_WFMT_BF16};
+    const lq_wfmt fmts[] = {LQ_WFMT_F32, LQ_WFMT_F16, LQ_WFMT_BF16, LQ_WFMT_W8A16,
+                            LQ_WFMT_W4A16, LQ_WFMT_FP8_E4M3, LQ_WFMT_W8A8};
+    const size_t n_fmts = sizeof fmts / sizeof fmts[0];
     /* On a shared machine the load changes between rows, so each row also re-measures the
-     * bandwidth (256 MB, median of 3) right before it: fast/bw_now compares like with like. */
-    printf("%-5s %-11s %6s %10s %10s %8s %8s %7s %10s\n", "fmt", "rows x cols", "copies", "fast GB/s",
-           "ref GB/s", "fast/ref", "fast/bw", "bw_now", "fast/bw_now");
+     * bandwidth (256 MB, median of 3) right before it: fast/bw_now compares like with like.
+     * GB/s counts every byte a matvec reads (payload + f32 scales); "x f32" is the f32 row's
+     * time per matvec over this row's, the speedup a decode step sees on that shape. */
+    printf("%-8s %-11s %6s %10s %10s %8s %8s %7s %10s %7s\n", "fmt", "rows x cols", "copies",
+           "fast GB/s", "ref GB/s", "fast/ref", "fast/bw", "bw_now", "fast/bw_now", "x f32");
     float *x = malloc(768 * sizeof(float)), *y = malloc(32000 * sizeof(float));
     for (int i = 0; i < 768; i++) x[i] = rnd();
-    for (size_t f = 0; f < 3; f++) {
-        for (size_t s = 0; s < 3; s++) {
+    for (size_t s = 0; s < 3; s++) {
+        double f32_s_per_mv = 0;
+        for (size_t f = 0; f < n_fmts; f++) {
             bench_w b = make_copies(fmts[f], shapes[s][0], shapes[s][1], COLD_BYTES);
             double bw_now = lq_measure_read_bandwidth(pool, COLD_BYTES, 3);
             double fast = time_matvec(pool, &b, x, y, 0);
             double ref = time_matvec(pool, &b, x, y, 1);
-            printf("%-5s %5lldx%-5lld %6d %10.2f %10.2f %8.2f %8.2f %7.2f %10.2f\n",
+            const double s_per_mv = (double)b.bytes / (fast * 1e9);
+            if (fmts[f] == LQ_WFMT_F32) f32_s_per_mv = s_per_mv;
+            printf("%-8s %5lldx%-5lld %6d %10.2f %10.2f %8.2f %8.2f %7.2f %10.2f %7.2f\n",
                    lq_wfmt_get(fmts[f])->name, (long long)shapes[s][0], (long long)shapes[s][1],
-                   b.copies, fast, ref, fast / ref, fast / bw, bw_now, fast / bw_now);
+                   b.copies, fast, ref, fast / ref, fast / bw, bw_now, fast / bw_now,
+                   f32_s_per_mv / s_per_mv);
+            fflush(stdout);
             free_copies(&b);
         }
     }
 
     /* prefill: one n=512 matmul (tiled sgemm) vs 512 matvecs over the same weight */
     printf("\nprefill n=512, 2048x768: sgemm path vs loop of matvecs\n");
-    printf("%-5s %12s %12s %8s\n", "fmt", "gemm GFLOP/s", "mv GFLOP/s", "speedup");
+    printf("%-8s %12s %12s %8s\n", "fmt", "gemm GFLOP/s", "mv GFLOP/s", "speedup");
     const int64_t n = 512, rows = 2048, cols = 768;
     float *X = malloc((size_t)(n * cols) * sizeof(float)), *Y = malloc((size_t)(n * rows) * sizeof(float));
     for (int64_t i = 0; i < n * cols; i++) X[i] = rnd();
-    for (size_t f = 0; f < 3; f++) {
+    for (size_t f = 0; f < n_fmts; f++) {
         bench_w b = make_copies(fmts[f], rows, cols, 0);
         double tg[RUNS], tm[RUNS];
         for (int r = 0; r < RUNS; r++) {
@@ -162,7 +199,7 @@ int main(int argc, char **argv) {
         }
         double flop = 2.0 * (double)n * (double)rows * (double)cols;
         double g = flop / median(tg, RUNS) * 1e-9, m = flop / median(tm, RUNS) * 1e-9;
-        printf("%-5s %12.1f %12.1f %8.2f\n", lq_wfmt_get(fmts[f])->name, g, m, g / m);
+        printf("%-8s %12.1f %12.1f %8.2f\n", lq_wfmt_get(fmts[f])->name, g, m, g / m);
         free_copies(&b);
     }
     free(X); free(Y); free(x); free(y);
