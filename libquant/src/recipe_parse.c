@@ -29,6 +29,12 @@ typedef struct pctx {
 
 /* ---- messages ----------------------------------------------------------------------------------- */
 
+/* Keys and values may hold newlines (quoted or folded scalars); a message stays one line. */
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = ' ';
+}
+
 static lq_status fail_at(const pctx *c, lq_status s, const yaml_node_t *n, const char *hint,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -40,6 +46,7 @@ static lq_status fail_at(const pctx *c, lq_status s, const yaml_node_t *n, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    one_line(msg);
     lq_recipe_pos p = n ? ry_pos(n) : (lq_recipe_pos){1, 1};
     if (hint)
         return lq_fail(s, "%s at %s:%d:%d; did you mean '%s'?", msg, c->path, p.line, p.col, hint);
@@ -543,6 +550,7 @@ static lq_status parse_group(const pctx *c, const entry *ge, lq_recipe_stage *st
         lq_recipe_modifier *m = &st->mods[st->n_mods];
         memset(m, 0, sizeof *m);
         snprintf(m->group, sizeof m->group, "%s", ge->name);
+        one_line(m->group);
         s = parse_modifier(c, &e[i], m);
         if (s != LQ_OK) {
             free_modifier(m);
@@ -741,6 +749,7 @@ static lq_status parse_root(const pctx *c, yaml_node_t *root, lq_recipe *r) {
         lq_recipe_stage *st = &r->stages[r->n_stages++];
         memset(st, 0, sizeof *st);
         snprintf(st->name, sizeof st->name, "%s", group ? "default_stage" : k);
+        one_line(st->name);
         st->pos = ry_pos(e[i].key);
         if (group) {
             /* llm-compressor accepts modifier groups at the top level as one implicit stage. */
