@@ -115,6 +115,43 @@ Test(sample, top_k_selection_matches_sorted_prefix) {
     }
 }
 
+/* top-p and min-p on an unsorted vocabulary-sized list (top-p selects growing heads, min-p
+ * filters before sorting) must keep exactly what they keep on the fully sorted list. */
+Test(sample, top_p_and_min_p_fast_paths_match_sorted_list) {
+    enum { N = 32000 };
+    static lq_candidate b1[N], b2[N];
+    static float x[N];
+    lq_rng r;
+    lq_rng_seed(&r, 8, 0);
+    const double ps[] = {0.1, 0.5, 0.9, 0.95, 0.999};
+    for (int trial = 0; trial < 3; trial++) {
+        /* flat, peaked and tie-rich logits */
+        for (int i = 0; i < N; i++) {
+            double u = lq_rng_uniform(&r);
+            x[i] = trial == 0 ? (float)(u * 4) : trial == 1 ? (float)(u * u * 30)
+                                                            : (float)(int)(u * 8);
+        }
+        for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+            lq_candidates a = {.data = b1}, s = {.data = b2};
+            lq_candidates_init(&a, x, N);
+            lq_candidates_init(&s, x, N);
+            lq_sample_top_k(&s, N); /* full sort first */
+            lq_sample_top_p(&a, ps[k]);
+            lq_sample_top_p(&s, ps[k]);
+            cr_assert_eq(a.n, s.n, "trial %d top-p %g: %lld vs %lld", trial, ps[k],
+                         (long long)a.n, (long long)s.n);
+            for (int64_t i = 0; i < a.n; i++) cr_assert_eq(a.data[i].id, s.data[i].id);
+            lq_candidates_init(&a, x, N);
+            lq_candidates_init(&s, x, N);
+            lq_sample_top_k(&s, N);
+            lq_sample_min_p(&a, 1 - ps[k]);
+            lq_sample_min_p(&s, 1 - ps[k]);
+            cr_assert_eq(a.n, s.n, "trial %d min-p %g", trial, 1 - ps[k]);
+            for (int64_t i = 0; i < a.n; i++) cr_assert_eq(a.data[i].id, s.data[i].id);
+        }
+    }
+}
+
 /* p = (0.5, 0.2, 0.2, 0.1) in shuffled order: the nucleus is the shortest prefix of the sorted
  * list whose mass reaches p (thresholds chosen away from the exact partial sums). */
 Test(sample, top_p_keeps_the_minimal_set) {

@@ -85,26 +85,31 @@ static void sift_down(lq_candidate *h, int64_t k, int64_t i) {
 
 /* ---- truncation ------------------------------------------------------------------------------- */
 
+/* Arrange data[0..k) to be the k best, sorted; the others stay in data[k..n) in some order (the
+ * list is still a permutation, so a bigger k can be selected later). O(n log k) heap selection:
+ * a 32k vocabulary with k = 40 costs a fraction of a full sort. */
+static void select_top(lq_candidates *c, int64_t k) {
+    lq_candidate *h = c->data;
+    for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(h, k, i);
+    for (int64_t i = k; i < c->n; i++) {
+        if (ranks_before(&c->data[i], &h[0])) {
+            lq_candidate t = h[0];
+            h[0] = c->data[i];
+            c->data[i] = t;
+            sift_down(h, k, 0);
+        }
+    }
+    qsort(h, (size_t)k, sizeof *h, cmp_rank);
+}
+
 void lq_sample_top_k(lq_candidates *c, int64_t k) {
     if (k <= 0) return;
     if (k >= c->n) {
         sort_all(c);
         return;
     }
-    if (!c->sorted) {
-        /* O(n log k) selection into data[0..k), then sort just those: a 32k vocabulary with
-         * k = 40 costs a fraction of a full sort. */
-        lq_candidate *h = c->data;
-        for (int64_t i = k / 2 - 1; i >= 0; i--) sift_down(h, k, i);
-        for (int64_t i = k; i < c->n; i++) {
-            if (ranks_before(&c->data[i], &h[0])) {
-                h[0] = c->data[i];
-                sift_down(h, k, 0);
-            }
-        }
-        qsort(h, (size_t)k, sizeof *h, cmp_rank);
-        c->sorted = true;
-    }
+    if (!c->sorted) select_top(c, k);
+    c->sorted = true;
     c->n = k;
 }
 
@@ -125,31 +130,51 @@ void lq_sample_softmax(lq_candidates *c) {
     for (int64_t i = 0; i < c->n; i++) c->data[i].p /= sum;
 }
 
+/* Index + 1 of the first prefix of the ranked data[0..m) whose mass reaches p, or 0. */
+static int64_t nucleus_cut(const lq_candidates *c, int64_t m, double p) {
+    double cum = 0;
+    for (int64_t i = 0; i < m; i++) {
+        cum += c->data[i].p;
+        if (cum >= p) return i + 1; /* the first prefix that reaches p: the smallest such set */
+    }
+    return 0;
+}
+
 void lq_sample_top_p(lq_candidates *c, double p) {
     if (p >= 1.0 || c->n <= 1) return;
-    sort_all(c);
+    /* probabilities over all current candidates; they travel with the entries when reordered */
     lq_sample_softmax(c);
-    double cum = 0;
-    int64_t keep = c->n;
-    for (int64_t i = 0; i < c->n; i++) {
-        cum += c->data[i].p;
-        if (cum >= p) { /* the first prefix whose mass reaches p: the smallest such set */
-            keep = i + 1;
-            break;
+    if (!c->sorted) {
+        /* The nucleus is usually a small head of the list: select growing heads instead of
+         * sorting a whole vocabulary. Same ranking, same sums, so the same cut as a full sort. */
+        for (int64_t k = 256; k < c->n / 2; k *= 4) {
+            select_top(c, k);
+            int64_t cut = nucleus_cut(c, k, p);
+            if (cut > 0) {
+                c->sorted = true;
+                c->n = cut;
+                return;
+            }
         }
+        sort_all(c);
     }
-    c->n = keep; /* keep >= 1 always */
+    int64_t cut = nucleus_cut(c, c->n, p);
+    if (cut > 0) c->n = cut; /* 0: rounding left the total just below p; keep everything */
 }
 
 void lq_sample_min_p(lq_candidates *c, double min_p) {
     if (min_p <= 0 || c->n <= 1) return;
-    sort_all(c);
-    double mx = c->data[0].logit;
+    double mx = -INFINITY;
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->data[i].logit > mx) mx = c->data[i].logit;
     if (mx == -INFINITY) return;
-    /* p_i / p_max = exp(l_i - l_max): the softmax denominator cancels */
-    int64_t keep = 1;
-    while (keep < c->n && exp((double)c->data[keep].logit - mx) >= min_p) keep++;
-    c->n = keep;
+    /* p_i / p_max = exp(l_i - l_max): the softmax denominator cancels. Filter first, then sort
+     * only the survivors (the threshold does not depend on order). */
+    int64_t keep = 0;
+    for (int64_t i = 0; i < c->n; i++)
+        if (exp((double)c->data[i].logit - mx) >= min_p) c->data[keep++] = c->data[i];
+    c->n = keep; /* >= 1: the max itself passes (exp(0) = 1 >= min_p) */
+    sort_all(c); /* compaction kept the order: a sorted list stays sorted */
 }
 
 /* ---- draw ------------------------------------------------------------------------------------- */
