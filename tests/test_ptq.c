@@ -378,3 +378,12 @@ Test(ptq, existing_output_needs_force_and_input_is_untouched) {
     free(before);
     free(after);
 }
+
+Test(ptq, llama2c_input_is_refused) {
+    /* its q/k rows keep rotary pairs interleaved: an HF config over them would be a wrong model */
+    char bin[1024], args[2048], out[600];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    snprintf(out, sizeof out, "%s/o", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16", bin, out);
+    expect_refusal(args, 3, "quant-convert", out);
+}

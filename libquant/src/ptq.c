@@ -457,7 +457,12 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     LQ_TRY(check_opts(opts));
     lq_checkpoint *c = NULL;
     LQ_TRY(lq_checkpoint_open(model_path, &c));
-    lq_status s = check_not_quantized(c);
+    /* llama2.c rows keep rotary pairs interleaved; an HF config over them would be a silently
+     * wrong model. quant-convert permutes them first. */
+    lq_status s = lq_checkpoint_kind(c) == LQ_CKPT_LLAMA2C
+                      ? lq_fail(LQ_ERR_UNSUPPORTED, "%s: a llama2.c checkpoint; convert it to a Hugging Face "
+                                "directory with quant-convert first", model_path)
+                      : check_not_quantized(c);
     int64_t n = lq_checkpoint_count(c);
     plan_item *items = calloc((size_t)n + 1, sizeof *items);
     lq_st_writer *wr = NULL;

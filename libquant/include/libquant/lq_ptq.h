@@ -151,10 +151,11 @@ typedef struct lq_ptq_summary {
 
 void lq_ptq_summary_free(lq_ptq_summary *s);
 
-/* Quantize the checkpoint at model_path (HF directory or llama2.c .bin) into the existing
+/* Quantize the Hugging Face checkpoint directory model_path into the existing
  * directory out_dir: writes out_dir/config.json (the input's, plus quantization_config) and
  * out_dir/model.safetensors (atomically, through lq_st_writer). Reads the input only.
- * Refuses, before writing anything: an input that is already quantized (LQ_ERR_UNSUPPORTED), a
+ * Refuses, before writing anything: a llama2.c .bin (LQ_ERR_UNSUPPORTED: convert it first) or an
+ * input that is already quantized (LQ_ERR_UNSUPPORTED), a
  * group size that does not divide a tensor's columns (LQ_ERR_INVALID_ARG naming the tensor).
  * While streaming: NaN/Inf in a weight is LQ_ERR_FORMAT naming the tensor (nothing committed).
  * `summary` may be NULL. */
