@@ -54,43 +54,59 @@ static void w4_rows(const lq_weight *w, const float *xe, const float *xo, float 
     const int64_t full = cols & ~(int64_t)15; /* columns covered by whole 16-chunks */
     const char *base = (const char *)w->data;
     int64_t r = r0;
+    /* Four rows at a time. Written out row by row (not as loops over arrays of vectors): GCC
+     * keeps arrays of __m256 in memory, which put a store/load on every accumulator update and
+     * ran 10x slower. */
+#define W4_STEP(i, LOAD)                                                                          \
+    do {                                                                                        \
+        __m256 ev_, od_;                                                                        \
+        LOAD;                                                                                   \
+        ae##i = _mm256_fmadd_ps(ev_, xe8, ae##i);                                               \
+        ao##i = _mm256_fmadd_ps(od_, xo8, ao##i);                                               \
+    } while (0)
     for (; r + 4 <= r1; r += 4) {
-        const uint8_t *wr[4];
-        for (int i = 0; i < 4; i++) wr[i] = (const uint8_t *)(base + (size_t)(r + i) * rb);
-        __m256 tot[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                         _mm256_setzero_ps()};
+        const uint8_t *w0 = (const uint8_t *)(base + (size_t)r * rb);
+        const uint8_t *w1 = (const uint8_t *)(base + (size_t)(r + 1) * rb);
+        const uint8_t *w2 = (const uint8_t *)(base + (size_t)(r + 2) * rb);
+        const uint8_t *w3 = (const uint8_t *)(base + (size_t)(r + 3) * rb);
+        const float *s0 = scale + r * ng, *s1 = s0 + ng, *s2 = s1 + ng, *s3 = s2 + ng;
+        const float *z0 = zero ? zero + r * ng : NULL;
+        __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
         for (int64_t g = 0; g < ng; g++) {
-            __m256 off[4], ae[4], ao[4];
-            for (int i = 0; i < 4; i++) {
-                off[i] = _mm256_set1_ps(8.0f + (zero ? zero[(r + i) * ng + g] : 0.0f));
-                ae[i] = ao[i] = _mm256_setzero_ps();
-            }
+            const __m256 off0 = _mm256_set1_ps(8.0f + (z0 ? z0[g] : 0.0f));
+            const __m256 off1 = _mm256_set1_ps(8.0f + (z0 ? z0[ng + g] : 0.0f));
+            const __m256 off2 = _mm256_set1_ps(8.0f + (z0 ? z0[2 * ng + g] : 0.0f));
+            const __m256 off3 = _mm256_set1_ps(8.0f + (z0 ? z0[3 * ng + g] : 0.0f));
+            __m256 ae0 = _mm256_setzero_ps(), ae1 = ae0, ae2 = ae0, ae3 = ae0;
+            __m256 ao0 = ae0, ao1 = ae0, ao2 = ae0, ao3 = ae0;
             const int64_t c1 = (g + 1) * gs;
             int64_t c = g * gs;
             for (; c < c1 && c < full; c += 16) {
                 const __m256 xe8 = _mm256_loadu_ps(xe + c / 2), xo8 = _mm256_loadu_ps(xo + c / 2);
-                for (int i = 0; i < 4; i++) {
-                    __m256 ev, od;
-                    w4_load16(wr[i] + c / 2, off[i], &ev, &od);
-                    ae[i] = _mm256_fmadd_ps(ev, xe8, ae[i]);
-                    ao[i] = _mm256_fmadd_ps(od, xo8, ao[i]);
-                }
+                W4_STEP(0, w4_load16(w0 + c / 2, off0, &ev_, &od_));
+                W4_STEP(1, w4_load16(w1 + c / 2, off1, &ev_, &od_));
+                W4_STEP(2, w4_load16(w2 + c / 2, off2, &ev_, &od_));
+                W4_STEP(3, w4_load16(w3 + c / 2, off3, &ev_, &od_));
             }
             if (c < c1) { /* one group per row, cols % 16 != 0: the partial last chunk */
                 const __m256 xe8 = _mm256_loadu_ps(xe + c / 2), xo8 = _mm256_loadu_ps(xo + c / 2);
-                for (int i = 0; i < 4; i++) {
-                    __m256 ev, od;
-                    w4_load16_tail(wr[i] + c / 2, packed - (size_t)(c / 2), off[i], &ev, &od);
-                    ae[i] = _mm256_fmadd_ps(ev, xe8, ae[i]);
-                    ao[i] = _mm256_fmadd_ps(od, xo8, ao[i]);
-                }
+                const size_t av = packed - (size_t)(c / 2);
+                W4_STEP(0, w4_load16_tail(w0 + c / 2, av, off0, &ev_, &od_));
+                W4_STEP(1, w4_load16_tail(w1 + c / 2, av, off1, &ev_, &od_));
+                W4_STEP(2, w4_load16_tail(w2 + c / 2, av, off2, &ev_, &od_));
+                W4_STEP(3, w4_load16_tail(w3 + c / 2, av, off3, &ev_, &od_));
             }
-            for (int i = 0; i < 4; i++)
-                tot[i] = _mm256_fmadd_ps(_mm256_add_ps(ae[i], ao[i]),
-                                         _mm256_set1_ps(scale[(r + i) * ng + g]), tot[i]);
+            t0 = _mm256_fmadd_ps(_mm256_add_ps(ae0, ao0), _mm256_set1_ps(s0[g]), t0);
+            t1 = _mm256_fmadd_ps(_mm256_add_ps(ae1, ao1), _mm256_set1_ps(s1[g]), t1);
+            t2 = _mm256_fmadd_ps(_mm256_add_ps(ae2, ao2), _mm256_set1_ps(s2[g]), t2);
+            t3 = _mm256_fmadd_ps(_mm256_add_ps(ae3, ao3), _mm256_set1_ps(s3[g]), t3);
         }
-        for (int i = 0; i < 4; i++) y[r + i - r0] = hsum8(tot[i]);
+        y[r - r0] = hsum8(t0);
+        y[r + 1 - r0] = hsum8(t1);
+        y[r + 2 - r0] = hsum8(t2);
+        y[r + 3 - r0] = hsum8(t3);
     }
+#undef W4_STEP
     for (; r < r1; r++) { /* 1..3 leftover rows */
         const uint8_t *wr = (const uint8_t *)(base + (size_t)r * rb);
         __m256 tot = _mm256_setzero_ps();

@@ -124,7 +124,11 @@ LQ_HD lq_bf16 lq_f32_to_bf16(float f) {
 
 /* One packed word: 8 int4 or 4 int8 codes. Kept as bytes in the kernels (endian-free reads). */
 typedef uint32_t lq_pack_word;
+#ifdef __cplusplus /* nvcc compiles .cu files as C++ */
+static_assert(sizeof(lq_pack_word) == 4, "pack-quantized words are int32");
+#else
 _Static_assert(sizeof(lq_pack_word) == 4, "pack-quantized words are int32");
+#endif
 
 /* Code c of a pack-quantized int4 row (signed, [-8, 7]). */
 LQ_HD int lq_int4_get(const uint8_t *row, int64_t c) {
