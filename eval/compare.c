@@ -69,19 +69,31 @@ static bool is_linear_tensor(const char *name) {
 lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
     memset(out, 0, sizeof *out);
     const lq_config *c = &m->cfg;
-    char first[48] = "", cur[48];
-    bool mixed = false;
+    /* distinct labels in order of first appearance: "W4A16-g32" or "W4A16-g32+W8A16" */
+    char labels[4][48];
+    int n_labels = 0;
+    bool more = false;
     for (int l = 0; l < c->n_layers; l++) {
         const lq_weight *ws[N_LINEAR];
         layer_linears(&m->layers[l], ws);
         for (int i = 0; i < N_LINEAR; i++) {
+            char cur[48];
             weight_label(ws[i], cur, sizeof cur);
-            if (!first[0]) snprintf(first, sizeof first, "%s", cur);
-            else if (strcmp(first, cur) != 0) mixed = true;
+            int k = 0;
+            while (k < n_labels && strcmp(labels[k], cur) != 0) k++;
+            if (k == n_labels) {
+                if (n_labels < 4) snprintf(labels[n_labels++], sizeof labels[0], "%s", cur);
+                else more = true;
+            }
             out->linear_params += ws[i]->rows * ws[i]->cols;
         }
     }
-    snprintf(out->format, sizeof out->format, "%s", mixed ? "mixed" : first);
+    size_t used = 0;
+    for (int k = 0; k < n_labels && used < sizeof out->format; k++)
+        used += (size_t)snprintf(out->format + used, sizeof out->format - used, "%s%s",
+                                 k ? "+" : "", labels[k]);
+    if (more || used >= sizeof out->format)
+        snprintf(out->format, sizeof out->format, "mixed");
 
     uint64_t all_bytes = 0;
     int64_t n = lq_checkpoint_count(m->ckpt);

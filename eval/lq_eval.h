@@ -231,7 +231,8 @@ double lq_eval_percentile(const double *sorted, int64_t n, double fraction);
 
 typedef struct lq_model_info {
     char format[48];          /* linear layers' format: "f32", "bf16", "W8A16", "W4A16-g128",
-                               * "W4A16-g128-asym", "FP8", "FP8-tensor", "W8A8", "mixed" */
+                               * "W4A16-g128-asym", "FP8", "FP8-tensor", "W8A8"; several joined
+                               * with "+" in order of first use ("W4A16-g32+W8A16"), or "mixed" */
     uint64_t disk_bytes;      /* the checkpoint's files */
     int64_t n_params;         /* lq_model_param_count */
     int64_t linear_params;    /* weights of the decoder layers' linear projections */
