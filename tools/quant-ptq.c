@@ -1,8 +1,8 @@
 /* quant-ptq - round-to-nearest post-training quantization into a compressed-tensors directory.
  *
  *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
- *             [--ignore PATTERN]... [--override PATTERN=SCHEME]... [--clip-search] [--threads N]
- *             [--force] [--json]
+ *             [--group-fallback refuse|channel|ignore] [--ignore PATTERN]...
+ *             [--override PATTERN=SCHEME]... [--clip-search] [--threads N] [--force] [--json]
  *
  * The work is lq_ptq_quantize (libquant/include/libquant/lq_ptq.h): one tensor at a time from
  * the mapped input, so peak memory is about the largest tensor plus the mapping. This file is the
@@ -28,9 +28,9 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR\n"
-            "                 [--group-size N] [--sym|--asym] [--ignore PATTERN]...\n"
-            "                 [--override PATTERN=SCHEME]... [--clip-search] [--threads N]\n"
-            "                 [--force] [--json]\n"
+            "                 [--group-size N] [--sym|--asym] [--group-fallback refuse|channel|ignore]\n"
+            "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]... [--clip-search]\n"
+            "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
             "compressed-tensors directory (config.json with quantization_config, model.safetensors,\n"
@@ -42,7 +42,11 @@ static void usage(FILE *f) {
             "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), FP8 (E4M3 per\n"
             "                     channel, weight-only), W8A8 (int8 per channel x int8 tokens)\n"
             "  --group-size N     W4A16 group along input features (default 128; -1: one per row);\n"
-            "                     must divide every quantized tensor's columns\n"
+            "                     must divide every quantized tensor's columns, else see below\n"
+            "  --group-fallback A what to do with a W4A16 tensor whose columns the group size does\n"
+            "                     not divide (compressed-tensors has no partial groups): refuse\n"
+            "                     (default: fail, naming it), channel (same bits, one group per\n"
+            "                     row, written as its own config group), ignore (keep it float)\n"
             "  --sym, --asym      W4A16 symmetric (default) or asymmetric with zero points\n"
             "  --ignore P         keep matching modules in float (repeatable). lm_head is always\n"
             "                     kept unless overridden; the embedding is never quantized\n"
@@ -129,16 +133,50 @@ static void print_json_string(const char *s) {
     putchar('"');
 }
 
-static void print_summary(const lq_ptq_summary *r, const char *scheme, const char *out, bool json) {
+/* Text summary: which tensors the group fallback applied to; long lists are cut (--json has all). */
+#define FALLBACK_SHOWN 8
+
+static void print_fallback_text(const lq_ptq_summary *r) {
+    for (int act = LQ_PTQ_FALLBACK_CHANNEL; act <= LQ_PTQ_FALLBACK_IGNORE; act++) {
+        int64_t n = 0, shown = 0;
+        for (int64_t i = 0; i < r->n_fallback; i++) n += r->fallback[i].action == (lq_ptq_group_fallback)act;
+        if (n == 0) continue;
+        printf("  fallback    %lld tensor%s %s (group size does not divide their columns):\n",
+               (long long)n, n == 1 ? "" : "s",
+               act == LQ_PTQ_FALLBACK_CHANNEL ? "quantized per output channel" : "kept in float");
+        for (int64_t i = 0; i < r->n_fallback; i++) {
+            const lq_ptq_fallback_stat *f = &r->fallback[i];
+            if (f->action != (lq_ptq_group_fallback)act) continue;
+            if (shown++ == FALLBACK_SHOWN) {
+                printf("              ... and %lld more (--json lists all)\n", (long long)(n - FALLBACK_SHOWN));
+                break;
+            }
+            printf("              %s (%lld x %lld, group %d)\n", f->name, (long long)f->rows,
+                   (long long)f->cols, (int)f->group_size);
+        }
+    }
+}
+
+static void print_summary(const lq_ptq_summary *r, const char *scheme, const char *fallback,
+                          const char *out, bool json) {
     uint64_t rss = lq_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
         print_json_string(out);
-        printf(", \"scheme\": \"%s\", \"tensors\": %lld, \"quantized\": %lld, \"params\": %lld, "
+        printf(", \"scheme\": \"%s\", \"group_fallback\": \"%s\", \"fallback\": [", scheme, fallback);
+        for (int64_t i = 0; i < r->n_fallback; i++) {
+            const lq_ptq_fallback_stat *f = &r->fallback[i];
+            printf("%s{\"name\": ", i ? ", " : "");
+            print_json_string(f->name);
+            printf(", \"rows\": %lld, \"cols\": %lld, \"group_size\": %d, \"action\": \"%s\"}",
+                   (long long)f->rows, (long long)f->cols, (int)f->group_size,
+                   lq_ptq_group_fallback_name(f->action));
+        }
+        printf("], \"tensors\": %lld, \"quantized\": %lld, \"params\": %lld, "
                "\"params_quantized\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, "
                "\"quantized_bytes_in\": %llu, \"quantized_bytes_out\": %llu, \"bits_per_weight\": %.4f, "
                "\"mean_rel_err\": %.6g, \"worst_rel_err\": %.6g, \"worst_tensor\": ",
-               scheme, (long long)r->n_tensors, (long long)r->n_quantized, (long long)r->params_total,
+               (long long)r->n_tensors, (long long)r->n_quantized, (long long)r->params_total,
                (long long)r->params_quantized, (unsigned long long)r->bytes_in,
                (unsigned long long)r->bytes_out, (unsigned long long)r->qbytes_in,
                (unsigned long long)r->qbytes_out, r->bits_per_weight, r->mean_rel_err, r->worst_rel_err);
@@ -149,9 +187,10 @@ static void print_summary(const lq_ptq_summary *r, const char *scheme, const cha
             const lq_ptq_tensor_stat *t = &r->tensors[i];
             printf("%s{\"name\": ", i ? ", " : "");
             print_json_string(t->name);
-            printf(", \"scheme\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"bytes_in\": %llu, "
-                   "\"bytes_out\": %llu, \"rel_err\": %.6g}",
-                   lq_ptq_scheme_name(t->scheme), (long long)t->rows, (long long)t->cols,
+            printf(", \"scheme\": \"%s\", \"group_size\": %d, \"fell_back\": %s, \"rows\": %lld, "
+                   "\"cols\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, \"rel_err\": %.6g}",
+                   lq_ptq_scheme_name(t->scheme), (int)t->group_size, t->fell_back ? "true" : "false",
+                   (long long)t->rows, (long long)t->cols,
                    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, t->rel_err);
         }
         printf("]}\n");
@@ -165,6 +204,7 @@ static void print_summary(const lq_ptq_summary *r, const char *scheme, const cha
            r->qbytes_out / 1048576.0, r->bits_per_weight);
     printf("  rel. error  ||W-Q||/||W|| mean %.5f, worst %.5f (%s)\n", r->mean_rel_err,
            r->worst_rel_err, r->worst_tensor[0] ? r->worst_tensor : "-");
+    print_fallback_text(r);
     printf("  time        %.2f s, peak RSS %.1f MiB\n", r->seconds, rss / 1048576.0);
 }
 
@@ -207,6 +247,9 @@ int main(int argc, char **argv) {
         } else if (tool_args_value(&a, "--group-size")) {
             if (!tool_parse_int(a.value, -1, &group_size) || group_size == 0)
                 return tool_bad_args("--group-size must be a positive integer or -1, not '%s'", a.value);
+        } else if (tool_args_value(&a, "--group-fallback")) {
+            if (!lq_ptq_group_fallback_parse(a.value, &o.group_fallback))
+                return tool_bad_args("--group-fallback must be refuse, channel or ignore, not '%s'", a.value);
         } else if (tool_args_value(&a, "--ignore")) {
             if (o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
             ignore[o.n_ignore++] = a.value;
@@ -263,7 +306,12 @@ int main(int argc, char **argv) {
     lq_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
+        /* The refusal names one tensor; the fix is an option of this tool, so say which. */
+        bool indivisible = s == LQ_ERR_INVALID_ARG && strstr(lq_last_error(), "does not divide");
         rc = tool_fail_at("cannot quantize", model, s);
+        if (indivisible)
+            fprintf(stderr, TOOL ": hint: --group-fallback channel quantizes such tensors per output "
+                            "channel, --group-fallback ignore keeps them in float\n");
         goto out;
     }
     s = copy_side_files(model, &od);
@@ -274,7 +322,8 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
-    print_summary(&sum, lq_ptq_scheme_name(o.scheme), out_dir, json);
+    print_summary(&sum, lq_ptq_scheme_name(o.scheme), lq_ptq_group_fallback_name(o.group_fallback), out_dir,
+                  json);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:

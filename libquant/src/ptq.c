@@ -38,6 +38,8 @@ typedef struct plan_item {
     int64_t n_aux0, n_aux1;
     lq_dtype scale_dtype;        /* the model dtype (compressed-tensors stores scales in it) */
     bool is_linear;
+    bool fell_back;              /* the group fallback applied (scheme says which action) */
+    int32_t fb_group;            /* the group size that did not divide cols */
 } plan_item;
 
 static double now_s(void) {
@@ -136,11 +138,20 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
     if (it->scheme == LQ_PTQ_W4A16) {
         int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
         it->qp.asym = o->asym;
-        if (g > 0) {
-            if (it->cols % g != 0)
+        if (g > 0 && it->cols % g != 0) {
+            /* compressed-tensors has no partial last group (it raises on load), so such a tensor
+             * is refused, quantized per output channel (group_size 0 below) or kept in float. */
+            if (o->group_fallback == LQ_PTQ_FALLBACK_REFUSE)
                 return lq_fail(LQ_ERR_INVALID_ARG, "%s: tensor '%s': group size %d does not divide its "
                                "%lld columns (choose a divisor, or --group-size -1 for one group per row)",
                                lq_checkpoint_path(c), t->name, (int)g, (long long)it->cols);
+            it->fell_back = true;
+            it->fb_group = g;
+            if (o->group_fallback == LQ_PTQ_FALLBACK_IGNORE) {
+                it->scheme = LQ_PTQ_NONE;
+                return LQ_OK;
+            }
+        } else if (g > 0) {
             it->qp.group_size = g;
             it->n_groups = it->cols / g;
         }
@@ -433,11 +444,17 @@ void lq_ptq_summary_free(lq_ptq_summary *s) {
     if (!s) return;
     free(s->tensors);
     s->tensors = NULL;
+    free(s->fallback);
+    s->fallback = NULL;
+    s->n_fallback = 0;
 }
 
 static lq_status check_opts(const lq_ptq_opts *o) {
     if (o->scheme < 0 || o->scheme >= LQ_PTQ_SCHEME_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "unknown scheme %d", (int)o->scheme);
+    if (o->group_fallback < 0 || o->group_fallback >= LQ_PTQ_FALLBACK_COUNT)
+        return lq_fail(LQ_ERR_INVALID_ARG, "unknown group fallback %d (refuse, channel or ignore)",
+                       (int)o->group_fallback);
     if (o->group_size < -1)
         return lq_fail(LQ_ERR_INVALID_ARG, "group size %d: use a positive size, 0 (default %d) or -1 "
                        "(one group per row)", (int)o->group_size, PTQ_DEFAULT_GROUP);
@@ -472,10 +489,22 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         s = plan_tensor(c, opts, lq_checkpoint_get(c, i), &items[i]);
         total_params += lq_tensor_numel(lq_checkpoint_get(c, i));
         if (items[i].scheme != LQ_PTQ_NONE) sum.n_quantized++;
+        if (items[i].fell_back) sum.n_fallback++;
     }
     if (s == LQ_OK) {
         sum.tensors = calloc((size_t)sum.n_quantized + 1, sizeof *sum.tensors);
-        if (!sum.tensors) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+        sum.fallback = calloc((size_t)sum.n_fallback + 1, sizeof *sum.fallback);
+        if (!sum.tensors || !sum.fallback) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0, f = 0; s == LQ_OK && i < n; i++) {
+        const plan_item *it = &items[i];
+        if (!it->fell_back) continue;
+        lq_ptq_fallback_stat *fb = &sum.fallback[f++];
+        snprintf(fb->name, sizeof fb->name, "%s", it->module);
+        fb->rows = it->t->shape[0];
+        fb->cols = it->t->shape[1];
+        fb->group_size = it->fb_group;
+        fb->action = it->scheme == LQ_PTQ_NONE ? LQ_PTQ_FALLBACK_IGNORE : LQ_PTQ_FALLBACK_CHANNEL;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
@@ -499,6 +528,8 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
             st->rows = it->rows;
             st->cols = it->cols;
             st->bytes_in = it->t->nbytes;
+            st->group_size = it->qp.group_size;
+            st->fell_back = it->fell_back;
             s = write_quantized(wr, it, opts->pool, st);
             sum.bytes_out += st->bytes_out;
             sum.qbytes_in += st->bytes_in;

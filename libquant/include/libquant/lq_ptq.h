@@ -107,6 +107,25 @@ typedef struct lq_ptq_rule {
     lq_ptq_scheme scheme;
 } lq_ptq_rule;
 
+/* What to do with a W4A16 tensor whose column count the group size does not divide.
+ * compressed-tensors 0.20 cannot represent it: the group forward path raises ("tensor column
+ * shape must be divisble by the given group_size", forward_helpers.py _process_group) and
+ * strategy_cdiv suggests "reducing the group/block size or ignoring modules with weights not
+ * divisible". Small models hit this for every group size (stories260K: 64 and 172 columns). */
+typedef enum lq_ptq_group_fallback {
+    LQ_PTQ_FALLBACK_REFUSE = 0,  /* fail before writing, naming the first such tensor (default) */
+    LQ_PTQ_FALLBACK_CHANNEL = 1, /* same bit width, one group per output row (strategy "channel"),
+                                  * written as its own config group targeting exactly those
+                                  * modules, so the checkpoint stays loadable by vLLM et al. */
+    LQ_PTQ_FALLBACK_IGNORE = 2,  /* keep them in float (listed in the config's "ignore") */
+    LQ_PTQ_FALLBACK_COUNT
+} lq_ptq_group_fallback;
+
+/* "refuse", "channel", "ignore". */
+const char *lq_ptq_group_fallback_name(lq_ptq_group_fallback f);
+/* Exact lower-case names above; false if unknown. */
+bool lq_ptq_group_fallback_parse(const char *s, lq_ptq_group_fallback *out);
+
 /* Called after each tensor is written (done counts parameters of every tensor so far). */
 typedef void (*lq_ptq_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
@@ -115,6 +134,7 @@ typedef struct lq_ptq_opts {
     int32_t group_size;          /* W4A16 group size; 0 = 128; -1 = one group per row */
     bool asym;                   /* W4A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
+    lq_ptq_group_fallback group_fallback; /* W4A16 tensors group_size does not divide; 0 = refuse */
     /* Modules kept in float, in addition to the defaults lm_head and model.embed_tokens (the
      * embedding is not a Linear and is never quantized). */
     const char *const *ignore;
@@ -134,7 +154,17 @@ typedef struct lq_ptq_tensor_stat {
     int64_t rows, cols;
     uint64_t bytes_in, bytes_out;  /* the float weight vs payload + scales + zero points */
     double rel_err;              /* ||W - deq(Q(W))||_F / ||W||_F */
+    int32_t group_size;          /* W4A16 group size used; 0 per channel (and other schemes) */
+    bool fell_back;              /* quantized per channel by LQ_PTQ_FALLBACK_CHANNEL */
 } lq_ptq_tensor_stat;
+
+/* A tensor the group fallback applied to (either action). */
+typedef struct lq_ptq_fallback_stat {
+    char name[160];              /* module name */
+    int64_t rows, cols;
+    int32_t group_size;          /* the group size that does not divide cols */
+    lq_ptq_group_fallback action; /* CHANNEL or IGNORE */
+} lq_ptq_fallback_stat;
 
 typedef struct lq_ptq_summary {
     int64_t n_tensors;           /* tensors in the input */
@@ -146,6 +176,8 @@ typedef struct lq_ptq_summary {
     double mean_rel_err, worst_rel_err;
     char worst_tensor[160];
     lq_ptq_tensor_stat *tensors; /* n_quantized entries, input order; free with _summary_free */
+    int64_t n_fallback;          /* tensors the group fallback applied to */
+    lq_ptq_fallback_stat *fallback; /* n_fallback entries, input order; freed with the summary */
     double seconds;
 } lq_ptq_summary;
 
@@ -156,7 +188,8 @@ void lq_ptq_summary_free(lq_ptq_summary *s);
  * out_dir/model.safetensors (atomically, through lq_st_writer). Reads the input only.
  * Refuses, before writing anything: a llama2.c .bin (LQ_ERR_UNSUPPORTED: convert it first) or an
  * input that is already quantized (LQ_ERR_UNSUPPORTED), a
- * group size that does not divide a tensor's columns (LQ_ERR_INVALID_ARG naming the tensor).
+ * group size that does not divide a tensor's columns (LQ_ERR_INVALID_ARG naming the tensor;
+ * unless opts->group_fallback says otherwise).
  * While streaming: NaN/Inf in a weight is LQ_ERR_FORMAT naming the tensor (nothing committed).
  * `summary` may be NULL. */
 lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_ptq_opts *opts,
