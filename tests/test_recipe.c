@@ -69,7 +69,7 @@ Test(recipe, defaults_and_stage_kinds) {
                            "  max_ppl_increase: 2%\n"
                            "  max_kld: 0.05\n"
                            "distill_stage:\n"
-                           "  files: c.txt\n");
+                           "  file: c.txt\n");
     cr_assert_eq(r.n_stages, 4);
     const lq_recipe_modifier *sp = &r.stages[0].mods[0];
     cr_assert_eq(sp->mask, LQ_MASK_NM);
@@ -89,7 +89,8 @@ Test(recipe, defaults_and_stage_kinds) {
     cr_assert_float_eq(r.stages[2].eval.max_kld, 0.05, 1e-12);
     cr_assert_eq(r.stages[2].eval.ctx, 512);
     cr_assert_eq(r.stages[3].kind, LQ_STAGE_DISTILL);
-    cr_assert_eq(r.stages[3].distill.top_k, 32);
+    cr_assert_eq(r.stages[3].distill.k, 32, "quant-distill's --k default");
+    cr_assert_str_eq(r.stages[3].distill.files[0], "c.txt");
     lq_recipe_free(&r);
 }
 

@@ -8,25 +8,28 @@
  * run does everything check does before it starts any work, then runs the stages in order into an
  * atomic output directory that also receives the recipe and the tool version.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "libquant.h"
+#include "libquant/lq_distill.h"
 #include "libquant/lq_recipe.h"
+#include "lq_blocks.h"
 #include "lq_eval.h"
 #include "tool_cli.h"
 #include "tool_outdir.h"
-#if LQ_RECIPE_HAVE_PTQ
-#include "libquant/lq_ptq.h"
-#endif
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: quant-recipe check RECIPE [--model DIR] [--json]\n"
             "       quant-recipe run RECIPE --model DIR --out DIR [--force] [--threads N]\n"
+            "                        [--file TEXT] [--tokenizer FILE] [--json]\n"
             "\n"
             "Validate (check) or run a YAML compression recipe in the llm-compressor shape\n"
             "(quant_stage: -> quant_modifiers: -> QuantizationModifier: {scheme: W4A16, ...}).\n"
@@ -35,11 +38,21 @@ static void usage(FILE *f) {
             "  --model DIR   checkpoint (HF directory or llama2.c .bin): check prints which tensors\n"
             "                each modifier touches and the estimated output size\n"
             "  --out DIR     output directory (run); written atomically, with recipe.yaml and\n"
-            "                quant-recipe.json (tool version)\n"
+            "                quant-recipe.json (tool version, timings, stage results, report)\n"
             "  --force       replace an existing --out\n"
             "  --threads N   worker threads (run; default: all cores)\n"
-            "  --json        check: print the plan as JSON\n"
-            "  -h, --help    this text\n");
+            "  --file TEXT   run: text for the final baseline-vs-result report (default: the first\n"
+            "                eval_stage's first file; none: sizes only)\n"
+            "  --tokenizer F tokenizer for every model loaded (default: tokenizer.json in its dir)\n"
+            "  --json        check: the plan as JSON; run: quant-recipe.json on stdout\n"
+            "  -h, --help    this text\n"
+            "\n"
+            "run executes the stages in order, each modifier streaming into a temporary directory\n"
+            "inside the output's temp dir; the output is committed only when every stage, every\n"
+            "eval_stage threshold included, has passed. It then prints the quant-eval --compare\n"
+            "table for the input (baseline) and the result.\n"
+            "Exit codes: 0 ok, 1 an eval_stage threshold failed (nothing written), 2 bad arguments\n"
+            "or values, 3 bad recipe/model or not available in this build, 4 I/O.\n");
 }
 
 /* ---- printing the plan -------------------------------------------------------------------------- */
@@ -60,7 +73,7 @@ static void describe_modifier(FILE *f, const lq_recipe_modifier *m) {
     if (m->scheme != LQ_SCHEME_NONE) fprintf(f, " scheme=%s", lq_recipe_scheme_name(m->scheme));
     if (m->group_size > 0) fprintf(f, " group_size=%d", m->group_size);
     if (m->kind == LQ_MOD_STRUCTURED_PRUNING)
-        fprintf(f, " structure=%s", m->structure == LQ_PRUNE_FFN ? "ffn" : "heads");
+        fprintf(f, " structure=%s", m->structure == LQ_STRUCTURE_FFN ? "ffn" : "heads");
     if (m->sparsity >= 0 && m->kind != LQ_MOD_QUANTIZATION && m->kind != LQ_MOD_GPTQ && m->kind != LQ_MOD_AWQ &&
         m->kind != LQ_MOD_SMOOTHQUANT && m->kind != LQ_MOD_CONSTANT_PRUNING)
         fprintf(f, " sparsity=%g", m->sparsity);
@@ -87,13 +100,20 @@ static void print_text(const lq_recipe *r, const lq_plan *p, const lq_checkpoint
         if (st->kind == LQ_STAGE_EVAL) {
             printf("  eval: %d file%s, ctx %d%s", st->eval.n_files, st->eval.n_files == 1 ? "" : "s",
                    st->eval.ctx, st->eval.per_line ? ", per line" : "");
-            if (st->eval.max_ppl_increase >= 0) printf(", max PPL increase %.4g%%", st->eval.max_ppl_increase * 100);
-            if (st->eval.max_kld >= 0) printf(", max KLD %.4g", st->eval.max_kld);
-            printf("\n");
+            if (st->eval.max_ppl_increase >= 0) {
+                if (st->eval.ppl_increase_relative) printf(", max PPL increase %.4g%%", st->eval.max_ppl_increase * 100);
+                else printf(", max PPL increase %.4g", st->eval.max_ppl_increase);
+            }
+            if (st->eval.max_kld >= 0) printf(", max mean KLD %.4g", st->eval.max_kld);
+            if (st->eval.min_top1 >= 0) printf(", min top-1 agreement %.4g%%", st->eval.min_top1 * 100);
+            printf(", against the %s model\n", st->eval.baseline == LQ_EVAL_BASE_PREVIOUS ? "previous" : "original");
         } else if (st->kind == LQ_STAGE_DISTILL) {
-            printf("  distill: %d file%s, ctx %d, top_k %d, %d steps, lr %g\n", st->distill.n_files,
-                   st->distill.n_files == 1 ? "" : "s", st->distill.ctx, st->distill.top_k,
-                   st->distill.steps, st->distill.lr);
+            printf("  distill: teacher %s, file %s, k %d", st->distill.teacher[0] ? st->distill.teacher : "(input model)",
+                   st->distill.files[0], st->distill.k);
+            if (st->distill.ctx) printf(", ctx %d", st->distill.ctx);
+            printf("%s, log-probs %s, %d feature layer%s\n", st->distill.per_line ? ", per line" : "",
+                   st->distill.logp_f16 ? "f16" : "f32", st->distill.n_feat_layers,
+                   st->distill.n_feat_layers == 1 ? "" : "s");
         }
         for (int j = 0; j < st->n_mods; j++, k++) {
             const lq_recipe_modifier *m = &st->mods[j];
@@ -154,7 +174,33 @@ static void print_json(const lq_recipe *r, const lq_plan *p, lq_status avail) {
     printf("}\n");
 }
 
-/* ---- run ---------------------------------------------------------------------------------------- */
+/* ---- run: shared state ---------------------------------------------------------------------------- */
+
+/* Files a Hugging Face directory carries besides the weights; each step's directory gets them so
+ * that every intermediate model loads with its tokenizer (eval_stage, distill_stage). */
+static const char *const g_side_files[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                           "special_tokens_map.json"};
+
+typedef struct runner {
+    const lq_recipe *r;
+    const char *recipe_path, *model, *tokenizer, *out, *report_file;
+    bool json;
+    lq_pool *pool;
+    tool_outdir od;
+    char steps[PATH_MAX];   /* <out>.tmp.<pid>/.steps: one directory per modifier applied */
+    char cur[PATH_MAX];     /* the model the next stage reads */
+    char prev[PATH_MAX];    /* the model before the last stage that changed it */
+    int n_steps, n_distill;
+    bool changed;           /* some modifier has run: cur is not the input */
+    bool gate_failed;       /* an eval_stage threshold failed (message in lq_last_error) */
+    json_t *log;            /* per-stage records for quant-recipe.json */
+    lq_progress bar;
+} runner;
+
+static bool is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
 
 static lq_status copy_file(const char *from, const char *to) {
     FILE *f = fopen(from, "rb");
@@ -165,88 +211,644 @@ static lq_status copy_file(const char *from, const char *to) {
     char buf[8192];
     size_t k;
     while (m && (k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, m);
+    bool bad = ferror(f);
     fclose(f);
-    if (!m || fclose(m) != 0) {
+    if (!m || fclose(m) != 0 || bad) {
         free(text);
-        return lq_fail(LQ_ERR_NOMEM, "out of memory copying %s", from);
+        return lq_fail(bad ? LQ_ERR_IO : LQ_ERR_NOMEM, "cannot copy %s", from);
     }
+    /* tool_write_text writes up to the first NUL: fine for the YAML and JSON side files */
     lq_status s = tool_write_text(to, text);
     free(text);
     return s;
 }
 
-/* One stage. Each modifier calls the library API that implements it; check has already refused
- * any this build lacks, so reaching the default branch is a programming error. */
-static lq_status run_stage(const lq_recipe_stage *st, const char *model, const char *out_tmp, int threads) {
-    (void)model;
-    (void)out_tmp;
-    (void)threads;
-    for (int j = 0; j < st->n_mods; j++) {
-        const lq_recipe_modifier *m = &st->mods[j];
-        switch (m->kind) {
-#if LQ_RECIPE_HAVE_PTQ
-        case LQ_MOD_QUANTIZATION: {
-            static const lq_ptq_scheme map[LQ_SCHEME_COUNT] = {
-                [LQ_SCHEME_W8A16] = LQ_PTQ_W8A16, [LQ_SCHEME_W4A16] = LQ_PTQ_W4A16,
-                [LQ_SCHEME_W4A16_ASYM] = LQ_PTQ_W4A16, [LQ_SCHEME_W8A8] = LQ_PTQ_W8A8,
-                [LQ_SCHEME_FP8] = LQ_PTQ_FP8,
-            };
-            lq_ptq_opts o = {0};
-            o.scheme = map[m->scheme];
-            o.group_size = m->group_size;
-            o.asym = m->scheme == LQ_SCHEME_W4A16_ASYM;
-            o.clip_search = m->clip_search;
-            o.ignore = (const char *const *)m->ignore;
-            o.n_ignore = m->n_ignore;
-            lq_pool *pool = lq_pool_create(threads);
-            if (!pool) return lq_fail(LQ_ERR_NOMEM, "cannot start %d threads", threads);
-            o.pool = pool;
-            lq_status s = lq_ptq_quantize(model, out_tmp, &o, NULL);
-            lq_pool_free(pool);
-            LQ_TRY(s);
-            break;
-        }
-#endif
-        default:
-            return lq_fail(LQ_ERR_UNSUPPORTED, "modifier %s is not available in this build",
-                           lq_modifier_name(m->kind));
-        }
+static lq_status copy_side_files(const char *model_dir, const char *dir) {
+    for (size_t i = 0; i < sizeof g_side_files / sizeof *g_side_files; i++) {
+        char src[PATH_MAX], dst[PATH_MAX];
+        snprintf(src, sizeof src, "%s/%s", model_dir, g_side_files[i]);
+        if (!is_file(src)) continue;
+        if (snprintf(dst, sizeof dst, "%s/%s", dir, g_side_files[i]) >= (int)sizeof dst)
+            return lq_fail(LQ_ERR_INVALID_ARG, "path too long: %s", dir);
+        LQ_TRY(copy_file(src, dst));
     }
     return LQ_OK;
 }
 
-static int cmd_run(const lq_recipe *r, const char *recipe_path, const char *model, const char *out,
-                   bool force, int threads) {
-    const char *inputs[] = {model, recipe_path, NULL};
-    lq_status s = tool_outdir_check_inputs(out, inputs);
-    if (s != LQ_OK) return tool_fail(s);
-    tool_outdir od;
-    if ((s = tool_outdir_begin(&od, out, force)) != LQ_OK) return tool_fail_at("cannot create output", out, s);
-    char path[PATH_MAX];
-    for (int i = 0; s == LQ_OK && i < r->n_stages; i++) {
-        fprintf(stderr, "quant-recipe: stage %d/%d: %s\n", i + 1, r->n_stages, r->stages[i].name);
-        s = run_stage(&r->stages[i], model, od.tmp, threads);
-    }
-    if (s == LQ_OK && (s = tool_outdir_file(&od, "recipe.yaml", path, sizeof path)) == LQ_OK)
-        s = copy_file(recipe_path, path);
-    if (s == LQ_OK && (s = tool_outdir_file(&od, "quant-recipe.json", path, sizeof path)) == LQ_OK) {
-        char meta[256];
-        snprintf(meta, sizeof meta, "{\"tool\": \"quant-recipe\", \"version\": \"%s\", \"recipe\": \"recipe.yaml\"}\n",
-                 LQ_VERSION_STRING);
-        s = tool_write_text(path, meta);
-    }
-    if (s == LQ_OK) s = tool_outdir_commit(&od);
+static lq_status load_model(const runner *rn, const char *path, lq_model **m, lq_tokenizer **tok) {
+    *m = NULL;
+    *tok = NULL;
+    LQ_TRY(lq_model_load(path, m));
+    lq_status s = lq_eval_load_tokenizer(*m, path, rn->tokenizer, tok);
     if (s != LQ_OK) {
-        tool_outdir_abort(&od);
-        return tool_fail(s);
+        lq_model_free(*m);
+        *m = NULL;
     }
-    fprintf(stderr, "quant-recipe: wrote %s\n", out);
-    return 0;
+    return s;
+}
+
+/* Tools print progress only for people: a bar on a TTY, nothing under --json. */
+static void step_progress(void *user, int64_t done, int64_t total, const char *tensor) {
+    (void)tensor;
+    runner *rn = user;
+    rn->bar.total = total;
+    lq_progress_update(&rn->bar, done);
+}
+
+/* ---- run: modifier stages ---------------------------------------------------------------------- */
+
+/* Each modifier reads the previous step's directory and writes a fresh one: the drivers stream
+ * tensor by tensor, so peak memory stays one tensor whatever the number of steps. */
+static lq_status run_modifier_stage(runner *rn, int i, json_t *rec) {
+    const lq_recipe_stage *st = &rn->r->stages[i];
+    char stage_in[PATH_MAX];
+    snprintf(stage_in, sizeof stage_in, "%s", rn->cur);
+    json_t *mods = json_array();
+    json_object_set_new(rec, "modifiers", mods);
+    for (int j = 0; j < st->n_mods; j++) {
+        const lq_recipe_modifier *m = &st->mods[j];
+        char dir[PATH_MAX], label[128];
+        if (snprintf(dir, sizeof dir, "%s/%02d", rn->steps, rn->n_steps++) >= (int)sizeof dir)
+            return lq_fail(LQ_ERR_INVALID_ARG, "output path too long: %s", rn->steps);
+        if (mkdir(dir, 0755) != 0) return lq_fail(LQ_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+        snprintf(label, sizeof label, "stage %d/%d %s", i + 1, rn->r->n_stages, lq_modifier_name(m->kind));
+        if (!rn->json) {
+            fprintf(stderr, "quant-recipe: stage %d/%d %s: ", i + 1, rn->r->n_stages, st->name);
+            describe_modifier(stderr, m);
+            fprintf(stderr, "\n");
+        }
+        lq_progress_begin(&rn->bar, label, 1, !rn->json);
+        lq_recipe_step_opts so = {.pool = rn->pool, .progress = step_progress, .user = rn};
+        lq_recipe_step_result res;
+        lq_status s = lq_recipe_apply_modifier(rn->r, m, rn->cur, dir, &so, &res);
+        lq_progress_end(&rn->bar);
+        LQ_TRY(s);
+        LQ_TRY(copy_side_files(rn->model, dir));
+        snprintf(rn->cur, sizeof rn->cur, "%s", dir);
+        json_t *o = json_object();
+        json_object_set_new(o, "modifier", json_string(lq_modifier_name(m->kind)));
+        if (m->scheme != LQ_SCHEME_NONE) json_object_set_new(o, "scheme", json_string(lq_recipe_scheme_name(m->scheme)));
+        json_object_set_new(o, "tensors", json_integer(res.n_tensors));
+        json_object_set_new(o, "params", json_integer(res.params));
+        json_object_set_new(o, "bytes_in", json_integer((json_int_t)res.bytes_in));
+        json_object_set_new(o, "bytes_out", json_integer((json_int_t)res.bytes_out));
+        json_object_set_new(o, "seconds", json_real(res.seconds));
+        json_array_append_new(mods, o);
+        if (!rn->json)
+            fprintf(stderr, "quant-recipe:   %lld tensors, %.3f MB -> %.3f MB in %.2f s\n", (long long)res.n_tensors,
+                    res.bytes_in / 1e6, res.bytes_out / 1e6, res.seconds);
+    }
+    snprintf(rn->prev, sizeof rn->prev, "%s", stage_in);
+    rn->changed = true;
+    return LQ_OK;
+}
+
+/* ---- run: eval_stage ------------------------------------------------------------------------------ */
+
+static lq_ppl_opts eval_opts(const runner *rn, int32_t ctx, bool per_line, const char *sep) {
+    return (lq_ppl_opts){.n_ctx = ctx, .per_line = per_line, .separator = sep[0] ? sep : NULL,
+                         .progress = !rn->json && isatty(2)};
+}
+
+/* The first gate that `k` fails, as one line; false when every gate holds. */
+static bool gate_fails(const lq_recipe_eval *ev, const lq_kld_result *k, const char *file, char *why, size_t cap) {
+    double base = k->base.ppl, ppl = k->model.ppl;
+    if (ev->max_ppl_increase >= 0) {
+        bool bad = ev->ppl_increase_relative ? ppl > base * (1.0 + ev->max_ppl_increase)
+                                             : ppl - base > ev->max_ppl_increase;
+        if (bad) {
+            if (ev->ppl_increase_relative)
+                snprintf(why, cap, "PPL %.4f on %s is %+.2f%% from the baseline's %.4f (max_ppl_increase %g%%)", ppl,
+                         file, 100.0 * (ppl - base) / base, base, 100.0 * ev->max_ppl_increase);
+            else
+                snprintf(why, cap, "PPL %.4f on %s is %+.4f from the baseline's %.4f (max_ppl_increase %g)", ppl, file,
+                         ppl - base, base, ev->max_ppl_increase);
+            return true;
+        }
+    }
+    if (ev->max_kld >= 0 && k->kld_mean > ev->max_kld) {
+        snprintf(why, cap, "mean KLD %.6f on %s exceeds max_mean_kld %g", k->kld_mean, file, ev->max_kld);
+        return true;
+    }
+    if (ev->min_top1 >= 0 && k->same_top < ev->min_top1) {
+        snprintf(why, cap, "top-1 agreement %.2f%% on %s is below min_top1_agreement %g%%", 100.0 * k->same_top, file,
+                 100.0 * ev->min_top1);
+        return true;
+    }
+    return false;
+}
+
+static lq_status run_eval_stage(runner *rn, int i, json_t *rec) {
+    const lq_recipe_stage *st = &rn->r->stages[i];
+    const lq_recipe_eval *ev = &st->eval;
+    const char *base_path = ev->baseline == LQ_EVAL_BASE_PREVIOUS && rn->changed ? rn->prev : rn->model;
+    if (!rn->json)
+        fprintf(stderr, "quant-recipe: stage %d/%d %s: %d file%s against the %s model\n", i + 1, rn->r->n_stages,
+                st->name, ev->n_files, ev->n_files == 1 ? "" : "s",
+                ev->baseline == LQ_EVAL_BASE_PREVIOUS ? "previous" : "original");
+    lq_model *bm = NULL, *mm = NULL;
+    lq_tokenizer *bt = NULL, *mt = NULL;
+    lq_status s = load_model(rn, base_path, &bm, &bt);
+    if (s == LQ_OK) s = load_model(rn, rn->cur, &mm, &mt);
+    json_t *files = json_array();
+    json_object_set_new(rec, "baseline", json_string(ev->baseline == LQ_EVAL_BASE_PREVIOUS ? "previous" : "original"));
+    json_object_set_new(rec, "files", files);
+    for (int f = 0; s == LQ_OK && f < ev->n_files; f++) {
+        char *text = NULL;
+        size_t len = 0;
+        if ((s = lq_text_read_file(ev->files[f], &text, &len)) != LQ_OK) break;
+        lq_ppl_opts o = eval_opts(rn, ev->ctx, ev->per_line, ev->separator);
+        lq_kld_result k;
+        s = lq_eval_kl_divergence(bm, bt, mm, mt, rn->pool, text, len, &o, &k);
+        free(text);
+        if (s != LQ_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", lq_last_error());
+            s = lq_fail(s, "eval_stage at %s:%d:%d: %s: %s", rn->r->path, st->pos.line, st->pos.col, ev->files[f], msg);
+            break;
+        }
+        json_t *o2 = json_object();
+        json_object_set_new(o2, "file", json_string(ev->files[f]));
+        json_object_set_new(o2, "baseline_ppl", json_real(k.base.ppl));
+        json_object_set_new(o2, "ppl", json_real(k.model.ppl));
+        json_object_set_new(o2, "delta_ppl_pct", json_real(k.ppl_diff_pct));
+        json_object_set_new(o2, "kld_mean", json_real(k.kld_mean));
+        json_object_set_new(o2, "same_top", json_real(k.same_top));
+        json_object_set_new(o2, "tokens_scored", json_integer(k.n_scored));
+        json_array_append_new(files, o2);
+        if (!rn->json)
+            fprintf(stderr, "quant-recipe:   %s: PPL %.4f (baseline %.4f, %+.2f%%), mean KLD %.6f, top-1 %.2f%%\n",
+                    ev->files[f], k.model.ppl, k.base.ppl, k.ppl_diff_pct, k.kld_mean, 100.0 * k.same_top);
+        char why[600];
+        if (gate_fails(ev, &k, ev->files[f], why, sizeof why)) {
+            json_object_set_new(o2, "failed", json_string(why));
+            rn->gate_failed = true;
+            s = lq_fail(LQ_ERR_MISMATCH, "eval_stage at %s:%d:%d failed: %s; nothing was written to %s", rn->r->path,
+                        st->pos.line, st->pos.col, why, rn->out);
+        }
+    }
+    lq_tokenizer_free(mt);
+    lq_model_free(mm);
+    lq_tokenizer_free(bt);
+    lq_model_free(bm);
+    return s;
+}
+
+/* ---- run: distill_stage ----------------------------------------------------------------------------- */
+
+/* quant-distill's record layout (tools/quant-distill.c), for one whole corpus file: chunks of
+ * BOS + ctx - 1 text tokens, or one unit per line (separator) with BOS, cut into pieces of ctx
+ * tokens. The text is tokenized at once (quant-distill streams 64 KiB pieces so its chunk
+ * boundaries may differ by a token; per-line records are the same). Not resumable: a recipe run
+ * is all or nothing. */
+typedef struct distill_run {
+    const lq_recipe_distill *ds;
+    lq_session *sess;
+    lq_distill_writer *w;
+    lq_distill_meta meta;
+    int vocab, k, ctx, cur_n;
+    float *logits, *logp, *rest;
+    int32_t *ids;
+    uint16_t *feat;
+    int64_t records, tokens;
+} distill_run;
+
+static void distill_feature_hook(void *user, int layer, const float *x, int n, int pos) {
+    distill_run *d = user;
+    for (int l = 0; l < d->meta.n_feat_layers; l++) {
+        if (d->meta.feat_layers[l] != layer) continue;
+        size_t dim = (size_t)d->meta.dim;
+        uint16_t *dst = d->feat + ((size_t)l * (size_t)d->cur_n + (size_t)pos) * dim;
+        for (size_t e = 0; e < (size_t)n * dim; e++) dst[e] = lq_f32_to_f16(x[e]);
+    }
+}
+
+static void distill_topk(void *ctx, int64_t t, int tid) {
+    (void)tid;
+    distill_run *d = ctx;
+    lq_distill_topk(d->logits + (size_t)t * (size_t)d->vocab, d->vocab, d->k, d->ids + (size_t)t * (size_t)d->k,
+                    d->logp + (size_t)t * (size_t)d->k, d->rest + t);
+}
+
+static lq_status distill_emit(distill_run *d, lq_pool *pool, const int32_t *tokens, int n, uint64_t off) {
+    d->cur_n = n;
+    LQ_TRY(lq_forward(d->sess, tokens, n, 0, d->logits, true));
+    lq_pool_run(pool, distill_topk, d, n);
+    lq_distill_record rec = {.n = n, .source_offset = off, .tokens = tokens, .topk_ids = d->ids,
+                             .topk_logp = d->logp, .rest_logp = d->rest,
+                             .features = d->meta.n_feat_layers ? d->feat : NULL};
+    LQ_TRY(lq_distill_writer_add(d->w, &rec));
+    d->records++;
+    d->tokens += n;
+    char cursor[32];
+    snprintf(cursor, sizeof cursor, "r %lld", (long long)d->records);
+    return lq_distill_writer_commit(d->w, cursor, false);
+}
+
+static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t len, bool bos, int32_t **ids,
+                            int64_t *n) {
+    int64_t need = 0;
+    *ids = NULL;
+    lq_status s = lq_tokenizer_encode(tok, text, len, bos, false, NULL, 0, &need);
+    if (s != LQ_OK && s != LQ_ERR_INVALID_ARG) return s;
+    if (!(*ids = malloc(((size_t)need + 1) * sizeof **ids)))
+        return lq_fail(LQ_ERR_NOMEM, "cannot allocate %lld token ids", (long long)need);
+    s = lq_tokenizer_encode(tok, text, len, bos, false, *ids, need + 1, n);
+    if (s != LQ_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return s;
+}
+
+static lq_status distill_records(distill_run *d, lq_pool *pool, const lq_tokenizer *tok, const char *text,
+                                 size_t len, lq_progress *bar) {
+    const lq_recipe_distill *ds = d->ds;
+    int bos_id = lq_tokenizer_bos(tok);
+    lq_status s = LQ_OK;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    if (ds->per_line) {
+        lq_text_unit *u = NULL;
+        int64_t nu = 0;
+        LQ_TRY(lq_text_split(text, len, ds->separator[0] ? ds->separator : NULL, &u, &nu));
+        for (int64_t i = 0; s == LQ_OK && i < nu; i++) {
+            if ((s = encode_all(tok, u[i].text, u[i].len, bos_id >= 0, &ids, &n)) != LQ_OK) break;
+            for (int64_t p = 0; s == LQ_OK && p < n; p += d->ctx)
+                s = distill_emit(d, pool, ids + p, (int)(n - p < d->ctx ? n - p : d->ctx),
+                                 (uint64_t)(u[i].text - text));
+            free(ids);
+            ids = NULL;
+            lq_progress_update(bar, (int64_t)(u[i].text - text + (ptrdiff_t)u[i].len));
+        }
+        free(u);
+        return s;
+    }
+    bool bos = bos_id >= 0 && lq_tokenizer_add_bos_default(tok);
+    int body = bos ? d->ctx - 1 : d->ctx;
+    if (body < 1) return lq_fail(LQ_ERR_INVALID_ARG, "distill_stage ctx %d leaves no room after BOS", d->ctx);
+    LQ_TRY(encode_all(tok, text, len, false, &ids, &n));
+    int32_t *buf = malloc(((size_t)body + 1) * sizeof *buf);
+    if (!buf) s = lq_fail(LQ_ERR_NOMEM, "cannot allocate the token buffer");
+    for (int64_t p = 0; s == LQ_OK && p < n; p += body) {
+        int take = (int)(n - p < body ? n - p : body);
+        int k = 0;
+        if (bos) buf[k++] = (int32_t)bos_id;
+        memcpy(buf + k, ids + p, (size_t)take * sizeof *buf);
+        /* the byte offset of a token is not tracked here; records say where in token terms */
+        s = distill_emit(d, pool, buf, k + take, 0);
+        lq_progress_update(bar, (int64_t)((double)len * (double)(p + take) / (double)n));
+    }
+    free(buf);
+    free(ids);
+    return s;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
+    const lq_recipe_stage *st = &rn->r->stages[i];
+    const lq_recipe_distill *ds = &st->distill;
+    const char *teacher = ds->teacher[0] ? ds->teacher : rn->model;
+    char name[32], dir[PATH_MAX];
+    snprintf(name, sizeof name, rn->n_distill ? "distill-%d" : "distill", rn->n_distill + 1);
+    rn->n_distill++;
+    LQ_TRY(tool_outdir_file(&rn->od, name, dir, sizeof dir));
+    if (!rn->json)
+        fprintf(stderr, "quant-recipe: stage %d/%d %s: teacher %s on %s -> %s/\n", i + 1, rn->r->n_stages, st->name,
+                teacher, ds->files[0], name);
+    lq_model *m = NULL;
+    lq_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    distill_run d = {.ds = ds};
+    lq_status s = lq_model_load(teacher, &m);
+    if (s == LQ_OK) s = lq_eval_load_tokenizer(m, teacher, ds->tokenizer[0] ? ds->tokenizer : rn->tokenizer, &tok);
+    if (s == LQ_OK) s = lq_text_read_file(ds->files[0], &text, &len);
+    if (s == LQ_OK && len == 0) s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage: %s is empty", ds->files[0]);
+    if (s == LQ_OK) {
+        d.vocab = m->cfg.vocab_size;
+        d.k = ds->k;
+        int max_ctx = m->cfg.max_seq_len;
+        d.ctx = ds->ctx > 0 ? ds->ctx : (ds->per_line ? max_ctx : 512);
+        if (d.ctx > max_ctx) d.ctx = max_ctx;
+        if (d.k > d.vocab)
+            s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage k %d is larger than the vocabulary (%d) at %s:%d:%d", d.k,
+                        d.vocab, rn->r->path, st->pos.line, st->pos.col);
+        for (int l = 0; s == LQ_OK && l < ds->n_feat_layers; l++)
+            if (ds->feat_layers[l] > m->cfg.n_layers)
+                s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage features: layer %d of a %d-layer teacher at %s:%d:%d",
+                            ds->feat_layers[l], m->cfg.n_layers, rn->r->path, st->pos.line, st->pos.col);
+    }
+    if (s == LQ_OK) {
+        lq_distill_meta *mt = &d.meta;
+        mt->teacher_id = lq_distill_teacher_id(m);
+        mt->tokenizer_hash = lq_tokenizer_hash(tok);
+        uint64_t h = fnv1a(0xcbf29ce484222325ull, text, len);
+        mt->run_id = fnv1a(h, ds->separator, strlen(ds->separator));
+        mt->vocab = d.vocab;
+        mt->k = d.k;
+        mt->dim = m->cfg.dim;
+        mt->n_ctx = d.ctx;
+        mt->mode = ds->per_line ? LQ_DISTILL_MODE_PER_UNIT : LQ_DISTILL_MODE_CHUNKS;
+        mt->logp_dtype = ds->logp_f16 ? LQ_DTYPE_F16 : LQ_DTYPE_F32;
+        mt->n_feat_layers = ds->n_feat_layers;
+        memcpy(mt->feat_layers, ds->feat_layers, sizeof ds->feat_layers);
+        const char *b = strrchr(teacher, '/');
+        snprintf(mt->teacher_name, sizeof mt->teacher_name, "%.63s", b && b[1] ? b + 1 : teacher);
+        size_t nl = (size_t)d.ctx * (size_t)d.vocab, nk = (size_t)d.ctx * (size_t)d.k;
+        size_t nf = (size_t)ds->n_feat_layers * (size_t)d.ctx * (size_t)m->cfg.dim;
+        d.logits = malloc(nl * sizeof *d.logits);
+        d.ids = malloc(nk * sizeof *d.ids);
+        d.logp = malloc(nk * sizeof *d.logp);
+        d.rest = malloc((size_t)d.ctx * sizeof *d.rest);
+        d.feat = nf ? malloc(nf * sizeof *d.feat) : NULL;
+        if (!d.logits || !d.ids || !d.logp || !d.rest || (nf && !d.feat))
+            s = lq_fail(LQ_ERR_NOMEM, "cannot allocate distillation buffers (ctx %d x vocab %d)", d.ctx, d.vocab);
+    }
+    if (s == LQ_OK) s = lq_session_create(m, d.ctx, rn->pool, &d.sess);
+    if (s == LQ_OK && ds->n_feat_layers) lq_session_set_layer_hook(d.sess, distill_feature_hook, &d);
+    if (s == LQ_OK) s = lq_distill_writer_open(dir, &d.meta, NULL, &d.w);
+    double t0 = lq_eval_now();
+    if (s == LQ_OK) {
+        char label[96];
+        snprintf(label, sizeof label, "stage %d/%d distill", i + 1, rn->r->n_stages);
+        lq_progress_begin(&rn->bar, label, (int64_t)len, !rn->json);
+        s = distill_records(&d, rn->pool, tok, text, len, &rn->bar);
+        lq_progress_end(&rn->bar);
+    }
+    if (s == LQ_OK) s = lq_distill_writer_finish(d.w, "done");
+    if (s == LQ_OK) {
+        json_object_set_new(rec, "dataset", json_string(name));
+        json_object_set_new(rec, "teacher", json_string(teacher));
+        json_object_set_new(rec, "file", json_string(ds->files[0]));
+        json_object_set_new(rec, "records", json_integer(d.records));
+        json_object_set_new(rec, "tokens", json_integer(d.tokens));
+        if (!rn->json)
+            fprintf(stderr, "quant-recipe:   %lld records, %lld tokens in %.2f s\n", (long long)d.records,
+                    (long long)d.tokens, lq_eval_now() - t0);
+    }
+    lq_distill_writer_free(d.w);
+    lq_session_free(d.sess);
+    free(d.logits);
+    free(d.ids);
+    free(d.logp);
+    free(d.rest);
+    free(d.feat);
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    return s;
+}
+
+/* ---- run: the final report (quant-eval --compare's columns) ---------------------------------------- */
+
+typedef struct report_row {
+    const char *name;
+    lq_model_info info;
+    double ppl, delta_ppl, delta_ppl_pct, kld_mean, same_top;
+} report_row;
+
+/* The text the report scores: --file, else the first eval_stage's first file with its settings. */
+static const lq_recipe_eval *report_source(const runner *rn, const char **file) {
+    *file = rn->report_file;
+    for (int i = 0; i < rn->r->n_stages; i++)
+        if (rn->r->stages[i].kind == LQ_STAGE_EVAL) {
+            if (!*file) *file = rn->r->stages[i].eval.files[0];
+            return &rn->r->stages[i].eval;
+        }
+    return NULL;
+}
+
+static lq_status build_report(runner *rn, const char *result_dir, json_t *out) {
+    const char *file = NULL;
+    const lq_recipe_eval *ev = report_source(rn, &file);
+    lq_model *bm = NULL, *mm = NULL;
+    lq_tokenizer *bt = NULL, *mt = NULL;
+    report_row rows[2] = {{.name = "baseline", .same_top = 1.0}, {.name = "result"}};
+    lq_status s = load_model(rn, rn->model, &bm, &bt);
+    if (s == LQ_OK) s = load_model(rn, result_dir, &mm, &mt);
+    if (s == LQ_OK) s = lq_eval_model_info(bm, &rows[0].info);
+    if (s == LQ_OK) s = lq_eval_model_info(mm, &rows[1].info);
+    lq_kld_result k = {0};
+    if (s == LQ_OK && file) {
+        char *text = NULL;
+        size_t len = 0;
+        s = lq_text_read_file(file, &text, &len);
+        lq_ppl_opts o = ev ? eval_opts(rn, ev->ctx, ev->per_line, ev->separator) : eval_opts(rn, 512, false, "");
+        if (s == LQ_OK) s = lq_eval_kl_divergence(bm, bt, mm, mt, rn->pool, text, len, &o, &k);
+        free(text);
+        rows[0].ppl = k.base.ppl;
+        rows[1].ppl = k.model.ppl;
+        rows[1].delta_ppl = k.ppl_diff;
+        rows[1].delta_ppl_pct = k.ppl_diff_pct;
+        rows[1].kld_mean = k.kld_mean;
+        rows[1].same_top = k.same_top;
+    }
+    if (s == LQ_OK) {
+        json_object_set_new(out, "file", file ? json_string(file) : json_null());
+        json_object_set_new(out, "mode", json_string(ev && ev->per_line ? "per-line" : "chunks"));
+        json_t *arr = json_array();
+        for (int i = 0; i < 2; i++) {
+            const report_row *r = &rows[i];
+            json_t *o = json_object();
+            json_object_set_new(o, "name", json_string(r->name));
+            json_object_set_new(o, "path", json_string(i ? rn->out : rn->model));
+            json_object_set_new(o, "format", json_string(r->info.format));
+            json_object_set_new(o, "disk_bytes", json_integer((json_int_t)r->info.disk_bytes));
+            json_object_set_new(o, "params", json_integer(r->info.n_params));
+            json_object_set_new(o, "bpw_linear", json_real(r->info.bpw_linear));
+            json_object_set_new(o, "bpw_overall", json_real(r->info.bpw_overall));
+            json_object_set_new(o, "ppl", file ? json_real(r->ppl) : json_null());
+            json_object_set_new(o, "delta_ppl", file ? json_real(r->delta_ppl) : json_null());
+            json_object_set_new(o, "delta_ppl_pct", file ? json_real(r->delta_ppl_pct) : json_null());
+            json_object_set_new(o, "kld_mean", file ? json_real(r->kld_mean) : json_null());
+            json_object_set_new(o, "same_top", file ? json_real(r->same_top) : json_null());
+            json_array_append_new(arr, o);
+        }
+        json_object_set_new(out, "rows", arr);
+        if (file) json_object_set_new(out, "tokens_scored", json_integer(k.n_scored));
+    }
+    lq_tokenizer_free(mt);
+    lq_model_free(mm);
+    lq_tokenizer_free(bt);
+    lq_model_free(bm);
+    return s;
+}
+
+static double jnum(const json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
+
+/* The markdown table quant-eval --compare prints (without the speed columns). */
+static void print_report(const json_t *rep) {
+    const json_t *rows = json_object_get(rep, "rows");
+    const char *file = json_string_value(json_object_get(rep, "file"));
+    if (!rows) {
+        printf("the recipe changed no weights: no comparison\n");
+        return;
+    }
+    if (file)
+        printf("file: %s (%s), baseline: %s (PPL %.4f)\n\n", file, json_string_value(json_object_get(rep, "mode")),
+               json_string_value(json_object_get(json_array_get(rows, 0), "path")),
+               jnum(json_array_get(rows, 0), "ppl"));
+    else
+        printf("no text to score (add an eval_stage or --file): size only\n\n");
+    printf("| model | format | size MiB | bpw linear | bpw all | PPL | dPPL | dPPL %% | mean KLD | same top %% |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        const json_t *r = json_array_get(rows, i);
+        printf("| %s | %s | %.2f | %.2f | %.2f |", json_string_value(json_object_get(r, "name")),
+               json_string_value(json_object_get(r, "format")), jnum(r, "disk_bytes") / (1024.0 * 1024.0),
+               jnum(r, "bpw_linear"), jnum(r, "bpw_overall"));
+        if (file)
+            printf(" %.4f | %+.4f | %+.2f | %.6f | %.2f |\n", jnum(r, "ppl"), jnum(r, "delta_ppl"),
+                   jnum(r, "delta_ppl_pct"), jnum(r, "kld_mean"), 100.0 * jnum(r, "same_top"));
+        else
+            printf(" - | - | - | - | - |\n");
+    }
+}
+
+/* ---- run: the driver ------------------------------------------------------------------------------- */
+
+/* Move every file of the last step's directory into the output's top level. */
+static lq_status adopt_step(const char *step, const char *top) {
+    DIR *d = opendir(step);
+    if (!d) return lq_fail(LQ_ERR_IO, "cannot open %s: %s", step, strerror(errno));
+    struct dirent *e;
+    lq_status s = LQ_OK;
+    while (s == LQ_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char from[PATH_MAX], to[PATH_MAX];
+        if (snprintf(from, sizeof from, "%s/%s", step, e->d_name) >= (int)sizeof from ||
+            snprintf(to, sizeof to, "%s/%s", top, e->d_name) >= (int)sizeof to)
+            s = lq_fail(LQ_ERR_INVALID_ARG, "path too long: %s/%s", top, e->d_name);
+        else if (rename(from, to) != 0) s = lq_fail(LQ_ERR_IO, "cannot move %s: %s", from, strerror(errno));
+    }
+    closedir(d);
+    return s;
+}
+
+/* Everything a run reads must exist before any work starts (a missing eval file found after an
+ * hour of quantization would waste the hour). */
+static lq_status check_run_inputs(const lq_recipe *r) {
+    for (int i = 0; i < r->n_stages; i++) {
+        const lq_recipe_stage *st = &r->stages[i];
+        char **files = st->kind == LQ_STAGE_EVAL ? st->eval.files : st->distill.files;
+        int n = st->kind == LQ_STAGE_EVAL ? st->eval.n_files : st->kind == LQ_STAGE_DISTILL ? st->distill.n_files : 0;
+        for (int f = 0; f < n; f++)
+            if (access(files[f], R_OK) != 0)
+                return lq_fail(LQ_ERR_IO, "%s (%s at %s:%d:%d): %s", files[f], st->name, r->path, st->pos.line,
+                               st->pos.col, strerror(errno));
+        if (st->kind == LQ_STAGE_DISTILL && st->distill.teacher[0] && access(st->distill.teacher, R_OK) != 0)
+            return lq_fail(LQ_ERR_IO, "teacher %s (%s at %s:%d:%d): %s", st->distill.teacher, st->name, r->path,
+                           st->pos.line, st->pos.col, strerror(errno));
+    }
+    return LQ_OK;
+}
+
+static int cmd_run(runner *rn, bool force) {
+    const lq_recipe *r = rn->r;
+    lq_status s = check_run_inputs(r);
+    if (s != LQ_OK) return tool_fail(s);
+    const char *inputs[2 * 64 + 8];
+    int ni = 0;
+    inputs[ni++] = rn->model;
+    inputs[ni++] = rn->recipe_path;
+    if (rn->tokenizer) inputs[ni++] = rn->tokenizer;
+    if (rn->report_file) inputs[ni++] = rn->report_file;
+    for (int i = 0; i < r->n_stages && ni < (int)(sizeof inputs / sizeof *inputs) - 3; i++) {
+        const lq_recipe_stage *st = &r->stages[i];
+        if (st->kind == LQ_STAGE_EVAL) inputs[ni++] = st->eval.files[0];
+        if (st->kind == LQ_STAGE_DISTILL) inputs[ni++] = st->distill.files[0];
+        if (st->kind == LQ_STAGE_DISTILL && st->distill.teacher[0]) inputs[ni++] = st->distill.teacher;
+    }
+    inputs[ni] = NULL;
+    if ((s = tool_outdir_check_inputs(rn->out, inputs)) != LQ_OK) return tool_fail(s);
+    if ((s = tool_outdir_begin(&rn->od, rn->out, force)) != LQ_OK) return tool_fail_at("cannot create output", rn->out, s);
+    double t0 = lq_eval_now();
+    snprintf(rn->cur, sizeof rn->cur, "%s", rn->model);
+    snprintf(rn->prev, sizeof rn->prev, "%s", rn->model);
+    rn->log = json_array();
+    s = tool_outdir_file(&rn->od, ".steps", rn->steps, sizeof rn->steps);
+    if (s == LQ_OK && mkdir(rn->steps, 0755) != 0)
+        s = lq_fail(LQ_ERR_IO, "cannot create %s: %s", rn->steps, strerror(errno));
+    for (int i = 0; s == LQ_OK && i < r->n_stages; i++) {
+        const lq_recipe_stage *st = &r->stages[i];
+        json_t *rec = json_object();
+        json_object_set_new(rec, "stage", json_string(st->name));
+        json_object_set_new(rec, "kind", json_string(st->kind == LQ_STAGE_EVAL      ? "eval"
+                                                     : st->kind == LQ_STAGE_DISTILL ? "distill"
+                                                                                    : "modifiers"));
+        json_array_append_new(rn->log, rec);
+        double ts = lq_eval_now();
+        switch (st->kind) {
+        case LQ_STAGE_MODIFIERS: s = run_modifier_stage(rn, i, rec); break;
+        case LQ_STAGE_EVAL: s = run_eval_stage(rn, i, rec); break;
+        case LQ_STAGE_DISTILL: s = run_distill_stage(rn, i, rec); break;
+        }
+        json_object_set_new(rec, "seconds", json_real(lq_eval_now() - ts));
+    }
+    if (s == LQ_OK && rn->changed) s = adopt_step(rn->cur, rn->od.tmp);
+    if (s == LQ_OK && tool_rm_tree(rn->steps) != 0) s = lq_fail(LQ_ERR_IO, "cannot remove %s", rn->steps);
+    json_t *report = json_object();
+    double tr = lq_eval_now();
+    if (s == LQ_OK && rn->changed) {
+        if (!rn->json) fprintf(stderr, "quant-recipe: report: baseline vs result\n");
+        s = build_report(rn, rn->od.tmp, report);
+    }
+    json_object_set_new(report, "seconds", json_real(lq_eval_now() - tr));
+    char path[PATH_MAX];
+    if (s == LQ_OK && (s = tool_outdir_file(&rn->od, "recipe.yaml", path, sizeof path)) == LQ_OK)
+        s = copy_file(rn->recipe_path, path);
+    json_t *meta = json_object();
+    json_object_set_new(meta, "tool", json_string("quant-recipe"));
+    json_object_set_new(meta, "version", json_string(LQ_VERSION_STRING));
+    json_object_set_new(meta, "recipe", json_string("recipe.yaml"));
+    json_object_set_new(meta, "recipe_source", json_string(rn->recipe_path));
+    json_object_set_new(meta, "model", json_string(rn->model));
+    json_object_set_new(meta, "out", json_string(rn->out));
+    json_object_set_new(meta, "threads", json_integer(lq_pool_size(rn->pool)));
+    json_object_set_new(meta, "stages", rn->log);
+    json_object_set_new(meta, "report", report);
+    json_object_set_new(meta, "seconds", json_real(lq_eval_now() - t0));
+    char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s == LQ_OK && !text) s = lq_fail(LQ_ERR_NOMEM, "cannot render quant-recipe.json");
+    if (s == LQ_OK && (s = tool_outdir_file(&rn->od, "quant-recipe.json", path, sizeof path)) == LQ_OK) {
+        size_t n = strlen(text);
+        char *withnl = malloc(n + 2);
+        if (!withnl) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(withnl, text, n);
+            memcpy(withnl + n, "\n", 2);
+            s = tool_write_text(path, withnl);
+            free(withnl);
+        }
+    }
+    if (s == LQ_OK) s = tool_outdir_commit(&rn->od);
+    int rc = 0;
+    if (s != LQ_OK) {
+        tool_outdir_abort(&rn->od);
+        /* a failed gate is a verdict on the result, not an error of the inputs: exit 1 */
+        rc = rn->gate_failed ? tool_error(1, "%s", lq_last_error()) : tool_fail(s);
+    } else {
+        if (rn->json) printf("%s\n", text);
+        else {
+            print_report(report);
+            fprintf(stderr, "quant-recipe: wrote %s in %.2f s\n", rn->out, lq_eval_now() - t0);
+        }
+        rc = tool_finish_stdout();
+    }
+    free(text);
+    json_decref(meta);
+    return rc;
 }
 
 int main(int argc, char **argv) {
     tool_init("quant-recipe", usage);
-    const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL;
+    const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL, *file = NULL, *tokenizer = NULL;
     bool json = false, force = false;
     int threads = 0;
     tool_args a = tool_args_begin(argc, argv);
@@ -258,6 +860,8 @@ int main(int argc, char **argv) {
         else if (tool_args_flag(&a, "--force")) force = true;
         else if (tool_args_value(&a, "--model")) model = a.value;
         else if (tool_args_value(&a, "--out")) out = a.value;
+        else if (tool_args_value(&a, "--file")) file = a.value;
+        else if (tool_args_value(&a, "--tokenizer")) tokenizer = a.value;
         else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
         } else if (tool_args_positional(&a) && !cmd) cmd = a.arg;
@@ -269,6 +873,7 @@ int main(int argc, char **argv) {
     if (!run && strcmp(cmd, "check") != 0) return tool_bad_args("unknown command '%s' (check or run)", cmd);
     if (!recipe_path) return tool_bad_args("missing RECIPE");
     if (run && (!model || !out)) return tool_bad_args("run needs --model and --out");
+    if (!run && (file || out)) return tool_bad_args("--file and --out go with run");
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
@@ -307,7 +912,11 @@ int main(int argc, char **argv) {
     } else if (rc == 0 && run) {
         lq_checkpoint_close(ck); /* the stages open the model themselves */
         ck = NULL;
-        rc = cmd_run(&r, recipe_path, model, out, force, threads);
+        runner rn = {.r = &r, .recipe_path = recipe_path, .model = model, .tokenizer = tokenizer, .out = out,
+                     .report_file = file, .json = json, .pool = lq_pool_create(threads)};
+        if (!rn.pool) rc = tool_error(1, "cannot start %d threads", threads);
+        else rc = cmd_run(&rn, force);
+        lq_pool_free(rn.pool);
     }
     lq_plan_free(&plan);
     lq_checkpoint_close(ck);

@@ -3,8 +3,8 @@
 
 #include "libquant/lq_recipe.h"
 
-/* What this build can run: a modifier becomes available when the library API that implements it
- * lands (LQ_RECIPE_HAVE_PTQ in lq_recipe.h); until then `check` says so instead of pretending. */
+/* What this build can run: a modifier is available once the library API that implements it has
+ * landed and recipe_run.c dispatches to it; until then `check` says so instead of pretending. */
 
 static const char *const g_mod_names[LQ_MOD_COUNT] = {
     [LQ_MOD_QUANTIZATION] = "QuantizationModifier",
@@ -24,7 +24,7 @@ const char *lq_modifier_name(lq_modifier_kind k) {
 
 bool lq_modifier_available(lq_modifier_kind k) {
     switch (k) {
-    case LQ_MOD_QUANTIZATION: return LQ_RECIPE_HAVE_PTQ;
+    case LQ_MOD_QUANTIZATION: return true; /* lq_ptq_quantize */
     default: return false; /* quant-prune, GPTQ, AWQ, SmoothQuant, SparseGPT, Wanda: not yet */
     }
 }
@@ -41,9 +41,7 @@ const char *lq_recipe_scheme_name(lq_recipe_scheme s) {
 lq_status lq_recipe_check_available(const lq_recipe *r) {
     for (int i = 0; i < r->n_stages; i++) {
         const lq_recipe_stage *st = &r->stages[i];
-        if (st->kind != LQ_STAGE_MODIFIERS)
-            return lq_fail(LQ_ERR_UNSUPPORTED, "stage '%s' is not available in this build (at %s:%d:%d)",
-                           st->name, r->path, st->pos.line, st->pos.col);
+        /* eval_stage and distill_stage run in quant-recipe itself (lq_eval, lq_distill) */
         for (int j = 0; j < st->n_mods; j++) {
             const lq_recipe_modifier *m = &st->mods[j];
             if (!lq_modifier_available(m->kind))

@@ -463,9 +463,9 @@ static lq_status parse_modifier(const pctx *c, const entry *me, lq_recipe_modifi
                 lq_recipe_pos p = ry_pos(v);
                 s = lq_fail(LQ_ERR_FORMAT, "%s must be 'ffn' or 'heads' at %s:%d:%d", what, c->path, p.line, p.col);
             } else if (!strcmp(st, "ffn")) {
-                m->structure = LQ_PRUNE_FFN;
+                m->structure = LQ_STRUCTURE_FFN;
             } else if (!strcmp(st, "heads")) {
-                m->structure = LQ_PRUNE_HEADS;
+                m->structure = LQ_STRUCTURE_HEADS;
             } else {
                 static const char *const structs[] = {"ffn", "heads"};
                 s = fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(st, structs, 2), "%s must be 'ffn' or 'heads', got '%s'",
@@ -590,8 +590,12 @@ static lq_status parse_mod_stage(const pctx *c, const entry *se, lq_recipe_stage
     return s;
 }
 
-static const char *const g_eval_keys[] = {"files", "ctx", "per_line", "separator", "max_ppl_increase", "max_kld"};
-static const char *const g_distill_keys[] = {"files", "teacher", "ctx", "top_k", "steps", "lr", "temperature"};
+static const char *const g_eval_keys[] = {"files", "ctx", "per_line", "separator", "baseline",
+                                          "max_ppl_increase", "max_mean_kld", "max_kld", "min_top1_agreement"};
+#define N_EVAL_KEYS ((int)(sizeof g_eval_keys / sizeof *g_eval_keys))
+static const char *const g_distill_keys[] = {"file", "model", "tokenizer", "ctx", "k", "per_line",
+                                             "separator", "features", "logp_dtype"};
+#define N_DISTILL_KEYS ((int)(sizeof g_distill_keys / sizeof *g_distill_keys))
 
 static lq_status parse_eval_stage(const pctx *c, const entry *se, lq_recipe_eval *ev) {
     entry *e;
@@ -600,8 +604,9 @@ static lq_status parse_eval_stage(const pctx *c, const entry *se, lq_recipe_eval
     ev->ctx = 512;
     ev->max_ppl_increase = -1;
     ev->max_kld = -1;
+    ev->min_top1 = -1;
     lq_status s = LQ_OK;
-    bool files = false;
+    bool files = false, kld_seen = false;
     for (int i = 0; s == LQ_OK && i < n; i++) {
         const char *k = e[i].name;
         yaml_node_t *v = e[i].val;
@@ -614,12 +619,31 @@ static lq_status parse_eval_stage(const pctx *c, const entry *se, lq_recipe_eval
         } else if (!strcmp(k, "ctx")) s = get_int(c, v, what, 2, 1 << 20, &ev->ctx);
         else if (!strcmp(k, "per_line")) s = get_bool(c, v, what, &ev->per_line);
         else if (!strcmp(k, "separator")) s = get_str(c, v, what, ev->separator, sizeof ev->separator);
-        else if (!strcmp(k, "max_ppl_increase")) s = get_number(c, v, what, true, 0, 1e6, false, &ev->max_ppl_increase);
-        else if (!strcmp(k, "max_kld")) s = get_number(c, v, what, false, 0, 1e6, false, &ev->max_kld);
+        else if (!strcmp(k, "baseline")) {
+            const char *b = ry_scalar(v);
+            if (b && !strcmp(b, "original")) ev->baseline = LQ_EVAL_BASE_ORIGINAL;
+            else if (b && !strcmp(b, "previous")) ev->baseline = LQ_EVAL_BASE_PREVIOUS;
+            else {
+                static const char *const names[] = {"original", "previous"};
+                char sb[80];
+                s = fail_at(c, LQ_ERR_FORMAT, v, b ? lq_suggest(b, names, 2) : NULL,
+                            "%s must be original or previous, got %s", what, shown(v, sb, sizeof sb));
+            }
+        } else if (!strcmp(k, "max_ppl_increase")) {
+            /* "2%" is relative to the baseline's PPL; a plain number is PPL points */
+            const char *t = ry_scalar(v);
+            ev->ppl_increase_relative = t && *t && t[strlen(t) - 1] == '%';
+            s = get_number(c, v, what, true, 0, 1e6, false, &ev->max_ppl_increase);
+        } else if (!strcmp(k, "max_mean_kld") || !strcmp(k, "max_kld")) {
+            if (kld_seen)
+                s = fail_at(c, LQ_ERR_FORMAT, e[i].key, NULL, "max_kld and max_mean_kld are the same gate: give one");
+            else s = get_number(c, v, what, false, 0, 1e6, false, &ev->max_kld);
+            kld_seen = true;
+        } else if (!strcmp(k, "min_top1_agreement")) s = get_number(c, v, what, true, 0, 1, false, &ev->min_top1);
         else {
             char b[80];
-            s = fail_at(c, LQ_ERR_FORMAT, e[i].key, lq_suggest(k, g_eval_keys, 6), "unknown key %s in eval_stage",
-                        shown(e[i].key, b, sizeof b));
+            s = fail_at(c, LQ_ERR_FORMAT, e[i].key, lq_suggest(k, g_eval_keys, N_EVAL_KEYS),
+                        "unknown key %s in eval_stage", shown(e[i].key, b, sizeof b));
         }
     }
     if (s == LQ_OK && !files) s = fail_at(c, LQ_ERR_FORMAT, se->key, NULL, "eval_stage needs 'files'");
@@ -629,39 +653,89 @@ static lq_status parse_eval_stage(const pctx *c, const entry *se, lq_recipe_eval
     return s;
 }
 
+/* "features: [0, 5]" or "features: 0,5" (the quant-distill spelling); layer numbers are checked
+ * against the teacher when the stage runs. */
+static lq_status get_layers(const pctx *c, yaml_node_t *v, const char *what, lq_recipe_distill *ds) {
+    char **l;
+    int n;
+    LQ_TRY(get_list(c, v, what, false, &l, &n));
+    lq_status s = LQ_OK;
+    for (int i = 0; s == LQ_OK && i < n; i++) {
+        for (char *p = l[i]; s == LQ_OK && *p;) {
+            char *end;
+            errno = 0;
+            long x = strtol(p, &end, 10);
+            if (end == p || errno || x < 0 || x > 4096 || (*end && *end != ','))
+                s = fail_at(c, LQ_ERR_FORMAT, v, NULL, "%s must be layer numbers (0, 1, ...), got '%s'", what, l[i]);
+            else if (ds->n_feat_layers == (int)(sizeof ds->feat_layers / sizeof *ds->feat_layers))
+                s = fail_at(c, LQ_ERR_INVALID_ARG, v, NULL, "%s: at most %d layers", what,
+                            (int)(sizeof ds->feat_layers / sizeof *ds->feat_layers));
+            else ds->feat_layers[ds->n_feat_layers++] = (int32_t)x;
+            p = *end ? end + 1 : end;
+        }
+    }
+    free_list(l, n);
+    return s;
+}
+
+/* Keys an earlier draft guessed: quant-distill records soft labels, nothing here trains. */
+static const char *const g_training_keys[] = {"steps", "lr", "temperature", "epochs", "learning_rate"};
+
 static lq_status parse_distill_stage(const pctx *c, const entry *se, lq_recipe_distill *ds) {
     entry *e;
     int n;
     LQ_TRY(map_entries(c, se->val, "distill_stage", &e, &n));
-    ds->ctx = 512;
-    ds->top_k = 32;
-    ds->steps = 100;
-    ds->lr = 1e-4;
-    ds->temperature = 1.0;
+    ds->k = 32; /* LQ_DISTILL_DEFAULT_K */
     lq_status s = LQ_OK;
-    bool files = false;
+    bool file = false;
     for (int i = 0; s == LQ_OK && i < n; i++) {
         const char *k = e[i].name;
         yaml_node_t *v = e[i].val;
         char what[96];
         snprintf(what, sizeof what, "distill_stage '%s'", k);
-        if (!strcmp(k, "files")) {
-            files = true;
-            if ((s = get_list(c, v, what, false, &ds->files, &ds->n_files)) == LQ_OK && ds->n_files == 0)
-                s = fail_at(c, LQ_ERR_INVALID_ARG, v, NULL, "%s is empty", what);
-        } else if (!strcmp(k, "teacher")) s = get_str(c, v, what, ds->teacher, sizeof ds->teacher);
+        bool training = false;
+        for (size_t t = 0; t < sizeof g_training_keys / sizeof *g_training_keys; t++)
+            training |= !strcmp(k, g_training_keys[t]);
+        if (!strcmp(k, "file")) {
+            file = true;
+            char **l = NULL;
+            if ((s = want_scalar(c, v, what, "a path")) == LQ_OK && !(l = calloc(2, sizeof *l)))
+                s = lq_fail(LQ_ERR_NOMEM, "out of memory reading %s", c->path);
+            if (s == LQ_OK && !(l[0] = strdup(ry_scalar(v)))) {
+                free(l);
+                s = lq_fail(LQ_ERR_NOMEM, "out of memory reading %s", c->path);
+            }
+            if (s == LQ_OK) {
+                ds->files = l;
+                ds->n_files = 1;
+            }
+        } else if (!strcmp(k, "model")) s = get_str(c, v, what, ds->teacher, sizeof ds->teacher);
+        else if (!strcmp(k, "tokenizer")) s = get_str(c, v, what, ds->tokenizer, sizeof ds->tokenizer);
         else if (!strcmp(k, "ctx")) s = get_int(c, v, what, 2, 1 << 20, &ds->ctx);
-        else if (!strcmp(k, "top_k")) s = get_int(c, v, what, 1, 1 << 20, &ds->top_k);
-        else if (!strcmp(k, "steps")) s = get_int(c, v, what, 1, 1 << 30, &ds->steps);
-        else if (!strcmp(k, "lr")) s = get_number(c, v, what, false, 0, 1, true, &ds->lr);
-        else if (!strcmp(k, "temperature")) s = get_number(c, v, what, false, 0, 100, true, &ds->temperature);
-        else {
+        else if (!strcmp(k, "k")) s = get_int(c, v, what, 1, 1 << 20, &ds->k);
+        else if (!strcmp(k, "per_line")) s = get_bool(c, v, what, &ds->per_line);
+        else if (!strcmp(k, "separator")) s = get_str(c, v, what, ds->separator, sizeof ds->separator);
+        else if (!strcmp(k, "features")) s = get_layers(c, v, what, ds);
+        else if (!strcmp(k, "logp_dtype")) {
+            const char *t = ry_scalar(v);
+            if (t && !strcmp(t, "f16")) ds->logp_f16 = true;
+            else if (!t || strcmp(t, "f32") != 0) {
+                char b[80];
+                s = fail_at(c, LQ_ERR_FORMAT, v, NULL, "%s must be f32 or f16, got %s", what, shown(v, b, sizeof b));
+            }
+        } else if (training) {
+            s = fail_at(c, LQ_ERR_UNSUPPORTED, e[i].key, NULL,
+                        "distill_stage '%s': this build records the teacher's soft labels (quant-distill) "
+                        "and does not train a student", k);
+        } else {
             char b[80];
-            s = fail_at(c, LQ_ERR_FORMAT, e[i].key, lq_suggest(k, g_distill_keys, 7), "unknown key %s in distill_stage",
-                        shown(e[i].key, b, sizeof b));
+            s = fail_at(c, LQ_ERR_FORMAT, e[i].key, lq_suggest(k, g_distill_keys, N_DISTILL_KEYS),
+                        "unknown key %s in distill_stage", shown(e[i].key, b, sizeof b));
         }
     }
-    if (s == LQ_OK && !files) s = fail_at(c, LQ_ERR_FORMAT, se->key, NULL, "distill_stage needs 'files'");
+    if (s == LQ_OK && !file) s = fail_at(c, LQ_ERR_FORMAT, se->key, NULL, "distill_stage needs 'file'");
+    if (s == LQ_OK && ds->separator[0] && !ds->per_line)
+        s = fail_at(c, LQ_ERR_INVALID_ARG, se->key, NULL, "distill_stage: 'separator' needs 'per_line: true'");
     free(e);
     return s;
 }

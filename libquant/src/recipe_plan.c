@@ -50,7 +50,7 @@ static bool touches(const lq_recipe_modifier *m, lq_target **tg, lq_target **ig,
         if (lq_target_match(ig[i], module, cls)) return false;
     switch (m->kind) {
     case LQ_MOD_STRUCTURED_PRUNING:
-        return last_is(module, m->structure == LQ_PRUNE_FFN ? g_ffn : g_attn);
+        return last_is(module, m->structure == LQ_STRUCTURE_FFN ? g_ffn : g_attn);
     case LQ_MOD_SMOOTHQUANT: return last_is(module, g_smoothed);
     default:
         for (int i = 0; i < m->n_targets; i++)

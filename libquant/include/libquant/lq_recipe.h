@@ -27,16 +27,11 @@
 #include <stdint.h>
 
 #include "lq_checkpoint.h"
+#include "lq_pool.h"
 #include "lq_status.h"
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-/* Whether this build runs QuantizationModifier through lq_ptq_quantize (lq_ptq.h). Set to 1 when
- * that API lands; until then check reports the modifier as not available instead of faking it. */
-#ifndef LQ_RECIPE_HAVE_PTQ
-#define LQ_RECIPE_HAVE_PTQ 0
 #endif
 
 /* ---- modifiers -------------------------------------------------------------------------------- */
@@ -78,9 +73,10 @@ typedef enum lq_mask_structure {
     LQ_MASK_NM = 1,            /* N zeros in every M consecutive weights of a row ("2:4") */
 } lq_mask_structure;
 
+/* Named apart from lq_prune.h's lq_prune_method (LQ_PRUNE_FFN ...) so both headers mix. */
 typedef enum lq_prune_structure {
-    LQ_PRUNE_FFN = 0,          /* whole FFN channels (rows of gate/up, columns of down) */
-    LQ_PRUNE_HEADS = 1,        /* whole attention heads (q/k/v rows, o columns) */
+    LQ_STRUCTURE_FFN = 0,      /* whole FFN channels (rows of gate/up, columns of down) */
+    LQ_STRUCTURE_HEADS = 1,    /* whole attention heads (q/k/v rows, o columns) */
 } lq_prune_structure;
 
 /* Position of a node in the recipe file, 1-based. */
@@ -121,25 +117,43 @@ typedef enum lq_stage_kind {
     LQ_STAGE_DISTILL = 2,      /* distill_stage */
 } lq_stage_kind;
 
+/* What an eval_stage compares the current model with. */
+typedef enum lq_eval_baseline {
+    LQ_EVAL_BASE_ORIGINAL = 0, /* the recipe's input model (default) */
+    LQ_EVAL_BASE_PREVIOUS = 1, /* the model before the last stage that changed it */
+} lq_eval_baseline;
+
 typedef struct lq_recipe_eval {
     char **files;              /* text files, relative to the working directory */
     int n_files;
     int32_t ctx;               /* tokens per chunk; default 512 */
     bool per_line;             /* score each line (or separator unit) on its own */
     char separator[64];        /* unit separator with per_line ("" = newline) */
-    double max_ppl_increase;   /* fail if PPL(result) > PPL(base) * (1 + this); < 0 = no gate */
-    double max_kld;            /* fail if mean KL(base || result) in nats exceeds it; < 0 = none */
+    lq_eval_baseline baseline;
+    /* Gates, each checked on every file; a failed gate fails the run and nothing is written.
+     * max_ppl_increase: "2%" is relative (PPL(result) > PPL(base) * 1.02 fails), a plain
+     * number is absolute (PPL(result) - PPL(base) > x fails). < 0 = no gate. */
+    double max_ppl_increase;
+    bool ppl_increase_relative;
+    double max_kld;            /* mean KL(base || result) in nats ("max_mean_kld"); < 0 = none */
+    double min_top1;           /* share of tokens whose argmax agrees, [0, 1]; < 0 = none */
 } lq_recipe_eval;
 
+/* The quant-distill options (tools/quant-distill.c flags with '-' spelled '_'): the teacher's
+ * top-k soft labels over `file`, written to <out>/distill (docs/DISTILL_FORMAT.md). The model
+ * itself passes through unchanged: this build records distillation data, it does not train. */
 typedef struct lq_recipe_distill {
-    char **files;              /* training text */
+    char **files;              /* exactly one corpus file ("file") */
     int n_files;
-    char teacher[512];         /* teacher model; "" = the recipe's input model */
-    int32_t ctx;               /* default 512 */
-    int32_t top_k;             /* soft labels kept per position; default 32 */
-    int32_t steps;             /* optimizer steps; default 100 */
-    double lr;                 /* learning rate; default 1e-4 */
-    double temperature;        /* distillation temperature; default 1 */
+    char teacher[512];         /* teacher model ("model"); "" = the recipe's input model */
+    char tokenizer[512];       /* "" = the teacher directory's tokenizer.json */
+    int32_t ctx;               /* 0 = quant-distill's default (512; per_line: model context) */
+    int32_t k;                 /* soft labels kept per position; default 32 */
+    bool per_line;
+    char separator[64];        /* with per_line; "" = newline */
+    int32_t feat_layers[16];   /* "features": residual stream after these layers */
+    int n_feat_layers;
+    bool logp_f16;             /* "logp_dtype: f16" */
 } lq_recipe_distill;
 
 typedef struct lq_recipe_stage {
@@ -205,6 +219,33 @@ void lq_plan_free(lq_plan *p);
  * plus scales in `scale_bytes`-byte floats (the model dtype) plus packed zero points. */
 uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t rows, int64_t cols,
                                 int scale_bytes);
+
+/* ---- running one modifier ------------------------------------------------------------------- */
+
+typedef void (*lq_recipe_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
+
+typedef struct lq_recipe_step_opts {
+    lq_pool *pool;             /* borrowed; NULL = one thread */
+    lq_recipe_progress_fn progress;
+    void *user;
+} lq_recipe_step_opts;
+
+typedef struct lq_recipe_step_result {
+    int64_t n_tensors;         /* tensors the modifier changed */
+    int64_t params;            /* their elements */
+    uint64_t bytes_in, bytes_out; /* every tensor's payload, input and output */
+    double seconds;
+} lq_recipe_step_result;
+
+/* Apply modifier `m` of recipe `r` to the checkpoint in_path, writing config.json and
+ * model.safetensors into the existing directory out_dir (tokenizer files are the caller's).
+ * The modifier's targets and ignores are resolved against in_path itself (lq_recipe_plan on a
+ * one-modifier recipe), so a stage sees the shapes the previous one produced. Each modifier is
+ * dispatched to its library API (QuantizationModifier: lq_ptq_quantize with exactly the planned
+ * modules); LQ_ERR_UNSUPPORTED for one this build lacks. `res` may be NULL. */
+lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier *m, const char *in_path,
+                                   const char *out_dir, const lq_recipe_step_opts *opts,
+                                   lq_recipe_step_result *res);
 
 /* ---- spelling help ------------------------------------------------------------------------------ */
 

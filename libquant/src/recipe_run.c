@@ -1,0 +1,111 @@
+/* recipe_run.c - one recipe modifier applied to one checkpoint (lq_recipe_apply_modifier).
+ *
+ * The recipe's targets/ignore language (lq_targets.h: classes, regexes, __ALL__) is richer than
+ * what each library driver takes, so the modifier is first resolved against the checkpoint it
+ * will read (lq_recipe_plan on a recipe holding just this modifier) and the driver is then told
+ * the exact module names. That keeps one matcher as the truth for both `check` and `run`.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "libquant/lq_ptq.h"
+#include "libquant/lq_recipe.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The plan of `m` alone against the checkpoint at `path`. */
+static lq_status plan_one(const lq_recipe *r, const lq_recipe_modifier *m, const char *path, lq_checkpoint **ck,
+                          lq_plan *plan) {
+    lq_recipe_stage st = {.kind = LQ_STAGE_MODIFIERS, .mods = (lq_recipe_modifier *)m, .n_mods = 1};
+    snprintf(st.name, sizeof st.name, "step");
+    lq_recipe one = {.stages = &st, .n_stages = 1};
+    snprintf(one.path, sizeof one.path, "%s", r->path);
+    LQ_TRY(lq_checkpoint_open(path, ck));
+    lq_status s = lq_recipe_plan(&one, *ck, plan);
+    if (s != LQ_OK) {
+        lq_checkpoint_close(*ck);
+        *ck = NULL;
+    }
+    return s;
+}
+
+static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const char *in_path,
+                                    const char *out_dir, const lq_recipe_step_opts *o, lq_recipe_step_result *res) {
+    static const lq_ptq_scheme map[LQ_SCHEME_COUNT] = {
+        [LQ_SCHEME_W8A16] = LQ_PTQ_W8A16, [LQ_SCHEME_W4A16] = LQ_PTQ_W4A16,
+        [LQ_SCHEME_W4A16_ASYM] = LQ_PTQ_W4A16, [LQ_SCHEME_W8A8] = LQ_PTQ_W8A8,
+        [LQ_SCHEME_FP8] = LQ_PTQ_FP8,
+    };
+    if ((int)m->scheme <= LQ_SCHEME_NONE || m->scheme >= LQ_SCHEME_COUNT)
+        return lq_fail(LQ_ERR_INVALID_ARG, "QuantizationModifier without a scheme");
+    /* Nothing by default; one exact-name override per planned module (module = tensor name
+     * without ".weight"): the recipe's matcher decided, the driver only executes. */
+    lq_ptq_rule *rules = calloc((size_t)pm->n_tensors + 1, sizeof *rules);
+    char **names = calloc((size_t)pm->n_tensors + 1, sizeof *names);
+    lq_status s = rules && names ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+    for (int64_t i = 0; s == LQ_OK && i < pm->n_tensors; i++) {
+        const char *t = pm->tensors[i].name;
+        size_t n = strlen(t);
+        if (n > 7 && !strcmp(t + n - 7, ".weight")) n -= 7;
+        if (!(names[i] = strndup(t, n))) s = lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+        else rules[i] = (lq_ptq_rule){.pattern = names[i], .scheme = map[m->scheme]};
+    }
+    lq_ptq_summary sum = {0};
+    if (s == LQ_OK) {
+        lq_ptq_opts po = {
+            .scheme = LQ_PTQ_NONE,
+            .group_size = m->group_size > 0 ? m->group_size : 0,
+            .asym = m->scheme == LQ_SCHEME_W4A16_ASYM,
+            .clip_search = m->clip_search,
+            .overrides = rules,
+            .n_overrides = (int)pm->n_tensors,
+            .pool = o ? o->pool : NULL,
+            .progress = o ? o->progress : NULL,
+            .user = o ? o->user : NULL,
+        };
+        s = lq_ptq_quantize(in_path, out_dir, &po, &sum);
+    }
+    if (s == LQ_OK && res) {
+        res->n_tensors = sum.n_quantized;
+        res->params = sum.params_quantized;
+        res->bytes_in = sum.bytes_in;
+        res->bytes_out = sum.bytes_out;
+    }
+    lq_ptq_summary_free(&sum);
+    for (int64_t i = 0; names && i < pm->n_tensors; i++) free(names[i]);
+    free(names);
+    free(rules);
+    return s;
+}
+
+lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier *m, const char *in_path,
+                                   const char *out_dir, const lq_recipe_step_opts *opts,
+                                   lq_recipe_step_result *res) {
+    double t0 = now_s();
+    if (res) memset(res, 0, sizeof *res);
+    if (!lq_modifier_available(m->kind))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "modifier %s is not available in this build (at %s:%d:%d)",
+                       lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
+    lq_checkpoint *ck = NULL;
+    lq_plan plan = {0};
+    LQ_TRY(plan_one(r, m, in_path, &ck, &plan));
+    /* The drivers open the input themselves; the plan keeps borrowed names, so close after. */
+    lq_status s;
+    switch (m->kind) {
+    case LQ_MOD_QUANTIZATION: s = apply_quantization(m, &plan.mods[0], in_path, out_dir, opts, res); break;
+    default:
+        s = lq_fail(LQ_ERR_UNSUPPORTED, "modifier %s is not available in this build (at %s:%d:%d)",
+                    lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
+        break;
+    }
+    lq_plan_free(&plan);
+    lq_checkpoint_close(ck);
+    if (res) res->seconds = now_s() - t0;
+    return s;
+}

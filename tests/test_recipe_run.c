@@ -1,0 +1,422 @@
+/* test_recipe_run.c - quant-recipe run end to end on stories260K: every example recipe in
+ * recipes/, eval_stage gates, distill_stage, the atomic output and its recipe.yaml + JSON.
+ *
+ * References: the fp32 perplexity 3.548202 of stories260K on tinystories_sample.txt (per unit
+ * split on <|endoftext|>, shared/models/SOURCES.md, llama2.c forward pass), and the issue's
+ * bounds for the schemes (W8A16 within 0.5% of it, FP8 and W8A8 within 2%, as test_ptq).
+ * The distill_stage records are checked against quant-distill's (another implementation of
+ * the same record layout) and the teacher identity against the input model.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "libquant.h"
+#include "libquant/lq_distill.h"
+#include "libquant/lq_ptq.h"
+#include "lq_eval.h"
+#include "lq_test_util.h"
+
+#define REF_PPL 3.548202
+
+static char g_root[256], g_fp32[512], g_text[512];
+
+static void setup(void) {
+    char tmpl[] = "/tmp/lq_test_recipe_run_XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    snprintf(g_root, sizeof g_root, "%s", tmpl);
+    snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
+    lq_test_shared("data/tinystories_sample.txt", g_text, sizeof g_text);
+    char bin[1024], tok[1024], tool[1024], cmd[4096];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
+    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
+             lq_test_tool("quant-convert", tool, sizeof tool), bin, tok, g_fp32);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(recipe_run, .init = setup, .fini = teardown);
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Any "<out>.tmp.*" left next to out. */
+static bool leftovers(const char *out) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out);
+    return system(cmd) == 0;
+}
+
+/* quant-recipe with `args` (run from g_root); exit code, stderr into err, stdout kept in
+ * g_root/stdout.txt. */
+static int recipe(const char *args, char *err, size_t cap) {
+    char tool[1024], cmd[4096], errf[600];
+    snprintf(errf, sizeof errf, "%s/stderr.txt", g_root);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s/stdout.txt' 2>'%s'", g_root,
+             lq_test_tool("quant-recipe", tool, sizeof tool), args, g_root, errf);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc), "%s", cmd);
+    char *e = lq_test_read_file(errf, NULL);
+    snprintf(err, cap, "%s", e ? e : "");
+    free(e);
+    return WEXITSTATUS(rc);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A recipe file in g_root from text; returns its path. */
+static const char *recipe_file(const char *name, const char *text) {
+    static char path[700];
+    snprintf(path, sizeof path, "%s/%s", g_root, name);
+    write_file(path, text);
+    return path;
+}
+
+/* Perplexity of a result on the reference protocol (1804 tokens scored). */
+static double ppl_of(const char *dir) {
+    lq_model *m;
+    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, dir, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(lq_text_read_file(g_text, &text, &len), LQ_OK);
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
+    lq_ppl_result r;
+    lq_status s = lq_eval_perplexity(m, tok, NULL, text, len, &o, &r);
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    cr_assert_eq(s, LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.n_scored, 1804);
+    return r.ppl;
+}
+
+static json_t *load_json(const char *path) {
+    json_error_t e;
+    json_t *j = json_load_file(path, 0, &e);
+    cr_assert_not_null(j, "%s: %s", path, e.text);
+    return j;
+}
+
+/* The output of a successful run: the model, its tokenizer, the recipe byte for byte, and
+ * quant-recipe.json naming this tool version with a timing per stage. */
+static json_t *check_output(const char *out, const char *recipe_path, int n_stages) {
+    char p[1200];
+    const char *need[] = {"config.json", "model.safetensors", "tokenizer.json", "recipe.yaml", "quant-recipe.json"};
+    for (size_t i = 0; i < sizeof need / sizeof *need; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, need[i]);
+        cr_expect(exists(p), "%s missing", p);
+    }
+    snprintf(p, sizeof p, "%s/.steps", out);
+    cr_expect(!exists(p), "intermediate steps left in the output");
+    cr_expect(!leftovers(out), "temp dir left next to %s", out);
+    snprintf(p, sizeof p, "%s/recipe.yaml", out);
+    char *a = lq_test_read_file(p, NULL), *b = lq_test_read_file(recipe_path, NULL);
+    cr_assert(a && b);
+    cr_expect_str_eq(a, b, "recipe.yaml is not the recipe");
+    free(a);
+    free(b);
+    snprintf(p, sizeof p, "%s/quant-recipe.json", out);
+    json_t *j = load_json(p);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "tool")), "quant-recipe");
+    cr_expect_str_eq(json_string_value(json_object_get(j, "version")), LQ_VERSION_STRING);
+    json_t *st = json_object_get(j, "stages");
+    cr_expect_eq(json_array_size(st), (size_t)n_stages);
+    for (size_t i = 0; i < json_array_size(st); i++)
+        cr_expect(json_is_real(json_object_get(json_array_get(st, i), "seconds")), "stage %zu has no timing", i);
+    cr_expect(json_is_real(json_object_get(j, "seconds")));
+    return j;
+}
+
+static lq_ct_config ct_config(const char *out) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/config.json", out);
+    char *cj = lq_test_read_file(p, NULL);
+    cr_assert_not_null(cj);
+    lq_ct_config ct;
+    cr_assert_eq(lq_ct_config_parse(cj, p, &ct), LQ_OK, "%s", lq_last_error());
+    free(cj);
+    return ct;
+}
+
+/* ---- every example recipe --------------------------------------------------------------------- */
+
+typedef enum expect_kind { RUNS, UNAVAILABLE, REFUSED_GROUP } expect_kind;
+
+typedef struct example {
+    const char *file;
+    expect_kind kind;
+    lq_ptq_scheme scheme;   /* RUNS: the scheme in the result's quantization_config */
+    double ppl_rel;         /* RUNS: |PPL / 3.548202 - 1| bound */
+} example;
+
+/* Every file in recipes/ must be listed: a new example without an expectation fails. Pruning
+ * recipes stay UNAVAILABLE until quant-prune is wired (then they move to RUNS). stories260K's
+ * layers are 64 and 172 columns wide: group 128 divides neither, and compressed-tensors has no
+ * partial groups, so the g128 examples are refused on it by name. */
+static const example g_examples[] = {
+    {"w8a16.yaml", RUNS, LQ_PTQ_W8A16, 0.005},
+    {"fp8.yaml", RUNS, LQ_PTQ_FP8, 0.02},
+    {"w8a8.yaml", RUNS, LQ_PTQ_W8A8, 0.02},
+    {"w4a16-g128.yaml", REFUSED_GROUP, LQ_PTQ_NONE, 0},
+    {"magnitude50-w4a16.yaml", REFUSED_GROUP, LQ_PTQ_NONE, 0}, /* shapes are checked first */
+    {"2of4-w8a16.yaml", UNAVAILABLE, LQ_PTQ_NONE, 0},
+    {"ffn-structured-w8a16.yaml", UNAVAILABLE, LQ_PTQ_NONE, 0},
+};
+
+static const example *find_example(const char *name) {
+    for (size_t i = 0; i < sizeof g_examples / sizeof *g_examples; i++)
+        if (!strcmp(g_examples[i].file, name)) return &g_examples[i];
+    return NULL;
+}
+
+Test(recipe_run, every_example_recipe, .timeout = 120) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *slash = strrchr(dir, '/');
+    cr_assert_not_null(slash);
+    strcpy(slash, "/../recipes");
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml")) continue;
+        const example *ex = find_example(e->d_name);
+        cr_assert_not_null(ex, "recipes/%s has no expectation in test_recipe_run.c", e->d_name);
+        char path[1200], out[1200], args[4096], err[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        snprintf(out, sizeof out, "%s/out-%s", g_root, e->d_name);
+        snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s' --threads 2", path, g_fp32, out);
+        int rc = recipe(args, err, sizeof err);
+        if (ex->kind == RUNS) {
+            cr_assert_eq(rc, 0, "%s: exit %d: %s", e->d_name, rc, err);
+            json_decref(check_output(out, path, 1));
+            lq_ct_config ct = ct_config(out);
+            cr_expect_eq(ct.n_groups, 1, "%s", e->d_name);
+            cr_expect_eq(ct.groups[0].scheme, ex->scheme, "%s", e->d_name);
+            double ppl = ppl_of(out);
+            cr_expect(fabs(ppl / REF_PPL - 1.0) <= ex->ppl_rel, "%s: PPL %.6f vs fp32 %.6f (bound %g)", e->d_name,
+                      ppl, REF_PPL, ex->ppl_rel);
+        } else {
+            /* refused by the same checks `check` makes, before any work: nothing written */
+            cr_expect(!exists(out) && !leftovers(out), "%s: output written", e->d_name);
+            if (ex->kind == UNAVAILABLE) {
+                cr_expect_eq(rc, 3, "%s: exit %d: %s", e->d_name, rc, err);
+                cr_expect(strstr(err, "is not available in this build"), "%s: %s", e->d_name, err);
+            } else {
+                cr_expect_eq(rc, 2, "%s: exit %d: %s", e->d_name, rc, err);
+                cr_expect(strstr(err, "quant-recipe: error: group_size 128 does not divide the 64 columns of "
+                                      "model.layers.0.self_attn.q_proj.weight"), "%s: %s", e->d_name, err);
+            }
+        }
+        n++;
+    }
+    closedir(d);
+    cr_expect_eq(n, (int)(sizeof g_examples / sizeof *g_examples), "every listed example exists");
+}
+
+/* ---- eval_stage --------------------------------------------------------------------------------- */
+
+/* A passing gate: the eval_stage's baseline PPL is the reference number (same protocol), the
+ * report's baseline row agrees, and --json prints what quant-recipe.json holds. */
+Test(recipe_run, eval_stage_passes_and_reports, .timeout = 60) {
+    char text[2048], out[700], args[4096], err[2048];
+    snprintf(text, sizeof text,
+             "quant_stage:\n"
+             "  quant_modifiers:\n"
+             "    QuantizationModifier: {scheme: W8A16, ignore: [lm_head]}\n"
+             "eval_stage:\n"
+             "  files: ['%s']\n"
+             "  per_line: true\n"
+             "  separator: '<|endoftext|>'\n"
+             "  max_ppl_increase: 0.5%%\n"
+             "  max_mean_kld: 0.01\n"
+             "  min_top1_agreement: 90%%\n",
+             g_text);
+    const char *rp = recipe_file("gate-ok.yaml", text);
+    snprintf(out, sizeof out, "%s/gate-ok", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s' --json", rp, g_fp32, out);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    json_t *j = check_output(out, rp, 2);
+    json_t *f0 = json_array_get(json_object_get(json_array_get(json_object_get(j, "stages"), 1), "files"), 0);
+    cr_assert_not_null(f0);
+    cr_expect(fabs(json_real_value(json_object_get(f0, "baseline_ppl")) - REF_PPL) < 1e-4, "baseline PPL %.6f",
+              json_real_value(json_object_get(f0, "baseline_ppl")));
+    cr_expect_eq(json_integer_value(json_object_get(f0, "tokens_scored")), 1804);
+    json_t *rows = json_object_get(json_object_get(j, "report"), "rows");
+    cr_assert_eq(json_array_size(rows), 2);
+    cr_expect(fabs(json_real_value(json_object_get(json_array_get(rows, 0), "ppl")) - REF_PPL) < 1e-4);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "format")), "f32");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(rows, 1), "format")), "W8A16");
+    /* stdout under --json is the same document */
+    char p[800];
+    snprintf(p, sizeof p, "%s/stdout.txt", g_root);
+    json_t *so = load_json(p);
+    cr_expect(json_equal(json_object_get(so, "report"), json_object_get(j, "report")));
+    json_decref(so);
+    json_decref(j);
+}
+
+/* A failing gate: exit 1, one line saying why and that nothing was written, no output. */
+Test(recipe_run, failing_threshold_writes_nothing, .timeout = 60) {
+    char text[2048], out[700], args[4096], err[2048];
+    snprintf(text, sizeof text,
+             "quant_stage:\n"
+             "  quant_modifiers:\n"
+             "    QuantizationModifier: {scheme: FP8}\n"
+             "eval_stage:\n"
+             "  files: ['%s']\n"
+             "  ctx: 128\n"
+             "  max_mean_kld: 0.0000001\n",
+             g_text);
+    const char *rp = recipe_file("gate-fail.yaml", text);
+    snprintf(out, sizeof out, "%s/gate-fail", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    int rc = recipe(args, err, sizeof err);
+    cr_expect_eq(rc, 1, "exit %d: %s", rc, err);
+    cr_expect(strstr(err, "quant-recipe: error: eval_stage at "), "%s", err);
+    cr_expect(strstr(err, "gate-fail.yaml:4:1 failed: mean KLD "), "%s", err);
+    cr_expect(strstr(err, "exceeds max_mean_kld 1e-07; nothing was written to "), "%s", err);
+    cr_expect(!exists(out), "output committed despite the failed gate");
+    cr_expect(!leftovers(out), "temp dir left behind");
+    /* an absolute PPL gate: PPL points, not percent */
+    snprintf(text, sizeof text,
+             "q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W8A8}\n"
+             "eval_stage:\n  files: ['%s']\n  ctx: 128\n  max_ppl_increase: 0\n",
+             g_text);
+    rp = recipe_file("gate-abs.yaml", text);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    rc = recipe(args, err, sizeof err);
+    if (rc == 1) cr_expect(strstr(err, "(max_ppl_increase 0); nothing was written"), "%s", err);
+    else cr_expect_eq(rc, 0, "W8A8 may only pass an increase-0 gate by improving PPL: %s", err);
+    cr_expect(!leftovers(out));
+}
+
+/* ---- errors before any work --------------------------------------------------------------------- */
+
+Test(recipe_run, recipe_errors_abort_before_work) {
+    char out[700], args[4096], err[2048];
+    snprintf(out, sizeof out, "%s/never", g_root);
+    const char *bad = recipe_file("bad.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16, "
+                                              "group_sise: 4}\n");
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", bad, g_fp32, out);
+    cr_expect_eq(recipe(args, err, sizeof err), 3, "%s", err);
+    cr_expect(strstr(err, "did you mean 'group_size'?"), "%s", err);
+    cr_expect(!exists(out) && !leftovers(out));
+    /* a missing eval file is found before the quantization runs */
+    const char *nofile = recipe_file("nofile.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: "
+                                                    "{scheme: W8A16}\neval_stage:\n  files: [does-not-exist.txt]\n");
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", nofile, g_fp32, out);
+    cr_expect_eq(recipe(args, err, sizeof err), 4, "%s", err);
+    cr_expect(strstr(err, "does-not-exist.txt (eval_stage at "), "%s", err);
+    cr_expect(!exists(out) && !leftovers(out));
+    /* the output may not be inside the input */
+    const char *ok = recipe_file("ok.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n");
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s/sub'", ok, g_fp32, g_fp32);
+    cr_expect_eq(recipe(args, err, sizeof err), 2, "%s", err);
+    /* an existing output is refused without --force */
+    mkdir(out, 0755);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", ok, g_fp32, out);
+    cr_expect_eq(recipe(args, err, sizeof err), 4, "%s", err);
+    /* a training key an earlier draft guessed is refused with the reason */
+    const char *train = recipe_file("train.yaml", "distill_stage:\n  file: a.txt\n  steps: 100\n");
+    snprintf(args, sizeof args, "check '%s'", train);
+    cr_expect_eq(recipe(args, err, sizeof err), 3, "%s", err);
+    cr_expect(strstr(err, "does not train a student"), "%s", err);
+}
+
+/* ---- targets are the recipe's, not the driver's defaults ------------------------------------------ */
+
+Test(recipe_run, targets_and_group_size_honored, .timeout = 60) {
+    char out[700], args[4096], err[2048];
+    snprintf(out, sizeof out, "%s/mlp-w4", g_root);
+    /* group 4 divides both 64 and 172; only the MLP is targeted */
+    const char *rp = recipe_file("mlp.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n"
+                                             "      scheme: W4A16\n      group_size: 4\n"
+                                             "      targets: ['re:.*mlp\\..*']\n");
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    json_decref(check_output(out, rp, 1));
+    lq_ct_config ct = ct_config(out);
+    cr_expect_eq(ct.groups[0].scheme, LQ_PTQ_W4A16);
+    cr_expect_eq(ct.groups[0].group_size, 4);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        cr_expect_eq(m->layers[l].w_down.fmt, LQ_WFMT_W4A16, "layer %d down", l);
+        cr_expect_eq(m->layers[l].wq.fmt, LQ_WFMT_F32, "layer %d q_proj is not targeted", l);
+    }
+    lq_model_free(m);
+}
+
+/* ---- distill_stage ------------------------------------------------------------------------------ */
+
+/* The stage writes the teacher's soft labels into <out>/distill; per-line records equal
+ * quant-distill --per-line on the same file (both tokenize each unit whole). */
+Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 60) {
+    char text[2048], out[700], args[4096], err[2048], tool[1024], cmd[8192], ref[700];
+    snprintf(text, sizeof text,
+             "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n"
+             "distill_stage:\n  file: '%s'\n  k: 8\n  per_line: true\n  separator: '<|endoftext|>'\n"
+             "  features: [0, 5]\n",
+             g_text);
+    const char *rp = recipe_file("distill.yaml", text);
+    snprintf(out, sizeof out, "%s/with-distill", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    json_decref(check_output(out, rp, 2));
+    snprintf(ref, sizeof ref, "%s/ref-distill", g_root);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --file '%s' --out '%s' --k 8 --per-line --separator '<|endoftext|>' "
+             "--features 0,5 >/dev/null 2>&1",
+             lq_test_tool("quant-distill", tool, sizeof tool), g_fp32, g_text, ref);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
+    char ds[800];
+    snprintf(ds, sizeof ds, "%s/distill", out);
+    lq_distill_reader *a, *b;
+    cr_assert_eq(lq_distill_open(ds, &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_distill_open(ref, &b), LQ_OK, "%s", lq_last_error());
+    const lq_distill_meta *ma = lq_distill_reader_meta(a), *mb = lq_distill_reader_meta(b);
+    cr_expect_eq(ma->teacher_id, mb->teacher_id, "the teacher is the input model, not the quantized one");
+    cr_expect_eq(ma->tokenizer_hash, mb->tokenizer_hash);
+    cr_expect_eq(ma->k, 8);
+    cr_expect_eq(ma->n_feat_layers, 2);
+    cr_assert_eq(lq_distill_count(a), lq_distill_count(b));
+    cr_expect_eq(lq_distill_count(a), 5, "one record per story");
+    for (int64_t i = 0; i < lq_distill_count(a); i++) {
+        lq_distill_record ra, rb;
+        cr_assert_eq(lq_distill_get(a, i, &ra), LQ_OK);
+        cr_assert_eq(lq_distill_get(b, i, &rb), LQ_OK);
+        cr_assert_eq(ra.n, rb.n, "record %lld", (long long)i);
+        cr_expect_eq(memcmp(ra.tokens, rb.tokens, (size_t)ra.n * sizeof *ra.tokens), 0);
+        cr_expect_eq(memcmp(ra.topk_ids, rb.topk_ids, (size_t)ra.n * 8 * sizeof *ra.topk_ids), 0);
+        cr_expect_eq(memcmp(ra.topk_logp, rb.topk_logp, (size_t)ra.n * 8 * sizeof *ra.topk_logp), 0);
+        cr_expect_eq(memcmp(ra.features, rb.features, (size_t)2 * ra.n * ma->dim * sizeof *ra.features), 0);
+    }
+    lq_distill_close(a);
+    lq_distill_close(b);
+}
