@@ -31,7 +31,7 @@ static void usage(FILE *f) {
             "       " TOOL " --model PATH --file TEXT --kld BASELINE [--base-tokenizer FILE]\n"
             "                  [--ctx N | --per-line [--separator STR]] [--json]\n"
             "       " TOOL " --model PATH --bench [--n-prompt N] [--n-gen N] [--reps N]\n"
-            "                  [--threads N] [--json]\n"
+            "                  [--threads N] [--device cpu|cuda] [--json]\n"
             "       " TOOL " --compare DIR... --file TEXT [--baseline DIR] [--bench]\n"
             "                  [--ctx N | --per-line ...] [--json | --markdown]\n"
             "\n"
@@ -67,6 +67,9 @@ static void usage(FILE *f) {
             "  --model PATH      Hugging Face directory or llama2.c .bin\n"
             "  --tokenizer FILE  tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
             "  --threads N       worker threads (default: all CPUs)\n"
+            "  --device D        cpu (default) or cuda: run --model on the GPU (perplexity, --kld,\n"
+            "                    --bench; needs a build with CUDA). With cuda, --bench reports no\n"
+            "                    CPU bandwidth ratio (bench/cuda_workbench measures the GPU one)\n"
             "  --json            one JSON object on stdout\n"
             "  --help            this text\n"
             "\n"
@@ -83,6 +86,7 @@ typedef struct args {
     int ctx, threads, chunks, n_prompt, n_gen, reps;
     bool per_line, json, bench, compare, markdown;
     bool bench_sizes_set;          /* --n-prompt / --n-gen / --reps given */
+    lq_device device;              /* --device: where --model runs */
 } args;
 
 /* Returns -1 to go on, else an exit code. */
@@ -104,6 +108,9 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_value(&t, "--kld")) a->kld = t.value;
         else if (tool_args_value(&t, "--base-tokenizer")) a->base_tokenizer = t.value;
         else if (tool_args_value(&t, "--baseline")) a->baseline = t.value;
+        else if (tool_args_value(&t, "--device")) {
+            if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
+        }
         else if (a->compare && tool_args_positional(&t)) {
             if (a->n_dirs == MAX_COMPARE)
                 return tool_bad_args("--compare takes at most %d checkpoints", MAX_COMPARE);
@@ -214,7 +221,8 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
     lq_status s = lq_eval_bench(m, pool, &o, &r);
     if (s != LQ_OK) return tool_fail(s);
     /* measured after the runs, so its 512 MB buffer does not inflate the model's peak RSS */
-    double bw_gbs = lq_measure_read_bandwidth(pool, BW_BYTES, BW_REPS);
+    /* The CPU's read bandwidth is no yardstick for a GPU run (0: no ratio). */
+    double bw_gbs = a->device == LQ_DEVICE_CPU ? lq_measure_read_bandwidth(pool, BW_BYTES, BW_REPS) : 0;
     double achieved_gbs = (double)r.weight_bytes_per_token * r.decode.median / 1e9;
     double ratio = bw_gbs > 0 ? achieved_gbs / bw_gbs : 0;
     const lq_config *c = &m->cfg;
@@ -624,6 +632,7 @@ int main(int argc, char **argv) {
     }
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
+    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) != LQ_OK) lq_model_free(m);
     if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);
     if (!pool) {

@@ -30,7 +30,8 @@ static void usage(FILE *f) {
             "usage: " TOOL " --model PATH [--tokenizer FILE] (--prompt TEXT | --prompt-file F)\n"
             "                 [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
             "                 [--min-p P] [--seed S] [--repeat-penalty R] [--repeat-last-n N]\n"
-            "                 [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]\n"
+            "                 [--beams N] [--n-best K] [--length-penalty A] [--threads N]\n"
+            "                 [--device cpu|cuda] [--json]\n"
             "\n"
             "Generates text after the prompt (BOS first when the tokenizer wants one), until EOS\n"
             "or --max-tokens. The prompt and then each token are printed to stdout as they are\n"
@@ -69,6 +70,8 @@ static void usage(FILE *f) {
             "  --length-penalty A    rank hypotheses by log-prob / length^A (default 1.0; 0 = total\n"
             "                        log-prob); length counts the EOS token\n"
             "  --threads N           worker threads (default: all CPUs)\n"
+            "  --device D            cpu (default) or cuda: weights, KV cache and compute on the\n"
+            "                        GPU (needs a build with CUDA)\n"
             "  --json                no streaming: one JSON object on stdout with the chosen token\n"
             "                        ids, texts and log-probabilities. \"logprob\" is under the\n"
             "                        model's unprocessed distribution (log-softmax of its logits);\n"
@@ -94,6 +97,7 @@ typedef struct run_args {
     float length_penalty;
     bool set_beam_opts;
     bool json;
+    lq_device device;                    /* --device: where the model runs */
 } run_args;
 
 static int parse_args(int argc, char **argv, run_args *a) {
@@ -116,6 +120,8 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if (!tool_parse_int(t.value, 0, &a->max_tokens)) return tool_args_bad_value(&t);
         } else if (tool_args_value(&t, "--threads")) {
             if (!tool_parse_int(t.value, 1, &a->threads)) return tool_args_bad_value(&t);
+        } else if (tool_args_value(&t, "--device")) {
+            if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
         } else if (tool_args_value(&t, "--temperature")) {
             if (!tool_parse_float(t.value, 0, 100, &a->sp.temperature)) return tool_args_bad_value(&t);
             a->set_temp = true;
@@ -562,6 +568,7 @@ int main(int argc, char **argv) {
     lq_session *sess = NULL;
     int32_t *ids = NULL;
     if ((s = lq_model_load(a.model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
+    if ((s = lq_model_to_device(m, a.device)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if (!(pool = lq_pool_create(a.threads))) {
         rc = tool_error(1, "cannot create a pool of %d threads", a.threads);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "lq_ops.h"
 
 #define ATTN_MIN_PARALLEL_MACS (64 * 1024)
@@ -29,12 +30,13 @@ struct lq_session {
     float *hb, *hb2;      /* (cap, hidden_dim) gate / up */
     lq_layer_hook hook;   /* optional observer of the residual stream */
     void *hook_user;
+    lq_backend_session *dev; /* device session (KV cache on the GPU), or NULL: CPU */
 };
 
 static int64_t q_dim_of(const lq_config *c) { return (int64_t)c->n_heads * c->head_dim; }
 static int64_t kv_dim_of(const lq_config *c) { return (int64_t)c->n_kv_heads * c->head_dim; }
 
-lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out) {
+static lq_status session_create_cpu(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out) {
     *out = NULL;
     const lq_config *c = &m->cfg;
     if (n_ctx <= 0) n_ctx = c->max_seq_len > 0 ? c->max_seq_len : 2048;
@@ -56,6 +58,38 @@ lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_sess
     return LQ_OK;
 }
 
+lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out) {
+    return lq_session_create_ex(m, n_ctx, pool, lq_model_device(m), out);
+}
+
+/* A device session: only the shape fields here; its cache and buffers live in s->dev. */
+lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device,
+                               lq_session **out) {
+    if (device == LQ_DEVICE_CPU) return session_create_cpu(m, n_ctx, pool, out);
+    *out = NULL;
+    if (lq_model_device(m) != device)
+        return lq_fail(LQ_ERR_INVALID_ARG, "session on %s: move the model there first (lq_model_to_device)",
+                       lq_device_name(device));
+    if (n_ctx <= 0) n_ctx = m->cfg.max_seq_len > 0 ? m->cfg.max_seq_len : 2048;
+    lq_session *s = calloc(1, sizeof *s);
+    if (!s) return lq_fail(LQ_ERR_NOMEM, "out of memory creating a session");
+    s->m = m;
+    s->pool = pool;
+    s->n_ctx = n_ctx;
+    s->n_threads = lq_pool_size(pool);
+    lq_status st = lq_backend_session_create(m, n_ctx, &s->dev);
+    if (st != LQ_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return LQ_OK;
+}
+
+lq_device lq_session_device(const lq_session *s) {
+    return s->dev ? lq_model_device(s->m) : LQ_DEVICE_CPU;
+}
+
 static void free_batch(lq_session *s) {
     free(s->x); free(s->xb); free(s->q); free(s->att); free(s->hb); free(s->hb2);
     s->x = s->xb = s->q = s->att = s->hb = s->hb2 = NULL;
@@ -64,6 +98,7 @@ static void free_batch(lq_session *s) {
 
 void lq_session_free(lq_session *s) {
     if (!s) return;
+    lq_backend_session_free(s->dev);
     free_batch(s);
     free(s->k_cache);
     free(s->v_cache);
@@ -141,6 +176,7 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
             return lq_fail(LQ_ERR_INVALID_ARG, "forward: token id %d out of range [0, %d)",
                            tokens[t], c->vocab_size);
+    if (s->dev) return lq_backend_forward(s->dev, tokens, n, pos, logits, all_logits, s->hook != NULL);
     LQ_TRY(ensure_batch(s, n));
 
     const int64_t dim = c->dim, hd = c->head_dim, hidden = c->hidden_dim;
@@ -208,6 +244,7 @@ lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_po
     if (dst->m != src->m || n_pos < 0 || n_pos > src->n_ctx || n_pos > dst->n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "copy_cache: %d positions do not fit (contexts %d -> %d)",
                        n_pos, src->n_ctx, dst->n_ctx);
+    if (dst->dev || src->dev) return lq_backend_copy_cache(dst->dev, src->dev, n_pos);
     const lq_config *c = &src->m->cfg;
     size_t row = (size_t)kv_dim_of(c) * sizeof(float);
     for (int l = 0; l < c->n_layers; l++) {

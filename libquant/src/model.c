@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "weight_bind.h"
 
 /* Angle per position of each rotary pair, with Llama 3 frequency scaling when configured. */
@@ -112,6 +113,7 @@ void lq_model_free(lq_model *m) {
     }
     free(m->final_norm);
     free(m->rope_inv_freq);
+    lq_backend_model_free(m->dev);
     lq_bind_owner_free(m->owned);
     lq_checkpoint_close(m->ckpt);
     free(m);

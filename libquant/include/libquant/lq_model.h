@@ -46,7 +46,17 @@ typedef struct lq_model {
     /* Derived buffers the weight binders allocated (f32 copies of quantization scales and zero
      * points, which lq_weight.aux points at); owned, freed by lq_model_free. */
     struct lq_bind_owner *owned;
+    /* Device copy of the weights (lq_model_to_device), or NULL: sessions created afterwards run
+     * on that device. Owned, freed by lq_model_free. */
+    struct lq_backend_model *dev;
 } lq_model;
+
+/* Where a session computes. */
+typedef enum lq_device { LQ_DEVICE_CPU = 0, LQ_DEVICE_CUDA = 1, LQ_DEVICE_COUNT } lq_device;
+
+/* "cpu" / "cuda" -> the device (LQ_DEVICE_COUNT if unknown), and back. */
+lq_device lq_device_from_name(const char *name);
+const char *lq_device_name(lq_device d);
 
 /* Open a checkpoint (HF directory or llama2.c .bin) and bind its weights. */
 lq_status lq_model_load(const char *path, lq_model **out);
@@ -78,6 +88,21 @@ void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user);
 /* Copy the KV cache of positions [0, n_pos) from src into dst (same model, dst->n_ctx >= n_pos):
  * beam search forks a hypothesis without recomputing its prefix. */
 lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_pos);
+
+/* Upload the model's weights once to device d (LQ_DEVICE_CPU drops a device copy): from then
+ * on lq_session_create makes sessions on d, so the eval harness and tools run there unchanged.
+ * LQ_ERR_UNSUPPORTED with a one-line reason when the build has no CUDA or there is no GPU. */
+lq_status lq_model_to_device(lq_model *m, lq_device d);
+/* The device lq_session_create uses for m. */
+lq_device lq_model_device(const lq_model *m);
+
+/* lq_session_create on an explicit device. A CUDA session keeps its KV cache and activations
+ * on the GPU (the model must have been moved there with lq_model_to_device); lq_forward then
+ * uploads the token ids and downloads the logits, nothing else. Layer hooks are CPU-only:
+ * lq_forward on a device session with a hook fails with LQ_ERR_UNSUPPORTED. */
+lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device,
+                               lq_session **out);
+lq_device lq_session_device(const lq_session *s);
 
 #ifdef __cplusplus
 }
