@@ -616,8 +616,9 @@ Test(ptq, group_fallback_channel_g32_writes_two_groups, .timeout = 120) {
     free(codes);
     lq_st_close(in);
     lq_st_close(q);
-    /* quality: g32 on 30 of 35 layers is at least as good as per channel everywhere; the issue
-     * asks only that it be close, so the bound is two-sided (within 5%) */
+    /* quality: close to W4A16 per channel, as the issue asks. g32 on 30 of 35 layers lowers the
+     * weight error, but a 260K model's PPL moves a few percent either way with it (4.158 vs 4.318
+     * asymmetric, 4.130 vs 4.089 symmetric), so the bound is two-sided: within 5% */
     snprintf(args, sizeof args, "--model '%s' --out '%s/chasym' --scheme W4A16 --group-size -1 --asym", g_fp32,
              g_root);
     cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
