@@ -1,5 +1,6 @@
 /* checkpoint.c - open dispatch, tensor lookup and the Llama tensor-set validation. */
 #include "checkpoint_internal.h"
+#include "prune_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -92,13 +93,14 @@ static const tensor_spec g_llama_spec[] = {
     {"model.norm.weight", false, D_DIM, D_NONE},
 };
 
-static int64_t dim_value(const lq_config *cfg, dimsym d) {
+/* Sizes of layer l (per-layer sizes of a structurally pruned model; uniform otherwise). */
+static int64_t dim_value(const lq_config *cfg, dimsym d, int l) {
     switch (d) {
     case D_DIM: return cfg->dim;
-    case D_HIDDEN: return cfg->hidden_dim;
+    case D_HIDDEN: return lq_config_layer_hidden(cfg, l);
     case D_VOCAB: return cfg->vocab_size;
-    case D_QDIM: return (int64_t)cfg->n_heads * cfg->head_dim;
-    case D_KVDIM: return (int64_t)cfg->n_kv_heads * cfg->head_dim;
+    case D_QDIM: return (int64_t)lq_config_layer_heads(cfg, l) * cfg->head_dim;
+    case D_KVDIM: return (int64_t)lq_config_layer_kv_heads(cfg, l) * cfg->head_dim;
     default: return 0;
     }
 }
@@ -139,7 +141,7 @@ lq_status lq_ckpt_validate_llama(lq_checkpoint *c) {
         int nl = sp->per_layer ? cfg->n_layers : 1;
         for (int l = 0; l < nl; l++) {
             snprintf(name, sizeof name, sp->name, l);
-            LQ_TRY(check_tensor(c, name, dim_value(cfg, sp->rows), dim_value(cfg, sp->cols)));
+            LQ_TRY(check_tensor(c, name, dim_value(cfg, sp->rows, l), dim_value(cfg, sp->cols, l)));
         }
     }
     /* A missing output head means the embedding doubles as the head (what HF does when tied). */
@@ -182,6 +184,8 @@ lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out) {
     } else {
         st = lq_ckpt_load_llama2c(c, path);
     }
+    /* A compressed-tensors sparse checkpoint is presented as the dense model it encodes. */
+    if (st == LQ_OK) st = lq_sparse_expand(c);
     if (st == LQ_OK) st = lq_ckpt_validate_llama(c);
     if (st != LQ_OK) {
         lq_checkpoint_close(c);
@@ -197,6 +201,7 @@ void lq_checkpoint_close(lq_checkpoint *c) {
     free(c->shards);
     if (c->map) munmap(c->map, c->map_size);
     free(c->name_arena);
+    lq_sparse_store_free(c->sparse);
     free(c->tensors);
     free(c->config_json);
     free(c->path);

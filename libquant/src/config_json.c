@@ -90,6 +90,51 @@ static lq_status parse_rope_scaling(const json_t *root, const char *path, lq_con
     return LQ_OK;
 }
 
+/* Per-layer sizes of a structurally pruned model: an optional list of n_layers integers, each in
+ * [1, top] where top is the uniform key's value (the largest layer). */
+static lq_status get_layer_list(const json_t *root, const char *key, const char *path, int n_layers,
+                                int top, int *out) {
+    const json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return LQ_OK;
+    if (!json_is_array(v) || json_array_size(v) != (size_t)n_layers)
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not a list of %d integers (num_hidden_layers)", path,
+                       key, n_layers);
+    if (n_layers > LQ_MAX_LAYERS)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: \"%s\": per-layer sizes for more than %d layers", path,
+                       key, LQ_MAX_LAYERS);
+    for (int l = 0; l < n_layers; l++) {
+        const json_t *e = json_array_get(v, (size_t)l);
+        if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > top)
+            return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\"[%d] must be an integer in [1, %d]", path, key, l, top);
+        out[l] = (int)json_integer_value(e);
+    }
+    return LQ_OK;
+}
+
+static lq_status parse_layer_sizes(const json_t *root, const char *path, lq_config *cfg) {
+    LQ_TRY(get_layer_list(root, "layer_intermediate_sizes", path, cfg->n_layers, cfg->hidden_dim,
+                          cfg->layer_hidden_dim));
+    LQ_TRY(get_layer_list(root, "layer_num_attention_heads", path, cfg->n_layers, cfg->n_heads,
+                          cfg->layer_n_heads));
+    LQ_TRY(get_layer_list(root, "layer_num_key_value_heads", path, cfg->n_layers, cfg->n_kv_heads,
+                          cfg->layer_n_kv_heads));
+    for (int l = 0; l < cfg->n_layers && l < LQ_MAX_LAYERS; l++) {
+        int h = lq_config_layer_heads(cfg, l), kv = lq_config_layer_kv_heads(cfg, l);
+        if (h % kv != 0)
+            return lq_fail(LQ_ERR_FORMAT, "%s: layer %d: %d key/value heads do not divide %d attention heads",
+                           path, l, kv, h);
+    }
+    return LQ_OK;
+}
+
+bool lq_config_has_layer_sizes(const lq_config *c) {
+    for (int l = 0; l < c->n_layers && l < LQ_MAX_LAYERS; l++)
+        if (lq_config_layer_hidden(c, l) != c->hidden_dim || lq_config_layer_heads(c, l) != c->n_heads ||
+            lq_config_layer_kv_heads(c, l) != c->n_kv_heads)
+            return true;
+    return false;
+}
+
 static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg) {
     if (!json_is_object(root)) return lq_fail(LQ_ERR_FORMAT, "%s: not a JSON object", path);
     const json_t *archs = json_object_get(root, "architectures");
@@ -128,6 +173,7 @@ static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg
         return lq_fail(LQ_ERR_FORMAT, "%s: head_dim %d is odd (RoPE rotates pairs)", path, cfg->head_dim);
     if ((int64_t)cfg->n_heads * cfg->head_dim > INT_MAX)
         return lq_fail(LQ_ERR_FORMAT, "%s: num_attention_heads x head_dim overflows", path);
+    LQ_TRY(parse_layer_sizes(root, path, cfg));
     LQ_TRY(get_float(root, "rope_theta", path, 10000.0f, &cfg->rope_theta));
     LQ_TRY(get_float(root, "rms_norm_eps", path, 1e-6f, &cfg->norm_eps));
     if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
@@ -200,6 +246,18 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
         json_object_set_new(r, "rope_scaling", json_null());
     }
     if (cfg->rope_interleaved) json_object_set_new(r, "rope_interleaved", json_true());
+    if (lq_config_has_layer_sizes(cfg)) {
+        /* Our keys (not HF's), for structurally pruned models whose layers differ in size. */
+        json_t *hs = json_array(), *nh = json_array(), *nkv = json_array();
+        for (int l = 0; l < cfg->n_layers; l++) {
+            json_array_append_new(hs, json_integer(lq_config_layer_hidden(cfg, l)));
+            json_array_append_new(nh, json_integer(lq_config_layer_heads(cfg, l)));
+            json_array_append_new(nkv, json_integer(lq_config_layer_kv_heads(cfg, l)));
+        }
+        json_object_set_new(r, "layer_intermediate_sizes", hs);
+        json_object_set_new(r, "layer_num_attention_heads", nh);
+        json_object_set_new(r, "layer_num_key_value_heads", nkv);
+    }
     if (cfg->bos_id >= 0) json_object_set_new(r, "bos_token_id", json_integer(cfg->bos_id));
     if (cfg->eos_id >= 0) json_object_set_new(r, "eos_token_id", json_integer(cfg->eos_id));
     char *text = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));

@@ -135,6 +135,7 @@ typedef struct {
     lq_session *s;
     const float *kc, *vc; /* this layer's cache, (n_ctx, kv_dim) */
     int pos;              /* position of batch row 0 */
+    int n_heads, n_kv_heads; /* this layer's (structured pruning may shrink a layer) */
 } attn_job;
 
 /* One (token, head) pair: causal softmax attention over positions 0..pos+t. */
@@ -143,17 +144,17 @@ static void attn_task(void *ctx, int64_t task, int tid) {
     lq_session *s = j->s;
     const lq_config *c = &s->m->cfg;
     int hd = c->head_dim;
-    int64_t kv_dim = kv_dim_of(c);
-    int t = (int)(task / c->n_heads), h = (int)(task % c->n_heads);
-    int kvh = h / (c->n_heads / c->n_kv_heads); /* grouped-query: heads share a kv head */
+    int64_t kv_dim = (int64_t)j->n_kv_heads * hd, q_dim = (int64_t)j->n_heads * hd;
+    int t = (int)(task / j->n_heads), h = (int)(task % j->n_heads);
+    int kvh = h / (j->n_heads / j->n_kv_heads); /* grouped-query: heads share a kv head */
     int p = j->pos + t;
-    const float *q = s->q + (int64_t)t * q_dim_of(c) + (int64_t)h * hd;
+    const float *q = s->q + (int64_t)t * q_dim + (int64_t)h * hd;
     float *sc = s->att_scratch + (size_t)tid * s->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i <= p; i++)
         sc[i] = lq_dot_f32(q, j->kc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd) * scale;
     lq_softmax(sc, p + 1);
-    float *o = s->att + (int64_t)t * q_dim_of(c) + (int64_t)h * hd;
+    float *o = s->att + (int64_t)t * q_dim + (int64_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int i = 0; i <= p; i++)
         lq_axpy_f32(o, sc[i], j->vc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd);
@@ -179,15 +180,20 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
     if (s->dev) return lq_backend_forward(s->dev, tokens, n, pos, logits, all_logits, s->hook != NULL);
     LQ_TRY(ensure_batch(s, n));
 
-    const int64_t dim = c->dim, hd = c->head_dim, hidden = c->hidden_dim;
-    const int64_t qd = q_dim_of(c), kvd = kv_dim_of(c);
+    const int64_t dim = c->dim, hd = c->head_dim;
+    /* The cache keeps a stride of the largest kv_dim per layer; rows inside a layer are packed
+     * at that layer's own kv_dim. */
+    const int64_t kvd_max = kv_dim_of(c);
     const lq_wfmt_traits *emb = lq_wfmt_get(m->tok_emb.fmt);
     for (int t = 0; t < n; t++) emb->dequant(&m->tok_emb, tokens[t], tokens[t] + 1, s->x + t * dim);
 
     for (int l = 0; l < c->n_layers; l++) {
         const lq_layer *L = &m->layers[l];
-        float *kc = s->k_cache + (size_t)l * s->n_ctx * kvd;
-        float *vc = s->v_cache + (size_t)l * s->n_ctx * kvd;
+        const int n_heads = lq_config_layer_heads(c, l), n_kv_heads = lq_config_layer_kv_heads(c, l);
+        const int64_t qd = (int64_t)n_heads * hd, kvd = (int64_t)n_kv_heads * hd;
+        const int64_t hidden = lq_config_layer_hidden(c, l);
+        float *kc = s->k_cache + (size_t)l * s->n_ctx * kvd_max;
+        float *vc = s->v_cache + (size_t)l * s->n_ctx * kvd_max;
 
         /* attention block: k and v are written straight into the cache rows pos..pos+n-1 */
         for (int t = 0; t < n; t++) lq_rmsnorm(s->xb + t * dim, s->x + t * dim, L->attn_norm, dim, c->norm_eps);
@@ -195,18 +201,18 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
         lq_matmul(s->pool, &L->wk, s->xb, n, kc + (int64_t)pos * kvd);
         lq_matmul(s->pool, &L->wv, s->xb, n, vc + (int64_t)pos * kvd);
         for (int t = 0; t < n; t++) {
-            for (int h = 0; h < c->n_heads; h++)
+            for (int h = 0; h < n_heads; h++)
                 lq_rope_ref(s->q + t * qd + h * hd, (int)hd, pos + t, m->rope_inv_freq, c->rope_interleaved);
-            for (int h = 0; h < c->n_kv_heads; h++)
+            for (int h = 0; h < n_kv_heads; h++)
                 lq_rope_ref(kc + (int64_t)(pos + t) * kvd + h * hd, (int)hd, pos + t, m->rope_inv_freq,
                             c->rope_interleaved);
         }
-        attn_job job = {.s = s, .kc = kc, .vc = vc, .pos = pos};
+        attn_job job = {.s = s, .kc = kc, .vc = vc, .pos = pos, .n_heads = n_heads, .n_kv_heads = n_kv_heads};
         /* Attention of a short context in a small model is a few microseconds: not worth a
          * thread wake-up. Each thread owns one row of att_scratch, indexed by tid. */
-        int64_t attn_macs = (int64_t)n * c->n_heads * (pos + n) * hd * 2;
+        int64_t attn_macs = (int64_t)n * n_heads * (pos + n) * hd * 2;
         lq_pool_run(attn_macs < ATTN_MIN_PARALLEL_MACS ? NULL : s->pool, attn_task, &job,
-                    (int64_t)n * c->n_heads);
+                    (int64_t)n * n_heads);
         lq_matmul(s->pool, &L->wo, s->att, n, s->xb);
         add_rows(s->x, s->xb, n * dim);
 

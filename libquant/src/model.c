@@ -39,7 +39,10 @@ static lq_status bind_layer(lq_model *m, int l) {
     const lq_config *c = &m->cfg;
     const lq_checkpoint *ck = m->ckpt;
     lq_layer *L = &m->layers[l];
-    int64_t q_dim = (int64_t)c->n_heads * c->head_dim, kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    /* Per-layer sizes: a structurally pruned model's layers may differ. */
+    int64_t q_dim = (int64_t)lq_config_layer_heads(c, l) * c->head_dim;
+    int64_t kv_dim = (int64_t)lq_config_layer_kv_heads(c, l) * c->head_dim;
+    int64_t hidden = lq_config_layer_hidden(c, l);
     char p[256];
     snprintf(p, sizeof p, "model.layers.%d.input_layernorm.weight", l);
     LQ_TRY(lq_bind_vector_f32(ck, p, c->dim, &L->attn_norm));
@@ -50,9 +53,9 @@ static lq_status bind_layer(lq_model *m, int l) {
         {"self_attn.k_proj", &L->wk, kv_dim, c->dim},
         {"self_attn.v_proj", &L->wv, kv_dim, c->dim},
         {"self_attn.o_proj", &L->wo, c->dim, q_dim},
-        {"mlp.gate_proj", &L->w_gate, c->hidden_dim, c->dim},
-        {"mlp.up_proj", &L->w_up, c->hidden_dim, c->dim},
-        {"mlp.down_proj", &L->w_down, c->dim, c->hidden_dim},
+        {"mlp.gate_proj", &L->w_gate, hidden, c->dim},
+        {"mlp.up_proj", &L->w_up, hidden, c->dim},
+        {"mlp.down_proj", &L->w_down, c->dim, hidden},
     };
     for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
         snprintf(p, sizeof p, "model.layers.%d.%s", l, lin[i].name);

@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* Most layers a per-layer size list may describe (Llama 3.1 405B has 126). */
+#define LQ_MAX_LAYERS 256
+
 /* Architecture hyper-parameters (HF config.json names in comments). */
 typedef struct lq_config {
     char arch[64];          /* "LlamaForCausalLM" (architectures[0]) */
@@ -40,7 +43,28 @@ typedef struct lq_config {
     float rope_scale_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_orig_max_pos;
     int bos_id, eos_id;     /* bos_token_id / eos_token_id (-1 unknown) */
+    /* Per-layer sizes of a structurally pruned model (config.json "layer_intermediate_sizes",
+     * "layer_num_attention_heads", "layer_num_key_value_heads"; lists of num_hidden_layers
+     * ints). An entry 0 (or n_layers > LQ_MAX_LAYERS) means the uniform value above, which is
+     * then the largest of the layer values, so buffers sized by it fit every layer. Read them
+     * through lq_config_layer_*(). */
+    int layer_hidden_dim[LQ_MAX_LAYERS];
+    int layer_n_heads[LQ_MAX_LAYERS];
+    int layer_n_kv_heads[LQ_MAX_LAYERS];
 } lq_config;
+
+/* A layer's size: the per-layer value when set, else the uniform one. */
+static inline int lq_config_layer_hidden(const lq_config *c, int l) {
+    return l >= 0 && l < LQ_MAX_LAYERS && c->layer_hidden_dim[l] > 0 ? c->layer_hidden_dim[l] : c->hidden_dim;
+}
+static inline int lq_config_layer_heads(const lq_config *c, int l) {
+    return l >= 0 && l < LQ_MAX_LAYERS && c->layer_n_heads[l] > 0 ? c->layer_n_heads[l] : c->n_heads;
+}
+static inline int lq_config_layer_kv_heads(const lq_config *c, int l) {
+    return l >= 0 && l < LQ_MAX_LAYERS && c->layer_n_kv_heads[l] > 0 ? c->layer_n_kv_heads[l] : c->n_kv_heads;
+}
+/* Whether any layer differs from the uniform sizes. */
+bool lq_config_has_layer_sizes(const lq_config *c);
 
 typedef enum lq_ckpt_kind {
     LQ_CKPT_HF_DIR = 0,

@@ -1,0 +1,339 @@
+/* quant-prune - magnitude, N:M and structured pruning into a checkpoint the engine runs.
+ *
+ *   quant-prune --model DIR --method magnitude|nm|ffn|heads [--sparsity S] [--global]
+ *               [--nm N:M] [--keep R] [--layer-keep L=R]... [--target P]... [--ignore P]...
+ *               [--override P=S]... [--dense] [--force] [--json] --out DIR
+ *
+ * The work is lq_prune_run (libquant/include/libquant/lq_prune.h). This file is the CLI around
+ * it: the atomic output directory (lq_tool), tokenizer files carried over, progress, summary.
+ */
+#include "tool_cli.h"
+#include "tool_outdir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libquant/lq_prune.h"
+#include "lq_eval.h"
+
+#define TOOL "quant-prune"
+#define MAX_RULES 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: " TOOL " --model DIR --method magnitude|nm|ffn|heads --out DIR\n"
+            "                   [--sparsity S] [--global] [--nm N:M] [--keep R] [--layer-keep L=R]...\n"
+            "                   [--target P]... [--ignore P]... [--override P=S]... [--dense]\n"
+            "                   [--force] [--json]\n"
+            "\n"
+            "Prune a Llama-family checkpoint and write a directory quant-eval / quant-run / quant-ptq\n"
+            "read directly.\n"
+            "  magnitude  zero the smallest |w| of every linear layer to --sparsity S (per layer, or\n"
+            "             one threshold over all of them with --global); stored in compressed-tensors'\n"
+            "             sparse-bitmask layout (bitmask + packed non-zeros)\n"
+            "  nm         in every group of M consecutive input weights keep the N largest (--nm 2:4,\n"
+            "             default; 4:8, ...); 2:4 is stored as sparse-24-bitmask\n"
+            "  ffn        remove FFN intermediate neurons (rows of gate/up, columns of down): a smaller\n"
+            "             dense model\n"
+            "  heads      remove attention heads: whole KV groups with their query heads\n"
+            "\n"
+            "  --sparsity S       fraction removed, in [0, 1) (magnitude; for ffn/heads = 1 - keep)\n"
+            "  --global           magnitude: one threshold over every targeted weight\n"
+            "  --nm N:M           N:M pattern (M must divide the input features of every target)\n"
+            "  --keep R           ffn/heads: fraction of units kept in every layer, (0, 1]\n"
+            "  --layer-keep L=R   ffn/heads: keep ratio R for layer L (repeatable); layers of\n"
+            "                     different sizes are recorded in config.json per layer\n"
+            "  --target P         prune only matching modules (default: every Linear but lm_head)\n"
+            "  --ignore P         leave matching modules alone (ffn/heads: the whole layer)\n"
+            "  --override P=S     magnitude: matching modules get sparsity S (0 = dense); may name lm_head\n"
+            "                     patterns: exact module name, a last component ('q_proj'), 'Linear',\n"
+            "                     or 're:REGEX' (matched from the start); each must match something\n"
+            "  --dense            write pruned zeros densely instead of the sparse layout\n"
+            "  --threads N        accepted for symmetry with quant-ptq (pruning is single-threaded)\n"
+            "  --out DIR          output directory (must not exist unless --force; never the input)\n"
+            "  --force            replace an existing DIR\n"
+            "  --json             print the summary as JSON on stdout\n"
+            "  --help             this text\n"
+            "\n"
+            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+}
+
+/* ---- side files ------------------------------------------------------------------------------- */
+
+static lq_status copy_file(const char *src, const char *dst) {
+    FILE *in = fopen(src, "rb");
+    if (!in) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    FILE *out = fopen(dst, "wb");
+    if (!out) {
+        fclose(in);
+        return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+    }
+    char buf[1 << 16];
+    size_t n;
+    bool ok = true;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok = ok && fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
+    ok = (fclose(out) == 0) && ok;
+    fclose(in);
+    return ok ? LQ_OK : lq_fail(LQ_ERR_IO, "%s: write failed", dst);
+}
+
+/* Tokenizer and generation files next to the weights are carried over unchanged. */
+static lq_status copy_side_files(const char *model, const tool_outdir *od) {
+    struct stat sb;
+    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                        "special_tokens_map.json"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char src[PATH_MAX + 64], dst[PATH_MAX + 64];
+        snprintf(src, sizeof src, "%s/%s", model, names[i]);
+        if (stat(src, &sb) != 0) continue;
+        LQ_TRY(tool_outdir_file(od, names[i], dst, sizeof dst));
+        LQ_TRY(copy_file(src, dst));
+    }
+    return LQ_OK;
+}
+
+/* ---- progress and summary ----------------------------------------------------------------------- */
+
+static void on_progress(void *user, int64_t done, int64_t total, const char *tensor) {
+    (void)tensor;
+    lq_progress *p = user;
+    p->total = total;
+    lq_progress_update(p, done);
+}
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static double frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
+
+static void print_summary(const lq_prune_summary *r, const char *out, bool json) {
+    if (json) {
+        printf("{\"out\": ");
+        print_json_string(out);
+        printf(", \"method\": \"%s\", \"tensors\": %lld, \"params_in\": %lld, \"params_out\": %lld, "
+               "\"nonzero_in\": %lld, \"nonzero_out\": %lld, \"target_params\": %lld, \"target_zeros\": %lld, "
+               "\"target_sparsity\": %.6f, \"global_sparsity\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, "
+               "\"seconds\": %.3f, \"per_tensor\": [",
+               lq_prune_method_name(r->method), (long long)r->n_tensors, (long long)r->params_in,
+               (long long)r->params_out, (long long)r->nonzero_in, (long long)r->nonzero_out,
+               (long long)r->target_params, (long long)r->target_zeros, frac(r->target_zeros, r->target_params),
+               r->global_sparsity, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds);
+        for (int64_t i = 0; i < r->n_tensors; i++) {
+            const lq_prune_tensor_stat *t = &r->tensors[i];
+            int64_t n_out = t->rows_out * t->cols_out;
+            printf("%s{\"name\": ", i ? ", " : "");
+            print_json_string(t->name);
+            printf(", \"shape_in\": [%lld, %lld], \"shape_out\": [%lld, %lld], \"nonzero_in\": %lld, "
+                   "\"nonzero_out\": %lld, \"sparsity\": %.6f, \"sparse_layout\": %s, \"bytes_in\": %llu, "
+                   "\"bytes_out\": %llu}",
+                   (long long)t->rows_in, (long long)t->cols_in, (long long)t->rows_out, (long long)t->cols_out,
+                   (long long)t->nonzero_in, (long long)t->nonzero_out, 1.0 - frac(t->nonzero_out, n_out),
+                   t->sparse ? "true" : "false", (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out);
+        }
+        printf("], \"layers\": [");
+        for (int l = 0; l < r->n_layers; l++)
+            printf("%s{\"units_in\": %d, \"units_out\": %d}", l ? ", " : "", r->layer_units_in[l],
+                   r->layer_units_out[l]);
+        printf("]}\n");
+        return;
+    }
+    printf("%s: %s pruning\n", out, lq_prune_method_name(r->method));
+    printf("  %-52s %15s %15s %9s\n", "tensor", "shape in", "shape out", "sparsity");
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const lq_prune_tensor_stat *t = &r->tensors[i];
+        if (t->nonzero_out == t->nonzero_in && t->rows_out == t->rows_in && t->cols_out == t->cols_in) continue;
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%lldx%lld", (long long)t->rows_in, (long long)t->cols_in);
+        snprintf(b, sizeof b, "%lldx%lld", (long long)t->rows_out, (long long)t->cols_out);
+        printf("  %-52s %15s %15s %8.2f%%%s\n", t->name, a, b,
+               100.0 * (1.0 - frac(t->nonzero_out, t->rows_out * t->cols_out)), t->sparse ? " (sparse)" : "");
+    }
+    for (int l = 0; l < r->n_layers; l++)
+        if (r->layer_units_out[l] != r->layer_units_in[l])
+            printf("  layer %d: %d of %d %s kept\n", l, r->layer_units_out[l], r->layer_units_in[l],
+                   r->method == LQ_PRUNE_FFN ? "FFN neurons" : "KV head groups");
+    printf("  parameters  %lld -> %lld (non-zero %lld -> %lld); pruned matrices %.2f%% zero; model %.2f%% zero\n",
+           (long long)r->params_in, (long long)r->params_out, (long long)r->nonzero_in, (long long)r->nonzero_out,
+           100.0 * frac(r->target_zeros, r->target_params), 100.0 * r->global_sparsity);
+    printf("  size        %.3f MiB -> %.3f MiB, %.2f s\n", r->bytes_in / 1048576.0, r->bytes_out / 1048576.0,
+           r->seconds);
+}
+
+/* ---- main ------------------------------------------------------------------------------------------ */
+
+static bool parse_nm(const char *s, int *n, int *m) {
+    const char *colon = s ? strchr(s, ':') : NULL;
+    if (!colon) return false;
+    char nb[16];
+    size_t k = (size_t)(colon - s);
+    if (k == 0 || k >= sizeof nb) return false;
+    memcpy(nb, s, k);
+    nb[k] = 0;
+    return tool_parse_int(nb, 1, n) && tool_parse_int(colon + 1, 1, m);
+}
+
+int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
+    const char *model = NULL, *out_dir = NULL, *method_arg = NULL;
+    bool force = false, json = false, have_sparsity = false, have_keep = false, have_nm = false;
+    float sparsity = 0.0f, keep = 1.0f;
+    int threads = 0;
+    lq_prune_opts o = {.nm_n = 2, .nm_m = 4};
+    const char *targets[MAX_RULES], *ignore[MAX_RULES];
+    lq_prune_rule rules[MAX_RULES];
+    char *rule_buf[MAX_RULES];
+    int n_rule_buf = 0;
+    float layer_keep[LQ_MAX_LAYERS];
+    int n_layer_keep = 0;
+    for (int l = 0; l < LQ_MAX_LAYERS; l++) layer_keep[l] = -1.0f;
+    int rc = 0;
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
+            usage(stdout);
+            return 0;
+        } else if (tool_args_flag(&a, "--force")) {
+            force = true;
+        } else if (tool_args_flag(&a, "--json")) {
+            json = true;
+        } else if (tool_args_flag(&a, "--global")) {
+            o.global = true;
+        } else if (tool_args_flag(&a, "--dense")) {
+            o.dense_output = true;
+        } else if (tool_args_value(&a, "--model")) {
+            model = a.value;
+        } else if (tool_args_value(&a, "--out")) {
+            out_dir = a.value;
+        } else if (tool_args_value(&a, "--method")) {
+            method_arg = a.value;
+        } else if (tool_args_value(&a, "--sparsity")) {
+            if (!tool_parse_float(a.value, 0.0f, 1.0f, &sparsity) || sparsity >= 1.0f)
+                return tool_bad_args("--sparsity must be in [0, 1), not '%s'", a.value);
+            have_sparsity = true;
+        } else if (tool_args_value(&a, "--keep")) {
+            if (!tool_parse_float(a.value, 0.0f, 1.0f, &keep) || keep <= 0.0f)
+                return tool_bad_args("--keep must be in (0, 1], not '%s'", a.value);
+            have_keep = true;
+        } else if (tool_args_value(&a, "--nm")) {
+            if (!parse_nm(a.value, &o.nm_n, &o.nm_m) || o.nm_n > o.nm_m || o.nm_m > 64)
+                return tool_bad_args("--nm expects N:M with 0 < N <= M <= 64 (2:4, 4:8), not '%s'", a.value);
+            have_nm = true;
+        } else if (tool_args_value(&a, "--layer-keep")) {
+            const char *eq = strchr(a.value, '=');
+            char lb[16];
+            int l;
+            float r;
+            size_t k = eq ? (size_t)(eq - a.value) : 0;
+            if (!eq || k == 0 || k >= sizeof lb) return tool_bad_args("--layer-keep expects L=R, not '%s'", a.value);
+            memcpy(lb, a.value, k);
+            lb[k] = 0;
+            if (!tool_parse_int(lb, 0, &l) || l >= LQ_MAX_LAYERS || !tool_parse_float(eq + 1, 0.0f, 1.0f, &r) ||
+                r <= 0.0f)
+                return tool_bad_args("--layer-keep expects LAYER=RATIO with a ratio in (0, 1], not '%s'", a.value);
+            layer_keep[l] = r;
+            if (l + 1 > n_layer_keep) n_layer_keep = l + 1;
+        } else if (tool_args_value(&a, "--target")) {
+            if (o.n_targets == MAX_RULES) return tool_bad_args("at most %d --target patterns", MAX_RULES);
+            targets[o.n_targets++] = a.value;
+        } else if (tool_args_value(&a, "--ignore")) {
+            if (o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
+            ignore[o.n_ignore++] = a.value;
+        } else if (tool_args_value(&a, "--override")) {
+            const char *eq = strrchr(a.value, '=');
+            float sp;
+            if (!eq || eq == a.value || !tool_parse_float(eq + 1, 0.0f, 1.0f, &sp) || sp >= 1.0f)
+                return tool_bad_args("--override expects PATTERN=SPARSITY with a sparsity in [0, 1), not '%s'",
+                                     a.value);
+            if (o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
+            char *pat = strndup(a.value, (size_t)(eq - a.value));
+            if (!pat) return tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory"));
+            rule_buf[n_rule_buf++] = pat;
+            rules[o.n_overrides++] = (lq_prune_rule){.pattern = pat, .sparsity = sp};
+        } else if (tool_args_value(&a, "--threads")) {
+            if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
+        } else {
+            return tool_args_unknown(&a);
+        }
+    }
+    if (!model || !out_dir || !method_arg) return tool_bad_args("--model, --method and --out are required");
+    if (!lq_prune_method_parse(method_arg, &o.method))
+        return tool_bad_args("unknown method '%s' (magnitude, nm, ffn or heads)", method_arg);
+    bool structured = o.method == LQ_PRUNE_FFN || o.method == LQ_PRUNE_HEADS;
+    if (o.method == LQ_PRUNE_MAGNITUDE && !have_sparsity) return tool_bad_args("--method magnitude needs --sparsity S");
+    if (have_nm && o.method != LQ_PRUNE_NM) return tool_bad_args("--nm applies to --method nm only");
+    if (structured) {
+        if (have_keep && have_sparsity) return tool_bad_args("give --keep R or --sparsity S, not both");
+        if (!have_keep && !have_sparsity && n_layer_keep == 0)
+            return tool_bad_args("--method %s needs --keep R (or --sparsity S, or --layer-keep)", method_arg);
+        o.keep = have_keep ? keep : have_sparsity ? 1.0f - sparsity : 1.0f;
+        o.layer_keep = n_layer_keep > 0 ? layer_keep : NULL;
+        o.n_layer_keep = n_layer_keep;
+    } else if (have_keep || n_layer_keep > 0) {
+        return tool_bad_args("--keep / --layer-keep apply to --method ffn and heads");
+    }
+    if ((o.global || o.n_overrides > 0) && o.method != LQ_PRUNE_MAGNITUDE)
+        return tool_bad_args("--global and --override apply to --method magnitude only");
+    if (o.n_targets > 0 && structured) return tool_bad_args("--target applies to magnitude and nm (use --ignore)");
+    o.sparsity = sparsity;
+    o.targets = targets;
+    o.ignore = ignore;
+    o.overrides = rules;
+
+    const char *inputs[] = {model, NULL};
+    lq_status s = tool_outdir_check_inputs(out_dir, inputs);
+    if (s != LQ_OK) {
+        rc = tool_fail_at("refusing to write into the input", out_dir, s);
+        goto out;
+    }
+    struct stat sb;
+    if (stat(model, &sb) != 0) {
+        rc = tool_fail_at("cannot open model", model,
+                          lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s", strerror(errno)));
+        goto out;
+    }
+    tool_outdir od;
+    s = tool_outdir_begin(&od, out_dir, force);
+    if (s != LQ_OK) {
+        rc = tool_fail_at("cannot create output", out_dir, s);
+        goto out;
+    }
+    lq_progress prog;
+    lq_progress_begin(&prog, "pruning", 1, !json);
+    o.progress = on_progress;
+    o.user = &prog;
+    lq_prune_summary sum;
+    s = lq_prune_run(model, od.tmp, &o, &sum);
+    lq_progress_end(&prog);
+    if (s != LQ_OK) {
+        tool_outdir_abort(&od);
+        rc = tool_fail_at("cannot prune", model, s);
+        goto out;
+    }
+    s = copy_side_files(model, &od);
+    if (s == LQ_OK) s = tool_outdir_commit(&od);
+    if (s != LQ_OK) {
+        tool_outdir_abort(&od);
+        lq_prune_summary_free(&sum);
+        rc = tool_fail_at("cannot write output", out_dir, s);
+        goto out;
+    }
+    print_summary(&sum, out_dir, json);
+    lq_prune_summary_free(&sum);
+    rc = tool_finish_stdout();
+out:
+    for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
+    return rc;
+}
