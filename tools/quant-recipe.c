@@ -72,6 +72,8 @@ static void describe_modifier(FILE *f, const lq_recipe_modifier *m) {
     fprintf(f, "%s", lq_modifier_name(m->kind));
     if (m->scheme != LQ_SCHEME_NONE) fprintf(f, " scheme=%s", lq_recipe_scheme_name(m->scheme));
     if (m->group_size > 0) fprintf(f, " group_size=%d", m->group_size);
+    if (m->group_fallback != LQ_GROUP_FALLBACK_REFUSE)
+        fprintf(f, " group_fallback=%s", m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL ? "channel" : "ignore");
     if (m->kind == LQ_MOD_STRUCTURED_PRUNING)
         fprintf(f, " structure=%s", m->structure == LQ_STRUCTURE_FFN ? "ffn" : "heads");
     if (m->sparsity >= 0 && m->kind != LQ_MOD_QUANTIZATION && m->kind != LQ_MOD_GPTQ && m->kind != LQ_MOD_AWQ &&

@@ -253,18 +253,19 @@ static lq_status get_list(const pctx *c, yaml_node_t *v, const char *what, bool 
 typedef enum arg_id {
     A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
     A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
-    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_COUNT
+    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_COUNT
 } arg_id;
 
 static const char *const g_arg_names[A_COUNT] = {
     "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
     "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
-    "sparsity", "final_sparsity", "mask_structure", "structure",
+    "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback",
 };
 
 #define B(a) (1u << (a))
 static const unsigned g_allowed[LQ_MOD_COUNT] = {
-    [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH),
+    [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH) |
+                            B(A_GROUP_FALLBACK),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
                     B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS),
     [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING),
@@ -426,6 +427,19 @@ static lq_status parse_modifier(const pctx *c, const entry *me, lq_recipe_modifi
         case A_SCHEME: s = parse_scheme(c, v, name, &m->scheme); break;
         case A_GROUP_SIZE: s = get_int(c, v, what, 1, 1 << 20, &m->group_size); break;
         case A_CLIP_SEARCH: s = get_bool(c, v, what, &m->clip_search); break;
+        case A_GROUP_FALLBACK: {
+            static const char *const fb[] = {"refuse", "channel", "ignore"};
+            const char *t = ry_scalar(v);
+            int k = -1;
+            for (int q = 0; t && q < 3; q++)
+                if (!strcmp(t, fb[q])) k = q;
+            char b[80];
+            if (k < 0)
+                s = fail_at(c, LQ_ERR_FORMAT, v, t ? lq_suggest(t, fb, 3) : NULL,
+                            "%s must be refuse, channel or ignore, got %s", what, shown(v, b, sizeof b));
+            else m->group_fallback = (lq_recipe_group_fallback)k;
+            break;
+        }
         case A_BLOCK_SIZE: s = get_int(c, v, what, 1, 1 << 20, &m->block_size); break;
         case A_DAMPENING: s = get_number(c, v, what, false, 0, 1, false, &m->dampening_frac); break;
         case A_ACTORDER:
@@ -489,6 +503,10 @@ static lq_status parse_modifier(const pctx *c, const entry *me, lq_recipe_modifi
                            "group_size applies to the W4A16 schemes only (%s is per channel)",
                            lq_recipe_scheme_name(m->scheme));
         if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = 128; /* the W4A16 preset */
+        if ((seen & B(A_GROUP_FALLBACK)) && !grouped)
+            return fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_FALLBACK], NULL,
+                           "group_fallback applies to the W4A16 schemes only (%s is per channel)",
+                           lq_recipe_scheme_name(m->scheme));
     }
     if (is_prune(m->kind)) {
         if (m->mask == LQ_MASK_NM) {

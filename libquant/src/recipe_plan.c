@@ -76,9 +76,10 @@ static lq_status check_tensor(const lq_recipe *r, const lq_recipe_modifier *m, c
                            "tensor %s is quantized twice: by %s at %s:%d:%d and %s at %s:%d:%d", t->name,
                            lq_modifier_name((*by)->kind), r->path, (*by)->pos.line, (*by)->pos.col,
                            lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
-        if (m->group_size > 0 && cols % m->group_size != 0)
+        if (m->group_size > 0 && cols % m->group_size != 0 && m->group_fallback == LQ_GROUP_FALLBACK_REFUSE)
             return lq_fail(LQ_ERR_INVALID_ARG,
-                           "group_size %d does not divide the %lld columns of %s (%s at %s:%d:%d)",
+                           "group_size %d does not divide the %lld columns of %s (%s at %s:%d:%d); "
+                           "add group_fallback: channel or ignore, or choose a divisor",
                            m->group_size, (long long)cols, t->name, lq_modifier_name(m->kind), r->path,
                            m->pos.line, m->pos.col);
         *by = m;
@@ -130,6 +131,11 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
                 if (is_quant(m->kind)) {
                     scheme[k] = m->scheme;
                     gsize[k] = m->group_size;
+                    /* the fallback's result: one group per row, or left as stored */
+                    if (m->group_size > 0 && t->shape[1] % m->group_size != 0) {
+                        if (m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL) gsize[k] = (int32_t)t->shape[1];
+                        else scheme[k] = LQ_SCHEME_NONE;
+                    }
                 }
                 pm->tensors[pm->n_tensors++] = (lq_plan_tensor){t->name, t->shape[0], t->shape[1]};
                 pm->params += t->shape[0] * t->shape[1];

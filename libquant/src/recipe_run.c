@@ -13,6 +13,10 @@
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
 
+_Static_assert((int)LQ_GROUP_FALLBACK_CHANNEL == (int)LQ_PTQ_FALLBACK_CHANNEL &&
+                   (int)LQ_GROUP_FALLBACK_IGNORE == (int)LQ_PTQ_FALLBACK_IGNORE,
+               "lq_recipe_group_fallback mirrors lq_ptq_group_fallback");
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -63,6 +67,7 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
             .group_size = m->group_size > 0 ? m->group_size : 0,
             .asym = m->scheme == LQ_SCHEME_W4A16_ASYM,
             .clip_search = m->clip_search,
+            .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
             .overrides = rules,
             .n_overrides = (int)pm->n_tensors,
             .pool = o ? o->pool : NULL,

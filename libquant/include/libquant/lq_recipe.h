@@ -73,6 +73,14 @@ typedef enum lq_mask_structure {
     LQ_MASK_NM = 1,            /* N zeros in every M consecutive weights of a row ("2:4") */
 } lq_mask_structure;
 
+/* A W4A16 layer whose input width the group size does not divide (compressed-tensors has no
+ * partial groups): same values as lq_ptq.h's lq_ptq_group_fallback. */
+typedef enum lq_recipe_group_fallback {
+    LQ_GROUP_FALLBACK_REFUSE = 0,  /* plan error naming the tensor (default) */
+    LQ_GROUP_FALLBACK_CHANNEL = 1, /* that layer gets one group per row (its own config group) */
+    LQ_GROUP_FALLBACK_IGNORE = 2,  /* that layer stays float */
+} lq_recipe_group_fallback;
+
 /* Named apart from lq_prune.h's lq_prune_method (LQ_PRUNE_FFN ...) so both headers mix. */
 typedef enum lq_prune_structure {
     LQ_STRUCTURE_FFN = 0,      /* whole FFN channels (rows of gate/up, columns of down) */
@@ -96,6 +104,7 @@ typedef struct lq_recipe_modifier {
     lq_recipe_scheme scheme;   /* LQ_SCHEME_NONE for the others */
     int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes */
     bool clip_search;          /* ours: search the clipping ratio per group */
+    lq_recipe_group_fallback group_fallback; /* ours: W4A16 layers group_size does not divide */
     /* GPTQ */
     int32_t block_size;        /* default 128 */
     double dampening_frac;     /* default 0.01 */
