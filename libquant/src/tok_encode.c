@@ -19,8 +19,11 @@ static lq_status encode_raw(const lq_tokenizer *t, const char *s, size_t n, bool
     return tok_bpe_encode(t, s, n, ids);
 }
 
-lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
-                              bool parse_special, int32_t *out, int64_t cap, int64_t *n_out) {
+/* `lead_prefix`: whether the text starts a document (SPM dummy prefix at its start) or continues
+ * one after a safe cut (lq_tokenizer_encode_next). */
+static lq_status encode_impl(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
+                             bool parse_special, bool lead_prefix, int32_t *out, int64_t cap,
+                             int64_t *n_out) {
     tok_ids ids = {0};
     lq_status st = LQ_OK;
     if (n_out) *n_out = 0;
@@ -30,7 +33,7 @@ lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t le
         goto done;
     }
     /* SPM prepends the dummy prefix at the start and after each special token (llama.cpp) */
-    bool prev_special = true;
+    bool prev_special = lead_prefix;
     size_t start = 0;
     if (parse_special && t->n_special > 0) {
         bool first[256] = {false};
@@ -63,4 +66,14 @@ lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t le
 done:
     free(ids.v);
     return st;
+}
+
+lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
+                              bool parse_special, int32_t *out, int64_t cap, int64_t *n_out) {
+    return encode_impl(t, text, len, add_bos, parse_special, true, out, cap, n_out);
+}
+
+lq_status lq_tokenizer_encode_next(const lq_tokenizer *t, const char *text, size_t len,
+                                   int32_t *out, int64_t cap, int64_t *n_out) {
+    return encode_impl(t, text, len, false, false, false, out, cap, n_out);
 }

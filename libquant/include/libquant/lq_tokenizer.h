@@ -58,6 +58,28 @@ uint64_t lq_tokenizer_hash(const lq_tokenizer *t);
 lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
                               bool parse_special, int32_t *out, int64_t cap, int64_t *n_out);
 
+/* Streaming a long text in bounded memory (additive; used by quant-distill's chunked mode).
+ *
+ * lq_tokenizer_safe_cut: the largest c in [1, len) such that, for EVERY continuation R of
+ * text[0..c), encoding text[0..c) + R (without parse_special) gives the ids of text[0..c)
+ * followed by lq_tokenizer_encode_next(R): no merge or pre-token crosses the cut, and nothing
+ * at the cut depends on what follows. 0 when the text holds no such position. The next byte,
+ * text[c], is always inside the text (the rules look at it). Rules, each proven on the
+ * algorithm (docs/DISTILL_FORMAT.md):
+ *   - SPM, when no mergeable piece has "▁" after another character (merges stay inside
+ *     words): before a space that follows a non-space;
+ *   - SPM, when no piece has a newline before its last byte: after a newline;
+ *   - byte-level BPE with exactly GPT-2's pre-tokenizer regex: before an ASCII space followed
+ *     by a printable ASCII character (the space starts the next pre-token, and a whitespace run
+ *     before it ends the same way whether or not more text follows).
+ * Other tokenizers (custom regexes) get 0: callers then keep more text together. */
+size_t lq_tokenizer_safe_cut(const lq_tokenizer *t, const char *text, size_t len);
+
+/* Encode text that continues earlier text at a safe cut: as lq_tokenizer_encode without BOS
+ * and without parse_special, but without the SPM dummy prefix at its start. */
+lq_status lq_tokenizer_encode_next(const lq_tokenizer *t, const char *text, size_t len,
+                                   int32_t *out, int64_t cap, int64_t *n_out);
+
 /* Bytes of one token as it appears in decoded text ("▁" -> " ", <0x0A> -> "\n", byte-level
  * code points -> bytes). `prev` is the previous token id or -1: SPM drops the dummy-prefix
  * space of the first piece after BOS. Returns the length, writes at most cap bytes (no NUL). */
