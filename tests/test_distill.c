@@ -474,3 +474,151 @@ Test(distill, inspect_prints_a_record) {
     free(t);
     cr_expect_eq(exit_code(run_tool("quant-distill", "--inspect", out, "--record", "5", NULL)), 2);
 }
+
+/* ---- chunked mode: the token stream of the whole text ----------------------------------------- */
+
+/* The first ~`bytes` of WikiText-2 (cut after a newline) into <tmpdir>/name; returns its size. */
+static size_t wiki_head(const char *name, size_t bytes, char *path, size_t cap) {
+    char src[512];
+    lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", src, sizeof src);
+    size_t len = 0;
+    char *all = lq_test_read_file(src, &len);
+    cr_assert(all && len > bytes + 10000, "%s", src);
+    size_t n = bytes;
+    while (n < len && all[n - 1] != '\n') n++;
+    sub(name, path, cap);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(all, 1, n, f) == n);
+    fclose(f);
+    free(all);
+    return n;
+}
+
+static int32_t *encode_all(const lq_tokenizer *tok, const char *text, size_t len, int64_t *n) {
+    cr_assert_eq(lq_tokenizer_encode(tok, text, len, false, false, NULL, 0, n), LQ_ERR_INVALID_ARG);
+    int32_t *ids = malloc((size_t)*n * sizeof *ids);
+    cr_assert_eq(lq_tokenizer_encode(tok, text, len, false, false, ids, *n, n), LQ_OK);
+    return ids;
+}
+
+/* Segments from lq_corpus_next_segment, encoded one by one (the first with the dummy prefix),
+ * against lq_tokenizer_encode of the whole text: the reference is the whole-text encoding
+ * quant-eval uses (test_tokenizer_* tie it to llama.cpp's and HF's token ids). */
+static void expect_segments_equal_whole(const lq_tokenizer *tok, const char *path, size_t window,
+                                        const char *what) {
+    size_t len = 0;
+    char *text = lq_test_read_file(path, &len);
+    int64_t n_ref = 0;
+    int32_t *ref = encode_all(tok, text, len, &n_ref);
+    lq_corpus *c = NULL;
+    cr_assert_eq(lq_corpus_open(path, 0, &c), LQ_OK);
+    int64_t at = 0, segs = 0;
+    uint64_t expect_off = 0;
+    int32_t *ids = malloc(sizeof *ids * (window * 2 + 16));
+    for (;;) {
+        const char *s;
+        size_t sl;
+        uint64_t off, next;
+        cr_assert_eq(lq_corpus_next_segment(c, tok, window, &s, &sl, &off, &next), LQ_OK, "%s",
+                     lq_last_error());
+        if (!s) break;
+        cr_assert_eq(off, expect_off);
+        cr_assert(sl <= window || next == len, "%s: segment of %zu bytes", what, sl);
+        int64_t n = 0;
+        lq_status st = off == 0 ? lq_tokenizer_encode(tok, s, sl, false, false, ids, (int64_t)window * 2 + 16, &n)
+                                : lq_tokenizer_encode_next(tok, s, sl, ids, (int64_t)window * 2 + 16, &n);
+        cr_assert_eq(st, LQ_OK, "%s", lq_last_error());
+        for (int64_t i = 0; i < n; i++)
+            cr_assert(at + i < n_ref && ids[i] == ref[at + i], "%s: segment at byte %llu, token %lld:"
+                      " %d, whole text %d", what, (unsigned long long)off, (long long)i, ids[i],
+                      at + i < n_ref ? ref[at + i] : -1);
+        at += n;
+        segs++;
+        expect_off = next;
+    }
+    cr_expect_eq(at, n_ref, "%s: %lld tokens from segments, %lld whole", what, (long long)at,
+                 (long long)n_ref);
+    cr_expect(segs > (int64_t)(len / window / 2), "%s: %lld segments of %zu bytes", what,
+              (long long)segs, window);
+    cr_log_info("%s: %lld segments, %lld tokens", what, (long long)segs, (long long)n_ref);
+    lq_corpus_close(c);
+    free(ids);
+    free(ref);
+    free(text);
+}
+
+Test(distill, segments_tokenize_as_the_whole_text) {
+    char wiki[300], p[512];
+    wiki_head("wiki.txt", 200000, wiki, sizeof wiki);
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_tokenizer_load_llama2c(tok_path, 512, &tok), LQ_OK);
+    expect_segments_equal_whole(tok, wiki, 4096, "tok512");
+    expect_segments_equal_whole(tok, wiki, 64, "tok512 small windows");
+    lq_tokenizer_free(tok);
+    cr_assert_eq(lq_tokenizer_load_llama2c(lq_test_shared("models/llama2-tokenizer/tokenizer.bin",
+                                                          p, sizeof p), 32000, &tok), LQ_OK);
+    expect_segments_equal_whole(tok, wiki, 4096, "llama2 32k");
+    lq_tokenizer_free(tok);
+    cr_assert_eq(lq_tokenizer_load_hf_json(lq_test_shared("models/gpt2-tokenizer/tokenizer.json",
+                                                          p, sizeof p), &tok), LQ_OK, "%s", lq_last_error());
+    expect_segments_equal_whole(tok, wiki, 4096, "gpt2");
+    lq_tokenizer_free(tok);
+}
+
+Test(distill, safe_cut_rules) {
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_tokenizer_load_llama2c(tok_path, 512, &tok), LQ_OK);
+    /* SPM: before the last space that follows a non-space, or after a newline */
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "ab cd  ef", 9), 5);
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "abc\ndef", 7), 4);
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "abcdef", 6), 0);
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "a ", 1), 0, "never at the end: the next byte counts");
+    /* a literal U+2581 before the space is a "▁" symbol: no word starts there */
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "x\xe2\x96\x81 y", 6), 0);
+    lq_tokenizer_free(tok);
+    char p[512];
+    cr_assert_eq(lq_tokenizer_load_hf_json(lq_test_shared("models/gpt2-tokenizer/tokenizer.json",
+                                                          p, sizeof p), &tok), LQ_OK);
+    /* GPT-2: before a space followed by a printable character only ("a \n b": the space before
+     * the newline is part of a whitespace run whose split depends on what follows) */
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "one two", 7), 3);
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "a\n\nb", 4), 0);
+    cr_expect_eq(lq_tokenizer_safe_cut(tok, "a \n b", 5), 3);
+    lq_tokenizer_free(tok);
+}
+
+Test(distill, chunked_tokens_are_the_whole_text_tokens) {
+    char wiki[300], out[300];
+    /* 40 KB (~25k tokens: the teacher runs over all of them; the 200 KB check of the same
+     * segmentation is segments_tokenize_as_the_whole_text), small segments: ~27 cuts */
+    size_t len = wiki_head("wiki.txt", 40000, wiki, sizeof wiki);
+    sub("wiki-distill", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                      wiki, "--out", out, "--k", "1", "--ctx", "512", "--threads", "2",
+                      "--debug-piece-bytes", "1500", "--json", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "quant-distill failed: %s", e);
+    free(e);
+    char *text = lq_test_read_file(wiki, NULL);
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_tokenizer_load_llama2c(tok_path, 512, &tok), LQ_OK);
+    int64_t n_ref = 0;
+    int32_t *ref = encode_all(tok, text, len, &n_ref);
+    lq_distill_reader *r = NULL;
+    cr_assert_eq(lq_distill_open(out, &r), LQ_OK, "%s", lq_last_error());
+    int64_t at = 0;
+    for (int64_t i = 0; i < lq_distill_count(r); i++) {
+        lq_distill_record rec;
+        cr_assert_eq(lq_distill_get(r, i, &rec), LQ_OK);
+        cr_assert_eq(rec.tokens[0], 1, "BOS first");
+        for (int t = 1; t < rec.n; t++, at++)
+            cr_assert(at < n_ref && rec.tokens[t] == ref[at], "record %lld token %d: %d, whole "
+                      "text %d", (long long)i, t, rec.tokens[t], at < n_ref ? ref[at] : -1);
+    }
+    cr_expect_eq(at, n_ref, "%lld tokens in the records, %lld in the whole text", (long long)at,
+                 (long long)n_ref);
+    lq_distill_close(r);
+    lq_tokenizer_free(tok);
+    free(ref);
+    free(text);
+}

@@ -10,6 +10,7 @@
 #include "libquant/lq_distill.h"
 #include "lq_blocks.h"
 #include "tool_cli.h"
+#include "tool_sample.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -19,8 +20,9 @@
 #include <string.h>
 
 #define TOOL "quant-distill"
-/* Raw text per tokenizer call in chunked mode: big enough to amortize, small enough to bound
- * memory whatever the corpus size. */
+/* Raw text per tokenizer call in chunked mode (a segment, cut where the tokenizer provably gives
+ * the same ids as on the whole text): big enough to amortize, small enough to bound memory
+ * whatever the corpus size. */
 #define PIECE_BYTES ((size_t)64 << 10)
 
 static void usage(FILE *f) {
@@ -35,8 +37,9 @@ static void usage(FILE *f) {
         "top-k next-token ids with their log-probabilities and the log of the mass outside the\n"
         "top-k, into DIR (manifest.json + shard-NNNNN.lqd; layout in docs/DISTILL_FORMAT.md).\n"
         "The corpus is streamed: memory does not grow with its size.\n"
-        "  default           chunks: the text is read in line-aligned pieces, tokenized, and cut\n"
-        "                    into records of BOS + (ctx - 1) tokens (ctx default 512)\n"
+        "  default           chunks: the text is tokenized as a whole (as quant-eval does; read\n"
+        "                    in segments cut where the tokens cannot change) and cut into\n"
+        "                    records of BOS + (ctx - 1) tokens (ctx default 512)\n"
         "  --per-line        one record per non-empty line (or --separator unit), BOS first,\n"
         "                    cut into pieces of ctx tokens (ctx default: the model's context)\n"
         "  --k N             top-k per position (default 32, at most the vocabulary)\n"
@@ -61,18 +64,30 @@ static void usage(FILE *f) {
 
 typedef struct args {
     const char *model, *tokenizer, *file, *out, *separator, *inspect, *features;
+    const char *prompts, *prompt; /* --sequences: a prompt file (units), or one prompt */
+    int sequences, max_tokens;
+    tool_sample_args dec;
     int k, ctx, threads, block_kib, shard_kib, positions;
     int64_t record;
     int debug_stop_after; /* test hook: SIGKILL itself after adding this many records */
+    int debug_piece_bytes; /* test hook: chunked-mode segment size (many cuts on a small text) */
     bool per_line, json, f16;
 } args;
 
 static int parse_args(int argc, char **argv, args *a) {
-    *a = (args){.k = LQ_DISTILL_DEFAULT_K, .block_kib = 1024, .shard_kib = 256 << 10, .positions = 4};
+    *a = (args){.k = LQ_DISTILL_DEFAULT_K, .block_kib = 1024, .shard_kib = 256 << 10, .positions = 4,
+                .max_tokens = 256};
+    tool_sample_args_init(&a->dec);
+    bool set_k = false;
     tool_args t = tool_args_begin(argc, argv);
     while (tool_args_next(&t)) {
-        int *num = NULL, min = 0;
+        int *num = NULL, min = 0, rc = 0;
         if (tool_args_help(&t)) { usage(stdout); return 0; }
+        else if (tool_sample_arg(&t, &a->dec, &rc)) { if (rc) return rc; }
+        else if (tool_args_value(&t, "--prompts")) a->prompts = t.value;
+        else if (tool_args_value(&t, "--prompt")) a->prompt = t.value;
+        else if (tool_args_value(&t, "--sequences")) { num = &a->sequences; min = 1; }
+        else if (tool_args_value(&t, "--max-tokens")) { num = &a->max_tokens; min = 1; }
         else if (tool_args_value(&t, "--model")) a->model = t.value;
         else if (tool_args_value(&t, "--tokenizer")) a->tokenizer = t.value;
         else if (tool_args_value(&t, "--file")) a->file = t.value;
@@ -91,18 +106,39 @@ static int parse_args(int argc, char **argv, args *a) {
             if (!tool_parse_u64(t.value, &v) || v > INT64_MAX) return tool_args_bad_value(&t);
             a->record = (int64_t)v;
         }
-        else if (tool_args_value(&t, "--k")) { num = &a->k; min = 1; }
+        else if (tool_args_value(&t, "--k")) { num = &a->k; min = 1; set_k = true; }
         else if (tool_args_value(&t, "--ctx")) { num = &a->ctx; min = 1; }
         else if (tool_args_value(&t, "--threads")) { num = &a->threads; min = 1; }
         else if (tool_args_value(&t, "--block-kib")) { num = &a->block_kib; min = 1; }
         else if (tool_args_value(&t, "--shard-kib")) { num = &a->shard_kib; min = 1; }
         else if (tool_args_value(&t, "--positions")) { num = &a->positions; min = 0; }
         else if (tool_args_value(&t, "--debug-stop-after")) { num = &a->debug_stop_after; min = 1; }
+        else if (tool_args_value(&t, "--debug-piece-bytes")) { num = &a->debug_piece_bytes; min = 8; }
         else return tool_args_unknown(&t);
         if (num && !tool_parse_int(t.value, min, num)) return tool_args_bad_value(&t);
     }
     if (a->inspect) return -1;
     if (!a->model) return tool_bad_args("--model is required (or --inspect PATH)");
+    if (a->sequences > 0) {
+        if (!a->prompts == !a->prompt)
+            return tool_bad_args("--sequences needs --prompts FILE or --prompt TEXT (one of them)");
+        if (a->file || a->per_line || a->features || set_k)
+            return tool_bad_args("--sequences writes sequences.jsonl: --file, --per-line, "
+                                 "--features and --k are for soft labels");
+        if (!a->out) return tool_bad_args("--out DIR is required");
+        if (a->separator && !a->prompts) return tool_bad_args("--separator needs --prompts");
+        if (a->dec.n_best > 1)
+            return tool_bad_args("--n-best: with --beams, --sequences N keeps the N best");
+        int rc = tool_sample_finish(&a->dec, false); /* no seed: 0, so a rerun resumes */
+        if (rc) return rc;
+        if (a->dec.beams > 1 && a->sequences > a->dec.beams)
+            return tool_bad_args("--sequences %d is more than --beams %d (beam search keeps the "
+                                 "N best hypotheses)", a->sequences, a->dec.beams);
+        return -1;
+    }
+    if (a->prompts || a->prompt || a->dec.beams > 1 || a->dec.set_temp || a->dec.set_k ||
+        a->dec.set_p || a->dec.set_minp || a->dec.set_seed || a->dec.set_penalty)
+        return tool_bad_args("--prompts, --prompt and decoding options need --sequences N");
     if (!a->file) return tool_bad_args("--file TEXT is required");
     if (!a->out) return tool_bad_args("--out DIR is required");
     if (a->separator && !a->per_line) return tool_bad_args("--separator needs --per-line");
@@ -286,6 +322,22 @@ static lq_status encode(const lq_tokenizer *tok, const char *text, size_t len, b
     return s;
 }
 
+/* The same for a segment that continues the text at a safe cut (no dummy prefix). */
+static lq_status encode_next(const lq_tokenizer *tok, const char *text, size_t len,
+                             int32_t **ids, int64_t *cap, int64_t *n) {
+    int64_t need = 0;
+    lq_status s = lq_tokenizer_encode_next(tok, text, len, *ids, *cap, &need);
+    if (s == LQ_ERR_INVALID_ARG && need > *cap) {
+        int32_t *nb = realloc(*ids, (size_t)need * sizeof *nb);
+        if (!nb) return lq_fail(LQ_ERR_NOMEM, "cannot allocate %lld token ids", (long long)need);
+        *ids = nb;
+        *cap = need;
+        s = lq_tokenizer_encode_next(tok, text, len, *ids, *cap, &need);
+    }
+    *n = need;
+    return s;
+}
+
 static lq_status run_per_line(run *r, uint64_t start) {
     const args *a = r->a;
     lq_corpus *c = NULL;
@@ -324,19 +376,20 @@ static lq_status run_per_line(run *r, uint64_t start) {
 }
 
 /* Chunked mode keeps an invariant that makes its cursor small: after each record, the tokens
- * left over are a suffix of the last piece read (a record takes `body` tokens, and a piece is
- * read only while fewer than `body` are buffered, so a record always swallows every earlier
- * piece). The cursor is "c <offset of that piece> <its tokens already consumed>"; a resumed run
- * re-reads and re-encodes the piece (pieces are cut the same way from the same offset) and
- * drops the consumed tokens. */
+ * left over are a suffix of the last segment read (a record takes `body` tokens, and a segment
+ * is read only while fewer than `body` are buffered, so a record always swallows every earlier
+ * segment). The cursor is "c <offset of that segment> <its tokens already consumed>"; a resumed
+ * run re-reads and re-encodes the segment (segments are cut the same way from the same offset,
+ * lq_corpus_next_segment) and drops the consumed tokens. Segments end at safe cuts of the
+ * tokenizer, so their ids, concatenated, are the ids of the whole text. */
 static lq_status run_chunks(run *r, const char *cursor) {
     const args *a = r->a;
     int bos_id = lq_tokenizer_bos(r->tok);
     bool bos = bos_id >= 0 && lq_tokenizer_add_bos_default(r->tok);
     int body = bos ? r->ctx - 1 : r->ctx; /* text tokens per record */
     if (body < 1) return lq_fail(LQ_ERR_INVALID_ARG, "--ctx %d leaves no room after BOS", r->ctx);
-    uint64_t last_off = 0;  /* offset of the last piece read */
-    int64_t skip = 0;       /* tokens of the first piece to drop on resume */
+    uint64_t last_off = 0;  /* offset of the last segment read */
+    int64_t skip = 0;       /* tokens of the first segment to drop on resume */
     if (*cursor) {
         unsigned long long o = 0;
         long long k = 0;
@@ -353,7 +406,7 @@ static lq_status run_chunks(run *r, const char *cursor) {
     lq_status st = lq_corpus_open(a->file, last_off, &c);
     int32_t *ids = NULL;
     int64_t icap = 0, n = 0;
-    uint64_t rec_off = last_off; /* piece holding the next record's first text token */
+    uint64_t rec_off = last_off; /* segment holding the next record's first text token */
     bool eof = false;
     char cur[64];
     while (st == LQ_OK) {
@@ -361,13 +414,18 @@ static lq_status run_chunks(run *r, const char *cursor) {
             const char *text;
             size_t len;
             uint64_t poff, noff;
-            st = lq_corpus_next_piece(c, PIECE_BYTES, &text, &len, &poff, &noff);
+            st = lq_corpus_next_segment(c, r->tok, a->debug_piece_bytes > 0
+                                                       ? (size_t)a->debug_piece_bytes : PIECE_BYTES,
+                                        &text, &len, &poff, &noff);
             if (st != LQ_OK) break;
             if (!text) {
                 eof = true;
                 break;
             }
-            st = encode(r->tok, text, len, false, &ids, &icap, &n);
+            /* the whole text's encoding, segment by segment: only the corpus start gets the
+             * dummy prefix */
+            st = poff == 0 ? encode(r->tok, text, len, false, &ids, &icap, &n)
+                           : encode_next(r->tok, text, len, &ids, &icap, &n);
             if (st != LQ_OK) break;
             int64_t drop = skip < n ? skip : n;
             skip = 0;
@@ -438,6 +496,10 @@ static lq_status corpus_run_id(const args *a, uint64_t *out, uint64_t *size) {
     h = (h ^ (uint64_t)sz) * 0x100000001b3ull;
     const char *sep = a->separator ? a->separator : "";
     for (const char *p = sep; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    /* chunked records used to be tokenized per line-aligned piece (dummy prefix at each): a
+     * partial run of that kind must not be resumed with whole-text tokens */
+    if (!a->per_line)
+        for (const char *p = "segments/safe-cut"; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
     *out = h;
     return LQ_OK;
 }
@@ -593,11 +655,366 @@ done:
     return rc;
 }
 
+/* ---- sequences ------------------------------------------------------------------------------- */
+
+/* Everything a sequences run needs between records. */
+typedef struct seq_run {
+    const args *a;
+    const lq_model *m;
+    const lq_tokenizer *tok;
+    lq_pool *pool;
+    lq_session *sess;
+    lq_seq_writer *w;
+    json_t *params;   /* the decoding options, repeated in every record */
+    const char *mode; /* "greedy", "sample" or "beam" */
+    int32_t stop[2];
+    int32_t *gen;     /* (max_tokens) tokens of the record being generated */
+    double *gen_lp;   /* (max_tokens) their raw log-probs */
+    int n_gen;
+    int64_t added;
+    lq_progress bar;
+} seq_run;
+
+static bool seq_on_token(void *user, const lq_sample_info *t) {
+    seq_run *q = user;
+    if (q->n_gen >= q->a->max_tokens) return false;
+    q->gen[q->n_gen] = t->id;
+    q->gen_lp[q->n_gen++] = t->logprob;
+    return true;
+}
+
+/* One record as a JSON line (see docs/DISTILL_FORMAT.md, "Sequences"). */
+static lq_status seq_emit(seq_run *q, int64_t index, int64_t prompt_i, int sample,
+                          const char *prompt, size_t plen, const int32_t *pids, int np,
+                          const int32_t *ids, const double *lp, int n, const char *stop,
+                          const uint64_t *seed, const lq_beam_hyp *hyp) {
+    json_t *j = json_object();
+    json_object_set_new(j, "index", json_integer(index));
+    json_object_set_new(j, "prompt_index", json_integer(prompt_i));
+    json_object_set_new(j, "sample", json_integer(sample));
+    json_object_set_new(j, "prompt", tool_json_text(prompt, plen, NULL));
+    json_object_set_new(j, "prompt_tokens", json_ints(pids, np));
+    /* the text as a reader sees it: pieces decoded after the prompt's last token */
+    size_t cap = 64 + (size_t)n * 32, len = 0;
+    char *text = malloc(cap);
+    if (!text) {
+        json_decref(j);
+        return lq_fail(LQ_ERR_NOMEM, "out of memory for record %lld", (long long)index);
+    }
+    int32_t prev = pids[np - 1];
+    for (int i = 0; i < n; i++) {
+        char piece[256];
+        size_t k = lq_tokenizer_decode_token(q->tok, prev, ids[i], piece, sizeof piece);
+        if (k > sizeof piece) k = sizeof piece;
+        if (len + k > cap) {
+            cap = 2 * (len + k);
+            char *nt = realloc(text, cap);
+            if (!nt) {
+                free(text);
+                json_decref(j);
+                return lq_fail(LQ_ERR_NOMEM, "out of memory for record %lld", (long long)index);
+            }
+            text = nt;
+        }
+        memcpy(text + len, piece, k);
+        len += k;
+        prev = ids[i];
+    }
+    json_object_set_new(j, "text", tool_json_text(text, len, NULL));
+    free(text);
+    json_object_set_new(j, "tokens", json_ints(ids, n));
+    json_t *lps = json_array();
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        json_array_append_new(lps, json_real(lp[i]));
+        sum += lp[i];
+    }
+    json_object_set_new(j, "logprobs", lps);
+    json_object_set_new(j, "stop", json_string(stop));
+    json_object_set_new(j, "mode", json_string(q->mode));
+    if (seed) { /* a string: JSON readers lose integers above 2^53 */
+        char sb[32];
+        snprintf(sb, sizeof sb, "%llu", (unsigned long long)*seed);
+        json_object_set_new(j, "seed", json_string(sb));
+    }
+    if (hyp) {
+        /* beam scores count the stop token, which "tokens" leaves out */
+        json_object_set_new(j, "logprob_sum", json_real(hyp->logprob_sum));
+        json_object_set_new(j, "score", json_real(hyp->score));
+    } else {
+        json_object_set_new(j, "logprob_sum", json_real(sum));
+    }
+    json_object_set(j, "params", q->params);
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!line) return lq_fail(LQ_ERR_NOMEM, "cannot format record %lld", (long long)index);
+    lq_status st = lq_seq_writer_append(q->w, line, strlen(line));
+    free(line);
+    if (st != LQ_OK) return st;
+    q->added++;
+    if (q->a->debug_stop_after > 0 && q->added >= q->a->debug_stop_after)
+        raise(SIGKILL); /* the resume test: die like a crash, right after a commit */
+    return LQ_OK;
+}
+
+static const char *stop_name(bool hit_stop, int n, int max_tokens) {
+    return hit_stop ? "eos" : n >= max_tokens ? "max_tokens" : "context";
+}
+
+/* The records of prompt i from sample `first` on. */
+static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt, size_t plen) {
+    const args *a = q->a;
+    bool bos = lq_tokenizer_bos(q->tok) >= 0 &&
+               (lq_tokenizer_add_bos_default(q->tok) || plen == 0);
+    int32_t *pids = NULL;
+    int64_t cap = 0, np = 0;
+    lq_status st = encode(q->tok, prompt, plen, bos, &pids, &cap, &np);
+    int max_ctx = q->m->cfg.max_seq_len;
+    if (st == LQ_OK && np == 0)
+        st = lq_fail(LQ_ERR_INVALID_ARG, "prompt %lld is empty and the tokenizer has no BOS",
+                     (long long)i);
+    if (st == LQ_OK && np >= max_ctx)
+        st = lq_fail(LQ_ERR_INVALID_ARG, "prompt %lld: %lld tokens do not fit the context of %d",
+                     (long long)i, (long long)np, max_ctx);
+    int64_t base = i * a->sequences;
+    if (st == LQ_OK && a->dec.beams > 1) {
+        /* one search gives the prompt's N records: the N best hypotheses */
+        lq_beam_opts o = {.n_beams = a->dec.beams, .n_best = a->sequences,
+                          .length_penalty = a->dec.length_penalty, .max_new = a->max_tokens,
+                          .stop_ids = q->stop, .n_stop = 2,
+                          .vocab = lq_tokenizer_vocab_size(q->tok)};
+        lq_beam_result r;
+        st = lq_beam_search(q->m, q->pool, pids, (int)np, &o, &r);
+        if (st == LQ_OK && r.n_hyps < a->sequences)
+            st = lq_fail(LQ_ERR_UNSUPPORTED, "prompt %lld: beam search found %d hypotheses, "
+                         "fewer than --sequences %d", (long long)i, r.n_hyps, a->sequences);
+        for (int h = first; st == LQ_OK && h < a->sequences; h++) {
+            const lq_beam_hyp *y = &r.hyps[h];
+            int n = y->n - (y->finished ? 1 : 0);
+            st = seq_emit(q, base + h, i, h, prompt, plen, pids, (int)np, y->tokens, y->logprobs,
+                          n, stop_name(y->finished, y->n, a->max_tokens), NULL, y);
+            lq_progress_update(&q->bar, base + h + 1);
+        }
+        if (r.hyps) lq_beam_result_free(&r);
+    } else {
+        bool greedy = a->dec.sp.temperature == 0;
+        for (int j = first; st == LQ_OK && j < a->sequences; j++) {
+            /* each record's own stream: a resumed run can start at any record */
+            lq_sample_params sp = a->dec.sp;
+            sp.seed = lq_seq_record_seed(a->dec.sp.seed, (uint64_t)i, (uint64_t)j);
+            lq_sampler *smp = NULL;
+            if ((st = lq_sampler_create(&sp, &smp)) != LQ_OK) break;
+            lq_sample_gen_opts o = {.max_new = a->max_tokens, .stop_ids = q->stop, .n_stop = 2,
+                                    .vocab = lq_tokenizer_vocab_size(q->tok)};
+            lq_sample_gen_result r;
+            q->n_gen = 0;
+            st = lq_sample_generate(q->m, q->sess, smp, pids, (int)np, &o, seq_on_token, q, &r);
+            lq_sampler_free(smp);
+            if (st == LQ_OK)
+                st = seq_emit(q, base + j, i, j, prompt, plen, pids, (int)np, q->gen, q->gen_lp,
+                              q->n_gen, stop_name(r.hit_stop, q->n_gen, a->max_tokens),
+                              greedy ? NULL : &sp.seed, NULL);
+            lq_progress_update(&q->bar, base + j + 1);
+        }
+    }
+    free(pids);
+    return st;
+}
+
+/* run_id of the prompts: FNV-1a 64 of the --prompt text, or of the prompt file as for a corpus
+ * (its first and last 64 KiB and size) and the separator. */
+static lq_status prompts_id(const args *a, uint64_t *id) {
+    if (a->prompts) {
+        args b = *a;
+        b.file = a->prompts;
+        b.per_line = true; /* no chunk-mode marker */
+        uint64_t size;
+        return corpus_run_id(&b, id, &size);
+    }
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = a->prompt; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    *id = h;
+    return LQ_OK;
+}
+
+/* Count the prompt units (for progress) without holding them. */
+static lq_status count_prompts(const args *a, int64_t *n) {
+    *n = 0;
+    if (!a->prompts) {
+        *n = 1;
+        return LQ_OK;
+    }
+    lq_corpus *c = NULL;
+    LQ_TRY(lq_corpus_open(a->prompts, 0, &c));
+    lq_status st;
+    for (;;) {
+        const char *text;
+        size_t len;
+        uint64_t uo, no;
+        st = lq_corpus_next_unit(c, a->separator, &text, &len, &uo, &no);
+        if (st != LQ_OK || !text) break;
+        (*n)++;
+    }
+    lq_corpus_close(c);
+    return st;
+}
+
+static json_t *seq_params(const args *a) {
+    json_t *p = json_object();
+    const tool_sample_args *d = &a->dec;
+    json_object_set_new(p, "max_tokens", json_integer(a->max_tokens));
+    if (d->beams > 1) {
+        json_object_set_new(p, "beams", json_integer(d->beams));
+        json_object_set_new(p, "length_penalty", tool_json_float(d->length_penalty));
+        return p;
+    }
+    json_object_set_new(p, "temperature", tool_json_float(d->sp.temperature));
+    json_object_set_new(p, "top_k", json_integer(d->sp.top_k));
+    json_object_set_new(p, "top_p", tool_json_float(d->sp.top_p));
+    json_object_set_new(p, "min_p", tool_json_float(d->sp.min_p));
+    json_object_set_new(p, "repeat_penalty", tool_json_float(d->sp.repeat_penalty));
+    json_object_set_new(p, "repeat_last_n", json_integer(d->sp.repeat_last_n));
+    char sb[32];
+    snprintf(sb, sizeof sb, "%llu", (unsigned long long)d->sp.seed);
+    json_object_set_new(p, "seed", json_string(sb));
+    return p;
+}
+
+static int run_sequences(const args *a) {
+    lq_model *m = NULL;
+    lq_status s = lq_model_load(a->model, &m);
+    if (s != LQ_OK) return tool_fail(s);
+    lq_tokenizer *tok = NULL;
+    if ((s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok)) != LQ_OK) {
+        lq_model_free(m);
+        return tool_fail(s);
+    }
+    int rc = 0;
+    lq_corpus *c = NULL;
+    char *settings_txt = NULL;
+    seq_run q = {.a = a, .m = m, .tok = tok, .params = seq_params(a),
+                 .stop = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)}};
+    /* llama2.c models end a story with BOS, HF models with EOS: both stop */
+    q.mode = a->dec.beams > 1 ? "beam" : a->dec.sp.temperature == 0 ? "greedy" : "sample";
+    uint64_t pid = 0;
+    int64_t n_prompts = 0;
+    if ((s = prompts_id(a, &pid)) != LQ_OK || (s = count_prompts(a, &n_prompts)) != LQ_OK) {
+        rc = tool_fail(s);
+        goto done;
+    }
+    if (n_prompts == 0) {
+        rc = tool_error(2, "%s: no prompts (every unit is blank)", a->prompts);
+        goto done;
+    }
+    json_t *set = json_object();
+    char h[17];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)lq_distill_teacher_id(m));
+    json_object_set_new(set, "teacher_id", json_string(h));
+    const char *base = strrchr(a->model, '/');
+    json_object_set_new(set, "teacher_name", json_string(base && base[1] ? base + 1 : a->model));
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)lq_tokenizer_hash(tok));
+    json_object_set_new(set, "tokenizer_hash", json_string(h));
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)pid);
+    json_object_set_new(set, "prompts_id", json_string(h));
+    json_object_set_new(set, "prompts", json_integer(n_prompts));
+    json_object_set_new(set, "sequences", json_integer(a->sequences));
+    json_object_set_new(set, "mode", json_string(q.mode));
+    json_object_set(set, "params", q.params);
+    settings_txt = json_dumps(set, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(set);
+    if (!settings_txt || (s = lq_seq_writer_open(a->out, settings_txt, &q.w)) != LQ_OK) {
+        rc = settings_txt ? tool_fail_at("cannot write", a->out, s) : tool_error(1, "out of memory");
+        goto done;
+    }
+    int64_t resumed = lq_seq_writer_records(q.w), total = n_prompts * a->sequences;
+    bool complete = lq_seq_writer_complete(q.w);
+    if (!complete) {
+        q.gen = malloc((size_t)a->max_tokens * sizeof *q.gen);
+        q.gen_lp = malloc((size_t)a->max_tokens * sizeof *q.gen_lp);
+        q.pool = lq_pool_create(a->threads);
+        if (!q.gen || !q.gen_lp || !q.pool) {
+            rc = tool_error(1, "cannot allocate buffers for %d tokens", a->max_tokens);
+            goto done;
+        }
+        /* one session of the whole context, reused by every record (each starts at 0) */
+        if (a->dec.beams == 1 &&
+            (s = lq_session_create(m, m->cfg.max_seq_len, q.pool, &q.sess)) != LQ_OK) {
+            rc = tool_fail(s);
+            goto done;
+        }
+        if (resumed > 0 && !a->json)
+            fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", a->out,
+                    (long long)resumed);
+        lq_progress_begin(&q.bar, "sequences", total, !a->json);
+        lq_progress_update(&q.bar, resumed);
+        double t0 = lq_eval_now();
+        int64_t first_prompt = resumed / a->sequences;
+        if (a->prompt) {
+            s = seq_prompt(&q, 0, (int)(resumed % a->sequences), a->prompt, strlen(a->prompt));
+        } else if ((s = lq_corpus_open(a->prompts, 0, &c)) == LQ_OK) {
+            for (int64_t i = 0; s == LQ_OK && i < n_prompts; i++) {
+                const char *text;
+                size_t len;
+                uint64_t uo, no;
+                if ((s = lq_corpus_next_unit(c, a->separator, &text, &len, &uo, &no)) != LQ_OK)
+                    break;
+                if (!text) {
+                    s = lq_fail(LQ_ERR_MISMATCH, "%s: fewer prompts than counted: was it "
+                                "changed?", a->prompts);
+                    break;
+                }
+                if (i < first_prompt) continue; /* committed before the restart */
+                s = seq_prompt(&q, i, i == first_prompt ? (int)(resumed % a->sequences) : 0,
+                               text, len);
+            }
+        }
+        if (s == LQ_OK) s = lq_seq_writer_finish(q.w);
+        lq_progress_end(&q.bar);
+        double secs = lq_eval_now() - t0;
+        if (s != LQ_OK) {
+            rc = tool_error(lq_status_exit_code(s), "%s: %s", a->out, lq_last_error());
+            goto done;
+        }
+        if (!a->json)
+            fprintf(stderr, TOOL ": %lld sequences in %.2f s\n", (long long)q.added, secs);
+    }
+    if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "out", json_string(a->out));
+        json_object_set_new(j, "sequences", json_integer(lq_seq_writer_records(q.w)));
+        json_object_set_new(j, "prompts", json_integer(n_prompts));
+        json_object_set_new(j, "mode", json_string(q.mode));
+        json_object_set(j, "params", q.params);
+        json_object_set_new(j, "resumed_from", json_integer(resumed));
+        json_object_set_new(j, "already_complete", json_boolean(complete));
+        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        if (txt) printf("%s\n", txt);
+        free(txt);
+    } else {
+        printf("%s/sequences.jsonl: %lld sequences from %lld prompts (%s)%s\n", a->out,
+               (long long)lq_seq_writer_records(q.w), (long long)n_prompts, q.mode,
+               complete ? " (already complete)" : "");
+    }
+done:
+    lq_corpus_close(c);
+    lq_session_free(q.sess);
+    lq_seq_writer_free(q.w);
+    lq_pool_free(q.pool);
+    json_decref(q.params);
+    free(q.gen);
+    free(q.gen_lp);
+    free(settings_txt);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     tool_init(TOOL, usage);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
-    rc = a.inspect ? run_inspect(&a) : run_distill(&a);
+    rc = a.inspect ? run_inspect(&a) : a.sequences > 0 ? run_sequences(&a) : run_distill(&a);
     return rc ? rc : tool_finish_stdout();
 }

@@ -160,3 +160,38 @@ lq_status lq_corpus_next_piece(lq_corpus *c, size_t max_bytes, const char **text
     c->head += n;
     return LQ_OK;
 }
+
+lq_status lq_corpus_next_segment(lq_corpus *c, const lq_tokenizer *t, size_t max_bytes,
+                                 const char **text, size_t *len, uint64_t *off,
+                                 uint64_t *next_off) {
+    *text = NULL;
+    *len = 0;
+    if (max_bytes < 8) max_bytes = 8;
+    size_t want = max_bytes, n = 0;
+    for (;;) {
+        /* one byte past the window: the cut rules look at the byte after the cut */
+        bool got = true;
+        while (c->tail - c->head <= want && got) LQ_TRY(fill(c, &got));
+        size_t avail = c->tail - c->head;
+        if (avail == 0) return LQ_OK;
+        if (avail <= want) { /* the rest of the file fits: it is the last segment */
+            n = avail;
+            break;
+        }
+        n = lq_tokenizer_safe_cut(t, c->buf + c->head, want + 1);
+        if (n > 0) break;
+        /* no safe cut in the window: widen it (the cut stays a function of the start offset) */
+        if (want >= MAX_UNIT)
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: offset %llu: no position in %zu bytes where "
+                           "the tokenizer can cut the text without changing its tokens (use "
+                           "--per-line)", c->path, (unsigned long long)(c->base + c->head),
+                           MAX_UNIT);
+        want *= 2;
+    }
+    *text = c->buf + c->head;
+    *len = n;
+    *off = c->base + c->head;
+    *next_off = *off + n;
+    c->head += n;
+    return LQ_OK;
+}

@@ -32,6 +32,7 @@
 #include "lq_status.h"
 #include "lq_tensor.h"
 #include "lq_model.h"
+#include "lq_tokenizer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -191,6 +192,50 @@ lq_status lq_corpus_next_unit(lq_corpus *c, const char *sep, const char **text, 
  * UTF-8 character boundary when it has none). *text is NULL at the end. */
 lq_status lq_corpus_next_piece(lq_corpus *c, size_t max_bytes, const char **text, size_t *len,
                                uint64_t *off, uint64_t *next_off);
+
+/* Next segment of raw text for streamed tokenization: from the current offset, the longest
+ * prefix of at most max_bytes that ends at a safe cut of `t` (lq_tokenizer_safe_cut), so that
+ * encoding the segments one after another (the first with lq_tokenizer_encode, the others with
+ * lq_tokenizer_encode_next) gives exactly the ids of encoding the whole file. The window doubles
+ * while it holds no safe cut (LQ_ERR_UNSUPPORTED past 256 MiB); the rest of the file, once it
+ * fits, is the last segment. The cut depends only on the bytes from the start offset on, so a
+ * resumed run that reopens the corpus at a segment's offset cuts the same segments. *text is
+ * NULL at the end. */
+lq_status lq_corpus_next_segment(lq_corpus *c, const lq_tokenizer *t, size_t max_bytes,
+                                 const char **text, size_t *len, uint64_t *off,
+                                 uint64_t *next_off);
+
+/* ---- sequences (quant-distill --sequences) ------------------------------------------------- */
+
+/* Continuations sampled from the teacher, one JSON object per line, in a directory:
+ *   DIR/manifest.json    {"format": "lq-distill-sequences", "version": 1, "settings": {...},
+ *                         "file": "sequences.jsonl", "records": N, "bytes": B, "complete": b}
+ *   DIR/sequences.jsonl  the first B bytes are N committed records, each ending with "\n"
+ * `settings` (a JSON object the caller chooses; a "teacher_id" member names the teacher) fixes
+ * everything that shapes the records. Each record is committed on its own (appended, fdatasync,
+ * manifest replaced atomically), so a resumed run starts at record N; on reopen the JSONL file
+ * is truncated to B bytes. The record contents must be a function of their index for a resumed
+ * run to equal an uninterrupted one (the tool derives every record's seed from its index). */
+typedef struct lq_seq_writer lq_seq_writer;
+
+/* Create `dir` (or an empty directory), or reopen a run: LQ_ERR_MISMATCH if its manifest names
+ * another teacher ("written by another teacher") or other settings, or is another kind of
+ * output; LQ_ERR_EXISTS for a non-empty directory without a manifest. */
+lq_status lq_seq_writer_open(const char *dir, const char *settings_json, lq_seq_writer **out);
+/* Records committed so far. */
+int64_t lq_seq_writer_records(const lq_seq_writer *w);
+/* Whether the run was finished (nothing left to do). */
+bool lq_seq_writer_complete(const lq_seq_writer *w);
+/* Append one record (`len` bytes of JSON, no newline inside) and commit it durably. */
+lq_status lq_seq_writer_append(lq_seq_writer *w, const char *line, size_t len);
+/* Mark the run complete. */
+lq_status lq_seq_writer_finish(lq_seq_writer *w);
+/* Close; what is committed stays. NULL is a no-op. */
+void lq_seq_writer_free(lq_seq_writer *w);
+
+/* The seed of record (prompt p, sample j) of a run seeded with `seed`: SplitMix64 steps over
+ * the three values, so records are independent streams and a resumed run can start anywhere. */
+uint64_t lq_seq_record_seed(uint64_t seed, uint64_t prompt, uint64_t sample);
 
 #ifdef __cplusplus
 }

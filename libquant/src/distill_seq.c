@@ -1,0 +1,236 @@
+/* distill_seq.c - sequences.jsonl: teacher continuations, one JSON record per line, written so
+ * that a killed run resumed with the same command ends with the same bytes as an uninterrupted
+ * one.
+ *
+ * Commit of one record: the line is written at the file's committed end and fdatasync'ed; then
+ * manifest.json (records, bytes) goes to a temp file, is fsynced, renamed over the old one and
+ * the directory fsynced. A kill anywhere leaves the old manifest or the new one; on reopen the
+ * JSONL file is truncated to the manifest's byte count, so a half-written or uncommitted line
+ * disappears and is written again (records are deterministic: per-record seeds). */
+#include "libquant/lq_distill.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEQ_FORMAT "lq-distill-sequences"
+#define SEQ_VERSION 1
+#define SEQ_MANIFEST "manifest.json"
+#define SEQ_FILE "sequences.jsonl"
+
+struct lq_seq_writer {
+    char dir[PATH_MAX];
+    json_t *settings;  /* owned */
+    int fd;            /* sequences.jsonl */
+    int64_t records;
+    uint64_t bytes;    /* committed size of sequences.jsonl */
+    bool complete;
+};
+
+static lq_status fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: open: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return lq_fail(LQ_ERR_IO, "%s: fsync: %s", dir, strerror(errno));
+    return LQ_OK;
+}
+
+static lq_status write_manifest(const lq_seq_writer *w) {
+    json_t *j = json_object();
+    json_object_set_new(j, "format", json_string(SEQ_FORMAT));
+    json_object_set_new(j, "version", json_integer(SEQ_VERSION));
+    json_object_set(j, "settings", w->settings);
+    json_object_set_new(j, "file", json_string(SEQ_FILE));
+    json_object_set_new(j, "records", json_integer(w->records));
+    json_object_set_new(j, "bytes", json_integer((json_int_t)w->bytes));
+    json_object_set_new(j, "complete", json_boolean(w->complete));
+    char *txt = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (!txt) return lq_fail(LQ_ERR_NOMEM, "%s: cannot format the manifest", w->dir);
+    char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s/" SEQ_MANIFEST ".tmp", w->dir);
+    snprintf(fin, sizeof fin, "%s/" SEQ_MANIFEST, w->dir);
+    lq_status st = LQ_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        st = lq_fail(LQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    } else {
+        size_t n = strlen(txt);
+        if (write(fd, txt, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+            st = lq_fail(LQ_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
+        close(fd);
+        if (st == LQ_OK && rename(tmp, fin) != 0)
+            st = lq_fail(LQ_ERR_IO, "%s: rename: %s", fin, strerror(errno));
+        if (st == LQ_OK) st = fsync_dir(w->dir);
+    }
+    free(txt);
+    return st;
+}
+
+static lq_status read_manifest(lq_seq_writer *w, const char *path, const json_t *settings) {
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
+    lq_status st = LQ_OK;
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    json_t *old = json_object_get(j, "settings");
+    json_t *rec = json_object_get(j, "records"), *by = json_object_get(j, "bytes");
+    if (!fmt || strcmp(fmt, SEQ_FORMAT) != 0) {
+        st = lq_fail(LQ_ERR_MISMATCH, "%s: holds another kind of output (format '%s', not "
+                     SEQ_FORMAT "); choose another --out", w->dir, fmt ? fmt : "?");
+    } else if (json_integer_value(json_object_get(j, "version")) != SEQ_VERSION ||
+               !json_is_object(old) || !json_is_integer(rec) || !json_is_integer(by) ||
+               json_integer_value(rec) < 0 || json_integer_value(by) < 0) {
+        st = lq_fail(LQ_ERR_FORMAT, "%s: not an " SEQ_FORMAT " manifest of version %d", path,
+                     SEQ_VERSION);
+    } else if (!json_equal(json_object_get(old, "teacher_id"),
+                           json_object_get(settings, "teacher_id"))) {
+        const char *ot = json_string_value(json_object_get(old, "teacher_id"));
+        const char *nt = json_string_value(json_object_get(settings, "teacher_id"));
+        st = lq_fail(LQ_ERR_MISMATCH, "%s: written by another teacher (%s, this one is %s); "
+                     "never mixing teachers: choose another --out", w->dir, ot ? ot : "?",
+                     nt ? nt : "?");
+    } else if (!json_equal(old, settings)) {
+        st = lq_fail(LQ_ERR_MISMATCH, "%s: written with other prompts or options (tokenizer, "
+                     "sampling, seed, beams, sequences, max tokens); rerun the same command or "
+                     "choose another --out", w->dir);
+    } else {
+        w->records = (int64_t)json_integer_value(rec);
+        w->bytes = (uint64_t)json_integer_value(by);
+        w->complete = json_is_true(json_object_get(j, "complete"));
+    }
+    json_decref(j);
+    return st;
+}
+
+static bool dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
+    closedir(d);
+    return empty;
+}
+
+void lq_seq_writer_free(lq_seq_writer *w) {
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    json_decref(w->settings);
+    free(w);
+}
+
+lq_status lq_seq_writer_open(const char *dir, const char *settings_json, lq_seq_writer **out) {
+    *out = NULL;
+    if (strlen(dir) >= PATH_MAX - 64) return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", dir);
+    json_error_t err;
+    json_t *settings = json_loads(settings_json, 0, &err);
+    if (!json_is_object(settings)) {
+        json_decref(settings);
+        return lq_fail(LQ_ERR_INVALID_ARG, "sequences: settings are not a JSON object: %s",
+                       err.text);
+    }
+    lq_seq_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        json_decref(settings);
+        return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    w->settings = settings;
+    w->fd = -1;
+    lq_status st = LQ_OK;
+    char mpath[PATH_MAX + 32], fpath[PATH_MAX + 32];
+    snprintf(mpath, sizeof mpath, "%s/" SEQ_MANIFEST, dir);
+    snprintf(fpath, sizeof fpath, "%s/" SEQ_FILE, dir);
+    struct stat sb;
+    bool fresh = false;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) != 0)
+            st = lq_fail(LQ_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+        fresh = true;
+    } else if (!S_ISDIR(sb.st_mode)) {
+        st = lq_fail(LQ_ERR_EXISTS, "%s: exists and is not a directory", dir);
+    } else if (stat(mpath, &sb) != 0) {
+        if (!dir_is_empty(dir))
+            st = lq_fail(LQ_ERR_EXISTS, "%s: exists, is not empty and has no " SEQ_MANIFEST
+                         " (not a quant-distill output)", dir);
+        fresh = true;
+    } else {
+        st = read_manifest(w, mpath, settings);
+    }
+    if (st == LQ_OK) {
+        w->fd = open(fpath, O_RDWR | O_CREAT, 0644);
+        if (w->fd < 0) st = lq_fail(LQ_ERR_IO, "%s: cannot open: %s", fpath, strerror(errno));
+    }
+    if (st == LQ_OK && !fresh) {
+        /* drop what the last commit did not cover (a line cut by the kill, or not committed) */
+        if (fstat(w->fd, &sb) != 0 || (uint64_t)sb.st_size < w->bytes)
+            st = lq_fail(LQ_ERR_FORMAT, "%s: shorter than the %llu committed bytes", fpath,
+                         (unsigned long long)w->bytes);
+        else if (ftruncate(w->fd, (off_t)w->bytes) != 0 || fsync(w->fd) != 0)
+            st = lq_fail(LQ_ERR_IO, "%s: truncate: %s", fpath, strerror(errno));
+    }
+    if (st == LQ_OK && fresh) st = write_manifest(w);
+    if (st != LQ_OK) {
+        lq_seq_writer_free(w);
+        return st;
+    }
+    *out = w;
+    return LQ_OK;
+}
+
+int64_t lq_seq_writer_records(const lq_seq_writer *w) { return w->records; }
+bool lq_seq_writer_complete(const lq_seq_writer *w) { return w->complete; }
+
+lq_status lq_seq_writer_append(lq_seq_writer *w, const char *line, size_t len) {
+    if (w->complete) return lq_fail(LQ_ERR_INVALID_ARG, "%s: the run is complete", w->dir);
+    if (memchr(line, '\n', len))
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: record %lld holds a newline", w->dir,
+                       (long long)w->records);
+    uint64_t off = w->bytes;
+    for (size_t done = 0; done <= len;) {
+        /* the line, then its newline (done == len) */
+        const char *p = done < len ? line + done : "\n";
+        size_t n = done < len ? len - done : 1;
+        ssize_t k = pwrite(w->fd, p, n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0)
+            return lq_fail(LQ_ERR_IO, "%s/" SEQ_FILE ": write: %s", w->dir,
+                           k < 0 ? strerror(errno) : "no progress");
+        off += (uint64_t)k;
+        done += (size_t)k;
+        if (done == len + 1) break;
+    }
+    if (fdatasync(w->fd) != 0)
+        return lq_fail(LQ_ERR_IO, "%s/" SEQ_FILE ": fdatasync: %s", w->dir, strerror(errno));
+    w->bytes = off;
+    w->records++;
+    return write_manifest(w);
+}
+
+lq_status lq_seq_writer_finish(lq_seq_writer *w) {
+    w->complete = true;
+    return write_manifest(w);
+}
+
+/* SplitMix64 (Steele, Lea, Flood 2014): the finalizer of a Weyl sequence, a bijection with good
+ * avalanche, so nearby (seed, prompt, sample) give unrelated seeds. */
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t lq_seq_record_seed(uint64_t seed, uint64_t prompt, uint64_t sample) {
+    return splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample);
+}
