@@ -21,6 +21,7 @@
 #include "libquant.h"
 #include "libquant/lq_distill.h"
 #include "libquant/lq_ptq.h"
+#include "libquant/lq_recipe.h"
 #include "lq_eval.h"
 #include "lq_test_util.h"
 
@@ -169,7 +170,7 @@ typedef struct example {
     const char *file;
     expect_kind kind;
     lq_ptq_scheme scheme;   /* RUNS: the scheme in the result's quantization_config */
-    double ppl_rel;         /* RUNS: |PPL / 3.548202 - 1| bound */
+    double ppl_rel;         /* RUNS: |PPL / 3.548202 - 1| bound; < 0: none */
 } example;
 
 /* Every file in recipes/ must be listed: a new example without an expectation fails. Pruning
@@ -184,9 +185,12 @@ static const example g_examples[] = {
     /* int4 with one scale per row (group_fallback: channel) on a 260K-parameter model: a sanity
      * bound (no external target exists for it), loose on purpose */
     {"w4a16-g128.yaml", RUNS, LQ_PTQ_W4A16, 0.35},
-    {"magnitude50-w4a16.yaml", UNAVAILABLE, LQ_PTQ_NONE, 0},
-    {"2of4-w8a16.yaml", UNAVAILABLE, LQ_PTQ_NONE, 0},
-    {"ffn-structured-w8a16.yaml", UNAVAILABLE, LQ_PTQ_NONE, 0},
+    /* pruning without fine-tuning wrecks a 260K-parameter model (2:4 alone: PPL ~116); there is
+     * no external number to hold these to, so only that they run, with the right scheme: their
+     * pruning step is held to quant-prune's output in prune_steps_match_quant_prune */
+    {"magnitude50-w4a16.yaml", RUNS, LQ_PTQ_W4A16, -1},
+    {"2of4-w8a16.yaml", RUNS, LQ_PTQ_W8A16, -1},
+    {"ffn-structured-w8a16.yaml", RUNS, LQ_PTQ_W8A16, -1},
 };
 
 static const example *find_example(const char *name) {
@@ -217,12 +221,17 @@ Test(recipe_run, every_example_recipe, .timeout = 120) {
         int rc = recipe(args, err, sizeof err);
         if (ex->kind == RUNS) {
             cr_assert_eq(rc, 0, "%s: exit %d: %s", e->d_name, rc, err);
-            json_decref(check_output(out, path, 1));
+            lq_recipe r;
+            cr_assert_eq(lq_recipe_load(path, &r), LQ_OK, "%s", lq_last_error());
+            json_decref(check_output(out, path, r.n_stages));
+            lq_recipe_free(&r);
             lq_ct_config ct = ct_config(out);
             cr_expect_eq(ct.n_groups, 1, "%s", e->d_name);
             cr_expect_eq(ct.groups[0].scheme, ex->scheme, "%s", e->d_name);
             double ppl = ppl_of(out);
-            cr_expect(fabs(ppl / REF_PPL - 1.0) <= ex->ppl_rel, "%s: PPL %.6f vs fp32 %.6f (bound %g)", e->d_name,
+            cr_expect(isfinite(ppl) && ppl > 1.0, "%s: PPL %f", e->d_name, ppl);
+            if (ex->ppl_rel >= 0)
+                cr_expect(fabs(ppl / REF_PPL - 1.0) <= ex->ppl_rel, "%s: PPL %.6f vs fp32 %.6f (bound %g)", e->d_name,
                       ppl, REF_PPL, ex->ppl_rel);
         } else {
             /* refused by the same checks `check` makes, before any work: nothing written */
@@ -429,4 +438,48 @@ Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 60) {
     }
     lq_distill_close(a);
     lq_distill_close(b);
+}
+
+/* ---- pruning steps ------------------------------------------------------------------------------- */
+
+/* A pruning modifier is quant-prune with the recipe's arguments: the same bytes. (The recipe's
+ * "2:4" counts zeros, quant-prune's --nm counts kept weights; for 2:4 both read the same, so
+ * 1:4 is checked too: one zero in four = --nm 3:4.) */
+Test(recipe_run, prune_steps_match_quant_prune, .timeout = 60) {
+    static const struct {
+        const char *name, *yaml, *flags;
+    } cases[] = {
+        {"nm24", "s_stage:\n  m_modifiers:\n    MagnitudePruningModifier: {mask_structure: \"2:4\"}\n", "--method nm --nm 2:4"},
+        {"nm14", "s_stage:\n  m_modifiers:\n    MagnitudePruningModifier: {mask_structure: \"1:4\"}\n", "--method nm --nm 3:4"},
+        {"mag", "s_stage:\n  m_modifiers:\n    MagnitudePruningModifier: {sparsity: 30%}\n", "--method magnitude --sparsity 0.3"},
+        {"ffn", "s_stage:\n  m_modifiers:\n    StructuredPruningModifier: {structure: ffn, sparsity: 0.25}\n",
+         "--method ffn --keep 0.75"},
+        {"heads", "s_stage:\n  m_modifiers:\n    StructuredPruningModifier: {structure: heads, sparsity: 0.5}\n",
+         "--method heads --keep 0.5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char name[64], out[700], ref[700], args[4096], err[2048], tool[1024], cmd[8192];
+        snprintf(name, sizeof name, "%s.yaml", cases[i].name);
+        const char *rp = recipe_file(name, cases[i].yaml);
+        snprintf(out, sizeof out, "%s/r-%s", g_root, cases[i].name);
+        snprintf(ref, sizeof ref, "%s/p-%s", g_root, cases[i].name);
+        snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+        cr_assert_eq(recipe(args, err, sizeof err), 0, "%s: %s", cases[i].name, err);
+        snprintf(cmd, sizeof cmd, "'%s' --model '%s' --out '%s' %s >/dev/null 2>&1",
+                 lq_test_tool("quant-prune", tool, sizeof tool), g_fp32, ref, cases[i].flags);
+        int rc = system(cmd);
+        cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
+        const char *files[] = {"model.safetensors", "config.json"};
+        for (int f = 0; f < 2; f++) {
+            char pa[800], pb[800];
+            snprintf(pa, sizeof pa, "%s/%s", out, files[f]);
+            snprintf(pb, sizeof pb, "%s/%s", ref, files[f]);
+            size_t la = 0, lb = 0;
+            char *a = lq_test_read_file(pa, &la), *b = lq_test_read_file(pb, &lb);
+            cr_assert(a && b, "%s: %s", cases[i].name, files[f]);
+            cr_expect(la == lb && memcmp(a, b, la) == 0, "%s: %s differs from quant-prune's", cases[i].name, files[f]);
+            free(a);
+            free(b);
+        }
+    }
 }

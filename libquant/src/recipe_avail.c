@@ -24,8 +24,12 @@ const char *lq_modifier_name(lq_modifier_kind k) {
 
 bool lq_modifier_available(lq_modifier_kind k) {
     switch (k) {
-    case LQ_MOD_QUANTIZATION: return true; /* lq_ptq_quantize */
-    default: return false; /* quant-prune, GPTQ, AWQ, SmoothQuant, SparseGPT, Wanda: not yet */
+    case LQ_MOD_QUANTIZATION: return true;      /* lq_ptq_quantize */
+    case LQ_MOD_MAGNITUDE_PRUNING: return true; /* lq_prune_run: magnitude, N:M */
+    case LQ_MOD_STRUCTURED_PRUNING: return true; /* lq_prune_run: ffn, heads */
+    /* GPTQ, AWQ, SmoothQuant, SparseGPT, Wanda need calibration data; ConstantPruning needs
+     * mask-preserving fine-tuning: none has a library API yet */
+    default: return false;
     }
 }
 

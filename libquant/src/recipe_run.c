@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "libquant/lq_prune.h"
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
 
@@ -89,6 +90,88 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
     return s;
 }
 
+/* Module names (tensor names without ".weight") of the planned tensors; free with free_names. */
+static char **module_names(const lq_plan_modifier *pm) {
+    char **names = calloc((size_t)pm->n_tensors + 1, sizeof *names);
+    for (int64_t i = 0; names && i < pm->n_tensors; i++) {
+        const char *t = pm->tensors[i].name;
+        size_t n = strlen(t);
+        if (n > 7 && !strcmp(t + n - 7, ".weight")) n -= 7;
+        if (!(names[i] = strndup(t, n))) {
+            for (int64_t j = 0; j < i; j++) free(names[j]);
+            free(names);
+            return NULL;
+        }
+    }
+    return names;
+}
+
+static void free_names(char **names, int64_t n) {
+    for (int64_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* The number after "model.layers." in a tensor name, or -1. */
+static int layer_of(const char *name) {
+    int l = -1;
+    return sscanf(name, "model.layers.%d.", &l) == 1 ? l : -1;
+}
+
+/* Magnitude (unstructured or N:M) and structured pruning through lq_prune_run. The output uses
+ * the compressed-tensors sparse layout for magnitude / N:M (the checkpoint reader decompresses
+ * it, so a following QuantizationModifier reads a dense model). */
+static lq_status apply_pruning(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const lq_checkpoint *ck,
+                               const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
+                               lq_recipe_step_result *res) {
+    lq_prune_opts po = {.pool = o ? o->pool : NULL, .progress = o ? o->progress : NULL, .user = o ? o->user : NULL};
+    char **names = NULL;
+    float *layer_keep = NULL;
+    lq_status s = LQ_OK;
+    if (m->kind == LQ_MOD_STRUCTURED_PRUNING) {
+        po.method = m->structure == LQ_STRUCTURE_FFN ? LQ_PRUNE_FFN : LQ_PRUNE_HEADS;
+        po.keep = (float)(1.0 - m->sparsity);
+        /* ignore: a layer none of whose planned tensors remain is kept whole */
+        int n_layers = 0;
+        for (int64_t i = 0; i < lq_checkpoint_count(ck); i++) {
+            int l = layer_of(lq_checkpoint_get(ck, i)->name);
+            if (l + 1 > n_layers) n_layers = l + 1;
+        }
+        if (!(layer_keep = calloc((size_t)n_layers + 1, sizeof *layer_keep)))
+            return lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+        for (int l = 0; l < n_layers; l++) layer_keep[l] = 1.0f;
+        for (int64_t i = 0; i < pm->n_tensors; i++) {
+            int l = layer_of(pm->tensors[i].name);
+            if (l >= 0 && l < n_layers) layer_keep[l] = -1.0f; /* = keep */
+        }
+        po.layer_keep = layer_keep;
+        po.n_layer_keep = n_layers;
+    } else {
+        /* the recipe's mask_n counts zeros ("2:4": 2 zeros in 4); lq_prune's nm_n counts kept */
+        po.method = m->mask == LQ_MASK_NM ? LQ_PRUNE_NM : LQ_PRUNE_MAGNITUDE;
+        po.sparsity = (float)m->sparsity;
+        po.nm_n = m->mask_m - m->mask_n;
+        po.nm_m = m->mask_m;
+        if (!(names = module_names(pm))) return lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+        po.targets = (const char *const *)names;
+        po.n_targets = (int)pm->n_tensors;
+    }
+    lq_prune_summary sum = {0};
+    s = lq_prune_run(in_path, out_dir, &po, &sum);
+    if (s == LQ_OK && res) {
+        for (int64_t i = 0; i < sum.n_tensors; i++)
+            if (sum.tensors[i].nonzero_out != sum.tensors[i].nonzero_in ||
+                sum.tensors[i].rows_out != sum.tensors[i].rows_in || sum.tensors[i].cols_out != sum.tensors[i].cols_in)
+                res->n_tensors++;
+        res->params = sum.target_params;
+        res->bytes_in = sum.bytes_in;
+        res->bytes_out = sum.bytes_out;
+    }
+    lq_prune_summary_free(&sum);
+    free_names(names, pm->n_tensors);
+    free(layer_keep);
+    return s;
+}
+
 lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier *m, const char *in_path,
                                    const char *out_dir, const lq_recipe_step_opts *opts,
                                    lq_recipe_step_result *res) {
@@ -104,6 +187,8 @@ lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier 
     lq_status s;
     switch (m->kind) {
     case LQ_MOD_QUANTIZATION: s = apply_quantization(m, &plan.mods[0], in_path, out_dir, opts, res); break;
+    case LQ_MOD_MAGNITUDE_PRUNING:
+    case LQ_MOD_STRUCTURED_PRUNING: s = apply_pruning(m, &plan.mods[0], ck, in_path, out_dir, opts, res); break;
     default:
         s = lq_fail(LQ_ERR_UNSUPPORTED, "modifier %s is not available in this build (at %s:%d:%d)",
                     lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
