@@ -14,8 +14,9 @@
  * unknown key, missing argument, impossible combination) is one message with file:line:column
  * and the key, plus "did you mean" for a misspelled name. lq_recipe_plan then resolves the
  * modifiers against a checkpoint's tensors (which tensors each modifier touches, shape checks,
- * estimated output size). Nothing here does the work: quant-recipe run dispatches each stage to
- * the library API that implements it.
+ * estimated output size). lq_recipe_apply_modifier runs one modifier on one checkpoint through
+ * the library API that implements it (lq_ptq, lq_prune); quant-recipe run chains the steps and
+ * runs eval_stage / distill_stage itself (they need lq_eval).
  *
  * Thread-safety: a recipe and a plan are plain data, safe to read from several threads.
  */
