@@ -20,6 +20,7 @@
 
 #include "libquant/lq_model.h"
 #include "libquant/lq_tokenizer.h"
+#include "lq_blocks.h"
 #include "lq_eval.h"
 #include "lq_format.h"
 #include "lq_ops.h"

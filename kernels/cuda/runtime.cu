@@ -91,6 +91,8 @@ int lq_cuda_sync(lq_cuda_ctx *ctx) {
     return LQ_CUDA_OK;
 }
 
+void *lq_cuda_ctx_stream(lq_cuda_ctx *ctx) { return (void *)ctx->stream; }
+
 int lq_cuda_scratch(lq_cuda_ctx *ctx, size_t bytes, void **out) {
     if (bytes > ctx->scratch_bytes) {
         cudaFree(ctx->scratch);

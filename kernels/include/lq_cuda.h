@@ -47,6 +47,8 @@ typedef struct lq_cuda_ctx lq_cuda_ctx;
 int lq_cuda_ctx_create(lq_cuda_ctx **out);
 void lq_cuda_ctx_free(lq_cuda_ctx *ctx); /* NULL is a no-op */
 int lq_cuda_sync(lq_cuda_ctx *ctx);      /* wait for every launch; reports asynchronous errors */
+/* The context's cudaStream_t (as void *, so this header stays plain C): for timing with events. */
+void *lq_cuda_ctx_stream(lq_cuda_ctx *ctx);
 
 /* ---- device memory ------------------------------------------------------------------------- */
 int lq_cuda_alloc(void **dptr, size_t bytes); /* zero-filled */
