@@ -622,3 +622,262 @@ Test(distill, chunked_tokens_are_the_whole_text_tokens) {
     free(ref);
     free(text);
 }
+
+/* ---- sequences -------------------------------------------------------------------------------- */
+
+#include <jansson.h>
+
+/* greedy from BOS, /work/shared/models/SOURCES.md (llama2.c run.c -t 0.0) */
+#define REF_GREEDY "Once upon a time, there was a little girl named Lily. She loved to play " \
+                   "outside in the park. One day, she saw a big, red ball."
+
+static const char *prompts_file(void) {
+    static char p[300];
+    sub("prompts.txt", p, sizeof p);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    fputs("Once upon a time\n\nThe cat sat\nLily and Tom\n", f); /* 3 prompts: blank skipped */
+    fclose(f);
+    return p;
+}
+
+static char *jsonl(const char *dir, size_t *len) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/sequences.jsonl", dir);
+    char *t = lq_test_read_file(p, len);
+    cr_assert(t, "%s", p);
+    return t;
+}
+
+/* Parse line i of a JSONL text. */
+static json_t *jsonl_line(const char *text, int i) {
+    const char *p = text;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, '\n');
+        cr_assert(p, "line %d missing", i);
+        p++;
+    }
+    const char *e = strchr(p, '\n');
+    cr_assert(e);
+    json_error_t err;
+    json_t *j = json_loadb(p, (size_t)(e - p), 0, &err);
+    cr_assert(j, "line %d: %s", i, err.text);
+    return j;
+}
+
+static int count_lines(const char *t) {
+    int n = 0;
+    for (; *t; t++) n += *t == '\n';
+    return n;
+}
+
+Test(distill, sequences_greedy_empty_prompt_is_llama2c_sample) {
+    char out[300];
+    sub("seq", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--prompt",
+                      "", "--sequences", "1", "--max-tokens", "64", "--out", out, "--json", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "%s", e);
+    free(e);
+    char *t = jsonl(out, NULL);
+    cr_assert_eq(count_lines(t), 1);
+    json_t *j = jsonl_line(t, 0);
+    const char *text = json_string_value(json_object_get(j, "text"));
+    cr_assert(text && strncmp(text, REF_GREEDY, strlen(REF_GREEDY)) == 0, "got: %s", text);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "greedy");
+    cr_expect_eq(json_array_size(json_object_get(j, "prompt_tokens")), 1, "BOS only");
+    cr_expect_eq(json_array_size(json_object_get(j, "tokens")), 64);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "stop")), "max_tokens");
+    json_decref(j);
+    free(t);
+}
+
+static int run_seq(const char *out, const char *seed, const char *stop) {
+    return run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--prompts",
+                    prompts_file(), "--sequences", "3", "--max-tokens", "24", "--temperature",
+                    "1.0", "--top-k", "50", "--seed", seed, "--threads", "1", "--out", out,
+                    "--json", stop ? "--debug-stop-after" : NULL, stop, NULL);
+}
+
+typedef struct gen_capture {
+    int32_t ids[64];
+    int n;
+} gen_capture;
+
+static bool on_gen(void *user, const lq_sample_info *t) {
+    gen_capture *g = user;
+    if (g->n < 64) g->ids[g->n++] = t->id;
+    return true;
+}
+
+Test(distill, sequences_deterministic_per_seed) {
+    char a[300], b[300], c[300];
+    cr_assert_eq(exit_code(run_seq(sub("a", a, sizeof a), "7", NULL)), 0);
+    cr_assert_eq(exit_code(run_seq(sub("b", b, sizeof b), "7", NULL)), 0);
+    cr_assert_eq(exit_code(run_seq(sub("c", c, sizeof c), "8", NULL)), 0);
+    char *ta = jsonl(a, NULL), *tb = jsonl(b, NULL), *tc = jsonl(c, NULL);
+    cr_assert_eq(count_lines(ta), 9, "3 prompts x 3 sequences");
+    cr_expect_str_eq(ta, tb, "same seed, same records");
+    cr_expect(strcmp(ta, tc) != 0, "another seed, other records");
+    /* records carry their index, prompt, own seed and the options; samples of one prompt differ */
+    json_t *r0 = jsonl_line(ta, 0), *r1 = jsonl_line(ta, 1), *r4 = jsonl_line(ta, 4);
+    cr_expect_eq(json_integer_value(json_object_get(r4, "prompt_index")), 1);
+    cr_expect_eq(json_integer_value(json_object_get(r4, "sample")), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(r4, "prompt")), "The cat sat");
+    cr_expect_str_eq(json_string_value(json_object_get(r0, "mode")), "sample");
+    json_t *p = json_object_get(r0, "params");
+    cr_expect_str_eq(json_string_value(json_object_get(p, "seed")), "7");
+    cr_expect_eq(json_integer_value(json_object_get(p, "top_k")), 50);
+    cr_expect(fabs(json_real_value(json_object_get(p, "temperature")) - 1.0) < 1e-9);
+    char s0[32];
+    snprintf(s0, sizeof s0, "%llu", (unsigned long long)lq_seq_record_seed(7, 0, 0));
+    cr_expect_str_eq(json_string_value(json_object_get(r0, "seed")), s0);
+    cr_expect(!json_equal(json_object_get(r0, "tokens"), json_object_get(r1, "tokens")),
+              "two samples of one prompt should differ");
+    /* the record is what lq_sample_generate gives with that seed (library = file) */
+    lq_model *m = NULL;
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_model_load(model_path, &m), LQ_OK);
+    cr_assert_eq(lq_tokenizer_load_llama2c(tok_path, 512, &tok), LQ_OK);
+    lq_session *s = NULL;
+    cr_assert_eq(lq_session_create(m, m->cfg.max_seq_len, NULL, &s), LQ_OK);
+    lq_sample_params sp = lq_sample_params_default();
+    sp.temperature = 1.0f;
+    sp.top_k = 50;
+    sp.top_p = 0.95f;
+    sp.min_p = 0.05f;
+    sp.seed = lq_seq_record_seed(7, 1, 1);
+    lq_sampler *smp = NULL;
+    cr_assert_eq(lq_sampler_create(&sp, &smp), LQ_OK);
+    int32_t prompt[64];
+    int64_t np = 0;
+    cr_assert_eq(lq_tokenizer_encode(tok, "The cat sat", 11, true, false, prompt, 64, &np), LQ_OK);
+    json_t *pt = json_object_get(r4, "prompt_tokens");
+    cr_assert_eq((int64_t)json_array_size(pt), np);
+    for (int64_t i = 0; i < np; i++) cr_expect_eq(json_integer_value(json_array_get(pt, i)), prompt[i]);
+    int32_t stop[2] = {2, 1};
+    lq_sample_gen_opts o = {.max_new = 24, .stop_ids = stop, .n_stop = 2, .vocab = 512};
+    lq_sample_gen_result gr;
+    gen_capture gc = {0};
+    cr_assert_eq(lq_sample_generate(m, s, smp, prompt, (int)np, &o, on_gen, &gc, &gr), LQ_OK);
+    json_t *toks = json_object_get(r4, "tokens");
+    cr_assert_eq((int64_t)json_array_size(toks), gr.n_generated);
+    for (int i = 0; i < gc.n; i++)
+        cr_expect_eq(json_integer_value(json_array_get(toks, i)), gc.ids[i], "token %d", i);
+    lq_sampler_free(smp);
+    lq_session_free(s);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    json_decref(r0);
+    json_decref(r1);
+    json_decref(r4);
+    free(ta);
+    free(tb);
+    free(tc);
+}
+
+Test(distill, sequences_killed_and_resumed_equals_uninterrupted) {
+    char full[300], cut[300];
+    cr_assert_eq(exit_code(run_seq(sub("full", full, sizeof full), "11", NULL)), 0);
+    sub("cut", cut, sizeof cut);
+    int st = run_seq(cut, "11", "2");
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the run should die by SIGKILL");
+    st = run_seq(cut, "11", "4"); /* dies again, inside the second prompt */
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    /* a torn write after the last commit: half a line the manifest does not count */
+    char p[400];
+    snprintf(p, sizeof p, "%s/sequences.jsonl", cut);
+    FILE *f = fopen(p, "ab");
+    fputs("{\"index\":6,\"prom", f);
+    fclose(f);
+    /* another seed is other settings: refused, nothing touched */
+    cr_expect_eq(exit_code(run_seq(cut, "12", NULL)), lq_status_exit_code(LQ_ERR_MISMATCH));
+    st = run_seq(cut, "11", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "resume failed: %s", e);
+    free(e);
+    size_t la = 0, lb = 0;
+    char *a = jsonl(full, &la), *b = jsonl(cut, &lb);
+    cr_expect_eq(la, lb);
+    cr_expect_str_eq(a, b, "resumed run = uninterrupted run, byte for byte");
+    free(a);
+    free(b);
+    /* the finished run again: nothing to do */
+    cr_assert_eq(exit_code(run_seq(cut, "11", NULL)), 0);
+    b = jsonl(cut, &lb);
+    cr_expect_eq(la, lb);
+    free(b);
+}
+
+Test(distill, sequences_beams_are_the_beam_search_hypotheses) {
+    char out[300];
+    sub("beam", out, sizeof out);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--prompts",
+                      prompts_file(), "--sequences", "2", "--beams", "4", "--max-tokens", "20",
+                      "--out", out, "--json", NULL);
+    char *e = err_text();
+    cr_assert_eq(exit_code(st), 0, "%s", e);
+    free(e);
+    char *t = jsonl(out, NULL);
+    cr_assert_eq(count_lines(t), 6);
+    lq_model *m = NULL;
+    cr_assert_eq(lq_model_load(model_path, &m), LQ_OK);
+    for (int i = 0; i < 6; i++) {
+        json_t *j = jsonl_line(t, i);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "mode")), "beam");
+        if (i % 2 == 0) { /* the prompt's search, through the library */
+            json_t *pt = json_object_get(j, "prompt_tokens");
+            int np = (int)json_array_size(pt);
+            int32_t prompt[64];
+            for (int k = 0; k < np; k++) prompt[k] = (int32_t)json_integer_value(json_array_get(pt, k));
+            int32_t stop[2] = {2, 1};
+            lq_beam_opts o = {.n_beams = 4, .n_best = 2, .length_penalty = 1.0f, .max_new = 20,
+                              .stop_ids = stop, .n_stop = 2, .vocab = 512};
+            lq_beam_result r;
+            cr_assert_eq(lq_beam_search(m, NULL, prompt, np, &o, &r), LQ_OK);
+            cr_assert_eq(r.n_hyps, 2);
+            for (int h = 0; h < 2; h++) {
+                json_t *jh = h == 0 ? json_incref(j) : jsonl_line(t, i + 1);
+                json_t *toks = json_object_get(jh, "tokens");
+                int n = r.hyps[h].n - (r.hyps[h].finished ? 1 : 0);
+                cr_assert_eq((int)json_array_size(toks), n, "record %d", i + h);
+                for (int k = 0; k < n; k++)
+                    cr_expect_eq(json_integer_value(json_array_get(toks, k)), r.hyps[h].tokens[k]);
+                cr_expect(fabs(json_real_value(json_object_get(jh, "score")) - r.hyps[h].score) < 1e-9);
+                json_decref(jh);
+            }
+            lq_beam_result_free(&r);
+        }
+        json_decref(j);
+    }
+    lq_model_free(m);
+    free(t);
+    /* more sequences than beams, or sampling with beams: bad arguments */
+    cr_expect_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path,
+                                    "--prompt", "x", "--sequences", "5", "--beams", "4", "--out",
+                                    out, NULL)), 2);
+    cr_expect_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path,
+                                    "--prompt", "x", "--sequences", "2", "--beams", "4",
+                                    "--temperature", "0.5", "--out", out, NULL)), 2);
+}
+
+Test(distill, sequences_of_another_teacher_are_refused) {
+    char out[300], synth[300];
+    sub("seq", out, sizeof out);
+    sub("synth", synth, sizeof synth);
+    cr_assert_eq(exit_code(run_tool("quant-synth", "--shape", "stories260K-like", "--seed", "7",
+                                    "--out", synth, NULL)), 0);
+    cr_assert_eq(exit_code(run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path,
+                                    "--prompt", "", "--sequences", "2", "--max-tokens", "8",
+                                    "--out", out, NULL)), 0);
+    int st = run_tool("quant-distill", "--model", synth, "--tokenizer", tok_path, "--prompt", "",
+                      "--sequences", "2", "--max-tokens", "8", "--out", out, NULL);
+    cr_expect_eq(exit_code(st), lq_status_exit_code(LQ_ERR_MISMATCH));
+    char *e = err_text();
+    cr_expect(strstr(e, "written by another teacher"), "%s", e);
+    free(e);
+    /* a soft-label run into a sequences directory: refused too (another kind of output) */
+    st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--file",
+                  corpus, "--out", out, NULL);
+    cr_expect_neq(exit_code(st), 0);
+}
