@@ -31,6 +31,8 @@ static void usage(FILE *f) {
         "                     [--ctx N] [--per-line [--separator STR]] [--features L,L,...]\n"
         "                     [--logp-dtype f32|f16] [--block-kib N] [--shard-kib N]\n"
         "                     [--threads N] [--json]\n"
+        "       " TOOL " --model PATH (--prompts FILE [--separator S] | --prompt TEXT)\n"
+        "                     --sequences N [--max-tokens T] [decoding options] --out DIR\n"
         "       " TOOL " --inspect PATH [--record I] [--positions N] [--json]\n"
         "\n"
         "Runs the teacher (--model) over the corpus (--file) and writes, for every position, the\n"
@@ -51,6 +53,12 @@ static void usage(FILE *f) {
         "Resuming: if DIR holds an unfinished run of the same teacher, tokenizer, corpus and\n"
         "settings, the run continues after its last commit; another teacher's DIR is refused.\n"
         "\n"
+        "Sequences: --sequences N writes N continuations of every prompt (non-empty lines of\n"
+        "--prompts, or --separator units; or the one --prompt, which may be empty) to\n"
+        "DIR/sequences.jsonl, one JSON record per line (prompt, text, token ids, log-probs, seed,\n"
+        "options). Greedy by default; sampling and beam options as quant-run (--seed default 0;\n"
+        "every record has its own seed derived from it, so a resumed run writes the same bytes);\n"
+        "--beams B keeps the N best hypotheses (N <= B). --max-tokens T: default 256.\n"
         "  --inspect PATH    print the dataset summary and record I (--record, default 0), the\n"
         "                    first --positions N positions (default 4; --json: all)\n"
         "  --model PATH      Hugging Face directory or llama2.c .bin\n"
@@ -59,7 +67,9 @@ static void usage(FILE *f) {
         "  --json            one JSON object on stdout\n"
         "  --help            this text\n"
         "\n"
-        "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+        "Decoding options (--sequences):\n");
+    tool_sample_usage(f);
+    fprintf(f, "\nExit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
 }
 
 typedef struct args {
