@@ -8,6 +8,7 @@
  */
 #include "lq_eval.h"
 #include "tool_cli.h"
+#include "tool_sample.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -103,6 +104,9 @@ typedef struct run_args {
 static int parse_args(int argc, char **argv, run_args *a) {
     *a = (run_args){.max_tokens = 256, .sp = lq_sample_params_default(), .beams = 1,
                     .n_best = 1, .length_penalty = 1.0f};
+    tool_sample_args dec;
+    tool_sample_args_init(&dec);
+    int rc = 0;
     tool_args t = tool_args_begin(argc, argv);
     while (tool_args_next(&t)) {
         if (tool_args_help(&t)) {
@@ -122,35 +126,8 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if (!tool_parse_int(t.value, 1, &a->threads)) return tool_args_bad_value(&t);
         } else if (tool_args_value(&t, "--device")) {
             if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
-        } else if (tool_args_value(&t, "--temperature")) {
-            if (!tool_parse_float(t.value, 0, 100, &a->sp.temperature)) return tool_args_bad_value(&t);
-            a->set_temp = true;
-        } else if (tool_args_value(&t, "--top-k")) {
-            if (!tool_parse_int(t.value, 0, &a->sp.top_k)) return tool_args_bad_value(&t);
-            a->set_k = true;
-        } else if (tool_args_value(&t, "--top-p")) {
-            if (!tool_parse_float(t.value, 1e-6f, 1, &a->sp.top_p)) return tool_args_bad_value(&t);
-            a->set_p = true;
-        } else if (tool_args_value(&t, "--min-p")) {
-            if (!tool_parse_float(t.value, 0, 1, &a->sp.min_p)) return tool_args_bad_value(&t);
-            a->set_minp = true;
-        } else if (tool_args_value(&t, "--seed")) {
-            if (!tool_parse_u64(t.value, &a->sp.seed)) return tool_args_bad_value(&t);
-            a->set_seed = true;
-        } else if (tool_args_value(&t, "--repeat-penalty")) {
-            if (!tool_parse_float(t.value, 1e-3f, 100, &a->sp.repeat_penalty))
-                return tool_args_bad_value(&t);
-            a->set_penalty = true;
-        } else if (tool_args_value(&t, "--repeat-last-n")) {
-            if (!tool_parse_int(t.value, 0, &a->sp.repeat_last_n)) return tool_args_bad_value(&t);
-        } else if (tool_args_value(&t, "--beams")) {
-            if (!tool_parse_int(t.value, 1, &a->beams)) return tool_args_bad_value(&t);
-        } else if (tool_args_value(&t, "--n-best")) {
-            if (!tool_parse_int(t.value, 1, &a->n_best)) return tool_args_bad_value(&t);
-            a->set_beam_opts = true;
-        } else if (tool_args_value(&t, "--length-penalty")) {
-            if (!tool_parse_float(t.value, -10, 10, &a->length_penalty)) return tool_args_bad_value(&t);
-            a->set_beam_opts = true;
+        } else if (tool_sample_arg(&t, &dec, &rc)) { /* tools/common/tool_sample.c */
+            if (rc) return rc;
         } else if (tool_args_flag(&t, "--json")) {
             a->json = true;
         } else {
@@ -161,23 +138,13 @@ static int parse_args(int argc, char **argv, run_args *a) {
     if (!a->prompt && !a->prompt_file)
         return tool_bad_args("--prompt TEXT or --prompt-file F is required");
     if (a->prompt && a->prompt_file) return tool_bad_args("--prompt and --prompt-file are exclusive");
-    a->sampling = a->set_temp || a->set_k || a->set_p || a->set_minp || a->set_seed;
-    if (a->beams > 1 && (a->sampling || a->set_penalty))
-        return tool_bad_args("--beams scores raw log-probabilities: it takes no sampling or "
-                             "penalty options");
-    if (a->set_beam_opts && a->beams == 1)
-        return tool_bad_args("--n-best and --length-penalty need --beams N with N > 1");
-    if (a->n_best > a->beams)
-        return tool_bad_args("--n-best %d is more than --beams %d", a->n_best, a->beams);
-    if (a->sampling) {
-        /* options not given take the sampling defaults */
-        if (!a->set_temp) a->sp.temperature = DEF_TEMPERATURE;
-        if (!a->set_k) a->sp.top_k = DEF_TOP_K;
-        if (!a->set_p) a->sp.top_p = DEF_TOP_P;
-        if (!a->set_minp) a->sp.min_p = DEF_MIN_P;
-        if (!a->set_seed) /* reported, so the run can be repeated */
-            a->sp.seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
-    }
+    /* checks and sampling defaults shared with quant-distill; the seed from the clock */
+    if ((rc = tool_sample_finish(&dec, true)) != 0) return rc;
+    a->sp = dec.sp;
+    a->sampling = dec.sampling;
+    a->beams = dec.beams;
+    a->n_best = dec.n_best;
+    a->length_penalty = dec.length_penalty;
     return 0;
 }
 
