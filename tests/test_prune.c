@@ -197,7 +197,9 @@ static void check_sparse_file(const char *dir, double sparsity, int n, int m, in
         const lq_tensor *sh = lq_st_find(f, sname);
         cr_assert_not_null(sh);
         cr_assert_eq(sh->dtype, LQ_DTYPE_I64);
-        int64_t rows = ((const int64_t *)sh->data)[0], cols = ((const int64_t *)sh->data)[1];
+        int64_t dims[2]; /* memcpy: safetensors payloads are not aligned */
+        memcpy(dims, sh->data, sizeof dims);
+        int64_t rows = dims[0], cols = dims[1];
         cr_assert_eq(t->dtype, LQ_DTYPE_U8);
         cr_assert(t->shape[0] == rows && t->shape[1] == (cols + 7) / 8);
         uint8_t *mask = malloc((size_t)(rows * cols));
@@ -243,7 +245,9 @@ Test(prune, magnitude_exact_sparsity_and_runs) {
         int64_t rows = t->shape[0];
         char sname[300];
         snprintf(sname, sizeof sname, "%.*s.shape", (int)(L - 8), t->name);
-        int64_t cols = ((const int64_t *)lq_st_find(f, sname)->data)[1];
+        int64_t dims[2];
+        memcpy(dims, lq_st_find(f, sname)->data, sizeof dims);
+        int64_t cols = dims[1];
         double sp = strstr(t->name, "o_proj") ? 0.6 : 0.3;
         int64_t k = (int64_t)floor(sp * (double)(rows * cols) + 0.5), set = 0;
         uint8_t *mask = malloc((size_t)(rows * cols));

@@ -152,7 +152,7 @@ int64_t lq_sparse_compress(const void *dense, lq_dtype dt, int64_t rows, int64_t
 }
 
 lq_status lq_sparse_decompress(const void *values, int64_t n_values, const uint8_t *bitmask,
-                               const int64_t *row_offsets, lq_dtype dt, int64_t rows, int64_t cols,
+                               const void *row_offsets, lq_dtype dt, int64_t rows, int64_t cols,
                                void *dense, const char *what) {
     size_t es = lq_dtype_size(dt);
     const uint8_t *v = values;
@@ -160,10 +160,12 @@ lq_status lq_sparse_decompress(const void *values, int64_t n_values, const uint8
     int64_t rb = lq_bitmask_row_bytes(cols), k = 0;
     memset(d, 0, (size_t)(rows * cols) * es);
     for (int64_t r = 0; r < rows; r++) {
-        if (row_offsets && row_offsets[r] != k)
+        /* row_offsets may point into an unaligned safetensors payload: read through memcpy */
+        int64_t ro = k;
+        if (row_offsets) memcpy(&ro, (const char *)row_offsets + (size_t)r * sizeof ro, sizeof ro);
+        if (ro != k)
             return lq_fail(LQ_ERR_FORMAT, "%s: row_offsets[%lld] = %lld, but the bitmask has %lld "
-                           "values before that row", what, (long long)r, (long long)row_offsets[r],
-                           (long long)k);
+                           "values before that row", what, (long long)r, (long long)ro, (long long)k);
         for (int64_t c = 0; c < cols; c++) {
             if (!((bitmask[r * rb + c / 8] >> (c % 8)) & 1u)) continue;
             if (k == n_values)

@@ -98,8 +98,16 @@ static lq_status expand_one(lq_checkpoint *c, const lq_tensor *bm, lq_tensor *ou
     int64_t dims[2] = {0, 0};
     if (lq_tensor_numel(shp) != 2 || (shp->dtype != LQ_DTYPE_I64 && shp->dtype != LQ_DTYPE_I32))
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.shape': expected 2 integers", c->path, prefix);
-    for (int i = 0; i < 2; i++)
-        dims[i] = shp->dtype == LQ_DTYPE_I64 ? ((const int64_t *)shp->data)[i] : ((const int32_t *)shp->data)[i];
+    /* safetensors does not align tensor data: read through memcpy (UBSan: misaligned load) */
+    for (int i = 0; i < 2; i++) {
+        if (shp->dtype == LQ_DTYPE_I64) {
+            memcpy(&dims[i], (const char *)shp->data + 8 * i, 8);
+        } else {
+            int32_t v;
+            memcpy(&v, (const char *)shp->data + 4 * i, 4);
+            dims[i] = v;
+        }
+    }
     int64_t rows = dims[0], cols = dims[1];
     if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 31) || cols > ((int64_t)1 << 31))
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.shape': bad shape [%lld, %lld]", c->path, prefix,

@@ -68,9 +68,10 @@ int64_t lq_sparse_compress(const void *dense, lq_dtype dt, int64_t rows, int64_t
 
 /* Scatter values back: dense (rows x cols of dt) is zeroed, then the i-th set bit in row-major
  * order receives values[i]. LQ_ERR_FORMAT if the bitmask has more or fewer set bits than
- * n_values, or row_offsets (may be NULL) disagree with it; `what` names the tensor in messages. */
+ * n_values, or row_offsets (rows int64 values, may be NULL, need not be aligned: safetensors
+ * payloads are packed without padding) disagree with it; `what` names the tensor in messages. */
 lq_status lq_sparse_decompress(const void *values, int64_t n_values, const uint8_t *bitmask,
-                               const int64_t *row_offsets, lq_dtype dt, int64_t rows, int64_t cols,
+                               const void *row_offsets, lq_dtype dt, int64_t rows, int64_t cols,
                                void *dense, const char *what);
 
 /* ---- the driver --------------------------------------------------------------------------------- */
