@@ -199,7 +199,7 @@ static const example *find_example(const char *name) {
     return NULL;
 }
 
-Test(recipe_run, every_example_recipe, .timeout = 120) {
+Test(recipe_run, every_example_recipe, .timeout = 300) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s", __FILE__);
     char *slash = strrchr(dir, '/');
@@ -255,7 +255,7 @@ Test(recipe_run, every_example_recipe, .timeout = 120) {
 
 /* A passing gate: the eval_stage's baseline PPL is the reference number (same protocol), the
  * report's baseline row agrees, and --json prints what quant-recipe.json holds. */
-Test(recipe_run, eval_stage_passes_and_reports, .timeout = 60) {
+Test(recipe_run, eval_stage_passes_and_reports, .timeout = 240) {
     char text[2048], out[700], args[4096], err[2048];
     snprintf(text, sizeof text,
              "quant_stage:\n"
@@ -294,7 +294,7 @@ Test(recipe_run, eval_stage_passes_and_reports, .timeout = 60) {
 }
 
 /* A failing gate: exit 1, one line saying why and that nothing was written, no output. */
-Test(recipe_run, failing_threshold_writes_nothing, .timeout = 60) {
+Test(recipe_run, failing_threshold_writes_nothing, .timeout = 240) {
     char text[2048], out[700], args[4096], err[2048];
     snprintf(text, sizeof text,
              "quant_stage:\n"
@@ -370,7 +370,7 @@ Test(recipe_run, recipe_errors_abort_before_work) {
 
 /* ---- targets are the recipe's, not the driver's defaults ------------------------------------------ */
 
-Test(recipe_run, targets_and_group_size_honored, .timeout = 60) {
+Test(recipe_run, targets_and_group_size_honored, .timeout = 120) {
     char out[700], args[4096], err[2048];
     snprintf(out, sizeof out, "%s/mlp-w4", g_root);
     /* group 4 divides both 64 and 172; only the MLP is targeted */
@@ -396,7 +396,7 @@ Test(recipe_run, targets_and_group_size_honored, .timeout = 60) {
 
 /* The stage writes the teacher's soft labels into <out>/distill; per-line records equal
  * quant-distill --per-line on the same file (both tokenize each unit whole). */
-Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 60) {
+Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 240) {
     char text[2048], out[700], args[4096], err[2048], tool[1024], cmd[8192], ref[700];
     snprintf(text, sizeof text,
              "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n"
@@ -445,7 +445,7 @@ Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 60) {
 /* A pruning modifier is quant-prune with the recipe's arguments: the same bytes. (The recipe's
  * "2:4" counts zeros, quant-prune's --nm counts kept weights; for 2:4 both read the same, so
  * 1:4 is checked too: one zero in four = --nm 3:4.) */
-Test(recipe_run, prune_steps_match_quant_prune, .timeout = 60) {
+Test(recipe_run, prune_steps_match_quant_prune, .timeout = 240) {
     static const struct {
         const char *name, *yaml, *flags;
     } cases[] = {
