@@ -137,8 +137,16 @@ static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int6
     if (shp) {
         int64_t v[2] = {0, 0};
         bool ok = lq_tensor_numel(shp) == 2 && (shp->dtype == LQ_DTYPE_I64 || shp->dtype == LQ_DTYPE_I32);
-        for (int i = 0; ok && i < 2; i++)
-            v[i] = shp->dtype == LQ_DTYPE_I64 ? ((const int64_t *)shp->data)[i] : ((const int32_t *)shp->data)[i];
+        /* safetensors does not align tensor data: read through memcpy (UBSan: misaligned load) */
+        for (int i = 0; ok && i < 2; i++) {
+            if (shp->dtype == LQ_DTYPE_I64) {
+                memcpy(&v[i], (const char *)shp->data + 8 * i, 8);
+            } else {
+                int32_t w;
+                memcpy(&w, (const char *)shp->data + 4 * i, 4);
+                v[i] = w;
+            }
+        }
         if (!ok || v[0] != rows || v[1] != cols)
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected [%lld, %lld]", path, sname,
                            (long long)rows, (long long)cols);
