@@ -3,20 +3,23 @@
  * matvec works on chunks of 64 columns = 32 bytes of a row (one 256-bit load): lane 0 holds
  * columns 0..31 of the chunk, lane 1 columns 32..63, byte j the codes of columns 2j (low nibble)
  * and 2j+1 (high nibble). Per chunk and row:
- *   - and / shift+and split the 32 bytes into 32 even and 32 odd codes u (still bytes), and one
- *     byte subtraction each forms q - zero = u - (8 + zero) for all of them (exact: |.| <= 15);
- *   - vpshufb moves 4 of those bytes per lane into the TOP byte of a dword (zeros below), which
- *     is the int32 (q - zero) * 2^24, sign included; cvtdq2ps converts that exactly;
+ *   - byte ops turn the 32 bytes into 32 even and 32 odd signed bytes v = (q - zero) * 2^k,
+ *     exactly: asymmetric, and / shift+and isolate u and one subtraction of 8 + zero each gives
+ *     q - zero (|.| <= 15, k = 0); symmetric, u ^ 8 is q's 4-bit two's complement, so
+ *     (b ^ 0x88) & 0xf0 and ((b ^ 0x88) << 4) & 0xf0 are 16 q (k = 4), no offset needed;
+ *   - vpshufb moves 4 of those bytes per lane into the TOP byte of a dword (zeros below): the
+ *     int32 v * 2^24, sign included, which cvtdq2ps converts exactly;
  *   - one FMA per 8 codes with x.
- * That is ~7.5 vector ops per 16 weights (the previous kernel: 12 - widen, convert and subtract
- * in f32 for each code). The dword order that vpshufb produces is not column order, so x is
- * permuted ONCE per call to match (xp below: 3 ops per 8 floats), and multiplied by 2^-24 there
- * so the products are exactly (q - zero) * x as in the ref (exact unless |x| < 2^-102, where x
- * 2^-24 loses low bits: an absolute error < 2^-125 per product, far below the table's atol).
+ * About 7.5 vector ops per 16 weights (the previous kernel: 12, widening, converting and
+ * subtracting every code in f32). The dword order vpshufb produces is not column order, so x is
+ * permuted ONCE per call to match (xp: 3 ops per 8 floats) and multiplied there by 2^-(24 + k),
+ * so each product is exactly (q - zero) * x as in the ref (exact unless |x| < 2^-98, where the
+ * scaled x loses low bits: an absolute error < 2^-120 per product, far below the table's atol).
  * Four rows share every x load; each group's sum (two chains per row: even and odd codes) is
- * multiplied by its scale once. Because a lane is 32 columns, group sizes that are multiples
- * of 32 (compressed-tensors: 32, 64, 128) are handled by giving each lane its own zero point
- * and scale: a 64-column chunk may straddle two groups of 32.
+ * multiplied by its scale once. A lane is 32 columns, so group sizes that are multiples of 32
+ * (compressed-tensors: 32, 64, 128) work by giving each lane its own zero point and scale: a
+ * chunk may straddle two groups of 32. The runs of chunks that share groups are listed once per
+ * call (w4_segments), so the row loop does no divisions.
  *
  * Zero points: the binder unpacks them from int4 (lq_format.h: integers in [-8, 7]); the byte
  * subtraction relies on that. Padding: a row's last chunk is copied into a zeroed 32-byte
@@ -50,15 +53,15 @@ static inline __m256i w4_idx(int k) {
     return _mm256_setr_epi32(d0, d1, d2, d3, d0, d1, d2, d3);
 }
 
-/* xp = x permuted into the order the chunk loop consumes, times 2^-24, zero padded to whole
+/* xp = x permuted into the order the chunk loop consumes, times f, zero padded to whole
  * chunks. For chunk c and k = 0..3: xp[64c + 16k + 0..7] are the x of the even codes that
  * w4_idx(k) extracts (columns 64c + 8k + {0,2,4,6} in lane 0, 64c + 32 + 8k + {0,2,4,6} in
  * lane 1), xp[64c + 16k + 8..15] those of the odd codes (the same columns + 1). xpad is
  * scratch for the zero padded copy of x (nch * 64 floats, as xp). */
-static void w4_permute_x(const float *x, int64_t cols, int64_t nch, float *xpad, float *xp) {
+static void w4_permute_x(const float *x, int64_t cols, int64_t nch, float f, float *xpad, float *xp) {
     memcpy(xpad, x, (size_t)cols * sizeof(float));
     memset(xpad + cols, 0, (size_t)(nch * W4_CHUNK - cols) * sizeof(float));
-    const __m256 k2m24 = _mm256_set1_ps(0x1p-24f);
+    const __m256 k2m24 = _mm256_set1_ps(f);
     for (int64_t c = 0; c < nch; c++) {
         const float *src = xpad + c * W4_CHUNK;
         float *dst = xp + c * W4_CHUNK;
@@ -129,9 +132,16 @@ static inline __m256 w4_scales(const float *s, int64_t g0, int64_t g1) {
         const float *xr_ = xc;                                                                  \
         __asm__ volatile("" : "+r"(xr_)); /* a fresh pointer per row: GCC must not hoist the x loads */  \
         const __m256i b_ = _mm256_loadu_si256((const __m256i *)(p));                            \
-        const __m256i o_ = _mm256_loadu_si256((const __m256i *)(off));                          \
-        const __m256i lo_ = _mm256_sub_epi8(_mm256_and_si256(b_, m0f), o_);                     \
-        const __m256i hi_ = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(b_, 4), m0f), o_); \
+        __m256i lo_, hi_;                                                                       \
+        if (asym) {                                                                             \
+            const __m256i o_ = _mm256_loadu_si256((const __m256i *)(off));                      \
+            lo_ = _mm256_sub_epi8(_mm256_and_si256(b_, m0f), o_);                               \
+            hi_ = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(b_, 4), m0f), o_);         \
+        } else {                                                                                \
+            const __m256i s_ = _mm256_xor_si256(b_, m88);                                       \
+            hi_ = _mm256_and_si256(s_, mf0);                                                    \
+            lo_ = _mm256_and_si256(_mm256_slli_epi16(s_, 4), mf0);                              \
+        }                                                                                       \
         ae = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(lo_, i0)), _mm256_loadu_ps(xr_), ae); \
         ao = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(hi_, i0)), _mm256_loadu_ps(xr_ + 8), ao); \
         ae = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(lo_, i1)), _mm256_loadu_ps(xr_ + 16), ae); \
@@ -145,11 +155,12 @@ static inline __m256 w4_scales(const float *s, int64_t g0, int64_t g1) {
 /* Four rows (w[i] codes, s[i] scales, z[i] zero points or NULL) -> out[0..3]. Rows may repeat
  * (the caller's leftover rows). Written with named accumulators, not arrays of vectors: GCC
  * keeps arrays of __m256 in memory, which put a store/load on every update and ran 10x slower.
- * always_inline with a constant `asym` gives a symmetric copy with one constant offset. */
+ * always_inline with a constant `asym` gives a symmetric copy that needs no offsets. */
 static inline __attribute__((always_inline)) void
 w4_quad(const w4_job *j, const uint8_t *const w[4], const float *const s[4], const float *const z[4],
         float out[4], const int asym) {
-    const __m256i m0f = _mm256_set1_epi8(0x0f);
+    const __m256i m0f = _mm256_set1_epi8(0x0f), mf0 = _mm256_set1_epi8((char)0xf0);
+    const __m256i m88 = _mm256_set1_epi8((char)0x88);
     const __m256i i0 = w4_idx(0), i1 = w4_idx(1), i2 = w4_idx(2), i3 = w4_idx(3);
     /* offsets 8 + zero per row and lane, and the row totals: in memory (see W4_ROW_STEP) */
     uint8_t off[4][32];
@@ -223,11 +234,11 @@ void lq_matvec_w4a16_avx2(const lq_weight *w, const float *x, float *y, int64_t 
     if (!buf) { lq_matvec_w4a16_ref(w, x, y, r0, r1); return; } /* no memory: still correct */
     float *xp = buf, *xpad = buf + nch * W4_CHUNK;
     w4_seg *seg = (w4_seg *)(xpad + nch * W4_CHUNK);
-    w4_permute_x(x, cols, nch, xpad, xp);
+    const float *scale = w->aux[0], *zero = w->aux[1];
+    w4_permute_x(x, cols, nch, zero ? 0x1p-24f : 0x1p-28f, xpad, xp);
     const int64_t nfull = (int64_t)(packed / 32);
     const w4_job j = {.packed = packed, .ng = ng, .nfull = nfull, .xp = xp, .seg = seg,
                       .nseg = w4_segments(nch, nfull, gs, ng, seg)};
-    const float *scale = w->aux[0], *zero = w->aux[1];
     for (int64_t r = r0; r < r1; r += 4) {
         /* 1..3 leftover rows repeat the last one (computed, not stored) */
         const uint8_t *wr[4];
