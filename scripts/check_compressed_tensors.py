@@ -212,7 +212,9 @@ def main():
     modules = sorted({k.rsplit(".", 1)[0] for k in quant if k.endswith(".weight_scale")})
     for m in modules:
         g = scheme_for(qc, m)
-        w = orig[m + ".weight"][1].astype(np.float64)
+        # A tied model's head is its embedding: quant-ptq writes it as its own lm_head.
+        src = m + ".weight" if m + ".weight" in orig or m != "lm_head" else "model.embed_tokens.weight"
+        w = orig[src][1].astype(np.float64)
         _, scale = quant[m + ".weight_scale"]
         if g is None:
             errs.append(f"{m}: quantized but no config group targets it")

@@ -126,6 +126,8 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
         for (int i = 0; i < 7; i++) cr_expect_eq(ws[i]->fmt, fmt, "layer %d weight %d: fmt %d", l, i, ws[i]->fmt);
     }
     cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
+    /* the default ignore list is ["lm_head"]: the head stays the (tied) embedding */
+    cr_expect(m->cfg.tied_embeddings && m->output.data == m->tok_emb.data, "%s: the head was untied", name);
     double ppl = ppl_of(m, out);
     lq_model_free(m);
     cr_expect(isfinite(ppl) && ppl > 1.0, "%s: ppl %f", name, ppl);
@@ -245,6 +247,8 @@ Test(ptq, w8a16_codes_dequantize_to_the_weights, .timeout = 60) {
 /* ---- mixed precision, ignore, --json ------------------------------------------------------------ */
 
 Test(ptq, ignore_and_override_write_two_groups, .timeout = 120) {
+    /* --ignore replaces the default ["lm_head"] (as a recipe's `ignore:` does), so the tied head
+     * is quantized too: W4A16 g4 like the other 64-column linears, written as its own lm_head. */
     char out[600], args[2048], err[1024], p[700];
     snprintf(out, sizeof out, "%s/mixed", g_root);
     snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16 --group-size 4 --ignore q_proj "
@@ -259,20 +263,23 @@ Test(ptq, ignore_and_override_write_two_groups, .timeout = 120) {
     cr_assert_eq(ct.n_groups, 2);
     cr_expect_eq(ct.n_ignore, 5); /* the five q_proj modules */
     int64_t targets = ct.groups[0].n_targets + ct.groups[1].n_targets;
-    cr_expect_eq(targets, 30, "5 layers x (k, v, o, gate, up, down)");
+    cr_expect_eq(targets, 31, "5 layers x (k, v, o, gate, up, down) + lm_head");
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
     cr_expect_eq(m->layers[0].wq.fmt, LQ_WFMT_F32);
     cr_expect_eq(m->layers[0].wk.fmt, LQ_WFMT_W4A16);
     cr_expect_eq(m->layers[4].w_down.fmt, LQ_WFMT_FP8_E4M3);
+    cr_expect_not(m->cfg.tied_embeddings);
+    cr_expect_eq(m->output.fmt, LQ_WFMT_W4A16);
+    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
     lq_model_free(m);
     /* --json: the summary as one object */
     snprintf(p, sizeof p, "%s/stdout.txt", g_root);
     json_error_t je;
     json_t *j = json_load_file(p, 0, &je);
     cr_assert_not_null(j, "stdout is not JSON: %s", je.text);
-    cr_expect_eq(json_integer_value(json_object_get(j, "quantized")), 30);
-    cr_expect_eq(json_array_size(json_object_get(j, "per_tensor")), 30);
+    cr_expect_eq(json_integer_value(json_object_get(j, "quantized")), 31);
+    cr_expect_eq(json_array_size(json_object_get(j, "per_tensor")), 31);
     double worst = json_real_value(json_object_get(j, "worst_rel_err"));
     cr_expect(worst > 0.0 && worst < 0.2, "worst relative error %f", worst);
     json_decref(j);
@@ -737,4 +744,161 @@ Test(ptq, sigint_leaves_no_output, .timeout = 300) {
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %d: expected death by SIGINT", st);
     cr_expect_not(exists(out), "%s was created", out);
     cr_expect_not(leftovers(out), "a temp dir was left next to %s", out);
+}
+
+/* ---- the output head ------------------------------------------------------------------------------
+ * stories260K ties its head to the embedding (llama2.c "shared classifier"; no lm_head.weight).
+ * A quantized head is written the way transformers / vLLM load an untied compressed-tensors head:
+ * its own lm_head.weight_packed / _scale / _shape, the embedding dense, tie_word_embeddings false.
+ */
+
+static json_t *config_of(const char *out) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/config.json", out);
+    json_error_t je;
+    json_t *root = json_load_file(p, 0, &je);
+    cr_assert_not_null(root, "%s: %s", p, je.text);
+    return root;
+}
+
+Test(ptq, head_w8a16_untied_within_one_percent, .timeout = 120) {
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/head8", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16 --override lm_head=W8A16", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    json_t *root = config_of(out);
+    cr_expect(json_is_false(json_object_get(root, "tie_word_embeddings")), "config still tied");
+    json_t *ign = json_object_get(json_object_get(root, "quantization_config"), "ignore");
+    cr_expect_eq(json_array_size(ign), 0, "lm_head is quantized, nothing is ignored");
+    json_decref(root);
+    /* tensors: a quantized lm_head beside the unchanged dense embedding */
+    lq_st_file *in, *q;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(p, &q), LQ_OK);
+    const lq_tensor *emb = need(in, "model.embed_tokens.weight", LQ_DTYPE_F32, 2); /* 512 x 64 */
+    const lq_tensor *emb_q = need(q, "model.embed_tokens.weight", LQ_DTYPE_F32, 2);
+    cr_expect(emb_q->nbytes == emb->nbytes && memcmp(emb_q->data, emb->data, emb->nbytes) == 0,
+              "the embedding must be copied unchanged");
+    cr_expect_null(lq_st_find(q, "lm_head.weight"));
+    const lq_tensor *pk = need(q, "lm_head.weight_packed", LQ_DTYPE_I32, 2);
+    const lq_tensor *sc = need(q, "lm_head.weight_scale", LQ_DTYPE_F32, 2);
+    const lq_tensor *sh = need(q, "lm_head.weight_shape", LQ_DTYPE_I64, 1);
+    cr_assert(pk->shape[0] == 512 && pk->shape[1] == 16 && sc->shape[0] == 512 && sc->shape[1] == 1);
+    int64_t shape[2];
+    memcpy(shape, sh->data, sizeof shape); /* safetensors data need not be 8-byte aligned */
+    cr_expect(shape[0] == 512 && shape[1] == 64);
+    /* compressed-tensors' w = q * scale lands within half a step of the embedding (the matrix a
+     * tied model multiplies by) */
+    int8_t *codes = malloc(512 * 64);
+    cr_assert_not_null(codes);
+    lq_ct_unpack_int32(pk->data, 512, 64, 8, 1, codes);
+    const float *wf = emb->data, *s = sc->data;
+    int64_t bad = 0;
+    for (int64_t r = 0; r < 512; r++)
+        for (int64_t c = 0; c < 64; c++)
+            if (fabsf((float)codes[r * 64 + c] * s[r] - wf[r * 64 + c]) > 0.5f * s[r] * (1.0f + 1e-5f) + 1e-7f)
+                bad++;
+    cr_expect_eq(bad, 0, "%lld head weights farther than half a step", (long long)bad);
+    free(codes);
+    lq_st_close(in);
+    lq_st_close(q);
+    /* the engine binds lm_head in W8A16, apart from the f32 embedding */
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    cr_expect_not(m->cfg.tied_embeddings);
+    cr_expect_eq(m->output.fmt, LQ_WFMT_W8A16);
+    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
+    cr_expect_neq(m->output.data, m->tok_emb.data);
+    for (int l = 0; l < m->cfg.n_layers; l++) cr_expect_eq(m->layers[l].w_down.fmt, LQ_WFMT_W8A16);
+    double ppl = ppl_of(m, out);
+    lq_model_free(m);
+    /* the issue's W8A16 target is 0.5% with the head in f32; an 8-bit head adds one more
+     * rounded matrix, so 1% (measured: 3.5451, -0.09%) */
+    cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.01, "W8A16 + W8A16 head ppl %.6f vs fp32 %.6f", ppl, REF_PPL);
+}
+
+Test(ptq, ignore_list_naming_lm_head_keeps_it_tied, .timeout = 60) {
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/keep", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16 --ignore lm_head --ignore q_proj --json",
+             g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    json_t *root = config_of(out);
+    cr_expect(json_is_true(json_object_get(root, "tie_word_embeddings")));
+    json_decref(root);
+    json_t *j = stdout_json();
+    cr_expect_eq(json_integer_value(json_object_get(j, "quantized")), 30, "5 layers x (k, v, o, gate, up, down)");
+    json_decref(j);
+    lq_st_file *q;
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(p, &q), LQ_OK);
+    cr_expect_null(lq_st_find(q, "lm_head.weight_packed"));
+    cr_expect_null(lq_st_find(q, "lm_head.weight"));
+    lq_st_close(q);
+}
+
+Test(ptq, head_the_group_fallback_ignores_stays_tied, .timeout = 60) {
+    /* g128 does not divide the head's 64 columns; "ignore" keeps it in float, i.e. tied: no
+     * second copy of the embedding, no lm_head tensors, config unchanged. */
+    char out[600], args[2048], err[1024], p[700];
+    snprintf(out, sizeof out, "%s/fbhead", g_root);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W4A16 --group-size 128 --group-fallback ignore "
+             "--override lm_head=W4A16", g_fp32, out);
+    cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    json_t *root = config_of(out);
+    cr_expect(json_is_true(json_object_get(root, "tie_word_embeddings")));
+    json_decref(root);
+    lq_st_file *in, *q;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(p, &q), LQ_OK);
+    cr_expect_eq(lq_st_count(q), lq_st_count(in), "every tensor kept, none added");
+    cr_expect_null(lq_st_find(q, "lm_head.weight_packed"));
+    lq_st_close(in);
+    lq_st_close(q);
+}
+
+Test(ptq, tied_head_is_written_as_the_untied_model_would_be, .timeout = 60) {
+    /* The same model stored untied (lm_head.weight = a copy of the embedding, placed last as HF
+     * does, tie_word_embeddings false) is what transformers builds from the tied one; quantizing
+     * either must give the same files, byte for byte. */
+    char un[600], a[600], b[600], args[2048], err[1024], p[700], p2[700];
+    snprintf(un, sizeof un, "%s/untied", g_root);
+    cr_assert_eq(mkdir(un, 0755), 0);
+    lq_st_file *in;
+    snprintf(p, sizeof p, "%s/model.safetensors", g_fp32);
+    cr_assert_eq(lq_st_open(p, &in), LQ_OK);
+    int64_t n = lq_st_count(in);
+    lq_tensor *ts = calloc((size_t)n + 1, sizeof *ts);
+    cr_assert_not_null(ts);
+    for (int64_t i = 0; i < n; i++) ts[i] = *lq_st_get(in, i);
+    ts[n] = *lq_st_find(in, "model.embed_tokens.weight");
+    ts[n].name = "lm_head.weight";
+    snprintf(p2, sizeof p2, "%s/model.safetensors", un);
+    cr_assert_eq(lq_st_save(p2, ts, n + 1), LQ_OK, "%s", lq_last_error());
+    free(ts);
+    lq_st_close(in);
+    json_t *root = config_of(g_fp32);
+    json_object_set_new(root, "tie_word_embeddings", json_false());
+    snprintf(p2, sizeof p2, "%s/config.json", un);
+    cr_assert_eq(json_dump_file(root, p2, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+    json_decref(root);
+    snprintf(a, sizeof a, "%s/from_tied", g_root);
+    snprintf(b, sizeof b, "%s/from_untied", g_root);
+    const char *const pair[2][2] = {{g_fp32, a}, {un, b}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W8A16 --override lm_head=W8A16",
+                 pair[k][0], pair[k][1]);
+        cr_assert_eq(run_ptq(args, err, sizeof err), 0, "%s", err);
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", a);
+    snprintf(p2, sizeof p2, "%s/model.safetensors", b);
+    cr_expect(same_file(p, p2), "weights differ between the tied and the untied input");
+    json_t *ca = config_of(a), *cb = config_of(b);
+    cr_expect(json_equal(ca, cb), "configs differ between the tied and the untied input");
+    json_decref(ca);
+    json_decref(cb);
 }

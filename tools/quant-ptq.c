@@ -48,12 +48,18 @@ static void usage(FILE *f) {
             "                     (default: fail, naming it), channel (same bits, one group per\n"
             "                     row, written as its own config group), ignore (keep it float)\n"
             "  --sym, --asym      W4A16 symmetric (default) or asymmetric with zero points\n"
-            "  --ignore P         keep matching modules in float (repeatable). lm_head is always\n"
-            "                     kept unless overridden; the embedding is never quantized\n"
+            "  --ignore P         keep matching modules in float (repeatable). The list defaults\n"
+            "                     to lm_head; any --ignore REPLACES it (like a recipe's `ignore:`),\n"
+            "                     so '--ignore lm_head --ignore q_proj' keeps the head in float and\n"
+            "                     '--ignore q_proj' quantizes it with --scheme\n"
             "  --override P=S     give matching modules scheme S (or 'none'), e.g.\n"
-            "                     --override 're:.*down_proj$=W8A16' (repeatable; last match wins)\n"
+            "                     --override 're:.*down_proj$=W8A16' (repeatable; last match wins;\n"
+            "                     beats --ignore and its default: --override lm_head=W8A16)\n"
             "                     patterns: exact module name, a last component ('q_proj'),\n"
             "                     'Linear', or 're:REGEX' (matched from the start of the name)\n"
+            "                     The embedding is never quantized. A quantized head of a tied\n"
+            "                     model is written as its own lm_head (config untied); the\n"
+            "                     embedding stays dense\n"
             "  --clip-search      search each group's clipping ratio for the least error\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
@@ -253,6 +259,7 @@ int main(int argc, char **argv) {
         } else if (tool_args_value(&a, "--ignore")) {
             if (o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
             ignore[o.n_ignore++] = a.value;
+            o.ignore_replaces_default = true;
         } else if (tool_args_value(&a, "--override")) {
             const char *eq = strrchr(a.value, '=');
             lq_ptq_scheme sc;

@@ -144,8 +144,11 @@ lq_status lq_ckpt_validate_llama(lq_checkpoint *c) {
             LQ_TRY(check_tensor(c, name, dim_value(cfg, sp->rows, l), dim_value(cfg, sp->cols, l)));
         }
     }
-    /* A missing output head means the embedding doubles as the head (what HF does when tied). */
-    if (!lq_checkpoint_find(c, "lm_head.weight")) cfg->tied_embeddings = true;
+    /* A missing output head means the embedding doubles as the head (what HF does when tied).
+     * A compressed-tensors quantized head has no "lm_head.weight" but an "lm_head.weight_scale"
+     * (quant-ptq writes one for an untied quantized head). */
+    if (!lq_checkpoint_find(c, "lm_head.weight") && !lq_checkpoint_find(c, "lm_head.weight_scale"))
+        cfg->tied_embeddings = true;
     else LQ_TRY(check_tensor(c, "lm_head.weight", cfg->vocab_size, cfg->dim));
     return LQ_OK;
 }

@@ -75,7 +75,10 @@ static lq_status model_bind(lq_model *m) {
     if (!m->layers) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++) LQ_TRY(bind_layer(m, l));
     LQ_TRY(lq_bind_vector_f32(m->ckpt, "model.norm.weight", c->dim, &m->final_norm));
-    if (c->tied_embeddings || !lq_checkpoint_find(m->ckpt, "lm_head.weight"))
+    /* lq_ckpt_validate_llama marked a model without any lm_head tensor (float, or quantized:
+     * "lm_head.weight_scale") as tied. */
+    if (c->tied_embeddings ||
+        (!lq_checkpoint_find(m->ckpt, "lm_head.weight") && !lq_checkpoint_find(m->ckpt, "lm_head.weight_scale")))
         m->output = m->tok_emb;
     else
         LQ_TRY(lq_bind_linear(m->ckpt, "lm_head", c->vocab_size, c->dim, m->owned, &m->output));

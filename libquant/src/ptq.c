@@ -99,7 +99,7 @@ static lq_status check_not_quantized(const lq_checkpoint *c) {
 
 static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
     lq_ptq_scheme s = o->scheme;
-    if (strcmp(module, "lm_head") == 0) s = LQ_PTQ_NONE;
+    if (!o->ignore_replaces_default && strcmp(module, "lm_head") == 0) s = LQ_PTQ_NONE;
     for (int i = 0; i < o->n_ignore; i++)
         if (lq_ptq_pattern_match(o->ignore[i], module)) s = LQ_PTQ_NONE;
     for (int i = 0; i < o->n_overrides; i++)
@@ -111,17 +111,18 @@ static lq_scale_dtype to_scale_dtype(lq_dtype d) {
     return d == LQ_DTYPE_F16 ? LQ_SCALE_F16 : d == LQ_DTYPE_BF16 ? LQ_SCALE_BF16 : LQ_SCALE_F32;
 }
 
+/* Plan tensor t. as_head: t is the embedding of a tied model, planned as the Linear "lm_head". */
 static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const lq_tensor *t,
-                             plan_item *it) {
+                             bool as_head, plan_item *it) {
     memset(it, 0, sizeof *it);
     it->t = t;
     it->is_linear = t->ndim == 2 && has_suffix(t->name, ".weight") &&
-                    strcmp(t->name, "model.embed_tokens.weight") != 0;
+                    (as_head || strcmp(t->name, "model.embed_tokens.weight") != 0);
     if (!it->is_linear) return LQ_OK;
-    size_t n = strlen(t->name) - strlen(".weight");
+    size_t n = as_head ? strlen("lm_head") : strlen(t->name) - strlen(".weight");
     if (n >= sizeof it->module)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': name too long", lq_checkpoint_path(c), t->name);
-    memcpy(it->module, t->name, n);
+    memcpy(it->module, as_head ? "lm_head" : t->name, n);
     it->module[n] = 0;
     it->scheme = choose_scheme(o, it->module);
     if (it->scheme == LQ_PTQ_NONE) return LQ_OK;
@@ -169,6 +170,32 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
         return lq_fail(LQ_ERR_UNSUPPORTED, "tensor '%s': the %s kernels' layout (%zu bytes per row, "
                        "%lld scales) is not the compressed-tensors one", t->name,
                        lq_ptq_scheme_name(it->scheme), it->row_bytes, (long long)it->n_aux0);
+    return LQ_OK;
+}
+
+/* The output head of a tied model has no tensor of its own: the engine (and transformers)
+ * multiply by model.embed_tokens.weight. If the plan quantizes "lm_head", the embedding is planned
+ * a second time as that Linear, so the output holds a dense embedding (the lookup table) plus a
+ * quantized lm_head, and the config is untied. A stored lm_head.weight under a tied config (some
+ * exports keep both) is replaced: the embedding is the matrix the tied model really uses. A head
+ * the plan keeps in float (the default, or the group fallback "ignore") leaves the model tied.
+ * *n is the item count, grown by one when the head is appended; *untie says the config must
+ * change. */
+static lq_status plan_tied_head(const lq_checkpoint *c, const lq_ptq_opts *o, plan_item *items, int64_t *n,
+                                bool *untie) {
+    *untie = false;
+    if (!lq_checkpoint_config(c)->tied_embeddings) return LQ_OK;
+    const lq_tensor *emb = lq_checkpoint_find(c, "model.embed_tokens.weight");
+    if (!emb || choose_scheme(o, "lm_head") == LQ_PTQ_NONE) return LQ_OK;
+    plan_item head;
+    LQ_TRY(plan_tensor(c, o, emb, true, &head));
+    if (head.scheme == LQ_PTQ_NONE) return LQ_OK;
+    int64_t at = *n;
+    for (int64_t i = 0; i < *n; i++)
+        if (strcmp(items[i].t->name, "lm_head.weight") == 0) at = i;
+    items[at] = head;
+    if (at == *n) (*n)++;
+    *untie = true;
     return LQ_OK;
 }
 
@@ -352,7 +379,7 @@ static bool same_group(const plan_item *a, const lq_ct_group_spec *g) {
     return a->scheme == g->scheme && a->qp.group_size == g->group_size && a->qp.asym == g->asym;
 }
 
-static lq_status write_config(const lq_checkpoint *c, const plan_item *items, int64_t n,
+static lq_status write_config(const lq_checkpoint *c, const plan_item *items, int64_t n, bool untie,
                               const char *out_dir) {
     lq_ct_group_spec groups[LQ_CT_MAX_GROUPS];
     int n_groups = 0;
@@ -413,6 +440,12 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
             s = lq_fail(LQ_ERR_NOMEM, "out of memory");
             goto done;
         }
+    }
+    /* A quantized head written apart from the embedding: a loader that still tied them would
+     * overwrite lm_head with the dense embedding (or find no dense lm_head.weight to tie). */
+    if (untie && json_object_set_new(root, "tie_word_embeddings", json_false()) != 0) {
+        s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+        goto done;
     }
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     char path[4096], tmp[4200];
@@ -480,14 +513,19 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
                       ? lq_fail(LQ_ERR_UNSUPPORTED, "%s: a llama2.c checkpoint; convert it to a Hugging Face "
                                 "directory with quant-convert first", model_path)
                       : check_not_quantized(c);
-    int64_t n = lq_checkpoint_count(c);
-    plan_item *items = calloc((size_t)n + 1, sizeof *items);
+    int64_t n_in = lq_checkpoint_count(c), n = n_in;
+    plan_item *items = calloc((size_t)n + 1, sizeof *items); /* + 1: a tied model's own lm_head */
     lq_st_writer *wr = NULL;
+    bool untie = false;
     if (s == LQ_OK && !items) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
-    int64_t total_params = 0;
-    for (int64_t i = 0; s == LQ_OK && i < n; i++) {
-        s = plan_tensor(c, opts, lq_checkpoint_get(c, i), &items[i]);
+    int64_t total_params = 0, total_work = 0;
+    for (int64_t i = 0; s == LQ_OK && i < n_in; i++) {
+        s = plan_tensor(c, opts, lq_checkpoint_get(c, i), false, &items[i]);
         total_params += lq_tensor_numel(lq_checkpoint_get(c, i));
+    }
+    if (s == LQ_OK) s = plan_tied_head(c, opts, items, &n, &untie);
+    for (int64_t i = 0; s == LQ_OK && i < n; i++) {
+        total_work += lq_tensor_numel(items[i].t);
         if (items[i].scheme != LQ_PTQ_NONE) sum.n_quantized++;
         if (items[i].fell_back) sum.n_fallback++;
     }
@@ -513,7 +551,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     for (int64_t i = 0; s == LQ_OK && i < n; i++) s = declare(wr, &items[i]);
 
     int64_t done = 0, k = 0;
-    sum.n_tensors = n;
+    sum.n_tensors = n_in;
     sum.params_total = total_params;
     for (int64_t i = 0; s == LQ_OK && i < n; i++) {
         const plan_item *it = &items[i];
@@ -543,13 +581,13 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         }
         release_range(it->t->data, it->t->nbytes);
         done += lq_tensor_numel(it->t);
-        if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_params, it->t->name);
+        if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_work, it->t->name);
     }
     if (s == LQ_OK) {
         s = lq_st_writer_commit(wr);
         wr = NULL;
     }
-    if (s == LQ_OK) s = write_config(c, items, n, out_dir);
+    if (s == LQ_OK) s = write_config(c, items, n, untie, out_dir);
     lq_st_writer_abort(wr);
     if (s != LQ_OK) remove(path); /* the committed weights are useless without their config */
     if (sum.n_quantized > 0) sum.mean_rel_err /= (double)sum.n_quantized;

@@ -135,12 +135,15 @@ typedef struct lq_ptq_opts {
     bool asym;                   /* W4A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
     lq_ptq_group_fallback group_fallback; /* W4A16 tensors group_size does not divide; 0 = refuse */
-    /* Modules kept in float, in addition to the defaults lm_head and model.embed_tokens (the
-     * embedding is not a Linear and is never quantized). */
+    /* Modules kept in float. By default `ignore` adds to the default list ["lm_head"]; with
+     * ignore_replaces_default it IS the list (an llm-compressor recipe's `ignore:` works that way:
+     * recipes spell out `ignore: ["lm_head"]`), so a list without lm_head quantizes the head
+     * with `scheme`. model.embed_tokens is not a Linear and is never quantized. */
     const char *const *ignore;
     int n_ignore;
-    /* Applied in order, the last match wins; overrides beat ignore patterns but not defaults
-     * (an override can quantize lm_head). */
+    bool ignore_replaces_default;
+    /* Applied in order, the last match wins; overrides beat the ignore list, default included
+     * (`lm_head` -> W8A16 quantizes the head). */
     const lq_ptq_rule *overrides;
     int n_overrides;
     lq_pool *pool;               /* borrowed; rows of a tensor are quantized across it; NULL ok */
@@ -186,6 +189,11 @@ void lq_ptq_summary_free(lq_ptq_summary *s);
 /* Quantize the Hugging Face checkpoint directory model_path into the existing
  * directory out_dir: writes out_dir/config.json (the input's, plus quantization_config) and
  * out_dir/model.safetensors (atomically, through lq_st_writer). Reads the input only.
+ * The output head of a tied model (tie_word_embeddings, or no lm_head.weight): when the plan
+ * quantizes module "lm_head", it is written as its own quantized lm_head (lm_head.weight_packed,
+ * ... quantized from model.embed_tokens.weight, the matrix the tied model multiplies by), the
+ * embedding stays dense, and config.json says "tie_word_embeddings": false: what transformers /
+ * vLLM expect of an untied quantized head. A head left in float stays tied.
  * Refuses, before writing anything: a llama2.c .bin (LQ_ERR_UNSUPPORTED: convert it first) or an
  * input that is already quantized (LQ_ERR_UNSUPPORTED), a
  * group size that does not divide a tensor's columns (LQ_ERR_INVALID_ARG naming the tensor;
