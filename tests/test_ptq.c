@@ -115,6 +115,10 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
     cr_expect_eq(ct.groups[0].scheme, scheme);
     cr_expect_str_eq(ct.format, lq_ptq_scheme_ct_format(scheme));
     cr_expect_str_eq(ct.status, "compressed");
+    /* the tied head has no tensor of its own, yet a loader builds an lm_head Linear and matches
+     * "Linear" targets against it: it must be listed in ignore (transformers + compressed-tensors
+     * fail to load the model otherwise; scripts/hf_crosscheck.py) */
+    cr_expect_eq(ct.n_ignore, 1, "%s: ignore should be [\"lm_head\"]", name);
     snprintf(cpath, sizeof cpath, "%s/tokenizer.json", out);
     cr_expect(exists(cpath), "tokenizer.json not carried over");
     /* every linear layer bound in the scheme's format; the tied embedding stays f32 */
@@ -595,7 +599,9 @@ Test(ptq, group_fallback_channel_g32_writes_two_groups, .timeout = 120) {
         cr_expect_str_eq(json_string_value(json_array_get(t1, i)), want);
     }
     cr_expect_eq(json_array_size(json_object_get(g0, "targets")), 30);
-    cr_expect_eq(json_array_size(json_object_get(qc, "ignore")), 0);
+    json_t *ign0 = json_object_get(qc, "ignore");
+    cr_assert_eq(json_array_size(ign0), 1, "only the tied lm_head is ignored");
+    cr_expect_str_eq(json_string_value(json_array_get(ign0, 0)), "lm_head");
     json_decref(qc);
     /* tensors: [64, 1] scales and [8, 1] packed zero points for down_proj, [64, 2] for q_proj;
      * the fallback codes dequantize with compressed-tensors' formula to within half a step */
@@ -656,12 +662,13 @@ Test(ptq, group_fallback_ignore_keeps_float, .timeout = 120) {
     snprintf(out, sizeof out, "%s/g32ign", g_root);
     json_t *qc = ct_config_of(out);
     json_t *ign = json_object_get(qc, "ignore");
-    cr_assert_eq(json_array_size(ign), 5);
+    cr_assert_eq(json_array_size(ign), 6, "five down_proj + the tied lm_head");
     for (size_t i = 0; i < 5; i++) {
         char want[64];
         snprintf(want, sizeof want, "model.layers.%zu.mlp.down_proj", i);
         cr_expect_str_eq(json_string_value(json_array_get(ign, i)), want);
     }
+    cr_expect_str_eq(json_string_value(json_array_get(ign, 5)), "lm_head");
     json_t *g0 = json_object_get(json_object_get(qc, "config_groups"), "group_0");
     cr_expect_eq(json_integer_value(json_object_get(json_object_get(g0, "weights"), "group_size")), 32);
     json_decref(qc);

@@ -412,6 +412,14 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
             n_groups++;
         }
     }
+    /* A tied head has no lm_head tensor of its own, so no plan item names it; but a loader
+     * (transformers + compressed-tensors) builds an lm_head Linear and would match "Linear"
+     * targets against it, expecting packed weights that are not there. llm-compressor lists it
+     * in `ignore` for tied models too. */
+    bool head_listed = false;
+    for (int64_t i = 0; i < n; i++)
+        if (items[i].is_linear && strcmp(items[i].module, "lm_head") == 0) head_listed = true;
+    if (!untie && !head_listed) ignore[n_ign++] = "lm_head";
     /* One scheme: targets ["Linear"] minus the ignore list, as llm-compressor writes it. Several:
      * each group lists its modules by exact name, so no reader has to resolve overlaps. */
     int64_t used = 0;
