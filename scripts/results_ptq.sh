@@ -9,7 +9,7 @@
 # Usage: scripts/results_ptq.sh [quality|speed|all]      (default all)
 # Env: BUILD (build dir, default build), OUT (work dir, default out/results_ptq),
 #      LQ_SHARED (shared models/data, default ../shared), THREADS (default: all CPUs),
-#      WIKI_CHUNKS (wikitext chunks of 256 tokens, default 40).
+#      WIKI_CHUNKS (wikitext chunks of 256 tokens, default 40), REPS (speed: bench reps, default 5).
 #
 # stories260K shapes limit the W4A16 groups: every projection but down_proj has 64 input
 # columns and down_proj 172 (= 4 x 43), and compressed-tensors (so quant-ptq) requires the
@@ -77,35 +77,48 @@ quality() {
 }
 
 speed() {
-  local tok=$shared/models/llama2-tokenizer/tokenizer.bin
+  local tok=$shared/models/llama2-tokenizer/tokenizer.bin reps=${REPS:-5}
   for dt in f32 f16; do
     [ -f "$out/s110-$dt/config.json" ] || run "$build/quant-synth" --shape stories110M \
         --dtype "$dt" --out "$out/s110-$dt" >/dev/null
   done
-  [ -f "$out/s110-w4a16-g128/config.json" ] || run "$build/quant-ptq" --model "$out/s110-f32" \
-      --scheme W4A16 --group-size 128 --out "$out/s110-w4a16-g128" "${threads[@]}" >/dev/null
-  # stories110M ties lm_head to the embedding, kept f32 (the embedding is never quantized):
-  # its 98 MB are most of what a W4A16 decode step reads, so W4A16 can reach at most
-  # 438 / 142 = 3.1x the f32 decode speed, W8A16 438 / 183 = 2.4x.
-  [ -f "$out/s110-w8a16/config.json" ] || run "$build/quant-ptq" --model "$out/s110-f32" \
-      --scheme W8A16 --out "$out/s110-w8a16" "${threads[@]}" >/dev/null
+  # s110ptq NAME ARGS...: quantize the f32 stories110M shape into $out/s110-NAME, unless it exists
+  s110ptq() {
+    local name=$1; shift
+    [ -f "$out/s110-$name/config.json" ] || run "$build/quant-ptq" --model "$out/s110-f32" \
+        --out "$out/s110-$name" "${threads[@]}" "$@" >/dev/null
+  }
+  # stories110M ties lm_head to the embedding. By default quant-ptq leaves the head in f32 (its
+  # 98 MB are then most of what a W4A16 decode step reads: W4A16 can reach at most 438 / 142 =
+  # 3.1x the f32 decode speed, W8A16 438 / 183 = 2.4x). "-head8" / "-head4" quantize it
+  # (--override lm_head=...): written as its own lm_head, the embedding stays f32 but only one
+  # row of it is read per token.
+  s110ptq w8a16 --scheme W8A16
+  s110ptq w8a16-head8 --scheme W8A16 --override lm_head=W8A16
+  s110ptq w4a16-g128 --scheme W4A16 --group-size 128
+  s110ptq w4a16-g128-head8 --scheme W4A16 --group-size 128 --override lm_head=W8A16
+  s110ptq w4a16-g128-head4 --scheme W4A16 --group-size 128 --override lm_head=W4A16
   # random weights: the quality columns only show the models run; speed is the point here.
-  # One --compare run benches all four, so their ratios share the machine's state.
+  # One --compare run benches all seven, so their ratios share the machine's state.
   echo "### stories110M shape (random weights), decode speed"
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (before)"
   run "$build/quant-eval" --compare "$out/s110-f32" "$out/s110-f16" "$out/s110-w8a16" \
-      "$out/s110-w4a16-g128" --tokenizer "$tok" --file "$shared/data/tinystories_sample.txt" \
-      --ctx 64 --chunks 1 --bench --n-prompt 128 --n-gen 32 --reps 5 "${threads[@]}" --json \
+      "$out/s110-w8a16-head8" "$out/s110-w4a16-g128" "$out/s110-w4a16-g128-head8" \
+      "$out/s110-w4a16-g128-head4" --tokenizer "$tok" --file "$shared/data/tinystories_sample.txt" \
+      --ctx 64 --chunks 1 --bench --n-prompt 128 --n-gen 32 --reps "$reps" "${threads[@]}" --json \
       | tee "$out/speed.json" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 print("read bandwidth %.2f GB/s, %d threads" % (j["bandwidth_gb_s"], j["threads"]))
-print("| model | format | bpw linear | weight MB/token | pp128 tok/s | tg32 tok/s | tg vs f32 | tg / BW bound |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-f32 = j["rows"][0]["decode_tok_s"]
+print("| model | format | bpw linear | weight MB/token | bound vs f32 | pp128 tok/s | tg32 tok/s | tg vs f32 | tg / BW bound |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+f32 = j["rows"][0]
 for r in j["rows"]:
-    print("| %s | %s | %.2f | %.1f | %.1f | %.2f | %.2fx | %.0f%% |" % (r["name"], r["format"],
-          r["bpw_linear"], r["weight_bytes_per_token"] / 1e6, r["prefill_tok_s"],
-          r["decode_tok_s"], r["decode_tok_s"] / f32, 100 * r["decode_bandwidth_ratio"]))'
+    print("| %s | %s | %.2f | %.1f | %.2fx | %.1f | %.2f | %.2fx | %.0f%% |" % (r["name"].split("/")[-1],
+          r["format"], r["bpw_linear"], r["weight_bytes_per_token"] / 1e6,
+          f32["weight_bytes_per_token"] / r["weight_bytes_per_token"], r["prefill_tok_s"],
+          r["decode_tok_s"], r["decode_tok_s"] / f32["decode_tok_s"], 100 * r["decode_bandwidth_ratio"]))'
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (after)"
 }
 
 case "$what" in
