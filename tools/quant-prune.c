@@ -9,13 +9,10 @@
  */
 #include "tool_cli.h"
 #include "tool_outdir.h"
+#include "tool_output.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "libquant/lq_prune.h"
 #include "lq_eval.h"
@@ -62,67 +59,14 @@ static void usage(FILE *f) {
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
 }
 
-/* ---- side files ------------------------------------------------------------------------------- */
-
-static lq_status copy_file(const char *src, const char *dst) {
-    FILE *in = fopen(src, "rb");
-    if (!in) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
-    FILE *out = fopen(dst, "wb");
-    if (!out) {
-        fclose(in);
-        return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
-    }
-    char buf[1 << 16];
-    size_t n;
-    bool ok = true;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ok = ok && fwrite(buf, 1, n, out) == n;
-    ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
-    ok = (fclose(out) == 0) && ok;
-    fclose(in);
-    return ok ? LQ_OK : lq_fail(LQ_ERR_IO, "%s: write failed", dst);
-}
-
-/* Tokenizer and generation files next to the weights are carried over unchanged. */
-static lq_status copy_side_files(const char *model, const tool_outdir *od) {
-    struct stat sb;
-    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
-    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                        "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char src[PATH_MAX + 64], dst[PATH_MAX + 64];
-        snprintf(src, sizeof src, "%s/%s", model, names[i]);
-        if (stat(src, &sb) != 0) continue;
-        LQ_TRY(tool_outdir_file(od, names[i], dst, sizeof dst));
-        LQ_TRY(copy_file(src, dst));
-    }
-    return LQ_OK;
-}
-
-/* ---- progress and summary ----------------------------------------------------------------------- */
-
-static void on_progress(void *user, int64_t done, int64_t total, const char *tensor) {
-    (void)tensor;
-    lq_progress *p = user;
-    p->total = total;
-    lq_progress_update(p, done);
-}
-
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
+/* ---- summary ------------------------------------------------------------------------------------ */
 
 static double frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
 
 static void print_summary(const lq_prune_summary *r, const char *out, bool json) {
     if (json) {
         printf("{\"out\": ");
-        print_json_string(out);
+        tool_print_json_string(out);
         printf(", \"method\": \"%s\", \"tensors\": %lld, \"params_in\": %lld, \"params_out\": %lld, "
                "\"nonzero_in\": %lld, \"nonzero_out\": %lld, \"target_params\": %lld, \"target_zeros\": %lld, "
                "\"target_sparsity\": %.6f, \"global_sparsity\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, "
@@ -135,7 +79,7 @@ static void print_summary(const lq_prune_summary *r, const char *out, bool json)
             const lq_prune_tensor_stat *t = &r->tensors[i];
             int64_t n_out = t->rows_out * t->cols_out;
             printf("%s{\"name\": ", i ? ", " : "");
-            print_json_string(t->name);
+            tool_print_json_string(t->name);
             printf(", \"shape_in\": [%lld, %lld], \"shape_out\": [%lld, %lld], \"nonzero_in\": %lld, "
                    "\"nonzero_out\": %lld, \"sparsity\": %.6f, \"sparse_layout\": %s, \"bytes_in\": %llu, "
                    "\"bytes_out\": %llu}",
@@ -292,37 +236,21 @@ int main(int argc, char **argv) {
     o.ignore = ignore;
     o.overrides = rules;
 
-    const char *inputs[] = {model, NULL};
-    lq_status s = tool_outdir_check_inputs(out_dir, inputs);
-    if (s != LQ_OK) {
-        rc = tool_fail_at("refusing to write into the input", out_dir, s);
-        goto out;
-    }
-    struct stat sb;
-    if (stat(model, &sb) != 0) {
-        rc = tool_fail_at("cannot open model", model,
-                          lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s", strerror(errno)));
-        goto out;
-    }
     tool_outdir od;
-    s = tool_outdir_begin(&od, out_dir, force);
-    if (s != LQ_OK) {
-        rc = tool_fail_at("cannot create output", out_dir, s);
-        goto out;
-    }
+    if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
     lq_progress prog;
     lq_progress_begin(&prog, "pruning", 1, !json);
-    o.progress = on_progress;
+    o.progress = tool_progress_cb;
     o.user = &prog;
     lq_prune_summary sum;
-    s = lq_prune_run(model, od.tmp, &o, &sum);
+    lq_status s = lq_prune_run(model, od.tmp, &o, &sum);
     lq_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
         rc = tool_fail_at("cannot prune", model, s);
         goto out;
     }
-    s = copy_side_files(model, &od);
+    s = tool_output_copy_side_files(&od, model);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);

@@ -11,13 +11,10 @@
  */
 #include "tool_cli.h"
 #include "tool_outdir.h"
+#include "tool_output.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "libquant/lq_ptq.h"
 #include "lq_eval.h"
@@ -70,74 +67,7 @@ static void usage(FILE *f) {
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
 }
 
-/* ---- copying side files ------------------------------------------------------------------------ */
-
-static lq_status copy_file(const char *src, const char *dst) {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-        close(in);
-        return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
-    }
-    char buf[1 << 16];
-    lq_status s = LQ_OK;
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            s = lq_fail(LQ_ERR_IO, "%s: read failed: %s", src, strerror(errno));
-            break;
-        }
-        for (ssize_t off = 0; off < n && s == LQ_OK;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) s = lq_fail(LQ_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
-            else off += w;
-        }
-        if (s != LQ_OK) break;
-    }
-    if (s == LQ_OK && fsync(out) != 0) s = lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
-    if (close(out) != 0 && s == LQ_OK) s = lq_fail(LQ_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
-    close(in);
-    return s;
-}
-
-/* Tokenizer and generation files next to the weights are carried over unchanged. */
-static lq_status copy_side_files(const char *model, const tool_outdir *od) {
-    struct stat sb;
-    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
-    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json",
-                                        "generation_config.json", "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char src[PATH_MAX + 64], dst[PATH_MAX + 64];
-        snprintf(src, sizeof src, "%s/%s", model, names[i]);
-        if (stat(src, &sb) != 0) continue;
-        LQ_TRY(tool_outdir_file(od, names[i], dst, sizeof dst));
-        LQ_TRY(copy_file(src, dst));
-    }
-    return LQ_OK;
-}
-
-/* ---- progress and summary ----------------------------------------------------------------------- */
-
-static void on_progress(void *user, int64_t done, int64_t total, const char *tensor) {
-    (void)tensor;
-    lq_progress *p = user;
-    p->total = total; /* known once the driver has planned every tensor */
-    lq_progress_update(p, done);
-}
-
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
+/* ---- summary ------------------------------------------------------------------------------------ */
 
 /* Text summary: which tensors the group fallback applied to; long lists are cut (--json has all). */
 #define FALLBACK_SHOWN 8
@@ -168,12 +98,12 @@ static void print_summary(const lq_ptq_summary *r, const char *scheme, const cha
     uint64_t rss = lq_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
-        print_json_string(out);
+        tool_print_json_string(out);
         printf(", \"scheme\": \"%s\", \"group_fallback\": \"%s\", \"fallback\": [", scheme, fallback);
         for (int64_t i = 0; i < r->n_fallback; i++) {
             const lq_ptq_fallback_stat *f = &r->fallback[i];
             printf("%s{\"name\": ", i ? ", " : "");
-            print_json_string(f->name);
+            tool_print_json_string(f->name);
             printf(", \"rows\": %lld, \"cols\": %lld, \"group_size\": %d, \"action\": \"%s\"}",
                    (long long)f->rows, (long long)f->cols, (int)f->group_size,
                    lq_ptq_group_fallback_name(f->action));
@@ -186,13 +116,13 @@ static void print_summary(const lq_ptq_summary *r, const char *scheme, const cha
                (long long)r->params_quantized, (unsigned long long)r->bytes_in,
                (unsigned long long)r->bytes_out, (unsigned long long)r->qbytes_in,
                (unsigned long long)r->qbytes_out, r->bits_per_weight, r->mean_rel_err, r->worst_rel_err);
-        print_json_string(r->worst_tensor);
+        tool_print_json_string(r->worst_tensor);
         printf(", \"seconds\": %.3f, \"peak_rss\": %llu, \"per_tensor\": [", r->seconds,
                (unsigned long long)rss);
         for (int64_t i = 0; i < r->n_quantized; i++) {
             const lq_ptq_tensor_stat *t = &r->tensors[i];
             printf("%s{\"name\": ", i ? ", " : "");
-            print_json_string(t->name);
+            tool_print_json_string(t->name);
             printf(", \"scheme\": \"%s\", \"group_size\": %d, \"fell_back\": %s, \"rows\": %lld, "
                    "\"cols\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, \"rel_err\": %.6g}",
                    lq_ptq_scheme_name(t->scheme), (int)t->group_size, t->fell_back ? "true" : "false",
@@ -285,31 +215,15 @@ int main(int argc, char **argv) {
     o.overrides = rules;
 
     int rc = 0;
-    const char *inputs[] = {model, NULL};
-    lq_status s = tool_outdir_check_inputs(out_dir, inputs);
-    if (s != LQ_OK) {
-        rc = tool_fail_at("refusing to write into the input", out_dir, s);
-        goto out;
-    }
-    struct stat sb;
-    if (stat(model, &sb) != 0) {
-        rc = tool_fail_at("cannot open model", model,
-                          lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s", strerror(errno)));
-        goto out;
-    }
-    o.pool = lq_pool_create(threads);
     tool_outdir od;
-    s = tool_outdir_begin(&od, out_dir, force);
-    if (s != LQ_OK) {
-        rc = tool_fail_at("cannot create output", out_dir, s);
-        goto out;
-    }
+    if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
+    o.pool = lq_pool_create(threads);
     lq_progress prog;
     lq_progress_begin(&prog, "quantizing", 1, !json); /* total set by the first callback */
-    o.progress = on_progress;
+    o.progress = tool_progress_cb;
     o.user = &prog;
     lq_ptq_summary sum;
-    s = lq_ptq_quantize(model, od.tmp, &o, &sum);
+    lq_status s = lq_ptq_quantize(model, od.tmp, &o, &sum);
     lq_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
@@ -321,7 +235,7 @@ int main(int argc, char **argv) {
                             "channel, --group-fallback ignore keeps them in float\n");
         goto out;
     }
-    s = copy_side_files(model, &od);
+    s = tool_output_copy_side_files(&od, model);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
