@@ -1,8 +1,9 @@
 /* generate.c - greedy decoding: the deterministic path tests compare with reference text.
- * Sampling strategies (temperature, top-p) belong in libquant, not here. */
+ * The loop is libquant's (lq_sample_generate with a temperature-0 sampler, which picks the lowest
+ * id on ties); this file adds the stop rule for llama2.c models and decodes each token's bytes. */
 #include "lq_eval.h"
 
-#include <stdlib.h>
+#include "libquant/lq_sample.h"
 
 int lq_eval_argmax(const float *x, int n) {
     int best = 0;
@@ -11,53 +12,43 @@ int lq_eval_argmax(const float *x, int n) {
     return best;
 }
 
+typedef struct greedy_ctx {
+    const lq_tokenizer *tok;
+    int32_t prev; /* the token before the one decoded (SentencePiece strips a space after BOS) */
+    lq_gen_token_fn cb;
+    void *user;
+} greedy_ctx;
+
+static bool on_token(void *user, const lq_sample_info *t) {
+    greedy_ctx *g = user;
+    char piece[256];
+    size_t n = lq_tokenizer_decode_token(g->tok, g->prev, t->id, piece, sizeof piece);
+    if (n > sizeof piece) n = sizeof piece; /* pieces are short; never overrun */
+    g->prev = t->id;
+    return g->cb(g->user, t->id, piece, n);
+}
+
 lq_status lq_eval_generate_greedy(const lq_model *m, lq_session *s, const lq_tokenizer *tok,
                                   const int32_t *prompt, int n_prompt, int max_new,
                                   lq_gen_token_fn cb, void *user, lq_gen_result *out) {
-    lq_gen_result r = {0};
-    if (out) *out = r;
-    if (n_prompt < 1)
-        return lq_fail(LQ_ERR_INVALID_ARG, "generate: the prompt is empty (BOS at least)");
-    int n_ctx = lq_session_n_ctx(s);
-    if (n_prompt > n_ctx)
-        return lq_fail(LQ_ERR_INVALID_ARG, "generate: prompt of %d tokens exceeds context %d",
-                       n_prompt, n_ctx);
+    if (out) *out = (lq_gen_result){0};
+    /* llama2.c models end a story with BOS; HF models with EOS */
+    int32_t stop[2];
+    int n_stop = 0;
+    if (lq_tokenizer_eos(tok) >= 0) stop[n_stop++] = (int32_t)lq_tokenizer_eos(tok);
+    if (lq_tokenizer_bos(tok) >= 0) stop[n_stop++] = (int32_t)lq_tokenizer_bos(tok);
     /* Choose only among ids the tokenizer can decode: checkpoints may pad the vocabulary. */
-    int vocab = lq_tokenizer_vocab_size(tok);
-    if (vocab > m->cfg.vocab_size) vocab = m->cfg.vocab_size;
-    int eos = lq_tokenizer_eos(tok), bos = lq_tokenizer_bos(tok);
-    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
-    if (!logits) return lq_fail(LQ_ERR_NOMEM, "generate: cannot allocate logits");
-
-    double t0 = lq_eval_now();
-    lq_status st = lq_forward(s, prompt, n_prompt, 0, logits, false);
-    r.prefill_s = lq_eval_now() - t0;
-    r.n_prompt = n_prompt;
-    int pos = n_prompt;
-    int prev = prompt[n_prompt - 1];
-    double t1 = lq_eval_now();
-    while (st == LQ_OK && r.n_generated < max_new) {
-        int32_t next = (int32_t)lq_eval_argmax(logits, vocab);
-        /* llama2.c models end a story with BOS; HF models with EOS */
-        if (next == eos || (next == bos && bos >= 0)) {
-            r.hit_eos = true;
-            break;
-        }
-        r.n_generated++;
-        if (cb) {
-            char piece[256];
-            size_t n = lq_tokenizer_decode_token(tok, prev, next, piece, sizeof piece);
-            if (n > sizeof piece) n = sizeof piece; /* pieces are short; never overrun */
-            if (!cb(user, next, piece, n)) break;
-        }
-        prev = next;
-        if (r.n_generated >= max_new || pos >= n_ctx) break;
-        st = lq_forward(s, &next, 1, pos, logits, false);
-        pos++;
-        r.n_decode++;
-    }
-    r.decode_s = lq_eval_now() - t1;
-    free(logits);
-    if (out) *out = r;
+    lq_sample_gen_opts o = {.max_new = max_new, .stop_ids = stop, .n_stop = n_stop,
+                            .vocab = lq_tokenizer_vocab_size(tok)};
+    lq_sample_params p = lq_sample_params_default(); /* temperature 0: greedy, no penalty */
+    lq_sampler *smp = NULL;
+    LQ_TRY(lq_sampler_create(&p, &smp));
+    greedy_ctx g = {.tok = tok, .prev = n_prompt > 0 ? prompt[n_prompt - 1] : 0, .cb = cb, .user = user};
+    lq_sample_gen_result r;
+    lq_status st = lq_sample_generate(m, s, smp, prompt, n_prompt, &o, cb ? on_token : NULL, &g, &r);
+    lq_sampler_free(smp);
+    if (out)
+        *out = (lq_gen_result){.n_prompt = r.n_prompt, .n_generated = r.n_generated, .prefill_s = r.prefill_s,
+                               .n_decode = r.n_decode, .decode_s = r.decode_s, .hit_eos = r.hit_stop};
     return st;
 }

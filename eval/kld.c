@@ -7,9 +7,10 @@
  * over the same tokens, so nothing but two chunks of logits is ever held: the definitions are
  * llama.cpp's, computed in double on exact logits (no 16-bit quantization of the baseline).
  *
- * The chunking is exactly lq_eval_perplexity's (perplexity.c), so PPL(base) here equals the
- * perplexity that quant-eval reports for the baseline alone.
+ * The chunks are exactly lq_eval_perplexity's (the same walk, eval_chunks.h), so PPL(base) here
+ * equals the perplexity that quant-eval reports for the baseline alone.
  */
+#include "eval_chunks.h"
 #include "lq_eval.h"
 
 #include <math.h>
@@ -214,9 +215,10 @@ typedef struct kld_run {
     kld_acc acc;
 } kld_run;
 
-/* Forward tokens[0..n) through both models at position 0; compare predictions of
+/* lq_chunk_fn: forward tokens[0..n) through both models at position 0; compare predictions of
  * tokens[first+1 .. n). */
-static lq_status compare_chunk(kld_run *k, const int32_t *tokens, int n, int first) {
+static lq_status compare_chunk(void *user, const int32_t *tokens, int n, int first) {
+    kld_run *k = user;
     LQ_TRY(lq_forward(k->sb, tokens, n, 0, k->lb, true));
     LQ_TRY(lq_forward(k->sq, tokens, n, 0, k->lq, true));
     for (int i = first; i < n - 1; i++) {
@@ -226,97 +228,6 @@ static lq_status compare_chunk(kld_run *k, const int32_t *tokens, int n, int fir
         LQ_TRY(acc_push(&k->acc, &t));
     }
     return LQ_OK;
-}
-
-/* Encode into a malloc'd id array sized by a first counting call (as perplexity.c does). */
-static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                            int32_t **ids, int64_t *n) {
-    *ids = NULL;
-    *n = 0;
-    int64_t need = 0;
-    lq_status s = lq_tokenizer_encode(tok, text, len, add_bos, false, NULL, 0, &need);
-    if (s != LQ_OK && s != LQ_ERR_INVALID_ARG) return s;
-    int32_t *buf = malloc((size_t)(need > 0 ? need : 1) * sizeof *buf);
-    if (!buf) return lq_fail(LQ_ERR_NOMEM, "kl-divergence: cannot allocate %lld token ids",
-                             (long long)need);
-    int64_t got = 0;
-    s = lq_tokenizer_encode(tok, text, len, add_bos, false, buf, need, &got);
-    if (s != LQ_OK) {
-        free(buf);
-        return s;
-    }
-    *ids = buf;
-    *n = got;
-    return LQ_OK;
-}
-
-/* llama.cpp protocol: one encoding, chunks of n_ctx, BOS replaces each chunk's first token,
- * the second half scored. */
-static lq_status run_chunked(kld_run *k, const lq_tokenizer *tok, const char *text, size_t len,
-                             int n_ctx, const lq_ppl_opts *o, lq_kld_result *r) {
-    bool add_bos = lq_tokenizer_add_bos_default(tok) && lq_tokenizer_bos(tok) >= 0;
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    LQ_TRY(encode_all(tok, text, len, add_bos, &ids, &n));
-    r->base.n_tokens = r->model.n_tokens = n;
-    int64_t n_chunks = n / n_ctx;
-    if (n_chunks < 1) {
-        free(ids);
-        return lq_fail(LQ_ERR_INVALID_ARG,
-                       "kl-divergence: the text has %lld tokens, fewer than one chunk of %d "
-                       "(use --ctx to shorten chunks, or --per-line)", (long long)n, n_ctx);
-    }
-    if (o->max_chunks > 0 && o->max_chunks < n_chunks) n_chunks = o->max_chunks;
-    lq_progress bar;
-    lq_progress_begin(&bar, "kl-divergence", n_chunks, o->progress);
-    lq_status st = LQ_OK;
-    for (int64_t c = 0; c < n_chunks && st == LQ_OK; c++) {
-        int32_t *chunk = ids + c * n_ctx;
-        int32_t saved = chunk[0];
-        if (add_bos) chunk[0] = (int32_t)lq_tokenizer_bos(tok);
-        st = compare_chunk(k, chunk, n_ctx, n_ctx / 2);
-        chunk[0] = saved;
-        r->base.n_chunks++;
-        lq_progress_update(&bar, c + 1);
-    }
-    lq_progress_end(&bar);
-    free(ids);
-    return st;
-}
-
-/* llama2.c reference protocol: each unit with BOS, pieces of n_ctx at position 0. */
-static lq_status run_per_line(kld_run *k, const lq_tokenizer *tok, const char *text, size_t len,
-                              int n_ctx, const lq_ppl_opts *o, lq_kld_result *r) {
-    lq_text_unit *units = NULL;
-    int64_t n_units = 0;
-    LQ_TRY(lq_text_split(text, len, o->separator, &units, &n_units));
-    if (n_units == 0) {
-        free(units);
-        return lq_fail(LQ_ERR_INVALID_ARG, "kl-divergence: the text has no non-empty unit");
-    }
-    bool add_bos = lq_tokenizer_bos(tok) >= 0;
-    lq_progress bar;
-    lq_progress_begin(&bar, "kl-divergence", n_units, o->progress);
-    lq_status st = LQ_OK;
-    for (int64_t u = 0; u < n_units && st == LQ_OK; u++) {
-        int32_t *ids = NULL;
-        int64_t n = 0;
-        st = encode_all(tok, units[u].text, units[u].len, add_bos, &ids, &n);
-        if (st != LQ_OK) break;
-        r->base.n_tokens += n;
-        for (int64_t p = 0; p < n && st == LQ_OK; p += n_ctx) {
-            int64_t piece = n - p < n_ctx ? n - p : n_ctx;
-            if (piece < 2) break; /* a lone token predicts nothing */
-            st = compare_chunk(k, ids + p, (int)piece, 0);
-            r->base.n_chunks++;
-        }
-        free(ids);
-        lq_progress_update(&bar, u + 1);
-    }
-    lq_progress_end(&bar);
-    free(units);
-    r->model.n_tokens = r->base.n_tokens;
-    return st;
 }
 
 lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_tok,
@@ -357,12 +268,13 @@ lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_t
             st = lq_fail(LQ_ERR_NOMEM, "kl-divergence: cannot allocate 2 x %zu logits", n_logits);
     }
     double t0 = lq_eval_now();
+    lq_chunk_walk w = {0};
     if (st == LQ_OK)
-        st = o.per_line ? run_per_line(&k, tok, text, len, n_ctx, &o, out)
-                        : run_chunked(&k, tok, text, len, n_ctx, &o, out);
+        st = lq_eval_walk_chunks(tok, text, len, n_ctx, &o, "kl-divergence", compare_chunk, &k, &w);
     out->seconds = lq_eval_now() - t0;
     out->base.seconds = out->model.seconds = out->seconds;
-    out->model.n_chunks = out->base.n_chunks;
+    out->base.n_tokens = out->model.n_tokens = w.n_tokens;
+    out->base.n_chunks = out->model.n_chunks = w.n_chunks;
     if (st == LQ_OK && k.acc.n == 0)
         st = lq_fail(LQ_ERR_INVALID_ARG, "kl-divergence: no token could be scored");
     if (st == LQ_OK) st = finish(&k.acc, out);

@@ -1,0 +1,107 @@
+/* chunks.c - the chunk walk perplexity and KL divergence share (eval_chunks.h). */
+#include "eval_chunks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Encode into a malloc'd id array (sized by a first counting call). */
+static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                            const char *what, int32_t **ids, int64_t *n) {
+    *ids = NULL;
+    *n = 0;
+    int64_t need = 0;
+    lq_status s = lq_tokenizer_encode(tok, text, len, add_bos, false, NULL, 0, &need);
+    if (s != LQ_OK && s != LQ_ERR_INVALID_ARG) return s;
+    int32_t *buf = malloc((size_t)(need > 0 ? need : 1) * sizeof *buf);
+    if (!buf) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)need);
+    int64_t got = 0;
+    s = lq_tokenizer_encode(tok, text, len, add_bos, false, buf, need, &got);
+    if (s != LQ_OK) {
+        free(buf);
+        return s;
+    }
+    *ids = buf;
+    *n = got;
+    return LQ_OK;
+}
+
+/* llama.cpp: tokenize the whole text once, cut into chunks, BOS replaces each chunk's first. */
+static lq_status walk_chunked(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
+                              const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
+                              lq_chunk_walk *w) {
+    bool add_bos = lq_tokenizer_add_bos_default(tok) && lq_tokenizer_bos(tok) >= 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    LQ_TRY(encode_all(tok, text, len, add_bos, what, &ids, &n));
+    w->n_tokens = n;
+    int64_t n_chunks = n / n_ctx;
+    if (n_chunks < 1) {
+        free(ids);
+        return lq_fail(LQ_ERR_INVALID_ARG,
+                       "%s: the text has %lld tokens, fewer than one chunk of %d "
+                       "(use --ctx to shorten chunks, or --per-line)", what, (long long)n, n_ctx);
+    }
+    if (o->max_chunks > 0 && o->max_chunks < n_chunks) n_chunks = o->max_chunks;
+    lq_progress bar;
+    lq_progress_begin(&bar, what, n_chunks, o->progress);
+    double t0 = lq_eval_now();
+    lq_status st = LQ_OK;
+    for (int64_t c = 0; c < n_chunks && st == LQ_OK; c++) {
+        int32_t *chunk = ids + c * n_ctx;
+        int32_t saved = chunk[0];
+        if (add_bos) chunk[0] = (int32_t)lq_tokenizer_bos(tok);
+        st = fn(user, chunk, n_ctx, n_ctx / 2);
+        chunk[0] = saved;
+        w->n_chunks++;
+        lq_progress_update(&bar, c + 1);
+    }
+    w->seconds = lq_eval_now() - t0;
+    lq_progress_end(&bar);
+    free(ids);
+    return st;
+}
+
+/* llama2.c reference: each unit encoded with BOS, pieces of n_ctx each at position 0. */
+static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
+                               const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
+                               lq_chunk_walk *w) {
+    lq_text_unit *units = NULL;
+    int64_t n_units = 0;
+    LQ_TRY(lq_text_split(text, len, o->separator, &units, &n_units));
+    if (n_units == 0) {
+        free(units);
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: the text has no non-empty unit", what);
+    }
+    bool add_bos = lq_tokenizer_bos(tok) >= 0;
+    lq_progress bar;
+    lq_progress_begin(&bar, what, n_units, o->progress);
+    double t0 = lq_eval_now();
+    lq_status st = LQ_OK;
+    for (int64_t u = 0; u < n_units && st == LQ_OK; u++) {
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        st = encode_all(tok, units[u].text, units[u].len, add_bos, what, &ids, &n);
+        if (st != LQ_OK) break;
+        w->n_tokens += n;
+        for (int64_t p = 0; p < n && st == LQ_OK; p += n_ctx) {
+            int64_t piece = n - p < n_ctx ? n - p : n_ctx;
+            if (piece < 2) break; /* a lone token predicts nothing */
+            st = fn(user, ids + p, (int)piece, 0);
+            w->n_chunks++;
+        }
+        free(ids);
+        lq_progress_update(&bar, u + 1);
+    }
+    w->seconds = lq_eval_now() - t0;
+    lq_progress_end(&bar);
+    free(units);
+    return st;
+}
+
+lq_status lq_eval_walk_chunks(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
+                              const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
+                              lq_chunk_walk *w) {
+    memset(w, 0, sizeof *w);
+    return o->per_line ? walk_per_line(tok, text, len, n_ctx, o, what, fn, user, w)
+                       : walk_chunked(tok, text, len, n_ctx, o, what, fn, user, w);
+}
