@@ -10,6 +10,7 @@
 #include "libquant/lq_distill.h"
 #include "lq_blocks.h"
 #include "tool_cli.h"
+#include "tool_model.h"
 #include "tool_sample.h"
 
 #include <jansson.h>
@@ -533,16 +534,11 @@ static lq_status parse_features(const args *a, const lq_model *m, lq_distill_met
 }
 
 static int run_distill(const args *a) {
-    lq_model *m = NULL;
-    lq_status s = lq_model_load(a->model, &m);
-    if (s != LQ_OK) return tool_fail(s);
-    lq_tokenizer *tok = NULL;
-    s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
-    if (s != LQ_OK) {
-        lq_model_free(m);
-        return tool_fail(s);
-    }
-    int rc = 0;
+    lq_model *m;
+    lq_tokenizer *tok;
+    int rc = tool_load_model(a->model, a->tokenizer, &m, &tok);
+    if (rc) return rc;
+    lq_status s = LQ_OK;
     run r = {.a = a, .m = m, .tok = tok, .vocab = m->cfg.vocab_size, .k = a->k};
     lq_distill_meta *meta = &r.meta;
     uint64_t corpus_size = 0;
@@ -642,10 +638,7 @@ static int run_distill(const args *a) {
         json_object_set_new(j, "bytes_per_token", json_real(ntok ? (double)bytes / (double)ntok : 0));
         json_object_set_new(j, "resumed_from", json_integer(resumed));
         json_object_set_new(j, "already_complete", json_boolean(complete));
-        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(j);
-        if (txt) printf("%s\n", txt);
-        free(txt);
+        tool_print_json(j);
     } else {
         printf("%s: %lld records, %lld tokens, %llu bytes (%.1f bytes/token)%s\n", a->out,
                (long long)nrec, (long long)ntok, (unsigned long long)bytes,
@@ -891,15 +884,11 @@ static json_t *seq_params(const args *a) {
 }
 
 static int run_sequences(const args *a) {
-    lq_model *m = NULL;
-    lq_status s = lq_model_load(a->model, &m);
-    if (s != LQ_OK) return tool_fail(s);
-    lq_tokenizer *tok = NULL;
-    if ((s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok)) != LQ_OK) {
-        lq_model_free(m);
-        return tool_fail(s);
-    }
-    int rc = 0;
+    lq_model *m;
+    lq_tokenizer *tok;
+    int rc = tool_load_model(a->model, a->tokenizer, &m, &tok);
+    if (rc) return rc;
+    lq_status s = LQ_OK;
     lq_corpus *c = NULL;
     char *settings_txt = NULL;
     seq_run q = {.a = a, .m = m, .tok = tok, .params = seq_params(a),
@@ -997,10 +986,7 @@ static int run_sequences(const args *a) {
         json_object_set(j, "params", q.params);
         json_object_set_new(j, "resumed_from", json_integer(resumed));
         json_object_set_new(j, "already_complete", json_boolean(complete));
-        char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(j);
-        if (txt) printf("%s\n", txt);
-        free(txt);
+        tool_print_json(j);
     } else {
         printf("%s/sequences.jsonl: %lld sequences from %lld prompts (%s)%s\n", a->out,
                (long long)lq_seq_writer_records(q.w), (long long)n_prompts, q.mode,

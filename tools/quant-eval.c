@@ -11,6 +11,7 @@
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
 #include "tool_cli.h"
+#include "tool_model.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -156,15 +157,6 @@ static int parse_args(int argc, char **argv, args *a) {
     return -1;
 }
 
-static void print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s) {
-        printf("%s\n", s);
-        free(s);
-    }
-    json_decref(o);
-}
-
 static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
     lq_tokenizer *tok = NULL;
     lq_status s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
@@ -204,7 +196,7 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "seconds", json_real(r.seconds));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-        print_json(j);
+        tool_print_json(j);
     } else {
         printf("PPL = %.6f +/- %.5f\n", r.ppl, r.ppl_stderr);
         printf("tokens scored: %lld (mean NLL %.6f, total NLL %.6f, %lld chunks)\n",
@@ -250,7 +242,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "bandwidth_gb_s", json_real(bw_gbs));
         json_object_set_new(j, "decode_gb_s", json_real(achieved_gbs));
         json_object_set_new(j, "bandwidth_ratio", json_real(ratio));
-        print_json(j);
+        tool_print_json(j);
     } else {
         printf("model: %s (%s, dim %d, %d layers, vocab %d, %.1f M params), %d threads\n",
                a->model, c->arch, c->dim, c->n_layers, c->vocab_size, r.n_params / 1e6,
@@ -272,22 +264,6 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
 }
 
 /* ---- --kld ---------------------------------------------------------------------------------- */
-
-/* Load a model and its tokenizer; on failure prints the error and returns its exit code. */
-static int load_with_tokenizer(const char *path, const char *tok_path, lq_model **m,
-                               lq_tokenizer **tok) {
-    *m = NULL;
-    *tok = NULL;
-    lq_status s = lq_model_load(path, m);
-    if (s != LQ_OK) return tool_fail(s);
-    s = lq_eval_load_tokenizer(*m, path, tok_path, tok);
-    if (s != LQ_OK) {
-        lq_model_free(*m);
-        *m = NULL;
-        return tool_fail(s);
-    }
-    return 0;
-}
 
 static int read_text(const char *path, char **text, size_t *len) {
     lq_status s = lq_text_read_file(path, text, len);
@@ -394,7 +370,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
     lq_tokenizer *btok = NULL, *tok = NULL;
     char *text = NULL;
     size_t len = 0;
-    int rc = load_with_tokenizer(a->kld, a->base_tokenizer, &base, &btok);
+    int rc = tool_load_model(a->kld, a->base_tokenizer, &base, &btok);
     if (rc) return rc;
     lq_status s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
     if (s != LQ_OK) rc = tool_fail(s);
@@ -413,7 +389,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
             json_object_set_new(j, "file", json_string(a->file));
             json_object_set_new(j, "mode", json_string(a->per_line ? "per-line" : "chunks"));
             json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-            print_json(j);
+            tool_print_json(j);
         } else {
             printf("model: %s\nbaseline: %s\n", a->model, a->kld);
             kld_print(&r);
@@ -458,7 +434,7 @@ static int compare_one(const args *a, const lq_model *base, const lq_tokenizer *
                        compare_row *row) {
     lq_model *m = NULL;
     lq_tokenizer *tok = NULL;
-    int rc = load_with_tokenizer(row->path, a->tokenizer, &m, &tok);
+    int rc = tool_load_model(row->path, a->tokenizer, &m, &tok);
     if (rc) return rc;
     lq_status s = lq_eval_model_info(m, &row->info);
     lq_ppl_opts o = ppl_opts(a);
@@ -583,7 +559,7 @@ static void compare_json(const args *a, const compare_row *rows, int n, double b
         json_array_append_new(arr, o);
     }
     json_object_set_new(j, "rows", arr);
-    print_json(j);
+    tool_print_json(j);
 }
 
 static int run_compare(const args *a, lq_pool *pool) {
@@ -594,7 +570,7 @@ static int run_compare(const args *a, lq_pool *pool) {
     size_t len = 0;
     compare_row *rows = calloc((size_t)a->n_dirs, sizeof *rows);
     if (!rows) return tool_error(1, "cannot allocate %d rows", a->n_dirs);
-    int rc = load_with_tokenizer(base_path, a->tokenizer, &base, &btok);
+    int rc = tool_load_model(base_path, a->tokenizer, &base, &btok);
     if (!rc) rc = read_text(a->file, &text, &len);
     double base_ppl = 0;
     for (int i = 0; i < a->n_dirs && !rc; i++) {

@@ -8,6 +8,7 @@
  */
 #include "lq_eval.h"
 #include "tool_cli.h"
+#include "tool_model.h"
 #include "tool_sample.h"
 
 #include <jansson.h>
@@ -18,13 +19,6 @@
 #include <unistd.h>
 
 #define TOOL "quant-run"
-
-/* Sampling defaults, taken when any sampling option is given (llama.cpp's, inside the usual
- * ranges: temperature 0.7-1.0, top-k 40-100, top-p 0.9-0.95). */
-#define DEF_TEMPERATURE 0.8f
-#define DEF_TOP_K 40
-#define DEF_TOP_P 0.95f
-#define DEF_MIN_P 0.05f
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -82,8 +76,9 @@ static void usage(FILE *f) {
             "  --help                this text\n"
             "\n"
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n",
-            DEF_TEMPERATURE, DEF_TOP_K, DEF_TOP_P, DEF_MIN_P, DEF_TEMPERATURE, DEF_TOP_K,
-            DEF_TOP_P, DEF_MIN_P);
+            TOOL_SAMPLE_DEF_TEMPERATURE, TOOL_SAMPLE_DEF_TOP_K, TOOL_SAMPLE_DEF_TOP_P,
+            TOOL_SAMPLE_DEF_MIN_P, TOOL_SAMPLE_DEF_TEMPERATURE, TOOL_SAMPLE_DEF_TOP_K,
+            TOOL_SAMPLE_DEF_TOP_P, TOOL_SAMPLE_DEF_MIN_P);
 }
 
 /* ---- options ----------------------------------------------------------------------------------- */
@@ -91,21 +86,14 @@ static void usage(FILE *f) {
 typedef struct run_args {
     const char *model, *tok_path, *prompt, *prompt_file;
     int max_tokens, threads;
-    lq_sample_params sp;
-    bool sampling;                       /* a sampling option was given */
-    bool set_temp, set_k, set_p, set_minp, set_seed, set_penalty;
-    int beams, n_best;
-    float length_penalty;
-    bool set_beam_opts;
+    tool_sample_args dec; /* decoding options, checked and defaulted by tool_sample_finish */
     bool json;
-    lq_device device;                    /* --device: where the model runs */
+    lq_device device;     /* --device: where the model runs */
 } run_args;
 
 static int parse_args(int argc, char **argv, run_args *a) {
-    *a = (run_args){.max_tokens = 256, .sp = lq_sample_params_default(), .beams = 1,
-                    .n_best = 1, .length_penalty = 1.0f};
-    tool_sample_args dec;
-    tool_sample_args_init(&dec);
+    *a = (run_args){.max_tokens = 256};
+    tool_sample_args_init(&a->dec);
     int rc = 0;
     tool_args t = tool_args_begin(argc, argv);
     while (tool_args_next(&t)) {
@@ -126,7 +114,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if (!tool_parse_int(t.value, 1, &a->threads)) return tool_args_bad_value(&t);
         } else if (tool_args_value(&t, "--device")) {
             if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
-        } else if (tool_sample_arg(&t, &dec, &rc)) { /* tools/common/tool_sample.c */
+        } else if (tool_sample_arg(&t, &a->dec, &rc)) { /* tools/common/tool_sample.c */
             if (rc) return rc;
         } else if (tool_args_flag(&t, "--json")) {
             a->json = true;
@@ -139,13 +127,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
         return tool_bad_args("--prompt TEXT or --prompt-file F is required");
     if (a->prompt && a->prompt_file) return tool_bad_args("--prompt and --prompt-file are exclusive");
     /* checks and sampling defaults shared with quant-distill; the seed from the clock */
-    if ((rc = tool_sample_finish(&dec, true)) != 0) return rc;
-    a->sp = dec.sp;
-    a->sampling = dec.sampling;
-    a->beams = dec.beams;
-    a->n_best = dec.n_best;
-    a->length_penalty = dec.length_penalty;
-    return 0;
+    return tool_sample_finish(&a->dec, true);
 }
 
 /* ---- output ------------------------------------------------------------------------------------ */
@@ -215,53 +197,6 @@ static void log_free(tok_log *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), 0 if invalid: no overlongs, no
- * surrogates, nothing above U+10FFFF (what jansson accepts). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, min = 0x10000;
-    else return 0;
-    if (n < len) return 0;
-    unsigned cp = c & (0x7Fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-/* A JSON string of bytes that may not be UTF-8 (a byte-fallback piece can be half a
- * character): invalid bytes become U+FFFD. *lossy tells whether any did. */
-static json_t *json_text(const char *bytes, size_t len, bool *lossy) {
-    char *buf = malloc(len * 3 + 1);
-    if (!buf) return json_null();
-    size_t o = 0;
-    bool bad = false;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq((const unsigned char *)bytes + i, len - i);
-        if (k == 0) {
-            memcpy(buf + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-            bad = true;
-        } else {
-            memcpy(buf + o, bytes + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    json_t *j = json_stringn(buf, o);
-    free(buf);
-    if (lossy) *lossy = bad;
-    return j ? j : json_null();
-}
-
 /* [{"id", "text", ("bytes" when text is lossy), "logprob", ("logprob_processed")}] */
 static json_t *json_tokens(const tok_log *l, bool processed) {
     json_t *arr = json_array();
@@ -271,7 +206,7 @@ static json_t *json_tokens(const tok_log *l, bool processed) {
         size_t n = l->off[i + 1] - l->off[i];
         bool lossy = false;
         json_object_set_new(t, "id", json_integer(l->ids[i]));
-        json_object_set_new(t, "text", json_text(p, n, &lossy));
+        json_object_set_new(t, "text", tool_json_text(p, n, &lossy));
         if (lossy) {
             json_t *b = json_array();
             for (size_t k = 0; k < n; k++) json_array_append_new(b, json_integer((unsigned char)p[k]));
@@ -288,23 +223,6 @@ static double log_sum(const tok_log *l) {
     double s = 0;
     for (int i = 0; i < l->n; i++) s += l->lp[i];
     return s;
-}
-
-/* A float option as the decimal the user typed (0.8, not 0.80000001192092896). */
-static json_t *json_float(float x) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.7g", x);
-    return json_real(strtod(buf, NULL));
-}
-
-static int print_json(json_t *o) {
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    if (!s) return tool_error(1, "cannot format the JSON output");
-    fputs(s, stdout);
-    fputc('\n', stdout);
-    free(s);
-    return 0;
 }
 
 /* ---- greedy and sampling ------------------------------------------------------------------------ */
@@ -344,7 +262,7 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
                       const lq_tokenizer *tok, const int32_t *ids, int n, const char *prompt,
                       size_t plen) {
     lq_sampler *smp = NULL;
-    lq_status s = lq_sampler_create(&a->sp, &smp);
+    lq_status s = lq_sampler_create(&a->dec.sp, &smp);
     if (s != LQ_OK) return tool_fail(s);
     out_state out = {0};
     gen_ctx g = {.tok = tok, .prev = ids[n - 1], .stream = !a->json, .out = &out};
@@ -369,25 +287,25 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
     }
     double tps = r.decode_s > 0 ? (double)r.n_decode / r.decode_s : 0;
     double pps = r.prefill_s > 0 ? (double)r.n_prompt / r.prefill_s : 0;
-    bool greedy = a->sp.temperature == 0;
+    bool greedy = a->dec.sp.temperature == 0;
     if (a->json) {
         json_t *j = json_object();
         json_object_set_new(j, "mode", json_string(greedy ? "greedy" : "sample"));
         json_t *p = json_object();
-        json_object_set_new(p, "temperature", json_float(a->sp.temperature));
-        json_object_set_new(p, "top_k", json_integer(a->sp.top_k));
-        json_object_set_new(p, "top_p", json_float(a->sp.top_p));
-        json_object_set_new(p, "min_p", json_float(a->sp.min_p));
-        json_object_set_new(p, "repeat_penalty", json_float(a->sp.repeat_penalty));
-        json_object_set_new(p, "repeat_last_n", json_integer(a->sp.repeat_last_n));
+        json_object_set_new(p, "temperature", tool_json_float(a->dec.sp.temperature));
+        json_object_set_new(p, "top_k", json_integer(a->dec.sp.top_k));
+        json_object_set_new(p, "top_p", tool_json_float(a->dec.sp.top_p));
+        json_object_set_new(p, "min_p", tool_json_float(a->dec.sp.min_p));
+        json_object_set_new(p, "repeat_penalty", tool_json_float(a->dec.sp.repeat_penalty));
+        json_object_set_new(p, "repeat_last_n", json_integer(a->dec.sp.repeat_last_n));
         /* a string: JSON readers lose integers above 2^53 */
         char seed[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->sp.seed);
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->dec.sp.seed);
         json_object_set_new(p, "seed", json_string(seed));
         json_object_set_new(j, "params", p);
-        json_object_set_new(j, "prompt", json_text(prompt, plen, NULL));
+        json_object_set_new(j, "prompt", tool_json_text(prompt, plen, NULL));
         json_object_set_new(j, "prompt_tokens", json_integer(n));
-        json_object_set_new(j, "text", json_text(g.log.text, g.log.len, NULL));
+        json_object_set_new(j, "text", tool_json_text(g.log.text, g.log.len, NULL));
         json_object_set_new(j, "n_generated", json_integer(r.n_generated));
         json_object_set_new(j, "stop", json_string(stop_reason(r.hit_stop, r.n_generated,
                                                                a->max_tokens)));
@@ -395,12 +313,15 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
         json_object_set_new(j, "tokens", json_tokens(&g.log, true));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
-        if ((rc = print_json(j)) != 0) goto done;
+        if (!tool_print_json(j)) {
+            rc = tool_error(1, "cannot format the JSON output");
+            goto done;
+        }
     }
     if ((rc = tool_finish_stdout()) != 0) goto done;
     fprintf(stderr, "%lld tokens, %.2f tok/s (prefill %.2f tok/s)", (long long)r.n_generated, tps,
             pps);
-    if (!greedy) fprintf(stderr, ", seed %llu", (unsigned long long)a->sp.seed);
+    if (!greedy) fprintf(stderr, ", seed %llu", (unsigned long long)a->dec.sp.seed);
     fputc('\n', stderr);
 done:
     log_free(&g.log);
@@ -427,8 +348,8 @@ static bool hyp_log(const lq_tokenizer *tok, int32_t prev, const lq_beam_hyp *h,
 static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const lq_tokenizer *tok,
                     const int32_t *ids, int n, const char *prompt, size_t plen) {
     int32_t stop[2] = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)};
-    lq_beam_opts o = {.n_beams = a->beams, .n_best = a->n_best,
-                      .length_penalty = a->length_penalty, .max_new = a->max_tokens,
+    lq_beam_opts o = {.n_beams = a->dec.beams, .n_best = a->dec.n_best,
+                      .length_penalty = a->dec.length_penalty, .max_new = a->max_tokens,
                       .stop_ids = stop, .n_stop = 2, .vocab = lq_tokenizer_vocab_size(tok)};
     lq_beam_result r;
     lq_status s = lq_beam_search(m, pool, ids, n, &o, &r);
@@ -451,17 +372,17 @@ static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const l
         json_t *j = json_object();
         json_object_set_new(j, "mode", json_string("beam"));
         json_t *p = json_object();
-        json_object_set_new(p, "beams", json_integer(a->beams));
-        json_object_set_new(p, "n_best", json_integer(a->n_best));
-        json_object_set_new(p, "length_penalty", json_float(a->length_penalty));
+        json_object_set_new(p, "beams", json_integer(a->dec.beams));
+        json_object_set_new(p, "n_best", json_integer(a->dec.n_best));
+        json_object_set_new(p, "length_penalty", tool_json_float(a->dec.length_penalty));
         json_object_set_new(j, "params", p);
-        json_object_set_new(j, "prompt", json_text(prompt, plen, NULL));
+        json_object_set_new(j, "prompt", tool_json_text(prompt, plen, NULL));
         json_object_set_new(j, "prompt_tokens", json_integer(n));
         json_t *hs = json_array();
         for (int h = 0; h < r.n_hyps; h++) {
             const lq_beam_hyp *y = &r.hyps[h];
             json_t *o1 = json_object();
-            json_object_set_new(o1, "text", json_text(logs[h].text, logs[h].len, NULL));
+            json_object_set_new(o1, "text", tool_json_text(logs[h].text, logs[h].len, NULL));
             json_object_set_new(o1, "n_tokens", json_integer(y->n));
             json_object_set_new(o1, "logprob_sum", json_real(y->logprob_sum));
             json_object_set_new(o1, "score", json_real(y->score));
@@ -469,7 +390,7 @@ static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const l
                                                                     a->max_tokens)));
             json_object_set_new(o1, "tokens", json_tokens(&logs[h], false));
             if (h == 0) { /* the best one also at the top level, as in the other modes */
-                json_object_set_new(j, "text", json_text(logs[h].text, logs[h].len, NULL));
+                json_object_set_new(j, "text", tool_json_text(logs[h].text, logs[h].len, NULL));
                 json_object_set_new(j, "n_generated", json_integer(best_n));
                 json_object_set_new(j, "stop", json_string(stop_reason(y->finished, y->n,
                                                                        a->max_tokens)));
@@ -481,7 +402,10 @@ static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const l
         json_object_set_new(j, "hypotheses", hs);
         json_object_set_new(j, "tokens_per_second", json_real(fps));
         json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
-        if ((rc = print_json(j)) != 0) goto done;
+        if (!tool_print_json(j)) {
+            rc = tool_error(1, "cannot format the JSON output");
+            goto done;
+        }
     } else {
         out_state out = {0};
         for (int h = 0; h < r.n_hyps; h++) {
@@ -501,7 +425,7 @@ static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const l
     }
     if ((rc = tool_finish_stdout()) != 0) goto done;
     fprintf(stderr, "%d tokens, %d beams: %lld forwards at %.2f tok/s (prefill %.2f tok/s)\n",
-            best_n, a->beams, (long long)r.n_forward, fps, pps);
+            best_n, a->dec.beams, (long long)r.n_forward, fps, pps);
 done:
     for (int h = 0; logs && h < r.n_hyps; h++) log_free(&logs[h]);
     free(logs);
@@ -563,7 +487,7 @@ int main(int argc, char **argv) {
         rc = tool_error(2, "prompt of %lld tokens does not fit the context of %d", (long long)n, max_ctx);
         goto done;
     }
-    if (a.beams > 1 && a.max_tokens > 0) { /* 0 tokens: nothing to search, the plain path */
+    if (a.dec.beams > 1 && a.max_tokens > 0) { /* 0 tokens: nothing to search, the plain path */
         rc = run_beam(&a, m, pool, tok, ids, (int)n, prompt, plen);
         goto done;
     }
