@@ -2,9 +2,12 @@
 #ifndef LQ_TEST_UTIL_H
 #define LQ_TEST_UTIL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Directory of the shared models and data: $LQ_SHARED, else ../shared next to the source tree. */
 static inline const char *lq_test_shared_dir(void) {
@@ -36,6 +39,55 @@ static inline char *lq_test_read_file(const char *path, size_t *len) {
     fclose(f);
     if (buf) { buf[n] = 0; if (len) *len = (size_t)n; }
     return buf;
+}
+
+/* Whether anything exists at path. */
+static inline bool lq_test_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Exit code of a system() status; -1 when the shell could not run or the command did not exit
+ * normally (killed by a signal). */
+static inline int lq_test_exit_code(int status) {
+    return (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+}
+
+/* Whether a "<out>.tmp.*" directory (an unfinished tool output) was left next to out. */
+static inline bool lq_test_leftovers(const char *out) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out);
+    return system(cmd) == 0;
+}
+
+/* Convert stories260K (llama2.c .bin + tok512.bin from the shared dir) into the HF directory
+ * `out` with the built quant-convert. Returns its exit code (-1: did not exit); cmd receives the
+ * command line for the failure message. */
+static inline int lq_test_convert_stories260k(const char *out, char *cmd, size_t cap) {
+    char bin[1024], tok[1024], tool[1024];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
+    snprintf(cmd, cap, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
+             lq_test_tool("quant-convert", tool, sizeof tool), bin, tok, out);
+    return lq_test_exit_code(system(cmd));
+}
+
+/* Run the built tool `name` with `args` (already shell-quoted) through the shell: stdout to
+ * <dir>/stdout.txt, stderr to <dir>/stderr.txt; the stderr text (truncated to cap) into err when
+ * err is not NULL. Returns the exit code, -1 when it did not exit normally. */
+static inline int lq_test_run_tool(const char *name, const char *args, const char *dir, char *err,
+                                   size_t cap) {
+    char tool[1024], cmd[4096], errf[1024];
+    snprintf(errf, sizeof errf, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/stdout.txt' 2>'%s'", lq_test_tool(name, tool, sizeof tool), args,
+             dir, errf);
+    int code = lq_test_exit_code(system(cmd));
+    if (err) {
+        char *e = lq_test_read_file(errf, NULL);
+        snprintf(err, cap, "%s", e ? e : "");
+        free(e);
+    }
+    return code;
 }
 
 #endif

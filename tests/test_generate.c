@@ -66,13 +66,9 @@ Test(generate, greedy_bin_matches_llama2c_sample, .init = paths) {
 Test(generate, greedy_hf_dir_matches_llama2c_sample, .init = paths) {
     char tmpl[] = "/tmp/lq_test_gen_XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
-    char dir[64], tool[1024], cmd[8192];
+    char dir[64], cmd[8192];
     snprintf(dir, sizeof dir, "%s/stories260K", tmpl);
-    lq_test_tool("quant-convert", tool, sizeof tool);
-    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
-             tool, g_bin, g_tok, dir);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+    cr_assert_eq(lq_test_convert_stories260k(dir, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
     check_greedy(dir, NULL);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
     cr_assert_eq(system(cmd), 0);

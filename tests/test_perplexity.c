@@ -33,12 +33,8 @@ static void convert_to_hf(char *dir, size_t cap) {
     char tmpl[] = "/tmp/lq_test_ppl_XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
     snprintf(dir, cap, "%s/stories260K", tmpl);
-    char tool[1024], cmd[8192];
-    lq_test_tool("quant-convert", tool, sizeof tool);
-    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
-             tool, g_bin, g_tok, dir);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+    char cmd[8192];
+    cr_assert_eq(lq_test_convert_stories260k(dir, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
 }
 
 static void remove_dir(const char *dir) {

@@ -167,16 +167,9 @@ Test(prune, topk_exact_with_ties) {
 /* ---- quant-prune end to end ---------------------------------------------------------------------- */
 
 static int run_tool(const char *args, char *err, size_t cap) {
-    char tool[1024], cmd[4096], errf[600];
-    snprintf(errf, sizeof errf, "%s/stderr.txt", g_root);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/stdout.txt' 2>'%s'", lq_test_tool("quant-prune", tool, sizeof tool),
-             args, g_root, errf);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc), "%s", cmd);
-    char *e = lq_test_read_file(errf, NULL);
-    snprintf(err, cap, "%s", e ? e : "");
-    free(e);
-    return WEXITSTATUS(rc);
+    int code = lq_test_run_tool("quant-prune", args, g_root, err, cap);
+    cr_assert(code >= 0, "quant-prune %s did not exit", args);
+    return code;
 }
 
 /* Count set bits of the bitmask tensors of a written sparse checkpoint, per module, and check

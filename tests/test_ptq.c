@@ -33,13 +33,8 @@ static void setup(void) {
     cr_assert_not_null(mkdtemp(tmpl));
     snprintf(g_root, sizeof g_root, "%s", tmpl);
     snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
-    char bin[1024], tok[1024], tool[1024], cmd[4096];
-    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
-    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
-    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
-             lq_test_tool("quant-convert", tool, sizeof tool), bin, tok, g_fp32);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+    char cmd[4096];
+    cr_assert_eq(lq_test_convert_stories260k(g_fp32, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
 }
 
 static void teardown(void) {
@@ -52,30 +47,9 @@ TestSuite(ptq, .init = setup, .fini = teardown);
 
 /* Run quant-ptq with `args`; returns the exit code, stderr in err (first line). */
 static int run_ptq(const char *args, char *err, size_t cap) {
-    char tool[1024], cmd[4096], errf[600];
-    snprintf(errf, sizeof errf, "%s/stderr.txt", g_root);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s/stdout.txt' 2>'%s'", lq_test_tool("quant-ptq", tool, sizeof tool),
-             args, g_root, errf);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc), "%s", cmd);
-    if (err) {
-        char *e = lq_test_read_file(errf, NULL);
-        snprintf(err, cap, "%s", e ? e : "");
-        free(e);
-    }
-    return WEXITSTATUS(rc);
-}
-
-static bool exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* No "<out>.tmp.*" directory left next to out. */
-static int leftovers(const char *out) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out);
-    return system(cmd) == 0;
+    int code = lq_test_run_tool("quant-ptq", args, g_root, err, cap);
+    cr_assert(code >= 0, "quant-ptq %s did not exit", args);
+    return code;
 }
 
 static double ppl_of(const lq_model *m, const char *dir) {
@@ -120,7 +94,7 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
      * fail to load the model otherwise; scripts/hf_crosscheck.py) */
     cr_expect_eq(ct.n_ignore, 1, "%s: ignore should be [\"lm_head\"]", name);
     snprintf(cpath, sizeof cpath, "%s/tokenizer.json", out);
-    cr_expect(exists(cpath), "tokenizer.json not carried over");
+    cr_expect(lq_test_exists(cpath), "tokenizer.json not carried over");
     /* every linear layer bound in the scheme's format; the tied embedding stays f32 */
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
@@ -298,8 +272,8 @@ static void expect_refusal(const char *args, int want_rc, const char *needle, co
     cr_expect(strncmp(err, "quant-ptq: error: ", 18) == 0, "stderr: %s", err);
     cr_expect(strstr(err, needle) != NULL, "stderr lacks '%s': %s", needle, err);
     if (out) {
-        cr_expect_not(exists(out), "%s was created", out);
-        cr_expect_not(leftovers(out), "a temp dir was left next to %s", out);
+        cr_expect_not(lq_test_exists(out), "%s was created", out);
+        cr_expect_not(lq_test_leftovers(out), "a temp dir was left next to %s", out);
     }
 }
 
@@ -336,7 +310,7 @@ Test(ptq, library_refuses_indivisible_group_by_default) {
     cr_expect(strstr(lq_last_error(), "model.layers.0.self_attn.q_proj.weight") != NULL, "%s", lq_last_error());
     char p[700];
     snprintf(p, sizeof p, "%s/model.safetensors", out);
-    cr_expect_not(exists(p), "weights written before the refusal");
+    cr_expect_not(lq_test_exists(p), "weights written before the refusal");
     o.group_fallback = (lq_ptq_group_fallback)7;
     cr_expect_eq(lq_ptq_quantize(g_fp32, out, &o, NULL), LQ_ERR_INVALID_ARG);
     lq_ptq_group_fallback f;
@@ -749,8 +723,8 @@ Test(ptq, sigint_leaves_no_output, .timeout = 300) {
     cr_assert_eq(kill(pid, SIGINT), 0);
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGINT, "status %d: expected death by SIGINT", st);
-    cr_expect_not(exists(out), "%s was created", out);
-    cr_expect_not(leftovers(out), "a temp dir was left next to %s", out);
+    cr_expect_not(lq_test_exists(out), "%s was created", out);
+    cr_expect_not(lq_test_leftovers(out), "a temp dir was left next to %s", out);
 }
 
 /* ---- the output head ------------------------------------------------------------------------------

@@ -35,13 +35,8 @@ static void setup(void) {
     snprintf(g_root, sizeof g_root, "%s", tmpl);
     snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
     lq_test_shared("data/tinystories_sample.txt", g_text, sizeof g_text);
-    char bin[1024], tok[1024], tool[1024], cmd[4096];
-    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
-    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
-    snprintf(cmd, sizeof cmd, "'%s' --llama2c '%s' --tokenizer '%s' --out '%s' >/dev/null",
-             lq_test_tool("quant-convert", tool, sizeof tool), bin, tok, g_fp32);
-    int rc = system(cmd);
-    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "quant-convert failed: %s", cmd);
+    char cmd[4096];
+    cr_assert_eq(lq_test_convert_stories260k(g_fp32, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
 }
 
 static void teardown(void) {
@@ -51,18 +46,6 @@ static void teardown(void) {
 }
 
 TestSuite(recipe_run, .init = setup, .fini = teardown);
-
-static bool exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* Any "<out>.tmp.*" left next to out. */
-static bool leftovers(const char *out) {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "ls -d '%s'.tmp.* >/dev/null 2>&1", out);
-    return system(cmd) == 0;
-}
 
 /* quant-recipe with `args` (run from g_root); exit code, stderr into err, stdout kept in
  * g_root/stdout.txt. */
@@ -128,11 +111,11 @@ static json_t *check_output(const char *out, const char *recipe_path, int n_stag
     const char *need[] = {"config.json", "model.safetensors", "tokenizer.json", "recipe.yaml", "quant-recipe.json"};
     for (size_t i = 0; i < sizeof need / sizeof *need; i++) {
         snprintf(p, sizeof p, "%s/%s", out, need[i]);
-        cr_expect(exists(p), "%s missing", p);
+        cr_expect(lq_test_exists(p), "%s missing", p);
     }
     snprintf(p, sizeof p, "%s/.steps", out);
-    cr_expect(!exists(p), "intermediate steps left in the output");
-    cr_expect(!leftovers(out), "temp dir left next to %s", out);
+    cr_expect(!lq_test_exists(p), "intermediate steps left in the output");
+    cr_expect(!lq_test_leftovers(out), "temp dir left next to %s", out);
     snprintf(p, sizeof p, "%s/recipe.yaml", out);
     char *a = lq_test_read_file(p, NULL), *b = lq_test_read_file(recipe_path, NULL);
     cr_assert(a && b);
@@ -235,7 +218,7 @@ Test(recipe_run, every_example_recipe, .timeout = 300) {
                       ppl, REF_PPL, ex->ppl_rel);
         } else {
             /* refused by the same checks `check` makes, before any work: nothing written */
-            cr_expect(!exists(out) && !leftovers(out), "%s: output written", e->d_name);
+            cr_expect(!lq_test_exists(out) && !lq_test_leftovers(out), "%s: output written", e->d_name);
             if (ex->kind == UNAVAILABLE) {
                 cr_expect_eq(rc, 3, "%s: exit %d: %s", e->d_name, rc, err);
                 cr_expect(strstr(err, "is not available in this build"), "%s: %s", e->d_name, err);
@@ -313,8 +296,8 @@ Test(recipe_run, failing_threshold_writes_nothing, .timeout = 240) {
     cr_expect(strstr(err, "quant-recipe: error: eval_stage at "), "%s", err);
     cr_expect(strstr(err, "gate-fail.yaml:4:1 failed: mean KLD "), "%s", err);
     cr_expect(strstr(err, "exceeds max_mean_kld 1e-07; nothing was written to "), "%s", err);
-    cr_expect(!exists(out), "output committed despite the failed gate");
-    cr_expect(!leftovers(out), "temp dir left behind");
+    cr_expect(!lq_test_exists(out), "output committed despite the failed gate");
+    cr_expect(!lq_test_leftovers(out), "temp dir left behind");
     /* an absolute PPL gate: PPL points, not percent */
     snprintf(text, sizeof text,
              "q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W8A8}\n"
@@ -325,7 +308,7 @@ Test(recipe_run, failing_threshold_writes_nothing, .timeout = 240) {
     rc = recipe(args, err, sizeof err);
     if (rc == 1) cr_expect(strstr(err, "(max_ppl_increase 0); nothing was written"), "%s", err);
     else cr_expect_eq(rc, 0, "W8A8 may only pass an increase-0 gate by improving PPL: %s", err);
-    cr_expect(!leftovers(out));
+    cr_expect(!lq_test_leftovers(out));
 }
 
 /* ---- errors before any work --------------------------------------------------------------------- */
@@ -338,14 +321,14 @@ Test(recipe_run, recipe_errors_abort_before_work) {
     snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", bad, g_fp32, out);
     cr_expect_eq(recipe(args, err, sizeof err), 3, "%s", err);
     cr_expect(strstr(err, "did you mean 'group_size'?"), "%s", err);
-    cr_expect(!exists(out) && !leftovers(out));
+    cr_expect(!lq_test_exists(out) && !lq_test_leftovers(out));
     /* a missing eval file is found before the quantization runs */
     const char *nofile = recipe_file("nofile.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: "
                                                     "{scheme: W8A16}\neval_stage:\n  files: [does-not-exist.txt]\n");
     snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", nofile, g_fp32, out);
     cr_expect_eq(recipe(args, err, sizeof err), 4, "%s", err);
     cr_expect(strstr(err, "does-not-exist.txt (eval_stage at "), "%s", err);
-    cr_expect(!exists(out) && !leftovers(out));
+    cr_expect(!lq_test_exists(out) && !lq_test_leftovers(out));
     /* the output may not be inside the input */
     const char *ok = recipe_file("ok.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n");
     snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s/sub'", ok, g_fp32, g_fp32);
