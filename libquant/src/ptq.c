@@ -9,7 +9,7 @@
  * Peak memory: the f32 copy and packed payload of the largest tensor; the mapped input pages of
  * each tensor are released once it is written.
  */
-#include "ptq_internal.h"
+#include "libquant/lq_ptq.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ct_internal.h"
+#include "libquant/lq_targets.h"
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_safetensors.h"
 #include "lq_blocks.h"
@@ -100,10 +101,15 @@ static lq_status check_not_quantized(const lq_checkpoint *c) {
 static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
     lq_ptq_scheme s = o->scheme;
     if (!o->ignore_replaces_default && strcmp(module, "lm_head") == 0) s = LQ_PTQ_NONE;
+    /* Patterns were validated by check_opts, so a match cannot fail here. Every module the
+     * plan names is a Linear (projections and lm_head). */
+    bool hit;
     for (int i = 0; i < o->n_ignore; i++)
-        if (lq_ptq_pattern_match(o->ignore[i], module)) s = LQ_PTQ_NONE;
+        if (lq_target_match_spec(o->ignore[i], module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
+            s = LQ_PTQ_NONE;
     for (int i = 0; i < o->n_overrides; i++)
-        if (lq_ptq_pattern_match(o->overrides[i].pattern, module)) s = o->overrides[i].scheme;
+        if (lq_target_match_spec(o->overrides[i].pattern, module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
+            s = o->overrides[i].scheme;
     return s;
 }
 
@@ -490,6 +496,14 @@ void lq_ptq_summary_free(lq_ptq_summary *s) {
     s->n_fallback = 0;
 }
 
+/* A pattern compiles (the shared matcher of lq_targets.h, as recipes and quant-prune use). */
+static lq_status check_pattern(const char *spec) {
+    lq_target *t;
+    LQ_TRY(lq_target_compile(spec, &t));
+    lq_target_free(t);
+    return LQ_OK;
+}
+
 static lq_status check_opts(const lq_ptq_opts *o) {
     if (o->scheme < 0 || o->scheme >= LQ_PTQ_SCHEME_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "unknown scheme %d", (int)o->scheme);
@@ -499,9 +513,9 @@ static lq_status check_opts(const lq_ptq_opts *o) {
     if (o->group_size < -1)
         return lq_fail(LQ_ERR_INVALID_ARG, "group size %d: use a positive size, 0 (default %d) or -1 "
                        "(one group per row)", (int)o->group_size, PTQ_DEFAULT_GROUP);
-    for (int i = 0; i < o->n_ignore; i++) LQ_TRY(lq_ptq_pattern_check(o->ignore[i]));
+    for (int i = 0; i < o->n_ignore; i++) LQ_TRY(check_pattern(o->ignore[i]));
     for (int i = 0; i < o->n_overrides; i++) {
-        LQ_TRY(lq_ptq_pattern_check(o->overrides[i].pattern));
+        LQ_TRY(check_pattern(o->overrides[i].pattern));
         if (o->overrides[i].scheme < 0 || o->overrides[i].scheme >= LQ_PTQ_SCHEME_COUNT)
             return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': unknown scheme", o->overrides[i].pattern);
     }
