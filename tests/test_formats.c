@@ -19,15 +19,10 @@
 #include "lq_ops.h"
 #include "lq_pool.h"
 
-/* ---- helpers -------------------------------------------------------------------------------- */
+#define KT_RNG_SEED 0x243f6a8885a308d3ull
+#include "kern_test_util.h"
 
-static uint64_t g_rng = 0x243f6a8885a308d3ull;
-static uint32_t rng_u32(void) { /* xorshift64*: deterministic across runs and machines */
-    g_rng ^= g_rng >> 12; g_rng ^= g_rng << 25; g_rng ^= g_rng >> 27;
-    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
-}
-static float rng_f(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f); }
-static void fill(float *v, int64_t n, float lo, float hi) { for (int64_t i = 0; i < n; i++) v[i] = rng_f(lo, hi); }
+/* ---- helpers -------------------------------------------------------------------------------- */
 
 /* A quantized weight with its own buffers (payload exactly rows * row_bytes: ASan sees any read
  * past the last row). */
@@ -434,29 +429,6 @@ static void abs_sums(const lq_weight *w, const float *x, int64_t r0, int64_t r1,
     }
     free(row);
 }
-
-/* First index where |got - ref| > atol + rtol * scale[i] (a zero tolerance means bit-exact), or -1. */
-static int64_t first_mismatch(const float *got, const float *ref, const double *scale, int64_t n,
-                              double atol, double rtol) {
-    for (int64_t i = 0; i < n; i++) {
-        if (atol == 0 && rtol == 0) {
-            if (memcmp(&got[i], &ref[i], sizeof(float)) != 0) return i;
-            continue;
-        }
-        const double d = fabs((double)got[i] - (double)ref[i]);
-        if (!(d <= atol + rtol * scale[i])) return i; /* also catches NaN */
-    }
-    return -1;
-}
-
-#define EXPECT_CLOSE(what, got, ref, scale, n, atol, rtol)                                        \
-    do {                                                                                        \
-        int64_t bad_ = first_mismatch((got), (ref), (scale), (n), (atol), (rtol));              \
-        int64_t at_ = bad_ < 0 ? 0 : bad_;                                                      \
-        cr_assert_eq(bad_, -1, "%s: first mismatch at index %lld: fast %.9g vs ref %.9g "       \
-                     "(tol %.3g)", (what), (long long)bad_, (got)[at_], (ref)[at_],              \
-                     (atol) + (rtol) * (scale)[at_]);                                            \
-    } while (0)
 
 Test(fast, matvec_and_dequant_vs_ref) {
     for (size_t k = 0; k < N_CASES; k++) {

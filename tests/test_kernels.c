@@ -17,45 +17,16 @@
 #include "lq_ops.h"
 #include "lq_pool.h"
 
+#define KT_RNG_SEED 0x9e3779b97f4a7c15ull
+#include "kern_test_util.h"
+
 static const int64_t k_cols[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 127, 129, 1023, 4099};
 #define N_COLS (sizeof k_cols / sizeof k_cols[0])
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint32_t rng_u32(void) { /* xorshift64*: deterministic across runs and machines */
-    g_rng ^= g_rng >> 12; g_rng ^= g_rng << 25; g_rng ^= g_rng >> 27;
-    return (uint32_t)((g_rng * 0x2545f4914f6cdd1dull) >> 32);
-}
-static float rng_f(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f); }
-static void fill(float *v, int64_t n, float lo, float hi) { for (int64_t i = 0; i < n; i++) v[i] = rng_f(lo, hi); }
-
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
-/* First index where |got - ref| > atol + rtol * scale[i] (scale NULL: |ref|), or -1. */
-static int64_t first_mismatch(const float *got, const float *ref, const double *scale, int64_t n,
-                              double atol, double rtol) {
-    for (int64_t i = 0; i < n; i++) {
-        double s = scale ? scale[i] : fabs((double)ref[i]);
-        double d = fabs((double)got[i] - (double)ref[i]);
-        if (!(d <= atol + rtol * s)) return i; /* also catches NaN */
-    }
-    return -1;
-}
-
-static double tol_at(const float *ref, const double *scale, int64_t i, double atol, double rtol) {
-    return atol + rtol * (scale ? scale[i] : fabs((double)ref[i]));
-}
-
-#define EXPECT_CLOSE(what, got, ref, scale, n, atol, rtol)                                        \
-    do {                                                                                        \
-        int64_t bad_ = first_mismatch((got), (ref), (scale), (n), (atol), (rtol));              \
-        int64_t at_ = bad_ < 0 ? 0 : bad_;                                                      \
-        cr_assert_eq(bad_, -1, "%s: first mismatch at index %lld: fast %.9g vs ref %.9g "       \
-                     "(tol %.3g)", (what), (long long)bad_, (got)[at_], (ref)[at_],              \
-                     tol_at((ref), (scale), at_, (atol), (rtol)));                               \
-    } while (0)
 
 /* A rows x cols weight of format fmt with random values in [-1, 1], plus the exact f32 values
  * it holds (for the per-row absolute sums that scale the tolerance). row_pad adds bytes after

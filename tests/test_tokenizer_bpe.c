@@ -13,9 +13,7 @@
 
 #define GPT2_DIR "models/gpt2-tokenizer/"
 
-static char p_inp[1024], p_out[1024];
-static const char *vec_inp(void) { return lq_test_shared(GPT2_DIR "ggml-vocab-gpt-2.gguf.inp", p_inp, sizeof p_inp); }
-static const char *vec_out(void) { return lq_test_shared(GPT2_DIR "ggml-vocab-gpt-2.gguf.out", p_out, sizeof p_out); }
+#define GPT2_VECTORS GPT2_DIR "ggml-vocab-gpt-2.gguf"
 
 static lq_tokenizer *load_json(void) {
     char p[1024];
@@ -25,13 +23,7 @@ static lq_tokenizer *load_json(void) {
     return t;
 }
 
-static lq_tokenizer *load_gguf(void) {
-    char p[1024];
-    lq_tokenizer *t = NULL;
-    lq_status s = lq_tokenizer_load_gguf(lq_test_shared(GPT2_DIR "ggml-vocab-gpt-2.gguf", p, sizeof p), &t);
-    cr_assert_eq(s, LQ_OK, "%s", lq_last_error());
-    return t;
-}
+static lq_tokenizer *load_gguf(void) { return tok_load_gguf(GPT2_DIR "ggml-vocab-gpt-2.gguf"); }
 
 Test(bpe, metadata) {
     lq_tokenizer *a = load_json(), *b = load_gguf();
@@ -51,28 +43,23 @@ Test(bpe, metadata) {
 
 Test(bpe, llamacpp_vectors_gguf) {
     lq_tokenizer *t = load_gguf();
-    tok_vectors_check(t, vec_inp(), vec_out(), "gguf");
+    tok_vectors_check_shared(t, GPT2_VECTORS, "gguf");
     lq_tokenizer_free(t);
 }
 
 Test(bpe, llamacpp_vectors_tokenizer_json) {
     lq_tokenizer *t = load_json();
-    tok_vectors_check(t, vec_inp(), vec_out(), "tokenizer.json");
+    tok_vectors_check_shared(t, GPT2_VECTORS, "tokenizer.json");
     lq_tokenizer_free(t);
 }
 
 Test(bpe, hf_json_round_trip_vectors) {
     lq_tokenizer *a = load_gguf();
     char path[] = "/tmp/lq_tok_bpe_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    cr_assert_eq(lq_tokenizer_save_hf_json(a, path), LQ_OK, "%s", lq_last_error());
-    lq_tokenizer *b = NULL;
-    cr_assert_eq(lq_tokenizer_load_hf_json(path, &b), LQ_OK, "%s", lq_last_error());
-    unlink(path);
+    tok_save_hf_json_tmp(a, path);
+    lq_tokenizer *b = tok_load_hf_json_unlink(path);
     cr_assert_eq(lq_tokenizer_hash(a), lq_tokenizer_hash(b));
-    tok_vectors_check(b, vec_inp(), vec_out(), "saved tokenizer.json");
+    tok_vectors_check_shared(b, GPT2_VECTORS, "saved tokenizer.json");
     lq_tokenizer_free(a);
     lq_tokenizer_free(b);
 }
@@ -114,22 +101,7 @@ Test(bpe, decode_round_trip) {
 
 Test(bpe, wikitext_speed, .timeout = 120) {
     lq_tokenizer *t = load_gguf();
-    char p[1024];
-    size_t len;
-    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", p, sizeof p), &len);
-    cr_assert(text);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    int64_t n = 0;
-    cr_assert_eq(lq_tokenizer_encode(t, text, len, false, false, NULL, 0, &n), LQ_ERR_INVALID_ARG);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
-    cr_assert(n > 200000 && n < 400000, "%lld tokens", (long long)n);
-#ifdef NDEBUG
-    cr_assert_lt(sec, 3.0, "encoding WikiText-2 took %.2f s", sec);
-#endif
-    cr_log_info("wikitext-2 test (gpt2): %lld tokens in %.3f s", (long long)n, sec);
-    free(text);
+    tok_wikitext_speed(t, false, 200000, 400000, 3.0, "wikitext-2 test (gpt2)");
     lq_tokenizer_free(t);
 }
 

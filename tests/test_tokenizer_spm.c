@@ -14,9 +14,7 @@
 
 #define LLAMA_DIR "models/llama2-tokenizer/"
 
-static char p_inp[1024], p_out[1024];
-static const char *vec_inp(void) { return lq_test_shared(LLAMA_DIR "ggml-vocab-llama-spm.gguf.inp", p_inp, sizeof p_inp); }
-static const char *vec_out(void) { return lq_test_shared(LLAMA_DIR "ggml-vocab-llama-spm.gguf.out", p_out, sizeof p_out); }
+#define LLAMA_VECTORS LLAMA_DIR "ggml-vocab-llama-spm.gguf"
 
 static lq_tokenizer *load_bin(const char *rel, int vocab) {
     char p[1024];
@@ -26,13 +24,7 @@ static lq_tokenizer *load_bin(const char *rel, int vocab) {
     return t;
 }
 
-static lq_tokenizer *load_gguf(void) {
-    char p[1024];
-    lq_tokenizer *t = NULL;
-    lq_status s = lq_tokenizer_load_gguf(lq_test_shared(LLAMA_DIR "ggml-vocab-llama-spm.gguf", p, sizeof p), &t);
-    cr_assert_eq(s, LQ_OK, "%s", lq_last_error());
-    return t;
-}
+static lq_tokenizer *load_gguf(void) { return tok_load_gguf(LLAMA_DIR "ggml-vocab-llama-spm.gguf"); }
 
 Test(spm, gguf_metadata) {
     lq_tokenizer *t = load_gguf();
@@ -48,13 +40,13 @@ Test(spm, gguf_metadata) {
 
 Test(spm, llamacpp_vectors_gguf) {
     lq_tokenizer *t = load_gguf();
-    tok_vectors_check(t, vec_inp(), vec_out(), "gguf");
+    tok_vectors_check_shared(t, LLAMA_VECTORS, "gguf");
     lq_tokenizer_free(t);
 }
 
 Test(spm, llamacpp_vectors_tokenizer_bin) {
     lq_tokenizer *t = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
-    tok_vectors_check(t, vec_inp(), vec_out(), "tokenizer.bin");
+    tok_vectors_check_shared(t, LLAMA_VECTORS, "tokenizer.bin");
     lq_tokenizer_free(t);
 }
 
@@ -73,20 +65,15 @@ Test(spm, same_vocab_same_hash) {
 Test(spm, hf_json_round_trip_vectors) {
     lq_tokenizer *a = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
     char path[] = "/tmp/lq_tok_spm_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    cr_assert_eq(lq_tokenizer_save_hf_json(a, path), LQ_OK, "%s", lq_last_error());
-    lq_tokenizer *b = NULL;
-    cr_assert_eq(lq_tokenizer_load_hf_json(path, &b), LQ_OK, "%s", lq_last_error());
-    unlink(path);
+    tok_save_hf_json_tmp(a, path);
+    lq_tokenizer *b = tok_load_hf_json_unlink(path);
     cr_assert_eq(lq_tokenizer_kind(b), LQ_TOK_SPM);
     cr_assert_eq(lq_tokenizer_vocab_size(b), 32000);
     cr_assert_eq(lq_tokenizer_bos(b), 1);
     cr_assert_eq(lq_tokenizer_eos(b), 2);
     cr_assert(lq_tokenizer_add_bos_default(b));
     cr_assert_eq(lq_tokenizer_hash(a), lq_tokenizer_hash(b));
-    tok_vectors_check(b, vec_inp(), vec_out(), "tokenizer.json");
+    tok_vectors_check_shared(b, LLAMA_VECTORS, "tokenizer.json");
     lq_tokenizer_free(a);
     lq_tokenizer_free(b);
 }
@@ -97,10 +84,7 @@ Test(spm, hf_json_round_trip_vectors) {
 Test(spm, hf_json_metaspace_layout) {
     lq_tokenizer *a = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
     char path[] = "/tmp/lq_tok_meta_XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    cr_assert_eq(lq_tokenizer_save_hf_json(a, path), LQ_OK, "%s", lq_last_error());
+    tok_save_hf_json_tmp(a, path);
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     cr_assert_not_null(root);
@@ -110,10 +94,8 @@ Test(spm, hf_json_metaspace_layout) {
                                   "prepend_scheme", "first", "split", 0));
     cr_assert_eq(json_dump_file(root, path, 0), 0);
     json_decref(root);
-    lq_tokenizer *b = NULL;
-    cr_assert_eq(lq_tokenizer_load_hf_json(path, &b), LQ_OK, "%s", lq_last_error());
-    unlink(path);
-    tok_vectors_check(b, vec_inp(), vec_out(), "metaspace tokenizer.json");
+    lq_tokenizer *b = tok_load_hf_json_unlink(path);
+    tok_vectors_check_shared(b, LLAMA_VECTORS, "metaspace tokenizer.json");
     lq_tokenizer_free(a);
     lq_tokenizer_free(b);
 }
@@ -204,23 +186,8 @@ Test(spm, encode_capacity_and_bos) {
 /* WikiText-2 test split (1.3 MB) with the 32000 vocab must be fast enough for perplexity runs. */
 Test(spm, wikitext_speed, .timeout = 120) {
     lq_tokenizer *t = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
-    char p[1024];
-    size_t len;
-    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", p, sizeof p), &len);
-    cr_assert(text);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    int64_t n = 0;
-    cr_assert_eq(lq_tokenizer_encode(t, text, len, true, false, NULL, 0, &n), LQ_ERR_INVALID_ARG);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     /* we have no external token count for this file: a loose sanity range; the speed is the point */
-    cr_assert(n > 300000 && n < 400000, "%lld tokens", (long long)n);
-#ifdef NDEBUG
-    cr_assert_lt(sec, 2.0, "encoding WikiText-2 took %.2f s", sec);
-#endif
-    cr_log_info("wikitext-2 test: %lld tokens in %.3f s", (long long)n, sec);
-    free(text);
+    tok_wikitext_speed(t, true, 300000, 400000, 2.0, "wikitext-2 test");
     lq_tokenizer_free(t);
 }
 

@@ -6,9 +6,13 @@
 #define TOK_TEST_VECTORS_H
 
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "libquant/lq_tokenizer.h"
 #include "lq_test_util.h"
@@ -80,6 +84,63 @@ static inline void tok_vectors_check(const lq_tokenizer *t, const char *inp_path
     }
     free(c);
     free(inp);
+}
+
+/* tok_vectors_check on the shared pair "<rel>.inp" / "<rel>.out". */
+static inline void tok_vectors_check_shared(const lq_tokenizer *t, const char *rel, const char *what) {
+    char inp_rel[512], out_rel[512], inp[1024], out[1024];
+    snprintf(inp_rel, sizeof inp_rel, "%s.inp", rel);
+    snprintf(out_rel, sizeof out_rel, "%s.out", rel);
+    tok_vectors_check(t, lq_test_shared(inp_rel, inp, sizeof inp), lq_test_shared(out_rel, out, sizeof out), what);
+}
+
+/* Load a shared GGUF vocab; any failure ends the test with the library's message. */
+static inline lq_tokenizer *tok_load_gguf(const char *rel) {
+    char p[1024];
+    lq_tokenizer *t = NULL;
+    lq_status s = lq_tokenizer_load_gguf(lq_test_shared(rel, p, sizeof p), &t);
+    cr_assert_eq(s, LQ_OK, "%s", lq_last_error());
+    return t;
+}
+
+/* Save t as HF tokenizer.json under a fresh mkstemp name built from path (a "...XXXXXX" template,
+ * rewritten in place); the caller loads it back (tok_load_hf_json_unlink) or edits it first. */
+static inline void tok_save_hf_json_tmp(const lq_tokenizer *t, char *path) {
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(lq_tokenizer_save_hf_json(t, path), LQ_OK, "%s", lq_last_error());
+}
+
+static inline lq_tokenizer *tok_load_hf_json_unlink(const char *path) {
+    lq_tokenizer *b = NULL;
+    cr_assert_eq(lq_tokenizer_load_hf_json(path, &b), LQ_OK, "%s", lq_last_error());
+    unlink(path);
+    return b;
+}
+
+/* Encode the WikiText-2 test split (size query only): the token count must lie in (lo, hi) and,
+ * in optimized builds, take under max_sec (perplexity runs tokenize it whole). */
+static inline void tok_wikitext_speed(const lq_tokenizer *t, bool add_bos, int64_t lo, int64_t hi, double max_sec,
+                                      const char *log_label) {
+    char p[1024];
+    size_t len;
+    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", p, sizeof p), &len);
+    cr_assert(text);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t n = 0;
+    cr_assert_eq(lq_tokenizer_encode(t, text, len, add_bos, false, NULL, 0, &n), LQ_ERR_INVALID_ARG);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    cr_assert(n > lo && n < hi, "%lld tokens", (long long)n);
+#ifdef NDEBUG
+    cr_assert_lt(sec, max_sec, "encoding WikiText-2 took %.2f s", sec);
+#else
+    (void)max_sec;
+#endif
+    cr_log_info("%s: %lld tokens in %.3f s", log_label, (long long)n, sec);
+    free(text);
 }
 
 #endif
