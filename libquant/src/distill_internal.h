@@ -79,4 +79,18 @@ bool lqd_meta_same(const lq_distill_meta *a, const lq_distill_meta *b);
 
 uint32_t lqd_crc32(const void *p, size_t n);
 
+/* ---- output-directory plumbing shared by the soft-label writer (distill_write.c, where these
+ * live) and the sequences writer (distill_seq.c): both commit through a manifest and resume. */
+
+/* Replace dir/name with text plus a newline, atomically and durably: write dir/name.tmp, fsync
+ * it, rename it over dir/name, fsync dir. A kill leaves either the old file or the new one. */
+lq_status lqd_replace_file(const char *dir, const char *name, const char *text);
+
+/* Decide whether dir/manifest is a fresh output or a run to resume. Creates dir if missing.
+ * *fresh = true for a new or empty directory; false when the manifest exists (the caller reads
+ * it). Refuses a non-directory or a non-empty directory without a manifest; `what_dir` and
+ * `what_output` name the kind of output in those messages ("a directory", "quant-distill"). */
+lq_status lqd_open_out_dir(const char *dir, const char *manifest, const char *what_dir,
+                           const char *what_output, bool *fresh);
+
 #endif

@@ -7,9 +7,8 @@
  * the directory fsynced. A kill anywhere leaves the old manifest or the new one; on reopen the
  * JSONL file is truncated to the manifest's byte count, so a half-written or uncommitted line
  * disappears and is written again (records are deterministic: per-record seeds). */
-#include "libquant/lq_distill.h"
+#include "distill_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -34,15 +33,6 @@ struct lq_seq_writer {
     bool complete;
 };
 
-static lq_status fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: open: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return lq_fail(LQ_ERR_IO, "%s: fsync: %s", dir, strerror(errno));
-    return LQ_OK;
-}
-
 static lq_status write_manifest(const lq_seq_writer *w) {
     json_t *j = json_object();
     json_object_set_new(j, "format", json_string(SEQ_FORMAT));
@@ -55,22 +45,7 @@ static lq_status write_manifest(const lq_seq_writer *w) {
     char *txt = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(j);
     if (!txt) return lq_fail(LQ_ERR_NOMEM, "%s: cannot format the manifest", w->dir);
-    char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s/" SEQ_MANIFEST ".tmp", w->dir);
-    snprintf(fin, sizeof fin, "%s/" SEQ_MANIFEST, w->dir);
-    lq_status st = LQ_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        st = lq_fail(LQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        size_t n = strlen(txt);
-        if (write(fd, txt, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
-            st = lq_fail(LQ_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
-        close(fd);
-        if (st == LQ_OK && rename(tmp, fin) != 0)
-            st = lq_fail(LQ_ERR_IO, "%s: rename: %s", fin, strerror(errno));
-        if (st == LQ_OK) st = fsync_dir(w->dir);
-    }
+    lq_status st = lqd_replace_file(w->dir, SEQ_MANIFEST, txt);
     free(txt);
     return st;
 }
@@ -111,17 +86,6 @@ static lq_status read_manifest(lq_seq_writer *w, const char *path, const json_t 
     return st;
 }
 
-static bool dir_is_empty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return false;
-    bool empty = true;
-    struct dirent *e;
-    while (empty && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
-    closedir(d);
-    return empty;
-}
-
 void lq_seq_writer_free(lq_seq_writer *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
@@ -147,30 +111,17 @@ lq_status lq_seq_writer_open(const char *dir, const char *settings_json, lq_seq_
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->settings = settings;
     w->fd = -1;
-    lq_status st = LQ_OK;
     char mpath[PATH_MAX + 32], fpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" SEQ_MANIFEST, dir);
     snprintf(fpath, sizeof fpath, "%s/" SEQ_FILE, dir);
-    struct stat sb;
     bool fresh = false;
-    if (stat(dir, &sb) != 0) {
-        if (mkdir(dir, 0755) != 0)
-            st = lq_fail(LQ_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-        fresh = true;
-    } else if (!S_ISDIR(sb.st_mode)) {
-        st = lq_fail(LQ_ERR_EXISTS, "%s: exists and is not a directory", dir);
-    } else if (stat(mpath, &sb) != 0) {
-        if (!dir_is_empty(dir))
-            st = lq_fail(LQ_ERR_EXISTS, "%s: exists, is not empty and has no " SEQ_MANIFEST
-                         " (not a quant-distill output)", dir);
-        fresh = true;
-    } else {
-        st = read_manifest(w, mpath, settings);
-    }
+    lq_status st = lqd_open_out_dir(dir, SEQ_MANIFEST, "a directory", "quant-distill", &fresh);
+    if (st == LQ_OK && !fresh) st = read_manifest(w, mpath, settings);
     if (st == LQ_OK) {
         w->fd = open(fpath, O_RDWR | O_CREAT, 0644);
         if (w->fd < 0) st = lq_fail(LQ_ERR_IO, "%s: cannot open: %s", fpath, strerror(errno));
     }
+    struct stat sb;
     if (st == LQ_OK && !fresh) {
         /* drop what the last commit did not cover (a line cut by the kill, or not committed) */
         if (fstat(w->fd, &sb) != 0 || (uint64_t)sb.st_size < w->bytes)

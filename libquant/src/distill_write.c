@@ -63,6 +63,72 @@ static void shard_path(const lq_distill_writer *w, int i, char *buf, size_t cap)
     snprintf(buf, cap, "%s/shard-%05d.lqd", w->dir, i);
 }
 
+/* ---- output directory (shared with distill_seq.c) ---------------------------------------- */
+
+static lq_status fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return lq_fail(LQ_ERR_IO, "%s: fsync: %s", dir, strerror(errno));
+    return LQ_OK;
+}
+
+lq_status lqd_replace_file(const char *dir, const char *name, const char *text) {
+    char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    snprintf(fin, sizeof fin, "%s/%s", dir, name);
+    lq_status st = LQ_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t n = strlen(text), off = 0;
+    while (off < n && st == LQ_OK) {
+        ssize_t k = write(fd, text + off, n - off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) st = lq_fail(LQ_ERR_IO, "%s: write: %s", tmp, strerror(errno));
+        else off += (size_t)k;
+    }
+    if (st == LQ_OK && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
+        st = lq_fail(LQ_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
+    close(fd);
+    if (st == LQ_OK && rename(tmp, fin) != 0)
+        st = lq_fail(LQ_ERR_IO, "%s: rename: %s", fin, strerror(errno));
+    if (st == LQ_OK) st = fsync_dir(dir);
+    return st;
+}
+
+static bool dir_is_empty(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
+    closedir(d);
+    return empty;
+}
+
+lq_status lqd_open_out_dir(const char *dir, const char *manifest, const char *what_dir,
+                           const char *what_output, bool *fresh) {
+    *fresh = false;
+    char mpath[PATH_MAX + 32];
+    snprintf(mpath, sizeof mpath, "%s/%s", dir, manifest);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (mkdir(dir, 0755) != 0)
+            return lq_fail(LQ_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+        *fresh = true;
+    } else if (!S_ISDIR(sb.st_mode)) {
+        return lq_fail(LQ_ERR_EXISTS, "%s: exists and is not %s", dir, what_dir);
+    } else if (stat(mpath, &sb) != 0) {
+        if (!dir_is_empty(dir))
+            return lq_fail(LQ_ERR_EXISTS, "%s: exists, is not empty and has no %s (not a %s "
+                           "output)", dir, manifest, what_output);
+        *fresh = true;
+    }
+    return LQ_OK;
+}
+
 /* ---- manifest ------------------------------------------------------------------------------ */
 
 static void hex64(char *buf, uint64_t v) { snprintf(buf, 17, "%016llx", (unsigned long long)v); }
@@ -75,15 +141,6 @@ static bool parse_hex64(const char *s, uint64_t *out) {
     if (errno || *end) return false;
     *out = v;
     return true;
-}
-
-static lq_status fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return lq_fail(LQ_ERR_IO, "%s: fsync: %s", dir, strerror(errno));
-    return LQ_OK;
 }
 
 static lq_status write_manifest(lq_distill_writer *w) {
@@ -129,28 +186,7 @@ static lq_status write_manifest(lq_distill_writer *w) {
     json_decref(j);
     if (!text) return lq_fail(LQ_ERR_NOMEM, "%s: cannot render the manifest", w->dir);
 
-    char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s/" LQD_MANIFEST ".tmp", w->dir);
-    snprintf(fin, sizeof fin, "%s/" LQD_MANIFEST, w->dir);
-    lq_status st = LQ_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        st = lq_fail(LQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        size_t n = strlen(text), off = 0;
-        while (off < n && st == LQ_OK) {
-            ssize_t k = write(fd, text + off, n - off);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) st = lq_fail(LQ_ERR_IO, "%s: write: %s", tmp, strerror(errno));
-            else off += (size_t)k;
-        }
-        if (st == LQ_OK && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
-            st = lq_fail(LQ_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
-        close(fd);
-        if (st == LQ_OK && rename(tmp, fin) != 0)
-            st = lq_fail(LQ_ERR_IO, "%s: rename: %s", fin, strerror(errno));
-        if (st == LQ_OK) st = fsync_dir(w->dir);
-    }
+    lq_status st = lqd_replace_file(w->dir, LQD_MANIFEST, text);
     free(text);
     return st;
 }
@@ -378,17 +414,6 @@ static lq_status reopen_shard(lq_distill_writer *w) {
 
 /* ---- public API ------------------------------------------------------------------------------ */
 
-static bool dir_is_empty(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return false;
-    struct dirent *e;
-    bool empty = true;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
-    closedir(d);
-    return empty;
-}
-
 static lq_status validate_meta(const lq_distill_meta *m) {
     if (m->vocab < 1 || m->k < 1 || m->k > m->vocab)
         return lq_fail(LQ_ERR_INVALID_ARG, "distill: k = %d must be in 1 .. vocab (%d)", m->k,
@@ -420,24 +445,13 @@ lq_status lq_distill_writer_open(const char *dir, const lq_distill_meta *meta,
     if (w->opts.shard_bytes == 0) w->opts.shard_bytes = DEFAULT_SHARD_BYTES;
     if (w->opts.zlib_level < 1 || w->opts.zlib_level > 9) w->opts.zlib_level = 1;
 
-    lq_status st = LQ_OK;
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" LQD_MANIFEST, dir);
-    struct stat sb;
-    if (stat(dir, &sb) != 0) {
-        if (mkdir(dir, 0755) != 0)
-            st = lq_fail(LQ_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-        else
-            w->cursor = strdup("");
-    } else if (!S_ISDIR(sb.st_mode)) {
-        st = lq_fail(LQ_ERR_EXISTS, "%s: exists and is not a distillation directory", dir);
-    } else if (stat(mpath, &sb) != 0) {
-        if (!dir_is_empty(dir))
-            st = lq_fail(LQ_ERR_EXISTS, "%s: exists, is not empty and has no " LQD_MANIFEST
-                         " (not a distillation output)", dir);
-        else
-            w->cursor = strdup("");
-    } else {
+    bool fresh = false;
+    lq_status st = lqd_open_out_dir(dir, LQD_MANIFEST, "a distillation directory", "distillation", &fresh);
+    if (st == LQ_OK && fresh) {
+        w->cursor = strdup("");
+    } else if (st == LQ_OK) {
         lq_distill_meta mm;
         st = read_manifest(w, mpath, &mm);
         if (st == LQ_OK && mm.teacher_id != meta->teacher_id)
