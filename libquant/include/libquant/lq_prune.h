@@ -21,7 +21,7 @@
  *      "sparsity_config": {"format", "global_sparsity", "sparsity_structure", "targets",
  *      "ignore"}}.
  *      Reading: lq_checkpoint_open decompresses every such module into a dense "<m>.weight" it
- *      owns (see prune_sparse_load.c), so the engine, quant-ptq and every tool see a dense model.
+ *      owns (see io/sparse_bitmask_load.c), so the engine, quant-ptq and every tool see a dense model.
  *   3. The streaming driver behind quant-prune.
  */
 #ifndef LQ_PRUNE_H

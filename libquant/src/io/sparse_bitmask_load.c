@@ -1,4 +1,4 @@
-/* prune_sparse_load.c - present a compressed-tensors sparse checkpoint as a dense one.
+/* sparse_bitmask_load.c - present a compressed-tensors sparse checkpoint as a dense one.
  *
  * Decision: a sparse module is decompressed once, at open, into a dense buffer the checkpoint
  * owns (an anonymous mapping, so a streaming reader such as quant-ptq can drop its pages with

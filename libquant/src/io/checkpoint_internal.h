@@ -26,7 +26,7 @@ struct lq_checkpoint {
     lq_tensor *tensors;    /* views, in a stable order; names borrowed from shards / arena */
     int64_t n_tensors, cap_tensors;
     uint64_t file_bytes;   /* bytes of the weight files (shards or .bin) */
-    /* Dense buffers of decompressed sparse tensors (prune_sparse_load.c; owned). */
+    /* Dense buffers of decompressed sparse tensors (io/sparse_bitmask_load.c; owned). */
     struct lq_sparse_store *sparse;
 };
 
