@@ -34,6 +34,10 @@ static uint64_t next_rand(uint64_t *state) {
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+static void report(const lq_bench_opts *o, int64_t done, int64_t total) {
+    if (o->progress) o->progress(o->progress_user, done, total, "bench");
+}
+
 static lq_status run_prefill(lq_session *s, const int32_t *ids, int n, float *logits,
                              double *secs) {
     double t0 = lq_eval_now();
@@ -64,7 +68,6 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
     if (need > max_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "bench: %d tokens exceed the model's context of %d",
                        need, max_ctx);
-    lq_progress bar = {0};
     lq_session *s = NULL;
     LQ_TRY(lq_session_create(m, need, pool, &s));
     int32_t *ids = malloc((size_t)need * sizeof *ids);
@@ -80,35 +83,32 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
     for (int i = 0; i < need; i++)
         ids[i] = (int32_t)(next_rand(&rng) % (uint64_t)m->cfg.vocab_size);
 
-    lq_progress_begin(&bar, "bench", 2LL * (o.reps + 1), o.progress);
+    int64_t steps = 2LL * (o.reps + 1);
     double secs = 0;
     /* warm-up: page in the weights and size the thread scratch, as llama-bench does */
     if (o.n_prompt > 0 && (st = run_prefill(s, ids, o.n_prompt, logits, &secs)) != LQ_OK) goto done;
-    lq_progress_update(&bar, 1);
+    report(&o, 1, steps);
     if (o.n_gen > 0 && (st = run_decode(s, ids, o.n_gen < 4 ? o.n_gen : 4, logits, &secs)) != LQ_OK)
         goto done;
-    lq_progress_update(&bar, 2);
+    report(&o, 2, steps);
     for (int r = 0; r < o.reps; r++) {
         if (o.n_prompt > 0) {
             if ((st = run_prefill(s, ids, o.n_prompt, logits, &secs)) != LQ_OK) goto done;
             tp[r] = secs > 0 ? o.n_prompt / secs : 0;
         }
-        lq_progress_update(&bar, 3 + 2LL * r);
+        report(&o, 3 + 2LL * r, steps);
         if (o.n_gen > 0) {
             if ((st = run_decode(s, ids, o.n_gen, logits, &secs)) != LQ_OK) goto done;
             tg[r] = secs > 0 ? o.n_gen / secs : 0;
         }
-        lq_progress_update(&bar, 4 + 2LL * r);
+        report(&o, 4 + 2LL * r, steps);
     }
-    lq_progress_end(&bar);
     if (o.n_prompt > 0) out->prefill = lq_bench_summarize(tp, o.reps);
     if (o.n_gen > 0) out->decode = lq_bench_summarize(tg, o.reps);
     out->weight_bytes_per_token = lq_model_weight_bytes_per_token(m);
     out->n_params = lq_model_param_count(m);
     out->threads = lq_pool_size(pool);
-    out->peak_rss = lq_peak_rss_bytes();
 done:
-    lq_progress_end(&bar);
     free(ids);
     free(logits);
     free(tp);

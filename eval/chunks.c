@@ -42,8 +42,6 @@ static lq_status walk_chunked(const lq_tokenizer *tok, const char *text, size_t 
                        "(use --ctx to shorten chunks, or --per-line)", what, (long long)n, n_ctx);
     }
     if (o->max_chunks > 0 && o->max_chunks < n_chunks) n_chunks = o->max_chunks;
-    lq_progress bar;
-    lq_progress_begin(&bar, what, n_chunks, o->progress);
     double t0 = lq_eval_now();
     lq_status st = LQ_OK;
     for (int64_t c = 0; c < n_chunks && st == LQ_OK; c++) {
@@ -53,10 +51,9 @@ static lq_status walk_chunked(const lq_tokenizer *tok, const char *text, size_t 
         st = fn(user, chunk, n_ctx, n_ctx / 2);
         chunk[0] = saved;
         w->n_chunks++;
-        lq_progress_update(&bar, c + 1);
+        if (o->progress) o->progress(o->progress_user, c + 1, n_chunks, what);
     }
     w->seconds = lq_eval_now() - t0;
-    lq_progress_end(&bar);
     free(ids);
     return st;
 }
@@ -73,8 +70,6 @@ static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: the text has no non-empty unit", what);
     }
     bool add_bos = lq_tokenizer_bos(tok) >= 0;
-    lq_progress bar;
-    lq_progress_begin(&bar, what, n_units, o->progress);
     double t0 = lq_eval_now();
     lq_status st = LQ_OK;
     for (int64_t u = 0; u < n_units && st == LQ_OK; u++) {
@@ -90,10 +85,9 @@ static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t
             w->n_chunks++;
         }
         free(ids);
-        lq_progress_update(&bar, u + 1);
+        if (o->progress) o->progress(o->progress_user, u + 1, n_units, what);
     }
     w->seconds = lq_eval_now() - t0;
-    lq_progress_end(&bar);
     free(units);
     return st;
 }

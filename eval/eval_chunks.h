@@ -7,7 +7,7 @@
  *                         each chunk scored (first = n_ctx / 2), at most o->max_chunks chunks;
  *   per line (llama2.c)   each unit (lq_text_split with o->separator) encoded with BOS when the
  *                         tokenizer has one, cut into pieces of n_ctx, every prediction scored.
- * The walk owns encoding, the chunk loop and the progress bar; the callback runs the model(s). */
+ * The walk owns encoding, the chunk loop and the progress reports; the callback runs the model(s). */
 #ifndef EVAL_CHUNKS_H
 #define EVAL_CHUNKS_H
 
@@ -23,8 +23,8 @@ typedef struct lq_chunk_walk {
 } lq_chunk_walk;
 
 /* Walk the text as o->per_line says, calling fn on every chunk; stops at its first failure.
- * `what` ("perplexity", "kl-divergence") prefixes the error messages and labels the progress bar
- * (shown when o->progress). *w is filled also on failure. */
+ * `what` ("perplexity", "kl-divergence") prefixes the error messages and is passed to
+ * o->progress (when set). *w is filled also on failure. */
 lq_status lq_eval_walk_chunks(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
                               const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
                               lq_chunk_walk *w);

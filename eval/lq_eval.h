@@ -35,31 +35,15 @@ typedef struct lq_text_unit {
 lq_status lq_text_split(const char *text, size_t len, const char *separator, lq_text_unit **out,
                         int64_t *n_out);
 
-/* ---- progress bar (progress.c) --------------------------------------------------------------- */
-
-/* A one-line progress bar with ETA on stderr. Draws only when enabled and stderr is a TTY, and
- * redraws at most a few times a second so it never costs measurable time. */
-typedef struct lq_progress {
-    const char *label;
-    int64_t total;
-    bool active;        /* drawing (enabled and stderr is a TTY) */
-    double t_start;     /* seconds (monotonic) */
-    double t_last_draw;
-} lq_progress;
-
-void lq_progress_begin(lq_progress *p, const char *label, int64_t total, bool enabled);
-void lq_progress_update(lq_progress *p, int64_t done);
-/* Clear the bar line (if one was drawn). */
-void lq_progress_end(lq_progress *p);
+/* ---- time and progress (clock.c) ------------------------------------------------------------- */
 
 /* Monotonic wall clock in seconds. */
 double lq_eval_now(void);
 
-/* ---- resident memory (rss.c) ----------------------------------------------------------------- */
-
-/* Peak resident set size of this process in bytes (max of getrusage ru_maxrss and VmHWM in
- * /proc/self/status); 0 if neither is available. */
-uint64_t lq_peak_rss_bytes(void);
+/* Progress of a long evaluation: called after each step with the steps done so far, their total
+ * (chunks, units or benchmark runs) and what runs ("perplexity", "kl-divergence", "bench").
+ * lq_eval never draws anything itself; tools pass tool_progress_cb (tools/common). */
+typedef void (*lq_eval_progress_fn)(void *user, int64_t done, int64_t total, const char *what);
 
 /* ---- tokenizer for a model (text.c) ---------------------------------------------------------- */
 
@@ -86,7 +70,8 @@ typedef struct lq_ppl_opts {
     bool per_line;
     const char *separator;  /* per-line mode: unit separator; NULL/"" = newline */
     int64_t max_chunks;     /* chunked mode: evaluate at most this many chunks; <= 0 = all */
-    bool progress;          /* progress bar on a TTY stderr */
+    lq_eval_progress_fn progress; /* NULL: silent */
+    void *progress_user;
 } lq_ppl_opts;
 
 typedef struct lq_ppl_result {
@@ -143,7 +128,8 @@ typedef struct lq_bench_opts {
     int n_gen;          /* decode: this many one-token forwards (default 128) */
     int reps;           /* repetitions; medians are reported (default 5) */
     uint64_t seed;      /* random token ids */
-    bool progress;
+    lq_eval_progress_fn progress; /* NULL: silent */
+    void *progress_user;
 } lq_bench_opts;
 
 typedef struct lq_bench_stat {
@@ -155,7 +141,6 @@ typedef struct lq_bench_result {
     lq_bench_stat decode;     /* zero when n_gen == 0 */
     uint64_t weight_bytes_per_token;
     int64_t n_params;
-    uint64_t peak_rss;        /* bytes, after the runs */
     int threads;
 } lq_bench_result;
 

@@ -211,7 +211,7 @@ Test(tool_outdir, begin_commit_abort) {
 
     /* existing without force: refused, nothing created */
     cr_expect_eq(tool_outdir_begin(&od, out, false), LQ_ERR_EXISTS);
-    cr_expect_eq(lq_status_exit_code(LQ_ERR_EXISTS), 4);
+    cr_expect_eq(tool_exit_code(LQ_ERR_EXISTS), 4);
     const char *one[] = {"out", NULL};
     expect_entries(g_dir, one);
 

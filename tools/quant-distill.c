@@ -10,6 +10,7 @@
 #include "libquant/lq_distill.h"
 #include "lq_blocks.h"
 #include "tool_cli.h"
+#include "tool_progress.h"
 #include "tool_model.h"
 #include "tool_sample.h"
 
@@ -281,7 +282,7 @@ typedef struct run {
     uint16_t *feat;         /* (n_feat_layers, ctx, dim) */
     int cur_n;              /* tokens of the record being computed (hook layout) */
     int64_t added;
-    lq_progress bar;
+    tool_progress bar;
 } run;
 
 static void feature_hook(void *user, int layer, const float *x, int n, int pos) {
@@ -375,7 +376,7 @@ static lq_status run_per_line(run *r, uint64_t start) {
         snprintf(cursor, sizeof cursor, "u %llu", (unsigned long long)end);
         st = lq_distill_writer_commit(r->w, cursor, false);
         if (st != LQ_OK) break;
-        lq_progress_update(&r->bar, (int64_t)end);
+        tool_progress_update(&r->bar, (int64_t)end);
     }
     if (st == LQ_OK) {
         snprintf(cursor, sizeof cursor, "u %llu", (unsigned long long)lq_corpus_size(c));
@@ -455,7 +456,7 @@ static lq_status run_chunks(run *r, const char *cursor) {
             have += n - drop;
             last_off = poff;
             last_n = n;
-            lq_progress_update(&r->bar, (int64_t)noff);
+            tool_progress_update(&r->bar, (int64_t)noff);
         }
         if (st != LQ_OK || have == 0) break;
         int take = (int)(have < body ? have : body);
@@ -602,7 +603,7 @@ static int run_distill(const args *a) {
         if (resumed > 0 && !a->json)
             fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", a->out,
                     (long long)resumed);
-        lq_progress_begin(&r.bar, "distill", (int64_t)corpus_size, !a->json);
+        tool_progress_begin(&r.bar, "distill", (int64_t)corpus_size, !a->json);
         double t0 = lq_eval_now();
         if (a->per_line) {
             uint64_t start = 0;
@@ -611,10 +612,10 @@ static int run_distill(const args *a) {
         } else {
             s = run_chunks(&r, cur);
         }
-        lq_progress_end(&r.bar);
+        tool_progress_end(&r.bar);
         double secs = lq_eval_now() - t0;
         if (s != LQ_OK) {
-            rc = tool_error(lq_status_exit_code(s), "%s: %s", a->file, lq_last_error());
+            rc = tool_error(tool_exit_code(s), "%s: %s", a->file, lq_last_error());
             goto done;
         }
         if (!a->json)
@@ -675,7 +676,7 @@ typedef struct seq_run {
     double *gen_lp;   /* (max_tokens) their raw log-probs */
     int n_gen;
     int64_t added;
-    lq_progress bar;
+    tool_progress bar;
 } seq_run;
 
 static bool seq_on_token(void *user, const lq_sample_info *t) {
@@ -796,7 +797,7 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
             int n = y->n - (y->finished ? 1 : 0);
             st = seq_emit(q, base + h, i, h, prompt, plen, pids, (int)np, y->tokens, y->logprobs,
                           n, stop_name(y->finished, y->n, a->max_tokens), NULL, y);
-            lq_progress_update(&q->bar, base + h + 1);
+            tool_progress_update(&q->bar, base + h + 1);
         }
         if (r.hyps) lq_beam_result_free(&r);
     } else {
@@ -817,7 +818,7 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
                 st = seq_emit(q, base + j, i, j, prompt, plen, pids, (int)np, q->gen, q->gen_lp,
                               q->n_gen, stop_name(r.hit_stop, q->n_gen, a->max_tokens),
                               greedy ? NULL : &sp.seed, NULL);
-            lq_progress_update(&q->bar, base + j + 1);
+            tool_progress_update(&q->bar, base + j + 1);
         }
     }
     free(pids);
@@ -944,8 +945,8 @@ static int run_sequences(const args *a) {
         if (resumed > 0 && !a->json)
             fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", a->out,
                     (long long)resumed);
-        lq_progress_begin(&q.bar, "sequences", total, !a->json);
-        lq_progress_update(&q.bar, resumed);
+        tool_progress_begin(&q.bar, "sequences", total, !a->json);
+        tool_progress_update(&q.bar, resumed);
         double t0 = lq_eval_now();
         int64_t first_prompt = resumed / a->sequences;
         if (a->prompt) {
@@ -968,10 +969,10 @@ static int run_sequences(const args *a) {
             }
         }
         if (s == LQ_OK) s = lq_seq_writer_finish(q.w);
-        lq_progress_end(&q.bar);
+        tool_progress_end(&q.bar);
         double secs = lq_eval_now() - t0;
         if (s != LQ_OK) {
-            rc = tool_error(lq_status_exit_code(s), "%s: %s", a->out, lq_last_error());
+            rc = tool_error(tool_exit_code(s), "%s: %s", a->out, lq_last_error());
             goto done;
         }
         if (!a->json)

@@ -12,6 +12,7 @@
 #include "lq_bandwidth.h"
 #include "tool_cli.h"
 #include "tool_model.h"
+#include "tool_progress.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -157,6 +158,14 @@ static int parse_args(int argc, char **argv, args *a) {
     return -1;
 }
 
+/* Options of a perplexity / KL run, drawing `bar` (begun here; the caller ends it) unless --json. */
+static lq_ppl_opts ppl_opts(const args *a, tool_progress *bar, const char *label) {
+    tool_progress_begin(bar, label, 1, !a->json);
+    return (lq_ppl_opts){.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
+                         .max_chunks = a->chunks, .progress = tool_progress_cb,
+                         .progress_user = bar};
+}
+
 static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
     lq_tokenizer *tok = NULL;
     lq_status s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
@@ -173,13 +182,14 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
         lq_tokenizer_free(tok);
         return tool_error(2, "%s: the file is empty", a->file);
     }
-    lq_ppl_opts o = {.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
-                     .max_chunks = a->chunks, .progress = !a->json};
+    tool_progress bar;
+    lq_ppl_opts o = ppl_opts(a, &bar, "perplexity");
     lq_ppl_result r;
     s = lq_eval_perplexity(m, tok, pool, text, len, &o, &r);
+    tool_progress_end(&bar);
     free(text);
     lq_tokenizer_free(tok);
-    if (s != LQ_OK) return tool_error(lq_status_exit_code(s), "%s: %s", a->file, lq_last_error());
+    if (s != LQ_OK) return tool_error(tool_exit_code(s), "%s: %s", a->file, lq_last_error());
     double tps = r.seconds > 0 ? (double)r.n_scored / r.seconds : 0;
     if (a->json) {
         json_t *j = json_object();
@@ -207,11 +217,15 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
 }
 
 static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
+    tool_progress bar;
+    tool_progress_begin(&bar, "bench", 1, !a->json);
     lq_bench_opts o = {.n_prompt = a->n_prompt, .n_gen = a->n_gen, .reps = a->reps, .seed = 42,
-                       .progress = !a->json};
+                       .progress = tool_progress_cb, .progress_user = &bar};
     lq_bench_result r;
     lq_status s = lq_eval_bench(m, pool, &o, &r);
+    tool_progress_end(&bar);
     if (s != LQ_OK) return tool_fail(s);
+    uint64_t peak_rss = tool_peak_rss_bytes();
     /* measured after the runs, so its 512 MB buffer does not inflate the model's peak RSS */
     /* The CPU's read bandwidth is no yardstick for a GPU run (0: no ratio). */
     double bw_gbs = a->device == LQ_DEVICE_CPU ? lq_measure_read_bandwidth(pool, BW_BYTES, BW_REPS) : 0;
@@ -236,7 +250,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(d, "min", json_real(r.decode.min));
         json_object_set_new(d, "max", json_real(r.decode.max));
         json_object_set_new(j, "decode_tok_s", d);
-        json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)r.peak_rss));
+        json_object_set_new(j, "peak_rss_bytes", json_integer((json_int_t)peak_rss));
         json_object_set_new(j, "weight_bytes_per_token",
                             json_integer((json_int_t)r.weight_bytes_per_token));
         json_object_set_new(j, "bandwidth_gb_s", json_real(bw_gbs));
@@ -255,7 +269,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         if (a->n_gen > 0)
             printf("| tg%-4d | %7d | %13.2f | %13.2f | %13.2f |\n", a->n_gen, a->n_gen,
                    r.decode.median, r.decode.min, r.decode.max);
-        printf("peak RSS: %.1f MiB\n", r.peak_rss / (1024.0 * 1024.0));
+        printf("peak RSS: %.1f MiB\n", peak_rss / (1024.0 * 1024.0));
         printf("weight bytes/token: %.1f MB; decode reads %.2f GB/s; measured read bandwidth "
                "%.2f GB/s; ratio %.1f%%\n",
                r.weight_bytes_per_token / 1e6, achieved_gbs, bw_gbs, 100.0 * ratio);
@@ -360,10 +374,6 @@ static void kld_print(const lq_kld_result *r) {
     printf("10.0%%   ln(q/p) of the correct token: %10.6f\n", r->lr_p10);
 }
 
-static lq_ppl_opts ppl_opts(const args *a) {
-    return (lq_ppl_opts){.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
-                         .max_chunks = a->chunks, .progress = !a->json};
-}
 
 static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
     lq_model *base = NULL;
@@ -377,9 +387,11 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
     if (!rc) rc = read_text(a->file, &text, &len);
     lq_kld_result r;
     if (!rc) {
-        lq_ppl_opts o = ppl_opts(a);
+        tool_progress bar;
+        lq_ppl_opts o = ppl_opts(a, &bar, "kl-divergence");
         s = lq_eval_kl_divergence(base, btok, m, tok, pool, text, len, &o, &r);
-        if (s != LQ_OK) rc = tool_error(lq_status_exit_code(s), "%s: %s", a->file, lq_last_error());
+        tool_progress_end(&bar);
+        if (s != LQ_OK) rc = tool_error(tool_exit_code(s), "%s: %s", a->file, lq_last_error());
     }
     if (!rc) {
         if (a->json) {
@@ -437,8 +449,8 @@ static int compare_one(const args *a, const lq_model *base, const lq_tokenizer *
     int rc = tool_load_model(row->path, a->tokenizer, &m, &tok);
     if (rc) return rc;
     lq_status s = lq_eval_model_info(m, &row->info);
-    lq_ppl_opts o = ppl_opts(a);
-    o.progress = o.progress && isatty(2);
+    tool_progress bar;
+    lq_ppl_opts o = ppl_opts(a, &bar, "compare");
     row->is_baseline = is_base;
     if (s == LQ_OK && is_base) {
         /* KL of a distribution against itself is 0 and every argmax agrees: no second pass */
@@ -465,10 +477,13 @@ static int compare_one(const args *a, const lq_model *base, const lq_tokenizer *
             row->n_scored = r.n_scored;
         }
     }
+    tool_progress_end(&bar);
     if (s == LQ_OK && a->bench) {
+        tool_progress_begin(&bar, "bench", 1, !a->json);
         lq_bench_opts bo = {.n_prompt = a->n_prompt, .n_gen = a->n_gen, .reps = a->reps,
-                            .seed = 42, .progress = !a->json};
+                            .seed = 42, .progress = tool_progress_cb, .progress_user = &bar};
         s = lq_eval_bench(m, pool, &bo, &row->bench);
+        tool_progress_end(&bar);
         row->benched = s == LQ_OK;
     }
     if (s != LQ_OK) rc = tool_fail_at("cannot evaluate", row->path, s);

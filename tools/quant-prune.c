@@ -8,6 +8,7 @@
  * it: the atomic output directory (lq_tool), tokenizer files carried over, progress, summary.
  */
 #include "tool_cli.h"
+#include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
 
@@ -238,13 +239,13 @@ int main(int argc, char **argv) {
 
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
-    lq_progress prog;
-    lq_progress_begin(&prog, "pruning", 1, !json);
+    tool_progress prog;
+    tool_progress_begin(&prog, "pruning", 1, !json);
     o.progress = tool_progress_cb;
     o.user = &prog;
     lq_prune_summary sum;
     lq_status s = lq_prune_run(model, od.tmp, &o, &sum);
-    lq_progress_end(&prog);
+    tool_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
         rc = tool_fail_at("cannot prune", model, s);

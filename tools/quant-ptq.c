@@ -10,6 +10,7 @@
  * progress bar and the summary.
  */
 #include "tool_cli.h"
+#include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
 
@@ -95,7 +96,7 @@ static void print_fallback_text(const lq_ptq_summary *r) {
 
 static void print_summary(const lq_ptq_summary *r, const char *scheme, const char *fallback,
                           const char *out, bool json) {
-    uint64_t rss = lq_peak_rss_bytes();
+    uint64_t rss = tool_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
         tool_print_json_string(out);
@@ -218,13 +219,13 @@ int main(int argc, char **argv) {
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
     o.pool = lq_pool_create(threads);
-    lq_progress prog;
-    lq_progress_begin(&prog, "quantizing", 1, !json); /* total set by the first callback */
+    tool_progress prog;
+    tool_progress_begin(&prog, "quantizing", 1, !json); /* total set by the first callback */
     o.progress = tool_progress_cb;
     o.user = &prog;
     lq_ptq_summary sum;
     lq_status s = lq_ptq_quantize(model, od.tmp, &o, &sum);
-    lq_progress_end(&prog);
+    tool_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
         /* The refusal names one tensor; the fix is an option of this tool, so say which. */

@@ -23,6 +23,7 @@
 #include "lq_blocks.h"
 #include "lq_eval.h"
 #include "tool_cli.h"
+#include "tool_progress.h"
 #include "tool_outdir.h"
 
 static void usage(FILE *f) {
@@ -196,7 +197,7 @@ typedef struct runner {
     bool changed;           /* some modifier has run: cur is not the input */
     bool gate_failed;       /* an eval_stage threshold failed (message in lq_last_error) */
     json_t *log;            /* per-stage records for quant-recipe.json */
-    lq_progress bar;
+    tool_progress bar;
 } runner;
 
 static bool is_file(const char *path) {
@@ -254,7 +255,7 @@ static void step_progress(void *user, int64_t done, int64_t total, const char *t
     (void)tensor;
     runner *rn = user;
     rn->bar.total = total;
-    lq_progress_update(&rn->bar, done);
+    tool_progress_update(&rn->bar, done);
 }
 
 /* ---- run: modifier stages ---------------------------------------------------------------------- */
@@ -279,11 +280,11 @@ static lq_status run_modifier_stage(runner *rn, int i, json_t *rec) {
             describe_modifier(stderr, m);
             fprintf(stderr, "\n");
         }
-        lq_progress_begin(&rn->bar, label, 1, !rn->json);
+        tool_progress_begin(&rn->bar, label, 1, !rn->json);
         lq_recipe_step_opts so = {.pool = rn->pool, .progress = step_progress, .user = rn};
         lq_recipe_step_result res;
         lq_status s = lq_recipe_apply_modifier(rn->r, m, rn->cur, dir, &so, &res);
-        lq_progress_end(&rn->bar);
+        tool_progress_end(&rn->bar);
         LQ_TRY(s);
         LQ_TRY(copy_side_files(rn->model, dir));
         snprintf(rn->cur, sizeof rn->cur, "%s", dir);
@@ -307,9 +308,11 @@ static lq_status run_modifier_stage(runner *rn, int i, json_t *rec) {
 
 /* ---- run: eval_stage ------------------------------------------------------------------------------ */
 
-static lq_ppl_opts eval_opts(const runner *rn, int32_t ctx, bool per_line, const char *sep) {
+/* Options of one KL run, drawing rn->bar (begun here; the caller ends it) unless --json. */
+static lq_ppl_opts eval_opts(runner *rn, int32_t ctx, bool per_line, const char *sep) {
+    tool_progress_begin(&rn->bar, "eval", 1, !rn->json);
     return (lq_ppl_opts){.n_ctx = ctx, .per_line = per_line, .separator = sep[0] ? sep : NULL,
-                         .progress = !rn->json && isatty(2)};
+                         .progress = tool_progress_cb, .progress_user = &rn->bar};
 }
 
 /* The first gate that `k` fails, as one line; false when every gate holds. */
@@ -362,6 +365,7 @@ static lq_status run_eval_stage(runner *rn, int i, json_t *rec) {
         lq_ppl_opts o = eval_opts(rn, ev->ctx, ev->per_line, ev->separator);
         lq_kld_result k;
         s = lq_eval_kl_divergence(bm, bt, mm, mt, rn->pool, text, len, &o, &k);
+        tool_progress_end(&rn->bar);
         free(text);
         if (s != LQ_OK) {
             char msg[512];
@@ -464,7 +468,7 @@ static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t le
 }
 
 static lq_status distill_records(distill_run *d, lq_pool *pool, const lq_tokenizer *tok, const char *text,
-                                 size_t len, lq_progress *bar) {
+                                 size_t len, tool_progress *bar) {
     const lq_recipe_distill *ds = d->ds;
     int bos_id = lq_tokenizer_bos(tok);
     lq_status s = LQ_OK;
@@ -481,7 +485,7 @@ static lq_status distill_records(distill_run *d, lq_pool *pool, const lq_tokeniz
                                  (uint64_t)(u[i].text - text));
             free(ids);
             ids = NULL;
-            lq_progress_update(bar, (int64_t)(u[i].text - text + (ptrdiff_t)u[i].len));
+            tool_progress_update(bar, (int64_t)(u[i].text - text + (ptrdiff_t)u[i].len));
         }
         free(u);
         return s;
@@ -499,7 +503,7 @@ static lq_status distill_records(distill_run *d, lq_pool *pool, const lq_tokeniz
         memcpy(buf + k, ids + p, (size_t)take * sizeof *buf);
         /* the byte offset of a token is not tracked here; records say where in token terms */
         s = distill_emit(d, pool, buf, k + take, 0);
-        lq_progress_update(bar, (int64_t)((double)len * (double)(p + take) / (double)n));
+        tool_progress_update(bar, (int64_t)((double)len * (double)(p + take) / (double)n));
     }
     free(buf);
     free(ids);
@@ -579,9 +583,9 @@ static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
     if (s == LQ_OK) {
         char label[96];
         snprintf(label, sizeof label, "stage %d/%d distill", i + 1, rn->r->n_stages);
-        lq_progress_begin(&rn->bar, label, (int64_t)len, !rn->json);
+        tool_progress_begin(&rn->bar, label, (int64_t)len, !rn->json);
         s = distill_records(&d, rn->pool, tok, text, len, &rn->bar);
-        lq_progress_end(&rn->bar);
+        tool_progress_end(&rn->bar);
     }
     if (s == LQ_OK) s = lq_distill_writer_finish(d.w, "done");
     if (s == LQ_OK) {
@@ -643,6 +647,7 @@ static lq_status build_report(runner *rn, const char *result_dir, json_t *out) {
         s = lq_text_read_file(file, &text, &len);
         lq_ppl_opts o = ev ? eval_opts(rn, ev->ctx, ev->per_line, ev->separator) : eval_opts(rn, 512, false, "");
         if (s == LQ_OK) s = lq_eval_kl_divergence(bm, bt, mm, mt, rn->pool, text, len, &o, &k);
+        tool_progress_end(&rn->bar);
         free(text);
         rows[0].ppl = k.base.ppl;
         rows[1].ppl = k.model.ppl;
@@ -910,7 +915,7 @@ int main(int argc, char **argv) {
         rc = tool_finish_stdout();
     }
     if (rc == 0 && avail != LQ_OK) {
-        rc = tool_error(lq_status_exit_code(avail), "%s", avail_msg);
+        rc = tool_error(tool_exit_code(avail), "%s", avail_msg);
     } else if (rc == 0 && run) {
         lq_checkpoint_close(ck); /* the stages open the model themselves */
         ck = NULL;

@@ -21,14 +21,28 @@ void tool_init(const char *name, void (*usage)(FILE *f)) {
 
 const char *tool_name(void) { return g_name; }
 
+int tool_exit_code(lq_status s) {
+    switch (s) {
+    case LQ_OK: return 0;
+    case LQ_ERR_INVALID_ARG: return 2;
+    case LQ_ERR_FORMAT:
+    case LQ_ERR_UNSUPPORTED:
+    case LQ_ERR_MISMATCH:
+    case LQ_ERR_NOT_FOUND: return 3;
+    case LQ_ERR_IO:
+    case LQ_ERR_EXISTS: return 4;
+    default: return 1;
+    }
+}
+
 int tool_fail(lq_status s) {
     fprintf(stderr, "%s: error: %s\n", g_name, lq_last_error());
-    return lq_status_exit_code(s);
+    return tool_exit_code(s);
 }
 
 int tool_fail_at(const char *what, const char *path, lq_status s) {
     fprintf(stderr, "%s: error: %s (%s): %s\n", g_name, what, path ? path : "-", lq_last_error());
-    return lq_status_exit_code(s);
+    return tool_exit_code(s);
 }
 
 /* Formats the whole line first so it reaches stderr in one write, not three. */

@@ -1,6 +1,6 @@
 /* tool_cli.h - the command-line plumbing every quant-* tool shares (lq_tool library).
  *
- * Errors: one stderr line, "<tool>: error: ...", and an exit code from lq_status_exit_code
+ * Errors: one stderr line, "<tool>: error: ...", and an exit code from tool_exit_code
  * (0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other). Bad arguments also print the usage
  * text to stderr and exit 2. Option values are parsed strictly: junk, overflow or an out-of-range
  * value is a bad argument, never a silent default.
@@ -41,10 +41,15 @@ void tool_init(const char *name, void (*usage)(FILE *f));
 /* The name given to tool_init ("quant-?" before it). */
 const char *tool_name(void);
 
-/* "<tool>: error: <lq_last_error()>"; returns lq_status_exit_code(s). */
+/* Exit code of a status: 0 ok, 2 bad arguments (LQ_ERR_INVALID_ARG), 3 bad input file (FORMAT,
+ * UNSUPPORTED, MISMATCH, NOT_FOUND), 4 I/O (IO, EXISTS), 1 other. The library only returns
+ * statuses; what a process exits with is the tools' convention. */
+int tool_exit_code(lq_status s);
+
+/* "<tool>: error: <lq_last_error()>"; returns tool_exit_code(s). */
 int tool_fail(lq_status s);
 
-/* "<tool>: error: <what> (<path>): <lq_last_error()>"; returns lq_status_exit_code(s). A NULL
+/* "<tool>: error: <what> (<path>): <lq_last_error()>"; returns tool_exit_code(s). A NULL
  * path prints as "-". */
 int tool_fail_at(const char *what, const char *path, lq_status s);
 

@@ -1,7 +1,6 @@
 /* tool_output.c - the shared steps of a model -> model tool (tool_output.h). */
 #include "tool_output.h"
 
-#include "lq_eval.h"
 #include "tool_cli.h"
 
 #include <errno.h>
@@ -70,13 +69,6 @@ lq_status tool_output_copy_side_files(const tool_outdir *od, const char *model) 
         LQ_TRY(tool_copy_file(src, dst));
     }
     return LQ_OK;
-}
-
-void tool_progress_cb(void *user, int64_t done, int64_t total, const char *tensor) {
-    (void)tensor;
-    lq_progress *p = user;
-    p->total = total;
-    lq_progress_update(p, done);
 }
 
 void tool_print_json_string(const char *s) {

@@ -1,10 +1,10 @@
 /* tool_output.h - the steps of a model -> model tool (quant-ptq, quant-prune) around its library
  * call (lq_tool library): start the atomic output directory, carry the tokenizer files over,
- * drive the progress bar, print JSON strings in the summary.
+ * print JSON strings in the summary.
  *
  *     tool_outdir od;
  *     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;   reported
- *     lq_progress prog;  ... opts.progress = tool_progress_cb; opts.user = &prog;
+ *     tool_progress prog;  ... opts.progress = tool_progress_cb; opts.user = &prog;  (tool_progress.h)
  *     s = lq_xxx_run(model, od.tmp, &opts, &sum);
  *     if (s == LQ_OK) s = tool_output_copy_side_files(&od, model);
  *     if (s == LQ_OK) s = tool_outdir_commit(&od);
@@ -29,10 +29,6 @@ lq_status tool_copy_file(const char *src, const char *dst);
  * generation_config.json, special_tokens_map.json, when present) into od->tmp unchanged. A model
  * that is not a directory (a llama2.c .bin) has none. */
 lq_status tool_output_copy_side_files(const tool_outdir *od, const char *model);
-
-/* Progress callback of lq_ptq_opts / lq_prune_opts: `user` is an lq_progress (lq_eval.h) whose
- * total is taken from the callback (known once the driver has planned every tensor). */
-void tool_progress_cb(void *user, int64_t done, int64_t total, const char *tensor);
 
 /* `s` as a JSON string on stdout: '"' and '\\' escaped, control bytes as \u00XX, other bytes as
  * they are. */

@@ -3,7 +3,7 @@
  * Every fallible libquant function returns an lq_status. On failure it also records a one-line,
  * human-readable message (naming the file, tensor or line at fault) that lq_last_error() returns.
  * The library never exits or aborts on bad input: the tools turn a status into one stderr line
- * and a non-zero exit code (see lq_status_exit_code).
+ * and a non-zero exit code (tool_exit_code in tools/common/tool_cli.h).
  */
 #ifndef LQ_STATUS_H
 #define LQ_STATUS_H
@@ -40,9 +40,6 @@ lq_status lq_fail(lq_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-
-/* Exit code a CLI uses for a status: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other. */
-int lq_status_exit_code(lq_status s);
 
 /* Propagate a failing status to the caller. */
 #define LQ_TRY(expr)                          \

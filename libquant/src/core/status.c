@@ -32,17 +32,3 @@ lq_status lq_fail(lq_status s, const char *fmt, ...) {
     va_end(ap);
     return s;
 }
-
-int lq_status_exit_code(lq_status s) {
-    switch (s) {
-    case LQ_OK: return 0;
-    case LQ_ERR_INVALID_ARG: return 2;
-    case LQ_ERR_FORMAT:
-    case LQ_ERR_UNSUPPORTED:
-    case LQ_ERR_MISMATCH:
-    case LQ_ERR_NOT_FOUND: return 3;
-    case LQ_ERR_IO:
-    case LQ_ERR_EXISTS: return 4;
-    default: return 1;
-    }
-}

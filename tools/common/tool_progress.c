@@ -1,20 +1,16 @@
-/* progress.c - a rate-limited progress bar with ETA on a TTY stderr, silent otherwise. */
+/* tool_progress.c - a rate-limited progress bar with ETA on a TTY stderr, silent otherwise. */
+#include "tool_progress.h"
+
 #include "lq_eval.h"
 
-#include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
 /* Redraw at most this often: a bar that redraws per token would cost more than the work. */
-#define LQ_PROGRESS_MIN_INTERVAL_S 0.2
-#define LQ_PROGRESS_WIDTH 30
+#define TOOL_PROGRESS_MIN_INTERVAL_S 0.2
+#define TOOL_PROGRESS_WIDTH 30
 
-double lq_eval_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void lq_progress_begin(lq_progress *p, const char *label, int64_t total, bool enabled) {
+void tool_progress_begin(tool_progress *p, const char *label, int64_t total, bool enabled) {
     p->label = label ? label : "";
     p->total = total;
     p->active = enabled && total > 0 && isatty(STDERR_FILENO);
@@ -31,17 +27,17 @@ static void fmt_secs(double s, char *buf, size_t cap) {
         snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
-void lq_progress_update(lq_progress *p, int64_t done) {
+void tool_progress_update(tool_progress *p, int64_t done) {
     if (!p->active) return;
     double now = lq_eval_now();
-    if (done < p->total && now - p->t_last_draw < LQ_PROGRESS_MIN_INTERVAL_S) return;
+    if (done < p->total && now - p->t_last_draw < TOOL_PROGRESS_MIN_INTERVAL_S) return;
     p->t_last_draw = now;
     double frac = (double)done / (double)p->total;
     if (frac > 1) frac = 1;
-    int fill = (int)(frac * LQ_PROGRESS_WIDTH);
-    char bar[LQ_PROGRESS_WIDTH + 1];
-    for (int i = 0; i < LQ_PROGRESS_WIDTH; i++) bar[i] = i < fill ? '#' : '.';
-    bar[LQ_PROGRESS_WIDTH] = 0;
+    int fill = (int)(frac * TOOL_PROGRESS_WIDTH);
+    char bar[TOOL_PROGRESS_WIDTH + 1];
+    for (int i = 0; i < TOOL_PROGRESS_WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    bar[TOOL_PROGRESS_WIDTH] = 0;
     double el = now - p->t_start;
     double eta = done > 0 ? el * (double)(p->total - done) / (double)done : 0;
     char e1[32], e2[32];
@@ -52,10 +48,17 @@ void lq_progress_update(lq_progress *p, int64_t done) {
     fflush(stderr);
 }
 
-void lq_progress_end(lq_progress *p) {
+void tool_progress_end(tool_progress *p) {
     if (!p->active) return;
     /* erase the bar so the result lines start clean */
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
     p->active = false;
+}
+
+void tool_progress_cb(void *user, int64_t done, int64_t total, const char *what) {
+    (void)what;
+    tool_progress *p = user;
+    p->total = total;
+    tool_progress_update(p, done);
 }

@@ -1,11 +1,13 @@
-/* rss.c - peak resident set size, for the benchmark report. */
-#include "lq_eval.h"
+/* tool_rss.c - peak resident set size, for the tools' summaries. */
+#include "tool_progress.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
-uint64_t lq_peak_rss_bytes(void) {
+uint64_t tool_peak_rss_bytes(void) {
     uint64_t best = 0;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0)
