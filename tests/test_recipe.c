@@ -159,6 +159,26 @@ Test(recipe, out_of_range) {
                  "every M weights) at t.yaml:4:23");
 }
 
+/* Audit defect 10: sscanf("%d:%d") wrapped 4294967300 to 4, so '2:4294967300' read as 2:4.
+ * Every integer in a recipe is parsed strictly: digits only, no overflow, no sign or space. */
+Test(recipe, mask_structure_integers_are_strict) {
+    const char *bad[] = {"2:4294967300", "4294967298:4", "2:+4", "+2:4", " 2:4", "2: 4", "2:4 ", "-1:4",
+                         "2:99999999999999999999", "2:"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[256], msg[256];
+        snprintf(text, sizeof text, "s_stage:\n  s_modifiers:\n    MagnitudePruningModifier: {mask_structure: \"%s\"}\n",
+                 bad[i]);
+        snprintf(msg, sizeof msg,
+                 "argument 'mask_structure' of MagnitudePruningModifier must be 'unstructured' or 'N:M' (e.g. '2:4'), "
+                 "got '%s' at t.yaml:3:48", bad[i]);
+        expect_error(text, LQ_ERR_FORMAT, msg);
+    }
+    lq_recipe r = parse_ok("s_stage:\n  s_modifiers:\n    MagnitudePruningModifier: {mask_structure: \"16:256\"}\n");
+    cr_assert_eq(r.stages[0].mods[0].mask_n, 16);
+    cr_assert_eq(r.stages[0].mods[0].mask_m, 256);
+    lq_recipe_free(&r);
+}
+
 Test(recipe, missing_required) {
     expect_error("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      targets: [Linear]\n",
                  LQ_ERR_FORMAT, "QuantizationModifier needs argument 'scheme' at t.yaml:3:5");

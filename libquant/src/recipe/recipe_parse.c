@@ -8,6 +8,7 @@
 #include "recipe_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -341,6 +342,20 @@ static bool is_quant(lq_modifier_kind k) {
     return k == LQ_MOD_QUANTIZATION || k == LQ_MOD_GPTQ || k == LQ_MOD_AWQ;
 }
 
+/* Strict decimal: len > 0 bytes, digits only (no sign, space or base prefix), value <= INT_MAX.
+ * sscanf("%d") wraps on overflow ("2:4294967300" read as 2:4) and skips spaces. */
+static bool parse_dec(const char *s, size_t len, int *out) {
+    if (len == 0 || len > 10) return false;
+    long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        x = x * 10 + (s[i] - '0');
+    }
+    if (x > INT_MAX) return false;
+    *out = (int)x;
+    return true;
+}
+
 static lq_status parse_mask(const pctx *c, const yaml_node_t *v, const char *what, lq_recipe_modifier *m) {
     LQ_TRY(want_scalar(c, v, what, "'unstructured' or 'N:M'"));
     const char *s = ry_scalar(v);
@@ -348,9 +363,10 @@ static lq_status parse_mask(const pctx *c, const yaml_node_t *v, const char *wha
         m->mask = LQ_MASK_UNSTRUCTURED;
         return LQ_OK;
     }
-    int n, mm, used = 0;
+    int n, mm;
     char b[80];
-    if (sscanf(s, "%d:%d%n", &n, &mm, &used) != 2 || s[used] != 0)
+    const char *colon = strchr(s, ':');
+    if (!colon || !parse_dec(s, (size_t)(colon - s), &n) || !parse_dec(colon + 1, strlen(colon + 1), &mm))
         return fail_at(c, LQ_ERR_FORMAT, v, NULL, "%s must be 'unstructured' or 'N:M' (e.g. '2:4'), got %s",
                        what, shown(v, b, sizeof b));
     if (n < 1 || mm < 2 || n >= mm || mm > 256)
