@@ -22,10 +22,6 @@
 #include <string.h>
 
 #define TOOL "quant-distill"
-/* Raw text per tokenizer call in chunked mode (a segment, cut where the tokenizer provably gives
- * the same ids as on the whole text): big enough to amortize, small enough to bound memory
- * whatever the corpus size. */
-#define PIECE_BYTES ((size_t)64 << 10)
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -264,274 +260,67 @@ static int run_inspect(const args *a) {
     return 0;
 }
 
-/* ---- distill --------------------------------------------------------------------------------- */
+/* ---- distill (lq_distill_run) ----------------------------------------------------------------- */
 
-typedef struct run {
+typedef struct distill_ui {
     const args *a;
-    const lq_model *m;
-    const lq_tokenizer *tok;
-    lq_pool *pool;
-    lq_session *sess;
-    lq_distill_writer *w;
-    lq_distill_meta meta;
-    int vocab, k, ctx;
-    float *logits;          /* (ctx, vocab) */
-    int32_t *ids;           /* (ctx, k) */
-    float *logp;            /* (ctx, k) */
-    float *rest;            /* (ctx) */
-    uint16_t *feat;         /* (n_feat_layers, ctx, dim) */
-    int cur_n;              /* tokens of the record being computed (hook layout) */
-    int64_t added;
     tool_progress bar;
-} run;
+} distill_ui;
 
-static void feature_hook(void *user, int layer, const float *x, int n, int pos) {
-    run *r = user;
-    const lq_distill_meta *m = &r->meta;
-    for (int l = 0; l < m->n_feat_layers; l++) {
-        if (m->feat_layers[l] != layer) continue;
-        size_t dim = (size_t)m->dim;
-        uint16_t *dst = r->feat + ((size_t)l * (size_t)r->cur_n + (size_t)pos) * dim;
-        for (size_t i = 0; i < (size_t)n * dim; i++) dst[i] = lq_f32_to_f16(x[i]);
-    }
+static void on_begin(void *user, int64_t resumed, uint64_t corpus_bytes) {
+    distill_ui *u = user;
+    if (resumed > 0 && !u->a->json)
+        fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", u->a->out,
+                (long long)resumed);
+    tool_progress_begin(&u->bar, "distill", (int64_t)corpus_bytes, !u->a->json);
 }
 
-static void topk_task(void *ctx, int64_t t, int tid) {
-    (void)tid;
-    run *r = ctx;
-    lq_distill_topk(r->logits + (size_t)t * (size_t)r->vocab, r->vocab, r->k,
-                    r->ids + (size_t)t * (size_t)r->k, r->logp + (size_t)t * (size_t)r->k,
-                    r->rest + t);
+static void on_progress(void *user, uint64_t done) {
+    tool_progress_update(&((distill_ui *)user)->bar, (int64_t)done);
 }
 
-/* Forward one record's tokens at position 0 and add its soft labels (and features). */
-static lq_status emit(run *r, const int32_t *tokens, int n, uint64_t source_offset) {
-    r->cur_n = n;
-    LQ_TRY(lq_forward(r->sess, tokens, n, 0, r->logits, true));
-    lq_pool_run(r->pool, topk_task, r, n);
-    lq_distill_record rec = {.n = n, .source_offset = source_offset, .tokens = tokens,
-                             .topk_ids = r->ids, .topk_logp = r->logp, .rest_logp = r->rest,
-                             .features = r->meta.n_feat_layers ? r->feat : NULL};
-    LQ_TRY(lq_distill_writer_add(r->w, &rec));
-    r->added++;
-    if (r->a->debug_stop_after > 0 && r->added >= r->a->debug_stop_after)
+static void on_record(void *user, int64_t added) {
+    const args *a = ((distill_ui *)user)->a;
+    if (a->debug_stop_after > 0 && added >= a->debug_stop_after)
         raise(SIGKILL); /* the resume test: die like a crash, no cleanup, no final commit */
-    return LQ_OK;
 }
 
-static lq_status encode(const lq_tokenizer *tok, const char *text, size_t len, bool bos,
-                        int32_t **ids, int64_t *cap, int64_t *n) {
-    int64_t need = 0;
-    lq_status s = lq_tokenizer_encode(tok, text, len, bos, false, *ids, *cap, &need);
-    if (s == LQ_ERR_INVALID_ARG && need > *cap) {
-        int32_t *nb = realloc(*ids, (size_t)need * sizeof *nb);
-        if (!nb) return lq_fail(LQ_ERR_NOMEM, "cannot allocate %lld token ids", (long long)need);
-        *ids = nb;
-        *cap = need;
-        s = lq_tokenizer_encode(tok, text, len, bos, false, *ids, *cap, &need);
-    }
-    *n = need;
-    return s;
-}
-
-/* The same for a segment that continues the text at a safe cut (no dummy prefix). */
-static lq_status encode_next(const lq_tokenizer *tok, const char *text, size_t len,
-                             int32_t **ids, int64_t *cap, int64_t *n) {
-    int64_t need = 0;
-    lq_status s = lq_tokenizer_encode_next(tok, text, len, *ids, *cap, &need);
-    if (s == LQ_ERR_INVALID_ARG && need > *cap) {
-        int32_t *nb = realloc(*ids, (size_t)need * sizeof *nb);
-        if (!nb) return lq_fail(LQ_ERR_NOMEM, "cannot allocate %lld token ids", (long long)need);
-        *ids = nb;
-        *cap = need;
-        s = lq_tokenizer_encode_next(tok, text, len, *ids, *cap, &need);
-    }
-    *n = need;
-    return s;
-}
-
-static lq_status run_per_line(run *r, uint64_t start) {
-    const args *a = r->a;
-    lq_corpus *c = NULL;
-    LQ_TRY(lq_corpus_open(a->file, start, &c));
-    bool bos = lq_tokenizer_bos(r->tok) >= 0;
-    int32_t *ids = NULL;
-    int64_t cap = 0, n = 0;
-    char cursor[64];
-    lq_status st = LQ_OK;
-    uint64_t end = start;
-    for (;;) {
-        const char *text;
-        size_t len;
-        uint64_t uoff, noff;
-        st = lq_corpus_next_unit(c, a->separator, &text, &len, &uoff, &noff);
-        if (st != LQ_OK || !text) break;
-        st = encode(r->tok, text, len, bos, &ids, &cap, &n);
-        for (int64_t p = 0; p < n && st == LQ_OK; p += r->ctx) {
-            int piece = (int)(n - p < r->ctx ? n - p : r->ctx);
-            st = emit(r, ids + p, piece, uoff);
-        }
-        if (st != LQ_OK) break;
-        end = noff;
-        snprintf(cursor, sizeof cursor, "u %llu", (unsigned long long)end);
-        st = lq_distill_writer_commit(r->w, cursor, false);
-        if (st != LQ_OK) break;
-        tool_progress_update(&r->bar, (int64_t)end);
-    }
-    if (st == LQ_OK) {
-        snprintf(cursor, sizeof cursor, "u %llu", (unsigned long long)lq_corpus_size(c));
-        st = lq_distill_writer_finish(r->w, cursor);
-    }
-    free(ids);
-    lq_corpus_close(c);
-    return st;
-}
-
-/* Chunked mode keeps an invariant that makes its cursor small: after each record, the tokens
- * left over are a suffix of the last segment read (a record takes `body` tokens, and a segment
- * is read only while fewer than `body` are buffered, so a record always swallows every earlier
- * segment). The cursor is "c <offset of that segment> <its tokens already consumed>"; a resumed
- * run re-reads and re-encodes the segment (segments are cut the same way from the same offset,
- * lq_corpus_next_segment) and drops the consumed tokens. Segments end at safe cuts of the
- * tokenizer, so their ids, concatenated, are the ids of the whole text. */
-static lq_status run_chunks(run *r, const char *cursor) {
-    const args *a = r->a;
-    int bos_id = lq_tokenizer_bos(r->tok);
-    bool bos = bos_id >= 0 && lq_tokenizer_add_bos_default(r->tok);
-    int body = bos ? r->ctx - 1 : r->ctx; /* text tokens per record */
-    if (body < 1) return lq_fail(LQ_ERR_INVALID_ARG, "--ctx %d leaves no room after BOS", r->ctx);
-    uint64_t last_off = 0;  /* offset of the last segment read */
-    int64_t skip = 0;       /* tokens of the first segment to drop on resume */
-    if (*cursor) {
-        unsigned long long o = 0;
-        long long k = 0;
-        if (sscanf(cursor, "c %llu %lld", &o, &k) != 2 || k < 0)
-            return lq_fail(LQ_ERR_FORMAT, "%s: bad chunk cursor '%s'", a->out, cursor);
-        last_off = o;
-        skip = k;
-    }
-    /* buf[0] is the BOS slot; buf[1 .. 1 + have) are buffered text tokens */
-    int64_t bcap = (int64_t)r->ctx + 1, have = 0, last_n = 0;
-    int32_t *buf = malloc((size_t)bcap * sizeof *buf);
-    if (!buf) return lq_fail(LQ_ERR_NOMEM, "cannot allocate the token buffer");
-    lq_corpus *c = NULL;
-    lq_status st = lq_corpus_open(a->file, last_off, &c);
-    int32_t *ids = NULL;
-    int64_t icap = 0, n = 0;
-    uint64_t rec_off = last_off; /* segment holding the next record's first text token */
-    bool eof = false;
-    char cur[64];
-    while (st == LQ_OK) {
-        while (have < body && !eof && st == LQ_OK) {
-            const char *text;
-            size_t len;
-            uint64_t poff, noff;
-            st = lq_corpus_next_segment(c, r->tok, a->debug_piece_bytes > 0
-                                                       ? (size_t)a->debug_piece_bytes : PIECE_BYTES,
-                                        &text, &len, &poff, &noff);
-            if (st != LQ_OK) break;
-            if (!text) {
-                eof = true;
-                break;
-            }
-            /* the whole text's encoding, segment by segment: only the corpus start gets the
-             * dummy prefix */
-            st = poff == 0 ? encode(r->tok, text, len, false, &ids, &icap, &n)
-                           : encode_next(r->tok, text, len, &ids, &icap, &n);
-            if (st != LQ_OK) break;
-            int64_t drop = skip < n ? skip : n;
-            skip = 0;
-            if (have == 0) rec_off = poff;
-            if (1 + have + n > bcap) {
-                int64_t nc = 1 + have + n;
-                int32_t *nb = realloc(buf, (size_t)nc * sizeof *nb);
-                if (!nb) {
-                    st = lq_fail(LQ_ERR_NOMEM, "cannot grow the token buffer");
-                    break;
-                }
-                buf = nb;
-                bcap = nc;
-            }
-            memcpy(buf + 1 + have, ids + drop, (size_t)(n - drop) * sizeof *ids);
-            have += n - drop;
-            last_off = poff;
-            last_n = n;
-            tool_progress_update(&r->bar, (int64_t)noff);
-        }
-        if (st != LQ_OK || have == 0) break;
-        int take = (int)(have < body ? have : body);
-        if (bos) buf[0] = (int32_t)bos_id;
-        st = emit(r, bos ? buf : buf + 1, bos ? take + 1 : take, rec_off);
-        if (st != LQ_OK) break;
-        memmove(buf + 1, buf + 1 + take, (size_t)(have - take) * sizeof *buf);
-        have -= take;
-        if (have > last_n) {
-            st = lq_fail(LQ_ERR_INVALID_ARG, "chunk cursor invariant broken (%lld > %lld)",
-                         (long long)have, (long long)last_n);
-            break;
-        }
-        if (have > 0) rec_off = last_off;
-        snprintf(cur, sizeof cur, "c %llu %lld", (unsigned long long)last_off,
-                 (long long)(last_n - have));
-        st = lq_distill_writer_commit(r->w, cur, false);
-    }
-    if (st == LQ_OK) {
-        snprintf(cur, sizeof cur, "c %llu %lld", (unsigned long long)last_off, (long long)last_n);
-        st = lq_distill_writer_finish(r->w, cur);
-    }
-    free(ids);
-    free(buf);
-    lq_corpus_close(c);
-    return st;
-}
-
-/* run_id: what besides teacher and tokenizer decides the records: the corpus (size and FNV-1a
- * of its first and last 64 KiB), the separator and whether BOS is added. */
-static lq_status corpus_run_id(const args *a, uint64_t *out, uint64_t *size) {
-    FILE *f = fopen(a->file, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open", a->file);
-    fseeko(f, 0, SEEK_END);
-    off_t sz = ftello(f);
-    *size = sz > 0 ? (uint64_t)sz : 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    unsigned char b[4096];
-    off_t starts[2] = {0, sz > (64 << 10) ? sz - (64 << 10) : 0};
-    for (int s = 0; s < 2; s++) {
-        fseeko(f, starts[s], SEEK_SET);
-        size_t total = 0, got;
-        while (total < (64 << 10) && (got = fread(b, 1, sizeof b, f)) > 0) {
-            for (size_t i = 0; i < got; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-            total += got;
-        }
-    }
-    fclose(f);
-    h = (h ^ (uint64_t)sz) * 0x100000001b3ull;
-    const char *sep = a->separator ? a->separator : "";
-    for (const char *p = sep; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    /* chunked records used to be tokenized per line-aligned piece (dummy prefix at each): a
-     * partial run of that kind must not be resumed with whole-text tokens */
-    if (!a->per_line)
-        for (const char *p = "segments/safe-cut"; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    *out = h;
-    return LQ_OK;
-}
-
-static lq_status parse_features(const args *a, const lq_model *m, lq_distill_meta *meta) {
-    if (!a->features) return LQ_OK;
-    const char *p = a->features;
-    while (*p) {
+/* "--features 0,5": layer numbers 0 .. n_layers. */
+static int parse_features(const args *a, const lq_model *m, int32_t *layers, int *n) {
+    *n = 0;
+    for (const char *p = a->features; p && *p;) {
         char *e = NULL;
         long v = strtol(p, &e, 10);
         if (e == p || v < 0 || v > m->cfg.n_layers || (*e && *e != ','))
-            return lq_fail(LQ_ERR_INVALID_ARG, "--features '%s': layers are 0 .. %d, comma "
-                           "separated", a->features, m->cfg.n_layers);
-        if (meta->n_feat_layers == LQ_DISTILL_MAX_FEAT_LAYERS)
-            return lq_fail(LQ_ERR_INVALID_ARG, "--features: at most %d layers",
-                           LQ_DISTILL_MAX_FEAT_LAYERS);
-        meta->feat_layers[meta->n_feat_layers++] = (int32_t)v;
+            return tool_bad_args("--features '%s': layers are 0 .. %d, comma separated",
+                                 a->features, m->cfg.n_layers);
+        if (*n == LQ_DISTILL_MAX_FEAT_LAYERS)
+            return tool_bad_args("--features: at most %d layers", LQ_DISTILL_MAX_FEAT_LAYERS);
+        layers[(*n)++] = (int32_t)v;
         p = *e ? e + 1 : e;
     }
-    return LQ_OK;
+    return 0;
+}
+
+static void print_summary(const args *a, const lq_distill_run_result *res) {
+    double bpt = res->tokens ? (double)res->bytes / (double)res->tokens : 0.0;
+    if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "out", json_string(a->out));
+        json_object_set_new(j, "records", json_integer(res->records));
+        json_object_set_new(j, "tokens", json_integer(res->tokens));
+        json_object_set_new(j, "bytes", json_integer((json_int_t)res->bytes));
+        json_object_set_new(j, "bytes_per_token", json_real(bpt));
+        json_object_set_new(j, "resumed_from", json_integer(res->resumed_from));
+        json_object_set_new(j, "already_complete", json_boolean(res->already_complete));
+        tool_print_json(j);
+        return;
+    }
+    if (!res->already_complete)
+        fprintf(stderr, TOOL ": %lld records in %.2f s\n", (long long)res->added, res->seconds);
+    printf("%s: %lld records, %lld tokens, %llu bytes (%.1f bytes/token)%s\n", a->out,
+           (long long)res->records, (long long)res->tokens, (unsigned long long)res->bytes, bpt,
+           res->already_complete ? " (already complete)" : "");
 }
 
 static int run_distill(const args *a) {
@@ -539,121 +328,30 @@ static int run_distill(const args *a) {
     lq_tokenizer *tok;
     int rc = tool_load_model(a->model, a->tokenizer, &m, &tok);
     if (rc) return rc;
-    lq_status s = LQ_OK;
-    run r = {.a = a, .m = m, .tok = tok, .vocab = m->cfg.vocab_size, .k = a->k};
-    lq_distill_meta *meta = &r.meta;
-    uint64_t corpus_size = 0;
-    int max_ctx = m->cfg.max_seq_len;
-    r.ctx = a->ctx > 0 ? a->ctx : (a->per_line ? max_ctx : 512);
-    if (r.ctx > max_ctx) r.ctx = max_ctx;
-    if (a->k > r.vocab) {
-        rc = tool_bad_args("--k %d is larger than the vocabulary (%d)", a->k, r.vocab);
-        goto done;
+    int32_t layers[LQ_DISTILL_MAX_FEAT_LAYERS];
+    int n_layers = 0;
+    if (a->k > m->cfg.vocab_size)
+        rc = tool_bad_args("--k %d is larger than the vocabulary (%d)", a->k, m->cfg.vocab_size);
+    if (!rc) rc = parse_features(a, m, layers, &n_layers);
+    lq_pool *pool = rc ? NULL : lq_pool_create(a->threads);
+    if (!rc && !pool) rc = tool_error(1, "cannot start %d threads", a->threads);
+    if (!rc) {
+        const char *base = strrchr(a->model, '/');
+        distill_ui ui = {.a = a};
+        lq_distill_run_opts o = {
+            .corpus = a->file, .out = a->out, .teacher_name = base && base[1] ? base + 1 : a->model,
+            .k = a->k, .ctx = a->ctx, .per_unit = a->per_line, .separator = a->separator,
+            .feat_layers = layers, .n_feat_layers = n_layers, .logp_f16 = a->f16,
+            .block_bytes = (size_t)a->block_kib << 10, .shard_bytes = (uint64_t)a->shard_kib << 10,
+            .segment_bytes = (size_t)a->debug_piece_bytes, .pool = pool,
+            .hooks = {.begin = on_begin, .progress = on_progress, .record = on_record, .user = &ui}};
+        lq_distill_run_result res;
+        lq_status s = lq_distill_run(m, tok, &o, &res);
+        tool_progress_end(&ui.bar);
+        if (s != LQ_OK) rc = tool_fail(s);
+        else print_summary(a, &res);
     }
-    if ((s = parse_features(a, m, meta)) != LQ_OK) {
-        rc = tool_bad_args("%s", lq_last_error());
-        goto done;
-    }
-    if ((s = corpus_run_id(a, &meta->run_id, &corpus_size)) != LQ_OK) {
-        rc = tool_fail(s);
-        goto done;
-    }
-    if (corpus_size == 0) {
-        rc = tool_error(2, "%s: the corpus is empty", a->file);
-        goto done;
-    }
-    meta->teacher_id = lq_distill_teacher_id(m);
-    meta->tokenizer_hash = lq_tokenizer_hash(tok);
-    meta->vocab = r.vocab;
-    meta->k = a->k;
-    meta->dim = m->cfg.dim;
-    meta->n_ctx = r.ctx;
-    meta->mode = a->per_line ? LQ_DISTILL_MODE_PER_UNIT : LQ_DISTILL_MODE_CHUNKS;
-    meta->logp_dtype = a->f16 ? LQ_DTYPE_F16 : LQ_DTYPE_F32;
-    const char *base = strrchr(a->model, '/');
-    snprintf(meta->teacher_name, sizeof meta->teacher_name, "%s", base && base[1] ? base + 1 : a->model);
-
-    lq_distill_writer_opts wo = {.block_bytes = (size_t)a->block_kib << 10,
-                                 .shard_bytes = (uint64_t)a->shard_kib << 10};
-    if ((s = lq_distill_writer_open(a->out, meta, &wo, &r.w)) != LQ_OK) {
-        rc = tool_fail_at("cannot write", a->out, s);
-        goto done;
-    }
-    int64_t resumed = lq_distill_writer_records(r.w);
-    bool complete = lq_distill_writer_complete(r.w);
-    if (!complete) {
-        r.pool = lq_pool_create(a->threads);
-        size_t nl = (size_t)r.ctx * (size_t)r.vocab, nk = (size_t)r.ctx * (size_t)r.k;
-        r.logits = malloc(nl * sizeof *r.logits);
-        r.ids = malloc(nk * sizeof *r.ids);
-        r.logp = malloc(nk * sizeof *r.logp);
-        r.rest = malloc((size_t)r.ctx * sizeof *r.rest);
-        size_t nf = (size_t)meta->n_feat_layers * (size_t)r.ctx * (size_t)meta->dim;
-        r.feat = nf ? malloc(nf * sizeof *r.feat) : NULL;
-        if (!r.pool || !r.logits || !r.ids || !r.logp || !r.rest || (nf && !r.feat)) {
-            rc = tool_error(1, "cannot allocate buffers for ctx %d x vocab %d", r.ctx, r.vocab);
-            goto done;
-        }
-        if ((s = lq_session_create(m, r.ctx, r.pool, &r.sess)) != LQ_OK) {
-            rc = tool_fail(s);
-            goto done;
-        }
-        if (meta->n_feat_layers) lq_session_set_layer_hook(r.sess, feature_hook, &r);
-        const char *cur = lq_distill_writer_cursor(r.w);
-        if (resumed > 0 && !a->json)
-            fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", a->out,
-                    (long long)resumed);
-        tool_progress_begin(&r.bar, "distill", (int64_t)corpus_size, !a->json);
-        double t0 = lq_eval_now();
-        if (a->per_line) {
-            uint64_t start = 0;
-            if (*cur && sscanf(cur, "u %llu", (unsigned long long *)&start) != 1) start = 0;
-            s = run_per_line(&r, start);
-        } else {
-            s = run_chunks(&r, cur);
-        }
-        tool_progress_end(&r.bar);
-        double secs = lq_eval_now() - t0;
-        if (s != LQ_OK) {
-            rc = tool_error(tool_exit_code(s), "%s: %s", a->file, lq_last_error());
-            goto done;
-        }
-        if (!a->json)
-            fprintf(stderr, TOOL ": %lld records in %.2f s\n", (long long)r.added, secs);
-    }
-    /* summary from the files themselves */
-    lq_distill_reader *rd = NULL;
-    if ((s = lq_distill_open(a->out, &rd)) != LQ_OK) {
-        rc = tool_fail(s);
-        goto done;
-    }
-    int64_t nrec = lq_distill_count(rd), ntok = lq_distill_token_count(rd);
-    uint64_t bytes = lq_distill_file_bytes(rd);
-    lq_distill_close(rd);
-    if (a->json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "out", json_string(a->out));
-        json_object_set_new(j, "records", json_integer(nrec));
-        json_object_set_new(j, "tokens", json_integer(ntok));
-        json_object_set_new(j, "bytes", json_integer((json_int_t)bytes));
-        json_object_set_new(j, "bytes_per_token", json_real(ntok ? (double)bytes / (double)ntok : 0));
-        json_object_set_new(j, "resumed_from", json_integer(resumed));
-        json_object_set_new(j, "already_complete", json_boolean(complete));
-        tool_print_json(j);
-    } else {
-        printf("%s: %lld records, %lld tokens, %llu bytes (%.1f bytes/token)%s\n", a->out,
-               (long long)nrec, (long long)ntok, (unsigned long long)bytes,
-               ntok ? (double)bytes / (double)ntok : 0.0, complete ? " (already complete)" : "");
-    }
-done:
-    lq_session_free(r.sess);
-    lq_distill_writer_free(r.w);
-    lq_pool_free(r.pool);
-    free(r.logits);
-    free(r.ids);
-    free(r.logp);
-    free(r.rest);
-    free(r.feat);
+    lq_pool_free(pool);
     lq_tokenizer_free(tok);
     lq_model_free(m);
     return rc;
@@ -772,7 +470,11 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
                (lq_tokenizer_add_bos_default(q->tok) || plen == 0);
     int32_t *pids = NULL;
     int64_t cap = 0, np = 0;
-    lq_status st = encode(q->tok, prompt, plen, bos, &pids, &cap, &np);
+    lq_status st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, NULL, 0, &cap);
+    if ((st == LQ_OK || st == LQ_ERR_INVALID_ARG) && !(pids = malloc((size_t)(cap + 1) * sizeof *pids)))
+        st = lq_fail(LQ_ERR_NOMEM, "prompt %lld: out of memory", (long long)i);
+    else if (st == LQ_OK || st == LQ_ERR_INVALID_ARG)
+        st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, pids, cap + 1, &np);
     int max_ctx = q->m->cfg.max_seq_len;
     if (st == LQ_OK && np == 0)
         st = lq_fail(LQ_ERR_INVALID_ARG, "prompt %lld is empty and the tokenizer has no BOS",
@@ -829,11 +531,8 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
  * (its first and last 64 KiB and size) and the separator. */
 static lq_status prompts_id(const args *a, uint64_t *id) {
     if (a->prompts) {
-        args b = *a;
-        b.file = a->prompts;
-        b.per_line = true; /* no chunk-mode marker */
         uint64_t size;
-        return corpus_run_id(&b, id, &size);
+        return lq_distill_corpus_id(a->prompts, a->separator, false, id, &size);
     }
     uint64_t h = 0xcbf29ce484222325ull;
     for (const char *p = a->prompt; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;

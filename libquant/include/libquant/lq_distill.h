@@ -205,6 +205,69 @@ lq_status lq_corpus_next_segment(lq_corpus *c, const lq_tokenizer *t, size_t max
                                  const char **text, size_t *len, uint64_t *off,
                                  uint64_t *next_off);
 
+/* ---- the driver: a teacher over a corpus (quant-distill, quant-recipe's distill_stage) ---- */
+
+/* Identity of a corpus for lq_distill_meta.run_id: FNV-1a 64 over its first and last 64 KiB,
+ * its size and `separator` (NULL = ""), plus a marker when `chunks` (chunked records were once
+ * cut per line-aligned piece: such a partial run must not be resumed with whole-text tokens).
+ * *size is the file size. */
+lq_status lq_distill_corpus_id(const char *path, const char *separator, bool chunks, uint64_t *id,
+                               uint64_t *size);
+
+/* Progress and test hooks of lq_distill_run; every member may be NULL. The library prints
+ * nothing: the caller decides what a person sees. */
+typedef struct lq_distill_run_hooks {
+    /* Once, before the first record, when work remains. */
+    void (*begin)(void *user, int64_t resumed_records, uint64_t corpus_bytes);
+    /* Corpus bytes consumed so far (monotonic). */
+    void (*progress)(void *user, uint64_t corpus_done);
+    /* After each record is added (not yet durable); `added` counts this call's records. */
+    void (*record)(void *user, int64_t added);
+    void *user;
+} lq_distill_run_hooks;
+
+typedef struct lq_distill_run_opts {
+    const char *corpus;        /* text file, streamed: memory does not grow with its size */
+    const char *out;           /* dataset directory: created, or an unfinished run resumed */
+    const char *teacher_name;  /* stored in the header (informational); NULL = "" */
+    int k;                     /* top-k per position, 1 .. vocab */
+    int ctx;                   /* tokens per record; <= 0: 512 for chunks, the model's context
+                                * per unit; capped at the model's context */
+    bool per_unit;             /* one record per non-empty line / separator unit (BOS first, cut
+                                * into pieces of ctx); false: the whole text's tokens cut into
+                                * records of BOS + ctx - 1 */
+    const char *separator;     /* per_unit: NULL or "" = newline */
+    const int32_t *feat_layers; /* residual stream after these layers (0 .. n_layers), f16 */
+    int n_feat_layers;          /* 0 .. LQ_DISTILL_MAX_FEAT_LAYERS */
+    bool logp_f16;             /* store log-probs as f16 (else f32) */
+    size_t block_bytes;        /* lq_distill_writer_opts; 0 = defaults */
+    uint64_t shard_bytes;
+    size_t segment_bytes;      /* chunks: raw bytes per tokenizer call; 0 = 64 KiB (tests use
+                                * small values to put many cuts in a small text) */
+    lq_pool *pool;             /* borrowed; NULL = one thread */
+    lq_distill_run_hooks hooks;
+} lq_distill_run_opts;
+
+typedef struct lq_distill_run_result {
+    int64_t resumed_from;      /* records committed before this call */
+    bool already_complete;     /* nothing was left to do */
+    int64_t added;             /* records this call added */
+    int64_t records, tokens;   /* the finished dataset */
+    uint64_t bytes;            /* its shard bytes */
+    double seconds;            /* wall time of the record loop */
+} lq_distill_run_result;
+
+/* Run teacher `m` (with tokenizer `tok`) over o->corpus into o->out: for every position the
+ * top-k next-token log-probs, the rest mass and the chosen features, in records cut as o says,
+ * committed as the writer's blocks fill (docs/DISTILL_FORMAT.md). A directory holding an
+ * unfinished run of the same teacher, tokenizer, corpus and settings continues after its last
+ * commit; its cursor is checked against the corpus first (LQ_ERR_MISMATCH when the committed
+ * records do not end where the cursor says). The same inputs give the same bytes whether or
+ * not the run was interrupted. Errors: LQ_ERR_INVALID_ARG (k, ctx, feature layers, an empty
+ * corpus), the writer's (another teacher, a directory in use), the tokenizer's and I/O. */
+lq_status lq_distill_run(const lq_model *m, const lq_tokenizer *tok, const lq_distill_run_opts *o,
+                         lq_distill_run_result *res);
+
 /* ---- sequences (quant-distill --sequences) ------------------------------------------------- */
 
 /* Continuations sampled from the teacher, one JSON object per line, in a directory:
