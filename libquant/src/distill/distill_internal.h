@@ -17,6 +17,7 @@
 /* A block's raw size is bounded so a corrupt header cannot ask for a huge allocation. */
 #define LQD_MAX_BLOCK_RAW ((uint64_t)1 << 30)
 #define LQD_MANIFEST "manifest.json"
+#define LQD_LOCK ".lock"           /* flock'ed by the writer of a directory (holds its pid) */
 
 /* Header field offsets (see docs/DISTILL_FORMAT.md). */
 enum {
@@ -86,11 +87,18 @@ uint32_t lqd_crc32(const void *p, size_t n);
  * it, rename it over dir/name, fsync dir. A kill leaves either the old file or the new one. */
 lq_status lqd_replace_file(const char *dir, const char *name, const char *text);
 
-/* Decide whether dir/manifest is a fresh output or a run to resume. Creates dir if missing.
+/* Decide whether dir/manifest is a fresh output or a run to resume. Creates dir if missing and
+ * locks it first (*lock_fd; LQ_ERR_EXISTS "in use by pid N" while another writer holds it).
  * *fresh = true for a new or empty directory; false when the manifest exists (the caller reads
  * it). Refuses a non-directory or a non-empty directory without a manifest; `what_dir` and
  * `what_output` name the kind of output in those messages ("a directory", "quant-distill"). */
 lq_status lqd_open_out_dir(const char *dir, const char *manifest, const char *what_dir,
-                           const char *what_output, bool *fresh);
+                           const char *what_output, bool *fresh, int *lock_fd);
+/* Release the lock lqd_open_out_dir took (removes dir/.lock). fd < 0 is a no-op. */
+void lqd_unlock_dir(const char *dir, int fd);
+
+/* open(2) that refuses to follow a symbolic link and anything but a regular file, so a writer
+ * never truncates or rewrites a file outside its directory (flags get O_NOFOLLOW). */
+lq_status lqd_open_regular(const char *path, int flags, int *fd);
 
 #endif

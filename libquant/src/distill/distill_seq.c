@@ -28,6 +28,7 @@ struct lq_seq_writer {
     char dir[PATH_MAX];
     json_t *settings;  /* owned */
     int fd;            /* sequences.jsonl */
+    int lock_fd;       /* flock on dir/.lock */
     int64_t records;
     uint64_t bytes;    /* committed size of sequences.jsonl */
     bool complete;
@@ -89,6 +90,7 @@ static lq_status read_manifest(lq_seq_writer *w, const char *path, const json_t 
 void lq_seq_writer_free(lq_seq_writer *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
+    lqd_unlock_dir(w->dir, w->lock_fd);
     json_decref(w->settings);
     free(w);
 }
@@ -111,15 +113,16 @@ lq_status lq_seq_writer_open(const char *dir, const char *settings_json, lq_seq_
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->settings = settings;
     w->fd = -1;
+    w->lock_fd = -1;
     char mpath[PATH_MAX + 32], fpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" SEQ_MANIFEST, dir);
     snprintf(fpath, sizeof fpath, "%s/" SEQ_FILE, dir);
     bool fresh = false;
-    lq_status st = lqd_open_out_dir(dir, SEQ_MANIFEST, "a directory", "quant-distill", &fresh);
+    lq_status st = lqd_open_out_dir(dir, SEQ_MANIFEST, "a directory", "quant-distill", &fresh,
+                                    &w->lock_fd);
     if (st == LQ_OK && !fresh) st = read_manifest(w, mpath, settings);
     if (st == LQ_OK) {
-        w->fd = open(fpath, O_RDWR | O_CREAT, 0644);
-        if (w->fd < 0) st = lq_fail(LQ_ERR_IO, "%s: cannot open: %s", fpath, strerror(errno));
+        st = lqd_open_regular(fpath, O_RDWR | O_CREAT, &w->fd); /* truncated below */
     }
     struct stat sb;
     if (st == LQ_OK && !fresh) {

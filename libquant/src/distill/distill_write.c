@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <zlib.h>
 
 #include "libquant/lq_tensor.h"
@@ -49,6 +50,7 @@ struct lq_distill_writer {
     shard_entry *shards; /* manifest's list; only the last may be unsealed */
     int n_shards, cap_shards;
     int fd;              /* the open (unsealed) shard, -1 if none */
+    int lock_fd;         /* flock on dir/.lock, -1 if none */
     block_ref *blocks;   /* blocks of the open shard */
     uint32_t n_blocks, cap_blocks;
     uint8_t *buf;        /* pending raw records */
@@ -74,13 +76,28 @@ static lq_status fsync_dir(const char *dir) {
     return LQ_OK;
 }
 
+lq_status lqd_open_regular(const char *path, int flags, int *fd_out) {
+    *fd_out = -1;
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return lq_fail(LQ_ERR_IO, "%s: is a symbolic link; refusing to write through it", path);
+    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return lq_fail(LQ_ERR_IO, "%s: not a regular file; refusing to write to it", path);
+    }
+    *fd_out = fd;
+    return LQ_OK;
+}
+
 lq_status lqd_replace_file(const char *dir, const char *name, const char *text) {
     char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
     snprintf(fin, sizeof fin, "%s/%s", dir, name);
-    lq_status st = LQ_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    int fd;
+    lq_status st = lqd_open_regular(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
+    if (st != LQ_OK) return st;
     size_t n = strlen(text), off = 0;
     while (off < n && st == LQ_OK) {
         ssize_t k = write(fd, text + off, n - off);
@@ -97,33 +114,90 @@ lq_status lqd_replace_file(const char *dir, const char *name, const char *text) 
     return st;
 }
 
+/* Empty but for our own lock file. */
 static bool dir_is_empty(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return false;
     bool empty = true;
     struct dirent *e;
     while (empty && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            strcmp(e->d_name, LQD_LOCK) != 0)
+            empty = false;
     closedir(d);
     return empty;
 }
 
+/* flock(2) on dir/.lock, holding our pid for the message a second writer gets. The lock dies
+ * with the process, so a killed run never blocks its resume; the file is removed on close. */
+static lq_status lock_dir(const char *dir, int *out) {
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/" LQD_LOCK, dir);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd;
+        LQ_TRY(lqd_open_regular(p, O_RDWR | O_CREAT, &fd));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            char b[32] = {0};
+            ssize_t n = pread(fd, b, sizeof b - 1, 0);
+            close(fd);
+            long pid = n > 0 ? strtol(b, NULL, 10) : 0;
+            if (e == EWOULDBLOCK && pid > 0)
+                return lq_fail(LQ_ERR_EXISTS, "%s: in use by pid %ld (another run is writing "
+                               "it); wait for it or choose another --out", dir, pid);
+            if (e == EWOULDBLOCK)
+                return lq_fail(LQ_ERR_EXISTS, "%s: in use by another process; wait for it or "
+                               "choose another --out", dir);
+            return lq_fail(LQ_ERR_IO, "%s: flock: %s", p, strerror(e));
+        }
+        /* the previous holder may have removed the file between our open and our flock: then
+         * we hold a lock nobody else can see; take the file that is there now */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+                close(fd);
+                return lq_fail(LQ_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
+            }
+            *out = fd;
+            return LQ_OK;
+        }
+        close(fd);
+    }
+    return lq_fail(LQ_ERR_IO, "%s: cannot take the lock (it keeps being replaced)", p);
+}
+
+void lqd_unlock_dir(const char *dir, int fd) {
+    if (fd < 0) return;
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/" LQD_LOCK, dir);
+    unlink(p); /* while still holding it: nobody can take a file about to vanish */
+    close(fd);
+}
+
 lq_status lqd_open_out_dir(const char *dir, const char *manifest, const char *what_dir,
-                           const char *what_output, bool *fresh) {
+                           const char *what_output, bool *fresh, int *lock_fd) {
     *fresh = false;
+    *lock_fd = -1;
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/%s", dir, manifest);
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         if (mkdir(dir, 0755) != 0)
             return lq_fail(LQ_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
-        *fresh = true;
     } else if (!S_ISDIR(sb.st_mode)) {
         return lq_fail(LQ_ERR_EXISTS, "%s: exists and is not %s", dir, what_dir);
-    } else if (stat(mpath, &sb) != 0) {
-        if (!dir_is_empty(dir))
+    }
+    /* lock before looking inside: a second run must not read a live run's half-made state */
+    LQ_TRY(lock_dir(dir, lock_fd));
+    if (stat(mpath, &sb) != 0) {
+        if (!dir_is_empty(dir)) {
+            lqd_unlock_dir(dir, *lock_fd);
+            *lock_fd = -1;
             return lq_fail(LQ_ERR_EXISTS, "%s: exists, is not empty and has no %s (not a %s "
                            "output)", dir, manifest, what_output);
+        }
         *fresh = true;
     }
     return LQ_OK;
@@ -324,8 +398,8 @@ static lq_status new_shard(lq_distill_writer *w) {
     }
     char path[PATH_MAX + 32];
     shard_path(w, w->n_shards, path, sizeof path);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    int fd;
+    LQ_TRY(lqd_open_regular(path, O_RDWR | O_CREAT | O_TRUNC, &fd));
     w->fd = fd;
     w->shards[w->n_shards++] = (shard_entry){.bytes = LQD_HEADER_SIZE};
     w->n_blocks = 0;
@@ -369,8 +443,9 @@ static lq_status reopen_shard(lq_distill_writer *w) {
     shard_entry *e = &w->shards[w->n_shards - 1];
     char path[PATH_MAX + 32];
     shard_path(w, w->n_shards - 1, path, sizeof path);
-    int fd = open(path, O_RDWR);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* the open shard is truncated and rewritten: never through a link to a file elsewhere */
+    int fd;
+    LQ_TRY(lqd_open_regular(path, O_RDWR, &fd));
     w->fd = fd;
     struct stat sb;
     if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < e->bytes)
@@ -440,6 +515,7 @@ lq_status lq_distill_writer_open(const char *dir, const lq_distill_meta *meta,
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     w->meta = *meta;
     w->fd = -1;
+    w->lock_fd = -1;
     if (opts) w->opts = *opts;
     if (w->opts.block_bytes == 0) w->opts.block_bytes = DEFAULT_BLOCK_BYTES;
     if (w->opts.shard_bytes == 0) w->opts.shard_bytes = DEFAULT_SHARD_BYTES;
@@ -448,7 +524,8 @@ lq_status lq_distill_writer_open(const char *dir, const lq_distill_meta *meta,
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" LQD_MANIFEST, dir);
     bool fresh = false;
-    lq_status st = lqd_open_out_dir(dir, LQD_MANIFEST, "a distillation directory", "distillation", &fresh);
+    lq_status st = lqd_open_out_dir(dir, LQD_MANIFEST, "a distillation directory", "distillation", &fresh,
+                                    &w->lock_fd);
     if (st == LQ_OK && fresh) {
         w->cursor = strdup("");
     } else if (st == LQ_OK) {
@@ -624,6 +701,7 @@ lq_status lq_distill_writer_finish(lq_distill_writer *w, const char *cursor) {
 void lq_distill_writer_free(lq_distill_writer *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
+    lqd_unlock_dir(w->dir, w->lock_fd);
     free(w->cursor);
     free(w->shards);
     free(w->blocks);
