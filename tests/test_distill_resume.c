@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[256], g_model[512], g_tok[512], g_corpus[512];
+static char g_dir[256], g_model[256], g_tok[256], g_corpus[256];
 
 static void setup(void) {
     lq_test_shared("models/stories260K/stories260K.bin", g_model, sizeof g_model);

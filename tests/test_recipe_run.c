@@ -423,6 +423,35 @@ Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 240) {
     lq_distill_close(b);
 }
 
+/* One driver (lq_distill_run) under both tools: a chunked distill_stage writes the very bytes
+ * quant-distill writes with the same settings (before, the recipe tokenized the file at once and
+ * could cut chunks differently). */
+Test(recipe_run, distill_stage_is_quant_distill_byte_for_byte, .timeout = 240) {
+    char text[2048], out[700], args[4096], err[2048], tool[1024], cmd[8192], ref[700];
+    snprintf(text, sizeof text, "distill_stage:\n  file: '%s'\n  k: 4\n  ctx: 64\n", g_text);
+    const char *rp = recipe_file("distill-chunks.yaml", text);
+    snprintf(out, sizeof out, "%s/chunks-distill", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    snprintf(ref, sizeof ref, "%s/ref-chunks", g_root);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --file '%s' --out '%s' --k 4 --ctx 64 >/dev/null 2>&1",
+             lq_test_tool("quant-distill", tool, sizeof tool), g_fp32, g_text, ref);
+    int rc = system(cmd);
+    cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
+    const char *files[] = {"manifest.json", "shard-00000.lqd"};
+    for (int i = 0; i < 2; i++) {
+        char pa[1000], pb[1000];
+        snprintf(pa, sizeof pa, "%s/distill/%s", out, files[i]);
+        snprintf(pb, sizeof pb, "%s/%s", ref, files[i]);
+        size_t na = 0, nb = 0;
+        char *a = lq_test_read_file(pa, &na), *b = lq_test_read_file(pb, &nb);
+        cr_expect(a && b && na == nb && memcmp(a, b, na) == 0, "%s differs from quant-distill's (%zu vs %zu bytes)",
+                  files[i], na, nb);
+        free(a);
+        free(b);
+    }
+}
+
 /* ---- pruning steps ------------------------------------------------------------------------------- */
 
 /* A pruning modifier is quant-prune with the recipe's arguments: the same bytes. (The recipe's

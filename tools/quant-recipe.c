@@ -402,119 +402,14 @@ static lq_status run_eval_stage(runner *rn, int i, json_t *rec) {
 
 /* ---- run: distill_stage ----------------------------------------------------------------------------- */
 
-/* quant-distill's record layout (tools/quant-distill.c), for one whole corpus file: chunks of
- * BOS + ctx - 1 text tokens, or one unit per line (separator) with BOS, cut into pieces of ctx
- * tokens. The text is tokenized at once (quant-distill streams 64 KiB pieces so its chunk
- * boundaries may differ by a token; per-line records are the same). Not resumable: a recipe run
- * is all or nothing. */
-typedef struct distill_run {
-    const lq_recipe_distill *ds;
-    lq_session *sess;
-    lq_distill_writer *w;
-    lq_distill_meta meta;
-    int vocab, k, ctx, cur_n;
-    float *logits, *logp, *rest;
-    int32_t *ids;
-    uint16_t *feat;
-    int64_t records, tokens;
-} distill_run;
-
-static void distill_feature_hook(void *user, int layer, const float *x, int n, int pos) {
-    distill_run *d = user;
-    for (int l = 0; l < d->meta.n_feat_layers; l++) {
-        if (d->meta.feat_layers[l] != layer) continue;
-        size_t dim = (size_t)d->meta.dim;
-        uint16_t *dst = d->feat + ((size_t)l * (size_t)d->cur_n + (size_t)pos) * dim;
-        for (size_t e = 0; e < (size_t)n * dim; e++) dst[e] = lq_f32_to_f16(x[e]);
-    }
+/* lq_distill_run, as quant-distill runs it: the same records, byte for byte. */
+static void distill_begin(void *user, int64_t resumed, uint64_t bytes) {
+    (void)resumed;
+    runner *rn = user;
+    rn->bar.total = (int64_t)bytes;
 }
 
-static void distill_topk(void *ctx, int64_t t, int tid) {
-    (void)tid;
-    distill_run *d = ctx;
-    lq_distill_topk(d->logits + (size_t)t * (size_t)d->vocab, d->vocab, d->k, d->ids + (size_t)t * (size_t)d->k,
-                    d->logp + (size_t)t * (size_t)d->k, d->rest + t);
-}
-
-static lq_status distill_emit(distill_run *d, lq_pool *pool, const int32_t *tokens, int n, uint64_t off) {
-    d->cur_n = n;
-    LQ_TRY(lq_forward(d->sess, tokens, n, 0, d->logits, true));
-    lq_pool_run(pool, distill_topk, d, n);
-    lq_distill_record rec = {.n = n, .source_offset = off, .tokens = tokens, .topk_ids = d->ids,
-                             .topk_logp = d->logp, .rest_logp = d->rest,
-                             .features = d->meta.n_feat_layers ? d->feat : NULL};
-    LQ_TRY(lq_distill_writer_add(d->w, &rec));
-    d->records++;
-    d->tokens += n;
-    char cursor[32];
-    snprintf(cursor, sizeof cursor, "r %lld", (long long)d->records);
-    return lq_distill_writer_commit(d->w, cursor, false);
-}
-
-static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t len, bool bos, int32_t **ids,
-                            int64_t *n) {
-    int64_t need = 0;
-    *ids = NULL;
-    lq_status s = lq_tokenizer_encode(tok, text, len, bos, false, NULL, 0, &need);
-    if (s != LQ_OK && s != LQ_ERR_INVALID_ARG) return s;
-    if (!(*ids = malloc(((size_t)need + 1) * sizeof **ids)))
-        return lq_fail(LQ_ERR_NOMEM, "cannot allocate %lld token ids", (long long)need);
-    s = lq_tokenizer_encode(tok, text, len, bos, false, *ids, need + 1, n);
-    if (s != LQ_OK) {
-        free(*ids);
-        *ids = NULL;
-    }
-    return s;
-}
-
-static lq_status distill_records(distill_run *d, lq_pool *pool, const lq_tokenizer *tok, const char *text,
-                                 size_t len, tool_progress *bar) {
-    const lq_recipe_distill *ds = d->ds;
-    int bos_id = lq_tokenizer_bos(tok);
-    lq_status s = LQ_OK;
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    if (ds->per_line) {
-        lq_text_unit *u = NULL;
-        int64_t nu = 0;
-        LQ_TRY(lq_text_split(text, len, ds->separator[0] ? ds->separator : NULL, &u, &nu));
-        for (int64_t i = 0; s == LQ_OK && i < nu; i++) {
-            if ((s = encode_all(tok, u[i].text, u[i].len, bos_id >= 0, &ids, &n)) != LQ_OK) break;
-            for (int64_t p = 0; s == LQ_OK && p < n; p += d->ctx)
-                s = distill_emit(d, pool, ids + p, (int)(n - p < d->ctx ? n - p : d->ctx),
-                                 (uint64_t)(u[i].text - text));
-            free(ids);
-            ids = NULL;
-            tool_progress_update(bar, (int64_t)(u[i].text - text + (ptrdiff_t)u[i].len));
-        }
-        free(u);
-        return s;
-    }
-    bool bos = bos_id >= 0 && lq_tokenizer_add_bos_default(tok);
-    int body = bos ? d->ctx - 1 : d->ctx;
-    if (body < 1) return lq_fail(LQ_ERR_INVALID_ARG, "distill_stage ctx %d leaves no room after BOS", d->ctx);
-    LQ_TRY(encode_all(tok, text, len, false, &ids, &n));
-    int32_t *buf = malloc(((size_t)body + 1) * sizeof *buf);
-    if (!buf) s = lq_fail(LQ_ERR_NOMEM, "cannot allocate the token buffer");
-    for (int64_t p = 0; s == LQ_OK && p < n; p += body) {
-        int take = (int)(n - p < body ? n - p : body);
-        int k = 0;
-        if (bos) buf[k++] = (int32_t)bos_id;
-        memcpy(buf + k, ids + p, (size_t)take * sizeof *buf);
-        /* the byte offset of a token is not tracked here; records say where in token terms */
-        s = distill_emit(d, pool, buf, k + take, 0);
-        tool_progress_update(bar, (int64_t)((double)len * (double)(p + take) / (double)n));
-    }
-    free(buf);
-    free(ids);
-    return s;
-}
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
+static void distill_progress(void *user, uint64_t done) { tool_progress_update(&((runner *)user)->bar, (int64_t)done); }
 
 static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
     const lq_recipe_stage *st = &rn->r->stages[i];
@@ -529,83 +424,39 @@ static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
                 teacher, ds->files[0], name);
     lq_model *m = NULL;
     lq_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    distill_run d = {.ds = ds};
     lq_status s = lq_model_load(teacher, &m);
     if (s == LQ_OK) s = lq_eval_load_tokenizer(m, teacher, ds->tokenizer[0] ? ds->tokenizer : rn->tokenizer, &tok);
-    if (s == LQ_OK) s = lq_text_read_file(ds->files[0], &text, &len);
-    if (s == LQ_OK && len == 0) s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage: %s is empty", ds->files[0]);
+    if (s == LQ_OK && ds->k > m->cfg.vocab_size)
+        s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage k %d is larger than the vocabulary (%d) at %s:%d:%d", ds->k,
+                    m->cfg.vocab_size, rn->r->path, st->pos.line, st->pos.col);
+    for (int l = 0; s == LQ_OK && l < ds->n_feat_layers; l++)
+        if (ds->feat_layers[l] > m->cfg.n_layers)
+            s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage features: layer %d of a %d-layer teacher at %s:%d:%d",
+                        ds->feat_layers[l], m->cfg.n_layers, rn->r->path, st->pos.line, st->pos.col);
+    lq_distill_run_result res = {0};
     if (s == LQ_OK) {
-        d.vocab = m->cfg.vocab_size;
-        d.k = ds->k;
-        int max_ctx = m->cfg.max_seq_len;
-        d.ctx = ds->ctx > 0 ? ds->ctx : (ds->per_line ? max_ctx : 512);
-        if (d.ctx > max_ctx) d.ctx = max_ctx;
-        if (d.k > d.vocab)
-            s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage k %d is larger than the vocabulary (%d) at %s:%d:%d", d.k,
-                        d.vocab, rn->r->path, st->pos.line, st->pos.col);
-        for (int l = 0; s == LQ_OK && l < ds->n_feat_layers; l++)
-            if (ds->feat_layers[l] > m->cfg.n_layers)
-                s = lq_fail(LQ_ERR_INVALID_ARG, "distill_stage features: layer %d of a %d-layer teacher at %s:%d:%d",
-                            ds->feat_layers[l], m->cfg.n_layers, rn->r->path, st->pos.line, st->pos.col);
-    }
-    if (s == LQ_OK) {
-        lq_distill_meta *mt = &d.meta;
-        mt->teacher_id = lq_distill_teacher_id(m);
-        mt->tokenizer_hash = lq_tokenizer_hash(tok);
-        uint64_t h = fnv1a(0xcbf29ce484222325ull, text, len);
-        mt->run_id = fnv1a(h, ds->separator, strlen(ds->separator));
-        mt->vocab = d.vocab;
-        mt->k = d.k;
-        mt->dim = m->cfg.dim;
-        mt->n_ctx = d.ctx;
-        mt->mode = ds->per_line ? LQ_DISTILL_MODE_PER_UNIT : LQ_DISTILL_MODE_CHUNKS;
-        mt->logp_dtype = ds->logp_f16 ? LQ_DTYPE_F16 : LQ_DTYPE_F32;
-        mt->n_feat_layers = ds->n_feat_layers;
-        memcpy(mt->feat_layers, ds->feat_layers, sizeof ds->feat_layers);
         const char *b = strrchr(teacher, '/');
-        snprintf(mt->teacher_name, sizeof mt->teacher_name, "%.63s", b && b[1] ? b + 1 : teacher);
-        size_t nl = (size_t)d.ctx * (size_t)d.vocab, nk = (size_t)d.ctx * (size_t)d.k;
-        size_t nf = (size_t)ds->n_feat_layers * (size_t)d.ctx * (size_t)m->cfg.dim;
-        d.logits = malloc(nl * sizeof *d.logits);
-        d.ids = malloc(nk * sizeof *d.ids);
-        d.logp = malloc(nk * sizeof *d.logp);
-        d.rest = malloc((size_t)d.ctx * sizeof *d.rest);
-        d.feat = nf ? malloc(nf * sizeof *d.feat) : NULL;
-        if (!d.logits || !d.ids || !d.logp || !d.rest || (nf && !d.feat))
-            s = lq_fail(LQ_ERR_NOMEM, "cannot allocate distillation buffers (ctx %d x vocab %d)", d.ctx, d.vocab);
-    }
-    if (s == LQ_OK) s = lq_session_create(m, d.ctx, rn->pool, &d.sess);
-    if (s == LQ_OK && ds->n_feat_layers) lq_session_set_layer_hook(d.sess, distill_feature_hook, &d);
-    if (s == LQ_OK) s = lq_distill_writer_open(dir, &d.meta, NULL, &d.w);
-    double t0 = lq_eval_now();
-    if (s == LQ_OK) {
+        lq_distill_run_opts o = {.corpus = ds->files[0], .out = dir, .teacher_name = b && b[1] ? b + 1 : teacher,
+                                 .k = ds->k, .ctx = ds->ctx, .per_unit = ds->per_line, .separator = ds->separator,
+                                 .feat_layers = ds->feat_layers, .n_feat_layers = ds->n_feat_layers,
+                                 .logp_f16 = ds->logp_f16, .pool = rn->pool,
+                                 .hooks = {.begin = distill_begin, .progress = distill_progress, .user = rn}};
         char label[96];
         snprintf(label, sizeof label, "stage %d/%d distill", i + 1, rn->r->n_stages);
-        tool_progress_begin(&rn->bar, label, (int64_t)len, !rn->json);
-        s = distill_records(&d, rn->pool, tok, text, len, &rn->bar);
+        tool_progress_begin(&rn->bar, label, 1, !rn->json);
+        s = lq_distill_run(m, tok, &o, &res);
         tool_progress_end(&rn->bar);
     }
-    if (s == LQ_OK) s = lq_distill_writer_finish(d.w, "done");
     if (s == LQ_OK) {
         json_object_set_new(rec, "dataset", json_string(name));
         json_object_set_new(rec, "teacher", json_string(teacher));
         json_object_set_new(rec, "file", json_string(ds->files[0]));
-        json_object_set_new(rec, "records", json_integer(d.records));
-        json_object_set_new(rec, "tokens", json_integer(d.tokens));
+        json_object_set_new(rec, "records", json_integer(res.records));
+        json_object_set_new(rec, "tokens", json_integer(res.tokens));
         if (!rn->json)
-            fprintf(stderr, "quant-recipe:   %lld records, %lld tokens in %.2f s\n", (long long)d.records,
-                    (long long)d.tokens, lq_eval_now() - t0);
+            fprintf(stderr, "quant-recipe:   %lld records, %lld tokens in %.2f s\n", (long long)res.records,
+                    (long long)res.tokens, res.seconds);
     }
-    lq_distill_writer_free(d.w);
-    lq_session_free(d.sess);
-    free(d.logits);
-    free(d.ids);
-    free(d.logp);
-    free(d.rest);
-    free(d.feat);
-    free(text);
     lq_tokenizer_free(tok);
     lq_model_free(m);
     return s;
