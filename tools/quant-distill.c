@@ -275,8 +275,8 @@ static void on_begin(void *user, int64_t resumed, uint64_t corpus_bytes) {
     tool_progress_begin(&u->bar, "distill", (int64_t)corpus_bytes, !u->a->json);
 }
 
-static void on_progress(void *user, uint64_t done) {
-    tool_progress_update(&((distill_ui *)user)->bar, (int64_t)done);
+static void on_progress(void *user, int64_t done, int64_t total, const char *what) {
+    tool_progress_cb(&((distill_ui *)user)->bar, done, total, what);
 }
 
 static void on_record(void *user, int64_t added) {

@@ -403,13 +403,9 @@ static lq_status run_eval_stage(runner *rn, int i, json_t *rec) {
 /* ---- run: distill_stage ----------------------------------------------------------------------------- */
 
 /* lq_distill_run, as quant-distill runs it: the same records, byte for byte. */
-static void distill_begin(void *user, int64_t resumed, uint64_t bytes) {
-    (void)resumed;
-    runner *rn = user;
-    rn->bar.total = (int64_t)bytes;
+static void distill_progress(void *user, int64_t done, int64_t total, const char *what) {
+    tool_progress_cb(&((runner *)user)->bar, done, total, what);
 }
-
-static void distill_progress(void *user, uint64_t done) { tool_progress_update(&((runner *)user)->bar, (int64_t)done); }
 
 static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
     const lq_recipe_stage *st = &rn->r->stages[i];
@@ -440,7 +436,7 @@ static lq_status run_distill_stage(runner *rn, int i, json_t *rec) {
                                  .k = ds->k, .ctx = ds->ctx, .per_unit = ds->per_line, .separator = ds->separator,
                                  .feat_layers = ds->feat_layers, .n_feat_layers = ds->n_feat_layers,
                                  .logp_f16 = ds->logp_f16, .pool = rn->pool,
-                                 .hooks = {.begin = distill_begin, .progress = distill_progress, .user = rn}};
+                                 .hooks = {.progress = distill_progress, .user = rn}};
         char label[96];
         snprintf(label, sizeof label, "stage %d/%d distill", i + 1, rn->r->n_stages);
         tool_progress_begin(&rn->bar, label, 1, !rn->json);

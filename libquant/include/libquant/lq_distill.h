@@ -219,8 +219,9 @@ lq_status lq_distill_corpus_id(const char *path, const char *separator, bool chu
 typedef struct lq_distill_run_hooks {
     /* Once, before the first record, when work remains. */
     void (*begin)(void *user, int64_t resumed_records, uint64_t corpus_bytes);
-    /* Corpus bytes consumed so far (monotonic). */
-    void (*progress)(void *user, uint64_t corpus_done);
+    /* Corpus bytes consumed so far of `total` (monotonic); `what` is "distill". The shape of
+     * every libquant progress callback (a tool passes its bar's). */
+    void (*progress)(void *user, int64_t done, int64_t total, const char *what);
     /* After each record is added (not yet durable); `added` counts this call's records. */
     void (*record)(void *user, int64_t added);
     void *user;

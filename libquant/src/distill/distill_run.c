@@ -90,7 +90,8 @@ lq_status lqd_run_emit(lqd_run *r, const int32_t *tokens, int n, uint64_t source
 }
 
 void lqd_run_progress(lqd_run *r, uint64_t done) {
-    if (r->o->hooks.progress) r->o->hooks.progress(r->o->hooks.user, done);
+    if (r->o->hooks.progress)
+        r->o->hooks.progress(r->o->hooks.user, (int64_t)done, (int64_t)r->corpus_size, "distill");
 }
 
 /* ---- set-up -------------------------------------------------------------------------------- */
@@ -175,8 +176,7 @@ lq_status lq_distill_run(const lq_model *m, const lq_tokenizer *tok, const lq_di
     int max_ctx = m->cfg.max_seq_len;
     r.ctx = o->ctx > 0 ? o->ctx : (o->per_unit ? max_ctx : 512);
     if (r.ctx > max_ctx) r.ctx = max_ctx;
-    uint64_t corpus_size = 0;
-    lq_status s = fill_meta(&r, m, tok, &corpus_size);
+    lq_status s = fill_meta(&r, m, tok, &r.corpus_size);
     lq_distill_writer_opts wo = {.block_bytes = o->block_bytes, .shard_bytes = o->shard_bytes};
     if (s == LQ_OK) s = lq_distill_writer_open(o->out, &r.meta, &wo, &r.w);
     if (s == LQ_OK) {
@@ -186,7 +186,7 @@ lq_status lq_distill_run(const lq_model *m, const lq_tokenizer *tok, const lq_di
     if (s == LQ_OK && !res->already_complete) {
         s = alloc_buffers(&r, m);
         if (s == LQ_OK && o->hooks.begin)
-            o->hooks.begin(o->hooks.user, res->resumed_from, corpus_size);
+            o->hooks.begin(o->hooks.user, res->resumed_from, r.corpus_size);
         double t0 = now_s();
         if (s == LQ_OK) s = o->per_unit ? lqd_run_units(&r) : lqd_run_chunks(&r);
         res->seconds = now_s() - t0;

@@ -20,6 +20,7 @@ typedef struct lqd_run {
     uint16_t *feat;         /* (n_feat_layers, ctx, dim) */
     int cur_n;              /* tokens of the record being computed (hook layout) */
     int64_t added;
+    uint64_t corpus_size;   /* bytes (progress total) */
 } lqd_run;
 
 /* Forward one record's tokens at position 0 and add its soft labels (and features). */
