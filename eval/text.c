@@ -83,41 +83,7 @@ lq_status lq_text_split(const char *text, size_t len, const char *separator, lq_
     return LQ_OK;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 lq_status lq_eval_load_tokenizer(const lq_model *m, const char *model_path, const char *tok_path,
                                  lq_tokenizer **out) {
-    *out = NULL;
-    lq_tokenizer *t = NULL;
-    lq_status s;
-    if (tok_path && *tok_path) {
-        if (ends_with(tok_path, ".json"))
-            s = lq_tokenizer_load_hf_json(tok_path, &t);
-        else if (ends_with(tok_path, ".gguf"))
-            s = lq_tokenizer_load_gguf(tok_path, &t);
-        else
-            s = lq_tokenizer_load_llama2c(tok_path, m->cfg.vocab_size, &t);
-    } else {
-        struct stat st;
-        if (stat(model_path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return lq_fail(LQ_ERR_INVALID_ARG,
-                           "%s: a llama2.c checkpoint has no tokenizer inside: pass --tokenizer "
-                           "FILE (tokenizer.bin)", model_path);
-        s = lq_tokenizer_load_dir(model_path, &t);
-    }
-    if (s != LQ_OK) return s;
-    /* A larger tokenizer would produce ids past the embedding table; a smaller one is fine
-     * (checkpoints often pad the vocabulary to a multiple of 64). */
-    int tv = lq_tokenizer_vocab_size(t);
-    if (tv > m->cfg.vocab_size) {
-        lq_tokenizer_free(t);
-        return lq_fail(LQ_ERR_MISMATCH,
-                       "%s: tokenizer has %d tokens but the model's vocabulary has %d",
-                       tok_path && *tok_path ? tok_path : model_path, tv, m->cfg.vocab_size);
-    }
-    *out = t;
-    return LQ_OK;
+    return lq_tokenizer_load_for_model(model_path, tok_path, m->cfg.vocab_size, out);
 }

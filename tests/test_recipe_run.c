@@ -351,6 +351,50 @@ Test(recipe_run, recipe_errors_abort_before_work) {
     cr_expect(strstr(err, "does not train a student"), "%s", err);
 }
 
+/* Audit defect 8: `check --model` passed what `run` failed on after the work was done. Each
+ * case is refused by check (naming the recipe position) and by run before anything is written. */
+static void expect_check_and_run_refuse(const char *name, const char *text, const char *model, int code,
+                                        const char *want) {
+    char out[700], args[4096], err[2048];
+    const char *rp = recipe_file(name, text);
+    snprintf(args, sizeof args, "check '%s' --model '%s'", rp, model);
+    cr_expect_eq(recipe(args, err, sizeof err), code, "check %s: %s", name, err);
+    cr_expect(strstr(err, want), "check %s: '%s' in: %s", name, want, err);
+    snprintf(out, sizeof out, "%s/never-%s", g_root, name);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, model, out);
+    cr_expect_eq(recipe(args, err, sizeof err), code, "run %s: %s", name, err);
+    cr_expect(strstr(err, want), "run %s: '%s' in: %s", name, want, err);
+    cr_expect(!lq_test_exists(out) && !lq_test_leftovers(out), "run %s wrote nothing", name);
+}
+
+Test(recipe_run, check_finds_what_run_would, .timeout = 120) {
+    char text[2048], bare[700], cmd[4096];
+    /* the model without its tokenizer.json */
+    snprintf(bare, sizeof bare, "%s/no-tokenizer", g_root);
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && cp '%s/config.json' '%s/model.safetensors' '%s/'", bare, g_fp32, g_fp32,
+             bare);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(text, sizeof text,
+             "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n"
+             "eval_stage:\n  files: ['%s']\n",
+             g_text);
+    expect_check_and_run_refuse("notok.yaml", text, bare, 3, "tokenizer.json");
+    snprintf(text, sizeof text, "distill_stage:\n  file: '%s'\n  k: 4\n", g_text);
+    expect_check_and_run_refuse("notok-distill.yaml", text, bare, 3, "tokenizer.json");
+    /* k above the teacher's vocabulary (stories260K: 512) */
+    snprintf(text, sizeof text, "distill_stage:\n  file: '%s'\n  k: 513\n", g_text);
+    expect_check_and_run_refuse("k.yaml", text, g_fp32, 2, "distill_stage k 513 is larger than the vocabulary (512)");
+    /* a feature layer the teacher does not have (5 layers: 0 .. 5 are valid) */
+    snprintf(text, sizeof text, "distill_stage:\n  file: '%s'\n  features: [0, 6]\n", g_text);
+    expect_check_and_run_refuse("features.yaml", text, g_fp32, 2, "layer 6 of a 5-layer teacher");
+    /* a missing eval file, with no --model at all */
+    char args[4096], err[2048];
+    const char *nofile = recipe_file("nofile-check.yaml", "eval_stage:\n  files: [does-not-exist.txt]\n");
+    snprintf(args, sizeof args, "check '%s'", nofile);
+    cr_expect_eq(recipe(args, err, sizeof err), 4, "%s", err);
+    cr_expect(strstr(err, "does-not-exist.txt (eval_stage at "), "%s", err);
+}
+
 /* ---- targets are the recipe's, not the driver's defaults ------------------------------------------ */
 
 Test(recipe_run, targets_and_group_size_honored, .timeout = 120) {

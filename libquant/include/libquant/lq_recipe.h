@@ -257,6 +257,79 @@ lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier 
                                    const char *out_dir, const lq_recipe_step_opts *opts,
                                    lq_recipe_step_result *res);
 
+/* ---- running a whole recipe (quant-recipe run) --------------------------------------------- */
+
+/* One modifier in words, as check and run print it: "QuantizationModifier scheme=W4A16
+ * group_size=128 targets=[Linear] ignore=[lm_head]" (truncated to cap). */
+void lq_recipe_describe_modifier(const lq_recipe_modifier *m, char *buf, size_t cap);
+
+/* Everything `run` needs before any work, so that `check --model` finds what `run` would find:
+ * every eval_stage and distill_stage file and teacher readable; a tokenizer for every model a
+ * stage tokenizes with (`tokenizer` if given, else the model's tokenizer.json; NULL model = skip
+ * the model-dependent checks); each distill_stage's k within its teacher's vocabulary and its
+ * features within the teacher's layers. `report_file` (may be NULL) is the text the final
+ * report scores. Errors name the recipe position. */
+lq_status lq_recipe_check_inputs(const lq_recipe *r, const char *model, const char *tokenizer,
+                                 const char *report_file);
+
+/* What the caller measures for the runner: eval_stage gates and the final report compare two
+ * models on a text, which is the evaluation harness's job (lq_eval, above this library); the
+ * runner decides, records and reports. */
+typedef struct lq_recipe_compare {
+    double base_ppl, ppl;      /* perplexity of the baseline and of the model on the same tokens */
+    double delta_ppl, delta_ppl_pct;
+    double kld_mean;           /* mean KL(baseline || model) per scored token */
+    double same_top;           /* fraction of tokens whose argmax agrees */
+    int64_t n_scored;
+} lq_recipe_compare;
+
+typedef struct lq_recipe_model_summary {
+    char format[48];           /* linear layers' format ("W4A16-g128", "f32", ...) */
+    uint64_t disk_bytes;
+    int64_t n_params;
+    double bpw_linear, bpw_overall;
+} lq_recipe_model_summary;
+
+typedef struct lq_recipe_measure {
+    /* Compare the checkpoint `model` against `baseline` on text file `file` (ctx, per_line and
+     * separator as an eval_stage says; tokenizer: the run's, else each model's own). */
+    lq_status (*compare)(void *user, const char *baseline, const char *model, const char *file,
+                         int32_t ctx, bool per_line, const char *separator, lq_recipe_compare *out);
+    lq_status (*summary)(void *user, const char *model, lq_recipe_model_summary *out);
+    void *user;
+} lq_recipe_measure;
+
+typedef struct lq_recipe_run_opts {
+    const char *model;         /* input checkpoint (HF directory or llama2.c .bin) */
+    const char *tokenizer;     /* for every model loaded; NULL = each model's tokenizer.json */
+    const char *work_dir;      /* existing, empty directory that receives the result (the
+                                * caller commits it atomically under `out`) */
+    const char *out;           /* the final name, for quant-recipe.json and messages */
+    const char *report_file;   /* text of the final report; NULL = the first eval_stage's */
+    const char *tool;          /* "quant-recipe": the "tool" of quant-recipe.json */
+    lq_pool *pool;             /* borrowed; NULL = one thread */
+    lq_recipe_measure measure; /* required when the recipe has an eval_stage or a report text */
+    /* Progress of the current step ("stage 2/3 QuantizationModifier"), and one line per event a
+     * person may want to read (a stage starting, its result); both may be NULL. */
+    lq_recipe_progress_fn progress;
+    void (*note)(void *user, const char *line);
+    void *user;
+} lq_recipe_run_opts;
+
+typedef struct lq_recipe_run_result {
+    char *json;                /* quant-recipe.json as written (malloc'd; NULL on failure) */
+    bool gate_failed;          /* the failure is an eval_stage verdict (message in lq_last_error) */
+} lq_recipe_run_result;
+
+/* Run every stage of `r` in order into o->work_dir: each modifier streams the previous step's
+ * checkpoint into a fresh one (peak memory one tensor), eval_stages compare through o->measure
+ * and fail the run (LQ_ERR_MISMATCH, gate_failed) when a threshold is exceeded, distill_stages
+ * run lq_distill_run into work_dir/distill[-N]. At the end the last step's files are moved to
+ * the top of work_dir with recipe.yaml (a copy of r->path) and quant-recipe.json (stages,
+ * results, the baseline-vs-result report). lq_recipe_check_inputs runs first: nothing starts
+ * unless every input is there. Free res->json with free(). */
+lq_status lq_recipe_run(const lq_recipe *r, const lq_recipe_run_opts *o, lq_recipe_run_result *res);
+
 /* ---- spelling help ------------------------------------------------------------------------------ */
 
 /* Edit distance between a and b (case-sensitive): insertions, deletions, substitutions and swaps

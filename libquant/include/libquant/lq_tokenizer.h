@@ -41,6 +41,12 @@ lq_status lq_tokenizer_load_gguf(const char *path, lq_tokenizer **out);
 /* A model directory: tokenizer.json inside it. */
 lq_status lq_tokenizer_load_dir(const char *dir, lq_tokenizer **out);
 void lq_tokenizer_free(lq_tokenizer *t);
+/* The tokenizer that goes with a model of `vocab_size` tokens: `tok_path` if given (".json": HF
+ * tokenizer.json, ".gguf": GGUF vocab, else llama2.c tokenizer.bin sized by vocab_size), else
+ * tokenizer.json inside the model directory. A llama2.c .bin model without tok_path is
+ * LQ_ERR_INVALID_ARG; a tokenizer whose ids do not fit vocab_size is LQ_ERR_MISMATCH. */
+lq_status lq_tokenizer_load_for_model(const char *model_path, const char *tok_path, int vocab_size,
+                                      lq_tokenizer **out);
 
 lq_tok_kind lq_tokenizer_kind(const lq_tokenizer *t);
 int lq_tokenizer_vocab_size(const lq_tokenizer *t);
