@@ -520,9 +520,38 @@ Test(prune, bad_inputs_one_line_each) {
     expect_error("--method magnitude --sparsity 0.5 --target nonexistent_proj", 2, "matches no module", true);
     expect_error("--method magnitude --sparsity 0.5 --ignore 're:model.layers.9.*'", 2, "matches no module", true);
     expect_error("--method bogus", 2, "unknown method", false);
+    /* issue 10 defect 11: stories260K has 5 layers; layer 99 used to be ignored silently */
+    expect_error("--method ffn --keep 0.5 --layer-keep 99=0.25", 2, "--layer-keep 99=0.25: the model has 5 layers",
+                 true);
+    expect_error("--method heads --layer-keep 5=0.5", 2, "has 5 layers (0..4)", true);
     /* never into the input */
     char args[2048], err[1024];
     snprintf(args, sizeof args, "--model '%s' --method magnitude --sparsity 0.5 --out '%s' --force", g_root,
              g_root);
     cr_assert_eq(run_tool(args, err, sizeof err), 2, "%s", err);
+}
+
+/* issue 10 defect 6: an already-quantized model used to be "pruned" (nothing matched, exit 0,
+ * an unchanged copy written). It is refused as quant-ptq refuses it, for every method. */
+Test(prune, quantized_input_refused) {
+    char hf[600], q[600], cmd[4096], err[4096];
+    snprintf(hf, sizeof hf, "%s/hf", g_root);
+    snprintf(q, sizeof q, "%s/q", g_root);
+    cr_assert_eq(lq_test_convert_stories260k(hf, cmd, sizeof cmd), 0, "%s", cmd);
+    cr_assert_eq(mkdir(q, 0755), 0);
+    lq_ptq_opts po = {.scheme = LQ_PTQ_W8A16};
+    cr_assert_eq(lq_ptq_quantize(hf, q, &po, NULL), LQ_OK, "%s", lq_last_error());
+    const char *methods[] = {"--method magnitude --sparsity 0.5", "--method nm", "--method ffn --keep 0.5",
+                             "--method heads --keep 0.5"};
+    for (int i = 0; i < 4; i++) {
+        char args[2048];
+        snprintf(args, sizeof args, "--model '%s' %s --out '%s/pq'", q, methods[i], g_root);
+        cr_assert_eq(run_tool(args, err, sizeof err), 3, "%s: %s", methods[i], err);
+        cr_assert_not_null(strstr(err, "already quantized"), "%s", err);
+        cr_assert_not_null(strstr(err, "prune the original float model"), "%s", err);
+        cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+        struct stat sb;
+        snprintf(args, sizeof args, "%s/pq", g_root);
+        cr_assert_neq(stat(args, &sb), 0, "no output for a refused input");
+    }
 }

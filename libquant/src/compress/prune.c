@@ -14,6 +14,7 @@
  * about 9 bytes per targeted weight.
  */
 #include "prune_internal_drv.h"
+#include "float_input.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -105,6 +106,16 @@ static lq_status check_opts(const lq_prune_opts *o) {
                 return lq_fail(LQ_ERR_INVALID_ARG, "layer %d: keep ratio %g is outside (0, 1]", l,
                                (double)o->layer_keep[l]);
     }
+    return LQ_OK;
+}
+
+/* A keep ratio for a layer the model does not have is a typo (or the wrong model): refuse it
+ * rather than prune every real layer with the default. */
+static lq_status check_layer_keep(const lq_prune_opts *o, const lq_config *cfg, const char *model) {
+    for (int l = cfg->n_layers; o->layer_keep && l < o->n_layer_keep; l++)
+        if (o->layer_keep[l] >= 0.0f)
+            return lq_fail(LQ_ERR_INVALID_ARG, "%s: --layer-keep %d=%g: the model has %d layers (0..%d)", model,
+                           l, (double)o->layer_keep[l], cfg->n_layers, cfg->n_layers - 1);
     return LQ_OK;
 }
 
@@ -631,8 +642,9 @@ lq_status lq_prune_run(const char *model_path, const char *out_dir, const lq_pru
     x.cfg = lq_checkpoint_config(x.c);
     x.n = lq_checkpoint_count(x.c);
     lq_prune_summary sum = {.method = opts->method};
-    lq_status s = LQ_OK;
-    if (!(x.items = calloc((size_t)x.n + 1, sizeof *x.items))) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    lq_status s = lq_check_float_input(x.c, "prune");
+    if (s == LQ_OK) s = check_layer_keep(opts, x.cfg, model_path);
+    if (s == LQ_OK && !(x.items = calloc((size_t)x.n + 1, sizeof *x.items))) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
     if (s == LQ_OK) s = run(&x, out_dir, &sum);
     if (s == LQ_OK && x.plan.n_layers > 0) {
         /* hand the structured plan to the summary */

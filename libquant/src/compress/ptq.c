@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ct_internal.h"
+#include "float_input.h"
 #include "libquant/lq_targets.h"
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_safetensors.h"
@@ -81,22 +82,6 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
 }
 
 /* ---- plan -------------------------------------------------------------------------------------- */
-
-static lq_status check_not_quantized(const lq_checkpoint *c) {
-    const char *cj = lq_checkpoint_config_json(c);
-    lq_ct_config ct;
-    if (cj && lq_ct_config_parse(cj, lq_checkpoint_path(c), &ct) != LQ_ERR_NOT_FOUND)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: already quantized (config.json has a "
-                       "quantization_config); quantize the original float model", lq_checkpoint_path(c));
-    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
-        const lq_tensor *t = lq_checkpoint_get(c, i);
-        if (has_suffix(t->name, "_scale") || has_suffix(t->name, "_packed") ||
-            t->dtype == LQ_DTYPE_I8 || t->dtype == LQ_DTYPE_F8_E4M3)
-            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': already quantized; quantize the "
-                           "original float model", lq_checkpoint_path(c), t->name);
-    }
-    return LQ_OK;
-}
 
 static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
     lq_ptq_scheme s = o->scheme;
@@ -534,7 +519,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     lq_status s = lq_checkpoint_kind(c) == LQ_CKPT_LLAMA2C
                       ? lq_fail(LQ_ERR_UNSUPPORTED, "%s: a llama2.c checkpoint; convert it to a Hugging Face "
                                 "directory with quant-convert first", model_path)
-                      : check_not_quantized(c);
+                      : lq_check_float_input(c, "quantize");
     int64_t n_in = lq_checkpoint_count(c), n = n_in;
     plan_item *items = calloc((size_t)n + 1, sizeof *items); /* + 1: a tied model's own lm_head */
     lq_st_writer *wr = NULL;
