@@ -4,25 +4,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Encode into a malloc'd id array (sized by a first counting call). */
-static lq_status encode_all(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
-                            const char *what, int32_t **ids, int64_t *n) {
-    *ids = NULL;
-    *n = 0;
-    int64_t need = 0;
-    lq_status s = lq_tokenizer_encode(tok, text, len, add_bos, false, NULL, 0, &need);
-    if (s != LQ_OK && s != LQ_ERR_INVALID_ARG) return s;
-    int32_t *buf = malloc((size_t)(need > 0 ? need : 1) * sizeof *buf);
-    if (!buf) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)need);
-    int64_t got = 0;
-    s = lq_tokenizer_encode(tok, text, len, add_bos, false, buf, need, &got);
-    if (s != LQ_OK) {
-        free(buf);
-        return s;
+/* Bytes given to one encode call of a long text. The tokenizer's scratch grows with what one
+ * call sees (about 45 bytes per input byte for SPM), so a 50 MB line encoded whole peaked at
+ * 2.2 GB; cut at safe points (lq_tokenizer_safe_cut) the ids are the same and the scratch is
+ * that of one segment. */
+#define ENCODE_SEGMENT ((size_t)1 << 20)
+
+/* Encode text[0..len) into the growing array *ids (*n used, *cap allocated): the first segment
+ * with lq_tokenizer_encode (BOS, dummy prefix), the rest with lq_tokenizer_encode_next. */
+static lq_status encode_segment(const lq_tokenizer *tok, const char *text, size_t len, bool first,
+                                bool add_bos, const char *what, int32_t **ids, int64_t *n, int64_t *cap) {
+    for (;;) {
+        int64_t room = *cap - *n, got = 0;
+        lq_status s = first ? lq_tokenizer_encode(tok, text, len, add_bos, false, *ids + *n, room, &got)
+                            : lq_tokenizer_encode_next(tok, text, len, *ids + *n, room, &got);
+        if (s == LQ_OK) {
+            *n += got;
+            return LQ_OK;
+        }
+        if (s != LQ_ERR_INVALID_ARG || got <= room) return s;
+        int64_t nc = *cap * 2 > *n + got ? *cap * 2 : *n + got;
+        int32_t *nb = realloc(*ids, (size_t)nc * sizeof *nb);
+        if (!nb) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)nc);
+        *ids = nb;
+        *cap = nc;
     }
-    *ids = buf;
-    *n = got;
-    return LQ_OK;
+}
+
+/* lq_eval.h. Segment by segment (ENCODE_SEGMENT); where the tokenizer offers no safe cut in a
+ * window the window doubles, so a tokenizer without safe cuts encodes the text in one call. */
+lq_status lq_eval_encode_text(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                              const char *what, int32_t **ids, int64_t *n) {
+    int64_t cap = (int64_t)(len < ENCODE_SEGMENT ? len : ENCODE_SEGMENT) + 16;
+    *n = 0;
+    *ids = malloc((size_t)cap * sizeof **ids);
+    if (!*ids) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)cap);
+    lq_status s = LQ_OK;
+    size_t pos = 0;
+    do { /* once for an empty text: BOS alone */
+        size_t rest = len - pos, seg = rest;
+        for (size_t win = ENCODE_SEGMENT; win < rest; win *= 2) {
+            size_t c = lq_tokenizer_safe_cut(tok, text + pos, win + 1); /* text[c] is inside */
+            if (c > 0) {
+                seg = c;
+                break;
+            }
+        }
+        s = encode_segment(tok, text + pos, seg, pos == 0, add_bos, what, ids, n, &cap);
+        pos += seg;
+    } while (s == LQ_OK && pos < len);
+    if (s != LQ_OK) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return s;
 }
 
 /* llama.cpp: tokenize the whole text once, cut into chunks, BOS replaces each chunk's first. */
@@ -32,7 +68,7 @@ static lq_status walk_chunked(const lq_tokenizer *tok, const char *text, size_t 
     bool add_bos = lq_tokenizer_add_bos_default(tok) && lq_tokenizer_bos(tok) >= 0;
     int32_t *ids = NULL;
     int64_t n = 0;
-    LQ_TRY(encode_all(tok, text, len, add_bos, what, &ids, &n));
+    LQ_TRY(lq_eval_encode_text(tok, text, len, add_bos, what, &ids, &n));
     w->n_tokens = n;
     int64_t n_chunks = n / n_ctx;
     if (n_chunks < 1) {
@@ -58,7 +94,28 @@ static lq_status walk_chunked(const lq_tokenizer *tok, const char *text, size_t 
     return st;
 }
 
-/* llama2.c reference: each unit encoded with BOS, pieces of n_ctx each at position 0. */
+/* A unit as plain --per-line sees it: newline-split lines lose their CR, so a --separator unit
+ * holding several CRLF lines gets LF endings too (else its \r bytes are scored: PPL 3.55 instead
+ * of 6.25 on CRLF WikiText). *buf holds the copy when one was needed (free it). */
+static lq_status unit_lf(const lq_text_unit *u, char **buf, const char **text, size_t *len) {
+    *buf = NULL;
+    *text = u->text;
+    *len = u->len;
+    if (!memmem(u->text, u->len, "\r\n", 2)) return LQ_OK;
+    char *b = malloc(u->len);
+    if (!b) return lq_fail(LQ_ERR_NOMEM, "cannot copy a unit of %zu bytes", u->len);
+    size_t k = 0;
+    for (size_t i = 0; i < u->len; i++)
+        if (!(u->text[i] == '\r' && i + 1 < u->len && u->text[i + 1] == '\n')) b[k++] = u->text[i];
+    *buf = b;
+    *text = b;
+    *len = k;
+    return LQ_OK;
+}
+
+/* llama2.c reference: each unit encoded with BOS, pieces of n_ctx each at position 0. With
+ * o->max_chunks, only the first max_chunks units are evaluated (each whole, in as many pieces as
+ * it takes): a unit is what --per-line counts. */
 static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
                                const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
                                lq_chunk_walk *w) {
@@ -69,13 +126,19 @@ static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t
         free(units);
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: the text has no non-empty unit", what);
     }
+    if (o->max_chunks > 0 && o->max_chunks < n_units) n_units = o->max_chunks;
     bool add_bos = lq_tokenizer_bos(tok) >= 0;
     double t0 = lq_eval_now();
     lq_status st = LQ_OK;
     for (int64_t u = 0; u < n_units && st == LQ_OK; u++) {
         int32_t *ids = NULL;
         int64_t n = 0;
-        st = encode_all(tok, units[u].text, units[u].len, add_bos, what, &ids, &n);
+        char *copy;
+        const char *ut;
+        size_t ul;
+        st = unit_lf(&units[u], &copy, &ut, &ul);
+        if (st == LQ_OK) st = lq_eval_encode_text(tok, ut, ul, add_bos, what, &ids, &n);
+        free(copy);
         if (st != LQ_OK) break;
         w->n_tokens += n;
         for (int64_t p = 0; p < n && st == LQ_OK; p += n_ctx) {

@@ -54,6 +54,14 @@ typedef void (*lq_eval_progress_fn)(void *user, int64_t done, int64_t total, con
 lq_status lq_eval_load_tokenizer(const lq_model *m, const char *model_path, const char *tok_path,
                                  lq_tokenizer **out);
 
+/* Encode a whole text (no special-token parsing; BOS first when add_bos) into a malloc'd array
+ * *ids of *n ids (free() it). Long texts are encoded in segments of about 1 MiB cut where the
+ * tokenizer proves the ids cannot change (lq_tokenizer_safe_cut), so the tokenizer's scratch
+ * stays that of one segment (a 50 MB line: 2.2 GB peak RSS encoded whole); a tokenizer without
+ * safe cuts gets the text in one call. `what` prefixes allocation errors. (chunks.c) */
+lq_status lq_eval_encode_text(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                              const char *what, int32_t **ids, int64_t *n);
+
 /* ---- perplexity (perplexity.c) --------------------------------------------------------------- */
 
 typedef struct lq_ppl_opts {
@@ -66,10 +74,14 @@ typedef struct lq_ppl_opts {
      * (predictions of tokens n_ctx/2 + 1 .. n_ctx - 1).
      * true: each unit (line, or text between separators) is encoded with BOS on its own, cut
      * into pieces of n_ctx tokens each restarting at position 0, and every token after the
-     * first of a piece is scored (the llama2.c reference protocol). */
+     * first of a piece is scored (the llama2.c reference protocol).
+     * In per-line mode a CRLF inside a unit is read as LF, as the newline split already strips
+     * the CR of each line: a --separator unit of CRLF lines scores what its LF twin scores. */
     bool per_line;
     const char *separator;  /* per-line mode: unit separator; NULL/"" = newline */
-    int64_t max_chunks;     /* chunked mode: evaluate at most this many chunks; <= 0 = all */
+    /* <= 0: all. Chunked mode: at most this many chunks. Per-line mode: the first this many units
+     * (non-empty lines or separator units), each scored whole in as many pieces as it takes. */
+    int64_t max_chunks;
     lq_eval_progress_fn progress; /* NULL: silent */
     void *progress_user;
 } lq_ppl_opts;

@@ -205,3 +205,106 @@ Test(text, split_strips_and_drops_empty_units) {
     cr_expect_eq(u[1].text[0], 'z');
     free(u);
 }
+
+/* ---- issue 10: --chunks in per-line mode, CRLF units, long texts ---------------------------- */
+
+/* Per-line --chunks N evaluates the first N units (defect 15; it was ignored). Reference: the
+ * llama2.c token counts of the five units (shared/data/reference/...tokens.txt: each unit's
+ * count, then its ids); a unit of c tokens scores c - 1 predictions. */
+Test(perplexity, per_line_chunks_counts_units, .init = paths) {
+    char ref_path[1024];
+    lq_test_shared("data/reference/stories260K_tok512.tinystories_sample.tokens.txt", ref_path,
+                   sizeof ref_path);
+    char *ref = lq_test_read_file(ref_path, NULL);
+    cr_assert_not_null(ref);
+    char *p = ref;
+    long c0 = strtol(p, &p, 10);
+    for (long i = 0; i < c0; i++) (void)strtol(p, &p, 10);
+    long c1 = strtol(p, &p, 10);
+    free(ref);
+    lq_model *m = NULL;
+    cr_assert_eq(lq_model_load(g_bin, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_eval_load_tokenizer(m, g_bin, g_tok, &tok), LQ_OK, "%s", lq_last_error());
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(lq_text_read_file(g_text, &text, &len), LQ_OK);
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>", .max_chunks = 2};
+    lq_ppl_result r;
+    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.n_scored, (c0 - 1) + (c1 - 1), "scored %lld, the first two units have %ld and %ld tokens",
+                 (long long)r.n_scored, c0, c1);
+    cr_expect_eq(r.n_tokens, c0 + c1);
+    /* a unit longer than the context still counts once: pieces of 16 tokens */
+    o = (lq_ppl_opts){.per_line = true, .separator = "<|endoftext|>", .max_chunks = 1, .n_ctx = 16};
+    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.n_tokens, c0);
+    cr_expect_eq(r.n_chunks, (c0 + 15) / 16 - (c0 % 16 == 1));
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+}
+
+/* --separator units of CRLF lines score what their LF twins score: the llama2.c reference
+ * numbers of the LF sample (the CR bytes used to be scored: PPL 3.55 vs 6.25 on WikiText). */
+Test(perplexity, crlf_units_score_as_lf, .init = paths) {
+    lq_model *m = NULL;
+    cr_assert_eq(lq_model_load(g_bin, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_eval_load_tokenizer(m, g_bin, g_tok, &tok), LQ_OK, "%s", lq_last_error());
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(lq_text_read_file(g_text, &text, &len), LQ_OK);
+    char *crlf = malloc(2 * len + 1);
+    size_t k = 0, lines = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') crlf[k++] = '\r', lines++;
+        crlf[k++] = text[i];
+    }
+    cr_assert_gt(lines, 5, "the sample has lines inside its units");
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
+    lq_ppl_result r;
+    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, crlf, k, &o, &r), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.n_scored, REF_SCORED);
+    cr_expect(fabs(r.nll_sum - REF_NLL_SUM) <= REL_TOL * REF_NLL_SUM, "total NLL %.6f, reference %.6f",
+              r.nll_sum, REF_NLL_SUM);
+    free(crlf);
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+}
+
+/* A text over the 1 MiB encode segment (WikiText-2 test, 1.3 MB) encodes, segment by segment, to
+ * exactly the ids of one whole-text lq_tokenizer_encode, for the SPM tokenizer (tok512) and the
+ * byte-level BPE one (gpt2). */
+static void expect_segmented_equals_whole(lq_tokenizer *tok, const char *text, size_t len, const char *name) {
+    int32_t *seg = NULL;
+    int64_t n_seg = 0, n_whole = 0;
+    cr_assert_eq(lq_eval_encode_text(tok, text, len, true, "test", &seg, &n_seg), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_tokenizer_encode(tok, text, len, true, false, NULL, 0, &n_whole), LQ_ERR_INVALID_ARG);
+    int32_t *whole = malloc((size_t)n_whole * sizeof *whole);
+    cr_assert_eq(lq_tokenizer_encode(tok, text, len, true, false, whole, n_whole, &n_whole), LQ_OK);
+    cr_assert_eq(n_seg, n_whole, "%s: %lld ids in segments, %lld whole", name, (long long)n_seg, (long long)n_whole);
+    for (int64_t i = 0; i < n_whole; i++)
+        cr_assert_eq(seg[i], whole[i], "%s: id %lld: %d vs %d", name, (long long)i, seg[i], whole[i]);
+    free(whole);
+    free(seg);
+}
+
+Test(perplexity, long_text_segments_encode_like_whole, .init = paths, .timeout = 120) {
+    char wiki[1024], gpt2[1024];
+    lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", wiki, sizeof wiki);
+    lq_test_shared("models/gpt2-tokenizer/tokenizer.json", gpt2, sizeof gpt2);
+    char *text = NULL;
+    size_t len = 0;
+    cr_assert_eq(lq_text_read_file(wiki, &text, &len), LQ_OK);
+    cr_assert_gt(len, (size_t)1 << 20, "longer than one segment");
+    lq_tokenizer *tok = NULL;
+    cr_assert_eq(lq_tokenizer_load_llama2c(g_tok, 512, &tok), LQ_OK, "%s", lq_last_error());
+    expect_segmented_equals_whole(tok, text, len, "tok512");
+    lq_tokenizer_free(tok);
+    cr_assert_eq(lq_tokenizer_load_hf_json(gpt2, &tok), LQ_OK, "%s", lq_last_error());
+    expect_segmented_equals_whole(tok, text, len, "gpt2");
+    lq_tokenizer_free(tok);
+    free(text);
+}
