@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "libquant.h"
+#include "libquant/lq_ptq.h"
 #include "lq_test_util.h"
 
 static char g_dir[64];
@@ -313,4 +314,18 @@ Test(bad_input, truncated_llama2c) {
     expect_ckpt_fail(p, LQ_ERR_FORMAT, p, "non-positive");
     free(longer);
     free(raw);
+}
+
+/* fuzz_config_json's first finding: a quant_method string holding a newline was echoed into the
+ * message, which then spanned two lines. Every message is one line (lq_fail). */
+Test(bad_input, names_with_control_characters_stay_one_line) {
+    const char *cfg = "{\"quantization_config\": {\"quant_method\": \"compressed-t\\nsors\\r\\u0007\"}}";
+    lq_ct_config ct;
+    cr_assert_eq(lq_ct_config_parse(cfg, "x/config.json", &ct), LQ_ERR_UNSUPPORTED);
+    const char *msg = lq_last_error();
+    cr_expect_null(strchr(msg, '\n'), "%s", msg);
+    cr_expect_null(strchr(msg, '\r'), "%s", msg);
+    cr_expect_null(strchr(msg, '\a'), "%s", msg);
+    cr_expect_not_null(strstr(msg, "x/config.json"), "%s", msg);
+    cr_expect_not_null(strstr(msg, "compressed-t sors"), "%s", msg);
 }

@@ -34,7 +34,9 @@ const char *lq_status_name(lq_status s);
 const char *lq_last_error(void);
 
 /* Record a failure message (printf-style) for this thread and return `s`, so library code can
- * write `return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': ...", path, name);`. */
+ * write `return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': ...", path, name);`. Control
+ * characters in the result (a newline inside a name read from a file) become spaces: the
+ * message is always one line. */
 lq_status lq_fail(lq_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

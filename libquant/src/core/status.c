@@ -30,5 +30,9 @@ lq_status lq_fail(lq_status s, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
     va_end(ap);
+    /* Messages echo names read from files (JSON keys and strings, tensor names); a newline in
+     * one would split the tool's one-line error (found by fuzz_config_json). */
+    for (char *p = g_last_error; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     return s;
 }
