@@ -885,3 +885,46 @@ Test(distill, sequences_of_another_teacher_are_refused) {
                   corpus, "--out", out, NULL);
     cr_expect_neq(exit_code(st), 0);
 }
+
+/* Issue 10 defect 16: a prompt too long for the context is reported against the prompts file and
+ * its line (it named the output directory). Line 4 below (line 2 is blank), and with a separator
+ * the line the unit's text starts on, after the blank lines that follow the separator. */
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(distill, sequences_long_prompt_names_file_and_line) {
+    char prompts[300], out[300], out2[300];
+    sub("prompts.txt", prompts, sizeof prompts);
+    sub("seq", out, sizeof out);
+    sub("seq2", out2, sizeof out2);
+    char *text = malloc(4096);
+    strcpy(text, "Once upon a time\n\nThe cat\n");
+    for (int i = 0; i < 400; i++) strcat(text, "dog ");
+    strcat(text, "\nA bird\n");
+    write_text(prompts, text);
+    int st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--prompts", prompts,
+                      "--sequences", "1", "--max-tokens", "4", "--out", out, NULL);
+    cr_expect_eq(exit_code(st), 2);
+    char *e = err_text(), want[400];
+    snprintf(want, sizeof want, "quant-distill: error: %s:4: prompt 2 ", prompts);
+    cr_expect(strncmp(e, want, strlen(want)) == 0, "want '%s...', got: %s", want, e);
+    cr_expect(strstr(e, "context of 512"), "%s", e);
+    cr_expect_null(strstr(e, "/seq"), "names the output directory: %s", e);
+    free(e);
+    /* separator units: the long one starts on line 3, after "\n\n" */
+    strcpy(text, "Once upon a time<|e|>\n\n");
+    for (int i = 0; i < 400; i++) strcat(text, "dog ");
+    write_text(prompts, text);
+    st = run_tool("quant-distill", "--model", model_path, "--tokenizer", tok_path, "--prompts", prompts,
+                  "--separator", "<|e|>", "--sequences", "1", "--max-tokens", "4", "--out", out2, NULL);
+    cr_expect_eq(exit_code(st), 2);
+    e = err_text();
+    snprintf(want, sizeof want, "quant-distill: error: %s:3: prompt 1 ", prompts);
+    cr_expect(strncmp(e, want, strlen(want)) == 0, "want '%s...', got: %s", want, e);
+    free(e);
+    free(text);
+}

@@ -375,7 +375,40 @@ typedef struct seq_run {
     int n_gen;
     int64_t added;
     tool_progress bar;
+    uint64_t prompt_off; /* --prompts: byte offset of the current unit (for its line number) */
+    bool prompt_named;   /* the last error already names the prompt's file and line */
 } seq_run;
+
+/* 1-based line of the prompt whose raw unit starts at byte `off` of `path`: the newlines before
+ * it, plus those of the blank run a separator unit is stripped of. 0 if the file cannot be read. */
+static int64_t prompt_line(const char *path, uint64_t off) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int64_t line = 1;
+    uint64_t pos = 0;
+    bool lead = true;
+    char buf[65536];
+    size_t n;
+    while (lead && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (size_t i = 0; i < n && lead; i++, pos++) {
+            char ch = buf[i];
+            if (pos >= off && ch != '\n' && ch != '\r' && ch != ' ' && ch != '\t') lead = false;
+            else if (ch == '\n') line++;
+        }
+    }
+    fclose(f);
+    return line;
+}
+
+/* Refuse prompt i: with --prompts the message names the file and line (defect 16: it named the
+ * output directory), with --prompt the option. */
+static lq_status seq_prompt_fail(seq_run *q, int64_t i, const char *what) {
+    q->prompt_named = true;
+    if (q->a->prompts)
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s:%lld: prompt %lld (counting from 0) %s", q->a->prompts,
+                       (long long)prompt_line(q->a->prompts, q->prompt_off), (long long)i, what);
+    return lq_fail(LQ_ERR_INVALID_ARG, "--prompt: the prompt %s", what);
+}
 
 static bool seq_on_token(void *user, const lq_sample_info *t) {
     seq_run *q = user;
@@ -476,12 +509,13 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
     else if (st == LQ_OK || st == LQ_ERR_INVALID_ARG)
         st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, pids, cap + 1, &np);
     int max_ctx = q->m->cfg.max_seq_len;
-    if (st == LQ_OK && np == 0)
-        st = lq_fail(LQ_ERR_INVALID_ARG, "prompt %lld is empty and the tokenizer has no BOS",
-                     (long long)i);
-    if (st == LQ_OK && np >= max_ctx)
-        st = lq_fail(LQ_ERR_INVALID_ARG, "prompt %lld: %lld tokens do not fit the context of %d",
-                     (long long)i, (long long)np, max_ctx);
+    char what[96];
+    if (st == LQ_OK && np == 0) st = seq_prompt_fail(q, i, "is empty and the tokenizer has no BOS");
+    if (st == LQ_OK && np >= max_ctx) {
+        snprintf(what, sizeof what, "has %lld tokens, more than fit the context of %d (with room for one "
+                 "generated)", (long long)np, max_ctx);
+        st = seq_prompt_fail(q, i, what);
+    }
     int64_t base = i * a->sequences;
     if (st == LQ_OK && a->dec.beams > 1) {
         /* one search gives the prompt's N records: the N best hypotheses */
@@ -663,6 +697,7 @@ static int run_sequences(const args *a) {
                     break;
                 }
                 if (i < first_prompt) continue; /* committed before the restart */
+                q.prompt_off = uo;
                 s = seq_prompt(&q, i, i == first_prompt ? (int)(resumed % a->sequences) : 0,
                                text, len);
             }
@@ -671,7 +706,8 @@ static int run_sequences(const args *a) {
         tool_progress_end(&q.bar);
         double secs = lq_eval_now() - t0;
         if (s != LQ_OK) {
-            rc = tool_error(tool_exit_code(s), "%s: %s", a->out, lq_last_error());
+            rc = q.prompt_named ? tool_error(tool_exit_code(s), "%s", lq_last_error())
+                                : tool_error(tool_exit_code(s), "%s: %s", a->out, lq_last_error());
             goto done;
         }
         if (!a->json)
