@@ -625,7 +625,8 @@ int main(int argc, char **argv) {
     }
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) != LQ_OK) lq_model_free(m);
+    if (s == LQ_OK && ((s = lq_eval_check_finite(m)) != LQ_OK || (s = lq_model_to_device(m, a.device)) != LQ_OK))
+        lq_model_free(m);
     if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);
     if (!pool) {
