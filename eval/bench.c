@@ -63,7 +63,7 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
     if (o.n_prompt < 0 || o.n_gen < 0 || (o.n_prompt == 0 && o.n_gen == 0))
         return lq_fail(LQ_ERR_INVALID_ARG, "bench: n_prompt %d / n_gen %d: nothing to run",
                        o.n_prompt, o.n_gen);
-    int max_ctx = m->cfg.max_seq_len;
+    int max_ctx = lq_model_config(m)->max_seq_len;
     int need = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
     if (need > max_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "bench: %d tokens exceed the model's context of %d",
@@ -71,7 +71,7 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
     lq_session *s = NULL;
     LQ_TRY(lq_session_create(m, need, pool, &s));
     int32_t *ids = malloc((size_t)need * sizeof *ids);
-    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    float *logits = malloc((size_t)lq_model_config(m)->vocab_size * sizeof *logits);
     double *tp = malloc((size_t)o.reps * sizeof *tp);
     double *tg = malloc((size_t)o.reps * sizeof *tg);
     lq_status st = LQ_OK;
@@ -81,7 +81,7 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
     }
     uint64_t rng = o.seed ? o.seed : 42;
     for (int i = 0; i < need; i++)
-        ids[i] = (int32_t)(next_rand(&rng) % (uint64_t)m->cfg.vocab_size);
+        ids[i] = (int32_t)(next_rand(&rng) % (uint64_t)lq_model_config(m)->vocab_size);
 
     int64_t steps = 2LL * (o.reps + 1);
     double secs = 0;

@@ -10,18 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define N_LINEAR 7
-
-static void layer_linears(const lq_layer *L, const lq_weight *out[N_LINEAR]) {
-    out[0] = &L->wq;
-    out[1] = &L->wk;
-    out[2] = &L->wv;
-    out[3] = &L->wo;
-    out[4] = &L->w_gate;
-    out[5] = &L->w_up;
-    out[6] = &L->w_down;
-}
-
 /* Whether every row of a per-channel scale vector holds the same value: a per-tensor scale is
  * bound as per-channel scales that are all equal. */
 static bool scales_all_equal(const lq_weight *w) {
@@ -68,24 +56,22 @@ static bool is_linear_tensor(const char *name) {
 
 lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
     memset(out, 0, sizeof *out);
-    const lq_config *c = &m->cfg;
     /* distinct labels in order of first appearance: "W4A16-g32" or "W4A16-g32+W8A16" */
     char labels[4][48];
     int n_labels = 0;
     bool more = false;
-    for (int l = 0; l < c->n_layers; l++) {
-        const lq_weight *ws[N_LINEAR];
-        layer_linears(&m->layers[l], ws);
-        for (int i = 0; i < N_LINEAR; i++) {
+    {
+        for (int i = 0; i < lq_model_linear_count(m); i++) {
+            const lq_weight *w = lq_model_linear(m, i, NULL, 0);
             char cur[48];
-            weight_label(ws[i], cur, sizeof cur);
+            weight_label(w, cur, sizeof cur);
             int k = 0;
             while (k < n_labels && strcmp(labels[k], cur) != 0) k++;
             if (k == n_labels) {
                 if (n_labels < 4) snprintf(labels[n_labels++], sizeof labels[0], "%s", cur);
                 else more = true;
             }
-            out->linear_params += ws[i]->rows * ws[i]->cols;
+            out->linear_params += w->rows * w->cols;
         }
     }
     size_t used = 0;
@@ -96,16 +82,16 @@ lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
         snprintf(out->format, sizeof out->format, "mixed");
 
     uint64_t all_bytes = 0;
-    int64_t n = lq_checkpoint_count(m->ckpt);
+    int64_t n = lq_checkpoint_count(lq_model_checkpoint(m));
     for (int64_t i = 0; i < n; i++) {
-        const lq_tensor *t = lq_checkpoint_get(m->ckpt, i);
+        const lq_tensor *t = lq_checkpoint_get(lq_model_checkpoint(m), i);
         all_bytes += t->nbytes;
         if (is_linear_tensor(t->name)) out->linear_bytes += t->nbytes;
     }
     if (out->linear_bytes == 0)
         return lq_fail(LQ_ERR_FORMAT, "%s: no decoder linear-layer tensor found",
-                       lq_checkpoint_path(m->ckpt));
-    out->disk_bytes = lq_checkpoint_file_bytes(m->ckpt);
+                       lq_checkpoint_path(lq_model_checkpoint(m)));
+    out->disk_bytes = lq_checkpoint_file_bytes(lq_model_checkpoint(m));
     out->n_params = lq_model_param_count(m);
     out->bpw_linear = out->linear_params ? 8.0 * (double)out->linear_bytes
                                                / (double)out->linear_params

@@ -45,7 +45,7 @@ static int64_t first_non_finite(const lq_tensor *t) {
 }
 
 lq_status lq_eval_check_finite(const lq_model *m) {
-    const lq_checkpoint *c = m->ckpt;
+    const lq_checkpoint *c = lq_model_checkpoint(m);
     for (int64_t i = 0; c && i < lq_checkpoint_count(c); i++) {
         const lq_tensor *t = lq_checkpoint_get(c, i);
         int64_t at = first_non_finite(t);

@@ -245,19 +245,19 @@ lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_t
         return lq_fail(LQ_ERR_MISMATCH,
                        "kl-divergence: the baseline's tokenizer (hash %016llx) differs from the "
                        "model's (hash %016llx)", (unsigned long long)hb, (unsigned long long)hq);
-    if (base->cfg.vocab_size != m->cfg.vocab_size)
+    if (lq_model_config(base)->vocab_size != lq_model_config(m)->vocab_size)
         return lq_fail(LQ_ERR_MISMATCH,
                        "kl-divergence: the baseline's vocabulary has %d entries, the model's %d",
-                       base->cfg.vocab_size, m->cfg.vocab_size);
-    int max_ctx = base->cfg.max_seq_len < m->cfg.max_seq_len ? base->cfg.max_seq_len
-                                                             : m->cfg.max_seq_len;
+                       lq_model_config(base)->vocab_size, lq_model_config(m)->vocab_size);
+    int max_ctx = lq_model_config(base)->max_seq_len < lq_model_config(m)->max_seq_len ? lq_model_config(base)->max_seq_len
+                                                             : lq_model_config(m)->max_seq_len;
     int n_ctx = o.n_ctx > 0 ? o.n_ctx : (o.per_line ? max_ctx : KLD_DEFAULT_CTX);
     if (n_ctx > max_ctx) n_ctx = max_ctx;
     if (n_ctx < 2)
         return lq_fail(LQ_ERR_INVALID_ARG, "kl-divergence: context of %d tokens is too short",
                        n_ctx);
 
-    kld_run k = {.vocab = m->cfg.vocab_size};
+    kld_run k = {.vocab = lq_model_config(m)->vocab_size};
     lq_status st = lq_session_create(base, n_ctx, pool, &k.sb);
     if (st == LQ_OK) st = lq_session_create(m, n_ctx, pool, &k.sq);
     size_t n_logits = (size_t)n_ctx * (size_t)k.vocab;

@@ -71,7 +71,7 @@ lq_status lq_eval_perplexity(const lq_model *m, const lq_tokenizer *tok, lq_pool
     if (opts) o = *opts;
     if (len == 0 || !text)
         return lq_fail(LQ_ERR_INVALID_ARG, "perplexity: the text is empty");
-    int max_ctx = m->cfg.max_seq_len;
+    int max_ctx = lq_model_config(m)->max_seq_len;
     int n_ctx = o.n_ctx > 0 ? o.n_ctx : (o.per_line ? max_ctx : LQ_PPL_DEFAULT_CTX);
     if (n_ctx > max_ctx) n_ctx = max_ctx;
     if (n_ctx < 2)
@@ -80,13 +80,13 @@ lq_status lq_eval_perplexity(const lq_model *m, const lq_tokenizer *tok, lq_pool
 
     lq_session *s = NULL;
     LQ_TRY(lq_session_create(m, n_ctx, pool, &s));
-    size_t n_logits = (size_t)n_ctx * (size_t)m->cfg.vocab_size;
+    size_t n_logits = (size_t)n_ctx * (size_t)lq_model_config(m)->vocab_size;
     float *logits = malloc(n_logits * sizeof *logits);
     if (!logits) {
         lq_session_free(s);
         return lq_fail(LQ_ERR_NOMEM, "perplexity: cannot allocate %zu logits", n_logits);
     }
-    ppl_run p = {.s = s, .logits = logits, .vocab = m->cfg.vocab_size};
+    ppl_run p = {.s = s, .logits = logits, .vocab = lq_model_config(m)->vocab_size};
     lq_chunk_walk w;
     lq_status st = lq_eval_walk_chunks(tok, text, len, n_ctx, &o, "perplexity", score_chunk, &p, &w);
     out->n_tokens = w.n_tokens;

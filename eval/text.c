@@ -85,5 +85,5 @@ lq_status lq_text_split(const char *text, size_t len, const char *separator, lq_
 
 lq_status lq_eval_load_tokenizer(const lq_model *m, const char *model_path, const char *tok_path,
                                  lq_tokenizer **out) {
-    return lq_tokenizer_load_for_model(model_path, tok_path, m->cfg.vocab_size, out);
+    return lq_tokenizer_load_for_model(model_path, tok_path, lq_model_config(m)->vocab_size, out);
 }

@@ -9,7 +9,16 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "libquant/lq_model.h"
+
 /* Directory of the shared models and data: $LQ_SHARED, else ../shared next to the source tree. */
+/* Linear `part` ("mlp.up_proj") of layer l of a loaded model (NULL if absent). */
+static inline const lq_weight *lq_test_linear(const lq_model *m, int l, const char *part) {
+    char name[128];
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, part);
+    return lq_model_find_linear(m, name);
+}
+
 static inline const char *lq_test_shared_dir(void) {
     const char *e = getenv("LQ_SHARED");
     return (e && *e) ? e : LQ_SHARED_DEFAULT;

@@ -235,6 +235,20 @@ static void expect_ckpt_fail(const char *path, lq_status want, const char *needl
     if (needle2) cr_assert(strstr(lq_last_error(), needle2), "missing '%s' in: %s", needle2, lq_last_error());
 }
 
+/* The tensor set is the architecture descriptor's business: the checkpoint opens (tools that
+ * only rewrite Linear layers accept it) and lq_model_load refuses it, naming the tensor. */
+static void expect_model_fail(const char *path, lq_status want, const char *needle1, const char *needle2) {
+    lq_checkpoint *c;
+    cr_assert_eq(lq_checkpoint_open(path, &c), LQ_OK, "%s", lq_last_error());
+    lq_checkpoint_close(c);
+    lq_model *m = (lq_model *)0x1;
+    lq_status s = lq_model_load(path, &m);
+    cr_assert_eq(s, want, "status %s: %s", lq_status_name(s), lq_last_error());
+    cr_assert_null(m);
+    if (needle1) cr_assert(strstr(lq_last_error(), needle1), "missing '%s' in: %s", needle1, lq_last_error());
+    if (needle2) cr_assert(strstr(lq_last_error(), needle2), "missing '%s' in: %s", needle2, lq_last_error());
+}
+
 Test(bad_input, tiny_llama_control_opens) {
     char d[128];
     snprintf(d, sizeof d, "%s/ok", g_dir);
@@ -249,14 +263,26 @@ Test(bad_input, missing_tensor) {
     char d[128];
     snprintf(d, sizeof d, "%s/miss", g_dir);
     make_tiny_llama(d, "model.layers.0.mlp.up_proj.weight", NULL);
-    expect_ckpt_fail(d, LQ_ERR_NOT_FOUND, "tensor 'model.layers.0.mlp.up_proj.weight'", d);
+    expect_model_fail(d, LQ_ERR_NOT_FOUND, "tensor 'model.layers.0.mlp.up_proj.weight'", d);
+}
+
+/* A decoder we have no descriptor for: its Linear layers are a checkpoint like any other (the
+ * tools that rewrite them open it), but the engine refuses to run it, naming the architecture. */
+Test(bad_input, unknown_architecture_at_model_load) {
+    char d[128];
+    snprintf(d, sizeof d, "%s/arch", g_dir);
+    make_tiny_llama(d, NULL, NULL);
+    write_text(d, "config.json",
+               "{\"architectures\":[\"FancyForCausalLM\"],\"hidden_size\":4,\"intermediate_size\":8,"
+               "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":6}");
+    expect_model_fail(d, LQ_ERR_UNSUPPORTED, "FancyForCausalLM", "LlamaForCausalLM");
 }
 
 Test(bad_input, tensor_shape_vs_config) {
     char d[128];
     snprintf(d, sizeof d, "%s/shape", g_dir);
     make_tiny_llama(d, NULL, "model.layers.0.self_attn.k_proj.weight");
-    expect_ckpt_fail(d, LQ_ERR_MISMATCH, "tensor 'model.layers.0.self_attn.k_proj.weight'", "[3, 4]");
+    expect_model_fail(d, LQ_ERR_MISMATCH, "tensor 'model.layers.0.self_attn.k_proj.weight'", "[3, 4]");
 }
 
 Test(bad_input, hf_dir_config_problems) {

@@ -78,7 +78,7 @@ static double rescore(const int32_t *prompt, int n_prompt, const int32_t *gen, i
     int32_t *seq = malloc((size_t)n * sizeof *seq);
     memcpy(seq, prompt, (size_t)n_prompt * sizeof *seq);
     memcpy(seq + n_prompt, gen, (size_t)n_gen * sizeof *seq);
-    int V = g_m->cfg.vocab_size;
+    int V = lq_model_config(g_m)->vocab_size;
     float *logits = malloc((size_t)n * V * sizeof *logits);
     lq_session *s = NULL;
     cr_assert_eq(lq_session_create(g_m, n, NULL, &s), LQ_OK);
@@ -216,7 +216,7 @@ Test(beam, length_rule_and_n_best) {
 Test(beam, stops_at_the_context) {
     int32_t prompt[64];
     int np = encode("Once upon a time", prompt, 64);
-    int max_ctx = g_m->cfg.max_seq_len;
+    int max_ctx = lq_model_config(g_m)->max_seq_len;
     lq_beam_result r = beam(prompt, np, 3, 3, 1.0f, max_ctx + 50, false);
     cr_assert(r.n_hyps == 3);
     for (int h = 0; h < 3; h++) {

@@ -170,6 +170,75 @@ Test(checkpoint, config_llama32_rope_scaling) {
     free(out);
 }
 
+/* transformers 5 writes RoPE as "rope_parameters" {rope_type, rope_theta, factor, ...} and drops
+ * the top-level rope_theta / rope_scaling (LlamaConfig of transformers 5.x): the same model. */
+Test(checkpoint, config_transformers5_rope_parameters) {
+    static const char *v4 =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        " \"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"vocab_size\": 100,"
+        " \"rope_scaling\": {\"factor\": 8.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0,"
+        " \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"rope_theta\": 500000.0}";
+    static const char *v5 =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+        " \"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"vocab_size\": 100,"
+        " \"rope_parameters\": {\"factor\": 8.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0,"
+        " \"original_max_position_embeddings\": 8192, \"rope_theta\": 500000.0, \"rope_type\": \"llama3\"}}";
+    lq_config a, b;
+    cr_assert_eq(lq_config_parse_json(v4, "v4.json", &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_config_parse_json(v5, "v5.json", &b), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(b.rope_theta, 500000.0f);
+    cr_assert_eq(b.rope_type, LQ_ROPE_LLAMA3);
+    cr_assert_eq(b.rope_scale_factor, 8.0f);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0);
+    /* default type: only the base */
+    cr_assert_eq(lq_config_parse_json("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8,"
+                                      " \"intermediate_size\": 8, \"num_attention_heads\": 2, \"num_hidden_layers\": 1,"
+                                      " \"vocab_size\": 8, \"rope_parameters\": {\"rope_theta\": 1000000.0,"
+                                      " \"rope_type\": \"default\"}}", "d.json", &b), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(b.rope_theta, 1000000.0f);
+    cr_assert_eq(b.rope_type, LQ_ROPE_DEFAULT);
+    /* unknown types are refused by name, wherever they are written */
+    cr_assert_eq(lq_config_parse_json("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8,"
+                                      " \"intermediate_size\": 8, \"num_attention_heads\": 2, \"num_hidden_layers\": 1,"
+                                      " \"vocab_size\": 8, \"rope_parameters\": {\"rope_theta\": 10000.0,"
+                                      " \"rope_type\": \"yarn\", \"factor\": 4.0}}", "y.json", &b), LQ_ERR_UNSUPPORTED);
+    cr_assert(strstr(lq_last_error(), "\"yarn\""), "%s", lq_last_error());
+}
+
+/* Sliding windows as MistralConfig and Qwen2Config write them. */
+Test(checkpoint, config_sliding_window) {
+#define SW_HEAD "{\"architectures\": [\"MistralForCausalLM\"], \"hidden_size\": 8, \"intermediate_size\": 8," \
+                " \"num_attention_heads\": 2, \"num_hidden_layers\": 3, \"vocab_size\": 8, "
+    lq_config g;
+    cr_assert_eq(lq_config_parse_json(SW_HEAD "\"sliding_window\": 4096}", "m.json", &g), LQ_OK, "%s", lq_last_error());
+    for (int l = 0; l < 3; l++) cr_assert_eq(lq_config_layer_window(&g, l), 4096);
+    cr_assert_eq(lq_config_parse_json(SW_HEAD "\"sliding_window\": null}", "m.json", &g), LQ_OK);
+    cr_assert_eq(lq_config_layer_window(&g, 0), 0);
+    /* Qwen2: off unless use_sliding_window; then layers below max_window_layers stay full */
+    cr_assert_eq(lq_config_parse_json(SW_HEAD "\"sliding_window\": 32, \"use_sliding_window\": false,"
+                                      " \"max_window_layers\": 1}", "q.json", &g), LQ_OK);
+    cr_assert_eq(lq_config_layer_window(&g, 2), 0);
+    cr_assert_eq(lq_config_parse_json(SW_HEAD "\"sliding_window\": 32, \"use_sliding_window\": true,"
+                                      " \"max_window_layers\": 1}", "q.json", &g), LQ_OK);
+    cr_assert_eq(lq_config_layer_window(&g, 0), 0);
+    cr_assert_eq(lq_config_layer_window(&g, 1), 32);
+    /* layer_types (transformers >= 4.53) name each layer */
+    cr_assert_eq(lq_config_parse_json(SW_HEAD "\"sliding_window\": 16, \"layer_types\": [\"sliding_attention\","
+                                      " \"full_attention\", \"sliding_attention\"]}", "t.json", &g), LQ_OK, "%s",
+                 lq_last_error());
+    cr_assert_eq(lq_config_layer_window(&g, 0), 16);
+    cr_assert_eq(lq_config_layer_window(&g, 1), 0);
+    cr_assert_eq(lq_config_layer_window(&g, 2), 16);
+    /* and the rendering keeps them */
+    char *out;
+    cr_assert_eq(lq_config_to_json(&g, &out), LQ_OK);
+    lq_config g2;
+    cr_assert_eq(lq_config_parse_json(out, "round-trip", &g2), LQ_OK, "%s\n%s", lq_last_error(), out);
+    cr_assert_eq(memcmp(&g, &g2, sizeof g), 0, "%s", out);
+    free(out);
+#undef SW_HEAD
+}
+
 /* Llama 3.1 lists several eos ids; the first one is kept. */
 Test(checkpoint, config_eos_list) {
     lq_config g;

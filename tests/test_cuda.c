@@ -425,7 +425,7 @@ Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
     cr_assert_eq(lq_session_create(mc, 64, NULL, &sc), LQ_OK);
     cr_assert_eq(lq_session_create(mg, 64, NULL, &sg), LQ_OK, "%s", lq_last_error());
     cr_expect_eq(lq_session_device(sg), LQ_DEVICE_CUDA);
-    const int vocab = mc->cfg.vocab_size, n0 = 37;
+    const int vocab = lq_model_config(mc)->vocab_size, n0 = 37;
     int32_t toks[64];
     toks[0] = 1;
     for (int i = 1; i < n0; i++) toks[i] = (int32_t)(rng_u32() % (uint32_t)vocab);

@@ -173,7 +173,7 @@ static void check_against_forward(const char *logp_dtype, double atol) {
     cr_assert_eq(lq_model_load(model_path, &m), LQ_OK);
     lq_session *s = NULL;
     cr_assert_eq(lq_session_create(m, 100, NULL, &s), LQ_OK);
-    int v = m->cfg.vocab_size, dim = m->cfg.dim, nl = m->cfg.n_layers;
+    int v = lq_model_config(m)->vocab_size, dim = lq_model_config(m)->dim, nl = lq_model_config(m)->n_layers;
     hook_cap h = {.x = malloc(sizeof(float) * (size_t)(nl + 1) * 100 * dim), .dim = dim};
     lq_session_set_layer_hook(s, capture, &h);
     float *logits = malloc(sizeof(float) * 100 * (size_t)v);
@@ -744,7 +744,7 @@ Test(distill, sequences_deterministic_per_seed) {
     cr_assert_eq(lq_model_load(model_path, &m), LQ_OK);
     cr_assert_eq(lq_tokenizer_load_llama2c(tok_path, 512, &tok), LQ_OK);
     lq_session *s = NULL;
-    cr_assert_eq(lq_session_create(m, m->cfg.max_seq_len, NULL, &s), LQ_OK);
+    cr_assert_eq(lq_session_create(m, lq_model_config(m)->max_seq_len, NULL, &s), LQ_OK);
     lq_sample_params sp = lq_sample_params_default();
     sp.temperature = 1.0f;
     sp.top_k = 50;

@@ -96,7 +96,7 @@ Test(generate, decode_steps_match_prefill_logits, .init = paths) {
 
     lq_model *m = NULL;
     cr_assert_eq(lq_model_load(g_bin, &m), LQ_OK, "%s", lq_last_error());
-    int vocab = m->cfg.vocab_size;
+    int vocab = lq_model_config(m)->vocab_size;
     float *pre = malloc((size_t)n * (size_t)vocab * sizeof *pre);
     float *dec = malloc((size_t)vocab * sizeof *dec);
     lq_session *s = NULL;

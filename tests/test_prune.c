@@ -265,7 +265,7 @@ Test(prune, magnitude_exact_sparsity_and_runs) {
     lq_checkpoint *orig;
     cr_assert_eq(lq_checkpoint_open(g_bin, &orig), LQ_OK);
     const lq_tensor *a = lq_checkpoint_find(orig, "model.layers.2.mlp.up_proj.weight");
-    const lq_tensor *b = lq_checkpoint_find(m->ckpt, "model.layers.2.mlp.up_proj.weight");
+    const lq_tensor *b = lq_checkpoint_find(lq_model_checkpoint(m), "model.layers.2.mlp.up_proj.weight");
     cr_assert(a && b && a->nbytes == b->nbytes);
     int64_t zeros = 0;
     for (int64_t i = 0; i < lq_tensor_numel(a); i++) {
@@ -465,7 +465,7 @@ Test(prune, prune_then_quantize_runs_with_zeros_kept) {
     lq_model *m;
     cr_assert_eq(lq_model_load(q, &m), LQ_OK, "%s", lq_last_error());
     /* symmetric int8: a zero weight has code 0, so the 2:4 pattern survives quantization */
-    const lq_weight *w = &m->layers[1].w_up;
+    const lq_weight *w = lq_test_linear(m, 1, "mlp.up_proj");
     cr_assert_eq(w->fmt, LQ_WFMT_W8A16);
     float *row = malloc((size_t)w->cols * sizeof *row);
     const lq_wfmt_traits *tr = lq_wfmt_get(w->fmt);

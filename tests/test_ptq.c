@@ -25,6 +25,9 @@
 
 #define REF_PPL 3.548202
 
+static const char *const k_linears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                        "mlp.down_proj"};
 static char g_root[256], g_fp32[512];
 
 /* A fresh temp dir holding stories260K converted to an HF directory (f32). */
@@ -98,14 +101,14 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
     /* every linear layer bound in the scheme's format; the tied embedding stays f32 */
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const lq_layer *L = &m->layers[l];
-        const lq_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int l = 0; l < lq_model_config(m)->n_layers; l++) {
+        const lq_weight *ws[7];
+        for (int i = 0; i < 7; i++) ws[i] = lq_test_linear(m, l, k_linears[i]);
         for (int i = 0; i < 7; i++) cr_expect_eq(ws[i]->fmt, fmt, "layer %d weight %d: fmt %d", l, i, ws[i]->fmt);
     }
-    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
+    cr_expect_eq(lq_model_find_linear(m, "model.embed_tokens")->fmt, LQ_WFMT_F32);
     /* the default ignore list is ["lm_head"]: the head stays the (tied) embedding */
-    cr_expect(m->cfg.tied_embeddings && m->output.data == m->tok_emb.data, "%s: the head was untied", name);
+    cr_expect(lq_model_config(m)->tied_embeddings && lq_model_find_linear(m, "lm_head")->data == lq_model_find_linear(m, "model.embed_tokens")->data, "%s: the head was untied", name);
     double ppl = ppl_of(m, out);
     lq_model_free(m);
     cr_expect(isfinite(ppl) && ppl > 1.0, "%s: ppl %f", name, ppl);
@@ -244,12 +247,12 @@ Test(ptq, ignore_and_override_write_two_groups, .timeout = 120) {
     cr_expect_eq(targets, 31, "5 layers x (k, v, o, gate, up, down) + lm_head");
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    cr_expect_eq(m->layers[0].wq.fmt, LQ_WFMT_F32);
-    cr_expect_eq(m->layers[0].wk.fmt, LQ_WFMT_W4A16);
-    cr_expect_eq(m->layers[4].w_down.fmt, LQ_WFMT_FP8_E4M3);
-    cr_expect_not(m->cfg.tied_embeddings);
-    cr_expect_eq(m->output.fmt, LQ_WFMT_W4A16);
-    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
+    cr_expect_eq(lq_test_linear(m, 0, "self_attn.q_proj")->fmt, LQ_WFMT_F32);
+    cr_expect_eq(lq_test_linear(m, 0, "self_attn.k_proj")->fmt, LQ_WFMT_W4A16);
+    cr_expect_eq(lq_test_linear(m, 4, "mlp.down_proj")->fmt, LQ_WFMT_FP8_E4M3);
+    cr_expect_not(lq_model_config(m)->tied_embeddings);
+    cr_expect_eq(lq_model_find_linear(m, "lm_head")->fmt, LQ_WFMT_W4A16);
+    cr_expect_eq(lq_model_find_linear(m, "model.embed_tokens")->fmt, LQ_WFMT_F32);
     lq_model_free(m);
     /* --json: the summary as one object */
     snprintf(p, sizeof p, "%s/stdout.txt", g_root);
@@ -435,9 +438,7 @@ static double quantize_and_check_groups(const char *name, const char *flags, int
  * refuses a group size that does not divide the columns (forward_helpers.py _process_group), so
  * g128 divides nothing and g32 divides all but the five down_proj. */
 
-static const char *const k_linears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                        "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                        "mlp.down_proj"};
+
 
 /* The quantization_config object of out/config.json (new reference). */
 static json_t *ct_config_of(const char *out) {
@@ -513,9 +514,9 @@ Test(ptq, group_fallback_channel_g128_is_per_channel, .timeout = 120) {
     /* per-row scales, and the engine binds each as one group per row */
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const lq_layer *L = &m->layers[l];
-        const lq_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    for (int l = 0; l < lq_model_config(m)->n_layers; l++) {
+        const lq_weight *ws[7];
+        for (int i = 0; i < 7; i++) ws[i] = lq_test_linear(m, l, k_linears[i]);
         for (int i = 0; i < 7; i++)
             cr_expect_eq(ws[i]->group_size, ws[i]->cols, "layer %d %s: group %d of %lld columns", l,
                          k_linears[i], ws[i]->group_size, (long long)ws[i]->cols);
@@ -664,10 +665,10 @@ Test(ptq, group_fallback_ignore_keeps_float, .timeout = 120) {
     lq_st_close(q);
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        cr_expect_eq(m->layers[l].w_down.fmt, LQ_WFMT_F32, "layer %d down_proj", l);
-        cr_expect_eq(m->layers[l].w_up.fmt, LQ_WFMT_W4A16, "layer %d up_proj", l);
-        cr_expect_eq(m->layers[l].w_up.group_size, 32);
+    for (int l = 0; l < lq_model_config(m)->n_layers; l++) {
+        cr_expect_eq(lq_test_linear(m, l, "mlp.down_proj")->fmt, LQ_WFMT_F32, "layer %d down_proj", l);
+        cr_expect_eq(lq_test_linear(m, l, "mlp.up_proj")->fmt, LQ_WFMT_W4A16, "layer %d up_proj", l);
+        cr_expect_eq(lq_test_linear(m, l, "mlp.up_proj")->group_size, 32);
     }
     lq_model_free(m);
 }
@@ -788,11 +789,11 @@ Test(ptq, head_w8a16_untied_within_one_percent, .timeout = 120) {
     /* the engine binds lm_head in W8A16, apart from the f32 embedding */
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    cr_expect_not(m->cfg.tied_embeddings);
-    cr_expect_eq(m->output.fmt, LQ_WFMT_W8A16);
-    cr_expect_eq(m->tok_emb.fmt, LQ_WFMT_F32);
-    cr_expect_neq(m->output.data, m->tok_emb.data);
-    for (int l = 0; l < m->cfg.n_layers; l++) cr_expect_eq(m->layers[l].w_down.fmt, LQ_WFMT_W8A16);
+    cr_expect_not(lq_model_config(m)->tied_embeddings);
+    cr_expect_eq(lq_model_find_linear(m, "lm_head")->fmt, LQ_WFMT_W8A16);
+    cr_expect_eq(lq_model_find_linear(m, "model.embed_tokens")->fmt, LQ_WFMT_F32);
+    cr_expect_neq(lq_model_find_linear(m, "lm_head")->data, lq_model_find_linear(m, "model.embed_tokens")->data);
+    for (int l = 0; l < lq_model_config(m)->n_layers; l++) cr_expect_eq(lq_test_linear(m, l, "mlp.down_proj")->fmt, LQ_WFMT_W8A16);
     double ppl = ppl_of(m, out);
     lq_model_free(m);
     /* the issue's W8A16 target is 0.5% with the head in f32; an 8-bit head adds one more

@@ -412,9 +412,9 @@ Test(recipe_run, targets_and_group_size_honored, .timeout = 120) {
     cr_expect_eq(ct.groups[0].group_size, 4);
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        cr_expect_eq(m->layers[l].w_down.fmt, LQ_WFMT_W4A16, "layer %d down", l);
-        cr_expect_eq(m->layers[l].wq.fmt, LQ_WFMT_F32, "layer %d q_proj is not targeted", l);
+    for (int l = 0; l < lq_model_config(m)->n_layers; l++) {
+        cr_expect_eq(lq_test_linear(m, l, "mlp.down_proj")->fmt, LQ_WFMT_W4A16, "layer %d down", l);
+        cr_expect_eq(lq_test_linear(m, l, "self_attn.q_proj")->fmt, LQ_WFMT_F32, "layer %d q_proj is not targeted", l);
     }
     lq_model_free(m);
 }

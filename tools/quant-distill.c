@@ -291,9 +291,9 @@ static int parse_features(const args *a, const lq_model *m, int32_t *layers, int
     for (const char *p = a->features; p && *p;) {
         char *e = NULL;
         long v = strtol(p, &e, 10);
-        if (e == p || v < 0 || v > m->cfg.n_layers || (*e && *e != ','))
+        if (e == p || v < 0 || v > lq_model_config(m)->n_layers || (*e && *e != ','))
             return tool_bad_args("--features '%s': layers are 0 .. %d, comma separated",
-                                 a->features, m->cfg.n_layers);
+                                 a->features, lq_model_config(m)->n_layers);
         if (*n == LQ_DISTILL_MAX_FEAT_LAYERS)
             return tool_bad_args("--features: at most %d layers", LQ_DISTILL_MAX_FEAT_LAYERS);
         layers[(*n)++] = (int32_t)v;
@@ -330,8 +330,8 @@ static int run_distill(const args *a) {
     if (rc) return rc;
     int32_t layers[LQ_DISTILL_MAX_FEAT_LAYERS];
     int n_layers = 0;
-    if (a->k > m->cfg.vocab_size)
-        rc = tool_bad_args("--k %d is larger than the vocabulary (%d)", a->k, m->cfg.vocab_size);
+    if (a->k > lq_model_config(m)->vocab_size)
+        rc = tool_bad_args("--k %d is larger than the vocabulary (%d)", a->k, lq_model_config(m)->vocab_size);
     if (!rc) rc = parse_features(a, m, layers, &n_layers);
     lq_pool *pool = rc ? NULL : lq_pool_create(a->threads);
     if (!rc && !pool) rc = tool_error(1, "cannot start %d threads", a->threads);
@@ -508,7 +508,7 @@ static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt
         st = lq_fail(LQ_ERR_NOMEM, "prompt %lld: out of memory", (long long)i);
     else if (st == LQ_OK || st == LQ_ERR_INVALID_ARG)
         st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, pids, cap + 1, &np);
-    int max_ctx = q->m->cfg.max_seq_len;
+    int max_ctx = lq_model_config(q->m)->max_seq_len;
     char what[96];
     if (st == LQ_OK && np == 0) st = seq_prompt_fail(q, i, "is empty and the tokenizer has no BOS");
     if (st == LQ_OK && np >= max_ctx) {
@@ -671,7 +671,7 @@ static int run_sequences(const args *a) {
         }
         /* one session of the whole context, reused by every record (each starts at 0) */
         if (a->dec.beams == 1 &&
-            (s = lq_session_create(m, m->cfg.max_seq_len, q.pool, &q.sess)) != LQ_OK) {
+            (s = lq_session_create(m, lq_model_config(m)->max_seq_len, q.pool, &q.sess)) != LQ_OK) {
             rc = tool_fail(s);
             goto done;
         }

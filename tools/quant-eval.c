@@ -233,7 +233,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
     double bw_gbs = a->device == LQ_DEVICE_CPU ? lq_measure_read_bandwidth(pool, BW_BYTES, BW_REPS) : 0;
     double achieved_gbs = (double)r.weight_bytes_per_token * r.decode.median / 1e9;
     double ratio = bw_gbs > 0 ? achieved_gbs / bw_gbs : 0;
-    const lq_config *c = &m->cfg;
+    const lq_config *c = lq_model_config(m);
     if (a->json) {
         json_t *j = json_object();
         json_object_set_new(j, "model", json_string(a->model));

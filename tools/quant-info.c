@@ -49,10 +49,13 @@ static void print_text(const lq_checkpoint *c) {
     printf("rope_theta %g, norm_eps %g, tied_embeddings %s, rope_interleaved %s, bos %d, eos %d\n",
            (double)g->rope_theta, (double)g->norm_eps, g->tied_embeddings ? "true" : "false",
            g->rope_interleaved ? "true" : "false", g->bos_id, g->eos_id);
-    if (g->rope_scale_factor > 0)
+    if (g->rope_type == LQ_ROPE_LLAMA3)
         printf("rope_scaling llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original_max_pos %d\n",
                (double)g->rope_scale_factor, (double)g->rope_low_freq_factor, (double)g->rope_high_freq_factor,
                g->rope_orig_max_pos);
+    else if (g->rope_type != LQ_ROPE_DEFAULT)
+        printf("rope_scaling %s: factor %g\n", lq_rope_type_name(g->rope_type), (double)g->rope_scale_factor);
+    if (g->sliding_window > 0) printf("sliding_window %d\n", g->sliding_window);
     printf("tensors: %lld\n", (long long)lq_checkpoint_count(c));
     char shp[128];
     for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {

@@ -483,7 +483,7 @@ int main(int argc, char **argv) {
         rc = tool_error(2, "the prompt is empty and the tokenizer has no BOS to start from");
         goto done;
     }
-    int max_ctx = m->cfg.max_seq_len;
+    int max_ctx = lq_model_config(m)->max_seq_len;
     if (n >= max_ctx) {
         rc = tool_error(2, "prompt of %lld tokens does not fit the context of %d", (long long)n, max_ctx);
         goto done;

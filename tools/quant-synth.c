@@ -33,7 +33,7 @@ static const synth_shape g_shapes[] = {
     {"llama-3.2-1b", {.arch = "LlamaForCausalLM", .dim = 2048, .hidden_dim = 8192, .n_layers = 16, .n_heads = 32,
                       .n_kv_heads = 8, .head_dim = 64, .vocab_size = 128256, .max_seq_len = 131072,
                       .rope_theta = 500000.0f, .norm_eps = 1e-5f, .tied_embeddings = true,
-                      .rope_scale_factor = 32.0f, .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f,
+                      .rope_type = LQ_ROPE_LLAMA3, .rope_scale_factor = 32.0f, .rope_low_freq_factor = 1.0f, .rope_high_freq_factor = 4.0f,
                       .rope_orig_max_pos = 8192, .bos_id = 128000, .eos_id = 128001}},
     {"stories260K-like", {.arch = "LlamaForCausalLM", .dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8,
                           .n_kv_heads = 4, .head_dim = 8, .vocab_size = 512, .max_seq_len = 512,

@@ -8,7 +8,7 @@
  * softmax (scores * 1/sqrt(head_dim), max-subtracted exp, f32 sum) in two passes, so the two
  * agree to f32 rounding of a few operations per score (test_cuda's tolerance). Decode with a
  * long context uses only n_heads blocks: splitting the context over blocks (flash-decoding) is
- * the next step where it matters.
+ * the next step where it matters. A sliding window starts each query's loop at p - window + 1.
  */
 #include "lq_cuda_internal.cuh"
 
@@ -18,13 +18,14 @@
 template <int PL> /* elements per lane: head_dim <= 32 * PL */
 __global__ void __launch_bounds__(ATT_WARPS * 32)
 attention_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ kc,
-                 const float *__restrict__ vc, int pos0, int n_heads, int n_kv_heads, int head_dim) {
+                 const float *__restrict__ vc, int pos0, int n_heads, int n_kv_heads, int head_dim,
+                 int window, float scale) {
     const int t = blockIdx.x / n_heads, h = blockIdx.x % n_heads;
     const int kvh = h / (n_heads / n_kv_heads);
     const int64_t q_dim = (int64_t)n_heads * head_dim, kv_dim = (int64_t)n_kv_heads * head_dim;
     const int p = pos0 + t;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const float scale = 1.0f / sqrtf((float)head_dim);
+    const int lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; /* sliding window */
     const float *qh = q + (size_t)t * q_dim + (size_t)h * head_dim;
     float qv[PL], o[PL];
 #pragma unroll
@@ -34,7 +35,7 @@ attention_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
         o[j] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int i = warp; i <= p; i += ATT_WARPS) {
+    for (int i = lo + warp; i <= p; i += ATT_WARPS) {
         const float *k = kc + (size_t)i * kv_dim + (size_t)kvh * head_dim;
         const float *v = vc + (size_t)i * kv_dim + (size_t)kvh * head_dim;
         float dot = 0.0f;
@@ -83,22 +84,30 @@ attention_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
     }
 }
 
+int lq_cuda_attention_ex(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
+                         const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
+                         int head_dim, int window, float scale) {
+    if (n_tok <= 0) return LQ_CUDA_OK;
+    if (head_dim <= 0 || head_dim > 32 * ATT_MAX_PER_LANE || n_kv_heads <= 0 || n_heads % n_kv_heads ||
+        window < 0)
+        return lq_cuda_fail(LQ_CUDA_ERR_ARG, "attention: head_dim %d / heads %d / kv heads %d / window %d not supported",
+                            head_dim, n_heads, n_kv_heads, window);
+    const unsigned blocks = (unsigned)((int64_t)n_tok * n_heads);
+#define ATT_LAUNCH(PL)                                                                                   \
+    attention_kernel<PL><<<blocks, ATT_WARPS * 32, 0, ctx->stream>>>(out, q, kc, vc, pos0, n_heads,   \
+                                                                     n_kv_heads, head_dim, window, scale)
+    if (head_dim <= 32) ATT_LAUNCH(1);
+    else if (head_dim <= 64) ATT_LAUNCH(2);
+    else if (head_dim <= 128) ATT_LAUNCH(4);
+    else ATT_LAUNCH(8);
+#undef ATT_LAUNCH
+    LQ_CU_LAUNCHED();
+    return LQ_CUDA_OK;
+}
+
 int lq_cuda_attention(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
                       const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
                       int head_dim) {
-    if (n_tok <= 0) return LQ_CUDA_OK;
-    if (head_dim <= 0 || head_dim > 32 * ATT_MAX_PER_LANE || n_kv_heads <= 0 || n_heads % n_kv_heads)
-        return lq_cuda_fail(LQ_CUDA_ERR_ARG, "attention: head_dim %d / heads %d / kv heads %d not supported",
-                            head_dim, n_heads, n_kv_heads);
-    const unsigned blocks = (unsigned)((int64_t)n_tok * n_heads);
-    if (head_dim <= 32)
-        attention_kernel<1><<<blocks, ATT_WARPS * 32, 0, ctx->stream>>>(out, q, kc, vc, pos0, n_heads, n_kv_heads, head_dim);
-    else if (head_dim <= 64)
-        attention_kernel<2><<<blocks, ATT_WARPS * 32, 0, ctx->stream>>>(out, q, kc, vc, pos0, n_heads, n_kv_heads, head_dim);
-    else if (head_dim <= 128)
-        attention_kernel<4><<<blocks, ATT_WARPS * 32, 0, ctx->stream>>>(out, q, kc, vc, pos0, n_heads, n_kv_heads, head_dim);
-    else
-        attention_kernel<8><<<blocks, ATT_WARPS * 32, 0, ctx->stream>>>(out, q, kc, vc, pos0, n_heads, n_kv_heads, head_dim);
-    LQ_CU_LAUNCHED();
-    return LQ_CUDA_OK;
+    return lq_cuda_attention_ex(ctx, out, q, kc, vc, n_tok, pos0, n_heads, n_kv_heads, head_dim, 0,
+                                1.0f / sqrtf((float)head_dim));
 }

@@ -1,4 +1,4 @@
-/* ops.cu - the element-wise steps of the forward pass: RMSNorm, RoPE, SwiGLU, residual add.
+/* ops.cu - the element-wise steps of the forward pass: RMSNorm, RoPE, SwiGLU, residual and bias add.
  *
  * Each follows its CPU _ref (kernels/cpu/ops_ref.c) operation for operation: RMSNorm sums the
  * squares in double and applies (x * scale) * weight; RoPE uses f32 angles pos * inv_freq[i];
@@ -87,6 +87,20 @@ __global__ void add_kernel(float *__restrict__ x, const float *__restrict__ y, i
 int lq_cuda_add(lq_cuda_ctx *ctx, float *x, const float *y, int64_t n) {
     if (n <= 0) return LQ_CUDA_OK;
     add_kernel<<<lq_cuda_blocks(n, 256), 256, 0, ctx->stream>>>(x, y, n);
+    LQ_CU_LAUNCHED();
+    return LQ_CUDA_OK;
+}
+
+/* y[t][i] += b[i]: the bias of a linear layer, every batch row. */
+__global__ void add_bias_kernel(float *__restrict__ y, const float *__restrict__ b, int64_t rows,
+                                int64_t cols) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < rows * cols) y[i] += b[i % cols];
+}
+
+int lq_cuda_add_bias(lq_cuda_ctx *ctx, float *y, const float *b, int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0) return LQ_CUDA_OK;
+    add_bias_kernel<<<lq_cuda_blocks(rows * cols, 256), 256, 0, ctx->stream>>>(y, b, rows, cols);
     LQ_CU_LAUNCHED();
     return LQ_CUDA_OK;
 }

@@ -24,9 +24,15 @@ extern "C" {
 /* Most layers a per-layer size list may describe (Llama 3.1 405B has 126). */
 #define LQ_MAX_LAYERS 256
 
-/* Architecture hyper-parameters (HF config.json names in comments). */
+/* RoPE frequency scaling (HF rope_type). */
+typedef enum lq_rope_type { LQ_ROPE_DEFAULT = 0, LQ_ROPE_LLAMA3, LQ_ROPE_LINEAR } lq_rope_type;
+
+/* Architecture hyper-parameters (HF config.json names in comments). Architecture-neutral:
+ * which tensors a model has is the architecture descriptor's business (model load), so
+ * checkpoints of any decoder whose config has these keys open. */
 typedef struct lq_config {
     char arch[64];          /* "LlamaForCausalLM" (architectures[0]) */
+    char model_type[32];    /* "llama" (model_type; written back by lq_config_to_json) */
     int dim;                /* hidden_size */
     int hidden_dim;         /* intermediate_size */
     int n_layers;           /* num_hidden_layers */
@@ -35,13 +41,21 @@ typedef struct lq_config {
     int head_dim;           /* head_dim (defaults to dim / n_heads) */
     int vocab_size;         /* vocab_size */
     int max_seq_len;        /* max_position_embeddings */
-    float rope_theta;       /* rope_theta (default 10000) */
+    float rope_theta;       /* rope_theta, or rope_parameters.rope_theta (transformers 5); 10000 */
     float norm_eps;         /* rms_norm_eps (default 1e-5) */
     bool tied_embeddings;   /* tie_word_embeddings: output head = embedding matrix */
     bool rope_interleaved;  /* true: rotate pairs (2i, 2i+1) (llama2.c / GGUF); false: HF halves */
-    /* rope_scaling {"rope_type": "llama3", ...}: 0 factor = none */
+    /* rope_scaling (transformers < 5) or rope_parameters (5): {"rope_type": "llama3" | "linear",
+     * "factor", ...}; LQ_ROPE_DEFAULT (factor 0) = none. Other types are refused by name. */
+    lq_rope_type rope_type;
     float rope_scale_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_orig_max_pos;
+    /* Sliding-window attention: a query at position p sees keys p - sliding_window + 1 .. p on
+     * the layers it applies to (0 = none). "sliding_window" (Mistral, Qwen2 with
+     * use_sliding_window), per layer from "layer_types" or Qwen2's "max_window_layers";
+     * layer_full_attention[l] = 1 exempts layer l. Read it through lq_config_layer_window(). */
+    int sliding_window;
+    unsigned char layer_full_attention[LQ_MAX_LAYERS];
     int bos_id, eos_id;     /* bos_token_id / eos_token_id (-1 unknown) */
     /* Per-layer sizes of a structurally pruned model (config.json "layer_intermediate_sizes",
      * "layer_num_attention_heads", "layer_num_key_value_heads"; lists of num_hidden_layers
@@ -63,6 +77,13 @@ static inline int lq_config_layer_heads(const lq_config *c, int l) {
 static inline int lq_config_layer_kv_heads(const lq_config *c, int l) {
     return l >= 0 && l < LQ_MAX_LAYERS && c->layer_n_kv_heads[l] > 0 ? c->layer_n_kv_heads[l] : c->n_kv_heads;
 }
+/* Sliding window of layer l (0: full causal attention). */
+static inline int lq_config_layer_window(const lq_config *c, int l) {
+    if (c->sliding_window <= 0) return 0;
+    return l >= 0 && l < LQ_MAX_LAYERS && c->layer_full_attention[l] ? 0 : c->sliding_window;
+}
+/* "default", "llama3", "linear". */
+const char *lq_rope_type_name(lq_rope_type t);
 /* Whether any layer differs from the uniform sizes. */
 bool lq_config_has_layer_sizes(const lq_config *c);
 
@@ -74,7 +95,10 @@ typedef enum lq_ckpt_kind {
 typedef struct lq_checkpoint lq_checkpoint;
 
 /* Open a checkpoint: a directory (Hugging Face) or a llama2.c .bin file, detected by path.
- * Validates config and every tensor's presence, dtype and shape for the architecture. */
+ * Validates the config and each tensor against its file; whether the tensor set is a model the
+ * engine runs is checked by lq_model_load (the architecture descriptor), so tools that only
+ * rewrite Linear layers work on any architecture. A checkpoint without an lm_head tensor is
+ * marked tied_embeddings. */
 lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out);
 void lq_checkpoint_close(lq_checkpoint *c);
 
@@ -92,7 +116,7 @@ const char *lq_checkpoint_config_json(const lq_checkpoint *c);
 
 /* Parse an HF config.json (text) into cfg. `path` is used in error messages only. */
 lq_status lq_config_parse_json(const char *json_text, const char *path, lq_config *cfg);
-/* Render cfg as an HF config.json (LlamaForCausalLM); caller frees the returned string. */
+/* Render cfg as an HF config.json (architectures = [cfg->arch]); caller frees the string. */
 lq_status lq_config_to_json(const lq_config *cfg, char **out_json);
 
 #ifdef __cplusplus

@@ -1,14 +1,17 @@
-/* lq_model.h - a Llama-family model bound to its checkpoint, and the forward pass.
+/* lq_model.h - a decoder model bound to its checkpoint, and the forward pass.
  *
  * lq_model holds weight views (lq_weight, one per linear layer) into the checkpoint mapping;
- * only small derived buffers (norm vectors as f32, RoPE frequencies) are allocated.
+ * only small derived buffers (norm vectors and biases as f32, RoPE frequencies) are allocated.
+ * Which tensors a model has is its architecture descriptor's (libquant/src/model/arch_*.c:
+ * Llama, Mistral, ...); one layer program runs every architecture on every backend.
  * lq_session holds everything that changes while running: the KV cache and scratch activations.
  * Many sessions may share one model.
  *
  * Data flow of lq_forward for a batch of n tokens at positions pos..pos+n-1:
- *   embed rows -> per layer: rmsnorm -> q,k,v = matmul -> rope(q,k) -> append k,v to cache ->
- *   causal GQA attention -> o matmul -> residual -> rmsnorm -> gate,up matmul -> swiglu ->
- *   down matmul -> residual -> final rmsnorm -> output head -> logits.
+ *   embed rows -> per layer: rmsnorm -> q,k,v = matmul (+ bias) -> rope(q,k) -> append k,v to
+ *   cache -> causal GQA attention (sliding window where configured) -> o matmul -> residual ->
+ *   rmsnorm -> gate,up matmul -> swiglu -> down matmul -> residual -> final rmsnorm -> output
+ *   head -> logits.
  * n > 1 (prefill) runs every matmul as one GEMM over the batch; n == 1 (decode) as GEMV.
  */
 #ifndef LQ_MODEL_H
@@ -23,33 +26,9 @@
 extern "C" {
 #endif
 
-typedef struct lq_layer {
-    float *attn_norm;   /* (dim) f32 copy of input_layernorm.weight */
-    float *ffn_norm;    /* (dim) f32 copy of post_attention_layernorm.weight */
-    lq_weight wq;       /* (n_heads * head_dim, dim)   self_attn.q_proj */
-    lq_weight wk;       /* (n_kv_heads * head_dim, dim) self_attn.k_proj */
-    lq_weight wv;       /* (n_kv_heads * head_dim, dim) self_attn.v_proj */
-    lq_weight wo;       /* (dim, n_heads * head_dim)   self_attn.o_proj */
-    lq_weight w_gate;   /* (hidden_dim, dim)           mlp.gate_proj */
-    lq_weight w_up;     /* (hidden_dim, dim)           mlp.up_proj */
-    lq_weight w_down;   /* (dim, hidden_dim)           mlp.down_proj */
-} lq_layer;
-
-typedef struct lq_model {
-    lq_config cfg;
-    lq_checkpoint *ckpt;   /* owned: the mapping every view points into */
-    lq_weight tok_emb;     /* (vocab, dim) model.embed_tokens; rows read via the format's dequant */
-    lq_layer *layers;      /* (n_layers) */
-    float *final_norm;     /* (dim) model.norm */
-    lq_weight output;      /* (vocab, dim) lm_head, or tok_emb when tied */
-    float *rope_inv_freq;  /* (head_dim / 2) angle per position of each rotary pair */
-    /* Derived buffers the weight binders allocated (f32 copies of quantization scales and zero
-     * points, which lq_weight.aux points at); owned, freed by lq_model_free. */
-    struct lq_bind_owner *owned;
-    /* Device copy of the weights (lq_model_to_device), or NULL: sessions created afterwards run
-     * on that device. Owned, freed by lq_model_free. */
-    struct lq_backend_model *dev;
-} lq_model;
+/* A model: its checkpoint, its architecture descriptor (chosen by config.json's
+ * architectures[0]) and the tensors bound by role. Opaque; read it through the accessors. */
+typedef struct lq_model lq_model;
 
 /* Where a session computes. */
 typedef enum lq_device { LQ_DEVICE_CPU = 0, LQ_DEVICE_CUDA = 1, LQ_DEVICE_COUNT } lq_device;
@@ -58,9 +37,21 @@ typedef enum lq_device { LQ_DEVICE_CPU = 0, LQ_DEVICE_CUDA = 1, LQ_DEVICE_COUNT 
 lq_device lq_device_from_name(const char *name);
 const char *lq_device_name(lq_device d);
 
-/* Open a checkpoint (HF directory or llama2.c .bin) and bind its weights. */
+/* Open a checkpoint (HF directory or llama2.c .bin), select its architecture descriptor and
+ * bind its weights; LQ_ERR_UNSUPPORTED naming the architecture when there is no descriptor, a
+ * one-line error naming the tensor when the tensor set does not match it. */
 lq_status lq_model_load(const char *path, lq_model **out);
 void lq_model_free(lq_model *m);
+const lq_config *lq_model_config(const lq_model *m);
+const lq_checkpoint *lq_model_checkpoint(const lq_model *m);
+/* Number of linear layers inside the decoder layers (every layer's projections). */
+int lq_model_linear_count(const lq_model *m);
+/* The i-th of them (layer order, then the architecture's role order); its module name
+ * ("model.layers.0.self_attn.q_proj") into name when name is not NULL. NULL if out of range. */
+const lq_weight *lq_model_linear(const lq_model *m, int i, char *name, size_t cap);
+/* A linear layer by module name: "model.layers.3.mlp.down_proj", "lm_head" (the embedding when
+ * tied) or "model.embed_tokens"; NULL when the model has none. */
+const lq_weight *lq_model_find_linear(const lq_model *m, const char *module);
 /* Bytes of every weight a decode step reads (all linear layers + one embedding row + norms). */
 uint64_t lq_model_weight_bytes_per_token(const lq_model *m);
 /* Number of parameters of the model (all tensors, tied head counted once). */

@@ -186,13 +186,13 @@ uint64_t lq_distill_teacher_id(const lq_model *m) {
     char *cfg = NULL;
     /* the rendered config, not the file: a llama2.c .bin has none, and formatting-only edits of
      * config.json do not change the teacher */
-    if (lq_config_to_json(&m->cfg, &cfg) == LQ_OK && cfg) {
+    if (lq_config_to_json(lq_model_config(m), &cfg) == LQ_OK && cfg) {
         h = fnv(h, cfg, strlen(cfg));
         free(cfg);
     }
-    int64_t n = lq_checkpoint_count(m->ckpt);
+    int64_t n = lq_checkpoint_count(lq_model_checkpoint(m));
     for (int64_t i = 0; i < n; i++) {
-        const lq_tensor *t = lq_checkpoint_get(m->ckpt, i);
+        const lq_tensor *t = lq_checkpoint_get(lq_model_checkpoint(m), i);
         h = fnv(h, t->name, strlen(t->name) + 1);
         h = fnv_u64(h, (uint64_t)t->dtype);
         h = fnv_u64(h, (uint64_t)t->ndim);

@@ -107,10 +107,10 @@ static lq_status fill_meta(lqd_run *r, const lq_model *m, const lq_tokenizer *to
         return lq_fail(LQ_ERR_INVALID_ARG, "features: at most %d layers",
                        LQ_DISTILL_MAX_FEAT_LAYERS);
     for (int l = 0; l < o->n_feat_layers; l++) {
-        if (o->feat_layers[l] < 0 || o->feat_layers[l] > m->cfg.n_layers)
+        if (o->feat_layers[l] < 0 || o->feat_layers[l] > lq_model_config(m)->n_layers)
             return lq_fail(LQ_ERR_INVALID_ARG, "features: layer %d of a %d-layer teacher "
-                           "(layers are 0 .. %d)", o->feat_layers[l], m->cfg.n_layers,
-                           m->cfg.n_layers);
+                           "(layers are 0 .. %d)", o->feat_layers[l], lq_model_config(m)->n_layers,
+                           lq_model_config(m)->n_layers);
         meta->feat_layers[l] = o->feat_layers[l];
     }
     meta->n_feat_layers = o->n_feat_layers;
@@ -121,7 +121,7 @@ static lq_status fill_meta(lqd_run *r, const lq_model *m, const lq_tokenizer *to
     meta->tokenizer_hash = lq_tokenizer_hash(tok);
     meta->vocab = r->vocab;
     meta->k = o->k;
-    meta->dim = m->cfg.dim;
+    meta->dim = lq_model_config(m)->dim;
     meta->n_ctx = r->ctx;
     meta->mode = o->per_unit ? LQ_DISTILL_MODE_PER_UNIT : LQ_DISTILL_MODE_CHUNKS;
     meta->logp_dtype = o->logp_f16 ? LQ_DTYPE_F16 : LQ_DTYPE_F32;
@@ -172,8 +172,8 @@ lq_status lq_distill_run(const lq_model *m, const lq_tokenizer *tok, const lq_di
     lq_distill_run_result dummy;
     if (!res) res = &dummy;
     *res = (lq_distill_run_result){0};
-    lqd_run r = {.o = o, .tok = tok, .pool = o->pool, .vocab = m->cfg.vocab_size, .k = o->k};
-    int max_ctx = m->cfg.max_seq_len;
+    lqd_run r = {.o = o, .tok = tok, .pool = o->pool, .vocab = lq_model_config(m)->vocab_size, .k = o->k};
+    int max_ctx = lq_model_config(m)->max_seq_len;
     r.ctx = o->ctx > 0 ? o->ctx : (o->per_unit ? max_ctx : 512);
     if (r.ctx > max_ctx) r.ctx = max_ctx;
     lq_status s = fill_meta(&r, m, tok, &r.corpus_size);

@@ -149,7 +149,7 @@ void lq_beam_result_free(lq_beam_result *r) {
 lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt, int n_prompt,
                          const lq_beam_opts *o, lq_beam_result *out) {
     memset(out, 0, sizeof *out);
-    const int V = m->cfg.vocab_size;
+    const int V = lq_model_config(m)->vocab_size;
     int vocab = o->vocab > 0 && o->vocab < V ? o->vocab : V;
     int nb = o->n_beams, n_best = o->n_best > 0 ? o->n_best : 1;
     if (nb < 1 || n_best > nb)
@@ -161,7 +161,7 @@ lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt
     if (!isfinite(o->length_penalty))
         return lq_fail(LQ_ERR_INVALID_ARG, "beam search: length penalty must be finite");
     int64_t want = (int64_t)n_prompt + o->max_new;
-    int n_ctx = m->cfg.max_seq_len > 0 && want > m->cfg.max_seq_len ? m->cfg.max_seq_len : (int)want;
+    int n_ctx = lq_model_config(m)->max_seq_len > 0 && want > lq_model_config(m)->max_seq_len ? lq_model_config(m)->max_seq_len : (int)want;
     if (n_prompt > n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "beam search: prompt of %d tokens exceeds context %d",
                        n_prompt, n_ctx);

@@ -29,7 +29,7 @@ lq_status lq_sample_generate(const lq_model *m, lq_session *s, lq_sampler *smp,
     if (n_prompt > n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "generate: prompt of %d tokens exceeds context %d",
                        n_prompt, n_ctx);
-    int V = m->cfg.vocab_size;
+    int V = lq_model_config(m)->vocab_size;
     /* padded checkpoints: only ids the tokenizer can decode are candidates */
     int vocab = o->vocab > 0 && o->vocab < V ? o->vocab : V;
     float *logits = malloc((size_t)V * sizeof *logits);

@@ -1,8 +1,8 @@
 /* checkpoint_internal.h - private plumbing shared by the checkpoint loaders.
  *
  * lq_checkpoint is one struct whatever the on-disk format: the loaders (checkpoint_hf.c,
- * checkpoint_llama2c.c) fill the config and append tensor views; checkpoint.c owns dispatch,
- * lookup and the Llama tensor-set validation.
+ * checkpoint_llama2c.c) fill the config and append tensor views; checkpoint.c owns dispatch
+ * and lookup (the tensor set is validated at model load, against the architecture descriptor).
  */
 #ifndef LQ_CHECKPOINT_INTERNAL_H
 #define LQ_CHECKPOINT_INTERNAL_H
@@ -36,10 +36,6 @@ lq_status lq_ckpt_push(lq_checkpoint *c, const lq_tensor *t);
 /* Loaders: fill c (kind, cfg, tensors, file_bytes) from a directory / a .bin file. */
 lq_status lq_ckpt_load_hf(lq_checkpoint *c, const char *dir);
 lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file);
-
-/* Check the Llama tensor set (presence, dtype, shape) against c->cfg; sets
- * cfg.tied_embeddings when lm_head.weight is absent. Extra tensors are allowed. */
-lq_status lq_ckpt_validate_llama(lq_checkpoint *c);
 
 /* Read a whole small text file (config.json, index) into a NUL-terminated buffer. */
 lq_status lq_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len);

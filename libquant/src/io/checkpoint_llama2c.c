@@ -130,6 +130,7 @@ lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file) {
     lq_config *cfg = &c->cfg;
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->arch, sizeof cfg->arch, "LlamaForCausalLM");
+    snprintf(cfg->model_type, sizeof cfg->model_type, "llama");
     cfg->dim = dim;
     cfg->hidden_dim = hidden;
     cfg->n_layers = nl;

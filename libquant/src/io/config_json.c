@@ -14,11 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Architectures whose config fields and tensor set are exactly Llama's. Mistral differs only by
- * sliding-window attention, which is irrelevant below the window length. Qwen2 is not listed:
- * it adds q/k/v biases the engine would ignore. */
-static const char *const g_archs[] = {"LlamaForCausalLM", "MistralForCausalLM"};
-
 /* Integer field: absent -> *out = dflt (or error if required); must be an integer in
  * [lo, INT_MAX]. Integral reals ("4096.0") are accepted since some exporters write them. */
 static lq_status get_int(const json_t *root, const char *key, const char *path, bool required,
@@ -68,25 +63,90 @@ static lq_status get_token_id(const json_t *root, const char *key, const char *p
     return LQ_OK;
 }
 
-static lq_status parse_rope_scaling(const json_t *root, const char *path, lq_config *cfg) {
-    const json_t *rs = json_object_get(root, "rope_scaling");
-    if (!rs || json_is_null(rs)) return LQ_OK;
-    if (!json_is_object(rs)) return lq_fail(LQ_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", path);
+const char *lq_rope_type_name(lq_rope_type t) {
+    switch (t) {
+    case LQ_ROPE_DEFAULT: return "default";
+    case LQ_ROPE_LLAMA3: return "llama3";
+    case LQ_ROPE_LINEAR: return "linear";
+    }
+    return "?";
+}
+
+/* One RoPE object: transformers < 5 "rope_scaling" ({rope_type | type, factor, ...}) or
+ * transformers 5 "rope_parameters" (the same keys plus rope_theta). `what` names it in errors. */
+static lq_status parse_rope_obj(const json_t *rs, const char *what, const char *path, lq_config *cfg) {
+    if (!json_is_object(rs)) return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" is not an object", path, what);
+    if (json_object_get(rs, "rope_theta")) LQ_TRY(get_float(rs, "rope_theta", path, 10000.0f, &cfg->rope_theta));
     const json_t *type = json_object_get(rs, "rope_type");
     if (!type) type = json_object_get(rs, "type"); /* older transformers spelling */
-    if (!json_is_string(type))
-        return lq_fail(LQ_ERR_FORMAT, "%s: \"rope_scaling\" has no rope_type", path);
-    if (strcmp(json_string_value(type), "default") == 0) return LQ_OK;
-    if (strcmp(json_string_value(type), "llama3") != 0)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: rope_scaling type \"%s\" is not supported (only llama3)",
-                       path, json_string_value(type));
+    if (!type && json_object_get(rs, "rope_theta")) return LQ_OK; /* rope_parameters, default type */
+    if (!json_is_string(type)) return lq_fail(LQ_ERR_FORMAT, "%s: \"%s\" has no rope_type", path, what);
+    const char *t = json_string_value(type);
+    if (strcmp(t, "default") == 0) return LQ_OK;
+    if (strcmp(t, "linear") == 0) {
+        cfg->rope_type = LQ_ROPE_LINEAR;
+        LQ_TRY(get_float(rs, "factor", path, 0.0f, &cfg->rope_scale_factor));
+        if (!(cfg->rope_scale_factor > 0.0f))
+            return lq_fail(LQ_ERR_FORMAT, "%s: %s linear needs factor > 0", path, what);
+        return LQ_OK;
+    }
+    if (strcmp(t, "llama3") != 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: %s type \"%s\" is not supported (default, linear, llama3)",
+                       path, what, t);
+    cfg->rope_type = LQ_ROPE_LLAMA3;
     LQ_TRY(get_float(rs, "factor", path, 0.0f, &cfg->rope_scale_factor));
     LQ_TRY(get_float(rs, "low_freq_factor", path, 1.0f, &cfg->rope_low_freq_factor));
     LQ_TRY(get_float(rs, "high_freq_factor", path, 4.0f, &cfg->rope_high_freq_factor));
     LQ_TRY(get_int(rs, "original_max_position_embeddings", path, false, 8192, 1, &cfg->rope_orig_max_pos));
     if (!(cfg->rope_scale_factor > 0.0f) || !(cfg->rope_high_freq_factor > cfg->rope_low_freq_factor))
-        return lq_fail(LQ_ERR_FORMAT, "%s: rope_scaling llama3 needs factor > 0 and high_freq_factor > low_freq_factor",
-                       path);
+        return lq_fail(LQ_ERR_FORMAT, "%s: %s llama3 needs factor > 0 and high_freq_factor > low_freq_factor",
+                       path, what);
+    return LQ_OK;
+}
+
+/* RoPE as every transformers version writes it: rope_theta + rope_scaling at the top level
+ * (< 5), or rope_parameters (5; for models with local and global layers, an object per layer
+ * type, of which the global "full_attention" one is read here). */
+static lq_status parse_rope(const json_t *root, const char *path, lq_config *cfg) {
+    LQ_TRY(get_float(root, "rope_theta", path, 10000.0f, &cfg->rope_theta));
+    const json_t *rp = json_object_get(root, "rope_parameters");
+    if (rp && !json_is_null(rp)) {
+        const json_t *full = json_is_object(rp) ? json_object_get(rp, "full_attention") : NULL;
+        LQ_TRY(parse_rope_obj(json_is_object(full) ? full : rp, "rope_parameters", path, cfg));
+    } else {
+        const json_t *rs = json_object_get(root, "rope_scaling");
+        if (rs && !json_is_null(rs)) LQ_TRY(parse_rope_obj(rs, "rope_scaling", path, cfg));
+    }
+    if (!(cfg->rope_theta > 0.0f)) return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0", path);
+    return LQ_OK;
+}
+
+/* Sliding-window attention: "sliding_window" (null = none; Qwen2 only with use_sliding_window),
+ * the layers it spares from "layer_types" ("full_attention" / "sliding_attention") or else
+ * Qwen2's "max_window_layers" (layers below it are full). */
+static lq_status parse_sliding_window(const json_t *root, const char *path, lq_config *cfg) {
+    const json_t *use = json_object_get(root, "use_sliding_window");
+    if (use && json_is_false(use)) return LQ_OK;
+    LQ_TRY(get_int(root, "sliding_window", path, false, 0, 0, &cfg->sliding_window));
+    if (cfg->sliding_window == 0) return LQ_OK;
+    if (cfg->n_layers > LQ_MAX_LAYERS)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: sliding_window with more than %d layers", path, LQ_MAX_LAYERS);
+    const json_t *lt = json_object_get(root, "layer_types");
+    if (lt && !json_is_null(lt)) {
+        if (!json_is_array(lt) || json_array_size(lt) != (size_t)cfg->n_layers)
+            return lq_fail(LQ_ERR_FORMAT, "%s: \"layer_types\" is not a list of %d strings", path, cfg->n_layers);
+        for (int l = 0; l < cfg->n_layers; l++) {
+            const char *t = json_string_value(json_array_get(lt, (size_t)l));
+            if (!t || (strcmp(t, "full_attention") && strcmp(t, "sliding_attention")))
+                return lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer_types[%d] \"%s\" is not supported "
+                               "(full_attention, sliding_attention)", path, l, t ? t : "?");
+            cfg->layer_full_attention[l] = strcmp(t, "full_attention") == 0;
+        }
+        return LQ_OK;
+    }
+    int mwl = 0;
+    if (use) LQ_TRY(get_int(root, "max_window_layers", path, false, 0, 0, &mwl));
+    for (int l = 0; l < cfg->n_layers && l < mwl; l++) cfg->layer_full_attention[l] = 1;
     return LQ_OK;
 }
 
@@ -147,9 +207,12 @@ static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg
     } else {
         return lq_fail(LQ_ERR_FORMAT, "%s: no \"architectures\" list (and model_type is not \"llama\")", path);
     }
-    bool known = false;
-    for (size_t i = 0; i < sizeof g_archs / sizeof g_archs[0]; i++) known |= strcmp(cfg->arch, g_archs[i]) == 0;
-    if (!known) return lq_fail(LQ_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported", path, cfg->arch);
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", json_is_string(mt) ? json_string_value(mt) : "llama");
+    /* Which architectures the engine runs is the descriptor registry's call (lq_model_load);
+     * configs without the decoder keys below (GPT-2's n_embd, ...) are refused here. */
+    if (!json_object_get(root, "hidden_size") && !json_object_get(root, "num_hidden_layers"))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (no hidden_size / "
+                       "num_hidden_layers)", path, cfg->arch);
 
     LQ_TRY(get_int(root, "hidden_size", path, true, 0, 1, &cfg->dim));
     LQ_TRY(get_int(root, "intermediate_size", path, true, 0, 1, &cfg->hidden_dim));
@@ -174,17 +237,16 @@ static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg
     if ((int64_t)cfg->n_heads * cfg->head_dim > INT_MAX)
         return lq_fail(LQ_ERR_FORMAT, "%s: num_attention_heads x head_dim overflows", path);
     LQ_TRY(parse_layer_sizes(root, path, cfg));
-    LQ_TRY(get_float(root, "rope_theta", path, 10000.0f, &cfg->rope_theta));
     LQ_TRY(get_float(root, "rms_norm_eps", path, 1e-6f, &cfg->norm_eps));
-    if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
-        return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0 and rms_norm_eps >= 0", path);
+    if (!(cfg->norm_eps >= 0.0f)) return lq_fail(LQ_ERR_FORMAT, "%s: rms_norm_eps must be >= 0", path);
     const json_t *tie = json_object_get(root, "tie_word_embeddings");
     if (tie && !json_is_boolean(tie))
         return lq_fail(LQ_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", path);
     cfg->tied_embeddings = json_is_true(tie);
     /* Our own key (not HF's): a checkpoint whose q/k rows keep llama2.c's interleaved pairs. */
     cfg->rope_interleaved = json_is_true(json_object_get(root, "rope_interleaved"));
-    LQ_TRY(parse_rope_scaling(root, path, cfg));
+    LQ_TRY(parse_rope(root, path, cfg));
+    LQ_TRY(parse_sliding_window(root, path, cfg));
     LQ_TRY(get_token_id(root, "bos_token_id", path, &cfg->bos_id));
     LQ_TRY(get_token_id(root, "eos_token_id", path, &cfg->eos_id));
     return LQ_OK;
@@ -219,7 +281,7 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
     json_t *r = json_object();
     if (!r) return lq_fail(LQ_ERR_NOMEM, "config.json: out of memory");
     json_object_set_new(r, "architectures", json_pack("[s]", cfg->arch[0] ? cfg->arch : "LlamaForCausalLM"));
-    json_object_set_new(r, "model_type", json_string("llama"));
+    json_object_set_new(r, "model_type", json_string(cfg->model_type[0] ? cfg->model_type : "llama"));
     json_object_set_new(r, "hidden_act", json_string("silu"));
     json_object_set_new(r, "hidden_size", json_integer(cfg->dim));
     json_object_set_new(r, "intermediate_size", json_integer(cfg->hidden_dim));
@@ -234,18 +296,27 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
     json_object_set_new(r, "tie_word_embeddings", json_boolean(cfg->tied_embeddings));
     json_object_set_new(r, "attention_bias", json_false());
     json_object_set_new(r, "mlp_bias", json_false());
-    if (cfg->rope_scale_factor > 0.0f) {
+    if (cfg->rope_type != LQ_ROPE_DEFAULT) {
         json_t *rs = json_object();
-        json_object_set_new(rs, "rope_type", json_string("llama3"));
+        json_object_set_new(rs, "rope_type", json_string(lq_rope_type_name(cfg->rope_type)));
         json_object_set_new(rs, "factor", json_float(cfg->rope_scale_factor));
-        json_object_set_new(rs, "low_freq_factor", json_float(cfg->rope_low_freq_factor));
-        json_object_set_new(rs, "high_freq_factor", json_float(cfg->rope_high_freq_factor));
-        json_object_set_new(rs, "original_max_position_embeddings", json_integer(cfg->rope_orig_max_pos));
+        if (cfg->rope_type == LQ_ROPE_LLAMA3) {
+            json_object_set_new(rs, "low_freq_factor", json_float(cfg->rope_low_freq_factor));
+            json_object_set_new(rs, "high_freq_factor", json_float(cfg->rope_high_freq_factor));
+            json_object_set_new(rs, "original_max_position_embeddings", json_integer(cfg->rope_orig_max_pos));
+        }
         json_object_set_new(r, "rope_scaling", rs);
     } else {
         json_object_set_new(r, "rope_scaling", json_null());
     }
     if (cfg->rope_interleaved) json_object_set_new(r, "rope_interleaved", json_true());
+    if (cfg->sliding_window > 0) {
+        json_object_set_new(r, "sliding_window", json_integer(cfg->sliding_window));
+        json_t *lt = json_array();
+        for (int l = 0; l < cfg->n_layers; l++)
+            json_array_append_new(lt, json_string(lq_config_layer_window(cfg, l) ? "sliding_attention" : "full_attention"));
+        json_object_set_new(r, "layer_types", lt);
+    }
     if (lq_config_has_layer_sizes(cfg)) {
         /* Our keys (not HF's), for structurally pruned models whose layers differ in size. */
         json_t *hs = json_array(), *nh = json_array(), *nkv = json_array();

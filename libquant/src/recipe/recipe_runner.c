@@ -181,7 +181,7 @@ static lq_status run_distill_stage(rr_runner *rn, int i, json_t *rec) {
     lq_status s = lq_model_load(teacher, &m);
     if (s == LQ_OK)
         s = lq_tokenizer_load_for_model(teacher, ds->tokenizer[0] ? ds->tokenizer : rn->o->tokenizer,
-                                        m->cfg.vocab_size, &tok);
+                                        lq_model_config(m)->vocab_size, &tok);
     lq_distill_run_result res = {0};
     if (s == LQ_OK) {
         const char *b = strrchr(teacher, '/');

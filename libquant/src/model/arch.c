@@ -1,0 +1,94 @@
+/* arch.c - the architecture registry and the generic facts about roles (arch.h). */
+#include "arch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One line per architecture: its descriptor lives in arch_<name>.c. */
+extern const lq_arch lq_arch_llama, lq_arch_mistral;
+static const lq_arch *const g_archs[] = {&lq_arch_llama, &lq_arch_mistral};
+enum { N_ARCHS = sizeof g_archs / sizeof g_archs[0] };
+
+static const lq_role_info g_roles[LQ_ROLE_COUNT] = {
+    [LQ_ROLE_ATTN_NORM] = {"attn_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_Q] = {"q", LQ_KIND_LINEAR, LQ_GROUP_ATTN, LQ_AXIS_ROWS, LQ_WIDTH_QGROUP, LQ_ROLE_ATTN_NORM},
+    [LQ_ROLE_K] = {"k", LQ_KIND_LINEAR, LQ_GROUP_ATTN, LQ_AXIS_ROWS, LQ_WIDTH_HEAD, LQ_ROLE_ATTN_NORM},
+    [LQ_ROLE_V] = {"v", LQ_KIND_LINEAR, LQ_GROUP_ATTN, LQ_AXIS_ROWS, LQ_WIDTH_HEAD, LQ_ROLE_ATTN_NORM},
+    [LQ_ROLE_O] = {"o", LQ_KIND_LINEAR, LQ_GROUP_ATTN, LQ_AXIS_COLS, LQ_WIDTH_QGROUP, -1},
+    [LQ_ROLE_Q_NORM] = {"q_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_K_NORM] = {"k_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_POST_ATTN_NORM] = {"post_attn_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_FFN_NORM] = {"ffn_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_GATE] = {"gate", LQ_KIND_LINEAR, LQ_GROUP_FFN, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_UP] = {"up", LQ_KIND_LINEAR, LQ_GROUP_FFN, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_DOWN] = {"down", LQ_KIND_LINEAR, LQ_GROUP_FFN, LQ_AXIS_COLS, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_POST_FFN_NORM] = {"post_ffn_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+};
+
+const lq_arch *lq_arch_find(const char *hf_name) {
+    for (int i = 0; hf_name && i < N_ARCHS; i++)
+        if (strcmp(g_archs[i]->hf_name, hf_name) == 0) return g_archs[i];
+    return NULL;
+}
+
+const char *lq_arch_known_list(void) {
+    static char buf[512];
+    if (!buf[0]) {
+        size_t k = 0;
+        for (int i = 0; i < N_ARCHS && k < sizeof buf; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", g_archs[i]->hf_name);
+    }
+    return buf;
+}
+
+lq_status lq_arch_for_config(const lq_config *c, const char *path, const lq_arch **out) {
+    *out = lq_arch_find(c->arch);
+    if (!*out)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: architecture \"%s\" is not supported (known: %s)", path,
+                       c->arch, lq_arch_known_list());
+    return LQ_OK;
+}
+
+const lq_role_info *lq_role_get(lq_role r) {
+    return (int)r >= 0 && r < LQ_ROLE_COUNT ? &g_roles[r] : NULL;
+}
+
+const lq_role_spec *lq_arch_role(const lq_arch *a, lq_role r) {
+    for (int i = 0; i < a->n_roles; i++)
+        if (a->roles[i].role == r) return &a->roles[i];
+    return NULL;
+}
+
+int64_t lq_arch_sym_value(const lq_config *c, lq_sym s, int l) {
+    switch (s) {
+    case LQ_SYM_DIM: return c->dim;
+    case LQ_SYM_HIDDEN: return lq_config_layer_hidden(c, l);
+    case LQ_SYM_QDIM: return (int64_t)lq_config_layer_heads(c, l) * c->head_dim;
+    case LQ_SYM_KVDIM: return (int64_t)lq_config_layer_kv_heads(c, l) * c->head_dim;
+    case LQ_SYM_HEAD_DIM: return c->head_dim;
+    case LQ_SYM_VOCAB: return c->vocab_size;
+    default: return 0;
+    }
+}
+
+bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap) {
+    const lq_role_spec *s = lq_arch_role(a, r);
+    if (!s) return false;
+    snprintf(buf, cap, "model.layers.%d.%s", l, s->hf);
+    return true;
+}
+
+int lq_arch_role_of(const lq_arch *a, const char *name, int *layer) {
+    int l = -1, pos = 0;
+    if (sscanf(name, "model.layers.%d.%n", &l, &pos) != 1 || pos == 0 || l < 0) return -1;
+    const char *rest = name + pos;
+    for (int i = 0; i < a->n_roles; i++) {
+        size_t n = strlen(a->roles[i].hf);
+        if (strncmp(rest, a->roles[i].hf, n) == 0 && (rest[n] == 0 || rest[n] == '.')) {
+            if (layer) *layer = l;
+            return (int)a->roles[i].role;
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,144 @@
+/* arch.h - architecture descriptors: what a decoder layer is made of, by role (internal).
+ *
+ * One table per architecture (arch_<name>.c) names every tensor by its *role* (Q, K, V, O, GATE,
+ * UP, DOWN, the norms, optional biases, q/k norms), gives its Hugging Face module name (under
+ * "model.layers.N.") and its GGUF name (under "blk.N."), its shape in symbols resolved against
+ * the config (dim, hidden, q_dim, kv_dim, head_dim), and flags (optional, bias allowed / required).
+ * config.json's architectures[0] (later GGUF's general.architecture) selects the table
+ * (lq_arch_find). Everything that used to spell the seven projections reads this instead:
+ *   - model.c binds and validates the tensor set from it (at model load, not checkpoint open, so
+ *     tools that never run the model accept any checkpoint whose Linear layers they can name);
+ *   - forward.c runs ONE layer program over the bound roles (a step runs when its role is bound);
+ *   - pruning units and recipe plans ask for role groups (lq_arch_group_module: the FFN neuron
+ *     group is {GATE, UP} by rows + {DOWN} by columns, the KV group {Q, K, V} + {O}), and the
+ *     SmoothQuant set is "every linear whose input is a norm" (lq_role_info.input_norm).
+ * Roles are generic (their kind, group and pruning axis are in lq_role_info, one row per role);
+ * an architecture only says which roles it has and what they are called.
+ *
+ * How the next families fit without another redesign:
+ *   Gemma 3: roles POST_ATTN_NORM and POST_FFN_NORM (its HF names differ: its FFN_NORM is
+ *     "pre_feedforward_layernorm", its POST_ATTN_NORM "post_attention_layernorm"); feature flags
+ *     LQ_AF_EMBED_SCALE (x *= sqrt(dim) after the lookup) and norm_offset = 1 ((1 + w) RMSNorm,
+ *     folded into the f32 norm copy at bind time, so no new op); act = LQ_ACT_GELU_TANH (the glu
+ *     op's activation argument); Q_NORM/K_NORM as Qwen3; per-layer sliding window and RoPE table
+ *     come from the config (layer_types / sliding_window; rope_local_base_freq fills
+ *     lq_model.rope[LQ_ROPE_LOCAL]); head_dim is a config value everywhere (never dim / heads);
+ *     query_pre_attn_scalar is the attention op's `scale` argument.
+ *   Sparse MoE (Mixtral, Qwen2-MoE, OLMoE): roles ROUTER (rows = n_experts), EXPERT_GATE/UP/DOWN
+ *     with flag LQ_RF_PER_EXPERT (HF name with a second "%d": "block_sparse_moe.experts.%d.w1"),
+ *     SHARED_GATE/UP/DOWN and SHARED_EXPERT_GATE; the layer binds an array of lq_weight per expert
+ *     role; the FFN step of the layer program becomes "router matmul -> router_topk op (softmax
+ *     then top-k, or top-k then normalise, a flag) -> per selected expert the same gate/up/glu/down
+ *     steps -> weighted add"; the op table gains router_topk (LQ_OP_ROUTER_TOPK, refused by name
+ *     where missing). Pruning units are per expert (the FFN group of each expert).
+ */
+#ifndef LQ_ARCH_H
+#define LQ_ARCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "libquant/lq_checkpoint.h"
+
+/* What a tensor of a decoder layer does. Append-only. */
+typedef enum lq_role {
+    LQ_ROLE_ATTN_NORM = 0, /* RMSNorm before attention */
+    LQ_ROLE_Q,
+    LQ_ROLE_K,
+    LQ_ROLE_V,
+    LQ_ROLE_O,
+    LQ_ROLE_Q_NORM,        /* per-head RMSNorm of q (head_dim) */
+    LQ_ROLE_K_NORM,        /* per-head RMSNorm of k (head_dim) */
+    LQ_ROLE_POST_ATTN_NORM, /* RMSNorm of the attention output before the residual add */
+    LQ_ROLE_FFN_NORM,      /* RMSNorm before the MLP */
+    LQ_ROLE_GATE,
+    LQ_ROLE_UP,
+    LQ_ROLE_DOWN,
+    LQ_ROLE_POST_FFN_NORM, /* RMSNorm of the MLP output before the residual add */
+    LQ_ROLE_COUNT
+} lq_role;
+
+typedef enum lq_role_kind { LQ_KIND_NORM = 0, LQ_KIND_LINEAR } lq_role_kind;
+
+/* Groups of linear roles that pruning and recipes treat together. */
+typedef enum lq_role_group { LQ_GROUP_NONE = 0, LQ_GROUP_ATTN, LQ_GROUP_FFN } lq_role_group;
+
+/* Which axis of a linear holds a structured-pruning unit, and how wide one unit is on it. */
+typedef enum lq_unit_axis { LQ_AXIS_NONE = 0, LQ_AXIS_ROWS, LQ_AXIS_COLS } lq_unit_axis;
+typedef enum lq_unit_width { LQ_WIDTH_ONE = 0, LQ_WIDTH_HEAD, LQ_WIDTH_QGROUP } lq_unit_width;
+
+/* Shape symbols, resolved per layer against the config (lq_arch_sym_value). */
+typedef enum lq_sym {
+    LQ_SYM_NONE = 0,
+    LQ_SYM_DIM,      /* hidden_size */
+    LQ_SYM_HIDDEN,   /* the layer's intermediate_size */
+    LQ_SYM_QDIM,     /* the layer's num_attention_heads * head_dim */
+    LQ_SYM_KVDIM,    /* the layer's num_key_value_heads * head_dim */
+    LQ_SYM_HEAD_DIM, /* head_dim */
+    LQ_SYM_VOCAB     /* vocab_size */
+} lq_sym;
+
+/* Generic facts about a role (one row per role, arch.c). */
+typedef struct lq_role_info {
+    const char *name;       /* "q", "gate", "attn_norm": messages, --json */
+    lq_role_kind kind;
+    lq_role_group group;
+    lq_unit_axis unit_axis; /* structured pruning: where the group's unit lies in this tensor */
+    lq_unit_width unit_width;
+    int input_norm;         /* the norm role whose output this linear reads, or -1 */
+} lq_role_info;
+
+/* Role flags of one architecture. */
+enum {
+    LQ_RF_OPTIONAL = 1u << 0,      /* may be absent (the layer program skips its step) */
+    LQ_RF_BIAS = 1u << 1,          /* a "<module>.bias" is bound when present */
+    LQ_RF_BIAS_REQUIRED = 1u << 2, /* ... and must be present (Qwen2 q/k/v) */
+};
+
+/* One role of one architecture. */
+typedef struct lq_role_spec {
+    lq_role role;
+    const char *hf;   /* module under "model.layers.N.": "self_attn.q_proj" (+ ".weight") */
+    const char *gguf; /* tensor under "blk.N.": "attn_q" (+ ".weight") */
+    lq_sym rows, cols; /* cols == LQ_SYM_NONE: a vector of `rows` */
+    uint32_t flags;
+} lq_role_spec;
+
+/* Activation of the gated MLP: act(gate) * up. */
+typedef enum lq_act { LQ_ACT_SILU = 0, LQ_ACT_GELU_TANH } lq_act;
+
+/* Architecture feature flags. */
+enum {
+    LQ_AF_EMBED_SCALE = 1u << 0, /* x = embedding * sqrt(dim) (Gemma) */
+};
+
+typedef struct lq_arch {
+    const char *hf_name;   /* config.json architectures[0]: "LlamaForCausalLM" */
+    const char *gguf_name; /* GGUF general.architecture: "llama" */
+    const lq_role_spec *roles;
+    int n_roles;
+    lq_act act;
+    float norm_offset;     /* RMSNorm weight = stored + norm_offset (Gemma: 1) */
+    uint32_t features;     /* LQ_AF_* */
+} lq_arch;
+
+/* The descriptor for config.json's architectures[0], or NULL. */
+const lq_arch *lq_arch_find(const char *hf_name);
+/* "LlamaForCausalLM, MistralForCausalLM, ..." for messages. */
+const char *lq_arch_known_list(void);
+const lq_role_info *lq_role_get(lq_role r);
+/* The arch's spec of role r, or NULL when it has none. */
+const lq_role_spec *lq_arch_role(const lq_arch *a, lq_role r);
+/* Value of a shape symbol for layer l (0 for LQ_SYM_NONE). */
+int64_t lq_arch_sym_value(const lq_config *c, lq_sym s, int l);
+/* The HF module name of role r in layer l ("model.layers.3.mlp.up_proj") into buf; false when
+ * the arch has no such role. */
+bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap);
+/* Which role a per-layer HF tensor or module name is ("model.layers.3.mlp.up_proj.weight" ->
+ * UP, layer 3); -1 when it is none of a's roles. */
+int lq_arch_role_of(const lq_arch *a, const char *name, int *layer);
+
+/* The descriptor a checkpoint's config selects; LQ_ERR_UNSUPPORTED naming the architecture. */
+lq_status lq_arch_for_config(const lq_config *c, const char *path, const lq_arch **out);
+
+#endif

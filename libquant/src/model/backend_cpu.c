@@ -1,0 +1,188 @@
+/* backend_cpu.c - the CPU op table: the lq_ops.h kernels, lq_matmul's format dispatch and the
+ * thread pool. The reference every other table is tested against (tests/test_cuda.c). Weights
+ * and constant vectors are not copied: the handles are the model's own views. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "lq_ops.h"
+
+/* Attention of a short context in a small model is a few microseconds: not worth a thread
+ * wake-up below this many multiply-adds. */
+#define ATTN_MIN_PARALLEL_MACS (64 * 1024)
+
+typedef struct cpu_ctx {
+    lq_pool *pool; /* borrowed; NULL = single thread */
+    int n_ctx;
+    float *att_scratch; /* (threads, n_ctx) attention scores, one row per thread */
+} cpu_ctx;
+
+static bool cpu_supports(lq_op op) { return op != LQ_OP_GEGLU_TANH; }
+
+static lq_status cpu_open(void **impl) {
+    *impl = NULL;
+    return LQ_OK;
+}
+static void cpu_close(void *impl) { (void)impl; }
+
+static lq_status cpu_upload_weight(void *impl, const lq_weight *w, const char *what, void **out) {
+    (void)impl; (void)what;
+    *out = (void *)w;
+    return LQ_OK;
+}
+static void cpu_free_weight(void *impl, void *w) { (void)impl; (void)w; }
+
+static lq_status cpu_upload_f32(void *impl, const float *v, int64_t n, const char *what, float **out) {
+    (void)impl; (void)n; (void)what;
+    *out = (float *)v;
+    return LQ_OK;
+}
+static void cpu_free_f32(void *impl, float *v) { (void)impl; (void)v; }
+
+static lq_status cpu_ctx_create(void *impl, int n_ctx, lq_pool *pool, void **out) {
+    (void)impl;
+    *out = NULL;
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (c) c->att_scratch = malloc((size_t)lq_pool_size(pool) * (size_t)n_ctx * sizeof(float));
+    if (!c || !c->att_scratch) {
+        free(c);
+        return lq_fail(LQ_ERR_NOMEM, "out of memory for the attention scratch of %d positions", n_ctx);
+    }
+    c->pool = pool;
+    c->n_ctx = n_ctx;
+    *out = c;
+    return LQ_OK;
+}
+
+static void cpu_ctx_free(void *ctx) {
+    cpu_ctx *c = ctx;
+    if (!c) return;
+    free(c->att_scratch);
+    free(c);
+}
+
+static lq_status cpu_alloc(void *ctx, size_t bytes, void **out) {
+    (void)ctx;
+    *out = calloc(bytes ? bytes : 1, 1);
+    return *out ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "out of memory (%zu bytes)", bytes);
+}
+static void cpu_free(void *ctx, void *p) { (void)ctx; free(p); }
+
+static lq_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    (void)ctx;
+    if (bytes) memmove(dst, src, bytes);
+    return LQ_OK;
+}
+static lq_status cpu_sync(void *ctx) { (void)ctx; return LQ_OK; }
+
+static lq_status cpu_embed(void *ctx, const void *w, const int32_t *ids, int n, float *x) {
+    (void)ctx;
+    const lq_weight *e = w;
+    const lq_wfmt_traits *tr = lq_wfmt_get(e->fmt);
+    for (int t = 0; t < n; t++) tr->dequant(e, ids[t], ids[t] + 1, x + (int64_t)t * e->cols);
+    return LQ_OK;
+}
+
+static lq_status cpu_matmul(void *ctx, const void *w, const float *X, int64_t n, float *Y) {
+    lq_matmul(((cpu_ctx *)ctx)->pool, w, X, n, Y);
+    return LQ_OK;
+}
+
+static lq_status cpu_rmsnorm(void *ctx, float *out, const float *x, const float *w, int64_t rows, int64_t dim,
+                             float eps) {
+    (void)ctx;
+    for (int64_t t = 0; t < rows; t++) lq_rmsnorm(out + t * dim, x + t * dim, w, dim, eps);
+    return LQ_OK;
+}
+
+static lq_status cpu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_heads, int hd, int pos0,
+                          const float *inv_freq, bool interleaved) {
+    (void)ctx;
+    for (int t = 0; t < n_tok; t++)
+        for (int h = 0; h < n_heads; h++) lq_rope_ref(x + t * stride + (int64_t)h * hd, hd, pos0 + t, inv_freq, interleaved);
+    return LQ_OK;
+}
+
+typedef struct attn_job {
+    const lq_attn_args *a;
+    cpu_ctx *c;
+} attn_job;
+
+/* One (token, head) pair: causal softmax attention over positions lo..p of the cache. */
+static void attn_task(void *arg, int64_t task, int tid) {
+    const attn_job *j = arg;
+    const lq_attn_args *a = j->a;
+    const int hd = a->head_dim;
+    const int64_t kv_dim = (int64_t)a->n_kv_heads * hd, q_dim = (int64_t)a->n_heads * hd;
+    const int t = (int)(task / a->n_heads), h = (int)(task % a->n_heads);
+    const int kvh = h / (a->n_heads / a->n_kv_heads); /* grouped-query: heads share a kv head */
+    const int p = a->pos0 + t;
+    const int lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
+    const float *q = a->q + (int64_t)t * q_dim + (int64_t)h * hd;
+    float *sc = j->c->att_scratch + (size_t)tid * j->c->n_ctx;
+    for (int i = lo; i <= p; i++)
+        sc[i - lo] = lq_dot_f32(q, a->kc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd) * a->scale;
+    lq_softmax(sc, p - lo + 1);
+    float *o = a->out + (int64_t)t * q_dim + (int64_t)h * hd;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int i = lo; i <= p; i++) lq_axpy_f32(o, sc[i - lo], a->vc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd);
+}
+
+static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
+    cpu_ctx *c = ctx;
+    attn_job job = {.a = a, .c = c};
+    int64_t span = a->window > 0 && a->window < a->pos0 + a->n_tok ? a->window : a->pos0 + a->n_tok;
+    int64_t macs = (int64_t)a->n_tok * a->n_heads * span * a->head_dim * 2;
+    lq_pool_run(macs < ATTN_MIN_PARALLEL_MACS ? NULL : c->pool, attn_task, &job, (int64_t)a->n_tok * a->n_heads);
+    return LQ_OK;
+}
+
+static lq_status cpu_glu(void *ctx, lq_act act, float *gate, const float *up, int64_t n) {
+    (void)ctx;
+    if (act != LQ_ACT_SILU) return lq_fail(LQ_ERR_UNSUPPORTED, "cpu backend: activation %d not available", (int)act);
+    lq_swiglu(gate, up, n);
+    return LQ_OK;
+}
+
+static lq_status cpu_add(void *ctx, float *x, const float *y, int64_t n) {
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    return LQ_OK;
+}
+
+static lq_status cpu_add_bias(void *ctx, float *y, const float *b, int64_t rows, int64_t cols) {
+    (void)ctx;
+    for (int64_t t = 0; t < rows; t++)
+        for (int64_t i = 0; i < cols; i++) y[t * cols + i] += b[i];
+    return LQ_OK;
+}
+
+const lq_backend_ops lq_backend_cpu = {
+    .name = "cpu",
+    .device = LQ_DEVICE_CPU,
+    .host_memory = true,
+    .supports = cpu_supports,
+    .open = cpu_open,
+    .close = cpu_close,
+    .upload_weight = cpu_upload_weight,
+    .free_weight = cpu_free_weight,
+    .upload_f32 = cpu_upload_f32,
+    .free_f32 = cpu_free_f32,
+    .ctx_create = cpu_ctx_create,
+    .ctx_free = cpu_ctx_free,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .embed = cpu_embed,
+    .matmul = cpu_matmul,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .glu = cpu_glu,
+    .add = cpu_add,
+    .add_bias = cpu_add_bias,
+};

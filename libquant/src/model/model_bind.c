@@ -1,0 +1,177 @@
+/* model_bind.c - bind a checkpoint to the tensors its architecture descriptor names.
+ *
+ * The tensor set is validated here (model load), not when the checkpoint opens: every role of
+ * the descriptor is present (or optional), stored in a float dtype or a compressed-tensors
+ * quantized layout (whose details weight_bind.c checks), with the shape the config implies.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "weight_bind.h"
+
+/* Presence, dtype and shape of one weight or norm (cols 0: a vector). A compressed-tensors
+ * quantized linear ("<m>.weight_packed" or an I8/F8 "<m>.weight", each with
+ * "<m>.weight_scale") is left to the binder that reads it. */
+static lq_status check_tensor(const lq_checkpoint *c, const char *name, int64_t rows, int64_t cols) {
+    const char *path = lq_checkpoint_path(c);
+    char scale_name[256];
+    snprintf(scale_name, sizeof scale_name, "%s_scale", name);
+    if (cols > 0 && lq_checkpoint_find(c, scale_name)) return LQ_OK;
+    const lq_tensor *t = lq_checkpoint_find(c, name);
+    if (!t) return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", path, name);
+    if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported (F32/F16/BF16)", path,
+                       name, lq_dtype_name(t->dtype));
+    int want_nd = cols > 0 ? 2 : 1;
+    if (t->ndim != want_nd || t->shape[0] != rows || (want_nd == 2 && t->shape[1] != cols)) {
+        char got[96] = "", want[48];
+        int k = 0;
+        for (int i = 0; i < t->ndim && k < (int)sizeof got - 24; i++)
+            k += snprintf(got + k, sizeof got - (size_t)k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (want_nd == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
+        else snprintf(want, sizeof want, "%lld", (long long)rows);
+        return lq_fail(LQ_ERR_MISMATCH, "%s: tensor '%s': shape [%s], config expects [%s]", path, name, got,
+                       want);
+    }
+    return LQ_OK;
+}
+
+static bool has_linear(const lq_checkpoint *c, const char *module) {
+    char n[256];
+    snprintf(n, sizeof n, "%s.weight", module);
+    if (lq_checkpoint_find(c, n)) return true;
+    snprintf(n, sizeof n, "%s.weight_scale", module);
+    return lq_checkpoint_find(c, n) != NULL;
+}
+
+/* A norm vector as f32 plus the arch's offset ((1 + w) RMSNorm folds into the copy). */
+static lq_status bind_norm(lq_model *m, const char *name, int64_t n, float **out) {
+    LQ_TRY(check_tensor(m->ckpt, name, n, 0));
+    LQ_TRY(lq_bind_vector_f32(m->ckpt, name, n, out));
+    if (m->arch->norm_offset != 0.0f)
+        for (int64_t i = 0; i < n; i++) (*out)[i] += m->arch->norm_offset;
+    return LQ_OK;
+}
+
+static lq_status bind_role(lq_model *m, int l, const lq_role_spec *sp) {
+    const lq_config *c = &m->cfg;
+    lq_layer *L = &m->layers[l];
+    const lq_role_info *ri = lq_role_get(sp->role);
+    int64_t rows = lq_arch_sym_value(c, sp->rows, l), cols = lq_arch_sym_value(c, sp->cols, l);
+    char mod[192], name[224];
+    snprintf(mod, sizeof mod, "model.layers.%d.%s", l, sp->hf);
+    snprintf(name, sizeof name, "%s.weight", mod);
+    if (sp->flags & LQ_RF_OPTIONAL) {
+        bool present = ri->kind == LQ_KIND_LINEAR ? has_linear(m->ckpt, mod) : lq_checkpoint_find(m->ckpt, name) != NULL;
+        if (!present) return LQ_OK;
+    }
+    if (ri->kind == LQ_KIND_NORM) return bind_norm(m, name, rows, &L->vec[sp->role]);
+    LQ_TRY(check_tensor(m->ckpt, name, rows, cols));
+    LQ_TRY(lq_bind_linear(m->ckpt, mod, rows, cols, m->owned, &L->w[sp->role]));
+    snprintf(name, sizeof name, "%s.bias", mod);
+    bool has_bias = lq_checkpoint_find(m->ckpt, name) != NULL;
+    if (has_bias && !(sp->flags & (LQ_RF_BIAS | LQ_RF_BIAS_REQUIRED)))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s has no bias on %s", lq_checkpoint_path(m->ckpt),
+                       name, m->arch->hf_name, ri->name);
+    if (!has_bias && (sp->flags & LQ_RF_BIAS_REQUIRED))
+        return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", lq_checkpoint_path(m->ckpt), name);
+    if (has_bias) {
+        LQ_TRY(check_tensor(m->ckpt, name, rows, 0));
+        LQ_TRY(lq_bind_vector_f32(m->ckpt, name, rows, &L->bias[sp->role]));
+    }
+    return LQ_OK;
+}
+
+/* Angle per position of each rotary pair, with the config's frequency scaling. */
+static float *rope_inv_freq_new(const lq_config *cfg) {
+    int half = cfg->head_dim / 2;
+    float *f = malloc((size_t)half * sizeof *f);
+    if (!f) return NULL;
+    for (int i = 0; i < half; i++) {
+        double freq = 1.0 / pow((double)cfg->rope_theta, (2.0 * i) / (double)cfg->head_dim);
+        if (cfg->rope_type == LQ_ROPE_LINEAR) {
+            freq /= cfg->rope_scale_factor; /* HF _compute_linear_scaling_rope_parameters */
+        } else if (cfg->rope_type == LQ_ROPE_LLAMA3) {
+            /* HF _compute_llama3_parameters: long wavelengths are slowed by `factor`, short ones
+             * kept, the band in between interpolated. */
+            double old_ctx = cfg->rope_orig_max_pos > 0 ? cfg->rope_orig_max_pos : 8192;
+            double lo = cfg->rope_low_freq_factor, hi = cfg->rope_high_freq_factor;
+            double low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+            double wavelen = 2.0 * M_PI / freq;
+            if (wavelen > low_wavelen) {
+                freq /= cfg->rope_scale_factor;
+            } else if (wavelen >= high_wavelen) {
+                double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+                freq = (1.0 - smooth) * freq / cfg->rope_scale_factor + smooth * freq;
+            }
+        }
+        f[i] = (float)freq;
+    }
+    return f;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* The ops the layer program will run for m (backend.h; checked against a table per session). */
+static uint64_t ops_needed(const lq_model *m) {
+    uint64_t ops = 1ull << LQ_OP_EMBED | 1ull << LQ_OP_MATMUL | 1ull << LQ_OP_RMSNORM | 1ull << LQ_OP_ROPE |
+                   1ull << LQ_OP_ATTENTION | 1ull << LQ_OP_ADD;
+    ops |= 1ull << (m->arch->act == LQ_ACT_GELU_TANH ? LQ_OP_GEGLU_TANH : LQ_OP_SWIGLU);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        if (m->layers[l].window > 0) ops |= 1ull << LQ_OP_ATTENTION_WINDOW;
+        for (int r = 0; r < LQ_ROLE_COUNT; r++)
+            if (m->layers[l].bias[r]) ops |= 1ull << LQ_OP_ADD_BIAS;
+    }
+    return ops;
+}
+
+static lq_status bind_layers(lq_model *m) {
+    const lq_config *c = &m->cfg;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < c->n_layers; l++) {
+        lq_layer *L = &m->layers[l];
+        L->n_heads = lq_config_layer_heads(c, l);
+        L->n_kv_heads = lq_config_layer_kv_heads(c, l);
+        L->hidden = lq_config_layer_hidden(c, l);
+        L->window = lq_config_layer_window(c, l);
+        L->rope = LQ_ROPE_GLOBAL;
+        for (int i = 0; i < m->arch->n_roles; i++) LQ_TRY(bind_role(m, l, &m->arch->roles[i]));
+        m->q_dim_max = max64(m->q_dim_max, (int64_t)L->n_heads * c->head_dim);
+        m->kv_dim_max = max64(m->kv_dim_max, (int64_t)L->n_kv_heads * c->head_dim);
+        m->hidden_max = max64(m->hidden_max, L->hidden);
+    }
+    return LQ_OK;
+}
+
+lq_status lq_model_bind(lq_model *m) {
+    const lq_config *c = &m->cfg;
+    const char *path = lq_checkpoint_path(m->ckpt);
+    LQ_TRY(lq_arch_for_config(c, path, &m->arch));
+    for (int i = 0; i < m->arch->n_roles; i++)
+        if (!(lq_program_roles() & (1u << m->arch->roles[i].role)))
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: %s: the layer program has no step for role %s", path,
+                           m->arch->hf_name, lq_role_get(m->arch->roles[i].role)->name);
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        (c->head_dim & 1) || c->vocab_size <= 0 || c->hidden_dim <= 0 || c->n_heads % c->n_kv_heads != 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: inconsistent model configuration", path);
+    LQ_TRY(check_tensor(m->ckpt, "model.embed_tokens.weight", c->vocab_size, c->dim));
+    LQ_TRY(lq_bind_linear(m->ckpt, "model.embed_tokens", c->vocab_size, c->dim, m->owned, &m->tok_emb));
+    LQ_TRY(bind_layers(m));
+    LQ_TRY(bind_norm(m, "model.norm.weight", c->dim, &m->final_norm));
+    /* The checkpoint marked a model without any lm_head tensor (float, or quantized:
+     * "lm_head.weight_scale") as tied. */
+    if (c->tied_embeddings || !has_linear(m->ckpt, "lm_head")) {
+        m->output = m->tok_emb;
+    } else {
+        LQ_TRY(check_tensor(m->ckpt, "lm_head.weight", c->vocab_size, c->dim));
+        LQ_TRY(lq_bind_linear(m->ckpt, "lm_head", c->vocab_size, c->dim, m->owned, &m->output));
+    }
+    m->rope_inv_freq[LQ_ROPE_GLOBAL] = rope_inv_freq_new(c);
+    if (!m->rope_inv_freq[LQ_ROPE_GLOBAL]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    m->ops_needed = ops_needed(m);
+    return LQ_OK;
+}
