@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arch.h"
 #include "libquant/lq_safetensors.h"
 #include "libquant/lq_targets.h"
 
@@ -191,15 +192,20 @@ static lq_status plan(ctx *x) {
         bool *ignored = calloc((size_t)x->cfg->n_layers + 1, sizeof *ignored);
         if (!ignored) return lq_fail(LQ_ERR_NOMEM, "out of memory");
         /* A layer is left whole when an ignore pattern names one of the modules it would lose
-         * units from. */
-        const char *mods[2][4] = {{"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", NULL},
-                                  {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"}};
+         * units from: the linear roles of the unit's group (architecture descriptor). */
+        const lq_arch *a = NULL;
+        lq_status as = lq_arch_for_config(x->cfg, lq_checkpoint_path(x->c), &a);
+        if (as != LQ_OK) {
+            free(ignored);
+            return as;
+        }
+        lq_role_group g = o->method == LQ_PRUNE_HEADS ? LQ_GROUP_ATTN : LQ_GROUP_FFN;
         for (int l = 0; l < x->cfg->n_layers; l++)
-            for (int j = 0; j < 4; j++) {
-                const char *m = mods[o->method == LQ_PRUNE_HEADS][j];
-                if (!m) continue;
+            for (int r = 0; r < LQ_ROLE_COUNT; r++) {
                 item probe = {.cls = LQ_MODULE_LINEAR};
-                snprintf(probe.module, sizeof probe.module, "model.layers.%d.%s", l, m);
+                if (lq_role_get((lq_role)r)->group != g ||
+                    !lq_arch_module(a, (lq_role)r, l, probe.module, sizeof probe.module))
+                    continue;
                 if (match_any(x->ig, o->n_ignore, &probe)) ignored[l] = true;
             }
         lq_status s = lq_struct_plan_make(x->c, o, ignored, &x->plan);

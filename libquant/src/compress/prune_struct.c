@@ -1,15 +1,19 @@
 /* prune_struct.c - structured pruning: choose the FFN neurons / KV groups each layer keeps, and
  * the row / column slices that turn the dense model into the smaller one.
  *
- * Units: FFN neuron i of layer l is row i of gate_proj and up_proj and column i of down_proj.
- * An attention unit is a whole KV group g (grouped-query attention shares k/v rows between
- * `group` = n_heads / n_kv_heads query heads): rows g of k_proj and v_proj (head_dim each),
- * its query heads' rows of q_proj and those heads' columns of o_proj. Removing a whole group
+ * Units come from the role groups of the architecture descriptor (arch.h, lq_role_info):
+ * FFN neuron i of layer l is row i of the GATE and UP roles (gate_proj, up_proj) and column i of
+ * DOWN (down_proj). An attention unit is a whole KV group g (grouped-query attention shares k/v
+ * rows between `group` = n_heads / n_kv_heads query heads): rows g of K and V (head_dim each),
+ * its query heads' rows of Q and those heads' columns of O; biases of the row-sliced roles are
+ * sliced with them. Removing a whole group
  * keeps n_heads / n_kv_heads unchanged, so the engine's head-to-group mapping still holds.
  * Kept units stay in their original order, so the smaller model computes exactly what the dense
  * model computes with the removed units' contributions zeroed.
  */
 #include "prune_internal_drv.h"
+
+#include "arch.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +79,8 @@ lq_status lq_struct_plan_make(const lq_checkpoint *c, const lq_prune_opts *o, co
     bool ffn = o->method == LQ_PRUNE_FFN;
     lq_prune_unit_score_fn score_fn = o->unit_score ? o->unit_score : lq_prune_score_norm;
     const int64_t D = cfg->dim, hd = cfg->head_dim;
+    const lq_arch *a;
+    LQ_TRY(lq_arch_for_config(cfg, lq_checkpoint_path(c), &a));
     for (int l = 0; l < cfg->n_layers; l++) {
         int nh = lq_config_layer_heads(cfg, l), nkv = lq_config_layer_kv_heads(cfg, l);
         int n = ffn ? lq_config_layer_hidden(cfg, l) : nkv;
@@ -94,29 +100,30 @@ lq_status lq_struct_plan_make(const lq_checkpoint *c, const lq_prune_opts *o, co
         lq_status s = LQ_OK;
         lq_prune_units u = {.layer = l, .n_units = n, .dim = D};
         if (k < n) {
-            if (ffn) {
-                const char *parts[3] = {"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-                for (int i = 0; s == LQ_OK && i < 3; i++) {
-                    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, parts[i]);
-                    s = load_f32(c, name, i < 2 ? n : D, i < 2 ? D : n, &w[i]);
+            /* the group's roles in role order: row-sliced ones are the unit's inputs (gate, up /
+             * q, k, v), the column-sliced one its output (down / o) */
+            for (int r = 0; s == LQ_OK && r < LQ_ROLE_COUNT; r++) {
+                const lq_role_info *ri = lq_role_get((lq_role)r);
+                const lq_role_spec *sp = lq_arch_role(a, (lq_role)r);
+                if (!sp || ri->group != (ffn ? LQ_GROUP_FFN : LQ_GROUP_ATTN)) continue;
+                int64_t rows = lq_arch_sym_value(cfg, sp->rows, l), cols = lq_arch_sym_value(cfg, sp->cols, l);
+                int64_t width = lq_unit_width_value(ri->unit_width, hd, p->group);
+                float *wf = NULL;
+                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, sp->hf);
+                s = load_f32(c, name, rows, cols, &wf);
+                if (s != LQ_OK) break;
+                if (ri->unit_axis == LQ_AXIS_ROWS && u.n_in < 3) {
+                    w[u.n_in] = wf;
+                    u.in[u.n_in] = wf;
+                    u.in_rows[u.n_in++] = width;
+                } else if (ri->unit_axis == LQ_AXIS_COLS && !u.out) {
+                    w[3] = wf;
+                    u.out = wf, u.out_rows = rows, u.out_cols = width;
+                } else {
+                    free(wf);
+                    s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer %d: %s's %s group does not fit a pruning unit",
+                                lq_checkpoint_path(c), l, a->hf_name, ffn ? "FFN" : "attention");
                 }
-                u.n_in = 2;
-                u.in[0] = w[0], u.in[1] = w[1];
-                u.in_rows[0] = u.in_rows[1] = 1;
-                u.out = w[2], u.out_rows = D, u.out_cols = 1;
-            } else {
-                const char *parts[4] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                        "self_attn.o_proj"};
-                int64_t rows[4] = {nh * hd, nkv * hd, nkv * hd, D}, cols[4] = {D, D, D, nh * hd};
-                for (int i = 0; s == LQ_OK && i < 4; i++) {
-                    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, parts[i]);
-                    s = load_f32(c, name, rows[i], cols[i], &w[i]);
-                }
-                u.n_in = 3;
-                for (int i = 0; i < 3; i++) u.in[i] = w[i];
-                u.in_rows[0] = (int64_t)p->group * hd;
-                u.in_rows[1] = u.in_rows[2] = hd;
-                u.out = w[3], u.out_rows = D, u.out_cols = (int64_t)p->group * hd;
             }
             if (s == LQ_OK) score_fn(o->score_user, &u, score);
             for (int i = 0; s == LQ_OK && i < n; i++)
@@ -151,27 +158,21 @@ lq_status lq_struct_slice(const lq_config *cfg, const lq_struct_plan *p, lq_prun
     memset(s, 0, sizeof *s);
     s->n_rows = t->ndim >= 1 ? t->shape[0] : 1;
     s->n_cols = t->ndim == 2 ? t->shape[1] : 1;
-    int l = -1, pos = 0;
-    char part[64] = "";
-    if (sscanf(t->name, "model.layers.%d.%n", &l, &pos) != 1 || pos == 0 || l < 0 || l >= p->n_layers)
-        return LQ_OK;
-    snprintf(part, sizeof part, "%s", t->name + pos);
-    if (p->units_out[l] == p->units_in[l]) return LQ_OK;
+    const lq_arch *a = lq_arch_find(cfg->arch);
+    int l = -1;
+    int role = a ? lq_arch_role_of(a, t->name, &l) : -1;
+    if (role < 0 || l >= p->n_layers || p->units_out[l] == p->units_in[l]) return LQ_OK;
+    const lq_role_info *ri = lq_role_get((lq_role)role);
+    if (ri->group != (m == LQ_PRUNE_FFN ? LQ_GROUP_FFN : LQ_GROUP_ATTN)) return LQ_OK;
     const int32_t *kept = p->kept[l];
     int k = p->units_out[l];
-    int64_t hd = cfg->head_dim, qw = (int64_t)p->group * hd;
-    bool rows = false, cols = false;
-    int64_t width = 1;
-    if (m == LQ_PRUNE_FFN) {
-        rows = strcmp(part, "mlp.gate_proj.weight") == 0 || strcmp(part, "mlp.up_proj.weight") == 0;
-        cols = strcmp(part, "mlp.down_proj.weight") == 0;
-    } else {
-        bool q = strcmp(part, "self_attn.q_proj.weight") == 0;
-        bool kv = strcmp(part, "self_attn.k_proj.weight") == 0 || strcmp(part, "self_attn.v_proj.weight") == 0;
-        rows = q || kv;
-        cols = strcmp(part, "self_attn.o_proj.weight") == 0;
-        width = q || cols ? qw : hd;
-    }
+    /* a row-sliced role loses rows of its weight and of its bias; a column-sliced one loses
+     * weight columns only (its bias has one entry per output row) */
+    const char *suffix = t->name + strlen(t->name);
+    while (suffix > t->name && suffix[-1] != '.') suffix--;
+    bool is_bias = strcmp(suffix, "bias") == 0;
+    bool rows = ri->unit_axis == LQ_AXIS_ROWS, cols = ri->unit_axis == LQ_AXIS_COLS && !is_bias;
+    int64_t width = lq_unit_width_value(ri->unit_width, cfg->head_dim, p->group);
     if (!rows && !cols) return LQ_OK;
     int64_t *ix = unit_indices(kept, k, width);
     if (!ix) return lq_fail(LQ_ERR_NOMEM, "out of memory");

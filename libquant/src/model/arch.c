@@ -92,3 +92,18 @@ int lq_arch_role_of(const lq_arch *a, const char *name, int *layer) {
     }
     return -1;
 }
+
+const lq_role_info *lq_arch_linear_info(const lq_arch *a, const char *module) {
+    if (!a) return NULL;
+    int r = lq_arch_role_of(a, module, NULL);
+    if (r < 0 || g_roles[r].kind != LQ_KIND_LINEAR) return NULL;
+    return &g_roles[r];
+}
+
+int64_t lq_unit_width_value(lq_unit_width w, int64_t head_dim, int group) {
+    switch (w) {
+    case LQ_WIDTH_HEAD: return head_dim;
+    case LQ_WIDTH_QGROUP: return (int64_t)group * head_dim;
+    default: return 1;
+    }
+}

@@ -138,6 +138,13 @@ bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap);
  * UP, layer 3); -1 when it is none of a's roles. */
 int lq_arch_role_of(const lq_arch *a, const char *name, int *layer);
 
+/* The role of a linear module of a (NULL when a is NULL or it is none), for the callers that
+ * only hold a name: pruning and recipe plans. */
+const lq_role_info *lq_arch_linear_info(const lq_arch *a, const char *module);
+/* Width in rows/cols of one structured-pruning unit of a role: 1, head_dim, or the query heads
+ * of one KV group (group * head_dim). */
+int64_t lq_unit_width_value(lq_unit_width w, int64_t head_dim, int group);
+
 /* The descriptor a checkpoint's config selects; LQ_ERR_UNSUPPORTED naming the architecture. */
 lq_status lq_arch_for_config(const lq_config *c, const char *path, const lq_arch **out);
 

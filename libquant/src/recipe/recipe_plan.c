@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch.h"
 #include "libquant/lq_recipe.h"
 #include "libquant/lq_targets.h"
 
@@ -14,20 +15,6 @@ static bool is_prune(lq_modifier_kind k) {
     return k == LQ_MOD_MAGNITUDE_PRUNING || k == LQ_MOD_CONSTANT_PRUNING ||
            k == LQ_MOD_STRUCTURED_PRUNING || k == LQ_MOD_SPARSEGPT || k == LQ_MOD_WANDA;
 }
-
-static bool last_is(const char *module, const char *const *names) {
-    const char *last = strrchr(module, '.');
-    last = last ? last + 1 : module;
-    for (; *names; names++)
-        if (!strcmp(last, *names)) return true;
-    return false;
-}
-
-/* Modifiers without targets act on a fixed set of projections. */
-static const char *const g_ffn[] = {"gate_proj", "up_proj", "down_proj", NULL};
-static const char *const g_attn[] = {"q_proj", "k_proj", "v_proj", "o_proj", NULL};
-/* SmoothQuant folds scales into the norms and rescales the Linear layers reading them. */
-static const char *const g_smoothed[] = {"q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", NULL};
 
 static lq_status compile_all(char **specs, int n, lq_target ***out) {
     *out = calloc((size_t)n + 1, sizeof **out);
@@ -42,16 +29,24 @@ static void free_all(lq_target **t, int n) {
     free(t);
 }
 
-static bool touches(const lq_recipe_modifier *m, lq_target **tg, lq_target **ig, const char *module,
-                    lq_module_class cls) {
+/* Modifiers without targets act on role groups of the architecture descriptor: structured
+ * pruning on the FFN or attention group, SmoothQuant on every Linear that reads a norm (it folds
+ * scales into the norm and rescales those layers). */
+static bool touches(const lq_arch *a, const lq_recipe_modifier *m, lq_target **tg, lq_target **ig,
+                    const char *module, lq_module_class cls) {
     /* Only Linear weights are quantized or pruned; "__ALL__" does not drag norms in. */
     if (cls != LQ_MODULE_LINEAR) return false;
     for (int i = 0; i < m->n_ignore; i++)
         if (lq_target_match(ig[i], module, cls)) return false;
     switch (m->kind) {
-    case LQ_MOD_STRUCTURED_PRUNING:
-        return last_is(module, m->structure == LQ_STRUCTURE_FFN ? g_ffn : g_attn);
-    case LQ_MOD_SMOOTHQUANT: return last_is(module, g_smoothed);
+    case LQ_MOD_STRUCTURED_PRUNING: {
+        const lq_role_info *ri = lq_arch_linear_info(a, module);
+        return ri && ri->group == (m->structure == LQ_STRUCTURE_FFN ? LQ_GROUP_FFN : LQ_GROUP_ATTN);
+    }
+    case LQ_MOD_SMOOTHQUANT: {
+        const lq_role_info *ri = lq_arch_linear_info(a, module);
+        return ri && ri->input_norm >= 0;
+    }
     default:
         for (int i = 0; i < m->n_targets; i++)
             if (lq_target_match(tg[i], module, cls)) return true;
@@ -103,6 +98,7 @@ static lq_status check_tensor(const lq_recipe *r, const lq_recipe_modifier *m, c
 lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *out) {
     memset(out, 0, sizeof *out);
     const int64_t nt = lq_checkpoint_count(ck);
+    const lq_arch *arch = lq_arch_find(lq_checkpoint_config(ck)->arch); /* NULL: no role groups */
     int n_mods = 0;
     for (int i = 0; i < r->n_stages; i++) n_mods += r->stages[i].n_mods;
     const lq_recipe_modifier **by = calloc((size_t)nt + 1, sizeof *by);
@@ -126,7 +122,7 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
             for (int64_t k = 0; s == LQ_OK && k < nt; k++) {
                 const lq_tensor *t = lq_checkpoint_get(ck, k);
                 lq_module_class cls = lq_module_of_tensor(t, module, sizeof module);
-                if (t->ndim != 2 || !touches(m, tg, ig, module, cls)) continue;
+                if (t->ndim != 2 || !touches(arch, m, tg, ig, module, cls)) continue;
                 if ((s = check_tensor(r, m, t, &by[k])) != LQ_OK) break;
                 if (is_quant(m->kind)) {
                     scheme[k] = m->scheme;
