@@ -294,3 +294,5 @@ static void check_tools(const char *name) {
 
 ARCH_TESTS(llama2)
 ARCH_TESTS(llama3_tf4)
+ARCH_TESTS(llama3)
+ARCH_TESTS(mistral)
