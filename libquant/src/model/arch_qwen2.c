@@ -1,0 +1,23 @@
+/* arch_qwen2.c - Qwen2: Llama's layer with biases on the q, k and v projections (always present,
+ * Qwen2Config has no switch); sliding-window attention only with use_sliding_window (config). */
+#include "arch.h"
+
+static const lq_role_spec g_roles[] = {
+    {LQ_ROLE_ATTN_NORM, "input_layernorm", "attn_norm", LQ_SYM_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_Q, "self_attn.q_proj", "attn_q", LQ_SYM_QDIM, LQ_SYM_DIM, LQ_RF_BIAS_REQUIRED},
+    {LQ_ROLE_K, "self_attn.k_proj", "attn_k", LQ_SYM_KVDIM, LQ_SYM_DIM, LQ_RF_BIAS_REQUIRED},
+    {LQ_ROLE_V, "self_attn.v_proj", "attn_v", LQ_SYM_KVDIM, LQ_SYM_DIM, LQ_RF_BIAS_REQUIRED},
+    {LQ_ROLE_O, "self_attn.o_proj", "attn_output", LQ_SYM_DIM, LQ_SYM_QDIM, 0},
+    {LQ_ROLE_FFN_NORM, "post_attention_layernorm", "ffn_norm", LQ_SYM_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_GATE, "mlp.gate_proj", "ffn_gate", LQ_SYM_HIDDEN, LQ_SYM_DIM, 0},
+    {LQ_ROLE_UP, "mlp.up_proj", "ffn_up", LQ_SYM_HIDDEN, LQ_SYM_DIM, 0},
+    {LQ_ROLE_DOWN, "mlp.down_proj", "ffn_down", LQ_SYM_DIM, LQ_SYM_HIDDEN, 0},
+};
+
+const lq_arch lq_arch_qwen2 = {
+    .hf_name = "Qwen2ForCausalLM",
+    .gguf_name = "qwen2",
+    .roles = g_roles,
+    .n_roles = sizeof g_roles / sizeof g_roles[0],
+    .act = LQ_ACT_SILU,
+};
