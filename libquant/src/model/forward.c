@@ -14,7 +14,8 @@
 
 uint32_t lq_program_roles(void) {
     return 1u << LQ_ROLE_ATTN_NORM | 1u << LQ_ROLE_Q | 1u << LQ_ROLE_K | 1u << LQ_ROLE_V | 1u << LQ_ROLE_O |
-           1u << LQ_ROLE_FFN_NORM | 1u << LQ_ROLE_GATE | 1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN;
+           1u << LQ_ROLE_Q_NORM | 1u << LQ_ROLE_K_NORM | 1u << LQ_ROLE_FFN_NORM | 1u << LQ_ROLE_GATE |
+           1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN;
 }
 
 struct lq_session {
@@ -158,6 +159,11 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
     LQ_TRY(linear(s, B, LQ_ROLE_Q, s->xb, n, qd, s->q));
     LQ_TRY(linear(s, B, LQ_ROLE_K, s->xb, n, kvd, krow));
     LQ_TRY(linear(s, B, LQ_ROLE_V, s->xb, n, kvd, vrow));
+    /* per-head RMSNorm of q and k (Qwen3, Gemma 3): every head row is one norm of head_dim */
+    if (B->vec[LQ_ROLE_Q_NORM])
+        LQ_TRY(o->rmsnorm(ctx, s->q, s->q, B->vec[LQ_ROLE_Q_NORM], (int64_t)n * L->n_heads, hd, c->norm_eps));
+    if (B->vec[LQ_ROLE_K_NORM])
+        LQ_TRY(o->rmsnorm(ctx, krow, krow, B->vec[LQ_ROLE_K_NORM], (int64_t)n * L->n_kv_heads, hd, c->norm_eps));
     LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
     LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
     lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,

@@ -1,0 +1,26 @@
+/* arch_qwen3.c - Qwen3: Llama's layer plus a per-head RMSNorm of q and k (over head_dim, before
+ * RoPE); head_dim is its own config key (not hidden / heads); attention_bias adds optional
+ * biases to the four attention projections. */
+#include "arch.h"
+
+static const lq_role_spec g_roles[] = {
+    {LQ_ROLE_ATTN_NORM, "input_layernorm", "attn_norm", LQ_SYM_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_Q, "self_attn.q_proj", "attn_q", LQ_SYM_QDIM, LQ_SYM_DIM, LQ_RF_BIAS},
+    {LQ_ROLE_K, "self_attn.k_proj", "attn_k", LQ_SYM_KVDIM, LQ_SYM_DIM, LQ_RF_BIAS},
+    {LQ_ROLE_V, "self_attn.v_proj", "attn_v", LQ_SYM_KVDIM, LQ_SYM_DIM, LQ_RF_BIAS},
+    {LQ_ROLE_O, "self_attn.o_proj", "attn_output", LQ_SYM_DIM, LQ_SYM_QDIM, LQ_RF_BIAS},
+    {LQ_ROLE_Q_NORM, "self_attn.q_norm", "attn_q_norm", LQ_SYM_HEAD_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_K_NORM, "self_attn.k_norm", "attn_k_norm", LQ_SYM_HEAD_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_FFN_NORM, "post_attention_layernorm", "ffn_norm", LQ_SYM_DIM, LQ_SYM_NONE, 0},
+    {LQ_ROLE_GATE, "mlp.gate_proj", "ffn_gate", LQ_SYM_HIDDEN, LQ_SYM_DIM, 0},
+    {LQ_ROLE_UP, "mlp.up_proj", "ffn_up", LQ_SYM_HIDDEN, LQ_SYM_DIM, 0},
+    {LQ_ROLE_DOWN, "mlp.down_proj", "ffn_down", LQ_SYM_DIM, LQ_SYM_HIDDEN, 0},
+};
+
+const lq_arch lq_arch_qwen3 = {
+    .hf_name = "Qwen3ForCausalLM",
+    .gguf_name = "qwen3",
+    .roles = g_roles,
+    .n_roles = sizeof g_roles / sizeof g_roles[0],
+    .act = LQ_ACT_SILU,
+};
