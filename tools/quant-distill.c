@@ -357,264 +357,32 @@ static int run_distill(const args *a) {
     return rc;
 }
 
-/* ---- sequences ------------------------------------------------------------------------------- */
+/* ---- sequences (lq_seq_run) ------------------------------------------------------------------- */
 
-/* Everything a sequences run needs between records. */
-typedef struct seq_run {
-    const args *a;
-    const lq_model *m;
-    const lq_tokenizer *tok;
-    lq_pool *pool;
-    lq_session *sess;
-    lq_seq_writer *w;
-    json_t *params;   /* the decoding options, repeated in every record */
-    const char *mode; /* "greedy", "sample" or "beam" */
-    int32_t stop[2];
-    int32_t *gen;     /* (max_tokens) tokens of the record being generated */
-    double *gen_lp;   /* (max_tokens) their raw log-probs */
-    int n_gen;
-    int64_t added;
-    tool_progress bar;
-    uint64_t prompt_off; /* --prompts: byte offset of the current unit (for its line number) */
-    bool prompt_named;   /* the last error already names the prompt's file and line */
-} seq_run;
-
-/* 1-based line of the prompt whose raw unit starts at byte `off` of `path`: the newlines before
- * it, plus those of the blank run a separator unit is stripped of. 0 if the file cannot be read. */
-static int64_t prompt_line(const char *path, uint64_t off) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    int64_t line = 1;
-    uint64_t pos = 0;
-    bool lead = true;
-    char buf[65536];
-    size_t n;
-    while (lead && (n = fread(buf, 1, sizeof buf, f)) > 0) {
-        for (size_t i = 0; i < n && lead; i++, pos++) {
-            char ch = buf[i];
-            if (pos >= off && ch != '\n' && ch != '\r' && ch != ' ' && ch != '\t') lead = false;
-            else if (ch == '\n') line++;
-        }
+static void print_seq_summary(const args *a, const lq_seq_run_result *res) {
+    if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "out", json_string(a->out));
+        json_object_set_new(j, "sequences", json_integer(res->records));
+        json_object_set_new(j, "prompts", json_integer(res->prompts));
+        json_object_set_new(j, "mode", json_string(res->mode));
+        json_object_set_new(j, "params", json_loads(res->params_json, 0, NULL));
+        json_object_set_new(j, "resumed_from", json_integer(res->resumed_from));
+        json_object_set_new(j, "already_complete", json_boolean(res->already_complete));
+        tool_print_json(j);
+        return;
     }
-    fclose(f);
-    return line;
+    if (!res->already_complete)
+        fprintf(stderr, TOOL ": %lld sequences in %.2f s\n", (long long)res->added, res->seconds);
+    printf("%s/sequences.jsonl: %lld sequences from %lld prompts (%s)%s\n", a->out, (long long)res->records,
+           (long long)res->prompts, res->mode, res->already_complete ? " (already complete)" : "");
 }
 
-/* Refuse prompt i: with --prompts the message names the file and line (defect 16: it named the
- * output directory), with --prompt the option. */
-static lq_status seq_prompt_fail(seq_run *q, int64_t i, const char *what) {
-    q->prompt_named = true;
-    if (q->a->prompts)
-        return lq_fail(LQ_ERR_INVALID_ARG, "%s:%lld: prompt %lld (counting from 0) %s", q->a->prompts,
-                       (long long)prompt_line(q->a->prompts, q->prompt_off), (long long)i, what);
-    return lq_fail(LQ_ERR_INVALID_ARG, "--prompt: the prompt %s", what);
-}
-
-static bool seq_on_token(void *user, const lq_sample_info *t) {
-    seq_run *q = user;
-    if (q->n_gen >= q->a->max_tokens) return false;
-    q->gen[q->n_gen] = t->id;
-    q->gen_lp[q->n_gen++] = t->logprob;
-    return true;
-}
-
-/* One record as a JSON line (see docs/DISTILL_FORMAT.md, "Sequences"). */
-static lq_status seq_emit(seq_run *q, int64_t index, int64_t prompt_i, int sample,
-                          const char *prompt, size_t plen, const int32_t *pids, int np,
-                          const int32_t *ids, const double *lp, int n, const char *stop,
-                          const uint64_t *seed, const lq_beam_hyp *hyp) {
-    json_t *j = json_object();
-    json_object_set_new(j, "index", json_integer(index));
-    json_object_set_new(j, "prompt_index", json_integer(prompt_i));
-    json_object_set_new(j, "sample", json_integer(sample));
-    json_object_set_new(j, "prompt", tool_json_text(prompt, plen, NULL));
-    json_object_set_new(j, "prompt_tokens", json_ints(pids, np));
-    /* the text as a reader sees it: pieces decoded after the prompt's last token */
-    size_t cap = 64 + (size_t)n * 32, len = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        json_decref(j);
-        return lq_fail(LQ_ERR_NOMEM, "out of memory for record %lld", (long long)index);
-    }
-    int32_t prev = pids[np - 1];
-    for (int i = 0; i < n; i++) {
-        char piece[256];
-        size_t k = lq_tokenizer_decode_token(q->tok, prev, ids[i], piece, sizeof piece);
-        if (k > sizeof piece) k = sizeof piece;
-        if (len + k > cap) {
-            cap = 2 * (len + k);
-            char *nt = realloc(text, cap);
-            if (!nt) {
-                free(text);
-                json_decref(j);
-                return lq_fail(LQ_ERR_NOMEM, "out of memory for record %lld", (long long)index);
-            }
-            text = nt;
-        }
-        memcpy(text + len, piece, k);
-        len += k;
-        prev = ids[i];
-    }
-    json_object_set_new(j, "text", tool_json_text(text, len, NULL));
-    free(text);
-    json_object_set_new(j, "tokens", json_ints(ids, n));
-    json_t *lps = json_array();
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-        json_array_append_new(lps, json_real(lp[i]));
-        sum += lp[i];
-    }
-    json_object_set_new(j, "logprobs", lps);
-    json_object_set_new(j, "stop", json_string(stop));
-    json_object_set_new(j, "mode", json_string(q->mode));
-    if (seed) { /* a string: JSON readers lose integers above 2^53 */
-        char sb[32];
-        snprintf(sb, sizeof sb, "%llu", (unsigned long long)*seed);
-        json_object_set_new(j, "seed", json_string(sb));
-    }
-    if (hyp) {
-        /* beam scores count the stop token, which "tokens" leaves out */
-        json_object_set_new(j, "logprob_sum", json_real(hyp->logprob_sum));
-        json_object_set_new(j, "score", json_real(hyp->score));
-    } else {
-        json_object_set_new(j, "logprob_sum", json_real(sum));
-    }
-    json_object_set(j, "params", q->params);
-    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(j);
-    if (!line) return lq_fail(LQ_ERR_NOMEM, "cannot format record %lld", (long long)index);
-    lq_status st = lq_seq_writer_append(q->w, line, strlen(line));
-    free(line);
-    if (st != LQ_OK) return st;
-    q->added++;
-    if (q->a->debug_stop_after > 0 && q->added >= q->a->debug_stop_after)
-        raise(SIGKILL); /* the resume test: die like a crash, right after a commit */
-    return LQ_OK;
-}
-
-static const char *stop_name(bool hit_stop, int n, int max_tokens) {
-    return hit_stop ? "eos" : n >= max_tokens ? "max_tokens" : "context";
-}
-
-/* The records of prompt i from sample `first` on. */
-static lq_status seq_prompt(seq_run *q, int64_t i, int first, const char *prompt, size_t plen) {
-    const args *a = q->a;
-    bool bos = lq_tokenizer_bos(q->tok) >= 0 &&
-               (lq_tokenizer_add_bos_default(q->tok) || plen == 0);
-    int32_t *pids = NULL;
-    int64_t cap = 0, np = 0;
-    lq_status st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, NULL, 0, &cap);
-    if ((st == LQ_OK || st == LQ_ERR_INVALID_ARG) && !(pids = malloc((size_t)(cap + 1) * sizeof *pids)))
-        st = lq_fail(LQ_ERR_NOMEM, "prompt %lld: out of memory", (long long)i);
-    else if (st == LQ_OK || st == LQ_ERR_INVALID_ARG)
-        st = lq_tokenizer_encode(q->tok, prompt, plen, bos, false, pids, cap + 1, &np);
-    int max_ctx = lq_model_config(q->m)->max_seq_len;
-    char what[96];
-    if (st == LQ_OK && np == 0) st = seq_prompt_fail(q, i, "is empty and the tokenizer has no BOS");
-    if (st == LQ_OK && np >= max_ctx) {
-        snprintf(what, sizeof what, "has %lld tokens, more than fit the context of %d (with room for one "
-                 "generated)", (long long)np, max_ctx);
-        st = seq_prompt_fail(q, i, what);
-    }
-    int64_t base = i * a->sequences;
-    if (st == LQ_OK && a->dec.beams > 1) {
-        /* one search gives the prompt's N records: the N best hypotheses */
-        lq_beam_opts o = {.n_beams = a->dec.beams, .n_best = a->sequences,
-                          .length_penalty = a->dec.length_penalty, .max_new = a->max_tokens,
-                          .stop_ids = q->stop, .n_stop = 2,
-                          .vocab = lq_tokenizer_vocab_size(q->tok)};
-        lq_beam_result r;
-        st = lq_beam_search(q->m, q->pool, pids, (int)np, &o, &r);
-        if (st == LQ_OK && r.n_hyps < a->sequences)
-            st = lq_fail(LQ_ERR_UNSUPPORTED, "prompt %lld: beam search found %d hypotheses, "
-                         "fewer than --sequences %d", (long long)i, r.n_hyps, a->sequences);
-        for (int h = first; st == LQ_OK && h < a->sequences; h++) {
-            const lq_beam_hyp *y = &r.hyps[h];
-            int n = y->n - (y->finished ? 1 : 0);
-            st = seq_emit(q, base + h, i, h, prompt, plen, pids, (int)np, y->tokens, y->logprobs,
-                          n, stop_name(y->finished, y->n, a->max_tokens), NULL, y);
-            tool_progress_update(&q->bar, base + h + 1);
-        }
-        if (r.hyps) lq_beam_result_free(&r);
-    } else {
-        bool greedy = a->dec.sp.temperature == 0;
-        for (int j = first; st == LQ_OK && j < a->sequences; j++) {
-            /* each record's own stream: a resumed run can start at any record */
-            lq_sample_params sp = a->dec.sp;
-            sp.seed = lq_seq_record_seed(a->dec.sp.seed, (uint64_t)i, (uint64_t)j);
-            lq_sampler *smp = NULL;
-            if ((st = lq_sampler_create(&sp, &smp)) != LQ_OK) break;
-            lq_sample_gen_opts o = {.max_new = a->max_tokens, .stop_ids = q->stop, .n_stop = 2,
-                                    .vocab = lq_tokenizer_vocab_size(q->tok)};
-            lq_sample_gen_result r;
-            q->n_gen = 0;
-            st = lq_sample_generate(q->m, q->sess, smp, pids, (int)np, &o, seq_on_token, q, &r);
-            lq_sampler_free(smp);
-            if (st == LQ_OK)
-                st = seq_emit(q, base + j, i, j, prompt, plen, pids, (int)np, q->gen, q->gen_lp,
-                              q->n_gen, stop_name(r.hit_stop, q->n_gen, a->max_tokens),
-                              greedy ? NULL : &sp.seed, NULL);
-            tool_progress_update(&q->bar, base + j + 1);
-        }
-    }
-    free(pids);
-    return st;
-}
-
-/* run_id of the prompts: FNV-1a 64 of the --prompt text, or of the prompt file as for a corpus
- * (its first and last 64 KiB and size) and the separator. */
-static lq_status prompts_id(const args *a, uint64_t *id) {
-    if (a->prompts) {
-        uint64_t size;
-        return lq_distill_corpus_id(a->prompts, a->separator, false, id, &size);
-    }
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char *p = a->prompt; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-    *id = h;
-    return LQ_OK;
-}
-
-/* Count the prompt units (for progress) without holding them. */
-static lq_status count_prompts(const args *a, int64_t *n) {
-    *n = 0;
-    if (!a->prompts) {
-        *n = 1;
-        return LQ_OK;
-    }
-    lq_corpus *c = NULL;
-    LQ_TRY(lq_corpus_open(a->prompts, 0, &c));
-    lq_status st;
-    for (;;) {
-        const char *text;
-        size_t len;
-        uint64_t uo, no;
-        st = lq_corpus_next_unit(c, a->separator, &text, &len, &uo, &no);
-        if (st != LQ_OK || !text) break;
-        (*n)++;
-    }
-    lq_corpus_close(c);
-    return st;
-}
-
-static json_t *seq_params(const args *a) {
-    json_t *p = json_object();
-    const tool_sample_args *d = &a->dec;
-    json_object_set_new(p, "max_tokens", json_integer(a->max_tokens));
-    if (d->beams > 1) {
-        json_object_set_new(p, "beams", json_integer(d->beams));
-        json_object_set_new(p, "length_penalty", tool_json_float(d->length_penalty));
-        return p;
-    }
-    json_object_set_new(p, "temperature", tool_json_float(d->sp.temperature));
-    json_object_set_new(p, "top_k", json_integer(d->sp.top_k));
-    json_object_set_new(p, "top_p", tool_json_float(d->sp.top_p));
-    json_object_set_new(p, "min_p", tool_json_float(d->sp.min_p));
-    json_object_set_new(p, "repeat_penalty", tool_json_float(d->sp.repeat_penalty));
-    json_object_set_new(p, "repeat_last_n", json_integer(d->sp.repeat_last_n));
-    char sb[32];
-    snprintf(sb, sizeof sb, "%llu", (unsigned long long)d->sp.seed);
-    json_object_set_new(p, "seed", json_string(sb));
-    return p;
+static void on_seq_begin(void *user, int64_t resumed, uint64_t total) {
+    distill_ui *u = user;
+    if (resumed > 0 && !u->a->json)
+        fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", u->a->out, (long long)resumed);
+    tool_progress_begin(&u->bar, "sequences", (int64_t)total, !u->a->json);
 }
 
 static int run_sequences(const args *a) {
@@ -622,121 +390,26 @@ static int run_sequences(const args *a) {
     lq_tokenizer *tok;
     int rc = tool_load_model(a->model, a->tokenizer, &m, &tok);
     if (rc) return rc;
-    lq_status s = LQ_OK;
-    lq_corpus *c = NULL;
-    char *settings_txt = NULL;
-    seq_run q = {.a = a, .m = m, .tok = tok, .params = seq_params(a),
-                 .stop = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)}};
-    /* llama2.c models end a story with BOS, HF models with EOS: both stop */
-    q.mode = a->dec.beams > 1 ? "beam" : a->dec.sp.temperature == 0 ? "greedy" : "sample";
-    uint64_t pid = 0;
-    int64_t n_prompts = 0;
-    if ((s = prompts_id(a, &pid)) != LQ_OK || (s = count_prompts(a, &n_prompts)) != LQ_OK) {
-        rc = tool_fail(s);
-        goto done;
+    lq_pool *pool = lq_pool_create(a->threads);
+    if (!pool) rc = tool_error(1, "cannot start %d threads", a->threads);
+    if (!rc) {
+        const char *base = strrchr(a->model, '/');
+        distill_ui ui = {.a = a};
+        lq_seq_run_opts o = {.prompts = a->prompts, .prompt = a->prompts ? NULL : a->prompt,
+                             .separator = a->separator, .out = a->out,
+                             .teacher_name = base && base[1] ? base + 1 : a->model, .sequences = a->sequences,
+                             .max_tokens = a->max_tokens, .sp = a->dec.sp, .beams = a->dec.beams,
+                             .length_penalty = a->dec.length_penalty, .pool = pool,
+                             .hooks = {.begin = on_seq_begin, .progress = on_progress, .record = on_record,
+                                       .user = &ui}};
+        lq_seq_run_result res;
+        lq_status s = lq_seq_run(m, tok, &o, &res);
+        tool_progress_end(&ui.bar);
+        if (s != LQ_OK) rc = tool_fail(s);
+        else print_seq_summary(a, &res);
+        free(res.params_json);
     }
-    if (n_prompts == 0) {
-        rc = tool_error(2, "%s: no prompts (every unit is blank)", a->prompts);
-        goto done;
-    }
-    json_t *set = json_object();
-    char h[17];
-    snprintf(h, sizeof h, "%016llx", (unsigned long long)lq_distill_teacher_id(m));
-    json_object_set_new(set, "teacher_id", json_string(h));
-    const char *base = strrchr(a->model, '/');
-    json_object_set_new(set, "teacher_name", json_string(base && base[1] ? base + 1 : a->model));
-    snprintf(h, sizeof h, "%016llx", (unsigned long long)lq_tokenizer_hash(tok));
-    json_object_set_new(set, "tokenizer_hash", json_string(h));
-    snprintf(h, sizeof h, "%016llx", (unsigned long long)pid);
-    json_object_set_new(set, "prompts_id", json_string(h));
-    json_object_set_new(set, "prompts", json_integer(n_prompts));
-    json_object_set_new(set, "sequences", json_integer(a->sequences));
-    json_object_set_new(set, "mode", json_string(q.mode));
-    json_object_set(set, "params", q.params);
-    settings_txt = json_dumps(set, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(set);
-    if (!settings_txt || (s = lq_seq_writer_open(a->out, settings_txt, &q.w)) != LQ_OK) {
-        rc = settings_txt ? tool_fail_at("cannot write", a->out, s) : tool_error(1, "out of memory");
-        goto done;
-    }
-    int64_t resumed = lq_seq_writer_records(q.w), total = n_prompts * a->sequences;
-    bool complete = lq_seq_writer_complete(q.w);
-    if (!complete) {
-        q.gen = malloc((size_t)a->max_tokens * sizeof *q.gen);
-        q.gen_lp = malloc((size_t)a->max_tokens * sizeof *q.gen_lp);
-        q.pool = lq_pool_create(a->threads);
-        if (!q.gen || !q.gen_lp || !q.pool) {
-            rc = tool_error(1, "cannot allocate buffers for %d tokens", a->max_tokens);
-            goto done;
-        }
-        /* one session of the whole context, reused by every record (each starts at 0) */
-        if (a->dec.beams == 1 &&
-            (s = lq_session_create(m, lq_model_config(m)->max_seq_len, q.pool, &q.sess)) != LQ_OK) {
-            rc = tool_fail(s);
-            goto done;
-        }
-        if (resumed > 0 && !a->json)
-            fprintf(stderr, TOOL ": resuming %s after %lld committed records\n", a->out,
-                    (long long)resumed);
-        tool_progress_begin(&q.bar, "sequences", total, !a->json);
-        tool_progress_update(&q.bar, resumed);
-        double t0 = lq_eval_now();
-        int64_t first_prompt = resumed / a->sequences;
-        if (a->prompt) {
-            s = seq_prompt(&q, 0, (int)(resumed % a->sequences), a->prompt, strlen(a->prompt));
-        } else if ((s = lq_corpus_open(a->prompts, 0, &c)) == LQ_OK) {
-            for (int64_t i = 0; s == LQ_OK && i < n_prompts; i++) {
-                const char *text;
-                size_t len;
-                uint64_t uo, no;
-                if ((s = lq_corpus_next_unit(c, a->separator, &text, &len, &uo, &no)) != LQ_OK)
-                    break;
-                if (!text) {
-                    s = lq_fail(LQ_ERR_MISMATCH, "%s: fewer prompts than counted: was it "
-                                "changed?", a->prompts);
-                    break;
-                }
-                if (i < first_prompt) continue; /* committed before the restart */
-                q.prompt_off = uo;
-                s = seq_prompt(&q, i, i == first_prompt ? (int)(resumed % a->sequences) : 0,
-                               text, len);
-            }
-        }
-        if (s == LQ_OK) s = lq_seq_writer_finish(q.w);
-        tool_progress_end(&q.bar);
-        double secs = lq_eval_now() - t0;
-        if (s != LQ_OK) {
-            rc = q.prompt_named ? tool_error(tool_exit_code(s), "%s", lq_last_error())
-                                : tool_error(tool_exit_code(s), "%s: %s", a->out, lq_last_error());
-            goto done;
-        }
-        if (!a->json)
-            fprintf(stderr, TOOL ": %lld sequences in %.2f s\n", (long long)q.added, secs);
-    }
-    if (a->json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "out", json_string(a->out));
-        json_object_set_new(j, "sequences", json_integer(lq_seq_writer_records(q.w)));
-        json_object_set_new(j, "prompts", json_integer(n_prompts));
-        json_object_set_new(j, "mode", json_string(q.mode));
-        json_object_set(j, "params", q.params);
-        json_object_set_new(j, "resumed_from", json_integer(resumed));
-        json_object_set_new(j, "already_complete", json_boolean(complete));
-        tool_print_json(j);
-    } else {
-        printf("%s/sequences.jsonl: %lld sequences from %lld prompts (%s)%s\n", a->out,
-               (long long)lq_seq_writer_records(q.w), (long long)n_prompts, q.mode,
-               complete ? " (already complete)" : "");
-    }
-done:
-    lq_corpus_close(c);
-    lq_session_free(q.sess);
-    lq_seq_writer_free(q.w);
-    lq_pool_free(q.pool);
-    json_decref(q.params);
-    free(q.gen);
-    free(q.gen_lp);
-    free(settings_txt);
+    lq_pool_free(pool);
     lq_tokenizer_free(tok);
     lq_model_free(m);
     return rc;

@@ -33,6 +33,7 @@
 #include "lq_tensor.h"
 #include "lq_model.h"
 #include "lq_tokenizer.h"
+#include "lq_sample.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -296,6 +297,53 @@ lq_status lq_seq_writer_append(lq_seq_writer *w, const char *line, size_t len);
 lq_status lq_seq_writer_finish(lq_seq_writer *w);
 /* Close; what is committed stays. NULL is a no-op. */
 void lq_seq_writer_free(lq_seq_writer *w);
+
+/* Reading a sequences directory (quant-distill --inspect): the committed records only. */
+typedef struct lq_seq_reader lq_seq_reader;
+
+/* Whether `dir` holds a sequences output (its manifest says so); never fails. */
+bool lq_seq_is_dataset(const char *dir);
+/* Open a sequences directory: its manifest and the committed bytes of sequences.jsonl. */
+lq_status lq_seq_open(const char *dir, lq_seq_reader **out);
+void lq_seq_close(lq_seq_reader *r);
+int64_t lq_seq_count(const lq_seq_reader *r);
+bool lq_seq_is_complete(const lq_seq_reader *r);
+/* The manifest's settings object as compact JSON text (owned by the reader). */
+const char *lq_seq_settings(const lq_seq_reader *r);
+/* Record i (0 .. count-1): its JSON line without the newline, valid while r is open. */
+lq_status lq_seq_get(const lq_seq_reader *r, int64_t i, const char **line, size_t *len);
+
+/* The driver of quant-distill --sequences: `sequences` continuations of every prompt. */
+typedef struct lq_seq_run_opts {
+    const char *prompts;       /* file of prompts (non-empty lines or separator units), or NULL */
+    const char *prompt;        /* the one prompt (may be "": BOS only) when prompts is NULL */
+    const char *separator;     /* units of `prompts`; NULL or "" = newline */
+    const char *out;           /* directory: created, or an unfinished run resumed */
+    const char *teacher_name;  /* informational, in the settings */
+    int sequences;             /* records per prompt, >= 1 (with beams: the N best, <= beams) */
+    int max_tokens;            /* tokens generated per record at most, >= 1 */
+    lq_sample_params sp;       /* temperature 0 = greedy; seed: the run's (records derive theirs,
+                                * lq_seq_record_seed) */
+    int beams;                 /* > 1: beam search instead of sampling */
+    float length_penalty;      /* beam search */
+    lq_pool *pool;             /* borrowed; NULL = one thread */
+    lq_distill_run_hooks hooks; /* progress counts records; begin's corpus_bytes is the total */
+} lq_seq_run_opts;
+
+typedef struct lq_seq_run_result {
+    int64_t resumed_from, added, records, prompts;
+    bool already_complete;
+    const char *mode;          /* "greedy", "sample" or "beam" (static) */
+    char *params_json;         /* the decoding options as stored in every record (free()) */
+    double seconds;
+} lq_seq_run_result;
+
+/* Generate into o->out; a run killed and resumed with the same options ends with the same
+ * bytes. Errors: LQ_ERR_INVALID_ARG (no prompts, an empty prompt without BOS, a prompt that
+ * fills the context), LQ_ERR_MISMATCH (another teacher's or other options' directory, prompts
+ * changed under a resumed run), the writer's. */
+lq_status lq_seq_run(const lq_model *m, const lq_tokenizer *tok, const lq_seq_run_opts *o,
+                     lq_seq_run_result *res);
 
 /* The seed of record (prompt p, sample j) of a run seeded with `seed`: SplitMix64 steps over
  * the three values, so records are independent streams and a resumed run can start anywhere. */

@@ -41,6 +41,12 @@ lq_status lq_tokenizer_load_gguf(const char *path, lq_tokenizer **out);
 /* A model directory: tokenizer.json inside it. */
 lq_status lq_tokenizer_load_dir(const char *dir, lq_tokenizer **out);
 void lq_tokenizer_free(lq_tokenizer *t);
+/* Copy `len` bytes that may not be UTF-8 (a byte-fallback piece can be half a character) into
+ * `out` (room for 3 * len bytes) as valid UTF-8: each byte that does not start a valid sequence
+ * (no overlongs, no surrogates, nothing above U+10FFFF) becomes U+FFFD. Returns the bytes
+ * written; *lossy (may be NULL) tells whether any byte was replaced. */
+size_t lq_utf8_repair(const char *in, size_t len, char *out, bool *lossy);
+
 /* The tokenizer that goes with a model of `vocab_size` tokens: `tok_path` if given (".json": HF
  * tokenizer.json, ".gguf": GGUF vocab, else llama2.c tokenizer.bin sized by vocab_size), else
  * tokenizer.json inside the model directory. A llama2.c .bin model without tok_path is

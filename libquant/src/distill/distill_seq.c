@@ -188,3 +188,104 @@ static uint64_t splitmix64(uint64_t x) {
 uint64_t lq_seq_record_seed(uint64_t seed, uint64_t prompt, uint64_t sample) {
     return splitmix64(splitmix64(splitmix64(seed) ^ prompt) ^ sample);
 }
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+struct lq_seq_reader {
+    char *data;        /* the committed bytes of sequences.jsonl */
+    size_t *starts;    /* (records + 1) line offsets; the last is the end */
+    int64_t records;
+    bool complete;
+    char *settings;    /* compact JSON */
+};
+
+static json_t *load_seq_manifest(const char *dir, json_error_t *err) {
+    char mpath[PATH_MAX + 32];
+    snprintf(mpath, sizeof mpath, "%s/" SEQ_MANIFEST, dir);
+    return json_load_file(mpath, 0, err);
+}
+
+bool lq_seq_is_dataset(const char *dir) {
+    json_error_t err;
+    json_t *j = load_seq_manifest(dir, &err);
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    bool yes = fmt && strcmp(fmt, SEQ_FORMAT) == 0;
+    json_decref(j);
+    return yes;
+}
+
+void lq_seq_close(lq_seq_reader *r) {
+    if (!r) return;
+    free(r->data);
+    free(r->starts);
+    free(r->settings);
+    free(r);
+}
+
+/* The first `bytes` bytes of the JSONL file, split into exactly `records` lines. */
+static lq_status read_lines(lq_seq_reader *r, const char *dir, uint64_t bytes) {
+    char fpath[PATH_MAX + 32];
+    snprintf(fpath, sizeof fpath, "%s/" SEQ_FILE, dir);
+    FILE *f = fopen(fpath, "rb");
+    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", fpath, strerror(errno));
+    r->data = bytes < ((uint64_t)1 << 40) ? malloc((size_t)bytes + 1) : NULL;
+    r->starts = malloc(((size_t)r->records + 1) * sizeof *r->starts);
+    lq_status st = r->data && r->starts ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "%s: out of memory", fpath);
+    if (st == LQ_OK && fread(r->data, 1, (size_t)bytes, f) != (size_t)bytes)
+        st = lq_fail(LQ_ERR_FORMAT, "%s: shorter than the %llu committed bytes", fpath, (unsigned long long)bytes);
+    fclose(f);
+    int64_t n = 0;
+    for (size_t off = 0; st == LQ_OK && off < bytes; n++) {
+        const char *nl = memchr(r->data + off, '\n', (size_t)bytes - off);
+        if (!nl || n >= r->records) break;
+        r->starts[n] = off;
+        off = (size_t)(nl - r->data) + 1;
+        r->starts[n + 1] = off;
+    }
+    if (st == LQ_OK && (n != r->records || (n > 0 && r->starts[n] != bytes) || (n == 0 && bytes != 0)))
+        st = lq_fail(LQ_ERR_FORMAT, "%s: the committed bytes do not hold the manifest's %lld records", fpath,
+                     (long long)r->records);
+    return st;
+}
+
+lq_status lq_seq_open(const char *dir, lq_seq_reader **out) {
+    *out = NULL;
+    json_error_t err;
+    json_t *j = load_seq_manifest(dir, &err);
+    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s/" SEQ_MANIFEST ": line %d: %s", dir, err.line, err.text);
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    json_t *rec = json_object_get(j, "records"), *by = json_object_get(j, "bytes");
+    json_t *set = json_object_get(j, "settings");
+    lq_seq_reader *r = calloc(1, sizeof *r);
+    lq_status st = r ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "%s: out of memory", dir);
+    if (st == LQ_OK && (!fmt || strcmp(fmt, SEQ_FORMAT) != 0 || !json_is_integer(rec) || !json_is_integer(by) ||
+                        json_integer_value(rec) < 0 || json_integer_value(by) < 0 || !json_is_object(set)))
+        st = lq_fail(LQ_ERR_FORMAT, "%s/" SEQ_MANIFEST ": not an " SEQ_FORMAT " manifest", dir);
+    if (st == LQ_OK) {
+        r->records = (int64_t)json_integer_value(rec);
+        r->complete = json_is_true(json_object_get(j, "complete"));
+        r->settings = json_dumps(set, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!r->settings) st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", dir);
+    }
+    if (st == LQ_OK) st = read_lines(r, dir, (uint64_t)json_integer_value(by));
+    json_decref(j);
+    if (st != LQ_OK) {
+        lq_seq_close(r);
+        return st;
+    }
+    *out = r;
+    return LQ_OK;
+}
+
+int64_t lq_seq_count(const lq_seq_reader *r) { return r->records; }
+bool lq_seq_is_complete(const lq_seq_reader *r) { return r->complete; }
+const char *lq_seq_settings(const lq_seq_reader *r) { return r->settings; }
+
+lq_status lq_seq_get(const lq_seq_reader *r, int64_t i, const char **line, size_t *len) {
+    if (i < 0 || i >= r->records)
+        return lq_fail(LQ_ERR_INVALID_ARG, "record %lld out of range (%lld records)", (long long)i,
+                       (long long)r->records);
+    *line = r->data + r->starts[i];
+    *len = r->starts[i + 1] - r->starts[i] - 1;
+    return LQ_OK;
+}
