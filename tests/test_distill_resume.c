@@ -200,3 +200,44 @@ Test(distill_hardening, directory_in_use_is_refused_with_the_pid) {
     cr_expect(strstr(err, want), "'%s' in: %s", want, err);
     lq_seq_writer_free(sw);
 }
+
+/* ---- defect 12: --inspect on a --sequences dataset ------------------------------------------- */
+
+Test(distill_hardening, inspect_reads_a_sequences_dataset) {
+    char seq[300], args[1000], err[2048];
+    snprintf(seq, sizeof seq, "%s/seq", g_dir);
+    snprintf(args, sizeof args, "--model '%s' --tokenizer '%s' --prompt '' --sequences 2 --max-tokens 6 "
+             "--temperature 0.8 --seed 3 --out '%s'", g_model, g_tok, seq);
+    cr_assert_eq(lq_test_run_tool("quant-distill", args, g_dir, err, sizeof err), 0, "%s", err);
+    /* the reference: the second line of sequences.jsonl itself */
+    char path[400];
+    snprintf(path, sizeof path, "%s/sequences.jsonl", seq);
+    char *jsonl = lq_test_read_file(path, NULL);
+    cr_assert(jsonl);
+    char *second = strchr(jsonl, '\n') + 1;
+    *strchr(second, '\n') = 0;
+    json_t *want = json_loads(second, 0, NULL);
+    cr_assert(want);
+    snprintf(args, sizeof args, "--inspect '%s' --record 1 --json", seq);
+    cr_assert_eq(lq_test_run_tool("quant-distill", args, g_dir, err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/stdout.txt", g_dir);
+    json_error_t e;
+    json_t *got = json_load_file(path, 0, &e);
+    cr_assert(got, "inspect --json: %s", e.text);
+    cr_expect_eq(json_integer_value(json_object_get(got, "records")), 2);
+    cr_expect(json_is_true(json_object_get(got, "complete")));
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(got, "settings"), "mode")), "sample");
+    cr_expect(json_equal(json_object_get(got, "record"), want), "record 1 is the file's second line");
+    json_decref(got);
+    json_decref(want);
+    free(jsonl);
+    /* text: the summary and the record's text */
+    snprintf(args, sizeof args, "--inspect '%s'", seq);
+    cr_assert_eq(lq_test_run_tool("quant-distill", args, g_dir, err, sizeof err), 0, "%s", err);
+    char *out = lq_test_read_file(path, NULL);
+    cr_expect(out && strstr(out, "sequences: 2 records (complete)"), "%s", out ? out : "");
+    free(out);
+    snprintf(args, sizeof args, "--inspect '%s' --record 2", seq);
+    cr_expect_eq(lq_test_run_tool("quant-distill", args, g_dir, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, "record 2 out of range (2 records)"), "%s", err);
+}

@@ -58,7 +58,8 @@ static void usage(FILE *f) {
         "every record has its own seed derived from it, so a resumed run writes the same bytes);\n"
         "--beams B keeps the N best hypotheses (N <= B). --max-tokens T: default 256.\n"
         "  --inspect PATH    print the dataset summary and record I (--record, default 0), the\n"
-        "                    first --positions N positions (default 4; --json: all)\n"
+        "                    first --positions N positions (default 4; --json: all); of a\n"
+        "                    --sequences DIR: its settings and record I\n"
         "  --model PATH      Hugging Face directory or llama2.c .bin\n"
         "  --tokenizer FILE  tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
         "  --threads N       worker threads (default: all CPUs)\n"
@@ -166,6 +167,34 @@ static json_t *json_ints(const int32_t *v, int64_t n) {
     json_t *a = json_array();
     for (int64_t i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
     return a;
+}
+
+/* A --sequences directory: its settings and record I (a line of sequences.jsonl). */
+static int run_inspect_seq(const args *a) {
+    lq_seq_reader *r = NULL;
+    lq_status s = lq_seq_open(a->inspect, &r);
+    if (s != LQ_OK) return tool_fail(s);
+    const char *line = NULL;
+    size_t len = 0;
+    int64_t n = lq_seq_count(r);
+    int rc = 0;
+    if (lq_seq_get(r, a->record, &line, &len) != LQ_OK) {
+        rc = tool_error(2, "%s: record %lld out of range (%lld records)", a->inspect, (long long)a->record,
+                        (long long)n);
+    } else if (a->json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "records", json_integer(n));
+        json_object_set_new(j, "complete", json_boolean(lq_seq_is_complete(r)));
+        json_object_set_new(j, "settings", json_loads(lq_seq_settings(r), 0, NULL));
+        json_object_set_new(j, "record", json_loadb(line, len, 0, NULL));
+        tool_print_json(j);
+    } else {
+        printf("dataset: %s\nsequences: %lld records (%s), settings %s\nrecord %lld: %.*s\n", a->inspect,
+               (long long)n, lq_seq_is_complete(r) ? "complete" : "unfinished", lq_seq_settings(r),
+               (long long)a->record, (int)len, line);
+    }
+    lq_seq_close(r);
+    return rc;
 }
 
 static int run_inspect(const args *a) {
@@ -420,6 +449,7 @@ int main(int argc, char **argv) {
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
-    rc = a.inspect ? run_inspect(&a) : a.sequences > 0 ? run_sequences(&a) : run_distill(&a);
+    if (a.inspect) rc = lq_seq_is_dataset(a.inspect) ? run_inspect_seq(&a) : run_inspect(&a);
+    else rc = a.sequences > 0 ? run_sequences(&a) : run_distill(&a);
     return rc ? rc : tool_finish_stdout();
 }
