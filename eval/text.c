@@ -9,8 +9,8 @@
 lq_status lq_text_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
     if (len) *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

@@ -3,6 +3,7 @@
 #define LIBQUANT_H
 #include "libquant/lq_status.h"
 #include "libquant/lq_tensor.h"
+#include "libquant/lq_file.h"
 #include "libquant/lq_safetensors.h"
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_tokenizer.h"

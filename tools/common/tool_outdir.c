@@ -205,12 +205,14 @@ lq_status tool_outdir_check_inputs(const char *dir, const char *const *inputs) {
 
 lq_status tool_outdir_begin(tool_outdir *o, const char *dir, bool force) {
     o->tmp[0] = 0; /* abort after a failed begin is a no-op */
+    if (!dir[0]) return lq_fail(LQ_ERR_INVALID_ARG, "the output directory name is empty");
     int n = snprintf(o->dir, sizeof o->dir, "%s", dir);
     if (n <= 0 || (size_t)n >= sizeof o->dir) return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", dir);
     /* "out/" must not put the temp dir inside "out". */
     while (n > 1 && o->dir[n - 1] == '/') o->dir[--n] = 0;
     if (strcmp(o->dir, "/") == 0 || strcmp(o->dir, ".") == 0 || strcmp(o->dir, "..") == 0)
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: not a usable output directory name", dir);
+    tool_outdir_clean_stale(o->dir);
     struct stat sb;
     if (!force && lstat(o->dir, &sb) == 0)
         return lq_fail(LQ_ERR_EXISTS, "%s: already exists (use --force to replace it)", o->dir);
@@ -240,24 +242,29 @@ lq_status tool_outdir_file(const tool_outdir *o, const char *name, char *buf, si
     return LQ_OK;
 }
 
-/* fsync a directory so the entries written in it (or renamed into it) are durable. */
-static lq_status fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    int r = fsync(fd);
-    int e = errno;
-    close(fd);
-    /* Some file systems cannot fsync a directory (EINVAL); that is not a write failure. */
-    if (r != 0 && e != EINVAL) return lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", path, strerror(e));
+/* Put the complete o->tmp in place of the existing output o->dir (--force). One atomic exchange
+ * when the file system has it: no kill, SIGKILL included, can then leave neither the old nor the
+ * new output under the real name; the old one ends at o->tmp and is removed. Elsewhere two
+ * renames through "<dir>.old.<pid>"; a SIGKILL between them is repaired by the next begin, which
+ * puts the old output back (tool_outdir_clean_stale). */
+static lq_status replace_existing(tool_outdir *o) {
+    if (renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->dir, RENAME_EXCHANGE) == 0) {
+        (void)tool_rm_tree(o->tmp);
+        return LQ_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS)
+        return lq_fail(LQ_ERR_IO, "%s: cannot exchange with %s: %s", o->dir, o->tmp, strerror(errno));
+    char old[PATH_MAX + 32];
+    snprintf(old, sizeof old, "%s.old.%ld", o->dir, (long)getpid());
+    if (rename(o->dir, old) != 0)
+        return lq_fail(LQ_ERR_IO, "%s: cannot move the old output aside: %s", o->dir, strerror(errno));
+    if (rename(o->tmp, o->dir) != 0) {
+        int e = errno;
+        (void)rename(old, o->dir);
+        return lq_fail(LQ_ERR_IO, "%s: cannot rename from %s: %s", o->dir, o->tmp, strerror(e));
+    }
+    (void)tool_rm_tree(old);
     return LQ_OK;
-}
-
-/* The parent directory of `path` into buf ("." when it has none). */
-static void parent_of(const char *path, char *buf, size_t cap) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(buf, cap, ".");
-    else if (slash == path) snprintf(buf, cap, "/");
-    else snprintf(buf, cap, "%.*s", (int)(slash - path), path);
 }
 
 lq_status tool_outdir_commit(tool_outdir *o) {
@@ -266,31 +273,17 @@ lq_status tool_outdir_commit(tool_outdir *o) {
         if (st == ST_DYING) wait_while_dying();
         return lq_fail(LQ_ERR_INTERRUPTED, "%s: interrupted before it was complete", o->dir);
     }
-    lq_status s = fsync_dir(o->tmp);
+    lq_status s = lq_file_sync_dir(o->tmp);
+    struct stat sb;
+    if (s == LQ_OK && lstat(o->dir, &sb) == 0) s = replace_existing(o);
+    else if (s == LQ_OK && rename(o->tmp, o->dir) != 0)
+        s = lq_fail(LQ_ERR_IO, "%s: cannot rename from %s: %s", o->dir, o->tmp, strerror(errno));
     if (s != LQ_OK) {
         end_busy(ST_ARMED);
         return s;
     }
-    char old[PATH_MAX + 32], parent[PATH_MAX];
-    struct stat sb;
-    bool had = lstat(o->dir, &sb) == 0;
-    snprintf(old, sizeof old, "%s.old.%ld", o->dir, (long)getpid());
-    if (had && rename(o->dir, old) != 0) {
-        s = lq_fail(LQ_ERR_IO, "%s: cannot move the old output aside: %s", o->dir, strerror(errno));
-        end_busy(ST_ARMED);
-        return s;
-    }
-    if (rename(o->tmp, o->dir) != 0) {
-        int e = errno;
-        if (had) (void)rename(old, o->dir);
-        s = lq_fail(LQ_ERR_IO, "%s: cannot rename from %s: %s", o->dir, o->tmp, strerror(e));
-        end_busy(ST_ARMED);
-        return s;
-    }
     o->tmp[0] = 0;
-    parent_of(o->dir, parent, sizeof parent);
-    (void)fsync_dir(parent); /* the output is complete and in place; durability is best effort */
-    if (had) (void)tool_rm_tree(old);
+    (void)lq_file_sync_parent(o->dir); /* complete and in place; durability is best effort */
     end_busy(ST_IDLE);
     return LQ_OK;
 }
@@ -311,28 +304,7 @@ void tool_outdir_abort(tool_outdir *o) {
 /* ---- files in it -------------------------------------------------------------------------------- */
 
 lq_status tool_write_text(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    size_t n = strlen(text);
-    const char *p = text;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            int e = errno;
-            close(fd);
-            return lq_fail(LQ_ERR_IO, "%s: write failed: %s", path, strerror(e));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", path, strerror(e));
-    }
-    if (close(fd) != 0) return lq_fail(LQ_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    return LQ_OK;
+    return lq_file_write_all(path, text, strlen(text));
 }
 
 const char *tool_torch_dtype(lq_dtype t) {
@@ -371,10 +343,9 @@ lq_status tool_write_generation_config(const char *dir, const lq_config *cfg) {
 }
 
 lq_status tool_outdir_write_config(const tool_outdir *o, const lq_config *cfg, lq_dtype dt) {
-    char path[PATH_MAX + 64], *text = NULL;
-    LQ_TRY(tool_outdir_file(o, "config.json", path, sizeof path));
+    char *text = NULL;
     LQ_TRY(tool_config_text(cfg, dt, &text));
-    lq_status s = tool_write_text(path, text);
+    lq_status s = lq_config_json_save(o->tmp, text);
     free(text);
     if (s != LQ_OK) return s;
     return tool_write_generation_config(o->tmp, cfg);

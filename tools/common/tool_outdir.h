@@ -13,8 +13,14 @@
  *     if (s != LQ_OK) tool_outdir_abort(&od);                          remove od.tmp
  *
  * Everything is written into "<out>.tmp.<pid>" (next to `out`, so the final rename stays on one
- * file system) and renamed to `out` only when complete. With --force an existing `out` is moved
- * aside to "<out>.old.<pid>" and removed only after the new one is in place.
+ * file system) and renamed to `out` only when complete. With --force an existing `out` is
+ * exchanged with the new one in one atomic step (renameat2 RENAME_EXCHANGE) and then removed; on
+ * a file system without the exchange it is moved aside to "<out>.old.<pid>" first.
+ *
+ * SIGKILL (or a crash) cannot be caught: it leaves "<out>.tmp.<pid>" (or "<out>.old.<pid>")
+ * behind. The next begin on the same `out`, by any tool, removes those whose pid no longer runs
+ * and says so on stderr; an "<out>.old.<pid>" whose `out` is missing (killed between the two
+ * renames) is put back as `out` instead.
  *
  * Interruption: from begin until commit or abort, SIGINT, SIGTERM and SIGHUP run a handler that
  * removes the temp directory with async-signal-safe calls only (openat, getdents64, unlinkat,
@@ -65,6 +71,11 @@ lq_status tool_outdir_commit(tool_outdir *o);
 /* Remove the temp directory and uninstall the handlers. Safe after a failed begin or commit, and
  * after a successful commit (then a no-op). */
 void tool_outdir_abort(tool_outdir *o);
+
+/* Remove the leftovers of killed runs next to `dir` ("<dir>.tmp.<pid>", "<dir>.old.<pid>" of a pid
+ * that no longer runs), or put an "<dir>.old.<pid>" back as `dir` when `dir` is missing. Prints
+ * one line per leftover on stderr. Called by tool_outdir_begin. */
+void tool_outdir_clean_stale(const char *dir);
 
 /* rm -rf `path` without following symlinks, with async-signal-safe calls only (what the
  * handler uses). 0, or -1 with errno set when something could not be removed. A missing path is

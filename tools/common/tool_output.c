@@ -25,15 +25,15 @@ int tool_output_start(tool_outdir *od, const char *out_dir, const char *model, b
 }
 
 lq_status tool_copy_file(const char *src, const char *dst) {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
+    int in;
+    LQ_TRY(lq_file_open_input(src, &in, NULL));
+    lq_file_out out;
+    lq_status s = lq_file_begin(&out, dst);
+    if (s != LQ_OK) {
         close(in);
-        return lq_fail(LQ_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+        return s;
     }
     char buf[1 << 16];
-    lq_status s = LQ_OK;
     for (;;) {
         ssize_t n = read(in, buf, sizeof buf);
         if (n == 0) break;
@@ -42,18 +42,14 @@ lq_status tool_copy_file(const char *src, const char *dst) {
             s = lq_fail(LQ_ERR_IO, "%s: read failed: %s", src, strerror(errno));
             break;
         }
-        for (ssize_t off = 0; off < n && s == LQ_OK;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) s = lq_fail(LQ_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
-            else off += w;
-        }
-        if (s != LQ_OK) break;
+        if ((s = lq_file_write(&out, buf, (size_t)n)) != LQ_OK) break;
     }
-    if (s == LQ_OK && fsync(out) != 0) s = lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", dst, strerror(errno));
-    if (close(out) != 0 && s == LQ_OK) s = lq_fail(LQ_ERR_IO, "%s: close failed: %s", dst, strerror(errno));
     close(in);
-    return s;
+    if (s != LQ_OK) {
+        lq_file_abort(&out);
+        return s;
+    }
+    return lq_file_commit(&out);
 }
 
 lq_status tool_output_copy_side_files(const tool_outdir *od, const char *model) {

@@ -22,7 +22,7 @@
  * 0, or the exit code of the failure (already reported as one error line). */
 int tool_output_start(tool_outdir *od, const char *out_dir, const char *model, bool force);
 
-/* Copy src to dst (created 0644, fsynced); retries EINTR. */
+/* Copy the regular file src to dst, durably (lq_file.h); retries EINTR. */
 lq_status tool_copy_file(const char *src, const char *dst);
 
 /* Tokenizer and generation files next to the weights (tokenizer.json, tokenizer_config.json,

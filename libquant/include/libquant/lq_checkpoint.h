@@ -118,6 +118,9 @@ const char *lq_checkpoint_config_json(const lq_checkpoint *c);
 lq_status lq_config_parse_json(const char *json_text, const char *path, lq_config *cfg);
 /* Render cfg as an HF config.json (architectures = [cfg->arch]); caller frees the string. */
 lq_status lq_config_to_json(const lq_config *cfg, char **out_json);
+/* Write `json_text` (a newline added if it lacks one) as <dir>/config.json, durably (lq_file.h):
+ * the one config.json writer every tool and driver uses. */
+lq_status lq_config_json_save(const char *dir, const char *json_text);
 
 #ifdef __cplusplus
 }

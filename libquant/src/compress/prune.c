@@ -533,20 +533,7 @@ static lq_status write_config(ctx *x, const char *out_dir, double global_sparsit
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(root);
     if (!text) return lq_fail(LQ_ERR_NOMEM, "out of memory");
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    lq_status s = LQ_OK;
-    if (!f) s = lq_fail(LQ_ERR_IO, "%s: cannot write", tmp);
-    else {
-        bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            remove(tmp);
-            s = lq_fail(LQ_ERR_IO, "%s: cannot write", path);
-        }
-    }
+    lq_status s = lq_config_json_save(out_dir, text);
     free(text);
     return s;
 }

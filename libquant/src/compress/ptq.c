@@ -447,20 +447,7 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
         goto done;
     }
     text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = text ? fopen(tmp, "wb") : NULL;
-    if (!f) {
-        s = lq_fail(text ? LQ_ERR_IO : LQ_ERR_NOMEM, "%s: cannot write", tmp);
-        goto done;
-    }
-    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        s = lq_fail(LQ_ERR_IO, "%s: cannot write", path);
-    }
+    s = text ? lq_config_json_save(out_dir, text) : lq_fail(LQ_ERR_NOMEM, "out of memory");
 done:
     free(text);
     free(cfg_owned);

@@ -1,5 +1,6 @@
 /* distill_corpus.c - incremental reading of a text corpus in units or line-aligned pieces. */
 #include "libquant/lq_distill.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@ struct lq_corpus {
 
 lq_status lq_corpus_open(const char *path, uint64_t start, lq_corpus **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);

@@ -2,6 +2,7 @@
  * its manifest, one shard file, or one shard in memory). Every offset and size read from a file
  * is checked against the bytes actually there before use. */
 #include "distill_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,8 +144,8 @@ static void free_shard(rshard *s) {
 
 static lq_status map_file(rshard *s, const char *path, uint64_t limit) {
     snprintf(s->name, sizeof s->name, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    LQ_TRY(lq_file_open_input(path, &fd, NULL));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
@@ -231,7 +232,10 @@ static lq_status open_dir(const char *dir, lq_distill_reader **out) {
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" LQD_MANIFEST, dir);
     json_error_t err;
-    json_t *j = json_load_file(mpath, 0, &err);
+    FILE *mf;
+    LQ_TRY(lq_file_fopen_input(mpath, &mf));
+    json_t *j = json_loadf(mf, 0, &err);
+    fclose(mf);
     if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", mpath, err.line, err.text);
     json_t *sh = json_object_get(j, "shards");
     int ns = (int)json_array_size(sh);

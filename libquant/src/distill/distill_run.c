@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "libquant/lq_file.h"
 #include "lq_blocks.h"
 
 static double now_s(void) {
@@ -26,8 +27,8 @@ static uint64_t fnv1a_str(uint64_t h, const char *s) {
 
 lq_status lq_distill_corpus_id(const char *path, const char *separator, bool chunks, uint64_t *id,
                                uint64_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open", path);
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f)); /* refuses a FIFO instead of blocking on it */
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         fclose(f);

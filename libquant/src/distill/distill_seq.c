@@ -8,6 +8,7 @@
  * JSONL file is truncated to the manifest's byte count, so a half-written or uncommitted line
  * disappears and is written again (records are deterministic: per-record seeds). */
 #include "distill_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +54,10 @@ static lq_status write_manifest(const lq_seq_writer *w) {
 
 static lq_status read_manifest(lq_seq_writer *w, const char *path, const json_t *settings) {
     json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
+    json_t *j = json_loadf(f, 0, &err);
+    fclose(f);
     if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
     lq_status st = LQ_OK;
     const char *fmt = json_string_value(json_object_get(j, "format"));

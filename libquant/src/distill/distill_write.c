@@ -23,6 +23,7 @@
 #include <sys/file.h>
 #include <zlib.h>
 
+#include "libquant/lq_file.h"
 #include "libquant/lq_tensor.h"
 #include "lq_blocks.h"
 
@@ -67,15 +68,6 @@ static void shard_path(const lq_distill_writer *w, int i, char *buf, size_t cap)
 
 /* ---- output directory (shared with distill_seq.c) ---------------------------------------- */
 
-static lq_status fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    close(fd);
-    if (rc != 0) return lq_fail(LQ_ERR_IO, "%s: fsync: %s", dir, strerror(errno));
-    return LQ_OK;
-}
-
 lq_status lqd_open_regular(const char *path, int flags, int *fd_out) {
     *fd_out = -1;
     int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -92,26 +84,17 @@ lq_status lqd_open_regular(const char *path, int flags, int *fd_out) {
 }
 
 lq_status lqd_replace_file(const char *dir, const char *name, const char *text) {
-    char tmp[PATH_MAX + 32], fin[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    char fin[PATH_MAX + 32];
     snprintf(fin, sizeof fin, "%s/%s", dir, name);
-    int fd;
-    lq_status st = lqd_open_regular(tmp, O_WRONLY | O_CREAT | O_TRUNC, &fd);
-    if (st != LQ_OK) return st;
-    size_t n = strlen(text), off = 0;
-    while (off < n && st == LQ_OK) {
-        ssize_t k = write(fd, text + off, n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) st = lq_fail(LQ_ERR_IO, "%s: write: %s", tmp, strerror(errno));
-        else off += (size_t)k;
+    lq_file_out f; /* temp, fsync, rename, fsync the directory */
+    LQ_TRY(lq_file_begin(&f, fin));
+    lq_status st = lq_file_write(&f, text, strlen(text));
+    if (st == LQ_OK) st = lq_file_write(&f, "\n", 1);
+    if (st != LQ_OK) {
+        lq_file_abort(&f);
+        return st;
     }
-    if (st == LQ_OK && (write(fd, "\n", 1) != 1 || fsync(fd) != 0))
-        st = lq_fail(LQ_ERR_IO, "%s: write/fsync: %s", tmp, strerror(errno));
-    close(fd);
-    if (st == LQ_OK && rename(tmp, fin) != 0)
-        st = lq_fail(LQ_ERR_IO, "%s: rename: %s", fin, strerror(errno));
-    if (st == LQ_OK) st = fsync_dir(dir);
-    return st;
+    return lq_file_commit(&f);
 }
 
 /* Empty but for our own lock file. */
@@ -180,6 +163,7 @@ lq_status lqd_open_out_dir(const char *dir, const char *manifest, const char *wh
                            const char *what_output, bool *fresh, int *lock_fd) {
     *fresh = false;
     *lock_fd = -1;
+    if (!dir[0]) return lq_fail(LQ_ERR_INVALID_ARG, "the output directory name is empty");
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/%s", dir, manifest);
     struct stat sb;
@@ -273,7 +257,10 @@ static int jint(json_t *o, const char *key, json_int_t dflt) {
 /* Read the manifest of an existing run into w (meta from it in *mm). */
 static lq_status read_manifest(lq_distill_writer *w, const char *path, lq_distill_meta *mm) {
     json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
+    json_t *j = json_loadf(f, 0, &err);
+    fclose(f);
     if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
     lq_status st = LQ_OK;
     memset(mm, 0, sizeof *mm);

@@ -1,5 +1,6 @@
 /* checkpoint.c - open dispatch and tensor lookup. */
 #include "checkpoint_internal.h"
+#include "libquant/lq_file.h"
 #include "prune_internal.h"
 
 #include <errno.h>
@@ -25,10 +26,8 @@ lq_status lq_ckpt_push(lq_checkpoint *c, const lq_tensor *t) {
 
 lq_status lq_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s: cannot open: %s", path,
-                       strerror(errno));
+    FILE *f; /* a FIFO in place of config.json must be refused, not block */
+    if (lq_file_fopen_input(path, &f) != LQ_OK) return errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO;
     char *buf = NULL;
     size_t n = 0, cap = 0;
     lq_status st = LQ_OK;

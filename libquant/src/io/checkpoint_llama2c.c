@@ -10,6 +10,7 @@
  * w3 = up_proj, w2 = down_proj). q/k rows keep llama2.c's interleaved rotary pairs.
  */
 #include "checkpoint_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,10 +69,8 @@ static lq_status add_views(l2c_cursor *cur, const char *fmt, int count, int64_t 
 
 lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file) {
     c->kind = LQ_CKPT_LLAMA2C;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s: cannot open: %s", file,
-                       strerror(errno));
+    int fd;
+    if (lq_file_open_input(file, &fd, NULL) != LQ_OK) return errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO;
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);

@@ -6,6 +6,7 @@
  * understood; any other scaling would silently change the model, so it is refused.
  */
 #include "libquant/lq_checkpoint.h"
+#include "libquant/lq_file.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -347,4 +348,20 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
     free(text);
     *out_json = out;
     return LQ_OK;
+}
+
+lq_status lq_config_json_save(const char *dir, const char *json_text) {
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/config.json", dir);
+    if (n < 0 || (size_t)n >= sizeof path) return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", dir);
+    size_t len = strlen(json_text);
+    lq_file_out f;
+    LQ_TRY(lq_file_begin(&f, path));
+    lq_status s = lq_file_write(&f, json_text, len);
+    if (s == LQ_OK && (len == 0 || json_text[len - 1] != '\n')) s = lq_file_write(&f, "\n", 1);
+    if (s != LQ_OK) {
+        lq_file_abort(&f);
+        return s;
+    }
+    return lq_file_commit(&f);
 }

@@ -5,6 +5,7 @@
  * against the file size there, so the getters themselves need no further bounds logic.
  */
 #include "libquant/lq_gguf.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -302,10 +303,11 @@ lq_status lq_gguf_open(const char *path, lq_gguf **out) {
         free(g);
         return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    int fd;
+    lq_status os = lq_file_open_input(path, &fd, NULL);
+    if (os != LQ_OK) {
         lq_gguf_close(g);
-        return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return os;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -7,6 +7,7 @@
  * view can never reach outside the mapping.
  */
 #include "libquant/lq_safetensors.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,10 +213,9 @@ lq_status lq_st_open(const char *path, lq_st_file **out) {
         return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
     }
     lq_status st = LQ_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        st = lq_fail(errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO, "%s: cannot open: %s", path,
-                     strerror(errno));
+    int fd;
+    if (lq_file_open_input(path, &fd, NULL) != LQ_OK) {
+        st = errno == ENOENT ? LQ_ERR_NOT_FOUND : LQ_ERR_IO;
         goto fail;
     }
     struct stat sb;

@@ -1,16 +1,16 @@
 /* safetensors_write.c - streaming, atomic safetensors writer.
  *
  * Tensors are declared first so the header (and every offset) is known before any payload byte;
- * payloads then stream straight to "<path>.tmp.<pid>" in declaration order. Commit fsyncs and
- * renames, so readers only ever see a complete file at `path`. Any failure unlinks the temporary
- * file at once; abort does the same.
+ * payloads then stream straight to the temporary file of an lq_file_out (lq_file.h) in
+ * declaration order. Commit fsyncs, renames and fsyncs the directory, so readers only ever see a
+ * complete file at `path`. Any failure removes the temporary file at once; abort does the same.
  */
+#include "libquant/lq_file.h"
 #include "libquant/lq_safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +25,8 @@ typedef struct st_decl {
 } st_decl;
 
 struct lq_st_writer {
-    char *path, *tmp_path;
-    int fd;               /* -1 once closed */
+    char *path;
+    lq_file_out out;      /* the temporary file until commit */
     bool failed;          /* a write failed: the temporary is already gone */
     bool header_written;
     json_t *metadata;     /* string -> string */
@@ -38,44 +38,29 @@ struct lq_st_writer {
 
 /* Mark the writer failed and remove its temporary file; returns s for chaining. */
 static lq_status writer_fail(lq_st_writer *w, lq_status s) {
-    if (!w->failed && w->tmp_path) unlink(w->tmp_path);
+    lq_file_abort(&w->out);
     w->failed = true;
     return s;
 }
 
 static lq_status write_all(lq_st_writer *w, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t k = write(w->fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) continue;
-            return writer_fail(w, lq_fail(LQ_ERR_IO, "%s: write failed: %s", w->tmp_path, strerror(errno)));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return LQ_OK;
+    lq_status s = lq_file_write(&w->out, buf, n);
+    return s == LQ_OK ? s : writer_fail(w, s);
 }
 
 lq_status lq_st_writer_create(const char *path, lq_st_writer **out) {
     *out = NULL;
     lq_st_writer *w = calloc(1, sizeof *w);
     if (!w) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
-    w->fd = -1;
-    size_t cap = strlen(path) + 32;
+    w->out.fd = -1;
     w->path = strdup(path);
-    w->tmp_path = malloc(cap);
     w->metadata = json_object();
-    if (!w->path || !w->tmp_path || !w->metadata) {
+    if (!w->path || !w->metadata) {
         lq_st_writer_abort(w);
         return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
     }
-    snprintf(w->tmp_path, cap, "%s.tmp.%ld", path, (long)getpid());
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        lq_status s = lq_fail(LQ_ERR_IO, "%s: cannot create: %s", w->tmp_path, strerror(errno));
-        free(w->tmp_path); /* not ours: never unlink a file we did not create */
-        w->tmp_path = NULL;
+    lq_status s = lq_file_begin(&w->out, path);
+    if (s != LQ_OK) {
         lq_st_writer_abort(w);
         return s;
     }
@@ -202,32 +187,8 @@ lq_status lq_st_writer_commit(lq_st_writer *w) {
                                     (unsigned long long)w->decls[w->cur].nbytes));
         goto out;
     }
-    if (fsync(w->fd) != 0) {
-        st = writer_fail(w, lq_fail(LQ_ERR_IO, "%s: fsync failed: %s", w->tmp_path, strerror(errno)));
-        goto out;
-    }
-    int fd = w->fd;
-    w->fd = -1;
-    if (close(fd) != 0) {
-        st = writer_fail(w, lq_fail(LQ_ERR_IO, "%s: close failed: %s", w->tmp_path, strerror(errno)));
-        goto out;
-    }
-    if (rename(w->tmp_path, w->path) != 0) {
-        st = writer_fail(w, lq_fail(LQ_ERR_IO, "%s: rename from %s failed: %s", w->path, w->tmp_path,
-                                    strerror(errno)));
-        goto out;
-    }
-    /* Make the rename itself durable: fsync the containing directory (best effort). */
-    char *dcopy = strdup(w->path);
-    if (dcopy) {
-        int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dcopy);
-    }
-    w->failed = true; /* renamed: nothing left to unlink */
+    st = lq_file_commit(&w->out); /* releases the temporary, renamed or removed */
+    w->failed = true;            /* nothing left to write or unlink */
 out:
     if (st != LQ_OK) writer_fail(w, st);
     lq_st_writer_abort(w);
@@ -236,13 +197,11 @@ out:
 
 void lq_st_writer_abort(lq_st_writer *w) {
     if (!w) return;
-    if (w->fd >= 0) close(w->fd);
     writer_fail(w, LQ_OK);
     for (int64_t i = 0; i < w->n_decls; i++) free(w->decls[i].name);
     free(w->decls);
     json_decref(w->metadata);
     free(w->path);
-    free(w->tmp_path);
     free(w);
 }
 

@@ -17,28 +17,14 @@
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
+/* temp, fsync, rename, fsync the directory (lq_file.h) */
 static lq_status write_durable(const char *path, const char *data, size_t n) {
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) return lq_fail(LQ_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    lq_status s = LQ_OK;
-    for (size_t off = 0; s == LQ_OK && off < n;) {
-        ssize_t k = write(fd, data + off, n - off);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) s = lq_fail(LQ_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        else off += (size_t)k;
-    }
-    if (s == LQ_OK && fsync(fd) != 0) s = lq_fail(LQ_ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
-    close(fd);
-    if (s == LQ_OK && rename(tmp, path) != 0) s = lq_fail(LQ_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
-    if (s != LQ_OK) unlink(tmp);
-    return s;
+    return lq_file_write_all(path, data, n);
 }
 
 lq_status rr_copy_file(const char *from, const char *to) {
-    FILE *f = fopen(from, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "cannot open %s: %s", from, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(from, &f));
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);

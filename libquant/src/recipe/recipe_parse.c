@@ -6,6 +6,7 @@
  * missing arguments), plus "; did you mean 'X'?" when a known name is close.
  */
 #include "recipe_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -899,8 +900,8 @@ lq_status lq_recipe_parse(const char *text, size_t len, const char *path, lq_rec
 
 lq_status lq_recipe_load(const char *path, lq_recipe *out) {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "cannot open recipe %s: %s", path, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f)); /* refuses a FIFO instead of blocking on it */
     char *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {

@@ -8,6 +8,7 @@
  * Byte-level files: merges ("a b" strings or [a, b] pairs) give ranks; the pre-tokenizer
  * (ByteLevel, Split{Regex}, Digits, in a Sequence) gives the split regexes. */
 #include "tok_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -240,11 +241,11 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
 
 lq_status lq_tokenizer_load_hf_json(const char *path, lq_tokenizer **out) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
     json_error_t err;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+    fclose(f);
     if (!root) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: invalid JSON: %s", path, err.line, err.text);
     lq_status st = load(root, path, out);
     json_decref(root);

@@ -2,6 +2,7 @@
  * vocab_size tokens: f32 score, int32 len, len bytes. Pieces store ' ' where SentencePiece has
  * "▁"; we turn them back into "▁" so all SPM loaders share one representation. */
 #include "tok_internal.h"
+#include "libquant/lq_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,8 +13,8 @@ lq_status lq_tokenizer_load_llama2c(const char *path, int vocab_size, lq_tokeniz
     *out = NULL;
     if (vocab_size <= 0 || vocab_size > TOK_MAX_VOCAB)
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: vocab_size %d out of range", path, vocab_size);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
     lq_tokenizer *t = NULL;
     char *raw = NULL, *norm = NULL;
     lq_status st = tok_new(LQ_TOK_SPM, vocab_size, path, &t);

@@ -8,6 +8,8 @@
  *        rank order. Control / user-defined tokens become added_tokens. */
 #include "tok_internal.h"
 
+#include "libquant/lq_file.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,21 +200,10 @@ lq_status lq_tokenizer_save_hf_json(const lq_tokenizer *t, const char *path) {
         json_decref(root);
         return lq_fail(LQ_ERR_FORMAT, "%s: cannot represent the tokenizer as JSON (a piece is not valid UTF-8?)", path);
     }
-    /* write to a temporary name and rename, so a failure never leaves a partial file at path */
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        json_decref(root);
-        return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    int rc = json_dump_file(root, tmp, JSON_INDENT(2));
+    char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        free(tmp);
-        return lq_fail(LQ_ERR_IO, "%s: cannot write tokenizer.json", path);
-    }
-    free(tmp);
-    return LQ_OK;
+    if (!text) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
+    lq_status s = lq_file_write_all(path, text, strlen(text)); /* durable: temp, fsync, rename */
+    free(text);
+    return s;
 }
