@@ -436,11 +436,8 @@ Test(recipe_model, structured_ffn_touches_mlp) {
  * modifier this build lacks. */
 Test(recipe_model, every_example_recipe) {
     char dir[600], tool[512];
-    /* The recipes live next to the tests in the source tree (__FILE__ is absolute under CMake). */
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    cr_assert_not_null(slash);
-    strcpy(slash, "/../recipes");
+    /* The recipes in the source tree (not via __FILE__, which ccache may make relative). */
+    snprintf(dir, sizeof dir, "%s/recipes", LQ_SOURCE_DIR);
     lq_test_tool("quant-recipe", tool, sizeof tool);
     DIR *d = opendir(dir);
     cr_assert_not_null(d, "%s", dir);
