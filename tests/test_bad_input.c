@@ -276,6 +276,15 @@ Test(bad_input, unknown_architecture_at_model_load) {
                "{\"architectures\":[\"FancyForCausalLM\"],\"hidden_size\":4,\"intermediate_size\":8,"
                "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":6}");
     expect_model_fail(d, LQ_ERR_UNSUPPORTED, "FancyForCausalLM", "LlamaForCausalLM");
+    /* quant-ptq names its Linear layers from the tensors alone, so it quantizes it */
+    char out[160];
+    snprintf(out, sizeof out, "%s/arch-w8a16", g_dir);
+    mkdir(out, 0755);
+    lq_ptq_opts o = {.scheme = LQ_PTQ_W8A16};
+    lq_ptq_summary sum;
+    cr_assert_eq(lq_ptq_quantize(d, out, &o, &sum), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(sum.n_quantized, 7, "the 7 projections of the one layer");
+    lq_ptq_summary_free(&sum);
 }
 
 Test(bad_input, tensor_shape_vs_config) {
