@@ -320,6 +320,12 @@ Test(cuda_ops, rmsnorm_swiglu_add_rope) {
     to_host(ctx, got, dout, rows * dim);
     for (int64_t i = 0; i < rows * dim; i++) cr_assert_eq(got[i], x[i] + up[i]);
 
+    /* bias add: one f32 addition per element, exact (the CPU table adds b[i % cols] to row t) */
+    cr_assert_eq(lq_cuda_copy(ctx, dout, dx, rows * dim * sizeof(float)), LQ_CUDA_OK);
+    cr_assert_eq(lq_cuda_add_bias(ctx, dout, dw, rows, dim), LQ_CUDA_OK);
+    to_host(ctx, got, dout, rows * dim);
+    for (int64_t i = 0; i < rows * dim; i++) cr_assert_eq(got[i], x[i] + wt[i % dim]);
+
     /* RoPE, both pair layouts, positions up to 4000: angles are the same f32 products; sinf/cosf
      * differ by <= 2 ulp and nvcc may fuse a*c - b*s: 1e-6 of the pair's magnitude (|x| <= 2). */
     const int hd = 64, nh = 4, ntok = 3, pos0 = 3997;
@@ -343,11 +349,12 @@ Test(cuda_ops, rmsnorm_swiglu_add_rope) {
 }
 
 /* Attention over a cache of 300 positions, GQA 8 heads / 2 kv heads, head_dim 32, 64, 100, 128,
- * 3 query rows at positions 297..299 and one at position 0. The CPU spec: scores in f32 (dot in
+ * 3 query rows at positions 297..299 and one at position 0, without and with a sliding window
+ * (the query at p sees p - window + 1 .. p, as the CPU table's attention op). The CPU spec: scores in f32 (dot in
  * double), two-pass softmax, then sum p_i v_i. The device's online softmax rescales partial sums
  * (a few roundings per position) and uses expf (2 ulp): outputs are convex combinations of
  * values in [-1, 1], so we allow 2e-5 absolute. */
-static void attention_case(int hd, int n_tok, int pos0) {
+static void attention_case(int hd, int n_tok, int pos0, int window) {
     const int nh = 8, nkv = 2, n_ctx = 300;
     const int64_t qd = (int64_t)nh * hd, kvd = (int64_t)nkv * hd;
     float *q = malloc(n_tok * qd * sizeof(float)), *kc = malloc(n_ctx * kvd * sizeof(float));
@@ -360,21 +367,27 @@ static void attention_case(int hd, int n_tok, int pos0) {
     for (int t = 0; t < n_tok; t++)
         for (int h = 0; h < nh; h++) {
             const int kvh = h / (nh / nkv), p = pos0 + t;
-            for (int i = 0; i <= p; i++) sc[i] = lq_dot_f32_ref(q + t * qd + h * hd, kc + i * kvd + kvh * hd, hd) * scale;
-            lq_softmax_ref(sc, p + 1);
+            const int lo = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+            for (int i = lo; i <= p; i++)
+                sc[i - lo] = lq_dot_f32_ref(q + t * qd + h * hd, kc + i * kvd + kvh * hd, hd) * scale;
+            lq_softmax_ref(sc, p - lo + 1);
             float *o = ref + t * qd + h * hd;
             memset(o, 0, hd * sizeof(float));
-            for (int i = 0; i <= p; i++) lq_axpy_f32_ref(o, sc[i], vc + i * kvd + kvh * hd, hd);
+            for (int i = lo; i <= p; i++) lq_axpy_f32_ref(o, sc[i - lo], vc + i * kvd + kvh * hd, hd);
         }
     lq_cuda_ctx *ctx = ctx_get();
     float *dq = dev_from(q, n_tok * qd), *dk = dev_from(kc, n_ctx * kvd), *dv = dev_from(vc, n_ctx * kvd);
     float *dout = dev_from(got, n_tok * qd);
-    cr_assert_eq(lq_cuda_attention(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd), LQ_CUDA_OK, "%s",
-                 lq_cuda_last_error());
+    if (window == 0)
+        cr_assert_eq(lq_cuda_attention(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd), LQ_CUDA_OK, "%s",
+                     lq_cuda_last_error());
+    else
+        cr_assert_eq(lq_cuda_attention_ex(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd, window, scale),
+                     LQ_CUDA_OK, "%s", lq_cuda_last_error());
     to_host(ctx, got, dout, n_tok * qd);
     for (int64_t i = 0; i < n_tok * qd; i++)
-        cr_assert(fabsf(got[i] - ref[i]) <= 2e-5f, "attention hd %d pos0 %d [%lld]: %.9g vs %.9g", hd, pos0,
-                  (long long)i, got[i], ref[i]);
+        cr_assert(fabsf(got[i] - ref[i]) <= 2e-5f, "attention hd %d pos0 %d window %d [%lld]: %.9g vs %.9g", hd,
+                  pos0, window, (long long)i, got[i], ref[i]);
     lq_cuda_free(dq); lq_cuda_free(dk); lq_cuda_free(dv); lq_cuda_free(dout);
     free(q); free(kc); free(vc); free(ref); free(got); free(sc);
 }
@@ -383,8 +396,10 @@ Test(cuda_ops, attention) {
     need_device();
     const int hds[] = {32, 64, 100, 128};
     for (size_t i = 0; i < sizeof hds / sizeof hds[0]; i++) {
-        attention_case(hds[i], 3, 297);
-        attention_case(hds[i], 1, 0);
+        attention_case(hds[i], 3, 297, 0);
+        attention_case(hds[i], 1, 0, 0);
+        attention_case(hds[i], 3, 297, 5);   /* Mistral-style window, shorter than the context */
+        attention_case(hds[i], 1, 0, 5);
     }
 }
 
@@ -413,13 +428,16 @@ Test(cuda_engine, stories260K_perplexity_matches_llama2c, .init = paths) {
 }
 
 /* Prefill of 37 tokens then 20 decode steps: the device logits follow the CPU's (same model,
- * same tokens) within 1e-3 absolute (logits of this model are O(10); per-op differences of a
- * few f32 ulps over 5 layers), and greedy picks the same token at every step. */
-Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
-    need_device();
+ * same tokens) within `atol` (logits of these models are O(10); per-op differences of a few f32
+ * ulps over a few layers), and greedy picks the same token at every step. The CUDA table runs
+ * the same layer program as the CPU table (forward.c), so this compares the two tables op by op
+ * end to end, for every architecture whose fixture is given. Returns the CUDA session for more
+ * checks (caller frees it and the models). */
+static lq_session *follow_cpu(const char *path, float atol, lq_model **pmc, lq_model **pmg, lq_session **psc,
+                              int *pos_out, int32_t *next_out) {
     lq_model *mc = NULL, *mg = NULL;
-    cr_assert_eq(lq_model_load(g_model, &mc), LQ_OK);
-    cr_assert_eq(lq_model_load(g_model, &mg), LQ_OK);
+    cr_assert_eq(lq_model_load(path, &mc), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_load(path, &mg), LQ_OK);
     cr_assert_eq(lq_model_to_device(mg, LQ_DEVICE_CUDA), LQ_OK, "%s", lq_last_error());
     lq_session *sc = NULL, *sg = NULL;
     cr_assert_eq(lq_session_create(mc, 64, NULL, &sc), LQ_OK);
@@ -433,7 +451,8 @@ Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
     cr_assert_eq(lq_forward(sc, toks, n0, 0, lc, true), LQ_OK);
     cr_assert_eq(lq_forward(sg, toks, n0, 0, lg, true), LQ_OK, "%s", lq_last_error());
     for (int64_t i = 0; i < (int64_t)n0 * vocab; i++)
-        cr_assert(fabsf(lc[i] - lg[i]) <= 1e-3f, "prefill logit %lld: cpu %.6f cuda %.6f", (long long)i, lc[i], lg[i]);
+        cr_assert(fabsf(lc[i] - lg[i]) <= atol, "%s: prefill logit %lld: cpu %.6f cuda %.6f", path, (long long)i,
+                  lc[i], lg[i]);
     int pos = n0;
     int32_t next = 0;
     for (int step = 0; step < 20; step++, pos++) {
@@ -443,14 +462,28 @@ Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
         for (int v = 1; v < vocab; v++) if (l[v] > l[am]) am = v;
         int ag = 0;
         for (int v = 1; v < vocab; v++) if (g[v] > g[ag]) ag = v;
-        cr_expect_eq(am, ag, "step %d: cpu argmax %d, cuda %d", step, am, ag);
+        cr_expect_eq(am, ag, "%s: step %d: cpu argmax %d, cuda %d", path, step, am, ag);
         next = am;
         cr_assert_eq(lq_forward(sc, &next, 1, pos, lc, false), LQ_OK);
         cr_assert_eq(lq_forward(sg, &next, 1, pos, lg, false), LQ_OK, "%s", lq_last_error());
         for (int v = 0; v < vocab; v++)
-            cr_assert(fabsf(lc[v] - lg[v]) <= 1e-3f, "decode step %d logit %d: cpu %.6f cuda %.6f", step, v,
-                      lc[v], lg[v]);
+            cr_assert(fabsf(lc[v] - lg[v]) <= atol, "%s: decode step %d logit %d: cpu %.6f cuda %.6f", path, step,
+                      v, lc[v], lg[v]);
     }
+    free(lc);
+    free(lg);
+    *pmc = mc, *pmg = mg, *psc = sc, *pos_out = pos, *next_out = next;
+    return sg;
+}
+
+Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
+    need_device();
+    lq_model *mc, *mg;
+    lq_session *sc;
+    int pos;
+    int32_t next;
+    lq_session *sg = follow_cpu(g_model, 1e-3f, &mc, &mg, &sc, &pos, &next);
+    float *lg = malloc((size_t)lq_model_config(mc)->vocab_size * sizeof(float));
     /* hooks are CPU-only: a clean error, not a silent no-op */
     lq_session_set_layer_hook(sg, no_hook, NULL);
     cr_expect_eq(lq_forward(sg, &next, 1, pos, lg, false), LQ_ERR_UNSUPPORTED);
@@ -458,8 +491,27 @@ Test(cuda_engine, logits_follow_cpu_prefill_and_decode, .init = paths) {
     lq_session_free(sg);
     lq_model_free(mc);
     lq_model_free(mg);
-    free(lc);
     free(lg);
+}
+
+/* The architecture fixtures (tests/fixtures/arch: q/k/v biases, q/k norms, sliding window 8 <
+ * 57 positions, llama3 RoPE scaling) through both tables. */
+Test(cuda_engine, architectures_follow_cpu) {
+    need_device();
+    const char *names[] = {"llama3", "mistral", "qwen2", "qwen3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/arch/%s", LQ_FIXTURES_DIR, names[i]);
+        lq_model *mc, *mg;
+        lq_session *sc;
+        int pos;
+        int32_t next;
+        lq_session *sg = follow_cpu(dir, 1e-3f, &mc, &mg, &sc, &pos, &next);
+        lq_session_free(sc);
+        lq_session_free(sg);
+        lq_model_free(mc);
+        lq_model_free(mg);
+    }
 }
 
 #else /* !LQ_HAVE_CUDA: the device suites exist and say why they do not run */
