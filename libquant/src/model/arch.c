@@ -32,6 +32,12 @@ const lq_arch *lq_arch_find(const char *hf_name) {
     return NULL;
 }
 
+const lq_arch *lq_arch_find_gguf(const char *gguf_name) {
+    for (int i = 0; gguf_name && i < N_ARCHS; i++)
+        if (strcmp(g_archs[i]->gguf_name, gguf_name) == 0) return g_archs[i];
+    return NULL;
+}
+
 const char *lq_arch_known_list(void) {
     static char buf[512];
     if (!buf[0]) {

@@ -124,6 +124,10 @@ typedef struct lq_arch {
 
 /* The descriptor for config.json's architectures[0], or NULL. */
 const lq_arch *lq_arch_find(const char *hf_name);
+/* The descriptor for a GGUF file's general.architecture ("llama", "qwen2"), or NULL. Several
+ * HF architectures may share a GGUF name (llama.cpp writes Mistral as "llama"): the first
+ * registered wins, and per-model differences (sliding window) come from the file's metadata. */
+const lq_arch *lq_arch_find_gguf(const char *gguf_name);
 /* "LlamaForCausalLM, MistralForCausalLM, ..." for messages. */
 const char *lq_arch_known_list(void);
 const lq_role_info *lq_role_get(lq_role r);
