@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages libquant builds and tests with (only the missing ones).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config zlib1g-dev libyaml-dev libjansson-dev libpcre2-dev
+pkgs=(build-essential cmake pkg-config zlib1g-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev
       libopenblas-dev liblapacke-dev libcriterion-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -79,7 +79,11 @@ Test(spm, hf_json_round_trip_vectors) {
 }
 
 /* The newer HF Llama layout: no normalizer, a Metaspace pre-tokenizer (prepend_scheme "first",
- * split false) does the "▁" work. Rewrite our saved file that way: same vectors must pass. */
+ * split false) does the "▁" work. Rewrite our saved file that way. The `tokenizers` library's
+ * Metaspace adds no "▁" to a text that already starts with one (a space), where SentencePiece
+ * adds its dummy prefix regardless: they disagree on exactly the llama.cpp cases that start with
+ * a space (15 of 46, checked with tokenizers 0.23.3), so only the others must match here; the
+ * library's own ids for the Metaspace layouts are in tests/data/tok_vectors (test_tokenizer_hf). */
 #include <jansson.h>
 Test(spm, hf_json_metaspace_layout) {
     lq_tokenizer *a = load_bin(LLAMA_DIR "tokenizer.bin", 32000);
@@ -95,7 +99,7 @@ Test(spm, hf_json_metaspace_layout) {
     cr_assert_eq(json_dump_file(root, path, 0), 0);
     json_decref(root);
     lq_tokenizer *b = tok_load_hf_json_unlink(path);
-    tok_vectors_check_shared(b, LLAMA_VECTORS, "metaspace tokenizer.json");
+    tok_vectors_check_shared_filtered(b, LLAMA_VECTORS, "metaspace tokenizer.json", false);
     lq_tokenizer_free(a);
     lq_tokenizer_free(b);
 }

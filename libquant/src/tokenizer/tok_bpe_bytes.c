@@ -94,11 +94,7 @@ static lq_status split(bpe_ctx *c, int level, const char *s, size_t len) {
     while (pos < len) {
         int rc = pcre2_match(re, (PCRE2_SPTR)s, len, pos, 0, md, NULL);
         if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) {
-            PCRE2_UCHAR msg[128];
-            pcre2_get_error_message(rc, msg, sizeof msg);
-            return lq_fail(LQ_ERR_INVALID_ARG, "tokenizer: pre-tokenizer regex failed: %s", (const char *)msg);
-        }
+        if (rc < 0) return tok_regex_error(c->t, c->t->re_src[level], rc, pos);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) { /* empty match: step over one character */

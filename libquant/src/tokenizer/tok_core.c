@@ -25,7 +25,8 @@ lq_status tok_new(lq_tok_kind kind, int64_t n_vocab, const char *path, lq_tokeni
     t->piece_len = calloc((size_t)n_vocab, sizeof *t->piece_len);
     t->score = calloc((size_t)n_vocab, sizeof *t->score);
     t->type = malloc((size_t)n_vocab);
-    if (!t->piece || !t->piece_len || !t->score || !t->type) {
+    t->src_path = strdup(path);
+    if (!t->piece || !t->piece_len || !t->score || !t->type || !t->src_path) {
         lq_tokenizer_free(t);
         return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -51,6 +52,8 @@ void lq_tokenizer_free(lq_tokenizer *t) {
         pcre2_code_free(t->re[i]);
     }
     free(t->special);
+    tok_hf_free(t->hf);
+    free(t->src_path);
     free(t);
 }
 
@@ -97,6 +100,15 @@ lq_status tok_add_regex(lq_tokenizer *t, const char *re, const char *path) {
     t->re_src[t->n_re] = src;
     t->n_re++;
     return LQ_OK;
+}
+
+lq_status tok_regex_error(const lq_tokenizer *t, const char *re_src, int rc, size_t at) {
+    PCRE2_UCHAR msg[128];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    size_t n = strlen(re_src);
+    return lq_fail(LQ_ERR_UNSUPPORTED, "%s: pre-tokenizer regex '%.*s%s' failed at byte %zu of the text it splits: %s",
+                   t->src_path ? t->src_path : "tokenizer", (int)(n > 200 ? 200 : n), re_src, n > 200 ? "..." : "",
+                   at, (const char *)msg);
 }
 
 /* ---- piece map ------------------------------------------------------------------------------ */
@@ -234,24 +246,30 @@ bool tok_merge_find(const lq_tokenizer *t, int32_t l, int32_t r, int32_t *rank, 
 
 lq_status tok_add_merge(lq_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl,
                         const char *path, int64_t rank) {
+    return tok_add_merge_ex(t, l, ll, r, rl, 0, false, path, rank);
+}
+
+lq_status tok_add_merge_ex(lq_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl, size_t r_skip,
+                           bool last_wins, const char *path, int64_t rank) {
     int32_t li = tok_find(t, l, ll), ri = tok_find(t, r, rl);
+    if (r_skip > rl) r_skip = rl;
     char stack[256];
     char *cat = ll + rl <= sizeof stack ? stack : malloc(ll + rl);
     if (!cat) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
     memcpy(cat, l, ll);
-    memcpy(cat + ll, r, rl);
-    int32_t mi = tok_find(t, cat, ll + rl);
+    memcpy(cat + ll, r + r_skip, rl - r_skip);
+    int32_t mi = tok_find(t, cat, ll + rl - r_skip);
     if (cat != stack) free(cat);
     if (li < 0 || ri < 0 || mi < 0)
         return lq_fail(LQ_ERR_FORMAT, "%s: merge %lld ('%.*s' '%.*s'): a piece is not in the vocabulary", path,
                        (long long)rank, (int)(ll > 64 ? 64 : ll), l, (int)(rl > 64 ? 64 : rl), r);
     if ((uint64_t)(t->n_merges + 1) * 2 > (uint64_t)t->mtab_mask + 1)
         return lq_fail(LQ_ERR_FORMAT, "%s: more merges than declared", path);
-    int32_t rk, id;
-    if (tok_merge_find(t, li, ri, &rk, &id)) return LQ_OK; /* a repeated pair keeps its first rank */
     uint64_t key = (uint64_t)(uint32_t)li << 32 | (uint32_t)ri;
     uint32_t i = hash64(key) & t->mtab_mask;
-    while (t->mtab[i].key != UINT64_MAX) i = (i + 1) & t->mtab_mask;
+    while (t->mtab[i].key != UINT64_MAX && t->mtab[i].key != key) i = (i + 1) & t->mtab_mask;
+    /* a repeated pair keeps its first rank (llama.cpp), or its last (`tokenizers` builds a map) */
+    if (t->mtab[i].key == key && !last_wins) return LQ_OK;
     t->mtab[i] = (tok_merge_slot){key, (int32_t)t->n_merges, mi};
     t->merges[t->n_merges][0] = li;
     t->merges[t->n_merges][1] = ri;
@@ -360,8 +378,11 @@ uint64_t lq_tokenizer_hash(const lq_tokenizer *t) {
         h = fnv_u32(h, t->piece_len[i]);
         h = fnv_bytes(h, t->piece[i], t->piece_len[i]);
     }
-    h = fnv_u32(h, (uint32_t)t->n_merges);
-    for (int64_t i = 0; i < t->n_merges; i++) {
+    /* SPM vocabularies hash without merges: tokenizer.bin and GGUF have none, and the merges of
+     * a tokenizer.json follow from the pieces' scores */
+    int64_t nm = t->kind == LQ_TOK_SPM ? 0 : t->n_merges;
+    h = fnv_u32(h, (uint32_t)nm);
+    for (int64_t i = 0; i < nm; i++) {
         h = fnv_u32(h, (uint32_t)t->merges[i][0]);
         h = fnv_u32(h, (uint32_t)t->merges[i][1]);
     }

@@ -16,8 +16,12 @@
  *   followed by a space, so a match ending in a non-space ends at c; a whitespace run w ending
  *   at c is matched, in the whole text, by \s+(?!\S) up to c (backtracking off the space of
  *   " y"), and, at the end of L alone, by \s+(?!\S) whole: the same pre-token. BPE then runs
- *   per pre-token. */
-#include "tok_internal.h"
+ *   per pre-token.
+ *   tokenizer.json pipelines: only the two layouts above qualify (tok_hf_cut_rules), and a
+ *   character the vocabulary lacks must not sit next to the cut: the library holds an unknown
+ *   character back until the next known one (fuse_unk joins them), so the cut character ("▁" /
+ *   "\n") must itself be a vocabulary piece. */
+#include "tok_hf.h"
 
 #include <string.h>
 
@@ -34,8 +38,10 @@ static bool printable_ascii(unsigned char ch) { return ch >= 0x21 && ch <= 0x7E;
 
 size_t lq_tokenizer_safe_cut(const lq_tokenizer *t, const char *text, size_t len) {
     if (!t || !text || len < 2) return 0;
+    bool hf_words_ok = true, hf_lines_ok = true;
+    if (t->hf && !tok_hf_cut_rules(t, &hf_words_ok, &hf_lines_ok)) return 0;
     if (t->kind == LQ_TOK_SPM) {
-        bool words = t->spm_word_split, lines = no_newline_inside(t);
+        bool words = t->spm_word_split && hf_words_ok, lines = hf_lines_ok && no_newline_inside(t);
         for (size_t c = len - 1; c >= 1; c--) {
             /* the character before must not be "▁" itself (literal U+2581 in the text) */
             if (words && text[c] == ' ' && text[c - 1] != ' ' &&
@@ -45,7 +51,7 @@ size_t lq_tokenizer_safe_cut(const lq_tokenizer *t, const char *text, size_t len
         }
         return 0;
     }
-    if (t->n_re != 1 || strcmp(t->re_src[0], tok_re_gpt2) != 0) return 0;
+    if (!t->hf && (t->n_re != 1 || strcmp(t->re_src[0], tok_re_gpt2) != 0)) return 0;
     for (size_t c = len - 2; c >= 1; c--)
         if (text[c] == ' ' && printable_ascii((unsigned char)text[c + 1])) return c;
     return 0;

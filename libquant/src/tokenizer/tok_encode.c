@@ -32,6 +32,10 @@ static lq_status encode_impl(const lq_tokenizer *t, const char *text, size_t len
         st = lq_fail(LQ_ERR_NOMEM, "tokenizer: out of memory");
         goto done;
     }
+    if (t->hf) { /* tokenizer.json: the file's own pipeline, added tokens included */
+        st = tok_hf_encode(t, text, len, lead_prefix, parse_special, &ids);
+        goto finish;
+    }
     /* SPM prepends the dummy prefix at the start and after each special token (llama.cpp) */
     bool prev_special = lead_prefix;
     size_t start = 0;
@@ -57,6 +61,7 @@ static lq_status encode_impl(const lq_tokenizer *t, const char *text, size_t len
         }
     }
     if (len > start) st = encode_raw(t, text + start, len - start, prev_special, &ids);
+finish:
     if (st != LQ_OK) goto done;
     if (n_out) *n_out = ids.n;
     if (ids.n > 0 && out && cap > 0) memcpy(out, ids.v, (size_t)(cap < ids.n ? cap : ids.n) * sizeof *out);

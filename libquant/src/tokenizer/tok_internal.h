@@ -71,6 +71,10 @@ struct lq_tokenizer {
     uint16_t byte_cp[256];  /* GPT-2 bytes_to_unicode: byte -> code point */
     int16_t cp_byte[512];   /* inverse (code point < 512), -1 if not a byte */
 
+    /* tokenizer.json: the `tokenizers` pipeline (tok_hf.h); NULL for the other formats */
+    struct tok_hf *hf;
+    char *src_path; /* the file it was loaded from, for errors found while encoding */
+
     /* ids matched verbatim with parse_special (CONTROL, USER_DEFINED, UNKNOWN), longest first */
     int32_t *special;
     int32_t n_special;
@@ -94,6 +98,10 @@ lq_status tok_finalize(lq_tokenizer *t, const char *path);
  * LQ_ERR_FORMAT if a side or the concatenation is not in the vocabulary. */
 lq_status tok_add_merge(lq_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl,
                         const char *path, int64_t rank);
+/* tok_add_merge with the `tokenizers` rules: the merged piece is l + r[r_skip..) (r_skip = the
+ * length of continuing_subword_prefix) and, with last_wins, a repeated pair takes the new rank. */
+lq_status tok_add_merge_ex(lq_tokenizer *t, const char *l, size_t ll, const char *r, size_t rl, size_t r_skip,
+                           bool last_wins, const char *path, int64_t rank);
 lq_status tok_merges_reserve(lq_tokenizer *t, int64_t n, const char *path);
 /* Id of a piece, -1 if absent. */
 int32_t tok_find(const lq_tokenizer *t, const char *s, size_t len);
@@ -138,6 +146,15 @@ bool tok_heap_pop(tok_heap *h, tok_bigram *out);
  * SPM dummy prefix (start of text or after a special token). */
 lq_status tok_spm_encode(const lq_tokenizer *t, const char *text, size_t len, bool prefix, tok_ids *out);
 lq_status tok_bpe_encode(const lq_tokenizer *t, const char *text, size_t len, tok_ids *out);
+
+/* A pre-tokenizer regex failed while encoding (PCRE2's match or depth limit on a backtracking
+ * pattern): LQ_ERR_UNSUPPORTED naming the tokenizer file and the pattern. */
+lq_status tok_regex_error(const lq_tokenizer *t, const char *re_src, int rc, size_t at);
+
+/* Encode through the tokenizer.json pipeline (tok_hf_encode.c). */
+lq_status tok_hf_encode(const lq_tokenizer *t, const char *text, size_t len, bool lead, bool parse_added,
+                        tok_ids *out);
+void tok_hf_free(struct tok_hf *h);
 
 /* Bytes of a UTF-8 sequence starting at s[0] if it is well formed and fits, else 1. */
 size_t tok_utf8_len(const unsigned char *s, size_t avail);

@@ -5,9 +5,11 @@
  * SPM files carry merges but no scores: a piece's score is minus the rank of the first merge
  * that produces it (HF's Llama converter writes merges ordered by the merged piece's score, so
  * the order is the same), and pieces no merge produces are never formed by merging.
- * Byte-level files: merges ("a b" strings or [a, b] pairs) give ranks; the pre-tokenizer
- * (ByteLevel, Split{Regex}, Digits, in a Sequence) gives the split regexes. */
-#include "tok_internal.h"
+ * Byte-level files: merges ("a b" strings or [a, b] pairs) give ranks.
+ * Encoding follows the file's own pipeline (normalizers, pre-tokenizers, added tokens, BPE
+ * options) through tok_hf_*.c, whichever of the two kinds it is; the kind only decides how ids
+ * decode back to text. */
+#include "tok_hf.h"
 #include "libquant/lq_file.h"
 
 #include <errno.h>
@@ -33,45 +35,6 @@ static const json_t *find_type(const json_t *j, const char *type) {
         }
     }
     return NULL;
-}
-
-static lq_status add_pretokenizer(lq_tokenizer *t, const json_t *pt, const char *path) {
-    if (!pt || json_is_null(pt)) return LQ_OK;
-    const char *ty = json_string_value(json_object_get(pt, "type"));
-    if (!ty) return lq_fail(LQ_ERR_FORMAT, "%s: pre_tokenizer without a type", path);
-    if (strcmp(ty, "Sequence") == 0) {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(json_object_get(pt, "pretokenizers"), i, e) LQ_TRY(add_pretokenizer(t, e, path));
-        return LQ_OK;
-    }
-    if (strcmp(ty, "ByteLevel") == 0) {
-        /* add_prefix_space (absent in GPT-2 / Llama 3 files) is not implemented: ignored */
-        const json_t *ur = json_object_get(pt, "use_regex");
-        if (!ur || json_is_true(ur)) return tok_add_regex(t, tok_re_gpt2, path);
-        return LQ_OK;
-    }
-    if (strcmp(ty, "Digits") == 0)
-        return tok_add_regex(t, json_is_true(json_object_get(pt, "individual_digits")) ? "\\p{N}" : "\\p{N}+", path);
-    if (strcmp(ty, "Split") == 0) {
-        const json_t *pat = json_object_get(pt, "pattern");
-        const char *beh = json_string_value(json_object_get(pt, "behavior"));
-        if (json_is_true(json_object_get(pt, "invert")) || (beh && strcmp(beh, "Isolated") != 0))
-            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: Split pre-tokenizer behavior '%s' is not supported", path,
-                           beh ? beh : "(invert)");
-        const char *re = json_string_value(json_object_get(pat, "Regex"));
-        if (re) return tok_add_regex(t, re, path);
-        const char *lit = json_string_value(json_object_get(pat, "String"));
-        if (!lit) return lq_fail(LQ_ERR_FORMAT, "%s: Split pre-tokenizer without a pattern", path);
-        size_t n = strlen(lit);
-        char *q = malloc(n + 5);
-        if (!q) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
-        snprintf(q, n + 5, "\\Q%s\\E", lit);
-        lq_status s = tok_add_regex(t, q, path);
-        free(q);
-        return s;
-    }
-    return lq_fail(LQ_ERR_UNSUPPORTED, "%s: pre_tokenizer type '%s' is not supported", path, ty);
 }
 
 /* One merge entry: "a b" or ["a", "b"]. */
@@ -127,8 +90,10 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
     bool spm = json_is_true(json_object_get(model, "byte_fallback")) || find_type(norm, "Prepend") || meta ||
                find_type(dec, "ByteFallback");
     bool bytelevel = find_type(pre, "ByteLevel") || find_type(dec, "ByteLevel");
-    if (!spm && !bytelevel)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: BPE without byte_fallback or ByteLevel is not supported", path);
+    /* BPE over plain characters (no byte fallback, no byte-level alphabet: e.g. a Whitespace
+     * pre-tokenizer with continuing_subword_prefix) encodes through the same pipeline and
+     * decodes by the SPM rules ("▁" -> space, pieces concatenated) */
+    if (!bytelevel) spm = true;
 
     int64_t max_id = -1;
     const char *key;
@@ -175,7 +140,9 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
     t->unk = find_cstr(t, unk);
 
     size_t nm = json_is_array(merges) ? json_array_size(merges) : 0;
-    if (st == LQ_OK && !spm) st = tok_merges_reserve(t, (int64_t)nm, path);
+    if (st == LQ_OK) st = tok_merges_reserve(t, (int64_t)nm, path);
+    const json_t *csp = json_object_get(model, "continuing_subword_prefix");
+    size_t r_skip = json_is_string(csp) ? json_string_length(csp) : 0;
     for (size_t r = 0; st == LQ_OK && r < nm; r++) {
         const char *l, *rr;
         size_t ll, rl;
@@ -183,19 +150,18 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
             st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu] is not \"a b\" or [a, b]", path, r);
             break;
         }
-        if (!spm) {
-            st = tok_add_merge(t, l, ll, rr, rl, path, (int64_t)r);
-            continue;
-        }
+        st = tok_add_merge_ex(t, l, ll, rr, rl, r_skip, true, path, (int64_t)r);
+        if (st != LQ_OK || !spm) continue;
         char stack[512];
         char *cat = ll + rl <= sizeof stack ? stack : malloc(ll + rl);
         if (!cat) {
             st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
+        size_t skip = r_skip < rl ? r_skip : rl;
         memcpy(cat, l, ll);
-        memcpy(cat + ll, rr, rl);
-        int32_t id = tok_find(t, cat, ll + rl);
+        memcpy(cat + ll, rr + skip, rl - skip);
+        int32_t id = tok_find(t, cat, ll + rl - skip);
         if (cat != stack) free(cat);
         if (id < 0) {
             st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu]: merged piece is not in the vocabulary", path, r);
@@ -204,9 +170,9 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
         if (isinf(t->score[id])) t->score[id] = -(float)r;
     }
 
-    if (st == LQ_OK && !spm) {
+    if (st == LQ_OK) {
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
-        st = add_pretokenizer(t, pre, path);
+        st = tok_hf_load(t, root, path);
     }
     if (st == LQ_OK && spm) {
         /* dummy prefix: Prepend("▁") normalizer (Llama 2 layout) or Metaspace prepend_scheme */
@@ -227,7 +193,9 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
     } else {
         static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
         t->bos = first_of(t, bos_names);
-        t->add_bos = spm && !json_object_get(root, "post_processor") && t->bos >= 0;
+        /* Llama-2 files without a post-processor: transformers' LlamaTokenizerFast adds BOS */
+        t->add_bos = spm && json_is_true(json_object_get(model, "byte_fallback")) &&
+                     !json_object_get(root, "post_processor") && t->bos >= 0;
     }
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", NULL};
     t->eos = first_of(t, eos_names);

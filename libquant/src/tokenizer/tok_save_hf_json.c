@@ -194,6 +194,11 @@ static json_t *build(const lq_tokenizer *t, bool *okp) {
 }
 
 lq_status lq_tokenizer_save_hf_json(const lq_tokenizer *t, const char *path) {
+    /* a tokenizer.json's pipeline (normalizers, pre-tokenizers, added-token flags) is not kept
+     * in a form we could write back: copy that file instead of re-writing it */
+    if (t->hf)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: the tokenizer was loaded from %s: copy that file instead", path,
+                       t->src_path);
     bool ok = true;
     json_t *root = build(t, &ok);
     if (!root || !ok) {
