@@ -301,3 +301,58 @@ Test(hf, save_refuses_json_pipeline) {
     cr_expect(access("/tmp/lq_tok_hf_never.json", F_OK) != 0);
     lq_tokenizer_free(t);
 }
+
+/* Defect 13 as the audit met it: a byte-level tokenizer.json (GPT-2 vocabulary) whose Split
+ * regex backtracks, and quant-eval on a tokenizer.json whose regex does: exit 3, one line naming
+ * the tokenizer file and the pattern (was: exit 2, "pre-tokenizer regex failed: match limit"). */
+Test(hf, backtracking_regex_bytelevel_and_tool_exit) {
+    char p[1024], tp[256];
+    json_t *j = load_json(lq_test_shared("models/gpt2-tokenizer/tokenizer.json", p, sizeof p));
+    json_object_set_new(j, "pre_tokenizer",
+                        json_pack("{s:s, s:[{s:s, s:{s:s}, s:s, s:b}, {s:s, s:b, s:b, s:b}]}", "type", "Sequence",
+                                  "pretokenizers", "type", "Split", "pattern", "Regex", "(a+)+$", "behavior", "Isolated",
+                                  "invert", 0, "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1,
+                                  "use_regex", 0));
+    lq_tokenizer *t = NULL;
+    cr_assert_eq(load_spec_json(j, &t, tp, sizeof tp), LQ_OK, "%s", lq_last_error());
+    const char *text = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
+    int64_t n = 0;
+    lq_status s = lq_tokenizer_encode(t, text, strlen(text), false, false, NULL, 0, &n);
+    cr_expect_eq(s, LQ_ERR_UNSUPPORTED, "%s: %s", lq_status_name(s), lq_last_error());
+    cr_expect(strstr(lq_last_error(), tp) && strstr(lq_last_error(), "(a+)+$"), "%s", lq_last_error());
+    lq_tokenizer_free(t);
+    unlink(tp);
+    json_decref(j);
+
+    /* quant-eval: stories260K with its tok512 vocabulary as a tokenizer.json carrying the regex */
+    char dir[] = "/tmp/lq_tok_hf_d13_XXXXXX"; /* short paths: the tool command line is built in 4 KiB */
+    cr_assert_not_null(mkdtemp(dir));
+    lq_tokenizer *a = NULL;
+    cr_assert_eq(lq_tokenizer_load_llama2c(lq_test_shared("models/stories260K/tok512.bin", p, sizeof p), 512, &a), LQ_OK);
+    char tok[128], txt[128], args[1024], err[4096];
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
+    snprintf(txt, sizeof txt, "%s/text.txt", dir);
+    cr_assert_eq(lq_tokenizer_save_hf_json(a, tok), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer_free(a);
+    j = load_json(tok);
+    json_object_set_new(j, "pre_tokenizer",
+                        json_pack("{s:s, s:{s:s}, s:s, s:b}", "type", "Split", "pattern", "Regex", "(a+)+$", "behavior",
+                                  "Isolated", "invert", 0));
+    cr_assert_eq(json_dump_file(j, tok, 0), 0);
+    json_decref(j);
+    FILE *f = fopen(txt, "w");
+    cr_assert(f);
+    fprintf(f, "%s\n", text);
+    fclose(f);
+    char model[512];
+    snprintf(model, sizeof model, "%s/models/stories260K/stories260K.bin", lq_test_shared_dir());
+    snprintf(args, sizeof args, "--model '%.500s' --tokenizer '%s' --file '%s'", model, tok, txt);
+    int code = lq_test_run_tool("quant-eval", args, dir, err, sizeof err);
+    cr_expect_eq(code, 3, "exit %d: %s", code, err);
+    cr_expect(strstr(err, tok) && strstr(err, "(a+)+$"), "must name the file and the pattern: %s", err);
+    char *nl = strchr(err, '\n');
+    cr_expect(nl && nl[1] == 0, "one line: %s", err);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
