@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "libquant/lq_tokenizer.h"
@@ -110,7 +111,8 @@ Test(hf, library_vectors, .timeout = 300) {
     struct dirent *e;
     while ((e = readdir(d)) && nn < 256) {
         size_t l = strlen(e->d_name);
-        if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0 && strcmp(e->d_name, "texts.json") != 0)
+        if (l > 5 && strcmp(e->d_name + l - 5, ".json") == 0 && strcmp(e->d_name, "texts.json") != 0 &&
+            strcmp(e->d_name, "wikitext_whole.json") != 0)
             names[nn++] = strdup(e->d_name);
     }
     closedir(d);
@@ -124,6 +126,50 @@ Test(hf, library_vectors, .timeout = 300) {
     cr_assert_geq(nn, 40, "only %d vector files", nn);
     cr_assert_geq(cases, 2500);
     json_decref(texts_doc);
+}
+
+/* The whole WikiText-2 test split in one encode, as a perplexity run tokenizes it: the number of
+ * ids and two checksums equal the library's, and (optimized builds) it takes under 3 s of CPU. */
+Test(hf, wikitext_whole_file_matches_library, .timeout = 300) {
+    json_t *doc = load_json(VEC_DIR "/wikitext_whole.json");
+    char p[1024];
+    size_t len;
+    char *text = lq_test_read_file(lq_test_shared(json_string_value(json_object_get(doc, "text")), p, sizeof p), &len);
+    cr_assert(text);
+    const char *name;
+    json_t *r;
+    json_object_foreach(json_object_get(doc, "results"), name, r) {
+        lq_tokenizer *t = NULL;
+        cr_assert_eq(lq_tokenizer_load_hf_json(lq_test_shared(json_string_value(json_object_get(r, "tokenizer")), p,
+                                                              sizeof p),
+                                               &t),
+                     LQ_OK, "%s", lq_last_error());
+        int64_t n = 0, want = json_integer_value(json_object_get(r, "n"));
+        struct timespec a, b;
+        /* CPU time: the suites share two cores with other work, wall time says little */
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        cr_assert_eq(lq_tokenizer_encode(t, text, len, false, false, NULL, 0, &n), LQ_ERR_INVALID_ARG);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        cr_assert_eq(n, want, "%s: %lld ids, library %lld", name, (long long)n, (long long)want);
+        int32_t *ids = malloc((size_t)n * sizeof *ids);
+        cr_assert_eq(lq_tokenizer_encode(t, text, len, false, false, ids, n, &n), LQ_OK);
+        uint64_t sum = 0, wsum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            sum += (uint64_t)ids[i];
+            wsum += (uint64_t)(i + 1) * (uint64_t)ids[i];
+        }
+        cr_expect_eq(sum, (uint64_t)json_integer_value(json_object_get(r, "sum")), "%s: sum of ids", name);
+        cr_expect_eq(wsum, (uint64_t)json_integer_value(json_object_get(r, "wsum")), "%s: weighted sum of ids", name);
+        double sec = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        cr_log_info("%s: %lld ids in %.3f s CPU", name, (long long)n, sec);
+#ifdef NDEBUG
+        cr_expect_lt(sec, 3.0, "%s: encoding WikiText-2 took %.2f s", name, sec);
+#endif
+        free(ids);
+        lq_tokenizer_free(t);
+    }
+    free(text);
+    json_decref(doc);
 }
 
 /* ---- refusals ---------------------------------------------------------------------------- */
@@ -297,6 +343,7 @@ Test(hf, save_refuses_json_pipeline) {
     lq_tokenizer *t = NULL;
     cr_assert_eq(lq_tokenizer_load_hf_json(lq_test_shared("models/TinyStories-656K/tokenizer.json", p, sizeof p), &t),
                  LQ_OK);
+    unlink("/tmp/lq_tok_hf_never.json");
     cr_expect_eq(lq_tokenizer_save_hf_json(t, "/tmp/lq_tok_hf_never.json"), LQ_ERR_UNSUPPORTED);
     cr_expect(access("/tmp/lq_tok_hf_never.json", F_OK) != 0);
     lq_tokenizer_free(t);

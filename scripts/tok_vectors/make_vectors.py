@@ -235,6 +235,19 @@ def main():
         write_json(os.path.join(a.out, name + ".json"), doc)
         total += n
         print("%-32s %4d cases" % (name, n))
+    # the whole WikiText-2 test split in one encode (what a perplexity run tokenizes): the number
+    # of ids and two checksums (sum of ids; sum of (position + 1) * id, modulo 2^64)
+    with open(os.path.join(a.shared, "data", "wikitext-2-raw-v1.test.hfjoin.txt"), encoding="utf-8") as f:
+        whole = f.read()
+    sums = {}
+    for name, rel in (("tinystories656k", TS), ("gpt2", GPT2)):
+        ids = Tokenizer.from_str(json.dumps(load_shared(a.shared, rel))).encode(whole, add_special_tokens=False).ids
+        sums[name] = {"tokenizer": rel, "n": len(ids), "sum": sum(ids),
+                      "wsum": sum((i + 1) * x for i, x in enumerate(ids)) % (1 << 64)}
+        print("wikitext-2 whole file, %s: %d ids" % (name, len(ids)))
+    write_json(os.path.join(a.out, "wikitext_whole.json"), {
+        "generator": "scripts/tok_vectors/make_vectors.py with tokenizers %s" % tokenizers.__version__,
+        "text": "data/wikitext-2-raw-v1.test.hfjoin.txt", "add_special_tokens": False, "results": sums})
     print("total %d cases in %s" % (total, a.out), file=sys.stderr)
 
 

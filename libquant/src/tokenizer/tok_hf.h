@@ -92,6 +92,7 @@ typedef struct tok_hf {
     int n_pre;
     hf_added *added;  /* sorted longest content first (leftmost-longest matching) */
     int n_added;
+    bool added_first[2][256]; /* [normalized][byte]: some added token of that class starts with it */
     /* BPE model */
     int32_t unk;      /* -1: unknown characters are dropped, as the library does without unk_token */
     bool unk_missing; /* unk_token names no vocabulary entry: encoding an unknown character fails */

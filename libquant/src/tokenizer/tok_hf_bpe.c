@@ -57,32 +57,75 @@ static lq_status unk_missing(const lq_tokenizer *t) {
                    t->src_path);
 }
 
-/* Word::merge_all. */
-static bool merge_all(const lq_tokenizer *t, hword *w, tok_heap *h) {
-    h->n = 0;
-    for (int64_t i = 0; i + 1 < w->n; i++) {
-        int32_t rank, id;
-        if (tok_merge_find(t, w->v[i].id, w->v[i + 1].id, &rank, &id) &&
-            !tok_heap_push(h, (tok_bigram){-(double)rank, i, i + 1, 0, id}))
-            return false;
+/* The merge queue: a binary min-heap on key = rank << 32 | position (lowest rank first, then
+ * leftmost, as the library's Merge ordering). 16-byte entries: a word without pre-tokenizer
+ * (TinyStories-656K) is the whole text, a heap of a million pairs, and pops are cache misses. */
+typedef struct hmerge {
+    uint64_t key;
+    int32_t id; /* merged id */
+} hmerge;
+
+typedef struct hheap {
+    hmerge *v;
+    size_t n, cap;
+} hheap;
+
+static bool hh_push(hheap *h, uint32_t rank, int64_t pos, int32_t id) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        hmerge *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return false;
+        h->v = v;
+        h->cap = cap;
     }
-    tok_bigram b;
-    while (tok_heap_pop(h, &b)) {
-        hsym *L = &w->v[b.left];
+    hmerge e = {(uint64_t)rank << 32 | (uint64_t)pos, id};
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2].key > e.key) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = e;
+    return true;
+}
+
+static hmerge hh_pop(hheap *h) {
+    hmerge top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->v[c + 1].key < h->v[c].key) c++;
+        if (h->v[c].key >= last.key) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n > 0) h->v[i] = last;
+    return top;
+}
+
+/* Word::merge_all. */
+static bool merge_all(const lq_tokenizer *t, hword *w, hheap *h) {
+    h->n = 0;
+    int32_t rank, id;
+    for (int64_t i = 0; i + 1 < w->n; i++)
+        if (tok_merge_find(t, w->v[i].id, w->v[i + 1].id, &rank, &id) && !hh_push(h, (uint32_t)rank, i, id))
+            return false;
+    while (h->n > 0) {
+        hmerge b = hh_pop(h);
+        int64_t pos = (int64_t)(b.key & 0xffffffffu);
+        hsym *L = &w->v[pos];
         if (L->len == 0 || L->next < 0) continue;
         int64_t r = L->next;
-        int32_t rank, id;
         if (!tok_merge_find(t, L->id, w->v[r].id, &rank, &id) || id != b.id) continue; /* stale */
         L->id = b.id;
         L->len += w->v[r].len;
         L->next = w->v[r].next;
         w->v[r].len = 0;
-        if (L->next >= 0) w->v[L->next].prev = b.left;
+        if (L->next >= 0) w->v[L->next].prev = pos;
         if (L->prev >= 0 && tok_merge_find(t, w->v[L->prev].id, L->id, &rank, &id) &&
-            !tok_heap_push(h, (tok_bigram){-(double)rank, L->prev, b.left, 0, id}))
+            !hh_push(h, (uint32_t)rank, L->prev, id))
             return false;
-        if (L->next >= 0 && tok_merge_find(t, L->id, w->v[L->next].id, &rank, &id) &&
-            !tok_heap_push(h, (tok_bigram){-(double)rank, b.left, L->next, 0, id}))
+        if (L->next >= 0 && tok_merge_find(t, L->id, w->v[L->next].id, &rank, &id) && !hh_push(h, (uint32_t)rank, pos, id))
             return false;
     }
     return true;
@@ -91,13 +134,14 @@ static bool merge_all(const lq_tokenizer *t, hword *w, tok_heap *h) {
 lq_status tok_hf_bpe_word(const lq_tokenizer *t, const char *s, size_t n, tok_ids *out) {
     const tok_hf *h = t->hf;
     if (n == 0) return LQ_OK;
+    if (n > UINT32_MAX) return lq_fail(LQ_ERR_INVALID_ARG, "tokenizer: a pre-token of %zu bytes (at most 4 GiB)", n);
     if (h->ignore_merges) {
         int32_t id = tok_find(t, s, n);
         if (id >= 0) return tok_ids_push(out, id) ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "tokenizer: out of memory");
     }
     hword w = {0};
     hf_buf b = {0};
-    tok_heap heap = {0};
+    hheap heap = {0};
     lq_status st = LQ_OK;
     bool nomem = false, have_unk = false;
     size_t unk_len = 0;

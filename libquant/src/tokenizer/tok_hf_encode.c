@@ -46,6 +46,7 @@ static int32_t cp_at(const char *s, size_t n, size_t i, size_t *len) {
 /* Longest added token of the given `normalized` class matching at s[i], or NULL. */
 static const hf_added *added_at(const enc *e, const char *s, size_t n, size_t i, bool normalized) {
     const tok_hf *h = e->t->hf;
+    if (!h->added_first[normalized][(unsigned char)s[i]]) return NULL;
     for (int k = 0; k < h->n_added; k++) {
         const hf_added *a = &h->added[k];
         if (a->normalized != normalized || (a->special && !e->parse_added)) continue;

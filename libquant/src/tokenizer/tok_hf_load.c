@@ -326,6 +326,7 @@ static lq_status load_added(lq_tokenizer *t, const json_t *added, const char *pa
         if (st == LQ_OK && sn == 0) continue; /* never matches */
         if (st == LQ_OK && !(a->content = dup_n(s, sn))) st = nomem(path);
         a->n = sn;
+        if (st == LQ_OK) h->added_first[a->normalized][(unsigned char)a->content[0]] = true;
         if (st == LQ_OK) h->n_added++;
     }
     free(b.p);
