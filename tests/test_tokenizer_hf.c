@@ -1,6 +1,6 @@
 /* test_tokenizer_hf.c - tokenizer.json files against the Hugging Face `tokenizers` library.
  *
- * tests/data/tok_vectors/ holds ids the library produced (scripts/tok_vectors/make_vectors.py,
+ * tests/fixtures/tok_vectors/ holds ids the library produced (scripts/tok_vectors/make_vectors.py,
  * tokenizers 0.23.3) for the shared tokenizers (TinyStories-656K, GPT-2), for variants of them
  * with each normalizer / pre-tokenizer / BPE option swapped in, and for small vocabularies
  * trained with continuing_subword_prefix / end_of_word_suffix; over hand-written corner cases,
@@ -18,7 +18,7 @@
 #include "libquant/lq_tokenizer.h"
 #include "lq_test_util.h"
 
-#define VEC_DIR LQ_TEST_DATA "/tok_vectors"
+#define VEC_DIR LQ_FIXTURES_DIR "/tok_vectors"
 
 static json_t *load_json(const char *path) {
     json_error_t err;

@@ -83,7 +83,7 @@ Test(spm, hf_json_round_trip_vectors) {
  * Metaspace adds no "▁" to a text that already starts with one (a space), where SentencePiece
  * adds its dummy prefix regardless: they disagree on exactly the llama.cpp cases that start with
  * a space (15 of 46, checked with tokenizers 0.23.3), so only the others must match here; the
- * library's own ids for the Metaspace layouts are in tests/data/tok_vectors (test_tokenizer_hf). */
+ * library's own ids for the Metaspace layouts are in tests/fixtures/tok_vectors (test_tokenizer_hf). */
 #include <jansson.h>
 Test(spm, hf_json_metaspace_layout) {
     lq_tokenizer *a = load_bin(LLAMA_DIR "tokenizer.bin", 32000);

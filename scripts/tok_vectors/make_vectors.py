@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tokenizer test vectors (text -> ids) with the Hugging Face `tokenizers` library.
 
-Run by hand, never in CI; the output is committed under tests/data/tok_vectors/ and checked by
+Run by hand, never in CI; the output is committed under tests/fixtures/tok_vectors/ and checked by
 tests/test_tokenizer_hf.c, which must reproduce every id exactly.
 
     python3 -m venv /work/venv-tok && /work/venv-tok/bin/pip install tokenizers
@@ -210,7 +210,7 @@ def build(shared, spec):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", default=os.environ.get("LQ_SHARED", os.path.join(REPO, "..", "shared")))
-    ap.add_argument("--out", default=os.path.join(REPO, "tests", "data", "tok_vectors"))
+    ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "tok_vectors"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     st = stories(a.shared)

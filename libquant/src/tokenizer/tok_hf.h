@@ -1,6 +1,6 @@
 /* tok_hf.h - the Hugging Face `tokenizers` pipeline for tokenizer.json files, ported step by step
  * so that our ids equal the library's (tokenizers 0.23, checked on generated vectors in
- * tests/data/tok_vectors):
+ * tests/fixtures/tok_vectors):
  *
  *   1. added tokens with normalized=false are cut out of the raw text;
  *   2. every other fragment runs through the normalizers (tok_hf_norm.c);
