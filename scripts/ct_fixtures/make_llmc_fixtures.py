@@ -116,6 +116,24 @@ def score(d, text):
     return n, nll
 
 
+def score_int8_per_token_127(d, text):
+    """W8A8 scored with the activation scale vLLM's dynamic per-token int8 kernels (and ours) use,
+    max|x| / 127, instead of compressed-tensors' fake-quant max|x| / 127.5 (calculate_qparams'
+    symmetric bit_range / 2). Codes then never reach -128, so the clamp is the same."""
+    from compressed_tensors.quantization.utils import helpers
+    orig = helpers.calculate_qparams
+
+    def q127(min_vals, max_vals, args, **kw):
+        scale, zp = orig(min_vals, max_vals, args, **kw)
+        return scale * (127.5 / 127.0), zp
+
+    helpers.calculate_qparams = q127
+    try:
+        return score(d, text)
+    finally:
+        helpers.calculate_qparams = orig
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="stories260K converted by quant-convert")
@@ -147,6 +165,12 @@ def main():
                "versions": {"llmcompressor": llmcompressor.__version__,
                             "compressed_tensors": compressed_tensors.__version__,
                             "transformers": transformers.__version__, "torch": torch.__version__}}
+        if name == "w8a8":
+            n2, nll2 = score_int8_per_token_127(d, a.text)
+            ref["ppl_act_scale_127"] = math.exp(nll2 / n2)
+            ref["nll_act_scale_127"] = nll2
+            ref["note"] = ("ppl: compressed-tensors' fake-quant activation scale max|x|/127.5; "
+                           "ppl_act_scale_127: max|x|/127, vLLM's dynamic per-token int8 and our W8A8 kernel")
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump(ref, f, indent=2)
             f.write("\n")

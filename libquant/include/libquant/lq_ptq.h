@@ -79,6 +79,7 @@ typedef struct lq_ct_group {
     int32_t group_size;     /* W4A16 group strategy; 0 for channel */
     bool asym;
     bool per_tensor;        /* weights strategy "tensor" */
+    bool actorder;          /* GPTQ "weight" activation ordering (storage unchanged) */
     int64_t n_targets;      /* entries of "targets" */
 } lq_ct_group;
 

@@ -13,7 +13,10 @@
 #include "ct_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "libquant/lq_targets.h"
 
 /* ---- writing ----------------------------------------------------------------------------------- */
 
@@ -87,51 +90,159 @@ fail:
 
 /* ---- parsing ----------------------------------------------------------------------------------- */
 
+/* What the reader does with each key llm-compressor 0.14 / compressed-tensors 0.19 writes: keys
+ * that do not change the math are accepted whatever their value (observers, dtypes of the stored
+ * side tensors, which the binder reads from the tensors themselves); the others are checked below
+ * and refused, naming the key, when the engine would compute something else. A key no release
+ * writes is refused by name too: it may change the math, and we cannot tell. */
+static const char *const g_args_keys[] = {
+    "num_bits", "type", "symmetric", "group_size", "strategy", "dynamic", "actorder",
+    "block_structure", "observer", "observer_kwargs", "scale_dtype", "zp_dtype",
+};
+static const char *const g_scheme_keys[] = {
+    "targets", "weights", "input_activations", "output_activations", "format",
+};
+static const char *const g_config_keys[] = {
+    "quant_method", "format", "quantization_status", "global_compression_ratio", "ignore",
+    "config_groups", "kv_cache_scheme", "sparsity_config", "transform_config", "version",
+    "run_compressed",
+};
+
 static const char *str_or(json_t *o, const char *key, const char *dflt) {
     json_t *v = json_object_get(o, key);
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-static lq_status parse_group(const char *path, const char *name, json_t *sch, lq_ct_group *g) {
+static bool is_empty(json_t *v) { return !v || json_is_null(v) || (json_is_object(v) && json_object_size(v) == 0); }
+
+static lq_status check_keys(const char *path, const char *where, json_t *o, const char *const *keys,
+                            size_t n_keys) {
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val) {
+        size_t i = 0;
+        while (i < n_keys && strcmp(keys[i], key) != 0) i++;
+        if (i == n_keys)
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config%s: key '%s' is not understood "
+                           "(it may change the math)", path, where, key);
+    }
+    return LQ_OK;
+}
+
+/* One QuantizationArgs object (weights or input_activations). */
+typedef struct ct_args {
+    int bits;
+    const char *type, *strategy, *actorder;
+    bool asym, dynamic;
+    int32_t group_size; /* > 0 or 0 */
+} ct_args;
+
+static lq_status parse_args(const char *path, const char *group, const char *what, json_t *a, ct_args *o) {
+    char where[96];
+    snprintf(where, sizeof where, " group '%s' %s", group, what);
+    LQ_TRY(check_keys(path, where, a, g_args_keys, sizeof g_args_keys / sizeof g_args_keys[0]));
+    json_t *nb = json_object_get(a, "num_bits"), *gs = json_object_get(a, "group_size");
+    json_t *sym = json_object_get(a, "symmetric"), *bs = json_object_get(a, "block_structure");
+    o->bits = json_is_integer(nb) ? (int)json_integer_value(nb) : 8;
+    o->type = str_or(a, "type", "int");
+    o->asym = json_is_boolean(sym) && !json_is_true(sym);
+    o->dynamic = json_is_true(json_object_get(a, "dynamic"));
+    o->group_size = json_is_integer(gs) && json_integer_value(gs) > 0 ? (int32_t)json_integer_value(gs) : 0;
+    o->strategy = str_or(a, "strategy", NULL);
+    if (!o->strategy) o->strategy = o->group_size > 0 ? "group" : (json_is_integer(gs) ? "channel" : "tensor");
+    o->actorder = str_or(a, "actorder", NULL);
+    if (!is_empty(bs))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config%s: key 'block_structure' (block "
+                       "quantization) is not supported", path, where);
+    /* "weight" (alias "static") ordering only changes the order GPTQ visits columns: the stored
+     * groups stay contiguous. "group" (alias "dynamic") stores a weight_g_idx permutation. */
+    if (o->actorder && strcmp(o->actorder, "weight") != 0 && strcmp(o->actorder, "static") != 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config%s: key 'actorder' = '%s' (weight_g_idx "
+                       "column order) is not supported", path, where, o->actorder);
+    return LQ_OK;
+}
+
+lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_ct_group *g) {
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "%s", name);
+    char where[64];
+    snprintf(where, sizeof where, " group '%s'", name);
+    LQ_TRY(check_keys(path, where, sch, g_scheme_keys, sizeof g_scheme_keys / sizeof g_scheme_keys[0]));
     json_t *w = json_object_get(sch, "weights");
     json_t *in = json_object_get(sch, "input_activations");
     json_t *targets = json_object_get(sch, "targets");
     if (!json_is_object(w))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': no weight quantization",
                        path, name);
+    if (!is_empty(json_object_get(sch, "output_activations")))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': key 'output_activations' "
+                       "(output quantization) is not supported", path, name);
     g->n_targets = json_is_array(targets) ? (int64_t)json_array_size(targets) : 0;
-    json_t *nb = json_object_get(w, "num_bits");
-    int bits = json_is_integer(nb) ? (int)json_integer_value(nb) : 8;
-    const char *type = str_or(w, "type", "int");
-    const char *strategy = str_or(w, "strategy", NULL);
-    json_t *gs = json_object_get(w, "group_size");
-    json_t *sym = json_object_get(w, "symmetric");
-    g->asym = json_is_boolean(sym) && !json_is_true(sym);
-    g->group_size = json_is_integer(gs) && json_integer_value(gs) > 0 ? (int32_t)json_integer_value(gs) : 0;
-    if (!strategy) strategy = g->group_size > 0 ? "group" : (json_is_integer(gs) ? "channel" : "tensor");
-    g->per_tensor = strcmp(strategy, "tensor") == 0;
-    bool has_in = json_is_object(in);
-    if (strcmp(type, "float") == 0 && bits == 8 && !g->asym &&
-        (g->per_tensor || strcmp(strategy, "channel") == 0))
+    ct_args wa, ia = {0};
+    LQ_TRY(parse_args(path, name, "weights", w, &wa));
+    bool has_in = !is_empty(in);
+    if (has_in && !json_is_object(in))
+        return lq_fail(LQ_ERR_FORMAT, "%s: quantization_config group '%s': input_activations is not an "
+                       "object", path, name);
+    if (has_in) LQ_TRY(parse_args(path, name, "input_activations", in, &ia));
+    if (wa.dynamic)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s' weights: key 'dynamic' = "
+                       "true is not supported", path, name);
+    g->asym = wa.asym;
+    g->group_size = wa.group_size;
+    g->per_tensor = strcmp(wa.strategy, "tensor") == 0;
+    g->actorder = wa.actorder != NULL;
+    const char *type = wa.type, *strategy = wa.strategy;
+    bool channel = strcmp(strategy, "channel") == 0;
+    if (strcmp(type, "float") == 0 && wa.bits == 8 && !g->asym && (g->per_tensor || channel))
         g->scheme = LQ_PTQ_FP8;
-    else if (strcmp(type, "int") == 0 && bits == 8 && !g->asym && strcmp(strategy, "channel") == 0)
+    else if (strcmp(type, "int") == 0 && wa.bits == 8 && !g->asym && channel)
         g->scheme = has_in ? LQ_PTQ_W8A8 : LQ_PTQ_W8A16;
-    else if (strcmp(type, "int") == 0 && bits == 4 && !has_in &&
-             (strcmp(strategy, "group") == 0 || strcmp(strategy, "channel") == 0))
+    else if (strcmp(type, "int") == 0 && wa.bits == 4 && (strcmp(strategy, "group") == 0 || channel))
         g->scheme = LQ_PTQ_W4A16;
     else
         return lq_fail(LQ_ERR_UNSUPPORTED,
-                       "%s: quantization_config group '%s': %s %d-bit %s weights%s are not supported",
-                       path, name, type, bits, strategy, has_in ? " with activation quantization" : "");
-    if (has_in && g->scheme != LQ_PTQ_W8A8 && g->scheme != LQ_PTQ_FP8)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': activation quantization "
-                       "is not supported with this weight scheme", path, name);
+                       "%s: quantization_config group '%s': %s %d-bit %s%s weights are not supported",
+                       path, name, type, wa.bits, g->asym ? "asymmetric " : "", strategy);
+    if (strcmp(strategy, "group") == 0 && g->group_size <= 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: quantization_config group '%s' weights: strategy 'group' "
+                       "without a group_size", path, name);
+    if (channel) g->group_size = 0;
+    /* W8A8 is the one scheme whose activations we quantize: dynamic symmetric int8 per token,
+     * exactly what the kernel does. Anything else there changes the product. */
+    if (has_in && (g->scheme != LQ_PTQ_W8A8 || strcmp(ia.type, "int") != 0 || ia.bits != 8 || ia.asym ||
+                   !ia.dynamic || strcmp(ia.strategy, "token") != 0))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': key 'input_activations' "
+                       "(%s %d-bit %s%s activations) is not supported with %s weights", path, name,
+                       ia.type, ia.bits, ia.dynamic ? "dynamic " : "static ", ia.strategy,
+                       lq_ptq_scheme_name(g->scheme));
+    /* The per-group format, when present, must be the storage our binder reads for the scheme. */
+    const char *fmt = str_or(sch, "format", NULL);
+    if (fmt && !lq_ct_format_matches(g->scheme, fmt))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': key 'format' = '%s' is "
+                       "not a storage of %s weights", path, name, fmt, lq_ptq_scheme_name(g->scheme));
     return LQ_OK;
 }
 
-lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_config *out) {
+/* Checks of the top-level keys that change what the checkpoint holds or computes. */
+static lq_status check_top(const char *path, json_t *qc) {
+    LQ_TRY(check_keys(path, "", qc, g_config_keys, sizeof g_config_keys / sizeof g_config_keys[0]));
+    if (!is_empty(json_object_get(qc, "kv_cache_scheme")))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: key 'kv_cache_scheme' (a quantized KV "
+                       "cache) is not supported", path);
+    if (!is_empty(json_object_get(qc, "transform_config")))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: key 'transform_config' (rotations "
+                       "applied to weights and activations) is not supported", path);
+    const char *st = str_or(qc, "quantization_status", "compressed");
+    if (strcmp(st, "compressed") != 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: key 'quantization_status' = '%s': only "
+                       "'compressed' checkpoints are supported", path, st);
+    /* sparsity_config is read (and removed) by the checkpoint loader (sparse_bitmask_load.c). */
+    return LQ_OK;
+}
+
+/* Parse into out; *root_out (when not NULL) receives the JSON document, for the plan. */
+static lq_status parse_config(const char *config_json, const char *path, lq_ct_config *out, json_t **root_out) {
     memset(out, 0, sizeof *out);
     if (!path) path = "config.json";
     if (!config_json) return lq_fail(LQ_ERR_NOT_FOUND, "%s: no config.json", path);
@@ -140,7 +251,7 @@ lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_co
     if (!root) return lq_fail(LQ_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
     lq_status s = LQ_OK;
     json_t *qc = json_object_get(root, "quantization_config");
-    if (!qc) {
+    if (!qc || json_is_null(qc)) {
         s = lq_fail(LQ_ERR_NOT_FOUND, "%s: no quantization_config", path);
         goto done;
     }
@@ -150,6 +261,7 @@ lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_co
                     "compressed-tensors", path, method);
         goto done;
     }
+    if ((s = check_top(path, qc)) != LQ_OK) goto done;
     snprintf(out->format, sizeof out->format, "%s", str_or(qc, "format", ""));
     snprintf(out->status, sizeof out->status, "%s", str_or(qc, "quantization_status", ""));
     json_t *ign = json_object_get(qc, "ignore");
@@ -172,11 +284,96 @@ lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_co
                         "supported", path, key);
             goto done;
         }
-        s = parse_group(path, key, val, &out->groups[out->n_groups]);
+        s = lq_ct_parse_group(path, key, val, &out->groups[out->n_groups]);
         if (s != LQ_OK) goto done;
         out->n_groups++;
     }
 done:
-    json_decref(root);
+    if (s == LQ_OK && root_out) *root_out = root;
+    else json_decref(root);
     return s;
+}
+
+lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_config *out) {
+    return parse_config(config_json, path, out, NULL);
+}
+
+/* ---- the plan: which group quantizes each module ------------------------------------------------ */
+
+struct lq_ct_plan {
+    lq_ct_config cfg;
+    lq_target **targets[LQ_CT_MAX_GROUPS]; /* cfg.groups[g].n_targets compiled patterns */
+    lq_target **ignore;
+    int64_t n_ignore;
+};
+
+void lq_ct_plan_free(lq_ct_plan *p) {
+    if (!p) return;
+    for (int g = 0; g < p->cfg.n_groups; g++) {
+        for (int64_t i = 0; p->targets[g] && i < p->cfg.groups[g].n_targets; i++) lq_target_free(p->targets[g][i]);
+        free(p->targets[g]);
+    }
+    for (int64_t i = 0; p->ignore && i < p->n_ignore; i++) lq_target_free(p->ignore[i]);
+    free(p->ignore);
+    free(p);
+}
+
+/* Compile a JSON array of pattern strings (n entries) into *out. */
+static lq_status compile_list(const char *path, const char *what, json_t *arr, int64_t n, lq_target ***out) {
+    *out = calloc((size_t)n + 1, sizeof **out);
+    if (!*out) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, (size_t)i);
+        if (!json_is_string(v))
+            return lq_fail(LQ_ERR_FORMAT, "%s: quantization_config %s: entry %lld is not a string", path, what,
+                           (long long)i);
+        if (lq_target_compile(json_string_value(v), &(*out)[i]) != LQ_OK)
+            return lq_fail(LQ_ERR_FORMAT, "%s: quantization_config %s: %s", path, what, lq_last_error());
+    }
+    return LQ_OK;
+}
+
+lq_status lq_ct_plan_load(const char *config_json, const char *path, lq_ct_plan **out) {
+    *out = NULL;
+    lq_ct_plan *p = calloc(1, sizeof *p);
+    if (!p) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    json_t *root = NULL;
+    lq_status s = parse_config(config_json, path, &p->cfg, &root);
+    if (s == LQ_ERR_NOT_FOUND) {
+        free(p);
+        return LQ_OK; /* an unquantized model */
+    }
+    json_t *qc = json_object_get(root, "quantization_config");
+    json_t *groups = json_object_get(qc, "config_groups"), *ign = json_object_get(qc, "ignore");
+    for (int g = 0; s == LQ_OK && g < p->cfg.n_groups; g++) {
+        char what[64];
+        snprintf(what, sizeof what, "group '%s' targets", p->cfg.groups[g].name);
+        json_t *t = json_object_get(json_object_get(groups, p->cfg.groups[g].name), "targets");
+        s = compile_list(path, what, t, p->cfg.groups[g].n_targets, &p->targets[g]);
+    }
+    p->n_ignore = p->cfg.n_ignore;
+    if (s == LQ_OK) s = compile_list(path, "ignore", ign, p->n_ignore, &p->ignore);
+    json_decref(root);
+    if (s != LQ_OK) {
+        lq_ct_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return LQ_OK;
+}
+
+lq_status lq_ct_plan_lookup(const lq_ct_plan *p, const char *path, const char *module, lq_module_class cls,
+                            const lq_ct_group **out) {
+    *out = NULL;
+    for (int64_t i = 0; i < p->n_ignore; i++)
+        if (lq_target_match(p->ignore[i], module, cls)) return LQ_OK;
+    for (int g = 0; g < p->cfg.n_groups; g++)
+        for (int64_t i = 0; i < p->cfg.groups[g].n_targets; i++) {
+            if (!lq_target_match(p->targets[g][i], module, cls)) continue;
+            if (*out && *out != &p->cfg.groups[g])
+                return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: module '%s' is targeted by "
+                               "groups '%s' and '%s'", path, module, (*out)->name, p->cfg.groups[g].name);
+            *out = &p->cfg.groups[g];
+        }
+    return LQ_OK;
 }

@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "libquant/lq_ptq.h"
+#include "libquant/lq_targets.h"
 
 /* One config group to write: its scheme and parameters, and the modules it targets. */
 typedef struct lq_ct_group_spec {
@@ -20,5 +21,26 @@ typedef struct lq_ct_group_spec {
  * NULL on allocation failure. */
 json_t *lq_ct_config_build(const lq_ct_group_spec *groups, int n_groups, const char **ignore,
                            int64_t n_ignore);
+
+/* Parse one config group object (a QuantizationScheme) into g; refuses, naming the key, what the
+ * engine would compute differently. */
+lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_ct_group *g);
+
+/* Whether a compressed-tensors format name is a storage of scheme s ("naive-quantized" is the
+ * old name of int-quantized and float-quantized). */
+bool lq_ct_format_matches(lq_ptq_scheme s, const char *format);
+
+/* The quantization_config of a checkpoint, resolved per module (compressed-tensors' matching:
+ * ignore first, then each group's targets). */
+typedef struct lq_ct_plan lq_ct_plan;
+
+/* *out = NULL (and LQ_OK) when config_json has no quantization_config; errors as
+ * lq_ct_config_parse, or a target pattern that does not compile. */
+lq_status lq_ct_plan_load(const char *config_json, const char *path, lq_ct_plan **out);
+void lq_ct_plan_free(lq_ct_plan *p);
+/* The group that quantizes `module` (NULL: it stays float: ignored or not targeted). Refuses a
+ * module two groups target. */
+lq_status lq_ct_plan_lookup(const lq_ct_plan *p, const char *path, const char *module, lq_module_class cls,
+                            const lq_ct_group **out);
 
 #endif

@@ -6,7 +6,7 @@
  * straddles); a line of n codes takes ceil(n*bits/32) words. packed_dim 0 packs along rows
  * (the transpose is packed, then transposed back). Words are stored little-endian.
  */
-#include "libquant/lq_ptq.h"
+#include "ct_internal.h"
 
 #include <string.h>
 #include <strings.h>
@@ -105,4 +105,12 @@ void lq_ct_unpack_int32(const int32_t *p, int64_t rows, int64_t cols, int bits, 
     } else {
         for (int64_t c = 0; c < cols; c++) unpack_line(w + c, cols, rows, bits, out + c, cols);
     }
+}
+
+bool lq_ct_format_matches(lq_ptq_scheme s, const char *format) {
+    if (s <= LQ_PTQ_NONE || s >= LQ_PTQ_SCHEME_COUNT || !format) return false;
+    if (strcmp(format, g_schemes[s].ct_format) == 0) return true;
+    /* compressed-tensors registers NaiveQuantizationCompressor as "naive-quantized" and its int /
+     * float subclasses under their own names: the tensors are the same (one code per byte). */
+    return strcmp(format, "naive-quantized") == 0 && (s == LQ_PTQ_FP8 || s == LQ_PTQ_W8A8);
 }

@@ -163,10 +163,22 @@ lq_status lq_sparse_expand(lq_checkpoint *c) {
     json_t *sc = json_is_object(qc) ? json_object_get(qc, "sparsity_config") : NULL;
     lq_status s = LQ_OK;
     lq_tensor *nt = NULL;
-    if (!json_is_object(sc)) goto done;
+    if (!sc) goto done;
     json_t *fmt = json_object_get(sc, "format");
     const char *f = json_is_string(fmt) ? json_string_value(fmt) : "";
-    if (strcmp(f, "dense") != 0 && strcmp(f, "sparse-bitmask") != 0 && strcmp(f, "sparse-24-bitmask") != 0) {
+    /* llm-compressor 0.14 writes "sparsity_config": {} into every quantized checkpoint; an empty,
+     * null or format-less sparsity_config, like a "dense" one (sparsity recorded as metadata over
+     * dense weights), means the tensors are stored dense: nothing to expand. */
+    if (json_is_null(sc) || (json_is_object(sc) && (!fmt || json_is_null(fmt) || strcmp(f, "dense") == 0))) {
+        s = strip_config(c, root, qc);
+        goto done;
+    }
+    if (!json_is_object(sc) || !json_is_string(fmt)) {
+        s = lq_fail(LQ_ERR_FORMAT, "%s: quantization_config: sparsity_config is not an object with a "
+                    "string format", c->path);
+        goto done;
+    }
+    if (strcmp(f, "sparse-bitmask") != 0 && strcmp(f, "sparse-24-bitmask") != 0) {
         s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: sparsity_config format '%s' is not supported (sparse-bitmask, "
                     "sparse-24-bitmask)", c->path, f);
         goto done;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_internal.h"
 #include "libquant/lq_ptq.h"
 
 /* ---- owner list ------------------------------------------------------------------------------- */
@@ -27,6 +28,7 @@ void lq_bind_owner_free(lq_bind_owner *o) {
     if (!o) return;
     for (int64_t i = 0; i < o->n; i++) free(o->ptrs[i]);
     free(o->ptrs);
+    lq_ct_plan_free(o->plan);
     free(o);
 }
 
@@ -231,10 +233,74 @@ static const lq_binder_fn g_binders[] = {
     bind_dense_float,
 };
 
+/* ---- the binding against quantization_config ---------------------------------------------------- */
+
+static bool is_float_fmt(lq_wfmt f) { return f == LQ_WFMT_F32 || f == LQ_WFMT_F16 || f == LQ_WFMT_BF16; }
+
+/* The tensor that holds a bound weight's payload, for messages. */
+static const char *payload_suffix(lq_wfmt f) {
+    return f == LQ_WFMT_W8A16 || f == LQ_WFMT_W4A16 ? "weight_packed" : "weight";
+}
+
+static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own, const char *prefix,
+                               const lq_weight *w) {
+    const char *path = lq_checkpoint_path(c), *pay = payload_suffix(w->fmt);
+    char name[512];
+    const lq_ct_group *g = NULL;
+    if (!own->plan) {
+        if (is_float_fmt(w->fmt)) return LQ_OK;
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is quantized (%s) but config.json has no "
+                       "quantization_config", path, prefix, pay, lq_wfmt_get(w->fmt)->name);
+    }
+    lq_module_class cls = strcmp(prefix, "model.embed_tokens") == 0 ? LQ_MODULE_EMBEDDING : LQ_MODULE_LINEAR;
+    LQ_TRY(lq_ct_plan_lookup(own->plan, path, prefix, cls, &g));
+    if (!g) {
+        if (is_float_fmt(w->fmt)) return LQ_OK;
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is quantized (%s) but quantization_config keeps "
+                       "module '%s' in float (ignored or not targeted)", path, prefix, pay,
+                       lq_wfmt_get(w->fmt)->name, prefix);
+    }
+    const char *scheme = lq_ptq_scheme_name(g->scheme);
+    if (w->fmt != lq_ptq_scheme_wfmt(g->scheme))
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is %s but quantization_config group '%s' says %s",
+                       path, prefix, pay, lq_wfmt_get(w->fmt)->name, g->name, scheme);
+    if (w->fmt == LQ_WFMT_W4A16) {
+        int32_t want = g->group_size > 0 ? g->group_size : (int32_t)w->cols;
+        if (w->group_size != want)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.weight_scale' has groups of %d columns but "
+                           "quantization_config group '%s' says %s %d", path, prefix, (int)w->group_size,
+                           g->name, g->group_size > 0 ? "group_size" : "channel strategy, groups of", (int)want);
+        if (g->asym && !w->aux[1])
+            return lq_fail(LQ_ERR_FORMAT, "%s: missing tensor '%s.weight_zero_point': quantization_config "
+                           "group '%s' is asymmetric", path, prefix, g->name);
+        if (!g->asym && w->aux[1])
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.weight_zero_point' in a symmetric "
+                           "quantization_config group '%s'", path, prefix, g->name);
+    }
+    if (w->fmt == LQ_WFMT_FP8_E4M3) {
+        const lq_tensor *sc = find_part(c, prefix, "weight_scale", name, sizeof name);
+        if (sc && (lq_tensor_numel(sc) == 1) != g->per_tensor && w->rows > 1)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s' has %lld scales but quantization_config group "
+                           "'%s' says strategy %s", path, name, (long long)lq_tensor_numel(sc), g->name,
+                           g->per_tensor ? "tensor" : "channel");
+    }
+    /* Column permutations (actorder "group") are refused by the config reader; a stray g_idx
+     * would be silently ignored otherwise. */
+    if (find_part(c, prefix, "weight_g_idx", name, sizeof name))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': activation-order column permutation (g_idx) is "
+                       "not supported", path, name);
+    return LQ_OK;
+}
+
 lq_status lq_bind_linear(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
                          lq_bind_owner *own, lq_weight *out) {
+    if (!own->plan_loaded) {
+        LQ_TRY(lq_ct_plan_load(lq_checkpoint_config_json(c), lq_checkpoint_path(c), &own->plan));
+        own->plan_loaded = true;
+    }
     for (size_t i = 0; i < sizeof g_binders / sizeof g_binders[0]; i++) {
         lq_status s = g_binders[i](c, prefix, rows, cols, own, out);
+        if (s == LQ_OK) return check_binding(c, own, prefix, out);
         if (s != LQ_ERR_NOT_FOUND) return s;
     }
     return lq_fail(LQ_ERR_NOT_FOUND, "%s: no weight tensor for '%s'", lq_checkpoint_path(c), prefix);

@@ -14,10 +14,13 @@
 #include "libquant/lq_checkpoint.h"
 #include "lq_format.h"
 
-/* Derived buffers allocated while binding; freed together. */
+/* Derived buffers allocated while binding; freed together. Also holds the checkpoint's
+ * quantization_config, parsed at the first lq_bind_linear: every binding is checked against it. */
 typedef struct lq_bind_owner {
     void **ptrs;
     int64_t n, cap;
+    struct lq_ct_plan *plan;   /* NULL: no quantization_config */
+    bool plan_loaded;
 } lq_bind_owner;
 
 /* malloc(bytes) recorded in o; NULL on failure. */
@@ -27,7 +30,11 @@ void lq_bind_owner_free(lq_bind_owner *o);
 
 /* Bind the linear layer `prefix` (e.g. "model.layers.0.self_attn.q_proj") expecting a
  * rows x cols matrix. LQ_ERR_NOT_FOUND if no binder recognizes it, LQ_ERR_FORMAT on a shape
- * mismatch (message names the tensor and the checkpoint). Side arrays go to `own`. */
+ * mismatch (message names the tensor and the checkpoint). Side arrays go to `own`.
+ * The binding must be what config.json's quantization_config says of the module (scheme, group
+ * size, symmetry, ignore list; no quantized tensors without one): LQ_ERR_FORMAT naming the tensor
+ * otherwise, so e.g. an asymmetric checkpoint whose zero points were deleted is refused instead
+ * of running as symmetric. */
 lq_status lq_bind_linear(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
                          lq_bind_owner *own, lq_weight *out);
 
