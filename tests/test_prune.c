@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,7 +223,7 @@ Test(prune, magnitude_exact_sparsity_and_runs) {
     char args[2048], err[1024], out[600];
     snprintf(out, sizeof out, "%s/mag", g_root);
     snprintf(args, sizeof args, "--model '%s' --method magnitude --sparsity 0.3 --override o_proj=0.6 "
-             "--ignore 're:model.layers.4.mlp.*' --out '%s'", g_bin, out);
+             "--ignore 're:model.layers.4.mlp.*' --bitmask --out '%s'", g_bin, out);
     cr_assert_eq(run_tool(args, err, sizeof err), 0, "%s", err);
     /* 35 linears - 3 ignored; checked per module below (o_proj at 0.6 fails the 0.3 count) */
     char path[700];
@@ -286,8 +287,54 @@ Test(prune, magnitude_exact_sparsity_and_runs) {
     lq_model_free(m);
 }
 
+/* Issue 10 B: transformers with compressed-tensors >= 0.20 loads a sparse-bitmask directory
+ * without error as random weights, so the default output is dense (zeros in place, the sparsity
+ * as top-level config metadata); the bitmask layout only on request, naming its readers. */
+Test(prune, default_output_is_dense_with_sparsity_metadata) {
+    char args[2048], err[2048], out[600], path[700];
+    snprintf(out, sizeof out, "%s/dense_default", g_root);
+    snprintf(args, sizeof args, "--model '%s' --method magnitude --sparsity 0.5 --ignore down_proj --out '%s'",
+             g_bin, out);
+    cr_assert_eq(run_tool(args, err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    lq_st_file *f;
+    cr_assert_eq(lq_st_open(path, &f), LQ_OK, "%s", lq_last_error());
+    for (int64_t i = 0; i < lq_st_count(f); i++) {
+        const lq_tensor *t = lq_st_get(f, i);
+        size_t L = strlen(t->name);
+        cr_assert(L < 8 || strcmp(t->name + L - 8, ".bitmask") != 0, "bitmask tensor %s", t->name);
+    }
+    const lq_tensor *up = lq_st_find(f, "model.layers.1.mlp.up_proj.weight");
+    cr_assert(up && up->dtype == LQ_DTYPE_F32 && up->ndim == 2);
+    int64_t zeros = 0, n = lq_tensor_numel(up);
+    for (int64_t i = 0; i < n; i++) zeros += lq_tensor_get_f32(up, i) == 0.0f;
+    cr_expect_eq(zeros, n / 2, "up_proj: %lld zeros of %lld", (long long)zeros, (long long)n);
+    lq_st_close(f);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    cr_assert(cfg, "%s", je.text);
+    cr_expect_null(json_object_get(cfg, "quantization_config"), "dense output has a quantization_config");
+    json_t *sc = json_object_get(cfg, "sparsity_config");
+    cr_assert(json_is_object(sc), "no top-level sparsity_config");
+    cr_expect_str_eq(json_string_value(json_object_get(sc, "format")), "dense");
+    cr_expect_str_eq(json_string_value(json_object_get(sc, "sparsity_structure")), "unstructured");
+    json_t *ign = json_object_get(sc, "ignore");
+    cr_expect(json_is_array(ign) && json_array_size(ign) == 5, "ignore lists the 5 down_proj");
+    json_decref(cfg);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    lq_model_free(m);
+    /* --bitmask: the layout, and a note naming who reads it */
+    snprintf(out, sizeof out, "%s/bitmask_flag", g_root);
+    snprintf(args, sizeof args, "--model '%s' --method magnitude --sparsity 0.5 --bitmask --out '%s'", g_bin, out);
+    cr_assert_eq(run_tool(args, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "compressed-tensors >= 0.20") && strstr(err, "random weights"), "note: %s", err);
+    check_sparse_file(out, 0.5, 0, 0, 35);
+}
+
 Test(prune, global_magnitude_exact_total) {
-    lq_prune_opts o = {.method = LQ_PRUNE_MAGNITUDE, .sparsity = 0.45f, .global = true};
+    lq_prune_opts o = {.method = LQ_PRUNE_MAGNITUDE, .sparsity = 0.45f, .global = true, .bitmask_output = true};
     char out[600];
     snprintf(out, sizeof out, "%s/glob", g_root);
     cr_assert_eq(mkdir(out, 0755), 0);
@@ -310,7 +357,7 @@ Test(prune, global_magnitude_exact_total) {
 Test(prune, nm_pattern_in_every_group) {
     char args[2048], err[1024], out[600];
     snprintf(out, sizeof out, "%s/nm24", g_root);
-    snprintf(args, sizeof args, "--model '%s' --method nm --nm 2:4 --out '%s'", g_bin, out);
+    snprintf(args, sizeof args, "--model '%s' --method nm --nm 2:4 --bitmask --out '%s'", g_bin, out);
     cr_assert_eq(run_tool(args, err, sizeof err), 0, "%s", err);
     check_sparse_file(out, 0, 2, 4, 35);
     char path[700];
@@ -320,7 +367,8 @@ Test(prune, nm_pattern_in_every_group) {
     free(cfg);
     /* 4:8 with down_proj (172 columns) left dense */
     snprintf(out, sizeof out, "%s/nm48", g_root);
-    snprintf(args, sizeof args, "--model '%s' --method nm --nm 4:8 --ignore down_proj --out '%s'", g_bin, out);
+    snprintf(args, sizeof args, "--model '%s' --method nm --nm 4:8 --ignore down_proj --bitmask --out '%s'",
+             g_bin, out);
     cr_assert_eq(run_tool(args, err, sizeof err), 0, "%s", err);
     check_sparse_file(out, 0, 4, 8, 30);
     lq_model *m;

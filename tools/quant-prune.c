@@ -2,7 +2,7 @@
  *
  *   quant-prune --model DIR --method magnitude|nm|ffn|heads [--sparsity S] [--global]
  *               [--nm N:M] [--keep R] [--layer-keep L=R]... [--target P]... [--ignore P]...
- *               [--override P=S]... [--dense] [--force] [--json] --out DIR
+ *               [--override P=S]... [--bitmask] [--force] [--json] --out DIR
  *
  * The work is lq_prune_run (libquant/include/libquant/lq_prune.h). This file is the CLI around
  * it: the atomic output directory (lq_tool), tokenizer files carried over, progress, summary.
@@ -25,16 +25,16 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " --model DIR --method magnitude|nm|ffn|heads --out DIR\n"
             "                   [--sparsity S] [--global] [--nm N:M] [--keep R] [--layer-keep L=R]...\n"
-            "                   [--target P]... [--ignore P]... [--override P=S]... [--dense]\n"
+            "                   [--target P]... [--ignore P]... [--override P=S]... [--bitmask]\n"
             "                   [--force] [--json]\n"
             "\n"
             "Prune a Llama-family checkpoint and write a directory quant-eval / quant-run / quant-ptq\n"
             "read directly.\n"
             "  magnitude  zero the smallest |w| of every linear layer to --sparsity S (per layer, or\n"
-            "             one threshold over all of them with --global); stored in compressed-tensors'\n"
-            "             sparse-bitmask layout (bitmask + packed non-zeros)\n"
+            "             one threshold over all of them with --global); written dense, the zeros in\n"
+            "             place and the sparsity recorded in config.json's \"sparsity_config\"\n"
             "  nm         in every group of M consecutive input weights keep the N largest (--nm 2:4,\n"
-            "             default; 4:8, ...); 2:4 is stored as sparse-24-bitmask\n"
+            "             default; 4:8, ...); dense like magnitude\n"
             "  ffn        remove FFN intermediate neurons (rows of gate/up, columns of down): a smaller\n"
             "             dense model\n"
             "  heads      remove attention heads: whole KV groups with their query heads\n"
@@ -50,7 +50,11 @@ static void usage(FILE *f) {
             "  --override P=S     magnitude: matching modules get sparsity S (0 = dense); may name lm_head\n"
             "                     patterns: exact module name, a last component ('q_proj'), 'Linear',\n"
             "                     or 're:REGEX' (matched from the start); each must match something\n"
-            "  --dense            write pruned zeros densely instead of the sparse layout\n"
+            "  --bitmask          magnitude/nm: write compressed-tensors' sparse-bitmask layout\n"
+            "                     (sparse-24-bitmask for 2:4) instead of dense weights. Few loaders\n"
+            "                     read it: transformers with compressed-tensors >= 0.20 loads it as\n"
+            "                     random weights without an error (the tool prints which do)\n"
+            "  --dense            the default (accepted for old scripts)\n"
             "  --threads N        accepted for symmetry with quant-ptq (pruning is single-threaded)\n"
             "  --out DIR          output directory (must not exist unless --force; never the input)\n"
             "  --force            replace an existing DIR\n"
@@ -157,7 +161,9 @@ int main(int argc, char **argv) {
         } else if (tool_args_flag(&a, "--global")) {
             o.global = true;
         } else if (tool_args_flag(&a, "--dense")) {
-            o.dense_output = true;
+            o.bitmask_output = false;
+        } else if (tool_args_flag(&a, "--bitmask")) {
+            o.bitmask_output = true;
         } else if (tool_args_value(&a, "--model")) {
             model = a.value;
         } else if (tool_args_value(&a, "--out")) {
@@ -232,6 +238,7 @@ int main(int argc, char **argv) {
     if ((o.global || o.n_overrides > 0) && o.method != LQ_PRUNE_MAGNITUDE)
         return tool_bad_args("--global and --override apply to --method magnitude only");
     if (o.n_targets > 0 && structured) return tool_bad_args("--target applies to magnitude and nm (use --ignore)");
+    if (o.bitmask_output && structured) return tool_bad_args("--bitmask applies to magnitude and nm");
     o.sparsity = sparsity;
     o.targets = targets;
     o.ignore = ignore;
@@ -259,6 +266,8 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
+    /* stderr, so --json output stays one document */
+    if (o.bitmask_output) fprintf(stderr, TOOL ": note: %s\n", lq_prune_bitmask_readers());
     print_summary(&sum, out_dir, json);
     lq_prune_summary_free(&sum);
     rc = tool_finish_stdout();

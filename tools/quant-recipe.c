@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "libquant.h"
+#include "libquant/lq_prune.h"
 #include "libquant/lq_recipe.h"
 #include "lq_eval.h"
 #include "tool_cli.h"
@@ -25,7 +26,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: quant-recipe check RECIPE [--model DIR] [--json]\n"
             "       quant-recipe run RECIPE --model DIR --out DIR [--force] [--threads N]\n"
-            "                        [--file TEXT] [--tokenizer FILE] [--json]\n"
+            "                        [--file TEXT] [--tokenizer FILE] [--bitmask] [--json]\n"
             "\n"
             "Validate (check) or run a YAML compression recipe in the llm-compressor shape\n"
             "(quant_stage: -> quant_modifiers: -> QuantizationModifier: {scheme: W4A16, ...}).\n"
@@ -36,6 +37,9 @@ static void usage(FILE *f) {
             "  --out DIR     output directory (run); written atomically, with recipe.yaml and\n"
             "                quant-recipe.json (tool version, timings, stage results, report)\n"
             "  --force       replace an existing --out\n"
+            "  --bitmask     run: magnitude / N:M pruning steps write compressed-tensors'\n"
+            "                sparse-bitmask layouts instead of dense weights (the default, which\n"
+            "                every loader reads; the tool prints which loaders read bitmasks)\n"
             "  --threads N   worker threads (run; default: all cores)\n"
             "  --file TEXT   run: text for the final baseline-vs-result report (default: the first\n"
             "                eval_stage's first file; none: sizes only)\n"
@@ -152,6 +156,7 @@ static void print_json(const lq_recipe *r, const lq_plan *p, lq_status avail) {
 typedef struct runner {
     const char *tokenizer;
     bool json;
+    bool bitmask;               /* --bitmask: pruning steps write the sparse-bitmask layouts */
     lq_pool *pool;
     tool_progress bar;
     char label[128];        /* the step the bar shows */
@@ -294,7 +299,8 @@ static int cmd_run(const lq_recipe *r, runner *rn, const char *model, const char
     lq_recipe_run_opts o = {.model = model, .tokenizer = rn->tokenizer, .work_dir = od.tmp, .out = out,
                             .report_file = report_file, .tool = "quant-recipe", .pool = rn->pool,
                             .measure = {.compare = measure_compare, .summary = measure_summary, .user = rn},
-                            .progress = on_progress, .note = on_note, .user = rn};
+                            .progress = on_progress, .note = on_note, .user = rn,
+                            .bitmask_output = rn->bitmask};
     lq_recipe_run_result res;
     s = lq_recipe_run(r, &o, &res);
     tool_progress_end(&rn->bar);
@@ -312,6 +318,7 @@ static int cmd_run(const lq_recipe *r, runner *rn, const char *model, const char
         print_report(json_object_get(meta, "report"));
         json_decref(meta);
         fprintf(stderr, "quant-recipe: wrote %s in %.2f s\n", out, lq_eval_now() - t0);
+        if (rn->bitmask) fprintf(stderr, "quant-recipe: note: %s\n", lq_prune_bitmask_readers());
         rc = tool_finish_stdout();
     }
     free(res.json);
@@ -321,7 +328,7 @@ static int cmd_run(const lq_recipe *r, runner *rn, const char *model, const char
 int main(int argc, char **argv) {
     tool_init("quant-recipe", usage);
     const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL, *file = NULL, *tokenizer = NULL;
-    bool json = false, force = false;
+    bool json = false, force = false, bitmask = false;
     int threads = 0;
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
@@ -330,6 +337,7 @@ int main(int argc, char **argv) {
             return 0;
         } else if (tool_args_flag(&a, "--json")) json = true;
         else if (tool_args_flag(&a, "--force")) force = true;
+        else if (tool_args_flag(&a, "--bitmask")) bitmask = true;
         else if (tool_args_value(&a, "--model")) model = a.value;
         else if (tool_args_value(&a, "--out")) out = a.value;
         else if (tool_args_value(&a, "--file")) file = a.value;
@@ -386,7 +394,7 @@ int main(int argc, char **argv) {
     if (rc == 0 && run) {
         lq_checkpoint_close(ck); /* the stages open the model themselves */
         ck = NULL;
-        runner rn = {.tokenizer = tokenizer, .json = json, .pool = lq_pool_create(threads)};
+        runner rn = {.tokenizer = tokenizer, .json = json, .bitmask = bitmask, .pool = lq_pool_create(threads)};
         if (!rn.pool) rc = tool_error(1, "cannot start %d threads", threads);
         else rc = cmd_run(&r, &rn, model, out, file, force);
         lq_pool_free(rn.pool);

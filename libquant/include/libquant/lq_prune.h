@@ -20,6 +20,7 @@
  *      and config.json "quantization_config": {"quant_method": "compressed-tensors", "version",
  *      "sparsity_config": {"format", "global_sparsity", "sparsity_structure", "targets",
  *      "ignore"}}.
+ *      Written only on request (lq_prune_opts.bitmask_output); the default output is dense.
  *      Reading: lq_checkpoint_open decompresses every such module into a dense "<m>.weight" it
  *      owns (see io/sparse_bitmask_load.c), so the engine, quant-ptq and every tool see a dense model.
  *   3. The streaming driver behind quant-prune.
@@ -137,7 +138,14 @@ typedef struct lq_prune_opts {
     int n_ignore;
     const lq_prune_rule *overrides; /* magnitude only; last match wins; may name lm_head */
     int n_overrides;
-    bool dense_output;          /* magnitude / nm: write zeros densely instead of the sparse layout */
+    /* magnitude / nm: write compressed-tensors' sparse-bitmask / sparse-24-bitmask layouts.
+     * Default (false): dense weights with the zeros in place, and the sparsity recorded as
+     * metadata in config.json's top-level "sparsity_config" (compressed-tensors' dense
+     * SparsityCompressionConfig fields), the way llm-compressor 0.14 writes pruned models (dense)
+     * and the one every loader reads: compressed-tensors >= 0.20 dropped the bitmask
+     * compressors, and transformers then loads a bitmask directory WITHOUT error as random
+     * weights. lq_prune_bitmask_readers() says which loaders still read the bitmask layouts. */
+    bool bitmask_output;
     lq_prune_weight_score_fn weight_score; /* NULL: |w| */
     lq_prune_unit_score_fn unit_score;     /* NULL: the norm score */
     void *score_user;
@@ -171,6 +179,10 @@ typedef struct lq_prune_summary {
 } lq_prune_summary;
 
 void lq_prune_summary_free(lq_prune_summary *s);
+
+/* One line naming the loaders that read the sparse-bitmask layouts (for tools to print when
+ * they write them). */
+const char *lq_prune_bitmask_readers(void);
 
 /* Prune the checkpoint at model_path (HF directory or llama2.c .bin; a sparse input is read
  * decompressed) into the existing directory out_dir: out_dir/config.json and

@@ -238,6 +238,7 @@ typedef struct lq_recipe_step_opts {
     lq_pool *pool;             /* borrowed; NULL = one thread */
     lq_recipe_progress_fn progress;
     void *user;
+    bool bitmask_output;       /* pruning: lq_prune_opts.bitmask_output (default: dense) */
 } lq_recipe_step_opts;
 
 typedef struct lq_recipe_step_result {
@@ -314,6 +315,7 @@ typedef struct lq_recipe_run_opts {
     lq_recipe_progress_fn progress;
     void (*note)(void *user, const char *line);
     void *user;
+    bool bitmask_output;       /* magnitude / N:M pruning: lq_prune_opts.bitmask_output */
 } lq_recipe_run_opts;
 
 typedef struct lq_recipe_run_result {

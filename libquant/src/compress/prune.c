@@ -183,7 +183,7 @@ static lq_status plan(ctx *x) {
                            "features) to be a multiple of %d (--ignore it, or choose another M)",
                            lq_checkpoint_path(x->c), it->t->name, o->nm_n, o->nm_m, (long long)it->cols, o->nm_m);
         it->target = true;
-        it->sparse_out = !o->dense_output;
+        it->sparse_out = o->bitmask_output;
     }
     LQ_TRY(check_matches(x, x->tg, o->n_targets, "target"));
     LQ_TRY(check_matches(x, x->ig, o->n_ignore, "ignore pattern"));
@@ -471,23 +471,34 @@ static lq_status write_config(ctx *x, const char *out_dir, double global_sparsit
         json_decref(root);
         return lq_fail(LQ_ERR_FORMAT, "%s: cannot read its config", lq_checkpoint_path(x->c));
     }
-    bool any_sparse = false;
-    for (int64_t i = 0; i < x->n; i++) any_sparse |= x->items[i].sparse_out;
-    if (any_sparse) {
+    json_object_del(root, "sparsity_config"); /* the input's, if it was pruned before */
+    bool any_sparse = false, any_target = false;
+    for (int64_t i = 0; i < x->n; i++) {
+        any_sparse |= x->items[i].sparse_out;
+        any_target |= x->items[i].target;
+    }
+    if (any_target) {
         json_t *ign = json_array();
         for (int64_t i = 0; i < x->n; i++)
-            if (x->items[i].cls == LQ_MODULE_LINEAR && !x->items[i].sparse_out)
+            if (x->items[i].cls == LQ_MODULE_LINEAR && !x->items[i].target)
                 json_array_append_new(ign, json_string(x->items[i].module));
         char structure[32];
         if (o->method == LQ_PRUNE_NM) snprintf(structure, sizeof structure, "%d:%d", o->nm_n, o->nm_m);
         else snprintf(structure, sizeof structure, "unstructured");
-        json_t *sc = json_pack("{s:s, s:f, s:s, s:[s], s:o}", "format",
-                               x->nm24 ? "sparse-24-bitmask" : "sparse-bitmask", "global_sparsity",
+        const char *fmt = !any_sparse ? "dense" : x->nm24 ? "sparse-24-bitmask" : "sparse-bitmask";
+        json_t *sc = json_pack("{s:s, s:f, s:s, s:[s], s:o}", "format", fmt, "global_sparsity",
                                global_sparsity, "sparsity_structure", structure, "targets", "Linear", "ignore", ign);
-        /* What compressed-tensors' ModelCompressor.update_config writes for a sparse-only model. */
-        json_t *qc = json_pack("{s:s, s:s, s:o}", "quant_method", "compressed-tensors", "version", "0.10.2",
-                               "sparsity_config", sc);
-        json_object_set_new(root, "quantization_config", qc);
+        if (any_sparse) {
+            /* What compressed-tensors' ModelCompressor.update_config writes for a sparse-only model. */
+            json_t *qc = json_pack("{s:s, s:s, s:o}", "quant_method", "compressed-tensors", "version", "0.10.2",
+                                   "sparsity_config", sc);
+            json_object_set_new(root, "quantization_config", qc);
+        } else {
+            /* Dense weights: the sparsity is metadata only. Not inside quantization_config:
+             * transformers 5 refuses a quantization_config without config_groups (and a later
+             * quant-ptq writes its own); every loader ignores this top-level key. */
+            json_object_set_new(root, "sparsity_config", sc);
+        }
     }
     if (o->method == LQ_PRUNE_FFN || o->method == LQ_PRUNE_HEADS) {
         lq_config nc = *x->cfg;
@@ -661,4 +672,11 @@ lq_status lq_prune_run(const char *model_path, const char *out_dir, const lq_pru
     if (s == LQ_OK && summary) *summary = sum;
     else lq_prune_summary_free(&sum);
     return s;
+}
+
+const char *lq_prune_bitmask_readers(void) {
+    return "sparse-bitmask layouts are read by libquant and compressed-tensors <= 0.14 (with "
+           "transformers < 5); compressed-tensors >= 0.20 dropped them and transformers then loads "
+           "the directory without error as random weights; vLLM reads only sparse-24-bitmask on "
+           "some GPUs. Omit --bitmask for a dense output every loader reads";
 }

@@ -117,13 +117,15 @@ static int layer_of(const char *name) {
     return sscanf(name, "model.layers.%d.", &l) == 1 ? l : -1;
 }
 
-/* Magnitude (unstructured or N:M) and structured pruning through lq_prune_run. The output uses
- * the compressed-tensors sparse layout for magnitude / N:M (the checkpoint reader decompresses
- * it, so a following QuantizationModifier reads a dense model). */
+/* Magnitude (unstructured or N:M) and structured pruning through lq_prune_run. Magnitude / N:M
+ * write dense weights with the sparsity as config.json metadata, or (opts->bitmask_output) the
+ * compressed-tensors sparse layouts, which the checkpoint reader decompresses, so a following
+ * QuantizationModifier reads a dense model either way. */
 static lq_status apply_pruning(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const lq_checkpoint *ck,
                                const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
                                lq_recipe_step_result *res) {
-    lq_prune_opts po = {.pool = o ? o->pool : NULL, .progress = o ? o->progress : NULL, .user = o ? o->user : NULL};
+    lq_prune_opts po = {.pool = o ? o->pool : NULL, .progress = o ? o->progress : NULL, .user = o ? o->user : NULL,
+                        .bitmask_output = o && o->bitmask_output && m->kind != LQ_MOD_STRUCTURED_PRUNING};
     char **names = NULL;
     float *layer_keep = NULL;
     lq_status s = LQ_OK;
