@@ -2,7 +2,8 @@
  *
  *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
  *             [--group-fallback refuse|channel|ignore] [--ignore PATTERN]...
- *             [--override PATTERN=SCHEME]... [--clip-search] [--threads N] [--force] [--json]
+ *             [--override PATTERN=SCHEME]... [--rounding amax|signed-max] [--clip-search]
+ *             [--threads N] [--force] [--json]
  *
  * The work is lq_ptq_quantize (libquant/include/libquant/lq_ptq.h): one tensor at a time from
  * the mapped input, so peak memory is about the largest tensor plus the mapping. This file is the
@@ -27,7 +28,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR\n"
             "                 [--group-size N] [--sym|--asym] [--group-fallback refuse|channel|ignore]\n"
-            "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]... [--clip-search]\n"
+            "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]...\n"
+            "                 [--rounding amax|signed-max] [--clip-search]\n"
             "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
@@ -58,7 +60,18 @@ static void usage(FILE *f) {
             "                     The embedding is never quantized. A quantized head of a tied\n"
             "                     model is written as its own lm_head (config untied); the\n"
             "                     embedding stays dense\n"
-            "  --clip-search      search each group's clipping ratio for the least error\n"
+            "  --rounding R       symmetric integer scale rule (W4A16 --sym, W8A16, W8A8):\n"
+            "                     amax (default): max|w| / 7.5 (int8: / 127.5), codes clamped to\n"
+            "                     [-8, 7]: the bytes llm-compressor's RTN writes; signed-max:\n"
+            "                     llama.cpp Q4_0's rule, scale = (signed weight of largest\n"
+            "                     magnitude) / -8 (int8: / -128), so that weight is exact and the\n"
+            "                     other sign keeps 7 steps (lower error; scales may be negative).\n"
+            "                     Recorded as \"lq.rounding\" in model.safetensors' __metadata__\n"
+            "  --clip-search      search each group's clipping ratio (1.00 .. 0.50) for the least\n"
+            "                     weighted error; a ratio is kept only if it lowers that error.\n"
+            "                     Weights: with --calib, each input column's mean square\n"
+            "                     activation (the layer's output error); without, w^2 + mean(w^2)\n"
+            "                     of the group. The summary reports per tensor what it chose\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
             "  --force            replace an existing DIR\n"
@@ -94,13 +107,42 @@ static void print_fallback_text(const lq_ptq_summary *r) {
     }
 }
 
-static void print_summary(const lq_ptq_summary *r, const char *scheme, const char *fallback,
-                          const char *out, bool json) {
+/* Text summary of the clip search: totals, then one line per tensor (what it chose). */
+static void print_clip_text(const lq_ptq_summary *r) {
+    lq_clip_stats tot = {0};
+    int64_t n = 0;
+    for (int64_t i = 0; i < r->n_quantized; i++) {
+        const lq_clip_stats *c = &r->tensors[i].clip;
+        if (!c->groups) continue;
+        n++;
+        tot.groups += c->groups;
+        tot.clipped += c->clipped;
+        tot.ratio_sum += c->ratio_sum;
+    }
+    if (!n) return;
+    printf("  clip search %lld of %lld groups clipped, mean ratio %.4f; per tensor (clipped groups, "
+           "mean / min ratio, weighted error vs no clipping):\n", (long long)tot.clipped,
+           (long long)tot.groups, tot.ratio_sum / (double)tot.groups);
+    for (int64_t i = 0; i < r->n_quantized; i++) {
+        const lq_ptq_tensor_stat *t = &r->tensors[i];
+        const lq_clip_stats *c = &t->clip;
+        if (!c->groups) continue;
+        printf("              %s%s: %lld/%lld, %.4f / %.2f, %+.2f%%\n", t->name,
+               t->calibrated ? " (calibrated)" : "", (long long)c->clipped, (long long)c->groups,
+               c->ratio_sum / (double)c->groups, c->ratio_min,
+               c->err_plain > 0 ? 100.0 * (c->err_chosen / c->err_plain - 1.0) : 0.0);
+    }
+}
+
+static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json) {
+    const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
         tool_print_json_string(out);
-        printf(", \"scheme\": \"%s\", \"group_fallback\": \"%s\", \"fallback\": [", scheme, fallback);
+        printf(", \"scheme\": \"%s\", \"rounding\": \"%s\", \"clip_search\": \"%s\", \"group_fallback\": \"%s\", "
+               "\"fallback\": [", scheme, lq_rounding_name(o->rounding),
+               !o->clip_search ? "none" : o->calib ? "calibrated" : "weighted", fallback);
         for (int64_t i = 0; i < r->n_fallback; i++) {
             const lq_ptq_fallback_stat *f = &r->fallback[i];
             printf("%s{\"name\": ", i ? ", " : "");
@@ -125,23 +167,32 @@ static void print_summary(const lq_ptq_summary *r, const char *scheme, const cha
             printf("%s{\"name\": ", i ? ", " : "");
             tool_print_json_string(t->name);
             printf(", \"scheme\": \"%s\", \"group_size\": %d, \"fell_back\": %s, \"rows\": %lld, "
-                   "\"cols\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, \"rel_err\": %.6g}",
+                   "\"cols\": %lld, \"bytes_in\": %llu, \"bytes_out\": %llu, \"rel_err\": %.6g",
                    lq_ptq_scheme_name(t->scheme), (int)t->group_size, t->fell_back ? "true" : "false",
                    (long long)t->rows, (long long)t->cols,
                    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, t->rel_err);
+            if (t->clip.groups > 0)
+                printf(", \"clip\": {\"calibrated\": %s, \"groups\": %lld, \"clipped\": %lld, "
+                       "\"mean_ratio\": %.4f, \"min_ratio\": %.2f, \"err_plain\": %.6g, "
+                       "\"err_chosen\": %.6g}",
+                       t->calibrated ? "true" : "false", (long long)t->clip.groups,
+                       (long long)t->clip.clipped, t->clip.ratio_sum / (double)t->clip.groups,
+                       t->clip.ratio_min, t->clip.err_plain, t->clip.err_chosen);
+            printf("}");
         }
         printf("]}\n");
         return;
     }
-    printf("%s: %lld of %lld tensors quantized (%s), %lld of %lld parameters\n", out,
-           (long long)r->n_quantized, (long long)r->n_tensors, scheme, (long long)r->params_quantized,
-           (long long)r->params_total);
+    printf("%s: %lld of %lld tensors quantized (%s, rounding %s), %lld of %lld parameters\n", out,
+           (long long)r->n_quantized, (long long)r->n_tensors, scheme, lq_rounding_name(o->rounding),
+           (long long)r->params_quantized, (long long)r->params_total);
     printf("  size        %.2f MiB -> %.2f MiB (quantized tensors %.2f -> %.2f MiB, %.3f bits/weight)\n",
            r->bytes_in / 1048576.0, r->bytes_out / 1048576.0, r->qbytes_in / 1048576.0,
            r->qbytes_out / 1048576.0, r->bits_per_weight);
     printf("  rel. error  ||W-Q||/||W|| mean %.5f, worst %.5f (%s)\n", r->mean_rel_err,
            r->worst_rel_err, r->worst_tensor[0] ? r->worst_tensor : "-");
     print_fallback_text(r);
+    print_clip_text(r);
     printf("  time        %.2f s, peak RSS %.1f MiB\n", r->seconds, rss / 1048576.0);
 }
 
@@ -173,6 +224,9 @@ int main(int argc, char **argv) {
             sym = true;
         } else if (tool_args_flag(&a, "--clip-search")) {
             o.clip_search = true;
+        } else if (tool_args_value(&a, "--rounding")) {
+            if (!lq_rounding_parse(a.value, &o.rounding))
+                return tool_bad_args("--rounding must be amax or signed-max, not '%s'", a.value);
         } else if (tool_args_value(&a, "--model")) {
             model = a.value;
         } else if (tool_args_value(&a, "--out")) {
@@ -244,8 +298,7 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
-    print_summary(&sum, lq_ptq_scheme_name(o.scheme), lq_ptq_group_fallback_name(o.group_fallback), out_dir,
-                  json);
+    print_summary(&sum, &o, out_dir, json);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:

@@ -58,7 +58,8 @@ void lq_quantize_w4a16_ref(const float *src, const lq_quant_params *p, lq_weight
         for (int64_t g = 0; g < ng; g++) {
             const float *x = src + (size_t)r * (size_t)cols + (size_t)(g * gs);
             float s, z;
-            lq_quant_int_params(x, gs, 4, p->asym, p, &s, &z);
+            lq_quant_int_params(x, p->col_weight ? p->col_weight + g * gs : NULL, gs, 4, p->asym, p,
+                                &s, &z);
             for (int64_t c = 0; c < gs; c++)
                 lq_int4_set(row, g * gs + c, lq_quant_int_code(x[c], s, z, -8, 7));
             scale[r * ng + g] = s;

@@ -39,7 +39,7 @@ void lq_quantize_w8a16_ref(const float *src, const lq_quant_params *p, lq_weight
         const float *x = src + (size_t)r * (size_t)dst->cols;
         uint8_t *row = (uint8_t *)dst->data + (size_t)r * dst->row_bytes;
         float s, z;
-        lq_quant_int_params(x, dst->cols, 8, 0, p, &s, &z);
+        lq_quant_int_params(x, p->col_weight, dst->cols, 8, 0, p, &s, &z);
         memset(row, 0, dst->row_bytes); /* pack_to_int32 pads with u = 0 */
         for (int64_t c = 0; c < dst->cols; c++)
             lq_int8p_set(row, c, lq_quant_int_code(x[c], s, 0.0f, -128, 127));

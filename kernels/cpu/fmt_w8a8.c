@@ -53,7 +53,7 @@ void lq_quantize_w8a8_ref(const float *src, const lq_quant_params *p, lq_weight 
         const float *x = src + (size_t)r * (size_t)dst->cols;
         int8_t *row = (int8_t *)dst->data + (size_t)r * dst->row_bytes;
         float s, z;
-        lq_quant_int_params(x, dst->cols, 8, 0, p, &s, &z);
+        lq_quant_int_params(x, p->col_weight, dst->cols, 8, 0, p, &s, &z);
         memset(row, 0, dst->row_bytes);
         for (int64_t c = 0; c < dst->cols; c++)
             row[c] = (int8_t)lq_quant_int_code(x[c], s, 0.0f, -128, 127);

@@ -85,8 +85,10 @@ static inline int64_t lq_w4_group(const lq_weight *w) {
 float lq_quant_round_scale(float s, lq_scale_dtype d);
 float lq_quant_rne(float v);
 int lq_quant_int_code(float x, float scale, float zero, int qmin, int qmax);
-void lq_quant_int_params(const float *x, int64_t n, int bits, int asym, const lq_quant_params *p,
-                         float *scale, float *zero);
+/* x: one group of n weights; imp: their columns' calibration weights (p->col_weight at the
+ * group's first column) or NULL */
+void lq_quant_int_params(const float *x, const float *imp, int64_t n, int bits, int asym,
+                         const lq_quant_params *p, float *scale, float *zero);
 uint8_t lq_quant_fp8_code(float x, float scale);
 float lq_quant_fp8_scale(const float *x, int64_t n, const lq_quant_params *p);
 

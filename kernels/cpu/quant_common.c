@@ -14,14 +14,26 @@
  *     dtype's epsilon (f32 2^-23, f16 2^-10, bf16 2^-7), as _get_dtype_eps does;
  *   - code = round(clamp(x / scale + zero, qmin, qmax)) with torch.round's round-half-to-even,
  *     using the rounded scale, so the stored scale is the one the codes were made with.
- * One deviation: an all-zero asymmetric group (scale 0 before the epsilon, where
- * compressed-tensors divides 0 by 0) gets zero = qmin, the limit of its rule as hi -> 0.
+ * Deviations: an all-zero asymmetric group (scale 0 before the epsilon, where compressed-tensors
+ * divides 0 by 0) gets zero = qmin, the limit of its rule as hi -> 0; an asymmetric group whose
+ * width hi - lo overflows f32 (finite weights near +-3.4e38, where torch writes an inf scale)
+ * takes the width in double (the scale is finite).
+ *
+ * p->rounding picks the symmetric scale rule: LQ_ROUND_AMAX is the compressed-tensors one above;
+ * LQ_ROUND_SIGNED_MAX is llama.cpp's Q4_0 (quantize_row_q4_0_ref): m = the first element of
+ * largest magnitude, scale = m / qmin (m / -8, m / -128), so m itself is code qmin exactly and
+ * the other sign keeps qmax steps; the scale is negative when m > 0 (w = q * scale still holds).
+ * Codes are then our round(clamp(x / scale)) (Q4_0 truncates x * (1/d) + 8.5: the two differ
+ * only at exact ties).
  *
  * Clip search (p->clip_search): for each group, ratios 1.00, 0.99, ..., 0.50 shrink the range
- * (lo and hi alike) and the ratio whose codes reconstruct the group with the least sum of squared
- * error wins; ties keep the larger ratio, so the result is deterministic.
+ * (lo, hi and m alike) and the ratio whose codes give the least weighted squared error wins
+ * (clip_weights says which weights); a ratio is taken only when it lowers that error strictly,
+ * so no clipping (ratio 1) is never beaten by a worse one, ties keep the larger ratio and the
+ * result is deterministic. p->clip_stats, when set, sums what was chosen.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "kern_internal.h"
 #include "lq_blocks.h"
@@ -51,19 +63,28 @@ int lq_quant_int_code(float x, float scale, float zero, int qmin, int qmax) {
     return (int)lq_quant_rne(v);
 }
 
-/* scale and zero of one group with range [lo, hi] (already shrunk by the clip ratio) */
-static void int_qparams(float lo, float hi, int qmin, int qmax, int asym, lq_scale_dtype d,
-                        float *scale, float *zero) {
+/* scale and zero of one group with range [lo, hi] (already shrunk by the clip ratio); m is the
+ * signed value of largest magnitude (shrunk alike), used by LQ_ROUND_SIGNED_MAX. The asymmetric
+ * width hi - lo is taken in double: for finite weights near +-3.4e38 it overflows f32 (issue 10
+ * defect 7), while the scale itself, (hi - lo) / 15, is far inside the f32 range. */
+static void int_qparams(float lo, float hi, float m, int qmin, int qmax, int asym,
+                        lq_rounding rule, lq_scale_dtype d, float *scale, float *zero) {
     lo = lo < 0.0f ? lo : 0.0f;
     hi = hi > 0.0f ? hi : 0.0f;
     const float range = (float)(qmax - qmin);
     if (!asym) {
+        *zero = 0.0f;
+        if (rule == LQ_ROUND_SIGNED_MAX) {
+            /* llama.cpp quantize_row_q4_0_ref: d = max / -8; m maps to qmin exactly */
+            *scale = lq_quant_round_scale(m / (float)qmin, d);
+            return;
+        }
         const float amax = -lo > hi ? -lo : hi;
         *scale = lq_quant_round_scale(amax / (range / 2.0f), d);
-        *zero = 0.0f;
         return;
     }
-    const float s = (hi - lo) / range;
+    float s = (hi - lo) / range; /* f32 as torch, so the bytes stay llm-compressor's */
+    if (isinf(s)) s = (float)(((double)hi - (double)lo) / (double)range);
     float z = (float)qmin;
     if (s > 0.0f) {
         z = (float)qmin - lo / s;
@@ -75,33 +96,74 @@ static void int_qparams(float lo, float hi, int qmin, int qmax, int asym, lq_sca
     *zero = z;
 }
 
-static double int_sse(const float *x, int64_t n, float s, float z, int qmin, int qmax) {
+/* Error of one group's codes: sum_i w_i (deq_i - x_i)^2 in double (differences of values near
+ * 3e38 stay finite there). */
+static double int_err(const float *x, const float *w, int64_t n, float s, float z, int qmin, int qmax) {
     double e = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        const float deq = ((float)lq_quant_int_code(x[i], s, z, qmin, qmax) - z) * s;
-        const double d = (double)deq - (double)x[i];
-        e += d * d;
+        const double deq = ((double)lq_quant_int_code(x[i], s, z, qmin, qmax) - z) * (double)s;
+        const double d = deq - (double)x[i];
+        e += w[i] * d * d;
     }
     return e;
 }
 
-void lq_quant_int_params(const float *x, int64_t n, int bits, int asym, const lq_quant_params *p,
-                         float *scale, float *zero) {
+/* The clip search's error weights of one group. With calibration data (imp: the columns' mean
+ * square activations) w_i = imp_i: sum_i w_i e_i^2 is then the expected squared error this group
+ * adds to the layer's output (the diagonal of X^T X, as llama.cpp's imatrix). Without data every
+ * input is assumed alike, and the weight's own magnitude stands in for its importance:
+ * w_i = x_i^2 + mean(x^2) (llama.cpp's make_qx_quants weights x^2, its imatrix path
+ * sqrt(sigma2 + x^2)): plain squared error clips large weights whose error costs the output more
+ * than the small ones gain (issue 18: it made group 64 and per-channel worse). */
+static void clip_weights(const float *x, const float *imp, int64_t n, float *w) {
+    if (imp) {
+        for (int64_t i = 0; i < n; i++) w[i] = imp[i] > 0.0f ? imp[i] : 0.0f;
+        return;
+    }
+    double s2 = 0.0;
+    for (int64_t i = 0; i < n; i++) s2 += (double)x[i] * x[i];
+    s2 /= (double)(n > 0 ? n : 1);
+    for (int64_t i = 0; i < n; i++) w[i] = (float)((double)x[i] * x[i] + s2);
+}
+
+#define CLIP_WEIGHT_STACK 256
+
+void lq_quant_int_params(const float *x, const float *imp, int64_t n, int bits, int asym,
+                         const lq_quant_params *p, float *scale, float *zero) {
     const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-    float lo = 0.0f, hi = 0.0f;
+    float lo = 0.0f, hi = 0.0f, m = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         lo = x[i] < lo ? x[i] : lo;
         hi = x[i] > hi ? x[i] : hi;
+        if (fabsf(x[i]) > fabsf(m)) m = x[i]; /* the first of largest magnitude, as Q4_0 */
     }
-    int_qparams(lo, hi, qmin, qmax, asym, p->scale_dtype, scale, zero);
+    int_qparams(lo, hi, m, qmin, qmax, asym, p->rounding, p->scale_dtype, scale, zero);
     if (!p->clip_search) return;
-    double best = int_sse(x, n, *scale, *zero, qmin, qmax);
+    float stack[CLIP_WEIGHT_STACK];
+    float *w = n <= CLIP_WEIGHT_STACK ? stack : malloc((size_t)n * sizeof *w);
+    if (!w) return; /* no memory for the search: plain RTN is a valid answer */
+    clip_weights(x, imp, n, w);
+    const double plain = int_err(x, w, n, *scale, *zero, qmin, qmax);
+    double best = plain, best_ratio = 1.0;
     for (int k = 1; k < CLIP_STEPS; k++) {
         const float ratio = (float)(1.0 - 0.01 * k);
         float s, z;
-        int_qparams(lo * ratio, hi * ratio, qmin, qmax, asym, p->scale_dtype, &s, &z);
-        const double e = int_sse(x, n, s, z, qmin, qmax);
-        if (e < best) { best = e; *scale = s; *zero = z; }
+        int_qparams(lo * ratio, hi * ratio, m * ratio, qmin, qmax, asym, p->rounding, p->scale_dtype,
+                    &s, &z);
+        const double e = int_err(x, w, n, s, z, qmin, qmax);
+        /* strictly below: a ratio is only taken if it lowers the weighted error, so the search
+         * never does worse than no clipping under its own weighting, and ties keep the larger */
+        if (e < best) { best = e; best_ratio = ratio; *scale = s; *zero = z; }
+    }
+    if (w != stack) free(w);
+    lq_clip_stats *st = p->clip_stats;
+    if (st) {
+        st->groups++;
+        st->clipped += best_ratio < 1.0;
+        st->ratio_sum += best_ratio;
+        if (st->ratio_min == 0.0 || best_ratio < st->ratio_min) st->ratio_min = best_ratio;
+        st->err_plain += plain;
+        st->err_chosen += best;
     }
 }
 

@@ -42,11 +42,39 @@ typedef enum lq_wfmt {
 /* How a tool asks for a tensor to be quantized (ignored by the float formats). */
 typedef enum lq_scale_dtype { LQ_SCALE_F32 = 0, LQ_SCALE_F16 = 1, LQ_SCALE_BF16 = 2 } lq_scale_dtype;
 
+/* The scale rule of symmetric integer groups (quant_common.c has the arithmetic). */
+typedef enum lq_rounding {
+    /* compressed-tensors / llm-compressor: scale = max|x| / ((qmax - qmin) / 2), e.g. amax / 7.5
+     * for int4, codes clamped to [-8, 7]: the positive extreme is clipped by half a step. Our
+     * bytes equal llm-compressor's RTN with it. */
+    LQ_ROUND_AMAX = 0,
+    /* llama.cpp Q4_0: m = the signed value of largest magnitude, scale = m / qmin (m / -8 for
+     * int4; negative when m > 0), so m is represented exactly and the other sign gets the full
+     * 2^(B-1) - 1 steps. */
+    LQ_ROUND_SIGNED_MAX = 1,
+    LQ_ROUND_COUNT
+} lq_rounding;
+
+/* What a clip search chose for the groups it saw (summed over calls; see lq_quant_params). */
+typedef struct lq_clip_stats {
+    int64_t groups, clipped;   /* groups searched / given a ratio below 1 */
+    double ratio_sum;          /* sum of the chosen ratios (mean = ratio_sum / groups) */
+    double ratio_min;          /* smallest ratio chosen (1 when none clipped; 0 = unset) */
+    double err_plain, err_chosen; /* weighted squared error without clipping / as chosen */
+} lq_clip_stats;
+
 typedef struct lq_quant_params {
     int32_t group_size;        /* W4A16: 32, 64, 128 ... (<= 0: one group per row) */
     int asym;                  /* W4A16: asymmetric with a zero point */
     int per_tensor;            /* FP8: one scale for the whole tensor (else per channel) */
     int clip_search;           /* search the clipping ratio that minimizes each group's error */
+    lq_rounding rounding;      /* symmetric integer scale rule (asymmetric and FP8 ignore it) */
+    /* Clip search error weights, one per input column (cols floats): the calibration data's mean
+     * square activation of that column (llama.cpp's imatrix), so the searched error is the
+     * layer's expected output error. NULL: no data (quant_common.c says what is used then). */
+    const float *col_weight;
+    lq_clip_stats *clip_stats; /* optional: where a clip search adds what it chose (not thread
+                                * safe: one per concurrent quantize call) */
     lq_scale_dtype scale_dtype; /* scales are rounded to this before codes are computed, so the
                                  * stored (e.g. bf16) scale is the one the codes were made with */
 } lq_quant_params;

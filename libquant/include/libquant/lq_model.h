@@ -52,7 +52,9 @@ const lq_weight *lq_model_linear(const lq_model *m, int i, char *name, size_t ca
 /* A linear layer by module name: "model.layers.3.mlp.down_proj", "lm_head" (the embedding when
  * tied) or "model.embed_tokens"; NULL when the model has none. */
 const lq_weight *lq_model_find_linear(const lq_model *m, const char *module);
-/* Bytes of every weight a decode step reads (all linear layers + one embedding row + norms). */
+/* Bytes of every weight a decode step reads, counted from the stored tensors: every linear
+ * layer's payload + scales + zero points + g_idx as they lie in the checkpoint, the head (its own
+ * tensors, or the whole tied embedding), one embedding row and the norms. */
 uint64_t lq_model_weight_bytes_per_token(const lq_model *m);
 /* Number of parameters of the model (all tensors, tied head counted once). */
 int64_t lq_model_param_count(const lq_model *m);

@@ -127,6 +127,20 @@ const char *lq_ptq_group_fallback_name(lq_ptq_group_fallback f);
 /* Exact lower-case names above; false if unknown. */
 bool lq_ptq_group_fallback_parse(const char *s, lq_ptq_group_fallback *out);
 
+/* Symmetric integer scale rules: "amax" (LQ_ROUND_AMAX, compressed-tensors' amax / 7.5, what
+ * llm-compressor writes) and "signed-max" (LQ_ROUND_SIGNED_MAX, llama.cpp Q4_0's max / -8). */
+const char *lq_rounding_name(lq_rounding r);
+/* Exact names above; false if unknown. */
+bool lq_rounding_parse(const char *s, lq_rounding *out);
+
+/* Calibration statistics for the clip search: per Linear module, the mean square of each input
+ * column over the calibration tokens (llama.cpp's imatrix). find returns the module's cols
+ * floats, or NULL when it has none (that module is searched as without data). */
+typedef struct lq_ptq_calib {
+    const float *(*find)(void *user, const char *module, int64_t cols);
+    void *user;
+} lq_ptq_calib;
+
 /* Called after each tensor is written (done counts parameters of every tensor so far). */
 typedef void (*lq_ptq_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
@@ -135,6 +149,8 @@ typedef struct lq_ptq_opts {
     int32_t group_size;          /* W4A16 group size; 0 = 128; -1 = one group per row */
     bool asym;                   /* W4A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
+    lq_rounding rounding;        /* symmetric integer scale rule; 0 = amax (compressed-tensors) */
+    const lq_ptq_calib *calib;   /* clip search weights per module; NULL: none (borrowed) */
     lq_ptq_group_fallback group_fallback; /* W4A16 tensors group_size does not divide; 0 = refuse */
     /* Modules kept in float. By default `ignore` adds to the default list ["lm_head"]; with
      * ignore_replaces_default it IS the list (an llm-compressor recipe's `ignore:` works that way:
@@ -160,6 +176,8 @@ typedef struct lq_ptq_tensor_stat {
     double rel_err;              /* ||W - deq(Q(W))||_F / ||W||_F */
     int32_t group_size;          /* W4A16 group size used; 0 per channel (and other schemes) */
     bool fell_back;              /* quantized per channel by LQ_PTQ_FALLBACK_CHANNEL */
+    bool calibrated;             /* the clip search used calibration weights */
+    lq_clip_stats clip;          /* what the clip search chose (all zero without a search) */
 } lq_ptq_tensor_stat;
 
 /* A tensor the group fallback applied to (either action). */

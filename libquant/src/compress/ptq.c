@@ -126,6 +126,9 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
     it->scale_dtype = t->dtype;
     it->qp.scale_dtype = to_scale_dtype(t->dtype);
     it->qp.clip_search = o->clip_search;
+    it->qp.rounding = o->rounding;
+    if (o->clip_search && o->calib && o->calib->find)
+        it->qp.col_weight = o->calib->find(o->calib->user, it->module, it->cols);
     it->n_groups = 1;
     if (it->scheme == LQ_PTQ_W4A16) {
         int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
@@ -234,6 +237,7 @@ typedef struct qjob {
     float *aux0, *aux1;
     double *sq_w, *sq_e;         /* per task: sum W^2, sum (W - deq)^2 */
     int64_t *bad;                /* per task: first non-finite element index, or -1 */
+    lq_clip_stats *clip;         /* per task: what the clip search chose */
 } qjob;
 
 static void to_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
@@ -268,7 +272,10 @@ static void qjob_task(void *ctx, int64_t task, int tid) {
     w.data = j->payload + (size_t)r0 * it->row_bytes;
     w.aux[0] = j->aux0 + r0 * per_row0;
     if (j->aux1) w.aux[1] = j->aux1 + r0 * per_row1;
-    j->tr->quantize_ref(src, &it->qp, &w);
+    lq_quant_params qp = it->qp;
+    qp.clip_stats = &j->clip[task];
+    memset(qp.clip_stats, 0, sizeof *qp.clip_stats);
+    j->tr->quantize_ref(src, &qp, &w);
     float *deq = lq_pool_scratch(j->pool, tid, (size_t)n * sizeof *deq);
     double sw = 0.0, se = 0.0;
     if (deq) {
@@ -308,12 +315,13 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
     j.sq_w = malloc((size_t)n_tasks * sizeof *j.sq_w);
     j.sq_e = malloc((size_t)n_tasks * sizeof *j.sq_e);
     j.bad = malloc((size_t)n_tasks * sizeof *j.bad);
+    j.clip = calloc((size_t)n_tasks, sizeof *j.clip);
     /* scale bytes, or packed zero points: both at most rows * n_groups * 4 */
     void *side = malloc((size_t)(it->rows * it->n_groups) * 4 + 16);
     int8_t *zq = it->n_aux1 > 0 ? malloc((size_t)it->n_aux1) : NULL;
     lq_status s = LQ_OK;
     if (!j.src || !j.payload || !j.aux0 || (it->n_aux1 > 0 && (!j.aux1 || !zq)) || !j.sq_w || !j.sq_e ||
-        !j.bad || !side) {
+        !j.bad || !j.clip || !side) {
         s = lq_fail(LQ_ERR_NOMEM, "tensor '%s': out of memory", it->t->name);
         goto done;
     }
@@ -329,7 +337,16 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
         }
         sw += j.sq_w[k];
         se += j.sq_e[k];
+        const lq_clip_stats *c = &j.clip[k];
+        st->clip.groups += c->groups;
+        st->clip.clipped += c->clipped;
+        st->clip.ratio_sum += c->ratio_sum;
+        if (c->groups && (st->clip.ratio_min == 0.0 || c->ratio_min < st->clip.ratio_min))
+            st->clip.ratio_min = c->ratio_min;
+        st->clip.err_plain += c->err_plain;
+        st->clip.err_chosen += c->err_chosen;
     }
+    st->calibrated = it->qp.col_weight != NULL;
     st->rel_err = sw > 0.0 ? sqrt(se / sw) : (se > 0.0 ? INFINITY : 0.0);
     /* payload */
     if ((s = lq_st_writer_write(wr, j.payload, (size_t)it->rows * it->row_bytes)) != LQ_OK) goto done;
@@ -359,6 +376,7 @@ done:
     free(j.sq_w);
     free(j.sq_e);
     free(j.bad);
+    free(j.clip);
     free(side);
     free(zq);
     return s;
@@ -482,6 +500,8 @@ static lq_status check_opts(const lq_ptq_opts *o) {
     if (o->group_fallback < 0 || o->group_fallback >= LQ_PTQ_FALLBACK_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "unknown group fallback %d (refuse, channel or ignore)",
                        (int)o->group_fallback);
+    if (o->rounding < 0 || o->rounding >= LQ_ROUND_COUNT)
+        return lq_fail(LQ_ERR_INVALID_ARG, "unknown rounding rule %d (amax or signed-max)", (int)o->rounding);
     if (o->group_size < -1)
         return lq_fail(LQ_ERR_INVALID_ARG, "group size %d: use a positive size, 0 (default %d) or -1 "
                        "(one group per row)", (int)o->group_size, PTQ_DEFAULT_GROUP);
@@ -542,6 +562,12 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (s == LQ_OK) s = lq_st_writer_create(path, &wr);
     if (s == LQ_OK) s = lq_st_writer_metadata(wr, "format", "pt");
+    /* How the codes were made, for readers that care (compressed-tensors reads only "format"):
+     * the symmetric scale rule and the clip search with its weighting. */
+    if (s == LQ_OK) s = lq_st_writer_metadata(wr, "lq.rounding", lq_rounding_name(opts->rounding));
+    if (s == LQ_OK)
+        s = lq_st_writer_metadata(wr, "lq.clip_search", !opts->clip_search ? "none"
+                                  : opts->calib ? "calibrated" : "weighted");
     for (int64_t i = 0; s == LQ_OK && i < n; i++) s = declare(wr, &items[i]);
 
     int64_t done = 0, k = 0;

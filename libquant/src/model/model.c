@@ -79,20 +79,62 @@ const lq_weight *lq_model_find_linear(const lq_model *m, const char *module) {
     lq_arch_module(m->arch, (lq_role)r, l, want, sizeof want);
     if (strcmp(want, module) != 0 || !m->layers[l].w[r].data) return NULL;
     return &m->layers[l].w[r];
+/* Stored bytes of the checkpoint tensors named `prefix` + each of parts (absent ones count 0). */
+static uint64_t stored_bytes(const lq_checkpoint *c, const char *prefix, const char *const *parts, int n) {
+    uint64_t b = 0;
+    char name[512];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, parts[i]);
+        const lq_tensor *t = lq_checkpoint_find(c, name);
+        if (t) b += t->nbytes;
+    }
+    return b;
+}
+
+/* What one token's pass reads of the Linear `prefix`: its stored payload (".weight", or
+ * ".weight_packed") and side tensors (scales, zero points, g_idx) as they lie in the file, not
+ * the format's nominal bits per weight (issue 18: every 4-bit SmolLM2 variant read "83.2 MB"
+ * while the files hold 75.6-96.5 MB). ".weight_shape" is metadata, never read per token. A
+ * checkpoint that names none of them (sparse layouts the loader decodes) counts the bound
+ * weight's own payload and side arrays. */
+static uint64_t linear_bytes(const lq_model *m, const char *prefix, const lq_weight *w) {
+    static const char *const parts[] = {".weight", ".weight_packed", ".weight_scale",
+                                        ".weight_zero_point", ".weight_g_idx"};
+    uint64_t b = stored_bytes(m->ckpt, prefix, parts, 2);
+    if (b == 0) return lq_weight_bytes(w);
+    return b + stored_bytes(m->ckpt, prefix, parts + 2, 3);
+}
+
+static uint64_t vector_bytes(const lq_model *m, const char *name, int64_t n) {
+    const lq_tensor *t = lq_checkpoint_find(m->ckpt, name);
+    return t ? t->nbytes : (uint64_t)n * sizeof(float);
 }
 
 uint64_t lq_model_weight_bytes_per_token(const lq_model *m) {
     const lq_config *c = &m->cfg;
+    char name[256];
     uint64_t b = 0;
     for (int l = 0; l < c->n_layers; l++)
-        for (int r = 0; r < LQ_ROLE_COUNT; r++) {
+        for (int k = 0; k < m->arch->n_roles; k++) {
+            const lq_role r = m->arch->roles[k].role;
             const lq_layer *L = &m->layers[l];
-            if (L->w[r].data) b += lq_weight_bytes(&L->w[r]);
-            if (L->vec[r]) b += (uint64_t)c->dim * sizeof(float);
+            if (!L->w[r].data && !L->vec[r]) continue;
+            lq_arch_module(m->arch, r, l, name, sizeof name - 8);
+            if (L->w[r].data) {
+                b += linear_bytes(m, name, &L->w[r]);
+                if (L->bias[r]) b += vector_bytes(m, strcat(name, ".bias"), L->w[r].rows);
+            } else {
+                b += vector_bytes(m, strcat(name, ".weight"), c->dim);
+            }
         }
-    b += (uint64_t)m->tok_emb.row_bytes; /* one embedding row */
-    b += lq_weight_bytes(&m->output);
-    b += (uint64_t)c->dim * sizeof(float);
+    /* one embedding row: the lookup touches nothing else of the table */
+    const lq_tensor *emb = lq_checkpoint_find(m->ckpt, "model.embed_tokens.weight");
+    b += emb && emb->ndim == 2 && emb->shape[0] > 0 ? emb->nbytes / (uint64_t)emb->shape[0]
+                                                    : (uint64_t)m->tok_emb.row_bytes;
+    /* the head reads its whole matrix: its own lm_head tensors, or the tied embedding */
+    bool own_head = m->output.data != m->tok_emb.data;
+    b += own_head ? linear_bytes(m, "lm_head", &m->output) : (emb ? emb->nbytes : lq_weight_bytes(&m->output));
+    b += vector_bytes(m, "model.norm.weight", c->dim);
     return b;
 }
 

@@ -101,8 +101,11 @@ static lq_status bind_scales(const lq_checkpoint *c, const char *prefix, int64_t
     if (!s) return lq_fail(LQ_ERR_NOMEM, "out of memory binding '%s'", name);
     for (int64_t i = 0; i < rows * n_groups; i++) {
         s[i] = lq_tensor_get_f32(t, per_tensor ? 0 : i);
-        if (!isfinite(s[i]) || s[i] <= 0.0f)
-            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': scale %lld is %g (must be finite and > 0)",
+        /* Negative is valid: w = (q - zero) * scale holds for either sign, and the signed-max
+         * rule (llama.cpp Q4_0's d = max / -8) writes one for every group whose extreme is
+         * positive. Zero or non-finite never comes from a quantizer. */
+        if (!isfinite(s[i]) || s[i] == 0.0f)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': scale %lld is %g (must be finite and non-zero)",
                            lq_checkpoint_path(c), name, (long long)i, (double)s[i]);
     }
     *out = s;
