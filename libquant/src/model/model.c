@@ -79,6 +79,8 @@ const lq_weight *lq_model_find_linear(const lq_model *m, const char *module) {
     lq_arch_module(m->arch, (lq_role)r, l, want, sizeof want);
     if (strcmp(want, module) != 0 || !m->layers[l].w[r].data) return NULL;
     return &m->layers[l].w[r];
+}
+
 /* Stored bytes of the checkpoint tensors named `prefix` + each of parts (absent ones count 0). */
 static uint64_t stored_bytes(const lq_checkpoint *c, const char *prefix, const char *const *parts, int n) {
     uint64_t b = 0;
