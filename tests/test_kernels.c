@@ -496,3 +496,24 @@ Test(convert, f16_random_patterns) {
     }
     free(src); free(a); free(b);
 }
+
+/* lq_matmul used to return with Y unwritten and no word when the format had no row. Release
+ * builds report it; debug builds assert at the kernel entry (a programmer error). */
+Test(matmul, unknown_format_is_a_status_not_a_silent_return) {
+#ifdef NDEBUG
+    lq_weight w = {.fmt = LQ_WFMT_COUNT, .rows = 2, .cols = 4};
+    float X[4] = {1, 2, 3, 4}, Y[2] = {7.0f, 7.0f};
+    cr_expect_eq(lq_matmul(NULL, &w, X, 1, Y), LQ_KERNEL_BAD_FORMAT);
+    cr_expect_eq(lq_matmul_ref(&w, X, 1, Y), LQ_KERNEL_BAD_FORMAT);
+    w.fmt = LQ_WFMT_F32;
+    w.rows = 0;
+    cr_expect_eq(lq_matmul(NULL, &w, X, 1, Y), LQ_KERNEL_BAD_SHAPE);
+    cr_expect(Y[0] == 7.0f && Y[1] == 7.0f, "Y written");
+    const float W[8] = {1, 0, 0, 0, 0, 1, 0, 0};
+    w = (lq_weight){.fmt = LQ_WFMT_F32, .rows = 2, .cols = 4, .data = W, .row_bytes = 16};
+    cr_expect_eq(lq_matmul(NULL, &w, X, 1, Y), LQ_KERNEL_OK);
+    cr_expect(Y[0] == 1.0f && Y[1] == 2.0f);
+#else
+    cr_skip("debug build: the kernel entry asserts instead");
+#endif
+}

@@ -39,6 +39,53 @@
 #include "kern_internal.h"
 #include "lq_blocks.h"
 
+/* ---- buffer sizes: one function per layout, referenced by its rows ---------------------------- */
+
+/* The widest W8A8 row whose int32 accumulation cannot overflow: 131072 * 128 * 127 < 2^31. */
+#define W8A8_MAX_COLS 131072
+
+static int set_sizes(size_t rb, int64_t a0, int64_t a1, size_t *row_bytes, int64_t *n_aux0, int64_t *n_aux1) {
+    if (row_bytes) *row_bytes = rb;
+    if (n_aux0) *n_aux0 = a0;
+    if (n_aux1) *n_aux1 = a1;
+    return 1;
+}
+
+static int sizes_f32(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    (void)rows, (void)p;
+    return set_sizes((size_t)cols * 4, 0, 0, rb, a0, a1);
+}
+
+static int sizes_16bit(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    (void)rows, (void)p;
+    return set_sizes((size_t)cols * 2, 0, 0, rb, a0, a1);
+}
+
+/* int8 codes packed in int32 words, one scale per row */
+static int sizes_w8a16(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    (void)p;
+    return set_sizes((size_t)LQ_PACK8_ROW_BYTES(cols), rows, 0, rb, a0, a1);
+}
+
+/* one byte per weight, one scale per row (FP8 E4M3) */
+static int sizes_byte(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    (void)p;
+    return set_sizes((size_t)cols, rows, 0, rb, a0, a1);
+}
+
+static int sizes_w8a8(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    if (cols > W8A8_MAX_COLS) return 0;
+    return sizes_byte(rows, cols, p, rb, a0, a1);
+}
+
+/* int4 codes packed in int32 words, a scale (and a zero point when asymmetric) per group */
+static int sizes_w4a16(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    const int64_t gs = (p && p->group_size > 0) ? p->group_size : cols;
+    if (gs > cols || cols % gs != 0) return 0; /* compressed-tensors refuses a tail group */
+    const int64_t n = rows * (cols / gs);
+    return set_sizes((size_t)LQ_PACK4_ROW_BYTES(cols), n, (p && p->asym) ? n : 0, rb, a0, a1);
+}
+
 static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
     [LQ_WFMT_F32] = {
         .name = "f32",
@@ -47,6 +94,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .dequant_ref = lq_dequant_f32_ref,
         .tol_atol = 1e-6,
         .tol_rtol = 2e-5,
+        .sizes = sizes_f32,
     },
     [LQ_WFMT_F16] = {
         .name = "f16",
@@ -55,6 +103,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .dequant_ref = lq_dequant_f16_ref,
         .tol_atol = 1e-6,
         .tol_rtol = 2e-5,
+        .sizes = sizes_16bit,
     },
     [LQ_WFMT_BF16] = {
         .name = "bf16",
@@ -63,6 +112,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .dequant_ref = lq_dequant_bf16_ref,
         .tol_atol = 1e-6,
         .tol_rtol = 2e-5,
+        .sizes = sizes_16bit,
     },
     /* bits_per_weight of the quantized rows: payload plus one bf16 scale per row of 4096 (per
      * channel) or per group of 128 (W4A16), the common configurations. */
@@ -75,6 +125,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .tol_rtol = 2e-5,
         .quantize_ref = lq_quantize_w8a16_ref,
         .roundtrip_rtol = 0.008,
+        .sizes = sizes_w8a16,
     },
     [LQ_WFMT_W4A16] = {
         .name = "w4a16",
@@ -85,6 +136,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .tol_rtol = 2e-5,
         .quantize_ref = lq_quantize_w4a16_ref,
         .roundtrip_rtol = 0.075,
+        .sizes = sizes_w4a16,
     },
     [LQ_WFMT_FP8_E4M3] = {
         .name = "fp8_e4m3",
@@ -95,6 +147,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .tol_rtol = 2e-5,
         .quantize_ref = lq_quantize_fp8_ref,
         .roundtrip_rtol = 0.036,
+        .sizes = sizes_byte,
     },
     [LQ_WFMT_W8A8] = {
         .name = "w8a8",
@@ -105,6 +158,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .tol_rtol = 0.0,
         .quantize_ref = lq_quantize_w8a8_ref,
         .roundtrip_rtol = 0.008,
+        .sizes = sizes_w8a8,
     },
 };
 
@@ -156,36 +210,8 @@ lq_wfmt lq_wfmt_from_name(const char *name) {
 
 /* ---- buffer sizes ---------------------------------------------------------------------------- */
 
-/* The widest W8A8 row whose int32 accumulation cannot overflow: 131072 * 128 * 127 < 2^31. */
-#define W8A8_MAX_COLS 131072
-
 int lq_wfmt_sizes(lq_wfmt f, int64_t rows, int64_t cols, const lq_quant_params *p,
                   size_t *row_bytes, int64_t *n_aux0, int64_t *n_aux1) {
-    size_t rb = 0;
-    int64_t a0 = 0, a1 = 0;
-    if (rows <= 0 || cols <= 0) return 0;
-    switch (f) { /* the one place that knows each layout's size (lq_blocks.h) */
-    case LQ_WFMT_F32: rb = (size_t)cols * 4; break;
-    case LQ_WFMT_F16:
-    case LQ_WFMT_BF16: rb = (size_t)cols * 2; break;
-    case LQ_WFMT_W8A16: rb = (size_t)LQ_PACK8_ROW_BYTES(cols); a0 = rows; break;
-    case LQ_WFMT_FP8_E4M3: rb = (size_t)cols; a0 = rows; break;
-    case LQ_WFMT_W8A8:
-        if (cols > W8A8_MAX_COLS) return 0;
-        rb = (size_t)cols; a0 = rows;
-        break;
-    case LQ_WFMT_W4A16: {
-        const int64_t gs = (p && p->group_size > 0) ? p->group_size : cols;
-        if (gs > cols || cols % gs != 0) return 0; /* compressed-tensors refuses a tail group */
-        rb = (size_t)LQ_PACK4_ROW_BYTES(cols);
-        a0 = rows * (cols / gs);
-        a1 = (p && p->asym) ? a0 : 0;
-        break;
-    }
-    default: return 0;
-    }
-    if (row_bytes) *row_bytes = rb;
-    if (n_aux0) *n_aux0 = a0;
-    if (n_aux1) *n_aux1 = a1;
-    return 1;
+    if ((int)f < 0 || f >= LQ_WFMT_COUNT || !g_traits[f].sizes || rows <= 0 || cols <= 0) return 0;
+    return g_traits[f].sizes(rows, cols, p, row_bytes, n_aux0, n_aux1);
 }

@@ -10,6 +10,7 @@
  * matmul_tile (W8A8) computes its tiles itself, because dequantize + sgemm would skip its
  * activation quantization.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stddef.h>
 
@@ -96,21 +97,33 @@ static void gemm_task(void *vctx, int64_t task, int tid) {
     tile_product(c, tile, cols, r0, nr);
 }
 
-void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y) {
-    if (!w || n <= 0 || w->rows <= 0) return;
-    const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
-    if (!t) return;
+/* The entry checks of lq_matmul / lq_matmul_ref. */
+static lq_kstatus check_entry(const lq_weight *w, int64_t n, const lq_wfmt_traits **t) {
+    assert(w && n >= 0 && w->rows > 0 && w->cols > 0 && "lq_matmul: bad shape");
+    if (!w || n < 0 || w->rows <= 0 || w->cols <= 0) return LQ_KERNEL_BAD_SHAPE;
+    *t = lq_wfmt_get(w->fmt);
+    assert(*t && "lq_matmul: weight format without a traits row");
+    return *t ? LQ_KERNEL_OK : LQ_KERNEL_BAD_FORMAT;
+}
+
+lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y) {
+    const lq_wfmt_traits *t = NULL;
+    lq_kstatus ks = check_entry(w, n, &t);
+    if (ks != LQ_KERNEL_OK || n == 0) return ks;
     const int64_t rows = w->rows, cols = w->cols;
     if (n * rows * cols < MM_MIN_PARALLEL_MACS) pool = NULL;
     const int nth = lq_pool_size(pool);
     mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
     if (n == 1) {
-        if (nth == 1) { t->matvec(w, X, Y, 0, rows); return; }
+        if (nth == 1) {
+            t->matvec(w, X, Y, 0, rows);
+            return LQ_KERNEL_OK;
+        }
         c.block = max64(MM_ROW_ALIGN,
                         round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
                                  MM_ROW_ALIGN));
         lq_pool_run(pool, matvec_task, &c, (rows + c.block - 1) / c.block);
-        return;
+        return LQ_KERNEL_OK;
     }
 #ifdef LQ_HAVE_OPENBLAS
     pthread_once(&g_blas_once, blas_single_thread);
@@ -120,12 +133,14 @@ void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, flo
     int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
     c.block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
     lq_pool_run(pool, gemm_task, &c, (rows + c.block - 1) / c.block);
+    return LQ_KERNEL_OK;
 }
 
-void lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y) {
-    if (!w || n <= 0) return;
-    const lq_wfmt_traits *t = lq_wfmt_get(w->fmt);
-    if (!t) return;
+lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y) {
+    const lq_wfmt_traits *t = NULL;
+    lq_kstatus ks = check_entry(w, n, &t);
+    if (ks != LQ_KERNEL_OK) return ks;
     for (int64_t i = 0; i < n; i++)
         t->matvec_ref(w, X + (size_t)i * (size_t)w->cols, Y + (size_t)i * (size_t)w->rows, 0, w->rows);
+    return LQ_KERNEL_OK;
 }

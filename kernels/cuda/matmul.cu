@@ -1,6 +1,6 @@
 /* matmul.cu - the device-side traits table and Y = X W^T (lq_cuda_matmul).
  *
- * One row per lq_wfmt, in enum order (static_assert below), mirroring kernels/cpu/format_table.c:
+ * One row per lq_wfmt, in enum order (checked at compile time below), mirroring kernels/cpu/format_table.c:
  * the GEMV launcher (decode, 1..8 tokens), the dequantizer (embedding rows, prefill tiles),
  * whether prefill must reuse the GEMV (W8A8), and the tolerance against matvec_ref.
  *
@@ -18,20 +18,34 @@
  */
 #include "lq_cuda_internal.cuh"
 
-static const lq_cuda_fmt_row g_rows[LQ_WFMT_COUNT] = {
-    /* fmt, gemv, dequant, gemm_by_gemv, atol, rtol */
-    {LQ_WFMT_F32, lq_cuda_gemv_f32, lq_cuda_dequant_f32, 0, 1e-6, 1e-4},
-    {LQ_WFMT_F16, lq_cuda_gemv_f16, lq_cuda_dequant_f16, 0, 1e-6, 1e-4},
-    {LQ_WFMT_BF16, lq_cuda_gemv_bf16, lq_cuda_dequant_bf16, 0, 1e-6, 1e-4},
-    {LQ_WFMT_W8A16, lq_cuda_gemv_w8a16, lq_cuda_dequant_w8a16, 0, 1e-6, 1e-4},
-    {LQ_WFMT_W4A16, lq_cuda_gemv_w4a16, lq_cuda_dequant_w4a16, 0, 1e-6, 1e-4},
-    {LQ_WFMT_FP8_E4M3, lq_cuda_gemv_fp8, lq_cuda_dequant_fp8, 0, 1e-6, 1e-4},
-    {LQ_WFMT_W8A8, lq_cuda_gemv_w8a8, lq_cuda_dequant_w8a8, 1, 0.0, 0.0},
+/* Field designators (C++20; C++ has no array-index designators), so a row says what each value
+ * is; the order check below replaces positional trust. */
+static constexpr lq_cuda_fmt_row g_rows[] = {
+    {.fmt = LQ_WFMT_F32, .gemv = lq_cuda_gemv_f32, .dequant = lq_cuda_dequant_f32, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_F16, .gemv = lq_cuda_gemv_f16, .dequant = lq_cuda_dequant_f16, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_BF16, .gemv = lq_cuda_gemv_bf16, .dequant = lq_cuda_dequant_bf16, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_W8A16, .gemv = lq_cuda_gemv_w8a16, .dequant = lq_cuda_dequant_w8a16, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_W4A16, .gemv = lq_cuda_gemv_w4a16, .dequant = lq_cuda_dequant_w4a16, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_FP8_E4M3, .gemv = lq_cuda_gemv_fp8, .dequant = lq_cuda_dequant_fp8, .gemm_by_gemv = 0,
+     .atol = 1e-6, .rtol = 1e-4},
+    {.fmt = LQ_WFMT_W8A8, .gemv = lq_cuda_gemv_w8a8, .dequant = lq_cuda_dequant_w8a8, .gemm_by_gemv = 1,
+     .atol = 0.0, .rtol = 0.0},
 };
-static_assert(LQ_WFMT_F32 == 0 && LQ_WFMT_F16 == 1 && LQ_WFMT_BF16 == 2 && LQ_WFMT_W8A16 == 3 &&
-                  LQ_WFMT_W4A16 == 4 && LQ_WFMT_FP8_E4M3 == 5 && LQ_WFMT_W8A8 == 6 &&
-                  LQ_WFMT_COUNT == 7,
-              "a weight format was added: give it a row in g_rows (same order)");
+
+/* Row i is format i, and every format has a row: a format added to lq_wfmt without its CUDA
+ * row (or a row out of order) fails to compile. */
+static constexpr bool rows_follow_the_enum() {
+    if (sizeof g_rows / sizeof g_rows[0] != LQ_WFMT_COUNT) return false;
+    for (int i = 0; i < LQ_WFMT_COUNT; i++)
+        if (g_rows[i].fmt != (lq_wfmt)i) return false;
+    return true;
+}
+static_assert(rows_follow_the_enum(), "a weight format was added: give it a row in g_rows (enum order)");
 
 const lq_cuda_fmt_row *lq_cuda_fmt(lq_wfmt f) {
     if ((int)f < 0 || f >= LQ_WFMT_COUNT) return NULL;

@@ -109,6 +109,11 @@ typedef void (*lq_matmul_tile_fn)(const lq_weight *w, const float *X, int64_t n,
  * unspecified (but deterministic) codes: callers reject them first. */
 typedef void (*lq_quantize_fn)(const float *src, const lq_quant_params *p, lq_weight *dst);
 
+/* Buffer sizes of a rows x cols matrix with params p (lq_wfmt_sizes); 0 if the layout cannot
+ * hold that shape. */
+typedef int (*lq_sizes_fn)(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *row_bytes,
+                           int64_t *n_aux0, int64_t *n_aux1);
+
 typedef struct lq_wfmt_traits {
     const char *name;          /* "f32", "f16", "bf16", ... */
     double bits_per_weight;    /* storage cost including side tensors (nominal) */
@@ -127,6 +132,8 @@ typedef struct lq_wfmt_traits {
     /* Prefill tile (lq_matmul n > 1) when dequantize + sgemm would change the result; NULL for
      * the weight-only formats. The fastest available path, chosen with matvec. */
     lq_matmul_tile_fn matmul_tile;
+    /* Payload bytes per row and side-tensor sizes: the layout's own arithmetic (lq_blocks.h). */
+    lq_sizes_fn sizes;
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the

@@ -14,12 +14,22 @@
 extern "C" {
 #endif
 
+/* What a kernel entry reports (the kernels library has no error messages of its own: the caller
+ * turns a non-zero status into an lq_status naming the tensor). */
+typedef enum lq_kstatus {
+    LQ_KERNEL_OK = 0,
+    LQ_KERNEL_BAD_FORMAT = 1, /* w->fmt has no row in the traits table: Y is not written */
+    LQ_KERNEL_BAD_SHAPE = 2,  /* NULL weight, n < 0, or rows / cols <= 0: Y is not written */
+} lq_kstatus;
+
 /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < n: X is n x w->cols, Y is n x w->rows (row-major).
  * n == 1 uses the format's matvec split over threads by rows; larger n dequantizes row tiles
- * and multiplies them with OpenBLAS sgemm (or a blocked loop of matvecs without BLAS). */
-void lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y);
+ * and multiplies them with OpenBLAS sgemm (or a blocked loop of matvecs without BLAS).
+ * n == 0 is a no-op. Never returns with Y silently unwritten: a format without a row or a bad
+ * shape is a status (and an assert in debug builds, as both are programmer errors). */
+lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y);
 /* Same result through the format's matvec_ref only, single-threaded: the spec of lq_matmul. */
-void lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y);
+lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y);
 
 /* out = x / sqrt(mean(x^2) + eps) * weight */
 void lq_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);

@@ -85,7 +85,13 @@ static lq_status cpu_embed(void *ctx, const void *w, const int32_t *ids, int n, 
 }
 
 static lq_status cpu_matmul(void *ctx, const void *w, const float *X, int64_t n, float *Y) {
-    lq_matmul(((cpu_ctx *)ctx)->pool, w, X, n, Y);
+    const lq_weight *lw = w;
+    lq_kstatus ks = lq_matmul(((cpu_ctx *)ctx)->pool, lw, X, n, Y);
+    if (ks == LQ_KERNEL_BAD_FORMAT)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "matmul: weight format %d has no kernel", (int)lw->fmt);
+    if (ks != LQ_KERNEL_OK)
+        return lq_fail(LQ_ERR_INVALID_ARG, "matmul: bad shape (%lld x %lld, %lld tokens)",
+                       (long long)lw->rows, (long long)lw->cols, (long long)n);
     return LQ_OK;
 }
 
