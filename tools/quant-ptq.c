@@ -3,6 +3,7 @@
  *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
  *             [--group-fallback refuse|channel|ignore] [--ignore PATTERN]...
  *             [--override PATTERN=SCHEME]... [--rounding amax|signed-max] [--clip-search]
+ *             [--calib TEXT [--calib-tokens N] [--tokenizer FILE]]
  *             [--threads N] [--force] [--json]
  *
  * The work is lq_ptq_quantize (libquant/include/libquant/lq_ptq.h): one tensor at a time from
@@ -18,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libquant/lq_calib.h"
 #include "libquant/lq_ptq.h"
+#include "libquant/lq_tokenizer.h"
 #include "lq_eval.h"
 
 #define TOOL "quant-ptq"
@@ -29,7 +32,7 @@ static void usage(FILE *f) {
             "usage: " TOOL " --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR\n"
             "                 [--group-size N] [--sym|--asym] [--group-fallback refuse|channel|ignore]\n"
             "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]...\n"
-            "                 [--rounding amax|signed-max] [--clip-search]\n"
+            "                 [--rounding amax|signed-max] [--clip-search [--calib TEXT]]\n"
             "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
@@ -72,6 +75,12 @@ static void usage(FILE *f) {
             "                     Weights: with --calib, each input column's mean square\n"
             "                     activation (the layer's output error); without, w^2 + mean(w^2)\n"
             "                     of the group. The summary reports per tensor what it chose\n"
+            "  --calib TEXT       calibration text for --clip-search: tokenized, run through the\n"
+            "                     model in chunks of 512 tokens (BOS first when the tokenizer adds\n"
+            "                     one); every Linear's mean square input per column (llama.cpp's\n"
+            "                     imatrix) weights its groups' error\n"
+            "  --calib-tokens N   calibration tokens used, from the start of TEXT (default 8192)\n"
+            "  --tokenizer FILE   tokenizer for --calib (default: the model's tokenizer.json)\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
             "  --force            replace an existing DIR\n"
@@ -196,11 +205,65 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
     printf("  time        %.2f s, peak RSS %.1f MiB\n", r->seconds, rss / 1048576.0);
 }
 
+/* ---- calibration ------------------------------------------------------------------------------ */
+
+#define CALIB_CTX 512
+
+/* Run the first max_tokens tokens of text_path through the model and collect its imatrix.
+ * Returns 0 or the exit code (the error printed). */
+static int collect_calib(const char *model, const char *tok_path, const char *text_path, int max_tokens,
+                         lq_pool *pool, lq_imatrix **out) {
+    lq_model *m = NULL;
+    lq_tokenizer *tok = NULL;
+    lq_session *s = NULL;
+    char *text = NULL;
+    int32_t *ids = NULL;
+    size_t len = 0;
+    int64_t n = 0;
+    const char *what = "cannot load", *where = model;
+    lq_status st = lq_model_load(model, &m);
+    if (st == LQ_OK) st = lq_tokenizer_load_for_model(model, tok_path, lq_model_config(m)->vocab_size, &tok);
+    if (st == LQ_OK) {
+        what = "cannot read calibration text";
+        where = text_path;
+        st = lq_text_read_file(text_path, &text, &len);
+    }
+    if (st == LQ_OK) st = lq_tokenizer_encode(tok, text, len, false, false, NULL, 0, &n);
+    if (st == LQ_ERR_INVALID_ARG) st = LQ_OK; /* cap 0: n is the count */
+    if (st == LQ_OK && n < 2) st = lq_fail(LQ_ERR_FORMAT, "%lld tokens: too short to calibrate", (long long)n);
+    if (st == LQ_OK && !(ids = malloc((size_t)n * sizeof *ids))) st = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    if (st == LQ_OK) st = lq_tokenizer_encode(tok, text, len, false, false, ids, n, &n);
+    int ctx = CALIB_CTX;
+    if (m && lq_model_config(m)->max_seq_len < ctx) ctx = lq_model_config(m)->max_seq_len;
+    if (st == LQ_OK) {
+        what = "cannot calibrate";
+        where = model;
+        st = lq_session_create(m, ctx, pool, &s);
+    }
+    if (st == LQ_OK) st = lq_imatrix_create(out);
+    if (st == LQ_OK) {
+        int32_t bos = lq_tokenizer_add_bos_default(tok) ? lq_tokenizer_bos(tok) : -1;
+        st = lq_imatrix_collect(m, s, ids, n < max_tokens ? n : max_tokens, ctx, bos, *out);
+    }
+    lq_session_free(s);
+    free(ids);
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    if (st == LQ_OK) return 0;
+    lq_imatrix_free(*out);
+    *out = NULL;
+    return tool_fail_at(what, where, st);
+}
+
 /* ---- main ----------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
     tool_init(TOOL, usage);
-    const char *model = NULL, *out_dir = NULL, *scheme_arg = NULL;
+    const char *model = NULL, *out_dir = NULL, *scheme_arg = NULL, *calib = NULL, *tok_path = NULL;
+    int calib_tokens = 8192;
+    lq_imatrix *im = NULL;
+    lq_ptq_calib pc;
     bool force = false, json = false, asym = false, sym = false;
     int threads = 0;
     lq_ptq_opts o = {0};
@@ -227,6 +290,12 @@ int main(int argc, char **argv) {
         } else if (tool_args_value(&a, "--rounding")) {
             if (!lq_rounding_parse(a.value, &o.rounding))
                 return tool_bad_args("--rounding must be amax or signed-max, not '%s'", a.value);
+        } else if (tool_args_value(&a, "--calib")) {
+            calib = a.value;
+        } else if (tool_args_value(&a, "--tokenizer")) {
+            tok_path = a.value;
+        } else if (tool_args_value(&a, "--calib-tokens")) {
+            if (!tool_parse_int(a.value, 2, &calib_tokens)) return tool_args_bad_value(&a);
         } else if (tool_args_value(&a, "--model")) {
             model = a.value;
         } else if (tool_args_value(&a, "--out")) {
@@ -264,6 +333,7 @@ int main(int argc, char **argv) {
     if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
         return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, FP8 or W8A8)", scheme_arg);
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
+    if (calib && !o.clip_search) return tool_bad_args("--calib weights the clip search: add --clip-search");
     o.asym = asym;
     o.group_size = group_size;
     o.ignore = ignore;
@@ -273,6 +343,14 @@ int main(int argc, char **argv) {
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
     o.pool = lq_pool_create(threads);
+    if (calib) {
+        if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
+            tool_outdir_abort(&od);
+            goto out;
+        }
+        pc = lq_imatrix_ptq_calib(im);
+        o.calib = &pc;
+    }
     tool_progress prog;
     tool_progress_begin(&prog, "quantizing", 1, !json); /* total set by the first callback */
     o.progress = tool_progress_cb;
@@ -302,6 +380,7 @@ int main(int argc, char **argv) {
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
+    lq_imatrix_free(im);
     lq_pool_free(o.pool);
     for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
     return rc;

@@ -78,6 +78,22 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
 typedef void (*lq_layer_hook)(void *user, int layer, const float *x, int n, int pos);
 void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user);
 
+/* One Linear's input, shown before its matmul (lq_session_set_linear_hook): calibration
+ * algorithms (imatrix statistics, GPTQ Hessians) observe exactly what each layer multiplies. */
+typedef struct lq_linear_input {
+    int layer;           /* decoder layer 0 .. n_layers-1; n_layers for the output head */
+    const char *role;    /* "q", "k", "v", "o", "gate", "up", "down", "head" */
+    const char *module;  /* Hugging Face module name: "model.layers.3.mlp.up_proj", "lm_head" */
+    int expert;          /* expert of an MoE layer; -1 otherwise */
+    const float *x;      /* (n_tokens, cols) row-major f32; valid during the call only */
+    int n_tokens;        /* rows multiplied (the head of a last-logits forward: 1) */
+    int64_t cols;        /* the Linear's input features */
+} lq_linear_input;
+typedef void (*lq_linear_hook)(void *user, const lq_linear_input *in);
+/* Call fn before every Linear's matmul (q, k and v each see the same input). CPU sessions only:
+ * lq_forward on a device session with a hook fails with LQ_ERR_UNSUPPORTED. NULL removes it. */
+void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user);
+
 /* Copy the KV cache of positions [0, n_pos) from src into dst (same model, dst->n_ctx >= n_pos):
  * beam search forks a hypothesis without recomputing its prefix. */
 lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_pos);

@@ -36,6 +36,10 @@ struct lq_session {
     int logits_rows;
     lq_layer_hook hook;         /* optional observer of the residual stream (host tables) */
     void *hook_user;
+    lq_linear_hook lhook;       /* optional observer of every Linear's input (any table) */
+    void *lhook_user;
+    float *lhook_buf;           /* host copy of a device table's Linear input for lhook */
+    size_t lhook_cap;           /* floats lhook_buf holds */
 };
 
 lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out) {
@@ -91,6 +95,7 @@ void lq_session_free(lq_session *s) {
         s->ops->free(s->ctx, s->v_cache);
         s->ops->ctx_free(s->ctx);
     }
+    free(s->lhook_buf);
     free(s);
 }
 
@@ -131,9 +136,36 @@ static lq_status ensure_batch(lq_session *s, int n, int logits_rows) {
     return LQ_OK;
 }
 
-/* Y = X W^T (+ bias) for role r of layer B. */
-static lq_status linear(const lq_session *s, const lq_backend_layer *B, lq_role r, const float *X, int n,
+/* Show the input X (n x cols) of the Linear `module` to the linear hook: in place on a host
+ * table, through a host copy on a device table. */
+static lq_status show_linear(lq_session *s, int l, const char *role, const char *module, const float *X,
+                             int n, int64_t cols) {
+    const float *x = X;
+    if (!s->ops->host_memory) {
+        size_t need = (size_t)n * (size_t)cols;
+        if (need > s->lhook_cap) {
+            float *b = realloc(s->lhook_buf, need * sizeof *b);
+            if (!b) return lq_fail(LQ_ERR_NOMEM, "linear hook: out of memory");
+            s->lhook_buf = b;
+            s->lhook_cap = need;
+        }
+        LQ_TRY(s->ops->download(s->ctx, s->lhook_buf, X, need * sizeof(float)));
+        x = s->lhook_buf;
+    }
+    lq_linear_input in = {.layer = l, .role = role, .module = module, .expert = -1, .x = x, .n_tokens = n,
+                          .cols = cols};
+    s->lhook(s->lhook_user, &in);
+    return LQ_OK;
+}
+
+/* Y = X W^T (+ bias) for role r of layer l (B its table copy); the linear hook sees X first. */
+static lq_status linear(lq_session *s, int l, const lq_backend_layer *B, lq_role r, const float *X, int n,
                         int64_t rows, float *Y) {
+    if (s->lhook) {
+        char module[192];
+        lq_arch_module(s->m->arch, r, l, module, sizeof module);
+        LQ_TRY(show_linear(s, l, lq_role_get(r)->name, module, X, n, s->m->layers[l].w[r].cols));
+    }
     LQ_TRY(s->ops->matmul(s->ctx, B->w[r], X, n, Y));
     if (B->bias[r]) LQ_TRY(s->ops->add_bias(s->ctx, Y, B->bias[r], n, rows));
     return LQ_OK;
@@ -156,9 +188,9 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
 
     /* attention block: k and v are written straight into the cache rows pos..pos+n-1 */
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_ATTN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(linear(s, B, LQ_ROLE_Q, s->xb, n, qd, s->q));
-    LQ_TRY(linear(s, B, LQ_ROLE_K, s->xb, n, kvd, krow));
-    LQ_TRY(linear(s, B, LQ_ROLE_V, s->xb, n, kvd, vrow));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_Q, s->xb, n, qd, s->q));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_K, s->xb, n, kvd, krow));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_V, s->xb, n, kvd, vrow));
     /* per-head RMSNorm of q and k (Qwen3, Gemma 3): every head row is one norm of head_dim */
     if (B->vec[LQ_ROLE_Q_NORM])
         LQ_TRY(o->rmsnorm(ctx, s->q, s->q, B->vec[LQ_ROLE_Q_NORM], (int64_t)n * L->n_heads, hd, c->norm_eps));
@@ -170,15 +202,15 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
                       .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
                       .window = L->window, .scale = 1.0f / sqrtf((float)hd)};
     LQ_TRY(o->attention(ctx, &a));
-    LQ_TRY(linear(s, B, LQ_ROLE_O, s->att, n, dim, s->xb));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_O, s->att, n, dim, s->xb));
     LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
 
     /* feed-forward block: act(gate) * up -> down */
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_FFN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(linear(s, B, LQ_ROLE_GATE, s->xb, n, L->hidden, s->hb));
-    LQ_TRY(linear(s, B, LQ_ROLE_UP, s->xb, n, L->hidden, s->hb2));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_GATE, s->xb, n, L->hidden, s->hb));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_UP, s->xb, n, L->hidden, s->hb2));
     LQ_TRY(o->glu(ctx, m->arch->act, s->hb, s->hb2, (int64_t)n * L->hidden));
-    LQ_TRY(linear(s, B, LQ_ROLE_DOWN, s->hb, n, dim, s->xb));
+    LQ_TRY(linear(s, l, B, LQ_ROLE_DOWN, s->hb, n, dim, s->xb));
     LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
     return LQ_OK;
 }
@@ -200,7 +232,9 @@ static lq_status run_head(lq_session *s, int n, int pos, float *logits, bool all
         LQ_TRY(o->rmsnorm(s->ctx, s->xb + (int64_t)(n - 1) * dim, s->x + (int64_t)(n - 1) * dim, norm, 1, dim,
                           c->norm_eps));
     }
-    LQ_TRY(o->matmul(s->ctx, s->bm->output, all_logits ? s->xb : s->xb + (int64_t)(n - 1) * dim, rows, dst));
+    const float *head_x = all_logits ? s->xb : s->xb + (int64_t)(n - 1) * dim;
+    if (s->lhook) LQ_TRY(show_linear(s, c->n_layers, "head", "lm_head", head_x, rows, dim));
+    LQ_TRY(o->matmul(s->ctx, s->bm->output, head_x, rows, dst));
     if (!o->host_memory)
         LQ_TRY(o->download(s->ctx, logits, s->logits, (size_t)rows * (size_t)c->vocab_size * sizeof(float)));
     return LQ_OK;
@@ -228,6 +262,11 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
         if (s->hook) s->hook(s->hook_user, l, s->x, n, pos);
     }
     return run_head(s, n, pos, logits, all_logits);
+}
+
+void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user) {
+    s->lhook = fn;
+    s->lhook_user = user;
 }
 
 void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user) {
