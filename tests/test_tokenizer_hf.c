@@ -403,3 +403,29 @@ Test(hf, backtracking_regex_bytelevel_and_tool_exit) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* transformers' tokenizer.json converted from a GGUF byte-level vocabulary (SmolLM2) carries
+ * byte_fallback and a ByteFallback decoder next to its ByteLevel pre-tokenizer: the pieces are
+ * byte-level, and must decode as such (read as SentencePiece, quant-run printed garbage). */
+Test(hf, gguf_converted_bytelevel_decodes) {
+    json_t *doc = load_json(VEC_DIR "/gpt2_gguf_converted.json");
+    json_t *tj = build_spec(json_object_get(doc, "tokenizer"));
+    char tp[256];
+    lq_tokenizer *t = NULL;
+    cr_assert_eq(load_spec_json(tj, &t, tp, sizeof tp), LQ_OK, "%s", lq_last_error());
+    unlink(tp);
+    cr_expect_eq(lq_tokenizer_kind(t), LQ_TOK_BPE_BYTES);
+    static const char *const x[] = {"The capital of France is Paris.", "  two spaces\n\ttab", "\xc3\x87" "a va? \xf0\x9f\xa6\x99"};
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+        int32_t ids[256];
+        int64_t n = 0;
+        cr_assert_eq(lq_tokenizer_encode(t, x[i], strlen(x[i]), false, false, ids, 256, &n), LQ_OK);
+        char *back = NULL;
+        cr_assert_eq(lq_tokenizer_decode(t, ids, n, &back), LQ_OK);
+        cr_expect_str_eq(back, x[i]);
+        free(back);
+    }
+    lq_tokenizer_free(t);
+    json_decref(tj);
+    json_decref(doc);
+}

@@ -5,7 +5,10 @@ Run by hand, never in CI; the output is committed under tests/fixtures/tok_vecto
 tests/test_tokenizer_hf.c, which must reproduce every id exactly.
 
     python3 -m venv /work/venv-tok && /work/venv-tok/bin/pip install tokenizers
-    /work/venv-tok/bin/python scripts/tok_vectors/make_vectors.py --shared /work/shared
+    /work/venv-tok/bin/python scripts/tok_vectors/make_vectors.py --shared /work/shared [--only NAME]
+
+(The trainer breaks ties in an order of its own: regenerating rewrites the trained_* files with
+other vocabularies, each still consistent with its ids.)
 
 texts.json holds the texts; every other file is one tokenizer and the ids of the first
 len(ids) texts:
@@ -190,6 +193,13 @@ def specs(shared, train_texts):
         {"type": "Digits", "individual_digits": True}, bytelevel())})
     g2("gpt2_whitespace", set_={"pre_tokenizer": pre_seq({"type": "Whitespace"}, bytelevel(regex=False))})
     g2("gpt2_nfkc_lowercase", set_={"normalizer": seq_norm({"type": "NFKC"}, {"type": "Lowercase"})})
+    # transformers' conversion of a GGUF byte-level vocabulary (SmolLM2) writes byte_fallback and
+    # a ByteFallback decoder next to the ByteLevel pre-tokenizer
+    g2("gpt2_gguf_converted", set_={"normalizer": {"type": "Sequence", "normalizers": []}, "decoder": {
+        "type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}, {
+            "type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {
+            "type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}]}},
+       model={"byte_fallback": True, "fuse_unk": True, "unk_token": "<|endoftext|>"})
     g2("gpt2_bytelevel_normalizer", set_={"normalizer": {"type": "ByteLevel"}, "pre_tokenizer": split(
         " ?[^ ]+", "Isolated")})
     # small vocabularies trained here
@@ -211,6 +221,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", default=os.environ.get("LQ_SHARED", os.path.join(REPO, "..", "shared")))
     ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "tok_vectors"))
+    ap.add_argument("--only", help="regenerate only this vector file (name without .json)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     st = stories(a.shared)
@@ -223,6 +234,8 @@ def main():
         "texts": texts})
     total = 0
     for name, spec, n_wiki in specs(a.shared, train_texts):
+        if a.only and name != a.only:
+            continue
         tok = Tokenizer.from_str(json.dumps(build(a.shared, spec)))
         n = len(SYNTH) + len(st) + n_wiki
         doc = {
@@ -237,6 +250,8 @@ def main():
         print("%-32s %4d cases" % (name, n))
     # the whole WikiText-2 test split in one encode (what a perplexity run tokenizes): the number
     # of ids and two checksums (sum of ids; sum of (position + 1) * id, modulo 2^64)
+    if a.only:
+        return
     with open(os.path.join(a.shared, "data", "wikitext-2-raw-v1.test.hfjoin.txt"), encoding="utf-8") as f:
         whole = f.read()
     sums = {}

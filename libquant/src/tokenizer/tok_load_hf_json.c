@@ -94,6 +94,10 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
      * pre-tokenizer with continuing_subword_prefix) encodes through the same pipeline and
      * decodes by the SPM rules ("▁" -> space, pieces concatenated) */
     if (!bytelevel) spm = true;
+    /* a ByteLevel pre-tokenizer (or normalizer) maps bytes to the GPT-2 alphabet: the pieces are
+     * byte-level whatever else the file says (transformers' conversion of a GGUF vocabulary
+     * writes byte_fallback and a ByteFallback decoder next to it, as for SmolLM2) */
+    if (find_type(pre, "ByteLevel") || find_type(norm, "ByteLevel")) spm = false;
 
     int64_t max_id = -1;
     const char *key;
