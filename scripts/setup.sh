@@ -2,7 +2,8 @@
 # Install the Debian packages libquant builds and tests with (only the missing ones).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config zlib1g-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev
-      libopenblas-dev liblapacke-dev libcriterion-dev)
+      libopenblas-dev liblapacke-dev libcriterion-dev
+      clang libclang-rt-dev)  # clang + libFuzzer runtime: scripts/fuzz.sh (CI's fuzz smoke run)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
