@@ -4,60 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes given to one encode call of a long text. The tokenizer's scratch grows with what one
- * call sees (about 45 bytes per input byte for SPM), so a 50 MB line encoded whole peaked at
- * 2.2 GB; cut at safe points (lq_tokenizer_safe_cut) the ids are the same and the scratch is
- * that of one segment. */
+/* Bytes per encode call of a long text (lq_tokenizer_encode_long): 1 MiB amortizes the call and
+ * bounds the tokenizer's scratch. */
 #define ENCODE_SEGMENT ((size_t)1 << 20)
 
-/* Encode text[0..len) into the growing array *ids (*n used, *cap allocated): the first segment
- * with lq_tokenizer_encode (BOS, dummy prefix), the rest with lq_tokenizer_encode_next. */
-static lq_status encode_segment(const lq_tokenizer *tok, const char *text, size_t len, bool first,
-                                bool add_bos, const char *what, int32_t **ids, int64_t *n, int64_t *cap) {
-    for (;;) {
-        int64_t room = *cap - *n, got = 0;
-        lq_status s = first ? lq_tokenizer_encode(tok, text, len, add_bos, false, *ids + *n, room, &got)
-                            : lq_tokenizer_encode_next(tok, text, len, *ids + *n, room, &got);
-        if (s == LQ_OK) {
-            *n += got;
-            return LQ_OK;
-        }
-        if (s != LQ_ERR_INVALID_ARG || got <= room) return s;
-        int64_t nc = *cap * 2 > *n + got ? *cap * 2 : *n + got;
-        int32_t *nb = realloc(*ids, (size_t)nc * sizeof *nb);
-        if (!nb) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)nc);
-        *ids = nb;
-        *cap = nc;
-    }
-}
-
-/* lq_eval.h. Segment by segment (ENCODE_SEGMENT); where the tokenizer offers no safe cut in a
- * window the window doubles, so a tokenizer without safe cuts encodes the text in one call. */
 lq_status lq_eval_encode_text(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
                               const char *what, int32_t **ids, int64_t *n) {
-    int64_t cap = (int64_t)(len < ENCODE_SEGMENT ? len : ENCODE_SEGMENT) + 16;
-    *n = 0;
-    *ids = malloc((size_t)cap * sizeof **ids);
-    if (!*ids) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %lld token ids", what, (long long)cap);
-    lq_status s = LQ_OK;
-    size_t pos = 0;
-    do { /* once for an empty text: BOS alone */
-        size_t rest = len - pos, seg = rest;
-        for (size_t win = ENCODE_SEGMENT; win < rest; win *= 2) {
-            size_t c = lq_tokenizer_safe_cut(tok, text + pos, win + 1); /* text[c] is inside */
-            if (c > 0) {
-                seg = c;
-                break;
-            }
-        }
-        s = encode_segment(tok, text + pos, seg, pos == 0, add_bos, what, ids, n, &cap);
-        pos += seg;
-    } while (s == LQ_OK && pos < len);
-    if (s != LQ_OK) {
-        free(*ids);
-        *ids = NULL;
-        *n = 0;
-    }
+    lq_status s = lq_tokenizer_encode_long(tok, text, len, add_bos, ENCODE_SEGMENT, ids, n);
+    if (s == LQ_ERR_NOMEM) return lq_fail(s, "%s: %s", what, lq_last_error());
     return s;
 }
 

@@ -92,6 +92,14 @@ size_t lq_tokenizer_safe_cut(const lq_tokenizer *t, const char *text, size_t len
 lq_status lq_tokenizer_encode_next(const lq_tokenizer *t, const char *text, size_t len,
                                    int32_t *out, int64_t cap, int64_t *n_out);
 
+/* Encode a whole text (parse_special off) into a malloc'd array *ids of *n ids (free() it),
+ * giving exactly the ids of one lq_tokenizer_encode call, but in segments of about `segment`
+ * bytes cut at lq_tokenizer_safe_cut positions so the tokenizer's scratch stays that of one
+ * segment (a 50 MB line in one call: 2.2 GB). Where a window of text holds no safe cut it
+ * doubles, so a tokenizer without safe cuts gets the whole text in one call. */
+lq_status lq_tokenizer_encode_long(const lq_tokenizer *t, const char *text, size_t len, bool add_bos,
+                                   size_t segment, int32_t **ids, int64_t *n);
+
 /* Bytes of one token as it appears in decoded text ("▁" -> " ", <0x0A> -> "\n", byte-level
  * code points -> bytes). `prev` is the previous token id or -1: SPM drops the dummy-prefix
  * space of the first piece after BOS. Returns the length, writes at most cap bytes (no NUL). */

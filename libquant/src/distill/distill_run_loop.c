@@ -17,8 +17,20 @@
  * whatever the corpus size. */
 #define SEGMENT_BYTES ((size_t)64 << 10)
 
+/* A unit longer than this (--per-line) is encoded in safe-cut segments of this size
+ * (lq_tokenizer_encode_long): one call over a 50 MB line peaked at 2.2 GB. */
+#define LONG_UNIT_BYTES ((size_t)1 << 20)
+
 lq_status lqd_encode(const lq_tokenizer *tok, const char *text, size_t len, bool bos, bool next,
                      int32_t **ids, int64_t *cap, int64_t *n) {
+    if (!next && len > LONG_UNIT_BYTES) {
+        int32_t *all = NULL;
+        LQ_TRY(lq_tokenizer_encode_long(tok, text, len, bos, LONG_UNIT_BYTES, &all, n));
+        free(*ids);
+        *ids = all;
+        *cap = *n;
+        return LQ_OK;
+    }
     int64_t need = 0;
     lq_status s = next ? lq_tokenizer_encode_next(tok, text, len, *ids, *cap, &need)
                        : lq_tokenizer_encode(tok, text, len, bos, false, *ids, *cap, &need);
