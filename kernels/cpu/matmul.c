@@ -97,18 +97,38 @@ static void gemm_task(void *vctx, int64_t task, int tid) {
     tile_product(c, tile, cols, r0, nr);
 }
 
+/* Debug builds (CMAKE_BUILD_TYPE=Debug, the ASan + UBSan CI run) also stop at a payload the
+ * shape does not fit, a group size the format refuses or missing buffers, instead of reading past
+ * the payload; release builds (NDEBUG) compile these away. The engine validates checkpoints
+ * before it builds an lq_weight, so none of these can come from a bad file. */
+static void debug_layout(const lq_weight *w, const float *X, int64_t n, const float *Y) {
+    (void)w, (void)X, (void)n, (void)Y;
+    assert(w->data && "lq_matmul: weight has no payload");
+    assert((n == 0 || (X && Y)) && "lq_matmul: X or Y is NULL");
+#ifndef NDEBUG
+    size_t rb = 0;
+    int ok = lq_wfmt_sizes(w->fmt, w->rows, w->cols, &(lq_quant_params){.group_size = w->group_size},
+                           &rb, NULL, NULL);
+    assert(ok && "lq_matmul: the format cannot hold this shape / group size");
+    assert(w->row_bytes >= rb && "lq_matmul: row_bytes smaller than one packed row");
+#endif
+}
+
 /* The entry checks of lq_matmul / lq_matmul_ref. */
-static lq_kstatus check_entry(const lq_weight *w, int64_t n, const lq_wfmt_traits **t) {
+static lq_kstatus check_entry(const lq_weight *w, const float *X, int64_t n, const float *Y,
+                              const lq_wfmt_traits **t) {
     assert(w && n >= 0 && w->rows > 0 && w->cols > 0 && "lq_matmul: bad shape");
     if (!w || n < 0 || w->rows <= 0 || w->cols <= 0) return LQ_KERNEL_BAD_SHAPE;
     *t = lq_wfmt_get(w->fmt);
     assert(*t && "lq_matmul: weight format without a traits row");
-    return *t ? LQ_KERNEL_OK : LQ_KERNEL_BAD_FORMAT;
+    if (!*t) return LQ_KERNEL_BAD_FORMAT;
+    debug_layout(w, X, n, Y);
+    return LQ_KERNEL_OK;
 }
 
 lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y) {
     const lq_wfmt_traits *t = NULL;
-    lq_kstatus ks = check_entry(w, n, &t);
+    lq_kstatus ks = check_entry(w, X, n, Y, &t);
     if (ks != LQ_KERNEL_OK || n == 0) return ks;
     const int64_t rows = w->rows, cols = w->cols;
     if (n * rows * cols < MM_MIN_PARALLEL_MACS) pool = NULL;
@@ -138,7 +158,7 @@ lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t 
 
 lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y) {
     const lq_wfmt_traits *t = NULL;
-    lq_kstatus ks = check_entry(w, n, &t);
+    lq_kstatus ks = check_entry(w, X, n, Y, &t);
     if (ks != LQ_KERNEL_OK) return ks;
     for (int64_t i = 0; i < n; i++)
         t->matvec_ref(w, X + (size_t)i * (size_t)w->cols, Y + (size_t)i * (size_t)w->rows, 0, w->rows);

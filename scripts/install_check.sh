@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install a built tree into a temporary prefix, check that the installed libraries export only
+# lq_* symbols, then build and run a small C program against the installed tree through
+# pkg-config, once against libquant.so and once statically against libquant.a.
+# Usage: scripts/install_check.sh [build-dir]   (run by .ci/run after the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+prefix=$(mktemp -d /tmp/lq_install_XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+lib="$prefix/$(ls "$prefix" | grep -E '^lib(64)?$' | head -1)"
+export PKG_CONFIG_PATH="$lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+
+# Only lq_* may be global: anything else could collide with an application's own symbols.
+bad=$( { nm -g --defined-only "$lib/libquant.a" | awk 'NF==3 {print $3}'
+         nm -D --defined-only "$lib/libquant.so" | awk 'NF==3 {print $3}'; } |
+       grep -v '^lq_' | grep -vE '^_(init|fini)$' | sort -u || true)
+if [ -n "$bad" ]; then
+  echo "install_check: symbols without the lq_ prefix are exported:" >&2
+  echo "$bad" >&2
+  exit 1
+fi
+
+# A program that uses the public API the way an application would: write a safetensors file
+# with the durable writer, map it back and check the bytes.
+src="$prefix/prog.c"
+cat >"$src" <<'C'
+#include <libquant.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    if (argc != 2) return 2;
+    float w[6] = {1, -2, 3.5f, 0, 1e-3f, -7};
+    lq_tensor t = {.name = "w", .dtype = LQ_DTYPE_F32, .ndim = 2, .shape = {2, 3},
+                   .data = w, .nbytes = sizeof w};
+    if (lq_st_save(argv[1], &t, 1) != LQ_OK) { fprintf(stderr, "%s\n", lq_last_error()); return 1; }
+    lq_st_file *f;
+    if (lq_st_open(argv[1], &f) != LQ_OK) { fprintf(stderr, "%s\n", lq_last_error()); return 1; }
+    const lq_tensor *r = lq_st_find(f, "w");
+    int ok = r && r->nbytes == sizeof w && memcmp(r->data, w, sizeof w) == 0;
+    lq_st_close(f);
+    printf("%s %s\n", ok ? "ok" : "MISMATCH", lq_status_name(LQ_ERR_IO));
+    return ok ? 0 : 1;
+}
+C
+cc=${CC:-cc}
+# shellcheck disable=SC2046
+"$cc" -std=c11 -Wall -Werror -o "$prefix/prog_shared" "$src" $(pkg-config --cflags --libs libquant) \
+  -Wl,-rpath,"$lib"
+# shellcheck disable=SC2046
+"$cc" -std=c11 -Wall -Werror -o "$prefix/prog_static" "$src" $(pkg-config --cflags libquant) \
+  "$lib/libquant.a" $(pkg-config --static --libs libquant | sed 's/-lquant//')
+for p in prog_shared prog_static; do
+  out=$("$prefix/$p" "$prefix/$p.safetensors")
+  [ "$out" = "ok io" ] || { echo "install_check: $p printed '$out'" >&2; exit 1; }
+done
+ldd "$prefix/prog_shared" | grep -q "$lib/libquant.so" || { echo "install_check: prog_shared does not use the installed libquant.so" >&2; exit 1; }
+echo "install_check: ok ($(ls "$lib" | tr '\n' ' '); pkg-config $(pkg-config --modversion libquant))"
