@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 const char *const tok_re_gpt2 =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -387,20 +386,4 @@ uint64_t lq_tokenizer_hash(const lq_tokenizer *t) {
         h = fnv_u32(h, (uint32_t)t->merges[i][1]);
     }
     return h;
-}
-
-lq_status lq_tokenizer_load_dir(const char *dir, lq_tokenizer **out) {
-    *out = NULL;
-    size_t n = strlen(dir) + sizeof "/tokenizer.json";
-    char *p = malloc(n);
-    if (!p) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", dir);
-    snprintf(p, n, "%s/tokenizer.json", dir);
-    struct stat sb; /* existence only: the loader opens it (and refuses a non-regular file) */
-    if (stat(p, &sb) != 0) {
-        free(p);
-        return lq_fail(LQ_ERR_NOT_FOUND, "%s: no tokenizer.json in the model directory", dir);
-    }
-    lq_status s = lq_tokenizer_load_hf_json(p, out);
-    free(p);
-    return s;
 }

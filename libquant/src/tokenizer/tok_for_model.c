@@ -2,6 +2,8 @@
  * distillation driver agree on one rule). */
 #include "libquant/lq_tokenizer.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -42,4 +44,21 @@ lq_status lq_tokenizer_load_for_model(const char *model_path, const char *tok_pa
     }
     *out = t;
     return LQ_OK;
+}
+
+/* Here, not in tok_core.c: it calls the HF loader, which is built on tok_core (no file circle). */
+lq_status lq_tokenizer_load_dir(const char *dir, lq_tokenizer **out) {
+    *out = NULL;
+    size_t n = strlen(dir) + sizeof "/tokenizer.json";
+    char *p = malloc(n);
+    if (!p) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", dir);
+    snprintf(p, n, "%s/tokenizer.json", dir);
+    struct stat sb; /* existence only: the loader opens it (and refuses a non-regular file) */
+    if (stat(p, &sb) != 0) {
+        free(p);
+        return lq_fail(LQ_ERR_NOT_FOUND, "%s: no tokenizer.json in the model directory", dir);
+    }
+    lq_status s = lq_tokenizer_load_hf_json(p, out);
+    free(p);
+    return s;
 }
