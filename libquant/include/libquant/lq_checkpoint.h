@@ -56,6 +56,12 @@ typedef struct lq_config {
      * layer_full_attention[l] = 1 exempts layer l. Read it through lq_config_layer_window(). */
     int sliding_window;
     unsigned char layer_full_attention[LQ_MAX_LAYERS];
+    /* RoPE base of the sliding-window layers when it differs from the global one (Gemma 3:
+     * rope_parameters.sliding_attention.rope_theta, transformers < 5 "rope_local_base_freq");
+     * 0 = the same tables everywhere. Always the default rope type (no scaling). */
+    float rope_local_theta;
+    /* Attention scores are q.k / sqrt(query_pre_attn_scalar) (Gemma); 0 = head_dim. */
+    float attn_scalar;
     int bos_id, eos_id;     /* bos_token_id / eos_token_id (-1 unknown) */
     /* Per-layer sizes of a structurally pruned model (config.json "layer_intermediate_sizes",
      * "layer_num_attention_heads", "layer_num_key_value_heads"; lists of num_hidden_layers

@@ -105,20 +105,34 @@ static lq_status parse_rope_obj(const json_t *rs, const char *what, const char *
     return LQ_OK;
 }
 
+/* The RoPE of sliding-window layers (Gemma 3's rope_parameters.sliding_attention): its own base,
+ * no scaling (transformers builds it with the default rope type; others are refused by name). */
+static lq_status parse_rope_local(const json_t *local, const char *path, lq_config *cfg) {
+    const char *t = json_string_value(json_object_get(local, "rope_type"));
+    if (t && strcmp(t, "default") != 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: rope_parameters.sliding_attention type \"%s\" is not supported "
+                       "(default)", path, t);
+    return get_float(local, "rope_theta", path, 10000.0f, &cfg->rope_local_theta);
+}
+
 /* RoPE as every transformers version writes it: rope_theta + rope_scaling at the top level
  * (< 5), or rope_parameters (5; for models with local and global layers, an object per layer
  * type, of which the global "full_attention" one is read here). */
 static lq_status parse_rope(const json_t *root, const char *path, lq_config *cfg) {
     LQ_TRY(get_float(root, "rope_theta", path, 10000.0f, &cfg->rope_theta));
+    LQ_TRY(get_float(root, "rope_local_base_freq", path, 0.0f, &cfg->rope_local_theta));
     const json_t *rp = json_object_get(root, "rope_parameters");
     if (rp && !json_is_null(rp)) {
         const json_t *full = json_is_object(rp) ? json_object_get(rp, "full_attention") : NULL;
         LQ_TRY(parse_rope_obj(json_is_object(full) ? full : rp, "rope_parameters", path, cfg));
+        const json_t *local = json_is_object(rp) ? json_object_get(rp, "sliding_attention") : NULL;
+        if (json_is_object(local)) LQ_TRY(parse_rope_local(local, path, cfg));
     } else {
         const json_t *rs = json_object_get(root, "rope_scaling");
         if (rs && !json_is_null(rs)) LQ_TRY(parse_rope_obj(rs, "rope_scaling", path, cfg));
     }
-    if (!(cfg->rope_theta > 0.0f)) return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0", path);
+    if (!(cfg->rope_theta > 0.0f) || cfg->rope_local_theta < 0.0f)
+        return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0", path);
     return LQ_OK;
 }
 
@@ -143,6 +157,13 @@ static lq_status parse_sliding_window(const json_t *root, const char *path, lq_c
                                "(full_attention, sliding_attention)", path, l, t ? t : "?");
             cfg->layer_full_attention[l] = strcmp(t, "full_attention") == 0;
         }
+        return LQ_OK;
+    }
+    /* Gemma 3 configs of transformers < 4.53: every pattern-th layer is global */
+    int pattern = 0;
+    LQ_TRY(get_int(root, "sliding_window_pattern", path, false, 0, 0, &pattern));
+    if (pattern > 0) {
+        for (int l = 0; l < cfg->n_layers; l++) cfg->layer_full_attention[l] = (l + 1) % pattern == 0;
         return LQ_OK;
     }
     int mwl = 0;
@@ -248,6 +269,15 @@ static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg
     cfg->rope_interleaved = json_is_true(json_object_get(root, "rope_interleaved"));
     LQ_TRY(parse_rope(root, path, cfg));
     LQ_TRY(parse_sliding_window(root, path, cfg));
+    LQ_TRY(get_float(root, "query_pre_attn_scalar", path, 0.0f, &cfg->attn_scalar));
+    if (cfg->attn_scalar < 0.0f) return lq_fail(LQ_ERR_FORMAT, "%s: query_pre_attn_scalar must be > 0", path);
+    /* Gemma 2's tanh caps (null in Gemma 3): not in the layer program, so refused by name */
+    static const char *const caps[] = {"final_logit_softcapping", "attn_logit_softcapping"};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        const json_t *v = json_object_get(root, caps[i]);
+        if (v && !json_is_null(v))
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: \"%s\" is not supported", path, caps[i]);
+    }
     LQ_TRY(get_token_id(root, "bos_token_id", path, &cfg->bos_id));
     LQ_TRY(get_token_id(root, "eos_token_id", path, &cfg->eos_id));
     return LQ_OK;
@@ -311,6 +341,8 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
         json_object_set_new(r, "rope_scaling", json_null());
     }
     if (cfg->rope_interleaved) json_object_set_new(r, "rope_interleaved", json_true());
+    if (cfg->rope_local_theta > 0.0f) json_object_set_new(r, "rope_local_base_freq", json_float(cfg->rope_local_theta));
+    if (cfg->attn_scalar > 0.0f) json_object_set_new(r, "query_pre_attn_scalar", json_float(cfg->attn_scalar));
     if (cfg->sliding_window > 0) {
         json_object_set_new(r, "sliding_window", json_integer(cfg->sliding_window));
         json_t *lt = json_array();

@@ -6,8 +6,9 @@
 #include <string.h>
 
 /* One line per architecture: its descriptor lives in arch_<name>.c. */
-extern const lq_arch lq_arch_llama, lq_arch_mistral, lq_arch_qwen2, lq_arch_qwen3;
-static const lq_arch *const g_archs[] = {&lq_arch_llama, &lq_arch_mistral, &lq_arch_qwen2, &lq_arch_qwen3};
+extern const lq_arch lq_arch_llama, lq_arch_mistral, lq_arch_qwen2, lq_arch_qwen3, lq_arch_gemma3;
+static const lq_arch *const g_archs[] = {&lq_arch_llama, &lq_arch_mistral, &lq_arch_qwen2, &lq_arch_qwen3,
+                                          &lq_arch_gemma3};
 enum { N_ARCHS = sizeof g_archs / sizeof g_archs[0] };
 
 static const lq_role_info g_roles[LQ_ROLE_COUNT] = {

@@ -15,15 +15,16 @@
  * Roles are generic (their kind, group and pruning axis are in lq_role_info, one row per role);
  * an architecture only says which roles it has and what they are called.
  *
- * How the next families fit without another redesign:
- *   Gemma 3: roles POST_ATTN_NORM and POST_FFN_NORM (its HF names differ: its FFN_NORM is
- *     "pre_feedforward_layernorm", its POST_ATTN_NORM "post_attention_layernorm"); feature flags
- *     LQ_AF_EMBED_SCALE (x *= sqrt(dim) after the lookup) and norm_offset = 1 ((1 + w) RMSNorm,
- *     folded into the f32 norm copy at bind time, so no new op); act = LQ_ACT_GELU_TANH (the glu
- *     op's activation argument); Q_NORM/K_NORM as Qwen3; per-layer sliding window and RoPE table
- *     come from the config (layer_types / sliding_window; rope_local_base_freq fills
- *     lq_model.rope[LQ_ROPE_LOCAL]); head_dim is a config value everywhere (never dim / heads);
- *     query_pre_attn_scalar is the attention op's `scale` argument.
+ * Gemma 3 (arch_gemma3.c) shows how a family with new steps fits: roles POST_ATTN_NORM and
+ *   POST_FFN_NORM (steps of the layer program; its HF names differ: its FFN_NORM is
+ *   "pre_feedforward_layernorm", its POST_ATTN_NORM "post_attention_layernorm"); feature flag
+ *   LQ_AF_EMBED_SCALE (x *= sqrt(dim) after the lookup: the tables' scale op) and norm_offset = 1
+ *   ((1 + w) RMSNorm, folded into the f32 norm copy at bind time, so no new op); act =
+ *   LQ_ACT_GELU_TANH (the glu op's activation argument); Q_NORM/K_NORM as Qwen3; per-layer sliding
+ *   window and RoPE table from the config (layer_types or sliding_window_pattern; the sliding
+ *   layers' base fills lq_model.rope_inv_freq[LQ_ROPE_LOCAL]); query_pre_attn_scalar is the
+ *   attention op's `scale` argument.
+ * How the next family fits without another redesign:
  *   Sparse MoE (Mixtral, Qwen2-MoE, OLMoE): roles ROUTER (rows = n_experts), EXPERT_GATE/UP/DOWN
  *     with flag LQ_RF_PER_EXPERT (HF name with a second "%d": "block_sparse_moe.experts.%d.w1"),
  *     SHARED_GATE/UP/DOWN and SHARED_EXPERT_GATE; the layer binds an array of lq_weight per expert

@@ -38,6 +38,7 @@ typedef enum lq_op {
     LQ_OP_GEGLU_TANH,       /* gelu_tanh(gate) * up (Gemma) */
     LQ_OP_ADD,              /* x += y (residual) */
     LQ_OP_ADD_BIAS,         /* y[t] += b for every row t */
+    LQ_OP_SCALE,            /* x *= s (Gemma's embedding scale) */
     LQ_OP_COUNT
 } lq_op;
 
@@ -88,6 +89,7 @@ typedef struct lq_backend_ops {
     lq_status (*glu)(void *ctx, lq_act act, float *gate, const float *up, int64_t n);
     lq_status (*add)(void *ctx, float *x, const float *y, int64_t n);
     lq_status (*add_bias)(void *ctx, float *y, const float *b, int64_t rows, int64_t cols);
+    lq_status (*scale)(void *ctx, float *x, float s, int64_t n);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */

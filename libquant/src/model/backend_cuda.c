@@ -27,7 +27,7 @@ static lq_status cuda_status(int rc, const char *what) {
     }
 }
 
-static bool cu_supports(lq_op op) { return op != LQ_OP_GEGLU_TANH; }
+static bool cu_supports(lq_op op) { return op != LQ_OP_GEGLU_TANH && op != LQ_OP_SCALE; }
 
 /* The model side needs no state of its own: one device, the runtime's default. */
 static lq_status cu_open(void **impl) {

@@ -15,7 +15,7 @@
 uint32_t lq_program_roles(void) {
     return 1u << LQ_ROLE_ATTN_NORM | 1u << LQ_ROLE_Q | 1u << LQ_ROLE_K | 1u << LQ_ROLE_V | 1u << LQ_ROLE_O |
            1u << LQ_ROLE_Q_NORM | 1u << LQ_ROLE_K_NORM | 1u << LQ_ROLE_FFN_NORM | 1u << LQ_ROLE_GATE |
-           1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN;
+           1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN | 1u << LQ_ROLE_POST_ATTN_NORM | 1u << LQ_ROLE_POST_FFN_NORM;
 }
 
 struct lq_session {
@@ -200,9 +200,11 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
     LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
     lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,
                       .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
-                      .window = L->window, .scale = 1.0f / sqrtf((float)hd)};
+                      .window = L->window, .scale = m->attn_scale};
     LQ_TRY(o->attention(ctx, &a));
     LQ_TRY(linear(s, l, B, LQ_ROLE_O, s->att, n, dim, s->xb));
+    if (B->vec[LQ_ROLE_POST_ATTN_NORM]) /* Gemma: the block's output is normed before the add */
+        LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_ATTN_NORM], n, dim, c->norm_eps));
     LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
 
     /* feed-forward block: act(gate) * up -> down */
@@ -211,6 +213,8 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
     LQ_TRY(linear(s, l, B, LQ_ROLE_UP, s->xb, n, L->hidden, s->hb2));
     LQ_TRY(o->glu(ctx, m->arch->act, s->hb, s->hb2, (int64_t)n * L->hidden));
     LQ_TRY(linear(s, l, B, LQ_ROLE_DOWN, s->hb, n, dim, s->xb));
+    if (B->vec[LQ_ROLE_POST_FFN_NORM])
+        LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_FFN_NORM], n, dim, c->norm_eps));
     LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
     return LQ_OK;
 }
@@ -257,6 +261,7 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
     LQ_TRY(ensure_batch(s, n, all_logits ? n : 1));
     LQ_TRY(s->ops->upload(s->ctx, s->ids, tokens, (size_t)n * sizeof(int32_t)));
     LQ_TRY(s->ops->embed(s->ctx, s->bm->tok_emb, s->ids, n, s->x));
+    if (m->arch->features & LQ_AF_EMBED_SCALE) LQ_TRY(s->ops->scale(s->ctx, s->x, m->embed_scale, (int64_t)n * c->dim));
     for (int l = 0; l < c->n_layers; l++) {
         LQ_TRY(run_layer(s, l, n, pos));
         if (s->hook) s->hook(s->hook_user, l, s->x, n, pos);

@@ -122,6 +122,7 @@ static uint64_t ops_needed(const lq_model *m) {
     ops |= 1ull << (m->arch->act == LQ_ACT_GELU_TANH ? LQ_OP_GEGLU_TANH : LQ_OP_SWIGLU);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         if (m->layers[l].window > 0) ops |= 1ull << LQ_OP_ATTENTION_WINDOW;
+        if (m->arch->features & LQ_AF_EMBED_SCALE) ops |= 1ull << LQ_OP_SCALE;
         for (int r = 0; r < LQ_ROLE_COUNT; r++)
             if (m->layers[l].bias[r]) ops |= 1ull << LQ_OP_ADD_BIAS;
     }
@@ -138,7 +139,7 @@ static lq_status bind_layers(lq_model *m) {
         L->n_kv_heads = lq_config_layer_kv_heads(c, l);
         L->hidden = lq_config_layer_hidden(c, l);
         L->window = lq_config_layer_window(c, l);
-        L->rope = LQ_ROPE_GLOBAL;
+        L->rope = L->window > 0 && c->rope_local_theta > 0.0f ? LQ_ROPE_LOCAL : LQ_ROPE_GLOBAL;
         for (int i = 0; i < m->arch->n_roles; i++) LQ_TRY(bind_role(m, l, &m->arch->roles[i]));
         m->q_dim_max = max64(m->q_dim_max, (int64_t)L->n_heads * c->head_dim);
         m->kv_dim_max = max64(m->kv_dim_max, (int64_t)L->n_kv_heads * c->head_dim);
@@ -172,6 +173,18 @@ lq_status lq_model_bind(lq_model *m) {
     }
     m->rope_inv_freq[LQ_ROPE_GLOBAL] = rope_inv_freq_new(c);
     if (!m->rope_inv_freq[LQ_ROPE_GLOBAL]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    m->rope_inv_freq[LQ_ROPE_LOCAL] = m->rope_inv_freq[LQ_ROPE_GLOBAL];
+    if (c->rope_local_theta > 0.0f) { /* Gemma 3's sliding layers: their own base, no scaling */
+        lq_config local = *c;
+        local.rope_theta = c->rope_local_theta;
+        local.rope_type = LQ_ROPE_DEFAULT;
+        m->rope_inv_freq[LQ_ROPE_LOCAL] = rope_inv_freq_new(&local);
+        if (!m->rope_inv_freq[LQ_ROPE_LOCAL]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    }
+    /* torch multiplies f32 scores by the Python double query_pre_attn_scalar**-0.5 (as f32) and
+     * the embedding by torch.tensor(hidden_size**0.5) cast to the weight dtype (f32 here) */
+    m->attn_scale = (float)(1.0 / sqrt(c->attn_scalar > 0.0f ? (double)c->attn_scalar : (double)c->head_dim));
+    m->embed_scale = (float)sqrt((double)c->dim);
     m->ops_needed = ops_needed(m);
     return LQ_OK;
 }

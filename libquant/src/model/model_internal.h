@@ -31,6 +31,8 @@ struct lq_model {
     lq_weight output;      /* (vocab, dim) lm_head, or tok_emb when tied */
     float *rope_inv_freq[LQ_ROPE_TABLES]; /* (head_dim / 2) each; LOCAL may alias GLOBAL */
     int64_t q_dim_max, kv_dim_max, hidden_max; /* widest layer (buffer sizes, cache stride) */
+    float attn_scale;      /* attention scores scale: 1/sqrt(query_pre_attn_scalar or head_dim) */
+    float embed_scale;     /* sqrt(dim) rounded to f32, used with LQ_AF_EMBED_SCALE (Gemma) */
     uint64_t ops_needed;   /* bit per lq_op the layer program runs for this model */
     struct lq_bind_owner *owned; /* derived buffers of the weight binders */
     lq_backend_model *cpu; /* the CPU table's view of the weights */
