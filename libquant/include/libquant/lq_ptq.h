@@ -152,7 +152,9 @@ typedef struct lq_ptq_opts {
     lq_rounding rounding;        /* symmetric integer scale rule; 0 = amax (compressed-tensors) */
     const lq_ptq_calib *calib;   /* clip search weights per module; NULL: none (borrowed) */
     lq_ptq_group_fallback group_fallback; /* W4A16 tensors group_size does not divide; 0 = refuse */
-    /* Modules kept in float. By default `ignore` adds to the default list ["lm_head"]; with
+    /* Modules kept in float. By default `ignore` adds to the default list ["lm_head"] (plus the
+     * routers of a sparse MoE, "*.block_sparse_moe.gate", "*.mlp.gate", "*.mlp.shared_expert_gate",
+     * as llm-compressor's MoE recipes ignore them); with
      * ignore_replaces_default it IS the list (an llm-compressor recipe's `ignore:` works that way:
      * recipes spell out `ignore: ["lm_head"]`), so a list without lm_head quantizes the head
      * with `scheme`. model.embed_tokens is not a Linear and is never quantized. */

@@ -83,9 +83,23 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
 
 /* ---- plan -------------------------------------------------------------------------------------- */
 
+/* A sparse-MoE router (Mixtral "block_sparse_moe.gate", Qwen2-MoE / OLMoE "mlp.gate") or
+ * Qwen2-MoE's shared-expert gate: llm-compressor's MoE examples keep them in float
+ * (ignore: ["lm_head", "re:.*mlp.gate$", "re:.*shared_expert_gate$"]), since a small error there
+ * changes which experts run. Experts are ordinary Linears, quantized one by one. */
+static bool is_moe_router(const char *module) {
+    static const char *const tails[] = {".block_sparse_moe.gate", ".mlp.gate", ".mlp.shared_expert_gate"};
+    size_t n = strlen(module);
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        size_t k = strlen(tails[i]);
+        if (n > k && strcmp(module + n - k, tails[i]) == 0) return true;
+    }
+    return false;
+}
+
 static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
     lq_ptq_scheme s = o->scheme;
-    if (!o->ignore_replaces_default && strcmp(module, "lm_head") == 0) s = LQ_PTQ_NONE;
+    if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || is_moe_router(module))) s = LQ_PTQ_NONE;
     /* Patterns were validated by check_opts, so a match cannot fail here. Every module the
      * plan names is a Linear (projections and lm_head). */
     bool hit;
