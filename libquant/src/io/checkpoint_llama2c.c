@@ -67,6 +67,57 @@ static lq_status add_views(l2c_cursor *cur, const char *fmt, int count, int64_t 
     return LQ_OK;
 }
 
+/* The file size the header implies must be the file's size (a truncated or padded file is not
+ * a checkpoint). h: the header; vocab: its |vocab|; hd: head dim. */
+static lq_status check_size(const char *file, size_t map_size, const int32_t *h, int vocab, int hd,
+                            int64_t kv_dim, bool shared) {
+    int dim = h[0], hidden = h[1], nl = h[2], seq = h[6];
+    /* Expected size, in f32 elements; 64-bit products of 32-bit values cannot overflow, sums of a
+     * few such terms are checked. */
+    uint64_t L = (uint64_t)nl, D = (uint64_t)dim, H = (uint64_t)hidden, V = (uint64_t)vocab;
+    uint64_t terms[] = {V * D, L * D, L * D * 0, 0, 0, 0, L * D, 0, 0, 0, D, (uint64_t)seq * (uint64_t)hd, 0};
+    bool ok = mul_ok(L * D, D, &terms[2]) && mul_ok(L * (uint64_t)kv_dim, D, &terms[3]) &&
+              mul_ok(L * (uint64_t)kv_dim, D, &terms[4]) && mul_ok(L * D, D, &terms[5]) &&
+              mul_ok(L * H, D, &terms[7]) && mul_ok(L * D, H, &terms[8]) && mul_ok(L * H, D, &terms[9]);
+    terms[12] = shared ? 0 : V * D;
+    uint64_t total = 0;
+    for (size_t i = 0; ok && i < sizeof terms / sizeof terms[0]; i++) {
+        if (terms[i] > (UINT64_MAX / 4 - total)) ok = false;
+        else total += terms[i];
+    }
+    uint64_t expect = L2C_HEADER_BYTES + 4 * total;
+    if (!ok || total > UINT64_MAX / 8)
+        return lq_fail(LQ_ERR_FORMAT, "%s: header sizes overflow", file);
+    if (expect != (uint64_t)map_size)
+        return lq_fail(LQ_ERR_FORMAT,
+                       "%s: file is %zu bytes but the header (dim %d, layers %d, vocab %d%s) implies %llu%s",
+                       file, map_size, dim, nl, vocab, shared ? "" : ", unshared classifier",
+                       (unsigned long long)expect, (uint64_t)map_size < expect ? " (truncated?)" : "");
+    return LQ_OK;
+}
+
+/* lq_config of a llama2.c header (run.c's constants for what the header lacks). */
+static void set_config(lq_config *cfg, const int32_t *h, int hd, int vocab, bool shared) {
+    int dim = h[0], hidden = h[1], nl = h[2], nh = h[3], nkv = h[4], seq = h[6];
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->arch, sizeof cfg->arch, "LlamaForCausalLM");
+    snprintf(cfg->model_type, sizeof cfg->model_type, "llama");
+    cfg->dim = dim;
+    cfg->hidden_dim = hidden;
+    cfg->n_layers = nl;
+    cfg->n_heads = nh;
+    cfg->n_kv_heads = nkv;
+    cfg->head_dim = hd;
+    cfg->vocab_size = vocab;
+    cfg->max_seq_len = seq;
+    cfg->rope_theta = 10000.0f;
+    cfg->norm_eps = 1e-5f;      /* llama2.c run.c hard-codes 1e-5 */
+    cfg->tied_embeddings = shared;
+    cfg->rope_interleaved = true;
+    cfg->bos_id = 1;
+    cfg->eos_id = 2;
+}
+
 lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file) {
     c->kind = LQ_CKPT_LLAMA2C;
     int fd;
@@ -104,46 +155,8 @@ lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file) {
     int hd = dim / nh;
     int64_t kv_dim = (int64_t)nkv * hd;
 
-    /* Expected size, in f32 elements; 64-bit products of 32-bit values cannot overflow, sums of a
-     * few such terms are checked. */
-    uint64_t L = (uint64_t)nl, D = (uint64_t)dim, H = (uint64_t)hidden, V = (uint64_t)vocab;
-    uint64_t terms[] = {V * D, L * D, L * D * 0, 0, 0, 0, L * D, 0, 0, 0, D, (uint64_t)seq * (uint64_t)hd, 0};
-    bool ok = mul_ok(L * D, D, &terms[2]) && mul_ok(L * (uint64_t)kv_dim, D, &terms[3]) &&
-              mul_ok(L * (uint64_t)kv_dim, D, &terms[4]) && mul_ok(L * D, D, &terms[5]) &&
-              mul_ok(L * H, D, &terms[7]) && mul_ok(L * D, H, &terms[8]) && mul_ok(L * H, D, &terms[9]);
-    terms[12] = shared ? 0 : V * D;
-    uint64_t total = 0;
-    for (size_t i = 0; ok && i < sizeof terms / sizeof terms[0]; i++) {
-        if (terms[i] > (UINT64_MAX / 4 - total)) ok = false;
-        else total += terms[i];
-    }
-    uint64_t expect = L2C_HEADER_BYTES + 4 * total;
-    if (!ok || total > UINT64_MAX / 8)
-        return lq_fail(LQ_ERR_FORMAT, "%s: header sizes overflow", file);
-    if (expect != (uint64_t)c->map_size)
-        return lq_fail(LQ_ERR_FORMAT,
-                       "%s: file is %zu bytes but the header (dim %d, layers %d, vocab %d%s) implies %llu%s",
-                       file, c->map_size, dim, nl, vocab, shared ? "" : ", unshared classifier",
-                       (unsigned long long)expect, (uint64_t)c->map_size < expect ? " (truncated?)" : "");
-
-    lq_config *cfg = &c->cfg;
-    memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->arch, sizeof cfg->arch, "LlamaForCausalLM");
-    snprintf(cfg->model_type, sizeof cfg->model_type, "llama");
-    cfg->dim = dim;
-    cfg->hidden_dim = hidden;
-    cfg->n_layers = nl;
-    cfg->n_heads = nh;
-    cfg->n_kv_heads = nkv;
-    cfg->head_dim = hd;
-    cfg->vocab_size = vocab;
-    cfg->max_seq_len = seq;
-    cfg->rope_theta = 10000.0f;
-    cfg->norm_eps = 1e-5f;      /* llama2.c run.c hard-codes 1e-5 */
-    cfg->tied_embeddings = shared;
-    cfg->rope_interleaved = true;
-    cfg->bos_id = 1;
-    cfg->eos_id = 2;
+    LQ_TRY(check_size(file, c->map_size, h, vocab, hd, kv_dim, shared));
+    set_config(&c->cfg, h, hd, vocab, shared);
 
     /* One arena for all names: each is < 64 bytes. */
     l2c_cursor cur = {.c = c, .base = c->map, .off = L2C_HEADER_BYTES};
