@@ -32,6 +32,15 @@
  *     then top-k, or top-k then normalise, a flag) -> per selected expert the same gate/up/glu/down
  *     steps -> weighted add"; the op table gains router_topk (LQ_OP_ROUTER_TOPK, refused by name
  *     where missing). Pruning units are per expert (the FFN group of each expert).
+ *     What transformers 5.17 computes (models/mixtral, models/qwen2_moe; fixtures in
+ *     tests/fixtures/arch/{mixtral,qwen2_moe}): router logits = Linear(x) (no bias), softmax in
+ *     f32 over ALL experts, top-k of the probabilities, then Mixtral always renormalises the k
+ *     weights to sum 1, Qwen2-MoE only when norm_topk_prob (default false); out = sum_k w_k *
+ *     down(silu(gate(x)) * up(x)) of expert k (Mixtral w1 = gate, w3 = up, w2 = down). Qwen2-MoE
+ *     adds sigmoid(shared_expert_gate(x)) * shared_expert(x) (a dense MLP of
+ *     shared_expert_intermediate_size) and has q/k/v biases; a layer is sparse iff it is not in
+ *     mlp_only_layers and (l + 1) % decoder_sparse_step == 0, else a dense MLP of
+ *     intermediate_size. quant-ptq already keeps the routers and shared_expert_gate in float.
  */
 #ifndef LQ_ARCH_H
 #define LQ_ARCH_H
