@@ -55,6 +55,10 @@ static inline int64_t lq_tensor_numel(const lq_tensor *t) { return lq_shape_nume
 /* Read element i of a F32/F16/BF16 tensor as float (slow; for small vectors such as norms). */
 float lq_tensor_get_f32(const lq_tensor *t, int64_t i);
 
+/* Convert elements [i0, i0 + n) of a F32/F16/BF16 tensor to f32 (the bulk path of quantizers
+ * and pruners, which read whole rows). */
+void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -244,7 +244,7 @@ static int64_t count_nonzero(const lq_tensor *t, const uint8_t *keep_bits, int64
 /* f32 copy and scores of a targeted matrix; NaN/Inf weights are refused. */
 static lq_status scores_of(const ctx *x, const item *it, float *w, float *score) {
     int64_t n = it->rows * it->cols;
-    lq_prune_to_f32(it->t, 0, n, w);
+    lq_tensor_read_f32(it->t, 0, n, w);
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(w[i]))
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': non-finite weight %g at [%lld, %lld]",

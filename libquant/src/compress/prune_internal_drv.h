@@ -7,7 +7,6 @@
 #include "libquant/lq_prune.h"
 
 /* Read a F32/F16/BF16 tensor as f32 (n elements from element i0). */
-void lq_prune_to_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out);
 bool lq_prune_is_float(lq_dtype d);
 
 /* Default scores. */

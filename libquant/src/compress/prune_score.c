@@ -11,18 +11,6 @@ bool lq_prune_is_float(lq_dtype d) {
     return d == LQ_DTYPE_F32 || d == LQ_DTYPE_F16 || d == LQ_DTYPE_BF16;
 }
 
-void lq_prune_to_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
-    if (t->dtype == LQ_DTYPE_F32) {
-        memcpy(out, (const float *)t->data + i0, (size_t)n * sizeof *out);
-    } else if (t->dtype == LQ_DTYPE_F16) {
-        const lq_f16 *h = (const lq_f16 *)t->data + i0;
-        for (int64_t i = 0; i < n; i++) out[i] = lq_f16_to_f32(h[i]);
-    } else {
-        const lq_bf16 *h = (const lq_bf16 *)t->data + i0;
-        for (int64_t i = 0; i < n; i++) out[i] = lq_bf16_to_f32(h[i]);
-    }
-}
-
 int64_t lq_prune_count(double r, int64_t n) { return (int64_t)floor(r * (double)n + 0.5); }
 
 void lq_prune_score_abs(void *user, const char *module, const float *w, int64_t rows, int64_t cols,

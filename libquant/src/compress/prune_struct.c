@@ -39,7 +39,7 @@ static lq_status load_f32(const lq_checkpoint *c, const char *name, int64_t rows
                        (long long)cols);
     float *f = malloc((size_t)(rows * cols) * sizeof *f);
     if (!f) return lq_fail(LQ_ERR_NOMEM, "out of memory reading '%s'", name);
-    lq_prune_to_f32(t, 0, rows * cols, f);
+    lq_tensor_read_f32(t, 0, rows * cols, f);
     *out = f;
     return LQ_OK;
 }

@@ -254,25 +254,13 @@ typedef struct qjob {
     lq_clip_stats *clip;         /* per task: what the clip search chose */
 } qjob;
 
-static void to_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
-    if (t->dtype == LQ_DTYPE_F32) {
-        memcpy(out, (const float *)t->data + i0, (size_t)n * sizeof *out);
-    } else if (t->dtype == LQ_DTYPE_F16) {
-        const lq_f16 *h = (const lq_f16 *)t->data + i0;
-        for (int64_t i = 0; i < n; i++) out[i] = lq_f16_to_f32(h[i]);
-    } else {
-        const lq_bf16 *h = (const lq_bf16 *)t->data + i0;
-        for (int64_t i = 0; i < n; i++) out[i] = lq_bf16_to_f32(h[i]);
-    }
-}
-
 static void qjob_task(void *ctx, int64_t task, int tid) {
     qjob *j = ctx;
     const plan_item *it = j->it;
     int64_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < it->rows ? r0 + ROWS_PER_TASK : it->rows;
     int64_t cols = it->cols, n = (r1 - r0) * cols;
     float *src = j->src + r0 * cols;
-    to_f32(it->t, r0 * cols, n, src);
+    lq_tensor_read_f32(it->t, r0 * cols, n, src);
     j->bad[task] = -1;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(src[i])) {

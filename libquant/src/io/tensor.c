@@ -48,3 +48,15 @@ float lq_tensor_get_f32(const lq_tensor *t, int64_t i) {
     default: return 0.0f;
     }
 }
+
+void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
+    if (t->dtype == LQ_DTYPE_F32) {
+        memcpy(out, (const float *)t->data + i0, (size_t)n * sizeof *out);
+    } else if (t->dtype == LQ_DTYPE_F16) {
+        const lq_f16 *h = (const lq_f16 *)t->data + i0;
+        for (int64_t i = 0; i < n; i++) out[i] = lq_f16_to_f32(h[i]);
+    } else {
+        const lq_bf16 *h = (const lq_bf16 *)t->data + i0;
+        for (int64_t i = 0; i < n; i++) out[i] = lq_bf16_to_f32(h[i]);
+    }
+}
