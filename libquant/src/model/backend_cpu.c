@@ -169,16 +169,18 @@ static lq_status cpu_scale(void *ctx, float *x, float s, int64_t n) {
     return LQ_OK;
 }
 
+/* x += y and y[t] += b through lq_axpy_f32 with a = 1 (AVX2 when present): fma(1, y, x) rounds
+ * once, to exactly x + y, so this is the plain sum; a scalar loop of unknown length is not
+ * vectorized at -O2. */
 static lq_status cpu_add(void *ctx, float *x, const float *y, int64_t n) {
     (void)ctx;
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    lq_axpy_f32(x, 1.0f, y, n);
     return LQ_OK;
 }
 
 static lq_status cpu_add_bias(void *ctx, float *y, const float *b, int64_t rows, int64_t cols) {
     (void)ctx;
-    for (int64_t t = 0; t < rows; t++)
-        for (int64_t i = 0; i < cols; i++) y[t * cols + i] += b[i];
+    for (int64_t t = 0; t < rows; t++) lq_axpy_f32(y + t * cols, 1.0f, b, cols);
     return LQ_OK;
 }
 
