@@ -4,6 +4,8 @@
 #
 #   BUILD=build OUT=/work/cache/rtn scripts/results_rtn.sh s260      # stories260K (seconds)
 #   SMOL=/work/cache/smollm2-f32 BUILD=build OUT=/work/cache/rtn scripts/results_rtn.sh smollm [VARIANT...]
+#   (smollm env: TOKENIZER = a tokenizer for both models and calibration, e.g. the shared .gguf,
+#    instead of the directory's; CHUNKS (default 40); CALIB_TEXT for the *-calib variants)
 #
 # s260: every variant of stories260K, as docs/RESULTS.md's PTQ tables (down_proj W8A16 at
 # g32/g64, whose 172 columns no group divides; head in float), wikitext ctx 256, 40 chunks.
@@ -29,7 +31,8 @@ opts_of() {
   if [ "$g" = row ]; then o+=(--group-size -1); else o+=(--group-size "${g#g}"); fi
   case $mode in
     clip) o+=(--clip-search) ;;
-    calib) o+=(--clip-search --calib "$wiki_calib" --calib-tokens "${CALIB_TOKENS:-16384}") ;;
+    calib) o+=(--clip-search --calib "$wiki_calib"
+               --calib-tokens "${CALIB_TOKENS:-16384}" ${TOKENIZER:+--tokenizer "$TOKENIZER"}) ;;
   esac
   echo "${o[@]}"
 }
@@ -59,19 +62,22 @@ s260() {
 
 smollm() {
   local base=${SMOL:?set SMOL to the f32 SmolLM2 directory (scripts/gguf_to_hf.py)}
-  wiki_calib=${CALIB_TEXT:?set CALIB_TEXT to the calibration text}
+  wiki_calib=${CALIB_TEXT:-}
+  local tok=()
+  [ -n "${TOKENIZER:-}" ] && tok=(--tokenizer "$TOKENIZER" --base-tokenizer "$TOKENIZER")
   local variants=("$@")
   [ ${#variants[@]} -gt 0 ] || variants=(g32-amax-rtn g32-signed-max-rtn g32-signed-max-clip
       g64-signed-max-rtn g64-signed-max-clip g128-signed-max-rtn g128-signed-max-clip
       row-signed-max-rtn row-signed-max-clip)
   for v in "${variants[@]}"; do
+    [[ $v == *-calib && -z $wiki_calib ]] && { echo "results_rtn: $v needs CALIB_TEXT" >&2; exit 2; }
     local d=$out/smol-$v
     # shellcheck disable=SC2046
     [ -f "$d/config.json" ] || run "$build/quant-ptq" --model "$base" --out "$d" $(opts_of "$v") \
         --override lm_head=W4A16 "${threads[@]}" --json > "$d.ptq.json"
     [ -s "$d.kld.json" ] || { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2;
-      run nice "$build/quant-eval" --model "$d" --kld "$base" --file "$wiki" --ctx 512 --chunks 40 \
-          "${threads[@]}" --json > "$d.kld.json"; }
+      run nice "$build/quant-eval" --model "$d" "${tok[@]}" --kld "$base" --file "$wiki" --ctx 512 \
+          --chunks "${CHUNKS:-40}" "${threads[@]}" --json > "$d.kld.json"; }
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("| %s | %.6f ± %.6f | %.2f | %.4f | %.4f |" % (sys.argv[2], j["kld"]["mean"], j["kld"]["stderr"], 100*j["same_top"], j["ppl"], j["ppl_base"]))' "$d.kld.json" "$v"
   done
 }
