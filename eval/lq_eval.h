@@ -62,13 +62,6 @@ lq_status lq_eval_load_tokenizer(const lq_model *m, const char *model_path, cons
 lq_status lq_eval_encode_text(const lq_tokenizer *tok, const char *text, size_t len, bool add_bos,
                               const char *what, int32_t **ids, int64_t *n);
 
-/* ---- weights (finite.c) ------------------------------------------------------------------------ */
-
-/* LQ_ERR_FORMAT naming the checkpoint, the tensor and the element when a float weight (f32, f16,
- * bf16, f64, f8) is NaN or Inf: quant-eval, quant-run and quant-distill refuse such a model at
- * load, as quant-ptq and quant-prune refuse it as input (PPL = nan with exit 0 before). */
-lq_status lq_eval_check_finite(const lq_model *m);
-
 /* ---- perplexity (perplexity.c) --------------------------------------------------------------- */
 
 typedef struct lq_ppl_opts {

@@ -59,6 +59,10 @@ float lq_tensor_get_f32(const lq_tensor *t, int64_t i);
  * and pruners, which read whole rows). */
 void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out);
 
+/* Index of the first NaN or Inf element of a float tensor (F32, F64, F16, BF16, F8_E4M3), or -1
+ * (also for integer dtypes). Reads the stored bits: no conversion, ~0.1 s per GB. */
+int64_t lq_tensor_first_nonfinite(const lq_tensor *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,5 +25,5 @@ lq_status lq_check_float_input(const lq_checkpoint *c, const char *verb) {
             return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': already quantized; %s the "
                            "original float model", lq_checkpoint_path(c), t->name, verb);
     }
-    return LQ_OK;
+    return lq_checkpoint_check_finite(c, verb);
 }

@@ -9,7 +9,8 @@
 
 /* LQ_OK for a float checkpoint. LQ_ERR_UNSUPPORTED, naming the file (a config.json that has a
  * compressed-tensors quantization_config) or the first quantized tensor (a *_scale / *_packed
- * name, an int8 or FP8 dtype), with "<verb> the original float model" as the way out. */
+ * name, an int8 or FP8 dtype), with "<verb> the original float model" as the way out; then
+ * LQ_ERR_FORMAT for a NaN/Inf weight anywhere (lq_checkpoint_check_finite), before any work. */
 lq_status lq_check_float_input(const lq_checkpoint *c, const char *verb);
 
 #endif

@@ -241,15 +241,11 @@ static int64_t count_nonzero(const lq_tensor *t, const uint8_t *keep_bits, int64
     return nz;
 }
 
-/* f32 copy and scores of a targeted matrix; NaN/Inf weights are refused. */
+/* f32 copy and scores of a targeted matrix (finite: lq_check_float_input refused NaN/Inf weights
+ * up front); a user score function that returns NaN is refused here. */
 static lq_status scores_of(const ctx *x, const item *it, float *w, float *score) {
     int64_t n = it->rows * it->cols;
     lq_tensor_read_f32(it->t, 0, n, w);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(w[i]))
-            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': non-finite weight %g at [%lld, %lld]",
-                           lq_checkpoint_path(x->c), it->t->name, (double)w[i], (long long)(i / it->cols),
-                           (long long)(i % it->cols));
     (x->o->weight_score ? x->o->weight_score : lq_prune_score_abs)(x->o->score_user, it->module, w, it->rows,
                                                                     it->cols, score);
     for (int64_t i = 0; i < n; i++)

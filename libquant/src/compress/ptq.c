@@ -250,7 +250,6 @@ typedef struct qjob {
     uint8_t *payload;            /* rows x row_bytes */
     float *aux0, *aux1;
     double *sq_w, *sq_e;         /* per task: sum W^2, sum (W - deq)^2 */
-    int64_t *bad;                /* per task: first non-finite element index, or -1 */
     lq_clip_stats *clip;         /* per task: what the clip search chose */
 } qjob;
 
@@ -260,13 +259,8 @@ static void qjob_task(void *ctx, int64_t task, int tid) {
     int64_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < it->rows ? r0 + ROWS_PER_TASK : it->rows;
     int64_t cols = it->cols, n = (r1 - r0) * cols;
     float *src = j->src + r0 * cols;
+    /* finite: lq_check_float_input refused NaN/Inf weights before any work */
     lq_tensor_read_f32(it->t, r0 * cols, n, src);
-    j->bad[task] = -1;
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(src[i])) {
-            j->bad[task] = r0 * cols + i;
-            return;
-        }
     /* A row block is a matrix of its own: every scheme here scales per row or per row-group. */
     int64_t per_row0 = it->n_aux0 / it->rows, per_row1 = it->n_aux1 / it->rows;
     lq_weight w = {.fmt = it->fmt, .rows = r1 - r0, .cols = cols, .row_bytes = it->row_bytes,
@@ -316,27 +310,19 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
     j.aux1 = it->n_aux1 > 0 ? malloc((size_t)it->n_aux1 * sizeof *j.aux1) : NULL;
     j.sq_w = malloc((size_t)n_tasks * sizeof *j.sq_w);
     j.sq_e = malloc((size_t)n_tasks * sizeof *j.sq_e);
-    j.bad = malloc((size_t)n_tasks * sizeof *j.bad);
     j.clip = calloc((size_t)n_tasks, sizeof *j.clip);
     /* scale bytes, or packed zero points: both at most rows * n_groups * 4 */
     void *side = malloc((size_t)(it->rows * it->n_groups) * 4 + 16);
     int8_t *zq = it->n_aux1 > 0 ? malloc((size_t)it->n_aux1) : NULL;
     lq_status s = LQ_OK;
     if (!j.src || !j.payload || !j.aux0 || (it->n_aux1 > 0 && (!j.aux1 || !zq)) || !j.sq_w || !j.sq_e ||
-        !j.bad || !j.clip || !side) {
+        !j.clip || !side) {
         s = lq_fail(LQ_ERR_NOMEM, "tensor '%s': out of memory", it->t->name);
         goto done;
     }
     lq_pool_run(pool, qjob_task, &j, n_tasks);
     double sw = 0.0, se = 0.0;
     for (int64_t k = 0; k < n_tasks; k++) {
-        if (j.bad[k] >= 0) {
-            int64_t i = j.bad[k];
-            s = lq_fail(LQ_ERR_FORMAT, "tensor '%s': non-finite weight %g at [%lld, %lld]; refusing to "
-                        "quantize", it->t->name, (double)j.src[i], (long long)(i / it->cols),
-                        (long long)(i % it->cols));
-            goto done;
-        }
         sw += j.sq_w[k];
         se += j.sq_e[k];
         const lq_clip_stats *c = &j.clip[k];
@@ -377,7 +363,6 @@ done:
     free(j.aux1);
     free(j.sq_w);
     free(j.sq_e);
-    free(j.bad);
     free(j.clip);
     free(side);
     free(zq);

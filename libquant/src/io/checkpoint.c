@@ -96,3 +96,14 @@ const lq_tensor *lq_checkpoint_find(const lq_checkpoint *c, const char *name) {
         if (strcmp(c->tensors[i].name, name) == 0) return &c->tensors[i];
     return NULL;
 }
+
+lq_status lq_checkpoint_check_finite(const lq_checkpoint *c, const char *verb) {
+    for (int64_t i = 0; c && i < c->n_tensors; i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        int64_t at = lq_tensor_first_nonfinite(t);
+        if (at >= 0)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': non-finite weight at element %lld; refusing to %s "
+                           "a model with NaN/Inf weights", c->path, t->name, (long long)at, verb);
+    }
+    return LQ_OK;
+}

@@ -1,6 +1,7 @@
 /* tensor.c - dtype table and small tensor helpers. */
 #include "libquant/lq_tensor.h"
 
+#include <math.h>
 #include <string.h>
 #include "lq_blocks.h"
 
@@ -58,5 +59,39 @@ void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
     } else {
         const lq_bf16 *h = (const lq_bf16 *)t->data + i0;
         for (int64_t i = 0; i < n; i++) out[i] = lq_bf16_to_f32(h[i]);
+    }
+}
+
+int64_t lq_tensor_first_nonfinite(const lq_tensor *t) {
+    const unsigned char *p = t->data;
+    switch (t->dtype) {
+    case LQ_DTYPE_F32:
+        for (size_t i = 0; i + 4 <= t->nbytes; i += 4) {
+            float v;
+            memcpy(&v, p + i, 4);
+            if (!isfinite(v)) return (int64_t)(i / 4);
+        }
+        return -1;
+    case LQ_DTYPE_F64:
+        for (size_t i = 0; i + 8 <= t->nbytes; i += 8) {
+            double v;
+            memcpy(&v, p + i, 8);
+            if (!isfinite(v)) return (int64_t)(i / 8);
+        }
+        return -1;
+    case LQ_DTYPE_F16: /* exponent 0x1f: Inf or NaN */
+    case LQ_DTYPE_BF16: /* exponent 0xff */
+        for (size_t i = 0; i + 2 <= t->nbytes; i += 2) {
+            unsigned h = (unsigned)p[i] | (unsigned)p[i + 1] << 8;
+            unsigned mask = t->dtype == LQ_DTYPE_F16 ? 0x7c00u : 0x7f80u;
+            if ((h & mask) == mask) return (int64_t)(i / 2);
+        }
+        return -1;
+    case LQ_DTYPE_F8_E4M3: /* e4m3fn has no Inf; S.1111.111 is NaN */
+        for (size_t i = 0; i < t->nbytes; i++)
+            if ((p[i] & 0x7f) == 0x7f) return (int64_t)i;
+        return -1;
+    default:
+        return -1;
     }
 }
