@@ -378,12 +378,8 @@ static void attention_case(int hd, int n_tok, int pos0, int window) {
     lq_cuda_ctx *ctx = ctx_get();
     float *dq = dev_from(q, n_tok * qd), *dk = dev_from(kc, n_ctx * kvd), *dv = dev_from(vc, n_ctx * kvd);
     float *dout = dev_from(got, n_tok * qd);
-    if (window == 0)
-        cr_assert_eq(lq_cuda_attention(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd), LQ_CUDA_OK, "%s",
-                     lq_cuda_last_error());
-    else
-        cr_assert_eq(lq_cuda_attention_ex(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd, window, scale),
-                     LQ_CUDA_OK, "%s", lq_cuda_last_error());
+    cr_assert_eq(lq_cuda_attention(ctx, dout, dq, dk, dv, n_tok, pos0, nh, nkv, hd, window, scale), LQ_CUDA_OK,
+                 "%s", lq_cuda_last_error());
     to_host(ctx, got, dout, n_tok * qd);
     for (int64_t i = 0; i < n_tok * qd; i++)
         cr_assert(fabsf(got[i] - ref[i]) <= 2e-5f, "attention hd %d pos0 %d window %d [%lld]: %.9g vs %.9g", hd,

@@ -5,7 +5,7 @@
  * reduction, and keep an online softmax (running max m, running sum l; the output is rescaled
  * by exp(m_old - m_new) whenever the max grows). The 4 partial (m, l, o) are merged through
  * shared memory at the end. No score buffer: any context length fits. The CPU computes the same
- * softmax (scores * 1/sqrt(head_dim), max-subtracted exp, f32 sum) in two passes, so the two
+ * softmax (scores * scale, max-subtracted exp, f32 sum) in two passes, so the two
  * agree to f32 rounding of a few operations per score (test_cuda's tolerance). Decode with a
  * long context uses only n_heads blocks: splitting the context over blocks (flash-decoding) is
  * the next step where it matters. A sliding window starts each query's loop at p - window + 1.
@@ -84,9 +84,9 @@ attention_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
     }
 }
 
-int lq_cuda_attention_ex(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
-                         const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
-                         int head_dim, int window, float scale) {
+int lq_cuda_attention(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
+                      const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
+                      int head_dim, int window, float scale) {
     if (n_tok <= 0) return LQ_CUDA_OK;
     if (head_dim <= 0 || head_dim > 32 * ATT_MAX_PER_LANE || n_kv_heads <= 0 || n_heads % n_kv_heads ||
         window < 0)
@@ -103,11 +103,4 @@ int lq_cuda_attention_ex(lq_cuda_ctx *ctx, float *out, const float *q, const flo
 #undef ATT_LAUNCH
     LQ_CU_LAUNCHED();
     return LQ_CUDA_OK;
-}
-
-int lq_cuda_attention(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
-                      const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
-                      int head_dim) {
-    return lq_cuda_attention_ex(ctx, out, q, kc, vc, n_tok, pos0, n_heads, n_kv_heads, head_dim, 0,
-                                1.0f / sqrtf((float)head_dim));
 }

@@ -113,18 +113,14 @@ int lq_cuda_swiglu(lq_cuda_ctx *ctx, float *gate, const float *up, int64_t n);
 int lq_cuda_add(lq_cuda_ctx *ctx, float *x, const float *y, int64_t n);
 /* y[t][i] += b[i] for t < rows, i < cols (a linear layer's bias over a batch) */
 int lq_cuda_add_bias(lq_cuda_ctx *ctx, float *y, const float *b, int64_t rows, int64_t cols);
-/* Causal grouped-query attention of n_tok query rows at positions pos0 .. pos0+n_tok-1 over the
- * cache rows 0 .. pos0+t (kc, vc: (n_ctx, n_kv_heads * head_dim)); q and out: (n_tok,
- * n_heads * head_dim). Online softmax in f32 (no score buffer, any context length);
- * head_dim <= 256. */
+/* Causal grouped-query attention of n_tok query rows at positions pos0 .. pos0+n_tok-1: the
+ * query at p sees cache rows max(0, p - window + 1) .. p (window 0 = all of 0 .. p; kc, vc:
+ * (n_ctx, n_kv_heads * head_dim)); q and out: (n_tok, n_heads * head_dim); scores are q.k * scale
+ * (1 / sqrt(head_dim) for Llama, 1 / sqrt(query_pre_attn_scalar) for Gemma 3). Online softmax in
+ * f32 (no score buffer, any context length); head_dim <= 256. */
 int lq_cuda_attention(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
                       const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
-                      int head_dim);
-/* The same with a sliding window (query at p sees cache rows max(0, p - window + 1) .. p;
- * window 0 = all) and an explicit score scale (lq_cuda_attention: 1 / sqrt(head_dim)). */
-int lq_cuda_attention_ex(lq_cuda_ctx *ctx, float *out, const float *q, const float *kc,
-                         const float *vc, int n_tok, int pos0, int n_heads, int n_kv_heads,
-                         int head_dim, int window, float scale);
+                      int head_dim, int window, float scale);
 
 /* ---- timing (workbench, bench) ------------------------------------------------------------- */
 /* Median device-to-device cudaMemcpy bandwidth in bytes/s over `reps` copies of `bytes`. */

@@ -115,8 +115,8 @@ static lq_status cu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_h
     return cuda_status(lq_cuda_rope(ctx, x, n_tok, stride, n_heads, hd, pos0, inv_freq, interleaved), "rope");
 }
 static lq_status cu_attention(void *ctx, const lq_attn_args *a) {
-    return cuda_status(lq_cuda_attention_ex(ctx, a->out, a->q, a->kc, a->vc, a->n_tok, a->pos0, a->n_heads,
-                                            a->n_kv_heads, a->head_dim, a->window, a->scale),
+    return cuda_status(lq_cuda_attention(ctx, a->out, a->q, a->kc, a->vc, a->n_tok, a->pos0, a->n_heads,
+                                         a->n_kv_heads, a->head_dim, a->window, a->scale),
                        "attention");
 }
 static lq_status cu_glu(void *ctx, lq_act act, float *gate, const float *up, int64_t n) {
