@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char g_dir[256], g_model[256], g_tok[256], g_corpus[256];
@@ -240,4 +241,21 @@ Test(distill_hardening, inspect_reads_a_sequences_dataset) {
     snprintf(args, sizeof args, "--inspect '%s' --record 2", seq);
     cr_expect_eq(lq_test_run_tool("quant-distill", args, g_dir, err, sizeof err), 2, "%s", err);
     cr_expect(strstr(err, "record 2 out of range (2 records)"), "%s", err);
+}
+
+/* Every distill manifest is read through lq_file_fopen_input (lqd_load_json): a FIFO in place
+ * of manifest.json is refused, not read. lq_seq_is_dataset / lq_seq_open opened it with
+ * json_load_file, which blocks on a FIFO with no writer: quant-distill --inspect hung. */
+Test(distill_hardening, fifo_manifest_is_refused_not_read) {
+    char m[400];
+    snprintf(m, sizeof m, "%s/manifest.json", g_dir);
+    cr_assert_eq(mkfifo(m, 0644), 0);
+    cr_expect(!lq_seq_is_dataset(g_dir));
+    lq_seq_reader *r = NULL;
+    cr_expect_neq(lq_seq_open(g_dir, &r), LQ_OK);
+    cr_expect(r == NULL);
+    cr_expect(strstr(lq_last_error(), "not a regular file"), "%s", lq_last_error());
+    lq_distill_reader *dr = NULL;
+    cr_expect_neq(lq_distill_open(g_dir, &dr), LQ_OK);
+    cr_expect(strstr(lq_last_error(), "not a regular file"), "%s", lq_last_error());
 }

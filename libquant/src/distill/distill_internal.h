@@ -83,9 +83,15 @@ uint32_t lqd_crc32(const void *p, size_t n);
 /* ---- output-directory plumbing shared by the soft-label writer (distill_write.c, where these
  * live) and the sequences writer (distill_seq.c): both commit through a manifest and resume. */
 
-/* Replace dir/name with text plus a newline, atomically and durably: write dir/name.tmp, fsync
- * it, rename it over dir/name, fsync dir. A kill leaves either the old file or the new one. */
+/* Replace dir/name with text plus a newline, atomically and durably (lq_file.h: temp, fsync,
+ * rename, fsync dir). A kill leaves either the old file or the new one. */
 lq_status lqd_replace_file(const char *dir, const char *name, const char *text);
+
+/* Parse the manifest (any JSON file) at `path` into *out (caller json_decref's it). Opened with
+ * lq_file_fopen_input, so a FIFO or directory in its place is refused rather than read; JSON
+ * errors are LQ_ERR_FORMAT "path: line N: why". The one reader of every distill manifest. */
+struct json_t; /* jansson's, declared here so this header does not pull jansson.h in */
+lq_status lqd_load_json(const char *path, struct json_t **out);
 
 /* Decide whether dir/manifest is a fresh output or a run to resume. Creates dir if missing and
  * locks it first (*lock_fd; LQ_ERR_EXISTS "in use by pid N" while another writer holds it).

@@ -231,12 +231,8 @@ lq_status lq_distill_open_mem(const void *data, size_t len, const char *name,
 static lq_status open_dir(const char *dir, lq_distill_reader **out) {
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" LQD_MANIFEST, dir);
-    json_error_t err;
-    FILE *mf;
-    LQ_TRY(lq_file_fopen_input(mpath, &mf));
-    json_t *j = json_loadf(mf, 0, &err);
-    fclose(mf);
-    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", mpath, err.line, err.text);
+    json_t *j;
+    LQ_TRY(lqd_load_json(mpath, &j));
     json_t *sh = json_object_get(j, "shards");
     int ns = (int)json_array_size(sh);
     lq_distill_reader *r = reader_new(ns);

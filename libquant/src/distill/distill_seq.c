@@ -53,12 +53,8 @@ static lq_status write_manifest(const lq_seq_writer *w) {
 }
 
 static lq_status read_manifest(lq_seq_writer *w, const char *path, const json_t *settings) {
-    json_error_t err;
-    FILE *f;
-    LQ_TRY(lq_file_fopen_input(path, &f));
-    json_t *j = json_loadf(f, 0, &err);
-    fclose(f);
-    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
+    json_t *j;
+    LQ_TRY(lqd_load_json(path, &j));
     lq_status st = LQ_OK;
     const char *fmt = json_string_value(json_object_get(j, "format"));
     json_t *old = json_object_get(j, "settings");
@@ -203,15 +199,15 @@ struct lq_seq_reader {
     char *settings;    /* compact JSON */
 };
 
-static json_t *load_seq_manifest(const char *dir, json_error_t *err) {
+static lq_status load_seq_manifest(const char *dir, json_t **j) {
     char mpath[PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/" SEQ_MANIFEST, dir);
-    return json_load_file(mpath, 0, err);
+    return lqd_load_json(mpath, j);
 }
 
 bool lq_seq_is_dataset(const char *dir) {
-    json_error_t err;
-    json_t *j = load_seq_manifest(dir, &err);
+    json_t *j;
+    if (load_seq_manifest(dir, &j) != LQ_OK) return false;
     const char *fmt = json_string_value(json_object_get(j, "format"));
     bool yes = fmt && strcmp(fmt, SEQ_FORMAT) == 0;
     json_decref(j);
@@ -230,8 +226,8 @@ void lq_seq_close(lq_seq_reader *r) {
 static lq_status read_lines(lq_seq_reader *r, const char *dir, uint64_t bytes) {
     char fpath[PATH_MAX + 32];
     snprintf(fpath, sizeof fpath, "%s/" SEQ_FILE, dir);
-    FILE *f = fopen(fpath, "rb");
-    if (!f) return lq_fail(LQ_ERR_IO, "%s: cannot open: %s", fpath, strerror(errno));
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(fpath, &f));
     r->data = bytes < ((uint64_t)1 << 40) ? malloc((size_t)bytes + 1) : NULL;
     r->starts = malloc(((size_t)r->records + 1) * sizeof *r->starts);
     lq_status st = r->data && r->starts ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "%s: out of memory", fpath);
@@ -254,9 +250,8 @@ static lq_status read_lines(lq_seq_reader *r, const char *dir, uint64_t bytes) {
 
 lq_status lq_seq_open(const char *dir, lq_seq_reader **out) {
     *out = NULL;
-    json_error_t err;
-    json_t *j = load_seq_manifest(dir, &err);
-    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s/" SEQ_MANIFEST ": line %d: %s", dir, err.line, err.text);
+    json_t *j;
+    LQ_TRY(load_seq_manifest(dir, &j));
     const char *fmt = json_string_value(json_object_get(j, "format"));
     json_t *rec = json_object_get(j, "records"), *by = json_object_get(j, "bytes");
     json_t *set = json_object_get(j, "settings");

@@ -97,6 +97,17 @@ lq_status lqd_replace_file(const char *dir, const char *name, const char *text) 
     return lq_file_commit(&f);
 }
 
+lq_status lqd_load_json(const char *path, json_t **out) {
+    *out = NULL;
+    FILE *f;
+    LQ_TRY(lq_file_fopen_input(path, &f));
+    json_error_t err;
+    *out = json_loadf(f, 0, &err);
+    fclose(f);
+    if (!*out) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
+    return LQ_OK;
+}
+
 /* Empty but for our own lock file. */
 static bool dir_is_empty(const char *dir) {
     DIR *d = opendir(dir);
@@ -256,12 +267,8 @@ static int jint(json_t *o, const char *key, json_int_t dflt) {
 
 /* Read the manifest of an existing run into w (meta from it in *mm). */
 static lq_status read_manifest(lq_distill_writer *w, const char *path, lq_distill_meta *mm) {
-    json_error_t err;
-    FILE *f;
-    LQ_TRY(lq_file_fopen_input(path, &f));
-    json_t *j = json_loadf(f, 0, &err);
-    fclose(f);
-    if (!j) return lq_fail(LQ_ERR_FORMAT, "%s: line %d: %s", path, err.line, err.text);
+    json_t *j;
+    LQ_TRY(lqd_load_json(path, &j));
     lq_status st = LQ_OK;
     memset(mm, 0, sizeof *mm);
     const char *fmt = json_string_value(json_object_get(j, "format"));
