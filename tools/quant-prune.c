@@ -258,7 +258,7 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot prune", model, s);
         goto out;
     }
-    s = tool_output_copy_side_files(&od, model);
+    s = lq_checkpoint_copy_side_files(model, od.tmp);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);

@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
                             "channel, --group-fallback ignore keeps them in float\n");
         goto out;
     }
-    s = tool_output_copy_side_files(&od, model);
+    s = lq_checkpoint_copy_side_files(model, od.tmp);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);

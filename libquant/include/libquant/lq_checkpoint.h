@@ -132,6 +132,10 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json);
 /* Write `json_text` (a newline added if it lacks one) as <dir>/config.json, durably (lq_file.h):
  * the one config.json writer every tool and driver uses. */
 lq_status lq_config_json_save(const char *dir, const char *json_text);
+/* Copy the files a Hugging Face directory carries besides weights and config.json (tokenizer.json,
+ * tokenizer_config.json, generation_config.json, special_tokens_map.json), those `model_dir` has,
+ * into `dir` durably, so a written model loads with its tokenizer. A llama2.c file: nothing. */
+lq_status lq_checkpoint_copy_side_files(const char *model_dir, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,9 @@ void lq_file_abort(lq_file_out *f);
 /* begin + write + commit of one buffer. */
 lq_status lq_file_write_all(const char *path, const void *buf, size_t n);
 
+/* Copy the input file `src` (lq_file_open_input) to `dst` through begin + write + commit. */
+lq_status lq_file_copy(const char *src, const char *dst);
+
 /* fsync a directory so the names created, renamed or removed in it are durable. A file system
  * that cannot fsync directories (EINVAL) is not an error. */
 lq_status lq_file_sync_dir(const char *dir);

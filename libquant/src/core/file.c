@@ -143,6 +143,34 @@ lq_status lq_file_write_all(const char *path, const void *buf, size_t n) {
     return lq_file_commit(&f);
 }
 
+lq_status lq_file_copy(const char *src, const char *dst) {
+    int in;
+    LQ_TRY(lq_file_open_input(src, &in, NULL));
+    lq_file_out out;
+    lq_status s = lq_file_begin(&out, dst);
+    if (s != LQ_OK) {
+        close(in);
+        return s;
+    }
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            s = lq_fail(LQ_ERR_IO, "%s: read failed: %s", src, strerror(errno));
+            break;
+        }
+        if ((s = lq_file_write(&out, buf, (size_t)n)) != LQ_OK) break;
+    }
+    close(in);
+    if (s != LQ_OK) {
+        lq_file_abort(&out);
+        return s;
+    }
+    return lq_file_commit(&out);
+}
+
 lq_status lq_file_sync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return lq_fail(LQ_ERR_IO, "%s: cannot open directory: %s", dir, strerror(errno));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Integer field: absent -> *out = dflt (or error if required); must be an integer in
  * [lo, INT_MAX]. Integral reals ("4096.0") are accepted since some exporters write them. */
@@ -396,4 +397,20 @@ lq_status lq_config_json_save(const char *dir, const char *json_text) {
         return s;
     }
     return lq_file_commit(&f);
+}
+
+lq_status lq_checkpoint_copy_side_files(const char *model_dir, const char *dir) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                                        "special_tokens_map.json"};
+    struct stat sb;
+    if (stat(model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char src[PATH_MAX], dst[PATH_MAX];
+        if (snprintf(src, sizeof src, "%s/%s", model_dir, names[i]) >= (int)sizeof src ||
+            snprintf(dst, sizeof dst, "%s/%s", dir, names[i]) >= (int)sizeof dst)
+            return lq_fail(LQ_ERR_INVALID_ARG, "%s/%s: path too long", dir, names[i]);
+        if (stat(src, &sb) != 0) continue; /* the model has none */
+        LQ_TRY(lq_file_copy(src, dst));
+    }
+    return LQ_OK;
 }

@@ -17,46 +17,15 @@
 
 /* ---- files ----------------------------------------------------------------------------------- */
 
-/* temp, fsync, rename, fsync the directory (lq_file.h) */
-static lq_status write_durable(const char *path, const char *data, size_t n) {
-    return lq_file_write_all(path, data, n);
-}
-
-lq_status rr_copy_file(const char *from, const char *to) {
-    FILE *f;
-    LQ_TRY(lq_file_fopen_input(from, &f));
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    char buf[8192];
-    size_t k;
-    while (m && (k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, m);
-    bool bad = ferror(f);
-    fclose(f);
-    if (!m || fclose(m) != 0 || bad) {
-        free(text);
-        return lq_fail(bad ? LQ_ERR_IO : LQ_ERR_NOMEM, "cannot copy %s", from);
-    }
-    lq_status s = write_durable(to, text, len);
-    free(text);
+/* text and a newline to `path`, durably (lq_file.h: temp, fsync, rename, fsync the dir). */
+static lq_status write_line(const char *path, const char *text) {
+    lq_file_out o;
+    LQ_TRY(lq_file_begin(&o, path));
+    lq_status s = lq_file_write(&o, text, strlen(text));
+    if (s == LQ_OK) s = lq_file_write(&o, "\n", 1);
+    if (s == LQ_OK) return lq_file_commit(&o);
+    lq_file_abort(&o);
     return s;
-}
-
-/* Files a Hugging Face directory carries besides the weights; each step's directory gets them so
- * that every intermediate model loads with its tokenizer (eval_stage, distill_stage). */
-static const char *const g_side_files[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                           "special_tokens_map.json"};
-
-lq_status rr_copy_side_files(const char *model_dir, const char *dir) {
-    for (size_t i = 0; i < sizeof g_side_files / sizeof *g_side_files; i++) {
-        char src[PATH_MAX], dst[PATH_MAX];
-        struct stat sb;
-        LQ_TRY(rr_path(src, sizeof src, model_dir, g_side_files[i]));
-        if (stat(src, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        LQ_TRY(rr_path(dst, sizeof dst, dir, g_side_files[i]));
-        LQ_TRY(rr_copy_file(src, dst));
-    }
-    return LQ_OK;
 }
 
 /* Move every file of the last step's directory into the output's top level. */
@@ -179,22 +148,13 @@ lq_status rr_finish(rr_runner *rn, double t0, char **json) {
     }
     json_object_set_new(report, "seconds", json_real(rr_now() - tr));
     char path[PATH_MAX];
-    if (s == LQ_OK && (s = rr_path(path, sizeof path, top, "recipe.yaml")) == LQ_OK) s = rr_copy_file(rn->r->path, path);
+    if (s == LQ_OK && (s = rr_path(path, sizeof path, top, "recipe.yaml")) == LQ_OK) s = lq_file_copy(rn->r->path, path);
     json_t *meta = run_record(rn, report, t0);
     char *text = json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(meta);
     if (s == LQ_OK && !text) s = lq_fail(LQ_ERR_NOMEM, "cannot render quant-recipe.json");
-    if (s == LQ_OK && (s = rr_path(path, sizeof path, top, "quant-recipe.json")) == LQ_OK) {
-        size_t n = strlen(text);
-        char *withnl = malloc(n + 2);
-        if (!withnl) s = lq_fail(LQ_ERR_NOMEM, "out of memory");
-        else {
-            memcpy(withnl, text, n);
-            memcpy(withnl + n, "\n", 2);
-            s = write_durable(path, withnl, n + 1);
-            free(withnl);
-        }
-    }
+    if (s == LQ_OK && (s = rr_path(path, sizeof path, top, "quant-recipe.json")) == LQ_OK)
+        s = write_line(path, text);
     if (s == LQ_OK) *json = text;
     else free(text);
     return s;

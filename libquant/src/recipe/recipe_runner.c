@@ -63,7 +63,7 @@ static lq_status run_modifier_stage(rr_runner *rn, int i, json_t *rec) {
                                   .bitmask_output = rn->o->bitmask_output};
         lq_recipe_step_result res;
         LQ_TRY(lq_recipe_apply_modifier(rn->r, m, rn->cur, dir, &so, &res));
-        LQ_TRY(rr_copy_side_files(rn->o->model, dir));
+        LQ_TRY(lq_checkpoint_copy_side_files(rn->o->model, dir));
         snprintf(rn->cur, sizeof rn->cur, "%s", dir);
         json_t *o = json_object();
         json_object_set_new(o, "modifier", json_string(lq_modifier_name(m->kind)));

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "libquant/lq_checkpoint.h"
+#include "libquant/lq_file.h"
 #include "libquant/lq_recipe.h"
 
 typedef struct rr_runner {
@@ -25,12 +27,6 @@ void rr_note(const rr_runner *rn, const char *fmt, ...) __attribute__((format(pr
 
 /* dir/name into buf; LQ_ERR_INVALID_ARG when it does not fit. */
 lq_status rr_path(char *buf, size_t cap, const char *dir, const char *name);
-
-/* Copy a small text file (recipe, tokenizer and config side files): temp file, fsync, rename. */
-lq_status rr_copy_file(const char *from, const char *to);
-
-/* Files a Hugging Face directory carries besides the weights, copied into each step. */
-lq_status rr_copy_side_files(const char *model_dir, const char *dir);
 
 /* After the stages: move the last step's files to the top of work_dir, remove the steps, build
  * the report, copy the recipe and write quant-recipe.json (its text into *json). */
