@@ -238,6 +238,25 @@ Test(hf, lowercase_normalizer_applies) {
     json_decref(j);
 }
 
+/* Fuzz finding (tokenizer_json timeout): three chained Replace " " normalizers whose contents
+ * hold 89, 79 and 4 spaces turn the fuzz target's 30-byte text into 8.3 MB (computed with
+ * Python's str.replace over the file's normalizers), seconds of linear work per encode. The
+ * normalizers' growth is bounded; past it the encode is refused, by file and step, at once.
+ * Criterion's timeout, not a timed assertion, holds the "at once". */
+Test(hf, normalizer_growth_is_refused, .timeout = 10) {
+    const char *path = LQ_FIXTURES_DIR "/../fuzz/corpus/tokenizer_json/repro_timeout_replace_chain.json";
+    lq_tokenizer *t = NULL;
+    cr_assert_eq(lq_tokenizer_load_hf_json(path, &t), LQ_OK, "%s", lq_last_error());
+    static const char text[] = "Hello world! <s> 3.14 \xc3\xa4\xf0\x9f\xa6\x99\n\t  x";
+    int32_t ids[256];
+    int64_t n = 0;
+    cr_assert_eq(lq_tokenizer_encode(t, text, sizeof text - 1, true, true, ids, 256, &n), LQ_ERR_UNSUPPORTED);
+    const char *msg = lq_last_error();
+    cr_expect(strstr(msg, "repro_timeout_replace_chain.json") != NULL, "%s", msg);
+    cr_expect(strstr(msg, "normalizer step") != NULL, "%s", msg);
+    lq_tokenizer_free(t);
+}
+
 /* Defect 13: a Split regex that backtracks exponentially stops at PCRE2's match limit; the
  * error names the tokenizer file and the pattern and is LQ_ERR_UNSUPPORTED (tools exit 3: see
  * backtracking_regex_bytelevel_and_tool_exit). */

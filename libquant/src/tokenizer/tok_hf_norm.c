@@ -184,8 +184,17 @@ static bool strip(const hf_norm *nm, const char *s, size_t n, hf_buf *out, bool 
     return hf_buf_put(out, s + a, b - a);
 }
 
+/* How far the normalizers may grow a text: every later step costs time linear in the normalized
+ * bytes, and Replace steps multiply (a 2.3 KB tokenizer.json whose three chained Replace " "
+ * normalizers carry 89, 79 and 4 spaces in their content turned 30 bytes into 8.3 MB, seconds of
+ * encoding; one more such step is gigabytes). Real pipelines stay far below: NFKC is at most 18
+ * code points per character, Replace " " -> U+2581 3x, ByteLevel 2x; Prepend adds a fixed string,
+ * hence the constant. The `tokenizers` library has no limit; we refuse past it, by name. */
+enum { HF_NORM_GROWTH = 64, HF_NORM_SLACK = 4096 };
+
 lq_status tok_hf_normalize(const lq_tokenizer *t, const char *s, size_t n, bool cont, hf_buf *out, bool *lead0) {
     const tok_hf *h = t->hf;
+    size_t limit = n > (SIZE_MAX - HF_NORM_SLACK) / HF_NORM_GROWTH ? SIZE_MAX : n * HF_NORM_GROWTH + HF_NORM_SLACK;
     hf_buf tmp = {0};
     out->n = 0;
     if (!hf_buf_put(out, s, n)) return lq_fail(LQ_ERR_NOMEM, "tokenizer: out of memory");
@@ -216,6 +225,10 @@ lq_status tok_hf_normalize(const lq_tokenizer *t, const char *s, size_t n, bool 
         case HFN_BYTELEVEL: ok = hf_bytemap(t, out->p, out->n, &tmp); break;
         }
         if (!ok && st == LQ_OK) st = lq_fail(LQ_ERR_NOMEM, "tokenizer: out of memory");
+        if (st == LQ_OK && tmp.n > limit)
+            st = lq_fail(LQ_ERR_UNSUPPORTED,
+                         "%s: normalizer step %d grows %zu bytes of text to %zu bytes (more than %dx + %d: refused)",
+                         t->src_path ? t->src_path : "tokenizer", i, n, tmp.n, HF_NORM_GROWTH, HF_NORM_SLACK);
         hf_buf sw = *out;
         *out = tmp;
         tmp = sw;
