@@ -162,16 +162,20 @@ static void wait_while_dying(void) {
 
 /* ---- the directory ---------------------------------------------------------------------------- */
 
+const char *tool_path_parent(const char *path, char *parent) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(parent, PATH_MAX, ".");
+    else if (slash == path) snprintf(parent, PATH_MAX, "/");
+    else snprintf(parent, PATH_MAX, "%.*s", (int)(slash - path), path);
+    return slash ? slash + 1 : path;
+}
+
 /* Absolute, symlink-free form of `path`, which may not exist yet (then its parent must). */
 static bool resolve(const char *path, char *out) {
     if (realpath(path, out)) return true;
     if (errno != ENOENT) return false;
     char parent[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    if (!slash) snprintf(parent, sizeof parent, ".");
-    else if (slash == path) snprintf(parent, sizeof parent, "/");
-    else snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+    const char *base = tool_path_parent(path, parent);
     char rp[PATH_MAX];
     if (!*base || !realpath(parent, rp)) return false;
     int n = snprintf(out, PATH_MAX, "%s/%s", strcmp(rp, "/") == 0 ? "" : rp, base);

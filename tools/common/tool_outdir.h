@@ -77,6 +77,10 @@ void tool_outdir_abort(tool_outdir *o);
  * one line per leftover on stderr. Called by tool_outdir_begin. */
 void tool_outdir_clean_stale(const char *dir);
 
+/* Split `path` at its last '/': its directory into parent (PATH_MAX bytes; "." without a slash,
+ * "/" at the root) and the base name it returns (a pointer into path). */
+const char *tool_path_parent(const char *path, char *parent);
+
 /* rm -rf `path` without following symlinks, with async-signal-safe calls only (what the
  * handler uses). 0, or -1 with errno set when something could not be removed. A missing path is
  * success. */

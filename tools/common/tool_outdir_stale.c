@@ -47,11 +47,7 @@ static bool pid_gone(long pid) {
 static stale *find_stale(const char *dir, int *n_out) {
     *n_out = 0;
     char parent[PATH_MAX];
-    const char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : dir;
-    if (!slash) snprintf(parent, sizeof parent, ".");
-    else if (slash == dir) snprintf(parent, sizeof parent, "/");
-    else snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+    const char *base = tool_path_parent(dir, parent);
     DIR *d = opendir(parent);
     if (!d) return NULL;
     stale *list = NULL;
