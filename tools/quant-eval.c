@@ -625,7 +625,7 @@ int main(int argc, char **argv) {
     }
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s == LQ_OK && ((s = lq_checkpoint_check_finite(lq_model_checkpoint(m), "run")) != LQ_OK || (s = lq_model_to_device(m, a.device)) != LQ_OK))
+    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) != LQ_OK)
         lq_model_free(m);
     if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);

@@ -459,7 +459,6 @@ int main(int argc, char **argv) {
     lq_session *sess = NULL;
     int32_t *ids = NULL;
     if ((s = lq_model_load(a.model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    if ((s = lq_checkpoint_check_finite(lq_model_checkpoint(m), "run")) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_model_to_device(m, a.device)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if (!(pool = lq_pool_create(a.threads))) {

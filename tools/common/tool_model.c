@@ -12,8 +12,7 @@ int tool_load_model(const char *path, const char *tok_path, lq_model **m, lq_tok
     *tok = NULL;
     lq_status s = lq_model_load(path, m);
     if (s != LQ_OK) return tool_fail(s);
-    s = lq_checkpoint_check_finite(lq_model_checkpoint(*m), "run");
-    if (s == LQ_OK) s = lq_eval_load_tokenizer(*m, path, tok_path, tok);
+    s = lq_eval_load_tokenizer(*m, path, tok_path, tok);
     if (s != LQ_OK) {
         lq_model_free(*m);
         *m = NULL;

@@ -119,8 +119,8 @@ const lq_tensor *lq_checkpoint_find(const lq_checkpoint *c, const char *name);
 uint64_t lq_checkpoint_file_bytes(const lq_checkpoint *c);
 /* LQ_ERR_FORMAT naming the checkpoint, the tensor and the element when a float weight is NaN or
  * Inf ("refusing to <verb> a model with NaN/Inf weights"); LQ_OK for c == NULL. The one refusal
- * of non-finite weights: quant-ptq and quant-prune as input (lq_check_float_input), quant-eval,
- * quant-run and quant-distill at load (issue 10: refuse, not warn). */
+ * of non-finite weights: quant-ptq and quant-prune as input (lq_check_float_input), every tool
+ * that runs a model at load (lq_model_load) (issue 10: refuse, not warn). */
 lq_status lq_checkpoint_check_finite(const lq_checkpoint *c, const char *verb);
 /* Raw JSON text of config.json (HF dirs), NULL for llama2.c. Lets writers carry unknown keys. */
 const char *lq_checkpoint_config_json(const lq_checkpoint *c);

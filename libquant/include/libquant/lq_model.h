@@ -39,7 +39,8 @@ const char *lq_device_name(lq_device d);
 
 /* Open a checkpoint (HF directory or llama2.c .bin), select its architecture descriptor and
  * bind its weights; LQ_ERR_UNSUPPORTED naming the architecture when there is no descriptor, a
- * one-line error naming the tensor when the tensor set does not match it. */
+ * one-line error naming the tensor when the tensor set does not match it, or when a float
+ * weight is NaN or Inf (lq_checkpoint_check_finite: a model that would print PPL = nan). */
 lq_status lq_model_load(const char *path, lq_model **out);
 void lq_model_free(lq_model *m);
 const lq_config *lq_model_config(const lq_model *m);

@@ -15,6 +15,8 @@ lq_status lq_model_load(const char *path, lq_model **out) {
     }
     if (!m) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     lq_status s = lq_checkpoint_open(path, &m->ckpt);
+    /* Every tool that runs a model refuses NaN/Inf weights (issue 10: refuse, not warn). */
+    if (s == LQ_OK) s = lq_checkpoint_check_finite(m->ckpt, "run");
     if (s == LQ_OK) {
         m->cfg = *lq_checkpoint_config(m->ckpt);
         s = lq_model_bind(m);
