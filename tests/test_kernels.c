@@ -307,6 +307,19 @@ Test(ops, swiglu) {
     free(gf); free(gr); free(up);
 }
 
+/* GeGLU tanh against torch 2.14 (f32): torch.nn.functional.gelu(g, approximate='tanh') * u for
+ * the g and u below, printed with %.9g. Both sides evaluate the same f32 formula with their own
+ * tanhf (a few ulp apart): 1e-6 relative; atol for the exact zeros (gelu(-6) underflows to -0). */
+Test(ops, geglu_tanh_matches_torch) {
+    float g[] = {-6.0f, -3.0f, -1.5f, -1.0f, -0.5f, -0.1f, 0.0f, 0.1f, 0.5f, 1.0f, 1.5f, 3.0f, 6.0f};
+    const float u[] = {1.0f, 0.5f, -2.0f, 1.0f, 3.0f, -1.0f, 7.0f, 2.0f, -0.25f, 1.0f, 0.75f, -1.5f, 2.0f};
+    const float torch[] = {-0.0f, -0.00181871653f, 0.200856864f, -0.158807993f, -0.462857991f, 0.0460172482f, 0.0f,
+                           0.107965507f, -0.0864285007f, 0.841192007f, 1.04967868f, -4.49454403f, 12.0f};
+    const int64_t n = sizeof g / sizeof g[0];
+    lq_geglu_tanh_ref(g, u, n);
+    EXPECT_CLOSE("geglu_tanh vs torch", g, torch, NULL, n, 1e-12, 1e-6);
+}
+
 /* RoPE against a hand-computed rotation: position 1, one frequency of pi/2 turns (a, b) into
  * (-b, a); the pairing differs between the interleaved and the half-split layouts. */
 Test(ops, rope_ref) {

@@ -42,6 +42,16 @@ void lq_swiglu_ref(float *gate, const float *up, int64_t n) {
     }
 }
 
+/* gelu_pytorch_tanh(g) * up in f32, as torch's GeluType::Tanh kernel writes it:
+ * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+void lq_geglu_tanh_ref(float *gate, const float *up, int64_t n) {
+    const float beta = (float)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = 0.044715f;
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = 0.5f * g * (1.0f + tanhf(beta * (g + kappa * g * g * g))) * up[i];
+    }
+}
+
 /* Angles are pos * inv_freq[i] in f32, as HF (freqs = t * inv_freq in float32) and llama2.c
  * compute them, so positions far out round the same way as the reference implementations. */
 void lq_rope_ref(float *x, int head_dim, int pos, const float *inv_freq, int interleaved) {

@@ -50,6 +50,10 @@ void lq_softmax_ref(float *x, int64_t n);
 void lq_swiglu(float *gate, const float *up, int64_t n);
 void lq_swiglu_ref(float *gate, const float *up, int64_t n);
 
+/* GeGLU (Gemma): gate[i] = gelu_tanh(gate[i]) * up[i], the tanh approximation of GELU
+ * (transformers' gelu_pytorch_tanh). Scalar only: it runs once per layer on the MLP width. */
+void lq_geglu_tanh_ref(float *gate, const float *up, int64_t n);
+
 /* Rotary embedding of one head vector x[head_dim] at position pos, in place.
  * inv_freq[i] (i < head_dim/2) is the angle per position of pair i.
  * interleaved: pairs (2i, 2i+1) (llama2.c, GGUF); else pairs (i, i + head_dim/2) (HF). */

@@ -144,21 +144,11 @@ static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
     return LQ_OK;
 }
 
-/* gelu_pytorch_tanh(g) * u, in f32 as torch's GeluType::Tanh kernel writes it:
- * 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
-static void geglu_tanh(float *gate, const float *up, int64_t n) {
-    const float beta = (float)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = 0.044715f;
-    for (int64_t i = 0; i < n; i++) {
-        const float g = gate[i];
-        gate[i] = 0.5f * g * (1.0f + tanhf(beta * (g + kappa * g * g * g))) * up[i];
-    }
-}
-
 static lq_status cpu_glu(void *ctx, lq_act act, float *gate, const float *up, int64_t n) {
     (void)ctx;
     switch (act) {
     case LQ_ACT_SILU: lq_swiglu(gate, up, n); return LQ_OK;
-    case LQ_ACT_GELU_TANH: geglu_tanh(gate, up, n); return LQ_OK;
+    case LQ_ACT_GELU_TANH: lq_geglu_tanh_ref(gate, up, n); return LQ_OK;
     }
     return lq_fail(LQ_ERR_UNSUPPORTED, "cpu backend: activation %d not available", (int)act);
 }
