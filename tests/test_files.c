@@ -138,6 +138,37 @@ Test(files, config_json_is_written_durably) {
     cr_expect_eq(count_entries(g_dir), 1);
 }
 
+/* The side files of an HF model (lq_checkpoint_copy_side_files, used by quant-ptq, quant-prune and
+ * each recipe step): byte-identical copies of the model's own files, synced; a llama2.c file has
+ * none. Reference: the shared TinyStories-656K directory's files. */
+Test(files, side_files_are_copied_byte_for_byte) {
+    char model[512];
+    lq_test_shared("models/TinyStories-656K", model, sizeof model);
+    cr_assert_eq(lq_checkpoint_copy_side_files(model, g_dir), LQ_OK, "%s", lq_last_error());
+    const char *names[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
+                           "special_tokens_map.json"};
+    for (int i = 0; i < 4; i++) {
+        char src[600], dst[128];
+        snprintf(src, sizeof src, "%s/%s", model, names[i]);
+        snprintf(dst, sizeof dst, "%s/%s", g_dir, names[i]);
+        size_t ns = 0, nd = 0;
+        char *a = lq_test_read_file(src, &ns), *b = lq_test_read_file(dst, &nd);
+        cr_assert(a && b, "%s", names[i]);
+        cr_expect(ns == nd && memcmp(a, b, ns) == 0, "%s differs from the model's", names[i]);
+        cr_expect(was_synced(dst), "%s was not fsynced", names[i]);
+        free(a);
+        free(b);
+    }
+    cr_expect_eq(count_entries(g_dir), 4, "no config.json, weights or temporary files");
+    char bin[512];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", g_dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_expect_eq(lq_checkpoint_copy_side_files(bin, sub), LQ_OK);
+    cr_expect_eq(count_entries(sub), 0, "a llama2.c .bin has no side files");
+}
+
 /* ---- inputs (defect 14) --------------------------------------------------------------------------- */
 
 Test(files, open_input_refuses_fifo_directory_and_device, .timeout = 20) {
