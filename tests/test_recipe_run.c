@@ -466,6 +466,20 @@ Test(recipe_run, distill_stage_matches_quant_distill, .timeout = 240) {
     lq_distill_close(b);
 }
 
+/* dir_a/file and dir_b/file both read and hold the same bytes; `ref` names the tool that wrote
+ * dir_b (the reference) in the message. */
+static void expect_same_file(const char *dir_a, const char *dir_b, const char *file, const char *ref) {
+    char pa[1000], pb[1000];
+    snprintf(pa, sizeof pa, "%s/%s", dir_a, file);
+    snprintf(pb, sizeof pb, "%s/%s", dir_b, file);
+    size_t na = 0, nb = 0;
+    char *a = lq_test_read_file(pa, &na), *b = lq_test_read_file(pb, &nb);
+    cr_assert(a && b, "%s: cannot read %s or %s", ref, pa, pb);
+    cr_expect(na == nb && memcmp(a, b, na) == 0, "%s differs from %s's (%zu vs %zu bytes)", file, ref, na, nb);
+    free(a);
+    free(b);
+}
+
 /* One driver (lq_distill_run) under both tools: a chunked distill_stage writes the very bytes
  * quant-distill writes with the same settings (before, the recipe tokenized the file at once and
  * could cut chunks differently). */
@@ -481,18 +495,10 @@ Test(recipe_run, distill_stage_is_quant_distill_byte_for_byte, .timeout = 240) {
              lq_test_tool("quant-distill", tool, sizeof tool), g_fp32, g_text, ref);
     int rc = system(cmd);
     cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
-    const char *files[] = {"manifest.json", "shard-00000.lqd"};
-    for (int i = 0; i < 2; i++) {
-        char pa[1000], pb[1000];
-        snprintf(pa, sizeof pa, "%s/distill/%s", out, files[i]);
-        snprintf(pb, sizeof pb, "%s/%s", ref, files[i]);
-        size_t na = 0, nb = 0;
-        char *a = lq_test_read_file(pa, &na), *b = lq_test_read_file(pb, &nb);
-        cr_expect(a && b && na == nb && memcmp(a, b, na) == 0, "%s differs from quant-distill's (%zu vs %zu bytes)",
-                  files[i], na, nb);
-        free(a);
-        free(b);
-    }
+    char dist[800];
+    snprintf(dist, sizeof dist, "%s/distill", out);
+    expect_same_file(dist, ref, "manifest.json", "quant-distill");
+    expect_same_file(dist, ref, "shard-00000.lqd", "quant-distill");
 }
 
 /* ---- pruning steps ------------------------------------------------------------------------------- */
@@ -524,17 +530,9 @@ Test(recipe_run, prune_steps_match_quant_prune, .timeout = 240) {
                  lq_test_tool("quant-prune", tool, sizeof tool), g_fp32, ref, cases[i].flags);
         int rc = system(cmd);
         cr_assert(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
-        const char *files[] = {"model.safetensors", "config.json"};
-        for (int f = 0; f < 2; f++) {
-            char pa[800], pb[800];
-            snprintf(pa, sizeof pa, "%s/%s", out, files[f]);
-            snprintf(pb, sizeof pb, "%s/%s", ref, files[f]);
-            size_t la = 0, lb = 0;
-            char *a = lq_test_read_file(pa, &la), *b = lq_test_read_file(pb, &lb);
-            cr_assert(a && b, "%s: %s", cases[i].name, files[f]);
-            cr_expect(la == lb && memcmp(a, b, la) == 0, "%s: %s differs from quant-prune's", cases[i].name, files[f]);
-            free(a);
-            free(b);
-        }
+        char label[96];
+        snprintf(label, sizeof label, "quant-prune (%s)", cases[i].name);
+        expect_same_file(out, ref, "model.safetensors", label);
+        expect_same_file(out, ref, "config.json", label);
     }
 }
