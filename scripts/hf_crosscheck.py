@@ -16,7 +16,6 @@ compare with `quant-eval --per-line --separator '<|endoftext|>'` on the same dir
 Needs: pip install torch transformers compressed-tensors (a venv; not used by the tests).
 """
 import argparse
-import json
 import math
 import sys
 
@@ -42,12 +41,10 @@ def main():
     ref = None
     if a.ref_ids:
         ref = [list(map(int, l.split()))[1:] for l in open(a.ref_ids) if l.strip()]
-    rows = []
     for d in a.dirs:
         tok = Tokenizer.from_file(f"{d}/tokenizer.json")
         model = AutoModelForCausalLM.from_pretrained(d, torch_dtype=torch.float32)
         model.eval()
-        qc = getattr(model.config, "quantization_config", None)
         nll, n = 0.0, 0
         for i, u in enumerate(units(a.text)):
             ids = tok.encode(u).ids  # tokenizer.json's post-processor adds BOS
@@ -64,10 +61,7 @@ def main():
                 tgt = torch.tensor(piece[1:])
                 nll -= lp[torch.arange(len(tgt)), tgt].sum().item()
                 n += len(tgt)
-        rows.append({"dir": d, "quantization": None if qc is None else str(type(qc).__name__),
-                     "tokens": n, "nll": nll, "ppl": math.exp(nll / n)})
         print(f"{d}: {n} tokens, total NLL {nll:.6f}, PPL {math.exp(nll / n):.6f}")
-    json.dump(rows, sys.stdout if False else open("/dev/null", "w"))
     return 0
 
 
