@@ -203,6 +203,13 @@ Test(checkpoint, config_transformers5_rope_parameters) {
                                       " \"vocab_size\": 8, \"rope_parameters\": {\"rope_theta\": 10000.0,"
                                       " \"rope_type\": \"yarn\", \"factor\": 4.0}}", "y.json", &b), LQ_ERR_UNSUPPORTED);
     cr_assert(strstr(lq_last_error(), "\"yarn\""), "%s", lq_last_error());
+    /* a negative base for the sliding layers is named as theirs, not as rope_theta */
+    cr_assert_eq(lq_config_parse_json("{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 8,"
+                                      " \"intermediate_size\": 8, \"num_attention_heads\": 2, \"num_hidden_layers\": 1,"
+                                      " \"vocab_size\": 8, \"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1e6,"
+                                      " \"rope_type\": \"default\"}, \"sliding_attention\": {\"rope_theta\": -1.0}}}",
+                                      "s.json", &b), LQ_ERR_FORMAT);
+    cr_assert(strstr(lq_last_error(), "s.json: the sliding layers' rope_theta"), "%s", lq_last_error());
 }
 
 /* Sliding windows as MistralConfig and Qwen2Config write them. */

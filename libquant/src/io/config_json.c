@@ -132,8 +132,11 @@ static lq_status parse_rope(const json_t *root, const char *path, lq_config *cfg
         const json_t *rs = json_object_get(root, "rope_scaling");
         if (rs && !json_is_null(rs)) LQ_TRY(parse_rope_obj(rs, "rope_scaling", path, cfg));
     }
-    if (!(cfg->rope_theta > 0.0f) || cfg->rope_local_theta < 0.0f)
-        return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0", path);
+    if (!(cfg->rope_theta > 0.0f)) return lq_fail(LQ_ERR_FORMAT, "%s: rope_theta must be > 0", path);
+    /* 0: no local base (every layer uses rope_theta) */
+    if (cfg->rope_local_theta < 0.0f)
+        return lq_fail(LQ_ERR_FORMAT, "%s: the sliding layers' rope_theta (rope_local_base_freq or "
+                       "rope_parameters.sliding_attention) must be > 0", path);
     return LQ_OK;
 }
 
