@@ -47,15 +47,9 @@ static lq_status bpe_word(bpe_ctx *c, const unsigned char *w, size_t len) {
     }
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned cp = t->byte_cp[w[i]];
-        c->sym[i] = (tok_sym){(int64_t)i - 1, (i + 1 < len ? (int64_t)i + 1 : -1), n, 0, -1};
-        if (cp < 0x80) {
-            c->buf[n++] = (char)cp;
-        } else {
-            c->buf[n++] = (char)(0xC0 | (cp >> 6));
-            c->buf[n++] = (char)(0x80 | (cp & 0x3F));
-        }
-        c->sym[i].n = n - c->sym[i].off;
+        size_t k = tok_byte_utf8(t, w[i], c->buf + n);
+        c->sym[i] = (tok_sym){(int64_t)i - 1, (i + 1 < len ? (int64_t)i + 1 : -1), n, k, -1};
+        n += k;
         c->sym[i].id = tok_find(t, c->buf + c->sym[i].off, c->sym[i].n);
     }
     if (t->ignore_merges) {

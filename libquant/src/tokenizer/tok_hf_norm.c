@@ -27,16 +27,8 @@ bool hf_buf_put(hf_buf *b, const void *s, size_t n) {
 
 bool hf_bytemap(const lq_tokenizer *t, const char *s, size_t n, hf_buf *out) {
     for (size_t i = 0; i < n; i++) {
-        unsigned cp = t->byte_cp[(unsigned char)s[i]];
         char u[2];
-        size_t k = 0;
-        if (cp < 0x80) {
-            u[k++] = (char)cp;
-        } else {
-            u[k++] = (char)(0xC0 | (cp >> 6));
-            u[k++] = (char)(0x80 | (cp & 0x3F));
-        }
-        if (!hf_buf_put(out, u, k)) return false;
+        if (!hf_buf_put(out, u, tok_byte_utf8(t, (unsigned char)s[i], u))) return false;
     }
     return true;
 }

@@ -159,4 +159,17 @@ void tok_hf_free(struct tok_hf *h);
 /* Bytes of a UTF-8 sequence starting at s[0] if it is well formed and fits, else 1. */
 size_t tok_utf8_len(const unsigned char *s, size_t avail);
 
+/* Byte b as the UTF-8 of its GPT-2 byte-level code point (below U+0200, so 1 or 2 bytes): the
+ * one encoding both byte-level paths use (tok_bpe_bytes.c, tokenizer.json's ByteLevel). */
+static inline size_t tok_byte_utf8(const lq_tokenizer *t, unsigned char b, char u[2]) {
+    unsigned cp = t->byte_cp[b];
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        return 1;
+    }
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
 #endif
