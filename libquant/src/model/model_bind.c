@@ -62,7 +62,7 @@ static lq_status bind_role(lq_model *m, int l, const lq_role_spec *sp) {
     const lq_role_info *ri = lq_role_get(sp->role);
     int64_t rows = lq_arch_sym_value(c, sp->rows, l), cols = lq_arch_sym_value(c, sp->cols, l);
     char mod[192], name[224];
-    snprintf(mod, sizeof mod, "model.layers.%d.%s", l, sp->hf);
+    lq_arch_module(m->arch, sp->role, l, mod, sizeof mod); /* the name the linear hook and imatrix use */
     snprintf(name, sizeof name, "%s.weight", mod);
     if (sp->flags & LQ_RF_OPTIONAL) {
         bool present = ri->kind == LQ_KIND_LINEAR ? has_linear(m->ckpt, mod) : lq_checkpoint_find(m->ckpt, name) != NULL;
