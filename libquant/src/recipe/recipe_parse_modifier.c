@@ -1,0 +1,339 @@
+/* recipe_parse_modifier.c - one llm-compressor modifier (class name -> arguments) into an
+ * lq_recipe_modifier: which arguments each class takes, the ones recognized but refused (with
+ * the reason), the scheme presets, N:M masks, then the requirements inside one modifier.
+ */
+#include "recipe_parse_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "libquant/lq_targets.h"
+
+/* ---- modifiers ---------------------------------------------------------------------------------- */
+
+typedef enum arg_id {
+    A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
+    A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
+    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_COUNT
+} arg_id;
+
+static const char *const g_arg_names[A_COUNT] = {
+    "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
+    "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
+    "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback",
+};
+
+#define B(a) (1u << (a))
+static const unsigned g_allowed[LQ_MOD_COUNT] = {
+    [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH) |
+                            B(A_GROUP_FALLBACK),
+    [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
+                    B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS),
+    [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING),
+    [LQ_MOD_SMOOTHQUANT] = B(A_IGNORE) | B(A_SMOOTHING),
+    [LQ_MOD_MAGNITUDE_PRUNING] = B(A_TARGETS) | B(A_IGNORE) | B(A_SPARSITY) | B(A_FINAL_SPARSITY) |
+                                 B(A_MASK_STRUCTURE),
+    [LQ_MOD_CONSTANT_PRUNING] = B(A_TARGETS) | B(A_IGNORE),
+    [LQ_MOD_STRUCTURED_PRUNING] = B(A_IGNORE) | B(A_SPARSITY) | B(A_STRUCTURE),
+    [LQ_MOD_SPARSEGPT] = B(A_TARGETS) | B(A_IGNORE) | B(A_SPARSITY) | B(A_MASK_STRUCTURE) |
+                         B(A_BLOCK_SIZE) | B(A_DAMPENING),
+    [LQ_MOD_WANDA] = B(A_TARGETS) | B(A_IGNORE) | B(A_SPARSITY) | B(A_MASK_STRUCTURE),
+};
+
+/* llm-compressor arguments we recognize but do not take, each with the reason. */
+static const struct {
+    const char *name, *why;
+} g_refused[] = {
+    {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W8A8, FP8)"},
+    {"kv_cache_scheme", "kv_cache_scheme is not supported (the engine keeps an f32 KV cache)"},
+    {"mappings", "custom mappings are not supported (the Llama layer mappings are built in)"},
+    {"init_sparsity", "'init_sparsity' is a training-schedule argument; one-shot recipes take 'sparsity'"},
+    {"start", "'start' is a training-schedule argument; recipes run each modifier once"},
+    {"end", "'end' is a training-schedule argument; recipes run each modifier once"},
+    {"update_frequency", "'update_frequency' is a training-schedule argument; recipes run each modifier once"},
+    {"leave_enabled", "'leave_enabled' is a training-schedule argument; recipes run each modifier once"},
+};
+
+/* llm-compressor modifiers libquant does not implement at all. */
+static const char *const g_foreign_mods[] = {
+    "SpinQuantModifier", "QuIPModifier", "LogarithmicEqualizationModifier",
+    "OutputDistillationModifier", "LayerPruningModifier",
+};
+
+static const struct {
+    const char *name;
+    lq_recipe_scheme scheme;
+} g_schemes[] = {
+    {"W8A16", LQ_SCHEME_W8A16}, {"W4A16", LQ_SCHEME_W4A16}, {"W4A16_ASYM", LQ_SCHEME_W4A16_ASYM},
+    {"W8A8", LQ_SCHEME_W8A8},   {"INT8", LQ_SCHEME_W8A8},   {"FP8", LQ_SCHEME_FP8},
+    {"FP8_DYNAMIC", LQ_SCHEME_FP8},
+};
+/* compressed-tensors presets whose formats this build has no kernels for. */
+static const char *const g_lacking_schemes[] = {"W4A8", "FP8_BLOCK", "NVFP4", "NVFP4A16", "MXFP4", "MXFP4A16",
+                                                "W4AFP8", "UNQUANTIZED"};
+
+static lq_status parse_scheme(const pctx *c, const yaml_node_t *v, const char *mod, lq_recipe_scheme *out) {
+    char what[96];
+    snprintf(what, sizeof what, "argument 'scheme' of %s", mod);
+    LQ_TRY(rp_want_scalar(c, v, what, "a scheme name"));
+    const char *s = ry_scalar(v);
+    const int n = (int)(sizeof g_schemes / sizeof *g_schemes);
+    for (int i = 0; i < n; i++)
+        if (!strcasecmp(s, g_schemes[i].name)) {
+            *out = g_schemes[i].scheme;
+            return LQ_OK;
+        }
+    for (size_t i = 0; i < sizeof g_lacking_schemes / sizeof *g_lacking_schemes; i++)
+        if (!strcasecmp(s, g_lacking_schemes[i]))
+            return rp_fail_at(c, LQ_ERR_UNSUPPORTED, v, NULL,
+                           "scheme '%s' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W8A8, FP8)",
+                           g_lacking_schemes[i]);
+    const char *names[sizeof g_schemes / sizeof *g_schemes];
+    for (int i = 0; i < n; i++) names[i] = g_schemes[i].name;
+    char b[80];
+    return rp_fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(s, names, n), "unknown scheme %s", rp_shown(v, b, sizeof b));
+}
+
+/* Strict decimal: len > 0 bytes, digits only (no sign, space or base prefix), value <= INT_MAX.
+ * sscanf("%d") wraps on overflow ("2:4294967300" read as 2:4) and skips spaces. */
+static bool parse_dec(const char *s, size_t len, int *out) {
+    if (len == 0 || len > 10) return false;
+    long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        x = x * 10 + (s[i] - '0');
+    }
+    if (x > INT_MAX) return false;
+    *out = (int)x;
+    return true;
+}
+
+static lq_status parse_mask(const pctx *c, const yaml_node_t *v, const char *what, lq_recipe_modifier *m) {
+    LQ_TRY(rp_want_scalar(c, v, what, "'unstructured' or 'N:M'"));
+    const char *s = ry_scalar(v);
+    if (!strcmp(s, "unstructured") || !strcmp(s, "0:0")) {
+        m->mask = LQ_MASK_UNSTRUCTURED;
+        return LQ_OK;
+    }
+    int n, mm;
+    char b[80];
+    const char *colon = strchr(s, ':');
+    if (!colon || !parse_dec(s, (size_t)(colon - s), &n) || !parse_dec(colon + 1, strlen(colon + 1), &mm))
+        return rp_fail_at(c, LQ_ERR_FORMAT, v, NULL, "%s must be 'unstructured' or 'N:M' (e.g. '2:4'), got %s",
+                       what, rp_shown(v, b, sizeof b));
+    if (n < 1 || mm < 2 || n >= mm || mm > 256)
+        return rp_fail_at(c, LQ_ERR_INVALID_ARG, v, NULL,
+                       "%s '%s': need 1 <= N < M <= 256 (N zeros in every M weights)", what, s);
+    m->mask = LQ_MASK_NM;
+    m->mask_n = n;
+    m->mask_m = mm;
+    return LQ_OK;
+}
+
+/* The modifier class the key names, or a one-line refusal (foreign class, or unknown with a
+ * suggestion). */
+static lq_status find_kind(const pctx *c, const entry *me, lq_modifier_kind *out) {
+    const char *name = me->name;
+    int kind = -1;
+    for (int k = 0; k < LQ_MOD_COUNT; k++)
+        if (!strcmp(name, lq_modifier_name((lq_modifier_kind)k))) kind = k;
+    if (kind < 0) {
+        for (size_t i = 0; i < sizeof g_foreign_mods / sizeof *g_foreign_mods; i++)
+            if (!strcmp(name, g_foreign_mods[i]))
+                return rp_fail_at(c, LQ_ERR_UNSUPPORTED, me->key, NULL, "modifier '%s' is not supported by libquant", name);
+        const char *names[LQ_MOD_COUNT];
+        for (int k = 0; k < LQ_MOD_COUNT; k++) names[k] = lq_modifier_name((lq_modifier_kind)k);
+        char b[80];
+        return rp_fail_at(c, LQ_ERR_FORMAT, me->key, lq_suggest(name, names, LQ_MOD_COUNT), "unknown modifier %s",
+                       rp_shown(me->key, b, sizeof b));
+    }
+    *out = (lq_modifier_kind)kind;
+    return LQ_OK;
+}
+
+/* Which argument of `kind` the entry is, or a one-line refusal: recognized but not taken (with
+ * the reason), or unknown (with a suggestion among the class's arguments). */
+static lq_status find_arg(const pctx *c, const entry *e, lq_modifier_kind kind, const char *name, arg_id *out) {
+    for (int k = 0; k < A_COUNT; k++)
+        if (!strcmp(e->name, g_arg_names[k]) && (g_allowed[kind] & B(k))) {
+            *out = (arg_id)k;
+            return LQ_OK;
+        }
+    for (size_t k = 0; k < sizeof g_refused / sizeof *g_refused; k++)
+        if (!strcmp(e->name, g_refused[k].name))
+            return rp_fail_at(c, LQ_ERR_UNSUPPORTED, e->key, NULL, "%s: %s", name, g_refused[k].why);
+    const char *names[A_COUNT];
+    int nn = 0;
+    for (int k = 0; k < A_COUNT; k++)
+        if (g_allowed[kind] & B(k)) names[nn++] = g_arg_names[k];
+    char b[80];
+    return rp_fail_at(c, LQ_ERR_FORMAT, e->key, lq_suggest(e->name, names, nn), "unknown argument %s of %s",
+                      rp_shown(e->key, b, sizeof b), name);
+}
+
+/* One argument's value into m; `seen` holds the arguments read before it. */
+static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned seen, const char *name,
+                           lq_recipe_modifier *m) {
+    const yaml_node_t *v = e->val;
+    char what[96];
+    snprintf(what, sizeof what, "argument '%s' of %s", g_arg_names[a], name);
+    bool unused;
+    lq_status s = LQ_OK;
+    switch ((arg_id)a) {
+    case A_TARGETS: s = rp_get_list(c, e->val, what, true, &m->targets, &m->n_targets); break;
+    case A_IGNORE: s = rp_get_list(c, e->val, what, true, &m->ignore, &m->n_ignore); break;
+    case A_SCHEME: s = parse_scheme(c, v, name, &m->scheme); break;
+    case A_GROUP_SIZE: s = rp_get_int(c, v, what, 1, 1 << 20, &m->group_size); break;
+    case A_CLIP_SEARCH: s = rp_get_bool(c, v, what, &m->clip_search); break;
+    case A_GROUP_FALLBACK: {
+        static const char *const fb[] = {"refuse", "channel", "ignore"};
+        const char *t = ry_scalar(v);
+        int k = -1;
+        for (int q = 0; t && q < 3; q++)
+            if (!strcmp(t, fb[q])) k = q;
+        char b[80];
+        if (k < 0)
+            s = rp_fail_at(c, LQ_ERR_FORMAT, v, t ? lq_suggest(t, fb, 3) : NULL,
+                        "%s must be refuse, channel or ignore, got %s", what, rp_shown(v, b, sizeof b));
+        else m->group_fallback = (lq_recipe_group_fallback)k;
+        break;
+    }
+    case A_BLOCK_SIZE: s = rp_get_int(c, v, what, 1, 1 << 20, &m->block_size); break;
+    case A_DAMPENING: s = rp_get_number(c, v, what, false, 0, 1, false, &m->dampening_frac); break;
+    case A_ACTORDER:
+        if (ry_is_null(v) || (ry_scalar(v) && !strcasecmp(ry_scalar(v), "false"))) {
+            m->actorder[0] = 0;
+        } else if ((s = rp_get_str(c, v, what, m->actorder, sizeof m->actorder)) == LQ_OK &&
+                   strcmp(m->actorder, "static") && strcmp(m->actorder, "group") &&
+                   strcmp(m->actorder, "weight")) {
+            static const char *const orders[] = {"static", "group", "weight"};
+            char b[80];
+            s = rp_fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(m->actorder, orders, 3),
+                        "%s must be static, group, weight or false, got %s", what, rp_shown(v, b, sizeof b));
+        }
+        break;
+    case A_SEQUENTIAL_UPDATE:
+    case A_OFFLOAD_HESSIANS: s = rp_get_bool(c, v, what, &unused); break; /* CPU: no meaning */
+    case A_DUO_SCALING: s = rp_get_bool(c, v, what, &unused); break;
+    case A_SMOOTHING: s = rp_get_number(c, v, what, false, 0, 1, true, &m->smoothing_strength); break;
+    case A_SPARSITY:
+    case A_FINAL_SPARSITY:
+        if (a == A_FINAL_SPARSITY && (seen & B(A_SPARSITY))) {
+            s = rp_fail_at(c, LQ_ERR_FORMAT, e->key, NULL, "%s: give 'sparsity' or 'final_sparsity', not both", name);
+            break;
+        }
+        if (a == A_SPARSITY && (seen & B(A_FINAL_SPARSITY))) {
+            s = rp_fail_at(c, LQ_ERR_FORMAT, e->key, NULL, "%s: give 'sparsity' or 'final_sparsity', not both", name);
+            break;
+        }
+        s = rp_get_number(c, v, what, true, 0, 0.99, true, &m->sparsity);
+        break;
+    case A_MASK_STRUCTURE: s = parse_mask(c, v, what, m); break;
+    case A_STRUCTURE: {
+        char st[16];
+        if ((s = rp_get_str(c, v, what, st, sizeof st)) != LQ_OK) {
+            lq_recipe_pos p = ry_pos(v);
+            s = lq_fail(LQ_ERR_FORMAT, "%s must be 'ffn' or 'heads' at %s:%d:%d", what, c->path, p.line, p.col);
+        } else if (!strcmp(st, "ffn")) {
+            m->structure = LQ_STRUCTURE_FFN;
+        } else if (!strcmp(st, "heads")) {
+            m->structure = LQ_STRUCTURE_HEADS;
+        } else {
+            static const char *const structs[] = {"ffn", "heads"};
+            s = rp_fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(st, structs, 2), "%s must be 'ffn' or 'heads', got '%s'",
+                        what, st);
+        }
+        break;
+    }
+    case A_COUNT: break;
+    }
+    return s;
+}
+
+/* Requirements and combinations inside one modifier, once all its arguments are read. */
+static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
+                                const yaml_node_t *const arg_node[A_COUNT], lq_recipe_modifier *m) {
+    const char *name = me->name;
+    if (rp_is_quant(m->kind)) {
+        if (!(seen & B(A_SCHEME)))
+            return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'scheme'", name);
+        bool grouped = m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM;
+        if ((seen & B(A_GROUP_SIZE)) && !grouped)
+            return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_SIZE], NULL,
+                           "group_size applies to the W4A16 schemes only (%s is per channel)",
+                           lq_recipe_scheme_name(m->scheme));
+        if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = 128; /* the W4A16 preset */
+        if ((seen & B(A_GROUP_FALLBACK)) && !grouped)
+            return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_FALLBACK], NULL,
+                           "group_fallback applies to the W4A16 schemes only (%s is per channel)",
+                           lq_recipe_scheme_name(m->scheme));
+    }
+    if (rp_is_prune(m->kind)) {
+        if (m->mask == LQ_MASK_NM) {
+            double implied = (double)m->mask_n / m->mask_m;
+            const yaml_node_t *sp = arg_node[A_SPARSITY] ? arg_node[A_SPARSITY] : arg_node[A_FINAL_SPARSITY];
+            if (sp && fabs(m->sparsity - implied) > 1e-9)
+                return rp_fail_at(c, LQ_ERR_INVALID_ARG, sp, NULL,
+                               "impossible combination: sparsity %g with mask_structure '%d:%d' (which prunes %g)",
+                               m->sparsity, m->mask_n, m->mask_m, implied);
+            m->sparsity = implied;
+        } else if (m->sparsity < 0) {
+            return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'sparsity' (or an N:M mask_structure)", name);
+        }
+    }
+    if (m->kind == LQ_MOD_STRUCTURED_PRUNING) {
+        if (!(seen & B(A_STRUCTURE)))
+            return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'structure' (ffn or heads)", name);
+        if (m->sparsity < 0)
+            return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'sparsity'", name);
+    }
+    if (!(seen & B(A_TARGETS)) && (g_allowed[m->kind] & B(A_TARGETS))) {
+        m->targets = calloc(2, sizeof *m->targets);
+        if (!m->targets || !(m->targets[0] = strdup("Linear")))
+            return lq_fail(LQ_ERR_NOMEM, "out of memory reading %s", c->path);
+        m->n_targets = 1;
+    }
+    if ((seen & B(A_TARGETS)) && m->n_targets == 0)
+        return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_TARGETS], NULL, "argument 'targets' of %s is empty", name);
+    return LQ_OK;
+}
+
+lq_status rp_parse_modifier(const pctx *c, const entry *me, lq_recipe_modifier *m) {
+    const char *name = me->name;
+    lq_modifier_kind kind = LQ_MOD_COUNT;
+    LQ_TRY(find_kind(c, me, &kind));
+    m->kind = kind;
+    m->pos = ry_pos(me->key);
+    m->dampening_frac = 0.01;
+    m->block_size = 128;
+    m->smoothing_strength = 0.5;
+    m->sparsity = -1;
+
+    entry *e = NULL;
+    int n = 0;
+    if (!ry_is_null(me->val)) {
+        char what[96];
+        snprintf(what, sizeof what, "the arguments of %s", name);
+        LQ_TRY(rp_map_entries(c, me->val, what, &e, &n));
+    }
+    lq_status s = LQ_OK;
+    unsigned seen = 0;
+    const yaml_node_t *arg_node[A_COUNT] = {0};
+    for (int i = 0; s == LQ_OK && i < n; i++) {
+        arg_id a = A_COUNT;
+        if ((s = find_arg(c, &e[i], kind, name, &a)) != LQ_OK) break;
+        if ((s = ry_visit(c->d, e[i].val)) != LQ_OK) break;
+        if ((s = parse_arg(c, a, &e[i], seen, name, m)) != LQ_OK) break;
+        seen |= B(a);
+        arg_node[a] = e[i].val;
+    }
+    free(e);
+    if (s != LQ_OK) return s;
+    return check_modifier(c, me, seen, arg_node, m);
+}
