@@ -71,6 +71,16 @@ typedef struct lq_config {
     int layer_hidden_dim[LQ_MAX_LAYERS];
     int layer_n_heads[LQ_MAX_LAYERS];
     int layer_n_kv_heads[LQ_MAX_LAYERS];
+    /* Sparse mixture of experts (Mixtral, Qwen2-MoE); n_experts 0 = a dense model.
+     * n_experts = "num_local_experts" (Mixtral) or "num_experts" (Qwen2-MoE); n_experts_used =
+     * "num_experts_per_tok"; expert_hidden_dim = "moe_intermediate_size" (Mixtral's experts are
+     * "intermediate_size" wide); shared_hidden_dim = "shared_expert_intermediate_size" (0: no
+     * shared expert); norm_topk_prob: renormalise the k routing weights to sum 1. A layer has
+     * experts unless layer_dense_ffn[l] ("mlp_only_layers", "decoder_sparse_step"): then it has
+     * the plain MLP of intermediate_size. Read it through lq_config_layer_moe(). */
+    int n_experts, n_experts_used, expert_hidden_dim, shared_hidden_dim;
+    bool norm_topk_prob;
+    unsigned char layer_dense_ffn[LQ_MAX_LAYERS];
 } lq_config;
 
 /* A layer's size: the per-layer value when set, else the uniform one. */
@@ -87,6 +97,10 @@ static inline int lq_config_layer_kv_heads(const lq_config *c, int l) {
 static inline int lq_config_layer_window(const lq_config *c, int l) {
     if (c->sliding_window <= 0) return 0;
     return l >= 0 && l < LQ_MAX_LAYERS && c->layer_full_attention[l] ? 0 : c->sliding_window;
+}
+/* Whether layer l's FFN is a sparse mixture of experts. */
+static inline bool lq_config_layer_moe(const lq_config *c, int l) {
+    return c->n_experts > 0 && !(l >= 0 && l < LQ_MAX_LAYERS && c->layer_dense_ffn[l]);
 }
 /* "default", "llama3", "linear". */
 const char *lq_rope_type_name(lq_rope_type t);

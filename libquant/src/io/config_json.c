@@ -221,6 +221,40 @@ bool lq_config_has_layer_sizes(const lq_config *c) {
     return false;
 }
 
+/* Sparse MoE keys (lq_config's n_experts ...): Mixtral's num_local_experts, Qwen2-MoE's
+ * num_experts with moe_intermediate_size, shared_expert_intermediate_size, norm_topk_prob,
+ * decoder_sparse_step and mlp_only_layers (transformers' Qwen2MoeDecoderLayer: layer l is sparse
+ * iff l is not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0). */
+static lq_status parse_moe(const json_t *root, const char *path, lq_config *cfg) {
+    const char *key = json_object_get(root, "num_local_experts") ? "num_local_experts" : "num_experts";
+    LQ_TRY(get_int(root, key, path, false, 0, 0, &cfg->n_experts));
+    if (cfg->n_experts == 0) return LQ_OK;
+    LQ_TRY(get_int(root, "num_experts_per_tok", path, true, 0, 1, &cfg->n_experts_used));
+    if (cfg->n_experts_used > cfg->n_experts)
+        return lq_fail(LQ_ERR_FORMAT, "%s: num_experts_per_tok %d exceeds %s %d", path, cfg->n_experts_used, key,
+                       cfg->n_experts);
+    LQ_TRY(get_int(root, "moe_intermediate_size", path, false, cfg->hidden_dim, 1, &cfg->expert_hidden_dim));
+    LQ_TRY(get_int(root, "shared_expert_intermediate_size", path, false, 0, 0, &cfg->shared_hidden_dim));
+    const json_t *norm = json_object_get(root, "norm_topk_prob");
+    if (norm && !json_is_boolean(norm)) return lq_fail(LQ_ERR_FORMAT, "%s: \"norm_topk_prob\" is not a boolean", path);
+    cfg->norm_topk_prob = json_is_true(norm);
+    int step;
+    LQ_TRY(get_int(root, "decoder_sparse_step", path, false, 1, 1, &step));
+    for (int l = 0; l < cfg->n_layers && l < LQ_MAX_LAYERS; l++) cfg->layer_dense_ffn[l] = (l + 1) % step != 0;
+    const json_t *only = json_object_get(root, "mlp_only_layers");
+    if (only && !json_is_null(only) && !json_is_array(only))
+        return lq_fail(LQ_ERR_FORMAT, "%s: \"mlp_only_layers\" is not a list", path);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(only, i, e) {
+        json_int_t l = json_integer_value(e);
+        if (!json_is_integer(e) || l < 0 || l >= cfg->n_layers || l >= LQ_MAX_LAYERS)
+            return lq_fail(LQ_ERR_FORMAT, "%s: \"mlp_only_layers\"[%zu] is not a layer index", path, i);
+        cfg->layer_dense_ffn[l] = 1;
+    }
+    return LQ_OK;
+}
+
 static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg) {
     if (!json_is_object(root)) return lq_fail(LQ_ERR_FORMAT, "%s: not a JSON object", path);
     const json_t *archs = json_object_get(root, "architectures");
@@ -263,6 +297,7 @@ static lq_status parse_root(const json_t *root, const char *path, lq_config *cfg
     if ((int64_t)cfg->n_heads * cfg->head_dim > INT_MAX)
         return lq_fail(LQ_ERR_FORMAT, "%s: num_attention_heads x head_dim overflows", path);
     LQ_TRY(parse_layer_sizes(root, path, cfg));
+    LQ_TRY(parse_moe(root, path, cfg));
     LQ_TRY(get_float(root, "rms_norm_eps", path, 1e-6f, &cfg->norm_eps));
     if (!(cfg->norm_eps >= 0.0f)) return lq_fail(LQ_ERR_FORMAT, "%s: rms_norm_eps must be >= 0", path);
     const json_t *tie = json_object_get(root, "tie_word_embeddings");

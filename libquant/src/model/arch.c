@@ -7,8 +7,9 @@
 
 /* One line per architecture: its descriptor lives in arch_<name>.c. */
 extern const lq_arch lq_arch_llama, lq_arch_mistral, lq_arch_qwen2, lq_arch_qwen3, lq_arch_gemma3;
+extern const lq_arch lq_arch_mixtral, lq_arch_qwen2_moe;
 static const lq_arch *const g_archs[] = {&lq_arch_llama, &lq_arch_mistral, &lq_arch_qwen2, &lq_arch_qwen3,
-                                          &lq_arch_gemma3};
+                                          &lq_arch_gemma3, &lq_arch_mixtral, &lq_arch_qwen2_moe};
 enum { N_ARCHS = sizeof g_archs / sizeof g_archs[0] };
 
 static const lq_role_info g_roles[LQ_ROLE_COUNT] = {
@@ -25,6 +26,14 @@ static const lq_role_info g_roles[LQ_ROLE_COUNT] = {
     [LQ_ROLE_UP] = {"up", LQ_KIND_LINEAR, LQ_GROUP_FFN, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
     [LQ_ROLE_DOWN] = {"down", LQ_KIND_LINEAR, LQ_GROUP_FFN, LQ_AXIS_COLS, LQ_WIDTH_ONE, -1},
     [LQ_ROLE_POST_FFN_NORM] = {"post_ffn_norm", LQ_KIND_NORM, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_ROUTER] = {"router", LQ_KIND_LINEAR, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_EXP_GATE] = {"expert_gate", LQ_KIND_LINEAR, LQ_GROUP_EXPERT, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_EXP_UP] = {"expert_up", LQ_KIND_LINEAR, LQ_GROUP_EXPERT, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_EXP_DOWN] = {"expert_down", LQ_KIND_LINEAR, LQ_GROUP_EXPERT, LQ_AXIS_COLS, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_SHEXP_GATE] = {"shared_gate", LQ_KIND_LINEAR, LQ_GROUP_SHARED_EXPERT, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_SHEXP_UP] = {"shared_up", LQ_KIND_LINEAR, LQ_GROUP_SHARED_EXPERT, LQ_AXIS_ROWS, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
+    [LQ_ROLE_SHEXP_DOWN] = {"shared_down", LQ_KIND_LINEAR, LQ_GROUP_SHARED_EXPERT, LQ_AXIS_COLS, LQ_WIDTH_ONE, -1},
+    [LQ_ROLE_SHEXP_ROUTER] = {"shared_expert_gate", LQ_KIND_LINEAR, LQ_GROUP_NONE, LQ_AXIS_NONE, LQ_WIDTH_ONE, LQ_ROLE_FFN_NORM},
 };
 
 const lq_arch *lq_arch_find(const char *hf_name) {
@@ -75,29 +84,70 @@ int64_t lq_arch_sym_value(const lq_config *c, lq_sym s, int l) {
     case LQ_SYM_KVDIM: return (int64_t)lq_config_layer_kv_heads(c, l) * c->head_dim;
     case LQ_SYM_HEAD_DIM: return c->head_dim;
     case LQ_SYM_VOCAB: return c->vocab_size;
+    case LQ_SYM_EXPERTS: return c->n_experts;
+    case LQ_SYM_EXPERT_HIDDEN: return c->expert_hidden_dim;
+    case LQ_SYM_SHARED_HIDDEN: return c->shared_hidden_dim;
+    case LQ_SYM_ONE: return 1;
     default: return 0;
     }
 }
 
-bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap) {
+bool lq_arch_expert_module(const lq_arch *a, lq_role r, int l, int e, char *buf, size_t cap) {
     const lq_role_spec *s = lq_arch_role(a, r);
-    if (!s) return false;
-    snprintf(buf, cap, "model.layers.%d.%s", l, s->hf);
+    if (!s || ((s->flags & LQ_RF_PER_EXPERT) != 0) != (e >= 0)) return false;
+    int k = snprintf(buf, cap, "model.layers.%d.", l);
+    if (k < 0 || (size_t)k >= cap) return false;
+    if (e >= 0) snprintf(buf + k, cap - (size_t)k, s->hf, e); /* the spec's one "%d" */
+    else snprintf(buf + k, cap - (size_t)k, "%s", s->hf);
     return true;
 }
 
-int lq_arch_role_of(const lq_arch *a, const char *name, int *layer) {
+bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap) {
+    return lq_arch_expert_module(a, r, l, -1, buf, cap);
+}
+
+bool lq_arch_layer_has(const lq_role_spec *sp, const lq_config *c, int l) {
+    if (sp->flags & LQ_RF_SPARSE_LAYER) return lq_config_layer_moe(c, l);
+    if (sp->flags & LQ_RF_DENSE_LAYER) return !lq_config_layer_moe(c, l);
+    return true;
+}
+
+/* Length of the prefix of `name` that the role pattern `hf` matches ("%d": one decimal index,
+ * stored in *e), or 0. */
+static size_t match_hf(const char *hf, const char *name, int *e) {
+    const char *n = name;
+    for (const char *p = hf; *p; p++) {
+        if (p[0] == '%' && p[1] == 'd') {
+            if (*n < '0' || *n > '9') return 0;
+            long v = 0;
+            while (*n >= '0' && *n <= '9' && v < 1000000) v = v * 10 + (*n++ - '0');
+            *e = (int)v;
+            p++;
+        } else if (*n++ != *p) {
+            return 0;
+        }
+    }
+    return (size_t)(n - name);
+}
+
+int lq_arch_role_of_expert(const lq_arch *a, const char *name, int *layer, int *expert) {
     int l = -1, pos = 0;
     if (sscanf(name, "model.layers.%d.%n", &l, &pos) != 1 || pos == 0 || l < 0) return -1;
     const char *rest = name + pos;
     for (int i = 0; i < a->n_roles; i++) {
-        size_t n = strlen(a->roles[i].hf);
-        if (strncmp(rest, a->roles[i].hf, n) == 0 && (rest[n] == 0 || rest[n] == '.')) {
+        int e = -1;
+        size_t n = match_hf(a->roles[i].hf, rest, &e);
+        if (n > 0 && (rest[n] == 0 || rest[n] == '.')) {
             if (layer) *layer = l;
+            if (expert) *expert = e;
             return (int)a->roles[i].role;
         }
     }
     return -1;
+}
+
+int lq_arch_role_of(const lq_arch *a, const char *name, int *layer) {
+    return lq_arch_role_of_expert(a, name, layer, NULL);
 }
 
 const lq_role_info *lq_arch_linear_info(const lq_arch *a, const char *module) {

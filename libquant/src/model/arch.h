@@ -24,23 +24,25 @@
  *   window and RoPE table from the config (layer_types or sliding_window_pattern; the sliding
  *   layers' base fills lq_model.rope_inv_freq[LQ_ROPE_LOCAL]); query_pre_attn_scalar is the
  *   attention op's `scale` argument.
- * How the next family fits without another redesign:
- *   Sparse MoE (Mixtral, Qwen2-MoE, OLMoE): roles ROUTER (rows = n_experts), EXPERT_GATE/UP/DOWN
- *     with flag LQ_RF_PER_EXPERT (HF name with a second "%d": "block_sparse_moe.experts.%d.w1"),
- *     SHARED_GATE/UP/DOWN and SHARED_EXPERT_GATE; the layer binds an array of lq_weight per expert
- *     role; the FFN step of the layer program becomes "router matmul -> router_topk op (softmax
- *     then top-k, or top-k then normalise, a flag) -> per selected expert the same gate/up/glu/down
- *     steps -> weighted add"; the op table gains router_topk (LQ_OP_ROUTER_TOPK, refused by name
- *     where missing). Pruning units are per expert (the FFN group of each expert).
- *     What transformers 5.17 computes (models/mixtral, models/qwen2_moe; fixtures in
- *     tests/fixtures/arch/{mixtral,qwen2_moe}): router logits = Linear(x) (no bias), softmax in
- *     f32 over ALL experts, top-k of the probabilities, then Mixtral always renormalises the k
- *     weights to sum 1, Qwen2-MoE only when norm_topk_prob (default false); out = sum_k w_k *
- *     down(silu(gate(x)) * up(x)) of expert k (Mixtral w1 = gate, w3 = up, w2 = down). Qwen2-MoE
- *     adds sigmoid(shared_expert_gate(x)) * shared_expert(x) (a dense MLP of
- *     shared_expert_intermediate_size) and has q/k/v biases; a layer is sparse iff it is not in
- *     mlp_only_layers and (l + 1) % decoder_sparse_step == 0, else a dense MLP of
- *     intermediate_size. quant-ptq already keeps the routers and shared_expert_gate in float.
+ * Sparse MoE (arch_mixtral.c, arch_qwen2_moe.c; the FFN step in forward_moe.c): roles ROUTER
+ *   (rows = n_experts), EXP_GATE/UP/DOWN with flag LQ_RF_PER_EXPERT (the HF name holds the expert
+ *   index as "%d": "block_sparse_moe.experts.%d.w1"; lq_arch_expert_module names one expert; the
+ *   GGUF name is llama.cpp's stacked [E, rows, cols] tensor, "ffn_gate_exps"), SHEXP_GATE/UP/DOWN
+ *   (Qwen2-MoE's shared expert, a dense MLP) and SHEXP_ROUTER (its sigmoid gate, one row).
+ *   LQ_RF_SPARSE_LAYER roles exist only in layers with experts, LQ_RF_DENSE_LAYER ones only in
+ *   the others (lq_config_layer_moe: Qwen2-MoE's mlp_only_layers / decoder_sparse_step). The
+ *   layer binds an array of lq_weight per expert role; the FFN step becomes "router matmul ->
+ *   router_topk op (softmax over all experts, top-k, renormalised when norm_topk_prob or
+ *   LQ_AF_MOE_NORM_TOPK) -> per expert, the tokens routed to it gathered, the same gate/up/glu/down
+ *   steps on them, scaled by their weights and added back -> + sigmoid(shared gate) * shared MLP".
+ *   What transformers 5.17 computes (models/mixtral, models/qwen2_moe; fixtures in
+ *   tests/fixtures/arch/{mixtral,qwen2_moe}): router logits = Linear(x) (no bias), softmax in
+ *   f32 over ALL experts, top-k of the probabilities, then Mixtral always renormalises the k
+ *   weights to sum 1, Qwen2-MoE only when norm_topk_prob (default false); out = sum_k w_k *
+ *   down(silu(gate(x)) * up(x)) of expert k (Mixtral w1 = gate, w3 = up, w2 = down), accumulated
+ *   expert by expert in index order. Qwen2-MoE adds sigmoid(shared_expert_gate(x)) *
+ *   shared_expert(x) (a dense MLP of shared_expert_intermediate_size) and has q/k/v biases.
+ *   quant-ptq keeps the routers and shared_expert_gate in float (compress/ptq.c).
  */
 #ifndef LQ_ARCH_H
 #define LQ_ARCH_H
@@ -65,13 +67,27 @@ typedef enum lq_role {
     LQ_ROLE_UP,
     LQ_ROLE_DOWN,
     LQ_ROLE_POST_FFN_NORM, /* RMSNorm of the MLP output before the residual add */
+    LQ_ROLE_ROUTER,        /* sparse MoE: expert logits (n_experts x dim) */
+    LQ_ROLE_EXP_GATE,      /* one per expert (LQ_RF_PER_EXPERT) */
+    LQ_ROLE_EXP_UP,
+    LQ_ROLE_EXP_DOWN,
+    LQ_ROLE_SHEXP_GATE,    /* the shared expert (Qwen2-MoE): a dense MLP beside the experts */
+    LQ_ROLE_SHEXP_UP,
+    LQ_ROLE_SHEXP_DOWN,
+    LQ_ROLE_SHEXP_ROUTER,  /* its gate: sigmoid(1 x dim Linear) scales the shared MLP's output */
     LQ_ROLE_COUNT
 } lq_role;
 
 typedef enum lq_role_kind { LQ_KIND_NORM = 0, LQ_KIND_LINEAR } lq_role_kind;
 
 /* Groups of linear roles that pruning and recipes treat together. */
-typedef enum lq_role_group { LQ_GROUP_NONE = 0, LQ_GROUP_ATTN, LQ_GROUP_FFN } lq_role_group;
+typedef enum lq_role_group {
+    LQ_GROUP_NONE = 0,
+    LQ_GROUP_ATTN,
+    LQ_GROUP_FFN,
+    LQ_GROUP_EXPERT,        /* the FFN group of one expert (its gate/up rows + down columns) */
+    LQ_GROUP_SHARED_EXPERT, /* the shared expert's FFN group */
+} lq_role_group;
 
 /* Which axis of a linear holds a structured-pruning unit, and how wide one unit is on it. */
 typedef enum lq_unit_axis { LQ_AXIS_NONE = 0, LQ_AXIS_ROWS, LQ_AXIS_COLS } lq_unit_axis;
@@ -85,7 +101,11 @@ typedef enum lq_sym {
     LQ_SYM_QDIM,     /* the layer's num_attention_heads * head_dim */
     LQ_SYM_KVDIM,    /* the layer's num_key_value_heads * head_dim */
     LQ_SYM_HEAD_DIM, /* head_dim */
-    LQ_SYM_VOCAB     /* vocab_size */
+    LQ_SYM_VOCAB,    /* vocab_size */
+    LQ_SYM_EXPERTS,  /* n_experts */
+    LQ_SYM_EXPERT_HIDDEN, /* an expert's intermediate size */
+    LQ_SYM_SHARED_HIDDEN, /* the shared expert's intermediate size */
+    LQ_SYM_ONE       /* 1 (the shared expert's gate) */
 } lq_sym;
 
 /* Generic facts about a role (one row per role, arch.c). */
@@ -103,6 +123,9 @@ enum {
     LQ_RF_OPTIONAL = 1u << 0,      /* may be absent (the layer program skips its step) */
     LQ_RF_BIAS = 1u << 1,          /* a "<module>.bias" is bound when present */
     LQ_RF_BIAS_REQUIRED = 1u << 2, /* ... and must be present (Qwen2 q/k/v) */
+    LQ_RF_PER_EXPERT = 1u << 3,    /* one tensor per expert: the HF name has "%d" for its index */
+    LQ_RF_SPARSE_LAYER = 1u << 4,  /* only in layers with experts (lq_config_layer_moe) */
+    LQ_RF_DENSE_LAYER = 1u << 5,   /* only in layers without them */
 };
 
 /* One role of one architecture. */
@@ -120,6 +143,7 @@ typedef enum lq_act { LQ_ACT_SILU = 0, LQ_ACT_GELU_TANH } lq_act;
 /* Architecture feature flags. */
 enum {
     LQ_AF_EMBED_SCALE = 1u << 0, /* x = embedding * sqrt(dim) (Gemma) */
+    LQ_AF_MOE_NORM_TOPK = 1u << 1, /* renormalise the top-k routing weights always (Mixtral) */
 };
 
 typedef struct lq_arch {
@@ -146,11 +170,17 @@ const lq_role_spec *lq_arch_role(const lq_arch *a, lq_role r);
 /* Value of a shape symbol for layer l (0 for LQ_SYM_NONE). */
 int64_t lq_arch_sym_value(const lq_config *c, lq_sym s, int l);
 /* The HF module name of role r in layer l ("model.layers.3.mlp.up_proj") into buf; false when
- * the arch has no such role. */
+ * the arch has no such role (or r is per expert: lq_arch_expert_module). */
 bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap);
+/* ... of expert e of a per-expert role ("model.layers.3.block_sparse_moe.experts.5.w1"). */
+bool lq_arch_expert_module(const lq_arch *a, lq_role r, int l, int e, char *buf, size_t cap);
+/* Whether layer l of a model with config c has role spec sp (LQ_RF_SPARSE_LAYER / DENSE_LAYER). */
+bool lq_arch_layer_has(const lq_role_spec *sp, const lq_config *c, int l);
 /* Which role a per-layer HF tensor or module name is ("model.layers.3.mlp.up_proj.weight" ->
  * UP, layer 3); -1 when it is none of a's roles. */
 int lq_arch_role_of(const lq_arch *a, const char *name, int *layer);
+/* ... and the expert index of a per-expert role (-1 for the others); expert may be NULL. */
+int lq_arch_role_of_expert(const lq_arch *a, const char *name, int *layer, int *expert);
 
 /* The role of a linear module of a (NULL when a is NULL or it is none), for the callers that
  * only hold a name: pruning and recipe plans. */

@@ -24,7 +24,7 @@ static const char *const g_ops[LQ_OP_COUNT] = {
     [LQ_OP_ATTENTION] = "attention", [LQ_OP_ATTENTION_WINDOW] = "attention_window",
     [LQ_OP_SWIGLU] = "swiglu",       [LQ_OP_GEGLU_TANH] = "geglu_tanh",
     [LQ_OP_ADD] = "add",             [LQ_OP_ADD_BIAS] = "add_bias",
-    [LQ_OP_SCALE] = "scale",
+    [LQ_OP_SCALE] = "scale",         [LQ_OP_ROUTER_TOPK] = "router_topk",
 };
 
 const char *lq_op_name(lq_op op) { return (int)op >= 0 && op < LQ_OP_COUNT ? g_ops[op] : "?"; }
@@ -61,6 +61,9 @@ void lq_backend_model_free(lq_backend_model *bm) {
             o->free_weight(bm->impl, bm->layers[l].w[r]);
             o->free_f32(bm->impl, bm->layers[l].vec[r]);
             o->free_f32(bm->impl, bm->layers[l].bias[r]);
+            for (int e = 0; bm->layers[l].xw[r] && e < bm->layers[l].n_experts; e++)
+                o->free_weight(bm->impl, bm->layers[l].xw[r][e]);
+            free(bm->layers[l].xw[r]);
         }
     free(bm->layers);
     if (bm->output != bm->tok_emb) o->free_weight(bm->impl, bm->output);
@@ -80,6 +83,15 @@ static lq_status upload_layer(const lq_model *m, lq_backend_model *bm, int l) {
         char what[96];
         snprintf(what, sizeof what, "layer %d %s", l, lq_role_get((lq_role)r)->name);
         if (L->w[r].data) LQ_TRY(o->upload_weight(bm->impl, &L->w[r], what, &B->w[r]));
+        if (L->xw[r]) {
+            if (!(B->xw[r] = calloc((size_t)L->n_experts, sizeof *B->xw[r])))
+                return lq_fail(LQ_ERR_NOMEM, "out of memory for the experts of layer %d", l);
+            B->n_experts = L->n_experts;
+            for (int e = 0; e < L->n_experts; e++) {
+                snprintf(what, sizeof what, "layer %d expert %d %s", l, e, lq_role_get((lq_role)r)->name);
+                LQ_TRY(o->upload_weight(bm->impl, &L->xw[r][e], what, &B->xw[r][e]));
+            }
+        }
         if (L->bias[r]) LQ_TRY(o->upload_f32(bm->impl, L->bias[r], L->w[r].rows, what, &B->bias[r]));
         if (L->vec[r]) {
             int64_t n = lq_arch_sym_value(&m->cfg, lq_arch_role(m->arch, (lq_role)r)->rows, l);

@@ -38,7 +38,8 @@ typedef enum lq_op {
     LQ_OP_GEGLU_TANH,       /* gelu_tanh(gate) * up (Gemma) */
     LQ_OP_ADD,              /* x += y (residual) */
     LQ_OP_ADD_BIAS,         /* y[t] += b for every row t */
-    LQ_OP_SCALE,            /* x *= s (Gemma's embedding scale) */
+    LQ_OP_SCALE,            /* x *= s (Gemma's embedding scale; MoE routing weights) */
+    LQ_OP_ROUTER_TOPK,      /* sparse MoE: softmax of router logits, top-k experts and weights */
     LQ_OP_COUNT
 } lq_op;
 
@@ -90,6 +91,12 @@ typedef struct lq_backend_ops {
     lq_status (*add)(void *ctx, float *x, const float *y, int64_t n);
     lq_status (*add_bias)(void *ctx, float *y, const float *b, int64_t rows, int64_t cols);
     lq_status (*scale)(void *ctx, float *x, float s, int64_t n);
+    /* For each of n_tok rows of router logits (n_tok, n_experts): softmax over all experts, the
+     * k most probable (ties: the lower expert index), their probabilities renormalised to sum 1
+     * when `renorm`. ids and weights (n_tok, k), in descending probability, are HOST memory: the
+     * layer program schedules the experts from them. */
+    lq_status (*router_topk)(void *ctx, const float *logits, int64_t n_tok, int n_experts, int k, bool renorm,
+                             int32_t *ids, float *weights);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */
@@ -105,6 +112,8 @@ enum { LQ_ROPE_GLOBAL = 0, LQ_ROPE_LOCAL = 1, LQ_ROPE_TABLES = 2 };
 /* A model's weights as one table holds them (handles returned by upload_weight/upload_f32). */
 typedef struct lq_backend_layer {
     void *w[LQ_ROLE_COUNT];
+    void **xw[LQ_ROLE_COUNT]; /* per-expert roles: one handle per expert */
+    int n_experts;
     float *vec[LQ_ROLE_COUNT];
     float *bias[LQ_ROLE_COUNT];
 } lq_backend_layer;

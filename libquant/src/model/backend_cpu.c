@@ -174,6 +174,36 @@ static lq_status cpu_add_bias(void *ctx, float *y, const float *b, int64_t rows,
     return LQ_OK;
 }
 
+/* transformers' TopKRouter: softmax in f32 over all experts (max-subtracted, as torch), then
+ * torch.topk of the probabilities. torch.topk's order among equal values is unspecified (CPU
+ * torch 2.14: topk([.1, .3, .3, .3], 2) -> ids 2, 3); ties here go to the lower expert index,
+ * and the fixtures keep the k-th / (k+1)-th gap >= 2e-3 so no tie decides a choice. */
+static lq_status cpu_router_topk(void *ctx, const float *logits, int64_t n_tok, int n_experts, int k, bool renorm,
+                                 int32_t *ids, float *weights) {
+    (void)ctx;
+    if (k <= 0 || k > n_experts || n_experts > 4096)
+        return lq_fail(LQ_ERR_INVALID_ARG, "router_topk: top-%d of %d experts", k, n_experts);
+    float p[4096];
+    for (int64_t t = 0; t < n_tok; t++) {
+        memcpy(p, logits + t * n_experts, (size_t)n_experts * sizeof(float));
+        lq_softmax(p, n_experts);
+        int32_t *id = ids + t * k;
+        float *w = weights + t * k, sum = 0.0f;
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < n_experts; e++)
+                if (p[e] >= 0.0f && (best < 0 || p[e] > p[best])) best = e;
+            id[j] = best;
+            w[j] = p[best];
+            sum += p[best];
+            p[best] = -1.0f; /* taken */
+        }
+        if (renorm)
+            for (int j = 0; j < k; j++) w[j] /= sum;
+    }
+    return LQ_OK;
+}
+
 const lq_backend_ops lq_backend_cpu = {
     .name = "cpu",
     .device = LQ_DEVICE_CPU,
@@ -202,4 +232,5 @@ const lq_backend_ops lq_backend_cpu = {
     .add = cpu_add,
     .add_bias = cpu_add_bias,
     .scale = cpu_scale,
+    .router_topk = cpu_router_topk,
 };

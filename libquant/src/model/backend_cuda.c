@@ -27,7 +27,10 @@ static lq_status cuda_status(int rc, const char *what) {
     }
 }
 
-static bool cu_supports(lq_op op) { return op != LQ_OP_GEGLU_TANH && op != LQ_OP_SCALE; }
+/* No router_topk yet: a sparse-MoE model is refused on CUDA naming that op (lq_backend_check). */
+static bool cu_supports(lq_op op) {
+    return (int)op >= 0 && op < LQ_OP_COUNT && op != LQ_OP_GEGLU_TANH && op != LQ_OP_SCALE && op != LQ_OP_ROUTER_TOPK;
+}
 
 /* The model side needs no state of its own: one device, the runtime's default. */
 static lq_status cu_open(void **impl) {

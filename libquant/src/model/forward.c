@@ -10,37 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_internal.h"
+#include "session_internal.h"
 
 uint32_t lq_program_roles(void) {
     return 1u << LQ_ROLE_ATTN_NORM | 1u << LQ_ROLE_Q | 1u << LQ_ROLE_K | 1u << LQ_ROLE_V | 1u << LQ_ROLE_O |
            1u << LQ_ROLE_Q_NORM | 1u << LQ_ROLE_K_NORM | 1u << LQ_ROLE_FFN_NORM | 1u << LQ_ROLE_GATE |
-           1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN | 1u << LQ_ROLE_POST_ATTN_NORM | 1u << LQ_ROLE_POST_FFN_NORM;
+           1u << LQ_ROLE_UP | 1u << LQ_ROLE_DOWN | 1u << LQ_ROLE_POST_ATTN_NORM | 1u << LQ_ROLE_POST_FFN_NORM |
+           1u << LQ_ROLE_ROUTER | 1u << LQ_ROLE_EXP_GATE | 1u << LQ_ROLE_EXP_UP | 1u << LQ_ROLE_EXP_DOWN |
+           1u << LQ_ROLE_SHEXP_GATE | 1u << LQ_ROLE_SHEXP_UP | 1u << LQ_ROLE_SHEXP_DOWN |
+           1u << LQ_ROLE_SHEXP_ROUTER; /* the last eight: forward_moe.c */
 }
 
-struct lq_session {
-    const lq_model *m;
-    const lq_backend_model *bm; /* the model's weights as this session's table holds them */
-    const lq_backend_ops *ops;
-    void *ctx;
-    lq_pool *pool;              /* borrowed */
-    int n_ctx;
-    float *k_cache, *v_cache;   /* (n_layers, n_ctx, kv_dim_max) */
-    int cap;                    /* batch rows the buffers below hold */
-    float *x;                   /* (cap, dim) residual stream */
-    float *xb;                  /* (cap, max(dim, q_dim)) normed input / projection output */
-    float *q, *att;             /* (cap, q_dim) queries, attention output */
-    float *hb, *hb2;            /* (cap, hidden) gate / up */
-    int32_t *ids;               /* (cap) token ids in the table's memory */
-    float *logits;              /* (logits_rows, vocab) on a device table; unused on the host */
-    int logits_rows;
-    lq_layer_hook hook;         /* optional observer of the residual stream (host tables) */
-    void *hook_user;
-    lq_linear_hook lhook;       /* optional observer of every Linear's input (any table) */
-    void *lhook_user;
-    float *lhook_buf;           /* host copy of a device table's Linear input for lhook */
-    size_t lhook_cap;           /* floats lhook_buf holds */
-};
 
 lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_session **out) {
     return lq_session_create_ex(m, n_ctx, pool, lq_model_device(m), out);
@@ -83,6 +63,7 @@ static void free_batch(lq_session *s) {
     s->x = s->xb = s->q = s->att = s->hb = s->hb2 = NULL;
     s->ids = NULL;
     s->cap = 0;
+    lq_moe_buffers_free(s);
 }
 
 void lq_session_free(lq_session *s) {
@@ -138,8 +119,8 @@ static lq_status ensure_batch(lq_session *s, int n, int logits_rows) {
 
 /* Show the input X (n x cols) of the Linear `module` to the linear hook: in place on a host
  * table, through a host copy on a device table. */
-static lq_status show_linear(lq_session *s, int l, const char *role, const char *module, const float *X,
-                             int n, int64_t cols) {
+static lq_status show_linear(lq_session *s, int l, int expert, const char *role, const char *module,
+                             const float *X, int n, int64_t cols) {
     const float *x = X;
     if (!s->ops->host_memory) {
         size_t need = (size_t)n * (size_t)cols;
@@ -152,22 +133,23 @@ static lq_status show_linear(lq_session *s, int l, const char *role, const char 
         LQ_TRY(s->ops->download(s->ctx, s->lhook_buf, X, need * sizeof(float)));
         x = s->lhook_buf;
     }
-    lq_linear_input in = {.layer = l, .role = role, .module = module, .expert = -1, .x = x, .n_tokens = n,
+    lq_linear_input in = {.layer = l, .role = role, .module = module, .expert = expert, .x = x, .n_tokens = n,
                           .cols = cols};
     s->lhook(s->lhook_user, &in);
     return LQ_OK;
 }
 
-/* Y = X W^T (+ bias) for role r of layer l (B its table copy); the linear hook sees X first. */
-static lq_status linear(lq_session *s, int l, const lq_backend_layer *B, lq_role r, const float *X, int n,
-                        int64_t rows, float *Y) {
+lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, int n, int64_t rows, float *Y) {
+    const lq_backend_layer *B = &s->bm->layers[l];
+    const lq_layer *L = &s->m->layers[l];
     if (s->lhook) {
         char module[192];
-        lq_arch_module(s->m->arch, r, l, module, sizeof module);
-        LQ_TRY(show_linear(s, l, lq_role_get(r)->name, module, X, n, s->m->layers[l].w[r].cols));
+        lq_arch_expert_module(s->m->arch, r, l, e, module, sizeof module);
+        const int64_t cols = e >= 0 ? L->xw[r][e].cols : L->w[r].cols;
+        LQ_TRY(show_linear(s, l, e, lq_role_get(r)->name, module, X, n, cols));
     }
-    LQ_TRY(s->ops->matmul(s->ctx, B->w[r], X, n, Y));
-    if (B->bias[r]) LQ_TRY(s->ops->add_bias(s->ctx, Y, B->bias[r], n, rows));
+    LQ_TRY(s->ops->matmul(s->ctx, e >= 0 ? B->xw[r][e] : B->w[r], X, n, Y));
+    if (e < 0 && B->bias[r]) LQ_TRY(s->ops->add_bias(s->ctx, Y, B->bias[r], n, rows));
     return LQ_OK;
 }
 
@@ -188,9 +170,9 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
 
     /* attention block: k and v are written straight into the cache rows pos..pos+n-1 */
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_ATTN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_Q, s->xb, n, qd, s->q));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_K, s->xb, n, kvd, krow));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_V, s->xb, n, kvd, vrow));
+    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_Q, -1, s->xb, n, qd, s->q));
+    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_K, -1, s->xb, n, kvd, krow));
+    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_V, -1, s->xb, n, kvd, vrow));
     /* per-head RMSNorm of q and k (Qwen3, Gemma 3): every head row is one norm of head_dim */
     if (B->vec[LQ_ROLE_Q_NORM])
         LQ_TRY(o->rmsnorm(ctx, s->q, s->q, B->vec[LQ_ROLE_Q_NORM], (int64_t)n * L->n_heads, hd, c->norm_eps));
@@ -202,20 +184,25 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
                       .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
                       .window = L->window, .scale = m->attn_scale};
     LQ_TRY(o->attention(ctx, &a));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_O, s->att, n, dim, s->xb));
+    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_O, -1, s->att, n, dim, s->xb));
     if (B->vec[LQ_ROLE_POST_ATTN_NORM]) /* Gemma: the block's output is normed before the add */
         LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_ATTN_NORM], n, dim, c->norm_eps));
     LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
 
-    /* feed-forward block: act(gate) * up -> down */
+    /* feed-forward block: act(gate) * up -> down, or the sparse-MoE FFN (forward_moe.c) */
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_FFN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_GATE, s->xb, n, L->hidden, s->hb));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_UP, s->xb, n, L->hidden, s->hb2));
-    LQ_TRY(o->glu(ctx, m->arch->act, s->hb, s->hb2, (int64_t)n * L->hidden));
-    LQ_TRY(linear(s, l, B, LQ_ROLE_DOWN, s->hb, n, dim, s->xb));
+    float *ffn = s->xb;
+    if (L->n_experts > 0) {
+        LQ_TRY(lq_moe_ffn(s, l, n, &ffn));
+    } else {
+        LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_GATE, -1, s->xb, n, L->hidden, s->hb));
+        LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_UP, -1, s->xb, n, L->hidden, s->hb2));
+        LQ_TRY(o->glu(ctx, m->arch->act, s->hb, s->hb2, (int64_t)n * L->hidden));
+        LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_DOWN, -1, s->hb, n, dim, s->xb));
+    }
     if (B->vec[LQ_ROLE_POST_FFN_NORM])
-        LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_FFN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
+        LQ_TRY(o->rmsnorm(ctx, ffn, ffn, B->vec[LQ_ROLE_POST_FFN_NORM], n, dim, c->norm_eps));
+    LQ_TRY(o->add(ctx, s->x, ffn, (int64_t)n * dim));
     return LQ_OK;
 }
 
@@ -237,7 +224,7 @@ static lq_status run_head(lq_session *s, int n, int pos, float *logits, bool all
                           c->norm_eps));
     }
     const float *head_x = all_logits ? s->xb : s->xb + (int64_t)(n - 1) * dim;
-    if (s->lhook) LQ_TRY(show_linear(s, c->n_layers, "head", "lm_head", head_x, rows, dim));
+    if (s->lhook) LQ_TRY(show_linear(s, c->n_layers, -1, "head", "lm_head", head_x, rows, dim));
     LQ_TRY(o->matmul(s->ctx, s->bm->output, head_x, rows, dst));
     if (!o->host_memory)
         LQ_TRY(o->download(s->ctx, logits, s->logits, (size_t)rows * (size_t)c->vocab_size * sizeof(float)));

@@ -39,6 +39,7 @@ void lq_model_free(lq_model *m) {
             for (int r = 0; r < LQ_ROLE_COUNT; r++) {
                 free(m->layers[l].vec[r]);
                 free(m->layers[l].bias[r]);
+                free(m->layers[l].xw[r]);
             }
         free(m->layers);
     }
@@ -53,10 +54,21 @@ void lq_model_free(lq_model *m) {
 const lq_config *lq_model_config(const lq_model *m) { return &m->cfg; }
 const lq_checkpoint *lq_model_checkpoint(const lq_model *m) { return m->ckpt; }
 
+/* The linear weights of layer L's role r: w[r] (1), or each expert's (n_experts); 0 when none. */
+static int role_weights(const lq_layer *L, lq_role r, const lq_weight **ws) {
+    if (L->xw[r]) {
+        *ws = L->xw[r];
+        return L->n_experts;
+    }
+    *ws = &L->w[r];
+    return L->w[r].data != NULL;
+}
+
 int lq_model_linear_count(const lq_model *m) {
     int n = 0;
+    const lq_weight *ws;
     for (int l = 0; l < m->cfg.n_layers; l++)
-        for (int r = 0; r < LQ_ROLE_COUNT; r++) n += m->layers[l].w[r].data != NULL;
+        for (int r = 0; r < LQ_ROLE_COUNT; r++) n += role_weights(&m->layers[l], (lq_role)r, &ws);
     return n;
 }
 
@@ -64,9 +76,17 @@ const lq_weight *lq_model_linear(const lq_model *m, int i, char *name, size_t ca
     for (int l = 0; i >= 0 && l < m->cfg.n_layers; l++)
         for (int k = 0; k < m->arch->n_roles; k++) {
             lq_role r = m->arch->roles[k].role;
-            if (!m->layers[l].w[r].data || i-- > 0) continue;
-            if (name) lq_arch_module(m->arch, r, l, name, cap);
-            return &m->layers[l].w[r];
+            const lq_weight *ws;
+            int n = role_weights(&m->layers[l], r, &ws);
+            if (i >= n) {
+                i -= n;
+                continue;
+            }
+            if (name) {
+                if (m->layers[l].xw[r]) lq_arch_expert_module(m->arch, r, l, i, name, cap);
+                else lq_arch_module(m->arch, r, l, name, cap);
+            }
+            return &ws[i];
         }
     return NULL;
 }
@@ -74,13 +94,16 @@ const lq_weight *lq_model_linear(const lq_model *m, int i, char *name, size_t ca
 const lq_weight *lq_model_find_linear(const lq_model *m, const char *module) {
     if (strcmp(module, "lm_head") == 0) return &m->output;
     if (strcmp(module, "model.embed_tokens") == 0) return &m->tok_emb;
-    int l = -1;
-    int r = lq_arch_role_of(m->arch, module, &l);
+    int l = -1, e = -1;
+    int r = lq_arch_role_of_expert(m->arch, module, &l, &e);
     if (r < 0 || l >= m->cfg.n_layers || lq_role_get((lq_role)r)->kind != LQ_KIND_LINEAR) return NULL;
+    const lq_layer *L = &m->layers[l];
+    if (e >= 0 && (!L->xw[r] || e >= L->n_experts)) return NULL;
     char want[192];
-    lq_arch_module(m->arch, (lq_role)r, l, want, sizeof want);
-    if (strcmp(want, module) != 0 || !m->layers[l].w[r].data) return NULL;
-    return &m->layers[l].w[r];
+    lq_arch_expert_module(m->arch, (lq_role)r, l, e, want, sizeof want);
+    if (strcmp(want, module) != 0) return NULL;
+    if (e >= 0) return &L->xw[r][e];
+    return L->w[r].data ? &L->w[r] : NULL;
 }
 
 /* Stored bytes of the checkpoint tensors named `prefix` + each of parts (absent ones count 0). */
@@ -114,6 +137,19 @@ static uint64_t vector_bytes(const lq_model *m, const char *name, int64_t n) {
     return t ? t->nbytes : (uint64_t)n * sizeof(float);
 }
 
+/* What one token reads of layer l's per-expert role r: the experts it is routed to, counted as
+ * n_experts_used / n_experts of all of them (each expert is read by that share of the tokens). */
+static uint64_t expert_bytes(const lq_model *m, int l, lq_role r) {
+    const lq_layer *L = &m->layers[l];
+    char name[256];
+    uint64_t b = 0;
+    for (int e = 0; e < L->n_experts; e++) {
+        lq_arch_expert_module(m->arch, r, l, e, name, sizeof name);
+        b += linear_bytes(m, name, &L->xw[r][e]);
+    }
+    return b * (uint64_t)m->cfg.n_experts_used / (uint64_t)L->n_experts;
+}
+
 uint64_t lq_model_weight_bytes_per_token(const lq_model *m) {
     const lq_config *c = &m->cfg;
     char name[256];
@@ -122,6 +158,7 @@ uint64_t lq_model_weight_bytes_per_token(const lq_model *m) {
         for (int k = 0; k < m->arch->n_roles; k++) {
             const lq_role r = m->arch->roles[k].role;
             const lq_layer *L = &m->layers[l];
+            if (L->xw[r]) b += expert_bytes(m, l, r);
             if (!L->w[r].data && !L->vec[r]) continue;
             lq_arch_module(m->arch, r, l, name, sizeof name - 8);
             if (L->w[r].data) {
@@ -149,6 +186,7 @@ int64_t lq_model_param_count(const lq_model *m) {
         const lq_layer *L = &m->layers[l];
         for (int r = 0; r < LQ_ROLE_COUNT; r++) {
             if (L->w[r].data) n += L->w[r].rows * L->w[r].cols + (L->bias[r] ? L->w[r].rows : 0);
+            for (int e = 0; L->xw[r] && e < L->n_experts; e++) n += L->xw[r][e].rows * L->xw[r][e].cols;
             if (L->vec[r]) n += lq_arch_sym_value(c, lq_arch_role(m->arch, (lq_role)r)->rows, l);
         }
     }

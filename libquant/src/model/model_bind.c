@@ -56,11 +56,48 @@ static lq_status bind_norm(lq_model *m, const char *name, int64_t n, float **out
     return LQ_OK;
 }
 
+/* One Linear module: its weight (checked against the config's shape) and bias. */
+static lq_status bind_linear_module(lq_model *m, const lq_role_spec *sp, const char *mod, int64_t rows,
+                                    int64_t cols, lq_weight *w, float **bias) {
+    char name[224];
+    snprintf(name, sizeof name, "%s.weight", mod);
+    LQ_TRY(check_tensor(m->ckpt, name, rows, cols));
+    LQ_TRY(lq_bind_linear(m->ckpt, mod, rows, cols, m->owned, w));
+    snprintf(name, sizeof name, "%s.bias", mod);
+    bool has_bias = lq_checkpoint_find(m->ckpt, name) != NULL;
+    if (has_bias && !(sp->flags & (LQ_RF_BIAS | LQ_RF_BIAS_REQUIRED)))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s has no bias on %s", lq_checkpoint_path(m->ckpt),
+                       name, m->arch->hf_name, lq_role_get(sp->role)->name);
+    if (!has_bias && (sp->flags & LQ_RF_BIAS_REQUIRED))
+        return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", lq_checkpoint_path(m->ckpt), name);
+    if (has_bias) {
+        LQ_TRY(check_tensor(m->ckpt, name, rows, 0));
+        LQ_TRY(lq_bind_vector_f32(m->ckpt, name, rows, bias));
+    }
+    return LQ_OK;
+}
+
+/* Every expert of a per-expert role (experts have no biases). */
+static lq_status bind_experts(lq_model *m, int l, const lq_role_spec *sp, int64_t rows, int64_t cols) {
+    lq_layer *L = &m->layers[l];
+    L->xw[sp->role] = calloc((size_t)L->n_experts, sizeof(lq_weight));
+    if (!L->xw[sp->role]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int e = 0; e < L->n_experts; e++) {
+        char mod[192];
+        float *bias = NULL;
+        lq_arch_expert_module(m->arch, sp->role, l, e, mod, sizeof mod);
+        LQ_TRY(bind_linear_module(m, sp, mod, rows, cols, &L->xw[sp->role][e], &bias));
+    }
+    return LQ_OK;
+}
+
 static lq_status bind_role(lq_model *m, int l, const lq_role_spec *sp) {
     const lq_config *c = &m->cfg;
     lq_layer *L = &m->layers[l];
     const lq_role_info *ri = lq_role_get(sp->role);
+    if (!lq_arch_layer_has(sp, c, l)) return LQ_OK;
     int64_t rows = lq_arch_sym_value(c, sp->rows, l), cols = lq_arch_sym_value(c, sp->cols, l);
+    if (sp->flags & LQ_RF_PER_EXPERT) return bind_experts(m, l, sp, rows, cols);
     char mod[192], name[224];
     lq_arch_module(m->arch, sp->role, l, mod, sizeof mod); /* the name the linear hook and imatrix use */
     snprintf(name, sizeof name, "%s.weight", mod);
@@ -69,20 +106,7 @@ static lq_status bind_role(lq_model *m, int l, const lq_role_spec *sp) {
         if (!present) return LQ_OK;
     }
     if (ri->kind == LQ_KIND_NORM) return bind_norm(m, name, rows, &L->vec[sp->role]);
-    LQ_TRY(check_tensor(m->ckpt, name, rows, cols));
-    LQ_TRY(lq_bind_linear(m->ckpt, mod, rows, cols, m->owned, &L->w[sp->role]));
-    snprintf(name, sizeof name, "%s.bias", mod);
-    bool has_bias = lq_checkpoint_find(m->ckpt, name) != NULL;
-    if (has_bias && !(sp->flags & (LQ_RF_BIAS | LQ_RF_BIAS_REQUIRED)))
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %s has no bias on %s", lq_checkpoint_path(m->ckpt),
-                       name, m->arch->hf_name, ri->name);
-    if (!has_bias && (sp->flags & LQ_RF_BIAS_REQUIRED))
-        return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", lq_checkpoint_path(m->ckpt), name);
-    if (has_bias) {
-        LQ_TRY(check_tensor(m->ckpt, name, rows, 0));
-        LQ_TRY(lq_bind_vector_f32(m->ckpt, name, rows, &L->bias[sp->role]));
-    }
-    return LQ_OK;
+    return bind_linear_module(m, sp, mod, rows, cols, &L->w[sp->role], &L->bias[sp->role]);
 }
 
 /* Angle per position of each rotary pair, with the config's frequency scaling. */
@@ -123,6 +147,7 @@ static uint64_t ops_needed(const lq_model *m) {
     for (int l = 0; l < m->cfg.n_layers; l++) {
         if (m->layers[l].window > 0) ops |= 1ull << LQ_OP_ATTENTION_WINDOW;
         if (m->arch->features & LQ_AF_EMBED_SCALE) ops |= 1ull << LQ_OP_SCALE;
+        if (m->layers[l].n_experts > 0) ops |= 1ull << LQ_OP_ROUTER_TOPK | 1ull << LQ_OP_SCALE;
         for (int r = 0; r < LQ_ROLE_COUNT; r++)
             if (m->layers[l].bias[r]) ops |= 1ull << LQ_OP_ADD_BIAS;
     }
@@ -140,7 +165,15 @@ static lq_status bind_layers(lq_model *m) {
         L->hidden = lq_config_layer_hidden(c, l);
         L->window = lq_config_layer_window(c, l);
         L->rope = L->window > 0 && c->rope_local_theta > 0.0f ? LQ_ROPE_LOCAL : LQ_ROPE_GLOBAL;
+        L->n_experts = lq_config_layer_moe(c, l) ? c->n_experts : 0;
         for (int i = 0; i < m->arch->n_roles; i++) LQ_TRY(bind_role(m, l, &m->arch->roles[i]));
+        if (L->n_experts > 0) {
+            m->moe_hidden_max = max64(m->moe_hidden_max, max64(c->expert_hidden_dim, c->shared_hidden_dim));
+            if (!L->xw[LQ_ROLE_EXP_GATE] || !L->xw[LQ_ROLE_EXP_UP] || !L->xw[LQ_ROLE_EXP_DOWN] ||
+                !L->w[LQ_ROLE_ROUTER].data)
+                return lq_fail(LQ_ERR_FORMAT, "%s: layer %d: config.json gives it %d experts, but %s has no "
+                               "router or experts", lq_checkpoint_path(m->ckpt), l, L->n_experts, m->arch->hf_name);
+        }
         m->q_dim_max = max64(m->q_dim_max, (int64_t)L->n_heads * c->head_dim);
         m->kv_dim_max = max64(m->kv_dim_max, (int64_t)L->n_kv_heads * c->head_dim);
         m->hidden_max = max64(m->hidden_max, L->hidden);

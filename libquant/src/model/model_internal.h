@@ -16,6 +16,8 @@ typedef struct lq_layer {
     lq_weight w[LQ_ROLE_COUNT];  /* linear roles; .data NULL when the layer has none */
     float *vec[LQ_ROLE_COUNT];   /* norm roles as f32 (+ the arch's norm_offset); NULL: none */
     float *bias[LQ_ROLE_COUNT];  /* biases of linear roles as f32; NULL: none */
+    lq_weight *xw[LQ_ROLE_COUNT]; /* per-expert roles (LQ_RF_PER_EXPERT): n_experts weights */
+    int n_experts;               /* experts of this layer's FFN; 0: a dense MLP */
     int n_heads, n_kv_heads, hidden; /* this layer's sizes (structured pruning may shrink it) */
     int window;                  /* sliding window, 0 = full causal attention */
     int rope;                    /* LQ_ROPE_GLOBAL or LQ_ROPE_LOCAL */
@@ -31,6 +33,7 @@ struct lq_model {
     lq_weight output;      /* (vocab, dim) lm_head, or tok_emb when tied */
     float *rope_inv_freq[LQ_ROPE_TABLES]; /* (head_dim / 2) each; LOCAL may alias GLOBAL */
     int64_t q_dim_max, kv_dim_max, hidden_max; /* widest layer (buffer sizes, cache stride) */
+    int64_t moe_hidden_max; /* widest expert or shared expert (forward_moe.c's buffers); 0: dense */
     float attn_scale;      /* attention scores scale: 1/sqrt(query_pre_attn_scalar or head_dim) */
     float embed_scale;     /* sqrt(dim) rounded to f32, used with LQ_AF_EMBED_SCALE (Gemma) */
     uint64_t ops_needed;   /* bit per lq_op the layer program runs for this model */

@@ -1,0 +1,54 @@
+/* session_internal.h - the lq_session behind the opaque handle, shared by the layer program's
+ * files (forward.c: attention and the dense MLP; forward_moe.c: the sparse-MoE FFN). Internal to
+ * model/. */
+#ifndef LQ_SESSION_INTERNAL_H
+#define LQ_SESSION_INTERNAL_H
+
+#include "model_internal.h"
+
+/* Buffers of the sparse-MoE FFN, grown with the batch (forward_moe.c). "table" = the backend
+ * table's memory, "host" = host memory (the router's choices schedule the experts). */
+typedef struct lq_moe_buffers {
+    int cap;                    /* tokens they hold */
+    float *x, *y, *out;         /* table: (cap, dim) an expert's gathered input / its output / the sum */
+    float *g, *u;               /* table: (cap, widest expert) gate / up */
+    float *logits;              /* table: (cap, n_experts) router logits */
+    int32_t *ids, *rows;        /* host: (cap, k) chosen experts; (cap) tokens of one expert */
+    float *w, *rw, *gate;       /* host: (cap, k) routing weights; (cap) one expert's; (cap) shared gate */
+    unsigned char *seen;        /* host: (cap) whether a token's output row has a first term */
+} lq_moe_buffers;
+
+struct lq_session {
+    const lq_model *m;
+    const lq_backend_model *bm; /* the model's weights as this session's table holds them */
+    const lq_backend_ops *ops;
+    void *ctx;
+    lq_pool *pool;              /* borrowed */
+    int n_ctx;
+    float *k_cache, *v_cache;   /* (n_layers, n_ctx, kv_dim_max) */
+    int cap;                    /* batch rows the buffers below hold */
+    float *x;                   /* (cap, dim) residual stream */
+    float *xb;                  /* (cap, max(dim, q_dim)) normed input / projection output */
+    float *q, *att;             /* (cap, q_dim) queries, attention output */
+    float *hb, *hb2;            /* (cap, hidden) gate / up */
+    int32_t *ids;               /* (cap) token ids in the table's memory */
+    float *logits;              /* (logits_rows, vocab) on a device table; unused on the host */
+    int logits_rows;
+    lq_layer_hook hook;         /* optional observer of the residual stream (host tables) */
+    void *hook_user;
+    lq_linear_hook lhook;       /* optional observer of every Linear's input (any table) */
+    void *lhook_user;
+    float *lhook_buf;           /* host copy of a device table's Linear input for lhook */
+    size_t lhook_cap;           /* floats lhook_buf holds */
+    lq_moe_buffers moe;         /* sparse-MoE scratch (forward_moe.c) */
+};
+
+/* Y = X W^T (+ bias) for role r of layer l (expert e of a per-expert role, else -1) on n rows;
+ * the linear hook sees X first. */
+lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, int n, int64_t rows, float *Y);
+
+/* Layer l's sparse-MoE FFN of the n normed rows s->xb: the result in *out (n, dim), table memory. */
+lq_status lq_moe_ffn(lq_session *s, int l, int n, float **out);
+void lq_moe_buffers_free(lq_session *s);
+
+#endif
