@@ -309,7 +309,7 @@ Test(e4m3, saturation_and_nan) {
 
 /* ---- round trip ------------------------------------------------------------------------------ */
 
-static const int64_t k_cols[] = {8, 24, 40, 136, 520, 1000, 64, 96, 384, 1024};
+static const int64_t k_cols[] = {8, 24, 40, 136, 520, 1000, 64, 96, 384, 1024, 32, 160};
 #define N_COLS (sizeof k_cols / sizeof k_cols[0])
 static const int64_t k_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33};
 #define N_ROWS (sizeof k_rows / sizeof k_rows[0])
@@ -328,6 +328,13 @@ static const pcase k_cases[] = {
     {LQ_WFMT_W4A16, {.group_size = 128, .scale_dtype = LQ_SCALE_F16}},
     {LQ_WFMT_W4A16, {.group_size = 0, .asym = 1}},
     {LQ_WFMT_W4A16, {.group_size = 8}}, /* not a multiple of 16: the fast path falls back */
+    /* GGUF blocks: no parameters (block of 32 built in; cols not a multiple of 32 refused) */
+    {LQ_WFMT_Q8_0, {0}},
+    {LQ_WFMT_Q4_0, {0}},
+    {LQ_WFMT_Q4_1, {0}},
+    {LQ_WFMT_Q5_0, {0}},
+    {LQ_WFMT_Q5_1, {0}},
+    {LQ_WFMT_IQ4_NL, {0}},
 };
 #define N_CASES (sizeof k_cases / sizeof k_cases[0])
 
@@ -340,10 +347,14 @@ static void fill_weights(float *v, int64_t rows, int64_t cols) {
     }
 }
 
+/* GGUF legacy blocks: 32 weights per block, scale inside */
+static int is_legacy_block(lq_wfmt f) { return f >= LQ_WFMT_Q8_0 && f <= LQ_WFMT_IQ4_NL; }
+
 /* the group that column c of row r belongs to: start and length */
 static int64_t group_len(const pcase *k, const lq_weight *w) {
     if (k->fmt == LQ_WFMT_FP8_E4M3 && k->p.per_tensor) return w->rows * w->cols;
     if (k->fmt == LQ_WFMT_W4A16 && w->group_size > 0) return w->group_size;
+    if (is_legacy_block(k->fmt)) return LQ_QK; /* GGUF blocks */
     return w->cols;
 }
 
@@ -359,10 +370,12 @@ Test(roundtrip, every_format_within_table_bound) {
                 fill_weights(src, rows, cols);
                 qweight q;
                 if (!quantize(pc->fmt, src, rows, cols, &pc->p, &q)) {
-                    /* only a W4A16 group size that does not divide cols is refused */
-                    cr_assert(pc->fmt == LQ_WFMT_W4A16 && pc->p.group_size > 0 &&
-                              cols % pc->p.group_size != 0, "%s refused %lld x %lld", tr->name,
-                              (long long)rows, (long long)cols);
+                    /* only a W4A16 group size that does not divide cols is refused, and a
+                     * GGUF block format's partial block */
+                    cr_assert((pc->fmt == LQ_WFMT_W4A16 && pc->p.group_size > 0 &&
+                               cols % pc->p.group_size != 0) ||
+                              (is_legacy_block(pc->fmt) && cols % LQ_QK != 0),
+                              "%s refused %lld x %lld", tr->name, (long long)rows, (long long)cols);
                     free(src); free(out);
                     continue;
                 }

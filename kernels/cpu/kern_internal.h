@@ -57,6 +57,54 @@ void lq_dequant_w8a8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1);
 
+/* ---- GGUF legacy blocks (fmt_gguf_blocks.c loops over each format's block codec) ---- */
+typedef struct lq_blk_codec {
+    int bytes;                                    /* bytes per block of LQ_QK = 32 elements */
+    void (*decode)(const uint8_t *blk, float *out);  /* 32 values, ggml's dequantize_row_* */
+    void (*encode)(const float *x, uint8_t *blk);    /* ggml's reference quantizer, one block */
+} lq_blk_codec;
+void lq_blk_matvec_ref(const lq_blk_codec *k, const lq_weight *w, const float *x, float *y,
+                       int64_t r0, int64_t r1);
+void lq_blk_dequant_ref(const lq_blk_codec *k, const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, lq_weight *dst);
+
+/* float -> int32 as x86's cvttss2si (truncation; NaN and out of range give INT32_MIN), which is
+ * what ggml's compiled (int8_t)(float) conversions do: the reference quantizers then stay
+ * defined (and equal to ggml) even where a scale overflows to Inf on a subnormal block. */
+static inline int32_t lq_ggml_ftoi(float v) {
+    return (v > -2147483648.0f && v < 2147483648.0f) ? (int32_t)v : INT32_MIN;
+}
+/* ggml's (int8_t)(float): the low byte of that int32, as a signed byte. */
+static inline int lq_ggml_ftoi8(float v) {
+    const uint8_t b = (uint8_t)((uint32_t)lq_ggml_ftoi(v) & 0xffu);
+    return b < 128 ? (int)b : (int)b - 256;
+}
+
+#define LQ_BLK_FMT_DECL(n)                                                                        \
+    void lq_matvec_##n##_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1); \
+    void lq_dequant_##n##_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);              \
+    void lq_quantize_##n##_ref(const float *src, const lq_quant_params *p, lq_weight *dst);         \
+    void lq_matvec_##n##_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1); \
+    void lq_dequant_##n##_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+/* The three _ref entry points of a block format, given its codec. */
+#define LQ_BLK_REF_DEFINE(n, codec)                                                               \
+    void lq_matvec_##n##_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1) { \
+        lq_blk_matvec_ref(&(codec), w, x, y, r0, r1);                                             \
+    }                                                                                             \
+    void lq_dequant_##n##_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out) {           \
+        lq_blk_dequant_ref(&(codec), w, r0, r1, out);                                             \
+    }                                                                                             \
+    void lq_quantize_##n##_ref(const float *src, const lq_quant_params *p, lq_weight *dst) {      \
+        (void)p; /* ggml's reference quantizers take no parameters (no imatrix) */                \
+        lq_blk_quantize_ref(&(codec), src, dst);                                                  \
+    }
+LQ_BLK_FMT_DECL(q8_0)
+LQ_BLK_FMT_DECL(q4_0)
+LQ_BLK_FMT_DECL(q4_1)
+LQ_BLK_FMT_DECL(q5_0)
+LQ_BLK_FMT_DECL(q5_1)
+LQ_BLK_FMT_DECL(iq4_nl)
+
 /* W8A8 activation code of one element, given inv = 127 / max|x| (0 when max|x| is 0). The
  * clamps are written as the AVX2 max/min instructions behave (NaN -> -127), and the multiply and
  * rounding are single f32 operations, so the AVX2 path produces the identical codes. */

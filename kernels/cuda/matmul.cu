@@ -35,6 +35,14 @@ static constexpr lq_cuda_fmt_row g_rows[] = {
      .atol = 1e-6, .rtol = 1e-4},
     {.fmt = LQ_WFMT_W8A8, .gemv = lq_cuda_gemv_w8a8, .dequant = lq_cuda_dequant_w8a8, .gemm_by_gemv = 1,
      .atol = 0.0, .rtol = 0.0},
+    /* GGUF legacy blocks: no device kernels yet. NULL kernels make lq_cuda_weight_upload refuse
+     * the weight by format name, so a model with them stays on the CPU with a clear message. */
+    {.fmt = LQ_WFMT_Q8_0, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q4_0, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q4_1, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q5_0, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q5_1, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_IQ4_NL, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
 };
 
 /* Row i is format i, and every format has a row: a format added to lq_wfmt without its CUDA
@@ -52,6 +60,21 @@ const lq_cuda_fmt_row *lq_cuda_fmt(lq_wfmt f) {
     return &g_rows[f];
 }
 
+/* The row of a format that has device kernels; otherwise fails naming the format. */
+static const lq_cuda_fmt_row *fmt_with_kernels(lq_wfmt f, const char *what) {
+    const lq_cuda_fmt_row *t = lq_cuda_fmt(f);
+    if (!t) {
+        lq_cuda_fail(LQ_CUDA_ERR_ARG, "%s: unknown format %d", what, (int)f);
+        return NULL;
+    }
+    if (!t->gemv || !t->dequant) {
+        lq_cuda_fail(LQ_CUDA_ERR_ARG, "%s: format %s has no CUDA kernels (CPU only)", what,
+                     lq_wfmt_get(f)->name);
+        return NULL;
+    }
+    return t;
+}
+
 void lq_cuda_tolerance(lq_wfmt fmt, double *atol, double *rtol) {
     const lq_cuda_fmt_row *t = lq_cuda_fmt(fmt);
     *atol = t ? t->atol : 0.0;
@@ -60,8 +83,8 @@ void lq_cuda_tolerance(lq_wfmt fmt, double *atol, double *rtol) {
 
 int lq_cuda_dequant_rows(lq_cuda_ctx *ctx, const lq_cuda_weight *w, const int32_t *d_rows,
                          int64_t r0, int64_t n, float *dOut) {
-    const lq_cuda_fmt_row *t = lq_cuda_fmt(w->fmt);
-    if (!t) return lq_cuda_fail(LQ_CUDA_ERR_ARG, "dequant: unknown format %d", (int)w->fmt);
+    const lq_cuda_fmt_row *t = fmt_with_kernels(w->fmt, "dequant");
+    if (!t) return LQ_CUDA_ERR_ARG;
     if (!d_rows && (r0 < 0 || n < 0 || r0 + n > w->rows))
         return lq_cuda_fail(LQ_CUDA_ERR_ARG, "dequant: rows %lld..%lld outside %lld", (long long)r0,
                             (long long)(r0 + n), (long long)w->rows);
@@ -96,8 +119,8 @@ static int gemm_tiled(lq_cuda_ctx *ctx, const lq_cuda_fmt_row *t, const lq_cuda_
 
 int lq_cuda_matmul_path(lq_cuda_ctx *ctx, const lq_cuda_weight *w, const float *dX, int64_t n,
                         float *dY, lq_cuda_path path) {
-    const lq_cuda_fmt_row *t = lq_cuda_fmt(w->fmt);
-    if (!t) return lq_cuda_fail(LQ_CUDA_ERR_ARG, "matmul: unknown format %d", (int)w->fmt);
+    const lq_cuda_fmt_row *t = fmt_with_kernels(w->fmt, "matmul");
+    if (!t) return LQ_CUDA_ERR_ARG;
     if (n <= 0 || w->rows <= 0) return LQ_CUDA_OK;
     if (w->cols > INT32_MAX || w->rows > INT32_MAX || n > INT32_MAX)
         return lq_cuda_fail(LQ_CUDA_ERR_ARG, "matmul: %lldx%lld x %lld tokens exceeds cuBLAS int sizes",

@@ -156,8 +156,12 @@ uint64_t lq_cuda_weight_bytes(const lq_cuda_weight *w) {
 
 int lq_cuda_weight_upload(const lq_weight *w, lq_cuda_weight *out) {
     memset(out, 0, sizeof *out);
-    if (!lq_cuda_fmt(w->fmt))
+    const lq_cuda_fmt_row *t = lq_cuda_fmt(w->fmt);
+    if (!t)
         return lq_cuda_fail(LQ_CUDA_ERR_ARG, "weight upload: unknown format %d", (int)w->fmt);
+    if (!t->gemv || !t->dequant) /* a row without device kernels (GGUF blocks for now) */
+        return lq_cuda_fail(LQ_CUDA_ERR_ARG, "weight upload: format %s has no CUDA kernels (CPU only)",
+                            lq_wfmt_get(w->fmt)->name);
     lq_quant_params p;
     memset(&p, 0, sizeof p);
     p.group_size = w->group_size;

@@ -195,4 +195,62 @@ LQ_HD lq_e4m3 lq_f32_to_e4m3(float f) {
     return (lq_e4m3)(sign | ((r >> 20) - (120u << 3)));
 }
 
+
+/* ==== GGUF / ggml "legacy" blocks (ggml-common.h block_q8_0 ... block_iq4_nl) =================
+ *
+ * A row of cols weights (cols a multiple of 32) is cols / 32 blocks back to back, no padding and
+ * no side tensors: a GGUF tensor's bytes run as is. Every block starts with its scale d, an IEEE
+ * binary16 stored as raw little-endian bits (lq_f16); Q4_1/Q5_1 follow it with the block minimum
+ * m (binary16). The 4-bit formats split a block in halves: byte j (j < 16) holds element j in its
+ * low nibble and element j + 16 in its high nibble. Q5 stores the fifth bit of element j at bit j
+ * of the little-endian 32-bit word qh. Values (ggml's dequantize_row_*, all in f32 with d and m
+ * widened exactly):
+ *   Q8_0   (34 B): W = q * d,           q = qs[j] as int8
+ *   Q4_0   (18 B): W = (u - 8) * d,     u = nibble
+ *   Q4_1   (20 B): W = u * d + m        (a product, then a sum: two f32 roundings)
+ *   Q5_0   (22 B): W = (u - 16) * d,    u = nibble | qh bit << 4
+ *   Q5_1   (24 B): W = u * d + m
+ *   IQ4_NL (18 B): W = kvalues[u] * d,  kvalues = LQ_IQ4NL_VALUES (a non-uniform 4-bit grid)
+ * Worked examples (hand-checked against those formulas):
+ *   Q8_0 block 00 3C | 01 FF 80 00 ...: d = 0x3C00 = 1.0, W = [1, -1, -128, 0, ...].
+ *   Q4_0 block 00 40 | 98 0F ...: d = 0x4000 = 2.0; byte 0 = 0x98: element 0 = (8 - 8) * 2 = 0,
+ *     element 16 = (9 - 8) * 2 = 2; byte 1 = 0x0F: element 1 = (15 - 8) * 2 = 14, element 17 =
+ *     (0 - 8) * 2 = -16.
+ *   Q4_1 block 00 38 | 00 BC | 21 ...: d = 0.5, m = -1.0; byte 0 = 0x21: element 0 = 1 * 0.5 - 1
+ *     = -0.5, element 16 = 2 * 0.5 - 1 = 0.
+ *   Q5_0 block 00 3C | 01 00 01 00 | 00 ...: d = 1, qh = 0x00010001: element 0 = (0 | 16) - 16 = 0,
+ *     element 16 = 16 - 16 = 0, element 1 = 0 - 16 = -16.
+ *   IQ4_NL block 00 3C | 80 ...: d = 1; byte 0 = 0x80: element 0 = kvalues[0] = -127, element
+ *     16 = kvalues[8] = 1.
+ */
+#define LQ_QK 32 /* elements per legacy block */
+
+typedef struct lq_block_q8_0 { lq_f16 d; int8_t qs[32]; } lq_block_q8_0;
+typedef struct lq_block_q4_0 { lq_f16 d; uint8_t qs[16]; } lq_block_q4_0;
+typedef struct lq_block_q4_1 { lq_f16 d, m; uint8_t qs[16]; } lq_block_q4_1;
+typedef struct lq_block_q5_0 { lq_f16 d; uint8_t qh[4]; uint8_t qs[16]; } lq_block_q5_0;
+typedef struct lq_block_q5_1 { lq_f16 d, m; uint8_t qh[4]; uint8_t qs[16]; } lq_block_q5_1;
+typedef struct lq_block_iq4_nl { lq_f16 d; uint8_t qs[16]; } lq_block_iq4_nl;
+#ifdef __cplusplus
+#define LQ_BLOCK_ASSERT(c, m) static_assert(c, m)
+#else
+#define LQ_BLOCK_ASSERT(c, m) _Static_assert(c, m)
+#endif
+LQ_BLOCK_ASSERT(sizeof(lq_block_q8_0) == 34, "block_q8_0 is 34 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_q4_0) == 18, "block_q4_0 is 18 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_q4_1) == 20, "block_q4_1 is 20 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_q5_0) == 22, "block_q5_0 is 22 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_q5_1) == 24, "block_q5_1 is 24 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_iq4_nl) == 18, "block_iq4_nl is 18 bytes");
+
+/* ggml's kvalues_iq4nl: the IQ4_NL code -> value grid (times the block scale d). */
+#define LQ_IQ4NL_VALUES {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+/* A block's binary16 at byte p (little-endian, any alignment: blocks of 18 or 34 bytes are only
+ * 2-aligned, and the kernels read bytes so a view may start at any address). */
+LQ_HD float lq_blk_f16(const uint8_t *p) { return lq_f16_to_f32((lq_f16)(p[0] | (p[1] << 8))); }
+LQ_HD uint32_t lq_blk_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 #endif

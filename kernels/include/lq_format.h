@@ -36,6 +36,16 @@ typedef enum lq_wfmt {
      * (symmetric, scale_x = max|x| / 127), int32 accumulation, y = acc * scale_x * scale[r].
      * aux[0] = scale[rows]. Its results are NOT those of the dequantized weights. */
     LQ_WFMT_W8A8 = 6,
+    /* GGUF / ggml block formats: a row is cols / 32 self-describing blocks (scale inside the
+     * block, lq_blocks.h), no aux; the bytes of a GGUF tensor run as they are. Results equal
+     * ggml's dequantize_row_* value for value; quantize_ref equals ggml's reference quantizer
+     * (what llama-quantize runs without an importance matrix) byte for byte. */
+    LQ_WFMT_Q8_0 = 7,
+    LQ_WFMT_Q4_0 = 8,
+    LQ_WFMT_Q4_1 = 9,
+    LQ_WFMT_Q5_0 = 10,
+    LQ_WFMT_Q5_1 = 11,
+    LQ_WFMT_IQ4_NL = 12,
     LQ_WFMT_COUNT
 } lq_wfmt;
 
@@ -134,6 +144,10 @@ typedef struct lq_wfmt_traits {
     lq_matmul_tile_fn matmul_tile;
     /* Payload bytes per row and side-tensor sizes: the layout's own arithmetic (lq_blocks.h). */
     lq_sizes_fn sizes;
+    /* ggml's type id of this exact layout (GGUF tensor type: F32 0, F16 1, Q8_0 8, BF16 30, ...);
+     * -1 when GGUF has no such type (the compressed-tensors formats, whose scales are aux
+     * tensors). Every row sets it explicitly: 0 would mean F32. */
+    int gguf_type;
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the
@@ -146,6 +160,9 @@ int lq_wfmt_sizes(lq_wfmt f, int64_t rows, int64_t cols, const lq_quant_params *
 const lq_wfmt_traits *lq_wfmt_get(lq_wfmt f);
 /* Look a format up by name; LQ_WFMT_COUNT if unknown. */
 lq_wfmt lq_wfmt_from_name(const char *name);
+/* The format whose row has this ggml type id (lq_wfmt_traits.gguf_type); LQ_WFMT_COUNT if none
+ * (a GGUF type we cannot run, or a negative id). */
+lq_wfmt lq_wfmt_from_gguf_type(int ggml_type);
 
 /* Whether the CPU has AVX2+FMA+F16C (the fast paths); false forces the _ref paths, which tests
  * and LQ_FORCE_REF=1 in the environment use. */

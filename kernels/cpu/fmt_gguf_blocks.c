@@ -1,0 +1,43 @@
+/* fmt_gguf_blocks.c - the scalar loops shared by every GGUF legacy block format (Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, IQ4_NL): a row is cols / 32 blocks, each decoded or encoded by its format's
+ * codec (fmt_q8_0.c, fmt_q4.c, fmt_q5.c, fmt_iq4_nl.c), so each format states only what differs,
+ * its block arithmetic.
+ *
+ * matvec spec: the f32 values the codec decodes (ggml's dequantize_row_* exactly) times x,
+ * summed in double: the product the prefill path (dequantize, then sgemm) also computes. */
+#include "kern_internal.h"
+#include "lq_blocks.h"
+
+void lq_blk_matvec_ref(const lq_blk_codec *k, const lq_weight *w, const float *x, float *y,
+                       int64_t r0, int64_t r1) {
+    const int64_t nb = w->cols / LQ_QK;
+    float v[LQ_QK];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *b = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        double s = 0.0;
+        for (int64_t i = 0; i < nb; i++, b += k->bytes) {
+            k->decode(b, v);
+            for (int j = 0; j < LQ_QK; j++) s += (double)v[j] * (double)x[i * LQ_QK + j];
+        }
+        y[r - r0] = (float)s;
+    }
+}
+
+void lq_blk_dequant_ref(const lq_blk_codec *k, const lq_weight *w, int64_t r0, int64_t r1, float *out) {
+    const int64_t nb = w->cols / LQ_QK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *b = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        float *o = out + (size_t)(r - r0) * (size_t)w->cols;
+        for (int64_t i = 0; i < nb; i++) k->decode(b + i * k->bytes, o + i * LQ_QK);
+    }
+}
+
+void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, lq_weight *dst) {
+    const int64_t nb = dst->cols / LQ_QK;
+    dst->group_size = 0; /* the block size is the format's, not a parameter */
+    for (int64_t r = 0; r < dst->rows; r++) {
+        uint8_t *b = (uint8_t *)dst->data + (size_t)r * dst->row_bytes;
+        const float *x = src + (size_t)r * (size_t)dst->cols;
+        for (int64_t i = 0; i < nb; i++) k->encode(x + i * LQ_QK, b + i * k->bytes);
+    }
+}

@@ -1,0 +1,86 @@
+/* fmt_q4.c - GGUF Q4_0 and Q4_1: blocks of 32 4-bit codes, byte j holding element j (low nibble)
+ * and element j + 16 (high nibble), after a binary16 scale d (Q4_1: and minimum m) (lq_blocks.h).
+ * The block codecs: ggml's dequantize_row_q4_0/q4_1 and quantize_row_q4_0_ref/q4_1_ref (what
+ * llama-quantize runs without an importance matrix), the same f32 operations in the same order.
+ *
+ * Q4_0 quantize: m = the first element of largest |x| (sign kept), d = m / -8, id = 1 / d (0 when
+ * d is 0), u = min(15, (int8)(x * id + 8.5)) (truncation: round half up of x * id + 8), so m
+ * itself maps to u = 0 exactly.
+ * Q4_1 quantize: d = (max - min) / 15, u = min(15, (int8)((x - min) * id + 0.5)); m = min. */
+#include <math.h>
+
+#include "kern_internal.h"
+#include "lq_blocks.h"
+
+static void put_f16(uint8_t *b, float v) {
+    const lq_f16 h = lq_f32_to_f16(v);
+    b[0] = (uint8_t)(h & 0xff);
+    b[1] = (uint8_t)(h >> 8);
+}
+
+/* 32 codes (each < 16) into 16 bytes, element j low and j + 16 high. */
+static void pack_nibbles(const uint8_t *u, uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(u[j] | u[j + 16] << 4);
+}
+
+static void q4_0_decode(const uint8_t *b, float *out) {
+    const float d = lq_blk_f16(b);
+    for (int j = 0; j < 16; j++) {
+        out[j] = (float)((b[2 + j] & 0x0f) - 8) * d;
+        out[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+static void q4_0_encode(const float *x, uint8_t *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < LQ_QK; j++) {
+        const float a = fabsf(x[j]);
+        if (amax < a) { /* strict: the first of equal magnitudes wins */
+            amax = a;
+            max = x[j];
+        }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    uint8_t u[LQ_QK];
+    for (int j = 0; j < LQ_QK; j++) {
+        const float s = x[j] * id; /* its own statement: no fused multiply-add, as in ggml */
+        const int q = lq_ggml_ftoi8(s + 8.5f);
+        u[j] = (uint8_t)(q < 15 ? q : 15);
+    }
+    pack_nibbles(u, b + 2);
+}
+
+static void q4_1_decode(const uint8_t *b, float *out) {
+    const float d = lq_blk_f16(b), m = lq_blk_f16(b + 2);
+    for (int j = 0; j < 16; j++) {
+        const float p0 = (float)(b[4 + j] & 0x0f) * d, p1 = (float)(b[4 + j] >> 4) * d;
+        out[j] = p0 + m; /* product rounded, then the sum: ggml's x0*d + m, never fused */
+        out[j + 16] = p1 + m;
+    }
+}
+
+static void q4_1_encode(const float *x, uint8_t *b) {
+    float min = 3.402823466e38f, max = -3.402823466e38f; /* FLT_MAX */
+    for (int j = 0; j < LQ_QK; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / 15.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(b, d);
+    put_f16(b + 2, min);
+    uint8_t u[LQ_QK];
+    for (int j = 0; j < LQ_QK; j++) {
+        const float s = (x[j] - min) * id;
+        const int q = lq_ggml_ftoi8(s + 0.5f);
+        u[j] = (uint8_t)(q < 15 ? q : 15);
+    }
+    pack_nibbles(u, b + 4);
+}
+
+static const lq_blk_codec k_q4_0 = {.bytes = sizeof(lq_block_q4_0), .decode = q4_0_decode, .encode = q4_0_encode};
+static const lq_blk_codec k_q4_1 = {.bytes = sizeof(lq_block_q4_1), .decode = q4_1_decode, .encode = q4_1_encode};
+LQ_BLK_REF_DEFINE(q4_0, k_q4_0)
+LQ_BLK_REF_DEFINE(q4_1, k_q4_1)
