@@ -47,11 +47,17 @@ static void weight_label(const lq_weight *w, char *buf, size_t cap) {
 /* "model.layers.<l>.<self_attn|mlp>.<x>_proj.<anything>": a tensor of a decoder linear layer
  * (its weight, or for a quantized one weight_packed / weight_scale / weight_zero_point /
  * weight_shape). */
-static bool is_linear_tensor(const char *name) {
+/* A tensor of a decoder layer's Linear (weight, scales, zero points, bias): its module, the name
+ * up to the last '.', is one the model binds as a Linear (any architecture: Mixtral's experts
+ * are "...experts.3.w1", not "_proj"). */
+static bool is_linear_tensor(const lq_model *m, const char *name) {
     if (strncmp(name, "model.layers.", 13) != 0) return false;
-    return strstr(name, ".self_attn.") || strstr(name, ".mlp.")
-               ? strstr(name, "_proj.") != NULL
-               : false;
+    const char *dot = strrchr(name, '.');
+    char module[256];
+    if (!dot || (size_t)(dot - name) >= sizeof module) return false;
+    memcpy(module, name, (size_t)(dot - name));
+    module[dot - name] = 0;
+    return lq_model_find_linear(m, module) != NULL;
 }
 
 lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
@@ -86,7 +92,7 @@ lq_status lq_eval_model_info(const lq_model *m, lq_model_info *out) {
     for (int64_t i = 0; i < n; i++) {
         const lq_tensor *t = lq_checkpoint_get(lq_model_checkpoint(m), i);
         all_bytes += t->nbytes;
-        if (is_linear_tensor(t->name)) out->linear_bytes += t->nbytes;
+        if (is_linear_tensor(m, t->name)) out->linear_bytes += t->nbytes;
     }
     if (out->linear_bytes == 0)
         return lq_fail(LQ_ERR_FORMAT, "%s: no decoder linear-layer tensor found",
