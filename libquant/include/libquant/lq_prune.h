@@ -100,6 +100,7 @@ typedef void (*lq_prune_weight_score_fn)(void *user, const char *module, const f
  * of out (down_proj / o_proj, out_rows x n_units * out_cols). */
 typedef struct lq_prune_units {
     int layer;
+    int expert;         /* sparse MoE: the expert (n_experts: the shared expert); else -1 */
     int64_t n_units, dim;
     int n_in;
     const float *in[3];
@@ -130,7 +131,9 @@ typedef struct lq_prune_opts {
     const float *layer_keep;    /* optional: keep ratio of layer l (n_layer_keep entries; < 0 =
                                  * `keep`); layers of different sizes get per-layer config keys */
     int n_layer_keep;
-    /* Linear modules pruned by magnitude / nm (default: every Linear but lm_head); each pattern
+    /* Linear modules pruned by magnitude / nm (default: every Linear but lm_head and sparse-MoE
+     * routers of the architectures the engine knows: Mixtral "*.block_sparse_moe.gate", Qwen2-MoE
+     * "*.mlp.gate" and "*.mlp.shared_expert_gate"); each pattern
      * must match something. */
     const char *const *targets;
     int n_targets;

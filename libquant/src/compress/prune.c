@@ -154,6 +154,7 @@ static lq_status check_matches(ctx *x, lq_target **t, int n, const char *kind) {
 static lq_status plan(ctx *x) {
     const lq_prune_opts *o = x->o;
     bool unstructured = o->method == LQ_PRUNE_MAGNITUDE || o->method == LQ_PRUNE_NM;
+    const lq_arch *arch = lq_arch_find(x->cfg->arch); /* NULL: no descriptor, no routers */
     for (int64_t i = 0; i < x->n; i++) {
         item *it = &x->items[i];
         it->t = lq_checkpoint_get(x->c, i);
@@ -163,8 +164,10 @@ static lq_status plan(ctx *x) {
         it->slice.n_rows = it->rows;
         it->slice.n_cols = it->cols;
         if (!unstructured || it->cls != LQ_MODULE_LINEAR) continue;
-        /* Default targets: every Linear except the output head (the embedding is not a Linear). */
-        bool tg = o->n_targets > 0 ? match_any(x->tg, o->n_targets, it) : strcmp(it->module, "lm_head") != 0;
+        /* Default targets: every Linear except the output head (the embedding is not a Linear)
+         * and sparse-MoE routers (experts are pruned one by one). */
+        bool tg = o->n_targets > 0 ? match_any(x->tg, o->n_targets, it)
+                                   : strcmp(it->module, "lm_head") != 0 && !lq_arch_is_router(arch, it->module);
         if (match_any(x->ig, o->n_ignore, it)) tg = false;
         it->sparsity = o->sparsity;
         for (int r = 0; o->method == LQ_PRUNE_MAGNITUDE && r < o->n_overrides; r++)
@@ -199,14 +202,19 @@ static lq_status plan(ctx *x) {
             free(ignored);
             return as;
         }
-        lq_role_group g = o->method == LQ_PRUNE_HEADS ? LQ_GROUP_ATTN : LQ_GROUP_FFN;
         for (int l = 0; l < x->cfg->n_layers; l++)
             for (int r = 0; r < LQ_ROLE_COUNT; r++) {
-                item probe = {.cls = LQ_MODULE_LINEAR};
-                if (lq_role_get((lq_role)r)->group != g ||
-                    !lq_arch_module(a, (lq_role)r, l, probe.module, sizeof probe.module))
+                lq_role_group g = lq_role_get((lq_role)r)->group;
+                if (o->method == LQ_PRUNE_HEADS ? g != LQ_GROUP_ATTN
+                                                : g != LQ_GROUP_FFN && g != LQ_GROUP_EXPERT && g != LQ_GROUP_SHARED_EXPERT)
                     continue;
-                if (match_any(x->ig, o->n_ignore, &probe)) ignored[l] = true;
+                /* each expert of a per-expert role (e = -1: the role's one module) */
+                for (int e = g == LQ_GROUP_EXPERT ? x->cfg->n_experts - 1 : -1; e >= -1; e--) {
+                    item probe = {.cls = LQ_MODULE_LINEAR};
+                    if (lq_arch_expert_module(a, (lq_role)r, l, e, probe.module, sizeof probe.module) &&
+                        match_any(x->ig, o->n_ignore, &probe))
+                        ignored[l] = true;
+                }
             }
         lq_status s = lq_struct_plan_make(x->c, o, ignored, &x->plan);
         free(ignored);
@@ -460,6 +468,35 @@ static json_t *base_config(const ctx *x) {
     return root;
 }
 
+/* The experts' sizes after FFN pruning of a sparse MoE: config.json has one expert size and one
+ * shared-expert size for every layer, so every sparse layer must keep the same counts. Mixtral's
+ * experts are "intermediate_size" wide (it has no dense layers), Qwen2-MoE's
+ * "moe_intermediate_size". */
+static lq_status moe_sizes(const ctx *x, json_t *root) {
+    const lq_struct_plan *p = &x->plan;
+    int k = -1, ks = -1;
+    bool dense_layers = false;
+    for (int l = 0; l < p->n_layers; l++) {
+        if (!p->xkept[l]) {
+            dense_layers = true;
+            continue;
+        }
+        if ((k >= 0 && p->units_out[l] != k) || (ks >= 0 && p->shared_out[l] != ks))
+            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer %d: its experts would keep %d neurons, layer 0's %d: "
+                           "config.json has one expert size for every layer (use one keep ratio)",
+                           lq_checkpoint_path(x->c), l, p->units_out[l], k);
+        k = p->units_out[l], ks = p->shared_out[l];
+    }
+    if (k < 0) return LQ_OK;
+    const char *key = json_object_get(root, "moe_intermediate_size") ? "moe_intermediate_size" : "intermediate_size";
+    if (!strcmp(key, "intermediate_size") && dense_layers)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: its experts and dense layers share intermediate_size: FFN pruning "
+                       "would resize both", lq_checkpoint_path(x->c));
+    json_object_set_new(root, key, json_integer(k));
+    if (x->cfg->shared_hidden_dim > 0) json_object_set_new(root, "shared_expert_intermediate_size", json_integer(ks));
+    return LQ_OK;
+}
+
 static lq_status write_config(ctx *x, const char *out_dir, double global_sparsity) {
     const lq_prune_opts *o = x->o;
     json_t *root = base_config(x);
@@ -501,7 +538,7 @@ static lq_status write_config(ctx *x, const char *out_dir, double global_sparsit
         int top_h = 0, top_nh = 0, top_kv = 0;
         for (int l = 0; l < nc.n_layers; l++) {
             int u = x->plan.units_out[l];
-            int h = o->method == LQ_PRUNE_FFN ? u : lq_config_layer_hidden(x->cfg, l);
+            int h = o->method == LQ_PRUNE_FFN && !x->plan.xkept[l] ? u : lq_config_layer_hidden(x->cfg, l);
             int kv = o->method == LQ_PRUNE_HEADS ? u : lq_config_layer_kv_heads(x->cfg, l);
             int nh = o->method == LQ_PRUNE_HEADS ? u * x->plan.group : lq_config_layer_heads(x->cfg, l);
             if (l < LQ_MAX_LAYERS) {
@@ -535,6 +572,13 @@ static lq_status write_config(ctx *x, const char *out_dir, double global_sparsit
                 json_array_append_new(a[2], json_integer(lq_config_layer_kv_heads(&nc, l)));
             }
             for (int k = 0; k < 3; k++) json_object_set_new(root, keys[k], a[k]);
+        }
+    }
+    if (o->method == LQ_PRUNE_FFN && x->plan.n_experts > 0) {
+        lq_status ms = moe_sizes(x, root);
+        if (ms != LQ_OK) {
+            json_decref(root);
+            return ms;
         }
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));

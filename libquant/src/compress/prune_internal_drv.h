@@ -20,9 +20,15 @@ int64_t lq_prune_count(double r, int64_t n);
 /* Structured plan: which units of each layer survive. */
 typedef struct lq_struct_plan {
     int n_layers;
-    int *units_in, *units_out;  /* per layer */
-    int32_t **kept;             /* per layer, units_out ids in increasing order */
+    int *units_in, *units_out;  /* per layer (a sparse-MoE layer: one expert's, below) */
+    int32_t **kept;             /* per layer, units_out ids in increasing order (NULL: MoE layer) */
     int group;                  /* heads: query heads per KV group */
+    /* FFN pruning of a sparse MoE: each expert of a layer keeps the same number of its own
+     * neurons (units_out[l] of units_in[l]), the shared expert shared_out[l] of shared_in[l];
+     * xkept[l][e] lists expert e's, xkept[l][n_experts] the shared expert's (NULL: none). */
+    int n_experts;
+    int *shared_in, *shared_out;
+    int32_t ***xkept;           /* per layer: NULL (dense layer), else n_experts + 1 lists */
 } lq_struct_plan;
 
 /* Score every layer's units and keep the best (ffn / heads). ignored[l]: keep layer l whole. */

@@ -23,9 +23,16 @@
 void lq_struct_plan_free(lq_struct_plan *p) {
     if (!p) return;
     for (int l = 0; p->kept && l < p->n_layers; l++) free(p->kept[l]);
+    for (int l = 0; p->xkept && l < p->n_layers; l++) {
+        for (int e = 0; p->xkept[l] && e <= p->n_experts; e++) free(p->xkept[l][e]);
+        free(p->xkept[l]);
+    }
     free(p->kept);
+    free(p->xkept);
     free(p->units_in);
     free(p->units_out);
+    free(p->shared_in);
+    free(p->shared_out);
     memset(p, 0, sizeof *p);
 }
 
@@ -67,72 +74,116 @@ static lq_status keep_best(const double *score, int n, int k, int32_t **out) {
     return LQ_OK;
 }
 
+/* Score the n units of one instance of role group g in layer l (expert e of a per-expert group,
+ * else -1) and keep the best k of them in *kept. */
+static lq_status plan_group(const lq_checkpoint *c, const lq_arch *a, const lq_prune_opts *o, int l,
+                            lq_role_group g, int e, int n, int k, int group, int32_t **kept) {
+    const lq_config *cfg = lq_checkpoint_config(c);
+    double *score = calloc((size_t)n, sizeof *score);
+    if (!score) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    float *w[4] = {NULL, NULL, NULL, NULL};
+    char mod[192], name[224];
+    lq_status s = LQ_OK;
+    lq_prune_units u = {.layer = l, .expert = e, .n_units = n, .dim = cfg->dim};
+    if (g == LQ_GROUP_SHARED_EXPERT) u.expert = cfg->n_experts;
+    if (k < n) {
+        /* the group's roles in role order: row-sliced ones are the unit's inputs (gate, up /
+         * q, k, v), the column-sliced one its output (down / o) */
+        for (int r = 0; s == LQ_OK && r < LQ_ROLE_COUNT; r++) {
+            const lq_role_info *ri = lq_role_get((lq_role)r);
+            const lq_role_spec *sp = lq_arch_role(a, (lq_role)r);
+            if (!sp || ri->group != g || !lq_arch_layer_has(sp, cfg, l)) continue;
+            int64_t rows = lq_arch_sym_value(cfg, sp->rows, l), cols = lq_arch_sym_value(cfg, sp->cols, l);
+            int64_t width = lq_unit_width_value(ri->unit_width, cfg->head_dim, group);
+            float *wf = NULL;
+            lq_arch_expert_module(a, (lq_role)r, l, g == LQ_GROUP_EXPERT ? e : -1, mod, sizeof mod);
+            snprintf(name, sizeof name, "%s.weight", mod);
+            s = load_f32(c, name, rows, cols, &wf);
+            if (s != LQ_OK) break;
+            if (ri->unit_axis == LQ_AXIS_ROWS && u.n_in < 3) {
+                w[u.n_in] = wf;
+                u.in[u.n_in] = wf;
+                u.in_rows[u.n_in++] = width;
+            } else if (ri->unit_axis == LQ_AXIS_COLS && !u.out) {
+                w[3] = wf;
+                u.out = wf, u.out_rows = rows, u.out_cols = width;
+            } else {
+                free(wf);
+                s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer %d: %s's %s group does not fit a pruning unit",
+                            lq_checkpoint_path(c), l, a->hf_name, lq_role_get((lq_role)r)->name);
+            }
+        }
+        if (s == LQ_OK && (u.n_in == 0 || !u.out))
+            s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer %d: %s has no such pruning group", lq_checkpoint_path(c), l,
+                        a->hf_name);
+        if (s == LQ_OK) (o->unit_score ? o->unit_score : lq_prune_score_norm)(o->score_user, &u, score);
+        for (int i = 0; s == LQ_OK && i < n; i++)
+            if (isnan(score[i])) s = lq_fail(LQ_ERR_FORMAT, "layer %d: unit %d has a NaN score", l, i);
+    }
+    for (int i = 0; i < 4; i++) free(w[i]);
+    if (s == LQ_OK) s = keep_best(score, n, k, kept);
+    free(score);
+    return s;
+}
+
+/* How many of n units a layer keeps (all of an ignored layer's); refuses none. */
+static lq_status keep_count(const lq_prune_opts *o, const bool *ignored, int l, int n, const char *what, int *k) {
+    double keep = o->keep;
+    if (o->layer_keep && l < o->n_layer_keep && o->layer_keep[l] >= 0.0f) keep = o->layer_keep[l];
+    *k = ignored[l] ? n : (int)lq_prune_count(keep, n);
+    if (*k <= 0)
+        return lq_fail(LQ_ERR_INVALID_ARG, "layer %d: keeping %g of %d %s removes every one (a layer "
+                       "needs at least one)", l, keep, n, what);
+    return LQ_OK;
+}
+
+/* A sparse-MoE layer's FFN pruning: every expert keeps the same number of its own neurons, the
+ * shared expert its share of its own. */
+static lq_status plan_moe_layer(const lq_checkpoint *c, const lq_arch *a, const lq_prune_opts *o,
+                                const bool *ignored, int l, lq_struct_plan *p) {
+    const lq_config *cfg = lq_checkpoint_config(c);
+    const int E = cfg->n_experts, n = cfg->expert_hidden_dim, ns = cfg->shared_hidden_dim;
+    int k, ks = 0;
+    LQ_TRY(keep_count(o, ignored, l, n, "expert FFN neurons", &k));
+    if (ns > 0) LQ_TRY(keep_count(o, ignored, l, ns, "shared-expert FFN neurons", &ks));
+    p->units_in[l] = n, p->units_out[l] = k;
+    p->shared_in[l] = ns, p->shared_out[l] = ks;
+    if (!(p->xkept[l] = calloc((size_t)E + 1, sizeof *p->xkept[l]))) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int e = 0; e < E; e++) LQ_TRY(plan_group(c, a, o, l, LQ_GROUP_EXPERT, e, n, k, 1, &p->xkept[l][e]));
+    if (ns > 0) LQ_TRY(plan_group(c, a, o, l, LQ_GROUP_SHARED_EXPERT, -1, ns, ks, 1, &p->xkept[l][E]));
+    return LQ_OK;
+}
+
 lq_status lq_struct_plan_make(const lq_checkpoint *c, const lq_prune_opts *o, const bool *ignored,
                               lq_struct_plan *p) {
     const lq_config *cfg = lq_checkpoint_config(c);
     memset(p, 0, sizeof *p);
-    p->n_layers = cfg->n_layers;
-    p->units_in = calloc((size_t)cfg->n_layers, sizeof *p->units_in);
-    p->units_out = calloc((size_t)cfg->n_layers, sizeof *p->units_out);
-    p->kept = calloc((size_t)cfg->n_layers, sizeof *p->kept);
-    if (!p->units_in || !p->units_out || !p->kept) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    const int L = cfg->n_layers;
+    p->n_layers = L;
+    p->n_experts = cfg->n_experts;
+    p->units_in = calloc((size_t)L, sizeof *p->units_in);
+    p->units_out = calloc((size_t)L, sizeof *p->units_out);
+    p->shared_in = calloc((size_t)L, sizeof *p->shared_in);
+    p->shared_out = calloc((size_t)L, sizeof *p->shared_out);
+    p->kept = calloc((size_t)L, sizeof *p->kept);
+    p->xkept = calloc((size_t)L, sizeof *p->xkept);
+    if (!p->units_in || !p->units_out || !p->shared_in || !p->shared_out || !p->kept || !p->xkept)
+        return lq_fail(LQ_ERR_NOMEM, "out of memory");
     bool ffn = o->method == LQ_PRUNE_FFN;
-    lq_prune_unit_score_fn score_fn = o->unit_score ? o->unit_score : lq_prune_score_norm;
-    const int64_t D = cfg->dim, hd = cfg->head_dim;
     const lq_arch *a;
     LQ_TRY(lq_arch_for_config(cfg, lq_checkpoint_path(c), &a));
-    for (int l = 0; l < cfg->n_layers; l++) {
+    for (int l = 0; l < L; l++) {
+        if (ffn && lq_config_layer_moe(cfg, l)) {
+            LQ_TRY(plan_moe_layer(c, a, o, ignored, l, p));
+            continue;
+        }
         int nh = lq_config_layer_heads(cfg, l), nkv = lq_config_layer_kv_heads(cfg, l);
-        int n = ffn ? lq_config_layer_hidden(cfg, l) : nkv;
+        int n = ffn ? lq_config_layer_hidden(cfg, l) : nkv, k;
         if (!ffn) p->group = nh / nkv;
-        double keep = o->keep;
-        if (o->layer_keep && l < o->n_layer_keep && o->layer_keep[l] >= 0.0f) keep = o->layer_keep[l];
-        int k = ignored[l] ? n : (int)lq_prune_count(keep, n);
-        if (k <= 0)
-            return lq_fail(LQ_ERR_INVALID_ARG, "layer %d: keeping %g of %d %s removes every one (a layer "
-                           "needs at least one)", l, keep, n, ffn ? "FFN neurons" : "KV head groups");
+        LQ_TRY(keep_count(o, ignored, l, n, ffn ? "FFN neurons" : "KV head groups", &k));
         p->units_in[l] = n;
         p->units_out[l] = k;
-        double *score = calloc((size_t)n, sizeof *score);
-        if (!score) return lq_fail(LQ_ERR_NOMEM, "out of memory");
-        float *w[4] = {NULL, NULL, NULL, NULL};
-        char name[192];
-        lq_status s = LQ_OK;
-        lq_prune_units u = {.layer = l, .n_units = n, .dim = D};
-        if (k < n) {
-            /* the group's roles in role order: row-sliced ones are the unit's inputs (gate, up /
-             * q, k, v), the column-sliced one its output (down / o) */
-            for (int r = 0; s == LQ_OK && r < LQ_ROLE_COUNT; r++) {
-                const lq_role_info *ri = lq_role_get((lq_role)r);
-                const lq_role_spec *sp = lq_arch_role(a, (lq_role)r);
-                if (!sp || ri->group != (ffn ? LQ_GROUP_FFN : LQ_GROUP_ATTN)) continue;
-                int64_t rows = lq_arch_sym_value(cfg, sp->rows, l), cols = lq_arch_sym_value(cfg, sp->cols, l);
-                int64_t width = lq_unit_width_value(ri->unit_width, hd, p->group);
-                float *wf = NULL;
-                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, sp->hf);
-                s = load_f32(c, name, rows, cols, &wf);
-                if (s != LQ_OK) break;
-                if (ri->unit_axis == LQ_AXIS_ROWS && u.n_in < 3) {
-                    w[u.n_in] = wf;
-                    u.in[u.n_in] = wf;
-                    u.in_rows[u.n_in++] = width;
-                } else if (ri->unit_axis == LQ_AXIS_COLS && !u.out) {
-                    w[3] = wf;
-                    u.out = wf, u.out_rows = rows, u.out_cols = width;
-                } else {
-                    free(wf);
-                    s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: layer %d: %s's %s group does not fit a pruning unit",
-                                lq_checkpoint_path(c), l, a->hf_name, ffn ? "FFN" : "attention");
-                }
-            }
-            if (s == LQ_OK) score_fn(o->score_user, &u, score);
-            for (int i = 0; s == LQ_OK && i < n; i++)
-                if (isnan(score[i])) s = lq_fail(LQ_ERR_FORMAT, "layer %d: unit %d has a NaN score", l, i);
-        }
-        for (int i = 0; i < 4; i++) free(w[i]);
-        if (s == LQ_OK) s = keep_best(score, n, k, &p->kept[l]);
-        free(score);
-        LQ_TRY(s);
+        LQ_TRY(plan_group(c, a, o, l, ffn ? LQ_GROUP_FFN : LQ_GROUP_ATTN, -1, n, k, p->group, &p->kept[l]));
     }
     return LQ_OK;
 }
@@ -159,13 +210,23 @@ lq_status lq_struct_slice(const lq_config *cfg, const lq_struct_plan *p, lq_prun
     s->n_rows = t->ndim >= 1 ? t->shape[0] : 1;
     s->n_cols = t->ndim == 2 ? t->shape[1] : 1;
     const lq_arch *a = lq_arch_find(cfg->arch);
-    int l = -1;
-    int role = a ? lq_arch_role_of(a, t->name, &l) : -1;
-    if (role < 0 || l >= p->n_layers || p->units_out[l] == p->units_in[l]) return LQ_OK;
+    int l = -1, e = -1;
+    int role = a ? lq_arch_role_of_expert(a, t->name, &l, &e) : -1;
+    if (role < 0 || l >= p->n_layers) return LQ_OK;
     const lq_role_info *ri = lq_role_get((lq_role)role);
-    if (ri->group != (m == LQ_PRUNE_FFN ? LQ_GROUP_FFN : LQ_GROUP_ATTN)) return LQ_OK;
-    const int32_t *kept = p->kept[l];
-    int k = p->units_out[l];
+    const int32_t *kept;
+    int k;
+    if (m == LQ_PRUNE_FFN && ri->group == LQ_GROUP_EXPERT && p->xkept[l] && e >= 0 && e < p->n_experts) {
+        kept = p->xkept[l][e], k = p->units_out[l];
+        if (k == p->units_in[l]) return LQ_OK;
+    } else if (m == LQ_PRUNE_FFN && ri->group == LQ_GROUP_SHARED_EXPERT && p->xkept[l] && p->xkept[l][p->n_experts]) {
+        kept = p->xkept[l][p->n_experts], k = p->shared_out[l];
+        if (k == p->shared_in[l]) return LQ_OK;
+    } else {
+        if (p->xkept[l] || p->units_out[l] == p->units_in[l]) return LQ_OK;
+        if (ri->group != (m == LQ_PRUNE_FFN ? LQ_GROUP_FFN : LQ_GROUP_ATTN)) return LQ_OK;
+        kept = p->kept[l], k = p->units_out[l];
+    }
     /* a row-sliced role loses rows of its weight and of its bias; a column-sliced one loses
      * weight columns only (its bias has one entry per output row) */
     const char *suffix = t->name + strlen(t->name);

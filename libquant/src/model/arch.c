@@ -157,6 +157,11 @@ const lq_role_info *lq_arch_linear_info(const lq_arch *a, const char *module) {
     return &g_roles[r];
 }
 
+bool lq_arch_is_router(const lq_arch *a, const char *module) {
+    int r = a ? lq_arch_role_of(a, module, NULL) : -1;
+    return r == LQ_ROLE_ROUTER || r == LQ_ROLE_SHEXP_ROUTER;
+}
+
 int64_t lq_unit_width_value(lq_unit_width w, int64_t head_dim, int group) {
     switch (w) {
     case LQ_WIDTH_HEAD: return head_dim;

@@ -41,7 +41,9 @@ static bool touches(const lq_arch *a, const lq_recipe_modifier *m, lq_target **t
     switch (m->kind) {
     case LQ_MOD_STRUCTURED_PRUNING: {
         const lq_role_info *ri = lq_arch_linear_info(a, module);
-        return ri && ri->group == (m->structure == LQ_STRUCTURE_FFN ? LQ_GROUP_FFN : LQ_GROUP_ATTN);
+        if (ri && m->structure == LQ_STRUCTURE_FFN) /* a sparse MoE's FFN: each expert's, the shared one's */
+            return ri->group == LQ_GROUP_FFN || ri->group == LQ_GROUP_EXPERT || ri->group == LQ_GROUP_SHARED_EXPERT;
+        return ri && ri->group == LQ_GROUP_ATTN;
     }
     case LQ_MOD_SMOOTHQUANT: {
         const lq_role_info *ri = lq_arch_linear_info(a, module);
