@@ -197,3 +197,35 @@ Test(chat_template, reads_tokenizer_config) {
               lq_last_error());
     cr_expect_null(tmpl);
 }
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* tokenizer_config.json: a string, or a list whose "default" entry is the template (big
+ * integers such as model_max_length are fine); chat_template.jinja wins over it. */
+Test(chat_template, reads_hf_directories) {
+    const char *dir = "/tmp/lq_test_chat_template_dir";
+    cr_assert_eq(system("rm -rf /tmp/lq_test_chat_template_dir && mkdir -p "
+                        "/tmp/lq_test_chat_template_dir"), 0);
+    write_file("/tmp/lq_test_chat_template_dir/tokenizer_config.json",
+               "{\"model_max_length\": 1000000000000000019884624838656, \"chat_template\": "
+               "[{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", "
+               "\"template\": \"{{ '<|im_start|>' }}\\n\"}]}");
+    char *t = NULL;
+    cr_assert_eq(lq_chat_template_read(dir, NULL, &t), LQ_OK, "%s", lq_last_error());
+    cr_expect_str_eq(t, "{{ '<|im_start|>' }}\n");
+    free(t);
+    write_file("/tmp/lq_test_chat_template_dir/chat_template.jinja", "<start_of_turn>");
+    cr_assert_eq(lq_chat_template_read(dir, NULL, &t), LQ_OK, "%s", lq_last_error());
+    cr_expect_str_eq(t, "<start_of_turn>");
+    free(t);
+    cr_assert_eq(system("rm -f /tmp/lq_test_chat_template_dir/chat_template.jinja"), 0);
+    write_file("/tmp/lq_test_chat_template_dir/tokenizer_config.json", "{\"chat_template\": 3}");
+    cr_expect_eq(lq_chat_template_read(dir, NULL, &t), LQ_ERR_FORMAT);
+    cr_expect(strstr(lq_last_error(), "tokenizer_config.json: chat_template is neither"), "%s",
+              lq_last_error());
+}

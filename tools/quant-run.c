@@ -5,8 +5,10 @@
  *             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
  *             [--repeat-penalty R] [--repeat-last-n N]
  *             [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]
+ *   quant-run --model PATH --chat [--system TEXT] [--chat-template NAME|FILE] [--prompt TEXT]
  */
 #include "lq_eval.h"
+#include "quant-run/run_chat.h"
 #include "tool_cli.h"
 #include "tool_model.h"
 #include "tool_sample.h"
@@ -27,10 +29,26 @@ static void usage(FILE *f) {
             "                 [--min-p P] [--seed S] [--repeat-penalty R] [--repeat-last-n N]\n"
             "                 [--beams N] [--n-best K] [--length-penalty A] [--threads N]\n"
             "                 [--device cpu|cuda] [--json]\n"
+            "       " TOOL " --model PATH --chat [--system TEXT] [--chat-template NAME|FILE]\n"
+            "                 [--prompt TEXT | --prompt-file F] [decoding options]\n"
             "\n"
             "Generates text after the prompt (BOS first when the tokenizer wants one), until EOS\n"
             "or --max-tokens. The prompt and then each token are printed to stdout as they are\n"
             "decoded; speed goes to stderr as \"N tokens, X tok/s (prefill Y tok/s)\".\n"
+            "\n"
+            "Chat (--chat): the conversation goes through the model's chat template (GGUF\n"
+            "tokenizer.chat_template, or chat_template in tokenizer_config.json), recognized by\n"
+            "family as llama.cpp does and rendered as transformers renders it: chatml, gemma,\n"
+            "llama3, llama3.1, llama2, mistral-v1/v3/v3-tekken/v7/v7-tekken, phi3, zephyr; any\n"
+            "other template is refused. With --prompt (or --prompt-file) one reply is printed;\n"
+            "without, each stdin line is a user turn (history kept) until EOF or an empty line.\n"
+            "A reply ends at the template's end-of-turn token (<|im_end|>, <end_of_turn>,\n"
+            "<|eot_id|>, <|end|>) or EOS, or after --max-tokens.\n"
+            "  --chat                apply the chat template\n"
+            "  --system TEXT         system message; '' = none, not even the default system\n"
+            "                        prompt some templates insert (SmolLM2, Qwen2.5)\n"
+            "  --chat-template X     a family name above, or a file holding a Jinja template, for\n"
+            "                        models that ship none or ship one that is not recognized\n"
             "\n"
             "Decoding:\n"
             "  greedy (the default)  argmax at every step: the same text on every run\n"
@@ -85,6 +103,8 @@ static void usage(FILE *f) {
 
 typedef struct run_args {
     const char *model, *tok_path, *prompt, *prompt_file;
+    const char *system, *chat_template; /* --system, --chat-template */
+    bool chat;
     int max_tokens, threads;
     tool_sample_args dec; /* decoding options, checked and defaulted by tool_sample_finish */
     bool json;
@@ -118,16 +138,28 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if (rc) return rc;
         } else if (tool_args_flag(&t, "--json")) {
             a->json = true;
+        } else if (tool_args_flag(&t, "--chat")) {
+            a->chat = true;
+        } else if (tool_args_value(&t, "--system")) {
+            a->system = t.value;
+        } else if (tool_args_value(&t, "--chat-template")) {
+            a->chat_template = t.value;
         } else {
             return tool_args_unknown(&t);
         }
     }
     if (!a->model) return tool_bad_args("--model is required");
-    if (!a->prompt && !a->prompt_file)
+    if ((a->system || a->chat_template) && !a->chat)
+        return tool_bad_args("--system and --chat-template go with --chat");
+    if (a->chat && a->json && !a->prompt && !a->prompt_file)
+        return tool_bad_args("--chat --json needs --prompt (interactive chat streams)");
+    if (!a->chat && !a->prompt && !a->prompt_file)
         return tool_bad_args("--prompt TEXT or --prompt-file F is required");
     if (a->prompt && a->prompt_file) return tool_bad_args("--prompt and --prompt-file are exclusive");
     /* checks and sampling defaults shared with quant-distill; the seed from the clock */
-    return tool_sample_finish(&a->dec, true);
+    int rc2 = tool_sample_finish(&a->dec, true);
+    if (rc2 == 0 && a->chat && a->dec.beams > 1) return tool_bad_args("--chat does not take --beams");
+    return rc2;
 }
 
 /* ---- output ------------------------------------------------------------------------------------ */
@@ -445,7 +477,9 @@ int main(int argc, char **argv) {
     const char *prompt = a.prompt;
     size_t plen = 0;
     lq_status s;
-    if (a.prompt_file) {
+    if (a.chat && !a.prompt && !a.prompt_file) {
+        plen = 0; /* interactive: turns come from stdin */
+    } else if (a.prompt_file) {
         if ((s = lq_text_read_file(a.prompt_file, &file_text, &plen)) != LQ_OK) return tool_fail(s);
         prompt = file_text;
     } else {
@@ -463,6 +497,13 @@ int main(int argc, char **argv) {
     if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if (!(pool = lq_pool_create(a.threads))) {
         rc = tool_error(1, "cannot create a pool of %d threads", a.threads);
+        goto done;
+    }
+    if (a.chat) {
+        tool_chat_opts co = {.model_path = a.model, .tok_path = a.tok_path,
+                             .template_arg = a.chat_template, .system = a.system,
+                             .max_tokens = a.max_tokens, .sp = a.dec.sp, .json = a.json};
+        rc = tool_chat_run(&co, m, tok, pool, prompt, plen);
         goto done;
     }
     bool add_bos = lq_tokenizer_bos(tok) >= 0 &&

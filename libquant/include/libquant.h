@@ -7,6 +7,7 @@
 #include "libquant/lq_safetensors.h"
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_tokenizer.h"
+#include "libquant/lq_chat.h"
 #include "libquant/lq_model.h"
 #include "libquant/lq_sample.h"
 #include "libquant/lq_beam.h"

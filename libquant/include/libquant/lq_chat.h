@@ -59,8 +59,9 @@ lq_status lq_chat_render(const lq_chat_template *t, const lq_chat_msg *msgs, int
                          char **out, size_t *len);
 
 /* The chat template that ships with a model: GGUF `tokenizer.chat_template` when `tok_path` or
- * `model_path` is a .gguf file, else `chat_template` of tokenizer_config.json in the model
- * directory (a string, or the entry named "default" of a list of {name, template}).
+ * `model_path` is a .gguf file; else chat_template.jinja in the model directory (transformers
+ * >= 4.47 saves it there), else `chat_template` of its tokenizer_config.json (a string, or the
+ * entry named "default" of a list of {name, template}).
  * LQ_ERR_NOT_FOUND (naming the file) when the model has none. *out is malloc'd. */
 lq_status lq_chat_template_read(const char *model_path, const char *tok_path, char **out);
 

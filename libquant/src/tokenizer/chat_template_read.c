@@ -1,6 +1,7 @@
 /* chat_template_read.c - where a model's chat template comes from: GGUF
- * `tokenizer.chat_template`, or `chat_template` in an HF directory's tokenizer_config.json
- * (a string, or a list of {"name", "template"} whose "default" entry is the chat template). */
+ * `tokenizer.chat_template`; in an HF directory chat_template.jinja (where transformers >= 4.47
+ * saves it, and which it prefers), else `chat_template` in tokenizer_config.json (a string, or a
+ * list of {"name", "template"} whose "default" entry is the chat template). */
 #include "libquant/lq_chat.h"
 #include "libquant/lq_file.h"
 #include "libquant/lq_gguf.h"
@@ -38,6 +39,40 @@ static lq_status read_gguf(const char *path, char **out) {
     }
     lq_gguf_close(g);
     return s;
+}
+
+static lq_status read_jinja(const char *path, char **out) {
+    FILE *f;
+    lq_status s = lq_file_fopen_input(path, &f);
+    if (s != LQ_OK) return s;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        char *b = cap < ((size_t)64 << 20) ? realloc(buf, cap * 2) : NULL; /* templates are KBs */
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory (or over 64 MiB)", path);
+    if (bad) {
+        free(buf);
+        return lq_fail(LQ_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    if (strlen(buf) != n) {
+        free(buf);
+        return lq_fail(LQ_ERR_FORMAT, "%s: the template holds a NUL byte", path);
+    }
+    *out = buf;
+    return LQ_OK;
 }
 
 static lq_status read_config(const char *path, char **out) {
@@ -85,6 +120,12 @@ lq_status lq_chat_template_read(const char *model_path, const char *tok_path, ch
     size_t n = strlen(model_path) + sizeof "/tokenizer_config.json";
     char *p = malloc(n);
     if (!p) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", model_path);
+    snprintf(p, n, "%s/chat_template.jinja", model_path);
+    if (stat(p, &st) == 0) {
+        lq_status s = read_jinja(p, out);
+        free(p);
+        return s;
+    }
     snprintf(p, n, "%s/tokenizer_config.json", model_path);
     lq_status s = stat(p, &st) == 0
                       ? read_config(p, out)
