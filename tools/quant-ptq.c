@@ -1,17 +1,20 @@
-/* quant-ptq - round-to-nearest post-training quantization into a compressed-tensors directory.
+/* quant-ptq - post-training quantization (round to nearest, or GPTQ) into a compressed-tensors
+ * directory.
  *
  *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
  *             [--group-fallback refuse|channel|ignore] [--ignore PATTERN]...
  *             [--override PATTERN=SCHEME]... [--rounding amax|signed-max] [--clip-search]
  *             [--calib TEXT [--calib-tokens N] [--tokenizer FILE]]
+ *             [--method gptq --calib TEXT... [--calib-samples N] [--calib-len L] ...]
  *             [--threads N] [--force] [--json]
  *
- * The work is lq_ptq_quantize (libquant/include/libquant/lq_ptq.h): one tensor at a time from
+ * The work is lq_ptq_quantize (GPTQ: lq_gptq_quantize through tools/common/tool_gptq.c) (libquant/include/libquant/lq_ptq.h): one tensor at a time from
  * the mapped input, so peak memory is about the largest tensor plus the mapping. This file is the
  * CLI around it: the atomic output directory (lq_tool), the tokenizer files carried over, the
  * progress bar and the summary.
  */
 #include "tool_cli.h"
+#include "tool_gptq.h"
 #include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
@@ -33,7 +36,9 @@ static void usage(FILE *f) {
             "                 [--group-size N] [--sym|--asym] [--group-fallback refuse|channel|ignore]\n"
             "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]...\n"
             "                 [--rounding amax|signed-max] [--clip-search [--calib TEXT]]\n"
-            "                 [--threads N] [--force] [--json]\n"
+            "                 [--method rtn|gptq] [--calib TEXT]... [--calib-samples N] [--calib-len L]\n"
+            "                 [--calib-seed N] [--dampening F] [--actorder none|weight|static]\n"
+            "                 [--block-size N] [--threads N] [--force] [--json]\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
             "compressed-tensors directory (config.json with quantization_config, model.safetensors,\n"
@@ -81,6 +86,13 @@ static void usage(FILE *f) {
             "                     imatrix) weights its groups' error\n"
             "  --calib-tokens N   calibration tokens used, from the start of TEXT (default 8192)\n"
             "  --tokenizer FILE   tokenizer for --calib (default: the model's tokenizer.json)\n"
+            "  --method M         rtn (default) or gptq (W4A16, W8A16): GPTQ layer by layer on\n"
+            "                     --calib texts (repeatable): --calib-samples N windows (default\n"
+            "                     128) of --calib-len L tokens (default 512) drawn with\n"
+            "                     --calib-seed (default 0); --dampening F of mean(diag H)\n"
+            "                     (default 0.01); --actorder none|weight|static (static = weight;\n"
+            "                     default none); --block-size N lazy-batch columns (default 128).\n"
+            "                     The summary gives each Linear's output error RTN vs GPTQ\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
             "  --force            replace an existing DIR\n"
@@ -143,7 +155,8 @@ static void print_clip_text(const lq_ptq_summary *r) {
     }
 }
 
-static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json) {
+static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
+                          const tool_gptq *gq) {
     const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
@@ -189,7 +202,9 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
                        t->clip.ratio_min, t->clip.err_plain, t->clip.err_chosen);
             printf("}");
         }
-        printf("]}\n");
+        printf("]");
+        if (gq) tool_gptq_print(gq, true);
+        printf("}\n");
         return;
     }
     printf("%s: %lld of %lld tensors quantized (%s, rounding %s), %lld of %lld parameters\n", out,
@@ -202,7 +217,9 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
            r->worst_rel_err, r->worst_tensor[0] ? r->worst_tensor : "-");
     print_fallback_text(r);
     print_clip_text(r);
-    printf("  time        %.2f s, peak RSS %.1f MiB\n", r->seconds, rss / 1048576.0);
+    if (gq) tool_gptq_print(gq, false);
+    printf("  time        %.2f s%s, peak RSS %.1f MiB\n", r->seconds + (gq ? gq->sum.calib_seconds : 0.0),
+           gq ? " (calibration included)" : "", rss / 1048576.0);
 }
 
 /* ---- calibration ------------------------------------------------------------------------------ */
@@ -271,7 +288,8 @@ int main(int argc, char **argv) {
     lq_ptq_rule rules[MAX_RULES];
     char *rule_buf[MAX_RULES];
     int n_rule_buf = 0;
-    int group_size = 0;
+    int group_size = 0, rc = 0;
+    tool_gptq gq = {0};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -290,8 +308,11 @@ int main(int argc, char **argv) {
         } else if (tool_args_value(&a, "--rounding")) {
             if (!lq_rounding_parse(a.value, &o.rounding))
                 return tool_bad_args("--rounding must be amax or signed-max, not '%s'", a.value);
+        } else if (tool_gptq_arg(&a, &gq, &rc)) {
+            if (rc) return rc;
         } else if (tool_args_value(&a, "--calib")) {
             calib = a.value;
+            if (gq.n_calib < TOOL_GPTQ_MAX_CALIB) gq.calib[gq.n_calib++] = a.value;
         } else if (tool_args_value(&a, "--tokenizer")) {
             tok_path = a.value;
         } else if (tool_args_value(&a, "--calib-tokens")) {
@@ -333,17 +354,17 @@ int main(int argc, char **argv) {
     if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
         return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, FP8 or W8A8)", scheme_arg);
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
-    if (calib && !o.clip_search) return tool_bad_args("--calib weights the clip search: add --clip-search");
+    if ((rc = tool_gptq_check(&gq, &o)) != 0) return rc;
+    if (calib && !o.clip_search && !gq.on) return tool_bad_args("--calib weights the clip search: add --clip-search");
     o.asym = asym;
     o.group_size = group_size;
     o.ignore = ignore;
     o.overrides = rules;
 
-    int rc = 0;
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
     o.pool = lq_pool_create(threads);
-    if (calib) {
+    if (calib && !gq.on) {
         if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
             tool_outdir_abort(&od);
             goto out;
@@ -356,7 +377,8 @@ int main(int argc, char **argv) {
     o.progress = tool_progress_cb;
     o.user = &prog;
     lq_ptq_summary sum;
-    lq_status s = lq_ptq_quantize(model, od.tmp, &o, &sum);
+    lq_status s = gq.on ? tool_gptq_run(&gq, model, od.tmp, tok_path, &o, !json) : lq_ptq_quantize(model, od.tmp, &o, &sum);
+    if (gq.on && s == LQ_OK) sum = gq.sum.ptq, gq.sum.ptq = (lq_ptq_summary){0};
     tool_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
@@ -376,10 +398,11 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
-    print_summary(&sum, &o, out_dir, json);
+    print_summary(&sum, &o, out_dir, json, gq.on ? &gq : NULL);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
+    tool_gptq_free(&gq);
     lq_imatrix_free(im);
     lq_pool_free(o.pool);
     for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);

@@ -156,6 +156,14 @@ typedef struct lq_wfmt_traits {
 int lq_wfmt_sizes(lq_wfmt f, int64_t rows, int64_t cols, const lq_quant_params *p,
                   size_t *row_bytes, int64_t *n_aux0, int64_t *n_aux1);
 
+/* The integer RTN arithmetic every integer format's quantize_ref uses (kernels/cpu/
+ * quant_common.c, compressed-tensors' rules): one group's scale and zero point from its values
+ * x[0..n) (imp: clip-search weights or NULL), and one code. Public so a calibration algorithm
+ * (GPTQ) makes its scales and codes exactly as RTN does. */
+void lq_quant_int_params(const float *x, const float *imp, int64_t n, int bits, int asym,
+                         const lq_quant_params *p, float *scale, float *zero);
+int lq_quant_int_code(float x, float scale, float zero, int qmin, int qmax);
+
 /* The row for a format (NULL if out of range). */
 const lq_wfmt_traits *lq_wfmt_get(lq_wfmt f);
 /* Look a format up by name; LQ_WFMT_COUNT if unknown. */

@@ -60,6 +60,12 @@ uint64_t lq_model_weight_bytes_per_token(const lq_model *m);
 /* Number of parameters of the model (all tensors, tied head counted once). */
 int64_t lq_model_param_count(const lq_model *m);
 
+/* Mutable weights (sequential calibration): make the decoder Linear `module` compute with w
+ * (same rows x cols, any format; the caller keeps w's buffers alive while m uses them, and may
+ * replace it again). CPU models only (LQ_ERR_UNSUPPORTED after lq_model_to_device);
+ * LQ_ERR_NOT_FOUND for a module the model has no decoder Linear of (lm_head included). */
+lq_status lq_model_replace_linear(lq_model *m, const char *module, const lq_weight *w);
+
 typedef struct lq_session lq_session;
 
 /* n_ctx <= 0: the model's max_seq_len. pool may be NULL (single thread); it is borrowed. */
@@ -94,6 +100,14 @@ typedef void (*lq_linear_hook)(void *user, const lq_linear_input *in);
 /* Call fn before every Linear's matmul (q, k and v each see the same input). CPU sessions only:
  * lq_forward on a device session with a hook fails with LQ_ERR_UNSUPPORTED. NULL removes it. */
 void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user);
+
+/* One decoder layer at a time (sequential calibration; CPU sessions only). lq_session_embed
+ * writes the residual stream lq_forward starts from (n x dim f32: embedding rows, scaled where
+ * the architecture scales them); lq_session_forward_layer runs decoder layer `layer` on x
+ * (n x dim, in place) at positions pos..pos+n-1, writing that layer's KV cache rows and showing
+ * each Linear's input to the linear hook, exactly as inside lq_forward. */
+lq_status lq_session_embed(lq_session *s, const int32_t *tokens, int n, float *x);
+lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, int pos);
 
 /* Copy the KV cache of positions [0, n_pos) from src into dst (same model, dst->n_ctx >= n_pos):
  * beam search forks a hypothesis without recomputing its prefix. */

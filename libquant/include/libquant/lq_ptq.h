@@ -141,6 +141,16 @@ typedef struct lq_ptq_calib {
     void *user;
 } lq_ptq_calib;
 
+/* Codes computed elsewhere (GPTQ, lq_gptq.h): get fills w, whose fmt, rows, cols, row_bytes and
+ * group_size are set and whose data / aux[0] (scales, f32) / aux[1] (zero points as floats,
+ * asymmetric only) point to buffers of the format's layout (lq_wfmt_sizes), with the module's
+ * quantized weight; the writer then stores it as it stores RTN's. LQ_ERR_NOT_FOUND: quantize this
+ * module by RTN; any other error stops the write. */
+typedef struct lq_ptq_source {
+    lq_status (*get)(void *user, const char *module, lq_weight *w);
+    void *user;
+} lq_ptq_source;
+
 /* Called after each tensor is written (done counts parameters of every tensor so far). */
 typedef void (*lq_ptq_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
@@ -168,6 +178,7 @@ typedef struct lq_ptq_opts {
     lq_pool *pool;               /* borrowed; rows of a tensor are quantized across it; NULL ok */
     lq_ptq_progress_fn progress;
     void *user;
+    const lq_ptq_source *source; /* NULL: every module by RTN (borrowed) */
 } lq_ptq_opts;
 
 typedef struct lq_ptq_tensor_stat {

@@ -43,4 +43,13 @@ void lq_ct_plan_free(lq_ct_plan *p);
 lq_status lq_ct_plan_lookup(const lq_ct_plan *p, const char *path, const char *module, lq_module_class cls,
                             const lq_ct_group **out);
 
+/* The scheme the ptq plan gives a Linear module (ignore list, then overrides; ptq.c), so a
+ * calibration driver quantizes exactly the modules lq_ptq_quantize will write. */
+lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const char *module);
+
+/* Drop the whole pages of [p, p + n) of a read-only mapping from the resident set (they stay in
+ * the page cache and fault back in if read again): a streaming pass over a mapped model keeps
+ * its RSS at what it holds, not the whole file. */
+void lq_release_range(const void *p, size_t n);
+
 #endif

@@ -59,7 +59,7 @@ static bool has_suffix(const char *s, const char *suf) {
  * page cache): without this, peak RSS grows to the whole input, since every page of the mapping
  * is read once. Only pages wholly inside the tensor are released; a shared boundary page simply
  * faults back in if the next tensor reads it. */
-static void release_range(const void *p, size_t n) {
+void lq_release_range(const void *p, size_t n) {
     long pg = sysconf(_SC_PAGESIZE);
     if (pg <= 0 || n == 0) return;
     uintptr_t a = (uintptr_t)p, b = a + n;
@@ -76,7 +76,7 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
     for (size_t off = 0; off < t->nbytes; off += COPY_CHUNK) {
         size_t n = t->nbytes - off < COPY_CHUNK ? t->nbytes - off : COPY_CHUNK;
         LQ_TRY(lq_st_writer_write(wr, p + off, n));
-        release_range(p + off, n);
+        lq_release_range(p + off, n);
     }
     return LQ_OK;
 }
@@ -111,6 +111,8 @@ static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
             s = o->overrides[i].scheme;
     return s;
 }
+
+lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const char *module) { return choose_scheme(o, module); }
 
 static lq_scale_dtype to_scale_dtype(lq_dtype d) {
     return d == LQ_DTYPE_F16 ? LQ_SCALE_F16 : d == LQ_DTYPE_BF16 ? LQ_SCALE_BF16 : LQ_SCALE_F32;
@@ -251,6 +253,7 @@ typedef struct qjob {
     float *aux0, *aux1;
     double *sq_w, *sq_e;         /* per task: sum W^2, sum (W - deq)^2 */
     lq_clip_stats *clip;         /* per task: what the clip search chose */
+    bool given;                  /* payload and aux came from an lq_ptq_source */
 } qjob;
 
 static void qjob_task(void *ctx, int64_t task, int tid) {
@@ -271,7 +274,7 @@ static void qjob_task(void *ctx, int64_t task, int tid) {
     lq_quant_params qp = it->qp;
     qp.clip_stats = &j->clip[task];
     memset(qp.clip_stats, 0, sizeof *qp.clip_stats);
-    j->tr->quantize_ref(src, &qp, &w);
+    if (!j->given) j->tr->quantize_ref(src, &qp, &w);
     float *deq = lq_pool_scratch(j->pool, tid, (size_t)n * sizeof *deq);
     double sw = 0.0, se = 0.0;
     if (deq) {
@@ -296,8 +299,21 @@ static void convert_scales(const float *in, int64_t n, lq_dtype dt, void *out) {
     }
 }
 
+/* Ask the source for the module's codes (j->given); a module it has none for is RTN's. */
+static lq_status from_source(const lq_ptq_source *src, const plan_item *it, qjob *j) {
+    if (!src || !src->get) return LQ_OK;
+    lq_weight w = {.fmt = it->fmt, .rows = it->rows, .cols = it->cols, .row_bytes = it->row_bytes,
+                   .group_size = it->qp.group_size, .data = j->payload};
+    w.aux[0] = j->aux0;
+    w.aux[1] = j->aux1;
+    lq_status s = src->get(src->user, it->module, &w);
+    if (s == LQ_ERR_NOT_FOUND) return LQ_OK;
+    j->given = s == LQ_OK;
+    return s;
+}
+
 static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool *pool,
-                                 lq_ptq_tensor_stat *st) {
+                                 const lq_ptq_source *source, lq_ptq_tensor_stat *st) {
     const lq_wfmt_traits *tr = lq_wfmt_get(it->fmt);
     if (!tr || !tr->quantize_ref || !tr->dequant_ref)
         return lq_fail(LQ_ERR_UNSUPPORTED, "tensor '%s': no quantizer for %s", it->t->name,
@@ -320,6 +336,7 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
         s = lq_fail(LQ_ERR_NOMEM, "tensor '%s': out of memory", it->t->name);
         goto done;
     }
+    if ((s = from_source(source, it, &j)) != LQ_OK) goto done;
     lq_pool_run(pool, qjob_task, &j, n_tasks);
     double sw = 0.0, se = 0.0;
     for (int64_t k = 0; k < n_tasks; k++) {
@@ -575,7 +592,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
             st->bytes_in = it->t->nbytes;
             st->group_size = it->qp.group_size;
             st->fell_back = it->fell_back;
-            s = write_quantized(wr, it, opts->pool, st);
+            s = write_quantized(wr, it, opts->pool, opts->source, st);
             sum.bytes_out += st->bytes_out;
             sum.qbytes_in += st->bytes_in;
             sum.qbytes_out += st->bytes_out;
@@ -586,7 +603,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
                 snprintf(sum.worst_tensor, sizeof sum.worst_tensor, "%s", it->module);
             }
         }
-        release_range(it->t->data, it->t->nbytes);
+        lq_release_range(it->t->data, it->t->nbytes);
         done += lq_tensor_numel(it->t);
         if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_work, it->t->name);
     }

@@ -256,6 +256,42 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
     return run_head(s, n, pos, logits, all_logits);
 }
 
+/* The checks lq_forward makes, for the one-layer entry points. */
+static lq_status layer_entry(lq_session *s, int n, int pos, const char *what) {
+    if (!s->ops->host_memory)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s runs on the CPU device only (session is on %s)", what, s->ops->name);
+    if (n <= 0 || pos < 0 || (int64_t)pos + n > s->n_ctx)
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: positions %d..%d exceed the context of %d", what, pos, pos + n - 1,
+                       s->n_ctx);
+    return ensure_batch(s, n, 1);
+}
+
+lq_status lq_session_embed(lq_session *s, const int32_t *tokens, int n, float *x) {
+    const lq_model *m = s->m;
+    LQ_TRY(layer_entry(s, n, 0, "embed"));
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
+            return lq_fail(LQ_ERR_INVALID_ARG, "embed: token id %d out of range [0, %d)", tokens[t], m->cfg.vocab_size);
+    LQ_TRY(s->ops->upload(s->ctx, s->ids, tokens, (size_t)n * sizeof(int32_t)));
+    LQ_TRY(s->ops->embed(s->ctx, s->bm->tok_emb, s->ids, n, s->x));
+    if (m->arch->features & LQ_AF_EMBED_SCALE)
+        LQ_TRY(s->ops->scale(s->ctx, s->x, m->embed_scale, (int64_t)n * m->cfg.dim));
+    memcpy(x, s->x, (size_t)n * (size_t)m->cfg.dim * sizeof *x);
+    return LQ_OK;
+}
+
+lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, int pos) {
+    const lq_model *m = s->m;
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return lq_fail(LQ_ERR_INVALID_ARG, "forward_layer: layer %d of %d", layer, m->cfg.n_layers);
+    LQ_TRY(layer_entry(s, n, pos, "forward_layer"));
+    const size_t bytes = (size_t)n * (size_t)m->cfg.dim * sizeof *x;
+    memcpy(s->x, x, bytes);
+    LQ_TRY(run_layer(s, layer, n, pos));
+    memcpy(x, s->x, bytes);
+    return LQ_OK;
+}
+
 void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user) {
     s->lhook = fn;
     s->lhook_user = user;

@@ -106,6 +106,21 @@ const lq_weight *lq_model_find_linear(const lq_model *m, const char *module) {
     return L->w[r].data ? &L->w[r] : NULL;
 }
 
+lq_status lq_model_replace_linear(lq_model *m, const char *module, const lq_weight *w) {
+    int l = -1;
+    int r = lq_arch_role_of(m->arch, module, &l);
+    const lq_weight *cur = r >= 0 && l >= 0 ? lq_model_find_linear(m, module) : NULL;
+    if (!cur) return lq_fail(LQ_ERR_NOT_FOUND, "replace: the model has no decoder Linear '%s'", module);
+    if (w->rows != cur->rows || w->cols != cur->cols || !w->data)
+        return lq_fail(LQ_ERR_MISMATCH, "replace '%s': %lld x %lld weight for a %lld x %lld Linear", module,
+                       (long long)w->rows, (long long)w->cols, (long long)cur->rows, (long long)cur->cols);
+    /* a device copy would keep computing with the old weights */
+    if (m->dev) return lq_fail(LQ_ERR_UNSUPPORTED, "replace '%s': the model was moved to a device", module);
+    /* the CPU table points at this struct (cpu_upload_weight), so the next matmul reads w */
+    m->layers[l].w[r] = *w;
+    return LQ_OK;
+}
+
 /* Stored bytes of the checkpoint tensors named `prefix` + each of parts (absent ones count 0). */
 static uint64_t stored_bytes(const lq_checkpoint *c, const char *prefix, const char *const *parts, int n) {
     uint64_t b = 0;

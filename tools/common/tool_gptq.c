@@ -1,0 +1,121 @@
+/* tool_gptq.c - quant-ptq --method gptq (tool_gptq.h). */
+#include "tool_gptq.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tool_output.h"
+#include "tool_progress.h"
+
+bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
+    *rc = 0;
+    int v;
+    float f;
+    if (tool_args_value(a, "--method")) {
+        if (strcmp(a->value, "gptq") == 0) g->on = true;
+        else if (strcmp(a->value, "rtn") == 0) g->on = false;
+        else *rc = tool_bad_args("--method must be rtn or gptq, not '%s'", a->value);
+    } else if (tool_args_value(a, "--calib-samples")) {
+        if (!tool_parse_int(a->value, 1, &v)) *rc = tool_args_bad_value(a);
+        g->o.n_samples = v;
+    } else if (tool_args_value(a, "--calib-len")) {
+        if (!tool_parse_int(a->value, 2, &v)) *rc = tool_args_bad_value(a);
+        g->o.sample_len = v;
+    } else if (tool_args_value(a, "--calib-seed")) {
+        if (!tool_parse_u64(a->value, &g->o.seed)) *rc = tool_args_bad_value(a);
+    } else if (tool_args_value(a, "--dampening")) {
+        if (!tool_parse_float(a->value, 1e-6f, 10.0f, &f)) *rc = tool_args_bad_value(a);
+        g->o.damp = f;
+    } else if (tool_args_value(a, "--block-size")) {
+        if (!tool_parse_int(a->value, 1, &v)) *rc = tool_args_bad_value(a);
+        g->o.block_size = v;
+    } else if (tool_args_value(a, "--actorder")) {
+        if (!lq_gptq_actorder_parse(a->value, &g->o.actorder))
+            *rc = tool_bad_args("--actorder must be none, weight or static, not '%s'", a->value);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+int tool_gptq_check(const tool_gptq *g, const lq_ptq_opts *o) {
+    if (!g->on) {
+        if (g->o.n_samples || g->o.sample_len || g->o.damp > 0 || g->o.block_size || g->o.actorder || g->o.seed)
+            return tool_bad_args("--calib-samples, --calib-len, --calib-seed, --dampening, --actorder and "
+                                 "--block-size go with --method gptq");
+        return 0;
+    }
+    if (g->n_calib == 0) return tool_bad_args("--method gptq needs calibration text (--calib FILE)");
+    if (o->clip_search) return tool_bad_args("--clip-search is RTN's; GPTQ uses the min/max scales");
+    if (o->scheme != LQ_PTQ_W4A16 && o->scheme != LQ_PTQ_W8A16)
+        return tool_bad_args("--method gptq writes W4A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
+    return 0;
+}
+
+typedef struct prog {
+    bool show;
+} prog;
+
+/* One line per layer with the ETA (layers cost about the same). */
+static void on_layer(void *user, int layer, int n_layers, double seconds) {
+    const prog *p = user;
+    if (!p->show) return;
+    double eta = seconds / (layer + 1) * (n_layers - layer - 1);
+    fprintf(stderr, "gptq: layer %d/%d done, %.1f s, ETA %.0f s\n", layer + 1, n_layers, seconds, eta);
+}
+
+lq_status tool_gptq_run(tool_gptq *g, const char *model, const char *out_dir, const char *tok_path,
+                        const lq_ptq_opts *o, bool show_progress) {
+    prog p = {.show = show_progress};
+    g->o.ptq = *o;
+    g->o.calib = g->calib;
+    g->o.n_calib = g->n_calib;
+    g->o.tokenizer = tok_path;
+    g->o.progress = on_layer;
+    g->o.user = &p;
+    return lq_gptq_quantize(model, out_dir, &g->o, &g->sum);
+}
+
+void tool_gptq_print(const tool_gptq *g, bool json) {
+    const lq_gptq_summary *s = &g->sum;
+    double sr = 0.0, sg = 0.0;
+    for (int64_t i = 0; i < s->n_linears; i++) {
+        sr += s->linears[i].rel_err_rtn;
+        sg += s->linears[i].rel_err_gptq;
+    }
+    const double n = s->n_linears > 0 ? (double)s->n_linears : 1.0;
+    if (json) {
+        printf(", \"gptq\": {\"samples\": %lld, \"sample_len\": %lld, \"windows\": %lld, \"actorder\": \"%s\", "
+               "\"calib_seconds\": %.3f, \"retried\": %lld, \"rtn_fallback\": %lld, \"mean_out_err_rtn\": %.6g, "
+               "\"mean_out_err_gptq\": %.6g, \"linears\": [",
+               (long long)s->n_samples, (long long)s->sample_len, (long long)s->n_windows,
+               lq_gptq_actorder_name(g->o.actorder), s->calib_seconds, (long long)s->n_retried,
+               (long long)s->n_fallback, sr / n, sg / n);
+        for (int64_t i = 0; i < s->n_linears; i++) {
+            const lq_gptq_stat *l = &s->linears[i];
+            printf("%s{\"name\": ", i ? ", " : "");
+            tool_print_json_string(l->name);
+            printf(", \"out_err_rtn\": %.6g, \"out_err_gptq\": %.6g, \"damp\": %.6g, \"retries\": %d, "
+                   "\"rtn_fallback\": %s, \"dead_cols\": %lld, \"loss\": %.6g}",
+                   l->rel_err_rtn, l->rel_err_gptq, l->g.damp, l->g.retries, l->g.rtn_fallback ? "true" : "false",
+                   (long long)l->g.dead_cols, l->g.loss);
+        }
+        printf("]}");
+        return;
+    }
+    printf("  gptq        %lld samples x %lld tokens (of %lld windows), actorder %s, %.1f s layer by layer\n",
+           (long long)s->n_samples, (long long)s->sample_len, (long long)s->n_windows,
+           lq_gptq_actorder_name(g->o.actorder), s->calib_seconds);
+    printf("  output err  ||WX-QX||/||WX|| on the calibration inputs, mean RTN %.5f -> GPTQ %.5f:\n", sr / n, sg / n);
+    for (int64_t i = 0; i < s->n_linears; i++) {
+        const lq_gptq_stat *l = &s->linears[i];
+        printf("              %-40s %.5f -> %.5f", l->name, l->rel_err_rtn, l->rel_err_gptq);
+        if (l->g.retries) printf("  (damp %.3g after %d retries%s)", l->g.damp, l->g.retries,
+                                 l->g.rtn_fallback ? ", RTN fallback" : "");
+        if (l->g.dead_cols) printf("  (%lld dead columns)", (long long)l->g.dead_cols);
+        printf("\n");
+    }
+}
+
+void tool_gptq_free(tool_gptq *g) { lq_gptq_summary_free(&g->sum); }
