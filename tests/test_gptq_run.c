@@ -1,0 +1,184 @@
+/* test_gptq_run.c - the calibration chunker and the sequential GPTQ driver on stories260K.
+ *
+ * References: the chunker's samples must be windows of the ids of encoding the whole text in one
+ * call (lq_tokenizer_encode, itself checked against the tokenizers library in test_tokenizer_*);
+ * GPTQ must beat round-to-nearest at the same settings on perplexity, both computed here by
+ * quant-eval's library from the written files, calibrating on WikiText-2 and evaluating on the
+ * TinyStories sample (never the same text).
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "libquant/lq_gptq.h"
+#include "libquant/lq_model.h"
+#include "lq_eval.h"
+#include "lq_test_util.h"
+
+static char g_root[256], g_fp32[512], g_calib[512];
+
+/* stories260K as an HF directory, and the first 48 KiB of WikiText-2 as calibration text. */
+static void setup(void) {
+    char tmpl[] = "/tmp/lq_test_gptq_XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    snprintf(g_root, sizeof g_root, "%s", tmpl);
+    snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
+    char cmd[4096], wiki[1024];
+    cr_assert_eq(lq_test_convert_stories260k(g_fp32, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
+    size_t len;
+    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", wiki, sizeof wiki), &len);
+    cr_assert_not_null(text);
+    snprintf(g_calib, sizeof g_calib, "%s/calib.txt", g_root);
+    FILE *f = fopen(g_calib, "wb");
+    cr_assert_not_null(f);
+    fwrite(text, 1, len < 49152 ? len : 49152, f);
+    fclose(f);
+    free(text);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(gptq_run, .init = setup, .fini = teardown);
+
+static lq_tokenizer *tokenizer(void) {
+    lq_tokenizer *t;
+    cr_assert_eq(lq_tokenizer_load_for_model(g_fp32, NULL, 512, &t), LQ_OK, "%s", lq_last_error());
+    return t;
+}
+
+Test(gptq_run, samples_are_seeded_windows_of_the_whole_text) {
+    lq_tokenizer *t = tokenizer();
+    size_t len = 0;
+    char *text = lq_test_read_file(g_calib, &len);
+    int64_t n = 0;
+    lq_tokenizer_encode(t, text, len, false, false, NULL, 0, &n);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    cr_assert_eq(lq_tokenizer_encode(t, text, len, false, false, ids, n, &n), LQ_OK);
+    const char *paths[] = {g_calib};
+    lq_calib_set a, b, c;
+    cr_assert_eq(lq_calib_samples(t, paths, 1, 20, 100, 7, &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_calib_samples(t, paths, 1, 20, 100, 7, &b), LQ_OK);
+    cr_assert_eq(lq_calib_samples(t, paths, 1, 20, 100, 8, &c), LQ_OK);
+    cr_expect_eq(a.n_tokens, n);
+    cr_expect_eq(a.n_windows, n / 100);
+    cr_expect_eq(a.n_samples, 20);
+    cr_expect_eq(memcmp(a.ids, b.ids, sizeof(int32_t) * 2000), 0, "same seed, same samples");
+    cr_expect_neq(memcmp(a.ids, c.ids, sizeof(int32_t) * 2000), 0, "another seed, other samples");
+    int64_t prev = -1;
+    for (int k = 0; k < 20; k++) { /* each sample is a whole window, in position order */
+        int64_t w = -1;
+        for (int64_t s = prev + 1; s < n / 100 && w < 0; s++)
+            if (memcmp(ids + s * 100, a.ids + k * 100, sizeof(int32_t) * 100) == 0) w = s;
+        cr_expect_geq(w, 0, "sample %d is not a window after window %lld", k, (long long)prev);
+        prev = w;
+    }
+    lq_calib_set_free(&a);
+    lq_calib_set_free(&b);
+    lq_calib_set_free(&c);
+    free(ids);
+    free(text);
+    lq_tokenizer_free(t);
+}
+
+Test(gptq_run, text_shorter_than_one_sample_refused) {
+    lq_tokenizer *t = tokenizer();
+    char path[600];
+    snprintf(path, sizeof path, "%s/short.txt", g_root);
+    FILE *f = fopen(path, "w");
+    fputs("Once upon a time there was a cat.", f);
+    fclose(f);
+    const char *paths[] = {path};
+    lq_calib_set s;
+    cr_expect_eq(lq_calib_samples(t, paths, 1, 4, 512, 0, &s), LQ_ERR_INVALID_ARG);
+    cr_expect(strstr(lq_last_error(), "shorter than one sample of 512 tokens") != NULL, "%s", lq_last_error());
+    cr_expect(strstr(lq_last_error(), "short.txt") != NULL, "%s", lq_last_error());
+    lq_tokenizer_free(t);
+}
+
+static double ppl_of(const char *dir) {
+    lq_model *m;
+    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, g_fp32, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    char path[1024];
+    size_t len = 0;
+    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
+    lq_ppl_result r;
+    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    return r.ppl;
+}
+
+static void out_dir(const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", g_root, name);
+    cr_assert_eq(mkdir(buf, 0755), 0);
+}
+
+static lq_gptq_opts w4_g32(lq_pool *pool) {
+    static const char *calib[1];
+    calib[0] = g_calib;
+    lq_gptq_opts o = {.calib = calib, .n_calib = 1, .n_samples = 32, .sample_len = 256, .seed = 1};
+    o.ptq = (lq_ptq_opts){.scheme = LQ_PTQ_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL,
+                          .pool = pool};
+    return o;
+}
+
+/* GPTQ W4A16 g32 (down_proj, 172 columns, per channel) beats RTN at the same settings, and its
+ * bytes do not depend on the thread count. */
+Test(gptq_run, beats_rtn_on_stories260k, .timeout = 120) {
+    char rtn[600], g1[600], g2[600];
+    out_dir("rtn", rtn, sizeof rtn);
+    out_dir("g1", g1, sizeof g1);
+    out_dir("g2", g2, sizeof g2);
+    lq_gptq_opts o = w4_g32(NULL);
+    cr_assert_eq(lq_ptq_quantize(g_fp32, rtn, &o.ptq, NULL), LQ_OK, "%s", lq_last_error());
+    lq_gptq_summary s;
+    cr_assert_eq(lq_gptq_quantize(g_fp32, g1, &o, &s), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(s.n_linears, 35);
+    cr_expect_eq(s.n_samples, 32);
+    double er = 0.0, eg = 0.0;
+    for (int64_t i = 0; i < s.n_linears; i++) {
+        er += s.linears[i].rel_err_rtn;
+        eg += s.linears[i].rel_err_gptq;
+    }
+    cr_expect_lt(eg, 0.9 * er, "mean output error: GPTQ %.5f vs RTN %.5f", eg / 35, er / 35);
+    lq_gptq_summary_free(&s);
+    lq_pool *pool = lq_pool_create(2);
+    o = w4_g32(pool);
+    cr_assert_eq(lq_gptq_quantize(g_fp32, g2, &o, NULL), LQ_OK, "%s", lq_last_error());
+    lq_pool_free(pool);
+    char p1[700], p2[700];
+    snprintf(p1, sizeof p1, "%s/model.safetensors", g1);
+    snprintf(p2, sizeof p2, "%s/model.safetensors", g2);
+    size_t n1 = 0, n2 = 0;
+    char *b1 = lq_test_read_file(p1, &n1), *b2 = lq_test_read_file(p2, &n2);
+    cr_expect(n1 == n2 && memcmp(b1, b2, n1) == 0, "1 and 2 threads wrote different bytes");
+    free(b1);
+    free(b2);
+    double pf = ppl_of(g_fp32), pr = ppl_of(rtn), pg = ppl_of(g1);
+    cr_expect_lt(pg, pr, "PPL GPTQ %.4f vs RTN %.4f (f32 %.4f)", pg, pr, pf);
+    cr_expect_gt(pg, pf, "PPL GPTQ %.4f below f32 %.4f", pg, pf);
+}
+
+Test(gptq_run, refuses_rtn_only_schemes_and_llama2c) {
+    char out[600];
+    out_dir("x", out, sizeof out);
+    lq_gptq_opts o = w4_g32(NULL);
+    o.ptq.scheme = LQ_PTQ_FP8;
+    cr_expect_eq(lq_gptq_quantize(g_fp32, out, &o, NULL), LQ_ERR_UNSUPPORTED);
+    o.ptq.scheme = LQ_PTQ_W4A16;
+    char bin[1024];
+    cr_expect_eq(lq_gptq_quantize(lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin), out, &o, NULL),
+                 LQ_ERR_UNSUPPORTED);
+    cr_expect(strstr(lq_last_error(), "quant-convert") != NULL, "%s", lq_last_error());
+}
