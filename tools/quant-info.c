@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "bytes), the parameter count, the weight-file size and the bits per weight\n"
             "(file bytes * 8 / parameters).\n"
             "\n"
-            "  PATH     Hugging Face directory (config.json + *.safetensors) or llama2.c .bin\n"
+            "  PATH     Hugging Face directory (config.json + *.safetensors), GGUF file or llama2.c .bin\n"
             "  --json   one JSON object on stdout instead of text\n"
             "  --help   this text\n"
             "\n"
@@ -32,16 +32,30 @@ static void shape_str(const lq_tensor *t, char *buf, size_t cap) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
+static const char *format_name(const lq_checkpoint *c) {
+    switch (lq_checkpoint_kind(c)) {
+    case LQ_CKPT_HF_DIR: return "hf-safetensors";
+    case LQ_CKPT_GGUF: return "gguf";
+    default: return "llama2c";
+    }
+}
+
+/* A tensor stored once under two names (a tied embedding's safetensors alias) counts once. */
 static int64_t param_count(const lq_checkpoint *c) {
     int64_t n = 0;
-    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) n += lq_tensor_numel(lq_checkpoint_get(c, i));
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        bool seen = false;
+        for (int64_t j = 0; j < i && !seen; j++) seen = lq_checkpoint_get(c, j)->data == t->data && t->nbytes > 0;
+        if (!seen) n += lq_tensor_numel(t);
+    }
     return n;
 }
 
 static void print_text(const lq_checkpoint *c) {
     const lq_config *g = lq_checkpoint_config(c);
     printf("path: %s\n", lq_checkpoint_path(c));
-    printf("format: %s\n", lq_checkpoint_kind(c) == LQ_CKPT_HF_DIR ? "hf-safetensors" : "llama2c");
+    printf("format: %s\n", format_name(c));
     printf("architecture: %s\n", g->arch);
     printf("dim %d, hidden_dim %d, layers %d, heads %d, kv_heads %d, head_dim %d, vocab %d, max_seq_len %d\n",
            g->dim, g->hidden_dim, g->n_layers, g->n_heads, g->n_kv_heads, g->head_dim, g->vocab_size,
@@ -61,7 +75,7 @@ static void print_text(const lq_checkpoint *c) {
     for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
         const lq_tensor *t = lq_checkpoint_get(c, i);
         shape_str(t, shp, sizeof shp);
-        printf("  %-52s %-16s %-8s %12zu\n", t->name, shp, lq_dtype_name(t->dtype), t->nbytes);
+        printf("  %-52s %-16s %-8s %12zu\n", t->name, shp, lq_tensor_type_name(t), t->nbytes);
     }
     int64_t params = param_count(c);
     uint64_t bytes = lq_checkpoint_file_bytes(c);
@@ -83,12 +97,12 @@ static int print_json(const lq_checkpoint *c) {
         json_t *shape = json_array();
         for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
         json_array_append_new(tensors, json_pack("{s:s, s:o, s:s, s:I}", "name", t->name, "shape", shape,
-                                                 "dtype", lq_dtype_name(t->dtype), "bytes", (json_int_t)t->nbytes));
+                                                 "dtype", lq_tensor_type_name(t), "bytes", (json_int_t)t->nbytes));
     }
     int64_t params = param_count(c);
     uint64_t bytes = lq_checkpoint_file_bytes(c);
     json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:f}", "path", lq_checkpoint_path(c), "format",
-                             lq_checkpoint_kind(c) == LQ_CKPT_HF_DIR ? "hf-safetensors" : "llama2c",
+                             format_name(c),
                              "architecture", g->arch, "config", cfg ? cfg : json_null(), "tensors", tensors,
                              "parameters", (json_int_t)params, "file_bytes", (json_int_t)bytes,
                              "bits_per_weight", params > 0 ? (double)bytes * 8.0 / (double)params : 0.0);

@@ -81,6 +81,15 @@ FAMILIES = {
                   rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
                                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
                   bos_token_id=2, eos_token_id=1),
+    # gemma3 as llama.cpp runs a GGUF of it (tests/test_gguf_model.c, via
+    # scripts/gguf_fixtures/make_gguf_fixtures.py): llama.cpp scales scores by 1/sqrt(head_dim)
+    # whatever query_pre_attn_scalar says (gemma3.cpp, but for the 27B), so here they agree
+    "gemma3_gguf": fam(Gemma3TextConfig, Gemma3ForCausalLM, head_dim=16,
+                       query_pre_attn_scalar=16, sliding_window=8, tie_word_embeddings=True,
+                       layer_types=["sliding_attention", "full_attention"],
+                       rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                                        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                       bos_token_id=2, eos_token_id=1),
     # top-2 of 4 experts, softmax then top-k then renormalise
     "mixtral": fam(MixtralConfig, MixtralForCausalLM, intermediate_size=24, num_local_experts=4,
                    num_experts_per_tok=2, tie_word_embeddings=True,

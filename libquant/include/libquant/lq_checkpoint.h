@@ -9,6 +9,12 @@
  *     llama2.c stores q/k rows with interleaved rotary pairs, so such a checkpoint has
  *     config.rope_interleaved = true (the engine then rotates adjacent pairs); HF layout rotates
  *     the two halves of each head.
+ *   - GGUF v2/v3 (detected by its magic; io/checkpoint_gguf.c): the config from "<arch>.*"
+ *     metadata, tensors renamed from GGUF ("blk.3.attn_q.weight") to HF names through the
+ *     architecture descriptor; dims reversed (GGUF ne[0] is the row length). F32/F16/BF16 keep
+ *     their dtype; block formats (Q8_0, Q4_K, ...) are LQ_DTYPE_BLOCKS views naming their
+ *     lq_wfmt. llama.cpp permutes "llama" q/k rows as llama2.c does, so those set
+ *     rope_interleaved; a missing "output.weight" is a tied head.
  * Nothing is copied: the weights stay in the mapping, in their stored dtype.
  */
 #ifndef LQ_CHECKPOINT_H
@@ -45,6 +51,9 @@ typedef struct lq_config {
     float norm_eps;         /* rms_norm_eps (default 1e-5) */
     bool tied_embeddings;   /* tie_word_embeddings: output head = embedding matrix */
     bool rope_interleaved;  /* true: rotate pairs (2i, 2i+1) (llama2.c / GGUF); false: HF halves */
+    /* The norm weights already hold the architecture's norm offset (GGUF: llama.cpp's converter
+     * stores Gemma's (1 + w)), so binding must not add it again. Not a config.json key. */
+    bool norm_offset_folded;
     /* rope_scaling (transformers < 5) or rope_parameters (5): {"rope_type": "llama3" | "linear",
      * "factor", ...}; LQ_ROPE_DEFAULT (factor 0) = none. Other types are refused by name. */
     lq_rope_type rope_type;
@@ -110,6 +119,7 @@ bool lq_config_has_layer_sizes(const lq_config *c);
 typedef enum lq_ckpt_kind {
     LQ_CKPT_HF_DIR = 0,
     LQ_CKPT_LLAMA2C = 1,
+    LQ_CKPT_GGUF = 2,
 } lq_ckpt_kind;
 
 typedef struct lq_checkpoint lq_checkpoint;

@@ -36,6 +36,9 @@ const lq_tensor *lq_st_get(const lq_st_file *f, int64_t i);
 const lq_tensor *lq_st_find(const lq_st_file *f, const char *name);
 /* String value of __metadata__[key], NULL if absent. */
 const char *lq_st_metadata(const lq_st_file *f, const char *key);
+/* The i-th __metadata__ entry (key and string value, owned by f), in file order; false past the
+ * last. */
+bool lq_st_metadata_at(const lq_st_file *f, int64_t i, const char **key, const char **value);
 /* Total file size in bytes. */
 size_t lq_st_file_size(const lq_st_file *f);
 

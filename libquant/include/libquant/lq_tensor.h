@@ -27,6 +27,10 @@ typedef enum lq_dtype {
     LQ_DTYPE_I64 = 8,
     LQ_DTYPE_F8_E4M3 = 9, /* safetensors "F8_E4M3" (torch.float8_e4m3fn) */
     LQ_DTYPE_BOOL = 10,
+    /* Rows of quantized blocks in a GGUF format (Q8_0, Q4_1, Q4_K, ...): `block_fmt` names the
+     * lq_wfmt; shape counts elements, nbytes the blocks' bytes. Not a safetensors dtype (size 0,
+     * never parsed); lq_tensor_read_f32 / lq_tensor_get_f32 dequantize through the format. */
+    LQ_DTYPE_BLOCKS = 11,
     LQ_DTYPE_COUNT
 } lq_dtype;
 
@@ -38,7 +42,9 @@ typedef struct lq_tensor {
     int ndim;
     int64_t shape[LQ_MAX_DIMS];  /* row-major; shape[ndim-1] is contiguous */
     const void *data;            /* read-only view, aligned as the file allows */
-    size_t nbytes;               /* == lq_dtype_size(dtype) * lq_tensor_numel(this) */
+    size_t nbytes;               /* == lq_dtype_size(dtype) * lq_tensor_numel(this) (BLOCKS: the
+                                  * blocks' bytes) */
+    int block_fmt;               /* LQ_DTYPE_BLOCKS: the lq_wfmt of the rows; else unused (0) */
 } lq_tensor;
 
 /* Bytes per element (F8 -> 1, BOOL -> 1). 0 for an invalid dtype. */
@@ -52,11 +58,16 @@ bool lq_dtype_parse(const char *s, lq_dtype *out);
 int64_t lq_shape_numel(int ndim, const int64_t *shape);
 static inline int64_t lq_tensor_numel(const lq_tensor *t) { return lq_shape_numel(t->ndim, t->shape); }
 
-/* Read element i of a F32/F16/BF16 tensor as float (slow; for small vectors such as norms). */
+/* dtype name, or for LQ_DTYPE_BLOCKS the block format's ("q4_1"): what tools print. */
+const char *lq_tensor_type_name(const lq_tensor *t);
+
+/* Read element i of a F32/F16/BF16/BLOCKS tensor as float (slow; for small vectors such as
+ * norms). */
 float lq_tensor_get_f32(const lq_tensor *t, int64_t i);
 
-/* Convert elements [i0, i0 + n) of a F32/F16/BF16 tensor to f32 (the bulk path of quantizers
- * and pruners, which read whole rows). */
+/* Convert elements [i0, i0 + n) of a F32/F16/BF16/BLOCKS tensor to f32 (the bulk path of
+ * quantizers and pruners, which read whole rows; BLOCKS dequantize through the format's
+ * dequant_ref, value for value ggml's dequantization). */
 void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out);
 
 /* Index of the first NaN or Inf element of a float tensor (F32, F64, F16, BF16, F8_E4M3), or -1

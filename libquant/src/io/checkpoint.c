@@ -1,6 +1,7 @@
 /* checkpoint.c - open dispatch and tensor lookup. */
 #include "checkpoint_internal.h"
 #include "libquant/lq_file.h"
+#include "libquant/lq_gguf.h"
 #include "prune_internal.h"
 
 #include <errno.h>
@@ -28,6 +29,16 @@ static bool has_suffix(const char *s, const char *suf) {
     return n >= k && strcmp(s + n - k, suf) == 0;
 }
 
+/* A GGUF file is known by its magic, whatever its name. */
+static bool is_gguf(const char *path) {
+    FILE *f;
+    if (lq_file_fopen_input(path, &f) != LQ_OK) return false; /* the loader reports the error */
+    char m[4] = {0};
+    bool yes = fread(m, 1, 4, f) == 4 && memcmp(m, "GGUF", 4) == 0;
+    fclose(f);
+    return yes;
+}
+
 lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out) {
     *out = NULL;
     struct stat sb;
@@ -52,6 +63,8 @@ lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out) {
             st = lq_ckpt_load_hf(c, slash ? (dir[0] ? dir : "/") : ".");
         }
         free(dir);
+    } else if (is_gguf(path)) {
+        st = lq_ckpt_load_gguf(c, path);
     } else {
         st = lq_ckpt_load_llama2c(c, path);
     }
@@ -72,6 +85,7 @@ void lq_checkpoint_close(lq_checkpoint *c) {
     free(c->shards);
     if (c->map) munmap(c->map, c->map_size);
     free(c->name_arena);
+    lq_gguf_close(c->gguf);
     lq_sparse_store_free(c->sparse);
     free(c->tensors);
     free(c->config_json);

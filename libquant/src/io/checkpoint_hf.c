@@ -22,6 +22,31 @@ static bool file_exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+static bool has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+/* Tensors stored once under another name. safetensors refuses shared storage, so transformers
+ * (safetensors' _remove_duplicate_names) saves a tied tensor once and records the dropped name in
+ * __metadata__ as {"model.embed_tokens.weight": "lm_head.weight"}: the dropped name becomes a
+ * second view of the kept tensor. A tensor-like key (".weight" / ".bias") that is not itself a
+ * tensor must name one of this shard's tensors; other entries ("format": "pt") are not aliases. */
+static lq_status add_aliases(lq_checkpoint *c, const lq_st_file *f) {
+    const char *key, *val;
+    for (int64_t i = 0; lq_st_metadata_at(f, i, &key, &val); i++) {
+        if (!(has_suffix(key, ".weight") || has_suffix(key, ".bias")) || lq_checkpoint_find(c, key)) continue;
+        const lq_tensor *target = val ? lq_st_find(f, val) : NULL;
+        if (!target)
+            return lq_fail(LQ_ERR_FORMAT, "%s: __metadata__ names tensor '%s' an alias of '%s', which is not "
+                           "in the file", lq_st_path(f), key, val ? val : "(not a string)");
+        lq_tensor t = *target;
+        t.name = key; /* owned by the shard's metadata, alive as long as the shard */
+        LQ_TRY(lq_ckpt_push(c, &t));
+    }
+    return LQ_OK;
+}
+
 /* Map one shard and append its tensors; a name already seen in an earlier shard is an error. */
 static lq_status add_shard(lq_checkpoint *c, const char *path) {
     lq_st_file **ns = realloc(c->shards, (size_t)(c->n_shards + 1) * sizeof *ns);
@@ -37,7 +62,7 @@ static lq_status add_shard(lq_checkpoint *c, const char *path) {
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': also present in an earlier shard", path, t->name);
         LQ_TRY(lq_ckpt_push(c, t));
     }
-    return LQ_OK;
+    return add_aliases(c, f);
 }
 
 /* A shard file name from the index must stay inside the directory. */

@@ -21,7 +21,8 @@ struct lq_checkpoint {
 
     void *map;             /* llama2.c: the whole mapped .bin (owned) */
     size_t map_size;
-    char *name_arena;      /* llama2.c: storage of the synthesized HF tensor names (owned) */
+    char *name_arena;      /* llama2.c, GGUF: storage of the synthesized HF tensor names (owned) */
+    struct lq_gguf *gguf;  /* GGUF: the mapped, validated file (owned) */
 
     lq_tensor *tensors;    /* views, in a stable order; names borrowed from shards / arena */
     int64_t n_tensors, cap_tensors;
@@ -36,6 +37,14 @@ lq_status lq_ckpt_push(lq_checkpoint *c, const lq_tensor *t);
 /* Loaders: fill c (kind, cfg, tensors, file_bytes) from a directory / a .bin file. */
 lq_status lq_ckpt_load_hf(lq_checkpoint *c, const char *dir);
 lq_status lq_ckpt_load_llama2c(lq_checkpoint *c, const char *file);
+lq_status lq_ckpt_load_gguf(lq_checkpoint *c, const char *file);
+
+/* The "<arch>.*" metadata of a GGUF file as a config (io/gguf_config.c); `a` is the descriptor
+ * general.architecture selected. */
+struct lq_gguf;
+struct lq_arch;
+lq_status lq_gguf_read_config(const struct lq_gguf *g, const char *arch_name, const struct lq_arch *a,
+                              lq_config *cfg);
 
 /* Read a whole small text file (config.json, index) into a NUL-terminated buffer. */
 lq_status lq_read_text_file(const char *path, size_t max_bytes, char **out, size_t *len);

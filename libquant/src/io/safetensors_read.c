@@ -290,3 +290,13 @@ const char *lq_st_metadata(const lq_st_file *f, const char *key) {
     if (!f->metadata) return NULL;
     return json_string_value(json_object_get(f->metadata, key));
 }
+
+bool lq_st_metadata_at(const lq_st_file *f, int64_t i, const char **key, const char **value) {
+    if (!f->metadata || i < 0) return false;
+    void *it = json_object_iter(f->metadata);
+    for (int64_t k = 0; it && k < i; k++) it = json_object_iter_next(f->metadata, it);
+    if (!it) return false;
+    *key = json_object_iter_key(it);
+    *value = json_string_value(json_object_iter_value(it)); /* strings only: checked at open */
+    return true;
+}

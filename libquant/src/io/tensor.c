@@ -2,8 +2,10 @@
 #include "libquant/lq_tensor.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "lq_blocks.h"
+#include "lq_format.h"
 
 static const struct {
     const char *name;
@@ -13,6 +15,7 @@ static const struct {
     [LQ_DTYPE_F64] = {"F64", 8},     [LQ_DTYPE_I8] = {"I8", 1},    [LQ_DTYPE_U8] = {"U8", 1},
     [LQ_DTYPE_I16] = {"I16", 2},     [LQ_DTYPE_I32] = {"I32", 4},  [LQ_DTYPE_I64] = {"I64", 8},
     [LQ_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [LQ_DTYPE_BOOL] = {"BOOL", 1},
+    [LQ_DTYPE_BLOCKS] = {"BLOCKS", 0},
 };
 
 size_t lq_dtype_size(lq_dtype t) { return (unsigned)t < LQ_DTYPE_COUNT ? g_dtypes[t].size : 0; }
@@ -23,7 +26,7 @@ const char *lq_dtype_name(lq_dtype t) {
 
 bool lq_dtype_parse(const char *s, lq_dtype *out) {
     for (int i = 0; i < LQ_DTYPE_COUNT; i++) {
-        if (strcmp(s, g_dtypes[i].name) == 0) {
+        if (g_dtypes[i].size && strcmp(s, g_dtypes[i].name) == 0) { /* BLOCKS is no file dtype */
             *out = (lq_dtype)i;
             return true;
         }
@@ -41,8 +44,39 @@ int64_t lq_shape_numel(int ndim, const int64_t *shape) {
     return n;
 }
 
+const char *lq_tensor_type_name(const lq_tensor *t) {
+    if (t->dtype == LQ_DTYPE_BLOCKS) {
+        const lq_wfmt_traits *tr = lq_wfmt_get((lq_wfmt)t->block_fmt);
+        return tr ? tr->name : "?";
+    }
+    return lq_dtype_name(t->dtype);
+}
+
+/* Elements [i0, i0 + n) of a block tensor: the rows that cover them are dequantized (the
+ * format's dequant_ref) into a scratch buffer. Rows are the last dimension. */
+static void read_blocks(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
+    const lq_wfmt_traits *tr = lq_wfmt_get((lq_wfmt)t->block_fmt);
+    int64_t cols = t->ndim > 0 ? t->shape[t->ndim - 1] : 1, numel = lq_tensor_numel(t);
+    if (!tr || cols <= 0 || numel <= 0) {
+        memset(out, 0, (size_t)n * sizeof *out);
+        return;
+    }
+    int64_t rows = numel / cols, r0 = i0 / cols, r1 = (i0 + n + cols - 1) / cols;
+    lq_weight w = {.fmt = (lq_wfmt)t->block_fmt, .rows = rows, .cols = cols, .data = t->data,
+                   .row_bytes = t->nbytes / (size_t)rows};
+    float *tmp = malloc((size_t)((r1 - r0) * cols) * sizeof *tmp);
+    if (!tmp) { /* callers read a row at a time: a failure here is an out-of-memory machine */
+        memset(out, 0, (size_t)n * sizeof *out);
+        return;
+    }
+    tr->dequant_ref(&w, r0, r1, tmp);
+    memcpy(out, tmp + (i0 - r0 * cols), (size_t)n * sizeof *out);
+    free(tmp);
+}
+
 float lq_tensor_get_f32(const lq_tensor *t, int64_t i) {
     switch (t->dtype) {
+    case LQ_DTYPE_BLOCKS: { float v; read_blocks(t, i, 1, &v); return v; }
     case LQ_DTYPE_F32: { float v; memcpy(&v, (const char *)t->data + 4 * i, 4); return v; }
     case LQ_DTYPE_F16: { uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2); return lq_f16_to_f32(h); }
     case LQ_DTYPE_BF16: { uint16_t h; memcpy(&h, (const char *)t->data + 2 * i, 2); return lq_bf16_to_f32(h); }
@@ -51,7 +85,9 @@ float lq_tensor_get_f32(const lq_tensor *t, int64_t i) {
 }
 
 void lq_tensor_read_f32(const lq_tensor *t, int64_t i0, int64_t n, float *out) {
-    if (t->dtype == LQ_DTYPE_F32) {
+    if (t->dtype == LQ_DTYPE_BLOCKS) {
+        read_blocks(t, i0, n, out);
+    } else if (t->dtype == LQ_DTYPE_F32) {
         memcpy(out, (const float *)t->data + i0, (size_t)n * sizeof *out);
     } else if (t->dtype == LQ_DTYPE_F16) {
         const lq_f16 *h = (const lq_f16 *)t->data + i0;

@@ -144,6 +144,10 @@ typedef enum lq_act { LQ_ACT_SILU = 0, LQ_ACT_GELU_TANH } lq_act;
 enum {
     LQ_AF_EMBED_SCALE = 1u << 0, /* x = embedding * sqrt(dim) (Gemma) */
     LQ_AF_MOE_NORM_TOPK = 1u << 1, /* renormalise the top-k routing weights always (Mixtral) */
+    /* llama.cpp's converter permutes q/k rows of this architecture so rotary pairs are adjacent
+     * (convert_hf_to_gguf.py LlamaModel.permute; llama.cpp rotates with LLAMA_ROPE_TYPE_NORM): a
+     * GGUF checkpoint of it runs with rope_interleaved, the weights untouched. */
+    LQ_AF_GGUF_QK_PERMUTED = 1u << 2,
 };
 
 typedef struct lq_arch {

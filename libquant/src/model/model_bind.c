@@ -22,9 +22,11 @@ static lq_status check_tensor(const lq_checkpoint *c, const char *name, int64_t 
     if (cols > 0 && lq_checkpoint_find(c, scale_name)) return LQ_OK;
     const lq_tensor *t = lq_checkpoint_find(c, name);
     if (!t) return lq_fail(LQ_ERR_NOT_FOUND, "%s: tensor '%s': missing", path, name);
-    if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported (F32/F16/BF16)", path,
-                       name, lq_dtype_name(t->dtype));
+    /* GGUF block formats (LQ_DTYPE_BLOCKS) are linear weights: weight_bind.c binds them */
+    bool blocks_ok = t->dtype == LQ_DTYPE_BLOCKS && cols > 0;
+    if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16 && !blocks_ok)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s not supported (F32/F16/BF16%s)", path,
+                       name, lq_tensor_type_name(t), cols > 0 ? ", GGUF blocks" : "");
     int want_nd = cols > 0 ? 2 : 1;
     if (t->ndim != want_nd || t->shape[0] != rows || (want_nd == 2 && t->shape[1] != cols)) {
         char got[96] = "", want[48];
@@ -51,7 +53,7 @@ static bool has_linear(const lq_checkpoint *c, const char *module) {
 static lq_status bind_norm(lq_model *m, const char *name, int64_t n, float **out) {
     LQ_TRY(check_tensor(m->ckpt, name, n, 0));
     LQ_TRY(lq_bind_vector_f32(m->ckpt, name, n, out));
-    if (m->arch->norm_offset != 0.0f)
+    if (m->arch->norm_offset != 0.0f && !m->cfg.norm_offset_folded)
         for (int64_t i = 0; i < n; i++) (*out)[i] += m->arch->norm_offset;
     return LQ_OK;
 }

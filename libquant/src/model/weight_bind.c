@@ -73,6 +73,30 @@ static lq_status bind_dense_float(const lq_checkpoint *c, const char *prefix, in
     return LQ_OK;
 }
 
+/* ---- GGUF block formats ----------------------------------------------------------------------- */
+
+static lq_status check_row_bytes(const lq_checkpoint *c, const char *name, lq_wfmt fmt, int64_t rows,
+                                 int64_t cols, int32_t group_size, size_t have, lq_weight *out);
+
+/* A GGUF block tensor (LQ_DTYPE_BLOCKS, io/checkpoint_gguf.c): the view is its blocks, the format
+ * the one the file names; row_bytes from the format's own layout arithmetic, no side tensors. */
+static lq_status bind_gguf_blocks(const lq_checkpoint *c, const char *prefix, int64_t rows, int64_t cols,
+                                  lq_bind_owner *own, lq_weight *out) {
+    (void)own;
+    char name[512];
+    const lq_tensor *t = find_part(c, prefix, "weight", name, sizeof name);
+    if (!t || t->dtype != LQ_DTYPE_BLOCKS) return LQ_ERR_NOT_FOUND;
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected shape [%lld, %lld]",
+                       lq_checkpoint_path(c), name, (long long)rows, (long long)cols);
+    memset(out, 0, sizeof *out);
+    out->fmt = (lq_wfmt)t->block_fmt;
+    out->rows = rows;
+    out->cols = cols;
+    out->data = t->data;
+    return check_row_bytes(c, name, out->fmt, rows, cols, 0, t->nbytes / (size_t)rows, out);
+}
+
 /* ---- compressed-tensors ---------------------------------------------------------------------- */
 
 static bool is_float_dtype(lq_dtype d) {
@@ -231,6 +255,7 @@ static lq_status bind_ct_naive(const lq_checkpoint *c, const char *prefix, int64
 
 /* Tried in order; quantized formats go before the dense fallback. */
 static const lq_binder_fn g_binders[] = {
+    bind_gguf_blocks,
     bind_ct_packed,
     bind_ct_naive,
     bind_dense_float,
@@ -250,6 +275,8 @@ static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own,
     const char *path = lq_checkpoint_path(c), *pay = payload_suffix(w->fmt);
     char name[512];
     const lq_ct_group *g = NULL;
+    /* A GGUF file states each tensor's format itself; there is no quantization_config. */
+    if (lq_checkpoint_kind(c) == LQ_CKPT_GGUF) return LQ_OK;
     if (!own->plan) {
         if (is_float_fmt(w->fmt)) return LQ_OK;
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is quantized (%s) but config.json has no "

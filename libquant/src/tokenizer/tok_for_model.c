@@ -1,6 +1,7 @@
 /* tok_for_model.c - which tokenizer goes with a model (every tool, the recipe runner and the
  * distillation driver agree on one rule). */
 #include "libquant/lq_tokenizer.h"
+#include "libquant/lq_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,15 @@
 static bool ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool is_gguf(const char *path) {
+    FILE *f;
+    if (lq_file_fopen_input(path, &f) != LQ_OK) return false;
+    char m[4] = {0};
+    bool yes = fread(m, 1, 4, f) == 4 && memcmp(m, "GGUF", 4) == 0;
+    fclose(f);
+    return yes;
 }
 
 lq_status lq_tokenizer_load_for_model(const char *model_path, const char *tok_path, int vocab_size,
@@ -24,6 +34,8 @@ lq_status lq_tokenizer_load_for_model(const char *model_path, const char *tok_pa
             s = lq_tokenizer_load_gguf(tok_path, &t);
         else
             s = lq_tokenizer_load_llama2c(tok_path, vocab_size, &t);
+    } else if (is_gguf(model_path)) {
+        s = lq_tokenizer_load_gguf(model_path, &t); /* a GGUF model carries its vocabulary */
     } else {
         struct stat st;
         if (stat(model_path, &st) != 0 || !S_ISDIR(st.st_mode))

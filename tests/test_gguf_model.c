@@ -1,0 +1,301 @@
+/* test_gguf_model.c - GGUF models in (io/checkpoint_gguf.c), and transformers' tied-embedding
+ * alias in safetensors __metadata__ (io/checkpoint_hf.c).
+ *
+ * External references:
+ *   - tests/fixtures/gguf/<name>.gguf are the tiny transformers fixtures of tests/fixtures/arch
+ *     written as llama.cpp's converter writes them (scripts/gguf_fixtures/make_gguf_fixtures.py:
+ *     gguf-py's tensor names, llama's permuted q/k rows, Gemma's 1 + w norms, F32), so the logits
+ *     transformers recorded in tests/fixtures/arch/<name>/reference.json must come out of the GGUF
+ *     too: that checks the naming, the reversed dims, rope_interleaved for "llama", the norm offset
+ *     not added twice for "gemma3" and the config read from metadata. Tolerance as test_arch.c.
+ *   - TinyStories-656K (shared, written by transformers 4.41): greedy ids of "Once upon a time"
+ *     from transformers 5.17 / torch 2.14 in float64 (model.generate, do_sample=False):
+ *     [1, 80, 147, 201, 282, 57] -> 313 598 303 1049 1468 267 628 333 94 1210 263 251 604 94 ...
+ */
+#include <criterion/criterion.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libquant.h"
+#include "lq_eval.h"
+#include "lq_test_util.h"
+
+#define LOGIT_RTOL 2e-5
+#define N_CTX 64
+
+static const char *fixture(const char *rel, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s", LQ_FIXTURES_DIR, rel);
+    return buf;
+}
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+static void compare_row(const char *what, const float *got, const json_t *want, int vocab, double margin) {
+    cr_assert_eq((int)json_array_size(want), vocab, "%s: reference row has %zu logits, model %d", what,
+                 json_array_size(want), vocab);
+    double worst = 0.0, scale = 0.0;
+    for (int i = 0; i < vocab; i++) {
+        double w = json_number_value(json_array_get(want, (size_t)i));
+        worst = fmax(worst, fabs((double)got[i] - w));
+        scale = fmax(scale, fabs(w));
+    }
+    cr_assert(2.0 * LOGIT_RTOL * scale < margin, "%s: tolerance could flip a greedy pick", what);
+    cr_expect(worst <= LOGIT_RTOL * scale, "%s: logits differ by %.3g (row max |logit| %.3g)", what, worst, scale);
+}
+
+/* Every prompt of the f32 reference of tests/fixtures/arch/<name> through the GGUF model. */
+static void check_gguf_fixture(const char *name, const char *gguf_arch_hf) {
+    char gpath[1024], rpath[1024], rel[256];
+    snprintf(rel, sizeof rel, "gguf/%s.gguf", name);
+    fixture(rel, gpath, sizeof gpath);
+    snprintf(rel, sizeof rel, "arch/%s/reference.json", name);
+    json_error_t jerr;
+    json_t *ref = json_load_file(fixture(rel, rpath, sizeof rpath), 0, &jerr);
+    cr_assert_not_null(ref, "%s: %s", rpath, jerr.text);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(gpath, &m), LQ_OK, "%s", lq_last_error());
+    const lq_config *cfg = lq_model_config(m);
+    cr_assert_str_eq(cfg->arch, gguf_arch_hf);
+    const int vocab = cfg->vocab_size;
+    float *logits = malloc((size_t)N_CTX * (size_t)vocab * sizeof(float));
+    cr_assert_not_null(logits);
+    size_t pi;
+    json_t *p;
+    char what[128];
+    json_array_foreach(json_object_get(ref, "prompts"), pi, p) {
+        const json_t *ids = json_object_get(p, "ids"), *v = json_object_get(p, "f32");
+        const json_t *greedy = json_object_get(v, "greedy"), *rows = json_object_get(v, "logits");
+        const int pos_decode = (int)json_integer_value(json_array_get(json_object_get(v, "positions"), 1));
+        const double margin = json_number_value(json_object_get(v, "min_margin"));
+        int n = (int)json_array_size(ids), n_gen = (int)json_array_size(greedy);
+        cr_assert(n > 0 && n + n_gen <= N_CTX);
+        int32_t tok[N_CTX];
+        for (int i = 0; i < n; i++) tok[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
+        lq_session *s;
+        cr_assert_eq(lq_session_create(m, N_CTX, NULL, &s), LQ_OK, "%s", lq_last_error());
+        cr_assert_eq(lq_forward(s, tok, n, 0, logits, true), LQ_OK, "%s", lq_last_error());
+        const float *last = logits + (size_t)(n - 1) * (size_t)vocab;
+        snprintf(what, sizeof what, "%s.gguf prompt %zu prefill", name, pi);
+        compare_row(what, last, json_array_get(rows, 0), vocab, margin);
+        int next = argmax(last, vocab);
+        for (int g = 0; g < n_gen; g++) {
+            int want = (int)json_integer_value(json_array_get(greedy, (size_t)g));
+            cr_assert_eq(next, want, "%s.gguf prompt %zu: greedy id %d is %d, transformers %d", name, pi, g, next, want);
+            if (g == n_gen - 1) break;
+            int32_t t = next;
+            cr_assert_eq(lq_forward(s, &t, 1, n + g, logits, false), LQ_OK, "%s", lq_last_error());
+            if (n + g == pos_decode) {
+                snprintf(what, sizeof what, "%s.gguf prompt %zu decode", name, pi);
+                compare_row(what, logits, json_array_get(rows, 1), vocab, margin);
+            }
+            next = argmax(logits, vocab);
+        }
+        lq_session_free(s);
+    }
+    free(logits);
+    lq_model_free(m);
+    json_decref(ref);
+}
+
+Test(gguf_model, llama_permuted_qk_matches_transformers) { check_gguf_fixture("llama2", "LlamaForCausalLM"); }
+Test(gguf_model, qwen2_matches_transformers) { check_gguf_fixture("qwen2", "Qwen2ForCausalLM"); }
+Test(gguf_model, qwen3_matches_transformers) { check_gguf_fixture("qwen3", "Qwen3ForCausalLM"); }
+Test(gguf_model, gemma3_folded_norms_match_transformers) { check_gguf_fixture("gemma3_gguf", "Gemma3ForCausalLM"); }
+
+/* What the checkpoint makes of the llama fixture: HF names, reversed dims, config, tied head,
+ * and the vocabulary the model's own file carries. */
+Test(gguf_model, llama_checkpoint_names_config_tokenizer) {
+    char path[1024];
+    fixture("gguf/llama2.gguf", path, sizeof path);
+    lq_checkpoint *c;
+    cr_assert_eq(lq_checkpoint_open(path, &c), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_checkpoint_kind(c), LQ_CKPT_GGUF);
+    const lq_config *g = lq_checkpoint_config(c);
+    /* tests/fixtures/arch/llama2/config.json */
+    cr_expect_eq(g->dim, 32);
+    cr_expect_eq(g->hidden_dim, 48);
+    cr_expect_eq(g->n_layers, 2);
+    cr_expect_eq(g->n_heads, 4);
+    cr_expect_eq(g->n_kv_heads, 2);
+    cr_expect_eq(g->head_dim, 8);
+    cr_expect_eq(g->vocab_size, 128);
+    cr_expect_eq(g->max_seq_len, 128);
+    cr_expect(fabsf(g->norm_eps - 1e-5f) < 1e-12f);
+    cr_expect_eq(g->rope_theta, 10000.0f);
+    cr_expect(g->rope_interleaved);
+    cr_expect(!g->tied_embeddings); /* llama2 fixture: untied head, output.weight present */
+    const lq_tensor *t = lq_checkpoint_find(c, "model.layers.1.mlp.down_proj.weight");
+    cr_assert_not_null(t);
+    cr_expect_eq(t->ndim, 2);
+    cr_expect_eq(t->shape[0], 32); /* rows = out features; GGUF ne = {48, 32} */
+    cr_expect_eq(t->shape[1], 48);
+    cr_expect_eq(t->dtype, LQ_DTYPE_F32);
+    cr_expect_not_null(lq_checkpoint_find(c, "lm_head.weight"));
+    cr_expect_not_null(lq_checkpoint_find(c, "model.norm.weight"));
+    cr_expect_null(lq_checkpoint_find(c, "blk.0.attn_q.weight"));
+    lq_checkpoint_close(c);
+
+    lq_model *m;
+    cr_assert_eq(lq_model_load(path, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, path, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(lq_tokenizer_vocab_size(tok), 128);
+    cr_expect_eq(lq_tokenizer_bos(tok), 1);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+}
+
+Test(gguf_model, gemma3_config_from_metadata) {
+    char path[1024];
+    lq_checkpoint *c;
+    cr_assert_eq(lq_checkpoint_open(fixture("gguf/gemma3_gguf.gguf", path, sizeof path), &c), LQ_OK, "%s",
+                 lq_last_error());
+    const lq_config *g = lq_checkpoint_config(c);
+    cr_expect(!g->rope_interleaved); /* llama.cpp runs gemma3 with NEOX rotation, unpermuted */
+    cr_expect(g->norm_offset_folded);
+    cr_expect(g->tied_embeddings);
+    cr_expect_eq(g->head_dim, 16);
+    cr_expect_eq(g->sliding_window, 8);
+    cr_expect_eq(lq_config_layer_window(g, 0), 8);
+    cr_expect_eq(lq_config_layer_window(g, 1), 0);
+    cr_expect_eq(g->rope_theta, 1000000.0f);
+    cr_expect_eq(g->rope_local_theta, 10000.0f);
+    cr_expect_eq(g->attn_scalar, 16.0f);
+    lq_checkpoint_close(c);
+}
+
+/* Bad input: one line naming the file and what is wrong, exit 3 from the tools. */
+static void expect_refused(const char *path, const char *needle) {
+    lq_checkpoint *c = NULL;
+    cr_assert_neq(lq_checkpoint_open(path, &c), LQ_OK, "%s opened", path);
+    cr_expect_null(c);
+    const char *msg = lq_last_error();
+    cr_expect(strstr(msg, path) && strstr(msg, needle), "message '%s' lacks '%s'", msg, needle);
+    cr_expect_null(strchr(msg, '\n'), "message has several lines: %s", msg);
+    char tool[1024], cmd[2300];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' >/dev/null 2>&1", lq_test_tool("quant-info", tool, sizeof tool), path);
+    cr_expect_eq(lq_test_exit_code(system(cmd)), 3, "%s", cmd);
+}
+
+Test(gguf_model, unsupported_type_named) {
+    char p[1024];
+    expect_refused(fixture("gguf/bad_type.gguf", p, sizeof p), "tensor 'blk.0.attn_q.weight': GGUF type IQ2_XXS");
+}
+
+Test(gguf_model, unknown_architecture_named) {
+    char p[1024];
+    expect_refused(fixture("gguf/bad_arch.gguf", p, sizeof p), "general.architecture \"mamba\" is not supported");
+}
+
+Test(gguf_model, vocab_mismatch_one_line) {
+    char p[1024];
+    expect_refused(fixture("gguf/bad_vocab.gguf", p, sizeof p),
+                   "tokenizer.ggml.tokens has 127 tokens but token_embd.weight has 128 rows");
+}
+
+Test(gguf_model, truncated_file_refused) {
+    char src[1024], dst[64];
+    fixture("gguf/llama2.gguf", src, sizeof src);
+    size_t n;
+    char *bytes = lq_test_read_file(src, &n);
+    cr_assert_not_null(bytes);
+    snprintf(dst, sizeof dst, "/tmp/lq_gguf_trunc_%d.gguf", (int)getpid());
+    FILE *f = fopen(dst, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n - 100, f), n - 100); /* the last tensor's data cut short */
+    fclose(f);
+    free(bytes);
+    expect_refused(dst, "past the end of the file");
+    unlink(dst);
+}
+
+/* ---- safetensors tied-embedding alias ----------------------------------------------------- */
+
+typedef struct ids_buf {
+    int32_t ids[64];
+    int n;
+} ids_buf;
+
+static bool collect_ids(void *user, int32_t id, const char *bytes, size_t len) {
+    (void)bytes;
+    (void)len;
+    ids_buf *b = user;
+    if (b->n < 64) b->ids[b->n++] = id;
+    return true;
+}
+
+Test(gguf_model, tinystories_tied_alias_generates_transformers_ids) {
+    char dir[1024];
+    lq_test_shared("models/TinyStories-656K", dir, sizeof dir);
+    lq_checkpoint *c;
+    cr_assert_eq(lq_checkpoint_open(dir, &c), LQ_OK, "%s", lq_last_error());
+    const lq_tensor *e = lq_checkpoint_find(c, "model.embed_tokens.weight"), *h = lq_checkpoint_find(c, "lm_head.weight");
+    cr_assert(e && h);
+    cr_expect_eq(e->data, h->data); /* one tensor, two names: nothing copied */
+    lq_checkpoint_close(c);
+
+    lq_model *m;
+    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, dir, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    int32_t *prompt = NULL;
+    int64_t np = 0;
+    const char *text = "Once upon a time";
+    cr_assert_eq(lq_eval_encode_text(tok, text, strlen(text), true, "prompt", &prompt, &np), LQ_OK, "%s",
+                 lq_last_error());
+    static const int32_t want_prompt[] = {1, 80, 147, 201, 282, 57};
+    cr_assert_eq(np, 6);
+    for (int i = 0; i < 6; i++) cr_expect_eq(prompt[i], want_prompt[i]);
+    lq_session *s;
+    cr_assert_eq(lq_session_create(m, 0, NULL, &s), LQ_OK, "%s", lq_last_error());
+    ids_buf out = {.n = 0};
+    lq_gen_result r;
+    cr_assert_eq(lq_eval_generate_greedy(m, s, tok, prompt, (int)np, 24, collect_ids, &out, &r), LQ_OK, "%s",
+                 lq_last_error());
+    static const int32_t want[] = {313, 598, 303, 1049, 1468, 267, 628, 333, 94, 1210, 263, 251,
+                                   604, 94, 1030, 94, 1030, 94, 436, 220, 1053, 615, 303, 328};
+    cr_assert_eq(out.n, 24);
+    for (int i = 0; i < 24; i++) cr_expect_eq(out.ids[i], want[i], "id %d: %d, transformers %d", i, out.ids[i], want[i]);
+    free(prompt);
+    lq_session_free(s);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+}
+
+/* An alias whose target is not in the file: one line naming both. */
+Test(gguf_model, tied_alias_pointing_nowhere) {
+    char dir[64], path[128], cfg_src[1024];
+    snprintf(dir, sizeof dir, "/tmp/lq_alias_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    lq_st_writer *w;
+    cr_assert_eq(lq_st_writer_create(path, &w), LQ_OK);
+    cr_assert_eq(lq_st_writer_metadata(w, "model.embed_tokens.weight", "lm_head.weigth"), LQ_OK);
+    int64_t shape[1] = {4};
+    cr_assert_eq(lq_st_writer_declare(w, "model.norm.weight", LQ_DTYPE_F32, 1, shape), LQ_OK);
+    float v[4] = {1, 1, 1, 1};
+    cr_assert_eq(lq_st_writer_write(w, v, sizeof v), LQ_OK);
+    cr_assert_eq(lq_st_writer_commit(w), LQ_OK, "%s", lq_last_error());
+    lq_test_shared("models/TinyStories-656K/config.json", cfg_src, sizeof cfg_src);
+    char *cfg = lq_test_read_file(cfg_src, NULL);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(lq_config_json_save(dir, cfg), LQ_OK);
+    free(cfg);
+    lq_checkpoint *c = NULL;
+    cr_assert_neq(lq_checkpoint_open(dir, &c), LQ_OK);
+    cr_expect(strstr(lq_last_error(), "'model.embed_tokens.weight' an alias of 'lm_head.weigth', which is not in the file"),
+              "%s", lq_last_error());
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
