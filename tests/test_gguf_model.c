@@ -23,6 +23,7 @@
 
 #include "libquant.h"
 #include "lq_eval.h"
+#include "lq_format.h"
 #include "lq_test_util.h"
 
 #define LOGIT_RTOL 2e-5
@@ -298,4 +299,47 @@ Test(gguf_model, tied_alias_pointing_nowhere) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* ---- SmolLM2-135M-Instruct Q4_1 (shared): Q4_1 matrices + Q8_0 embedding, run natively -------- */
+
+/* Expected ids from llama.cpp 0c1e57098 (the peer build, /work/llama.cpp), with its
+ * examples/simple/simple.cpp made to print ids (greedy sampler; tokenized with add_special and
+ * parse_special), 2 threads:
+ *   simple_ids -m SmolLM2-135M-Instruct.Q4_1.gguf -n 12 $'<|im_start|>user\nWhat is the capital
+ *   of France?<|im_end|>\n<|im_start|>assistant\n'
+ * prompt 1 4093 198 1780 314 260 3575 282 4649 47 2 198 1 520 9531 198 (also the float64
+ * reference of shared/models/SOURCES.md), generated 504 3575 282 4649 314 7042 30 ("The capital
+ * of France is Paris.") and then an end-of-generation token. */
+Test(gguf_model, smollm2_q4_1_chat_answer_equals_llama_cpp) {
+    char path[1024];
+    lq_test_shared("models/SmolLM2-135M-Instruct-Q4_1/SmolLM2-135M-Instruct.Q4_1.gguf", path, sizeof path);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(path, &m), LQ_OK, "%s", lq_last_error());
+    const lq_weight *q = lq_test_linear(m, 0, "self_attn.q_proj");
+    cr_assert_not_null(q);
+    cr_expect_str_eq(lq_wfmt_get(q->fmt)->name, "q4_1"); /* packed blocks, not expanded */
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, path, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    const char *text = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    int32_t prompt[64];
+    int64_t np = 0;
+    cr_assert_eq(lq_tokenizer_encode(tok, text, strlen(text), false, true, prompt, 64, &np), LQ_OK, "%s",
+                 lq_last_error());
+    static const int32_t want_prompt[] = {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198};
+    cr_assert_eq(np, 16);
+    for (int i = 0; i < 16; i++) cr_expect_eq(prompt[i], want_prompt[i], "prompt id %d", i);
+    lq_session *s;
+    cr_assert_eq(lq_session_create(m, 64, NULL, &s), LQ_OK, "%s", lq_last_error());
+    ids_buf out = {.n = 0};
+    lq_gen_result r;
+    cr_assert_eq(lq_eval_generate_greedy(m, s, tok, prompt, (int)np, 12, collect_ids, &out, &r), LQ_OK, "%s",
+                 lq_last_error());
+    static const int32_t want[] = {504, 3575, 282, 4649, 314, 7042, 30};
+    cr_assert_eq(out.n, 7, "generated %d ids", out.n);
+    for (int i = 0; i < 7; i++) cr_expect_eq(out.ids[i], want[i], "id %d: %d, llama.cpp %d", i, out.ids[i], want[i]);
+    cr_expect(r.hit_eos);
+    lq_session_free(s);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
 }
