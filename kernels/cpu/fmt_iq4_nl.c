@@ -6,7 +6,7 @@
  * per super-block, ntry = 7, the same f32 operations in the same order:
  *   weights w = x^2; m = the first element of largest |x|; a block with |m| < 1e-15 gets d = 0;
  *   d = m / 127, codes = nearest grid point of x / d, then the least-squares scale
- *   d = sum w q x / sum w q^2 for those codes, and 15 more candidates id = (t - 127) / m,
+ *   d = sum w q x / sum w q^2 for those codes (0 if sum w q^2 is 0), and 15 more candidates id = (t - 127) / m,
  *   t = -7..7, each kept when it lowers the weighted error (sumqx^2 > best * sumq2); the stored
  *   d is the winner rounded to binary16, and the final codes are nearest(x / winner). */
 #include <math.h>
@@ -70,7 +70,7 @@ static float iq4_nl_scale(const float *x) {
     float d = -max / (float)k_values[0];
     float sumqx, sumq2;
     weighted_sums(x, w, 1.0f / d, &sumqx, &sumq2);
-    d = sumqx / sumq2;
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f; /* sumq2 is 0 when every x^2 underflows */
     float best = d * sumqx;
     for (int t = -IQ4NL_NTRY; t <= IQ4NL_NTRY; t++) {
         const float id = (float)(t + k_values[0]) / max;

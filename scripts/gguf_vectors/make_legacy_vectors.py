@@ -19,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import version
 
 import numpy as np
@@ -87,9 +88,22 @@ def random_blocks(name, rng, n=8):
 
 
 def qref_blocks(qref, name, x):
-    """Block bytes from ggml's own quantizer (peer's ggml-qref; see /work/llama.cpp/NOTES.md)."""
-    r = subprocess.run([qref, name], input=x.astype("<f4").tobytes(), capture_output=True, check=True)
-    return np.frombuffer(r.stdout, np.uint8).reshape(x.shape[0], BLOCK_BYTES[name])
+    """Block bytes from ggml's own quantizer: ggml-qref quant TYPE ROWS COLS IN OUT, which runs
+    ggml_quantize_chunk with imatrix NULL, as llama-quantize does (scripts/peer/ggml_qref.c)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "x.f32"), os.path.join(tmp, "x.blocks")
+        x.astype("<f4").tofile(src)
+        subprocess.run([qref, "quant", name, str(x.shape[0]), str(x.shape[1]), src, dst], check=True)
+        return np.fromfile(dst, np.uint8).reshape(x.shape[0], BLOCK_BYTES[name])
+
+
+def qref_dequant(qref, name, blocks):
+    """ggml's dequantize_row_<t> (type traits to_float) of the given blocks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "x.blocks"), os.path.join(tmp, "x.f32")
+        blocks.tofile(src)
+        subprocess.run([qref, "dequant", name, str(blocks.shape[0]), "32", src, dst], check=True)
+        return np.fromfile(dst, "<f4").reshape(blocks.shape[0], 32)
 
 
 def main():
@@ -113,10 +127,14 @@ def main():
             blk = g
         if blk is not None:
             y = quants.dequantize(blk.reshape(-1), qt).reshape(x.shape)
+            if args.qref and not np.array_equal(y.view(np.uint32), qref_dequant(args.qref, name, blk).view(np.uint32)):
+                sys.exit("%s: ggml-qref and gguf-py dequantize differently" % name)
             for i in range(x.shape[0]):
                 lines.append("Q %s | %s | %s" % (hexf(x[i]), blk[i].tobytes().hex(), hexf(y[i])))
         rb = random_blocks(name, rng)
         y = quants.dequantize(rb.reshape(-1), qt).reshape(rb.shape[0], 32)
+        if args.qref and not np.array_equal(y.view(np.uint32), qref_dequant(args.qref, name, rb).view(np.uint32)):
+            sys.exit("%s: ggml-qref and gguf-py dequantize the random blocks differently" % name)
         for i in range(rb.shape[0]):
             lines.append("D %s | %s" % (rb[i].tobytes().hex(), hexf(y[i])))
         with open(os.path.join(OUT, name + ".txt"), "w") as f:
