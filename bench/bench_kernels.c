@@ -4,6 +4,7 @@
  *
  * usage: bench_kernels [threads=2] [bandwidth_MB=512]
  *        bench_kernels hot [reps=301]     (only the hot-cache table below)
+ *        bench_kernels gguf [threads=2]   (GGUF block formats on SmolLM2-135M's shapes)
  *
  * Decode reads every weight once per token, so a matvec's figure of merit is bytes of W per
  * second divided by what a plain read-only pass achieves on the same machine in the same run.
@@ -177,6 +178,44 @@ static void hot_table(const lq_wfmt *fmts, size_t n_fmts, int reps) {
 
 static void noop_task(void *ctx, int64_t task, int tid) { (void)ctx; (void)task; (void)tid; }
 
+/* bench_kernels gguf: decode matvec of the GGUF block formats (f32, W8A16 and W4A16 g128 beside
+ * them for scale) on SmolLM2-135M's matrices (hidden 576, intermediate 1536, vocabulary 49152),
+ * cold as above: GB/s of W bytes, and that over the read bandwidth measured right before. */
+static int gguf_table(int threads) {
+    const lq_wfmt fmts[] = {LQ_WFMT_F32, LQ_WFMT_W8A16, LQ_WFMT_W4A16, LQ_WFMT_Q8_0, LQ_WFMT_Q4_0,
+                            LQ_WFMT_Q4_1, LQ_WFMT_Q5_0, LQ_WFMT_Q5_1, LQ_WFMT_IQ4_NL};
+    const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
+    lq_pool *pool = lq_pool_create(threads);
+    if (!pool) { fprintf(stderr, "bench_kernels: cannot create a pool of %d threads\n", threads); return 1; }
+    printf("# bench_kernels gguf: threads=%d avx2=%d\n", lq_pool_size(pool), lq_cpu_has_avx2());
+    hot_table(fmts, sizeof fmts / sizeof fmts[0], 101);
+    printf("%-8s %-11s %6s %10s %9s %10s %8s %7s %10s\n", "fmt", "rows x cols", "copies", "fast GB/s",
+           "fast best", "ref GB/s", "fast/ref", "bw_now", "fast/bw_now");
+    float *x = malloc(1536 * sizeof(float)), *y = malloc(49152 * sizeof(float));
+    if (!x || !y) { fprintf(stderr, "bench_kernels: out of memory\n"); return 1; }
+    for (int i = 0; i < 1536; i++) x[i] = rnd();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+            const lq_quant_params p = bench_params(fmts[f]);
+            if (!lq_wfmt_sizes(fmts[f], shapes[s][0], shapes[s][1], &p, NULL, NULL, NULL))
+                continue; /* W4A16 g128 on 576 columns */
+            bench_w b = make_copies(fmts[f], shapes[s][0], shapes[s][1], COLD_BYTES);
+            const double bw_now = lq_measure_read_bandwidth(pool, COLD_BYTES, 3);
+            double fast_best;
+            const double fast = time_matvec(pool, &b, x, y, 0, &fast_best);
+            const double ref = time_matvec(pool, &b, x, y, 1, NULL);
+            printf("%-8s %5lldx%-5lld %6d %10.2f %9.2f %10.2f %8.2f %7.2f %10.2f\n",
+                   lq_wfmt_get(fmts[f])->name, (long long)shapes[s][0], (long long)shapes[s][1],
+                   b.copies, fast, fast_best, ref, fast / ref, bw_now, fast / bw_now);
+            fflush(stdout);
+            free_copies(&b);
+        }
+    }
+    free(x); free(y);
+    lq_pool_free(pool);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const lq_wfmt fmts[] = {LQ_WFMT_F32, LQ_WFMT_F16, LQ_WFMT_BF16, LQ_WFMT_W8A16,
                             LQ_WFMT_W4A16, LQ_WFMT_FP8_E4M3, LQ_WFMT_W8A8};
@@ -188,6 +227,7 @@ int main(int argc, char **argv) {
         hot_table(fmts, n_fmts, reps);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "gguf") == 0) return gguf_table(argc > 2 ? atoi(argv[2]) : 2);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     size_t bw_mb = argc > 2 ? (size_t)atoll(argv[2]) : 512;
     lq_pool *pool = lq_pool_create(threads);

@@ -299,6 +299,11 @@ static const struct {
     [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx2, .dequant = lq_dequant_fp8_avx2},
     [LQ_WFMT_W8A8] = {.matvec = lq_matvec_w8a8_avx2, .dequant = lq_dequant_w8a8_avx2},
     [LQ_WFMT_Q8_0] = {.matvec = lq_matvec_q8_0_avx2, .dequant = lq_dequant_q8_0_avx2},
+    [LQ_WFMT_Q4_0] = {.matvec = lq_matvec_q4_0_avx2, .dequant = lq_dequant_q4_0_avx2},
+    [LQ_WFMT_Q4_1] = {.matvec = lq_matvec_q4_1_avx2, .dequant = lq_dequant_q4_1_avx2},
+    [LQ_WFMT_Q5_0] = {.matvec = lq_matvec_q5_0_avx2, .dequant = lq_dequant_q5_0_avx2},
+    [LQ_WFMT_Q5_1] = {.matvec = lq_matvec_q5_1_avx2, .dequant = lq_dequant_q5_1_avx2},
+    [LQ_WFMT_IQ4_NL] = {.matvec = lq_matvec_iq4_nl_avx2, .dequant = lq_dequant_iq4_nl_avx2},
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;

@@ -1,0 +1,46 @@
+/* fmt_q5_avx2.c - GGUF Q5_0 and Q5_1 fast paths (loops in blk_avx2_tmpl.h). The low 4 bits come
+ * as in Q4 (mask, shift); the fifth bits (qh, bit j for element j) spread to bytes with a pshufb
+ * that copies each qh byte to 8 lanes, an AND with the lane's bit and a compare; Q5_0 then
+ * subtracts 16 in bytes, and the signed bytes widen to exact floats. */
+#include <immintrin.h>
+
+#include "kern_internal.h"
+#include "lq_blocks.h"
+
+/* 16 bits (bit j for lane j) -> 16 bytes, 0x10 where the bit is set */
+static inline __m128i q5_high(uint32_t bits) {
+    const __m128i v = _mm_set1_epi16((short)(bits & 0xffffu));
+    const __m128i spread = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+    const __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+    return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(0x10));
+}
+
+static inline void q5_widen(__m128i v, __m256 *c) {
+    c[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+    c[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)));
+}
+
+/* the 32 codes of the qh word + 16 nibble bytes at p, minus off */
+static inline void q5_codes(const uint8_t *p, int off, __m256 *c) {
+    const uint32_t qh = lq_blk_u32(p);
+    const __m128i v = _mm_loadu_si128((const __m128i *)(p + 4)), m = _mm_set1_epi8(0x0f);
+    const __m128i o = _mm_set1_epi8((char)off);
+    const __m128i lo = _mm_or_si128(_mm_and_si128(v, m), q5_high(qh));
+    const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), m), q5_high(qh >> 16));
+    q5_widen(_mm_sub_epi8(lo, o), c);
+    q5_widen(_mm_sub_epi8(hi, o), c + 2);
+}
+
+#define BLK_MATVEC lq_matvec_q5_0_avx2
+#define BLK_DEQUANT lq_dequant_q5_0_avx2
+#define BLK_BYTES 22
+#define BLK_MIN 0
+#define BLK_CODES(p, c) q5_codes((p) + 2, 16, (c))
+#include "blk_avx2_tmpl.h"
+
+#define BLK_MATVEC lq_matvec_q5_1_avx2
+#define BLK_DEQUANT lq_dequant_q5_1_avx2
+#define BLK_BYTES 24
+#define BLK_MIN 1
+#define BLK_CODES(p, c) q5_codes((p) + 4, 0, (c))
+#include "blk_avx2_tmpl.h"
