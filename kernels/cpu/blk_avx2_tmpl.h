@@ -39,17 +39,41 @@ static inline void blk_i8x16_to_ps(__m128i v, __m256 *lo, __m256 *hi) {
 }
 #endif
 
+/* One row's block: acc += d * sum q x (and accm += m * sum x). Written out per row (no arrays
+ * of vectors), so -O2 keeps every accumulator in a register. */
+#undef BLK_ROW
+#if BLK_MIN
+#define BLK_ROW(b, acc, accm)                                                                      \
+    do {                                                                                           \
+        __m256 c_[4];                                                                              \
+        BLK_CODES(b, c_);                                                                          \
+        const __m256 s_ = _mm256_add_ps(_mm256_fmadd_ps(c_[1], x1, _mm256_mul_ps(c_[0], x0)),      \
+                                        _mm256_fmadd_ps(c_[3], x3, _mm256_mul_ps(c_[2], x2)));     \
+        acc = _mm256_fmadd_ps(s_, _mm256_set1_ps(blk_d(b)), acc);                                  \
+        accm = _mm256_fmadd_ps(xs, _mm256_set1_ps(blk_d((b) + 2)), accm);                          \
+    } while (0)
+#else
+#define BLK_ROW(b, acc, accm)                                                                      \
+    do {                                                                                           \
+        __m256 c_[4];                                                                              \
+        BLK_CODES(b, c_);                                                                          \
+        const __m256 s_ = _mm256_add_ps(_mm256_fmadd_ps(c_[1], x1, _mm256_mul_ps(c_[0], x0)),      \
+                                        _mm256_fmadd_ps(c_[3], x3, _mm256_mul_ps(c_[2], x2)));     \
+        acc = _mm256_fmadd_ps(s_, _mm256_set1_ps(blk_d(b)), acc);                                  \
+    } while (0)
+#endif
+
 void BLK_MATVEC(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = w->cols / LQ_QK;
     const uint8_t *base = (const uint8_t *)w->data;
     const size_t rb = w->row_bytes;
     for (int64_t r = r0; r < r1; r += 4) {
-        const uint8_t *p[4];
-        for (int i = 0; i < 4; i++) p[i] = base + (size_t)(r + i < r1 ? r + i : r1 - 1) * rb;
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-#if BLK_MIN
-        __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-#endif
+        const uint8_t *p0 = base + (size_t)r * rb;
+        const uint8_t *p1 = base + (size_t)(r + 1 < r1 ? r + 1 : r1 - 1) * rb;
+        const uint8_t *p2 = base + (size_t)(r + 2 < r1 ? r + 2 : r1 - 1) * rb;
+        const uint8_t *p3 = base + (size_t)(r + 3 < r1 ? r + 3 : r1 - 1) * rb;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        __m256 m0 = a0, m1 = a0, m2 = a0, m3 = a0;
         for (int64_t i = 0; i < nb; i++) {
             const float *xb = x + i * LQ_QK;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
@@ -57,23 +81,20 @@ void BLK_MATVEC(const lq_weight *w, const float *x, float *y, int64_t r0, int64_
 #if BLK_MIN
             const __m256 xs = _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
 #endif
-            for (int k = 0; k < 4; k++) {
-                const uint8_t *b = p[k] + (size_t)i * BLK_BYTES;
-                __m256 c[4];
-                BLK_CODES(b, c);
-                const __m256 s = _mm256_add_ps(_mm256_fmadd_ps(c[1], x1, _mm256_mul_ps(c[0], x0)),
-                                               _mm256_fmadd_ps(c[3], x3, _mm256_mul_ps(c[2], x2)));
-                acc[k] = _mm256_fmadd_ps(s, _mm256_set1_ps(blk_d(b)), acc[k]);
-#if BLK_MIN
-                accm[k] = _mm256_fmadd_ps(xs, _mm256_set1_ps(blk_d(b + 2)), accm[k]);
-#endif
-            }
+            const size_t o = (size_t)i * BLK_BYTES;
+            BLK_ROW(p0 + o, a0, m0);
+            BLK_ROW(p1 + o, a1, m1);
+            BLK_ROW(p2 + o, a2, m2);
+            BLK_ROW(p3 + o, a3, m3);
         }
 #if BLK_MIN
-        for (int k = 0; k < 4; k++) acc[k] = _mm256_add_ps(acc[k], accm[k]);
+        a0 = _mm256_add_ps(a0, m0), a1 = _mm256_add_ps(a1, m1);
+        a2 = _mm256_add_ps(a2, m2), a3 = _mm256_add_ps(a3, m3);
+#else
+        (void)m0, (void)m1, (void)m2, (void)m3;
 #endif
         float out[4];
-        _mm_storeu_ps(out, blk_hsum4(acc[0], acc[1], acc[2], acc[3]));
+        _mm_storeu_ps(out, blk_hsum4(a0, a1, a2, a3));
         for (int k = 0; k < 4 && r + k < r1; k++) y[r + k - r0] = out[k];
     }
 }
@@ -89,9 +110,15 @@ void BLK_DEQUANT(const lq_weight *w, int64_t r0, int64_t r1, float *out) {
             const __m256 d = _mm256_set1_ps(blk_d(b));
 #if BLK_MIN
             const __m256 m = _mm256_set1_ps(blk_d(b + 2));
-            for (int k = 0; k < 4; k++) _mm256_storeu_ps(o + 8 * k, _mm256_add_ps(_mm256_mul_ps(c[k], d), m));
+            _mm256_storeu_ps(o, _mm256_add_ps(_mm256_mul_ps(c[0], d), m));
+            _mm256_storeu_ps(o + 8, _mm256_add_ps(_mm256_mul_ps(c[1], d), m));
+            _mm256_storeu_ps(o + 16, _mm256_add_ps(_mm256_mul_ps(c[2], d), m));
+            _mm256_storeu_ps(o + 24, _mm256_add_ps(_mm256_mul_ps(c[3], d), m));
 #else
-            for (int k = 0; k < 4; k++) _mm256_storeu_ps(o + 8 * k, _mm256_mul_ps(c[k], d));
+            _mm256_storeu_ps(o, _mm256_mul_ps(c[0], d));
+            _mm256_storeu_ps(o + 8, _mm256_mul_ps(c[1], d));
+            _mm256_storeu_ps(o + 16, _mm256_mul_ps(c[2], d));
+            _mm256_storeu_ps(o + 24, _mm256_mul_ps(c[3], d));
 #endif
         }
     }

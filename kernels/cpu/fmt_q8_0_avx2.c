@@ -5,8 +5,10 @@
 #include "kern_internal.h"
 
 static inline void q8_0_codes(const uint8_t *b, __m256 *c) {
-    for (int k = 0; k < 4; k++)
-        c[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * k))));
+    c[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2))));
+    c[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 10))));
+    c[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 18))));
+    c[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 26))));
 }
 
 #define BLK_MATVEC lq_matvec_q8_0_avx2
