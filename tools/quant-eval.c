@@ -7,9 +7,11 @@
  *   quant-eval --model PATH --bench [--n-prompt 512] [--n-gen 128] [--reps 5] [--threads N]
  *              [--json]
  *   quant-eval --compare DIR... --file TEXT [--baseline DIR] [--bench] [--json | --markdown]
+ *              [--html FILE]
  */
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
+#include "report_html.h"
 #include "tool_cli.h"
 #include "tool_model.h"
 #include "tool_progress.h"
@@ -35,7 +37,7 @@ static void usage(FILE *f) {
             "       " TOOL " --model PATH --bench [--n-prompt N] [--n-gen N] [--reps N]\n"
             "                  [--threads N] [--device cpu|cuda] [--json]\n"
             "       " TOOL " --compare DIR... --file TEXT [--baseline DIR] [--bench]\n"
-            "                  [--ctx N | --per-line ...] [--json | --markdown]\n"
+            "                  [--ctx N | --per-line ...] [--json | --markdown] [--html FILE]\n"
             "\n"
             "Perplexity (default: the llama.cpp protocol): the text is tokenized once and cut into\n"
             "chunks of --ctx tokens (default 512, at most the model's context); each chunk starts\n"
@@ -61,6 +63,10 @@ static void usage(FILE *f) {
             "--bench prefill / decode tok/s (default --n-prompt 128 --n-gen 32 --reps 3) and the\n"
             "share of the read-bandwidth bound decode reaches. A Markdown table on stdout, or one\n"
             "JSON object with --json. --tokenizer applies to every DIR.\n"
+            "  --html FILE       also write the table as a self-contained HTML page (no scripts,\n"
+            "                    nothing fetched; light and dark color schemes) with SVG plots of\n"
+            "                    mean KLD and delta PPL against bits per weight and, with --bench,\n"
+            "                    of decode and prefill tok/s against size on disk\n"
             "\n"
             "Speed (--bench), in the manner of llama-bench: prefill tok/s of one forward over\n"
             "--n-prompt random ids (default 512), decode tok/s of --n-gen one-token steps\n"
@@ -84,7 +90,8 @@ static void usage(FILE *f) {
 
 typedef struct args {
     const char *model, *tokenizer, *file, *separator;
-    const char *kld, *base_tokenizer, *baseline;
+    const char *kld, *base_tokenizer, *baseline, *html;
+    const char *command;           /* the command line, for the --html page */
     const char *dirs[MAX_COMPARE]; /* --compare: the checkpoints, in table order */
     int n_dirs;
     int ctx, threads, chunks, n_prompt, n_gen, reps;
@@ -112,6 +119,7 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_value(&t, "--kld")) a->kld = t.value;
         else if (tool_args_value(&t, "--base-tokenizer")) a->base_tokenizer = t.value;
         else if (tool_args_value(&t, "--baseline")) a->baseline = t.value;
+        else if (tool_args_value(&t, "--html")) a->html = t.value;
         else if (tool_args_value(&t, "--device")) {
             if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
         }
@@ -147,6 +155,7 @@ static int parse_args(int argc, char **argv, args *a) {
         return -1;
     }
     if (a->baseline) return tool_bad_args("--baseline goes with --compare (use --kld)");
+    if (a->html) return tool_bad_args("--html goes with --compare");
     if (a->markdown) return tool_bad_args("--markdown goes with --compare");
     if (a->base_tokenizer && !a->kld) return tool_bad_args("--base-tokenizer needs --kld");
     if (a->kld && !a->file) return tool_bad_args("--kld needs --file TEXT");
@@ -579,6 +588,40 @@ static void compare_json(const args *a, const compare_row *rows, int n, double b
     tool_print_json(j);
 }
 
+/* The --html page: the same rows as the table. */
+static int compare_html(const args *a, const compare_row *rows, int n, double base_ppl,
+                        const char *base_path, double bw_gbs, lq_pool *pool) {
+    lq_report_row *rr = calloc((size_t)n, sizeof *rr);
+    char (*names)[256] = calloc((size_t)n, sizeof *names);
+    if (!rr || !names) {
+        free(rr);
+        free(names);
+        return tool_error(1, "cannot allocate the report rows");
+    }
+    for (int i = 0; i < n; i++) {
+        const compare_row *r = &rows[i];
+        row_name(r->path, names[i], sizeof names[i]);
+        rr[i] = (lq_report_row){
+            .name = names[i], .path = r->path, .format = r->info.format,
+            .is_baseline = r->is_baseline, .disk_bytes = r->info.disk_bytes,
+            .bpw_linear = r->info.bpw_linear, .bpw_overall = r->info.bpw_overall, .ppl = r->ppl,
+            .ppl_stderr = r->ppl_stderr, .delta_ppl = r->delta_ppl,
+            .delta_ppl_pct = r->delta_ppl_pct, .kld_mean = r->kld_mean,
+            .kld_stderr = r->kld_stderr, .same_top = r->same_top, .benched = r->benched,
+            .prefill_tok_s = r->bench.prefill.median, .decode_tok_s = r->bench.decode.median,
+            .bw_ratio = bw_ratio(r, bw_gbs)};
+    }
+    lq_report rep = {.file = a->file, .mode = a->per_line ? "per-line" : "chunks",
+                     .baseline = base_path, .baseline_ppl = base_ppl,
+                     .threads = lq_pool_size(pool), .bench = a->bench, .n_prompt = a->n_prompt,
+                     .n_gen = a->n_gen, .bandwidth_gb_s = bw_gbs, .command = a->command,
+                     .rows = rr, .n_rows = n};
+    lq_status s = lq_report_write_html(&rep, a->html);
+    free(rr);
+    free(names);
+    return s == LQ_OK ? 0 : tool_fail_at("cannot write the report", a->html, s);
+}
+
 static int run_compare(const args *a, lq_pool *pool) {
     const char *base_path = a->baseline ? a->baseline : a->dirs[0];
     lq_model *base = NULL;
@@ -603,6 +646,7 @@ static int run_compare(const args *a, lq_pool *pool) {
     if (!rc) {
         if (a->json) compare_json(a, rows, a->n_dirs, base_ppl, base_path, bw_gbs, pool);
         else compare_markdown(a, rows, a->n_dirs, base_ppl, base_path, bw_gbs);
+        if (a->html) rc = compare_html(a, rows, a->n_dirs, base_ppl, base_path, bw_gbs, pool);
     }
     free(rows);
     free(text);
@@ -616,11 +660,29 @@ int main(int argc, char **argv) {
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc >= 0) return rc;
+    char *command = NULL; /* "quant-eval --compare ..." for the --html page */
+    if (a.html) {
+        size_t n = 1;
+        for (int i = 0; i < argc; i++) n += strlen(i ? argv[i] : TOOL) + 3;
+        if ((command = malloc(n))) {
+            command[0] = 0;
+            for (int i = 0; i < argc; i++) {
+                const char *w = i ? argv[i] : TOOL;
+                bool quote = strpbrk(w, " \t\"'$<>|&;()*?[]") != NULL;
+                strcat(command, i ? " " : "");
+                strcat(command, quote ? "'" : "");
+                strcat(command, w);
+                strcat(command, quote ? "'" : "");
+            }
+        }
+        a.command = command;
+    }
     if (a.compare) {
         lq_pool *pool = lq_pool_create(a.threads);
         if (!pool) return tool_error(1, "cannot create a pool of %d threads", a.threads);
         rc = run_compare(&a, pool);
         lq_pool_free(pool);
+        free(command);
         return rc ? rc : tool_finish_stdout();
     }
     lq_model *m = NULL;
