@@ -6,6 +6,7 @@
  */
 #include "libquant/lq_gguf.h"
 #include "libquant/lq_file.h"
+#include "libquant/lq_gguf_write.h" /* lq_ggml_type_layout */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +83,7 @@ static size_t scalar_size(lq_gguf_type t) {
 }
 
 /* Block size and bytes per block of the ggml types whose layout we know (ggml-common.h). */
-static bool ggml_type_layout(uint32_t type, uint64_t *blck, uint64_t *bytes) {
+bool lq_ggml_type_layout(uint32_t type, uint64_t *blck, uint64_t *bytes) {
     static const struct { uint16_t blck, bytes; } tab[] = {
         [0] = {1, 4},      /* F32 */
         [1] = {1, 2},      /* F16 */
@@ -99,6 +100,7 @@ static bool ggml_type_layout(uint32_t type, uint64_t *blck, uint64_t *bytes) {
         [14] = {256, 210}, /* Q6_K */
         [15] = {256, 292}, /* Q8_K */
         [20] = {32, 18},   /* IQ4_NL */
+        [23] = {256, 136}, /* IQ4_XS: f16 d, u16 scales_h, 4 scales_l, 128 nibbles */
         [24] = {1, 1},     /* I8 */
         [25] = {1, 2},     /* I16 */
         [26] = {1, 4},     /* I32 */
@@ -215,7 +217,7 @@ static lq_status parse_tensor(lq_gguf *g, cursor *c, int64_t idx, lq_gguf_tensor
     t->offset = rel; /* made absolute once the data section start is known */
     uint64_t blck, bytes;
     t->nbytes = 0;
-    if (ggml_type_layout(t->type, &blck, &bytes)) {
+    if (lq_ggml_type_layout(t->type, &blck, &bytes)) {
         if (t->ne[0] % (int64_t)blck != 0)
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': ne[0]=%lld is not a multiple of the block size %llu",
                            path, t->name, (long long)t->ne[0], (unsigned long long)blck);
