@@ -18,6 +18,7 @@
 #include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
+#include "quant-ptq/ptq_gguf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,9 @@ static void usage(FILE *f) {
             "  --force            replace an existing DIR\n"
             "  --json             print the summary as JSON on stdout\n"
             "  --help             this text\n"
+            "\n"
+            "\n"
+            "GGUF output (llama.cpp's types and mixes): quant-ptq --format gguf --help\n"
             "\n"
             "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
 }
@@ -276,6 +280,7 @@ static int collect_calib(const char *model, const char *tok_path, const char *te
 /* ---- main ----------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
+    if (ptq_gguf_wanted(argc, argv)) return ptq_gguf_main(argc, argv); /* llama-quantize's job */
     tool_init(TOOL, usage);
     const char *model = NULL, *out_dir = NULL, *scheme_arg = NULL, *calib = NULL, *tok_path = NULL;
     int calib_tokens = 8192;

@@ -113,6 +113,13 @@ const char *lq_tokenizer_piece(const lq_tokenizer *t, int id);
 /* Write an HF tokenizer.json equivalent to this tokenizer (used by quant-convert). */
 lq_status lq_tokenizer_save_hf_json(const lq_tokenizer *t, const char *path);
 
+/* Add this tokenizer's tokenizer.ggml.* pairs to a GGUF writer (lq_gguf_write.h) as llama.cpp's
+ * converter writes them; `pre` is tokenizer.ggml.pre (NULL: "default"), bos/eos override the
+ * tokenizer's ids when >= 0 (config.json's). */
+struct lq_gguf_writer;
+lq_status lq_tokenizer_write_gguf(const lq_tokenizer *t, struct lq_gguf_writer *w, const char *pre, int bos,
+                                  int eos);
+
 #ifdef __cplusplus
 }
 #endif

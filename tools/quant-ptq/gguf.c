@@ -1,0 +1,109 @@
+/* gguf.c - quant-ptq --format gguf (see ptq_gguf.h). */
+#include "quant-ptq/ptq_gguf.h"
+
+#include "tool_cli.h"
+#include "tool_gguf.h"
+
+#include <string.h>
+
+#define MAX_RULES 64
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: quant-ptq --format gguf --model PATH --type T --out FILE.gguf\n"
+            "                 [--tensor-type PATTERN=TYPE]... [--pure] [--output-tensor-type TYPE]\n"
+            "                 [--token-embedding-type TYPE] [--tokenizer FILE] [--threads N]\n"
+            "                 [--force] [--json]\n"
+            "\n"
+            "Write the model as a GGUF file that llama.cpp loads, quantized as llama-quantize does\n"
+            "without an importance matrix: the same float input gives the same tensor bytes.\n"
+            "\n"
+            "  --model PATH       Hugging Face directory, llama2.c .bin (with --tokenizer) or GGUF\n"
+            "                     file (its tensors are dequantized to f32 first, as\n"
+            "                     llama-quantize --allow-requantize does, and its metadata kept)\n"
+            "  --type T           llama-quantize's type: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1\n"
+            "                     IQ4_NL IQ4_XS Q6_K, or a mix: Q2_K Q3_K_S Q3_K_M (Q3_K) Q3_K_L\n"
+            "                     Q4_K_S Q4_K_M (Q4_K) Q5_K_S Q5_K_M (Q5_K). Mixes follow\n"
+            "                     llama.cpp's rules per tensor (output and tied embedding Q6_K,\n"
+            "                     attn_v / ffn_down bumps on use_more_bits layers, a type whose\n"
+            "                     block size does not divide the columns falls back: Q4_K->Q5_0,\n"
+            "                     Q5_K->Q5_1, Q6_K->Q8_0, Q2_K/Q3_K->Q4_0, IQ4_XS->IQ4_NL)\n"
+            "  --tensor-type P=T  tensors whose GGUF name matches regex P (searched, lower-cased;\n"
+            "                     first match wins) get ggml type T, e.g. 'attn_v=q8_0' (repeatable)\n"
+            "  --pure             no mix rules: every weight gets --type's block type\n"
+            "  --output-tensor-type T, --token-embedding-type T   as llama-quantize's options\n"
+            "  --tokenizer FILE   tokenizer to embed: tokenizer.json, llama2.c tokenizer.bin, or a\n"
+            "                     .gguf whose tokenizer.* keys are copied (default: the model's own)\n"
+            "  --threads N        worker threads (default: all CPUs)\n"
+            "  --out FILE         output file (written as FILE.tmp.<pid>, renamed when complete)\n"
+            "  --force            replace an existing FILE\n"
+            "  --json             print the summary as JSON on stdout\n"
+            "\n"
+            "Exit codes: 0 ok, 2 bad arguments, 3 bad input file, 4 I/O, 1 other.\n");
+}
+
+bool ptq_gguf_wanted(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--format=gguf") == 0) return true;
+        if (strcmp(argv[i], "--format") == 0 && i + 1 < argc && strcmp(argv[i + 1], "gguf") == 0) return true;
+    }
+    return false;
+}
+
+static int parse_type(const char *opt, const char *v, int *out) {
+    if ((*out = lq_ggml_type_parse(v)) < 0) return tool_bad_args("%s: unknown ggml type '%s'", opt, v);
+    return 0;
+}
+
+int ptq_gguf_main(int argc, char **argv) {
+    tool_init("quant-ptq", usage);
+    const char *model = NULL, *out = NULL;
+    bool force = false, json = false;
+    int threads = 0, rc, n_rules = 0;
+    lq_gguf_tensor_rule rules[MAX_RULES];
+    static char pats[MAX_RULES][256];
+    lq_gguf_export_opts o = {.output_type = -1, .token_embd_type = -1};
+    tool_args a = tool_args_begin(argc, argv);
+    while (tool_args_next(&a)) {
+        if (tool_args_help(&a)) {
+            usage(stdout);
+            return 0;
+        } else if (tool_args_flag(&a, "--force")) {
+            force = true;
+        } else if (tool_args_flag(&a, "--json")) {
+            json = true;
+        } else if (tool_args_flag(&a, "--pure")) {
+            o.pure = true;
+        } else if (tool_args_value(&a, "--format")) {
+            if (strcmp(a.value, "gguf") != 0) return tool_args_bad_value(&a);
+        } else if (tool_args_value(&a, "--model")) {
+            model = a.value;
+        } else if (tool_args_value(&a, "--out")) {
+            out = a.value;
+        } else if (tool_args_value(&a, "--type")) {
+            if (!lq_gguf_ftype_find(a.value)) return tool_bad_args("unknown --type '%s' (%s)", a.value, lq_gguf_ftype_list());
+            o.type = a.value;
+        } else if (tool_args_value(&a, "--tensor-type")) {
+            if (n_rules == MAX_RULES) return tool_bad_args("more than %d --tensor-type rules", MAX_RULES);
+            if ((rc = tool_gguf_parse_rule(a.value, pats[n_rules], sizeof pats[0], &rules[n_rules])) != 0) return rc;
+            n_rules++;
+        } else if (tool_args_value(&a, "--output-tensor-type")) {
+            if ((rc = parse_type("--output-tensor-type", a.value, &o.output_type)) != 0) return rc;
+        } else if (tool_args_value(&a, "--token-embedding-type")) {
+            if ((rc = parse_type("--token-embedding-type", a.value, &o.token_embd_type)) != 0) return rc;
+        } else if (tool_args_value(&a, "--tokenizer")) {
+            o.tokenizer = a.value;
+        } else if (tool_args_value(&a, "--threads")) {
+            if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
+        } else {
+            return tool_args_unknown(&a);
+        }
+    }
+    if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
+    o.rules = rules;
+    o.n_rules = n_rules;
+    o.pool = lq_pool_create(threads);
+    rc = tool_gguf_run(model, out, &o, force, json);
+    lq_pool_free(o.pool);
+    return rc;
+}
