@@ -117,7 +117,7 @@ Test(moe, ptq_quantizes_experts_one_by_one_and_ignores_routers) {
     for (int l = 0; l < N_LAYERS; l++)
         for (int e = 0; e < N_EXPERTS; e++)
             for (int w = 1; w <= 3; w++) {
-                char mod[160];
+                char mod[128];
                 expert_name(l, e, w, mod, sizeof mod);
                 mod[strlen(mod) - strlen(".weight")] = 0;
                 snprintf(name, sizeof name, "%s.weight_scale", mod);

@@ -696,7 +696,8 @@ lq_status lq_prune_run(const char *model_path, const char *out_dir, const lq_pru
         sum.layer_units_in = x.plan.units_in;
         sum.layer_units_out = x.plan.units_out;
         sum.layer_kept = x.plan.kept;
-        memset(&x.plan, 0, sizeof x.plan);
+        x.plan.units_in = x.plan.units_out = NULL; /* handed over; the rest is freed below */
+        x.plan.kept = NULL;
     }
     lq_struct_plan_free(&x.plan);
     for (int64_t i = 0; x.items && i < x.n; i++) {
