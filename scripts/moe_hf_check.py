@@ -49,7 +49,7 @@ VARIANTS = [  # name, tool, arguments
 # asymmetric (zero-point) W4A16 expert fails "Asymmetric quant requires zero-point values".
 # Reported as "peer" rows, not failures.
 PEER_LIMITS = {"fp8": "transformers folds FP8 experts to bf16", "w4a16-g8-asym": "transformers: no expert zero points"}
-MOE = ("mixtral", "qwen2_moe")
+MOE = ("mixtral", "qwen2_moe", "qwen2_moe_mixed")
 
 
 class Engine:
@@ -92,7 +92,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--tol", type=float, default=2e-5)
-    ap.add_argument("--fixtures", nargs="+", default=["mixtral", "qwen2_moe"],
+    ap.add_argument("--fixtures", nargs="+", default=list(MOE),
                     help="fixture names under tests/fixtures/arch (a dense one, e.g. llama2, as a control)")
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -311,3 +311,4 @@ ARCH_TESTS(gemma3)
  * float; quantize_default checks that set against the reference's w8a16_params. */
 ARCH_TESTS(mixtral)
 ARCH_TESTS(qwen2_moe)
+ARCH_TESTS(qwen2_moe_mixed) /* layer 0 dense (mlp_only_layers), norm_topk_prob */

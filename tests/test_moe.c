@@ -318,3 +318,26 @@ Test(moe, recipe_prune_then_quantize) {
     lq_checkpoint_close(p);
     expect_runs(out);
 }
+
+/* Qwen2-MoE with a dense layer (mlp_only_layers [0]): the dense MLP shrinks like any FFN and the
+ * sparse layer's experts like Mixtral's, and the config stays plain (no per-layer lists, which
+ * transformers would not read): intermediate_size 48 -> 24, moe 24 -> 12, shared 16 -> 8. */
+Test(moe, prune_ffn_dense_and_sparse_layers) {
+    char dir[1024], out[512], args[2048];
+    snprintf(out, sizeof out, "%s/ffn-mixed", g_root);
+    snprintf(args, sizeof args, "--model '%s' --method ffn --keep 0.5 --out '%s'",
+             fixture("qwen2_moe_mixed", dir, sizeof dir), out);
+    run_tool("quant-prune", args);
+    lq_checkpoint *p = open_ckpt(out);
+    const lq_config *c = lq_checkpoint_config(p);
+    cr_expect_eq(c->hidden_dim, 24);
+    cr_expect_eq(c->expert_hidden_dim, 12);
+    cr_expect_eq(c->shared_hidden_dim, 8);
+    cr_expect(!lq_config_has_layer_sizes(c), "per-layer sizes written");
+    const lq_tensor *t = lq_checkpoint_find(p, "model.layers.0.mlp.down_proj.weight");
+    cr_assert(t && t->shape[0] == 32 && t->shape[1] == 24);
+    t = lq_checkpoint_find(p, "model.layers.1.mlp.experts.0.gate_proj.weight");
+    cr_assert(t && t->shape[0] == 12 && t->shape[1] == 32);
+    lq_checkpoint_close(p);
+    expect_runs(out);
+}

@@ -101,6 +101,13 @@ FAMILIES = {
                      norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[],
                      tie_word_embeddings=True,
                      rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+    # Qwen2-MoE with a dense layer (mlp_only_layers [0]: the plain MLP of intermediate_size) before
+    # a sparse one, and norm_topk_prob true
+    "qwen2_moe_mixed": fam(Qwen2MoeConfig, Qwen2MoeForCausalLM, moe_intermediate_size=24,
+                           shared_expert_intermediate_size=16, num_experts=4, num_experts_per_tok=2,
+                           norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[0],
+                           tie_word_embeddings=True,
+                           rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
 }
 
 # The feature each fixture exists for, switched off: the script records how far the logits move

@@ -536,9 +536,15 @@ static lq_status write_config(ctx *x, const char *out_dir, double global_sparsit
     if (o->method == LQ_PRUNE_FFN || o->method == LQ_PRUNE_HEADS) {
         lq_config nc = *x->cfg;
         int top_h = 0, top_nh = 0, top_kv = 0;
+        /* a sparse-MoE layer has no dense MLP: its intermediate_size entry follows the first dense
+         * layer's, so a model whose dense layers stay equal keeps one plain intermediate_size */
+        int moe_h = -1;
+        for (int l = 0; l < nc.n_layers && moe_h < 0; l++)
+            if (!x->plan.xkept[l]) moe_h = o->method == LQ_PRUNE_FFN ? x->plan.units_out[l] : lq_config_layer_hidden(x->cfg, l);
         for (int l = 0; l < nc.n_layers; l++) {
             int u = x->plan.units_out[l];
-            int h = o->method == LQ_PRUNE_FFN && !x->plan.xkept[l] ? u : lq_config_layer_hidden(x->cfg, l);
+            int h = x->plan.xkept[l] ? (moe_h > 0 ? moe_h : lq_config_layer_hidden(x->cfg, l))
+                    : o->method == LQ_PRUNE_FFN ? u : lq_config_layer_hidden(x->cfg, l);
             int kv = o->method == LQ_PRUNE_HEADS ? u : lq_config_layer_kv_heads(x->cfg, l);
             int nh = o->method == LQ_PRUNE_HEADS ? u * x->plan.group : lq_config_layer_heads(x->cfg, l);
             if (l < LQ_MAX_LAYERS) {
