@@ -253,4 +253,117 @@ LQ_HD uint32_t lq_blk_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* ==== llama.cpp K-quant super-blocks (ggml-common.h, QK_K = 256) ==============================
+ *
+ * A GGUF tensor in one of these formats is its rows of consecutive blocks, each block 256 weights
+ * of one row (row_bytes = cols / 256 * sizeof block; cols must be a multiple of 256). Every block
+ * has one or two f16 super-scales; inside it, sub-blocks of 16 or 32 weights carry small integer
+ * scales (and mins) relative to them. Byte order and field order are ggml's, so a block here is
+ * the same bytes as in a .gguf file. Values (ggml's dequantize_row_*, with f32 arithmetic in this
+ * order):
+ *
+ *   Q4_K  8 sub-blocks of 32: w = (d * sc[j]) * q - (dmin * m[j]), q in [0, 15].
+ *         qs: 4 chunks of 32 bytes; chunk k covers weights 64k..64k+63, byte l holding weight
+ *         64k + l in its low nibble and 64k + 32 + l in its high nibble (sub-blocks 2k, 2k+1).
+ *   Q5_K  as Q4_K with q in [0, 31]: the low 4 bits as Q4_K's qs, bit 4 of weight 64k + l in bit
+ *         2k of qh[l] and of weight 64k + 32 + l in bit 2k + 1.
+ *   sc/m of Q4_K/Q5_K are 6-bit, packed in 12 bytes (lq_kq_scale_min): sub-blocks 0-3 in the low
+ *         6 bits of bytes 0-3 (scales) and 4-7 (mins); sub-blocks 4-7 keep their low 4 bits in
+ *         bytes 8-11 (scale low nibble, min high nibble) and their top 2 bits in the top 2 bits of
+ *         bytes 0-3 (scales) and 4-7 (mins).
+ *         Worked: scales = {0x41, 02 03 04, 0x05, 06 07 08, 0x9A, ...}: sub-block 0 has sc = 0x41 & 63
+ *         = 1, m = 0x05 & 63 = 5; sub-block 4 has sc = (0x9A & 0xF) | (0x41 >> 6) << 4 = 10 + 16 = 26,
+ *         m = (0x9A >> 4) | (0x05 >> 6) << 4 = 9.
+ *   Q6_K  16 sub-blocks of 16, signed 8-bit scales: w = (d * sc[j]) * (q - 32), q in [0, 63].
+ *         Two halves of 128 weights, each with 64 bytes of ql and 32 of qh; in half h, for
+ *         l < 32: weight l = ql[l] low | qh[l] bits 0-1, l + 32 = ql[l + 32] low | qh bits 2-3,
+ *         l + 64 = ql[l] high | qh bits 4-5, l + 96 = ql[l + 32] high | qh bits 6-7 (the qh pair
+ *         is the top 2 of the 6 bits); weight i of the block uses sc[i / 16].
+ *   Q3_K  16 sub-blocks of 16, 6-bit scales stored + 32: w = (d * (s[j] - 32)) * (q - 4), q in
+ *         [0, 7]. Low 2 bits: qs as Q2_K; bit 2 of weight 32k' + l (k' = 0..7) is bit k' of
+ *         hmask[l] (set = +4, i.e. q = low2 + 4; clear = low2). Scales: the low 4 bits of s[j]
+ *         are the low nibble of scales[j] (j < 8) or the high nibble of scales[j - 8]; the top 2
+ *         bits are bits 2(j / 4)..+1 of scales[8 + j % 4].
+ *   Q2_K  16 sub-blocks of 16: w = (d * (sc & 15)) * q - (dmin * (sc >> 4)), q in [0, 3], one
+ *         byte sc per sub-block. qs: two halves of 32 bytes; in half h, weight 128h + 32s + l
+ *         (s = 0..3) is bits 2s..2s+1 of qs[32h + l].
+ *   IQ4_XS 8 sub-blocks of 32: w = (d * (ls - 32)) * kvalues[q], q a 4-bit index into ggml's
+ *         fixed non-linear table kvalues_iq4nl (LQ_IQ4NL_VALUES, as IQ4_NL); ls 6-bit: low nibble of scales_l[j / 2] (j even: low,
+ *         odd: high), top 2 bits at bits 2j..2j+1 of scales_h. qs: 8 x 16 bytes; sub-block j byte
+ *         l holds weight 32j + l (low nibble) and 32j + 16 + l (high nibble).
+ */
+#define LQ_QK_K 256
+
+typedef struct lq_block_q2_K {
+    uint8_t scales[16]; /* low nibble scale, high nibble min, per sub-block of 16 */
+    uint8_t qs[64];     /* 2-bit codes */
+    lq_f16 d, dmin;     /* super-scales of the scales and of the mins */
+} lq_block_q2_K;
+
+typedef struct lq_block_q3_K {
+    uint8_t hmask[32];  /* bit 2 of each code */
+    uint8_t qs[64];     /* low 2 bits */
+    uint8_t scales[12]; /* 16 6-bit scales, + 32 */
+    lq_f16 d;
+} lq_block_q3_K;
+
+typedef struct lq_block_q4_K {
+    lq_f16 d, dmin;
+    uint8_t scales[12]; /* 8 6-bit scales and 8 6-bit mins (lq_kq_scale_min) */
+    uint8_t qs[128];
+} lq_block_q4_K;
+
+typedef struct lq_block_q5_K {
+    lq_f16 d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[32];     /* bit 4 of each code */
+    uint8_t qs[128];    /* low 4 bits, as Q4_K */
+} lq_block_q5_K;
+
+typedef struct lq_block_q6_K {
+    uint8_t ql[128];    /* low 4 bits */
+    uint8_t qh[64];     /* top 2 bits */
+    int8_t scales[16];  /* signed 8-bit scale per sub-block of 16 */
+    lq_f16 d;
+} lq_block_q6_K;
+
+typedef struct lq_block_iq4_xs {
+    lq_f16 d;
+    uint16_t scales_h;  /* top 2 bits of the 8 6-bit scales */
+    uint8_t scales_l[4]; /* low 4 bits */
+    uint8_t qs[128];    /* 4-bit indices into kvalues_iq4nl */
+} lq_block_iq4_xs;
+
+#define LQ_KQ_ASSERT(t, n) LQ_BLOCK_ASSERT(sizeof(t) == (n), #t " size")
+LQ_KQ_ASSERT(lq_block_q2_K, 84);  /* 2.625 bits per weight */
+LQ_KQ_ASSERT(lq_block_q3_K, 110); /* 3.4375 */
+LQ_KQ_ASSERT(lq_block_q4_K, 144); /* 4.5 */
+LQ_KQ_ASSERT(lq_block_q5_K, 176); /* 5.5 */
+LQ_KQ_ASSERT(lq_block_q6_K, 210); /* 6.5625 */
+LQ_KQ_ASSERT(lq_block_iq4_xs, 136); /* 4.25 */
+#undef LQ_KQ_ASSERT
+
+/* Scale sc and min m (6 bits each) of sub-block j (0..7) of a Q4_K / Q5_K block from its 12
+ * packed bytes s (layout above; ggml's get_scale_min_k4). */
+LQ_HD void lq_kq_scale_min(int j, const uint8_t *s, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = (uint8_t)(s[j] & 63);
+        *m = (uint8_t)(s[j + 4] & 63);
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* Scale j (0..15) of a Q3_K block, already minus 32: [-32, 31]. */
+LQ_HD int lq_q3k_scale(int j, const uint8_t *s) {
+    const int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+    return (lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+}
+
+/* Scale j (0..7) of an IQ4_XS block, already minus 32: [-32, 31]. */
+LQ_HD int lq_iq4xs_scale(int j, const lq_block_iq4_xs *b) {
+    return (((b->scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b->scales_h >> (2 * j)) & 3) << 4)) - 32;
+}
+
 #endif

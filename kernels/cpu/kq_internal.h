@@ -1,0 +1,53 @@
+/* kq_internal.h - llama.cpp's K-quant formats (Q2_K..Q6_K, IQ4_XS): symbols shared between
+ * their kernel sources (fmt_kquant*.c, kq_quantize.c) and the traits table. Not a public
+ * contract. Block layouts: lq_blocks.h. */
+#ifndef LQ_KQ_INTERNAL_H
+#define LQ_KQ_INTERNAL_H
+
+#include <stdint.h>
+
+#include "lq_blocks.h"
+#include "lq_format.h"
+
+/* ggml's kvalues_iq4nl (ggml-common.h): the 16 levels of IQ4_NL / IQ4_XS. */
+extern const int8_t lq_kq_iq4nl_values[16];
+
+/* ---- one super-block of 256 weights (kq_quantize.c): ggml's quantize_row_*_ref without an
+ * importance matrix, the same f32 operations in the same order ---- */
+void lq_kq_quantize_q2_K(const float *x, lq_block_q2_K *y);
+void lq_kq_quantize_q3_K(const float *x, lq_block_q3_K *y);
+void lq_kq_quantize_q4_K(const float *x, lq_block_q4_K *y);
+void lq_kq_quantize_q5_K(const float *x, lq_block_q5_K *y);
+void lq_kq_quantize_q6_K(const float *x, lq_block_q6_K *y);
+void lq_kq_quantize_iq4_xs(const float *x, lq_block_iq4_xs *y);
+
+/* ---- one super-block to 256 floats (fmt_kquant.c): ggml's dequantize_row_* ---- */
+void lq_kq_dequant_q2_K(const lq_block_q2_K *b, float *y);
+void lq_kq_dequant_q3_K(const lq_block_q3_K *b, float *y);
+void lq_kq_dequant_q4_K(const lq_block_q4_K *b, float *y);
+void lq_kq_dequant_q5_K(const lq_block_q5_K *b, float *y);
+void lq_kq_dequant_q6_K(const lq_block_q6_K *b, float *y);
+void lq_kq_dequant_iq4_xs(const lq_block_iq4_xs *b, float *y);
+
+/* ---- traits-table entry points (ref: fmt_kquant.c; avx2: fmt_kquant_avx2.c) ---- */
+#define LQ_KQ_DECLARE(n)                                                                            \
+    void lq_matvec_##n##_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1); \
+    void lq_dequant_##n##_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);             \
+    void lq_quantize_##n##_ref(const float *src, const lq_quant_params *p, lq_weight *dst);         \
+    void lq_matvec_##n##_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1); \
+    void lq_dequant_##n##_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);             \
+    int lq_sizes_##n(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, \
+                     int64_t *a1);
+LQ_KQ_DECLARE(q2_K)
+LQ_KQ_DECLARE(q3_K)
+LQ_KQ_DECLARE(q4_K)
+LQ_KQ_DECLARE(q5_K)
+LQ_KQ_DECLARE(q6_K)
+LQ_KQ_DECLARE(iq4_xs)
+#undef LQ_KQ_DECLARE
+
+/* Buffer sizes (lq_sizes_<type>, the table's sizes slot): cols must be a multiple of 256. */
+int lq_kq_sizes(size_t block_bytes, int64_t rows, int64_t cols, size_t *row_bytes, int64_t *n_aux0,
+                int64_t *n_aux1);
+
+#endif
