@@ -51,11 +51,35 @@
  *   IQ4_NL has no closed form: its scale is a least-squares fit weighted by x^2 over 15 trial
  *   scales and may clip the largest values; measured worst 0.139 over 60000 random blocks
  *   (uniform, u^5, normal) -> 0.15.
+ *
+ * K-quant super-blocks (Q2_K ... Q6_K, IQ4_XS; 256 weights, f16 super-scales d/dmin, small integer
+ * sub-block scales sc and mins m). The ref's weights are ggml's f32 values, w = fl(fl(d sc) q)
+ * (minus fl(dmin m) with one more rounding for Q2_K/Q4_K/Q5_K). The fast path sums code * x per
+ * sub-block of 16/32 in f32 (4 chains of <= 8 FMAs, a 3-level add) and multiplies that sum by the
+ * same fl(d sc) once; the sub-block totals run through two FMA chains of cols/64 links and a
+ * 5-level reduction. Without a min every product sees at most cols/64 + 15 roundings, within the
+ * F32 bound: Q3_K, Q6_K, IQ4_XS keep rtol 2e-5. With a min the fast path computes
+ * sum_j fl(d sc_j) sum_{c in j} q_c x_c - sum_j fl(dmin m_j) sum_{c in j} x_c (llama.cpp's own
+ * factoring), so its error is relative to sum_c (|d sc q_c x_c| + |dmin m x_c|) <= sum |w x| +
+ * 2 sum |dmin m x|, not to sum |w x| alone: the min term of a symmetric sub-block is about its max
+ * |w|, 2-3 times its mean |w|, so the error bound grows by about 5-7x -> rtol 5e-5 for Q2_K, Q4_K,
+ * Q5_K (a contrived sub-block of 31 zeros and one negative outlier could need more; measured
+ * errors on uniform and on arbitrary-byte blocks stay below 1e-7, and 5e-5 still catches a wrong
+ * or dropped product of a 4096-wide row). dequant: same operations in the same order, bit-exact.
+ * roundtrip_rtol (relative to the super-block's max |w|) has no closed form: scales come from
+ * ggml's weighted searches, which may clip, and a sub-block's scale has 4-8 bits relative to the
+ * super-scale; measured worst over 60000 random blocks per format (uniform, normal, u^5,
+ * amplitudes 1-100 so the f16 super-scales are normal), times ~1.15: Q2_K 0.453 -> 0.5, Q3_K
+ * 0.279 -> 0.32, Q4_K 0.113 -> 0.13, Q5_K 0.067 -> 0.08, Q6_K 0.023 -> 0.027, IQ4_XS 0.152 ->
+ * 0.18. (With f16-subnormal super-scales, blocks of max |w| below ~0.03-0.25, the stored d loses
+ * precision and the bound does not hold; ggml behaves the same.)
+
  */
 #include <pthread.h>
 #include <string.h>
 
 #include "kern_internal.h"
+#include "kq_internal.h"
 #include "lq_blocks.h"
 
 /* ---- buffer sizes: one function per layout, referenced by its rows ---------------------------- */
@@ -276,6 +300,80 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.15,
         .sizes = sizes_blk18,
         .gguf_type = 20,
+    },    /* llama.cpp's K-quant super-blocks (fmt_kquant.c, fmt_kquant_avx2.c, kq_quantize.c): 256
+     * weights per block with every scale inside it, so bits_per_weight is exact: block bytes * 8 /
+     * 256. Tolerances and round-trip bounds: the comment at the top of this file. */
+    [LQ_WFMT_Q2_K] = {
+        .name = "q2_K",
+        .bits_per_weight = 2.625,
+        .matvec_ref = lq_matvec_q2_K_ref,
+        .dequant_ref = lq_dequant_q2_K_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 5e-5,
+        .quantize_ref = lq_quantize_q2_K_ref,
+        .roundtrip_rtol = 0.5,
+        .sizes = lq_sizes_q2_K,
+        .gguf_type = 10,
+    },
+    [LQ_WFMT_Q3_K] = {
+        .name = "q3_K",
+        .bits_per_weight = 3.4375,
+        .matvec_ref = lq_matvec_q3_K_ref,
+        .dequant_ref = lq_dequant_q3_K_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_q3_K_ref,
+        .roundtrip_rtol = 0.32,
+        .sizes = lq_sizes_q3_K,
+        .gguf_type = 11,
+    },
+    [LQ_WFMT_Q4_K] = {
+        .name = "q4_K",
+        .bits_per_weight = 4.5,
+        .matvec_ref = lq_matvec_q4_K_ref,
+        .dequant_ref = lq_dequant_q4_K_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 5e-5,
+        .quantize_ref = lq_quantize_q4_K_ref,
+        .roundtrip_rtol = 0.13,
+        .sizes = lq_sizes_q4_K,
+        .gguf_type = 12,
+    },
+    [LQ_WFMT_Q5_K] = {
+        .name = "q5_K",
+        .bits_per_weight = 5.5,
+        .matvec_ref = lq_matvec_q5_K_ref,
+        .dequant_ref = lq_dequant_q5_K_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 5e-5,
+        .quantize_ref = lq_quantize_q5_K_ref,
+        .roundtrip_rtol = 0.08,
+        .sizes = lq_sizes_q5_K,
+        .gguf_type = 13,
+    },
+    [LQ_WFMT_Q6_K] = {
+        .name = "q6_K",
+        .bits_per_weight = 6.5625,
+        .matvec_ref = lq_matvec_q6_K_ref,
+        .dequant_ref = lq_dequant_q6_K_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_q6_K_ref,
+        .roundtrip_rtol = 0.027,
+        .sizes = lq_sizes_q6_K,
+        .gguf_type = 14,
+    },
+    [LQ_WFMT_IQ4_XS] = {
+        .name = "iq4_xs",
+        .bits_per_weight = 4.25,
+        .matvec_ref = lq_matvec_iq4_xs_ref,
+        .dequant_ref = lq_dequant_iq4_xs_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_iq4_xs_ref,
+        .roundtrip_rtol = 0.18,
+        .sizes = lq_sizes_iq4_xs,
+        .gguf_type = 23,
     },
 };
 
@@ -304,6 +402,12 @@ static const struct {
     [LQ_WFMT_Q5_0] = {.matvec = lq_matvec_q5_0_avx2, .dequant = lq_dequant_q5_0_avx2},
     [LQ_WFMT_Q5_1] = {.matvec = lq_matvec_q5_1_avx2, .dequant = lq_dequant_q5_1_avx2},
     [LQ_WFMT_IQ4_NL] = {.matvec = lq_matvec_iq4_nl_avx2, .dequant = lq_dequant_iq4_nl_avx2},
+    [LQ_WFMT_Q2_K] = {.matvec = lq_matvec_q2_K_avx2, .dequant = lq_dequant_q2_K_avx2},
+    [LQ_WFMT_Q3_K] = {.matvec = lq_matvec_q3_K_avx2, .dequant = lq_dequant_q3_K_avx2},
+    [LQ_WFMT_Q4_K] = {.matvec = lq_matvec_q4_K_avx2, .dequant = lq_dequant_q4_K_avx2},
+    [LQ_WFMT_Q5_K] = {.matvec = lq_matvec_q5_K_avx2, .dequant = lq_dequant_q5_K_avx2},
+    [LQ_WFMT_Q6_K] = {.matvec = lq_matvec_q6_K_avx2, .dequant = lq_dequant_q6_K_avx2},
+    [LQ_WFMT_IQ4_XS] = {.matvec = lq_matvec_iq4_xs_avx2, .dequant = lq_dequant_iq4_xs_avx2},
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;

@@ -43,6 +43,13 @@ static constexpr lq_cuda_fmt_row g_rows[] = {
     {.fmt = LQ_WFMT_Q5_0, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
     {.fmt = LQ_WFMT_Q5_1, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
     {.fmt = LQ_WFMT_IQ4_NL, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    /* K-quant super-blocks: no device kernels yet either (refused by name the same way). */
+    {.fmt = LQ_WFMT_Q2_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q3_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q4_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q5_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_Q6_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    {.fmt = LQ_WFMT_IQ4_XS, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
 };
 
 /* Row i is format i, and every format has a row: a format added to lq_wfmt without its CUDA

@@ -46,6 +46,17 @@ typedef enum lq_wfmt {
     LQ_WFMT_Q5_0 = 10,
     LQ_WFMT_Q5_1 = 11,
     LQ_WFMT_IQ4_NL = 12,
+    /* llama.cpp's K-quant super-blocks: a row is cols / 256 blocks (cols must be a multiple of
+     * 256, QK_K; lq_wfmt_sizes refuses other widths), each with its f16 super-scale(s) and the
+     * small integer scales of its 16- or 32-weight sub-blocks inside (lq_blocks.h), no aux. The
+     * same contract as the legacy blocks above: ggml's dequantize_row_* value for value,
+     * quantize_ref = ggml's reference quantizer without an importance matrix, byte for byte. */
+    LQ_WFMT_Q2_K = 13,
+    LQ_WFMT_Q3_K = 14,
+    LQ_WFMT_Q4_K = 15,
+    LQ_WFMT_Q5_K = 16,
+    LQ_WFMT_Q6_K = 17,
+    LQ_WFMT_IQ4_XS = 18,
     LQ_WFMT_COUNT
 } lq_wfmt;
 

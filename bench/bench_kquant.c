@@ -1,0 +1,120 @@
+/* bench_kquant.c - decode matvec of llama.cpp's K-quant formats on SmolLM2-135M shapes: GB/s of
+ * block bytes against the measured read bandwidth, fast vs ref. Run by hand; numbers go to
+ * docs/PERFORMANCE.md.
+ *
+ * usage: bench_kquant [threads=2] [bandwidth_MB=512]
+ *
+ * Shapes: the down_proj of SmolLM2-135M (576 x 1536) and of Gemma-3-270M (640 x 2048). Their other
+ * matrices have 576 / 640 input columns, not a multiple of 256, so llama.cpp cannot store them
+ * as K-quants (its Q4_K_M falls back to Q5_0 / Q8_0 there), and neither can we. Each timed
+ * pass walks enough copies (>= 256 MB) that nothing is served from L3, as in a forward pass over
+ * distinct layers; `hot` is one thread on one copy that stays in L2 (the kernel's compute
+ * ceiling, G weights/s). Median of 7 passes (best in brackets).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lq_bandwidth.h"
+#include "lq_format.h"
+#include "lq_ops.h"
+#include "lq_pool.h"
+
+#define COLD_BYTES (256u << 20)
+#define RUNS 7
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static int cmp_d(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static uint32_t g_rng = 12345u;
+static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
+
+typedef struct ref_ctx { const lq_weight *w; const float *x; float *y; int64_t block; } ref_ctx;
+static void ref_task(void *v, int64_t task, int tid) {
+    (void)tid;
+    ref_ctx *c = v;
+    const int64_t r0 = task * c->block, r1 = r0 + c->block < c->w->rows ? r0 + c->block : c->w->rows;
+    lq_wfmt_get(c->w->fmt)->matvec_ref(c->w, c->x, c->y + r0, r0, r1);
+}
+
+/* GB/s of one pass over all copies: median and best of RUNS */
+static double run(lq_pool *pool, const lq_weight *w, int copies, const float *x, float *y, int ref, double *best) {
+    double g[RUNS];
+    const double bytes = (double)w[0].row_bytes * (double)w[0].rows * copies;
+    for (int r = 0; r < RUNS; r++) {
+        const double t0 = now_s();
+        for (int c = 0; c < copies; c++) {
+            if (!ref) { lq_matmul(pool, &w[c], x, 1, y); continue; }
+            ref_ctx rc = {.w = &w[c], .x = x, .y = y, .block = 64};
+            lq_pool_run(pool, ref_task, &rc, (w[c].rows + 63) / 64);
+        }
+        g[r] = bytes / (now_s() - t0) * 1e-9;
+    }
+    qsort(g, RUNS, sizeof g[0], cmp_d);
+    if (best) *best = g[RUNS - 1];
+    return g[RUNS / 2];
+}
+
+int main(int argc, char **argv) {
+    const int threads = argc > 1 ? atoi(argv[1]) : 2;
+    const size_t bw_mb = argc > 2 ? (size_t)atol(argv[2]) : 512;
+    const char *names[] = {"q4_K", "q6_K", "q5_K", "q3_K", "q2_K", "iq4_xs"};
+    const int64_t shapes[][2] = {{576, 1536}, {640, 2048}};
+    lq_pool *pool = lq_pool_create(threads), *one = lq_pool_create(1);
+    if (!pool || !one) return 1;
+    const double bw = lq_measure_read_bandwidth(pool, bw_mb << 20, 5);
+    printf("measured read bandwidth (%zu MB, %d threads, median of 5): %.2f GB/s\n\n", bw_mb, threads, bw);
+    printf("%-7s %-10s %6s %16s %8s %8s %14s\n", "fmt", "rows x cols", "copies", "fast GB/s (best)", "ref GB/s",
+           "fast/bw", "hot 1T Gw/s");
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        const lq_wfmt fmt = lq_wfmt_from_name(names[f]);
+        const lq_wfmt_traits *tr = lq_wfmt_get(fmt);
+        for (size_t s = 0; s < 2; s++) {
+            const int64_t rows = shapes[s][0], cols = shapes[s][1];
+            size_t rb;
+            if (!tr || !lq_wfmt_sizes(fmt, rows, cols, NULL, &rb, NULL, NULL)) return 1;
+            const size_t bytes = rb * (size_t)rows;
+            const int copies = (int)((COLD_BYTES + bytes - 1) / bytes);
+            float *src = malloc((size_t)(rows * cols) * sizeof(float)), *x = malloc((size_t)cols * sizeof(float));
+            float *y = malloc((size_t)rows * sizeof(float));
+            uint8_t *buf = malloc(bytes * (size_t)copies);
+            lq_weight *w = calloc((size_t)copies, sizeof *w);
+            if (!src || !x || !y || !buf || !w) return 1;
+            for (int64_t i = 0; i < rows * cols; i++) src[i] = 0.05f * rnd();
+            for (int64_t i = 0; i < cols; i++) x[i] = rnd();
+            lq_quant_params p = {0};
+            w[0] = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols, .data = buf, .row_bytes = rb};
+            tr->quantize_ref(src, &p, &w[0]);
+            for (int c = 1; c < copies; c++) {
+                memcpy(buf + (size_t)c * bytes, buf, bytes);
+                w[c] = w[0];
+                w[c].data = buf + (size_t)c * bytes;
+            }
+            double best, hot_best;
+            const double fast = run(pool, w, copies, x, y, 0, &best);
+            const double ref = run(pool, w, copies < 8 ? copies : 8, x, y, 1, NULL);
+            /* hot: one thread, one copy, 200 matvecs per pass */
+            double hg[RUNS];
+            for (int r = 0; r < RUNS; r++) {
+                const double t0 = now_s();
+                for (int k = 0; k < 200; k++) tr->matvec(&w[0], x, y, 0, rows);
+                hg[r] = 200.0 * (double)(rows * cols) / (now_s() - t0) * 1e-9;
+            }
+            qsort(hg, RUNS, sizeof hg[0], cmp_d);
+            hot_best = hg[RUNS - 1];
+            printf("%-7s %4lldx%-5lld %6d %8.2f (%5.2f) %8.2f %8.2f %8.2f (%5.2f)\n", names[f], (long long)rows,
+                   (long long)cols, copies, fast, best, ref, fast / bw, hg[RUNS / 2], hot_best);
+            free(src); free(x); free(y); free(buf); free(w);
+        }
+    }
+    lq_pool_free(pool);
+    lq_pool_free(one);
+    return 0;
+}
