@@ -18,6 +18,7 @@
  * dequant: q * d (then + m, rounded separately: no FMA) per element, bit-exact with the ref. */
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kern_internal.h"
 #include "lq_blocks.h"
@@ -25,6 +26,12 @@
 #ifndef BLK_TMPL_HELPERS
 #define BLK_TMPL_HELPERS
 static inline float blk_d(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+/* d and m (the block's first two binary16) widened at once, as d, m, d, m, ... (exact) */
+static inline __m256 blk_dm(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_cvtph_ps(_mm_set1_epi32((int)v));
+}
 
 static inline __m128 blk_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
     const __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);
@@ -49,8 +56,9 @@ static inline void blk_i8x16_to_ps(__m128i v, __m256 *lo, __m256 *hi) {
         BLK_CODES(b, c_);                                                                          \
         const __m256 s_ = _mm256_add_ps(_mm256_fmadd_ps(c_[1], x1, _mm256_mul_ps(c_[0], x0)),      \
                                         _mm256_fmadd_ps(c_[3], x3, _mm256_mul_ps(c_[2], x2)));     \
-        acc = _mm256_fmadd_ps(s_, _mm256_set1_ps(blk_d(b)), acc);                                  \
-        accm = _mm256_fmadd_ps(xs, _mm256_set1_ps(blk_d((b) + 2)), accm);                          \
+        const __m256 dm_ = blk_dm(b); /* d, m, d, m, ... */                                       \
+        acc = _mm256_fmadd_ps(s_, _mm256_moveldup_ps(dm_), acc);                                   \
+        accm = _mm256_fmadd_ps(xs, _mm256_movehdup_ps(dm_), accm);                                 \
     } while (0)
 #else
 #define BLK_ROW(b, acc, accm)                                                                      \
