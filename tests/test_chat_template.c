@@ -20,6 +20,12 @@ static const lq_chat_msg CONV_SYS[] = {
     {"user", "What is the capital of France?"},
 };
 static const lq_chat_msg CONV_SINGLE[] = {{"user", "What is the capital of France?"}};
+/* NBSP, ideographic space, line separator, em space, NEL: whitespace to str.strip() */
+static const lq_chat_msg CONV_UNICODE[] = {
+    {"user", "\u00a0Bonjour\u3000"},
+    {"assistant", "\u2028 Salut !\u00a0\u2003"},
+    {"user", "\u3000Paris ?\xc2\x85"},
+};
 
 typedef struct fixture {
     const char *name, *family, *bos, *eos, *end_of_turn;
@@ -85,10 +91,11 @@ Test(chat_template, renders_like_transformers) {
         checked += check_case(f, t, "sys", CONV_SYS, 4);
         checked += check_case(f, t, "nosys", CONV_SYS + 1, 3);
         checked += check_case(f, t, "single", CONV_SINGLE, 1);
+        checked += check_case(f, t, "unicode", CONV_UNICODE, 3);
         lq_chat_template_free(t);
     }
-    /* every template x 3 conversations, less the two that transformers refuses */
-    cr_expect_eq(checked, 3 * (int)(sizeof FIXTURES / sizeof FIXTURES[0]) - 2, "checked %d", checked);
+    /* every template x 4 conversations, less the two that transformers refuses */
+    cr_expect_eq(checked, 4 * (int)(sizeof FIXTURES / sizeof FIXTURES[0]) - 2, "checked %d", checked);
 }
 
 Test(chat_template, default_system_prompt) {

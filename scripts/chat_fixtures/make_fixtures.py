@@ -30,6 +30,10 @@ CONVERSATIONS = {
     "sys": [SYSTEM] + TURNS,
     "nosys": TURNS,
     "single": [{"role": "user", "content": "What is the capital of France?"}],
+    # Unicode whitespace (NBSP, ideographic space, line separator) that str.strip() removes
+    "unicode": [{"role": "user", "content": "\u00a0Bonjour\u3000"},
+                {"role": "assistant", "content": "\u2028 Salut !\u00a0\u2003"},
+                {"role": "user", "content": "\u3000Paris ?\u0085"}],
 }
 # name -> (bos_token, eos_token) of the model the template comes from
 MODELS = {

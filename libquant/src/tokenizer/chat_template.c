@@ -278,15 +278,47 @@ static void put(sbuf *b, const char *s) {
     if (s) put_n(b, s, strlen(s));
 }
 
-/* Python's str.strip() (Jinja's trim filter) on the ASCII whitespace it strips: space, \t \n
- * \v \f \r and the separators \x1c-\x1f. */
-static bool py_space(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 28 && c <= 31); }
+/* Python's str.strip() (Jinja's trim filter): the characters str.isspace() accepts, ASCII
+ * (space, \t \n \v \f \r, the separators \x1c-\x1f) and Unicode (U+0085, U+00A0, U+1680,
+ * U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), the latter in UTF-8. */
+static bool py_space_cp(uint32_t c) {
+    return c == ' ' || (c >= 9 && c <= 13) || (c >= 28 && c <= 31) || c == 0x85 || c == 0xA0 ||
+           c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202F || c == 0x205F || c == 0x3000;
+}
 
-static void put_trim(sbuf *b, const char *s) {
-    size_t a = 0, e = strlen(s);
-    while (a < e && py_space((unsigned char)s[a])) a++;
-    while (e > a && py_space((unsigned char)s[e - 1])) e--;
-    put_n(b, s + a, e - a);
+/* The code point of the UTF-8 sequence of `n` bytes at p (n from its lead byte), or -1 when the
+ * bytes are not one well-formed sequence of the whitespace lengths (1 to 3 bytes). */
+static int32_t utf8_at(const unsigned char *p, size_t n) {
+    if (n == 1) return p[0] < 0x80 ? p[0] : -1;
+    if (n == 2 && (p[0] & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80)
+        return ((p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+    if (n == 3 && (p[0] & 0xF0) == 0xE0 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
+        return ((p[0] & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+    return -1;
+}
+
+/* Bytes of a whitespace character starting at s[a] (at most `left` bytes), 0 if none. */
+static size_t space_len(const unsigned char *s, size_t left) {
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : 0;
+    if (n == 0 || n > left) return 0;
+    int32_t c = utf8_at(s, n);
+    return c >= 0 && py_space_cp((uint32_t)c) ? n : 0;
+}
+
+/* Bytes of a whitespace character ending just before s[e] (looking back at most e bytes). */
+static size_t space_len_back(const unsigned char *s, size_t e) {
+    for (size_t n = 1; n <= 3 && n <= e; n++)
+        if (space_len(s + e - n, n) == n) return n;
+    return 0;
+}
+
+static void put_trim(sbuf *b, const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t a = 0, e = strlen(str), k;
+    while (a < e && (k = space_len(s + a, e - a)) > 0) a += k;
+    while (e > a && (k = space_len_back(s + a, e - a)) > 0) e -= k;
+    put_n(b, str + a, e - a);
 }
 
 /* Messages after the system one; *sys is its content or NULL. */
