@@ -88,14 +88,42 @@ def theirs(model, prompt, n):
     return seq[len(prompt):], rows
 
 
+# tests/test_moe.c's quant-eval check, mirrored: a character tokenizer (ids 3.. in this order,
+# BOS 1) and three lines scored with quant-eval's --per-line protocol (BOS, then every token after
+# the first scored).
+PPL_CHARS = "abcdefghijklmnopqrstuvwxyz .,ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!?'-"
+PPL_LINES = ["once upon a time there was a little girl.", "she liked to play with her red ball in the park!",
+             "the sun was warm, and the sky was blue."]
+
+
+def ppl_reference(model_dir):
+    """transformers' total NLL and scored tokens of PPL_LINES (test_moe.c's reference numbers)."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    nll, n = 0.0, 0
+    for line in PPL_LINES:
+        ids = [1] + [3 + PPL_CHARS.index(c) for c in line]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+        for t in range(len(ids) - 1):
+            nll -= float(lp[t, ids[t + 1]])
+            n += 1
+    return nll, n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--tol", type=float, default=2e-5)
     ap.add_argument("--fixtures", nargs="+", default=list(MOE),
                     help="fixture names under tests/fixtures/arch (a dense one, e.g. llama2, as a control)")
+    ap.add_argument("--ppl", action="store_true", help="print test_moe.c's quant-eval references and exit")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.ppl:
+        for fix in a.fixtures:
+            nll, n = ppl_reference(os.path.join(ROOT, "tests", "fixtures", "arch", fix))
+            print(f"{fix}: {n} tokens scored, total NLL {nll:.9f}")
+        return 0
     eng = Engine(os.path.join(a.build, "dist", "libquant.so"))
     bad = 0
     print(f"{'fixture':10} {'output':16} {'HF loads':8} {'greedy ids':>10} {'max |d|/max|logit|':>18} "

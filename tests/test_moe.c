@@ -341,3 +341,68 @@ Test(moe, prune_ffn_dense_and_sparse_layers) {
     lq_checkpoint_close(p);
     expect_runs(out);
 }
+
+/* quant-eval's perplexity on the MoE fixtures against transformers: a character tokenizer
+ * (tokenizer.json written here: ids 3.. for PPL_CHARS, BOS 1) and three lines scored per line
+ * (BOS, then every token after the first). Reference: transformers 5.17's total NLL over the same
+ * 128 tokens (scripts/moe_hf_check.py --ppl, which mirrors this text and vocabulary). Both sides
+ * compute in f32 from the same weights; the logits agree to ~1e-6 of their scale (test_arch), so
+ * the sum of 128 log-probabilities agrees to ~1e-5; 1e-7 relative (~7e-5 absolute) is 10x that. */
+#define PPL_CHARS "abcdefghijklmnopqrstuvwxyz .,ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!?'-"
+
+static void write_char_tokenizer(const char *path) {
+    json_t *vocab = json_object(), *added = json_array();
+    const char *special[3] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++) {
+        json_object_set_new(vocab, special[i], json_integer(i));
+        json_array_append_new(added, json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", i, "content", special[i],
+                                               "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1));
+    }
+    for (size_t i = 0; i < strlen(PPL_CHARS); i++) {
+        char c[2] = {PPL_CHARS[i], 0};
+        json_object_set_new(vocab, c, json_integer((json_int_t)i + 3));
+    }
+    json_t *bos = json_pack("{s:{s:s, s:i}}", "SpecialToken", "id", "<s>", "type_id", 0);
+    json_t *seq = json_pack("{s:{s:s, s:i}}", "Sequence", "id", "A", "type_id", 0);
+    json_t *post = json_pack("{s:s, s:[O, O], s:[O, O], s:{s:{s:s, s:[i], s:[s]}}}", "type", "TemplateProcessing",
+                             "single", bos, seq, "pair", bos, seq, "special_tokens", "<s>", "id", "<s>", "ids", 1,
+                             "tokens", "<s>");
+    json_t *model = json_pack("{s:s, s:s, s:b, s:b, s:o, s:[]}", "type", "BPE", "unk_token", "<unk>", "fuse_unk", 0,
+                              "byte_fallback", 0, "vocab", vocab, "merges");
+    json_t *tok = json_pack("{s:s, s:o, s:n, s:n, s:o, s:n, s:o}", "version", "1.0", "added_tokens", added,
+                            "normalizer", "pre_tokenizer", "post_processor", post, "decoder", "model", model);
+    cr_assert_eq(json_dump_file(tok, path, 0), 0);
+    json_decref(bos);
+    json_decref(seq);
+    json_decref(tok);
+}
+
+static void check_ppl(const char *name, double want_nll) {
+    char dir[1024], tok[512], text[512], args[4096];
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", g_root);
+    snprintf(text, sizeof text, "%s/lines.txt", g_root);
+    write_char_tokenizer(tok);
+    FILE *f = fopen(text, "w");
+    cr_assert_not_null(f);
+    fputs("once upon a time there was a little girl.\nshe liked to play with her red ball in the park!\n"
+          "the sun was warm, and the sky was blue.\n", f);
+    cr_assert_eq(fclose(f), 0);
+    snprintf(args, sizeof args, "--model '%s' --tokenizer '%s' --file '%s' --per-line --threads 1 --json",
+             fixture(name, dir, sizeof dir), tok, text);
+    run_tool("quant-eval", args);
+    char out[600];
+    snprintf(out, sizeof out, "%s/stdout.txt", g_root);
+    json_error_t jerr;
+    json_t *j = json_load_file(out, 0, &jerr);
+    cr_assert_not_null(j, "quant-eval --json: %s", jerr.text);
+    cr_assert_eq(json_integer_value(json_object_get(j, "tokens_scored")), 128);
+    double nll = json_number_value(json_object_get(j, "nll_sum"));
+    cr_expect(fabs(nll - want_nll) <= 1e-7 * want_nll, "%s: total NLL %.9f, transformers %.9f", name, nll, want_nll);
+    fprintf(stderr, "test_moe: %s quant-eval total NLL %.9f, transformers %.9f (diff %.2g)\n", name, nll, want_nll,
+            nll - want_nll);
+    json_decref(j);
+}
+
+Test(moe, eval_perplexity_mixtral) { check_ppl("mixtral", 691.142674400); }
+Test(moe, eval_perplexity_qwen2_moe) { check_ppl("qwen2_moe", 660.897482792); }
+Test(moe, eval_perplexity_qwen2_moe_mixed) { check_ppl("qwen2_moe_mixed", 647.456056623); }
