@@ -7,12 +7,15 @@
 #include "kern_internal.h"
 #include "lq_blocks.h"
 
-/* 16 bits (bit j for lane j) -> 16 bytes, 0x10 where the bit is set */
-static inline __m128i q5_high(uint32_t bits) {
-    const __m128i v = _mm_set1_epi16((short)(bits & 0xffffu));
-    const __m128i spread = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
-    const __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(0x10));
+/* the 32 bits of qh (bit j for element j) -> 32 bytes, 0x10 where the bit is set: each qh byte
+ * copied to 8 lanes, AND with the lane's bit, compare. Lanes 0-15 are elements 0-15 (low 128 bits),
+ * 16-31 elements 16-31. */
+static inline __m256i q5_high(uint32_t bits) {
+    const __m256i v = _mm256_set1_epi32((int)bits);
+    const __m256i spread = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                   2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
 static inline void q5_widen(__m128i v, __m256 *c) {
@@ -25,8 +28,9 @@ static inline void q5_codes(const uint8_t *p, int off, __m256 *c) {
     const uint32_t qh = lq_blk_u32(p);
     const __m128i v = _mm_loadu_si128((const __m128i *)(p + 4)), m = _mm_set1_epi8(0x0f);
     const __m128i o = _mm_set1_epi8((char)off);
-    const __m128i lo = _mm_or_si128(_mm_and_si128(v, m), q5_high(qh));
-    const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), m), q5_high(qh >> 16));
+    const __m256i h = q5_high(qh);
+    const __m128i lo = _mm_or_si128(_mm_and_si128(v, m), _mm256_castsi256_si128(h));
+    const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm256_extracti128_si256(h, 1));
     q5_widen(_mm_sub_epi8(lo, o), c);
     q5_widen(_mm_sub_epi8(hi, o), c + 2);
 }
