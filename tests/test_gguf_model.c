@@ -343,3 +343,35 @@ Test(gguf_model, smollm2_q4_1_chat_answer_equals_llama_cpp) {
     lq_tokenizer_free(tok);
     lq_model_free(m);
 }
+
+/* quant-eval and quant-info on TinyStories-656K end to end. Reference: the llama.cpp protocol
+ * (ctx 256: BOS replaces each chunk's first token, the second half scored) run in Python on the
+ * ids of the `tokenizers` library 0.23.3 (the library our tokenizer.json port follows; the text's
+ * U+201C is <unk> there) through transformers 5.17 in float64: 3 chunks, 381 tokens, PPL
+ * 56.249751. (transformers' AutoTokenizer drops that character instead: 886 ids, PPL 57.409.) */
+Test(gguf_model, tinystories_quant_eval_and_info) {
+    char dir[1024], text[1024], tool[1024], cmd[4200];
+    lq_test_shared("models/TinyStories-656K", dir, sizeof dir);
+    lq_test_shared("data/tinystories_sample.txt", text, sizeof text);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --file '%s' --ctx 256 --threads 1 --json 2>/dev/null",
+             lq_test_tool("quant-eval", tool, sizeof tool), dir, text);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    json_error_t jerr;
+    json_t *j = json_loadf(p, 0, &jerr);
+    cr_expect_eq(lq_test_exit_code(pclose(p)), 0, "%s", cmd);
+    cr_assert_not_null(j, "%s: %s", cmd, jerr.text);
+    double ppl = json_number_value(json_object_get(j, "ppl"));
+    cr_expect_eq(json_integer_value(json_object_get(j, "tokens_scored")), 381);
+    cr_expect(fabs(ppl - 56.249751) <= 1e-5 * 56.249751, "PPL %.6f, reference 56.249751", ppl);
+    json_decref(j);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --json 2>/dev/null", lq_test_tool("quant-info", tool, sizeof tool), dir);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    j = json_loadf(p, 0, &jerr);
+    cr_expect_eq(lq_test_exit_code(pclose(p)), 0, "%s", cmd);
+    cr_assert_not_null(j, "%s: %s", cmd, jerr.text);
+    /* SOURCES.md: 656,000 parameters; the alias is one tensor, counted once */
+    cr_expect_eq(json_integer_value(json_object_get(j, "parameters")), 656000);
+    json_decref(j);
+}

@@ -59,7 +59,7 @@ static void usage(FILE *f) {
         "  --inspect PATH    print the dataset summary and record I (--record, default 0), the\n"
         "                    first --positions N positions (default 4; --json: all); of a\n"
         "                    --sequences DIR: its settings and record I\n"
-        "  --model PATH      Hugging Face directory or llama2.c .bin\n"
+        "  --model PATH      Hugging Face directory, GGUF file or llama2.c .bin\n"
         "  --tokenizer FILE  tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
         "  --threads N       worker threads (default: all CPUs)\n"
         "  --json            one JSON object on stdout\n"

@@ -74,7 +74,7 @@ static void usage(FILE *f) {
             "token, and the machine's read bandwidth measured in the same run with the ratio\n"
             "decode achieves (bytes/token x tok/s / bandwidth).\n"
             "\n"
-            "  --model PATH      Hugging Face directory or llama2.c .bin\n"
+            "  --model PATH      Hugging Face directory, GGUF file or llama2.c .bin\n"
             "  --tokenizer FILE  tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
             "  --threads N       worker threads (default: all CPUs)\n"
             "  --device D        cpu (default) or cuda: run --model on the GPU (perplexity, --kld,\n"

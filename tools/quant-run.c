@@ -62,7 +62,7 @@ static void usage(FILE *f) {
             "  beam search           --beams N (N > 1): prints the best hypothesis (or the\n"
             "                        --n-best best) when the search ends\n"
             "\n"
-            "  --model PATH          Hugging Face directory or llama2.c .bin\n"
+            "  --model PATH          Hugging Face directory, GGUF file or llama2.c .bin\n"
             "  --tokenizer FILE      tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
             "  --prompt TEXT         prompt text (may be empty: generation starts from BOS)\n"
             "  --prompt-file F       read the prompt from a file\n"

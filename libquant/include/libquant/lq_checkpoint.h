@@ -124,7 +124,7 @@ typedef enum lq_ckpt_kind {
 
 typedef struct lq_checkpoint lq_checkpoint;
 
-/* Open a checkpoint: a directory (Hugging Face) or a llama2.c .bin file, detected by path.
+/* Open a checkpoint: a directory (Hugging Face), a GGUF file (by its magic) or a llama2.c .bin.
  * Validates the config and each tensor against its file; whether the tensor set is a model the
  * engine runs is checked by lq_model_load (the architecture descriptor), so tools that only
  * rewrite Linear layers work on any architecture. A checkpoint without an lm_head tensor is
