@@ -2,9 +2,9 @@
  *
  * SmolLM2-135M-Instruct (GGUF, shared): greedy ChatML "What is the capital of France?" answers
  * "The capital of France is Paris." (SOURCES.md: a float64 forward pass of the dequantized
- * weights on the same prompt ids). Runs once this build's lq_model_load opens the GGUF; until
- * then it skips naming the loader's error. The interactive path (stdin turns, history) runs on
- * stories260K converted to an HF directory with a template given by --chat-template.
+ * weights on the same prompt ids), the model read natively from its GGUF (template, tokenizer,
+ * Q4_1/Q8_0 weights). The interactive path (stdin turns, history) runs on stories260K converted
+ * to an HF directory with a template given by --chat-template.
  */
 #include <criterion/criterion.h>
 
@@ -23,10 +23,6 @@ Test(chat_run, smollm2_answers_paris) {
     lq_test_shared("models/SmolLM2-135M-Instruct-Q4_1/SmolLM2-135M-Instruct.Q4_1.gguf", gguf,
                    sizeof gguf);
     if (!lq_test_exists(gguf)) cr_skip_test("%s is absent", gguf);
-    lq_model *m = NULL;
-    if (lq_model_load(gguf, &m) != LQ_OK)
-        cr_skip_test("this build cannot load the GGUF model yet: %s", lq_last_error());
-    lq_model_free(m);
 #define OUT_DIR "/tmp/lq_test_chat_run_paris"
     fresh_dir(OUT_DIR);
     char args[2048], err[4096];
