@@ -258,6 +258,9 @@ static inline void kq_q6_scales(const lq_block_q6_K *b, float f, float ds[16]) {
 
 static float kq_q6k_row(const kq_consts *k, const void *row, int64_t nb, const kq_job *j) {
     const lq_block_q6_K *b = row;
+    /* lane pairs [s_2v x4, s_2v+1 x4] of a half's 8 scales: one vpermps each */
+    const __m256i p0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), p1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i p2 = _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), p3 = _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7);
     __m256 t0 = _mm256_setzero_ps(), t1 = t0;
     for (int64_t i = 0; i < nb; i++, b++) {
         _Alignas(32) float ds[16];
@@ -266,11 +269,12 @@ static float kq_q6k_row(const kq_consts *k, const void *row, int64_t nb, const k
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
             kq_q6_codes(b, h, q);
+            const __m256 s = _mm256_load_ps(ds + 8 * h);
             /* vector v covers weights 128h + 32v .. +31: sub-blocks 8h + 2v, 8h + 2v + 1 */
-            t0 = _mm256_fmadd_ps(kq_dot32(k, q[0], xp + 128 * h), kq_pair(ds[8 * h], ds[8 * h + 1]), t0);
-            t1 = _mm256_fmadd_ps(kq_dot32(k, q[1], xp + 128 * h + 32), kq_pair(ds[8 * h + 2], ds[8 * h + 3]), t1);
-            t0 = _mm256_fmadd_ps(kq_dot32(k, q[2], xp + 128 * h + 64), kq_pair(ds[8 * h + 4], ds[8 * h + 5]), t0);
-            t1 = _mm256_fmadd_ps(kq_dot32(k, q[3], xp + 128 * h + 96), kq_pair(ds[8 * h + 6], ds[8 * h + 7]), t1);
+            t0 = _mm256_fmadd_ps(kq_dot32(k, q[0], xp + 128 * h), _mm256_permutevar8x32_ps(s, p0), t0);
+            t1 = _mm256_fmadd_ps(kq_dot32(k, q[1], xp + 128 * h + 32), _mm256_permutevar8x32_ps(s, p1), t1);
+            t0 = _mm256_fmadd_ps(kq_dot32(k, q[2], xp + 128 * h + 64), _mm256_permutevar8x32_ps(s, p2), t0);
+            t1 = _mm256_fmadd_ps(kq_dot32(k, q[3], xp + 128 * h + 96), _mm256_permutevar8x32_ps(s, p3), t1);
         }
     }
     return kq_hsum(_mm256_add_ps(t0, t1));
