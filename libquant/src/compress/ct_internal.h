@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "libquant/lq_checkpoint.h"
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_targets.h"
 
@@ -51,5 +52,7 @@ lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const char *module);
  * the page cache and fault back in if read again): a streaming pass over a mapped model keeps
  * its RSS at what it holds, not the whole file. */
 void lq_release_range(const void *p, size_t n);
+/* lq_release_range over every tensor of c (after a pass that read them all, e.g. the NaN check). */
+void lq_release_checkpoint(const lq_checkpoint *c);
 
 #endif

@@ -394,6 +394,8 @@ lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq
                        "quant-convert first", model_path);
     run r = {.o = opts, .pool = opts->ptq.pool};
     lq_status st = lq_model_load(model_path, &r.m);
+    /* loading checked every weight for NaN: release those pages, layers fault theirs back in turn */
+    if (st == LQ_OK) lq_release_checkpoint(lq_model_checkpoint(r.m));
     if (st == LQ_OK) st = calibrate(&r, model_path, &sum);
     lq_model_free(r.m); /* the codes stay in r.lin; the writer maps the input again */
     if (st == LQ_OK) {

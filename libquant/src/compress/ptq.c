@@ -67,6 +67,13 @@ void lq_release_range(const void *p, size_t n) {
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void lq_release_checkpoint(const lq_checkpoint *c) {
+    for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        lq_release_range(t->data, t->nbytes);
+    }
+}
+
 #define COPY_CHUNK ((size_t)16 << 20)
 
 /* A tensor kept as is: streamed in chunks, each released once written, so even a 500 MB
@@ -531,6 +538,8 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
                       ? lq_fail(LQ_ERR_UNSUPPORTED, "%s: a llama2.c checkpoint; convert it to a Hugging Face "
                                 "directory with quant-convert first", model_path)
                       : lq_check_float_input(c, "quantize");
+    /* the finiteness check read every page: give them back, the stream reads one tensor at a time */
+    lq_release_checkpoint(c);
     int64_t n_in = lq_checkpoint_count(c), n = n_in;
     plan_item *items = calloc((size_t)n + 1, sizeof *items); /* + 1: a tied model's own lm_head */
     lq_st_writer *wr = NULL;
