@@ -15,9 +15,9 @@
 #          shared Q4_1, F32, Q8_0, Q4_0, Q4_K_M and Gemma-3-270M Q4_K_M -> $OUT/ppl-<name>.log
 #   kld    --kl-divergence-base of F32 ($OUT/smollm2-f32.kld), then --kl-divergence of Q8_0,
 #          Q4_0, Q4_K_M against it -> $OUT/kld-<name>.log
-#   bench  llama-bench -t $T -p 512 -n 128 -r 3 on Q4_1 (shared), F32, Q8_0, Q4_0, Q4_K_M, Gemma
+#   bench  llama-bench -t $T -p 512 -n 128 -r $R (default 3) on Q4_1 (shared), F32, Q8_0, Q4_0, Q4_K_M, Gemma
 #          -> $OUT/bench.md (machine load from uptime before and after)
-# Env: LQ_SHARED (default ../shared), T (threads, default 2), TYPES (default below), GEMMA (path of
+# Env: LQ_SHARED (default ../shared), T (threads, default 2), R (llama-bench repetitions, default 3), TYPES (default below), GEMMA (path of
 # the Gemma-3-270M GGUF; default: scripts/fetch_gemma3.sh's cached file, fetched if absent).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +25,7 @@ bin=${LLAMA_CPP_BIN:?set LLAMA_CPP_BIN to the llama.cpp build/bin folder}
 out=${OUT:-out/llamacpp_refs}
 shared=${LQ_SHARED:-../shared}
 t=${T:-2}
+r=${R:-3}
 types=${TYPES:-Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q4_K_S Q5_K_M Q3_K_M Q2_K Q6_K IQ4_NL}
 src=$shared/models/SmolLM2-135M-Instruct-Q4_1/SmolLM2-135M-Instruct.Q4_1.gguf
 wiki=$shared/data/wikitext-2-raw-v1.test.hfjoin.txt
@@ -93,7 +94,7 @@ step_bench() {
   local args=() nm
   for nm in $(ppl_models); do args+=(-m "${nm#*=}"); done
   { echo "load before: $(uptime)"
-    run "$bin/llama-bench" -t "$t" -p 512 -n 128 -r 3 -o md "${args[@]}"
+    run "$bin/llama-bench" -t "$t" -p 512 -n 128 -r "$r" -o md "${args[@]}"
     echo "load after: $(uptime)"; } > "$out/bench.md" 2> "$out/bench.log"
   cat "$out/bench.md"
 }
