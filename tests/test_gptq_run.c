@@ -203,3 +203,29 @@ Test(gptq_run, asym_actorder_and_w8a16, .timeout = 600) {
     cr_expect_lt(pa, pr, "asym PPL GPTQ %.4f vs RTN %.4f (f32 %.4f)", pa, pr, pf);
     cr_expect_lt(fabs(p8 / pf - 1.0), 0.01, "W8A16 GPTQ PPL %.4f vs f32 %.4f", p8, pf);
 }
+
+/* quant-ptq's GPTQ options: refused where they do not apply, with one line and exit 2. */
+Test(gptq_run, cli_refusals) {
+    char err[1024], *args = malloc(2048); /* heap: its size is not the compiler's to bound */
+    static const struct { const char *extra, *want; } cases[] = {
+        {"--method gptq", "needs calibration text"},
+        {"--calib-samples 8", "go with --method gptq"},
+        {"--method gptq --calib C --clip-search", "--clip-search is RTN's"},
+        {"--method sgd", "--method must be rtn or gptq"},
+        {"--method gptq --calib C --actorder group", "--actorder must be none, weight or static"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char extra[512];
+        snprintf(extra, sizeof extra, "%s", cases[i].extra);
+        char *c = strstr(extra, " C");
+        if (c && (c[2] == ' ' || c[2] == 0)) { /* the calibration file's path for "C" */
+            char tail[256];
+            snprintf(tail, sizeof tail, "%s", c + 2);
+            snprintf(c, sizeof extra - (size_t)(c - extra), " '%s'%s", g_calib, tail);
+        }
+        snprintf(args, 2048, "--model '%s' --scheme W4A16 --out '%s/cli' %s", g_fp32, g_root, extra);
+        cr_expect_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 2, "%s", args);
+        cr_expect(strstr(err, cases[i].want) != NULL, "%s: %s", args, err);
+    }
+    free(args);
+}
