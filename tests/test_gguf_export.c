@@ -204,3 +204,63 @@ Test(gguf_export, refusals) {
     cr_assert_not(lq_test_exists(out));
     cr_assert_not(lq_test_leftovers(out));
 }
+
+/* GGUF -> HF (quant-convert --model FILE.gguf): llama2.c -> GGUF -> HF gives the very tensors of
+ * the direct llama2.c -> HF conversion (the two q/k permutations cancel, f32 throughout). */
+Test(gguf_export, llama2c_gguf_hf_round_trip) {
+    char bin[1024], tok[1024], gg[512], hf[512], direct[512], cmd[4096], args[2048], err[512];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_test_shared("models/stories260K/tok512.bin", tok, sizeof tok);
+    snprintf(gg, sizeof gg, "%s/s260.gguf", g_dir);
+    snprintf(hf, sizeof hf, "%s/s260-back", g_dir);
+    snprintf(direct, sizeof direct, "%s/s260-direct", g_dir);
+    lq_gguf_close(export_open(bin, tok, "F32", gg));
+    snprintf(args, sizeof args, "--model '%s' --out '%s'", gg, hf);
+    cr_assert_eq(lq_test_run_tool("quant-convert", args, g_dir, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lq_test_convert_stories260k(direct, cmd, sizeof cmd), 0, "%s", cmd);
+    lq_checkpoint *a, *b;
+    cr_assert_eq(lq_checkpoint_open(hf, &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_checkpoint_open(direct, &b), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_checkpoint_config(a)->rope_interleaved, false);
+    int64_t n = 0;
+    for (int64_t i = 0; i < lq_checkpoint_count(b); i++) {
+        const lq_tensor *tb = lq_checkpoint_get(b, i), *ta = lq_checkpoint_find(a, tb->name);
+        if (!ta && strcmp(tb->name, "lm_head.weight") == 0) continue; /* tied: the embedding */
+        cr_assert(ta, "%s missing after the round trip", tb->name);
+        cr_assert(ta->dtype == LQ_DTYPE_F32 && ta->nbytes == tb->nbytes, "%s", tb->name);
+        cr_assert(memcmp(ta->data, tb->data, tb->nbytes) == 0, "%s differs", tb->name);
+        n++;
+    }
+    cr_assert_eq(n, 2 + 5 * 9);
+    lq_checkpoint_close(a);
+    lq_checkpoint_close(b);
+}
+
+/* A transformers directory -> GGUF F16 -> HF f16: every value is the f16 of the original. */
+Test(gguf_export, hf_gguf_f16_hf_round_trip) {
+    char dir[1024], gg[512], hf[512], args[2048], err[512];
+    lq_test_shared("models/TinyStories-656K", dir, sizeof dir);
+    snprintf(gg, sizeof gg, "%s/ts16.gguf", g_dir);
+    snprintf(hf, sizeof hf, "%s/ts16-back", g_dir);
+    lq_gguf_close(export_open(dir, NULL, "F16", gg));
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --dtype f16", gg, hf);
+    cr_assert_eq(lq_test_run_tool("quant-convert", args, g_dir, err, sizeof err), 0, "%s", err);
+    lq_checkpoint *a, *o;
+    cr_assert_eq(lq_checkpoint_open(hf, &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_checkpoint_open(dir, &o), LQ_OK, "%s", lq_last_error());
+    for (int64_t i = 0; i < lq_checkpoint_count(o); i++) {
+        const lq_tensor *to = lq_checkpoint_get(o, i), *ta = lq_checkpoint_find(a, to->name);
+        if (!ta && strcmp(to->name, "lm_head.weight") == 0) ta = lq_checkpoint_find(a, "model.embed_tokens.weight");
+        cr_assert(ta && ta->dtype == LQ_DTYPE_F16, "%s", to->name);
+        int64_t n = lq_tensor_numel(to);
+        cr_assert_eq(lq_tensor_numel(ta), n, "%s", to->name);
+        const uint16_t *h = ta->data;
+        for (int64_t k = 0; k < n; k++) {
+            uint16_t got;
+            memcpy(&got, h + k, 2);
+            cr_assert_eq(got, lq_f32_to_f16(lq_tensor_get_f32(to, k)), "%s[%lld]", to->name, (long long)k);
+        }
+    }
+    lq_checkpoint_close(a);
+    lq_checkpoint_close(o);
+}
