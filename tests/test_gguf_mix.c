@@ -57,6 +57,10 @@ static void expect_plan(const char *file) {
  * Q6_K -> Q8_0, ffn_down (2048 columns) Q6_K on use_more_bits layers, n_gqa 4. */
 Test(gguf_mix, gemma3_270m_q4_k_m) { expect_plan("gemma3_270m_q4_k_m.txt"); }
 
+/* SmolLM2-135M Q4_K_M by llama-quantize (llama.cpp 0c1e57098) from our f32 GGUF
+ * (scripts/gguf_bitexact.sh): llama, n_gqa 3, tied head, 576-column tensors falling back. */
+Test(gguf_mix, smollm2_135m_q4_k_m) { expect_plan("smollm2_135m_q4_k_m.txt"); }
+
 Test(gguf_mix, names_and_refusals) {
     cr_assert_eq(lq_ggml_type_parse("Q4_k"), LQ_GGML_Q4_K);
     cr_assert_str_eq(lq_ggml_type_name(LQ_GGML_IQ4_XS), "iq4_xs");
