@@ -172,6 +172,12 @@ int main(int argc, char **argv) {
                                                               : "--llama2c expects a .bin file"));
     }
     lq_config cfg = *lq_checkpoint_config(c);
+    if (cfg.norm_offset_folded) { /* GGUF Gemma: norms hold 1 + w; HF stores w (not converted yet) */
+        lq_checkpoint_close(c);
+        return tool_fail_at("cannot convert", in, lq_fail(LQ_ERR_UNSUPPORTED, "%s: %s stores its norms with "
+                            "the offset folded in (1 + w); writing it as an HF directory is not supported",
+                            in, cfg.arch));
+    }
     lq_tokenizer *t;
     s = model ? lq_tokenizer_load_for_model(in, tok, cfg.vocab_size, &t) : lq_tokenizer_load_llama2c(tok, cfg.vocab_size, &t);
     if (s != LQ_OK) {
