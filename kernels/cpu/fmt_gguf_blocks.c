@@ -5,6 +5,8 @@
  *
  * matvec spec: the f32 values the codec decodes (ggml's dequantize_row_* exactly) times x,
  * summed in double: the product the prefill path (dequantize, then sgemm) also computes. */
+#include <math.h>
+
 #include "kern_internal.h"
 #include "lq_blocks.h"
 
@@ -39,5 +41,43 @@ void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, lq_weight *dst
         uint8_t *b = (uint8_t *)dst->data + (size_t)r * dst->row_bytes;
         const float *x = src + (size_t)r * (size_t)dst->cols;
         for (int64_t i = 0; i < nb; i++) k->encode(x + i * LQ_QK, b + i * k->bytes);
+    }
+}
+
+void lq_blk_codes_absmax(const float *x, int half, uint8_t *hdr, uint8_t *u) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < LQ_QK; j++) {
+        const float a = fabsf(x[j]);
+        if (amax < a) { /* strict: the first of equal magnitudes wins */
+            amax = a;
+            max = x[j];
+        }
+    }
+    const float d = max / -(float)half;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float off = (float)half + 0.5f; /* 8.5 or 16.5, exact */
+    const int top = 2 * half - 1;
+    lq_blk_put_f16(hdr, d);
+    for (int j = 0; j < LQ_QK; j++) {
+        const float s = x[j] * id; /* its own statement: no fused multiply-add, as in ggml */
+        const int q = lq_ggml_ftoi8(s + off);
+        u[j] = (uint8_t)(q < top ? q : top);
+    }
+}
+
+void lq_blk_codes_minmax(const float *x, int qmax, uint8_t *hdr, uint8_t *u) {
+    float min = 3.402823466e38f, max = -3.402823466e38f; /* FLT_MAX */
+    for (int j = 0; j < LQ_QK; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / (float)qmax;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    lq_blk_put_f16(hdr, d);
+    lq_blk_put_f16(hdr + 2, min);
+    for (int j = 0; j < LQ_QK; j++) {
+        const float s = (x[j] - min) * id;
+        const int q = lq_ggml_ftoi8(s + 0.5f);
+        u[j] = (uint8_t)(q < qmax ? q : qmax);
     }
 }

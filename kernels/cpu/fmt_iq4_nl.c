@@ -86,9 +86,7 @@ static float iq4_nl_scale(const float *x) {
 
 static void iq4_nl_encode(const float *x, uint8_t *b) {
     const float d = iq4_nl_scale(x);
-    const lq_f16 h = lq_f32_to_f16(d);
-    b[0] = (uint8_t)(h & 0xff);
-    b[1] = (uint8_t)(h >> 8);
+    lq_blk_put_f16(b, d);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     uint8_t u[LQ_QK];
     for (int j = 0; j < LQ_QK; j++) u[j] = (uint8_t)nearest_index(id * x[j]);

@@ -7,16 +7,8 @@
  * d is 0), u = min(15, (int8)(x * id + 8.5)) (truncation: round half up of x * id + 8), so m
  * itself maps to u = 0 exactly.
  * Q4_1 quantize: d = (max - min) / 15, u = min(15, (int8)((x - min) * id + 0.5)); m = min. */
-#include <math.h>
-
 #include "kern_internal.h"
 #include "lq_blocks.h"
-
-static void put_f16(uint8_t *b, float v) {
-    const lq_f16 h = lq_f32_to_f16(v);
-    b[0] = (uint8_t)(h & 0xff);
-    b[1] = (uint8_t)(h >> 8);
-}
 
 /* 32 codes (each < 16) into 16 bytes, element j low and j + 16 high. */
 static void pack_nibbles(const uint8_t *u, uint8_t *qs) {
@@ -32,23 +24,8 @@ static void q4_0_decode(const uint8_t *b, float *out) {
 }
 
 static void q4_0_encode(const float *x, uint8_t *b) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < LQ_QK; j++) {
-        const float a = fabsf(x[j]);
-        if (amax < a) { /* strict: the first of equal magnitudes wins */
-            amax = a;
-            max = x[j];
-        }
-    }
-    const float d = max / -8.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(b, d);
     uint8_t u[LQ_QK];
-    for (int j = 0; j < LQ_QK; j++) {
-        const float s = x[j] * id; /* its own statement: no fused multiply-add, as in ggml */
-        const int q = lq_ggml_ftoi8(s + 8.5f);
-        u[j] = (uint8_t)(q < 15 ? q : 15);
-    }
+    lq_blk_codes_absmax(x, 8, b, u);
     pack_nibbles(u, b + 2);
 }
 
@@ -62,21 +39,8 @@ static void q4_1_decode(const uint8_t *b, float *out) {
 }
 
 static void q4_1_encode(const float *x, uint8_t *b) {
-    float min = 3.402823466e38f, max = -3.402823466e38f; /* FLT_MAX */
-    for (int j = 0; j < LQ_QK; j++) {
-        if (x[j] < min) min = x[j];
-        if (x[j] > max) max = x[j];
-    }
-    const float d = (max - min) / 15.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(b, d);
-    put_f16(b + 2, min);
     uint8_t u[LQ_QK];
-    for (int j = 0; j < LQ_QK; j++) {
-        const float s = (x[j] - min) * id;
-        const int q = lq_ggml_ftoi8(s + 0.5f);
-        u[j] = (uint8_t)(q < 15 ? q : 15);
-    }
+    lq_blk_codes_minmax(x, 15, b, u);
     pack_nibbles(u, b + 4);
 }
 

@@ -6,16 +6,8 @@
  *
  * Q5_0 quantize: m = the first element of largest |x|, d = m / -16, u = min(31, (int8)(x * id +
  * 16.5)). Q5_1: d = (max - min) / 31, u = min(31, (int8)((x - min) * id + 0.5)), m = min. */
-#include <math.h>
-
 #include "kern_internal.h"
 #include "lq_blocks.h"
-
-static void put_f16(uint8_t *b, float v) {
-    const lq_f16 h = lq_f32_to_f16(v);
-    b[0] = (uint8_t)(h & 0xff);
-    b[1] = (uint8_t)(h >> 8);
-}
 
 /* code j of a block whose qh word starts at p (qs follows qh) */
 static void q5_codes(const uint8_t *p, int *u) {
@@ -45,22 +37,8 @@ static void q5_0_decode(const uint8_t *b, float *out) {
 }
 
 static void q5_0_encode(const float *x, uint8_t *b) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < LQ_QK; j++) {
-        if (amax < fabsf(x[j])) { /* strict: the first of equal magnitudes wins */
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    }
-    const float d = max / -16.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(b, d);
     uint8_t u[LQ_QK];
-    for (int j = 0; j < LQ_QK; j++) {
-        const float s = x[j] * id; /* its own statement: no fused multiply-add, as in ggml */
-        const int q = lq_ggml_ftoi8(s + 16.5f);
-        u[j] = (uint8_t)(q < 31 ? q : 31);
-    }
+    lq_blk_codes_absmax(x, 16, b, u);
     q5_pack(u, b + 2);
 }
 
@@ -75,21 +53,8 @@ static void q5_1_decode(const uint8_t *b, float *out) {
 }
 
 static void q5_1_encode(const float *x, uint8_t *b) {
-    float min = 3.402823466e38f, max = -3.402823466e38f; /* FLT_MAX */
-    for (int j = 0; j < LQ_QK; j++) {
-        if (x[j] < min) min = x[j];
-        if (x[j] > max) max = x[j];
-    }
-    const float d = (max - min) / 31.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(b, d);
-    put_f16(b + 2, min);
     uint8_t u[LQ_QK];
-    for (int j = 0; j < LQ_QK; j++) {
-        const float s = (x[j] - min) * id;
-        const int q = lq_ggml_ftoi8(s + 0.5f);
-        u[j] = (uint8_t)(q < 31 ? q : 31);
-    }
+    lq_blk_codes_minmax(x, 31, b, u);
     q5_pack(u, b + 4);
 }
 

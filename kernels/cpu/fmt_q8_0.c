@@ -23,9 +23,7 @@ static void q8_0_encode(const float *x, uint8_t *b) {
     }
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const lq_f16 h = lq_f32_to_f16(d);
-    b[0] = (uint8_t)(h & 0xff);
-    b[1] = (uint8_t)(h >> 8);
+    lq_blk_put_f16(b, d);
     for (int j = 0; j < LQ_QK; j++) b[2 + j] = (uint8_t)lq_ggml_ftoi8(roundf(x[j] * id));
 }
 

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "lq_blocks.h"
 #include "lq_format.h"
 
 /* ---- bandwidth probe ---- */
@@ -78,6 +79,21 @@ static inline int32_t lq_ggml_ftoi(float v) {
 static inline int lq_ggml_ftoi8(float v) {
     const uint8_t b = (uint8_t)((uint32_t)lq_ggml_ftoi(v) & 0xffu);
     return b < 128 ? (int)b : (int)b - 256;
+}
+
+/* The two code rules of the legacy integer blocks, shared by Q4 and Q5 (fmt_gguf_blocks.c):
+ * ggml's quantize_row_q{4,5}_0_ref: d = m / -half (m the first element of largest |x|, sign
+ *   kept), u = min(2 half - 1, (int8)(x * id + half + 0.5)); d is stored as binary16 at hdr;
+ * ggml's quantize_row_q{4,5}_1_ref: d = (max - min) / qmax, u = min(qmax, (int8)((x - min) * id
+ *   + 0.5)); d and min as binary16 at hdr and hdr + 2.
+ * u gets the 32 unpacked codes; each format packs them its own way. */
+void lq_blk_codes_absmax(const float *x, int half, uint8_t *hdr, uint8_t *u);
+void lq_blk_codes_minmax(const float *x, int qmax, uint8_t *hdr, uint8_t *u);
+/* binary16 of v, little-endian at b (a block's scale or minimum) */
+static inline void lq_blk_put_f16(uint8_t *b, float v) {
+    const lq_f16 h = lq_f32_to_f16(v);
+    b[0] = (uint8_t)(h & 0xff);
+    b[1] = (uint8_t)(h >> 8);
 }
 
 #define LQ_BLK_FMT_DECL(n)                                                                        \
