@@ -41,6 +41,10 @@ typedef enum lq_gguf_type {
     LQ_GGUF_TYPE_COUNT
 } lq_gguf_type;
 
+/* Bytes of one value of a fixed-size type (1, 2, 4 or 8); 0 for STRING, ARRAY and unknown types.
+ * The reader and the writer (lq_gguf_write.h) size values with it. */
+size_t lq_gguf_scalar_size(lq_gguf_type t);
+
 /* A string view into the mapping: `len` bytes at `data`, not NUL-terminated. */
 typedef struct lq_gguf_str {
     const char *data;

@@ -72,7 +72,7 @@ static bool cur_str(cursor *c, uint64_t *at, uint64_t *len) {
     return true;
 }
 
-static size_t scalar_size(lq_gguf_type t) {
+size_t lq_gguf_scalar_size(lq_gguf_type t) {
     switch (t) {
     case LQ_GGUF_TYPE_UINT8: case LQ_GGUF_TYPE_INT8: case LQ_GGUF_TYPE_BOOL: return 1;
     case LQ_GGUF_TYPE_UINT16: case LQ_GGUF_TYPE_INT16: return 2;
@@ -152,7 +152,7 @@ static lq_status parse_value(lq_gguf *g, cursor *c, gguf_kv *kv) {
         return LQ_OK;
     }
     if (type != LQ_GGUF_TYPE_ARRAY) {
-        if (!cur_take(c, scalar_size(kv->type), &kv->off))
+        if (!cur_take(c, lq_gguf_scalar_size(kv->type), &kv->off))
             return lq_fail(LQ_ERR_FORMAT, "%s: key '%s': value past the end of the file", path, kv->key);
         return LQ_OK;
     }
@@ -180,7 +180,7 @@ static lq_status parse_value(lq_gguf *g, cursor *c, gguf_kv *kv) {
                                kv->key, (unsigned long long)i);
         }
     } else {
-        uint64_t es = scalar_size(kv->elem);
+        uint64_t es = lq_gguf_scalar_size(kv->elem);
         if (n > left / es)
             return lq_fail(LQ_ERR_FORMAT, "%s: key '%s': array of %llu elements past the end of the file",
                            path, kv->key, (unsigned long long)n);
@@ -411,7 +411,7 @@ static lq_status find_typed(const lq_gguf *g, const char *key, const gguf_kv **o
 }
 
 static bool is_numeric(lq_gguf_type t) {
-    return scalar_size(t) > 0 && t != LQ_GGUF_TYPE_BOOL;
+    return lq_gguf_scalar_size(t) > 0 && t != LQ_GGUF_TYPE_BOOL;
 }
 
 lq_status lq_gguf_get_i64(const lq_gguf *g, const char *key, int64_t *out) {
@@ -486,7 +486,7 @@ static lq_status arr_num(const lq_gguf *g, const char *key, int64_t i, int64_t *
         return lq_fail(LQ_ERR_FORMAT, "%s: key '%s' is not a numeric array", g->path, key);
     if (i < 0 || i >= kv->n)
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: key '%s': index %lld out of range", g->path, key, (long long)i);
-    read_num(kv->elem, g->data + kv->off + (uint64_t)i * scalar_size(kv->elem), iv, dv, is_int);
+    read_num(kv->elem, g->data + kv->off + (uint64_t)i * lq_gguf_scalar_size(kv->elem), iv, dv, is_int);
     return LQ_OK;
 }
 

@@ -70,15 +70,6 @@ static void buf_str(buf *b, const char *s, size_t n) {
     buf_put(b, s, n);
 }
 
-static size_t scalar_size(lq_gguf_type t) {
-    switch (t) {
-    case LQ_GGUF_TYPE_UINT8: case LQ_GGUF_TYPE_INT8: case LQ_GGUF_TYPE_BOOL: return 1;
-    case LQ_GGUF_TYPE_UINT16: case LQ_GGUF_TYPE_INT16: return 2;
-    case LQ_GGUF_TYPE_UINT32: case LQ_GGUF_TYPE_INT32: case LQ_GGUF_TYPE_FLOAT32: return 4;
-    case LQ_GGUF_TYPE_UINT64: case LQ_GGUF_TYPE_INT64: case LQ_GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
-    }
-}
 
 /* ---- create / abort -------------------------------------------------------------------------- */
 
@@ -166,7 +157,7 @@ lq_status lq_gguf_writer_kv(lq_gguf_writer *w, const char *key, lq_gguf_type typ
         const char *s = value;
         buf_str(&b, s, strlen(s));
     } else {
-        size_t n = scalar_size(type);
+        size_t n = lq_gguf_scalar_size(type);
         if (n == 0) return lq_fail(LQ_ERR_INVALID_ARG, "%s: key '%s': type %d is not a scalar", w->path, key, (int)type);
         uint8_t one;
         if (type == LQ_GGUF_TYPE_BOOL) { /* GGUF bools are one byte, 0 or 1 */
@@ -213,7 +204,7 @@ lq_status lq_gguf_writer_kv_strn(lq_gguf_writer *w, const char *key, const char 
 
 lq_status lq_gguf_writer_kv_arr(lq_gguf_writer *w, const char *key, lq_gguf_type elem_type,
                                 const void *data, int64_t n) {
-    size_t es = scalar_size(elem_type);
+    size_t es = lq_gguf_scalar_size(elem_type);
     if (es == 0 || n < 0)
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: key '%s': bad array element type or count", w->path, key);
     buf b = {0};
@@ -258,12 +249,12 @@ lq_status lq_gguf_writer_kv_copy(lq_gguf_writer *w, const lq_gguf *src, int64_t 
                 buf_str(&b, s.data, (size_t)s.len);
             }
         } else if (n) {
-            buf_put(&b, lq_gguf_arr_data(src, key), (size_t)n * scalar_size(elem));
+            buf_put(&b, lq_gguf_arr_data(src, key), (size_t)n * lq_gguf_scalar_size(elem));
         }
     } else {
         /* Scalars through the reader's getters, stored back in the pair's own type (a u64 above
          * INT64_MAX is refused by the getter: no such key exists in llama.cpp's files). */
-        size_t es = scalar_size(t);
+        size_t es = lq_gguf_scalar_size(t);
         if (es == 0) return lq_fail(LQ_ERR_FORMAT, "%s: key '%s': unknown type %d", lq_gguf_path(src), key, (int)t);
         uint8_t v[8] = {0};
         if (t == LQ_GGUF_TYPE_FLOAT32 || t == LQ_GGUF_TYPE_FLOAT64) {
