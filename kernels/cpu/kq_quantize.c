@@ -108,14 +108,22 @@ static float kq_qkx2(int n, int nmax, const float *x, const float *weights, uint
     return scale;
 }
 
+/* The first element of largest magnitude, sign kept; *amax gets its magnitude (0 for n = 0). */
+static float kq_signed_max(int n, const float *x, float *amax) {
+    float max = 0, a = 0;
+    for (int i = 0; i < n; ++i) {
+        const float ax = fabsf(x[i]);
+        if (ax > a) { a = ax; max = x[i]; }
+    }
+    *amax = a;
+    return max;
+}
+
 /* Symmetric codes L + nmax in [0, 2 nmax) weighted by x^2, searching 18 inverse scales around
  * -nmax / max (ggml make_qx_quants with rmse_type 1 and no quant weights, Q6_K's only use). */
 static float kq_qx(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
+    float amax;
+    const float max = kq_signed_max(n, x, &amax);
     if (amax < KQ_GROUP_MAX_EPS) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;
@@ -158,11 +166,8 @@ static float kq_qx(int n, int nmax, const float *x, int8_t *L) {
 /* Symmetric codes L + nmax, then up to 5 passes moving single codes while the x^2-weighted fit
  * improves (ggml make_q3_quants with do_rmse, Q3_K's use). */
 static float kq_q3(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
+    float amax;
+    const float max = kq_signed_max(n, x, &amax);
     if (amax < KQ_GROUP_MAX_EPS) {
         for (int i = 0; i < n; ++i) L[i] = 0;
         return 0.f;
