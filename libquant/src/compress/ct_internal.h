@@ -46,7 +46,8 @@ lq_status lq_ct_plan_lookup(const lq_ct_plan *p, const char *path, const char *m
 
 /* The scheme the ptq plan gives a Linear module (ignore list, then overrides; ptq.c), so a
  * calibration driver quantizes exactly the modules lq_ptq_quantize will write. */
-lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const char *module);
+struct lq_arch;
+lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const struct lq_arch *arch, const char *module);
 
 /* Drop the whole pages of [p, p + n) of a read-only mapping from the resident set (they stay in
  * the page cache and fault back in if read again): a streaming pass over a mapped model keeps

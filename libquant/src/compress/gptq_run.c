@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arch.h"
 #include "ct_internal.h"
 #include "libquant/lq_model.h"
 
@@ -189,10 +190,10 @@ static lq_status output_errors(const float *W, const int8_t *codes, const float 
 }
 
 /* Per-module parameters the ptq plan would use; *skip when GPTQ leaves the module to the plan. */
-static lq_status module_params(const lq_gptq_opts *o, const char *name, const lq_weight *w, lq_gptq_params *gp,
+static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const char *name, const lq_weight *w, lq_gptq_params *gp,
                                lq_wfmt *fmt, bool *skip) {
     *skip = false;
-    lq_ptq_scheme sch = lq_ptq_module_scheme(&o->ptq, name);
+    lq_ptq_scheme sch = lq_ptq_module_scheme(&o->ptq, arch, name);
     if (sch == LQ_PTQ_NONE) {
         *skip = true;
         return LQ_OK;
@@ -231,7 +232,7 @@ static lq_status quantize_one(run *r, glin *g, lq_gptq_stat *out) {
     lq_gptq_params gp;
     lq_wfmt fmt = LQ_WFMT_COUNT;
     bool skip;
-    LQ_TRY(module_params(r->o, g->name, w, &gp, &fmt, &skip));
+    LQ_TRY(module_params(r->o, lq_arch_find(lq_model_config(r->m)->arch), g->name, w, &gp, &fmt, &skip));
     if (skip) return LQ_OK;
     const int64_t rows = w->rows, cols = w->cols, ng = gp.group_size > 0 ? cols / gp.group_size : 1;
     lq_quant_params qp = {.group_size = gp.group_size, .asym = gp.asym, .scale_dtype = gp.scale_dtype};

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "ct_internal.h"
 #include "float_input.h"
 #include "libquant/lq_targets.h"
@@ -90,23 +91,11 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
 
 /* ---- plan -------------------------------------------------------------------------------------- */
 
-/* A sparse-MoE router (Mixtral "block_sparse_moe.gate", Qwen2-MoE / OLMoE "mlp.gate") or
- * Qwen2-MoE's shared-expert gate: llm-compressor's MoE examples keep them in float
- * (ignore: ["lm_head", "re:.*mlp.gate$", "re:.*shared_expert_gate$"]), since a small error there
- * changes which experts run. Experts are ordinary Linears, quantized one by one. */
-static bool is_moe_router(const char *module) {
-    static const char *const tails[] = {".block_sparse_moe.gate", ".mlp.gate", ".mlp.shared_expert_gate"};
-    size_t n = strlen(module);
-    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
-        size_t k = strlen(tails[i]);
-        if (n > k && strcmp(module + n - k, tails[i]) == 0) return true;
-    }
-    return false;
-}
-
-static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
+/* lm_head and sparse-MoE routers (lq_arch_is_router) stay float unless the caller's ignore list
+ * replaces that default; experts are ordinary Linears, quantized one by one. */
+static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
     lq_ptq_scheme s = o->scheme;
-    if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || is_moe_router(module))) s = LQ_PTQ_NONE;
+    if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || lq_arch_is_router(arch, module))) s = LQ_PTQ_NONE;
     /* Patterns were validated by check_opts, so a match cannot fail here. Every module the
      * plan names is a Linear (projections and lm_head). */
     bool hit;
@@ -119,7 +108,9 @@ static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const char *module) {
     return s;
 }
 
-lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const char *module) { return choose_scheme(o, module); }
+lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
+    return choose_scheme(o, arch, module);
+}
 
 static lq_scale_dtype to_scale_dtype(lq_dtype d) {
     return d == LQ_DTYPE_F16 ? LQ_SCALE_F16 : d == LQ_DTYPE_BF16 ? LQ_SCALE_BF16 : LQ_SCALE_F32;
@@ -138,7 +129,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': name too long", lq_checkpoint_path(c), t->name);
     memcpy(it->module, as_head ? "lm_head" : t->name, n);
     it->module[n] = 0;
-    it->scheme = choose_scheme(o, it->module);
+    it->scheme = choose_scheme(o, lq_arch_find(lq_checkpoint_config(c)->arch), it->module);
     if (it->scheme == LQ_PTQ_NONE) return LQ_OK;
     if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s cannot be quantized",
@@ -203,7 +194,7 @@ static lq_status plan_tied_head(const lq_checkpoint *c, const lq_ptq_opts *o, pl
     *untie = false;
     if (!lq_checkpoint_config(c)->tied_embeddings) return LQ_OK;
     const lq_tensor *emb = lq_checkpoint_find(c, "model.embed_tokens.weight");
-    if (!emb || choose_scheme(o, "lm_head") == LQ_PTQ_NONE) return LQ_OK;
+    if (!emb || choose_scheme(o, NULL, "lm_head") == LQ_PTQ_NONE) return LQ_OK;
     plan_item head;
     LQ_TRY(plan_tensor(c, o, emb, true, &head));
     if (head.scheme == LQ_PTQ_NONE) return LQ_OK;

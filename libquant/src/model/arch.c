@@ -158,8 +158,20 @@ const lq_role_info *lq_arch_linear_info(const lq_arch *a, const char *module) {
 }
 
 bool lq_arch_is_router(const lq_arch *a, const char *module) {
-    int r = a ? lq_arch_role_of(a, module, NULL) : -1;
-    return r == LQ_ROLE_ROUTER || r == LQ_ROLE_SHEXP_ROUTER;
+    if (a) {
+        int r = lq_arch_role_of(a, module, NULL);
+        return r == LQ_ROLE_ROUTER || r == LQ_ROLE_SHEXP_ROUTER;
+    }
+    /* No descriptor (quant-ptq and quant-prune run on any checkpoint): the module names of
+     * llm-compressor's MoE ignore list, re:.*mlp.gate$ (Qwen2-MoE, OLMoE), re:.*shared_expert_gate$,
+     * plus Mixtral's block_sparse_moe.gate. */
+    static const char *const tails[] = {".block_sparse_moe.gate", ".mlp.gate", ".mlp.shared_expert_gate"};
+    size_t n = strlen(module);
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        size_t k = strlen(tails[i]);
+        if (n > k && strcmp(module + n - k, tails[i]) == 0) return true;
+    }
+    return false;
 }
 
 int64_t lq_unit_width_value(lq_unit_width w, int64_t head_dim, int group) {

@@ -186,9 +186,10 @@ int lq_arch_role_of(const lq_arch *a, const char *name, int *layer);
 /* ... and the expert index of a per-expert role (-1 for the others); expert may be NULL. */
 int lq_arch_role_of_expert(const lq_arch *a, const char *name, int *layer, int *expert);
 
-/* Whether `module` is a sparse-MoE router of a (ROUTER, SHEXP_ROUTER; false when a is NULL):
- * quant-prune leaves them dense by default, as quant-ptq leaves them float (llm-compressor's MoE
- * recipes ignore "re:.*mlp.gate$"): a small change there changes which experts run. */
+/* Whether `module` is a sparse-MoE router of a (ROUTER, SHEXP_ROUTER; when a is NULL, by
+ * llm-compressor's MoE ignore patterns): quant-prune leaves them dense by default and quant-ptq
+ * leaves them float (llm-compressor's MoE recipes ignore "re:.*mlp.gate$"): a small change there
+ * changes which experts run. The one rule both use. */
 bool lq_arch_is_router(const lq_arch *a, const char *module);
 /* The role of a linear module of a (NULL when a is NULL or it is none), for the callers that
  * only hold a name: pruning and recipe plans. */
