@@ -25,6 +25,7 @@ static const char *const g_ops[LQ_OP_COUNT] = {
     [LQ_OP_SWIGLU] = "swiglu",       [LQ_OP_GEGLU_TANH] = "geglu_tanh",
     [LQ_OP_ADD] = "add",             [LQ_OP_ADD_BIAS] = "add_bias",
     [LQ_OP_SCALE] = "scale",         [LQ_OP_ROUTER_TOPK] = "router_topk",
+    [LQ_OP_ATTENTION_PAGED] = "attention_paged",
 };
 
 const char *lq_op_name(lq_op op) { return (int)op >= 0 && op < LQ_OP_COUNT ? g_ops[op] : "?"; }

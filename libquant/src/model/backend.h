@@ -40,6 +40,7 @@ typedef enum lq_op {
     LQ_OP_ADD_BIAS,         /* y[t] += b for every row t */
     LQ_OP_SCALE,            /* x *= s (Gemma's embedding scale; MoE routing weights) */
     LQ_OP_ROUTER_TOPK,      /* sparse MoE: softmax of router logits, top-k experts and weights */
+    LQ_OP_ATTENTION_PAGED,  /* causal GQA attention of a batch of sequences over a paged cache */
     LQ_OP_COUNT
 } lq_op;
 
@@ -54,6 +55,27 @@ typedef struct lq_attn_args {
     int n_tok, pos0, n_heads, n_kv_heads, head_dim, window;
     float scale;
 } lq_attn_args;
+
+/* One sequence's rows in a paged attention call: query rows row0 .. row0+n_tok-1 at positions
+ * pos0 .. pos0+n_tok-1; its cache position i lies in page i / page_tokens, row i % page_tokens. */
+typedef struct lq_attn_seq {
+    int row0, n_tok, pos0;
+    float *const *pages;     /* host array of page base pointers (table memory), in position order */
+} lq_attn_seq;
+
+/* Causal attention of every sequence's rows over its own pages (the batched decode / chunked
+ * prefill of lq_batch). A page is one block of table memory holding page_tokens positions of
+ * every layer's K and V; this layer's K rows start k_off floats into a page, its V rows v_off,
+ * each row n_kv_heads * head_dim floats. Same scores and window rule as lq_attn_args. */
+typedef struct lq_attn_paged_args {
+    float *out;              /* (n_rows, n_heads * head_dim) */
+    const float *q;          /* (n_rows, n_heads * head_dim) */
+    const lq_attn_seq *seqs; /* (n_seqs), ascending row0, rows contiguous: together 0 .. n_rows-1 */
+    int n_seqs, n_rows;
+    int64_t k_off, v_off;
+    int page_tokens, n_heads, n_kv_heads, head_dim, window;
+    float scale;
+} lq_attn_paged_args;
 
 typedef struct lq_backend_ops {
     const char *name;
@@ -97,6 +119,8 @@ typedef struct lq_backend_ops {
      * layer program schedules the experts from them. */
     lq_status (*router_topk)(void *ctx, const float *logits, int64_t n_tok, int n_experts, int k, bool renorm,
                              int32_t *ids, float *weights);
+    /* Paged attention (lq_batch); NULL where supports(LQ_OP_ATTENTION_PAGED) is false. */
+    lq_status (*attention_paged)(void *ctx, const lq_attn_paged_args *a);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */

@@ -144,6 +144,87 @@ static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
     return LQ_OK;
 }
 
+/* ---- paged attention: tiles of one page, online softmax ------------------------------------
+ * FlashAttention's recurrence over the pages of a sequence: a running max m, a running sum l of
+ * exp(score - m) and an output accumulator rescaled by exp(m_old - m_new) whenever a tile raises
+ * the max. Memory is one tile of scores and one head of output per task, whatever the context
+ * (no n_ctx score row), and a tile's K and V rows are one page, contiguous. The two-pass
+ * attn_task above is the reference it is tested against (tests/test_batch.c). */
+#define PAGED_MAX_TILE 256
+#define PAGED_MAX_HEAD 512
+
+typedef struct paged_job {
+    const lq_attn_paged_args *a;
+} paged_job;
+
+static const lq_attn_seq *seq_of_row(const lq_attn_paged_args *a, int row) {
+    int lo = 0, hi = a->n_seqs - 1;
+    while (lo < hi) { /* the last sequence whose row0 <= row */
+        int mid = (lo + hi + 1) / 2;
+        if (a->seqs[mid].row0 <= row) lo = mid;
+        else hi = mid - 1;
+    }
+    return &a->seqs[lo];
+}
+
+/* One (row, head): attention over the row's sequence positions lo..p, a page at a time. */
+static void paged_task(void *arg, int64_t task, int tid) {
+    (void)tid;
+    const lq_attn_paged_args *a = ((const paged_job *)arg)->a;
+    const int hd = a->head_dim, pt = a->page_tokens;
+    const int64_t kv_dim = (int64_t)a->n_kv_heads * hd, q_dim = (int64_t)a->n_heads * hd;
+    const int row = (int)(task / a->n_heads), h = (int)(task % a->n_heads);
+    const int kvh = h / (a->n_heads / a->n_kv_heads);
+    const lq_attn_seq *sq = seq_of_row(a, row);
+    const int p = sq->pos0 + (row - sq->row0);
+    const int lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
+    const float *q = a->q + (int64_t)row * q_dim + (int64_t)h * hd;
+    float sc[PAGED_MAX_TILE], acc[PAGED_MAX_HEAD];
+    memset(acc, 0, (size_t)hd * sizeof(float));
+    float m = -INFINITY, l = 0.0f;
+    for (int t0 = lo / pt * pt; t0 <= p; t0 += pt) {
+        const float *page = sq->pages[t0 / pt];
+        const float *kp = page + a->k_off + (int64_t)kvh * hd, *vp = page + a->v_off + (int64_t)kvh * hd;
+        const int i0 = t0 > lo ? t0 : lo, i1 = t0 + pt - 1 < p ? t0 + pt - 1 : p;
+        float mt = m;
+        for (int i = i0; i <= i1; i++) {
+            sc[i - i0] = lq_dot_f32(q, kp + (int64_t)(i - t0) * kv_dim, hd) * a->scale;
+            if (sc[i - i0] > mt) mt = sc[i - i0];
+        }
+        if (mt > m) { /* a new max: earlier terms shrink by exp(m - mt) (0 on the first tile) */
+            const float c = expf(m - mt);
+            for (int d = 0; d < hd; d++) acc[d] *= c;
+            l *= c;
+            m = mt;
+        }
+        for (int i = i0; i <= i1; i++) {
+            const float e = expf(sc[i - i0] - m);
+            l += e;
+            lq_axpy_f32(acc, e, vp + (int64_t)(i - t0) * kv_dim, hd);
+        }
+    }
+    float *o = a->out + (int64_t)row * q_dim + (int64_t)h * hd;
+    const float inv = 1.0f / l;
+    for (int d = 0; d < hd; d++) o[d] = acc[d] * inv;
+}
+
+static lq_status cpu_attention_paged(void *ctx, const lq_attn_paged_args *a) {
+    cpu_ctx *c = ctx;
+    if (a->page_tokens <= 0 || a->page_tokens > PAGED_MAX_TILE || a->head_dim > PAGED_MAX_HEAD || a->n_seqs <= 0)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "attention_paged: pages of %d tokens, head_dim %d (limits %d, %d)",
+                       a->page_tokens, a->head_dim, PAGED_MAX_TILE, PAGED_MAX_HEAD);
+    int64_t macs = 0;
+    for (int i = 0; i < a->n_seqs; i++) {
+        const lq_attn_seq *sq = &a->seqs[i];
+        int64_t span = sq->pos0 + sq->n_tok;
+        if (a->window > 0 && a->window < span) span = a->window;
+        macs += (int64_t)sq->n_tok * a->n_heads * span * a->head_dim * 2;
+    }
+    paged_job job = {.a = a};
+    lq_pool_run(macs < ATTN_MIN_PARALLEL_MACS ? NULL : c->pool, paged_task, &job, (int64_t)a->n_rows * a->n_heads);
+    return LQ_OK;
+}
+
 static lq_status cpu_glu(void *ctx, lq_act act, float *gate, const float *up, int64_t n) {
     (void)ctx;
     switch (act) {
@@ -233,4 +314,5 @@ const lq_backend_ops lq_backend_cpu = {
     .add_bias = cpu_add_bias,
     .scale = cpu_scale,
     .router_topk = cpu_router_topk,
+    .attention_paged = cpu_attention_paged,
 };

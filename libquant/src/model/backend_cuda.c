@@ -27,9 +27,12 @@ static lq_status cuda_status(int rc, const char *what) {
     }
 }
 
-/* No router_topk yet: a sparse-MoE model is refused on CUDA naming that op (lq_backend_check). */
+/* No router_topk yet: a sparse-MoE model is refused on CUDA naming that op (lq_backend_check).
+ * No paged attention either: the kernels read one contiguous cache, so lq_batch_create refuses a
+ * CUDA batch naming 'attention_paged' (lq_forward's single sequence runs here unchanged). */
 static bool cu_supports(lq_op op) {
-    return (int)op >= 0 && op < LQ_OP_COUNT && op != LQ_OP_GEGLU_TANH && op != LQ_OP_SCALE && op != LQ_OP_ROUTER_TOPK;
+    return (int)op >= 0 && op < LQ_OP_COUNT && op != LQ_OP_GEGLU_TANH && op != LQ_OP_SCALE &&
+           op != LQ_OP_ROUTER_TOPK && op != LQ_OP_ATTENTION_PAGED;
 }
 
 /* The model side needs no state of its own: one device, the runtime's default. */

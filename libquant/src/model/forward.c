@@ -4,7 +4,10 @@
  * A step runs when the layer has its role bound (biases, q/k norms, ...); every step is one op
  * of the session's table (backend.h), so the same code drives the CPU kernels and the CUDA
  * launches. The KV cache is f32, (n_layers, n_ctx, widest kv_dim) in the table's memory; a
- * layer's rows are packed at its own kv_dim (structured pruning may shrink a layer).
+ * layer's rows are packed at its own kv_dim (structured pruning may shrink a layer). A batch
+ * session (lq_batch, forward_batch.c) runs this same program over the rows of many sequences,
+ * with the paged cache (kv_paged.h) in place of the contiguous one: only where K and V are
+ * stored and which attention op reads them differ (lq_fwd_attend_paged).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +31,11 @@ lq_status lq_session_create(const lq_model *m, int n_ctx, lq_pool *pool, lq_sess
 
 lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device,
                                lq_session **out) {
+    return lq_session_open(m, n_ctx, pool, device, true, out);
+}
+
+lq_status lq_session_open(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device, bool cache,
+                          lq_session **out) {
     *out = NULL;
     const lq_backend_model *bm = device == LQ_DEVICE_CPU ? m->cpu : m->dev;
     if (device != LQ_DEVICE_CPU && lq_model_device(m) != device)
@@ -42,10 +50,10 @@ lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_d
     s->ops = bm->ops;
     s->pool = pool;
     s->n_ctx = n_ctx;
-    size_t cache = (size_t)m->cfg.n_layers * (size_t)n_ctx * (size_t)m->kv_dim_max * sizeof(float);
+    size_t bytes = (size_t)m->cfg.n_layers * (size_t)n_ctx * (size_t)m->kv_dim_max * sizeof(float);
     lq_status st = s->ops->ctx_create(bm->impl, n_ctx, pool, &s->ctx);
-    if (st == LQ_OK) st = s->ops->alloc(s->ctx, cache, (void **)&s->k_cache);
-    if (st == LQ_OK) st = s->ops->alloc(s->ctx, cache, (void **)&s->v_cache);
+    if (st == LQ_OK && cache) st = s->ops->alloc(s->ctx, bytes, (void **)&s->k_cache);
+    if (st == LQ_OK && cache) st = s->ops->alloc(s->ctx, bytes, (void **)&s->v_cache);
     if (st != LQ_OK) {
         bool host = s->ops->host_memory;
         lq_session_free(s);
@@ -58,9 +66,9 @@ lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_d
 lq_device lq_session_device(const lq_session *s) { return s->ops->device; }
 
 static void free_batch(lq_session *s) {
-    void *bufs[] = {s->x, s->xb, s->q, s->att, s->hb, s->hb2, s->ids};
+    void *bufs[] = {s->x, s->xb, s->q, s->att, s->hb, s->hb2, s->ids, s->kb, s->vb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) s->ops->free(s->ctx, bufs[i]);
-    s->x = s->xb = s->q = s->att = s->hb = s->hb2 = NULL;
+    s->x = s->xb = s->q = s->att = s->hb = s->hb2 = s->kb = s->vb = NULL;
     s->ids = NULL;
     s->cap = 0;
     lq_moe_buffers_free(s);
@@ -84,7 +92,7 @@ int lq_session_n_ctx(const lq_session *s) { return s->n_ctx; }
 
 /* Grow the batch buffers to hold n rows (prefill sizes them once; decode reuses them), and the
  * device logits to `logits_rows` rows. */
-static lq_status ensure_batch(lq_session *s, int n, int logits_rows) {
+lq_status lq_session_ensure_batch(lq_session *s, int n, int logits_rows) {
     const lq_model *m = s->m;
     const lq_backend_ops *o = s->ops;
     if (n > s->cap) {
@@ -99,6 +107,8 @@ static lq_status ensure_batch(lq_session *s, int n, int logits_rows) {
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * (size_t)m->hidden_max * f, (void **)&s->hb);
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * (size_t)m->hidden_max * f, (void **)&s->hb2);
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * sizeof(int32_t), (void **)&s->ids);
+        if (st == LQ_OK && s->kv) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->kb);
+        if (st == LQ_OK && s->kv) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->vb);
         if (st != LQ_OK) {
             free_batch(s);
             return lq_fail(st, "out of memory for a batch of %d tokens (%s)", n, o->name);
@@ -153,8 +163,9 @@ lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, 
     return LQ_OK;
 }
 
-/* One decoder layer over the batch rows x (n tokens at positions pos..pos+n-1). */
-static lq_status run_layer(lq_session *s, int l, int n, int pos) {
+/* One decoder layer over the batch rows x: n tokens at positions pos..pos+n-1 of the contiguous
+ * cache, or, on a batch session (s->kv), the rows of the sequences s->pseq describes. */
+lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos) {
     const lq_model *m = s->m;
     const lq_config *c = &m->cfg;
     const lq_layer *L = &m->layers[l];
@@ -163,9 +174,13 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
     void *ctx = s->ctx;
     const int hd = c->head_dim;
     const int64_t dim = c->dim, qd = (int64_t)L->n_heads * hd, kvd = (int64_t)L->n_kv_heads * hd;
-    float *kc = s->k_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
-    float *vc = s->v_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
-    float *krow = kc + (int64_t)pos * kvd, *vrow = vc + (int64_t)pos * kvd;
+    float *kc = NULL, *vc = NULL, *krow = s->kb, *vrow = s->vb; /* paged: stored after RoPE */
+    if (!s->kv) {
+        kc = s->k_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
+        vc = s->v_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
+        krow = kc + (int64_t)pos * kvd;
+        vrow = vc + (int64_t)pos * kvd;
+    }
     const float *inv_freq = s->bm->rope[L->rope];
 
     /* attention block: k and v are written straight into the cache rows pos..pos+n-1 */
@@ -178,12 +193,16 @@ static lq_status run_layer(lq_session *s, int l, int n, int pos) {
         LQ_TRY(o->rmsnorm(ctx, s->q, s->q, B->vec[LQ_ROLE_Q_NORM], (int64_t)n * L->n_heads, hd, c->norm_eps));
     if (B->vec[LQ_ROLE_K_NORM])
         LQ_TRY(o->rmsnorm(ctx, krow, krow, B->vec[LQ_ROLE_K_NORM], (int64_t)n * L->n_kv_heads, hd, c->norm_eps));
-    LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
-    LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
-    lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,
-                      .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
-                      .window = L->window, .scale = m->attn_scale};
-    LQ_TRY(o->attention(ctx, &a));
+    if (s->kv) {
+        LQ_TRY(lq_fwd_attend_paged(s, l, n));
+    } else {
+        LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
+        LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
+        lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,
+                          .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
+                          .window = L->window, .scale = m->attn_scale};
+        LQ_TRY(o->attention(ctx, &a));
+    }
     LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_O, -1, s->att, n, dim, s->xb));
     if (B->vec[LQ_ROLE_POST_ATTN_NORM]) /* Gemma: the block's output is normed before the add */
         LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_ATTN_NORM], n, dim, c->norm_eps));
@@ -245,12 +264,12 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
     if (s->hook && !s->ops->host_memory)
         return lq_fail(LQ_ERR_UNSUPPORTED, "layer hooks run on the CPU device only (session is on %s)",
                        s->ops->name);
-    LQ_TRY(ensure_batch(s, n, all_logits ? n : 1));
+    LQ_TRY(lq_session_ensure_batch(s, n, all_logits ? n : 1));
     LQ_TRY(s->ops->upload(s->ctx, s->ids, tokens, (size_t)n * sizeof(int32_t)));
     LQ_TRY(s->ops->embed(s->ctx, s->bm->tok_emb, s->ids, n, s->x));
     if (m->arch->features & LQ_AF_EMBED_SCALE) LQ_TRY(s->ops->scale(s->ctx, s->x, m->embed_scale, (int64_t)n * c->dim));
     for (int l = 0; l < c->n_layers; l++) {
-        LQ_TRY(run_layer(s, l, n, pos));
+        LQ_TRY(lq_fwd_layer(s, l, n, pos));
         if (s->hook) s->hook(s->hook_user, l, s->x, n, pos);
     }
     return run_head(s, n, pos, logits, all_logits);
@@ -258,12 +277,13 @@ lq_status lq_forward(lq_session *s, const int32_t *tokens, int n, int pos, float
 
 /* The checks lq_forward makes, for the one-layer entry points. */
 static lq_status layer_entry(lq_session *s, int n, int pos, const char *what) {
+    if (s->kv) return lq_fail(LQ_ERR_UNSUPPORTED, "%s: a batch session runs through lq_batch_forward", what);
     if (!s->ops->host_memory)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s runs on the CPU device only (session is on %s)", what, s->ops->name);
     if (n <= 0 || pos < 0 || (int64_t)pos + n > s->n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: positions %d..%d exceed the context of %d", what, pos, pos + n - 1,
                        s->n_ctx);
-    return ensure_batch(s, n, 1);
+    return lq_session_ensure_batch(s, n, 1);
 }
 
 lq_status lq_session_embed(lq_session *s, const int32_t *tokens, int n, float *x) {
@@ -287,7 +307,7 @@ lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, in
     LQ_TRY(layer_entry(s, n, pos, "forward_layer"));
     const size_t bytes = (size_t)n * (size_t)m->cfg.dim * sizeof *x;
     memcpy(s->x, x, bytes);
-    LQ_TRY(run_layer(s, layer, n, pos));
+    LQ_TRY(lq_fwd_layer(s, layer, n, pos));
     memcpy(x, s->x, bytes);
     return LQ_OK;
 }
@@ -303,6 +323,8 @@ void lq_session_set_layer_hook(lq_session *s, lq_layer_hook fn, void *user) {
 }
 
 lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_pos) {
+    if (dst->kv || src->kv)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "copy_cache: batch sessions share pages instead (lq_batch_seq_fork)");
     if (dst->m != src->m || dst->bm != src->bm || n_pos < 0 || n_pos > src->n_ctx || n_pos > dst->n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "copy_cache: %d positions do not fit (contexts %d -> %d)",
                        n_pos, src->n_ctx, dst->n_ctx);

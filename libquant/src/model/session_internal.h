@@ -4,6 +4,7 @@
 #ifndef LQ_SESSION_INTERNAL_H
 #define LQ_SESSION_INTERNAL_H
 
+#include "kv_paged.h"
 #include "model_internal.h"
 
 /* Buffers of the sparse-MoE FFN, grown with the batch (forward_moe.c). "table" = the backend
@@ -41,7 +42,24 @@ struct lq_session {
     float *lhook_buf;           /* host copy of a device table's Linear input for lhook */
     size_t lhook_cap;           /* floats lhook_buf holds */
     lq_moe_buffers moe;         /* sparse-MoE scratch (forward_moe.c) */
+    /* batch sessions (forward_batch.c): the paged cache replaces k_cache / v_cache (NULL) */
+    lq_kv_pages *kv;            /* NULL: a single-sequence session on the contiguous cache */
+    float *kb, *vb;             /* (cap, kv_dim_max) this step's K / V rows, stored after RoPE */
+    const lq_attn_seq *pseq;    /* (n_pseq) the step's sequences: rows, positions, pages */
+    lq_kv_seq *const *pkv;      /* (n_pseq) their block tables */
+    int n_pseq;
 };
+
+/* A session; `cache` false leaves out the contiguous KV cache (a batch session pages it). */
+lq_status lq_session_open(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device, bool cache,
+                          lq_session **out);
+/* Grow the batch buffers to n rows and a device table's logits to logits_rows rows. */
+lq_status lq_session_ensure_batch(lq_session *s, int n, int logits_rows);
+/* Decoder layer l over the n rows of s->x (forward.c: the layer program). */
+lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos);
+/* The paged part of layer l's attention block: RoPE of q (s->q) and k (s->kb) per sequence, the
+ * K / V rows into their pages, attention_paged into s->att (forward_batch.c). */
+lq_status lq_fwd_attend_paged(lq_session *s, int l, int n);
 
 /* Y = X W^T (+ bias) for role r of layer l (expert e of a per-expert role, else -1) on n rows;
  * the linear hook sees X first. */
