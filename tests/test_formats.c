@@ -24,33 +24,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-/* A quantized weight with its own buffers (payload exactly rows * row_bytes: ASan sees any read
- * past the last row). */
-typedef struct qweight {
-    lq_weight w;
-    void *data;
-    float *aux0, *aux1;
-} qweight;
-
-/* Quantize src (rows x cols) into fmt; returns 0 if lq_wfmt_sizes refuses the shape. */
-static int quantize(lq_wfmt fmt, const float *src, int64_t rows, int64_t cols,
-                    const lq_quant_params *p, qweight *q) {
-    memset(q, 0, sizeof *q);
-    size_t rb;
-    int64_t a0, a1;
-    if (!lq_wfmt_sizes(fmt, rows, cols, p, &rb, &a0, &a1)) return 0;
-    q->data = malloc((size_t)rows * rb);
-    q->aux0 = malloc((size_t)(a0 > 0 ? a0 : 1) * sizeof(float));
-    q->aux1 = a1 > 0 ? malloc((size_t)a1 * sizeof(float)) : NULL;
-    cr_assert(q->data && q->aux0);
-    memset(q->data, 0xA5, (size_t)rows * rb); /* quantize_ref must write every byte */
-    q->w = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols, .data = q->data, .row_bytes = rb,
-                       .aux = {q->aux0, q->aux1}};
-    lq_wfmt_get(fmt)->quantize_ref(src, p, &q->w);
-    return 1;
-}
-
-static void qfree(qweight *q) { free(q->data); free(q->aux0); free(q->aux1); }
 
 static void expect_bytes(const void *got, const uint8_t *want, size_t n, const char *what) {
     const uint8_t *g = got;
@@ -69,7 +42,7 @@ static const lq_quant_params k_p0 = {0};
 Test(layout, int4_row_hand_worked) {
     float src[16] = {-7.5f, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W4A16, src, 1, 16, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, 1, 16, &k_p0, &q));
     cr_assert_eq(q.w.row_bytes, 8u);
     const uint8_t want[8] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE};
     expect_bytes(q.data, want, 8, "int4 row");
@@ -78,7 +51,7 @@ Test(layout, int4_row_hand_worked) {
     cr_assert_eq(w0, 0x76543210u); cr_assert_eq(w1, 0xFEDCBA98u); /* x86 is little-endian too */
     cr_assert_eq(q.aux0[0], 1.0f);
     for (int c = 0; c < 16; c++) cr_assert_eq(lq_int4_get(q.data, c), c - 8);
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* int4 ties and the clamp, 8 columns (one word), scale 1 (max|x| = 7.5):
@@ -88,17 +61,17 @@ Test(layout, int4_row_hand_worked) {
 Test(layout, int4_ties_and_padding) {
     float src[8] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, 7.5f, -3.5f, 6.5f};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W4A16, src, 1, 8, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, 1, 8, &k_p0, &q));
     const uint8_t want[4] = {0xA8, 0x8A, 0xF6, 0xE4};
     expect_bytes(q.data, want, 4, "int4 ties");
-    qfree(&q);
+    kt_qfree(&q);
     /* 12 columns: [7.5, 0 x 11] -> codes [7, 0 ...]: bytes 8F 88 88 88 88 88, then the pad 00 00 */
     float s12[12] = {7.5f};
-    cr_assert(quantize(LQ_WFMT_W4A16, s12, 1, 12, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, s12, 1, 12, &k_p0, &q));
     cr_assert_eq(q.w.row_bytes, 8u);
     const uint8_t want12[8] = {0x8F, 0x88, 0x88, 0x88, 0x88, 0x88, 0x00, 0x00};
     expect_bytes(q.data, want12, 8, "int4 padded row");
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* int4 asymmetric: x = [-2 -1 0 1 2 3 4 13]: lo = -2, hi = 13, scale = 15 / 15 = 1,
@@ -110,7 +83,7 @@ Test(layout, int4_asym_hand_worked) {
     const lq_quant_params pa = {.asym = 1};
     float src[16] = {-2, -1, 0, 1, 2, 3, 4, 13, 0, 3, 5, 7, 8, 10, 14, 15};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W4A16, src, 2, 8, &pa, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, 2, 8, &pa, &q));
     cr_assert_not_null(q.aux1);
     const uint8_t want0[4] = {0x10, 0x32, 0x54, 0xF6}, want1[4] = {0x30, 0x75, 0xA8, 0xFE};
     expect_bytes(q.data, want0, 4, "asym row 0");
@@ -120,7 +93,7 @@ Test(layout, int4_asym_hand_worked) {
     float out[16];
     lq_wfmt_get(LQ_WFMT_W4A16)->dequant_ref(&q.w, 0, 2, out);
     for (int i = 0; i < 16; i++) cr_assert_eq(out[i], src[i], "asym dequant %d: %g", i, out[i]);
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* int4 groups of 32 along a 64-wide row: group 0 max|x| = 7.5 (scale 1), group 1 max|x| = 15
@@ -130,14 +103,14 @@ Test(layout, int4_groups) {
     float src[64] = {0};
     src[0] = -7.5f; src[1] = 3.0f; src[32] = 15.0f; src[33] = -4.0f; src[63] = -15.0f;
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W4A16, src, 1, 64, &pg, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, 1, 64, &pg, &q));
     cr_assert_eq(q.w.group_size, 32);
     cr_assert_eq(q.aux0[0], 1.0f); cr_assert_eq(q.aux0[1], 2.0f);
     const uint8_t *row = q.data;
     /* byte 0 = codes (-8, 3) -> u (0, 11) = 0xB0; byte 16 = codes (15/2 = 7.5 -> clamp 7, -2)
      * -> u (15, 6) = 0x6F; byte 31 = codes (0, -7.5 -> -8) -> u (8, 0) = 0x08 */
     cr_assert_eq(row[0], 0xB0); cr_assert_eq(row[16], 0x6F); cr_assert_eq(row[31], 0x08);
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* 8-bit pack-quantized (W8A16): x = [-127.5 -1 0 127.5]: scale = 127.5 / 127.5 = 1 (the int8
@@ -148,25 +121,25 @@ Test(layout, int4_groups) {
 Test(layout, int8_hand_worked) {
     float src[4] = {-127.5f, -1, 0, 127.5f};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W8A16, src, 1, 4, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W8A16, src, 1, 4, &k_p0, &q));
     const uint8_t want[4] = {0x00, 0x7F, 0x80, 0xFF};
     expect_bytes(q.data, want, 4, "int8 packed row");
     uint32_t w0;
     memcpy(&w0, q.data, 4);
     cr_assert_eq(w0, 0xFF807F00u);
     cr_assert_eq(q.aux0[0], 1.0f);
-    qfree(&q);
+    kt_qfree(&q);
     float s5[5] = {0.5f, 1, 1.5f, 2, 127.5f};
-    cr_assert(quantize(LQ_WFMT_W8A16, s5, 1, 5, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W8A16, s5, 1, 5, &k_p0, &q));
     cr_assert_eq(q.w.row_bytes, 8u);
     const uint8_t want5[8] = {0x80, 0x81, 0x82, 0x82, 0xFF, 0, 0, 0};
     expect_bytes(q.data, want5, 8, "int8 padded row");
-    qfree(&q);
-    cr_assert(quantize(LQ_WFMT_W8A8, src, 1, 4, &k_p0, &q));
+    kt_qfree(&q);
+    cr_assert(kt_quantize(LQ_WFMT_W8A8, src, 1, 4, &k_p0, &q));
     cr_assert_eq(q.w.row_bytes, 4u);
     const uint8_t want8[4] = {0x80, 0xFF, 0x00, 0x7F};
     expect_bytes(q.data, want8, 4, "int8 int-quantized row");
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* FP8 per channel: max|x| = 448 -> scale 448 / 448 = 1: 448 -> 0x7E, -1 -> 0xB8, 0.5 -> 0x30,
@@ -176,17 +149,17 @@ Test(layout, int8_hand_worked) {
 Test(layout, fp8_hand_worked) {
     float src[12] = {448, -1, 0.5f, 0.001953125f, 0, 17, 896, 3, 0, 0, 0, 0};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_FP8_E4M3, src, 2, 6, &k_p0, &q));
+    cr_assert(kt_quantize(LQ_WFMT_FP8_E4M3, src, 2, 6, &k_p0, &q));
     const uint8_t want[12] = {0x7E, 0xB8, 0x30, 0x01, 0x00, 0x58, 0x7E, 0x3C, 0, 0, 0, 0};
     expect_bytes(q.data, want, 12, "fp8 per channel");
     cr_assert_eq(q.aux0[0], 1.0f); cr_assert_eq(q.aux0[1], 2.0f);
-    qfree(&q);
+    kt_qfree(&q);
     const lq_quant_params pt = {.per_tensor = 1};
-    cr_assert(quantize(LQ_WFMT_FP8_E4M3, src, 2, 6, &pt, &q));
+    cr_assert(kt_quantize(LQ_WFMT_FP8_E4M3, src, 2, 6, &pt, &q));
     cr_assert_eq(q.aux0[0], 2.0f); cr_assert_eq(q.aux0[1], 2.0f);
     /* 448 / 2 = 224 = 1.75 * 2^7 -> e = 14, m = 6: 0x76 */
     cr_assert_eq(((uint8_t *)q.data)[0], 0x76);
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 /* Scales are rounded to their storage dtype before the codes are computed: max|x| = 1.1 gives
@@ -197,14 +170,14 @@ Test(layout, scale_dtype_rounding) {
     const lq_quant_params pb = {.scale_dtype = LQ_SCALE_BF16};
     float src[16] = {1.1f, -1.1f, 0.5f};
     qweight q;
-    cr_assert(quantize(LQ_WFMT_W4A16, src, 2, 8, &pb, &q));
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, 2, 8, &pb, &q));
     cr_assert_eq(q.aux0[0], lq_bf16_to_f32(0x3E16), "scale %.9g", q.aux0[0]);
     cr_assert_eq(lq_int4_get(q.data, 0), 7);
     cr_assert_eq(lq_int4_get(q.data, 1), -8);
     /* 0.5 / 0.14648438 = 3.413 -> 3 */
     cr_assert_eq(lq_int4_get(q.data, 2), 3);
     cr_assert_eq(q.aux0[1], 0.0078125f, "zero row: scale %g", q.aux0[1]);
-    qfree(&q);
+    kt_qfree(&q);
 }
 
 Test(layout, sizes) {
@@ -369,7 +342,7 @@ Test(roundtrip, every_format_within_table_bound) {
                 float *out = malloc((size_t)(rows * cols) * sizeof(float));
                 fill_weights(src, rows, cols);
                 qweight q;
-                if (!quantize(pc->fmt, src, rows, cols, &pc->p, &q)) {
+                if (!kt_quantize(pc->fmt, src, rows, cols, &pc->p, &q)) {
                     /* only a W4A16 group size that does not divide cols is refused, and a
                      * GGUF block format's partial block */
                     cr_assert((pc->fmt == LQ_WFMT_W4A16 && pc->p.group_size > 0 &&
@@ -392,7 +365,7 @@ Test(roundtrip, every_format_within_table_bound) {
                                   (long long)i, src[i], out[i], err, tr->roundtrip_rtol, amax);
                     }
                 }
-                qfree(&q);
+                kt_qfree(&q);
                 free(src); free(out);
             }
         }
@@ -416,9 +389,9 @@ Test(roundtrip, clip_search) {
     for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
         lq_quant_params p0 = {.group_size = 32}, p1 = {.group_size = 32, .clip_search = 1};
         qweight a, b, c;
-        cr_assert(quantize(fmts[f], src, rows, cols, &p0, &a));
-        cr_assert(quantize(fmts[f], src, rows, cols, &p1, &b));
-        cr_assert(quantize(fmts[f], src, rows, cols, &p1, &c));
+        cr_assert(kt_quantize(fmts[f], src, rows, cols, &p0, &a));
+        cr_assert(kt_quantize(fmts[f], src, rows, cols, &p1, &b));
+        cr_assert(kt_quantize(fmts[f], src, rows, cols, &p1, &c));
         cr_assert_eq(memcmp(b.data, c.data, (size_t)rows * b.w.row_bytes), 0, "clip search not deterministic");
         const lq_wfmt_traits *tr = lq_wfmt_get(fmts[f]);
         tr->dequant_ref(&a.w, 0, rows, out[0]);
@@ -443,7 +416,7 @@ Test(roundtrip, clip_search) {
         if (fmts[f] == LQ_WFMT_W4A16 || fp8)
             cr_assert(tot[1] < tot[0], "%s: clip search error %.6g not below plain %.6g", tr->name,
                       tot[1], tot[0]);
-        qfree(&a); qfree(&b); qfree(&c);
+        kt_qfree(&a); kt_qfree(&b); kt_qfree(&c);
     }
 }
 
@@ -471,7 +444,7 @@ Test(fast, matvec_and_dequant_vs_ref) {
                 float *src = malloc((size_t)(rows * cols) * sizeof(float));
                 fill_weights(src, rows, cols);
                 qweight q;
-                if (!quantize(pc->fmt, src, rows, cols, &pc->p, &q)) { free(src); continue; }
+                if (!kt_quantize(pc->fmt, src, rows, cols, &pc->p, &q)) { free(src); continue; }
                 float *x = malloc((size_t)cols * sizeof(float));
                 float *yf = malloc((size_t)rows * sizeof(float)), *yr = malloc((size_t)rows * sizeof(float));
                 double *scale = malloc((size_t)rows * sizeof(double));
@@ -496,7 +469,7 @@ Test(fast, matvec_and_dequant_vs_ref) {
                              "%s case %zu dequant %lld x %lld: fast differs from ref", tr->name, k,
                              (long long)rows, (long long)cols);
                 free(df); free(dr); free(x); free(yf); free(yr); free(scale); free(src);
-                qfree(&q);
+                kt_qfree(&q);
             }
         }
     }
@@ -554,7 +527,10 @@ static void check_matmul(const pcase *pc, int64_t rows, int64_t cols) {
     float *src = malloc((size_t)(rows * cols) * sizeof(float));
     fill_weights(src, rows, cols);
     qweight q;
-    cr_assert(quantize(pc->fmt, src, rows, cols, &pc->p, &q));
+    cr_assert(kt_quantize(pc->fmt, src, rows, cols, &pc->p, &q));
+    /* f32 activations: lq_matmul_ref's semantics (the integer-activation path, whose products
+     * differ by the activations' quantization, is checked in test_int_act.c) */
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
     for (size_t a = 0; a < sizeof threads / sizeof threads[0]; a++) {
         lq_pool *pool = lq_pool_create(threads[a]);
         cr_assert_not_null(pool);
@@ -579,7 +555,7 @@ static void check_matmul(const pcase *pc, int64_t rows, int64_t cols) {
         }
         lq_pool_free(pool);
     }
-    qfree(&q);
+    kt_qfree(&q);
     free(src);
 }
 
@@ -600,7 +576,7 @@ Test(matmul, w8a8_prefill_equals_decode) {
         float *src = malloc((size_t)(rows * cols) * sizeof(float));
         fill_weights(src, rows, cols);
         qweight q;
-        cr_assert(quantize(LQ_WFMT_W8A8, src, rows, cols, &k_p0, &q));
+        cr_assert(kt_quantize(LQ_WFMT_W8A8, src, rows, cols, &k_p0, &q));
         float *X = malloc((size_t)(n * cols) * sizeof(float));
         float *Y = malloc((size_t)(n * rows) * sizeof(float)), *Yd = malloc((size_t)(n * rows) * sizeof(float));
         fill(X, n * cols, -2.0f, 2.0f);
@@ -611,7 +587,7 @@ Test(matmul, w8a8_prefill_equals_decode) {
                      "w8a8 %lld x %lld: prefill differs from decode", (long long)rows, (long long)cols);
         for (int64_t r = 0; r < rows; r++) cr_assert_eq(Y[2 * rows + r], 0.0f);
         free(X); free(Y); free(Yd); free(src);
-        qfree(&q);
+        kt_qfree(&q);
     }
     lq_pool_free(pool);
 }

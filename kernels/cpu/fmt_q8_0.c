@@ -29,3 +29,21 @@ static void q8_0_encode(const float *x, uint8_t *b) {
 
 static const lq_blk_codec k_q8_0 = {.bytes = sizeof(lq_block_q8_0), .decode = q8_0_decode, .encode = q8_0_encode};
 LQ_BLK_REF_DEFINE(q8_0, k_q8_0)
+
+/* Q8_0 weights x Q8_0 activations (ggml's vec_dot_q8_0_q8_0): per block the int32 sum of the 32
+ * code products, times d_w * d_x, summed in f32 in block order. */
+void lq_matvec_q_q8_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = w->cols / LQ_QK;
+    const uint8_t *xb = xq;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *b = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        float sum = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *wb = b + i * 34, *ab = xb + i * 34;
+            int32_t s = 0;
+            for (int j = 0; j < LQ_QK; j++) s += (int32_t)(int8_t)wb[2 + j] * (int8_t)ab[2 + j];
+            sum += (float)s * (lq_blk_f16(wb) * lq_blk_f16(ab));
+        }
+        y[r - r0] = sum;
+    }
+}

@@ -384,6 +384,29 @@ static const struct {
     [LQ_WFMT_W8A8] = {.ref = lq_matmul_tile_w8a8_ref, .fast = lq_matmul_tile_w8a8_avx2},
 };
 
+/* The integer-activation path of each row (lq_wfmt_traits.act, matvec_q, matvec_q_ref, act_tol;
+ * empty: f32 activations only). act_tol: the activation's quantization error weighted by |W|
+ * (lq_act_traits.err_amax + err_rel, as every code can sit at its block's amax) plus the row's
+ * own block arithmetic on top. Grouped by family so rows added at the same time stay apart. */
+#define ACT_TOL_Q8 (0.5 / 127.0 * (1.0 + 1.0 / 1024) + 1.0 / 2048 + 2e-6)
+static const struct {
+    lq_act_fmt act;
+    lq_matvec_q_fn ref, fast;
+    double tol;
+} g_int[LQ_WFMT_COUNT] = {
+    /* -- GGUF legacy blocks x Q8_0 / Q8_1 activations (fmt_q*.c, fmt_iq4_nl.c) -- */
+    [LQ_WFMT_Q8_0] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_q8_0_ref, .fast = lq_matvec_q_q8_0_avx2,
+                      .tol = ACT_TOL_Q8},
+
+
+    /* -- K-quant super-blocks and IQ4_XS x Q8_K activations (fmt_kquant*.c) -- */
+
+
+    /* -- compressed-tensors formats (fmt_w8a16*.c, fmt_w4a16*.c, fmt_fp8*.c, fmt_w8a8*.c) -- */
+
+
+};
+
 /* The AVX2 twins of each row (NULL: the format has no fast path yet). */
 static const struct {
     lq_matvec_fn matvec;
@@ -419,7 +442,12 @@ static void choose_paths(void) {
         t->matvec = (fast && g_fast[f].matvec) ? g_fast[f].matvec : t->matvec_ref;
         t->dequant = (fast && g_fast[f].dequant) ? g_fast[f].dequant : t->dequant_ref;
         t->matmul_tile = (fast && g_tiles[f].fast) ? g_tiles[f].fast : g_tiles[f].ref;
+        t->act = g_int[f].act;
+        t->matvec_q_ref = g_int[f].ref;
+        t->matvec_q = (fast && g_int[f].fast) ? g_int[f].fast : g_int[f].ref;
+        t->act_tol = g_int[f].tol;
     }
+    lq_act_select(fast);
 }
 
 const lq_wfmt_traits *lq_wfmt_get(lq_wfmt f) {

@@ -58,6 +58,26 @@ void lq_dequant_w8a8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1);
 
+/* ---- integer activations (act_quant*.c; lq_act_fmt) ---- */
+void lq_act_select(int avx2); /* fills lq_act_traits.quantize (format_table.c's init calls it) */
+void lq_act_quantize_q8_0_ref(const float *x, int64_t n, void *out);
+void lq_act_quantize_q8_1_ref(const float *x, int64_t n, void *out);
+void lq_act_quantize_q8_K_ref(const float *x, int64_t n, void *out);
+void lq_act_quantize_q8_0_avx2(const float *x, int64_t n, void *out);
+void lq_act_quantize_q8_1_avx2(const float *x, int64_t n, void *out);
+
+/* ---- integer-activation matvecs (lq_matvec_q_fn), by family ---- */
+/* legacy blocks x Q8_0 / Q8_1 */
+void lq_matvec_q_q8_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q8_0_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+
+
+/* K-quants x Q8_K */
+
+
+/* compressed-tensors formats */
+
+
 /* ---- GGUF legacy blocks (fmt_gguf_blocks.c loops over each format's block codec) ---- */
 typedef struct lq_blk_codec {
     int bytes;                                    /* bytes per block of LQ_QK = 32 elements */

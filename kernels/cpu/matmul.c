@@ -9,10 +9,17 @@
  * OpenBLAS is pinned to one thread because the pool already uses every core. A format with a
  * matmul_tile (W8A8) computes its tiles itself, because dequantize + sgemm would skip its
  * activation quantization.
+ * Integer activations (a row with lq_wfmt_traits.act, unless LQ_ACT_MODE_F32): the caller
+ * quantizes X once into the row's int8 blocks (in a buffer of the calling thread), then every
+ * task runs the format's matvec_q on it; prefill tiles are sized by packed bytes and loop over the
+ * tokens, so a tile of W stays in cache while every token meets it (llama.cpp's mul_mat order).
  */
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "lq_ops.h"
 #ifdef LQ_HAVE_OPENBLAS
@@ -34,11 +41,133 @@ typedef struct mm_ctx {
     float *Y;          /* (n, rows) */
     int64_t n;
     int64_t block;     /* rows per task */
+    const uint8_t *Xq; /* integer path: n rows of quantized activations, xq_bytes each */
+    size_t xq_bytes;
 } mm_ctx;
 
 static int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ---- integer activations -------------------------------------------------------------------- */
+
+static atomic_int g_act_mode = -1; /* -1: not read from the environment yet */
+
+lq_act_mode lq_matmul_act_mode(void) {
+    int m = atomic_load_explicit(&g_act_mode, memory_order_relaxed);
+    if (m < 0) {
+        const char *e = getenv("LQ_F32_ACT");
+        m = (e && *e && strcmp(e, "0") != 0) ? LQ_ACT_MODE_F32 : LQ_ACT_MODE_AUTO;
+        int expect = -1;
+        atomic_compare_exchange_strong(&g_act_mode, &expect, m);
+        m = atomic_load(&g_act_mode);
+    }
+    return (lq_act_mode)m;
+}
+
+void lq_matmul_set_act_mode(lq_act_mode m) { atomic_store(&g_act_mode, (int)m); }
+
+int lq_matmul_uses_int_act(const lq_weight *w) {
+    const lq_wfmt_traits *t = w ? lq_wfmt_get(w->fmt) : NULL;
+    return t && t->act != LQ_ACT_NONE && t->matvec_q &&
+           lq_act_row_bytes(t->act, w->cols) > 0 && lq_matmul_act_mode() == LQ_ACT_MODE_AUTO;
+}
+
+/* The quantized activations live in a buffer of the calling thread (workers only read it while
+ * the caller waits in lq_pool_run), freed when that thread exits. */
+static pthread_key_t g_xq_key;
+static pthread_once_t g_xq_once = PTHREAD_ONCE_INIT;
+typedef struct xq_buf { void *p; size_t cap; } xq_buf;
+static void xq_free(void *v) {
+    xq_buf *b = v;
+    free(b->p);
+    free(b);
+}
+static void xq_key_init(void) { pthread_key_create(&g_xq_key, xq_free); }
+
+static void *xq_buffer(size_t bytes) {
+    pthread_once(&g_xq_once, xq_key_init);
+    xq_buf *b = pthread_getspecific(g_xq_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b || pthread_setspecific(g_xq_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap < bytes) {
+        void *np = malloc(bytes);
+        if (!np) return NULL;
+        free(b->p);
+        b->p = np;
+        b->cap = bytes;
+    }
+    return b->p;
+}
+
+typedef struct xq_ctx {
+    lq_act_quantize_fn quantize;
+    const float *X;
+    int64_t cols, per_task, n;
+    uint8_t *Xq;
+    size_t xq_bytes;
+} xq_ctx;
+
+static void xq_task(void *vctx, int64_t task, int tid) {
+    (void)tid;
+    const xq_ctx *c = vctx;
+    for (int64_t t = task * c->per_task; t < c->n && t < (task + 1) * c->per_task; t++)
+        c->quantize(c->X + (size_t)t * (size_t)c->cols, c->cols, c->Xq + (size_t)t * c->xq_bytes);
+}
+
+static void matvec_q_task(void *vctx, int64_t task, int tid) {
+    (void)tid;
+    const mm_ctx *c = vctx;
+    const int64_t r0 = task * c->block, r1 = min64(c->w->rows, r0 + c->block);
+    c->t->matvec_q(c->w, c->Xq, c->Y + r0, r0, r1);
+}
+
+static void gemm_q_task(void *vctx, int64_t task, int tid) {
+    (void)tid;
+    const mm_ctx *c = vctx;
+    const int64_t rows = c->w->rows, r0 = task * c->block, r1 = min64(rows, r0 + c->block);
+    for (int64_t t = 0; t < c->n; t++)
+        c->t->matvec_q(c->w, c->Xq + (size_t)t * c->xq_bytes, c->Y + (size_t)t * (size_t)rows + r0, r0, r1);
+}
+
+/* The integer path of lq_matmul (the caller checked lq_matmul_uses_int_act). Returns 0 when the
+ * activation buffer cannot be had: the caller then takes the f32 path, still a right answer. */
+static int matmul_int(mm_ctx *c, int nth) {
+    const lq_weight *w = c->w;
+    const lq_act_traits *a = lq_act_get(c->t->act);
+    const size_t xrb = lq_act_row_bytes(c->t->act, w->cols);
+    uint8_t *Xq = xq_buffer(xrb * (size_t)c->n);
+    if (!Xq) return 0;
+    xq_ctx q = {.quantize = a->quantize, .X = c->X, .cols = w->cols, .n = c->n, .Xq = Xq, .xq_bytes = xrb};
+    q.per_task = (c->n + 2 * nth - 1) / (2 * nth);
+    if (c->n < 8) q.per_task = c->n; /* a few rows: cheaper than waking the pool */
+    lq_pool_run(c->n < 8 ? NULL : c->pool, xq_task, &q, (c->n + q.per_task - 1) / q.per_task);
+    c->Xq = Xq;
+    c->xq_bytes = xrb;
+    const int64_t rows = w->rows;
+    if (c->n == 1) {
+        if (nth == 1) {
+            c->t->matvec_q(w, Xq, c->Y, 0, rows);
+            return 1;
+        }
+        c->block = max64(MM_ROW_ALIGN,
+                         round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
+                                  MM_ROW_ALIGN));
+        lq_pool_run(c->pool, matvec_q_task, c, (rows + c->block - 1) / c->block);
+        return 1;
+    }
+    int64_t by_cache = MM_TILE_BYTES / (int64_t)max64((int64_t)w->row_bytes, 1);
+    int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
+    c->block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
+    lq_pool_run(c->pool, gemm_q_task, c, (rows + c->block - 1) / c->block);
+    return 1;
+}
+
 
 static void matvec_task(void *vctx, int64_t task, int tid) {
     (void)tid;
@@ -134,6 +263,7 @@ lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t 
     if (n * rows * cols < MM_MIN_PARALLEL_MACS) pool = NULL;
     const int nth = lq_pool_size(pool);
     mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
+    if (lq_matmul_uses_int_act(w) && matmul_int(&c, nth)) return LQ_KERNEL_OK;
     if (n == 1) {
         if (nth == 1) {
             t->matvec(w, X, Y, 0, rows);

@@ -243,6 +243,15 @@ LQ_BLOCK_ASSERT(sizeof(lq_block_q5_0) == 22, "block_q5_0 is 22 bytes");
 LQ_BLOCK_ASSERT(sizeof(lq_block_q5_1) == 24, "block_q5_1 is 24 bytes");
 LQ_BLOCK_ASSERT(sizeof(lq_block_iq4_nl) == 18, "block_iq4_nl is 18 bytes");
 
+/* Activation blocks of the integer-activation path (lq_act_fmt; ggml's block_q8_1 / block_q8_K):
+ * a row of activations quantized once per matmul, never stored in a file. Q8_0 activations use
+ * lq_block_q8_0. q8_1's s = d * sum(qs) (binary16) lets a weight block's minimum m fold into m * s;
+ * q8_K's bsums are the sums of each 16 consecutive codes (K-quant sub-block minimums use them). */
+typedef struct lq_block_q8_1 { lq_f16 d, s; int8_t qs[32]; } lq_block_q8_1;
+typedef struct lq_block_q8_K { float d; int8_t qs[256]; int16_t bsums[16]; } lq_block_q8_K;
+LQ_BLOCK_ASSERT(sizeof(lq_block_q8_1) == 36, "block_q8_1 is 36 bytes");
+LQ_BLOCK_ASSERT(sizeof(lq_block_q8_K) == 292, "block_q8_K is 292 bytes");
+
 /* ggml's kvalues_iq4nl: the IQ4_NL code -> value grid (times the block scale d). */
 #define LQ_IQ4NL_VALUES {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
 

@@ -60,6 +60,46 @@ typedef enum lq_wfmt {
     LQ_WFMT_COUNT
 } lq_wfmt;
 
+/* Integer activations (llama.cpp's vec_dot_type). A format row with an integer path quantizes
+ * the activation row once per matmul into blocks of one of these layouts (lq_blocks.h), shared by
+ * every row tile and thread, and runs int8 dot products with int32 accumulation against its
+ * codes; the block scales are applied per block in f32. The quantizers are those of a llama.cpp
+ * x86 build (AVX2), so a GGUF model computes what llama.cpp computes. Values are append-only. */
+typedef enum lq_act_fmt {
+    LQ_ACT_NONE = 0, /* the row multiplies f32 activations only */
+    /* 32 values: d = amax / 127 stored as binary16, q = round-half-even(x * (127 / amax)) */
+    LQ_ACT_Q8_0 = 1,
+    /* Q8_0's codes plus s = d * sum(q) (binary16): a block minimum folds into m * s */
+    LQ_ACT_Q8_1 = 2,
+    /* 256 values: m = the signed value of largest magnitude, q = min(127, round-half-even(x *
+     * (-127 / m))), d = 1 / (-127 / m) in f32, and the sums of each 16 codes (int16) */
+    LQ_ACT_Q8_K = 3,
+    LQ_ACT_COUNT
+} lq_act_fmt;
+
+/* Quantize n activations (n a multiple of the layout's block) into blocks at out. */
+typedef void (*lq_act_quantize_fn)(const float *x, int64_t n, void *out);
+/* The values the blocks stand for: out[i] = q[i] * d (f32). */
+typedef void (*lq_act_dequant_fn)(const void *blocks, int64_t n, float *out);
+
+typedef struct lq_act_traits {
+    const char *name;            /* "q8_0", "q8_1", "q8_K" (ggml's names) */
+    int block;                   /* values per block: 32 or 256 */
+    size_t block_bytes;          /* 34, 36, 292 */
+    lq_act_quantize_fn quantize; /* fastest (chosen at startup); bit-identical to the ref */
+    lq_act_quantize_fn quantize_ref;
+    lq_act_dequant_fn dequant_ref;
+    /* |dequant(quantize(x))[i] - x[i]| <= err_amax * max(amax(block of i), amax_floor) +
+     * err_rel * |x[i]|: half a step of the block's range, plus the scale's rounding (binary16
+     * for Q8_0 / Q8_1, whose subnormals below amax_floor = 127 * 2^-14 round d absolutely). */
+    double err_amax, err_rel, amax_floor;
+} lq_act_traits;
+
+/* The layout's row (NULL if out of range or LQ_ACT_NONE). */
+const lq_act_traits *lq_act_get(lq_act_fmt f);
+/* Bytes of one row of n activations in layout f (n a multiple of its block; 0 otherwise). */
+size_t lq_act_row_bytes(lq_act_fmt f, int64_t n);
+
 /* How a tool asks for a tensor to be quantized (ignored by the float formats). */
 typedef enum lq_scale_dtype { LQ_SCALE_F32 = 0, LQ_SCALE_F16 = 1, LQ_SCALE_BF16 = 2 } lq_scale_dtype;
 
@@ -135,6 +175,10 @@ typedef void (*lq_quantize_fn)(const float *src, const lq_quant_params *p, lq_we
 typedef int (*lq_sizes_fn)(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *row_bytes,
                            int64_t *n_aux0, int64_t *n_aux1);
 
+/* y[r - r0] = sum_c W[r][c] * xq[c] for r in [r0, r1), xq = one activation row already quantized
+ * in the row's lq_act_fmt (lq_act_row_bytes(act, w->cols) bytes). */
+typedef void (*lq_matvec_q_fn)(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+
 typedef struct lq_wfmt_traits {
     const char *name;          /* "f32", "f16", "bf16", ... */
     double bits_per_weight;    /* storage cost including side tensors (nominal) */
@@ -159,6 +203,17 @@ typedef struct lq_wfmt_traits {
      * -1 when GGUF has no such type (the compressed-tensors formats, whose scales are aux
      * tensors). Every row sets it explicitly: 0 would mean F32. */
     int gguf_type;
+    /* The integer-activation path (LQ_ACT_NONE, NULL: none). lq_matmul takes it unless the
+     * process asked for f32 activations (lq_matmul_set_act_mode). matvec_q vs matvec_q_ref on the
+     * same quantized row: tol_atol + tol_rtol * sum_c |W[r][c] xq[c]| (only the order of the f32
+     * block sums differs). Against f32 activations (matvec_ref): additionally
+     * act_tol * sum_c |W[r][c]| * max(amax(activation block of c), amax_floor), the activation's quantization
+     * error (lq_act_traits.err_amax and err_rel folded together, plus what the row's own block
+     * arithmetic adds, e.g. a minimum times Q8_1's binary16 sum). */
+    lq_act_fmt act;
+    lq_matvec_q_fn matvec_q;     /* fastest */
+    lq_matvec_q_fn matvec_q_ref; /* scalar spec: int32 block dot products, ggml's block formula */
+    double act_tol;
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the

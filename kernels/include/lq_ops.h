@@ -31,6 +31,17 @@ lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t 
 /* Same result through the format's matvec_ref only, single-threaded: the spec of lq_matmul. */
 lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y);
 
+/* Which activations lq_matmul feeds a format that has an integer path (lq_wfmt_traits.act):
+ * LQ_ACT_MODE_AUTO (the default) quantizes them to the row's int8 blocks, as llama.cpp does;
+ * LQ_ACT_MODE_F32 multiplies f32 activations (lq_matmul_ref's semantics), e.g. to measure what
+ * the integer path costs in quality. Process-wide; LQ_F32_ACT=1 in the environment selects F32
+ * at startup. Not to be changed while a matmul runs. */
+typedef enum lq_act_mode { LQ_ACT_MODE_AUTO = 0, LQ_ACT_MODE_F32 = 1 } lq_act_mode;
+void lq_matmul_set_act_mode(lq_act_mode m);
+lq_act_mode lq_matmul_act_mode(void);
+/* Whether lq_matmul on w takes the integer-activation path now. */
+int lq_matmul_uses_int_act(const lq_weight *w);
+
 /* out = x / sqrt(mean(x^2) + eps) * weight */
 void lq_rmsnorm(float *out, const float *x, const float *weight, int64_t n, float eps);
 void lq_rmsnorm_ref(float *out, const float *x, const float *weight, int64_t n, float eps);

@@ -1,0 +1,57 @@
+/* act_quant_avx2.c - the AVX2 twins of act_quant.c's Q8_0 / Q8_1 activation quantizers: the same
+ * operations as ggml-cpu's x86 quantize_row_q8_0 / q8_1 (amax of |x|, x * (127 / amax) rounded
+ * half to even by _mm256_round_ps), so the codes and binary16 scales equal the scalar spec's bit
+ * for bit. */
+#include <immintrin.h>
+
+#include "kern_internal.h"
+#include "lq_blocks.h"
+
+/* One block of 32 values: codes to qs, returns d (f32) and the codes' sum. */
+static inline float q8_block_avx2(const float *x, int8_t *qs, int *sum) {
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_andnot_ps(sign, v0);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v1));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v2));
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v3));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), rnd));
+    const __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), rnd));
+    const __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), rnd));
+    const __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), rnd));
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    *sum = _mm_cvtsi128_si32(s4);
+    /* int32 -> int16 -> int8 packs work per 128-bit lane: the permute restores the order */
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    _mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    return d;
+}
+
+void lq_act_quantize_q8_0_avx2(const float *x, int64_t n, void *out) {
+    uint8_t *b = out;
+    for (int64_t i = 0; i < n / LQ_QK; i++, b += sizeof(lq_block_q8_0), x += LQ_QK) {
+        int sum;
+        lq_blk_put_f16(b, q8_block_avx2(x, (int8_t *)(b + 2), &sum));
+    }
+}
+
+void lq_act_quantize_q8_1_avx2(const float *x, int64_t n, void *out) {
+    uint8_t *b = out;
+    for (int64_t i = 0; i < n / LQ_QK; i++, b += sizeof(lq_block_q8_1), x += LQ_QK) {
+        int sum;
+        const float d = q8_block_avx2(x, (int8_t *)(b + 4), &sum);
+        lq_blk_put_f16(b, d);
+        lq_blk_put_f16(b + 2, d * (float)sum);
+    }
+}
