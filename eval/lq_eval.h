@@ -165,6 +165,52 @@ lq_status lq_eval_bench(const lq_model *m, lq_pool *pool, const lq_bench_opts *o
 /* Median / min / max of n values (sorts a copy). */
 lq_bench_stat lq_bench_summarize(const double *v, int n);
 
+/* ---- serving under load (serve_bench.c): continuous batching, the batch-size curve ---------- */
+
+typedef struct lq_serve_opts {
+    int n_requests;             /* synthetic trace: requests (default 32) */
+    int prompt_min, prompt_max; /* prompt lengths, uniform (default 32 .. 256) */
+    int gen_min, gen_max;       /* output lengths, uniform (default 16 .. 128) */
+    double rate;                /* arrivals per second, Poisson; 0: all arrive at once */
+    uint64_t seed;              /* lengths, arrival gaps and prompt ids */
+    const char *trace;          /* a file instead: one request a line, "ARRIVAL_S PROMPT_LEN
+                                 * GEN_LEN" ('#' comments, blank lines skipped) */
+    int token_budget, max_seqs, prefill_chunk; /* lq_sched_opts (0: its defaults) */
+    int page_tokens;            /* lq_batch_opts (0: 16) */
+    int64_t max_pages;          /* 0: enough for max_seqs requests of the longest trace entry */
+    lq_eval_progress_fn progress; /* per finished request; NULL: silent */
+    void *progress_user;
+} lq_serve_opts;
+
+typedef struct lq_serve_result {
+    int n_requests, max_running;
+    int64_t prompt_tokens, gen_tokens, steps;
+    double seconds;                     /* first arrival to last token */
+    double gen_tok_s, total_tok_s;      /* generated / prompt + generated tokens per second */
+    double ttft_mean, ttft_p50, ttft_p90, ttft_p99; /* time to first token from arrival, s */
+    double itl_mean, itl_p50, itl_p90, itl_p99;     /* gap between a request's tokens, s */
+    int page_tokens;
+    size_t page_bytes;
+    int64_t kv_peak_pages, kv_peak_tokens;  /* pages in use at the fullest step, tokens held then */
+    double kv_mean_bytes;               /* pages in use x page bytes, mean over steps */
+    int64_t kv_pages_allocated;         /* the pool's high-water mark */
+} lq_serve_result;
+
+/* Replay a request trace through lq_sched in real time (arrivals on the wall clock; an idle
+ * scheduler sleeps until the next one); prompts are random ids, every request generates exactly
+ * its length (greedy, no stop token). A bad trace line is LQ_ERR_FORMAT naming file:line. */
+lq_status lq_eval_serve_bench(const lq_model *m, lq_pool *pool, const lq_serve_opts *o, lq_serve_result *r);
+
+/* llama-batched-bench's measurement on lq_batch: for each B, B sequences of n_prompt random ids
+ * prefilled (steps of at most 512 rows), then n_gen decode steps of B tokens. */
+typedef struct lq_batch_point {
+    int batch;
+    double pp_s, tg_s;         /* seconds of the prefill and of the decode phase */
+    double pp_tok_s, tg_tok_s; /* B x n_prompt / pp_s, B x n_gen / tg_s */
+} lq_batch_point;
+lq_status lq_eval_batch_curve(const lq_model *m, lq_pool *pool, const int *batch, int n_batch, int n_prompt,
+                              int n_gen, uint64_t seed, lq_batch_point *out);
+
 /* ---- KL divergence against a baseline model (kld.c) ------------------------------------------ */
 
 /* What one scored token contributes: the baseline's next-token distribution P against the

@@ -8,9 +8,11 @@
  *              [--json]
  *   quant-eval --compare DIR... --file TEXT [--baseline DIR] [--bench] [--json | --markdown]
  *              [--html FILE]
+ *   quant-eval --model PATH --serve-bench [...] | --batch-curve B1,B2,... (quant-eval/serve.c)
  */
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
+#include "quant-eval/serve.h"
 #include "report_html.h"
 #include "tool_cli.h"
 #include "tool_model.h"
@@ -38,6 +40,8 @@ static void usage(FILE *f) {
             "                  [--threads N] [--device cpu|cuda] [--json]\n"
             "       " TOOL " --compare DIR... --file TEXT [--baseline DIR] [--bench]\n"
             "                  [--ctx N | --per-line ...] [--json | --markdown] [--html FILE]\n"
+            "       " TOOL " --model PATH --serve-bench [...] | --batch-curve B1,B2,... [...]\n"
+            "                  (serving under load: " TOOL " --serve-bench --help)\n"
             "\n"
             "Perplexity (default: the llama.cpp protocol): the text is tokenized once and cut into\n"
             "chunks of --ctx tokens (default 512, at most the model's context); each chunk starts\n"
@@ -656,6 +660,7 @@ static int run_compare(const args *a, lq_pool *pool) {
 }
 
 int main(int argc, char **argv) {
+    if (quant_eval_is_serve(argc, argv)) return quant_eval_serve(argc, argv);
     tool_init(TOOL, usage);
     args a;
     int rc = parse_args(argc, argv, &a);
