@@ -1,16 +1,12 @@
-/* gptq_run.c - the sequential GPTQ driver: decoder layer by decoder layer (lq_gptq_quantize).
+/* gptq_run.c - GPTQ, decoder layer by decoder layer (lq_gptq_quantize).
  *
- * Memory: the mapped input (each layer's weight pages released once it is done), the samples'
- * hidden states X (n_samples x len x dim f32, updated in place layer after layer), one layer's
- * Hessians (one per distinct Linear input: q/k/v share one, gate/up another) and the packed
- * codes of every quantized Linear so far (the output being written).
- * Per layer l:
- *   1. every sample runs through layer l with its original weights; the linear hook adds each
- *      input to its Hessian (a copy of X's rows, so X itself is not advanced);
- *   2. each Linear of l is quantized (lq_gptq_quantize_linear) and replaced in the model by its
- *      packed codes (lq_model_replace_linear: the engine's W4A16 / W8A16 kernels run them);
- *   3. every sample runs through layer l again, now quantized, advancing X to layer l + 1.
- * Then lq_ptq_quantize writes the checkpoint, taking these codes through an lq_ptq_source.
+ * The sequential pipeline is layerwise.c's (lq_layerwise_run: the samples through layer l, one Hessian
+ * per distinct Linear input, the layer compressed, the samples through it again); this file is
+ * its compress callback: each Linear of l is quantized (lq_gptq_quantize_linear) and replaced in
+ * the model by its packed codes (lq_model_replace_linear: the engine's W4A16 / W8A16 kernels
+ * run them). Memory beyond lq_layerwise_run's: the packed codes of every quantized Linear so far (the
+ * output being written). Then lq_ptq_quantize writes the checkpoint, taking these codes through
+ * an lq_ptq_source.
  */
 #include "libquant/lq_gptq.h"
 
@@ -23,22 +19,14 @@
 #include "arch.h"
 #include "ct_internal.h"
 #include "libquant/lq_model.h"
+#include "layerwise.h"
 
 #ifdef LQ_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
 
-#define MAX_SITES 8
-
-typedef struct site {
-    char role[16];              /* the role whose input it is ("q" also serves k and v) */
-    lq_gptq_hessian h;
-} site;
-
-typedef struct glin {           /* one Linear seen by the hook */
+typedef struct glin {           /* one quantized Linear */
     char name[160];
-    char site[16];
-    int layer;
     lq_weight q;                /* packed codes (owned buffers below), once quantized */
     void *payload;
     float *aux0, *aux1;
@@ -46,38 +34,13 @@ typedef struct glin {           /* one Linear seen by the hook */
 
 typedef struct run {
     const lq_gptq_opts *o;
-    lq_model *m;
     lq_pool *pool;
-    int layer;
-    site sites[MAX_SITES];
-    int n_sites;
     glin *lin;
     int64_t n_lin, cap_lin;
-    lq_status st;               /* the hook's first failure (it cannot return one) */
+    lq_gptq_summary *sum;
 } run;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* k and v multiply q's input, up multiplies gate's: one Hessian each. */
-static const char *site_of(const char *role) {
-    if (strcmp(role, "k") == 0 || strcmp(role, "v") == 0) return "q";
-    if (strcmp(role, "up") == 0) return "gate";
-    return role;
-}
-
-static site *find_site(run *r, const char *role) {
-    for (int i = 0; i < r->n_sites; i++)
-        if (strcmp(r->sites[i].role, role) == 0) return &r->sites[i];
-    return NULL;
-}
-
-static lq_status note_linear(run *r, const lq_linear_input *in) {
-    for (int64_t i = 0; i < r->n_lin; i++)
-        if (strcmp(r->lin[i].name, in->module) == 0) return LQ_OK;
+static lq_status new_glin(run *r, const char *name, glin **out) {
     if (r->n_lin == r->cap_lin) {
         int64_t nc = r->cap_lin ? 2 * r->cap_lin : 64;
         glin *p = realloc(r->lin, (size_t)nc * sizeof *p);
@@ -87,31 +50,9 @@ static lq_status note_linear(run *r, const lq_linear_input *in) {
     }
     glin *g = &r->lin[r->n_lin++];
     memset(g, 0, sizeof *g);
-    snprintf(g->name, sizeof g->name, "%s", in->module);
-    snprintf(g->site, sizeof g->site, "%s", site_of(in->role));
-    g->layer = in->layer;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    *out = g;
     return LQ_OK;
-}
-
-static void hook(void *user, const lq_linear_input *in) {
-    run *r = user;
-    if (r->st != LQ_OK || in->layer != r->layer || in->expert >= 0) return;
-    if ((r->st = note_linear(r, in)) != LQ_OK) return;
-    const char *sr = site_of(in->role);
-    if (strcmp(sr, in->role) != 0) return; /* the same input as its site's role: counted once */
-    site *s = find_site(r, sr);
-    if (!s) {
-        if (r->n_sites == MAX_SITES) {
-            r->st = lq_fail(LQ_ERR_UNSUPPORTED, "gptq: layer %d has more than %d Linear inputs", in->layer, MAX_SITES);
-            return;
-        }
-        s = &r->sites[r->n_sites++];
-        snprintf(s->role, sizeof s->role, "%s", sr);
-        if ((r->st = lq_gptq_hessian_init(&s->h, in->cols)) != LQ_OK) return;
-    }
-    char what[224];
-    snprintf(what, sizeof what, "layer %d (%s)", in->layer, in->module);
-    r->st = lq_gptq_hessian_add(&s->h, in->x, in->n_tokens, r->pool, what);
 }
 
 /* ---- one Linear ------------------------------------------------------------------------------- */
@@ -225,15 +166,17 @@ static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const
 }
 
 /* GPTQ one Linear of the current layer and put its codes into the model. */
-static lq_status quantize_one(run *r, glin *g, lq_gptq_stat *out) {
-    const lq_weight *w = lq_model_find_linear(r->m, g->name);
-    site *s = find_site(r, g->site);
-    if (!w || !s) return lq_fail(LQ_ERR_NOT_FOUND, "gptq: no weight or inputs for '%s'", g->name);
+static lq_status quantize_one(run *r, lq_model *m, const lq_lw_linear *lin, lq_gptq_stat *out, bool *done) {
+    *done = false;
+    const lq_weight *w = lq_model_find_linear(m, lin->module);
+    if (!w) return lq_fail(LQ_ERR_NOT_FOUND, "gptq: no weight for '%s'", lin->module);
     lq_gptq_params gp;
     lq_wfmt fmt = LQ_WFMT_COUNT;
     bool skip;
-    LQ_TRY(module_params(r->o, lq_arch_find(lq_model_config(r->m)->arch), g->name, w, &gp, &fmt, &skip));
+    LQ_TRY(module_params(r->o, lq_arch_find(lq_model_config(m)->arch), lin->module, w, &gp, &fmt, &skip));
     if (skip) return LQ_OK;
+    glin *g = NULL;
+    LQ_TRY(new_glin(r, lin->module, &g));
     const int64_t rows = w->rows, cols = w->cols, ng = gp.group_size > 0 ? cols / gp.group_size : 1;
     lq_quant_params qp = {.group_size = gp.group_size, .asym = gp.asym, .scale_dtype = gp.scale_dtype};
     size_t row_bytes;
@@ -248,9 +191,9 @@ static lq_status quantize_one(run *r, glin *g, lq_gptq_stat *out) {
     lq_status st = W && codes && sc && zp && g->payload ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "gptq: '%s': out of memory",
                                                                           g->name);
     if (st == LQ_OK) lq_wfmt_get(w->fmt)->dequant_ref(w, 0, rows, W);
-    if (st == LQ_OK) st = lq_gptq_quantize_linear(W, rows, cols, s->h.h, &gp, codes, sc, zp, &out->g);
+    if (st == LQ_OK) st = lq_gptq_quantize_linear(W, rows, cols, lin->H, &gp, codes, sc, zp, &out->g);
     if (st == LQ_OK)
-        st = output_errors(W, codes, sc, zp, rows, cols, ng, &gp, s->h.h, r->pool, &out->rel_err_rtn,
+        st = output_errors(W, codes, sc, zp, rows, cols, ng, &gp, lin->H, r->pool, &out->rel_err_rtn,
                            &out->rel_err_gptq);
     if (st == LQ_OK) {
         snprintf(out->name, sizeof out->name, "%s", g->name);
@@ -268,7 +211,8 @@ static lq_status quantize_one(run *r, glin *g, lq_gptq_stat *out) {
             g->q.aux[1] = zp;
             zp = NULL;
         }
-        st = lq_model_replace_linear(r->m, g->name, &g->q);
+        st = lq_model_replace_linear(m, g->name, &g->q);
+        *done = st == LQ_OK;
     }
     free(W);
     free(codes);
@@ -295,11 +239,6 @@ static lq_status source_get(void *user, const char *module, lq_weight *w) {
     return LQ_ERR_NOT_FOUND;
 }
 
-static void free_sites(run *r) {
-    for (int i = 0; i < r->n_sites; i++) lq_gptq_hessian_free(&r->sites[i].h);
-    r->n_sites = 0;
-}
-
 void lq_gptq_summary_free(lq_gptq_summary *s) {
     if (!s) return;
     lq_ptq_summary_free(&s->ptq);
@@ -308,74 +247,21 @@ void lq_gptq_summary_free(lq_gptq_summary *s) {
     s->n_linears = 0;
 }
 
-/* Layer l: Hessians with the original weights, GPTQ of its Linears, then X through the
- * quantized layer. */
-static lq_status run_layer(run *r, lq_session *ses, float *X, float *tmp, const lq_calib_set *cs, int dim,
-                           lq_gptq_summary *sum) {
-    const int64_t stride = (int64_t)cs->len * dim;
-    int64_t first = r->n_lin;
-    lq_session_set_linear_hook(ses, hook, r);
-    for (int64_t k = 0; k < cs->n_samples && r->st == LQ_OK; k++) {
-        memcpy(tmp, X + k * stride, (size_t)stride * sizeof *tmp);
-        LQ_TRY(lq_session_forward_layer(ses, r->layer, tmp, cs->len, 0));
-    }
-    lq_session_set_linear_hook(ses, NULL, NULL);
-    LQ_TRY(r->st);
-    for (int i = 0; i < r->n_sites; i++) lq_gptq_hessian_finish(&r->sites[i].h);
-    for (int64_t i = first; i < r->n_lin; i++) {
-        lq_gptq_stat st = {0};
-        LQ_TRY(quantize_one(r, &r->lin[i], &st));
-        if (!r->lin[i].q.data) continue;
-        lq_gptq_stat *p = realloc(sum->linears, (size_t)(sum->n_linears + 1) * sizeof *p);
-        if (!p) return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory");
-        sum->linears = p;
-        sum->linears[sum->n_linears++] = st;
-        sum->n_retried += st.g.retries > 0;
-        sum->n_fallback += st.g.rtn_fallback;
-    }
-    free_sites(r);
-    for (int64_t k = 0; k < cs->n_samples; k++) LQ_TRY(lq_session_forward_layer(ses, r->layer, X + k * stride, cs->len, 0));
+/* lq_layerwise_run's callback: GPTQ one Linear and record its result. */
+static lq_status compress(void *user, lq_model *m, const lq_lw_linear *lin) {
+    run *r = user;
+    lq_gptq_summary *sum = r->sum;
+    lq_gptq_stat st = {0};
+    bool done;
+    LQ_TRY(quantize_one(r, m, lin, &st, &done));
+    if (!done) return LQ_OK;
+    lq_gptq_stat *p = realloc(sum->linears, (size_t)(sum->n_linears + 1) * sizeof *p);
+    if (!p) return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory");
+    sum->linears = p;
+    sum->linears[sum->n_linears++] = st;
+    sum->n_retried += st.g.retries > 0;
+    sum->n_fallback += st.g.rtn_fallback;
     return LQ_OK;
-}
-
-static lq_status calibrate(run *r, const char *model_path, lq_gptq_summary *sum) {
-    const lq_gptq_opts *o = r->o;
-    const lq_config *c = lq_model_config(r->m);
-    lq_tokenizer *tok = NULL;
-    lq_calib_set cs = {0};
-    lq_session *ses = NULL;
-    float *X = NULL, *tmp = NULL;
-    lq_status st = lq_tokenizer_load_for_model(model_path, o->tokenizer, c->vocab_size, &tok);
-    if (st == LQ_OK)
-        st = lq_calib_samples(tok, o->calib, o->n_calib, o->n_samples > 0 ? o->n_samples : 128,
-                              o->sample_len > 0 ? o->sample_len : 512, o->seed, &cs);
-    lq_tokenizer_free(tok);
-    if (st == LQ_OK) st = lq_session_create(r->m, cs.len, r->pool, &ses);
-    const int64_t stride = (int64_t)cs.len * c->dim;
-    if (st == LQ_OK) {
-        X = malloc((size_t)(cs.n_samples * stride) * sizeof *X);
-        tmp = malloc((size_t)stride * sizeof *tmp);
-        if (!X || !tmp) st = lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for %lld x %d hidden states",
-                                     (long long)cs.n_samples, cs.len);
-    }
-    for (int64_t k = 0; st == LQ_OK && k < cs.n_samples; k++)
-        st = lq_session_embed(ses, cs.ids + k * cs.len, cs.len, X + k * stride);
-    sum->n_samples = cs.n_samples;
-    sum->sample_len = cs.len;
-    sum->n_windows = cs.n_windows;
-    double t0 = now_s();
-    for (int l = 0; st == LQ_OK && l < c->n_layers; l++) {
-        r->layer = l;
-        st = run_layer(r, ses, X, tmp, &cs, c->dim, sum);
-        if (st == LQ_OK && o->progress) o->progress(o->user, l, c->n_layers, now_s() - t0);
-    }
-    free_sites(r);
-    sum->calib_seconds = now_s() - t0;
-    free(X);
-    free(tmp);
-    lq_session_free(ses);
-    lq_calib_set_free(&cs);
-    return st;
 }
 
 lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq_gptq_opts *opts,
@@ -386,19 +272,18 @@ lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq
                        lq_ptq_scheme_name(opts->ptq.scheme));
     if (opts->actorder < 0 || opts->actorder >= LQ_GPTQ_ACTORDER_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "gptq: unknown activation order %d", (int)opts->actorder);
-    lq_checkpoint *ck;
-    LQ_TRY(lq_checkpoint_open(model_path, &ck));
-    bool l2c = lq_checkpoint_kind(ck) == LQ_CKPT_LLAMA2C;
-    lq_checkpoint_close(ck);
-    if (l2c)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: a llama2.c checkpoint; convert it to a Hugging Face directory with "
-                       "quant-convert first", model_path);
-    run r = {.o = opts, .pool = opts->ptq.pool};
-    lq_status st = lq_model_load(model_path, &r.m);
-    /* loading checked every weight for NaN: release those pages, layers fault theirs back in turn */
-    if (st == LQ_OK) lq_release_checkpoint(lq_model_checkpoint(r.m));
-    if (st == LQ_OK) st = calibrate(&r, model_path, &sum);
-    lq_model_free(r.m); /* the codes stay in r.lin; the writer maps the input again */
+    run r = {.o = opts, .pool = opts->ptq.pool, .sum = &sum};
+    lq_lw_opts so = {.calib = opts->calib, .n_calib = opts->n_calib, .n_samples = opts->n_samples,
+                      .sample_len = opts->sample_len, .seed = opts->seed, .tokenizer = opts->tokenizer,
+                      .who = "gptq", .pool = opts->ptq.pool, .compress = compress, .user = &r,
+                      .progress = opts->progress, .progress_user = opts->user};
+    lq_lw_info info;
+    lq_status st = lq_layerwise_run(model_path, &so, &info);
+    sum.n_samples = info.n_samples;
+    sum.sample_len = info.sample_len;
+    sum.n_windows = info.n_windows;
+    sum.calib_seconds = info.seconds;
+    /* the codes stay in r.lin; the writer maps the input again */
     if (st == LQ_OK) {
         lq_ptq_source src = {.get = source_get, .user = &r};
         lq_ptq_opts po = opts->ptq;
