@@ -1,16 +1,22 @@
 /* quant-prune - magnitude, N:M and structured pruning into a checkpoint the engine runs.
  *
- *   quant-prune --model DIR --method magnitude|nm|ffn|heads [--sparsity S] [--global]
- *               [--nm N:M] [--keep R] [--layer-keep L=R]... [--target P]... [--ignore P]...
- *               [--override P=S]... [--bitmask] [--force] [--json] --out DIR
+ *   quant-prune --model DIR --method magnitude|nm|ffn|heads|wanda|sparsegpt [--sparsity S]
+ *               [--global] [--nm N:M | --pattern N:M] [--keep R] [--layer-keep L=R]...
+ *               [--target P]... [--ignore P]... [--override P=S]... [--bitmask]
+ *               [--calib TEXT]... [--calib-samples N] [--calib-len L] [--calib-seed N]
+ *               [--dampening F] [--block-size B] [--tokenizer FILE] [--threads N]
+ *               [--force] [--json] --out DIR
  *
- * The work is lq_prune_run (libquant/include/libquant/lq_prune.h). This file is the CLI around
- * it: the atomic output directory (lq_tool), tokenizer files carried over, progress, summary.
+ * The work is lq_prune_run (libquant/include/libquant/lq_prune.h), and for wanda / sparsegpt
+ * lq_sparse_prune (lq_sparsegpt.h, through quant-prune/prune_calib.c). This file is the CLI
+ * around them: the atomic output directory (lq_tool), tokenizer files carried over, progress,
+ * summary.
  */
 #include "tool_cli.h"
 #include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
+#include "quant-prune/prune_calib.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +29,12 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: " TOOL " --model DIR --method magnitude|nm|ffn|heads --out DIR\n"
-            "                   [--sparsity S] [--global] [--nm N:M] [--keep R] [--layer-keep L=R]...\n"
-            "                   [--target P]... [--ignore P]... [--override P=S]... [--bitmask]\n"
-            "                   [--force] [--json]\n"
+            "usage: " TOOL " --model DIR --method magnitude|nm|ffn|heads|wanda|sparsegpt --out DIR\n"
+            "                   [--sparsity S] [--global] [--nm N:M | --pattern N:M] [--keep R]\n"
+            "                   [--layer-keep L=R]... [--target P]... [--ignore P]... [--override P=S]...\n"
+            "                   [--bitmask] [--calib TEXT]... [--calib-samples N] [--calib-len L]\n"
+            "                   [--calib-seed N] [--dampening F] [--block-size B] [--tokenizer FILE]\n"
+            "                   [--threads N] [--force] [--json]\n"
             "\n"
             "Prune a Llama-family checkpoint and write a directory quant-eval / quant-run / quant-ptq\n"
             "read directly.\n"
@@ -38,10 +46,17 @@ static void usage(FILE *f) {
             "  ffn        remove FFN intermediate neurons (rows of gate/up, columns of down): a smaller\n"
             "             dense model\n"
             "  heads      remove attention heads: whole KV groups with their query heads\n"
+            "  wanda      calibrated (--calib): zero the lowest |w| * ||x_col||_2 of every output row\n"
+            "             (Sun et al.), unstructured (--sparsity S) or N:M (--pattern N:M); layer by\n"
+            "             layer, each layer calibrated on the outputs of the pruned ones before it\n"
+            "  sparsegpt  calibrated (--calib): SparseGPT (Frantar & Alistarh): the OBS column sweep\n"
+            "             on H = 2 X^T X updates the surviving weights to make up for the pruned ones;\n"
+            "             unstructured or N:M; dense like magnitude (llm-compressor's SparseGPTModifier)\n"
             "\n"
             "  --sparsity S       fraction removed, in [0, 1) (magnitude; for ffn/heads = 1 - keep)\n"
             "  --global           magnitude: one threshold over every targeted weight\n"
-            "  --nm N:M           N:M pattern (M must divide the input features of every target)\n"
+            "  --nm N:M           N:M pattern: N kept of every M input weights (M must divide the input\n"
+            "                     features of every target); --pattern N:M is the same\n"
             "  --keep R           ffn/heads: fraction of units kept in every layer, (0, 1]\n"
             "  --layer-keep L=R   ffn/heads: keep ratio R for layer L (repeatable); layers of\n"
             "                     different sizes are recorded in config.json per layer\n"
@@ -56,7 +71,12 @@ static void usage(FILE *f) {
             "                     read it: transformers with compressed-tensors >= 0.20 loads it as\n"
             "                     random weights without an error (the tool prints which do)\n"
             "  --dense            the default (accepted for old scripts)\n"
-            "  --threads N        accepted for symmetry with quant-ptq (pruning is single-threaded)\n"
+            "  --calib TEXT       wanda/sparsegpt: calibration text (repeatable): --calib-samples N\n"
+            "                     windows (default 128) of --calib-len L tokens (default 512) drawn with\n"
+            "                     --calib-seed (default 0); --tokenizer FILE (default: the model's)\n"
+            "  --dampening F      sparsegpt: F * mean(diag H) added to H's diagonal (default 0.01)\n"
+            "  --block-size B     sparsegpt: columns per lazy block and mask selection (default 128)\n"
+            "  --threads N        calibration threads (wanda/sparsegpt; the writer is single-threaded)\n"
             "  --out DIR          output directory (must not exist unless --force; never the input)\n"
             "  --force            replace an existing DIR\n"
             "  --json             print the summary as JSON on stdout\n"
@@ -69,7 +89,8 @@ static void usage(FILE *f) {
 
 static double frac(int64_t a, int64_t b) { return b > 0 ? (double)a / (double)b : 0.0; }
 
-static void print_summary(const lq_prune_summary *r, const char *out, bool json) {
+static void print_summary(const lq_prune_summary *r, const char *out, bool json, const prune_calib *pc) {
+    const char *method = pc->on ? lq_sparse_method_name(pc->o.method) : lq_prune_method_name(r->method);
     if (json) {
         printf("{\"out\": ");
         tool_print_json_string(out);
@@ -77,7 +98,7 @@ static void print_summary(const lq_prune_summary *r, const char *out, bool json)
                "\"nonzero_in\": %lld, \"nonzero_out\": %lld, \"target_params\": %lld, \"target_zeros\": %lld, "
                "\"target_sparsity\": %.6f, \"global_sparsity\": %.6f, \"bytes_in\": %llu, \"bytes_out\": %llu, "
                "\"seconds\": %.3f, \"per_tensor\": [",
-               lq_prune_method_name(r->method), (long long)r->n_tensors, (long long)r->params_in,
+               method, (long long)r->n_tensors, (long long)r->params_in,
                (long long)r->params_out, (long long)r->nonzero_in, (long long)r->nonzero_out,
                (long long)r->target_params, (long long)r->target_zeros, frac(r->target_zeros, r->target_params),
                r->global_sparsity, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->seconds);
@@ -97,10 +118,12 @@ static void print_summary(const lq_prune_summary *r, const char *out, bool json)
         for (int l = 0; l < r->n_layers; l++)
             printf("%s{\"units_in\": %d, \"units_out\": %d}", l ? ", " : "", r->layer_units_in[l],
                    r->layer_units_out[l]);
-        printf("]}\n");
+        printf("]");
+        if (pc->on) prune_calib_print(pc, true);
+        printf("}\n");
         return;
     }
-    printf("%s: %s pruning\n", out, lq_prune_method_name(r->method));
+    printf("%s: %s pruning\n", out, method);
     printf("  %-52s %15s %15s %9s\n", "tensor", "shape in", "shape out", "sparsity");
     for (int64_t i = 0; i < r->n_tensors; i++) {
         const lq_prune_tensor_stat *t = &r->tensors[i];
@@ -120,6 +143,7 @@ static void print_summary(const lq_prune_summary *r, const char *out, bool json)
            100.0 * frac(r->target_zeros, r->target_params), 100.0 * r->global_sparsity);
     printf("  size        %.3f MiB -> %.3f MiB, %.2f s\n", r->bytes_in / 1048576.0, r->bytes_out / 1048576.0,
            r->seconds);
+    if (pc->on) prune_calib_print(pc, false);
 }
 
 /* ---- main ------------------------------------------------------------------------------------------ */
@@ -150,6 +174,7 @@ int main(int argc, char **argv) {
     int n_layer_keep = 0;
     for (int l = 0; l < LQ_MAX_LAYERS; l++) layer_keep[l] = -1.0f;
     int rc = 0;
+    prune_calib pc = {0};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -179,9 +204,12 @@ int main(int argc, char **argv) {
             if (!tool_parse_float(a.value, 0.0f, 1.0f, &keep) || keep <= 0.0f)
                 return tool_bad_args("--keep must be in (0, 1], not '%s'", a.value);
             have_keep = true;
-        } else if (tool_args_value(&a, "--nm")) {
+        } else if (prune_calib_arg(&a, &pc, &rc)) {
+            if (rc) return rc;
+        } else if (tool_args_value(&a, "--nm") || tool_args_value(&a, "--pattern")) {
             if (!parse_nm(a.value, &o.nm_n, &o.nm_m) || o.nm_n > o.nm_m || o.nm_m > 64)
-                return tool_bad_args("--nm expects N:M with 0 < N <= M <= 64 (2:4, 4:8), not '%s'", a.value);
+                return tool_bad_args("--nm / --pattern expect N:M with 0 < N <= M <= 64 (2:4, 4:8), not '%s'",
+                                     a.value);
             have_nm = true;
         } else if (tool_args_value(&a, "--layer-keep")) {
             const char *eq = strchr(a.value, '=');
@@ -221,11 +249,21 @@ int main(int argc, char **argv) {
         }
     }
     if (!model || !out_dir || !method_arg) return tool_bad_args("--model, --method and --out are required");
-    if (!lq_prune_method_parse(method_arg, &o.method))
-        return tool_bad_args("unknown method '%s' (magnitude, nm, ffn or heads)", method_arg);
+    if (prune_calib_method(&pc, method_arg)) {
+        /* the mask's structure: N:M with --pattern, else unstructured at --sparsity */
+        if (have_nm && have_sparsity && sparsity != (float)(o.nm_m - o.nm_n) / (float)o.nm_m)
+            return tool_bad_args("--sparsity %g contradicts --pattern %d:%d (which prunes %g)", (double)sparsity,
+                                 o.nm_n, o.nm_m, (double)(o.nm_m - o.nm_n) / o.nm_m);
+        if (!have_nm && !have_sparsity)
+            return tool_bad_args("--method %s needs --sparsity S or --pattern N:M", method_arg);
+        o.method = have_nm ? LQ_PRUNE_NM : LQ_PRUNE_MAGNITUDE;
+    } else if (!lq_prune_method_parse(method_arg, &o.method)) {
+        return tool_bad_args("unknown method '%s' (magnitude, nm, ffn, heads, wanda or sparsegpt)", method_arg);
+    }
+    if ((rc = prune_calib_check(&pc)) != 0) return rc;
     bool structured = o.method == LQ_PRUNE_FFN || o.method == LQ_PRUNE_HEADS;
     if (o.method == LQ_PRUNE_MAGNITUDE && !have_sparsity) return tool_bad_args("--method magnitude needs --sparsity S");
-    if (have_nm && o.method != LQ_PRUNE_NM) return tool_bad_args("--nm applies to --method nm only");
+    if (have_nm && o.method != LQ_PRUNE_NM) return tool_bad_args("--nm / --pattern apply to --method nm, wanda and sparsegpt");
     if (structured) {
         if (have_keep && have_sparsity) return tool_bad_args("give --keep R or --sparsity S, not both");
         if (!have_keep && !have_sparsity && n_layer_keep == 0)
@@ -236,7 +274,7 @@ int main(int argc, char **argv) {
     } else if (have_keep || n_layer_keep > 0) {
         return tool_bad_args("--keep / --layer-keep apply to --method ffn and heads");
     }
-    if ((o.global || o.n_overrides > 0) && o.method != LQ_PRUNE_MAGNITUDE)
+    if ((o.global || o.n_overrides > 0) && (o.method != LQ_PRUNE_MAGNITUDE || pc.on))
         return tool_bad_args("--global and --override apply to --method magnitude only");
     if (o.n_targets > 0 && structured) return tool_bad_args("--target applies to magnitude and nm (use --ignore)");
     if (o.bitmask_output && structured) return tool_bad_args("--bitmask applies to magnitude and nm");
@@ -252,7 +290,15 @@ int main(int argc, char **argv) {
     o.progress = tool_progress_cb;
     o.user = &prog;
     lq_prune_summary sum;
-    lq_status s = lq_prune_run(model, od.tmp, &o, &sum);
+    lq_status s;
+    if (pc.on) {
+        o.pool = lq_pool_create(threads);
+        s = prune_calib_run(&pc, model, od.tmp, &o, !json);
+        sum = pc.sum.prune;
+        memset(&pc.sum.prune, 0, sizeof pc.sum.prune); /* sum owns it now */
+    } else {
+        s = lq_prune_run(model, od.tmp, &o, &sum);
+    }
     tool_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
@@ -269,10 +315,12 @@ int main(int argc, char **argv) {
     }
     /* stderr, so --json output stays one document */
     if (o.bitmask_output) fprintf(stderr, TOOL ": note: %s\n", lq_prune_bitmask_readers());
-    print_summary(&sum, out_dir, json);
+    print_summary(&sum, out_dir, json, &pc);
     lq_prune_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
+    prune_calib_free(&pc);
+    lq_pool_free(o.pool);
     for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
     return rc;
 }

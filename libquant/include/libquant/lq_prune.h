@@ -122,6 +122,17 @@ typedef struct lq_prune_rule {
 
 typedef void (*lq_prune_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
+/* Calibrated pruning (lq_sparsegpt.h): the mask of each targeted module, and optionally its new
+ * values, come from here instead of a score. get fills keep (rows x cols, 1 = kept) and sets
+ * *values to rows x cols f32 values (borrowed, alive until lq_prune_run returns; pruned
+ * positions are written zero whatever they hold) or NULL to keep the stored values;
+ * LQ_ERR_NOT_FOUND (with a message) for a module it has nothing for. */
+typedef struct lq_prune_source {
+    lq_status (*get)(void *user, const char *module, int64_t rows, int64_t cols, uint8_t *keep,
+                     const float **values);
+    void *user;
+} lq_prune_source;
+
 typedef struct lq_prune_opts {
     lq_prune_method method;
     float sparsity;             /* magnitude: fraction zeroed, [0, 1) */
@@ -151,6 +162,8 @@ typedef struct lq_prune_opts {
     bool bitmask_output;
     lq_prune_weight_score_fn weight_score; /* NULL: |w| */
     lq_prune_unit_score_fn unit_score;     /* NULL: the norm score */
+    const lq_prune_source *source;         /* magnitude / nm without global or overrides: masks
+                                            * (and values) from calibration; NULL: scores */
     void *score_user;
     lq_pool *pool;              /* borrowed; NULL ok */
     lq_prune_progress_fn progress;

@@ -19,6 +19,7 @@
  * Hessian is summed over fixed tiles of H for the same reason.
  */
 #include "libquant/lq_gptq.h"
+#include "gptq_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -148,8 +149,9 @@ static bool inverse_cholesky(double *H, int64_t n) {
 }
 #endif
 
-/* Dampen, factorize and retry: H (n x n, permuted, dead columns fixed) becomes U. */
-static lq_status factorize(double *H, int64_t n, double damp, lq_gptq_linear_stat *st) {
+/* Dampen, factorize and retry: H (n x n, permuted, dead columns fixed) becomes U. Shared with
+ * SparseGPT (gptq_internal.h). */
+lq_status lq_gptq_factorize(double *H, int64_t n, double damp, lq_gptq_linear_stat *st) {
 #ifndef LQ_HAVE_LAPACKE
     (void)H; (void)n; (void)damp; (void)st;
     return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: this build has no LAPACKE (the Cholesky factorizations)");
@@ -313,7 +315,7 @@ lq_status lq_gptq_quantize_linear(const float *W, int64_t rows, int64_t cols, co
             dead[perm[a]] = true;
             stat->dead_cols++;
         }
-    if ((st = factorize(Hp, cols, p->damp > 0.0 ? p->damp : 0.01, stat)) != LQ_OK) goto done;
+    if ((st = lq_gptq_factorize(Hp, cols, p->damp > 0.0 ? p->damp : 0.01, stat)) != LQ_OK) goto done;
     sweep s = {.W = W, .rows = rows, .cols = cols, .n_groups = ng, .block = B, .U = Hp, .perm = perm, .gidx = gidx,
                .dead = dead, .qmin = qmin, .qmax = qmax, .codes = codes, .scales = scales, .zeros = zeros,
                .loss = loss};

@@ -26,6 +26,7 @@
 #include "arch.h"
 #include "libquant/lq_safetensors.h"
 #include "libquant/lq_targets.h"
+#include "lq_blocks.h"
 
 typedef struct item {
     const lq_tensor *t;
@@ -35,6 +36,7 @@ typedef struct item {
     float sparsity;        /* magnitude: its sparsity */
     bool sparse_out;       /* written in the compressed-tensors sparse layout */
     uint8_t *keep;         /* target: packed keep mask, rows x ceil(cols/8) */
+    const float *values;   /* target with a source's new values (rows x cols f32, borrowed) */
     int64_t rows, cols;
     int64_t nnz_out;       /* sparse layout: values stored */
     int64_t nonzero_in, nonzero_out;
@@ -98,6 +100,10 @@ static lq_status check_opts(const lq_prune_opts *o) {
                            o->overrides[i].pattern, (double)o->overrides[i].sparsity);
     if (o->method == LQ_PRUNE_NM && !(o->nm_n > 0 && o->nm_m > 0 && o->nm_n <= o->nm_m && o->nm_m <= 64))
         return lq_fail(LQ_ERR_INVALID_ARG, "N:M %d:%d: need 0 < N <= M <= 64", o->nm_n, o->nm_m);
+    if (o->source && (!(o->method == LQ_PRUNE_MAGNITUDE || o->method == LQ_PRUNE_NM) || o->global ||
+                      o->n_overrides > 0 || o->weight_score))
+        return lq_fail(LQ_ERR_INVALID_ARG, "calibrated pruning takes unstructured or N:M masks, without global "
+                       "thresholds, overrides or scores");
     if (o->method == LQ_PRUNE_FFN || o->method == LQ_PRUNE_HEADS) {
         if (!(o->keep > 0.0f && o->keep <= 1.0f))
             return lq_fail(LQ_ERR_INVALID_ARG, "keep ratio %g is outside (0, 1] (sparsity must be in [0, 1))",
@@ -262,11 +268,35 @@ static lq_status scores_of(const ctx *x, const item *it, float *w, float *score)
     return LQ_OK;
 }
 
+/* A source's value v in the stored dtype at dst (f32 / f16 / bf16: lq_prune_is_float). */
+static void put_value(float v, lq_dtype dt, uint8_t *dst) {
+    if (dt == LQ_DTYPE_F32) {
+        memcpy(dst, &v, 4);
+        return;
+    }
+    uint16_t h = dt == LQ_DTYPE_F16 ? lq_f32_to_f16(v) : lq_f32_to_bf16(v);
+    memcpy(dst, &h, 2);
+}
+
+/* Non-zeros of the kept new values as they will be stored (a tiny f32 may round to 0 in f16). */
+static int64_t count_values(const item *it, const uint8_t *keep) {
+    int64_t nz = 0;
+    uint8_t b[4];
+    for (int64_t i = 0; i < it->rows * it->cols; i++) {
+        if (!keep[i]) continue;
+        put_value(it->values[i], it->t->dtype, b);
+        uint32_t u = 0;
+        memcpy(&u, b, lq_dtype_size(it->t->dtype));
+        nz += (u & (it->t->dtype == LQ_DTYPE_F32 ? 0x7fffffffu : 0x7fffu)) != 0;
+    }
+    return nz;
+}
+
 static lq_status finish_mask(ctx *x, item *it, const uint8_t *keep) {
     int64_t rb = lq_bitmask_row_bytes(it->cols);
     if (!(it->keep = malloc((size_t)(it->rows * rb) + 1))) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     lq_bitmask_pack(keep, it->rows, it->cols, it->keep);
-    it->nonzero_out = count_nonzero(it->t, it->keep, it->cols);
+    it->nonzero_out = it->values ? count_values(it, keep) : count_nonzero(it->t, it->keep, it->cols);
     /* sparse-24-bitmask stores every kept position (a kept zero included); sparse-bitmask the
      * non-zeros. */
     it->nnz_out = x->nm24 ? it->rows * it->cols / 2 : it->nonzero_out;
@@ -323,6 +353,9 @@ static lq_status make_masks(ctx *x) {
             if (in_pool) {
                 memcpy(keep, pool_keep + off, (size_t)n);
                 off += n;
+            } else if (o->source) {
+                s = o->source->get(o->source->user, it->module, it->rows, it->cols, keep, &it->values);
+                if (s != LQ_OK) break;
             } else {
                 s = scores_of(x, it, w, score);
                 if (s != LQ_OK) break;
@@ -382,7 +415,9 @@ static uint8_t *masked_copy(const item *it) {
     size_t es = lq_dtype_size(it->t->dtype);
     uint8_t *d = malloc(it->t->nbytes + 1);
     if (!d) return NULL;
-    memcpy(d, it->t->data, it->t->nbytes);
+    if (it->values)
+        for (int64_t i = 0; i < it->rows * it->cols; i++) put_value(it->values[i], it->t->dtype, d + (size_t)i * es);
+    else memcpy(d, it->t->data, it->t->nbytes);
     int64_t rb = lq_bitmask_row_bytes(it->cols);
     for (int64_t r = 0; r < it->rows; r++)
         for (int64_t c = 0; c < it->cols; c++)
