@@ -252,6 +252,22 @@ static lq_status check_opts(const char *model_path, const lq_sparse_opts *o, con
     LQ_TRY(lq_checkpoint_open(model_path, &ck));
     lq_status s = lq_check_float_input(ck, "prune");
     if (s == LQ_OK) *arch = lq_arch_find(lq_checkpoint_config(ck)->arch);
+    /* a pattern that names nothing fails now, not after the calibration (lq_prune_run's rule) */
+    for (int k = 0; s == LQ_OK && k < p->n_targets + p->n_ignore; k++) {
+        const char *spec = k < p->n_targets ? p->targets[k] : p->ignore[k - p->n_targets];
+        lq_target *t = NULL;
+        if ((s = lq_target_compile(spec, &t)) != LQ_OK) break;
+        bool hit = false;
+        for (int64_t i = 0; !hit && i < lq_checkpoint_count(ck); i++) {
+            char mod[160];
+            lq_module_class cls = lq_module_of_tensor(lq_checkpoint_get(ck, i), mod, sizeof mod);
+            hit = lq_target_match(t, mod, cls);
+        }
+        lq_target_free(t);
+        if (!hit)
+            s = lq_fail(LQ_ERR_INVALID_ARG, "%s '%s' matches no module of %s", k < p->n_targets ? "target" :
+                        "ignore pattern", spec, model_path);
+    }
     lq_checkpoint_close(ck);
     return s;
 }
