@@ -12,6 +12,7 @@
  */
 #include "eval_chunks.h"
 #include "lq_eval.h"
+#include "lq_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -213,13 +214,18 @@ typedef struct kld_run {
     float *lb, *lq;          /* n_ctx x vocab logits of each */
     int vocab;
     kld_acc acc;
+    bool base_f32_act;
 } kld_run;
 
 /* lq_chunk_fn: forward tokens[0..n) through both models at position 0; compare predictions of
  * tokens[first+1 .. n). */
 static lq_status compare_chunk(void *user, const int32_t *tokens, int n, int first) {
     kld_run *k = user;
-    LQ_TRY(lq_forward(k->sb, tokens, n, 0, k->lb, true));
+    const lq_act_mode mode = lq_matmul_act_mode();
+    if (k->base_f32_act) lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
+    lq_status st = lq_forward(k->sb, tokens, n, 0, k->lb, true);
+    lq_matmul_set_act_mode(mode);
+    LQ_TRY(st);
     LQ_TRY(lq_forward(k->sq, tokens, n, 0, k->lq, true));
     for (int i = first; i < n - 1; i++) {
         size_t off = (size_t)i * (size_t)k->vocab;
@@ -257,7 +263,7 @@ lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_t
         return lq_fail(LQ_ERR_INVALID_ARG, "kl-divergence: context of %d tokens is too short",
                        n_ctx);
 
-    kld_run k = {.vocab = lq_model_config(m)->vocab_size};
+    kld_run k = {.vocab = lq_model_config(m)->vocab_size, .base_f32_act = o.base_f32_act};
     lq_status st = lq_session_create(base, n_ctx, pool, &k.sb);
     if (st == LQ_OK) st = lq_session_create(m, n_ctx, pool, &k.sq);
     size_t n_logits = (size_t)n_ctx * (size_t)k.vocab;

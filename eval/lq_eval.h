@@ -84,6 +84,10 @@ typedef struct lq_ppl_opts {
     int64_t max_chunks;
     lq_eval_progress_fn progress; /* NULL: silent */
     void *progress_user;
+    /* KL divergence only: run the baseline with f32 activations (lq_matmul_set_act_mode
+     * LQ_ACT_MODE_F32 around its forwards) and the model with the process's mode, so --kld on
+     * the model itself measures what the integer-activation path changes. */
+    bool base_f32_act;
 } lq_ppl_opts;
 
 typedef struct lq_ppl_result {

@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "usage: " TOOL " --model PATH [--tokenizer FILE] --file TEXT [--ctx N] [--per-line]\n"
             "                  [--separator STR] [--chunks N] [--threads N] [--json]\n"
             "       " TOOL " --model PATH --file TEXT --kld BASELINE [--base-tokenizer FILE]\n"
+            "                  [--base-f32-act]\n"
             "                  [--ctx N | --per-line [--separator STR]] [--json]\n"
             "       " TOOL " --model PATH --bench [--n-prompt N] [--n-gen N] [--reps N]\n"
             "                  [--threads N] [--device cpu|cuda] [--json]\n"
@@ -60,6 +61,8 @@ static void usage(FILE *f) {
             "argmaxes agree. Prints both PPLs, their difference and ratio, mean KLD +/- stderr,\n"
             "its percentiles, \"same top p\" and the token-probability change.\n"
             "  --base-tokenizer FILE  the baseline's tokenizer (for a llama2.c .bin baseline)\n"
+            "  --base-f32-act    run the baseline with f32 activations (the int8-activation\n"
+            "                    path off): --kld M on M itself measures that path's effect\n"
             "\n"
             "Comparison (--compare DIR...): one row per checkpoint with its format, size on disk,\n"
             "bits per weight (linear layers, whole model), PPL, delta PPL, mean KLD and top-1\n"
@@ -99,7 +102,7 @@ typedef struct args {
     const char *dirs[MAX_COMPARE]; /* --compare: the checkpoints, in table order */
     int n_dirs;
     int ctx, threads, chunks, n_prompt, n_gen, reps;
-    bool per_line, json, bench, compare, markdown;
+    bool per_line, json, bench, compare, markdown, base_f32_act;
     bool bench_sizes_set;          /* --n-prompt / --n-gen / --reps given */
     lq_device device;              /* --device: where --model runs */
 } args;
@@ -116,6 +119,7 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_value(&t, "--file")) a->file = t.value;
         else if (tool_args_value(&t, "--separator")) a->separator = t.value;
         else if (tool_args_flag(&t, "--per-line")) a->per_line = true;
+        else if (tool_args_flag(&t, "--base-f32-act")) a->base_f32_act = true;
         else if (tool_args_flag(&t, "--json")) a->json = true;
         else if (tool_args_flag(&t, "--bench")) a->bench = true;
         else if (tool_args_flag(&t, "--compare")) a->compare = true;
@@ -162,6 +166,7 @@ static int parse_args(int argc, char **argv, args *a) {
     if (a->html) return tool_bad_args("--html goes with --compare");
     if (a->markdown) return tool_bad_args("--markdown goes with --compare");
     if (a->base_tokenizer && !a->kld) return tool_bad_args("--base-tokenizer needs --kld");
+    if (a->base_f32_act && !a->kld) return tool_bad_args("--base-f32-act needs --kld");
     if (a->kld && !a->file) return tool_bad_args("--kld needs --file TEXT");
     if (a->kld && a->bench) return tool_bad_args("--kld and --bench are exclusive");
     if (!a->model) return tool_bad_args("--model is required");
@@ -404,6 +409,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
     if (!rc) {
         tool_progress bar;
         lq_ppl_opts o = ppl_opts(a, &bar, "kl-divergence");
+        o.base_f32_act = a->base_f32_act;
         s = lq_eval_kl_divergence(base, btok, m, tok, pool, text, len, &o, &r);
         tool_progress_end(&bar);
         if (s != LQ_OK) rc = tool_error(tool_exit_code(s), "%s: %s", a->file, lq_last_error());
@@ -413,6 +419,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
             json_t *j = kld_json(&r);
             json_object_set_new(j, "model", json_string(a->model));
             json_object_set_new(j, "baseline", json_string(a->kld));
+            json_object_set_new(j, "base_f32_act", json_boolean(a->base_f32_act));
             json_object_set_new(j, "file", json_string(a->file));
             json_object_set_new(j, "mode", json_string(a->per_line ? "per-line" : "chunks"));
             json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));

@@ -403,6 +403,11 @@ static const struct {
 
 
     /* -- compressed-tensors formats (fmt_w8a16*.c, fmt_w4a16*.c, fmt_fp8*.c, fmt_w8a8*.c) -- */
+    /* the weights' codes are exact integers, so act_tol is the Q8_0 activation error alone */
+    [LQ_WFMT_W8A16] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_w8a16_ref, .fast = lq_matvec_q_w8a16_avx2,
+                       .tol = ACT_TOL_Q8},
+    [LQ_WFMT_W4A16] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_w4a16_ref, .fast = lq_matvec_q_w4a16_avx2,
+                       .tol = ACT_TOL_Q8},
 
 
 };

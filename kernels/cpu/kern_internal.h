@@ -75,7 +75,11 @@ void lq_matvec_q_q8_0_avx2(const lq_weight *w, const void *xq, float *y, int64_t
 /* K-quants x Q8_K */
 
 
-/* compressed-tensors formats */
+/* compressed-tensors formats x Q8_0 (fmt_w4a16_q8*.c, fmt_w8a16_q8*.c) */
+void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_w4a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_w8a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_w8a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 
 
 /* ---- GGUF legacy blocks (fmt_gguf_blocks.c loops over each format's block codec) ---- */
