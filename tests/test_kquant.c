@@ -263,7 +263,10 @@ Test(kquant, roundtrip_bound) {
 
 /* ---- lq_matmul on a pool --------------------------------------------------------------------- */
 
+/* The f32-activation path (its tolerance is the row's); the integer path is test_int_act's and
+ * test_kquant_q8k's. */
 Test(kquant, matmul_decode_and_prefill) {
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
     lq_pool *pool = lq_pool_create(3);
     cr_assert_not_null(pool);
     for (size_t t = 0; t < N_KQ; t++) {
@@ -294,4 +297,5 @@ Test(kquant, matmul_decode_and_prefill) {
         free(src); free(buf);
     }
     lq_pool_free(pool);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
 }

@@ -140,6 +140,7 @@ void lq_act_select(int avx2) {
     if (!avx2) return;
     g_act[LQ_ACT_Q8_0].quantize = lq_act_quantize_q8_0_avx2;
     g_act[LQ_ACT_Q8_1].quantize = lq_act_quantize_q8_1_avx2;
+    g_act[LQ_ACT_Q8_K].quantize = lq_act_quantize_q8_K_avx2;
 }
 
 const lq_act_traits *lq_act_get(lq_act_fmt f) {

@@ -388,6 +388,8 @@ static const struct {
  * empty: f32 activations only). act_tol: the activation's quantization error weighted by |W|
  * (lq_act_traits.err_amax + err_rel, as every code can sit at its block's amax) plus the row's
  * own block arithmetic on top. Grouped by family so rows added at the same time stay apart. */
+/* Q8_K: half a step of amax / 127 (d is f32: no binary16 rounding), plus the f32 block sums. */
+#define ACT_TOL_Q8K (0.5 / 127.0 * (1.0 + 1e-5) + 1e-6 + 1e-5)
 #define ACT_TOL_Q8 (0.5 / 127.0 * (1.0 + 1.0 / 1024) + 1.0 / 2048 + 2e-6)
 static const struct {
     lq_act_fmt act;
@@ -400,6 +402,18 @@ static const struct {
 
 
     /* -- K-quant super-blocks and IQ4_XS x Q8_K activations (fmt_kquant*.c) -- */
+    [LQ_WFMT_Q2_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q2_K_ref, .fast = lq_matvec_q_q2_K_avx2,
+                        .tol = ACT_TOL_Q8K},
+    [LQ_WFMT_Q3_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q3_K_ref, .fast = lq_matvec_q_q3_K_avx2,
+                        .tol = ACT_TOL_Q8K},
+    [LQ_WFMT_Q4_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q4_K_ref, .fast = lq_matvec_q_q4_K_avx2,
+                        .tol = ACT_TOL_Q8K},
+    [LQ_WFMT_Q5_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q5_K_ref, .fast = lq_matvec_q_q5_K_avx2,
+                        .tol = ACT_TOL_Q8K},
+    [LQ_WFMT_Q6_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q6_K_ref, .fast = lq_matvec_q_q6_K_avx2,
+                        .tol = ACT_TOL_Q8K},
+    [LQ_WFMT_IQ4_XS] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_iq4_xs_ref, .fast = lq_matvec_q_iq4_xs_avx2,
+                        .tol = ACT_TOL_Q8K},
 
 
     /* -- compressed-tensors formats (fmt_w8a16*.c, fmt_w4a16*.c, fmt_fp8*.c, fmt_w8a8*.c) -- */

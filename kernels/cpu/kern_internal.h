@@ -65,6 +65,7 @@ void lq_act_quantize_q8_1_ref(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_K_ref(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_0_avx2(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_1_avx2(const float *x, int64_t n, void *out);
+void lq_act_quantize_q8_K_avx2(const float *x, int64_t n, void *out);
 
 /* ---- integer-activation matvecs (lq_matvec_q_fn), by family ---- */
 /* legacy blocks x Q8_0 / Q8_1 */
@@ -73,6 +74,18 @@ void lq_matvec_q_q8_0_avx2(const lq_weight *w, const void *xq, float *y, int64_t
 
 
 /* K-quants x Q8_K */
+void lq_matvec_q_q2_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q2_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q3_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q3_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q4_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q4_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q5_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q5_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q6_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_q6_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_iq4_xs_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_iq4_xs_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 
 
 /* compressed-tensors formats x Q8_0 (fmt_w4a16_q8*.c, fmt_w8a16_q8*.c) */
