@@ -10,7 +10,8 @@
  * pass walks enough copies (>= 256 MB) that nothing is served from L3, as in a forward pass over
  * distinct layers: median of 7 passes (best in brackets). `hot` is one thread on one copy that
  * stays in L2, 301 bursts of 10 matvecs: the kernel's compute ceiling in G weights/s, median
- * (best).
+ * (best). `hot int8` is the same for the integer-activation path of rows that have one (quantize x
+ * into the row's activation blocks + matvec_q, as lq_matmul's decode does).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,8 @@ int main(int argc, char **argv) {
     if (!pool || !one) return 1;
     const double bw = lq_measure_read_bandwidth(pool, bw_mb << 20, 5);
     printf("measured read bandwidth (%zu MB, %d threads, median of 5): %.2f GB/s\n\n", bw_mb, threads, bw);
-    printf("%-7s %-10s %6s %16s %8s %8s %14s\n", "fmt", "rows x cols", "copies", "fast GB/s (best)", "ref GB/s",
-           "fast/bw", "hot 1T Gw/s");
+    printf("%-7s %-10s %6s %16s %8s %8s %14s %16s\n", "fmt", "rows x cols", "copies", "fast GB/s (best)", "ref GB/s",
+           "fast/bw", "hot 1T Gw/s", "hot int8 1T Gw/s");
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
         const lq_wfmt fmt = lq_wfmt_from_name(names[f]);
         const lq_wfmt_traits *tr = lq_wfmt_get(fmt);
@@ -113,8 +114,25 @@ int main(int argc, char **argv) {
             }
             qsort(hg, HOT_BURSTS, sizeof hg[0], cmp_d);
             hot_best = hg[HOT_BURSTS - 1];
-            printf("%-7s %4lldx%-5lld %6d %8.2f (%5.2f) %8.2f %8.2f %8.2f (%5.2f)\n", names[f], (long long)rows,
+            /* the integer-activation path the same way: quantize x (once per matmul, as
+             * lq_matmul does) + matvec_q, one thread, hot */
+            double hq[HOT_BURSTS];
+            const lq_act_traits *at = lq_act_get(tr->act);
+            uint8_t *xq = at ? malloc(lq_act_row_bytes(tr->act, cols)) : NULL;
+            for (int r = 0; xq && r < HOT_BURSTS; r++) {
+                const double t0 = now_s();
+                for (int k = 0; k < 10; k++) {
+                    at->quantize(x, cols, xq);
+                    tr->matvec_q(&w[0], xq, y, 0, rows);
+                }
+                hq[r] = 10.0 * (double)(rows * cols) / (now_s() - t0) * 1e-9;
+            }
+            if (xq) qsort(hq, HOT_BURSTS, sizeof hq[0], cmp_d);
+            free(xq);
+            printf("%-7s %4lldx%-5lld %6d %8.2f (%5.2f) %8.2f %8.2f %8.2f (%5.2f)", names[f], (long long)rows,
                    (long long)cols, copies, fast, best, ref, fast / bw, hg[HOT_BURSTS / 2], hot_best);
+            if (at) printf(" %8.2f (%5.2f)", hq[HOT_BURSTS / 2], hq[HOT_BURSTS - 1]);
+            printf("\n");
             free(src); free(x); free(y); free(buf); free(w);
         }
     }
