@@ -96,3 +96,19 @@ static void iq4_nl_encode(const float *x, uint8_t *b) {
 static const lq_blk_codec k_iq4_nl = {.bytes = sizeof(lq_block_iq4_nl), .decode = iq4_nl_decode,
                                       .encode = iq4_nl_encode};
 LQ_BLK_REF_DEFINE(iq4_nl, k_iq4_nl)
+
+/* Integer activations (fmt_legacy_dot.c): IQ4_NL x Q8_0 over the grid values (ggml's
+ * vec_dot_iq4_nl_q8_0). */
+static void iq4_nl_icodes(const uint8_t *b, int *q) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = k_values[b[2 + j] & 0x0f];
+        q[j + 16] = k_values[b[2 + j] >> 4];
+    }
+}
+
+static const lq_blk_dot k_dot_iq4_nl = {.bytes = 18, .act = LQ_ACT_Q8_0, .codes = iq4_nl_icodes,
+                                        .formula = LQ_DOT_DXDW_SUMI};
+
+void lq_matvec_q_iq4_nl_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_blk_dot_ref(&k_dot_iq4_nl, w, xq, y, r0, r1);
+}

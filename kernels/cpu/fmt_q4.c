@@ -48,3 +48,33 @@ static const lq_blk_codec k_q4_0 = {.bytes = sizeof(lq_block_q4_0), .decode = q4
 static const lq_blk_codec k_q4_1 = {.bytes = sizeof(lq_block_q4_1), .decode = q4_1_decode, .encode = q4_1_encode};
 LQ_BLK_REF_DEFINE(q4_0, k_q4_0)
 LQ_BLK_REF_DEFINE(q4_1, k_q4_1)
+
+/* Integer activations (fmt_legacy_dot.c): Q4_0 x Q8_0 with codes u - 8 (ggml's
+ * vec_dot_q4_0_q8_0), Q4_1 x Q8_1 with codes u and the minimum folded into m * s
+ * (vec_dot_q4_1_q8_1). */
+static void q4_0_icodes(const uint8_t *b, int *q) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = (b[2 + j] & 0x0f) - 8;
+        q[j + 16] = (b[2 + j] >> 4) - 8;
+    }
+}
+
+static void q4_1_icodes(const uint8_t *b, int *q) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = b[4 + j] & 0x0f;
+        q[j + 16] = b[4 + j] >> 4;
+    }
+}
+
+static const lq_blk_dot k_dot_q4_0 = {.bytes = 18, .act = LQ_ACT_Q8_0, .codes = q4_0_icodes,
+                                      .formula = LQ_DOT_SUMI_DW_DX};
+static const lq_blk_dot k_dot_q4_1 = {.bytes = 20, .act = LQ_ACT_Q8_1, .codes = q4_1_icodes,
+                                      .formula = LQ_DOT_DWDX_SUMI_MS};
+
+void lq_matvec_q_q4_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_blk_dot_ref(&k_dot_q4_0, w, xq, y, r0, r1);
+}
+
+void lq_matvec_q_q4_1_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_blk_dot_ref(&k_dot_q4_1, w, xq, y, r0, r1);
+}

@@ -62,3 +62,26 @@ static const lq_blk_codec k_q5_0 = {.bytes = sizeof(lq_block_q5_0), .decode = q5
 static const lq_blk_codec k_q5_1 = {.bytes = sizeof(lq_block_q5_1), .decode = q5_1_decode, .encode = q5_1_encode};
 LQ_BLK_REF_DEFINE(q5_0, k_q5_0)
 LQ_BLK_REF_DEFINE(q5_1, k_q5_1)
+
+/* Integer activations (fmt_legacy_dot.c): Q5_0 x Q8_0 with codes u - 16 (ggml's
+ * vec_dot_q5_0_q8_0), Q5_1 x Q8_1 with codes u and the minimum folded into m * s
+ * (vec_dot_q5_1_q8_1). */
+static void q5_0_icodes(const uint8_t *b, int *q) {
+    q5_codes(b + 2, q);
+    for (int j = 0; j < LQ_QK; j++) q[j] -= 16;
+}
+
+static void q5_1_icodes(const uint8_t *b, int *q) { q5_codes(b + 4, q); }
+
+static const lq_blk_dot k_dot_q5_0 = {.bytes = 22, .act = LQ_ACT_Q8_0, .codes = q5_0_icodes,
+                                      .formula = LQ_DOT_DWDX_SUMI};
+static const lq_blk_dot k_dot_q5_1 = {.bytes = 24, .act = LQ_ACT_Q8_1, .codes = q5_1_icodes,
+                                      .formula = LQ_DOT_DWDX_SUMI_MS};
+
+void lq_matvec_q_q5_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_blk_dot_ref(&k_dot_q5_0, w, xq, y, r0, r1);
+}
+
+void lq_matvec_q_q5_1_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_blk_dot_ref(&k_dot_q5_1, w, xq, y, r0, r1);
+}

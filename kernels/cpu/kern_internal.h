@@ -71,6 +71,29 @@ void lq_act_quantize_q8_K_avx2(const float *x, int64_t n, void *out);
 /* legacy blocks x Q8_0 / Q8_1 */
 void lq_matvec_q_q8_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_q8_0_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+#define LQ_MATVEC_Q_DECL(n)                                                                       \
+    void lq_matvec_q_##n##_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1); \
+    void lq_matvec_q_##n##_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+LQ_MATVEC_Q_DECL(q4_0)
+LQ_MATVEC_Q_DECL(q4_1)
+LQ_MATVEC_Q_DECL(q5_0)
+LQ_MATVEC_Q_DECL(q5_1)
+LQ_MATVEC_Q_DECL(iq4_nl)
+/* The scalar spec shared by those (fmt_legacy_dot.c): ggml's generic vec_dot block formula. */
+typedef enum lq_dot_formula {
+    LQ_DOT_SUMI_DW_DX,   /* sumi * d_w * d_x (Q4_0) */
+    LQ_DOT_DWDX_SUMI,    /* (d_w * d_x) * sumi (Q5_0) */
+    LQ_DOT_DWDX_SUMI_MS, /* (d_w * d_x) * sumi + m * s (Q4_1, Q5_1 x Q8_1) */
+    LQ_DOT_DXDW_SUMI     /* (d_x * d_w) * sumi (IQ4_NL) */
+} lq_dot_formula;
+typedef struct lq_blk_dot {
+    int bytes;                                /* weight block bytes (d at byte 0, m at 2) */
+    lq_act_fmt act;                           /* LQ_ACT_Q8_0 or LQ_ACT_Q8_1 */
+    void (*codes)(const uint8_t *blk, int *q); /* the 32 integer codes the block's d scales */
+    lq_dot_formula formula;
+} lq_blk_dot;
+void lq_blk_dot_ref(const lq_blk_dot *k, const lq_weight *w, const void *xq, float *y, int64_t r0,
+                    int64_t r1);
 
 
 /* K-quants x Q8_K */

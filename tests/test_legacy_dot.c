@@ -1,0 +1,149 @@
+/* test_legacy_dot.c - the GGUF legacy blocks' integer-activation path against llama.cpp itself.
+ *
+ * External reference: tests/fixtures/gguf_blocks/vecdot.txt, printed by
+ * scripts/gguf_vectors/ggml_vecdot.c linked against ggml-cpu from the llama-cpp-python sdist's
+ * vendor/llama.cpp (x86 build; scripts/gguf_vectors/make_dot_vectors.sh). Per type (Q8_0, Q4_0,
+ * Q4_1, Q5_0, Q5_1, IQ4_NL): activation rows X, the blocks ggml-cpu's quantize_row_q8_0 / q8_1
+ * made of them (A), weight rows from ggml_quantize_chunk (W) and ggml's vec_dot of every W with
+ * every A (Y). Checks: our activation quantizer (fast and ref) gives A byte for byte; matvec_q and
+ * matvec_q_ref on (W, A) give Y within the row's tol_atol + tol_rtol * sum_c |W[c] xq[c]|, the
+ * summation-order bound (ggml sums the same exact int32 block sums in another f32 order). The
+ * blocks include an all-zero activation block, a binary16-subnormal scale, a large one and exact
+ * .5 ties of x * 127 / amax. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KT_RNG_SEED 17
+#include "kern_test_util.h"
+#include "lq_format.h"
+
+#define MAXC 256
+#define MAXR 8
+#define MAXT 8
+
+typedef struct vset {
+    char type[16];
+    int rows, cols, tokens;
+    float X[MAXT][MAXC];
+    uint8_t A[MAXT][MAXC / 32 * 36];
+    uint8_t W[MAXR][MAXC / 32 * 34];
+    float Y[MAXR * MAXT];
+} vset;
+
+static int hexval(int c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; }
+
+static void parse_bytes(const char *p, uint8_t *out, size_t n, int line) {
+    while (*p == ' ') p++;
+    for (size_t i = 0; i < n; i++, p += 2) {
+        cr_assert(p[0] && p[1] && p[0] != '\n', "vecdot.txt:%d: %zu bytes expected", line, n);
+        out[i] = (uint8_t)(hexval(p[0]) << 4 | hexval(p[1]));
+    }
+}
+
+static void parse_floats(const char *p, float *out, int n, int line) {
+    for (int i = 0; i < n; i++) {
+        char *end;
+        const unsigned long v = strtoul(p, &end, 16);
+        cr_assert(end != p, "vecdot.txt:%d: %d floats expected", line, n);
+        const uint32_t b = (uint32_t)v;
+        memcpy(&out[i], &b, 4);
+        p = end;
+    }
+}
+
+/* Reads every T block of the file into sets; returns how many. */
+static int load(vset *sets, int max) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/gguf_blocks/vecdot.txt", LQ_FIXTURES_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: cannot open", path);
+    size_t cap = 1 << 16;
+    char *buf = malloc(cap);
+    int n = -1, line = 0, nx = 0, na = 0, nw = 0;
+    while (fgets(buf, (int)cap, f)) {
+        line++;
+        vset *s = n >= 0 ? &sets[n] : NULL;
+        switch (buf[0]) {
+        case 'T':
+            cr_assert(n + 1 < max, "vecdot.txt: too many sets");
+            s = &sets[++n];
+            cr_assert_eq(sscanf(buf, "T %15s %d %d %d", s->type, &s->rows, &s->cols, &s->tokens), 4);
+            cr_assert(s->rows <= MAXR && s->cols <= MAXC && s->tokens <= MAXT && s->cols % 32 == 0);
+            nx = na = nw = 0;
+            break;
+        case 'X': parse_floats(buf + 1, s->X[nx++], s->cols, line); break;
+        case 'A': {
+            const lq_wfmt_traits *t = lq_wfmt_get(lq_wfmt_from_name(s->type));
+            parse_bytes(buf + 1, s->A[na++], lq_act_row_bytes(t->act, s->cols), line);
+            break;
+        }
+        case 'W': {
+            size_t rb = 0;
+            cr_assert(lq_wfmt_sizes(lq_wfmt_from_name(s->type), 1, s->cols, &(lq_quant_params){0}, &rb, NULL, NULL));
+            parse_bytes(buf + 1, s->W[nw++], rb, line);
+            break;
+        }
+        case 'Y': parse_floats(buf + 1, s->Y, s->rows * s->tokens, line); break;
+        default: break;
+        }
+    }
+    free(buf);
+    fclose(f);
+    return n + 1;
+}
+
+Test(legacy_dot, llama_cpp_vectors) {
+    static vset sets[8];
+    const int n = load(sets, 8);
+    cr_assert_eq(n, 6, "six legacy types expected, got %d", n);
+    for (int k = 0; k < n; k++) {
+        const vset *s = &sets[k];
+        const lq_wfmt f = lq_wfmt_from_name(s->type);
+        cr_assert(f != LQ_WFMT_COUNT, "%s: no traits row", s->type);
+        const lq_wfmt_traits *t = lq_wfmt_get(f);
+        cr_assert(t->act != LQ_ACT_NONE, "%s: no integer path", s->type);
+        const lq_act_traits *a = lq_act_get(t->act);
+        const size_t arb = lq_act_row_bytes(t->act, s->cols);
+        size_t wrb = 0;
+        lq_wfmt_sizes(f, 1, s->cols, &(lq_quant_params){0}, &wrb, NULL, NULL);
+        /* the weight rows side by side as one matrix */
+        uint8_t *W = malloc(wrb * (size_t)s->rows);
+        for (int r = 0; r < s->rows; r++) memcpy(W + r * wrb, s->W[r], wrb);
+        const lq_weight w = {.fmt = f, .rows = s->rows, .cols = s->cols, .data = W, .row_bytes = wrb};
+        float *wd = malloc(sizeof(float) * (size_t)(s->rows * s->cols));
+        t->dequant_ref(&w, 0, s->rows, wd);
+        for (int tk = 0; tk < s->tokens; tk++) {
+            uint8_t qf[MAXC / 32 * 36], qr[MAXC / 32 * 36];
+            a->quantize(s->X[tk], s->cols, qf);
+            a->quantize_ref(s->X[tk], s->cols, qr);
+            for (size_t i = 0; i < arb; i++) {
+                cr_assert_eq(qf[i], s->A[tk][i], "%s token %d: activation byte %zu: fast %02x, ggml %02x",
+                             s->type, tk, i, qf[i], s->A[tk][i]);
+                cr_assert_eq(qr[i], s->A[tk][i], "%s token %d: activation byte %zu: ref %02x, ggml %02x",
+                             s->type, tk, i, qr[i], s->A[tk][i]);
+            }
+            float xd[MAXC], yf[MAXR], yr[MAXR], want[MAXR];
+            double scale[MAXR];
+            a->dequant_ref(s->A[tk], s->cols, xd);
+            for (int r = 0; r < s->rows; r++) {
+                double sc = 0;
+                for (int c = 0; c < s->cols; c++) sc += fabs((double)wd[r * s->cols + c] * xd[c]);
+                scale[r] = sc;
+                want[r] = s->Y[r * s->tokens + tk];
+            }
+            t->matvec_q(&w, s->A[tk], yf, 0, s->rows);
+            t->matvec_q_ref(&w, s->A[tk], yr, 0, s->rows);
+            char what[96];
+            snprintf(what, sizeof what, "%.15s token %d matvec_q vs ggml vec_dot", s->type, tk);
+            EXPECT_CLOSE(what, yf, want, scale, s->rows, t->tol_atol, t->tol_rtol);
+            snprintf(what, sizeof what, "%.15s token %d matvec_q_ref vs ggml vec_dot", s->type, tk);
+            EXPECT_CLOSE(what, yr, want, scale, s->rows, t->tol_atol, t->tol_rtol);
+        }
+        free(W);
+        free(wd);
+    }
+}
