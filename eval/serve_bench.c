@@ -296,6 +296,10 @@ lq_status lq_eval_batch_curve(const lq_model *m, lq_pool *pool, const int *batch
     float *logits = malloc((size_t)(bmax > CURVE_ROWS ? bmax : CURVE_ROWS) * (size_t)vocab * sizeof *logits);
     lq_status st = logits ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "batch curve: out of memory for logits");
     uint64_t rng = seed ? seed : 42;
+    /* warm-up (as llama-batched-bench): one short step first, so B = 1 does not pay for the
+     * first touch of the mapped weights */
+    lq_batch_point warm;
+    if (st == LQ_OK) st = curve_point(b, 1, 1, 1, &rng, vocab, logits, &warm);
     for (int i = 0; st == LQ_OK && i < n_batch; i++) st = curve_point(b, batch[i], n_prompt, n_gen, &rng, vocab, logits, &out[i]);
     free(logits);
     lq_batch_free(b);

@@ -14,9 +14,10 @@
  * the last two cases the live beams join the finished ones. With n_beams = 1 this is greedy
  * decoding, stop token included.
  *
- * KV cache: one lq_session per beam. The prompt is prefilled once; a beam that forks copies its
- * parent's cache (lq_session_copy_cache) instead of recomputing it, and the first child of a
- * parent keeps the parent's session, so a step copies only for extra children.
+ * KV cache: the beams are sequences of one lq_batch (lq_batch.h). The prompt is prefilled once;
+ * a parent's first child takes over its sequence, other children fork it copy-on-write (only the
+ * page a child writes into is copied), and every step runs all live beams as one batched
+ * forward. CPU models only: lq_batch refuses a device without paged attention, naming the op.
  */
 #ifndef LQ_BEAM_H
 #define LQ_BEAM_H
@@ -55,7 +56,7 @@ typedef struct lq_beam_result {
     int n_hyps;
     int64_t n_prompt;
     double prefill_s;    /* seconds of the prompt forward */
-    int64_t n_forward;   /* one-token forwards run after the prefill (all beams together) */
+    int64_t n_forward;   /* beam tokens run after the prefill (all beams, all steps) */
     double decode_s;     /* seconds of the steps after the prefill */
 } lq_beam_result;
 

@@ -1,5 +1,7 @@
-/* beam.c - beam search (lq_beam.h): one session per beam, the prompt prefilled once, forks by
- * KV-cache copy. The scoring and stopping rules are stated in lq_beam.h. */
+/* beam.c - beam search (lq_beam.h): the beams are sequences of one lq_batch, the prompt is
+ * prefilled once and shared copy-on-write by every fork, and each step extends all beams in one
+ * batched forward. The scoring and stopping rules are stated in lq_beam.h. */
+#include "libquant/lq_batch.h"
 #include "libquant/lq_beam.h"
 #include "libquant/lq_sample.h"
 
@@ -19,7 +21,7 @@ typedef struct beam {
     int32_t *tok;  /* (max_new) generated tokens */
     double *lp;    /* (max_new) their log-probabilities */
     double sum;
-    int sess;      /* index of the session holding its KV cache */
+    int seq;       /* its lq_batch sequence (the KV cache of its prompt + tokens) */
     int parent;    /* index of the beam it extends (previous step) */
 } beam;
 
@@ -115,26 +117,22 @@ static double log_sum_exp(const float *row, int n) {
     return mx + log(s);
 }
 
-/* Give each new beam a session holding its parent's cache of positions [0, pos): a parent's
- * first child keeps the parent's session, the other children take sessions no new beam claims
- * and copy the parent's cache into them. A free session is never a parent's (those are
- * claimed), so no copy source is overwritten before it is read. */
-static lq_status assign_sessions(lq_session **sess, const beam *cur, beam *next, int n_next,
-                                 int nb, bool *claimed, int *free_sess, int pos) {
-    memset(claimed, 0, (size_t)nb * sizeof *claimed);
+/* Give each new beam a sequence holding its parent's cache of positions [0, pos): a parent's
+ * first child takes over the parent's sequence, the others fork it (copy-on-write: the shared
+ * pages are copied only where a child writes); parents without children are closed. */
+static lq_status assign_seqs(lq_batch *b, const beam *cur, int n_cur, beam *next, int n_next, bool *claimed) {
+    memset(claimed, 0, (size_t)n_cur * sizeof *claimed);
     for (int j = 0; j < n_next; j++) {
-        int ps = cur[next[j].parent].sess;
-        next[j].sess = claimed[ps] ? -1 : ps;
-        claimed[ps] = true;
+        const int p = next[j].parent;
+        if (!claimed[p]) {
+            next[j].seq = cur[p].seq;
+            claimed[p] = true;
+        } else {
+            LQ_TRY(lq_batch_seq_fork(b, cur[p].seq, &next[j].seq));
+        }
     }
-    int nf = 0;
-    for (int i = 0; i < nb; i++)
-        if (!claimed[i]) free_sess[nf++] = i;
-    for (int j = 0, f = 0; j < n_next; j++) {
-        if (next[j].sess >= 0) continue;
-        next[j].sess = free_sess[f++];
-        LQ_TRY(lq_session_copy_cache(sess[next[j].sess], sess[cur[next[j].parent].sess], pos));
-    }
+    for (int p = 0; p < n_cur; p++)
+        if (!claimed[p]) lq_batch_seq_close(b, cur[p].seq);
     return LQ_OK;
 }
 
@@ -169,7 +167,8 @@ lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt
     search S = {.n_beams = nb, .max_new = o->max_new, .alpha = o->length_penalty};
     int kk = 2 * nb; /* HF keeps 2 x beams candidates so stop tokens cannot starve the beams */
     lq_status st = LQ_OK;
-    lq_session **sess = calloc((size_t)nb, sizeof *sess);
+    lq_batch *bt = NULL;
+    lq_batch_item *items = malloc((size_t)nb * sizeof *items);
     float *logits = malloc((size_t)nb * (size_t)V * sizeof *logits);
     beam *cur = calloc((size_t)nb, sizeof *cur), *next = calloc((size_t)nb, sizeof *next);
     int32_t *tok_store = malloc((size_t)2 * nb * o->max_new * sizeof *tok_store);
@@ -177,10 +176,9 @@ lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt
     lq_candidate *scratch = malloc((size_t)vocab * sizeof *scratch);
     cand *cands = malloc((size_t)nb * kk * sizeof *cands);
     bool *claimed = calloc((size_t)nb, sizeof *claimed);
-    int *free_sess = malloc((size_t)nb * sizeof *free_sess);
     S.fin = calloc((size_t)nb, sizeof *S.fin);
-    if (!sess || !logits || !cur || !next || !tok_store || !lp_store || !scratch || !cands ||
-        !claimed || !free_sess || !S.fin) {
+    if (!items || !logits || !cur || !next || !tok_store || !lp_store || !scratch || !cands ||
+        !claimed || !S.fin) {
         st = lq_fail(LQ_ERR_NOMEM, "beam search: out of memory for %d beams", nb);
         goto done;
     }
@@ -190,18 +188,21 @@ lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt
         next[i].tok = tok_store + (size_t)(nb + i) * o->max_new;
         next[i].lp = lp_store + (size_t)(nb + i) * o->max_new;
     }
-    /* sessions are created up front: a failure shows before any work is done */
-    for (int i = 0; i < nb; i++)
-        if ((st = lq_session_create(m, n_ctx, pool, &sess[i])) != LQ_OK) goto done;
+    /* the pool: every beam's own pages at the longest, plus the prompt's */
+    const int pages_per_seq = (n_ctx + 15) / 16;
+    lq_batch_opts bo = {.page_tokens = 16, .n_ctx = n_ctx, .max_rows = n_prompt > nb ? n_prompt : nb,
+                        .max_pages = (int64_t)(nb + 1) * pages_per_seq};
+    if ((st = lq_batch_create(m, &bo, pool, &bt)) != LQ_OK) goto done;
+    if ((st = lq_batch_seq_open(bt, &cur[0].seq)) != LQ_OK) goto done;
 
     double t0 = now_s();
-    if ((st = lq_forward(sess[0], prompt, n_prompt, 0, logits, false)) != LQ_OK) goto done;
+    items[0] = (lq_batch_item){.seq = cur[0].seq, .tokens = prompt, .n = n_prompt};
+    if ((st = lq_batch_forward(bt, items, 1, logits)) != LQ_OK) goto done;
     out->n_prompt = n_prompt;
     out->prefill_s = now_s() - t0;
     double t1 = now_s();
 
     cur[0].sum = 0;
-    cur[0].sess = 0;
     int n_cur = 1, len = 0;
     bool done = false;
     while (n_cur > 0 && len < o->max_new) {
@@ -245,20 +246,16 @@ lq_status lq_beam_search(const lq_model *m, lq_pool *pool, const int32_t *prompt
         int pos = n_prompt + len - 1; /* where the new tokens go; the parents cache [0, pos) */
         /* complete, or no room for another position: the new beams need no forward */
         bool last = len == o->max_new || pos >= n_ctx;
-        if (!last && (st = assign_sessions(sess, cur, next, n_next, nb, claimed, free_sess, pos))
-                         != LQ_OK)
-            goto done;
+        if (!last && (st = assign_seqs(bt, cur, n_cur, next, n_next, claimed)) != LQ_OK) goto done;
         beam *t = cur;
         cur = next;
         next = t;
         n_cur = n_next;
         if (last) break;
-        for (int j = 0; j < n_cur; j++) {
-            st = lq_forward(sess[cur[j].sess], &cur[j].tok[len - 1], 1, pos,
-                            logits + (size_t)j * V, false);
-            if (st != LQ_OK) goto done;
-            out->n_forward++;
-        }
+        for (int j = 0; j < n_cur; j++)
+            items[j] = (lq_batch_item){.seq = cur[j].seq, .tokens = &cur[j].tok[len - 1], .n = 1};
+        if ((st = lq_batch_forward(bt, items, n_cur, logits)) != LQ_OK) goto done;
+        out->n_forward += n_cur;
     }
     /* not enough finished hypotheses: the live beams compete too (HF's finalize) */
     if (!done)
@@ -283,8 +280,8 @@ done:
     if (S.fin)
         for (int i = 0; i < S.n_fin; i++) hyp_free(&S.fin[i].h);
     if (st != LQ_OK) lq_beam_result_free(out);
-    for (int i = 0; sess && i < nb; i++) lq_session_free(sess[i]);
-    free(sess);
+    lq_batch_free(bt);
+    free(items);
     free(logits);
     /* cur and next may have been swapped: free both arrays, they hold no owned memory */
     free(cur);
@@ -294,7 +291,6 @@ done:
     free(scratch);
     free(cands);
     free(claimed);
-    free(free_sess);
     free(S.fin);
     return st;
 }
