@@ -9,6 +9,7 @@
  * atomic output directory that also receives the recipe and the tool version.
  */
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static void usage(FILE *f) {
             "usage: quant-recipe check RECIPE [--model DIR] [--json]\n"
             "       quant-recipe run RECIPE --model DIR --out DIR [--force] [--threads N]\n"
             "                        [--file TEXT] [--tokenizer FILE] [--bitmask] [--json]\n"
+            "                        [--calib TEXT]... [--calib-samples N] [--calib-len L] [--calib-seed N]\n"
             "\n"
             "Validate (check) or run a YAML compression recipe in the llm-compressor shape\n"
             "(quant_stage: -> quant_modifiers: -> QuantizationModifier: {scheme: W4A16, ...}).\n"
@@ -44,6 +46,10 @@ static void usage(FILE *f) {
             "  --file TEXT   run: text for the final baseline-vs-result report (default: the first\n"
             "                eval_stage's first file; none: sizes only)\n"
             "  --tokenizer F tokenizer for every model loaded (default: tokenizer.json in its dir)\n"
+            "  --calib TEXT  run: calibration text of GPTQModifier, SparseGPTModifier and\n"
+            "                WandaPruningModifier (repeatable; llm-compressor's oneshot dataset):\n"
+            "                --calib-samples N windows (default 128) of --calib-len L tokens (default\n"
+            "                512) drawn with --calib-seed (default 0); never an eval_stage's text\n"
             "  --json        check: the plan as JSON; run: quant-recipe.json on stdout\n"
             "  -h, --help    this text\n"
             "\n"
@@ -157,6 +163,7 @@ typedef struct runner {
     const char *tokenizer;
     bool json;
     bool bitmask;               /* --bitmask: pruning steps write the sparse-bitmask layouts */
+    lq_recipe_calib calib;      /* --calib: GPTQ / SparseGPT / Wanda modifiers */
     lq_pool *pool;
     tool_progress bar;
     char label[128];        /* the step the bar shows */
@@ -300,7 +307,7 @@ static int cmd_run(const lq_recipe *r, runner *rn, const char *model, const char
                             .report_file = report_file, .tool = "quant-recipe", .pool = rn->pool,
                             .measure = {.compare = measure_compare, .summary = measure_summary, .user = rn},
                             .progress = on_progress, .note = on_note, .user = rn,
-                            .bitmask_output = rn->bitmask};
+                            .bitmask_output = rn->bitmask, .calib = rn->calib};
     lq_recipe_run_result res;
     s = lq_recipe_run(r, &o, &res);
     tool_progress_end(&rn->bar);
@@ -329,7 +336,9 @@ int main(int argc, char **argv) {
     tool_init("quant-recipe", usage);
     const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL, *file = NULL, *tokenizer = NULL;
     bool json = false, force = false, bitmask = false;
-    int threads = 0;
+    int threads = 0, v;
+    const char *calib[16];
+    lq_recipe_calib rc_calib = {.files = calib};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -342,7 +351,18 @@ int main(int argc, char **argv) {
         else if (tool_args_value(&a, "--out")) out = a.value;
         else if (tool_args_value(&a, "--file")) file = a.value;
         else if (tool_args_value(&a, "--tokenizer")) tokenizer = a.value;
-        else if (tool_args_value(&a, "--threads")) {
+        else if (tool_args_value(&a, "--calib")) {
+            if (rc_calib.n_files == 16) return tool_bad_args("at most 16 --calib files");
+            calib[rc_calib.n_files++] = a.value;
+        } else if (tool_args_value(&a, "--calib-samples")) {
+            if (!tool_parse_int(a.value, 1, &v)) return tool_args_bad_value(&a);
+            rc_calib.n_samples = v;
+        } else if (tool_args_value(&a, "--calib-len")) {
+            if (!tool_parse_int(a.value, 2, &v)) return tool_args_bad_value(&a);
+            rc_calib.sample_len = v;
+        } else if (tool_args_value(&a, "--calib-seed")) {
+            if (!tool_parse_u64(a.value, &rc_calib.seed)) return tool_args_bad_value(&a);
+        } else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
         } else if (tool_args_positional(&a) && !cmd) cmd = a.arg;
         else if (tool_args_positional(&a) && !recipe_path) recipe_path = a.arg;
@@ -353,7 +373,7 @@ int main(int argc, char **argv) {
     if (!run && strcmp(cmd, "check") != 0) return tool_bad_args("unknown command '%s' (check or run)", cmd);
     if (!recipe_path) return tool_bad_args("missing RECIPE");
     if (run && (!model || !out)) return tool_bad_args("run needs --model and --out");
-    if (!run && (file || out)) return tool_bad_args("--file and --out go with run");
+    if (!run && (file || out || rc_calib.n_files)) return tool_bad_args("--file, --out and --calib go with run");
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
@@ -391,10 +411,29 @@ int main(int argc, char **argv) {
     /* the same check run makes before its first step: check finds what run would */
     if (rc == 0 && (s = lq_recipe_check_inputs(&r, model, tokenizer, file)) != LQ_OK) rc = tool_fail(s);
     if (rc == 0 && run && (s = check_out(&r, recipe_path, model, tokenizer, file, out)) != LQ_OK) rc = tool_fail(s);
+    /* calibrating on the text a gate or the report scores would flatter the result */
+    for (int k = 0; rc == 0 && k < rc_calib.n_files; k++) {
+        char a_real[PATH_MAX], b_real[PATH_MAX];
+        if (!realpath(calib[k], a_real)) continue; /* missing: the run names it */
+        if (file && realpath(file, b_real) && !strcmp(a_real, b_real))
+            rc = tool_bad_args("--calib %s is also the report's --file: calibrate on other text", calib[k]);
+        for (int i = 0; rc == 0 && i < r.n_stages; i++)
+            for (int j = 0; rc == 0 && r.stages[i].kind == LQ_STAGE_EVAL && j < r.stages[i].eval.n_files; j++)
+                if (realpath(r.stages[i].eval.files[j], b_real) && !strcmp(a_real, b_real))
+                    rc = tool_bad_args("--calib %s is also scored by eval_stage '%s': calibrate on other text",
+                                       calib[k], r.stages[i].name);
+    }
+    for (int i = 0; rc == 0 && run && rc_calib.n_files == 0 && i < r.n_stages; i++)
+        for (int j = 0; rc == 0 && j < r.stages[i].n_mods; j++)
+            if (lq_modifier_needs_calibration(r.stages[i].mods[j].kind))
+                rc = tool_bad_args("%s (at %s:%d:%d) needs calibration text: --calib FILE",
+                                   lq_modifier_name(r.stages[i].mods[j].kind), recipe_path,
+                                   r.stages[i].mods[j].pos.line, r.stages[i].mods[j].pos.col);
     if (rc == 0 && run) {
         lq_checkpoint_close(ck); /* the stages open the model themselves */
         ck = NULL;
-        runner rn = {.tokenizer = tokenizer, .json = json, .bitmask = bitmask, .pool = lq_pool_create(threads)};
+        runner rn = {.tokenizer = tokenizer, .json = json, .bitmask = bitmask, .pool = lq_pool_create(threads),
+                     .calib = rc_calib};
         if (!rn.pool) rc = tool_error(1, "cannot start %d threads", threads);
         else rc = cmd_run(&r, &rn, model, out, file, force);
         lq_pool_free(rn.pool);

@@ -234,11 +234,27 @@ uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t 
 
 typedef void (*lq_recipe_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
+/* Calibration data of the modifiers that need it (GPTQModifier, SparseGPTModifier,
+ * WandaPruningModifier): like llm-compressor's oneshot dataset arguments, given to the run, not
+ * written in the recipe. Samples as lq_calib_samples draws them (lq_gptq.h). */
+typedef struct lq_recipe_calib {
+    const char *const *files;  /* text files; none: such a modifier is refused by name */
+    int n_files;
+    int64_t n_samples;         /* 0 = 128 */
+    int sample_len;            /* 0 = 512 */
+    uint64_t seed;
+} lq_recipe_calib;
+
+/* Whether the modifier runs on calibration data. */
+bool lq_modifier_needs_calibration(lq_modifier_kind k);
+
 typedef struct lq_recipe_step_opts {
     lq_pool *pool;             /* borrowed; NULL = one thread */
     lq_recipe_progress_fn progress;
     void *user;
     bool bitmask_output;       /* pruning: lq_prune_opts.bitmask_output (default: dense) */
+    lq_recipe_calib calib;
+    const char *tokenizer;     /* for the calibration text; NULL = the model's tokenizer.json */
 } lq_recipe_step_opts;
 
 typedef struct lq_recipe_step_result {
@@ -316,6 +332,7 @@ typedef struct lq_recipe_run_opts {
     void (*note)(void *user, const char *line);
     void *user;
     bool bitmask_output;       /* magnitude / N:M pruning: lq_prune_opts.bitmask_output */
+    lq_recipe_calib calib;     /* GPTQ / SparseGPT / Wanda modifiers */
 } lq_recipe_run_opts;
 
 typedef struct lq_recipe_run_result {

@@ -27,10 +27,17 @@ bool lq_modifier_available(lq_modifier_kind k) {
     case LQ_MOD_QUANTIZATION: return true;      /* lq_ptq_quantize */
     case LQ_MOD_MAGNITUDE_PRUNING: return true; /* lq_prune_run: magnitude, N:M */
     case LQ_MOD_STRUCTURED_PRUNING: return true; /* lq_prune_run: ffn, heads */
-    /* GPTQ, AWQ, SmoothQuant, SparseGPT, Wanda need calibration data; ConstantPruning needs
-     * mask-preserving fine-tuning: none has a library API yet */
+    case LQ_MOD_GPTQ: return true;              /* lq_gptq_quantize */
+    case LQ_MOD_SPARSEGPT:
+    case LQ_MOD_WANDA: return true;             /* lq_sparse_prune */
+    /* ConstantPruning needs mask-preserving fine-tuning: no library API */
     default: return false;
     }
+}
+
+bool lq_modifier_needs_calibration(lq_modifier_kind k) {
+    return k == LQ_MOD_GPTQ || k == LQ_MOD_SPARSEGPT || k == LQ_MOD_WANDA || k == LQ_MOD_AWQ ||
+           k == LQ_MOD_SMOOTHQUANT;
 }
 
 static const char *const g_scheme_names[LQ_SCHEME_COUNT] = {

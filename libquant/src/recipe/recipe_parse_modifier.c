@@ -314,6 +314,7 @@ lq_status rp_parse_modifier(const pctx *c, const entry *me, lq_recipe_modifier *
     m->block_size = 128;
     m->smoothing_strength = 0.5;
     m->sparsity = -1;
+    if (kind == LQ_MOD_GPTQ) snprintf(m->actorder, sizeof m->actorder, "static"); /* llm-compressor 0.14's default */
 
     entry *e = NULL;
     int n = 0;

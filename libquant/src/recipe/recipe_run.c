@@ -10,9 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "libquant/lq_gptq.h"
 #include "libquant/lq_prune.h"
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
+#include "libquant/lq_sparsegpt.h"
 
 _Static_assert((int)LQ_GROUP_FALLBACK_CHANNEL == (int)LQ_PTQ_FALLBACK_CHANNEL &&
                    (int)LQ_GROUP_FALLBACK_IGNORE == (int)LQ_PTQ_FALLBACK_IGNORE,
@@ -174,6 +176,90 @@ static lq_status apply_pruning(const lq_recipe_modifier *m, const lq_plan_modifi
     return s;
 }
 
+/* ---- calibrated modifiers ---------------------------------------------------------------------- */
+
+static lq_status need_calib(const lq_recipe *r, const lq_recipe_modifier *m, const lq_recipe_step_opts *o) {
+    if (o && o->calib.n_files > 0) return LQ_OK;
+    return lq_fail(LQ_ERR_INVALID_ARG, "%s (at %s:%d:%d) needs calibration text (quant-recipe run --calib FILE)",
+                   lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
+}
+
+/* GPTQModifier: lq_gptq_quantize on exactly the planned modules (everything else stays float:
+ * a catch-all override first, the planned names after it; the last match wins). */
+static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, const lq_plan_modifier *pm,
+                            const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
+                            lq_recipe_step_result *res) {
+    LQ_TRY(need_calib(r, m, o));
+    const lq_ptq_scheme sch = m->scheme == LQ_SCHEME_W8A16 ? LQ_PTQ_W8A16
+                              : m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM ? LQ_PTQ_W4A16
+                                                                                                  : LQ_PTQ_NONE;
+    if (sch == LQ_PTQ_NONE)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): scheme %s: GPTQ writes W4A16, W4A16_ASYM "
+                       "and W8A16", r->path, m->pos.line, m->pos.col, lq_recipe_scheme_name(m->scheme));
+    lq_gptq_actorder ao = LQ_GPTQ_ACTORDER_NONE;
+    if (m->actorder[0] && !lq_gptq_actorder_parse(m->actorder, &ao))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): actorder '%s' is not available (static "
+                       "or weight)", r->path, m->pos.line, m->pos.col, m->actorder);
+    char **names = module_names(pm);
+    lq_ptq_rule *rules = calloc((size_t)pm->n_tensors + 2, sizeof *rules);
+    lq_status s = names && rules ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+    if (s == LQ_OK) {
+        rules[0] = (lq_ptq_rule){.pattern = "re:.*", .scheme = LQ_PTQ_NONE};
+        for (int64_t i = 0; i < pm->n_tensors; i++) rules[i + 1] = (lq_ptq_rule){.pattern = names[i], .scheme = sch};
+        lq_gptq_opts go = {
+            .ptq = {.scheme = sch, .group_size = m->group_size > 0 ? m->group_size : 0,
+                    .asym = m->scheme == LQ_SCHEME_W4A16_ASYM, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
+                    .overrides = rules, .n_overrides = (int)pm->n_tensors + 1, .pool = o->pool,
+                    .progress = o->progress, .user = o->user},
+            .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
+            .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer,
+            .damp = m->dampening_frac, .block_size = m->block_size, .actorder = ao};
+        lq_gptq_summary sum = {0};
+        s = lq_gptq_quantize(in_path, out_dir, &go, &sum);
+        if (s == LQ_OK && res) {
+            res->n_tensors = sum.ptq.n_quantized;
+            res->params = sum.ptq.params_quantized;
+            res->bytes_in = sum.ptq.bytes_in;
+            res->bytes_out = sum.ptq.bytes_out;
+        }
+        lq_gptq_summary_free(&sum);
+    }
+    free_names(names, pm->n_tensors);
+    free(rules);
+    return s;
+}
+
+/* SparseGPTModifier / WandaPruningModifier: lq_sparse_prune on the planned modules. The
+ * recipe's mask_structure "N:M" counts pruned weights (llm-compressor's), lq_prune's kept. */
+static lq_status apply_sparse(const lq_recipe *r, const lq_recipe_modifier *m, const lq_plan_modifier *pm,
+                              const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
+                              lq_recipe_step_result *res) {
+    LQ_TRY(need_calib(r, m, o));
+    char **names = module_names(pm);
+    if (!names) return lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+    lq_sparse_opts so = {
+        .method = m->kind == LQ_MOD_WANDA ? LQ_SPARSE_WANDA : LQ_SPARSE_SPARSEGPT,
+        .prune = {.method = m->mask == LQ_MASK_NM ? LQ_PRUNE_NM : LQ_PRUNE_MAGNITUDE, .sparsity = (float)m->sparsity,
+                  .nm_n = m->mask_m - m->mask_n, .nm_m = m->mask_m, .targets = (const char *const *)names,
+                  .n_targets = (int)pm->n_tensors, .bitmask_output = o->bitmask_output, .pool = o->pool,
+                  .progress = o->progress, .user = o->user},
+        .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
+        .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer,
+        .damp = m->dampening_frac, .block_size = m->block_size};
+    lq_sparse_summary sum = {0};
+    lq_status s = lq_sparse_prune(in_path, out_dir, &so, &sum);
+    if (s == LQ_OK && res) {
+        for (int64_t i = 0; i < sum.prune.n_tensors; i++)
+            res->n_tensors += sum.prune.tensors[i].nonzero_out != sum.prune.tensors[i].nonzero_in;
+        res->params = sum.prune.target_params;
+        res->bytes_in = sum.prune.bytes_in;
+        res->bytes_out = sum.prune.bytes_out;
+    }
+    lq_sparse_summary_free(&sum);
+    free_names(names, pm->n_tensors);
+    return s;
+}
+
 lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier *m, const char *in_path,
                                    const char *out_dir, const lq_recipe_step_opts *opts,
                                    lq_recipe_step_result *res) {
@@ -191,6 +277,9 @@ lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier 
     case LQ_MOD_QUANTIZATION: s = apply_quantization(m, &plan.mods[0], in_path, out_dir, opts, res); break;
     case LQ_MOD_MAGNITUDE_PRUNING:
     case LQ_MOD_STRUCTURED_PRUNING: s = apply_pruning(m, &plan.mods[0], ck, in_path, out_dir, opts, res); break;
+    case LQ_MOD_GPTQ: s = apply_gptq(r, m, &plan.mods[0], in_path, out_dir, opts, res); break;
+    case LQ_MOD_SPARSEGPT:
+    case LQ_MOD_WANDA: s = apply_sparse(r, m, &plan.mods[0], in_path, out_dir, opts, res); break;
     default:
         s = lq_fail(LQ_ERR_UNSUPPORTED, "modifier %s is not available in this build (at %s:%d:%d)",
                     lq_modifier_name(m->kind), r->path, m->pos.line, m->pos.col);
