@@ -145,3 +145,41 @@ Test(kquant_q8k, dot_products_equal_llama_cpp) {
         }
     }
 }
+
+/* Every row with a multi-token kernel (gemm_q): equal to matvec_q token by token, bit for bit
+ * (token counts around its group of 4, a row sub-range, a y stride wider than the range). */
+Test(kquant_q8k, gemm_q_equals_matvec_q) {
+    int with = 0;
+    for (int f = 0; f < LQ_WFMT_COUNT; f++) {
+        const lq_wfmt_traits *tr = lq_wfmt_get((lq_wfmt)f);
+        if (!tr->gemm_q) continue;
+        with++;
+        const lq_act_traits *a = lq_act_get(tr->act);
+        const int64_t rows = 19, cols = 768, nmax = 9, ldy = 23;
+        size_t rb = 0;
+        cr_assert(lq_wfmt_sizes((lq_wfmt)f, rows, cols, &(lq_quant_params){.group_size = 32}, &rb, NULL, NULL));
+        uint8_t *wd = malloc(rb * rows);
+        float *src = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * nmax * cols);
+        for (int64_t i = 0; i < rows * cols; i++) src[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+        for (int64_t i = 0; i < nmax * cols; i++) x[i] = (float)((i * 104729) % 3001 - 1500) / 100.0f;
+        lq_weight w = {.fmt = (lq_wfmt)f, .rows = rows, .cols = cols, .data = wd, .row_bytes = rb};
+        tr->quantize_ref(src, &(lq_quant_params){.group_size = 32}, &w);
+        const size_t xs = lq_act_row_bytes(tr->act, cols);
+        uint8_t *xq = malloc(xs * nmax);
+        for (int64_t t = 0; t < nmax; t++) a->quantize(x + t * cols, cols, xq + t * xs);
+        float y[9 * 23], want;
+        const int64_t ns[] = {1, 3, 4, 5, 9};
+        for (size_t k = 0; k < 5; k++) {
+            for (int i = 0; i < 9 * 23; i++) y[i] = NAN;
+            tr->gemm_q(&w, xq, xs, ns[k], y, ldy, 2, 17);
+            for (int64_t t = 0; t < ns[k]; t++)
+                for (int64_t r = 2; r < 17; r++) {
+                    tr->matvec_q(&w, xq + t * xs, &want, r, r + 1);
+                    cr_assert(memcmp(&y[t * ldy + r - 2], &want, 4) == 0, "%s n=%lld token %lld row %lld: %.9g vs %.9g",
+                              tr->name, (long long)ns[k], (long long)t, (long long)r, y[t * ldy + r - 2], want);
+                }
+        }
+        free(wd); free(src); free(x); free(xq);
+    }
+    cr_assert(with >= 3, "Q4_K, Q5_K and Q6_K have gemm_q");
+}

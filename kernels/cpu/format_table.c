@@ -395,6 +395,7 @@ static const struct {
     lq_act_fmt act;
     lq_matvec_q_fn ref, fast;
     double tol;
+    lq_gemm_q_fn gemm; /* fast multi-token twin of `fast` (bit-identical), optional */
 } g_int[LQ_WFMT_COUNT] = {
     /* -- GGUF legacy blocks x Q8_0 / Q8_1 activations (fmt_q*.c, fmt_iq4_nl.c) -- */
     [LQ_WFMT_Q8_0] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_q8_0_ref, .fast = lq_matvec_q_q8_0_avx2,
@@ -420,11 +421,11 @@ static const struct {
     [LQ_WFMT_Q3_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q3_K_ref, .fast = lq_matvec_q_q3_K_avx2,
                         .tol = ACT_TOL_Q8K},
     [LQ_WFMT_Q4_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q4_K_ref, .fast = lq_matvec_q_q4_K_avx2,
-                        .tol = ACT_TOL_Q8K},
+                        .tol = ACT_TOL_Q8K, .gemm = lq_gemm_q_q4_K_avx2},
     [LQ_WFMT_Q5_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q5_K_ref, .fast = lq_matvec_q_q5_K_avx2,
-                        .tol = ACT_TOL_Q8K},
+                        .tol = ACT_TOL_Q8K, .gemm = lq_gemm_q_q5_K_avx2},
     [LQ_WFMT_Q6_K] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_q6_K_ref, .fast = lq_matvec_q_q6_K_avx2,
-                        .tol = ACT_TOL_Q8K},
+                        .tol = ACT_TOL_Q8K, .gemm = lq_gemm_q_q6_K_avx2},
     [LQ_WFMT_IQ4_XS] = {.act = LQ_ACT_Q8_K, .ref = lq_matvec_q_iq4_xs_ref, .fast = lq_matvec_q_iq4_xs_avx2,
                         .tol = ACT_TOL_Q8K},
 
@@ -478,6 +479,7 @@ static void choose_paths(void) {
         t->matvec_q_ref = g_int[f].ref;
         t->matvec_q = (fast && g_int[f].fast) ? g_int[f].fast : g_int[f].ref;
         t->act_tol = g_int[f].tol;
+        t->gemm_q = fast ? g_int[f].gemm : NULL;
     }
     lq_act_select(fast);
 }

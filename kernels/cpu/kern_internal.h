@@ -97,6 +97,12 @@ void lq_blk_dot_ref(const lq_blk_dot *k, const lq_weight *w, const void *xq, flo
 
 
 /* K-quants x Q8_K */
+void lq_gemm_q_q4_K_avx2(const lq_weight *w, const void *xq, size_t xs, int64_t n, float *y, int64_t ldy,
+                          int64_t r0, int64_t r1);
+void lq_gemm_q_q5_K_avx2(const lq_weight *w, const void *xq, size_t xs, int64_t n, float *y, int64_t ldy,
+                          int64_t r0, int64_t r1);
+void lq_gemm_q_q6_K_avx2(const lq_weight *w, const void *xq, size_t xs, int64_t n, float *y, int64_t ldy,
+                          int64_t r0, int64_t r1);
 void lq_matvec_q_q2_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_q2_K_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_q3_K_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);

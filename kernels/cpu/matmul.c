@@ -12,7 +12,8 @@
  * Integer activations (a row with lq_wfmt_traits.act, unless LQ_ACT_MODE_F32): the caller
  * quantizes X once into the row's int8 blocks (in a buffer of the calling thread), then every
  * task runs the format's matvec_q on it; prefill tiles are sized by packed bytes and loop over the
- * tokens, so a tile of W stays in cache while every token meets it (llama.cpp's mul_mat order).
+ * tokens, so a tile of W stays in cache while every token meets it (llama.cpp's mul_mat order);
+ * a row with gemm_q (lq_format.h) takes the tile's tokens itself, several per weight unpack.
  */
 #include <assert.h>
 #include <pthread.h>
@@ -131,6 +132,10 @@ static void gemm_q_task(void *vctx, int64_t task, int tid) {
     (void)tid;
     const mm_ctx *c = vctx;
     const int64_t rows = c->w->rows, r0 = task * c->block, r1 = min64(rows, r0 + c->block);
+    if (c->t->gemm_q) { /* the format's multi-token tile: each weight block unpacked once per few tokens */
+        c->t->gemm_q(c->w, c->Xq, c->xq_bytes, c->n, c->Y + r0, rows, r0, r1);
+        return;
+    }
     for (int64_t t = 0; t < c->n; t++)
         c->t->matvec_q(c->w, c->Xq + (size_t)t * c->xq_bytes, c->Y + (size_t)t * (size_t)rows + r0, r0, r1);
 }

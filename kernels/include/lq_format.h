@@ -179,6 +179,12 @@ typedef int (*lq_sizes_fn)(int64_t rows, int64_t cols, const lq_quant_params *p,
  * in the row's lq_act_fmt (lq_act_row_bytes(act, w->cols) bytes). */
 typedef void (*lq_matvec_q_fn)(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 
+/* Several tokens at once (prefill): y[t * ldy + (r - r0)] = matvec_q of row r with token t's
+ * quantized row xq + t * xq_stride, for t in [0, n) and r in [r0, r1), equal to matvec_q bit for
+ * bit (a kernel that unpacks each weight block once for several tokens). */
+typedef void (*lq_gemm_q_fn)(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                             int64_t ldy, int64_t r0, int64_t r1);
+
 typedef struct lq_wfmt_traits {
     const char *name;          /* "f32", "f16", "bf16", ... */
     double bits_per_weight;    /* storage cost including side tensors (nominal) */
@@ -214,6 +220,7 @@ typedef struct lq_wfmt_traits {
     lq_matvec_q_fn matvec_q;     /* fastest */
     lq_matvec_q_fn matvec_q_ref; /* scalar spec: int32 block dot products, ggml's block formula */
     double act_tol;
+    lq_gemm_q_fn gemm_q; /* optional (NULL: prefill loops matvec_q over the tokens) */
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the
