@@ -24,6 +24,11 @@
 #define KT_RNG_SEED 0xc7a1c8ull
 #include "kern_test_util.h"
 
+/* These rows' integer path is opt-in (format_table.c): turn it on before the table's first use
+ * (each test runs in its own process). */
+static void opt_in(void) { setenv("LQ_INT_ACT", "all", 1); }
+TestSuite(ct_int_act, .init = opt_in);
+
 /* Activations 127, 1, 1, ... (amax 127: d_x = 1, codes equal the values, act_quant.c). */
 static void ones_block(uint8_t *xb) {
     float x[32];
