@@ -23,11 +23,14 @@ static inline float q8_block_avx2(const float *x, int8_t *qs, int *sum) {
     const float amax = _mm_cvtss_f32(m4);
     const float d = amax / 127.0f;
     const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    /* a macro, not a const int: _mm256_round_ps needs an immediate, which -O0 (the Debug and
+     * ASan builds) does not fold a variable into */
+#define rnd (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
     const __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), rnd));
     const __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), rnd));
     const __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), rnd));
     const __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), rnd));
+#undef rnd
     __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
