@@ -5,6 +5,8 @@
 #include "tool_cli.h"
 #include "tool_gguf.h"
 
+#include "libquant/lq_calib.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,11 +17,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: quant-ptq --format gguf --model PATH --type T --out FILE.gguf\n"
             "                 [--tensor-type PATTERN=TYPE]... [--pure] [--output-tensor-type TYPE]\n"
-            "                 [--token-embedding-type TYPE] [--tokenizer FILE] [--threads N]\n"
-            "                 [--force] [--json]\n"
+            "                 [--token-embedding-type TYPE] [--imatrix FILE] [--target-bpw B]\n"
+            "                 [--tokenizer FILE]\n"
+            "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Write the model as a GGUF file that llama.cpp loads, quantized as llama-quantize does\n"
-            "without an importance matrix: the same float input gives the same tensor bytes.\n"
+            "(with --imatrix as llama-quantize --imatrix does): the same float input gives the same\n"
+            "tensor bytes.\n"
             "\n"
             "  --model PATH       Hugging Face directory, llama2.c .bin (with --tokenizer) or GGUF\n"
             "                     file (its tensors are dequantized to f32 first, as\n"
@@ -35,6 +39,14 @@ static void usage(FILE *f) {
             "                     first match wins) get ggml type T, e.g. 'attn_v=q8_0' (repeatable)\n"
             "  --pure             no mix rules: every weight gets --type's block type\n"
             "  --output-tensor-type T, --token-embedding-type T   as llama-quantize's options\n"
+            "  --imatrix FILE     importance matrix (quant-imatrix or llama-imatrix; GGUF or the\n"
+            "                     legacy .dat): the quantizers weight each column's error by it,\n"
+            "                     and llama.cpp's imatrix rules pick ffn_down's types\n"
+            "  --target-bpw B     choose each quantized tensor's type (Q2_K..Q6_K, IQ4_XS, Q4_0..Q8_0,\n"
+            "                     IQ4_NL) to fit B bits per weight over the file, least summed\n"
+            "                     imatrix-weighted relative output error (uniform weights without\n"
+            "                     --imatrix); prints the plan. --type (default Q4_K_M) then only\n"
+            "                     says which tensors are quantized\n"
             "  --tokenizer FILE   tokenizer to embed: tokenizer.json, llama2.c tokenizer.bin, or a\n"
             "                     .gguf whose tokenizer.* keys are copied (default: the model's own)\n"
             "  --method awq --calib TEXT... [--calib-samples N] [--calib-len L] [--calib-seed S]\n"
@@ -100,6 +112,12 @@ int ptq_gguf_main(int argc, char **argv) {
             if ((rc = parse_type("--output-tensor-type", a.value, &o.output_type)) != 0) return rc;
         } else if (tool_args_value(&a, "--token-embedding-type")) {
             if ((rc = parse_type("--token-embedding-type", a.value, &o.token_embd_type)) != 0) return rc;
+        } else if (tool_args_value(&a, "--target-bpw")) {
+            float b;
+            if (!tool_parse_float(a.value, 0.5f, 32.0f, &b)) return tool_args_bad_value(&a);
+            o.target_bpw = b;
+        } else if (tool_args_value(&a, "--imatrix")) {
+            o.imatrix_path = a.value;
         } else if (tool_args_value(&a, "--tokenizer")) {
             o.tokenizer = a.value;
         } else if (tool_args_value(&a, "--threads")) {
@@ -115,6 +133,7 @@ int ptq_gguf_main(int argc, char **argv) {
             return tool_args_unknown(&a);
         }
     }
+    if (!o.type && o.target_bpw > 0) o.type = "Q4_K_M";
     if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
     if (gq.on) return tool_bad_args("--format gguf writes llama-quantize's types: no GPTQ");
     if (sm.on && sm.o.method != LQ_SMOOTH_AWQ) return tool_bad_args("--format gguf smooths with --method awq only");
@@ -124,6 +143,10 @@ int ptq_gguf_main(int argc, char **argv) {
     if (!sm.on && gq.n_calib) return tool_bad_args("--calib goes with --method awq");
     o.rules = rules;
     o.n_rules = n_rules;
+    if (o.imatrix_path) {
+        lq_status st = lq_imatrix_load(o.imatrix_path, &o.imatrix);
+        if (st != LQ_OK) return tool_fail_at("cannot read imatrix", o.imatrix_path, st);
+    }
     o.pool = lq_pool_create(threads);
     char tmp[4096] = "";
     const char *src = model;
@@ -141,5 +164,6 @@ int ptq_gguf_main(int argc, char **argv) {
     ptq_smooth_cleanup(&sm);
     if (tmp[0]) rmdir(tmp);
     lq_pool_free(o.pool);
+    lq_imatrix_free(o.imatrix);
     return rc;
 }
