@@ -10,6 +10,7 @@
 #             -DGGML_NATIVE=ON -DLLAMA_CURL=OFF && cmake --build /work/llama.cpp-batch
 #             --target llama-batched-bench)
 #   PEER_DIR  llama-quantize's SmolLM2 GGUFs (smollm2-{f32,q8_0,q4_0}.gguf)
+#   FORMATS   which of f32 q8_0 q4_0 W8A16 W4A16 W8A8 (default all)
 #   CT_DIR    compressed-tensors SmolLM2 (smol-{W8A16,W4A16,W8A8}: quant-ptq --scheme S
 #             [--group-size 64] on the f32 HF directory)
 set -u
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 load() { echo "load $(cut -d' ' -f1-3 /proc/loadavg)"; }
 ctx=$(( (NPP + NTG) * 32 + 64 ))
 for round in $(seq "$ROUNDS"); do
-  for fmt in f32 q8_0 q4_0 W8A16 W4A16 W8A8; do
+  for fmt in ${FORMATS:-f32 q8_0 q4_0 W8A16 W4A16 W8A8}; do
     case $fmt in W*) m=$CT/smol-$fmt ;; *) m=$PEER/smollm2-$fmt.gguf ;; esac
     [ -e "$m" ] || { echo "skip $fmt: no $m"; continue; }
     echo "== round $round $fmt ours $(load)"
