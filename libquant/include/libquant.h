@@ -11,5 +11,6 @@
 #include "libquant/lq_model.h"
 #include "libquant/lq_sample.h"
 #include "libquant/lq_beam.h"
+#include "libquant/lq_spec.h"
 #define LQ_VERSION_STRING "0.1.0"
 #endif
