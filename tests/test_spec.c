@@ -259,6 +259,9 @@ static void setup(void) {
     cr_assert_eq(mkdir(g_w4, 0755), 0);
     lq_ptq_opts po = {.scheme = LQ_PTQ_W4A16, .group_size = -1};
     cr_assert_eq(lq_ptq_quantize(g_fp32, g_w4, &po, NULL), LQ_OK, "%s", lq_last_error());
+    /* the library writes the weights and config; the tokenizer travels as quant-ptq copies it */
+    snprintf(cmd, sizeof cmd, "cp '%s/tokenizer.json' '%s/'", g_fp32, g_w4);
+    cr_assert_eq(system(cmd), 0);
 }
 
 static void teardown(void) {
@@ -409,4 +412,29 @@ Test(spec, session_truncate_forgets) {
     lq_session_free(s1);
     lq_session_free(s2);
     lq_model_free(m);
+}
+
+/* ---- quant-run --draft ----------------------------------------------------------------------- */
+
+Test(spec, quant_run_draft_greedy_and_refusal, .timeout = 60) {
+    char args[4096], err[4096], out[1024];
+    snprintf(args, sizeof args, "--model '%s' --draft '%s' --draft-max 3 --prompt 'Once upon a time' --max-tokens 60",
+             g_fp32, g_w4);
+    cr_assert_eq(lq_test_run_tool("quant-run", args, g_root, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "output identical to the target alone's") != NULL, "%s", err);
+    cr_expect(strstr(err, "accepted ") && strstr(err, "mean accepted length"), "%s", err);
+    snprintf(out, sizeof out, "%s/stdout.txt", g_root);
+    char *text = lq_test_read_file(out, NULL);
+    cr_assert_not_null(text);
+    cr_expect(strncmp(text, REF_TEXT, strlen(REF_TEXT)) == 0, "%s", text);
+    free(text);
+    /* a draft with another vocabulary (TinyStories-656K: 2048 tokens): one line naming both */
+    char other[1024];
+    lq_test_shared("models/TinyStories-656K", other, sizeof other);
+    snprintf(args, sizeof args, "--model '%s' --draft '%s' --prompt 'Once' --max-tokens 5", g_fp32, other);
+    int code = lq_test_run_tool("quant-run", args, g_root, err, sizeof err);
+    cr_expect_eq(code, 3, "exit %d: %s", code, err);
+    cr_expect(strstr(err, g_fp32) && strstr(err, other) && strstr(err, "512") && strstr(err, "2048"),
+              "%s", err);
+    cr_expect(strchr(err, '\n') == err + strlen(err) - 1, "more than one line: %s", err);
 }

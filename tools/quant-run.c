@@ -6,9 +6,11 @@
  *             [--repeat-penalty R] [--repeat-last-n N]
  *             [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]
  *   quant-run --model PATH --chat [--system TEXT] [--chat-template NAME|FILE] [--prompt TEXT]
+ *   quant-run --model PATH --draft MODEL [--draft-max K] --prompt TEXT [decoding options]
  */
 #include "lq_eval.h"
 #include "quant-run/run_chat.h"
+#include "quant-run/run_spec.h"
 #include "tool_cli.h"
 #include "tool_model.h"
 #include "tool_sample.h"
@@ -31,6 +33,8 @@ static void usage(FILE *f) {
             "                 [--device cpu|cuda] [--json]\n"
             "       " TOOL " --model PATH --chat [--system TEXT] [--chat-template NAME|FILE]\n"
             "                 [--prompt TEXT | --prompt-file F] [decoding options]\n"
+            "       " TOOL " --model PATH --draft MODEL [--draft-max K] (--prompt TEXT | ...)\n"
+            "                 [greedy or sampling options]\n"
             "\n"
             "Generates text after the prompt (BOS first when the tokenizer wants one), until EOS\n"
             "or --max-tokens. The prompt and then each token are printed to stdout as they are\n"
@@ -61,6 +65,18 @@ static void usage(FILE *f) {
             "                        --temperature 0 is greedy.\n"
             "  beam search           --beams N (N > 1): prints the best hypothesis (or the\n"
             "                        --n-best best) when the search ends\n"
+            "\n"
+            "Speculative decoding (--draft MODEL): the draft proposes up to --draft-max tokens\n"
+            "(default 4), the model checks them in one forward and keeps the accepted prefix.\n"
+            "Greedy: the text is the model's own greedy text. Sampling: the rejection rule of\n"
+            "Leviathan et al. / Chen et al. on the processed distributions of both models, so\n"
+            "the text follows the model's sampling distribution (not the same draws as without\n"
+            "--draft). The draft needs the same vocabulary and tokenizer. Afterwards the model\n"
+            "runs alone on the same prompt; stderr (or --json \"speculative\") reports the\n"
+            "acceptance rate, mean accepted length, tokens per target forward, the speedup\n"
+            "over the model alone (decode tok/s) and whether the text is identical.\n"
+            "  --draft MODEL         draft model (directory, GGUF or .bin; --tokenizer applies)\n"
+            "  --draft-max K         most draft tokens per target forward (default 4)\n"
             "\n"
             "  --model PATH          Hugging Face directory, GGUF file or llama2.c .bin\n"
             "  --tokenizer FILE      tokenizer.bin (required for a .bin model), tokenizer.json or .gguf\n"
@@ -111,10 +127,12 @@ typedef struct run_args {
     tool_sample_args dec; /* decoding options, checked and defaulted by tool_sample_finish */
     bool json;
     lq_device device;     /* --device: where the model runs */
+    const char *draft;    /* --draft MODEL: speculative decoding */
+    int draft_max;        /* --draft-max K */
 } run_args;
 
 static int parse_args(int argc, char **argv, run_args *a) {
-    *a = (run_args){.max_tokens = 256};
+    *a = (run_args){.max_tokens = 256, .draft_max = 4};
     tool_sample_args_init(&a->dec);
     int rc = 0;
     tool_args t = tool_args_begin(argc, argv);
@@ -140,6 +158,10 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if (rc) return rc;
         } else if (tool_args_flag(&t, "--json")) {
             a->json = true;
+        } else if (tool_args_value(&t, "--draft")) {
+            a->draft = t.value;
+        } else if (tool_args_value(&t, "--draft-max")) {
+            if (!tool_parse_int(t.value, 1, &a->draft_max)) return tool_args_bad_value(&t);
         } else if (tool_args_flag(&t, "--chat")) {
             a->chat = true;
         } else if (tool_args_value(&t, "--system")) {
@@ -161,6 +183,10 @@ static int parse_args(int argc, char **argv, run_args *a) {
     /* checks and sampling defaults shared with quant-distill; the seed from the clock */
     int rc2 = tool_sample_finish(&a->dec, true);
     if (rc2 == 0 && a->chat && a->dec.beams > 1) return tool_bad_args("--chat does not take --beams");
+    if (rc2 == 0 && a->draft && (a->chat || a->dec.beams > 1))
+        return tool_bad_args("--draft does not go with --chat or --beams");
+    if (rc2 == 0 && a->draft && a->device != LQ_DEVICE_CPU)
+        return tool_bad_args("--draft runs on the cpu only");
     return rc2;
 }
 
@@ -292,9 +318,9 @@ static const char *stop_reason(bool hit_stop, int64_t n, int max_tokens) {
     return hit_stop ? "eos" : n >= max_tokens ? "max_tokens" : "context";
 }
 
-static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
-                      const lq_tokenizer *tok, const int32_t *ids, int n, const char *prompt,
-                      size_t plen) {
+static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, tool_spec *spec,
+                      lq_pool *pool, const lq_tokenizer *tok, const int32_t *ids, int n,
+                      const char *prompt, size_t plen) {
     lq_sampler *smp = NULL;
     lq_status s = lq_sampler_create(&a->dec.sp, &smp);
     if (s != LQ_OK) return tool_fail(s);
@@ -309,7 +335,10 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
     lq_sample_gen_opts o = {.max_new = a->max_tokens, .stop_ids = stop, .n_stop = 2,
                             .vocab = lq_tokenizer_vocab_size(tok)};
     lq_sample_gen_result r;
-    s = lq_sample_generate(m, sess, smp, ids, n, &o, on_token, &g, &r);
+    if (spec)
+        s = tool_spec_generate(spec, m, pool, &a->dec.sp, ids, n, &o, on_token, &g, &r);
+    else
+        s = lq_sample_generate(m, sess, smp, ids, n, &o, on_token, &g, &r);
     lq_sampler_free(smp);
     int rc = 0;
     if (!a->json && out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
@@ -347,6 +376,7 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
         json_object_set_new(j, "tokens", json_tokens(&g.log, true));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
+        if (spec) tool_spec_json(spec, j);
         if (!tool_print_json(j)) {
             rc = tool_error(1, "cannot format the JSON output");
             goto done;
@@ -357,6 +387,7 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess,
             pps);
     if (!greedy) fprintf(stderr, ", seed %llu", (unsigned long long)a->dec.sp.seed);
     fputc('\n', stderr);
+    if (spec) tool_spec_print(spec, stderr);
 done:
     log_free(&g.log);
     return rc;
@@ -494,6 +525,7 @@ int main(int argc, char **argv) {
     lq_pool *pool = NULL;
     lq_session *sess = NULL;
     int32_t *ids = NULL;
+    tool_spec spec = {0};
     if ((s = lq_model_load(a.model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_model_to_device(m, a.device)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
@@ -534,10 +566,16 @@ int main(int argc, char **argv) {
         rc = run_beam(&a, m, pool, tok, ids, (int)n, prompt, plen);
         goto done;
     }
+    if (a.draft) { /* the speculative path makes its own sessions */
+        if ((rc = tool_spec_load(&spec, a.model, m, tok, a.draft, a.tok_path, a.draft_max)) == 0)
+            rc = run_sample(&a, m, NULL, &spec, pool, tok, ids, (int)n, prompt, plen);
+        goto done;
+    }
     int n_ctx = (int)n + a.max_tokens < max_ctx ? (int)n + a.max_tokens : max_ctx;
     if ((s = lq_session_create(m, n_ctx, pool, &sess)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    rc = run_sample(&a, m, sess, tok, ids, (int)n, prompt, plen);
+    rc = run_sample(&a, m, sess, NULL, pool, tok, ids, (int)n, prompt, plen);
 done:
+    tool_spec_free(&spec);
     free(ids);
     lq_session_free(sess);
     lq_pool_free(pool);
