@@ -274,6 +274,37 @@ lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_t
  * fraction * (n - 1). 0 when n == 0. */
 double lq_eval_percentile(const double *sorted, int64_t n, double fraction);
 
+/* ---- a model as draft of its baseline (draft_eval.c) ------------------------------------------- */
+
+typedef struct lq_draft_eval_opts {
+    /* The chunks of lq_eval_perplexity (n_ctx, per_line, separator, max_chunks, progress): each
+     * chunk's first n_prompt tokens are a prompt (BOS first as that protocol puts it). */
+    lq_ppl_opts chunks;
+    int n_prompt;   /* prompt tokens per chunk (default 64, at most the chunk) */
+    int n_gen;      /* tokens generated greedily after each prompt (default 64) */
+    int draft_max;  /* K (default 4) */
+} lq_draft_eval_opts;
+
+typedef struct lq_draft_eval_result {
+    int64_t n_chunks, n_generated;
+    int64_t n_drafted, n_accepted, n_judged, n_cycles; /* summed lq_spec_result fields */
+    double accept_rate;    /* accepted / drafted: what speculation with this K gets */
+    double accept_pos;     /* accepted / judged: share of positions where the draft's argmax is
+                            * the baseline's, given the accepted (= the baseline's greedy) prefix */
+    double alpha;          /* mean over judged positions of sum min(p, q) at temperature 1:
+                            * the acceptance probability of speculative sampling there */
+    double mean_accepted;  /* accepted draft tokens per baseline forward */
+    double seconds;
+} lq_draft_eval_result;
+
+/* The model as draft of `base` on `text`: per chunk, greedy speculative decoding (lq_spec.h)
+ * of n_gen tokens after the chunk's first n_prompt tokens, base verifying, K = draft_max; the
+ * counts summed over chunks. The text is tokenized once with base_tok; the tokenizers must be
+ * the same (lq_tokenizer_hash) and the vocabularies equal, else LQ_ERR_MISMATCH. */
+lq_status lq_eval_draft(const lq_model *base, const lq_tokenizer *base_tok, const lq_model *m,
+                        const lq_tokenizer *tok, lq_pool *pool, const char *text, size_t len,
+                        const lq_draft_eval_opts *opts, lq_draft_eval_result *out);
+
 /* ---- model summaries for comparison tables (compare.c) --------------------------------------- */
 
 typedef struct lq_model_info {

@@ -49,6 +49,7 @@ static void table(FILE *f, const lq_report *r) {
     fputs("<div class=\"scroll\"><table>\n<thead><tr><th>model</th><th>format</th><th>size MiB</th><th>bpw linear</th>"
           "<th>bpw all</th><th>PPL</th><th>&#916;PPL</th><th>&#916;PPL %</th><th>mean KLD</th>"
           "<th>same top %</th>", f);
+    if (r->draft_eval) fprintf(f, "<th>draft accept %% (K %d)</th><th>draft &#945;</th>", r->draft_max);
     if (r->bench)
         fprintf(f, "<th>pp%d tok/s</th><th>tg%d tok/s</th><th>tg / BW bound</th>", r->n_prompt,
                 r->n_gen);
@@ -64,6 +65,10 @@ static void table(FILE *f, const lq_report *r) {
                    "<td>%+.2f</td><td>%.6f</td><td>%.2f</td>",
                 w->disk_bytes / (1024.0 * 1024.0), w->bpw_linear, w->bpw_overall, w->ppl,
                 w->delta_ppl, w->delta_ppl_pct, w->kld_mean, 100.0 * w->same_top);
+        if (r->draft_eval && w->drafted)
+            fprintf(f, "<td>%.2f</td><td>%.4f</td>", 100.0 * w->draft_accept, w->draft_alpha);
+        else if (r->draft_eval)
+            fputs("<td>-</td><td>-</td>", f);
         if (r->bench && w->benched)
             fprintf(f, "<td>%.1f</td><td>%.1f</td><td>%.0f%%</td>", w->prefill_tok_s,
                     w->decode_tok_s, 100.0 * w->bw_ratio);

@@ -20,6 +20,8 @@ typedef struct lq_report_row {
     double ppl, ppl_stderr, delta_ppl, delta_ppl_pct, kld_mean, kld_stderr, same_top;
     bool benched;
     double prefill_tok_s, decode_tok_s, bw_ratio; /* when benched */
+    bool drafted;                /* as speculative draft of the baseline (lq_eval_draft) */
+    double draft_accept, draft_alpha; /* when drafted: acceptance rate, mean sum min(p, q) */
 } lq_report_row;
 
 typedef struct lq_report {
@@ -31,6 +33,8 @@ typedef struct lq_report {
     int n_prompt, n_gen;         /* with bench */
     double bandwidth_gb_s;       /* with bench, 0 = not measured */
     const char *command;         /* the command line that produced it (may be NULL) */
+    bool draft_eval;             /* rows carry draft acceptance columns */
+    int draft_max;               /* with draft_eval: K */
     const lq_report_row *rows;
     int n_rows;
 } lq_report;

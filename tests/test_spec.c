@@ -417,7 +417,7 @@ Test(spec, session_truncate_forgets) {
 /* ---- quant-run --draft ----------------------------------------------------------------------- */
 
 Test(spec, quant_run_draft_greedy_and_refusal, .timeout = 60) {
-    char args[4096], err[4096], out[1024];
+    char args[2048], err[4096], out[1024];
     snprintf(args, sizeof args, "--model '%s' --draft '%s' --draft-max 3 --prompt 'Once upon a time' --max-tokens 60",
              g_fp32, g_w4);
     cr_assert_eq(lq_test_run_tool("quant-run", args, g_root, err, sizeof err), 0, "%s", err);
@@ -437,4 +437,44 @@ Test(spec, quant_run_draft_greedy_and_refusal, .timeout = 60) {
     cr_expect(strstr(err, g_fp32) && strstr(err, other) && strstr(err, "512") && strstr(err, "2048"),
               "%s", err);
     cr_expect(strchr(err, '\n') == err + strlen(err) - 1, "more than one line: %s", err);
+}
+
+/* ---- lq_eval_draft ---------------------------------------------------------------------------- */
+
+Test(spec, draft_eval_self_and_quantized, .timeout = 60) {
+    lq_model *tm = NULL, *dm = NULL;
+    cr_assert_eq(lq_model_load(g_fp32, &tm), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_load(g_w4, &dm), LQ_OK, "%s", lq_last_error());
+    lq_tokenizer *tt = NULL, *dt = NULL;
+    cr_assert_eq(lq_eval_load_tokenizer(tm, g_fp32, NULL, &tt), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_eval_load_tokenizer(dm, g_w4, NULL, &dt), LQ_OK, "%s", lq_last_error());
+    char path[1024];
+    size_t len = 0;
+    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
+    cr_assert_not_null(text);
+    lq_draft_eval_opts o = {.n_prompt = 32, .n_gen = 48, .draft_max = 4};
+    o.chunks.max_chunks = 2;
+    lq_draft_eval_result self, w4;
+    cr_assert_eq(lq_eval_draft(tm, tt, tm, tt, NULL, text, len, &o, &self), LQ_OK, "%s", lq_last_error());
+    /* the model as its own draft: every greedy guess accepted, p = q everywhere */
+    cr_expect_eq(self.n_chunks, 2);
+    cr_expect_eq(self.n_generated, 2 * 48);
+    cr_expect_eq(self.accept_rate, 1.0);
+    cr_expect(fabs(self.alpha - 1.0) < 1e-4, "alpha %f", self.alpha);
+    cr_assert_eq(lq_eval_draft(tm, tt, dm, dt, NULL, text, len, &o, &w4), LQ_OK, "%s", lq_last_error());
+    cr_expect(w4.accept_rate > 0.3 && w4.accept_rate < 1.0, "W4 acceptance %f", w4.accept_rate);
+    cr_expect(w4.accept_pos >= w4.accept_rate && w4.alpha < 1.0);
+    cr_expect_eq(w4.n_generated, self.n_generated);
+    /* another tokenizer: refused */
+    lq_tokenizer *other = NULL;
+    char tok656[1024];
+    lq_test_shared("models/TinyStories-656K/tokenizer.json", tok656, sizeof tok656);
+    cr_assert_eq(lq_tokenizer_load_for_model(NULL, tok656, 2048, &other), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(lq_eval_draft(tm, tt, dm, other, NULL, text, len, &o, &w4), LQ_ERR_MISMATCH);
+    lq_tokenizer_free(other);
+    free(text);
+    lq_tokenizer_free(dt);
+    lq_tokenizer_free(tt);
+    lq_model_free(dm);
+    lq_model_free(tm);
 }

@@ -6,12 +6,14 @@
  *   quant-eval --model PATH --file TEXT --kld BASELINE [--base-tokenizer F] [...] [--json]
  *   quant-eval --model PATH --bench [--n-prompt 512] [--n-gen 128] [--reps 5] [--threads N]
  *              [--json]
- *   quant-eval --compare DIR... --file TEXT [--baseline DIR] [--bench] [--json | --markdown]
- *              [--html FILE]
+ *   quant-eval --model PATH --file TEXT --draft-eval BASELINE [--draft-max K] [...] [--json]
+ *   quant-eval --compare DIR... --file TEXT [--baseline DIR] [--bench] [--draft-eval]
+ *              [--json | --markdown] [--html FILE]
  *   quant-eval --model PATH --serve-bench [...] | --batch-curve B1,B2,... (quant-eval/serve.c)
  */
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
+#include "quant-eval/run_draft.h"
 #include "quant-eval/serve.h"
 #include "report_html.h"
 #include "tool_cli.h"
@@ -39,7 +41,9 @@ static void usage(FILE *f) {
             "                  [--ctx N | --per-line [--separator STR]] [--json]\n"
             "       " TOOL " --model PATH --bench [--n-prompt N] [--n-gen N] [--reps N]\n"
             "                  [--threads N] [--device cpu|cuda] [--json]\n"
-            "       " TOOL " --compare DIR... --file TEXT [--baseline DIR] [--bench]\n"
+            "       " TOOL " --model PATH --file TEXT --draft-eval BASELINE [--draft-max K]\n"
+            "                  [--draft-prompt N] [--draft-gen N] [--chunks N] [--json]\n"
+            "       " TOOL " --compare DIR... --file TEXT [--baseline DIR] [--bench] [--draft-eval]\n"
             "                  [--ctx N | --per-line ...] [--json | --markdown] [--html FILE]\n"
             "       " TOOL " --model PATH --serve-bench [...] | --batch-curve B1,B2,... [...]\n"
             "                  (serving under load: " TOOL " --serve-bench --help)\n"
@@ -63,6 +67,18 @@ static void usage(FILE *f) {
             "  --base-tokenizer FILE  the baseline's tokenizer (for a llama2.c .bin baseline)\n"
             "  --base-f32-act    run the baseline with f32 activations (the int8-activation\n"
             "                    path off): --kld M on M itself measures that path's effect\n"
+            "\n"
+            "Draft acceptance (--draft-eval BASELINE): the model as speculative draft of the\n"
+            "baseline. The text is cut into the chunks of the perplexity protocol; after each\n"
+            "chunk's first --draft-prompt tokens (default 64) the baseline generates\n"
+            "--draft-gen tokens (default 64) greedily with speculative decoding, the model\n"
+            "proposing up to --draft-max (default 4) at a time. Prints the acceptance rate\n"
+            "(accepted / drafted), the per-position agreement (accepted / judged: positions\n"
+            "after a rejection are not judged), alpha = mean sum min(p, q) of the two raw\n"
+            "distributions at the judged positions (speculative sampling's acceptance\n"
+            "probability at temperature 1) and the mean accepted length per baseline forward.\n"
+            "With --compare, --draft-eval (no value) adds \"accept %%\" and \"alpha\" columns\n"
+            "against --baseline.\n"
             "\n"
             "Comparison (--compare DIR...): one row per checkpoint with its format, size on disk,\n"
             "bits per weight (linear layers, whole model), PPL, delta PPL, mean KLD and top-1\n"
@@ -104,12 +120,18 @@ typedef struct args {
     int ctx, threads, chunks, n_prompt, n_gen, reps;
     bool per_line, json, bench, compare, markdown, base_f32_act;
     bool bench_sizes_set;          /* --n-prompt / --n-gen / --reps given */
+    const char *draft_eval;        /* --draft-eval BASELINE (not with --compare) */
+    bool draft_cmp;                /* --compare ... --draft-eval */
+    int draft_max, draft_prompt, draft_gen;
     lq_device device;              /* --device: where --model runs */
 } args;
 
 /* Returns -1 to go on, else an exit code. */
 static int parse_args(int argc, char **argv, args *a) {
-    *a = (args){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    *a = (args){.n_prompt = 512, .n_gen = 128, .reps = 5, .draft_max = 4, .draft_prompt = 64,
+                .draft_gen = 64};
+    /* --draft-eval takes the baseline, except with --compare (the baseline is --baseline) */
+    for (int i = 1; i < argc; i++) a->compare |= strcmp(argv[i], "--compare") == 0;
     tool_args t = tool_args_begin(argc, argv);
     while (tool_args_next(&t)) {
         int *num = NULL, min = 0; /* an integer option: where it goes, its smallest value */
@@ -125,6 +147,11 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_flag(&t, "--compare")) a->compare = true;
         else if (tool_args_flag(&t, "--markdown")) a->markdown = true;
         else if (tool_args_value(&t, "--kld")) a->kld = t.value;
+        else if (a->compare && tool_args_flag(&t, "--draft-eval")) a->draft_cmp = true;
+        else if (!a->compare && tool_args_value(&t, "--draft-eval")) a->draft_eval = t.value;
+        else if (tool_args_value(&t, "--draft-max")) { num = &a->draft_max; min = 1; }
+        else if (tool_args_value(&t, "--draft-prompt")) { num = &a->draft_prompt; min = 1; }
+        else if (tool_args_value(&t, "--draft-gen")) { num = &a->draft_gen; min = 1; }
         else if (tool_args_value(&t, "--base-tokenizer")) a->base_tokenizer = t.value;
         else if (tool_args_value(&t, "--baseline")) a->baseline = t.value;
         else if (tool_args_value(&t, "--html")) a->html = t.value;
@@ -165,10 +192,14 @@ static int parse_args(int argc, char **argv, args *a) {
     if (a->baseline) return tool_bad_args("--baseline goes with --compare (use --kld)");
     if (a->html) return tool_bad_args("--html goes with --compare");
     if (a->markdown) return tool_bad_args("--markdown goes with --compare");
-    if (a->base_tokenizer && !a->kld) return tool_bad_args("--base-tokenizer needs --kld");
+    if (a->base_tokenizer && !a->kld && !a->draft_eval)
+        return tool_bad_args("--base-tokenizer needs --kld or --draft-eval");
     if (a->base_f32_act && !a->kld) return tool_bad_args("--base-f32-act needs --kld");
     if (a->kld && !a->file) return tool_bad_args("--kld needs --file TEXT");
     if (a->kld && a->bench) return tool_bad_args("--kld and --bench are exclusive");
+    if (a->draft_eval && (a->kld || a->bench))
+        return tool_bad_args("--draft-eval goes without --kld and --bench");
+    if (a->draft_eval && !a->file) return tool_bad_args("--draft-eval needs --file TEXT");
     if (!a->model) return tool_bad_args("--model is required");
     if (!a->bench && !a->file) return tool_bad_args("--file TEXT (or --bench) is required");
     if (a->bench && a->file) return tool_bad_args("--bench and --file are exclusive");
@@ -184,6 +215,15 @@ static lq_ppl_opts ppl_opts(const args *a, tool_progress *bar, const char *label
     return (lq_ppl_opts){.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
                          .max_chunks = a->chunks, .progress = tool_progress_cb,
                          .progress_user = bar};
+}
+
+/* --draft-eval's options: the perplexity chunks, the draft sizes (progress set by the caller) */
+static lq_draft_eval_opts draft_opts(const args *a) {
+    lq_draft_eval_opts o = {.n_prompt = a->draft_prompt, .n_gen = a->draft_gen,
+                            .draft_max = a->draft_max};
+    o.chunks = (lq_ppl_opts){.n_ctx = a->ctx, .per_line = a->per_line, .separator = a->separator,
+                             .max_chunks = a->chunks};
+    return o;
 }
 
 static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
@@ -447,6 +487,8 @@ typedef struct compare_row {
     int64_t n_scored;
     bool benched;
     lq_bench_result bench;
+    bool drafted;                 /* --draft-eval: the row as draft of the baseline */
+    lq_draft_eval_result draft;
 } compare_row;
 
 static const char *base_name(const char *path) {
@@ -500,6 +542,19 @@ static int compare_one(const args *a, const lq_model *base, const lq_tokenizer *
         }
     }
     tool_progress_end(&bar);
+    if (s == LQ_OK && a->draft_cmp && is_base) {
+        /* a model drafting for itself agrees everywhere: no second pass (as same_top = 1) */
+        row->drafted = true;
+        row->draft = (lq_draft_eval_result){.accept_rate = 1, .accept_pos = 1, .alpha = 1};
+    } else if (s == LQ_OK && a->draft_cmp) {
+        lq_draft_eval_opts d = draft_opts(a);
+        tool_progress_begin(&bar, "draft-eval", 1, !a->json);
+        d.chunks.progress = tool_progress_cb;
+        d.chunks.progress_user = &bar;
+        s = lq_eval_draft(base, btok, m, tok, pool, text, len, &d, &row->draft);
+        tool_progress_end(&bar);
+        row->drafted = s == LQ_OK;
+    }
     if (s == LQ_OK && a->bench) {
         tool_progress_begin(&bar, "bench", 1, !a->json);
         lq_bench_opts bo = {.n_prompt = a->n_prompt, .n_gen = a->n_gen, .reps = a->reps,
@@ -525,8 +580,10 @@ static void compare_markdown(const args *a, const compare_row *rows, int n, doub
            a->per_line ? "per-line" : "chunks", base_path, base_ppl);
     printf("| model | format | size MiB | bpw linear | bpw all | PPL | dPPL | dPPL %% | "
            "mean KLD | same top %% |");
+    if (a->draft_cmp) printf(" accept %% | alpha |");
     if (a->bench) printf(" pp%d tok/s | tg%d tok/s | tg / BW bound |", a->n_prompt, a->n_gen);
     printf("\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    if (a->draft_cmp) printf(" ---: | ---: |");
     if (a->bench) printf(" ---: | ---: | ---: |");
     printf("\n");
     for (int i = 0; i < n; i++) {
@@ -537,6 +594,7 @@ static void compare_markdown(const args *a, const compare_row *rows, int n, doub
                r->info.format, r->info.disk_bytes / (1024.0 * 1024.0), r->info.bpw_linear,
                r->info.bpw_overall, r->ppl, r->delta_ppl, r->delta_ppl_pct, r->kld_mean,
                100.0 * r->same_top);
+        if (a->draft_cmp) printf(" %.2f | %.4f |", 100.0 * r->draft.accept_rate, r->draft.alpha);
         if (a->bench)
             printf(" %.1f | %.1f | %.0f%% |", r->bench.prefill.median, r->bench.decode.median,
                    100.0 * bw_ratio(r, bw_gbs));
@@ -545,6 +603,10 @@ static void compare_markdown(const args *a, const compare_row *rows, int n, doub
     if (a->bench)
         printf("\nread bandwidth %.2f GB/s (measured in this run), %d threads\n", bw_gbs,
                n ? rows[0].bench.threads : 0);
+    if (a->draft_cmp)
+        printf("\naccept %%: greedy speculative acceptance as draft of the baseline (draft-max %d, "
+               "%d-token prompts, %d generated per chunk); alpha: mean sum min(p, q)\n",
+               a->draft_max, a->draft_prompt, a->draft_gen);
 }
 
 static void compare_json(const args *a, const compare_row *rows, int n, double base_ppl,
@@ -583,6 +645,12 @@ static void compare_json(const args *a, const compare_row *rows, int n, double b
         json_object_set_new(o, "kld_stderr", json_real(r->kld_stderr));
         json_object_set_new(o, "same_top", json_real(r->same_top));
         json_object_set_new(o, "tokens_scored", json_integer(r->n_scored));
+        if (r->drafted) {
+            json_object_set_new(o, "draft_acceptance_rate", json_real(r->draft.accept_rate));
+            json_object_set_new(o, "draft_acceptance_per_position", json_real(r->draft.accept_pos));
+            json_object_set_new(o, "draft_alpha", json_real(r->draft.alpha));
+            json_object_set_new(o, "draft_mean_accepted_length", json_real(r->draft.mean_accepted));
+        }
         if (r->benched) {
             json_object_set_new(o, "prefill_tok_s", json_real(r->bench.prefill.median));
             json_object_set_new(o, "decode_tok_s", json_real(r->bench.decode.median));
@@ -620,12 +688,14 @@ static int compare_html(const args *a, const compare_row *rows, int n, double ba
             .delta_ppl_pct = r->delta_ppl_pct, .kld_mean = r->kld_mean,
             .kld_stderr = r->kld_stderr, .same_top = r->same_top, .benched = r->benched,
             .prefill_tok_s = r->bench.prefill.median, .decode_tok_s = r->bench.decode.median,
-            .bw_ratio = bw_ratio(r, bw_gbs)};
+            .bw_ratio = bw_ratio(r, bw_gbs), .drafted = r->drafted,
+            .draft_accept = r->draft.accept_rate, .draft_alpha = r->draft.alpha};
     }
     lq_report rep = {.file = a->file, .mode = a->per_line ? "per-line" : "chunks",
                      .baseline = base_path, .baseline_ppl = base_ppl,
                      .threads = lq_pool_size(pool), .bench = a->bench, .n_prompt = a->n_prompt,
                      .n_gen = a->n_gen, .bandwidth_gb_s = bw_gbs, .command = a->command,
+                     .draft_eval = a->draft_cmp, .draft_max = a->draft_max,
                      .rows = rr, .n_rows = n};
     lq_status s = lq_report_write_html(&rep, a->html);
     free(rr);
@@ -707,7 +777,14 @@ int main(int argc, char **argv) {
         lq_model_free(m);
         return tool_error(1, "cannot create a pool of %d threads", a.threads);
     }
-    rc = a.bench ? run_bench(&a, m, pool) : a.kld ? run_kld(&a, m, pool) : run_ppl(&a, m, pool);
+    if (a.draft_eval) {
+        tool_draft_args da = {.model = a.model, .baseline = a.draft_eval, .tokenizer = a.tokenizer,
+                              .base_tokenizer = a.base_tokenizer, .file = a.file, .json = a.json,
+                              .opts = draft_opts(&a)};
+        rc = tool_draft_eval_run(&da, m, pool);
+    } else {
+        rc = a.bench ? run_bench(&a, m, pool) : a.kld ? run_kld(&a, m, pool) : run_ppl(&a, m, pool);
+    }
     lq_pool_free(pool);
     lq_model_free(m);
     return rc ? rc : tool_finish_stdout();
