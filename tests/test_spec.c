@@ -417,7 +417,7 @@ Test(spec, session_truncate_forgets) {
 /* ---- quant-run --draft ----------------------------------------------------------------------- */
 
 Test(spec, quant_run_draft_greedy_and_refusal, .timeout = 60) {
-    char args[1024], err[4096], out[1024];
+    char args[1600], err[4096], out[1024];
     snprintf(args, sizeof args, "--model '%s' --draft '%s' --draft-max 3 --prompt 'Once upon a time' --max-tokens 60",
              g_fp32, g_w4);
     cr_assert_eq(lq_test_run_tool("quant-run", args, g_root, err, sizeof err), 0, "%s", err);
