@@ -94,9 +94,9 @@ static void synth_row(const synth_lm *m, int upto, float *out) {
     memcpy(out, m->table[m->cache[upto]][par], SV * sizeof *out);
 }
 
-static lq_status synth_forward(void *impl, const int32_t *tok, int n, int pos, float *logits,
-                               bool all) {
-    synth_lm *m = impl;
+static lq_status synth_forward(const lq_spec_lm *lm, const int32_t *tok, int n, int pos,
+                               float *logits, bool all) {
+    synth_lm *m = lm->impl;
     if (pos != m->valid || pos + n > SCAP) {
         m->errors++;
         return lq_fail(LQ_ERR_INVALID_ARG, "synthetic: forward at %d, cache holds %d", pos, m->valid);
@@ -107,8 +107,8 @@ static lq_status synth_forward(void *impl, const int32_t *tok, int n, int pos, f
     return LQ_OK;
 }
 
-static lq_status synth_truncate(void *impl, int n_pos) {
-    synth_lm *m = impl;
+static lq_status synth_truncate(const lq_spec_lm *lm, int n_pos) {
+    synth_lm *m = lm->impl;
     if (n_pos > m->valid) {
         m->errors++;
         return lq_fail(LQ_ERR_INVALID_ARG, "synthetic: truncate to %d of %d", n_pos, m->valid);
@@ -400,13 +400,13 @@ Test(spec, session_truncate_forgets) {
     const int32_t abcd[4] = {1, 403, 261, 370}, xy[2] = {79, 5};
     int V = a.n_vocab;
     float *l1 = malloc(2 * (size_t)V * sizeof *l1), *l2 = malloc(4 * (size_t)V * sizeof *l2);
-    cr_assert_eq(a.forward(a.impl, abcd, 4, 0, l2, true), LQ_OK);
-    cr_assert_eq(a.truncate(a.impl, 2), LQ_OK);
-    cr_assert_eq(a.forward(a.impl, xy, 2, 2, l1, true), LQ_OK);
-    cr_assert_eq(b.forward(b.impl, abcd, 2, 0, l2, true), LQ_OK);
-    cr_assert_eq(b.forward(b.impl, xy, 2, 2, l2, true), LQ_OK);
+    cr_assert_eq(a.forward(&a, abcd, 4, 0, l2, true), LQ_OK);
+    cr_assert_eq(a.truncate(&a, 2), LQ_OK);
+    cr_assert_eq(a.forward(&a, xy, 2, 2, l1, true), LQ_OK);
+    cr_assert_eq(b.forward(&b, abcd, 2, 0, l2, true), LQ_OK);
+    cr_assert_eq(b.forward(&b, xy, 2, 2, l2, true), LQ_OK);
     cr_expect_arr_eq(l1, l2, 2 * (size_t)V * sizeof *l1, "logits after a rollback differ");
-    cr_expect_neq(a.truncate(a.impl, 33), LQ_OK);
+    cr_expect_neq(a.truncate(&a, 33), LQ_OK);
     free(l1);
     free(l2);
     lq_session_free(s1);
@@ -475,6 +475,48 @@ Test(spec, draft_eval_self_and_quantized, .timeout = 60) {
     free(text);
     lq_tokenizer_free(dt);
     lq_tokenizer_free(tt);
+    lq_model_free(dm);
+    lq_model_free(tm);
+}
+
+/* ---- over the paged cache (lq_batch.h) ---------------------------------------------------------- */
+
+/* Greedy speculative decoding with target and draft as sequences of two paged batches: the text
+ * of the target alone, the rejected positions returned to the pool by truncate. */
+Test(spec, greedy_over_paged_batches, .timeout = 60) {
+    lq_model *tm = NULL, *dm = NULL;
+    cr_assert_eq(lq_model_load(g_fp32, &tm), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_load(g_w4, &dm), LQ_OK, "%s", lq_last_error());
+    enum { MAX_NEW = 120 };
+    ids_rec ref, got;
+    greedy_alone(tm, MAX_NEW, &ref);
+    lq_batch_opts bo = {.page_tokens = 4, .n_ctx = 256};
+    lq_batch *tb = NULL, *db = NULL;
+    cr_assert_eq(lq_batch_create(tm, &bo, NULL, &tb), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_batch_create(dm, &bo, NULL, &db), LQ_OK, "%s", lq_last_error());
+    int ts = -1, ds = -1;
+    cr_assert_eq(lq_batch_seq_open(tb, &ts), LQ_OK);
+    cr_assert_eq(lq_batch_seq_open(db, &ds), LQ_OK);
+    lq_spec_lm t = lq_spec_lm_batch(tb, ts), d = lq_spec_lm_batch(db, ds);
+    lq_sample_params sp = lq_sample_params_default();
+    lq_spec_opts o = {.draft_max = 3, .max_new = MAX_NEW};
+    int32_t bos = 1;
+    lq_spec_result r;
+    got.n = 0;
+    cr_assert_eq(lq_spec_generate(&t, &d, &sp, &bos, 1, &o, record_ids, &got, &r), LQ_OK, "%s",
+                 lq_last_error());
+    cr_expect_eq(got.n, ref.n);
+    cr_expect_arr_eq(got.ids, ref.ids, (size_t)ref.n * sizeof *ref.ids, "paged speculative text differs");
+    cr_expect(r.n_accepted < r.n_drafted, "no rejection: rollback not exercised");
+    /* the caches hold the accepted text only: the target all but the last token */
+    cr_expect_eq(lq_batch_seq_len(tb, ts), 1 + MAX_NEW - 1, "target holds %d", lq_batch_seq_len(tb, ts));
+    cr_expect(lq_batch_seq_len(db, ds) <= 1 + MAX_NEW - 1, "draft holds %d", lq_batch_seq_len(db, ds));
+    lq_kv_stats st;
+    lq_batch_kv_stats(tb, &st);
+    cr_expect_eq(st.pages_in_use, (st.tokens_held + 3) / 4, "%lld pages for %lld tokens",
+                 (long long)st.pages_in_use, (long long)st.tokens_held);
+    lq_batch_free(db);
+    lq_batch_free(tb);
     lq_model_free(dm);
     lq_model_free(tm);
 }

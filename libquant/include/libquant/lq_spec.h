@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lq_batch.h"
 #include "lq_model.h"
 #include "lq_sample.h"
 #include "lq_status.h"
@@ -40,21 +41,29 @@ extern "C" {
 #endif
 
 /* A language model with a KV cache, as the speculative decoder uses it. */
-typedef struct lq_spec_lm {
-    void *impl;
+typedef struct lq_spec_lm lq_spec_lm;
+struct lq_spec_lm {
+    void *impl;   /* the session, batch, ... */
+    int seq;      /* a batch's sequence id (adapters that need one) */
     int n_vocab;  /* width of a logits row */
     int n_ctx;    /* positions the cache holds */
     /* Run tokens[0..n) at positions pos..pos+n-1; the cache holds exactly positions < pos
      * (the decoder truncates first). logits: n rows of n_vocab when all_logits, else the last
      * row only. */
-    lq_status (*forward)(void *impl, const int32_t *tokens, int n, int pos, float *logits,
-                         bool all_logits);
+    lq_status (*forward)(const lq_spec_lm *lm, const int32_t *tokens, int n, int pos,
+                         float *logits, bool all_logits);
     /* Forget every position >= n_pos (n_pos <= the positions held). */
-    lq_status (*truncate)(void *impl, int n_pos);
-} lq_spec_lm;
+    lq_status (*truncate)(const lq_spec_lm *lm, int n_pos);
+};
 
-/* An lq_session of model m as an lq_spec_lm (borrowed; n_vocab = m's vocab_size). */
+/* An lq_session of model m as an lq_spec_lm (borrowed; n_vocab = m's vocab_size). The
+ * contiguous cache needs no work to truncate: a forward at pos overwrites rows pos.. */
 lq_spec_lm lq_spec_lm_session(lq_session *s, const lq_model *m);
+
+/* Sequence seq of a paged batch (lq_batch.h) as an lq_spec_lm: forward appends to the sequence
+ * (pos must be its length), truncate is lq_batch_seq_truncate (the pages return to the pool).
+ * Target and draft may be sequences of two batches (one per model). */
+lq_spec_lm lq_spec_lm_batch(lq_batch *b, int seq);
 
 typedef struct lq_spec_opts {
     int draft_max;            /* K >= 1: most draft tokens per target forward */

@@ -96,15 +96,15 @@ static bool emit(spec_run *s, int32_t id, const float *l) {
 /* Draft proposals x_1..x_k into ctx[n..n+k), their logits in s->dl (and q when sampling). */
 static lq_status draft(spec_run *s, int k) {
     double t0 = now_s();
-    LQ_TRY(s->d->truncate(s->d->impl, s->d_pos));
+    LQ_TRY(s->d->truncate(s->d, s->d_pos));
     /* catch up: every text token the draft's cache lacks, in one forward */
-    LQ_TRY(s->d->forward(s->d->impl, s->ctx + s->d_pos, s->n - s->d_pos, s->d_pos, s->dl, false));
+    LQ_TRY(s->d->forward(s->d, s->ctx + s->d_pos, s->n - s->d_pos, s->d_pos, s->dl, false));
     s->r.n_draft_fwd++;
     s->d_pos = s->n;
     for (int i = 0; i < k; i++) {
         float *l = s->dl + (size_t)i * s->V;
         if (i > 0) {
-            LQ_TRY(s->d->forward(s->d->impl, s->ctx + s->n + i - 1, 1, s->n + i - 1, l, false));
+            LQ_TRY(s->d->forward(s->d, s->ctx + s->n + i - 1, 1, s->n + i - 1, l, false));
             s->r.n_draft_fwd++;
             s->d_pos = s->n + i;
         }
@@ -171,14 +171,15 @@ static lq_status cycle(spec_run *s) {
     if (k < 0) k = 0;
     if (k > 0) LQ_TRY(draft(s, k));
     double t0 = now_s();
-    LQ_TRY(s->t->truncate(s->t->impl, n0 - 1));
-    LQ_TRY(s->t->forward(s->t->impl, s->ctx + n0 - 1, k + 1, n0 - 1, s->tl, true));
+    LQ_TRY(s->t->truncate(s->t, n0 - 1));
+    LQ_TRY(s->t->forward(s->t, s->ctx + n0 - 1, k + 1, n0 - 1, s->tl, true));
     s->r.verify_s += now_s() - t0;
     s->r.n_cycles++;
     judge(s, k);
-    /* rollback: ctx[0..n-1) is now what both caches may keep */
+    /* rollback: ctx[0..n-1) is what both caches may keep; a paged cache returns the rest now */
     if (s->d_pos > s->n - 1) s->d_pos = s->n - 1;
-    return LQ_OK;
+    LQ_TRY(s->t->truncate(s->t, s->n - 1));
+    return s->d->truncate(s->d, s->d_pos);
 }
 
 static lq_status run_alloc(spec_run *s, int n_prompt) {
@@ -239,8 +240,8 @@ lq_status lq_spec_generate(lq_spec_lm *t, lq_spec_lm *d, const lq_sample_params 
     s.n = n_prompt;
     s.r.n_prompt = n_prompt;
     double t0 = now_s();
-    if ((st = t->truncate(t->impl, 0)) != LQ_OK) goto done;
-    st = t->forward(t->impl, prompt, n_prompt, 0, s.tl, false);
+    if ((st = t->truncate(t, 0)) != LQ_OK) goto done;
+    st = t->forward(t, prompt, n_prompt, 0, s.tl, false);
     s.r.prefill_s = now_s() - t0;
     if (st != LQ_OK || o->max_new <= 0) goto done;
     double t1 = now_s();
