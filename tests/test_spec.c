@@ -245,7 +245,7 @@ Test(spec_rule, greedy_synthetic_equals_argmax_chain) {
 
 /* ---- stories260K: greedy speculative = greedy alone, rollback of the session cache ---------------- */
 
-static char g_root[256], g_fp32[512], g_w4[512];
+static char g_root[256], g_fp32[300], g_w4[300];
 
 static void setup(void) {
     char tmpl[] = "/tmp/lq_test_spec_XXXXXX";
@@ -429,7 +429,7 @@ Test(spec, quant_run_draft_greedy_and_refusal, .timeout = 60) {
     cr_expect(strncmp(text, REF_TEXT, strlen(REF_TEXT)) == 0, "%s", text);
     free(text);
     /* a draft with another vocabulary (TinyStories-656K: 2048 tokens): one line naming both */
-    char other[1024];
+    char other[512];
     lq_test_shared("models/TinyStories-656K", other, sizeof other);
     snprintf(args, sizeof args, "--model '%s' --draft '%s' --prompt 'Once' --max-tokens 5", g_fp32, other);
     int code = lq_test_run_tool("quant-run", args, g_root, err, sizeof err);
@@ -519,4 +519,32 @@ Test(spec, greedy_over_paged_batches, .timeout = 60) {
     lq_batch_free(tb);
     lq_model_free(dm);
     lq_model_free(tm);
+}
+
+/* quant-eval --draft-eval and --compare --draft-eval: the numbers lq_eval_draft gives, printed */
+Test(spec, quant_eval_draft_eval_cli, .timeout = 60) {
+    char args[1600], err[4096], path[512], out[1024];
+    lq_test_shared("data/tinystories_sample.txt", path, sizeof path);
+    snprintf(args, sizeof args, "--model '%s' --file '%s' --draft-eval '%s' --chunks 1 --json", g_fp32, path, g_fp32);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, g_root, err, sizeof err), 0, "%s", err);
+    snprintf(out, sizeof out, "%s/stdout.txt", g_root);
+    char *j = lq_test_read_file(out, NULL);
+    cr_assert_not_null(j);
+    cr_expect(strstr(j, "\"acceptance_rate\": 1.0") != NULL, "self-draft: %s", j);
+    free(j);
+    snprintf(args, sizeof args, "--compare '%s' '%s' --file '%s' --chunks 1 --draft-eval --html '%s/r.html'",
+             g_fp32, g_w4, path, g_root);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, g_root, err, sizeof err), 0, "%s", err);
+    char *md = lq_test_read_file(out, NULL);
+    cr_assert_not_null(md);
+    cr_expect(strstr(md, "| accept % | alpha |") != NULL, "%s", md);
+    free(md);
+    snprintf(out, sizeof out, "%s/r.html", g_root);
+    char *html = lq_test_read_file(out, NULL);
+    cr_assert_not_null(html);
+    cr_expect(strstr(html, "draft accept %") != NULL);
+    free(html);
+    /* --draft-eval without a text, or with --kld: refused as bad arguments */
+    snprintf(args, sizeof args, "--model '%s' --draft-eval '%s'", g_fp32, g_fp32);
+    cr_expect_eq(lq_test_run_tool("quant-eval", args, g_root, err, sizeof err), 2, "%s", err);
 }
