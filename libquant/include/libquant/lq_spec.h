@@ -87,7 +87,7 @@ typedef struct lq_spec_result {
     int64_t n_cycles;      /* target verify forwards after the prompt */
     int64_t n_draft_fwd;   /* draft forwards (prompt catch-up included) */
     double alpha_sum;      /* with measure_alpha: sum over judged positions of sum min(p, q) */
-    double prefill_s;      /* the target's prompt forward */
+    double prefill_s;      /* the prompt forwards of the target and (max_new > 1) the draft */
     double draft_s, verify_s; /* seconds in draft forwards / target verify forwards */
     double decode_s;       /* from the prefill's end to the last token */
     bool hit_stop;

@@ -242,6 +242,13 @@ lq_status lq_spec_generate(lq_spec_lm *t, lq_spec_lm *d, const lq_sample_params 
     double t0 = now_s();
     if ((st = t->truncate(t, 0)) != LQ_OK) goto done;
     st = t->forward(t, prompt, n_prompt, 0, s.tl, false);
+    /* the draft's prompt too (the first cycle then catches up on one token): prefill cost, not
+     * decode cost, as plain decoding's prompt forward is */
+    if (st == LQ_OK && o->max_new > 1 && (st = d->truncate(d, 0)) == LQ_OK &&
+        (st = d->forward(d, prompt, n_prompt, 0, s.dl, false)) == LQ_OK) {
+        s.d_pos = n_prompt;
+        s.r.n_draft_fwd++;
+    }
     s.r.prefill_s = now_s() - t0;
     if (st != LQ_OK || o->max_new <= 0) goto done;
     double t1 = now_s();
