@@ -20,6 +20,8 @@
 #define KT_RNG_SEED 17
 #include "kern_test_util.h"
 #include "lq_format.h"
+#include "lq_ops.h"
+#include "lq_pool.h"
 
 #define MAXC 256
 #define MAXR 8
@@ -146,4 +148,52 @@ Test(legacy_dot, llama_cpp_vectors) {
         free(W);
         free(wd);
     }
+}
+
+/* lq_matmul's prefill (n > 1 tokens: the format's multi-token tile where it has one) against the
+ * per-token scalar spec on the same quantized activations: within the row's summation-order
+ * tolerance, for token counts around the tile's 4 (1..9) and row counts around its 2 and the
+ * matvec's 4, at 1 and 2 threads. */
+Test(legacy_dot, prefill_tile_equals_per_token_spec) {
+    const lq_wfmt fmts[] = {LQ_WFMT_Q8_0, LQ_WFMT_Q4_0, LQ_WFMT_Q4_1, LQ_WFMT_Q5_0, LQ_WFMT_Q5_1, LQ_WFMT_IQ4_NL};
+    const int64_t rows = 37, cols = 256, nmax = 9;
+    float *src = malloc(sizeof(float) * (size_t)(rows * cols)), *X = malloc(sizeof(float) * (size_t)(nmax * cols));
+    float *Y = malloc(sizeof(float) * (size_t)(nmax * rows)), *yr = malloc(sizeof(float) * (size_t)rows);
+    double *scale = malloc(sizeof(double) * (size_t)rows);
+    float *wd = malloc(sizeof(float) * (size_t)(rows * cols)), *xd = malloc(sizeof(float) * (size_t)cols);
+    fill(src, rows * cols, -1.0f, 1.0f);
+    fill(X, nmax * cols, -3.0f, 3.0f);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
+        const lq_wfmt_traits *t = lq_wfmt_get(fmts[k]);
+        const lq_act_traits *a = lq_act_get(t->act);
+        qweight q;
+        cr_assert(kt_quantize(fmts[k], src, rows, cols, &(lq_quant_params){.group_size = 32}, &q));
+        t->dequant_ref(&q.w, 0, rows, wd);
+        uint8_t *xq = malloc(lq_act_row_bytes(t->act, cols));
+        for (int th = 1; th <= 2; th++) {
+            lq_pool *pool = lq_pool_create(th);
+            for (int64_t n = 2; n <= nmax; n++) {
+                cr_assert_eq(lq_matmul(pool, &q.w, X, n, Y), LQ_KERNEL_OK);
+                for (int64_t i = 0; i < n; i++) {
+                    a->quantize(X + i * cols, cols, xq);
+                    a->dequant_ref(xq, cols, xd);
+                    t->matvec_q_ref(&q.w, xq, yr, 0, rows);
+                    for (int64_t r = 0; r < rows; r++) {
+                        double s = 0;
+                        for (int64_t c = 0; c < cols; c++) s += fabs((double)wd[r * cols + c] * xd[c]);
+                        scale[r] = s;
+                    }
+                    char what[96];
+                    snprintf(what, sizeof what, "%s n=%lld token %lld threads %d", t->name, (long long)n,
+                             (long long)i, th);
+                    EXPECT_CLOSE(what, Y + i * rows, yr, scale, rows, t->tol_atol, t->tol_rtol);
+                }
+            }
+            lq_pool_free(pool);
+        }
+        free(xq);
+        kt_qfree(&q);
+    }
+    free(src), free(X), free(Y), free(yr), free(scale), free(wd), free(xd);
 }

@@ -20,6 +20,11 @@ static inline __m256i qd_dot_ss(__m256i w, __m256i y) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
+/* unsigned u x signed y -> 8 int32 lane sums (|pair| <= 2 * 31 * 127 for codes below 32) */
+static inline __m256i qd_dot_us(__m256i u, __m256i y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+}
+
 /* unsigned u x signed y, minus the int16 pair sums a of (offset * y): codes u - offset */
 static inline __m256i qd_dot_us_off(__m256i u, __m256i y, __m256i a) {
     const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, y), a);

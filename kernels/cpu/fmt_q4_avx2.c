@@ -67,39 +67,39 @@ static inline void iq4_nl_codes(const uint8_t *b, __m256 *c) {
 
 /* ---- integer activations (blk_q8_tmpl.h) ----
  * Q4_0: the unsigned nibbles u meet y in maddubs, minus the pair sums of 8 y (computed once per
- * activation block for all four rows): (u - 8) y exactly, one sign trick fewer than ggml's.
+ * activation block for all rows): (u - 8) y exactly, one sign trick fewer than ggml's.
  * Q4_1: u y directly (Q8_1; the minimum comes in as m * s). IQ4_NL: the grid values (signed,
  * |v| <= 127) by one pshufb, then the sign trick. */
 static inline __m256i q4_0_prep(__m256i y) { return _mm256_maddubs_epi16(_mm256_set1_epi8(8), y); }
-static inline __m256i q4_0_dot(const uint8_t *b, __m256i y, __m256i a) {
-    return qd_dot_us_off(qd_nibbles(b + 2), y, a);
-}
-static inline __m256i q4_1_dot(const uint8_t *b, __m256i y) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(qd_nibbles(b + 4), y), _mm256_set1_epi16(1));
-}
-static inline __m256i iq4_nl_dot(const uint8_t *b, __m256i y) {
+static inline __m256i iq4_nl_grid(const uint8_t *b) {
     const __m256i grid = _mm256_broadcastsi128_si256(
         _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
-    return qd_dot_ss(_mm256_shuffle_epi8(grid, qd_nibbles(b + 2)), y);
+    return _mm256_shuffle_epi8(grid, qd_nibbles(b + 2));
 }
 
 #define QD_NAME lq_matvec_q_q4_0_avx2
+#define QD_GEMM lq_gemm_q_q4_0_avx2
 #define QD_WBYTES 18
 #define QD_Q81 0
+#define QD_CODES(b) qd_nibbles((b) + 2)
 #define QD_PREP(y) q4_0_prep(y)
-#define QD_DOT(b, y, a) q4_0_dot((b), (y), (a))
+#define QD_MUL(c, y, a) qd_dot_us_off((c), (y), (a))
 #include "blk_q8_tmpl.h"
 
 #define QD_NAME lq_matvec_q_q4_1_avx2
+#define QD_GEMM lq_gemm_q_q4_1_avx2
 #define QD_WBYTES 20
 #define QD_Q81 1
+#define QD_CODES(b) qd_nibbles((b) + 4)
 #define QD_PREP(y) _mm256_setzero_si256()
-#define QD_DOT(b, y, a) q4_1_dot((b), (y))
+#define QD_MUL(c, y, a) qd_dot_us((c), (y))
 #include "blk_q8_tmpl.h"
 
 #define QD_NAME lq_matvec_q_iq4_nl_avx2
+#define QD_GEMM lq_gemm_q_iq4_nl_avx2
 #define QD_WBYTES 18
 #define QD_Q81 0
+#define QD_CODES(b) iq4_nl_grid(b)
 #define QD_PREP(y) _mm256_setzero_si256()
-#define QD_DOT(b, y, a) iq4_nl_dot((b), (y))
+#define QD_MUL(c, y, a) qd_dot_ss((c), (y))
 #include "blk_q8_tmpl.h"

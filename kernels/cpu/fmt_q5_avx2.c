@@ -52,23 +52,27 @@ static inline void q5_codes(const uint8_t *p, int off, __m256 *c) {
 
 /* ---- integer activations (blk_q8_tmpl.h) ----
  * The 5-bit codes u (nibbles | fifth bit, 0..31) meet y unsigned in maddubs; Q5_0 subtracts the
- * pair sums of 16 y (once per activation block for all four rows): (u - 16) y exactly, pairs
- * at most 2 * 31 * 127. Q5_1 takes u y directly (Q8_1; the minimum comes in as m * s). */
+ * pair sums of 16 y (once per activation block for all rows): (u - 16) y exactly, pairs at most
+ * 2 * 31 * 127. Q5_1 takes u y directly (Q8_1; the minimum comes in as m * s). */
 static inline __m256i q5_u(const uint8_t *p) {
     return _mm256_or_si256(qd_nibbles(p + 4), q5_high(lq_blk_u32(p)));
 }
 static inline __m256i q5_0_prep(__m256i y) { return _mm256_maddubs_epi16(_mm256_set1_epi8(16), y); }
 
 #define QD_NAME lq_matvec_q_q5_0_avx2
+#define QD_GEMM lq_gemm_q_q5_0_avx2
 #define QD_WBYTES 22
 #define QD_Q81 0
+#define QD_CODES(b) q5_u((b) + 2)
 #define QD_PREP(y) q5_0_prep(y)
-#define QD_DOT(b, y, a) qd_dot_us_off(q5_u((b) + 2), (y), (a))
+#define QD_MUL(c, y, a) qd_dot_us_off((c), (y), (a))
 #include "blk_q8_tmpl.h"
 
 #define QD_NAME lq_matvec_q_q5_1_avx2
+#define QD_GEMM lq_gemm_q_q5_1_avx2
 #define QD_WBYTES 24
 #define QD_Q81 1
+#define QD_CODES(b) q5_u((b) + 4)
 #define QD_PREP(y) _mm256_setzero_si256()
-#define QD_DOT(b, y, a) _mm256_madd_epi16(_mm256_maddubs_epi16(q5_u((b) + 4), (y)), _mm256_set1_epi16(1))
+#define QD_MUL(c, y, a) qd_dot_us((c), (y))
 #include "blk_q8_tmpl.h"

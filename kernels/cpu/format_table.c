@@ -404,20 +404,21 @@ static const struct {
 } g_int[LQ_WFMT_COUNT] = {
     /* -- GGUF legacy blocks x Q8_0 / Q8_1 activations (fmt_q*.c, fmt_iq4_nl.c) -- */
     [LQ_WFMT_Q8_0] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_q8_0_ref, .fast = lq_matvec_q_q8_0_avx2,
-                      .tol = ACT_TOL_Q8},
+                      .tol = ACT_TOL_Q8, .gemm = lq_gemm_q_q8_0_avx2},
     [LQ_WFMT_Q4_0] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_q4_0_ref, .fast = lq_matvec_q_q4_0_avx2,
-                      .tol = ACT_TOL_Q8},
+                      .tol = ACT_TOL_Q8, .gemm = lq_gemm_q_q4_0_avx2},
     [LQ_WFMT_Q5_0] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_q5_0_ref, .fast = lq_matvec_q_q5_0_avx2,
-                      .tol = ACT_TOL_Q8},
+                      .tol = ACT_TOL_Q8, .gemm = lq_gemm_q_q5_0_avx2},
     [LQ_WFMT_IQ4_NL] = {.act = LQ_ACT_Q8_0, .ref = lq_matvec_q_iq4_nl_ref,
-                        .fast = lq_matvec_q_iq4_nl_avx2, .tol = ACT_TOL_Q8},
+                        .fast = lq_matvec_q_iq4_nl_avx2, .tol = ACT_TOL_Q8,
+                        .gemm = lq_gemm_q_iq4_nl_avx2},
     /* the minimum m meets Q8_1's s = d_x sum(q_x) rounded to binary16 (half an ulp: 2^-11 of
      * |s| <= 32 amax): |m| amax / 64 more, and sum_c |W| >= |m| (the minimum's own element is m
      * exactly), so 1/64 on top of ACT_TOL_Q8 covers even a block of zeros and one minimum. */
     [LQ_WFMT_Q4_1] = {.act = LQ_ACT_Q8_1, .ref = lq_matvec_q_q4_1_ref, .fast = lq_matvec_q_q4_1_avx2,
-                      .tol = ACT_TOL_Q8 + 1.0 / 64},
+                      .tol = ACT_TOL_Q8 + 1.0 / 64, .gemm = lq_gemm_q_q4_1_avx2},
     [LQ_WFMT_Q5_1] = {.act = LQ_ACT_Q8_1, .ref = lq_matvec_q_q5_1_ref, .fast = lq_matvec_q_q5_1_avx2,
-                      .tol = ACT_TOL_Q8 + 1.0 / 64},
+                      .tol = ACT_TOL_Q8 + 1.0 / 64, .gemm = lq_gemm_q_q5_1_avx2},
 
 
     /* -- K-quant super-blocks and IQ4_XS x Q8_K activations (fmt_kquant*.c) -- */

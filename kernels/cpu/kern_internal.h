@@ -69,11 +69,12 @@ void lq_act_quantize_q8_K_avx2(const float *x, int64_t n, void *out);
 
 /* ---- integer-activation matvecs (lq_matvec_q_fn), by family ---- */
 /* legacy blocks x Q8_0 / Q8_1 */
-void lq_matvec_q_q8_0_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
-void lq_matvec_q_q8_0_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 #define LQ_MATVEC_Q_DECL(n)                                                                       \
     void lq_matvec_q_##n##_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1); \
-    void lq_matvec_q_##n##_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+    void lq_matvec_q_##n##_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1); \
+    void lq_gemm_q_##n##_avx2(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, float *Y, \
+                              int64_t ldy, int64_t r0, int64_t r1);
+LQ_MATVEC_Q_DECL(q8_0)
 LQ_MATVEC_Q_DECL(q4_0)
 LQ_MATVEC_Q_DECL(q4_1)
 LQ_MATVEC_Q_DECL(q5_0)
