@@ -34,13 +34,24 @@ void lq_blk_dequant_ref(const lq_blk_codec *k, const lq_weight *w, int64_t r0, i
     }
 }
 
-void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, lq_weight *dst) {
+void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, const float *col_weight, lq_weight *dst) {
     const int64_t nb = dst->cols / LQ_QK;
     dst->group_size = 0; /* the block size is the format's, not a parameter */
     for (int64_t r = 0; r < dst->rows; r++) {
         uint8_t *b = (uint8_t *)dst->data + (size_t)r * dst->row_bytes;
         const float *x = src + (size_t)r * (size_t)dst->cols;
-        for (int64_t i = 0; i < nb; i++) k->encode(x + i * LQ_QK, b + i * k->bytes);
+        if (col_weight && k->encode_w) {
+            float sum_x2 = 0; /* ggml: sum_x2 / n_per_row, over the row, in f32 */
+            for (int64_t j = 0; j < dst->cols; j++) {
+                const float sq = x[j] * x[j];
+                sum_x2 += sq;
+            }
+            const float sigma2 = sum_x2 / (float)dst->cols;
+            for (int64_t i = 0; i < nb; i++)
+                k->encode_w(x + i * LQ_QK, col_weight + i * LQ_QK, sigma2, b + i * k->bytes);
+        } else {
+            for (int64_t i = 0; i < nb; i++) k->encode(x + i * LQ_QK, b + i * k->bytes);
+        }
     }
 }
 

@@ -55,11 +55,11 @@ static void weighted_sums(const float *x, const float *w, float id, float *sumqx
     *sumq2 = s2;
 }
 
-/* The block's scale (before rounding to binary16); 0 for a block of (near) zeros. */
-static float iq4_nl_scale(const float *x) {
-    float w[LQ_QK], amax = 0.0f, max = 0.0f;
+/* The block's scale (before rounding to binary16) for error weights w; 0 for a block of (near)
+ * zeros. */
+static float iq4_nl_scale(const float *x, const float *w) {
+    float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < LQ_QK; j++) {
-        w[j] = x[j] * x[j];
         const float a = fabsf(x[j]);
         if (a > amax) {
             amax = a;
@@ -84,8 +84,7 @@ static float iq4_nl_scale(const float *x) {
     return d;
 }
 
-static void iq4_nl_encode(const float *x, uint8_t *b) {
-    const float d = iq4_nl_scale(x);
+static void iq4_nl_put(const float *x, float d, uint8_t *b) {
     lq_blk_put_f16(b, d);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     uint8_t u[LQ_QK];
@@ -93,8 +92,32 @@ static void iq4_nl_encode(const float *x, uint8_t *b) {
     for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(u[j] | u[j + 16] << 4);
 }
 
+static void iq4_nl_encode(const float *x, uint8_t *b) {
+    float w[LQ_QK];
+    for (int j = 0; j < LQ_QK; j++) w[j] = x[j] * x[j];
+    iq4_nl_put(x, iq4_nl_scale(x, w), b);
+}
+
+/* With an imatrix (quantize_iq4_nl with quant_weights): w = qw * sqrt(sigma2 + x^2), sigma2 =
+ * 2 / 32 * sum x^2 over this block (ggml's super-block is the block here; the row's sigma2 the
+ * caller passes is not used). */
+static void iq4_nl_encode_w(const float *x, const float *qw, float row_sigma2, uint8_t *b) {
+    (void)row_sigma2;
+    float w[LQ_QK], sigma2 = 0.0f;
+    for (int j = 0; j < LQ_QK; j++) {
+        const float sq = x[j] * x[j];
+        sigma2 += sq;
+    }
+    sigma2 *= 2.f / LQ_QK;
+    for (int j = 0; j < LQ_QK; j++) {
+        const float sq = x[j] * x[j];
+        w[j] = qw[j] * sqrtf(sigma2 + sq);
+    }
+    iq4_nl_put(x, iq4_nl_scale(x, w), b);
+}
+
 static const lq_blk_codec k_iq4_nl = {.bytes = sizeof(lq_block_iq4_nl), .decode = iq4_nl_decode,
-                                      .encode = iq4_nl_encode};
+                                      .encode = iq4_nl_encode, .encode_w = iq4_nl_encode_w};
 LQ_BLK_REF_DEFINE(iq4_nl, k_iq4_nl)
 
 /* Integer activations (fmt_legacy_dot.c): IQ4_NL x Q8_0 over the grid values (ggml's

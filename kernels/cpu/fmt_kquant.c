@@ -6,8 +6,9 @@
  * then times the code, then minus the min term), so the floats are llama.cpp's bit for bit (the
  * file is compiled with -ffp-contract=off: ggml's CPU-independent dequantizers are not fused).
  * matvec_ref sums those f32 weights times x in double, as the other formats' specs do.
- * quantize_ref is ggml's reference quantizer without an importance matrix (kq_quantize.c);
- * p->col_weight is ignored (llama-quantize's --imatrix path is a different function).
+ * quantize_ref is ggml's reference quantizer without an importance matrix (kq_quantize.c), or,
+ * when p->col_weight is set, ggml's quantizer with that importance matrix (llama-quantize
+ * --imatrix: quantize_row_*_impl with quant_weights, kq_quantize_imat.c).
  */
 #include <string.h>
 
@@ -161,13 +162,16 @@ int lq_kq_sizes(size_t block_bytes, int64_t rows, int64_t cols, size_t *row_byte
         return lq_kq_sizes(sizeof(blk), rows, cols, rb, a0, a1);                                   \
     }                                                                                              \
     void lq_quantize_##n##_ref(const float *src, const lq_quant_params *p, lq_weight *dst) {      \
-        (void)p;                                                                                   \
+        const float *qw = p ? p->col_weight : NULL; /* the imatrix: ggml's weighted quantizer */  \
         const int64_t nb = dst->cols / LQ_QK_K;                                                    \
         dst->group_size = 0;                                                                       \
         for (int64_t r = 0; r < dst->rows; r++) {                                                  \
             blk *b = (blk *)((char *)dst->data + (size_t)r * dst->row_bytes);                      \
-            for (int64_t i = 0; i < nb; i++)                                                       \
-                lq_kq_quantize_##n(src + (size_t)r * (size_t)dst->cols + (size_t)(i * LQ_QK_K), b + i); \
+            const float *x = src + (size_t)r * (size_t)dst->cols;                                  \
+            for (int64_t i = 0; i < nb; i++) {                                                     \
+                if (qw) lq_kq_quantize_w_##n(x + i * LQ_QK_K, qw + i * LQ_QK_K, b + i);            \
+                else lq_kq_quantize_##n(x + i * LQ_QK_K, b + i);                                   \
+            }                                                                                      \
         }                                                                                          \
     }
 

@@ -44,8 +44,10 @@ static void q4_1_encode(const float *x, uint8_t *b) {
     pack_nibbles(u, b + 4);
 }
 
-static const lq_blk_codec k_q4_0 = {.bytes = sizeof(lq_block_q4_0), .decode = q4_0_decode, .encode = q4_0_encode};
-static const lq_blk_codec k_q4_1 = {.bytes = sizeof(lq_block_q4_1), .decode = q4_1_decode, .encode = q4_1_encode};
+static const lq_blk_codec k_q4_0 = {.bytes = sizeof(lq_block_q4_0), .decode = q4_0_decode, .encode = q4_0_encode,
+                                   .encode_w = lq_blk_encode_w_q4_0};
+static const lq_blk_codec k_q4_1 = {.bytes = sizeof(lq_block_q4_1), .decode = q4_1_decode, .encode = q4_1_encode,
+                                   .encode_w = lq_blk_encode_w_q4_1};
 LQ_BLK_REF_DEFINE(q4_0, k_q4_0)
 LQ_BLK_REF_DEFINE(q4_1, k_q4_1)
 

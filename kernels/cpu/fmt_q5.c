@@ -58,8 +58,10 @@ static void q5_1_encode(const float *x, uint8_t *b) {
     q5_pack(u, b + 4);
 }
 
-static const lq_blk_codec k_q5_0 = {.bytes = sizeof(lq_block_q5_0), .decode = q5_0_decode, .encode = q5_0_encode};
-static const lq_blk_codec k_q5_1 = {.bytes = sizeof(lq_block_q5_1), .decode = q5_1_decode, .encode = q5_1_encode};
+static const lq_blk_codec k_q5_0 = {.bytes = sizeof(lq_block_q5_0), .decode = q5_0_decode, .encode = q5_0_encode,
+                                   .encode_w = lq_blk_encode_w_q5_0};
+static const lq_blk_codec k_q5_1 = {.bytes = sizeof(lq_block_q5_1), .decode = q5_1_decode, .encode = q5_1_encode,
+                                   .encode_w = lq_blk_encode_w_q5_1};
 LQ_BLK_REF_DEFINE(q5_0, k_q5_0)
 LQ_BLK_REF_DEFINE(q5_1, k_q5_1)
 

@@ -129,11 +129,20 @@ typedef struct lq_blk_codec {
     int bytes;                                    /* bytes per block of LQ_QK = 32 elements */
     void (*decode)(const uint8_t *blk, float *out);  /* 32 values, ggml's dequantize_row_* */
     void (*encode)(const float *x, uint8_t *blk);    /* ggml's reference quantizer, one block */
+    /* ggml's quantizer with an importance matrix (llama-quantize --imatrix), one block: qw = the
+     * block's 32 imatrix entries, sigma2 = mean square of the whole row. NULL: the format
+     * ignores the imatrix (Q8_0), encode is used. blk_quantize_imat.c, fmt_iq4_nl.c. */
+    void (*encode_w)(const float *x, const float *qw, float sigma2, uint8_t *blk);
 } lq_blk_codec;
 void lq_blk_matvec_ref(const lq_blk_codec *k, const lq_weight *w, const float *x, float *y,
                        int64_t r0, int64_t r1);
 void lq_blk_dequant_ref(const lq_blk_codec *k, const lq_weight *w, int64_t r0, int64_t r1, float *out);
-void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, lq_weight *dst);
+/* col_weight: the imatrix (dst->cols floats) or NULL (ggml's reference quantizer). */
+void lq_blk_quantize_ref(const lq_blk_codec *k, const float *src, const float *col_weight, lq_weight *dst);
+void lq_blk_encode_w_q4_0(const float *x, const float *qw, float sigma2, uint8_t *b);
+void lq_blk_encode_w_q4_1(const float *x, const float *qw, float sigma2, uint8_t *b);
+void lq_blk_encode_w_q5_0(const float *x, const float *qw, float sigma2, uint8_t *b);
+void lq_blk_encode_w_q5_1(const float *x, const float *qw, float sigma2, uint8_t *b);
 
 /* float -> int32 as x86's cvttss2si (truncation; NaN and out of range give INT32_MIN), which is
  * what ggml's compiled (int8_t)(float) conversions do: the reference quantizers then stay
@@ -177,8 +186,8 @@ static inline void lq_blk_put_f16(uint8_t *b, float v) {
         lq_blk_dequant_ref(&(codec), w, r0, r1, out);                                             \
     }                                                                                             \
     void lq_quantize_##n##_ref(const float *src, const lq_quant_params *p, lq_weight *dst) {      \
-        (void)p; /* ggml's reference quantizers take no parameters (no imatrix) */                \
-        lq_blk_quantize_ref(&(codec), src, dst);                                                  \
+        /* ggml's quantizers take one parameter: the imatrix (col_weight) */                      \
+        lq_blk_quantize_ref(&(codec), src, p ? p->col_weight : NULL, dst);                        \
     }
 LQ_BLK_FMT_DECL(q8_0)
 LQ_BLK_FMT_DECL(q4_0)

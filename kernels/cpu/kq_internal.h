@@ -5,12 +5,45 @@
 #define LQ_KQ_INTERNAL_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "lq_blocks.h"
 #include "lq_format.h"
 
 /* ggml's kvalues_iq4nl (ggml-common.h): the 16 levels of IQ4_NL / IQ4_XS. */
 extern const int8_t lq_kq_iq4nl_values[16];
+
+#define LQ_KQ_GROUP_MAX_EPS 1e-15f /* ggml: a group with max |x| below this is all zero */
+
+static inline int lq_kq_min(int a, int b) { return a < b ? a : b; }
+static inline int lq_kq_max(int a, int b) { return a > b ? a : b; }
+
+/* Round to nearest, ties to even, for |v| <= 2^22: adding 1.5 * 2^23 leaves the integer in the
+ * low mantissa bits (ggml's nearest_int; the rounding is the f32 addition's). */
+static inline int lq_kq_nearest_int(float v) {
+    const float t = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* Index of the table level nearest to v (ties to the upper level; ggml best_index_int8). */
+static inline int lq_kq_best_index(const int8_t *val, float v) {
+    if (v <= (float)val[0]) return 0;
+    if (v >= (float)val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        const int mav = (ml + mu) / 2;
+        if (v < (float)val[mav]) mu = mav;
+        else ml = mav;
+    }
+    return v - (float)val[mu - 1] < (float)val[mu] - v ? mu - 1 : mu;
+}
+
+/* ggml make_qx_quants(n, nmax, x, L, rmse_type = 1, qw): symmetric codes L + nmax in [0, 2 nmax)
+ * with the error weighted by qw (x^2 when qw is NULL), 18 inverse scales searched around
+ * -nmax / max. Returns the scale. kq_quantize.c. */
+float lq_kq_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw);
 
 /* ---- one super-block of 256 weights (kq_quantize.c): ggml's quantize_row_*_ref without an
  * importance matrix, the same f32 operations in the same order ---- */
@@ -20,6 +53,22 @@ void lq_kq_quantize_q4_K(const float *x, lq_block_q4_K *y);
 void lq_kq_quantize_q5_K(const float *x, lq_block_q5_K *y);
 void lq_kq_quantize_q6_K(const float *x, lq_block_q6_K *y);
 void lq_kq_quantize_iq4_xs(const float *x, lq_block_iq4_xs *y);
+
+/* ---- one super-block of 256 weights with an importance matrix (llama-quantize --imatrix):
+ * ggml's quantize_row_*_impl / quantize_iq4_xs with quant_weights, qw = the block's 256 weights
+ * (the imatrix's mean squares of those columns). Q6_K and IQ4_XS: kq_quantize.c; the others, whose
+ * search differs from the unweighted one (make_qkx3_quants, make_qp_quants), kq_quantize_imat.c. */
+void lq_kq_quantize_w_q2_K(const float *x, const float *qw, lq_block_q2_K *y);
+void lq_kq_quantize_w_q3_K(const float *x, const float *qw, lq_block_q3_K *y);
+void lq_kq_quantize_w_q4_K(const float *x, const float *qw, lq_block_q4_K *y);
+void lq_kq_quantize_w_q5_K(const float *x, const float *qw, lq_block_q5_K *y);
+void lq_kq_quantize_w_q6_K(const float *x, const float *qw, lq_block_q6_K *y);
+void lq_kq_quantize_w_iq4_xs(const float *x, const float *qw, lq_block_iq4_xs *y);
+
+/* ggml make_qkx3_quants with weights (never NULL here): asymmetric codes in [0, nmax] for
+ * x ~ scale * L - min; returns the scale, *the_min = -min. kq_quantize_imat.c. */
+float lq_kq_make_qkx3(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                      uint8_t *Laux, float rmin, float rdelta, int nstep);
 
 /* ---- one super-block to 256 floats (fmt_kquant.c): ggml's dequantize_row_* ---- */
 void lq_kq_dequant_q2_K(const lq_block_q2_K *b, float *y);

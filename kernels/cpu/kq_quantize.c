@@ -18,21 +18,13 @@
 
 #include "kq_internal.h"
 
-#define KQ_GROUP_MAX_EPS 1e-15f /* ggml: a group with max |x| below this is all zero */
-
 const int8_t lq_kq_iq4nl_values[16] = LQ_IQ4NL_VALUES;
 
-static inline int kq_min(int a, int b) { return a < b ? a : b; }
-static inline int kq_max(int a, int b) { return a > b ? a : b; }
-
-/* Round to nearest, ties to even, for |v| <= 2^22: adding 1.5 * 2^23 leaves the integer in the
- * low mantissa bits (ggml's nearest_int; the rounding is the f32 addition's). */
-static inline int kq_nearest_int(float v) {
-    const float t = v + 12582912.f;
-    int32_t i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
+#define KQ_GROUP_MAX_EPS LQ_KQ_GROUP_MAX_EPS
+#define kq_min lq_kq_min
+#define kq_max lq_kq_max
+#define kq_nearest_int lq_kq_nearest_int
+#define kq_best_index lq_kq_best_index
 
 /* ---- scale searches ------------------------------------------------------------------------- */
 
@@ -119,9 +111,10 @@ static float kq_signed_max(int n, const float *x, float *amax) {
     return max;
 }
 
-/* Symmetric codes L + nmax in [0, 2 nmax) weighted by x^2, searching 18 inverse scales around
- * -nmax / max (ggml make_qx_quants with rmse_type 1 and no quant weights, Q6_K's only use). */
-static float kq_qx(int n, int nmax, const float *x, int8_t *L) {
+/* Symmetric codes L + nmax in [0, 2 nmax) weighted by qw (x^2 when NULL), searching 18 inverse
+ * scales around -nmax / max (ggml make_qx_quants with rmse_type 1: Q6_K without an imatrix, and
+ * with one Q3_K, Q4_0, Q5_0 and Q6_K). */
+float lq_kq_make_qx(int n, int nmax, const float *x, int8_t *L, const float *qw) {
     float amax;
     const float max = kq_signed_max(n, x, &amax);
     if (amax < KQ_GROUP_MAX_EPS) {
@@ -134,7 +127,7 @@ static float kq_qx(int n, int nmax, const float *x, int8_t *L) {
         int l = kq_nearest_int(iscale * x[i]);
         l = kq_max(-nmax, kq_min(nmax - 1, l));
         L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
+        const float w = qw ? qw[i] : x[i] * x[i];
         sumlx += w * x[i] * (float)l;
         suml2 += w * (float)l * (float)l;
     }
@@ -147,7 +140,7 @@ static float kq_qx(int n, int nmax, const float *x, int8_t *L) {
         for (int i = 0; i < n; ++i) {
             int l = kq_nearest_int(iscale * x[i]);
             l = kq_max(-nmax, kq_min(nmax - 1, l));
-            const float w = x[i] * x[i];
+            const float w = qw ? qw[i] : x[i] * x[i];
             sumlx += w * x[i] * (float)l;
             suml2 += w * (float)l * (float)l;
         }
@@ -383,12 +376,14 @@ void lq_kq_quantize_q5_K(const float *x, lq_block_q5_K *y) {
 
 /* ---- Q6_K ----------------------------------------------------------------------------------- */
 
-void lq_kq_quantize_q6_K(const float *x, lq_block_q6_K *y) {
+/* qw NULL: quantize_row_q6_K_ref; else quantize_row_q6_K_impl with these quant_weights (used
+ * as they are, not times sqrt(sigma2 + x^2) as the other types do). */
+static void kq_q6_K(const float *x, const float *qw, lq_block_q6_K *y) {
     int8_t L[LQ_QK_K];
     float scales[16];
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < 16; ++ib) {
-        const float scale = kq_qx(16, 32, x + 16 * ib, L + 16 * ib);
+        const float scale = lq_kq_make_qx(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + 16 * ib : NULL);
         scales[ib] = scale;
         const float abs_scale = fabsf(scale);
         if (abs_scale > max_abs_scale) { max_abs_scale = abs_scale; max_scale = scale; }
@@ -423,36 +418,34 @@ void lq_kq_quantize_q6_K(const float *x, lq_block_q6_K *y) {
     }
 }
 
+void lq_kq_quantize_q6_K(const float *x, lq_block_q6_K *y) { kq_q6_K(x, NULL, y); }
+void lq_kq_quantize_w_q6_K(const float *x, const float *qw, lq_block_q6_K *y) { kq_q6_K(x, qw, y); }
+
 /* ---- IQ4_XS --------------------------------------------------------------------------------- */
 
-/* Index of the table level nearest to v (ties to the upper level; ggml best_index_int8). */
-static int kq_best_index(const int8_t *val, float v) {
-    if (v <= (float)val[0]) return 0;
-    if (v >= (float)val[15]) return 15;
-    int ml = 0, mu = 15;
-    while (mu - ml > 1) {
-        const int mav = (ml + mu) / 2;
-        if (v < (float)val[mav]) mu = mav;
-        else ml = mav;
-    }
-    return v - (float)val[mu - 1] < (float)val[mu] - v ? mu - 1 : mu;
-}
-
-/* ggml quantize_row_iq4_nl_impl(QK_K, 32, ..., quant_weights = NULL, ntry = 7): per sub-block of
- * 32 the x^2-weighted best scale over 15 candidates, then 6-bit sub-scales relative to
+/* ggml quantize_row_iq4_nl_impl(QK_K, 32, ..., quant_weights, ntry = 7): per sub-block of 32 the
+ * weighted (x^2, or with an imatrix qw * sqrt(sigma2 + x^2)) best scale over 15 candidates, then 6-bit sub-scales relative to
  * d = -max_scale / 32 (the unrounded f32 d, as ggml uses it) and the codes from them. */
-void lq_kq_quantize_iq4_xs(const float *x, lq_block_iq4_xs *y) {
+static void kq_iq4_xs(const float *x, const float *qw, lq_block_iq4_xs *y) {
     const int8_t *values = lq_kq_iq4nl_values;
     const int ntry = 7;
     uint8_t L[LQ_QK_K];
     float scales[8], weight[32];
+    float sigma2 = 0; /* used with an imatrix only */
+    for (int j = 0; j < LQ_QK_K; ++j) sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / LQ_QK_K;
     memset(y->qs, 0, sizeof y->qs);
     y->d = lq_f32_to_f16(0.f);
     float max_scale = 0, amax_scale = 0;
     for (int ib = 0; ib < 8; ++ib) {
         const float *xb = x + ib * 32;
         uint8_t *Lb = L + ib * 32;
-        for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
+        if (qw) {
+            const float *q = qw + ib * 32;
+            for (int j = 0; j < 32; ++j) weight[j] = q[j] * sqrtf(sigma2 + xb[j] * xb[j]);
+        } else {
+            for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
+        }
         float amax = 0, max = 0;
         for (int j = 0; j < 32; ++j) {
             const float ax = fabsf(xb[j]);
@@ -515,3 +508,6 @@ void lq_kq_quantize_iq4_xs(const float *x, lq_block_iq4_xs *y) {
     for (int i = 0; i < 8; ++i)
         for (int j = 0; j < 16; ++j) y->qs[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
 }
+
+void lq_kq_quantize_iq4_xs(const float *x, lq_block_iq4_xs *y) { kq_iq4_xs(x, NULL, y); }
+void lq_kq_quantize_w_iq4_xs(const float *x, const float *qw, lq_block_iq4_xs *y) { kq_iq4_xs(x, qw, y); }

@@ -1,7 +1,9 @@
 /* ours_qref.c - our quantize_ref / dequant_ref as a program with ggml-qref's file interface, for
  * scripts/gguf_vectors/crosscheck_qref.py (compiled by it against build/liblq_kernels.a; not part
  * of the build).
- *   ours_qref quant TYPE ROWS COLS IN.f32 OUT.blocks OUT.deq.f32
+ *   ours_qref quant TYPE ROWS COLS IN.f32 OUT.blocks OUT.deq.f32 [IMATRIX.f32]
+ * With IMATRIX.f32 (COLS floats) it is quantize_ref with lq_quant_params.col_weight = the imatrix
+ * (llama-quantize --imatrix; scripts/gguf_vectors/make_imat_vectors.py).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +19,8 @@ static int io(const char *path, const char *mode, void *buf, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8 || strcmp(argv[1], "quant") != 0) {
-        fprintf(stderr, "usage: ours_qref quant TYPE ROWS COLS IN.f32 OUT.blocks OUT.deq.f32\n");
+    if ((argc != 8 && argc != 9) || strcmp(argv[1], "quant") != 0) {
+        fprintf(stderr, "usage: ours_qref quant TYPE ROWS COLS IN.f32 OUT.blocks OUT.deq.f32 [IMATRIX.f32]\n");
         return 2;
     }
     const lq_wfmt f = lq_wfmt_from_name(argv[2]);
@@ -36,7 +38,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     lq_weight w = {.fmt = f, .rows = rows, .cols = cols, .data = b, .row_bytes = rb};
-    lq_wfmt_get(f)->quantize_ref(x, &(lq_quant_params){0}, &w);
+    float *imat = argc == 9 ? malloc((size_t)cols * 4) : NULL;
+    if (argc == 9 && (!imat || !io(argv[8], "rb", imat, (size_t)cols * 4))) {
+        fprintf(stderr, "ours_qref: error: reading %s\n", argv[8]);
+        return 1;
+    }
+    lq_wfmt_get(f)->quantize_ref(x, &(lq_quant_params){.col_weight = imat}, &w);
     lq_wfmt_get(f)->dequant_ref(&w, 0, rows, y);
     if (!io(argv[6], "wb", b, (size_t)rows * rb) || !io(argv[7], "wb", y, (size_t)(rows * cols) * 4)) {
         fprintf(stderr, "ours_qref: error: writing outputs\n");

@@ -7,7 +7,12 @@
  *
  *   ggml-qref quant   TYPE ROWS COLS IN.f32 OUT.blocks [OUT.deq.f32]
  *   ggml-qref dequant TYPE ROWS COLS IN.blocks OUT.f32
+ *   ggml-qref quantw  TYPE ROWS COLS IN.f32 IMATRIX.f32 OUT.blocks
  *   ggml-qref types
+ *
+ * quantw: as quant, with an importance matrix: IMATRIX.f32 is COLS floats (llama-quantize's
+ *   per-column mean squares), passed as ggml_quantize_chunk's imatrix, which is what
+ *   llama-quantize --imatrix calls (quantize_row_<t>_impl with quant_weights; Q8_0 ignores it).
  *
  * quant: IN.f32 is ROWS*COLS little-endian float32, row-major. OUT.blocks gets what
  *   ggml_quantize_chunk(type, in, out, 0, ROWS, COLS, imatrix = NULL) writes: ROWS rows of
@@ -39,6 +44,7 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: ggml-qref quant   TYPE ROWS COLS IN.f32 OUT.blocks [OUT.deq.f32]\n"
                "       ggml-qref dequant TYPE ROWS COLS IN.blocks OUT.f32\n"
+               "       ggml-qref quantw  TYPE ROWS COLS IN.f32 IMATRIX.f32 OUT.blocks\n"
                "       ggml-qref types\n"
                "quant: ggml_quantize_chunk(imatrix NULL) = quantize_row_<t>_ref (iq4: _impl, ntry 7);\n"
                "dequant: ggml_get_type_traits(t)->to_float = dequantize_row_<t>. Little-endian, row-major.\n");
@@ -130,7 +136,11 @@ int main(int argc, char **argv) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { usage(stdout); return 0; }
     int quant = argc >= 2 && !strcmp(argv[1], "quant");
     int deq = argc >= 2 && !strcmp(argv[1], "dequant");
-    if (!((quant && (argc == 7 || argc == 8)) || (deq && argc == 7))) { usage(stderr); return 2; }
+    int quantw = argc >= 2 && !strcmp(argv[1], "quantw");
+    if (!((quant && (argc == 7 || argc == 8)) || (deq && argc == 7) || (quantw && argc == 8))) {
+        usage(stderr);
+        return 2;
+    }
 
     enum ggml_type type;
     int64_t rows, cols;
@@ -152,6 +162,22 @@ int main(int argc, char **argv) {
     void *blocks = NULL;
     float *f32 = NULL;
 
+    if (quantw) {
+        float *src = read_exact(argv[5], nel * sizeof(float), &rc);
+        if (!src) return rc;
+        float *imat = read_exact(argv[6], (size_t)cols * sizeof(float), &rc);
+        if (!imat) { free(src); return rc; }
+        blocks = malloc(qbytes);
+        if (!blocks) { free(src); free(imat); return die(1, "out of memory", argv[7], "blocks"); }
+        size_t got = ggml_quantize_chunk(type, src, blocks, 0, rows, cols, imat);
+        free(src);
+        free(imat);
+        if (got != qbytes) { free(blocks); return die(1, "ggml_quantize_chunk size mismatch", argv[7], "internal"); }
+        rc = write_atomic(argv[7], blocks, qbytes);
+        free(blocks);
+        ggml_quantize_free();
+        return rc;
+    }
     if (quant) {
         float *src = read_exact(argv[5], nel * sizeof(float), &rc);
         if (!src) return rc;
