@@ -86,6 +86,8 @@ static void usage(FILE *f) {
             "                     one); every Linear's mean square input per column (llama.cpp's\n"
             "                     imatrix) weights its groups' error\n"
             "  --calib-tokens N   calibration tokens used, from the start of TEXT (default 8192)\n"
+            "  --imatrix FILE     instead of --calib: an importance matrix file (quant-imatrix or\n"
+            "                     llama-imatrix; GGUF or legacy .dat) with those mean squares\n"
             "  --tokenizer FILE   tokenizer for --calib (default: the model's tokenizer.json)\n"
             "  --method M         rtn (default) or gptq (W4A16, W8A16): GPTQ layer by layer on\n"
             "                     --calib texts (repeatable): --calib-samples N windows (default\n"
@@ -277,12 +279,28 @@ static int collect_calib(const char *model, const char *tok_path, const char *te
     return tool_fail_at(what, where, st);
 }
 
+/* An imatrix file for the clip search; its GGUF names found by HF module name through the
+ * model's architecture. Returns 0 or the exit code (the error printed). */
+static int load_imatrix(const char *model, const char *path, lq_imatrix **out) {
+    lq_checkpoint *c = NULL;
+    lq_status st = lq_imatrix_load(path, out);
+    if (st != LQ_OK) return tool_fail_at("cannot read imatrix", path, st);
+    st = lq_checkpoint_open(model, &c);
+    if (st == LQ_OK) st = lq_imatrix_set_config(*out, lq_checkpoint_config(c));
+    lq_checkpoint_close(c);
+    if (st == LQ_OK) return 0;
+    lq_imatrix_free(*out);
+    *out = NULL;
+    return tool_fail_at("cannot load", model, st);
+}
+
 /* ---- main ----------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
     if (ptq_gguf_wanted(argc, argv)) return ptq_gguf_main(argc, argv); /* llama-quantize's job */
     tool_init(TOOL, usage);
     const char *model = NULL, *out_dir = NULL, *scheme_arg = NULL, *calib = NULL, *tok_path = NULL;
+    const char *imatrix_path = NULL;
     int calib_tokens = 8192;
     lq_imatrix *im = NULL;
     lq_ptq_calib pc;
@@ -320,6 +338,8 @@ int main(int argc, char **argv) {
             if (gq.n_calib < TOOL_GPTQ_MAX_CALIB) gq.calib[gq.n_calib++] = a.value;
         } else if (tool_args_value(&a, "--tokenizer")) {
             tok_path = a.value;
+        } else if (tool_args_value(&a, "--imatrix")) {
+            imatrix_path = a.value;
         } else if (tool_args_value(&a, "--calib-tokens")) {
             if (!tool_parse_int(a.value, 2, &calib_tokens)) return tool_args_bad_value(&a);
         } else if (tool_args_value(&a, "--model")) {
@@ -361,6 +381,8 @@ int main(int argc, char **argv) {
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
     if ((rc = tool_gptq_check(&gq, &o)) != 0) return rc;
     if (calib && !o.clip_search && !gq.on) return tool_bad_args("--calib weights the clip search: add --clip-search");
+    if (imatrix_path && (calib || gq.on)) return tool_bad_args("--imatrix and --calib / --method gptq are exclusive");
+    if (imatrix_path && !o.clip_search) return tool_bad_args("--imatrix weights the clip search: add --clip-search");
     o.asym = asym;
     o.group_size = group_size;
     o.ignore = ignore;
@@ -371,6 +393,13 @@ int main(int argc, char **argv) {
     o.pool = lq_pool_create(threads);
     if (calib && !gq.on) {
         if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
+            tool_outdir_abort(&od);
+            goto out;
+        }
+        pc = lq_imatrix_ptq_calib(im);
+        o.calib = &pc;
+    } else if (imatrix_path) {
+        if ((rc = load_imatrix(model, imatrix_path, &im)) != 0) {
             tool_outdir_abort(&od);
             goto out;
         }

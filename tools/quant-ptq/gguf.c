@@ -4,6 +4,8 @@
 #include "tool_cli.h"
 #include "tool_gguf.h"
 
+#include "libquant/lq_calib.h"
+
 #include <string.h>
 
 #define MAX_RULES 64
@@ -12,11 +14,12 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: quant-ptq --format gguf --model PATH --type T --out FILE.gguf\n"
             "                 [--tensor-type PATTERN=TYPE]... [--pure] [--output-tensor-type TYPE]\n"
-            "                 [--token-embedding-type TYPE] [--tokenizer FILE] [--threads N]\n"
-            "                 [--force] [--json]\n"
+            "                 [--token-embedding-type TYPE] [--imatrix FILE] [--tokenizer FILE]\n"
+            "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Write the model as a GGUF file that llama.cpp loads, quantized as llama-quantize does\n"
-            "without an importance matrix: the same float input gives the same tensor bytes.\n"
+            "(with --imatrix as llama-quantize --imatrix does): the same float input gives the same\n"
+            "tensor bytes.\n"
             "\n"
             "  --model PATH       Hugging Face directory, llama2.c .bin (with --tokenizer) or GGUF\n"
             "                     file (its tensors are dequantized to f32 first, as\n"
@@ -32,6 +35,9 @@ static void usage(FILE *f) {
             "                     first match wins) get ggml type T, e.g. 'attn_v=q8_0' (repeatable)\n"
             "  --pure             no mix rules: every weight gets --type's block type\n"
             "  --output-tensor-type T, --token-embedding-type T   as llama-quantize's options\n"
+            "  --imatrix FILE     importance matrix (quant-imatrix or llama-imatrix; GGUF or the\n"
+            "                     legacy .dat): the quantizers weight each column's error by it,\n"
+            "                     and llama.cpp's imatrix rules pick ffn_down's types\n"
             "  --tokenizer FILE   tokenizer to embed: tokenizer.json, llama2.c tokenizer.bin, or a\n"
             "                     .gguf whose tokenizer.* keys are copied (default: the model's own)\n"
             "  --threads N        worker threads (default: all CPUs)\n"
@@ -91,6 +97,8 @@ int ptq_gguf_main(int argc, char **argv) {
             if ((rc = parse_type("--output-tensor-type", a.value, &o.output_type)) != 0) return rc;
         } else if (tool_args_value(&a, "--token-embedding-type")) {
             if ((rc = parse_type("--token-embedding-type", a.value, &o.token_embd_type)) != 0) return rc;
+        } else if (tool_args_value(&a, "--imatrix")) {
+            o.imatrix_path = a.value;
         } else if (tool_args_value(&a, "--tokenizer")) {
             o.tokenizer = a.value;
         } else if (tool_args_value(&a, "--threads")) {
@@ -102,8 +110,13 @@ int ptq_gguf_main(int argc, char **argv) {
     if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
     o.rules = rules;
     o.n_rules = n_rules;
+    if (o.imatrix_path) {
+        lq_status st = lq_imatrix_load(o.imatrix_path, &o.imatrix);
+        if (st != LQ_OK) return tool_fail_at("cannot read imatrix", o.imatrix_path, st);
+    }
     o.pool = lq_pool_create(threads);
     rc = tool_gguf_run(model, out, &o, force, json);
     lq_pool_free(o.pool);
+    lq_imatrix_free(o.imatrix);
     return rc;
 }

@@ -78,6 +78,7 @@ typedef struct lq_gguf_plan_opts {
     int n_layers;          /* block_count */
     int n_head, n_head_kv; /* attn_v rules use n_gqa = n_head / n_head_kv */
     int n_expert;          /* 0 or 1: dense */
+    bool has_imatrix;      /* quantizing with an importance matrix (llama.cpp's qs.has_imatrix) */
 } lq_gguf_plan_opts;
 
 /* Fill t[i].type for every tensor. Tensors that are not quantized keep F32 (1-D, norms) or,
@@ -99,6 +100,12 @@ typedef struct lq_gguf_export_opts {
                                   * model's own (a GGUF input's pairs, an HF dir's tokenizer.json) */
     const char *name;            /* general.name; NULL: the input's base name */
     lq_pool *pool;               /* borrowed; NULL ok */
+    /* Importance matrix (llama-quantize --imatrix; borrowed, NULL: none): each quantized tensor
+     * with an entry of its GGUF name gets the weighted quantizers (lq_quant_params.col_weight),
+     * the plan llama.cpp's imatrix rules, the file llama-quantize's quantize.imatrix.* keys.
+     * imatrix_path is what quantize.imatrix.file records. */
+    struct lq_imatrix *imatrix;
+    const char *imatrix_path;
     lq_gguf_progress_fn progress;
     void *user;
 } lq_gguf_export_opts;

@@ -1,23 +1,9 @@
 /* calib.c - lq_imatrix: per-Linear mean square input activations (lq_calib.h). */
-#include "libquant/lq_calib.h"
+#include "imatrix_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct im_entry {
-    char module[160];
-    int64_t cols, n_tokens;
-    double *sum;   /* cols: sum over tokens of x^2 */
-    float *mean;   /* cols: sum / n_tokens, refreshed by lq_imatrix_get */
-} im_entry;
-
-struct lq_imatrix {
-    im_entry *e;
-    int64_t n, cap;
-    lq_status status;
-    char bad[200];
-};
 
 lq_status lq_imatrix_create(lq_imatrix **out) {
     *out = calloc(1, sizeof **out);
@@ -31,16 +17,18 @@ void lq_imatrix_free(lq_imatrix *im) {
         free(im->e[i].mean);
     }
     free(im->e);
+    for (int64_t i = 0; i < im->n_datasets; i++) free(im->datasets[i]);
+    free(im->datasets);
     free(im);
 }
 
-static im_entry *find(const lq_imatrix *im, const char *module) {
+im_entry *lq_imatrix_find_entry(const lq_imatrix *im, const char *module) {
     for (int64_t i = 0; i < im->n; i++)
         if (strcmp(im->e[i].module, module) == 0) return &im->e[i];
     return NULL;
 }
 
-static im_entry *add(lq_imatrix *im, const char *module, int64_t cols) {
+im_entry *lq_imatrix_add(lq_imatrix *im, const char *module, int64_t cols) {
     if (im->n == im->cap) {
         int64_t cap = im->cap ? 2 * im->cap : 64;
         im_entry *e = realloc(im->e, (size_t)cap * sizeof *e);
@@ -50,6 +38,7 @@ static im_entry *add(lq_imatrix *im, const char *module, int64_t cols) {
     }
     im_entry *e = &im->e[im->n];
     memset(e, 0, sizeof *e);
+    if (strlen(module) >= sizeof e->module) return NULL;
     snprintf(e->module, sizeof e->module, "%s", module);
     e->cols = cols;
     e->sum = calloc((size_t)cols, sizeof *e->sum);
@@ -66,8 +55,8 @@ static im_entry *add(lq_imatrix *im, const char *module, int64_t cols) {
 void lq_imatrix_hook(void *user, const lq_linear_input *in) {
     lq_imatrix *im = user;
     if (im->status != LQ_OK) return;
-    im_entry *e = find(im, in->module);
-    if (!e && !(e = add(im, in->module, in->cols))) {
+    im_entry *e = lq_imatrix_find_entry(im, in->module);
+    if (!e && !(e = lq_imatrix_add(im, in->module, in->cols))) {
         im->status = LQ_ERR_NOMEM;
         snprintf(im->bad, sizeof im->bad, "out of memory recording '%s'", in->module);
         return;
@@ -109,10 +98,23 @@ lq_status lq_imatrix_collect(const lq_model *m, lq_session *s, const int32_t *id
     return st;
 }
 
+/* The entry of module (an HF module name or a GGUF tensor name): by its own name, else, when the
+ * imatrix knows the model's architecture, by the other spelling of the same tensor. */
+static im_entry *lookup(const lq_imatrix *im, const char *module) {
+    im_entry *e = lq_imatrix_find_entry(im, module);
+    if (e || !im->arch) return e;
+    char name[200];
+    if (lq_imatrix_gguf_name(im, module, name, sizeof name)) return lq_imatrix_find_entry(im, name);
+    return NULL;
+}
+
 const float *lq_imatrix_get(lq_imatrix *im, const char *module, int64_t cols, int64_t *n_tokens) {
-    im_entry *e = find(im, module);
-    if (!e || e->cols != cols || e->n_tokens == 0) return NULL;
-    for (int64_t j = 0; j < cols; j++) e->mean[j] = (float)(e->sum[j] / (double)e->n_tokens);
+    im_entry *e = lookup(im, module);
+    if (!e || e->cols != cols) return NULL;
+    /* A file's entry with count 0 (an MoE expert no token reached) weighs every column 1, as
+     * llama-quantize does; one the hook never saw does not exist. */
+    for (int64_t j = 0; j < cols; j++)
+        e->mean[j] = e->n_tokens > 0 ? (float)(e->sum[j] / (double)e->n_tokens) : 1.0f;
     if (n_tokens) *n_tokens = e->n_tokens;
     return e->mean;
 }

@@ -9,7 +9,9 @@
 #include "gguf_internal.h"
 
 #include "float_input.h"
+#include "libquant/lq_calib.h"
 #include "lq_blocks.h"
+#include <math.h>
 #include "lq_format.h"
 
 #include <stdio.h>
@@ -47,6 +49,7 @@ typedef struct conv_job {
     size_t row_bytes;
     int type;
     const lq_wfmt_traits *row;
+    const float *qw; /* the tensor's imatrix entry (cols floats) or NULL */
 } conv_job;
 
 static void conv_task(void *ctx, int64_t task, int tid) {
@@ -69,7 +72,7 @@ static void conv_task(void *ctx, int64_t task, int tid) {
             memcpy(d + 2 * i, &h, 2);
         }
     } else {
-        lq_quant_params p = {0};
+        lq_quant_params p = {.col_weight = j->qw};
         lq_weight w = {.fmt = lq_wfmt_from_gguf_type(j->type), .rows = r1 - r0, .cols = j->cols,
                        .data = d, .row_bytes = j->row_bytes};
         j->row->quantize_ref(s, &p, &w);
@@ -139,6 +142,18 @@ static lq_status collect(exporter *e) {
     return LQ_OK;
 }
 
+/* llama-quantize's record of the imatrix (its kv overrides, strings cut at 127 bytes). */
+static lq_status imatrix_keys(lq_gguf_writer *w, const lq_gguf_export_opts *o) {
+    const char *file = o->imatrix_path ? o->imatrix_path : "";
+    lq_status s = lq_gguf_writer_kv_strn(w, "quantize.imatrix.file", file, strlen(file) < 127 ? strlen(file) : 127);
+    const char *ds = lq_imatrix_dataset(o->imatrix, 0);
+    if (s == LQ_OK && ds) s = lq_gguf_writer_kv_strn(w, "quantize.imatrix.dataset", ds, strlen(ds) < 127 ? strlen(ds) : 127);
+    if (s == LQ_OK) s = lq_gguf_writer_kv_u32(w, "quantize.imatrix.entries_count", (uint32_t)lq_imatrix_count(o->imatrix));
+    if (s == LQ_OK && lq_imatrix_chunk_count(o->imatrix) > 0)
+        s = lq_gguf_writer_kv_u32(w, "quantize.imatrix.chunks_count", (uint32_t)lq_imatrix_chunk_count(o->imatrix));
+    return s;
+}
+
 static lq_status metadata(exporter *e, const lq_gguf_ftype *ft) {
     lq_gguf_writer *w = e->w;
     lq_status s = LQ_OK;
@@ -167,7 +182,35 @@ static lq_status metadata(exporter *e, const lq_gguf_ftype *ft) {
     }
     if (s == LQ_OK) s = lq_gguf_writer_kv_u32(w, "general.quantization_version", 2);
     if (s == LQ_OK) s = lq_gguf_writer_kv_u32(w, "general.file_type", (uint32_t)ft->ftype);
+    if (s == LQ_OK && e->o->imatrix) s = imatrix_keys(w, e->o);
     return s;
+}
+
+/* The imatrix entry llama-quantize would use for tensor x: the one of its GGUF name, NULL when
+ * there is none (quantized without, as llama-quantize does). A width that differs is an error
+ * except for the token embedding (llama.cpp's rule); so is a non-finite value. */
+static const float *imatrix_of(exporter *e, const xt *x, lq_status *st) {
+    int64_t cols = 0, nt;
+    const double *sums;
+    const char *name;
+    for (int64_t i = 0; lq_imatrix_entry(e->o->imatrix, i, &name, &cols, &nt, &sums); i++) {
+        if (strcmp(name, x->name) != 0) continue;
+        if (cols != x->cols) {
+            if (strcmp(x->name, "token_embd.weight") == 0) return NULL;
+            *st = lq_fail(LQ_ERR_MISMATCH, "%s: imatrix size %lld is different from tensor size %lld for %s",
+                          e->o->imatrix_path ? e->o->imatrix_path : "imatrix", (long long)cols, (long long)x->cols, x->name);
+            return NULL;
+        }
+        const float *qw = lq_imatrix_get(e->o->imatrix, x->name, x->cols, NULL);
+        for (int64_t j = 0; qw && j < cols; j++)
+            if (!isfinite(qw[j])) {
+                *st = lq_fail(LQ_ERR_FORMAT, "%s: imatrix entry '%s' has a non-finite value",
+                              e->o->imatrix_path ? e->o->imatrix_path : "imatrix", x->name);
+                return NULL;
+            }
+        return qw;
+    }
+    return NULL;
 }
 
 static lq_status write_tensor(exporter *e, int64_t i, float *f32, uint8_t *buf, lq_gguf_export_tensor *st) {
@@ -180,11 +223,13 @@ static lq_status write_tensor(exporter *e, int64_t i, float *f32, uint8_t *buf, 
     const lq_wfmt_traits *row = NULL;
     if (type != LQ_GGML_F32 && type != LQ_GGML_F16 && type != LQ_GGML_BF16 && !(row = block_row(type, x->name, &s)))
         return s;
+    const float *qw = NULL;
+    if (row && e->o->imatrix && !(qw = imatrix_of(e, x, &s)) && s != LQ_OK) return s;
     for (int64_t r = 0; r < x->rows; r++)
         lq_tensor_read_f32(x->src, src_row(x, r) * x->cols, x->cols, f32 + r * x->cols);
     int threads = lq_pool_size(e->o->pool);
     int64_t chunk = x->rows / (4 * threads) > 0 ? x->rows / (4 * threads) : 1;
-    conv_job j = {f32, buf, x->rows, x->cols, chunk, row_bytes, type, row};
+    conv_job j = {f32, buf, x->rows, x->cols, chunk, row_bytes, type, row, qw};
     lq_pool_run(e->o->pool, conv_task, &j, (x->rows + chunk - 1) / chunk);
     uint64_t nbytes = (uint64_t)row_bytes * (uint64_t)x->rows;
     snprintf(st->name, sizeof st->name, "%s", x->name);
@@ -209,7 +254,7 @@ static lq_status run(exporter *e, lq_gguf_export_summary *sum) {
                             .output_type = o->output_type, .token_embd_type = o->token_embd_type,
                             .falcon = strcmp(e->arch->gguf_name, "falcon") == 0,
                             .n_layers = e->cfg->n_layers, .n_head = e->cfg->n_heads,
-                            .n_head_kv = e->cfg->n_kv_heads};
+                            .n_head_kv = e->cfg->n_kv_heads, .has_imatrix = o->imatrix != NULL};
     LQ_TRY(lq_gguf_plan(&po, e->plan, e->n));
     lq_status s = LQ_OK;
     int64_t max_elems = 0, total = 0;

@@ -2,8 +2,8 @@
  *
  * A port of llama.cpp 0c1e57098 src/llama-quant.cpp (tensor_allows_quantization,
  * tensor_get_category, llama_tensor_get_type(_impl), tensor_type_fallback) restricted to the
- * file types whose block formats we have (no IQ1/IQ2/IQ3/TQ/MXFP4 and no imatrix, so the
- * imatrix-only branches are absent). The rules are llama.cpp's; where they read model facts we
+ * file types whose block formats we have (no IQ1/IQ2/IQ3/TQ/MXFP4; with an imatrix, has_imatrix
+ * takes llama.cpp's two imatrix branches of ffn_down that concern them). The rules are llama.cpp's; where they read model facts we
  * take them from the plan options: n_gqa = n_head / n_head_kv, n_expert, falcon. Not ported: the
  * LLM_TYPE_70B attn_v bump (llama.cpp detects 70B by layer count and size; no such model here).
  */
@@ -167,9 +167,11 @@ static int ffn_down_type(state *s, int t, const char *name) {
     else if (ft == FT_Q4_K_M) {
         if (falcon) t = i < n / 16 ? LQ_GGML_Q6_K : use_more_bits(i, n) ? LQ_GGML_Q5_K : LQ_GGML_Q4_K;
         else if (use_more_bits(i, n)) t = LQ_GGML_Q6_K;
-    } else if (i < n / 8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS)) t = LQ_GGML_Q5_K; /* no imatrix */
+    } else if (i < n / 8 && (ft == FT_IQ4_NL || ft == FT_IQ4_XS) && !s->o->has_imatrix) t = LQ_GGML_Q5_K;
     else if (ft == FT_Q5_K_M && use_more_bits(i, n)) t = LQ_GGML_Q6_K;
     else if (ft == FT_Q4_K_S && !falcon && i < n / 8) t = LQ_GGML_Q5_K;
+    else if ((ft == FT_Q4_0 || ft == FT_Q5_0) && s->o->has_imatrix && i < n / 8)
+        t = ft == FT_Q4_0 ? LQ_GGML_Q4_1 : LQ_GGML_Q5_1; /* llama.cpp's guard, with an imatrix only */
     ++s->i_ffn_down;
     return t;
 }
