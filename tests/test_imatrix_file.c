@@ -4,7 +4,7 @@
  * raw inputs the per-Linear hook hands out (llama-imatrix's definition: per input column, the
  * sum of x^2 over the tokens, and the token count), and the GGUF names llama.cpp gives the
  * stories260K ("llama") projections (blk.N.attn_q.weight ...). A GGUF imatrix written by us is
- * read back by the gguf PyPI package in scripts/imatrix_check.py (not here: no Python in CI), by
+ * read back by the gguf PyPI package in scripts/imatrix_compare.py (not here: no Python in CI), by
  * our validating GGUF reader here, and by lq_imatrix_load; the legacy .dat is read back too.
  */
 #include <criterion/criterion.h>

@@ -42,12 +42,29 @@ static void print_summary(const lq_gguf_export_summary *s, const char *out, cons
             const lq_gguf_export_tensor *t = &s->tensors[i];
             printf("%s{\"name\": ", i ? ", " : "");
             tool_print_json_string(t->name);
-            printf(", \"type\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"bytes\": %llu, \"fell_back\": %s}",
+            printf(", \"type\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"bytes\": %llu, \"fell_back\": %s",
                    lq_ggml_type_name(t->type), (long long)t->rows, (long long)t->cols,
                    (unsigned long long)t->bytes, t->fell_back ? "true" : "false");
+            if (t->automix_err >= 0) printf(", \"automix_err\": %.6g", t->automix_err);
+            printf("}");
         }
-        printf("]}\n");
+        printf("]");
+        if (s->automix_budget)
+            printf(", \"automix\": {\"budget\": %llu, \"bytes\": %llu, \"max_step\": %llu, \"err_total\": %.6g}",
+                   (unsigned long long)s->automix_budget, (unsigned long long)s->automix_bytes,
+                   (unsigned long long)s->automix_max_step, s->automix_err);
+        printf("}\n");
         return;
+    }
+    if (s->automix_budget) {
+        printf("plan (--target-bpw; error = imatrix-weighted relative output error of the tensor):\n");
+        for (int64_t i = 0; i < s->n_tensors; i++)
+            if (s->tensors[i].automix_err >= 0)
+                printf("  %-32s %-7s %10.6f\n", s->tensors[i].name, lq_ggml_type_name(s->tensors[i].type),
+                       s->tensors[i].automix_err);
+        printf("  chosen tensors take %.3f of %.3f MiB budget (largest single step %.3f MiB), summed error %.4f\n",
+               s->automix_bytes / 1048576.0, s->automix_budget / 1048576.0, s->automix_max_step / 1048576.0,
+               s->automix_err);
     }
     printf("%s: GGUF %s (file type %d), %lld tensors, %lld parameters\n", out, type, s->ftype,
            (long long)s->n_tensors, (long long)s->params);

@@ -14,7 +14,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: quant-ptq --format gguf --model PATH --type T --out FILE.gguf\n"
             "                 [--tensor-type PATTERN=TYPE]... [--pure] [--output-tensor-type TYPE]\n"
-            "                 [--token-embedding-type TYPE] [--imatrix FILE] [--tokenizer FILE]\n"
+            "                 [--token-embedding-type TYPE] [--imatrix FILE] [--target-bpw B]\n"
+            "                 [--tokenizer FILE]\n"
             "                 [--threads N] [--force] [--json]\n"
             "\n"
             "Write the model as a GGUF file that llama.cpp loads, quantized as llama-quantize does\n"
@@ -38,6 +39,11 @@ static void usage(FILE *f) {
             "  --imatrix FILE     importance matrix (quant-imatrix or llama-imatrix; GGUF or the\n"
             "                     legacy .dat): the quantizers weight each column's error by it,\n"
             "                     and llama.cpp's imatrix rules pick ffn_down's types\n"
+            "  --target-bpw B     choose each quantized tensor's type (Q2_K..Q6_K, IQ4_XS, Q4_0..Q8_0,\n"
+            "                     IQ4_NL) to fit B bits per weight over the file, least summed\n"
+            "                     imatrix-weighted relative output error (uniform weights without\n"
+            "                     --imatrix); prints the plan. --type (default Q4_K_M) then only\n"
+            "                     says which tensors are quantized\n"
             "  --tokenizer FILE   tokenizer to embed: tokenizer.json, llama2.c tokenizer.bin, or a\n"
             "                     .gguf whose tokenizer.* keys are copied (default: the model's own)\n"
             "  --threads N        worker threads (default: all CPUs)\n"
@@ -97,6 +103,10 @@ int ptq_gguf_main(int argc, char **argv) {
             if ((rc = parse_type("--output-tensor-type", a.value, &o.output_type)) != 0) return rc;
         } else if (tool_args_value(&a, "--token-embedding-type")) {
             if ((rc = parse_type("--token-embedding-type", a.value, &o.token_embd_type)) != 0) return rc;
+        } else if (tool_args_value(&a, "--target-bpw")) {
+            float b;
+            if (!tool_parse_float(a.value, 0.5f, 32.0f, &b)) return tool_args_bad_value(&a);
+            o.target_bpw = b;
         } else if (tool_args_value(&a, "--imatrix")) {
             o.imatrix_path = a.value;
         } else if (tool_args_value(&a, "--tokenizer")) {
@@ -107,6 +117,7 @@ int ptq_gguf_main(int argc, char **argv) {
             return tool_args_unknown(&a);
         }
     }
+    if (!o.type && o.target_bpw > 0) o.type = "Q4_K_M";
     if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
     o.rules = rules;
     o.n_rules = n_rules;

@@ -106,6 +106,11 @@ typedef struct lq_gguf_export_opts {
      * imatrix_path is what quantize.imatrix.file records. */
     struct lq_imatrix *imatrix;
     const char *imatrix_path;
+    /* > 0: choose each quantized tensor's block type to hit this many bits per weight over the
+     * whole file's tensors (norms and other float tensors included), minimizing the summed
+     * imatrix-weighted relative output error (compress/gguf_automix.c); the mix of `type` then
+     * only says which tensors are quantized. */
+    double target_bpw;
     lq_gguf_progress_fn progress;
     void *user;
 } lq_gguf_export_opts;
@@ -116,6 +121,7 @@ typedef struct lq_gguf_export_tensor {
     int64_t rows, cols;
     uint64_t bytes;
     bool fell_back;
+    double automix_err;          /* --target-bpw: the error proxy of the chosen type; -1 otherwise */
 } lq_gguf_export_tensor;
 
 typedef struct lq_gguf_export_summary {
@@ -127,6 +133,10 @@ typedef struct lq_gguf_export_summary {
     int64_t n_by_type[32];       /* tensors per ggml type (< 32) */
     lq_gguf_export_tensor *tensors; /* n_tensors entries, file order; lq_gguf_export_summary_free */
     double seconds;
+    /* --target-bpw: the budget in bytes of the chosen tensors, what they take, the largest
+     * single-tensor step (budget - taken < it), the summed error proxy */
+    uint64_t automix_budget, automix_bytes, automix_max_step;
+    double automix_err;
 } lq_gguf_export_summary;
 
 void lq_gguf_export_summary_free(lq_gguf_export_summary *s);

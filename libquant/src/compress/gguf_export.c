@@ -241,6 +241,50 @@ static lq_status write_tensor(exporter *e, int64_t i, float *f32, uint8_t *buf, 
     return lq_gguf_writer_write(e->w, buf, (size_t)nbytes);
 }
 
+static bool is_float(int type) { return type == LQ_GGML_F32 || type == LQ_GGML_F16 || type == LQ_GGML_BF16; }
+
+/* --target-bpw: replace the plan's block types by the knapsack's choice (gguf_automix.c). */
+static lq_status automix(exporter *e, lq_gguf_export_summary *sum) {
+    lq_automix_tensor *t = calloc((size_t)(e->n ? e->n : 1), sizeof *t);
+    int64_t *idx = calloc((size_t)(e->n ? e->n : 1), sizeof *idx);
+    lq_status s = t && idx ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "out of memory");
+    uint64_t fixed = 0, params = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; s == LQ_OK && i < e->n; i++) {
+        const xt *x = &e->t[i];
+        params += (uint64_t)(x->rows * x->cols);
+        if (is_float(e->plan[i].type)) {
+            uint64_t be, bb;
+            lq_ggml_type_layout((uint32_t)e->plan[i].type, &be, &bb);
+            fixed += (uint64_t)x->rows * ((uint64_t)x->cols / be * bb);
+            continue;
+        }
+        const float *qw = e->o->imatrix ? imatrix_of(e, x, &s) : NULL;
+        t[n] = (lq_automix_tensor){.name = x->name, .src = x->src, .rows = x->rows, .cols = x->cols, .qw = qw};
+        idx[n++] = i;
+    }
+    const double want = e->o->target_bpw * (double)params / 8.0;
+    if (s == LQ_OK && want <= (double)fixed)
+        s = lq_fail(LQ_ERR_INVALID_ARG, "--target-bpw %.3f: the float tensors alone take %.3f bits per weight",
+                    e->o->target_bpw, 8.0 * (double)fixed / (double)params);
+    lq_automix_summary as = {.progress = e->o->progress, .user = e->o->user};
+    if (s == LQ_OK) s = lq_gguf_automix(t, n, (uint64_t)(want - (double)fixed), e->o->pool, &as);
+    for (int64_t k = 0; s == LQ_OK && k < n; k++) {
+        e->plan[idx[k]].type = t[k].type;
+        e->plan[idx[k]].fell_back = false;
+        sum->tensors[idx[k]].automix_err = t[k].err;
+    }
+    if (s == LQ_OK) {
+        sum->automix_budget = as.budget;
+        sum->automix_bytes = as.bytes;
+        sum->automix_max_step = as.max_step;
+        sum->automix_err = as.err_total;
+    }
+    free(t);
+    free(idx);
+    return s;
+}
+
 static lq_status run(exporter *e, lq_gguf_export_summary *sum) {
     const lq_gguf_export_opts *o = e->o;
     const lq_gguf_ftype *ft = lq_gguf_ftype_find(o->type ? o->type : "F32");
@@ -257,6 +301,11 @@ static lq_status run(exporter *e, lq_gguf_export_summary *sum) {
                             .n_head_kv = e->cfg->n_kv_heads, .has_imatrix = o->imatrix != NULL};
     LQ_TRY(lq_gguf_plan(&po, e->plan, e->n));
     lq_status s = LQ_OK;
+    sum->ftype = ft->ftype;
+    if (!(sum->tensors = calloc((size_t)(e->n ? e->n : 1), sizeof *sum->tensors)))
+        return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < e->n; i++) sum->tensors[i].automix_err = -1;
+    if (o->target_bpw > 0) LQ_TRY(automix(e, sum));
     int64_t max_elems = 0, total = 0;
     for (int64_t i = 0; i < e->n; i++) {
         if (e->plan[i].type != LQ_GGML_F32 && e->plan[i].type != LQ_GGML_F16 && e->plan[i].type != LQ_GGML_BF16 &&
@@ -266,9 +315,6 @@ static lq_status run(exporter *e, lq_gguf_export_summary *sum) {
         max_elems = ne > max_elems ? ne : max_elems;
         total += ne;
     }
-    sum->ftype = ft->ftype;
-    if (!(sum->tensors = calloc((size_t)(e->n ? e->n : 1), sizeof *sum->tensors)))
-        return lq_fail(LQ_ERR_NOMEM, "out of memory");
     LQ_TRY(lq_gguf_writer_create(e->out, &e->w));
     s = metadata(e, ft);
     for (int64_t i = 0; s == LQ_OK && i < e->n; i++)

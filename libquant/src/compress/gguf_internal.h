@@ -26,6 +26,30 @@ lq_status lq_gguf_meta_arch(lq_gguf_writer *w, const lq_arch *a, const lq_config
 lq_status lq_gguf_meta_tokenizer(lq_gguf_writer *w, const char *model_path, const char *tok_path,
                                  const lq_config *c);
 
+/* ---- automatic mixed precision (gguf_automix.c) ---- */
+typedef struct lq_automix_tensor {
+    const char *name;
+    const lq_tensor *src;  /* f32-readable; rows x cols */
+    int64_t rows, cols;
+    const float *qw;       /* imatrix entry (cols) or NULL */
+    int type;              /* out: the chosen ggml type */
+    double err;            /* out: its imatrix-weighted relative output error */
+    uint64_t bytes;        /* out: its bytes */
+} lq_automix_tensor;
+
+typedef struct lq_automix_summary {
+    uint64_t bytes, budget;  /* chosen bytes (<= budget) */
+    uint64_t max_step;       /* largest single-tensor step: budget - bytes < max_step */
+    double err_total;        /* sum of the chosen errors */
+    lq_gguf_progress_fn progress;
+    void *user;
+} lq_automix_summary;
+
+/* Choose t[i].type for every tensor to minimize the summed error proxy within budget bytes
+ * (the header of gguf_automix.c says how). LQ_ERR_INVALID_ARG when even the smallest types do
+ * not fit. */
+lq_status lq_gguf_automix(lq_automix_tensor *t, int64_t n, uint64_t budget, lq_pool *pool, lq_automix_summary *sum);
+
 /* Whether `path` is a regular file that starts with "GGUF". */
 bool lq_gguf_is_file(const char *path);
 
