@@ -1,7 +1,8 @@
 /* kq_quantize.c - llama.cpp's reference quantizers of the K-quant super-blocks, one block of 256
  * weights at a time: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (quantize_row_q*_K_ref of ggml-quants.c) and
  * IQ4_XS (quantize_iq4_xs with no importance matrix, which is what llama-quantize runs without
- * --imatrix, as quantize_row_iq4_xs_ref does).
+ * --imatrix, as quantize_row_iq4_xs_ref does); with one, Q6_K and IQ4_XS here too (their weighted
+ * paths differ only in the weights), the other K-quants in kq_quantize_imat.c.
  *
  * The goal is the same bytes as llama-quantize for the same floats, so every expression keeps
  * ggml's f32 operations in ggml's order: products and sums left to right as C parses them, int
@@ -424,8 +425,9 @@ void lq_kq_quantize_w_q6_K(const float *x, const float *qw, lq_block_q6_K *y) { 
 /* ---- IQ4_XS --------------------------------------------------------------------------------- */
 
 /* ggml quantize_row_iq4_nl_impl(QK_K, 32, ..., quant_weights, ntry = 7): per sub-block of 32 the
- * weighted (x^2, or with an imatrix qw * sqrt(sigma2 + x^2)) best scale over 15 candidates, then 6-bit sub-scales relative to
- * d = -max_scale / 32 (the unrounded f32 d, as ggml uses it) and the codes from them. */
+ * weighted (x^2, or with an imatrix qw * sqrt(sigma2 + x^2)) best scale over 15 candidates,
+ * then 6-bit sub-scales relative to d = -max_scale / 32 (the unrounded f32 d, as ggml uses it)
+ * and the codes from them. */
 static void kq_iq4_xs(const float *x, const float *qw, lq_block_iq4_xs *y) {
     const int8_t *values = lq_kq_iq4nl_values;
     const int ntry = 7;

@@ -39,7 +39,9 @@ typedef enum lq_wfmt {
     /* GGUF / ggml block formats: a row is cols / 32 self-describing blocks (scale inside the
      * block, lq_blocks.h), no aux; the bytes of a GGUF tensor run as they are. Results equal
      * ggml's dequantize_row_* value for value; quantize_ref equals ggml's reference quantizer
-     * (what llama-quantize runs without an importance matrix) byte for byte. */
+     * (what llama-quantize runs without an importance matrix) byte for byte, or with
+     * lq_quant_params.col_weight set ggml's quantizer with that importance matrix (llama-quantize
+     * --imatrix, ggml_quantize_chunk(type, ..., imatrix)). */
     LQ_WFMT_Q8_0 = 7,
     LQ_WFMT_Q4_0 = 8,
     LQ_WFMT_Q4_1 = 9,
@@ -132,7 +134,8 @@ typedef struct lq_quant_params {
     lq_rounding rounding;      /* symmetric integer scale rule (asymmetric and FP8 ignore it) */
     /* Clip search error weights, one per input column (cols floats): the calibration data's mean
      * square activation of that column (llama.cpp's imatrix), so the searched error is the
-     * layer's expected output error. NULL: no data (quant_common.c says what is used then). */
+     * layer's expected output error. NULL: no data (quant_common.c says what is used then).
+     * The GGUF block formats take it as ggml takes quant_weights (llama-quantize --imatrix). */
     const float *col_weight;
     lq_clip_stats *clip_stats; /* optional: where a clip search adds what it chose (not thread
                                 * safe: one per concurrent quantize call) */
