@@ -108,6 +108,11 @@ void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user);
  * each Linear's input to the linear hook, exactly as inside lq_forward. */
 lq_status lq_session_embed(lq_session *s, const int32_t *tokens, int n, float *x);
 lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, int pos);
+/* Half a decoder layer, in place on x as lq_session_forward_layer: LQ_BLOCK_ATTN is
+ * x += attention(norm(x)) (writing the KV cache rows), LQ_BLOCK_FFN x += mlp(norm(x));
+ * forward_layer is the two in turn. AWQ's grid search re-runs one block per candidate scale. */
+typedef enum lq_layer_block { LQ_BLOCK_ATTN = 0, LQ_BLOCK_FFN = 1 } lq_layer_block;
+lq_status lq_session_forward_block(lq_session *s, int layer, lq_layer_block block, float *x, int n, int pos);
 
 /* Copy the KV cache of positions [0, n_pos) from src into dst (same model, dst->n_ctx >= n_pos):
  * beam search forks a hypothesis without recomputing its prefix. */

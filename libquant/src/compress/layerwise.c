@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ct_internal.h"
+#include "seq_calib.h"
 
 #define MAX_SITES 8
 #define MAX_LINEARS 64
@@ -154,40 +155,25 @@ static lq_status run_layer(run *r, lq_session *ses, float *X, float *tmp, const 
 static lq_status calibrate(run *r, const char *model_path, lq_lw_info *info) {
     const lq_lw_opts *o = r->o;
     const lq_config *c = lq_model_config(r->m);
-    lq_tokenizer *tok = NULL;
-    lq_calib_set cs = {0};
-    lq_session *ses = NULL;
-    float *X = NULL, *tmp = NULL;
-    lq_status st = lq_tokenizer_load_for_model(model_path, o->tokenizer, c->vocab_size, &tok);
-    if (st == LQ_OK)
-        st = lq_calib_samples(tok, o->calib, o->n_calib, o->n_samples > 0 ? o->n_samples : 128,
-                              o->sample_len > 0 ? o->sample_len : 512, o->seed, &cs);
-    lq_tokenizer_free(tok);
-    if (st == LQ_OK) st = lq_session_create(r->m, cs.len, o->pool, &ses);
-    const int64_t stride = (int64_t)cs.len * c->dim;
-    if (st == LQ_OK) {
-        X = malloc((size_t)(cs.n_samples * stride) * sizeof *X);
-        tmp = malloc((size_t)stride * sizeof *tmp);
-        if (!X || !tmp) st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory for %lld x %d hidden states", o->who,
-                                     (long long)cs.n_samples, cs.len);
-    }
-    for (int64_t k = 0; st == LQ_OK && k < cs.n_samples; k++)
-        st = lq_session_embed(ses, cs.ids + k * cs.len, cs.len, X + k * stride);
-    info->n_samples = cs.n_samples;
-    info->sample_len = cs.len;
-    info->n_windows = cs.n_windows;
+    lq_seq sq;
+    LQ_TRY(lq_seq_begin(r->m, model_path, o->tokenizer, o->calib, o->n_calib, o->n_samples, o->sample_len, o->seed,
+                        o->pool, o->who, &sq));
+    lq_status st = LQ_OK;
+    float *tmp = malloc((size_t)sq.stride * sizeof *tmp);
+    if (!tmp) st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", o->who);
+    info->n_samples = sq.cs.n_samples;
+    info->sample_len = sq.cs.len;
+    info->n_windows = sq.cs.n_windows;
     double t0 = now_s();
     for (int l = 0; st == LQ_OK && l < c->n_layers; l++) {
         r->layer = l;
-        st = run_layer(r, ses, X, tmp, &cs, c->dim);
+        st = run_layer(r, sq.ses, sq.X, tmp, &sq.cs, c->dim);
         if (st == LQ_OK && o->progress) o->progress(o->progress_user, l, c->n_layers, now_s() - t0);
     }
     free_sites(r);
     info->seconds = now_s() - t0;
-    free(X);
     free(tmp);
-    lq_session_free(ses);
-    lq_calib_set_free(&cs);
+    lq_seq_end(&sq);
     return st;
 }
 

@@ -163,9 +163,10 @@ lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, 
     return LQ_OK;
 }
 
-/* One decoder layer over the batch rows x: n tokens at positions pos..pos+n-1 of the contiguous
- * cache, or, on a batch session (s->kv), the rows of the sequences s->pseq describes. */
-lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos) {
+/* The attention block of decoder layer l over the batch rows x: x += attention(norm(x)), n
+ * tokens at positions pos..pos+n-1 of the contiguous cache, or, on a batch session (s->kv), the
+ * rows of the sequences s->pseq describes. */
+static lq_status run_attn(lq_session *s, int l, int n, int pos) {
     const lq_model *m = s->m;
     const lq_config *c = &m->cfg;
     const lq_layer *L = &m->layers[l];
@@ -206,9 +207,19 @@ lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos) {
     LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_O, -1, s->att, n, dim, s->xb));
     if (B->vec[LQ_ROLE_POST_ATTN_NORM]) /* Gemma: the block's output is normed before the add */
         LQ_TRY(o->rmsnorm(ctx, s->xb, s->xb, B->vec[LQ_ROLE_POST_ATTN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(o->add(ctx, s->x, s->xb, (int64_t)n * dim));
+    return o->add(ctx, s->x, s->xb, (int64_t)n * dim);
+}
 
-    /* feed-forward block: act(gate) * up -> down, or the sparse-MoE FFN (forward_moe.c) */
+/* The feed-forward block of decoder layer l: x += act(gate) * up -> down, or the sparse-MoE FFN
+ * (forward_moe.c). */
+static lq_status run_ffn(lq_session *s, int l, int n) {
+    const lq_model *m = s->m;
+    const lq_config *c = &m->cfg;
+    const lq_layer *L = &m->layers[l];
+    const lq_backend_layer *B = &s->bm->layers[l];
+    const lq_backend_ops *o = s->ops;
+    void *ctx = s->ctx;
+    const int64_t dim = c->dim;
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_FFN_NORM], n, dim, c->norm_eps));
     float *ffn = s->xb;
     if (L->n_experts > 0) {
@@ -223,6 +234,12 @@ lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos) {
         LQ_TRY(o->rmsnorm(ctx, ffn, ffn, B->vec[LQ_ROLE_POST_FFN_NORM], n, dim, c->norm_eps));
     LQ_TRY(o->add(ctx, s->x, ffn, (int64_t)n * dim));
     return LQ_OK;
+}
+
+/* One decoder layer over the batch rows x (see run_attn for the positions). */
+lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos) {
+    LQ_TRY(run_attn(s, l, n, pos));
+    return run_ffn(s, l, n);
 }
 
 /* Final norm and output head: every row's logits, or the last row's. The hook sees every
@@ -308,6 +325,19 @@ lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, in
     const size_t bytes = (size_t)n * (size_t)m->cfg.dim * sizeof *x;
     memcpy(s->x, x, bytes);
     LQ_TRY(lq_fwd_layer(s, layer, n, pos));
+    memcpy(x, s->x, bytes);
+    return LQ_OK;
+}
+
+lq_status lq_session_forward_block(lq_session *s, int layer, lq_layer_block block, float *x, int n, int pos) {
+    const lq_model *m = s->m;
+    if (layer < 0 || layer >= m->cfg.n_layers || (block != LQ_BLOCK_ATTN && block != LQ_BLOCK_FFN))
+        return lq_fail(LQ_ERR_INVALID_ARG, "forward_block: layer %d of %d, block %d", layer, m->cfg.n_layers,
+                       (int)block);
+    LQ_TRY(layer_entry(s, n, pos, "forward_block"));
+    const size_t bytes = (size_t)n * (size_t)m->cfg.dim * sizeof *x;
+    memcpy(s->x, x, bytes);
+    LQ_TRY(block == LQ_BLOCK_ATTN ? run_attn(s, layer, n, pos) : run_ffn(s, layer, n));
     memcpy(x, s->x, bytes);
     return LQ_OK;
 }
