@@ -55,6 +55,11 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32)
     if a.method == "awq":
         from llmcompressor.modifiers.transform.awq import AWQModifier
+        from llmcompressor.pipelines.cache import IntermediatesCache
+        # AWQ pins its cached activations for faster host-to-GPU copies; torch without CUDA
+        # raises "Found no NVIDIA driver" there. Pinning changes no value: skip it on CPU.
+        if not torch.cuda.is_available():
+            IntermediatesCache.pin_memory = lambda self, *args, **kwargs: None
         scheme = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(
             num_bits=4, type="int", symmetric=True, strategy="group", group_size=a.group))
         recipe = [AWQModifier(), QuantizationModifier(config_groups={"group_0": scheme}, ignore=["lm_head"])]

@@ -19,6 +19,7 @@
 #include "tool_outdir.h"
 #include "tool_output.h"
 #include "quant-ptq/ptq_gguf.h"
+#include "quant-ptq/ptq_smooth.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,9 @@ static void usage(FILE *f) {
             "                     --calib-seed (default 0); --dampening F of mean(diag H)\n"
             "                     (default 0.01); --actorder none|weight|static (static = weight;\n"
             "                     default none); --block-size N lazy-batch columns (default 128).\n"
-            "                     The summary gives each Linear's output error RTN vs GPTQ\n"
+            "                     The summary gives each Linear's output error RTN vs GPTQ\n");
+    ptq_smooth_usage(f);
+    fprintf(f,
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
             "  --force            replace an existing DIR\n"
@@ -160,7 +163,7 @@ static void print_clip_text(const lq_ptq_summary *r) {
 }
 
 static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
-                          const tool_gptq *gq) {
+                          const tool_gptq *gq, const ptq_smooth *sm) {
     const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
@@ -208,6 +211,7 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
         }
         printf("]");
         if (gq) tool_gptq_print(gq, true);
+        if (sm) ptq_smooth_print(sm, true);
         printf("}\n");
         return;
     }
@@ -222,8 +226,10 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
     print_fallback_text(r);
     print_clip_text(r);
     if (gq) tool_gptq_print(gq, false);
-    printf("  time        %.2f s%s, peak RSS %.1f MiB\n", r->seconds + (gq ? gq->sum.calib_seconds : 0.0),
-           gq ? " (calibration included)" : "", rss / 1048576.0);
+    if (sm) ptq_smooth_print(sm, false);
+    printf("  time        %.2f s%s, peak RSS %.1f MiB\n",
+           r->seconds + (gq ? gq->sum.calib_seconds : 0.0) + (sm ? sm->sum.seconds : 0.0),
+           gq || sm ? " (calibration included)" : "", rss / 1048576.0);
 }
 
 /* ---- calibration ------------------------------------------------------------------------------ */
@@ -295,6 +301,7 @@ int main(int argc, char **argv) {
     int n_rule_buf = 0;
     int group_size = 0, rc = 0;
     tool_gptq gq = {0};
+    ptq_smooth sm = {0};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -313,6 +320,8 @@ int main(int argc, char **argv) {
         } else if (tool_args_value(&a, "--rounding")) {
             if (!lq_rounding_parse(a.value, &o.rounding))
                 return tool_bad_args("--rounding must be amax or signed-max, not '%s'", a.value);
+        } else if (ptq_smooth_arg(&a, &sm, &gq, &rc)) {
+            if (rc) return rc;
         } else if (tool_gptq_arg(&a, &gq, &rc)) {
             if (rc) return rc;
         } else if (tool_args_value(&a, "--calib")) {
@@ -359,17 +368,19 @@ int main(int argc, char **argv) {
     if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
         return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, FP8 or W8A8)", scheme_arg);
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
-    if ((rc = tool_gptq_check(&gq, &o)) != 0) return rc;
-    if (calib && !o.clip_search && !gq.on) return tool_bad_args("--calib weights the clip search: add --clip-search");
     o.asym = asym;
     o.group_size = group_size;
+    if ((rc = ptq_smooth_check(&sm, &gq, &o, gq.n_calib, gq.calib)) != 0) return rc;
+    if ((rc = tool_gptq_check(&gq, &o)) != 0) return rc;
+    if (calib && !o.clip_search && !gq.on && !sm.on)
+        return tool_bad_args("--calib weights the clip search: add --clip-search");
     o.ignore = ignore;
     o.overrides = rules;
 
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
     o.pool = lq_pool_create(threads);
-    if (calib && !gq.on) {
+    if (calib && !gq.on && !sm.on) { /* smoothed models clip-search without data */
         if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
             tool_outdir_abort(&od);
             goto out;
@@ -382,7 +393,11 @@ int main(int argc, char **argv) {
     o.progress = tool_progress_cb;
     o.user = &prog;
     lq_ptq_summary sum;
-    lq_status s = gq.on ? tool_gptq_run(&gq, model, od.tmp, tok_path, &o, !json) : lq_ptq_quantize(model, od.tmp, &o, &sum);
+    const char *src = model; /* the smoothed float model when smoothing */
+    lq_status s = sm.on ? ptq_smooth_run(&sm, model, od.tmp, tok_path, !json) : LQ_OK;
+    if (sm.on) src = sm.dir;
+    if (s == LQ_OK)
+        s = gq.on ? tool_gptq_run(&gq, src, od.tmp, tok_path, &o, !json) : lq_ptq_quantize(src, od.tmp, &o, &sum);
     if (gq.on && s == LQ_OK) sum = gq.sum.ptq, gq.sum.ptq = (lq_ptq_summary){0};
     tool_progress_end(&prog);
     if (s != LQ_OK) {
@@ -396,6 +411,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     s = lq_checkpoint_copy_side_files(model, od.tmp);
+    if (s == LQ_OK && sm.on) s = ptq_smooth_drop_dir(&sm);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
@@ -403,11 +419,12 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
-    print_summary(&sum, &o, out_dir, json, gq.on ? &gq : NULL);
+    print_summary(&sum, &o, out_dir, json, gq.on ? &gq : NULL, sm.on ? &sm : NULL);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
     tool_gptq_free(&gq);
+    ptq_smooth_cleanup(&sm);
     lq_imatrix_free(im);
     lq_pool_free(o.pool);
     for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
