@@ -211,7 +211,7 @@ Test(gptq_run, cli_refusals) {
         {"--method gptq", "needs calibration text"},
         {"--calib-samples 8", "go with --method gptq"},
         {"--method gptq --calib C --clip-search", "--clip-search is RTN's"},
-        {"--method sgd", "--method must be rtn or gptq"},
+        {"--method sgd", "--method must be rtn, gptq"},
         {"--method gptq --calib C --actorder group", "--actorder must be none, weight or static"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -375,3 +375,46 @@ Test(smooth, awq_search_matches_reference, .timeout = 300) {
     lq_tokenizer_free(tok);
     lq_model_free(m);
 }
+
+/* quant-ptq's smoothing options: refused where they do not apply, one line and exit 2. */
+Test(smooth, cli_refusals) {
+    char err[1024], *args = malloc(2048);
+    static const struct { const char *scheme, *extra, *want; } cases[] = {
+        {"W4A16", "--method awq", "needs calibration text"},
+        {"W4A16", "--duo-scaling both", "go with --method awq"},
+        {"W8A8", "--method awq --calib C", "searches for W4A16 or W8A16"},
+        {"W8A8", "--smoothquant 1.5 --calib C", "must be in [0, 1]"},
+        {"W4A16", "--method awq --calib C --smoothquant 0.5", "SmoothQuant's, not AWQ's"},
+        {"W8A8", "--method smoothquant --calib C --awq-grid 10", "go with --method awq"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char extra[512];
+        snprintf(extra, sizeof extra, "%s", cases[i].extra);
+        char *c = strstr(extra, " C");
+        if (c && (c[2] == ' ' || c[2] == 0)) {
+            char tail[256];
+            snprintf(tail, sizeof tail, "%s", c + 2);
+            snprintf(c, sizeof extra - (size_t)(c - extra), " '%s'%s", g_calib, tail);
+        }
+        snprintf(args, 2048, "--model '%s' --scheme %s --out '%s/cli' %s", g_260k, cases[i].scheme, g_root, extra);
+        cr_expect_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 2, "%s", args);
+        cr_expect(strstr(err, cases[i].want) != NULL, "%s: %s", args, err);
+    }
+    free(args);
+}
+
+/* The CLI end to end: --method smoothquant W8A8 writes a loadable int-quantized checkpoint and
+ * leaves no smoothed temp directory behind. */
+Test(smooth, cli_smoothquant_w8a8, .timeout = 300) {
+    char err[1024], args[2048], out[600];
+    snprintf(out, sizeof out, "%s/sq_cli", g_root);
+    snprintf(args, sizeof args, "--model '%s' --scheme W8A8 --method smoothquant --calib '%s' --calib-samples 4 "
+             "--calib-len 128 --out '%s' --json", g_260k, g_calib, out);
+    cr_assert_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 0, "%s: %s", args, err);
+    char p[700];
+    snprintf(p, sizeof p, "%s/.smoothed", out);
+    cr_expect(!lq_test_exists(p), "%s left behind", p);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    lq_model_free(m);
+}

@@ -40,11 +40,15 @@ bool ptq_smooth_arg(tool_args *a, ptq_smooth *s, tool_gptq *g, int *rc) {
             else s->on = false, g->on = strcmp(a->value, "gptq") == 0;
             return true;
         }
+        if (s->alpha_set && methods[k].m == LQ_SMOOTH_AWQ)
+            *rc = tool_bad_args("--smoothquant / --smoothing-strength is SmoothQuant's, not AWQ's");
         s->on = true;
         s->o.method = methods[k].m;
         g->on = methods[k].gptq;
     } else if (tool_args_value(a, "--smoothquant") || tool_args_value(a, "--smoothing-strength")) {
         if (!tool_parse_float(a->value, 0.0f, 1.0f, &f)) *rc = tool_bad_args("--smoothquant / --smoothing-strength must be in [0, 1], not '%s'", a->value);
+        if (s->on && s->o.method == LQ_SMOOTH_AWQ)
+            *rc = tool_bad_args("--smoothquant / --smoothing-strength is SmoothQuant's, not AWQ's");
         s->on = true;
         s->o.method = LQ_SMOOTH_SMOOTHQUANT;
         s->o.alpha = f;
