@@ -21,6 +21,7 @@
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_model.h"
 #include "libquant/lq_ptq.h"
+#include "libquant/lq_recipe.h"
 #include "libquant/lq_safetensors.h"
 #include "libquant/lq_smooth.h"
 #include "libquant/lq_tokenizer.h"
@@ -414,6 +415,74 @@ Test(smooth, cli_smoothquant_w8a8, .timeout = 300) {
     char p[700];
     snprintf(p, sizeof p, "%s/.smoothed", out);
     cr_expect(!lq_test_exists(p), "%s left behind", p);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    lq_model_free(m);
+}
+
+/* ---- recipes ------------------------------------------------------------------------------------- */
+
+/* llm-compressor's spellings (AWQModifier docstring and examples/awq, SmoothQuantModifier's
+ * smoothing_strength): the transform-only AWQModifier followed by a QuantizationModifier, the
+ * older all-in-one form with a scheme, SmoothQuant before W8A8; refusals name the argument. */
+Test(smooth, recipes_parse_llm_compressor_yaml) {
+    static const char awq_new[] = "quant_stage:\n  quant_modifiers:\n    AWQModifier:\n      duo_scaling: both\n"
+                                  "      n_grid: 10\n    QuantizationModifier:\n      ignore: [\"lm_head\"]\n"
+                                  "      scheme: W4A16\n      targets: [\"Linear\"]\n";
+    static const char awq_old[] = "quant_stage:\n  quant_modifiers:\n    AWQModifier:\n      ignore: [\"lm_head\"]\n"
+                                  "      scheme: W4A16_ASYM\n      targets: [\"Linear\"]\n      duo_scaling: false\n"
+                                  "      offload_device: cpu\n";
+    static const char sq[] = "sparsity_stage:\n  smoothing_modifiers:\n    SmoothQuantModifier:\n"
+                             "      smoothing_strength: 0.8\n  quant_modifiers:\n    QuantizationModifier:\n"
+                             "      scheme: W8A8\n      targets: Linear\n      ignore: [lm_head]\n";
+    lq_recipe r;
+    cr_assert_eq(lq_recipe_parse(awq_new, sizeof awq_new - 1, "awq_new.yaml", &r), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(r.n_stages, 1);
+    cr_assert_eq(r.stages[0].n_mods, 2);
+    const lq_recipe_modifier *m = &r.stages[0].mods[0];
+    cr_expect_eq(m->kind, LQ_MOD_AWQ);
+    cr_expect_eq(m->scheme, LQ_SCHEME_NONE);
+    cr_expect_eq(m->duo_scaling, (int)LQ_AWQ_DUO_BOTH);
+    cr_expect_eq(m->n_grid, 10);
+    cr_expect_eq(r.stages[0].mods[1].scheme, LQ_SCHEME_W4A16);
+    cr_expect(lq_modifier_available(LQ_MOD_AWQ) && lq_modifier_available(LQ_MOD_SMOOTHQUANT));
+    lq_recipe_free(&r);
+    cr_assert_eq(lq_recipe_parse(awq_old, sizeof awq_old - 1, "awq_old.yaml", &r), LQ_OK, "%s", lq_last_error());
+    m = &r.stages[0].mods[0];
+    cr_expect_eq(m->scheme, LQ_SCHEME_W4A16_ASYM);
+    cr_expect_eq(m->group_size, 128);
+    cr_expect_eq(m->duo_scaling, (int)LQ_AWQ_DUO_FALSE);
+    cr_expect_eq(m->n_grid, 20);
+    lq_recipe_free(&r);
+    cr_assert_eq(lq_recipe_parse(sq, sizeof sq - 1, "sq.yaml", &r), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(r.stages[0].mods[0].kind, LQ_MOD_SMOOTHQUANT);
+    cr_expect_float_eq(r.stages[0].mods[0].smoothing_strength, 0.8, 1e-12);
+    lq_recipe_free(&r);
+    static const char bad[] = "quant_stage:\n  quant_modifiers:\n    AWQModifier:\n      mappings: []\n";
+    cr_expect_eq(lq_recipe_parse(bad, sizeof bad - 1, "bad.yaml", &r), LQ_ERR_UNSUPPORTED);
+    cr_expect(strstr(lq_last_error(), "mappings") && strstr(lq_last_error(), "bad.yaml:4"), "%s", lq_last_error());
+    static const char bad2[] = "quant_stage:\n  quant_modifiers:\n    AWQModifier:\n      duo_scaling: maybe\n";
+    cr_expect_neq(lq_recipe_parse(bad2, sizeof bad2 - 1, "bad2.yaml", &r), LQ_OK);
+    cr_expect(strstr(lq_last_error(), "duo_scaling") != NULL, "%s", lq_last_error());
+}
+
+/* quant-recipe run: SmoothQuant then W8A8 writes a checkpoint the engine loads; without
+ * calibration text the step is refused by name. */
+Test(smooth, recipe_run_smoothquant_w8a8, .timeout = 300) {
+    char path[600], args[4096], err[1024], out[600];
+    snprintf(path, sizeof path, "%s/sq.yaml", g_root);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("quant_stage:\n  quant_modifiers:\n    SmoothQuantModifier:\n      smoothing_strength: 0.5\n"
+          "    QuantizationModifier:\n      scheme: W8A8\n      targets: [Linear]\n      ignore: [lm_head]\n", f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/recipe_sq", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", path, g_260k, out);
+    cr_expect_eq(lq_test_run_tool("quant-recipe", args, g_root, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, "SmoothQuantModifier") && strstr(err, "needs calibration text"), "%s", err);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s' --calib '%s' --calib-samples 4 --calib-len 128",
+             path, g_260k, out, g_calib);
+    cr_assert_eq(lq_test_run_tool("quant-recipe", args, g_root, err, sizeof err), 0, "%s", err);
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
     lq_model_free(m);

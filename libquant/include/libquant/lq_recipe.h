@@ -112,6 +112,9 @@ typedef struct lq_recipe_modifier {
     char actorder[16];         /* "static", "group", "weight" or "" */
     /* SmoothQuant */
     double smoothing_strength; /* default 0.5, in (0, 1) */
+    /* AWQ */
+    int duo_scaling;           /* lq_awq_duo (lq_smooth.h): 0 true (default), 1 false, 2 "both" */
+    int32_t n_grid;            /* default 20 */
     /* pruning */
     double sparsity;           /* fraction of weights zeroed (N/M for an N:M mask) */
     lq_mask_structure mask;

@@ -57,7 +57,8 @@ lq_status lq_sm_fold(sm_overlay *o, const lq_arch *a, const sm_spec *sp, int l, 
                      float norm_offset);
 
 /* Write the smoothed checkpoint into out_dir: every tensor of the input in its dtype (the
- * overlay's where it has one; a second name of the same bytes, a tied alias, is left out),
+ * overlay's where it has one; a tied lm_head.weight stored as an alias of the embedding is left
+ * out),
  * config.json and the tokenizer files. */
 lq_status lq_sm_write(const sm_overlay *o, const char *model_path, const char *out_dir);
 

@@ -141,11 +141,14 @@ static const float *changed(const sm_overlay *o, const lq_tensor *t) {
     return NULL;
 }
 
-/* An earlier tensor of the same bytes: this one is its alias (a tied head). */
+/* A tied head stored once for two names (the safetensors alias transformers writes, in either
+ * direction): lm_head.weight sharing its bytes with another tensor is left out, so the output
+ * holds model.embed_tokens.weight, which tie_word_embeddings in config.json ties back. */
 static bool is_alias(const lq_checkpoint *c, int64_t i) {
     const lq_tensor *t = lq_checkpoint_get(c, i);
-    for (int64_t k = 0; k < i; k++)
-        if (lq_checkpoint_get(c, k)->data == t->data && t->nbytes > 0) return true;
+    if (strcmp(t->name, "lm_head.weight") != 0 || t->nbytes == 0) return false;
+    for (int64_t k = 0; k < lq_checkpoint_count(c); k++)
+        if (k != i && lq_checkpoint_get(c, k)->data == t->data) return true;
     return false;
 }
 

@@ -30,6 +30,8 @@ bool lq_modifier_available(lq_modifier_kind k) {
     case LQ_MOD_GPTQ: return true;              /* lq_gptq_quantize */
     case LQ_MOD_SPARSEGPT:
     case LQ_MOD_WANDA: return true;             /* lq_sparse_prune */
+    case LQ_MOD_AWQ: return true;               /* lq_smooth_transform (+ lq_ptq_quantize) */
+    case LQ_MOD_SMOOTHQUANT: return true;       /* lq_smooth_transform */
     /* ConstantPruning needs mask-preserving fine-tuning: no library API */
     default: return false;
     }

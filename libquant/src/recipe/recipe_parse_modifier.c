@@ -20,13 +20,13 @@
 typedef enum arg_id {
     A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
     A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
-    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_COUNT
+    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_N_GRID, A_OFFLOAD_DEVICE, A_COUNT
 } arg_id;
 
 static const char *const g_arg_names[A_COUNT] = {
     "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
     "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
-    "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback",
+    "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback", "n_grid", "offload_device",
 };
 
 #define B(a) (1u << (a))
@@ -35,7 +35,8 @@ static const unsigned g_allowed[LQ_MOD_COUNT] = {
                             B(A_GROUP_FALLBACK),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
                     B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS),
-    [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING),
+    [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING) | B(A_N_GRID) |
+                   B(A_OFFLOAD_DEVICE),
     [LQ_MOD_SMOOTHQUANT] = B(A_IGNORE) | B(A_SMOOTHING),
     [LQ_MOD_MAGNITUDE_PRUNING] = B(A_TARGETS) | B(A_IGNORE) | B(A_SPARSITY) | B(A_FINAL_SPARSITY) |
                                  B(A_MASK_STRUCTURE),
@@ -52,7 +53,8 @@ static const struct {
 } g_refused[] = {
     {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W8A8, FP8)"},
     {"kv_cache_scheme", "kv_cache_scheme is not supported (the engine keeps an f32 KV cache)"},
-    {"mappings", "custom mappings are not supported (the Llama layer mappings are built in)"},
+    {"mappings", "custom mappings are not supported (they come from the architecture descriptor: norm -> q/k/v, "
+                 "v -> o, norm -> gate/up, up -> down)"},
     {"init_sparsity", "'init_sparsity' is a training-schedule argument; one-shot recipes take 'sparsity'"},
     {"start", "'start' is a training-schedule argument; recipes run each modifier once"},
     {"end", "'end' is a training-schedule argument; recipes run each modifier once"},
@@ -220,7 +222,12 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
         break;
     case A_SEQUENTIAL_UPDATE:
     case A_OFFLOAD_HESSIANS: s = rp_get_bool(c, v, what, &unused); break; /* CPU: no meaning */
-    case A_DUO_SCALING: s = rp_get_bool(c, v, what, &unused); break;
+    case A_DUO_SCALING: /* true, false or "both" (llm-compressor's Literal) */
+        if (ry_scalar(v) && !strcmp(ry_scalar(v), "both")) m->duo_scaling = 2;
+        else if ((s = rp_get_bool(c, v, what, &unused)) == LQ_OK) m->duo_scaling = unused ? 0 : 1;
+        break;
+    case A_N_GRID: s = rp_get_int(c, v, what, 2, 128, &m->n_grid); break;
+    case A_OFFLOAD_DEVICE: break; /* where torch keeps cached activations: no meaning here */
     case A_SMOOTHING: s = rp_get_number(c, v, what, false, 0, 1, true, &m->smoothing_strength); break;
     case A_SPARSITY:
     case A_FINAL_SPARSITY:
@@ -261,7 +268,8 @@ static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
                                 const yaml_node_t *const arg_node[A_COUNT], lq_recipe_modifier *m) {
     const char *name = me->name;
     if (rp_is_quant(m->kind)) {
-        if (!(seen & B(A_SCHEME)))
+        /* AWQModifier alone is the transform (llm-compressor >= 0.9): a QuantizationModifier follows */
+        if (!(seen & B(A_SCHEME)) && m->kind != LQ_MOD_AWQ)
             return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'scheme'", name);
         bool grouped = m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM;
         if ((seen & B(A_GROUP_SIZE)) && !grouped)
@@ -313,6 +321,7 @@ lq_status rp_parse_modifier(const pctx *c, const entry *me, lq_recipe_modifier *
     m->dampening_frac = 0.01;
     m->block_size = 128;
     m->smoothing_strength = 0.5;
+    m->n_grid = 20;
     m->sparsity = -1;
     if (kind == LQ_MOD_GPTQ) snprintf(m->actorder, sizeof m->actorder, "static"); /* llm-compressor 0.14's default */
 

@@ -7,8 +7,15 @@
 #include "libquant/lq_recipe.h"
 #include "libquant/lq_targets.h"
 
-static bool is_quant(lq_modifier_kind k) {
-    return k == LQ_MOD_QUANTIZATION || k == LQ_MOD_GPTQ || k == LQ_MOD_AWQ;
+/* An AWQModifier without a scheme (llm-compressor's transform form) only smooths: the following
+ * QuantizationModifier quantizes. */
+static bool is_quant(const lq_recipe_modifier *m) {
+    return m->kind == LQ_MOD_QUANTIZATION || m->kind == LQ_MOD_GPTQ ||
+           (m->kind == LQ_MOD_AWQ && m->scheme != LQ_SCHEME_NONE);
+}
+
+static bool is_smooth(const lq_recipe_modifier *m) {
+    return m->kind == LQ_MOD_SMOOTHQUANT || (m->kind == LQ_MOD_AWQ && m->scheme == LQ_SCHEME_NONE);
 }
 
 static bool is_prune(lq_modifier_kind k) {
@@ -67,7 +74,7 @@ void lq_plan_free(lq_plan *p) {
 static lq_status check_tensor(const lq_recipe *r, const lq_recipe_modifier *m, const lq_tensor *t,
                               const lq_recipe_modifier **by) {
     const int64_t cols = t->shape[1];
-    if (is_quant(m->kind)) {
+    if (is_quant(m)) {
         if (*by)
             return lq_fail(LQ_ERR_INVALID_ARG,
                            "tensor %s is quantized twice: by %s at %s:%d:%d and %s at %s:%d:%d", t->name,
@@ -81,7 +88,7 @@ static lq_status check_tensor(const lq_recipe *r, const lq_recipe_modifier *m, c
                            m->pos.line, m->pos.col);
         *by = m;
     }
-    if (is_prune(m->kind) || m->kind == LQ_MOD_SMOOTHQUANT) {
+    if (is_prune(m->kind) || is_smooth(m)) {
         if (*by)
             return lq_fail(LQ_ERR_INVALID_ARG,
                            "%s at %s:%d:%d changes %s after %s at %s:%d:%d quantized it: prune and smooth "
@@ -126,7 +133,7 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
                 lq_module_class cls = lq_module_of_tensor(t, module, sizeof module);
                 if (t->ndim != 2 || !touches(arch, m, tg, ig, module, cls)) continue;
                 if ((s = check_tensor(r, m, t, &by[k])) != LQ_OK) break;
-                if (is_quant(m->kind)) {
+                if (is_quant(m)) {
                     scheme[k] = m->scheme;
                     gsize[k] = m->group_size;
                     /* the fallback's result: one group per row, or left as stored */

@@ -5,15 +5,19 @@
  * will read (lq_recipe_plan on a recipe holding just this modifier) and the driver is then told
  * the exact module names. That keeps one matcher as the truth for both `check` and `run`.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_prune.h"
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
+#include "libquant/lq_smooth.h"
 #include "libquant/lq_sparsegpt.h"
 
 _Static_assert((int)LQ_GROUP_FALLBACK_CHANNEL == (int)LQ_PTQ_FALLBACK_CHANNEL &&
@@ -260,6 +264,61 @@ static lq_status apply_sparse(const lq_recipe *r, const lq_recipe_modifier *m, c
     return s;
 }
 
+/* The first quantizing modifier with a scheme after m in r (llm-compressor's AWQModifier without a
+ * scheme reads the one the following QuantizationModifier attached), or NULL. */
+static const lq_recipe_modifier *next_quant(const lq_recipe *r, const lq_recipe_modifier *m) {
+    bool after = false;
+    for (int i = 0; i < r->n_stages; i++)
+        for (int j = 0; j < r->stages[i].n_mods; j++) {
+            const lq_recipe_modifier *q = &r->stages[i].mods[j];
+            if (q == m) after = true;
+            else if (after && (q->kind == LQ_MOD_QUANTIZATION || q->kind == LQ_MOD_GPTQ) && q->scheme != LQ_SCHEME_NONE)
+                return q;
+        }
+    return NULL;
+}
+
+/* Remove the flat directory of a smoothed float model (its files, then itself). */
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[4096];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && snprintf(p, sizeof p, "%s/%s", dir, e->d_name) < (int)sizeof p)
+            unlink(p);
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
+/* AWQModifier / SmoothQuantModifier: lq_smooth_transform on the step's calibration text. The
+ * smoothed float model is the step's output; an AWQModifier with its own scheme (llm-compressor's
+ * older all-in-one form) then quantizes it as a QuantizationModifier would. */
+static lq_status apply_smooth(const lq_recipe *r, const lq_recipe_modifier *m, const lq_plan_modifier *pm,
+                              const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
+                              lq_recipe_step_result *res) {
+    LQ_TRY(need_calib(r, m, o));
+    const lq_recipe_modifier *q = m->scheme != LQ_SCHEME_NONE ? m : next_quant(r, m);
+    lq_smooth_opts so = {.method = m->kind == LQ_MOD_AWQ ? LQ_SMOOTH_AWQ : LQ_SMOOTH_SMOOTHQUANT,
+                         .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
+                         .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer, .alpha = m->smoothing_strength,
+                         .duo = (lq_awq_duo)m->duo_scaling, .n_grid = m->n_grid, .pool = o->pool};
+    so.bits = q && q->scheme == LQ_SCHEME_W8A16 ? 8 : 4;
+    so.group_size = q && q->scheme == LQ_SCHEME_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;
+    so.asym = q && q->scheme == LQ_SCHEME_W4A16_ASYM;
+    if (m->kind == LQ_MOD_SMOOTHQUANT || m->scheme == LQ_SCHEME_NONE) {
+        LQ_TRY(lq_smooth_transform(in_path, out_dir, &so, NULL));
+        if (res) res->n_tensors = 0;
+        return LQ_OK;
+    }
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s/.smoothed", out_dir) >= (int)sizeof tmp || mkdir(tmp, 0755) != 0)
+        return lq_fail(LQ_ERR_IO, "%s/.smoothed: cannot create", out_dir);
+    lq_status s = lq_smooth_transform(in_path, tmp, &so, NULL);
+    if (s == LQ_OK) s = apply_quantization(m, pm, tmp, out_dir, o, res);
+    remove_flat_dir(tmp);
+    return s;
+}
+
 lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier *m, const char *in_path,
                                    const char *out_dir, const lq_recipe_step_opts *opts,
                                    lq_recipe_step_result *res) {
@@ -275,6 +334,8 @@ lq_status lq_recipe_apply_modifier(const lq_recipe *r, const lq_recipe_modifier 
     lq_status s;
     switch (m->kind) {
     case LQ_MOD_QUANTIZATION: s = apply_quantization(m, &plan.mods[0], in_path, out_dir, opts, res); break;
+    case LQ_MOD_AWQ:
+    case LQ_MOD_SMOOTHQUANT: s = apply_smooth(r, m, &plan.mods[0], in_path, out_dir, opts, res); break;
     case LQ_MOD_MAGNITUDE_PRUNING:
     case LQ_MOD_STRUCTURED_PRUNING: s = apply_pruning(m, &plan.mods[0], ck, in_path, out_dir, opts, res); break;
     case LQ_MOD_GPTQ: s = apply_gptq(r, m, &plan.mods[0], in_path, out_dir, opts, res); break;
