@@ -487,3 +487,18 @@ Test(smooth, recipe_run_smoothquant_w8a8, .timeout = 300) {
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
     lq_model_free(m);
 }
+
+/* quant-ptq --format gguf --method awq: the smoothed weights feed the GGUF writer; the file loads
+ * and no temporary directory is left next to it. */
+Test(smooth, cli_awq_gguf, .timeout = 300) {
+    char err[1024], args[4096], out[600], cmd[1400];
+    snprintf(out, sizeof out, "%s/awq.gguf", g_root);
+    snprintf(args, sizeof args, "--format gguf --model '%s' --type Q8_0 --out '%s' --method awq --calib '%s' "
+             "--calib-samples 4 --calib-len 128", g_260k, out, g_calib);
+    cr_assert_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 0, "%s: %s", args, err);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    lq_model_free(m);
+    snprintf(cmd, sizeof cmd, "ls -d '%s'.smooth.* 2>/dev/null | grep -q .", out);
+    cr_expect_neq(system(cmd), 0, "a temporary directory was left next to %s", out);
+}

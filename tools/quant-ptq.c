@@ -394,6 +394,7 @@ int main(int argc, char **argv) {
     o.user = &prog;
     lq_ptq_summary sum;
     const char *src = model; /* the smoothed float model when smoothing */
+    sm.o.pool = o.pool;
     lq_status s = sm.on ? ptq_smooth_run(&sm, model, od.tmp, tok_path, !json) : LQ_OK;
     if (sm.on) src = sm.dir;
     if (s == LQ_OK)

@@ -1,10 +1,13 @@
 /* gguf.c - quant-ptq --format gguf (see ptq_gguf.h). */
 #include "quant-ptq/ptq_gguf.h"
+#include "quant-ptq/ptq_smooth.h"
 
 #include "tool_cli.h"
 #include "tool_gguf.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_RULES 64
 
@@ -34,6 +37,10 @@ static void usage(FILE *f) {
             "  --output-tensor-type T, --token-embedding-type T   as llama-quantize's options\n"
             "  --tokenizer FILE   tokenizer to embed: tokenizer.json, llama2.c tokenizer.bin, or a\n"
             "                     .gguf whose tokenizer.* keys are copied (default: the model's own)\n"
+            "  --method awq --calib TEXT... [--calib-samples N] [--calib-len L] [--calib-seed S]\n"
+            "                     [--duo-scaling V] [--awq-grid N]: AWQ first (quant-ptq --help),\n"
+            "                     its search scoring 4-bit groups of 32 with zero points (Q4_K's\n"
+            "                     sub-blocks), then the GGUF types from the smoothed weights\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out FILE         output file (written as FILE.tmp.<pid>, renamed when complete)\n"
             "  --force            replace an existing FILE\n"
@@ -63,6 +70,8 @@ int ptq_gguf_main(int argc, char **argv) {
     lq_gguf_tensor_rule rules[MAX_RULES];
     static char pats[MAX_RULES][256];
     lq_gguf_export_opts o = {.output_type = -1, .token_embd_type = -1};
+    ptq_smooth sm = {0};
+    tool_gptq gq = {0};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -95,15 +104,42 @@ int ptq_gguf_main(int argc, char **argv) {
             o.tokenizer = a.value;
         } else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
+        } else if (ptq_smooth_arg(&a, &sm, &gq, &rc)) {
+            if (rc) return rc;
+        } else if (tool_args_value(&a, "--calib")) {
+            if (gq.n_calib == TOOL_GPTQ_MAX_CALIB) return tool_bad_args("at most %d --calib files", TOOL_GPTQ_MAX_CALIB);
+            gq.calib[gq.n_calib++] = a.value;
+        } else if (tool_gptq_arg(&a, &gq, &rc)) {
+            if (rc) return rc;
         } else {
             return tool_args_unknown(&a);
         }
     }
     if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
+    if (gq.on) return tool_bad_args("--format gguf writes llama-quantize's types: no GPTQ");
+    if (sm.on && sm.o.method != LQ_SMOOTH_AWQ) return tool_bad_args("--format gguf smooths with --method awq only");
+    lq_ptq_opts po = {.scheme = LQ_PTQ_W4A16, .group_size = 32, .asym = true};
+    if ((rc = ptq_smooth_check(&sm, &gq, &po, gq.n_calib, gq.calib)) != 0) return rc;
+    if ((rc = tool_gptq_check(&gq, &po)) != 0) return rc;
+    if (!sm.on && gq.n_calib) return tool_bad_args("--calib goes with --method awq");
     o.rules = rules;
     o.n_rules = n_rules;
     o.pool = lq_pool_create(threads);
-    rc = tool_gguf_run(model, out, &o, force, json);
+    char tmp[4096] = "";
+    const char *src = model;
+    if (sm.on) { /* the smoothed float model next to the output, removed whatever happens */
+        snprintf(tmp, sizeof tmp, "%s.smooth.XXXXXX", out);
+        sm.o.pool = o.pool;
+        lq_status s = mkdtemp(tmp) ? LQ_OK : lq_fail(LQ_ERR_IO, "%s: cannot create a temporary directory", tmp);
+        if (s != LQ_OK) tmp[0] = 0;
+        if (s == LQ_OK) s = ptq_smooth_run(&sm, model, tmp, o.tokenizer, !json);
+        if (s != LQ_OK) rc = tool_fail_at("cannot smooth", model, s);
+        src = sm.dir;
+    }
+    if (rc == 0) rc = tool_gguf_run(src, out, &o, force, json);
+    if (rc == 0 && sm.on && !json) ptq_smooth_print(&sm, false);
+    ptq_smooth_cleanup(&sm);
+    if (tmp[0]) rmdir(tmp);
     lq_pool_free(o.pool);
     return rc;
 }

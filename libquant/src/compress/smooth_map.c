@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include "libquant/lq_file.h"
 #include "libquant/lq_safetensors.h"
 #include "lq_blocks.h"
 
@@ -174,6 +177,12 @@ lq_status lq_sm_write(const sm_overlay *o, const char *model_path, const char *o
     lq_st_writer_abort(wr);
     if (s == LQ_OK) s = lq_config_json_save(out_dir, lq_checkpoint_config_json(c));
     if (s == LQ_OK) s = lq_checkpoint_copy_side_files(model_path, out_dir);
+    /* the chat template travels too: a GGUF written from this directory embeds it */
+    char src[4096], dst[4096];
+    struct stat sb;
+    if (s == LQ_OK && snprintf(src, sizeof src, "%s/chat_template.jinja", model_path) < (int)sizeof src &&
+        snprintf(dst, sizeof dst, "%s/chat_template.jinja", out_dir) < (int)sizeof dst && stat(src, &sb) == 0)
+        s = lq_file_copy(src, dst);
     if (s != LQ_OK) remove(path);
     return s;
 }
