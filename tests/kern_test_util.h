@@ -16,34 +16,6 @@
 
 #ifndef KT_RNG_SEED
 #error "define KT_RNG_SEED before including kern_test_util.h"
-/* A quantized weight with its own buffers (payload exactly rows * row_bytes: ASan sees any read
- * past the last row). */
-typedef struct qweight {
-    lq_weight w;
-    void *data;
-    float *aux0, *aux1;
-} qweight;
-
-/* Quantize src (rows x cols) into fmt; returns 0 if lq_wfmt_sizes refuses the shape. */
-static inline int kt_quantize(lq_wfmt fmt, const float *src, int64_t rows, int64_t cols,
-                    const lq_quant_params *p, qweight *q) {
-    memset(q, 0, sizeof *q);
-    size_t rb;
-    int64_t a0, a1;
-    if (!lq_wfmt_sizes(fmt, rows, cols, p, &rb, &a0, &a1)) return 0;
-    q->data = malloc((size_t)rows * rb);
-    q->aux0 = malloc((size_t)(a0 > 0 ? a0 : 1) * sizeof(float));
-    q->aux1 = a1 > 0 ? malloc((size_t)a1 * sizeof(float)) : NULL;
-    cr_assert(q->data && q->aux0);
-    memset(q->data, 0xA5, (size_t)rows * rb); /* quantize_ref must write every byte */
-    q->w = (lq_weight){.fmt = fmt, .rows = rows, .cols = cols, .data = q->data, .row_bytes = rb,
-                       .aux = {q->aux0, q->aux1}};
-    lq_wfmt_get(fmt)->quantize_ref(src, p, &q->w);
-    return 1;
-}
-
-static inline void kt_qfree(qweight *q) { free(q->data); free(q->aux0); free(q->aux1); }
-
 #endif
 
 static uint64_t g_rng = KT_RNG_SEED;
