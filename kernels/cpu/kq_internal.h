@@ -65,8 +65,11 @@ void lq_kq_quantize_w_q5_K(const float *x, const float *qw, lq_block_q5_K *y);
 void lq_kq_quantize_w_q6_K(const float *x, const float *qw, lq_block_q6_K *y);
 void lq_kq_quantize_w_iq4_xs(const float *x, const float *qw, lq_block_iq4_xs *y);
 
-/* ggml make_qkx3_quants with weights (never NULL here): asymmetric codes in [0, nmax] for
- * x ~ scale * L - min; returns the scale, *the_min = -min. kq_quantize_imat.c. */
+/* ggml make_qkx2_quants (kq_quantize.c) and make_qkx3_quants (kq_quantize_imat.c: the same search
+ * with use_mad 0), weights never NULL: asymmetric codes in [0, nmax] for x ~ scale * L - min;
+ * returns the scale, *the_min = -min. */
+float lq_kq_make_qkx2(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                      uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad);
 float lq_kq_make_qkx3(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
                       uint8_t *Laux, float rmin, float rdelta, int nstep);
 

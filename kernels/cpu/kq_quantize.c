@@ -30,7 +30,9 @@ const int8_t lq_kq_iq4nl_values[16] = LQ_IQ4NL_VALUES;
 /* ---- scale searches ------------------------------------------------------------------------- */
 
 /* Asymmetric codes L in [0, nmax] for x ~ scale * L - min, weighted error search over nstep + 1
- * candidate inverse scales (ggml make_qkx2_quants). Returns the scale, *the_min = -min >= 0. */
+ * candidate inverse scales (ggml make_qkx2_quants; with use_mad 0 also make_qkx3_quants, the
+ * imatrix search, whose only difference - `max <= min` for `max == min` - decides alike on every
+ * input). Returns the scale, *the_min = -min >= 0. */
 static float kq_qkx2(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
                      uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
     float min = x[0], max = x[0];
@@ -99,6 +101,11 @@ static float kq_qkx2(int n, int nmax, const float *x, const float *weights, uint
     }
     *the_min = -min;
     return scale;
+}
+
+float lq_kq_make_qkx2(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                      uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
+    return kq_qkx2(n, nmax, x, weights, L, the_min, Laux, rmin, rdelta, nstep, use_mad);
 }
 
 /* The first element of largest magnitude, sign kept; *amax gets its magnitude (0 for n = 0). */
