@@ -336,7 +336,7 @@ int main(int argc, char **argv) {
     tool_init("quant-recipe", usage);
     const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL, *file = NULL, *tokenizer = NULL;
     bool json = false, force = false, bitmask = false;
-    int threads = 0, v;
+    int threads = 0, arg_rc = 0;
     const char *calib[16];
     lq_recipe_calib rc_calib = {.files = calib};
     tool_args a = tool_args_begin(argc, argv);
@@ -354,14 +354,8 @@ int main(int argc, char **argv) {
         else if (tool_args_value(&a, "--calib")) {
             if (rc_calib.n_files == 16) return tool_bad_args("at most 16 --calib files");
             calib[rc_calib.n_files++] = a.value;
-        } else if (tool_args_value(&a, "--calib-samples")) {
-            if (!tool_parse_int(a.value, 1, &v)) return tool_args_bad_value(&a);
-            rc_calib.n_samples = v;
-        } else if (tool_args_value(&a, "--calib-len")) {
-            if (!tool_parse_int(a.value, 2, &v)) return tool_args_bad_value(&a);
-            rc_calib.sample_len = v;
-        } else if (tool_args_value(&a, "--calib-seed")) {
-            if (!tool_parse_u64(a.value, &rc_calib.seed)) return tool_args_bad_value(&a);
+        } else if (tool_calib_sample_arg(&a, &rc_calib.n_samples, &rc_calib.sample_len, &rc_calib.seed, &arg_rc)) {
+            if (arg_rc) return arg_rc;
         } else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
         } else if (tool_args_positional(&a) && !cmd) cmd = a.arg;

@@ -122,4 +122,10 @@ int tool_args_unknown(const tool_args *a);
 /* Bad-arguments exit for the value just taken: "bad value for X: 'V'". Returns 2. */
 int tool_args_bad_value(const tool_args *a);
 
+/* The calibration sampling options every calibrated method shares (lq_calib_samples' arguments):
+ * --calib-samples N (>= 1), --calib-len L (>= 2), --calib-seed S. Returns true when the current
+ * argument is one of them (consumed; the value is stored only when it parses); *rc then holds 0
+ * or the bad-value exit code. */
+bool tool_calib_sample_arg(tool_args *a, int64_t *n_samples, int *sample_len, uint64_t *seed, int *rc);
+
 #endif

@@ -16,14 +16,7 @@ bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
         if (strcmp(a->value, "gptq") == 0) g->on = true;
         else if (strcmp(a->value, "rtn") == 0) g->on = false;
         else *rc = tool_bad_args("--method must be rtn or gptq, not '%s'", a->value);
-    } else if (tool_args_value(a, "--calib-samples")) {
-        if (!tool_parse_int(a->value, 1, &v)) *rc = tool_args_bad_value(a);
-        g->o.n_samples = v;
-    } else if (tool_args_value(a, "--calib-len")) {
-        if (!tool_parse_int(a->value, 2, &v)) *rc = tool_args_bad_value(a);
-        g->o.sample_len = v;
-    } else if (tool_args_value(a, "--calib-seed")) {
-        if (!tool_parse_u64(a->value, &g->o.seed)) *rc = tool_args_bad_value(a);
+    } else if (tool_calib_sample_arg(a, &g->o.n_samples, &g->o.sample_len, &g->o.seed, rc)) {
     } else if (tool_args_value(a, "--dampening")) {
         if (!tool_parse_float(a->value, 1e-6f, 10.0f, &f)) *rc = tool_args_bad_value(a);
         g->o.damp = f;

@@ -19,14 +19,7 @@ bool prune_calib_arg(tool_args *a, prune_calib *g, int *rc) {
     if (tool_args_value(a, "--calib")) {
         if (g->n_calib == PRUNE_CALIB_MAX) *rc = tool_bad_args("at most %d --calib files", PRUNE_CALIB_MAX);
         else g->calib[g->n_calib++] = a->value;
-    } else if (tool_args_value(a, "--calib-samples")) {
-        if (!tool_parse_int(a->value, 1, &v)) *rc = tool_args_bad_value(a);
-        g->o.n_samples = v;
-    } else if (tool_args_value(a, "--calib-len")) {
-        if (!tool_parse_int(a->value, 2, &v)) *rc = tool_args_bad_value(a);
-        g->o.sample_len = v;
-    } else if (tool_args_value(a, "--calib-seed")) {
-        if (!tool_parse_u64(a->value, &g->o.seed)) *rc = tool_args_bad_value(a);
+    } else if (tool_calib_sample_arg(a, &g->o.n_samples, &g->o.sample_len, &g->o.seed, rc)) {
     } else if (tool_args_value(a, "--dampening")) {
         if (!tool_parse_float(a->value, 1e-6f, 0.999f, &f)) *rc = tool_args_bad_value(a);
         g->o.damp = f;
