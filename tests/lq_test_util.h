@@ -81,6 +81,28 @@ static inline int lq_test_convert_stories260k(const char *out, char *cmd, size_t
     return lq_test_exit_code(system(cmd));
 }
 
+/* The calibration suites' fixture, in the directory `root` (already created): stories260K as an HF
+ * directory <root>/fp32 and the first calib_bytes of WikiText-2 test as <root>/calib.txt (text
+ * none of them evaluates on). Paths go to fp32 / calib (512 bytes each). Returns 0, or non-zero
+ * with cmd (cmd_cap bytes) saying what failed. */
+static inline int lq_test_calib_fixture(const char *root, size_t calib_bytes, char *fp32, char *calib,
+                                        char *cmd, size_t cmd_cap) {
+    char wiki[1024];
+    snprintf(fp32, 512, "%s/fp32", root);
+    snprintf(calib, 512, "%s/calib.txt", root);
+    int rc = lq_test_convert_stories260k(fp32, cmd, cmd_cap);
+    if (rc != 0) return rc;
+    size_t len;
+    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", wiki, sizeof wiki), &len);
+    FILE *f = text ? fopen(calib, "wb") : NULL;
+    snprintf(cmd, cmd_cap, "cannot write %s from %s", calib, wiki);
+    const size_t n = text && len < calib_bytes ? len : calib_bytes;
+    rc = !f || fwrite(text, 1, n, f) != n;
+    if (f && fclose(f) != 0) rc = 1;
+    free(text);
+    return rc;
+}
+
 /* Run the built tool `name` with `args` (already shell-quoted) through the shell: stdout to
  * <dir>/stdout.txt, stderr to <dir>/stderr.txt; the stderr text (truncated to cap) into err when
  * err is not NULL. Returns the exit code, -1 when it did not exit normally. */

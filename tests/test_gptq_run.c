@@ -26,18 +26,8 @@ static void setup(void) {
     char tmpl[] = "/tmp/lq_test_gptq_XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
     snprintf(g_root, sizeof g_root, "%s", tmpl);
-    snprintf(g_fp32, sizeof g_fp32, "%s/fp32", g_root);
-    char cmd[4096], wiki[1024];
-    cr_assert_eq(lq_test_convert_stories260k(g_fp32, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
-    size_t len;
-    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", wiki, sizeof wiki), &len);
-    cr_assert_not_null(text);
-    snprintf(g_calib, sizeof g_calib, "%s/calib.txt", g_root);
-    FILE *f = fopen(g_calib, "wb");
-    cr_assert_not_null(f);
-    fwrite(text, 1, len < 49152 ? len : 49152, f);
-    fclose(f);
-    free(text);
+    char cmd[4096];
+    cr_assert_eq(lq_test_calib_fixture(g_root, 49152, g_fp32, g_calib, cmd, sizeof cmd), 0, "calibration fixture: %s", cmd);
 }
 
 static void teardown(void) {

@@ -90,20 +90,10 @@ static void setup(void) {
     char tmpl[] = "/tmp/lq_test_smooth_XXXXXX";
     cr_assert_not_null(mkdtemp(tmpl));
     snprintf(g_root, sizeof g_root, "%s", tmpl);
-    snprintf(g_260k, sizeof g_260k, "%s/fp32", g_root);
     snprintf(g_mha, sizeof g_mha, "%s/mha", g_root);
-    char cmd[4096], wiki[1024];
-    cr_assert_eq(lq_test_convert_stories260k(g_260k, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
+    char cmd[4096];
+    cr_assert_eq(lq_test_calib_fixture(g_root, 32768, g_260k, g_calib, cmd, sizeof cmd), 0, "calibration fixture: %s", cmd);
     write_mha(g_mha);
-    size_t len;
-    char *text = lq_test_read_file(lq_test_shared("data/wikitext-2-raw-v1.test.hfjoin.txt", wiki, sizeof wiki), &len);
-    cr_assert_not_null(text);
-    snprintf(g_calib, sizeof g_calib, "%s/calib.txt", g_root);
-    FILE *f = fopen(g_calib, "wb");
-    cr_assert_not_null(f);
-    fwrite(text, 1, len < 32768 ? len : 32768, f);
-    fclose(f);
-    free(text);
 }
 
 static void teardown(void) {
