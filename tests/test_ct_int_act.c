@@ -26,7 +26,7 @@
 
 /* These rows' integer path is opt-in (format_table.c): turn it on before the table's first use
  * (each test runs in its own process). */
-static void opt_in(void) { setenv("LQ_INT_ACT", "all", 1); }
+static void opt_in(void) { lq_matmul_set_act_mode(LQ_ACT_MODE_ALL); }
 TestSuite(ct_int_act, .init = opt_in);
 
 /* Activations 127, 1, 1, ... (amax 127: d_x = 1, codes equal the values, act_quant.c). */
@@ -166,6 +166,8 @@ static void check(lq_wfmt f, int64_t rows, int64_t cols, int gs, int asym) {
     t->matvec_q(&q.w, xq, yf, 5, rows - 2);
     EXPECT_CLOSE(what, yf, yr + 5, sq + 5, rows - 7, t->tol_atol, t->tol_rtol);
     lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    cr_assert(!lq_matmul_uses_int_act(&q.w), "%s: opt-in, not taken by default", t->name);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_ALL);
     cr_assert(lq_matmul_uses_int_act(&q.w));
     lq_pool *pool = lq_pool_create(2);
     for (int64_t m = 1; m <= n; m += n - 1) {

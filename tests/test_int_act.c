@@ -172,6 +172,8 @@ static void check_row(lq_wfmt f, int64_t rows, int64_t cols) {
     /* lq_matmul (integer path) vs lq_matmul_ref (f32 activations): act_tol * sum |W| amax */
     for (int64_t i = 0; i < n; i++) act_scale(&q.w, X + i * cols, a, sa + i * rows);
     lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    cr_assert_eq(lq_matmul_uses_int_act(&q.w), !t->act_opt_in, "%s: AUTO takes every row but the opt-in ones", t->name);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_ALL);
     cr_assert(lq_matmul_uses_int_act(&q.w));
     const int threads[] = {1, 2, 3};
     const int64_t ns[] = {1, n};

@@ -397,7 +397,7 @@ static const struct {
     lq_matvec_q_fn ref, fast;
     double tol;
     lq_gemm_q_fn gemm; /* fast multi-token twin of `fast` (bit-identical), optional */
-    /* Off unless LQ_INT_ACT=all: the path's end-to-end loss exceeds the budget (KLD of the
+    /* Taken only under LQ_ACT_MODE_ALL (LQ_INT_ACT=all): the path's end-to-end loss exceeds the budget (KLD of the
      * integer path against f32 activations on SmolLM2-135M <= 1e-4; docs/RESULTS.md), so the
      * format keeps f32 activations by default; the row stays for measurement. */
     int opt_in;
@@ -478,15 +478,13 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void choose_paths(void) {
     const int fast = lq_cpu_has_avx2();
-    const char *e = getenv("LQ_INT_ACT");
-    const int opt_in = e && strcmp(e, "all") == 0;
     for (int f = 0; f < LQ_WFMT_COUNT; f++) {
         lq_wfmt_traits *t = &g_traits[f];
         t->matvec = (fast && g_fast[f].matvec) ? g_fast[f].matvec : t->matvec_ref;
         t->dequant = (fast && g_fast[f].dequant) ? g_fast[f].dequant : t->dequant_ref;
         t->matmul_tile = (fast && g_tiles[f].fast) ? g_tiles[f].fast : g_tiles[f].ref;
-        if (g_int[f].opt_in && !opt_in) continue; /* act stays LQ_ACT_NONE, matvec_q NULL */
         t->act = g_int[f].act;
+        t->act_opt_in = g_int[f].opt_in;
         t->matvec_q_ref = g_int[f].ref;
         t->matvec_q = (fast && g_int[f].fast) ? g_int[f].fast : g_int[f].ref;
         t->act_tol = g_int[f].tol;

@@ -58,7 +58,10 @@ lq_act_mode lq_matmul_act_mode(void) {
     int m = atomic_load_explicit(&g_act_mode, memory_order_relaxed);
     if (m < 0) {
         const char *e = getenv("LQ_F32_ACT");
-        m = (e && *e && strcmp(e, "0") != 0) ? LQ_ACT_MODE_F32 : LQ_ACT_MODE_AUTO;
+        const char *all = getenv("LQ_INT_ACT");
+        m = (e && *e && strcmp(e, "0") != 0)   ? LQ_ACT_MODE_F32
+            : (all && strcmp(all, "all") == 0) ? LQ_ACT_MODE_ALL
+                                               : LQ_ACT_MODE_AUTO;
         int expect = -1;
         atomic_compare_exchange_strong(&g_act_mode, &expect, m);
         m = atomic_load(&g_act_mode);
@@ -70,8 +73,9 @@ void lq_matmul_set_act_mode(lq_act_mode m) { atomic_store(&g_act_mode, (int)m); 
 
 int lq_matmul_uses_int_act(const lq_weight *w) {
     const lq_wfmt_traits *t = w ? lq_wfmt_get(w->fmt) : NULL;
-    return t && t->act != LQ_ACT_NONE && t->matvec_q &&
-           lq_act_row_bytes(t->act, w->cols) > 0 && lq_matmul_act_mode() == LQ_ACT_MODE_AUTO;
+    if (!t || t->act == LQ_ACT_NONE || !t->matvec_q || lq_act_row_bytes(t->act, w->cols) == 0) return 0;
+    const lq_act_mode m = lq_matmul_act_mode();
+    return m == LQ_ACT_MODE_ALL || (m == LQ_ACT_MODE_AUTO && !t->act_opt_in);
 }
 
 /* The quantized activations live in a buffer of the calling thread (workers only read it while

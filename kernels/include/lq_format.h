@@ -223,6 +223,9 @@ typedef struct lq_wfmt_traits {
     lq_matvec_q_fn matvec_q;     /* fastest */
     lq_matvec_q_fn matvec_q_ref; /* scalar spec: int32 block dot products, ggml's block formula */
     double act_tol;
+    /* 1: lq_matmul takes the path only under LQ_ACT_MODE_ALL (lq_ops.h), because its measured
+     * end-to-end loss is over the budget; the row and its tests exist all the same. */
+    int act_opt_in;
     lq_gemm_q_fn gemm_q; /* optional (NULL: prefill loops matvec_q over the tokens) */
 } lq_wfmt_traits;
 

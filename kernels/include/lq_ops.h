@@ -36,7 +36,11 @@ lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y
  * LQ_ACT_MODE_F32 multiplies f32 activations (lq_matmul_ref's semantics), e.g. to measure what
  * the integer path costs in quality. Process-wide; LQ_F32_ACT=1 in the environment selects F32
  * at startup. Not to be changed while a matmul runs. */
-typedef enum lq_act_mode { LQ_ACT_MODE_AUTO = 0, LQ_ACT_MODE_F32 = 1 } lq_act_mode;
+typedef enum lq_act_mode {
+    LQ_ACT_MODE_AUTO = 0, /* every row with a path, except the opt-in ones (act_opt_in) */
+    LQ_ACT_MODE_F32 = 1,  /* no row: f32 activations everywhere (LQ_F32_ACT=1) */
+    LQ_ACT_MODE_ALL = 2,  /* every row with a path, the opt-in ones too (LQ_INT_ACT=all) */
+} lq_act_mode;
 void lq_matmul_set_act_mode(lq_act_mode m);
 lq_act_mode lq_matmul_act_mode(void);
 /* Whether lq_matmul on w takes the integer-activation path now. */
