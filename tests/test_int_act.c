@@ -196,20 +196,26 @@ static void check_row(lq_wfmt f, int64_t rows, int64_t cols) {
     kt_qfree(&q);
 }
 
+/* Every ISA level this CPU runs (AVX2, and AVX-512 where present) against the same _ref. */
 Test(int_act, every_row_with_an_integer_path) {
-    int rows_with = 0;
-    for (int f = 0; f < LQ_WFMT_COUNT; f++) {
-        const lq_wfmt_traits *t = lq_wfmt_get((lq_wfmt)f);
-        if (t->act == LQ_ACT_NONE) {
-            cr_assert(!t->matvec_q && !t->matvec_q_ref, "%s: matvec_q without an act layout", t->name);
-            continue;
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        int rows_with = 0;
+        for (int f = 0; f < LQ_WFMT_COUNT; f++) {
+            const lq_wfmt_traits *t = lq_wfmt_get((lq_wfmt)f);
+            if (t->act == LQ_ACT_NONE) {
+                cr_assert(!t->matvec_q && !t->matvec_q_ref, "%s: matvec_q without an act layout", t->name);
+                continue;
+            }
+            cr_assert(t->matvec_q && t->matvec_q_ref && t->act_tol > 0 && t->act_tol < 0.05, "%s", t->name);
+            rows_with++;
+            check_row((lq_wfmt)f, 67, 512);
+            check_row((lq_wfmt)f, 33, 1536);
         }
-        cr_assert(t->matvec_q && t->matvec_q_ref && t->act_tol > 0 && t->act_tol < 0.05, "%s", t->name);
-        rows_with++;
-        check_row((lq_wfmt)f, 67, 512);
-        check_row((lq_wfmt)f, 33, 1536);
+        cr_assert(rows_with >= 1);
     }
-    cr_assert(rows_with >= 1);
+    lq_kernels_set_isa(best);
 }
 
 /* One Q8_0 block by hand: weight codes 1..32 (d_w = 1) times activations 127, 1, 1, ... (amax

@@ -76,6 +76,7 @@
 
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -474,12 +475,27 @@ static const struct {
     [LQ_WFMT_IQ4_XS] = {.matvec = lq_matvec_iq4_xs_avx2, .dequant = lq_dequant_iq4_xs_avx2},
 };
 
+/* The AVX-512 (F/BW/VL/VNNI) twins, *_avx512.c: each non-NULL slot replaces the AVX2 one on a
+ * CPU that has them; a NULL slot keeps the AVX2 path. They meet the same tolerances as the AVX2
+ * twins (tests run both levels against the _ref). */
+static const struct {
+    lq_matvec_fn matvec;
+    lq_matvec_q_fn matvec_q;
+    lq_gemm_q_fn gemm_q;
+} g_fast512[LQ_WFMT_COUNT] = {
+    [LQ_WFMT_F32] = {.matvec = NULL},
+};
+
+/* The rows as each ISA level runs them, filled once; lq_wfmt_get serves the level in use. */
+static lq_wfmt_traits g_rows[LQ_ISA_COUNT][LQ_WFMT_COUNT];
+static atomic_int g_isa;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static void choose_paths(void) {
-    const int fast = lq_cpu_has_avx2();
+static void fill_level(lq_isa isa) {
+    const int fast = isa >= LQ_ISA_AVX2, wide = isa >= LQ_ISA_AVX512;
     for (int f = 0; f < LQ_WFMT_COUNT; f++) {
-        lq_wfmt_traits *t = &g_traits[f];
+        lq_wfmt_traits *t = &g_rows[isa][f];
+        *t = g_traits[f];
         t->matvec = (fast && g_fast[f].matvec) ? g_fast[f].matvec : t->matvec_ref;
         t->dequant = (fast && g_fast[f].dequant) ? g_fast[f].dequant : t->dequant_ref;
         t->matmul_tile = (fast && g_tiles[f].fast) ? g_tiles[f].fast : g_tiles[f].ref;
@@ -489,14 +505,39 @@ static void choose_paths(void) {
         t->matvec_q = (fast && g_int[f].fast) ? g_int[f].fast : g_int[f].ref;
         t->act_tol = g_int[f].tol;
         t->gemm_q = fast ? g_int[f].gemm : NULL;
+        if (!wide) continue;
+        if (g_fast512[f].matvec) t->matvec = g_fast512[f].matvec;
+        if (g_fast512[f].matvec_q && t->act != LQ_ACT_NONE) t->matvec_q = g_fast512[f].matvec_q;
+        if (g_fast512[f].gemm_q && t->act != LQ_ACT_NONE) t->gemm_q = g_fast512[f].gemm_q;
     }
-    lq_act_select(fast);
+}
+
+static void choose_paths(void) {
+    const lq_isa best = lq_cpu_isa();
+    for (int i = 0; i <= (int)best; i++) fill_level((lq_isa)i);
+    atomic_store(&g_isa, (int)best);
+    lq_act_select(best >= LQ_ISA_AVX2);
 }
 
 const lq_wfmt_traits *lq_wfmt_get(lq_wfmt f) {
     if ((int)f < 0 || f >= LQ_WFMT_COUNT) return NULL;
     pthread_once(&g_once, choose_paths);
-    return &g_traits[f];
+    return &g_rows[atomic_load_explicit(&g_isa, memory_order_relaxed)][f];
+}
+
+lq_isa lq_kernels_isa(void) {
+    pthread_once(&g_once, choose_paths);
+    return (lq_isa)atomic_load(&g_isa);
+}
+
+lq_isa lq_kernels_set_isa(lq_isa isa) {
+    pthread_once(&g_once, choose_paths);
+    const lq_isa best = lq_cpu_isa();
+    if ((int)isa < 0) isa = LQ_ISA_SCALAR;
+    if (isa > best) isa = best;
+    atomic_store(&g_isa, (int)isa);
+    lq_act_select(isa >= LQ_ISA_AVX2);
+    return isa;
 }
 
 lq_wfmt lq_wfmt_from_gguf_type(int ggml_type) {

@@ -255,6 +255,18 @@ lq_wfmt lq_wfmt_from_gguf_type(int ggml_type);
  * and LQ_FORCE_REF=1 in the environment use. */
 int lq_cpu_has_avx2(void);
 
+/* Instruction-set levels of the kernels. AVX2 (+FMA, F16C) is the baseline fast path; AVX512
+ * (F, BW, VL, VNNI) rows override some AVX2 slots and fall back to them elsewhere. */
+typedef enum { LQ_ISA_SCALAR = 0, LQ_ISA_AVX2 = 1, LQ_ISA_AVX512 = 2, LQ_ISA_COUNT } lq_isa;
+/* The best level this CPU runs, capped by LQ_FORCE_REF=1 (scalar) or LQ_FORCE_AVX2=1. */
+lq_isa lq_cpu_isa(void);
+const char *lq_isa_name(lq_isa isa);
+/* The level whose rows lq_wfmt_get returns now (lq_cpu_isa() unless set). */
+lq_isa lq_kernels_isa(void);
+/* Use the rows of `isa`, clamped to lq_cpu_isa(); returns the level in use. For tests and benches
+ * that compare levels in one process; not meant to change while kernels run on other threads. */
+lq_isa lq_kernels_set_isa(lq_isa isa);
+
 #ifdef __cplusplus
 }
 #endif
