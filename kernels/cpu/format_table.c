@@ -483,7 +483,16 @@ static const struct {
     lq_matvec_q_fn matvec_q;
     lq_gemm_q_fn gemm_q;
 } g_fast512[LQ_WFMT_COUNT] = {
+    /* -- float and compressed-tensors formats (fmt_f32_avx512.c, fmt_w4a16_avx512.c, ...) -- */
     [LQ_WFMT_F32] = {.matvec = NULL},
+
+
+    /* -- GGUF legacy blocks x Q8_0 / Q8_1 (fmt_legacy_avx512.c) -- */
+
+
+    /* -- K-quant super-blocks and IQ4_XS x Q8_K (fmt_kquant_avx512.c) -- */
+
+
 };
 
 /* The rows as each ISA level runs them, filled once; lq_wfmt_get serves the level in use. */

@@ -243,4 +243,14 @@ void lq_bf16_to_f32_row_avx2(const uint16_t *src, float *dst, int64_t n);
 void lq_f32_to_f16_row_avx2(const float *src, uint16_t *dst, int64_t n);
 void lq_f32_to_bf16_row_avx2(const float *src, uint16_t *dst, int64_t n);
 
+/* ---- AVX-512 (F/BW/VL/VNNI) twins (*_avx512.c; format_table.c's g_fast512), by family ---- */
+/* float and compressed-tensors formats */
+
+
+/* GGUF legacy blocks */
+
+
+/* K-quants */
+
+
 #endif
