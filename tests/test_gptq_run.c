@@ -118,7 +118,7 @@ static void out_dir(const char *name, char *buf, size_t cap) {
 static lq_gptq_opts w4_g32(lq_pool *pool) {
     static const char *calib[1];
     calib[0] = g_calib;
-    lq_gptq_opts o = {.calib = calib, .n_calib = 1, .n_samples = 16, .sample_len = 128, .seed = 1};
+    lq_gptq_opts o = {.calib = {.files = calib, .n_files = 1, .n_samples = 16, .sample_len = 128, .seed = 1}};
     o.ptq = (lq_ptq_opts){.scheme = LQ_PTQ_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL,
                           .pool = pool};
     return o;

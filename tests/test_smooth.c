@@ -108,8 +108,9 @@ static const char *g_calib_list[1];
 
 static lq_smooth_opts opts(lq_smooth_method m) {
     g_calib_list[0] = g_calib;
-    return (lq_smooth_opts){.method = m, .calib = g_calib_list, .n_calib = 1, .n_samples = 8, .sample_len = 128,
-                            .seed = 1, .group_size = 32, .alpha = -1.0};
+    return (lq_smooth_opts){.method = m, .calib = {.files = g_calib_list, .n_files = 1, .n_samples = 8,
+                                                                .sample_len = 128, .seed = 1},
+                            .group_size = 32, .alpha = -1.0};
 }
 
 static void out_dir(const char *name, char *buf, size_t cap) {
@@ -229,7 +230,7 @@ Test(smooth, awq_beats_rtn, .timeout = 600) {
     out_dir("awq_w4", awq, sizeof awq);
     out_dir("rtn_w4", rtn, sizeof rtn);
     lq_smooth_opts o = opts(LQ_SMOOTH_AWQ);
-    o.n_samples = 16;
+    o.calib.n_samples = 16;
     lq_smooth_summary sum;
     cr_assert_eq(lq_smooth_transform(g_260k, sm, &o, &sum), LQ_OK, "%s", lq_last_error());
     int lower = 0;

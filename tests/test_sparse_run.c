@@ -64,7 +64,7 @@ static void out_dir(const char *name, char *buf, size_t cap) {
 static lq_sparse_opts opts(lq_sparse_method m, lq_pool *pool) {
     static const char *calib[1];
     calib[0] = g_calib;
-    lq_sparse_opts o = {.method = m, .calib = calib, .n_calib = 1, .n_samples = 16, .sample_len = 128, .seed = 1};
+    lq_sparse_opts o = {.method = m, .calib = {.files = calib, .n_files = 1, .n_samples = 16, .sample_len = 128, .seed = 1}};
     o.prune = (lq_prune_opts){.method = LQ_PRUNE_MAGNITUDE, .sparsity = 0.5f, .nm_n = 2, .nm_m = 4, .pool = pool};
     return o;
 }

@@ -163,7 +163,7 @@ typedef struct runner {
     const char *tokenizer;
     bool json;
     bool bitmask;               /* --bitmask: pruning steps write the sparse-bitmask layouts */
-    lq_recipe_calib calib;      /* --calib: GPTQ / SparseGPT / Wanda modifiers */
+    lq_calib_source calib;      /* --calib: GPTQ / SparseGPT / Wanda modifiers */
     lq_pool *pool;
     tool_progress bar;
     char label[128];        /* the step the bar shows */
@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     bool json = false, force = false, bitmask = false;
     int threads = 0, arg_rc = 0;
     const char *calib[16];
-    lq_recipe_calib rc_calib = {.files = calib};
+    lq_calib_source rc_calib = {.files = calib};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -354,7 +354,7 @@ int main(int argc, char **argv) {
         else if (tool_args_value(&a, "--calib")) {
             if (rc_calib.n_files == 16) return tool_bad_args("at most 16 --calib files");
             calib[rc_calib.n_files++] = a.value;
-        } else if (tool_calib_sample_arg(&a, &rc_calib.n_samples, &rc_calib.sample_len, &rc_calib.seed, &arg_rc)) {
+        } else if (tool_calib_sample_arg(&a, &rc_calib, &arg_rc)) {
             if (arg_rc) return arg_rc;
         } else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);

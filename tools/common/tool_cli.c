@@ -160,17 +160,17 @@ int tool_args_unknown(const tool_args *a) {
 
 int tool_args_bad_value(const tool_args *a) { return tool_bad_args("bad value for %s: '%s'", a->arg, a->value); }
 
-bool tool_calib_sample_arg(tool_args *a, int64_t *n_samples, int *sample_len, uint64_t *seed, int *rc) {
+bool tool_calib_sample_arg(tool_args *a, lq_calib_source *src, int *rc) {
     int v;
     *rc = 0;
     if (tool_args_value(a, "--calib-samples")) {
-        if (tool_parse_int(a->value, 1, &v)) *n_samples = v;
+        if (tool_parse_int(a->value, 1, &v)) src->n_samples = v;
         else *rc = tool_args_bad_value(a);
     } else if (tool_args_value(a, "--calib-len")) {
-        if (tool_parse_int(a->value, 2, &v)) *sample_len = v;
+        if (tool_parse_int(a->value, 2, &v)) src->sample_len = v;
         else *rc = tool_args_bad_value(a);
     } else if (tool_args_value(a, "--calib-seed")) {
-        if (!tool_parse_u64(a->value, seed)) *rc = tool_args_bad_value(a);
+        if (!tool_parse_u64(a->value, &src->seed)) *rc = tool_args_bad_value(a);
     } else {
         return false;
     }

@@ -27,6 +27,7 @@
 #define TOOL_CLI_H
 
 #include "libquant.h"
+#include "libquant/lq_gptq.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -126,6 +127,6 @@ int tool_args_bad_value(const tool_args *a);
  * --calib-samples N (>= 1), --calib-len L (>= 2), --calib-seed S. Returns true when the current
  * argument is one of them (consumed; the value is stored only when it parses); *rc then holds 0
  * or the bad-value exit code. */
-bool tool_calib_sample_arg(tool_args *a, int64_t *n_samples, int *sample_len, uint64_t *seed, int *rc);
+bool tool_calib_sample_arg(tool_args *a, lq_calib_source *src, int *rc);
 
 #endif

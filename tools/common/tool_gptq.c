@@ -16,7 +16,7 @@ bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
         if (strcmp(a->value, "gptq") == 0) g->on = true;
         else if (strcmp(a->value, "rtn") == 0) g->on = false;
         else *rc = tool_bad_args("--method must be rtn or gptq, not '%s'", a->value);
-    } else if (tool_calib_sample_arg(a, &g->o.n_samples, &g->o.sample_len, &g->o.seed, rc)) {
+    } else if (tool_calib_sample_arg(a, &g->o.calib, rc)) {
     } else if (tool_args_value(a, "--dampening")) {
         if (!tool_parse_float(a->value, 1e-6f, 10.0f, &f)) *rc = tool_args_bad_value(a);
         g->o.damp = f;
@@ -34,7 +34,8 @@ bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
 
 int tool_gptq_check(const tool_gptq *g, const lq_ptq_opts *o) {
     if (!g->on) {
-        if (g->o.n_samples || g->o.sample_len || g->o.damp > 0 || g->o.block_size || g->o.actorder || g->o.seed)
+        if (g->o.calib.n_samples || g->o.calib.sample_len || g->o.damp > 0 || g->o.block_size || g->o.actorder ||
+            g->o.calib.seed)
             return tool_bad_args("--calib-samples, --calib-len, --calib-seed, --dampening, --actorder and "
                                  "--block-size go with --method gptq");
         return 0;
@@ -62,9 +63,9 @@ lq_status tool_gptq_run(tool_gptq *g, const char *model, const char *out_dir, co
                         const lq_ptq_opts *o, bool show_progress) {
     prog p = {.show = show_progress};
     g->o.ptq = *o;
-    g->o.calib = g->calib;
-    g->o.n_calib = g->n_calib;
-    g->o.tokenizer = tok_path;
+    g->o.calib.files = g->calib;
+    g->o.calib.n_files = g->n_calib;
+    g->o.calib.tokenizer = tok_path;
     g->o.progress = on_layer;
     g->o.user = &p;
     return lq_gptq_quantize(model, out_dir, &g->o, &g->sum);

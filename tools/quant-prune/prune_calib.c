@@ -19,7 +19,7 @@ bool prune_calib_arg(tool_args *a, prune_calib *g, int *rc) {
     if (tool_args_value(a, "--calib")) {
         if (g->n_calib == PRUNE_CALIB_MAX) *rc = tool_bad_args("at most %d --calib files", PRUNE_CALIB_MAX);
         else g->calib[g->n_calib++] = a->value;
-    } else if (tool_calib_sample_arg(a, &g->o.n_samples, &g->o.sample_len, &g->o.seed, rc)) {
+    } else if (tool_calib_sample_arg(a, &g->o.calib, rc)) {
     } else if (tool_args_value(a, "--dampening")) {
         if (!tool_parse_float(a->value, 1e-6f, 0.999f, &f)) *rc = tool_args_bad_value(a);
         g->o.damp = f;
@@ -29,7 +29,7 @@ bool prune_calib_arg(tool_args *a, prune_calib *g, int *rc) {
         g->o.block_size = v;
         g->have_block = true;
     } else if (tool_args_value(a, "--tokenizer")) {
-        g->o.tokenizer = a->value;
+        g->o.calib.tokenizer = a->value;
     } else {
         return false;
     }
@@ -38,8 +38,8 @@ bool prune_calib_arg(tool_args *a, prune_calib *g, int *rc) {
 
 int prune_calib_check(const prune_calib *g) {
     if (!g->on) {
-        if (g->n_calib || g->o.n_samples || g->o.sample_len || g->o.seed || g->have_damp || g->have_block ||
-            g->o.tokenizer)
+        if (g->n_calib || g->o.calib.n_samples || g->o.calib.sample_len || g->o.calib.seed || g->have_damp ||
+            g->have_block || g->o.calib.tokenizer)
             return tool_bad_args("--calib, --calib-samples, --calib-len, --calib-seed, --dampening, --block-size "
                                  "and --tokenizer go with --method wanda or sparsegpt");
         return 0;
@@ -67,8 +67,8 @@ lq_status prune_calib_run(prune_calib *g, const char *model, const char *out_dir
                           bool show_progress) {
     prog pr = {.show = show_progress, .who = lq_sparse_method_name(g->o.method)};
     g->o.prune = *p;
-    g->o.calib = g->calib;
-    g->o.n_calib = g->n_calib;
+    g->o.calib.files = g->calib;
+    g->o.calib.n_files = g->n_calib;
     g->o.progress = on_layer;
     g->o.user = &pr;
     return lq_sparse_prune(model, out_dir, &g->o, &g->sum);

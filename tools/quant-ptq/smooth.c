@@ -78,12 +78,10 @@ int ptq_smooth_check(ptq_smooth *s, tool_gptq *g, const lq_ptq_opts *o, int n_ca
     if (awq && o->scheme != LQ_PTQ_W4A16 && o->scheme != LQ_PTQ_W8A16)
         return tool_bad_args("--method awq searches for W4A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
     if (!s->alpha_set) s->o.alpha = -1.0;
-    s->o.calib = calib;
-    s->o.n_calib = n_calib;
-    s->o.n_samples = g->o.n_samples;
-    s->o.sample_len = g->o.sample_len;
-    s->o.seed = g->o.seed;
-    if (!g->on) g->o.n_samples = 0, g->o.sample_len = 0, g->o.seed = 0; /* the smoothing's, not GPTQ's */
+    s->o.calib = g->o.calib; /* --calib-samples / --calib-len / --calib-seed, parsed into GPTQ's */
+    s->o.calib.files = calib;
+    s->o.calib.n_files = n_calib;
+    if (!g->on) g->o.calib = (lq_calib_source){0}; /* the smoothing's, not GPTQ's */
     s->o.bits = o->scheme == LQ_PTQ_W8A16 ? 8 : 4;
     s->o.group_size = o->scheme == LQ_PTQ_W8A16 ? -1 : o->group_size;
     s->o.asym = o->scheme == LQ_PTQ_W4A16 && o->asym;
@@ -112,7 +110,7 @@ lq_status ptq_smooth_run(ptq_smooth *s, const char *model, const char *parent, c
         return lq_fail(LQ_ERR_IO, "%s/.smoothed: cannot create", parent);
     }
     prog p = {.show = show_progress, .what = s->o.method == LQ_SMOOTH_AWQ ? "awq" : "smoothquant"};
-    s->o.tokenizer = tok_path;
+    s->o.calib.tokenizer = tok_path;
     s->o.progress = on_layer;
     s->o.user = &p;
     return lq_smooth_transform(model, s->dir, &s->o, &s->sum);

@@ -57,6 +57,18 @@ lq_status lq_calib_samples(const lq_tokenizer *t, const char *const *paths, int 
                            int len, uint64_t seed, lq_calib_set *out);
 void lq_calib_set_free(lq_calib_set *s); /* NULL ok */
 
+/* Where a calibrating method's samples come from: the arguments of lq_calib_samples plus the
+ * tokenizer, one struct in every method's options (GPTQ, SparseGPT / Wanda, AWQ / SmoothQuant,
+ * recipes), as llm-compressor's oneshot dataset arguments. */
+typedef struct lq_calib_source {
+    const char *const *files;    /* calibration text files */
+    int n_files;
+    int64_t n_samples;           /* 0 = 128 */
+    int sample_len;              /* 0 = 512 */
+    uint64_t seed;
+    const char *tokenizer;       /* NULL: the model directory's tokenizer */
+} lq_calib_source;
+
 /* ---- one Linear ---------------------------------------------------------------------------------- */
 
 /* Accumulates H = 2 sum_t x_t x_t^T over the calibration tokens of one Linear's input. */
@@ -121,12 +133,7 @@ typedef void (*lq_gptq_progress_fn)(void *user, int layer, int n_layers, double 
 typedef struct lq_gptq_opts {
     lq_ptq_opts ptq;             /* scheme (W4A16 or W8A16), group size, asym, ignore, overrides,
                                   * group fallback, pool: as RTN; modules it quantizes get GPTQ */
-    const char *const *calib;    /* calibration text files */
-    int n_calib;
-    int64_t n_samples;           /* 0 = 128 */
-    int sample_len;              /* 0 = 512 */
-    uint64_t seed;
-    const char *tokenizer;       /* NULL: the model directory's tokenizer.json */
+    lq_calib_source calib;       /* the calibration samples */
     double damp;                 /* 0 = 0.01 */
     int block_size;              /* 0 = 128 */
     lq_gptq_actorder actorder;

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "lq_checkpoint.h"
+#include "lq_gptq.h"
 #include "lq_pool.h"
 #include "lq_status.h"
 
@@ -237,17 +238,6 @@ uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t 
 
 typedef void (*lq_recipe_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
-/* Calibration data of the modifiers that need it (GPTQModifier, SparseGPTModifier,
- * WandaPruningModifier): like llm-compressor's oneshot dataset arguments, given to the run, not
- * written in the recipe. Samples as lq_calib_samples draws them (lq_gptq.h). */
-typedef struct lq_recipe_calib {
-    const char *const *files;  /* text files; none: such a modifier is refused by name */
-    int n_files;
-    int64_t n_samples;         /* 0 = 128 */
-    int sample_len;            /* 0 = 512 */
-    uint64_t seed;
-} lq_recipe_calib;
-
 /* Whether the modifier runs on calibration data. */
 bool lq_modifier_needs_calibration(lq_modifier_kind k);
 
@@ -256,8 +246,11 @@ typedef struct lq_recipe_step_opts {
     lq_recipe_progress_fn progress;
     void *user;
     bool bitmask_output;       /* pruning: lq_prune_opts.bitmask_output (default: dense) */
-    lq_recipe_calib calib;
-    const char *tokenizer;     /* for the calibration text; NULL = the model's tokenizer.json */
+    /* Calibration data of the modifiers that need it (GPTQModifier, SparseGPTModifier,
+     * WandaPruningModifier, AWQ / SmoothQuant): like llm-compressor's oneshot dataset
+     * arguments, given to the run, not written in the recipe; no files: such a modifier is
+     * refused by name. */
+    lq_calib_source calib;
 } lq_recipe_step_opts;
 
 typedef struct lq_recipe_step_result {
@@ -335,7 +328,7 @@ typedef struct lq_recipe_run_opts {
     void (*note)(void *user, const char *line);
     void *user;
     bool bitmask_output;       /* magnitude / N:M pruning: lq_prune_opts.bitmask_output */
-    lq_recipe_calib calib;     /* GPTQ / SparseGPT / Wanda modifiers */
+    lq_calib_source calib;     /* GPTQ / SparseGPT / Wanda / AWQ / SmoothQuant modifiers */
 } lq_recipe_run_opts;
 
 typedef struct lq_recipe_run_result {

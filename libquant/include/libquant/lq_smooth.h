@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "lq_format.h"
+#include "lq_gptq.h"
 #include "lq_pool.h"
 #include "lq_status.h"
 
@@ -70,12 +71,7 @@ typedef void (*lq_smooth_progress_fn)(void *user, int layer, int n_layers, doubl
 
 typedef struct lq_smooth_opts {
     lq_smooth_method method;
-    const char *const *calib;    /* calibration text files (lq_calib_samples) */
-    int n_calib;
-    int64_t n_samples;           /* 0 = 128 */
-    int sample_len;              /* 0 = 512 */
-    uint64_t seed;
-    const char *tokenizer;       /* NULL: the model directory's */
+    lq_calib_source calib;       /* the calibration samples (lq_calib_samples) */
     /* AWQ: the integer RTN its search simulates (what the checkpoint is written with) */
     int bits;                    /* 4 or 8; 0 = 4 */
     int32_t group_size;          /* > 0 groups along cols (0 = 128); -1 one per row. A group that

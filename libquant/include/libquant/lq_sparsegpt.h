@@ -83,12 +83,7 @@ typedef struct lq_sparse_opts {
      * targets, ignore, bitmask_output, pool, progress (of the writer). global, overrides and
      * scores do not apply (refused). */
     lq_prune_opts prune;
-    const char *const *calib;    /* calibration text files */
-    int n_calib;
-    int64_t n_samples;           /* 0 = 128 */
-    int sample_len;              /* 0 = 512 */
-    uint64_t seed;
-    const char *tokenizer;       /* NULL: the model directory's */
+    lq_calib_source calib;       /* the calibration samples */
     double damp;                 /* SparseGPT; 0 = 0.01 */
     int block_size;              /* SparseGPT; 0 = 128 */
     lq_gptq_progress_fn progress; /* after each decoder layer */

@@ -273,9 +273,7 @@ lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq
     if (opts->actorder < 0 || opts->actorder >= LQ_GPTQ_ACTORDER_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "gptq: unknown activation order %d", (int)opts->actorder);
     run r = {.o = opts, .pool = opts->ptq.pool, .sum = &sum};
-    lq_lw_opts so = {.calib = opts->calib, .n_calib = opts->n_calib, .n_samples = opts->n_samples,
-                      .sample_len = opts->sample_len, .seed = opts->seed, .tokenizer = opts->tokenizer,
-                      .who = "gptq", .pool = opts->ptq.pool, .compress = compress, .user = &r,
+    lq_lw_opts so = {.calib = opts->calib, .who = "gptq", .pool = opts->ptq.pool, .compress = compress, .user = &r,
                       .progress = opts->progress, .progress_user = opts->user};
     lq_lw_info info;
     lq_status st = lq_layerwise_run(model_path, &so, &info);

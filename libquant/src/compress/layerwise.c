@@ -156,8 +156,7 @@ static lq_status calibrate(run *r, const char *model_path, lq_lw_info *info) {
     const lq_lw_opts *o = r->o;
     const lq_config *c = lq_model_config(r->m);
     lq_seq sq;
-    LQ_TRY(lq_seq_begin(r->m, model_path, o->tokenizer, o->calib, o->n_calib, o->n_samples, o->sample_len, o->seed,
-                        o->pool, o->who, &sq));
+    LQ_TRY(lq_seq_begin(r->m, model_path, &o->calib, o->pool, o->who, &sq));
     lq_status st = LQ_OK;
     float *tmp = malloc((size_t)sq.stride * sizeof *tmp);
     if (!tmp) st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", o->who);

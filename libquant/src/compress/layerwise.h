@@ -39,12 +39,7 @@ typedef struct lq_lw_linear {
 typedef lq_status (*lq_lw_compress_fn)(void *user, lq_model *m, const lq_lw_linear *lin);
 
 typedef struct lq_lw_opts {
-    const char *const *calib;  /* calibration text files */
-    int n_calib;
-    int64_t n_samples;         /* 0 = 128 */
-    int sample_len;            /* 0 = 512 */
-    uint64_t seed;
-    const char *tokenizer;     /* NULL: the model directory's */
+    lq_calib_source calib;     /* the calibration samples */
     bool diag_only;            /* accumulate sumsq (Wanda) instead of H */
     const char *who;           /* "gptq", "sparsegpt", "wanda": the prefix of messages */
     lq_pool *pool;

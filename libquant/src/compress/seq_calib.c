@@ -5,16 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-lq_status lq_seq_begin(lq_model *m, const char *model_path, const char *tokenizer, const char *const *calib,
-                       int n_calib, int64_t n_samples, int len, uint64_t seed, lq_pool *pool, const char *what,
-                       lq_seq *out) {
+lq_status lq_seq_begin(lq_model *m, const char *model_path, const lq_calib_source *src, lq_pool *pool,
+                       const char *what, lq_seq *out) {
     memset(out, 0, sizeof *out);
     const lq_config *c = lq_model_config(m);
     lq_tokenizer *tok = NULL;
-    lq_status st = lq_tokenizer_load_for_model(model_path, tokenizer, c->vocab_size, &tok);
+    lq_status st = lq_tokenizer_load_for_model(model_path, src->tokenizer, c->vocab_size, &tok);
     if (st == LQ_OK)
-        st = lq_calib_samples(tok, calib, n_calib, n_samples > 0 ? n_samples : 128, len > 0 ? len : 512, seed,
-                              &out->cs);
+        st = lq_calib_samples(tok, src->files, src->n_files, src->n_samples > 0 ? src->n_samples : 128,
+                              src->sample_len > 0 ? src->sample_len : 512, src->seed, &out->cs);
     lq_tokenizer_free(tok);
     if (st == LQ_OK) st = lq_session_create(m, out->cs.len, pool, &out->ses);
     out->dim = c->dim;

@@ -15,12 +15,11 @@ typedef struct lq_seq {
     int64_t stride;              /* len * dim: floats per sample in X */
 } lq_seq;
 
-/* lq_calib_samples over the calibration files with the model's tokenizer (or `tokenizer`),
- * n_samples (0 = 128) windows of len (0 = 512) tokens drawn with seed; a session on m of that
+/* lq_calib_samples over src's files with the model's tokenizer (or src->tokenizer), n_samples
+ * (0 = 128) windows of sample_len (0 = 512) tokens drawn with its seed; a session on m of that
  * context; X = every sample's embedding (lq_session_embed). `what` prefixes messages. */
-lq_status lq_seq_begin(lq_model *m, const char *model_path, const char *tokenizer, const char *const *calib,
-                       int n_calib, int64_t n_samples, int len, uint64_t seed, lq_pool *pool, const char *what,
-                       lq_seq *out);
+lq_status lq_seq_begin(lq_model *m, const char *model_path, const lq_calib_source *src, lq_pool *pool,
+                       const char *what, lq_seq *out);
 void lq_seq_end(lq_seq *s); /* NULL-safe on a zeroed struct */
 
 #endif

@@ -233,7 +233,7 @@ static lq_status check_opts(const lq_smooth_opts *o) {
         return lq_fail(LQ_ERR_INVALID_ARG, "awq: n_grid %d (2 .. 128)", o->n_grid);
     if (o->alpha > 1.0 || isnan(o->alpha))
         return lq_fail(LQ_ERR_INVALID_ARG, "smoothquant: smoothing_strength %g (0 .. 1)", o->alpha);
-    if (o->n_calib <= 0) return lq_fail(LQ_ERR_INVALID_ARG, "smooth: no calibration text");
+    if (o->calib.n_files <= 0) return lq_fail(LQ_ERR_INVALID_ARG, "smooth: no calibration text");
     return LQ_OK;
 }
 
@@ -246,8 +246,8 @@ static lq_status transform(const lq_smooth_opts *o, const char *model_path, cons
     if (!any)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: architecture %s has no norm -> Linear pair to smooth", model_path,
                        c->arch);
-    LQ_TRY(lq_seq_begin(r->m, model_path, o->tokenizer, o->calib, o->n_calib, o->n_samples, o->sample_len, o->seed,
-                        o->pool, o->method == LQ_SMOOTH_AWQ ? "awq" : "smoothquant", &b->sq));
+    LQ_TRY(lq_seq_begin(r->m, model_path, &o->calib, o->pool, o->method == LQ_SMOOTH_AWQ ? "awq" : "smoothquant",
+                        &b->sq));
     b->sum->n_samples = b->sq.cs.n_samples;
     b->sum->sample_len = b->sq.cs.len;
     b->sum->n_windows = b->sq.cs.n_windows;

@@ -279,9 +279,7 @@ lq_status lq_sparse_prune(const char *model_path, const char *out_dir, const lq_
     LQ_TRY(check_opts(model_path, opts, &r.arch));
     lq_status st = compile_all(opts->prune.targets, opts->prune.n_targets, &r.tg);
     if (st == LQ_OK) st = compile_all(opts->prune.ignore, opts->prune.n_ignore, &r.ig);
-    lq_lw_opts so = {.calib = opts->calib, .n_calib = opts->n_calib, .n_samples = opts->n_samples,
-                     .sample_len = opts->sample_len, .seed = opts->seed, .tokenizer = opts->tokenizer,
-                     .diag_only = opts->method == LQ_SPARSE_WANDA, .who = lq_sparse_method_name(opts->method),
+    lq_lw_opts so = {.calib = opts->calib, .diag_only = opts->method == LQ_SPARSE_WANDA, .who = lq_sparse_method_name(opts->method),
                      .pool = opts->prune.pool, .compress = compress, .user = &r, .progress = opts->progress,
                      .progress_user = opts->user};
     lq_lw_info info = {0};

@@ -215,9 +215,7 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
                     .asym = m->scheme == LQ_SCHEME_W4A16_ASYM, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
                     .overrides = rules, .n_overrides = (int)pm->n_tensors + 1, .pool = o->pool,
                     .progress = o->progress, .user = o->user},
-            .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
-            .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer,
-            .damp = m->dampening_frac, .block_size = m->block_size, .actorder = ao};
+            .calib = o->calib, .damp = m->dampening_frac, .block_size = m->block_size, .actorder = ao};
         lq_gptq_summary sum = {0};
         s = lq_gptq_quantize(in_path, out_dir, &go, &sum);
         if (s == LQ_OK && res) {
@@ -247,9 +245,7 @@ static lq_status apply_sparse(const lq_recipe *r, const lq_recipe_modifier *m, c
                   .nm_n = m->mask_m - m->mask_n, .nm_m = m->mask_m, .targets = (const char *const *)names,
                   .n_targets = (int)pm->n_tensors, .bitmask_output = o->bitmask_output, .pool = o->pool,
                   .progress = o->progress, .user = o->user},
-        .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
-        .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer,
-        .damp = m->dampening_frac, .block_size = m->block_size};
+        .calib = o->calib, .damp = m->dampening_frac, .block_size = m->block_size};
     lq_sparse_summary sum = {0};
     lq_status s = lq_sparse_prune(in_path, out_dir, &so, &sum);
     if (s == LQ_OK && res) {
@@ -299,8 +295,7 @@ static lq_status apply_smooth(const lq_recipe *r, const lq_recipe_modifier *m, c
     LQ_TRY(need_calib(r, m, o));
     const lq_recipe_modifier *q = m->scheme != LQ_SCHEME_NONE ? m : next_quant(r, m);
     lq_smooth_opts so = {.method = m->kind == LQ_MOD_AWQ ? LQ_SMOOTH_AWQ : LQ_SMOOTH_SMOOTHQUANT,
-                         .calib = o->calib.files, .n_calib = o->calib.n_files, .n_samples = o->calib.n_samples,
-                         .sample_len = o->calib.sample_len, .seed = o->calib.seed, .tokenizer = o->tokenizer, .alpha = m->smoothing_strength,
+                         .calib = o->calib, .alpha = m->smoothing_strength,
                          .duo = (lq_awq_duo)m->duo_scaling, .n_grid = m->n_grid, .pool = o->pool};
     so.bits = q && q->scheme == LQ_SCHEME_W8A16 ? 8 : 4;
     so.group_size = q && q->scheme == LQ_SCHEME_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;

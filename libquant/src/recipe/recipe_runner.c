@@ -60,8 +60,8 @@ static lq_status run_modifier_stage(rr_runner *rn, int i, json_t *rec) {
         lq_recipe_describe_modifier(m, what, sizeof what);
         rr_note(rn, "stage %d/%d %s: %s", i + 1, rn->r->n_stages, st->name, what);
         lq_recipe_step_opts so = {.pool = rn->o->pool, .progress = rn->o->progress, .user = rn->o->user,
-                                  .bitmask_output = rn->o->bitmask_output, .calib = rn->o->calib,
-                                  .tokenizer = rn->o->tokenizer};
+                                  .bitmask_output = rn->o->bitmask_output, .calib = rn->o->calib};
+        if (!so.calib.tokenizer) so.calib.tokenizer = rn->o->tokenizer; /* the run's tokenizer */
         lq_recipe_step_result res;
         LQ_TRY(lq_recipe_apply_modifier(rn->r, m, rn->cur, dir, &so, &res));
         LQ_TRY(lq_checkpoint_copy_side_files(rn->o->model, dir));
