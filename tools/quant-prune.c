@@ -13,11 +13,13 @@
  * summary.
  */
 #include "tool_cli.h"
+#include "tool_convert_hf.h"
 #include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
 #include "quant-prune/prune_calib.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +39,8 @@ static void usage(FILE *f) {
             "                   [--threads N] [--force] [--json]\n"
             "\n"
             "Prune a Llama-family checkpoint and write a directory quant-eval / quant-run / quant-ptq\n"
-            "read directly.\n"
+            "read directly. --model is an HF directory or a GGUF file (read as the HF directory\n"
+            "quant-convert makes of it: dequantized, q/k rows in HF's layout, tokenizer carried).\n"
             "  magnitude  zero the smallest |w| of every linear layer to --sparsity S (per layer, or\n"
             "             one threshold over all of them with --global); written dense, the zeros in\n"
             "             place and the sparsity recorded in config.json's \"sparsity_config\"\n"
@@ -285,6 +288,15 @@ int main(int argc, char **argv) {
 
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
+    /* A GGUF model is read as the HF directory quant-convert makes of it (inside od.tmp). */
+    const char *input = model;
+    char from_gguf[PATH_MAX];
+    lq_status gs = tool_hf_source(TOOL, input, od.tmp, from_gguf, sizeof from_gguf, &model);
+    if (gs != LQ_OK) {
+        tool_outdir_abort(&od);
+        rc = tool_fail_at("cannot convert", input, gs);
+        goto out;
+    }
     tool_progress prog;
     tool_progress_begin(&prog, "pruning", 1, !json);
     o.progress = tool_progress_cb;
@@ -302,10 +314,12 @@ int main(int argc, char **argv) {
     tool_progress_end(&prog);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
-        rc = tool_fail_at("cannot prune", model, s);
+        rc = tool_fail_at("cannot prune", input, s);
         goto out;
     }
     s = lq_checkpoint_copy_side_files(model, od.tmp);
+    if (s == LQ_OK && from_gguf[0] && tool_rm_tree(from_gguf) != 0)
+        s = lq_fail(LQ_ERR_IO, "%s: cannot remove", from_gguf);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);

@@ -14,6 +14,7 @@
  * progress bar and the summary.
  */
 #include "tool_cli.h"
+#include "tool_convert_hf.h"
 #include "tool_gptq.h"
 #include "tool_progress.h"
 #include "tool_outdir.h"
@@ -21,6 +22,7 @@
 #include "quant-ptq/ptq_gguf.h"
 #include "quant-ptq/ptq_smooth.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +50,9 @@ static void usage(FILE *f) {
             "vLLM / transformers load and that quant-eval and quant-run run directly.\n"
             "\n"
             "  --model DIR        input: Hugging Face directory with float weights (quant-convert\n"
-            "                     turns a llama2.c .bin into one)\n"
+            "                     turns a llama2.c .bin into one), or a GGUF file, read as the HF\n"
+            "                     directory quant-convert makes of it (dequantized, q/k rows in HF's\n"
+            "                     layout, its tokenizer and chat template carried)\n"
             "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), FP8 (E4M3 per\n"
             "                     channel, weight-only), W8A8 (int8 per channel x int8 tokens)\n"
             "  --group-size N     W4A16 group along input features (default 128; -1: one per row);\n"
@@ -402,6 +406,15 @@ int main(int argc, char **argv) {
 
     tool_outdir od;
     if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
+    /* A GGUF model is read as the HF directory quant-convert makes of it (inside od.tmp). */
+    const char *input = model;
+    char from_gguf[PATH_MAX];
+    lq_status gs = tool_hf_source(TOOL, input, od.tmp, from_gguf, sizeof from_gguf, &model);
+    if (gs != LQ_OK) {
+        tool_outdir_abort(&od);
+        rc = tool_fail_at("cannot convert", input, gs);
+        goto out;
+    }
     o.pool = lq_pool_create(threads);
     if (calib && !gq.on && !sm.on) { /* smoothed models clip-search without data */
         if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
@@ -435,7 +448,7 @@ int main(int argc, char **argv) {
         tool_outdir_abort(&od);
         /* The refusal names one tensor; the fix is an option of this tool, so say which. */
         bool indivisible = s == LQ_ERR_INVALID_ARG && strstr(lq_last_error(), "does not divide");
-        rc = tool_fail_at("cannot quantize", model, s);
+        rc = tool_fail_at("cannot quantize", input, s);
         if (indivisible)
             fprintf(stderr, TOOL ": hint: --group-fallback channel quantizes such tensors per output "
                             "channel, --group-fallback ignore keeps them in float\n");
@@ -443,6 +456,8 @@ int main(int argc, char **argv) {
     }
     s = lq_checkpoint_copy_side_files(model, od.tmp);
     if (s == LQ_OK && sm.on) s = ptq_smooth_drop_dir(&sm);
+    if (s == LQ_OK && from_gguf[0] && tool_rm_tree(from_gguf) != 0)
+        s = lq_fail(LQ_ERR_IO, "%s: cannot remove", from_gguf);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);

@@ -439,7 +439,7 @@ lq_status lq_config_json_save(const char *dir, const char *json_text) {
 
 lq_status lq_checkpoint_copy_side_files(const char *model_dir, const char *dir) {
     static const char *const names[] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json",
-                                        "special_tokens_map.json"};
+                                        "special_tokens_map.json", "chat_template.jinja"};
     struct stat sb;
     if (stat(model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return LQ_OK; /* a llama2.c .bin */
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -1,0 +1,206 @@
+/* tool_convert_hf.c - llama2.c / GGUF checkpoints as Hugging Face directories (tool_convert_hf.h).
+ *
+ * llama2.c and llama.cpp store each llama q/k head with its rotary pairs interleaved (2i, 2i+1);
+ * HF rotates the halves (i, i + hd/2). The rows are permuted so the output is a plain HF
+ * checkpoint: hf_row[h*hd + i] = row[h*hd + 2i], hf_row[h*hd + hd/2 + i] = row[h*hd + 2i + 1]
+ * (the inverse of llama2.c export.py's permute_reverse and of convert_hf_to_gguf.py's permute).
+ * GGUF tensors of any type are dequantized to f32 first.
+ */
+#include "tool_convert_hf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool_outdir.h"
+
+/* Source row of output row r for a q/k projection with heads of hd rows (identity for others). */
+static int64_t src_row(int64_t r, int hd, bool permute) {
+    if (!permute) return r;
+    int64_t h = r / hd, j = r % hd, half = hd / 2;
+    return h * hd + (j < half ? 2 * j : 2 * (j - half) + 1);
+}
+
+static bool is_qk(const char *name) {
+    size_t n = strlen(name);
+    const char *q = "self_attn.q_proj.weight", *k = "self_attn.k_proj.weight";
+    size_t m = strlen(q);
+    return n >= m && (strcmp(name + n - m, q) == 0 || strcmp(name + n - m, k) == 0);
+}
+
+static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtype dt) {
+    const lq_config *cfg = lq_checkpoint_config(c);
+    bool interleaved = cfg->rope_interleaved;
+    lq_st_writer *w;
+    LQ_TRY(lq_st_writer_create(path, &w));
+    lq_status st = lq_st_writer_metadata(w, "format", "pt");
+    for (int64_t i = 0; st == LQ_OK && i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        st = lq_st_writer_declare(w, t->name, dt, t->ndim, t->shape);
+    }
+    /* One row at a time: peak memory is a row, whatever the model size. */
+    float *row = NULL;
+    void *out = NULL;
+    for (int64_t i = 0; st == LQ_OK && i < lq_checkpoint_count(c); i++) {
+        const lq_tensor *t = lq_checkpoint_get(c, i);
+        int64_t rows = t->ndim == 2 ? t->shape[0] : 1;
+        int64_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+        bool permute = interleaved && is_qk(t->name);
+        free(row);
+        free(out);
+        row = malloc((size_t)cols * sizeof *row);
+        out = malloc((size_t)cols * lq_dtype_size(dt));
+        if (!row || !out) {
+            st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        for (int64_t r = 0; st == LQ_OK && r < rows; r++) {
+            /* f32 as stored (llama2.c), other dtypes and GGUF blocks dequantized */
+            lq_tensor_read_f32(t, src_row(r, cfg->head_dim, permute) * cols, cols, row);
+            tool_convert_f32(row, cols, dt, out);
+            st = lq_st_writer_write(w, out, (size_t)cols * lq_dtype_size(dt));
+        }
+    }
+    free(row);
+    free(out);
+    if (st != LQ_OK) {
+        lq_st_writer_abort(w);
+        return st;
+    }
+    return lq_st_writer_commit(w);
+}
+
+/* The directory's parts into dir (which exists); chat: the GGUF's chat template or NULL. */
+static lq_status write_dir(const char *dir, const lq_checkpoint *c, const lq_tokenizer *t, const char *chat,
+                           lq_dtype dt, const char **what) {
+    char path[PATH_MAX + 64];
+    lq_config cfg = *lq_checkpoint_config(c);
+    cfg.rope_interleaved = false; /* rows are permuted to the HF halves layout below */
+    *what = "cannot write config";
+    char *text = NULL;
+    LQ_TRY(tool_config_text(&cfg, dt, &text));
+    lq_status s = lq_config_json_save(dir, text);
+    free(text);
+    LQ_TRY(s);
+    LQ_TRY(tool_write_generation_config(dir, &cfg));
+    *what = "cannot write weights";
+    if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", dir);
+    LQ_TRY(write_weights(c, path, dt));
+    *what = "cannot write tokenizer";
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    LQ_TRY(lq_tokenizer_save_hf_json(t, path));
+    if (!chat) return LQ_OK;
+    /* where transformers >= 4.47 saves (and prefers) the template; lq_chat_template_read too */
+    *what = "cannot write chat template";
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    return tool_write_text(path, chat);
+}
+
+/* Open in (checking its kind) and its tokenizer; then write into dir: inside a temp output of the
+ * caller (nested: dir is created here, the caller's abort removes it) or atomically (tool_outdir). */
+static lq_status convert(const char *in, const char *tok, bool gguf, const char *out_dir, lq_dtype dt, bool force,
+                         bool nested, const char **what, const char **where) {
+    *what = "cannot open checkpoint";
+    *where = in;
+    lq_checkpoint *c;
+    LQ_TRY(lq_checkpoint_open(in, &c));
+    const lq_ckpt_kind kind = lq_checkpoint_kind(c);
+    if (kind != (gguf ? LQ_CKPT_GGUF : LQ_CKPT_LLAMA2C)) {
+        lq_checkpoint_close(c);
+        *what = gguf ? "not a GGUF file" : "not a llama2.c checkpoint";
+        return lq_fail(LQ_ERR_INVALID_ARG, gguf ? "%s: --model to an HF directory expects a .gguf file"
+                                                : "%s: --llama2c expects a .bin file", in);
+    }
+    const lq_config *cfg = lq_checkpoint_config(c);
+    if (cfg->norm_offset_folded) { /* GGUF Gemma: norms hold 1 + w; HF stores w (not converted yet) */
+        lq_checkpoint_close(c);
+        *what = "cannot convert";
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: %s stores its norms with the offset folded in (1 + w); "
+                       "writing it as an HF directory is not supported", in, cfg->arch);
+    }
+    lq_tokenizer *t;
+    *what = "cannot load tokenizer";
+    *where = tok ? tok : in;
+    lq_status s = gguf ? lq_tokenizer_load_for_model(in, tok ? tok : in, cfg->vocab_size, &t)
+                       : lq_tokenizer_load_llama2c(tok, cfg->vocab_size, &t);
+    if (s != LQ_OK) {
+        lq_checkpoint_close(c);
+        return s;
+    }
+    char *chat = NULL; /* a GGUF without tokenizer.chat_template has none to carry over */
+    if (gguf && lq_chat_template_read(in, NULL, &chat) != LQ_OK) chat = NULL;
+    *what = "cannot create output";
+    *where = out_dir;
+    if (nested) {
+        s = mkdir(out_dir, 0755) == 0 ? LQ_OK : lq_fail(LQ_ERR_IO, "%s: cannot create: %s", out_dir, strerror(errno));
+        if (s == LQ_OK) s = write_dir(out_dir, c, t, chat, dt, what);
+    } else {
+        tool_outdir od;
+        s = tool_outdir_begin(&od, out_dir, force);
+        if (s == LQ_OK) {
+            s = write_dir(od.tmp, c, t, chat, dt, what);
+            if (s == LQ_OK) {
+                *what = "cannot finish output";
+                s = tool_outdir_commit(&od);
+            }
+            if (s != LQ_OK) tool_outdir_abort(&od);
+        }
+    }
+    free(chat);
+    lq_tokenizer_free(t);
+    lq_checkpoint_close(c);
+    return s;
+}
+
+lq_status tool_convert_to_hf(const char *in, const char *tok, bool gguf, const char *out_dir, lq_dtype dt,
+                             bool force, const char **what, const char **where) {
+    return convert(in, tok, gguf, out_dir, dt, force, false, what, where);
+}
+
+bool tool_is_gguf(const char *path) {
+    lq_checkpoint *c;
+    if (lq_checkpoint_open(path, &c) != LQ_OK) return false; /* the tool's own open reports it */
+    const bool g = lq_checkpoint_kind(c) == LQ_CKPT_GGUF;
+    lq_checkpoint_close(c);
+    return g;
+}
+
+/* Whether any tensor of the GGUF is block-quantized (not F32 / F16 / BF16). */
+static bool has_blocks(const char *path) {
+    lq_checkpoint *c;
+    if (lq_checkpoint_open(path, &c) != LQ_OK) return false;
+    bool any = false;
+    for (int64_t i = 0; !any && i < lq_checkpoint_count(c); i++) any = lq_checkpoint_get(c, i)->dtype == LQ_DTYPE_BLOCKS;
+    lq_checkpoint_close(c);
+    return any;
+}
+
+lq_status tool_hf_source(const char *tool, const char *model, const char *parent, char *buf, size_t cap,
+                         const char **src) {
+    *src = model;
+    buf[0] = 0;
+    if (!tool_is_gguf(model)) return LQ_OK;
+    if (snprintf(buf, cap, "%s/.from-gguf", parent) >= (int)cap) {
+        buf[0] = 0;
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", parent);
+    }
+    fprintf(stderr, "%s: %s is GGUF: converting it to a float Hugging Face directory first (as quant-convert)\n",
+            tool, model);
+    if (has_blocks(model))
+        fprintf(stderr, "%s: warning: %s holds quantized tensors; its dequantized values are re-quantized "
+                        "(as llama-quantize --allow-requantize): quantize from the float model when you have it\n",
+                tool, model);
+    const char *what, *where;
+    lq_status s = convert(model, NULL, true, buf, LQ_DTYPE_F32, false, true, &what, &where);
+    if (s != LQ_OK) {
+        tool_rm_tree(buf);
+        buf[0] = 0;
+        return s;
+    }
+    *src = buf;
+    return LQ_OK;
+}
