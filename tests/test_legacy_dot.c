@@ -9,7 +9,8 @@
  * matvec_q_ref on (W, A) give Y within the row's tol_atol + tol_rtol * sum_c |W[c] xq[c]|, the
  * summation-order bound (ggml sums the same exact int32 block sums in another f32 order). The
  * blocks include an all-zero activation block, a binary16-subnormal scale, a large one and exact
- * .5 ties of x * 127 / amax. */
+ * .5 ties of x * 127 / amax. Every test runs at each ISA level the CPU has (AVX2, and AVX-512 VNNI
+ * where present: lq_kernels_set_isa), so both sets of fast paths meet the same references. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -98,7 +99,17 @@ static int load(vset *sets, int max) {
     return n + 1;
 }
 
-Test(legacy_dot, llama_cpp_vectors) {
+/* fn at every ISA level this CPU runs (the scalar level too where there is no AVX2) */
+static void each_level(void (*fn)(void)) {
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        fn();
+    }
+    lq_kernels_set_isa(best);
+}
+
+static void vectors_at_level(void) {
     static vset sets[8];
     const int n = load(sets, 8);
     cr_assert_eq(n, 6, "six legacy types expected, got %d", n);
@@ -150,12 +161,15 @@ Test(legacy_dot, llama_cpp_vectors) {
     }
 }
 
+Test(legacy_dot, llama_cpp_vectors) { each_level(vectors_at_level); }
+
 /* lq_matmul's prefill (n > 1 tokens: the format's multi-token tile where it has one) against the
  * per-token scalar spec on the same quantized activations: within the row's summation-order
  * tolerance, for token counts around the tile's 4 (1..9) and row counts around its 2 and the
  * matvec's 4, at 1 and 2 threads. */
-Test(legacy_dot, prefill_tile_equals_per_token_spec) {
-    const lq_wfmt fmts[] = {LQ_WFMT_Q8_0, LQ_WFMT_Q4_0, LQ_WFMT_Q4_1, LQ_WFMT_Q5_0, LQ_WFMT_Q5_1, LQ_WFMT_IQ4_NL};
+static const lq_wfmt g_fmts[] = {LQ_WFMT_Q8_0, LQ_WFMT_Q4_0, LQ_WFMT_Q4_1, LQ_WFMT_Q5_0, LQ_WFMT_Q5_1, LQ_WFMT_IQ4_NL};
+
+static void prefill_at_level(void) {
     const int64_t rows = 37, cols = 256, nmax = 9;
     float *src = malloc(sizeof(float) * (size_t)(rows * cols)), *X = malloc(sizeof(float) * (size_t)(nmax * cols));
     float *Y = malloc(sizeof(float) * (size_t)(nmax * rows)), *yr = malloc(sizeof(float) * (size_t)rows);
@@ -164,11 +178,11 @@ Test(legacy_dot, prefill_tile_equals_per_token_spec) {
     fill(src, rows * cols, -1.0f, 1.0f);
     fill(X, nmax * cols, -3.0f, 3.0f);
     lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
-    for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
-        const lq_wfmt_traits *t = lq_wfmt_get(fmts[k]);
+    for (size_t k = 0; k < sizeof g_fmts / sizeof g_fmts[0]; k++) {
+        const lq_wfmt_traits *t = lq_wfmt_get(g_fmts[k]);
         const lq_act_traits *a = lq_act_get(t->act);
         qweight q;
-        cr_assert(kt_quantize(fmts[k], src, rows, cols, &(lq_quant_params){.group_size = 32}, &q));
+        cr_assert(kt_quantize(g_fmts[k], src, rows, cols, &(lq_quant_params){.group_size = 32}, &q));
         t->dequant_ref(&q.w, 0, rows, wd);
         uint8_t *xq = malloc(lq_act_row_bytes(t->act, cols));
         for (int th = 1; th <= 2; th++) {
@@ -197,3 +211,45 @@ Test(legacy_dot, prefill_tile_equals_per_token_spec) {
     }
     free(src), free(X), free(Y), free(yr), free(scale), free(wd), free(xd);
 }
+
+Test(legacy_dot, prefill_tile_equals_per_token_spec) { each_level(prefill_at_level); }
+
+/* lq_format.h: gemm_q equals the same level's matvec_q bit for bit. Token counts around the
+ * tiles' 4 (1, 3, 4, 5, 9), a row sub-range (2..17: groups of 4 with a partial one, and a
+ * start that is not a multiple of 4), a y stride wider than the range; matvec_q one row at a
+ * time, so a row computes the same wherever it sits in a group. */
+static void gemm_at_level(void) {
+    const int64_t rows = 19, cols = 768, nmax = 9, ldy = 23;
+    for (size_t k = 0; k < sizeof g_fmts / sizeof g_fmts[0]; k++) {
+        const lq_wfmt_traits *tr = lq_wfmt_get(g_fmts[k]);
+        const lq_act_traits *a = lq_act_get(tr->act);
+        if (!tr->gemm_q) continue;
+        float *src = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * nmax * cols);
+        fill(src, rows * cols, -1.0f, 1.0f);
+        fill(x, nmax * cols, -3.0f, 3.0f);
+        qweight q;
+        cr_assert(kt_quantize(g_fmts[k], src, rows, cols, &(lq_quant_params){.group_size = 32}, &q));
+        const size_t xs = lq_act_row_bytes(tr->act, cols);
+        uint8_t *xq = malloc(xs * nmax);
+        for (int64_t t = 0; t < nmax; t++) a->quantize(x + t * cols, cols, xq + t * xs);
+        float y[9 * 23], want;
+        const int64_t ns[] = {1, 3, 4, 5, 9};
+        for (size_t m = 0; m < 5; m++) {
+            for (int i = 0; i < 9 * 23; i++) y[i] = NAN;
+            tr->gemm_q(&q.w, xq, xs, ns[m], y, ldy, 2, 17);
+            for (int64_t t = 0; t < ns[m]; t++)
+                for (int64_t r = 2; r < 17; r++) {
+                    tr->matvec_q(&q.w, xq + t * xs, &want, r, r + 1);
+                    cr_assert(memcmp(&y[t * ldy + r - 2], &want, 4) == 0,
+                              "%s %s n=%lld token %lld row %lld: gemm_q %.9g vs matvec_q %.9g", tr->name,
+                              lq_isa_name(lq_kernels_isa()), (long long)ns[m], (long long)t, (long long)r,
+                              y[t * ldy + r - 2], want);
+                }
+            for (int64_t t = 0; t < ns[m]; t++) cr_assert(isnan(y[t * ldy + 15]), "%s: wrote past r1", tr->name);
+        }
+        free(src), free(x), free(xq);
+        kt_qfree(&q);
+    }
+}
+
+Test(legacy_dot, gemm_q_equals_matvec_q_every_level) { each_level(gemm_at_level); }

@@ -488,6 +488,16 @@ static const struct {
 
 
     /* -- GGUF legacy blocks x Q8_0 / Q8_1 (fmt_legacy_avx512.c) -- */
+    /* same tolerances as the AVX2 rows: exact int32 block sums (vpdpbusd), only the f32 order
+     * of the scaled block sums differs from the ref; gemm_q equals matvec_q bit for bit */
+#define LEGACY512(F, n) [LQ_WFMT_##F] = {.matvec_q = lq_matvec_q_##n##_avx512, .gemm_q = lq_gemm_q_##n##_avx512}
+    LEGACY512(Q8_0, q8_0),
+    LEGACY512(Q4_0, q4_0),
+    LEGACY512(Q4_1, q4_1),
+    LEGACY512(Q5_0, q5_0),
+    LEGACY512(Q5_1, q5_1),
+    LEGACY512(IQ4_NL, iq4_nl),
+#undef LEGACY512
 
 
     /* -- K-quant super-blocks and IQ4_XS x Q8_K (fmt_kquant_avx512.c) -- */

@@ -248,6 +248,17 @@ void lq_f32_to_bf16_row_avx2(const float *src, uint16_t *dst, int64_t n);
 
 
 /* GGUF legacy blocks */
+/* x Q8_0 / Q8_1 with vpdpbusd (fmt_legacy_avx512.c, loops in blk_q8_avx512_tmpl.h) */
+#define LQ_MATVEC_Q512_DECL(n)                                                                    \
+    void lq_matvec_q_##n##_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1); \
+    void lq_gemm_q_##n##_avx512(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, float *Y, \
+                                int64_t ldy, int64_t r0, int64_t r1);
+LQ_MATVEC_Q512_DECL(q8_0)
+LQ_MATVEC_Q512_DECL(q4_0)
+LQ_MATVEC_Q512_DECL(q4_1)
+LQ_MATVEC_Q512_DECL(q5_0)
+LQ_MATVEC_Q512_DECL(q5_1)
+LQ_MATVEC_Q512_DECL(iq4_nl)
 
 
 /* K-quants */
