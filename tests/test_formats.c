@@ -434,7 +434,7 @@ static void abs_sums(const lq_weight *w, const float *x, int64_t r0, int64_t r1,
     free(row);
 }
 
-Test(fast, matvec_and_dequant_vs_ref) {
+static void check_fast_vs_ref(void) {
     for (size_t k = 0; k < N_CASES; k++) {
         const pcase *pc = &k_cases[k];
         const lq_wfmt_traits *tr = lq_wfmt_get(pc->fmt);
@@ -473,6 +473,17 @@ Test(fast, matvec_and_dequant_vs_ref) {
             }
         }
     }
+}
+
+/* Every ISA level this CPU runs (AVX2, and AVX-512 where present) against the same _ref; on a
+ * CPU without AVX-512 only the AVX2 level runs (as in test_int_act.c). */
+Test(fast, matvec_and_dequant_vs_ref) {
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        check_fast_vs_ref();
+    }
+    lq_kernels_set_isa(best);
 }
 
 /* NaN codes must give NaN in both FP8 paths (the fast path patches them explicitly). */

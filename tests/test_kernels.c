@@ -105,6 +105,8 @@ Test(format, table_rows) {
 
 /* ---- matvec / dequant: fast vs ref ---------------------------------------------------------- */
 
+static void check_matmul(lq_wfmt fmt, int64_t rows, int64_t cols);
+
 static void check_matvec_format(lq_wfmt fmt) {
     const lq_wfmt_traits *tr = lq_wfmt_get(fmt);
     for (size_t ci = 0; ci < N_COLS; ci++) {
@@ -146,9 +148,21 @@ static void check_matvec_format(lq_wfmt fmt) {
     }
 }
 
-Test(matvec, f32) { check_matvec_format(LQ_WFMT_F32); }
-Test(matvec, f16) { check_matvec_format(LQ_WFMT_F16); }
-Test(matvec, bf16) { check_matvec_format(LQ_WFMT_BF16); }
+/* Every ISA level this CPU runs (AVX2, and AVX-512 where present) against the same _ref; on a
+ * CPU without AVX-512 only the AVX2 level runs (as in test_int_act.c). */
+static void check_matvec_every_level(lq_wfmt fmt) {
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        check_matvec_format(fmt);
+        check_matmul(fmt, 67, 129);
+    }
+    lq_kernels_set_isa(best);
+}
+
+Test(matvec, f32) { check_matvec_every_level(LQ_WFMT_F32); }
+Test(matvec, f16) { check_matvec_every_level(LQ_WFMT_F16); }
+Test(matvec, bf16) { check_matvec_every_level(LQ_WFMT_BF16); }
 
 /* A row that cancels to ~0: the tolerance is relative to sum|W x|, not |y|, so tiny results
  * with large terms still pass, and a wrong product would not (it is ~1/cols of the sum). */

@@ -484,7 +484,10 @@ static const struct {
     lq_gemm_q_fn gemm_q;
 } g_fast512[LQ_WFMT_COUNT] = {
     /* -- float and compressed-tensors formats (fmt_f32_avx512.c, fmt_w4a16_avx512.c, ...) -- */
-    [LQ_WFMT_F32] = {.matvec = NULL},
+    [LQ_WFMT_F32] = {.matvec = lq_matvec_f32_avx512},
+    [LQ_WFMT_F16] = {.matvec = lq_matvec_f16_avx512},
+    [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx512},
+    [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512},
 
 
     /* -- GGUF legacy blocks x Q8_0 / Q8_1 (fmt_legacy_avx512.c) -- */
