@@ -13,5 +13,4 @@ static inline __m512 bf16_widen16(__m256i h) {
 #define MV5_T uint16_t
 #define MV5_LOAD16(p) bf16_widen16(_mm256_loadu_si256((const __m256i *)(p)))
 #define MV5_LOADM(p, m) bf16_widen16(_mm256_maskz_loadu_epi16((m), (p)))
-#define MV5_PREFETCH 1
 #include "matvec_avx512_tmpl.h"

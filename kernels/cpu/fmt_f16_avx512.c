@@ -6,5 +6,4 @@
 #define MV5_T uint16_t
 #define MV5_LOAD16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define MV5_LOADM(p, m) _mm512_cvtph_ps(_mm256_maskz_loadu_epi16((m), (p)))
-#define MV5_PREFETCH 1
 #include "matvec_avx512_tmpl.h"

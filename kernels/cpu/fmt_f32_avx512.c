@@ -5,5 +5,4 @@
 #define MV5_T float
 #define MV5_LOAD16(p) _mm512_loadu_ps(p)
 #define MV5_LOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
-#define MV5_PREFETCH 0
 #include "matvec_avx512_tmpl.h"

@@ -7,11 +7,11 @@
  * per call (another dpbusd, of the bytes 0x80 with the codes) and shared by every row: one
  * instruction per 64 weights and row gives the spec's exact D_b, lane by lane. Two blocks per
  * 512-bit step (lanes 0-7 block b, 8-15 block b + 1), converted and accumulated with d_b in f32
- * (as the AVX2 twin, 4 rows sharing each activation load); the row's scale multiplies once.
- * An odd last block is a pair whose second half is masked off (codes and d zero, weights not
- * read). The next 4-row group is prefetched one line per row per block pair: the hardware
- * prefetcher stalls at that jump (the f32-activation kernels measured it, docs/PERFORMANCE.md),
- * and without it this kernel, 1.5x faster than the f32 path on a hot cache, lost end to end.
+ * the row's scale multiplies once. An odd last block is a pair whose second half is masked off
+ * (codes and d zero, weights not read). One row at a time (the prepared activations stay in L1):
+ * the rows are contiguous, so that is one sequential stream for the hardware prefetcher
+ * (matvec_avx512_tmpl.h has the reason and the measurement); the AVX2 twin's four interleaved
+ * rows needed a software prefetch at every 4-row jump, without which it lost end to end.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -51,7 +51,7 @@ static inline __m512 w8v_step(const uint8_t *wb, __mmask64 m, const w8v_pair *p,
 void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
     const int64_t nb = w->cols / LQ_QK, np = (nb + 1) / 2;
     const uint8_t *base = w->data;
-    const size_t rb = w->row_bytes, pf = 4 * rb;
+    const size_t rb = w->row_bytes;
     const float *scale = w->aux[0];
     w8v_pair stack[W8V_STACK_PAIRS], *p = stack;
     if (np > W8V_STACK_PAIRS && !(p = aligned_alloc(64, (size_t)np * sizeof *p))) {
@@ -60,28 +60,17 @@ void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int6
     }
     w8v_prepare(xq, nb, p);
     const __mmask64 last = (nb & 1) ? (__mmask64)0xffffffffu : ~(__mmask64)0;
-    for (int64_t r = r0; r < r1; r += 4) {
-        /* leftover rows (1..3) repeat the last row's pointer; only real rows are stored */
-        const int64_t n = r1 - r < 4 ? r1 - r : 4;
-        const uint8_t *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + (n > 1)) * rb;
-        const uint8_t *w2 = base + (size_t)(r + (n > 2) * 2) * rb, *w3 = base + (size_t)(r + (n > 3) * 3) * rb;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t i = 0; i < np; i++) {
-            const size_t o = (size_t)i * 2 * LQ_QK;
-            _mm_prefetch((const char *)(w0 + pf + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + pf + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w2 + pf + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w3 + pf + o), _MM_HINT_T0);
-            const __mmask64 m = i + 1 < np ? ~(__mmask64)0 : last;
-            a0 = w8v_step(w0 + o, m, &p[i], a0);
-            a1 = w8v_step(w1 + o, m, &p[i], a1);
-            a2 = w8v_step(w2 + o, m, &p[i], a2);
-            a3 = w8v_step(w3 + o, m, &p[i], a3);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *a = base + (size_t)r * rb;
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0; /* two chains: even and odd pairs */
+        int64_t i = 0;
+        for (; i + 2 < np; i += 2) {
+            s0 = w8v_step(a + (size_t)i * 2 * LQ_QK, ~(__mmask64)0, &p[i], s0);
+            s1 = w8v_step(a + (size_t)(i + 1) * 2 * LQ_QK, ~(__mmask64)0, &p[i + 1], s1);
         }
-        y[r - r0] = _mm512_reduce_add_ps(a0) * scale[r];
-        if (n > 1) y[r - r0 + 1] = _mm512_reduce_add_ps(a1) * scale[r + 1];
-        if (n > 2) y[r - r0 + 2] = _mm512_reduce_add_ps(a2) * scale[r + 2];
-        if (n > 3) y[r - r0 + 3] = _mm512_reduce_add_ps(a3) * scale[r + 3];
+        for (; i < np; i++)
+            s0 = w8v_step(a + (size_t)i * 2 * LQ_QK, i + 1 < np ? ~(__mmask64)0 : last, &p[i], s0);
+        y[r - r0] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) * scale[r];
     }
     if (p != stack) free(p);
 }
