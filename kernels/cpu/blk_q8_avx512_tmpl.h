@@ -9,30 +9,35 @@
  *                     added as m * s per block (ggml's summs); 0: Q8_0 (34-byte blocks)
  *   QV_OFF            the offset o that makes every code unsigned: u = code + o in 0..255
  *                     (0 for Q4_1 / Q5_1, 8 Q4_0, 16 Q5_0, 128 Q8_0 and IQ4_NL)
- *   QV_CODES(b)       the block at b -> its 32 unsigned codes u as bytes, in activation order
+ *   QV_CODES4(w, o, lo, hi)  the blocks at w[k] + o of four rows -> two zmm of unsigned codes u:
+ *                     lo = elements 0-15 of rows 0..3 (16 bytes each, row k in 128-bit lane k),
+ *                     hi = elements 16-31 likewise
  *
- * Why this shape (all 256-bit: Zen 4 runs a zmm op as two ymm halves, so the win is in the
- * number of instructions, not the width):
+ * Why this shape:
+ *  - One zmm holds the same half block of four rows, so the activation's half block is simply
+ *    broadcast to the four 128-bit lanes (straight from memory) and each 128-bit lane of the
+ *    int32 result belongs to one row: no horizontal fold across rows, one cvt and one FMA per
+ *    4 rows and block. (Zen 4 runs a zmm op as two 256-bit halves; the win is the number of
+ *    instructions: a nibble format needs 2 dpbusd + 3 bit ops for four rows.)
  *  - vpdpbusd multiplies unsigned u by signed y and adds 4 products into an int32 lane, one
  *    instruction for AVX2's maddubs + madd, with no int16 saturation. The offset comes back out
  *    exactly through the accumulator's start value, -o * (lane sums of y), computed once per
- *    activation block and shared by every row: sum (u - o) y = sum (code) y, no sign tricks.
- *  - Four rows share each activation block. Their 4 x 8 int32 lane sums fold with three vphaddd
- *    into one vector [A B C D | A B C D] (lanes k: row k's elements 0-15, k + 4: 16-31), which
- *    is converted and scaled once: one cvt + one FMA per 4 rows and block instead of per row.
- *  - The 4 rows' f16 scales (and Q4_1 / Q5_1 minimums, which sit right after d) are read as one
- *    dword per row and converted by one vcvtph2ps, instead of a scalar conversion per row.
- * Per row, token and block, the float steps are fixed: lo / hi partial sums (exact int32,
- * converted exactly) times fl(d_w * d_x), added by FMA into that row's two lanes in block order;
- * the minimum's m * s in its own lane chain; at the end lo + hi, then + the minimums. gemm runs
- * the same steps per (row, token), so it equals matvec bit for bit (lq_format.h); against the
- * ref only the f32 order of the block sums differs (format_table.c's tol_rtol bounds it).
- * Leftover rows repeat the last real row's pointer; only real rows are stored. */
+ *    activation block and shared by the four rows: sum (u - o) y = sum code * y, no sign tricks.
+ *  - The four rows' f16 scales (and Q4_1 / Q5_1 minimums, which sit right after d) are read as
+ *    one dword per row and converted by one vcvtph2ps, instead of a scalar conversion per row.
+ * Per row, token and block the float steps are fixed: the row's 4 int32 lanes (exact, converted
+ * exactly) times fl(d_w * d_x), added by FMA into the row's 4 lanes in block order; the
+ * minimum's m * s in its own chain; at the end the 4 lanes by qv_sum4's tree, then + the
+ * minimums. gemm runs the same steps per (row, token), so it equals matvec bit for bit
+ * (lq_format.h); against the ref only the f32 order of the block sums differs (format_table.c's
+ * tol_rtol bounds it). Leftover rows repeat the last real row's pointer; only real rows are
+ * stored. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "blk_q8_avx2.h"
+#include "blk_q8_avx512.h"
 #include "kern_internal.h"
 
 #undef QV_ABYTES
@@ -42,49 +47,23 @@
 #define QV_ABYTES 34
 #endif
 
-#ifndef QV_HELPERS
-#define QV_HELPERS
-#define QV_CAT_(a, b) a##b
-#define QV_CAT(a, b) QV_CAT_(a, b)
-static inline uint32_t qv_u32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-/* the first dword of each row's block at offset o -> [d0 e0 d1 e1 d2 e2 d3 e3] as floats, where e
- * is the block's minimum m (Q4_1 / Q5_1) or two code bytes read as a half (ignored) */
-static inline __m256 qv_scales4(const uint8_t *const *w, size_t o) {
-    const __m128i v = _mm_setr_epi32((int)qv_u32(w[0] + o), (int)qv_u32(w[1] + o), (int)qv_u32(w[2] + o),
-                                     (int)qv_u32(w[3] + o));
-    return _mm256_cvtph_ps(v);
-}
-/* the four rows' int32 lane sums -> [A B C D | A B C D]: lanes k sum row k's low 128 bits
- * (elements 0-15), lanes k + 4 its high 128 bits (elements 16-31) */
-static inline __m256 qv_fold4(__m256i a, __m256i b, __m256i c, __m256i d) {
-    return _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d)));
-}
-#endif
 
-/* One activation block at ab: its codes y, the accumulator start -o * (lane sums of y) and
- * d_x (and Q8_1's s as s_x). */
+/* One activation block at ab: its two half blocks broadcast to the four lanes (ylo, yhi), the
+ * accumulator start -o * (lane sums of y), d_x and (Q8_1) s_x. */
 #if QV_OFF
-#define QV_ACT(ab, y, c0, dx, sx)                                                                  \
-    const __m256i y = _mm256_loadu_si256((const __m256i *)((ab) + QV_ABYTES - 32));                \
-    const __m256i c0 = _mm256_sub_epi32(_mm256_setzero_si256(),                                    \
-                                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)QV_OFF), y)); \
-    const __m256 dx = _mm256_set1_ps(qd_f16(ab));                                                  \
-    const __m128 sx = _mm_set1_ps(QV_Q81 ? qd_f16((ab) + 2) : 0.0f)
+#define QV_CORR(ylo, yhi)                                                                          \
+    _mm512_sub_epi32(_mm512_setzero_si512(),                                                       \
+                     _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)QV_OFF), ylo), \
+                                         _mm512_set1_epi8((char)QV_OFF), yhi))
 #else
-#define QV_ACT(ab, y, c0, dx, sx)                                                                  \
-    const __m256i y = _mm256_loadu_si256((const __m256i *)((ab) + QV_ABYTES - 32));                \
-    const __m256i c0 = _mm256_setzero_si256();                                                     \
-    const __m256 dx = _mm256_set1_ps(qd_f16(ab));                                                  \
-    const __m128 sx = _mm_set1_ps(QV_Q81 ? qd_f16((ab) + 2) : 0.0f)
+#define QV_CORR(ylo, yhi) _mm512_setzero_si512()
 #endif
-
-/* d of the four rows in both halves [dA dB dC dD dA dB dC dD], and their minimums m */
-#define QV_DVEC(f) _mm256_permutevar8x32_ps((f), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6))
-#define QV_MVEC(f) _mm256_castps256_ps128(_mm256_permutevar8x32_ps((f), _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7)))
+#define QV_ACT(ab, ylo, yhi, c0, dx, sx)                                                           \
+    const __m512i ylo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)((ab) + QV_ABYTES - 32))); \
+    const __m512i yhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)((ab) + QV_ABYTES - 16))); \
+    const __m512i c0 = QV_CORR(ylo, yhi);                                                          \
+    const __m512 dx = _mm512_set1_ps(qd_f16(ab));                                                  \
+    const __m128 sx = _mm_set1_ps(QV_Q81 ? qd_f16((ab) + 2) : 0.0f)
 
 /* the 4 real-or-repeated row pointers of the group at r (n real rows) */
 #define QV_ROWS(wr, base, r, n, rb)                                                                \
@@ -92,9 +71,9 @@ static inline __m256 qv_fold4(__m256i a, __m256i b, __m256i c, __m256i d) {
                             (base) + (size_t)((r) + ((n) > 2) * 2) * (rb),                         \
                             (base) + (size_t)((r) + ((n) > 3) * 3) * (rb)}
 
-/* lo + hi of each row, plus the minimums' chain (Q8_1) */
-static inline __m128 QV_CAT(QV_NAME, _out)(__m256 acc, __m128 ms) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+/* the rows' sums, plus the minimums' chain (Q8_1) */
+static inline __m128 QV_CAT(QV_NAME, _out)(__m512 acc, __m128 ms) {
+    const __m128 s = qv_sum4(acc);
     return QV_Q81 ? _mm_add_ps(s, ms) : s;
 }
 
@@ -105,19 +84,18 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     for (int64_t r = r0; r < r1; r += 4) {
         const int64_t n = r1 - r < 4 ? r1 - r : 4;
         QV_ROWS(wr, base, r, n, rb);
-        __m256 acc = _mm256_setzero_ps();
+        __m512 acc = _mm512_setzero_ps();
         __m128 ms = _mm_setzero_ps();
         for (int64_t i = 0; i < nb; i++) {
             const uint8_t *ab = xb + i * QV_ABYTES;
-            QV_ACT(ab, yv, c0, dx, sx);
+            QV_ACT(ab, ylo, yhi, c0, dx, sx);
             const size_t o = (size_t)i * QV_WBYTES;
+            __m512i lo, hi;
+            QV_CODES4(wr, o, lo, hi);
             const __m256 f = qv_scales4(wr, o);
-            const __m256 t = qv_fold4(_mm256_dpbusd_epi32(c0, QV_CODES(wr[0] + o), yv),
-                                      _mm256_dpbusd_epi32(c0, QV_CODES(wr[1] + o), yv),
-                                      _mm256_dpbusd_epi32(c0, QV_CODES(wr[2] + o), yv),
-                                      _mm256_dpbusd_epi32(c0, QV_CODES(wr[3] + o), yv));
-            acc = _mm256_fmadd_ps(t, _mm256_mul_ps(QV_DVEC(f), dx), acc);
-            if (QV_Q81) ms = _mm_fmadd_ps(QV_MVEC(f), sx, ms);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, lo, ylo), hi, yhi);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(qv_dvec(f), dx), acc);
+            if (QV_Q81) ms = _mm_fmadd_ps(qv_mvec(f), sx, ms);
             (void)sx;
         }
         float out[4];
@@ -126,15 +104,14 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     }
 }
 
-/* One token k of the 4 x 4 tile: the four rows' codes u0..u3 (scales dv, minimums mv) meet its
+/* One token k of the 4 x 4 tile: the four rows' codes lo, hi (scales dv, minimums mv) meet its
  * block; the same float steps as QV_NAME. */
 #define QV_TOK(k)                                                                                  \
     do {                                                                                           \
         const uint8_t *ab_ = xk[k] + i * QV_ABYTES;                                                \
-        QV_ACT(ab_, y_, c_, dx_, sx_);                                                             \
-        const __m256 t_ = qv_fold4(_mm256_dpbusd_epi32(c_, u0, y_), _mm256_dpbusd_epi32(c_, u1, y_), \
-                                   _mm256_dpbusd_epi32(c_, u2, y_), _mm256_dpbusd_epi32(c_, u3, y_)); \
-        acc[k] = _mm256_fmadd_ps(t_, _mm256_mul_ps(dv, dx_), acc[k]);                              \
+        QV_ACT(ab_, ylo_, yhi_, c_, dx_, sx_);                                                     \
+        const __m512i s_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, lo, ylo_), hi, yhi_);       \
+        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_), _mm512_mul_ps(dv, dx_), acc[k]);          \
         if (QV_Q81) ms[k] = _mm_fmadd_ps(mv, sx_, ms[k]);                                          \
         (void)sx_;                                                                                 \
     } while (0)
@@ -153,14 +130,15 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
         for (int64_t r = r0; r < r1; r += 4) {
             const int64_t nr = r1 - r < 4 ? r1 - r : 4;
             QV_ROWS(wr, base, r, nr, rb);
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
             __m128 ms[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
             for (int64_t i = 0; i < nb; i++) {
                 const size_t o = (size_t)i * QV_WBYTES;
-                const __m256i u0 = QV_CODES(wr[0] + o), u1 = QV_CODES(wr[1] + o);
-                const __m256i u2 = QV_CODES(wr[2] + o), u3 = QV_CODES(wr[3] + o);
-                const __m256 f = qv_scales4(wr, o), dv = QV_DVEC(f);
-                const __m128 mv = QV_MVEC(f);
+                __m512i lo, hi;
+                QV_CODES4(wr, o, lo, hi);
+                const __m256 f = qv_scales4(wr, o);
+                const __m512 dv = qv_dvec(f);
+                const __m128 mv = qv_mvec(f);
                 (void)mv;
                 QV_TOK(0);
                 QV_TOK(1);
@@ -182,6 +160,7 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
 #undef QV_WBYTES
 #undef QV_Q81
 #undef QV_OFF
-#undef QV_CODES
+#undef QV_CODES4
+#undef QV_CORR
 #undef QV_ACT
 #undef QV_TOK
