@@ -14,10 +14,17 @@
  * task runs the format's matvec_q on it; prefill tiles are sized by packed bytes and loop over the
  * tokens, so a tile of W stays in cache while every token meets it (llama.cpp's mul_mat order);
  * a row with gemm_q (lq_format.h) takes the tile's tokens itself, several per weight unpack.
+ * Several weights over one input (q/k/v, gate/up: lq_matmul_multi): each weight is planned
+ * exactly as lq_matmul plans it alone (same task function, same row blocks), and the tasks of all
+ * of them go to ONE pool run after ONE activation quantization. A decode step of a small model is
+ * a few hundred short matmuls, so each run's publish / join and each quantization is a visible
+ * share of the token (docs/PERFORMANCE.md, "Per-token overheads"); the results are those of
+ * lq_matmul bit for bit, because the same kernel calls compute the same rows.
  */
 #include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +41,19 @@
  * and joining the other threads costs, so it stays on the caller (tiny models, small heads). */
 #define MM_MIN_PARALLEL_MACS (64 * 1024)
 
+/* One weight's share of a pool run: what each of its tasks does (fn) over which rows (block). */
 typedef struct mm_ctx {
     const lq_weight *w;
     const lq_wfmt_traits *t;
-    lq_pool *pool;
+    lq_pool *pool;     /* the pool the tasks run on (its per-thread scratch), maybe NULL */
     const float *X;    /* (n, cols) */
     float *Y;          /* (n, rows) */
     int64_t n;
     int64_t block;     /* rows per task */
-    const uint8_t *Xq; /* integer path: n rows of quantized activations, xq_bytes each */
+    const uint8_t *Xq; /* integer path: n rows of quantized activations, xq_bytes each; else NULL */
     size_t xq_bytes;
+    lq_task_fn fn;     /* matvec_task, matvec_q_task, gemm_task or gemm_q_task */
+    int64_t n_tasks;
 } mm_ctx;
 
 static int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
@@ -144,39 +154,23 @@ static void gemm_q_task(void *vctx, int64_t task, int tid) {
         c->t->matvec_q(c->w, c->Xq + (size_t)t * c->xq_bytes, c->Y + (size_t)t * (size_t)rows + r0, r0, r1);
 }
 
-/* The integer path of lq_matmul (the caller checked lq_matmul_uses_int_act). Returns 0 when the
- * activation buffer cannot be had: the caller then takes the f32 path, still a right answer. */
-static int matmul_int(mm_ctx *c, int nth) {
-    const lq_weight *w = c->w;
-    const lq_act_traits *a = lq_act_get(c->t->act);
-    const size_t xrb = lq_act_row_bytes(c->t->act, w->cols);
-    uint8_t *Xq = xq_buffer(xrb * (size_t)c->n);
-    if (!Xq) return 0;
-    xq_ctx q = {.quantize = a->quantize, .X = c->X, .cols = w->cols, .n = c->n, .Xq = Xq, .xq_bytes = xrb};
-    q.per_task = (c->n + 2 * nth - 1) / (2 * nth);
-    if (c->n < 8) q.per_task = c->n; /* a few rows: cheaper than waking the pool */
-    lq_pool_run(c->n < 8 ? NULL : c->pool, xq_task, &q, (c->n + q.per_task - 1) / q.per_task);
-    c->Xq = Xq;
-    c->xq_bytes = xrb;
-    const int64_t rows = w->rows;
-    if (c->n == 1) {
-        if (nth == 1) {
-            c->t->matvec_q(w, Xq, c->Y, 0, rows);
-            return 1;
-        }
-        c->block = max64(MM_ROW_ALIGN,
-                         round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
-                                  MM_ROW_ALIGN));
-        lq_pool_run(c->pool, matvec_q_task, c, (rows + c->block - 1) / c->block);
-        return 1;
-    }
-    int64_t by_cache = MM_TILE_BYTES / (int64_t)max64((int64_t)w->row_bytes, 1);
-    int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
-    c->block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
-    lq_pool_run(c->pool, gemm_q_task, c, (rows + c->block - 1) / c->block);
-    return 1;
+/* The integer path's prologue: X quantized once into the act format's blocks, in a buffer of the
+ * calling thread. NULL when that buffer cannot be had: the caller then takes the f32 path, still
+ * a right answer. */
+static const uint8_t *quantize_x(lq_pool *pool, lq_act_fmt act, const float *X, int64_t n, int64_t cols,
+                                 size_t *xq_bytes) {
+    const lq_act_traits *a = lq_act_get(act);
+    const size_t xrb = lq_act_row_bytes(act, cols);
+    uint8_t *Xq = xq_buffer(xrb * (size_t)n);
+    if (!Xq) return NULL;
+    const int nth = lq_pool_size(pool);
+    xq_ctx q = {.quantize = a->quantize, .X = X, .cols = cols, .n = n, .Xq = Xq, .xq_bytes = xrb};
+    q.per_task = (n + 2 * nth - 1) / (2 * nth);
+    if (n < 8) q.per_task = n; /* a few rows: cheaper than waking the pool */
+    lq_pool_run(n < 8 ? NULL : pool, xq_task, &q, (n + q.per_task - 1) / q.per_task);
+    *xq_bytes = xrb;
+    return Xq;
 }
-
 
 static void matvec_task(void *vctx, int64_t task, int tid) {
     (void)tid;
@@ -264,34 +258,116 @@ static lq_kstatus check_entry(const lq_weight *w, const float *X, int64_t n, con
     return LQ_KERNEL_OK;
 }
 
+/* Rows per decode task: several blocks per thread (load balance), multiples of MM_ROW_ALIGN. */
+static int64_t matvec_block(int64_t rows, int nth) {
+    if (nth == 1) return rows; /* one task: the caller runs the whole matvec, no pool run */
+    return max64(MM_ROW_ALIGN, round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
+                                        MM_ROW_ALIGN));
+}
+
+/* Plan c's tasks as if it ran alone on nth threads (the weight's own thread count: a small
+ * weight plans for one even inside a fused run, so its row blocks never change). c->Xq set: the
+ * integer path. Prefill tiles hold MM_TILE_BYTES of W (packed on the integer path, dequantized
+ * f32 otherwise) but at least 2 per thread. */
+static void plan(mm_ctx *c, int nth) {
+    const lq_weight *w = c->w;
+    const int64_t rows = w->rows;
+    if (c->n == 1) {
+        c->block = matvec_block(rows, nth);
+        c->fn = c->Xq ? matvec_q_task : matvec_task;
+    } else {
+        const int64_t tile_row = c->Xq ? (int64_t)w->row_bytes : w->cols * (int64_t)sizeof(float);
+        const int64_t by_cache = MM_TILE_BYTES / max64(tile_row, 1);
+        const int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
+        c->block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
+        c->fn = c->Xq ? gemm_q_task : gemm_task;
+#ifdef LQ_HAVE_OPENBLAS
+        if (!c->Xq) pthread_once(&g_blas_once, blas_single_thread);
+#endif
+    }
+    c->n_tasks = (rows + c->block - 1) / c->block;
+}
+
+/* The pool a weight's matmul runs on alone: none below MM_MIN_PARALLEL_MACS. */
+static lq_pool *pool_for(lq_pool *pool, const lq_weight *w, int64_t n) {
+    return n * w->rows * w->cols < MM_MIN_PARALLEL_MACS ? NULL : pool;
+}
+
 lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y) {
     const lq_wfmt_traits *t = NULL;
     lq_kstatus ks = check_entry(w, X, n, Y, &t);
     if (ks != LQ_KERNEL_OK || n == 0) return ks;
-    const int64_t rows = w->rows, cols = w->cols;
-    if (n * rows * cols < MM_MIN_PARALLEL_MACS) pool = NULL;
-    const int nth = lq_pool_size(pool);
+    pool = pool_for(pool, w, n);
     mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
-    if (lq_matmul_uses_int_act(w) && matmul_int(&c, nth)) return LQ_KERNEL_OK;
-    if (n == 1) {
-        if (nth == 1) {
-            t->matvec(w, X, Y, 0, rows);
-            return LQ_KERNEL_OK;
-        }
-        c.block = max64(MM_ROW_ALIGN,
-                        round_up((rows + nth * MM_TASKS_PER_THREAD - 1) / (nth * MM_TASKS_PER_THREAD),
-                                 MM_ROW_ALIGN));
-        lq_pool_run(pool, matvec_task, &c, (rows + c.block - 1) / c.block);
+    if (lq_matmul_uses_int_act(w)) c.Xq = quantize_x(pool, t->act, X, n, w->cols, &c.xq_bytes);
+    plan(&c, lq_pool_size(pool));
+    lq_pool_run(pool, c.fn, &c, c.n_tasks);
+    return LQ_KERNEL_OK;
+}
+
+/* ---- several weights over one input ---------------------------------------------------------- */
+
+typedef struct multi_ctx {
+    mm_ctx part[LQ_MATMUL_MULTI_MAX];
+    int64_t first[LQ_MATMUL_MULTI_MAX + 1]; /* part i owns tasks first[i] .. first[i+1]-1 */
+    int n_parts;
+} multi_ctx;
+
+static void multi_task(void *vctx, int64_t task, int tid) {
+    multi_ctx *m = vctx;
+    int i = 0;
+    while (task >= m->first[i + 1]) i++;
+    m->part[i].fn(&m->part[i], task - m->first[i], tid);
+}
+
+/* Whether the weights can share one quantized X: all on the f32 path, or all on the integer
+ * path with one act format. *act is that format (LQ_ACT_NONE: f32). */
+static bool one_input_kind(const lq_weight *const *w, int nw, lq_act_fmt *act) {
+    *act = lq_matmul_uses_int_act(w[0]) ? lq_wfmt_get(w[0]->fmt)->act : LQ_ACT_NONE;
+    for (int i = 1; i < nw; i++) {
+        const lq_act_fmt a = lq_matmul_uses_int_act(w[i]) ? lq_wfmt_get(w[i]->fmt)->act : LQ_ACT_NONE;
+        if (a != *act) return false;
+    }
+    return true;
+}
+
+lq_kstatus lq_matmul_multi(lq_pool *pool, const lq_weight *const *w, int nw, const float *X, int64_t n,
+                           float *const *Y) {
+    assert(w && Y && nw >= 1 && nw <= LQ_MATMUL_MULTI_MAX && "lq_matmul_multi: 1..LQ_MATMUL_MULTI_MAX weights");
+    if (!w || !Y || nw < 1 || nw > LQ_MATMUL_MULTI_MAX) return LQ_KERNEL_BAD_SHAPE;
+    multi_ctx m = {.n_parts = nw};
+    int64_t macs = 0;
+    for (int i = 0; i < nw; i++) {
+        const lq_wfmt_traits *t = NULL;
+        lq_kstatus ks = check_entry(w[i], X, n, Y[i], &t);
+        if (ks == LQ_KERNEL_OK && w[i]->cols != w[0]->cols) ks = LQ_KERNEL_BAD_SHAPE;
+        assert(ks == LQ_KERNEL_OK && "lq_matmul_multi: every weight must take X (equal cols)");
+        if (ks != LQ_KERNEL_OK) return ks;
+        m.part[i] = (mm_ctx){.w = w[i], .t = t, .X = X, .Y = Y[i], .n = n};
+        macs += n * w[i]->rows * w[i]->cols;
+    }
+    if (n == 0) return LQ_KERNEL_OK;
+    lq_act_fmt act;
+    if (nw == 1 || !one_input_kind(w, nw, &act)) {
+        /* Different activation formats: no shared prologue to save. */
+        for (int i = 0; i < nw; i++) lq_matmul(pool, w[i], X, n, Y[i]);
         return LQ_KERNEL_OK;
     }
-#ifdef LQ_HAVE_OPENBLAS
-    pthread_once(&g_blas_once, blas_single_thread);
-#endif
-    /* Tile: as many rows as fit MM_TILE_BYTES, but at least 2 tiles per thread. */
-    int64_t by_cache = MM_TILE_BYTES / (max64(cols, 1) * (int64_t)sizeof(float));
-    int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
-    c.block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
-    lq_pool_run(pool, gemm_task, &c, (rows + c.block - 1) / c.block);
+    /* Small together: the caller does it all, as lq_matmul would do each one. */
+    lq_pool *run = macs < MM_MIN_PARALLEL_MACS ? NULL : pool;
+    const uint8_t *Xq = NULL;
+    size_t xq_bytes = 0;
+    if (act != LQ_ACT_NONE) Xq = quantize_x(run, act, X, n, w[0]->cols, &xq_bytes);
+    m.first[0] = 0;
+    for (int i = 0; i < nw; i++) {
+        mm_ctx *c = &m.part[i];
+        c->pool = run;
+        c->Xq = Xq;
+        c->xq_bytes = xq_bytes;
+        plan(c, lq_pool_size(pool_for(run, w[i], n)));
+        m.first[i + 1] = m.first[i] + c->n_tasks;
+    }
+    lq_pool_run(run, multi_task, &m, m.first[nw]);
     return LQ_KERNEL_OK;
 }
 

@@ -28,6 +28,14 @@ typedef enum lq_kstatus {
  * n == 0 is a no-op. Never returns with Y silently unwritten: a format without a row or a bad
  * shape is a status (and an assert in debug builds, as both are programmer errors). */
 lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t n, float *Y);
+/* Y[i] = X W[i]^T for nw (1..LQ_MATMUL_MULTI_MAX) weights that take the same input X (equal
+ * cols: q/k/v, gate/up): one activation quantization and one pool run for all of them instead of
+ * one each. Y[i] equals lq_matmul(pool, w[i], X, n, Y[i]) bit for bit: every weight is split into
+ * the row blocks lq_matmul would give it and computed by the same kernel calls. Weights on
+ * different activation formats (lq_matmul_uses_int_act) fall back to one lq_matmul each. */
+#define LQ_MATMUL_MULTI_MAX 4
+lq_kstatus lq_matmul_multi(lq_pool *pool, const lq_weight *const *w, int nw, const float *X, int64_t n,
+                           float *const *Y);
 /* Same result through the format's matvec_ref only, single-threaded: the spec of lq_matmul. */
 lq_kstatus lq_matmul_ref(const lq_weight *w, const float *X, int64_t n, float *Y);
 

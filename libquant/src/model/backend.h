@@ -77,6 +77,8 @@ typedef struct lq_attn_paged_args {
     float scale;
 } lq_attn_paged_args;
 
+enum { LQ_FWD_MULTI_MAX = 4 }; /* weights one matmul_multi takes (lq_matmul_multi's limit) */
+
 typedef struct lq_backend_ops {
     const char *name;
     lq_device device;
@@ -121,6 +123,11 @@ typedef struct lq_backend_ops {
                              int32_t *ids, float *weights);
     /* Paged attention (lq_batch); NULL where supports(LQ_OP_ATTENTION_PAGED) is false. */
     lq_status (*attention_paged)(void *ctx, const lq_attn_paged_args *a);
+    /* Optional fusion (NULL: the program calls matmul once per weight): Y[i] = X W[i]^T for nw
+     * (<= LQ_FWD_MULTI_MAX) weights that take the same X (q/k/v, gate/up), each Y[i] exactly what
+     * matmul would write. The CPU table runs them as one activation quantization and one pool
+     * run (lq_matmul_multi): decode pays those per matmul, hundreds of times per token. */
+    lq_status (*matmul_multi)(void *ctx, void *const *w, int nw, const float *X, int64_t n, float *const *Y);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */

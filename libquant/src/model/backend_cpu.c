@@ -8,6 +8,8 @@
 #include "backend.h"
 #include "lq_ops.h"
 
+_Static_assert(LQ_FWD_MULTI_MAX <= LQ_MATMUL_MULTI_MAX, "the program's fused groups must fit lq_matmul_multi");
+
 /* Attention of a short context in a small model is a few microseconds: not worth a thread
  * wake-up below this many multiply-adds. */
 #define ATTN_MIN_PARALLEL_MACS (64 * 1024)
@@ -92,6 +94,18 @@ static lq_status cpu_matmul(void *ctx, const void *w, const float *X, int64_t n,
     if (ks != LQ_KERNEL_OK)
         return lq_fail(LQ_ERR_INVALID_ARG, "matmul: bad shape (%lld x %lld, %lld tokens)",
                        (long long)lw->rows, (long long)lw->cols, (long long)n);
+    return LQ_OK;
+}
+
+static lq_status cpu_matmul_multi(void *ctx, void *const *w, int nw, const float *X, int64_t n, float *const *Y) {
+    const lq_weight *lw[LQ_MATMUL_MULTI_MAX];
+    if (nw < 1 || nw > LQ_MATMUL_MULTI_MAX) return lq_fail(LQ_ERR_INVALID_ARG, "matmul_multi: %d weights", nw);
+    for (int i = 0; i < nw; i++) lw[i] = w[i];
+    lq_kstatus ks = lq_matmul_multi(((cpu_ctx *)ctx)->pool, lw, nw, X, n, Y);
+    if (ks == LQ_KERNEL_BAD_FORMAT) return lq_fail(LQ_ERR_UNSUPPORTED, "matmul: a weight format has no kernel");
+    if (ks != LQ_KERNEL_OK)
+        return lq_fail(LQ_ERR_INVALID_ARG, "matmul_multi: bad shapes (%d weights of %lld columns, %lld tokens)", nw,
+                       (long long)lw[0]->cols, (long long)n);
     return LQ_OK;
 }
 
@@ -315,4 +329,5 @@ const lq_backend_ops lq_backend_cpu = {
     .scale = cpu_scale,
     .router_topk = cpu_router_topk,
     .attention_paged = cpu_attention_paged,
+    .matmul_multi = cpu_matmul_multi,
 };

@@ -163,6 +163,32 @@ lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, 
     return LQ_OK;
 }
 
+/* Y[i] = X W^T (+ bias) for roles r[i] of layer l that all take X (q/k/v, gate/up): one
+ * matmul_multi where the table has it (one activation quantization and one pool run on the CPU
+ * instead of one per role), else one lq_fwd_linear each; the same values either way. The linear
+ * hook sees X once per role, as lq_fwd_linear shows it. */
+lq_status lq_fwd_linear_multi(lq_session *s, int l, const lq_role *r, int nw, const float *X, int n,
+                              const int64_t *rows, float *const *Y) {
+    const lq_backend_layer *B = &s->bm->layers[l];
+    if (!s->ops->matmul_multi || nw > LQ_FWD_MULTI_MAX) {
+        for (int i = 0; i < nw; i++) LQ_TRY(lq_fwd_linear(s, l, r[i], -1, X, n, rows[i], Y[i]));
+        return LQ_OK;
+    }
+    void *w[LQ_FWD_MULTI_MAX] = {0};
+    for (int i = 0; i < nw; i++) {
+        if (s->lhook) {
+            char module[192];
+            lq_arch_expert_module(s->m->arch, r[i], l, -1, module, sizeof module);
+            LQ_TRY(show_linear(s, l, -1, lq_role_get(r[i])->name, module, X, n, s->m->layers[l].w[r[i]].cols));
+        }
+        w[i] = B->w[r[i]];
+    }
+    LQ_TRY(s->ops->matmul_multi(s->ctx, w, nw, X, n, Y));
+    for (int i = 0; i < nw; i++)
+        if (B->bias[r[i]]) LQ_TRY(s->ops->add_bias(s->ctx, Y[i], B->bias[r[i]], n, rows[i]));
+    return LQ_OK;
+}
+
 /* The attention block of decoder layer l over the batch rows x: x += attention(norm(x)), n
  * tokens at positions pos..pos+n-1 of the contiguous cache, or, on a batch session (s->kv), the
  * rows of the sequences s->pseq describes. */
@@ -186,9 +212,9 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
 
     /* attention block: k and v are written straight into the cache rows pos..pos+n-1 */
     LQ_TRY(o->rmsnorm(ctx, s->xb, s->x, B->vec[LQ_ROLE_ATTN_NORM], n, dim, c->norm_eps));
-    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_Q, -1, s->xb, n, qd, s->q));
-    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_K, -1, s->xb, n, kvd, krow));
-    LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_V, -1, s->xb, n, kvd, vrow));
+    const lq_role qkv[] = {LQ_ROLE_Q, LQ_ROLE_K, LQ_ROLE_V};
+    LQ_TRY(lq_fwd_linear_multi(s, l, qkv, 3, s->xb, n, (const int64_t[]){qd, kvd, kvd},
+                               (float *const[]){s->q, krow, vrow}));
     /* per-head RMSNorm of q and k (Qwen3, Gemma 3): every head row is one norm of head_dim */
     if (B->vec[LQ_ROLE_Q_NORM])
         LQ_TRY(o->rmsnorm(ctx, s->q, s->q, B->vec[LQ_ROLE_Q_NORM], (int64_t)n * L->n_heads, hd, c->norm_eps));
@@ -225,8 +251,9 @@ static lq_status run_ffn(lq_session *s, int l, int n) {
     if (L->n_experts > 0) {
         LQ_TRY(lq_moe_ffn(s, l, n, &ffn));
     } else {
-        LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_GATE, -1, s->xb, n, L->hidden, s->hb));
-        LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_UP, -1, s->xb, n, L->hidden, s->hb2));
+        const lq_role gate_up[] = {LQ_ROLE_GATE, LQ_ROLE_UP};
+        LQ_TRY(lq_fwd_linear_multi(s, l, gate_up, 2, s->xb, n, (const int64_t[]){L->hidden, L->hidden},
+                                   (float *const[]){s->hb, s->hb2}));
         LQ_TRY(o->glu(ctx, m->arch->act, s->hb, s->hb2, (int64_t)n * L->hidden));
         LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_DOWN, -1, s->hb, n, dim, s->xb));
     }

@@ -65,6 +65,11 @@ lq_status lq_fwd_attend_paged(lq_session *s, int l, int n);
  * the linear hook sees X first. */
 lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, int n, int64_t rows, float *Y);
 
+/* lq_fwd_linear for several roles of layer l (no experts) that take the same X, fused where the
+ * table has matmul_multi; rows[i] and Y[i] as lq_fwd_linear's rows and Y. */
+lq_status lq_fwd_linear_multi(lq_session *s, int l, const lq_role *r, int nw, const float *X, int n,
+                              const int64_t *rows, float *const *Y);
+
 /* Layer l's sparse-MoE FFN of the n normed rows s->xb: the result in *out (n, dim), table memory. */
 lq_status lq_moe_ffn(lq_session *s, int l, int n, float **out);
 void lq_moe_buffers_free(lq_session *s);
