@@ -1,6 +1,6 @@
 /* bench_decode_profile.c - where a decode step's time goes, op by op (issue 17 item 4).
  *
- *   bench_decode_profile MODEL [--n-gen 128] [--threads 2] [--reps 3]
+ *   bench_decode_profile MODEL [--n-gen 128] [--threads 2] [--reps 3]     (LQ_UNFUSED=1: no matmul_multi)
  *
  * Runs the bench protocol of quant-eval --bench / llama-bench tg (single-token decodes from an
  * empty context) with the session's op table swapped for a timing wrapper: each op's wall time is
@@ -72,6 +72,11 @@ static lq_status t_matmul(void *ctx, const void *w, const float *X, int64_t n, f
     const int b = matmul_bucket(w);
     g_runs++;
     TIMED(b, g_inner->matmul(ctx, w, X, n, Y));
+}
+static lq_status t_matmul_multi(void *ctx, void *const *w, int nw, const float *X, int64_t n, float *const *Y) {
+    const int b = matmul_bucket(w[0]); /* q/k/v or gate/up: the group has one bucket */
+    g_runs++;
+    TIMED(b, g_inner->matmul_multi(ctx, w, nw, X, n, Y));
 }
 static lq_status t_rmsnorm(void *ctx, float *out, const float *x, const float *w, int64_t rows, int64_t dim,
                            float eps) {
@@ -185,6 +190,8 @@ int main(int argc, char **argv) {
     timed.matmul = t_matmul, timed.rmsnorm = t_rmsnorm, timed.rope = t_rope, timed.attention = t_attention;
     timed.glu = t_glu, timed.add = t_add, timed.add_bias = t_add_bias, timed.embed = t_embed;
     timed.upload = t_upload, timed.scale = t_scale;
+    if (getenv("LQ_UNFUSED")) timed.matmul_multi = NULL; /* the program then runs one matmul per role */
+    else if (timed.matmul_multi) timed.matmul_multi = t_matmul_multi;
     s->ops = &timed;
 
     float *logits = malloc((size_t)c->vocab_size * sizeof *logits);

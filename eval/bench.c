@@ -1,5 +1,17 @@
 /* bench.c - llama-bench style speed test: prefill (one forward of a random prompt) and decode
- * (one token at a time), medians over repetitions. */
+ * (one token at a time), medians over repetitions.
+ *
+ * The protocol is llama-bench's (tools/llama-bench: test_prompt / test_gen, checked against its
+ * source), so the two tok/s compare like for like:
+ * - a warm-up prefill and a short warm-up decode before anything is timed;
+ * - pp: one forward of n_prompt random ids from position 0, logits of the last row only;
+ * - tg: n_gen single-token forwards at positions 0 .. n_gen-1, i.e. from an empty context (each
+ *   rep starts over at 0, as llama-bench clears its cache before each rep), every one timed, the
+ *   first included, each computing its row of logits; no sampling (llama-bench feeds random ids,
+ *   we feed the prompt's random ids), nothing else inside the timed loop;
+ * - the read-bandwidth probe quant-eval prints runs after all reps, outside any timing.
+ * One difference in the summary: llama-bench prints the mean (and stddev) of its reps' tok/s, we
+ * print the median, min and max. */
 #include "lq_eval.h"
 
 #include <stdlib.h>

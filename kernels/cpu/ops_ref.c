@@ -67,6 +67,27 @@ void lq_rope_ref(float *x, int head_dim, int pos, const float *inv_freq, int int
     }
 }
 
+void lq_rope_cos_sin(float *cs, int head_dim, int pos, const float *inv_freq) {
+    for (int i = 0; i < head_dim / 2; i++) {
+        const float ang = (float)pos * inv_freq[i];
+        cs[2 * i] = cosf(ang);
+        cs[2 * i + 1] = sinf(ang);
+    }
+}
+
+/* The arithmetic of lq_rope_ref, in the same file (same flags: no FMA contraction here either). */
+void lq_rope_apply(float *x, int head_dim, const float *cs, int interleaved) {
+    const int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const int i0 = interleaved ? 2 * i : i;
+        const int i1 = interleaved ? 2 * i + 1 : i + half;
+        const float a = x[i0], b = x[i1];
+        x[i0] = a * c - b * s;
+        x[i1] = a * s + b * c;
+    }
+}
+
 void lq_f16_to_f32_row_ref(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = lq_f16_to_f32(src[i]);
 }

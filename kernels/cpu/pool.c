@@ -11,6 +11,15 @@
  * A run waits until every worker has checked in for its generation (not merely until all tasks
  * are done), so no worker can still be reading the previous run's fn/ctx when the next run
  * overwrites them. Concurrent lq_pool_run calls on one pool are serialized by run_mu.
+ *
+ * What a run costs when everyone is awake (decode: a few hundred runs per token): the publish and
+ * the join touch only atomics, as ggml's threadpool barrier does (an atomic counter and a
+ * generation word polled with relaxed loads); the mutex and the condition variables are taken
+ * only when a thread has gone to sleep (the `sleepers` / `caller_asleep` flags, checked with
+ * sequentially consistent operations on both sides, so a wake-up cannot be lost). The job fields
+ * share the generation's cache line: a worker that sees the new generation has the job in the
+ * same line transfer. Each thread starts with the task of its own id without touching the shared
+ * counter (ggml's matmul chunks start the same way) and claims the rest from it.
  */
 #include "lq_pool.h"
 
@@ -52,22 +61,25 @@ struct lq_pool {
     pthread_cond_t cv_start;   /* workers wait here for a new generation */
     pthread_cond_t cv_done;    /* the caller waits here for the last worker */
 
-    /* The current job; written by the caller before the generation bump (release) and read by
-     * workers after they observe it (acquire). */
+    /* The current job, in the generation's line: written by the caller before the generation
+     * bump (release) and read by workers after they observe it (acquire). */
+    _Alignas(64) atomic_uint_fast64_t generation;
     lq_task_fn fn;
     void *ctx;
     int64_t n_tasks;
-
-    _Alignas(64) atomic_uint_fast64_t generation;
-    _Alignas(64) atomic_int_fast64_t next_task;
-    _Alignas(64) atomic_int pending;  /* workers that have not finished this generation */
     atomic_int stop;
+
+    _Alignas(64) atomic_int_fast64_t next_task; /* the next task nobody has claimed (from n_threads) */
+    _Alignas(64) atomic_int pending;            /* workers that have not finished this generation */
+    atomic_int caller_asleep;                   /* the caller waits on cv_done */
+    _Alignas(64) atomic_int sleepers;           /* workers waiting (or about to) on cv_start */
 };
 
 static void run_tasks(lq_pool *p, int tid) {
     const int64_t n = p->n_tasks;
     lq_task_fn fn = p->fn;
     void *ctx = p->ctx;
+    if (tid < n) fn(ctx, tid, tid); /* task `tid` is this thread's: next_task starts past them */
     for (;;) {
         int64_t i = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
         if (i >= n) break;
@@ -86,16 +98,20 @@ static void *worker_main(void *arg) {
             g = atomic_load_explicit(&p->generation, memory_order_acquire);
         }
         if (g == seen) {
+            /* Announce the sleep before the last look at the generation (seq_cst, paired with
+             * publish): either that look sees the new run or publish sees the sleeper. */
             pthread_mutex_lock(&p->mu);
-            while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen)
-                pthread_cond_wait(&p->cv_start, &p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while ((g = atomic_load(&p->generation)) == seen) pthread_cond_wait(&p->cv_start, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         run_tasks(p, w->tid);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            /* Last one out: the caller may be asleep. Broadcast under mu so it cannot miss it. */
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep)) {
+            /* Last one out and the caller sleeps: wake it under mu so the wake cannot fall between
+             * its check of pending and its wait. */
             pthread_mutex_lock(&p->mu);
             pthread_cond_broadcast(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
@@ -104,13 +120,17 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Publish a new generation and wake sleepers. Taking mu makes the bump atomic with respect to a
- * worker's check-then-wait, so no wake-up is lost. */
+/* Publish a new generation; wake sleepers if there are any. The bump and the look at `sleepers`
+ * are seq_cst, the mirror of worker_main's announce-then-look: a worker that announced itself
+ * before the bump is seen here and woken under mu (which it holds until it waits); one that
+ * announces itself after the bump sees the new generation and does not wait. */
 static void publish(lq_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
-    pthread_cond_broadcast(&p->cv_start);
-    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_add(&p->generation, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_start);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 lq_pool *lq_pool_create(int n_threads) {
@@ -136,6 +156,8 @@ lq_pool *lq_pool_create(int n_threads) {
     atomic_init(&p->next_task, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->caller_asleep, 0);
+    atomic_init(&p->sleepers, 0);
     int started = 0;
     for (int i = 1; i < n_threads; i++) {
         p->workers[i - 1] = (lq_worker){.pool = p, .tid = i};
@@ -179,7 +201,7 @@ void lq_pool_run(lq_pool *p, lq_task_fn fn, void *ctx, int64_t n_tasks) {
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->next_task, p->n_threads, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
     publish(p); /* release: the job fields above are visible to every worker that sees it */
     run_tasks(p, 0);
@@ -188,9 +210,12 @@ void lq_pool_run(lq_pool *p, lq_task_fn fn, void *ctx, int64_t n_tasks) {
         LQ_CPU_RELAX();
     }
     if (atomic_load_explicit(&p->pending, memory_order_acquire) != 0) {
+        /* Same handshake as the workers': flag, then look (seq_cst), so the last worker either
+         * is seen done here or sees the flag and wakes us. */
         pthread_mutex_lock(&p->mu);
-        while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
-            pthread_cond_wait(&p->cv_done, &p->mu);
+        atomic_store(&p->caller_asleep, 1);
+        while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->cv_done, &p->mu);
+        atomic_store(&p->caller_asleep, 0);
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_unlock(&p->run_mu);

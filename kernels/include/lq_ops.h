@@ -81,6 +81,12 @@ void lq_geglu_tanh_ref(float *gate, const float *up, int64_t n);
  * inv_freq[i] (i < head_dim/2) is the angle per position of pair i.
  * interleaved: pairs (2i, 2i+1) (llama2.c, GGUF); else pairs (i, i + head_dim/2) (HF). */
 void lq_rope_ref(float *x, int head_dim, int pos, const float *inv_freq, int interleaved);
+/* lq_rope_ref in two steps, bit for bit the same, so one position's angles serve every head and
+ * every layer of a decode step (each head would otherwise take head_dim / 2 sinf + cosf again):
+ * cs[2i], cs[2i + 1] = cos, sin of (float)pos * inv_freq[i] for i < head_dim / 2, then x rotated
+ * by them. */
+void lq_rope_cos_sin(float *cs, int head_dim, int pos, const float *inv_freq);
+void lq_rope_apply(float *x, int head_dim, const float *cs, int interleaved);
 
 /* Convert n f16 / bf16 values to f32 (used for embedding rows and norm vectors). */
 void lq_f16_to_f32_row(const uint16_t *src, float *dst, int64_t n);

@@ -14,10 +14,17 @@ _Static_assert(LQ_FWD_MULTI_MAX <= LQ_MATMUL_MULTI_MAX, "the program's fused gro
  * wake-up below this many multiply-adds. */
 #define ATTN_MIN_PARALLEL_MACS (64 * 1024)
 
+/* RoPE angles of one position are kept for the next call: a decode step rotates q and k of every
+ * layer at the same position with the same table, 2 x n_layers calls per token. */
+#define ROPE_CACHE_DIM 512
+
 typedef struct cpu_ctx {
     lq_pool *pool; /* borrowed; NULL = single thread */
     int n_ctx;
     float *att_scratch; /* (threads, n_ctx) attention scores, one row per thread */
+    const float *rope_freq; /* the inv_freq table rope_cs was made from (NULL: none yet) */
+    int rope_pos, rope_hd;
+    float rope_cs[ROPE_CACHE_DIM]; /* (rope_hd / 2) cos, sin pairs of rope_pos */
 } cpu_ctx;
 
 static bool cpu_supports(lq_op op) { return (int)op >= 0 && op < LQ_OP_COUNT; }
@@ -118,9 +125,18 @@ static lq_status cpu_rmsnorm(void *ctx, float *out, const float *x, const float 
 
 static lq_status cpu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_heads, int hd, int pos0,
                           const float *inv_freq, bool interleaved) {
-    (void)ctx;
-    for (int t = 0; t < n_tok; t++)
-        for (int h = 0; h < n_heads; h++) lq_rope_ref(x + t * stride + (int64_t)h * hd, hd, pos0 + t, inv_freq, interleaved);
+    cpu_ctx *c = ctx;
+    for (int t = 0; t < n_tok; t++) {
+        if (hd > ROPE_CACHE_DIM) {
+            for (int h = 0; h < n_heads; h++) lq_rope_ref(x + t * stride + (int64_t)h * hd, hd, pos0 + t, inv_freq, interleaved);
+            continue;
+        }
+        if (c->rope_freq != inv_freq || c->rope_pos != pos0 + t || c->rope_hd != hd) {
+            lq_rope_cos_sin(c->rope_cs, hd, pos0 + t, inv_freq);
+            c->rope_freq = inv_freq, c->rope_pos = pos0 + t, c->rope_hd = hd;
+        }
+        for (int h = 0; h < n_heads; h++) lq_rope_apply(x + t * stride + (int64_t)h * hd, hd, c->rope_cs, interleaved);
+    }
     return LQ_OK;
 }
 
