@@ -12,6 +12,13 @@
  * stays in L2, 301 bursts of 10 matvecs: the kernel's compute ceiling in G weights/s, median
  * (best). `hot int8` is the same for the integer-activation path of rows that have one (quantize x
  * into the row's activation blocks + matvec_q, as lq_matmul's decode does).
+ *
+ * usage: bench_kquant isa [bursts=301]
+ *   the integer-activation kernels at each ISA level this CPU runs (AVX2 vs AVX-512), one thread,
+ *   hot (one copy in L2), the levels' bursts interleaved so both see the same machine load:
+ *   decode (matvec_q of one token, 10 per burst) and prefill (gemm_q of 64 tokens, or matvec_q
+ *   per token where the row has no gemm_q), G weights x tokens / s, median (best); the load
+ *   average is printed before and after.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +72,88 @@ static double run(lq_pool *pool, const lq_weight *w, int copies, const float *x,
     return g[RUNS / 2];
 }
 
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+#define ISA_TOK 64 /* prefill tokens per gemm_q call */
+
+/* one burst of the integer path at the level in use: decode (10 matvec_q) or prefill (one
+ * gemm_q over ISA_TOK tokens); returns G weights x tokens / s */
+static double isa_burst(const lq_weight *w, const uint8_t *xq, size_t xs, float *y, int prefill) {
+    const lq_wfmt_traits *tr = lq_wfmt_get(w->fmt);
+    const double t0 = now_s();
+    if (!prefill) {
+        for (int k = 0; k < 10; k++) tr->matvec_q(w, xq, y, 0, w->rows);
+    } else if (tr->gemm_q) {
+        tr->gemm_q(w, xq, xs, ISA_TOK, y, w->rows, 0, w->rows);
+    } else {
+        for (int t = 0; t < ISA_TOK; t++) tr->matvec_q(w, xq + (size_t)t * xs, y + (size_t)t * w->rows, 0, w->rows);
+    }
+    return (prefill ? ISA_TOK : 10) * (double)(w->rows * w->cols) / (now_s() - t0) * 1e-9;
+}
+
+static int isa_compare(int bursts) {
+    const char *names[] = {"q4_K", "q6_K", "q5_K", "q3_K", "q2_K", "iq4_xs"};
+    const int64_t shapes[][2] = {{576, 1536}, {640, 2048}};
+    const lq_isa best = lq_cpu_isa();
+    if (best < LQ_ISA_AVX2) return fprintf(stderr, "bench_kquant: no AVX2\n"), 1;
+    double *g = malloc(sizeof(double) * (size_t)bursts * LQ_ISA_COUNT);
+    if (!g) return 1;
+    printf("load before: %.2f; levels AVX2..%s interleaved, 1 thread, hot, %d bursts each\n", loadavg(),
+           lq_isa_name(best), bursts);
+    printf("%-7s %-10s %-8s", "fmt", "rows x cols", "path");
+    for (int l = LQ_ISA_AVX2; l <= (int)best; l++) printf(" %10s Gw/s (best)", lq_isa_name((lq_isa)l));
+    printf(" %8s\n", "ratio");
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        const lq_wfmt fmt = lq_wfmt_from_name(names[f]);
+        const lq_wfmt_traits *tr = lq_wfmt_get(fmt);
+        for (size_t s = 0; s < 2; s++) {
+            const int64_t rows = shapes[s][0], cols = shapes[s][1];
+            size_t rb;
+            if (!tr || !lq_wfmt_sizes(fmt, rows, cols, NULL, &rb, NULL, NULL)) return 1;
+            const size_t xs = lq_act_row_bytes(tr->act, cols);
+            float *src = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)cols);
+            float *y = malloc(sizeof(float) * (size_t)(rows * ISA_TOK));
+            uint8_t *buf = malloc(rb * (size_t)rows), *xq = malloc(xs * ISA_TOK);
+            if (!src || !x || !y || !buf || !xq) return 1;
+            for (int64_t i = 0; i < rows * cols; i++) src[i] = 0.05f * rnd();
+            const lq_weight w = {.fmt = fmt, .rows = rows, .cols = cols, .data = buf, .row_bytes = rb};
+            tr->quantize_ref(src, &(lq_quant_params){0}, (lq_weight *)&w);
+            for (int t = 0; t < ISA_TOK; t++) {
+                for (int64_t i = 0; i < cols; i++) x[i] = rnd();
+                lq_act_get(tr->act)->quantize(x, cols, xq + (size_t)t * xs);
+            }
+            for (int prefill = 0; prefill < 2; prefill++) {
+                for (int r = 0; r < bursts; r++)
+                    for (int l = LQ_ISA_AVX2; l <= (int)best; l++) {
+                        lq_kernels_set_isa((lq_isa)l);
+                        g[l * bursts + r] = isa_burst(&w, xq, xs, y, prefill);
+                    }
+                printf("%-7s %4lldx%-5lld %-8s", names[f], (long long)rows, (long long)cols, prefill ? "prefill" : "decode");
+                for (int l = LQ_ISA_AVX2; l <= (int)best; l++) {
+                    qsort(g + l * bursts, (size_t)bursts, sizeof *g, cmp_d);
+                    printf(" %10.2f (%6.2f)     ", g[l * bursts + bursts / 2], g[l * bursts + bursts - 1]);
+                }
+                printf(" %8.2f\n", g[best * bursts + bursts / 2] / g[LQ_ISA_AVX2 * bursts + bursts / 2]);
+            }
+            free(src); free(x); free(y); free(buf); free(xq);
+        }
+    }
+    lq_kernels_set_isa(best);
+    printf("load after: %.2f\n", loadavg());
+    free(g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "isa") == 0) return isa_compare(argc > 2 ? atoi(argv[2]) : 301);
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const size_t bw_mb = argc > 2 ? (size_t)atol(argv[2]) : 512;
     /* the K-quants, then the legacy blocks llama.cpp's Q4_K_M uses beside them (for comparison) */

@@ -7,7 +7,8 @@
  * four weight rows per type (Q2_K..Q6_K, IQ4_XS; ggml's reference quantizer) and ggml's
  * vec_dot_<type>_q8_K of every pair. Checked: our Q8_K quantizer (ref and fast) equals ggml's
  * bytes; our matvec_q (ref and fast) on ggml's bytes equals ggml's dot within the row's tol (the
- * int32 block sums are exact; only the f32 order of the block sums may differ).
+ * int32 block sums are exact; only the f32 order of the block sums may differ). The fast paths
+ * are checked at every ISA level this CPU runs (AVX2, and AVX-512 where present).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -116,9 +117,24 @@ Test(kquant_q8k, activation_bytes_equal_llama_cpp) {
         }
 }
 
+/* The ISA levels the fast paths are checked at: AVX2 .. lq_cpu_isa() (the scalar level alone on a
+ * CPU without AVX2). */
+static int first_level(void) { return lq_cpu_isa() >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; }
+
+static void dots_at_level(void);
+
 Test(kquant_q8k, dot_products_equal_llama_cpp) {
     load(&g_fx);
+    for (int isa = first_level(); isa <= (int)lq_cpu_isa(); isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        dots_at_level();
+    }
+    lq_kernels_set_isa(lq_cpu_isa());
+}
+
+static void dots_at_level(void) {
     const lq_act_traits *a = lq_act_get(LQ_ACT_Q8_K);
+    const char *level = lq_isa_name(lq_kernels_isa());
     float xd[COLS], wd[COLS];
     for (int t = 0; t < g_fx.ntypes; t++) {
         const lq_wfmt fmt = lq_wfmt_from_name(g_fx.types[t].name);
@@ -139,16 +155,33 @@ Test(kquant_q8k, dot_products_equal_llama_cpp) {
                 tr->matvec_q_ref(&w, g_fx.q8k[ai], &got[0], 0, 1);
                 tr->matvec_q(&w, g_fx.q8k[ai], &got[1], 0, 1);
                 for (int k = 0; k < 2; k++)
-                    cr_assert(fabs((double)got[k] - want) <= tol, "%s w%d x%d %s: %.9g vs ggml %.9g (tol %.3g)",
-                              tr->name, r, ai, k ? "fast" : "ref", got[k], want, tol);
+                    cr_assert(fabs((double)got[k] - want) <= tol, "%s w%d x%d %s (%s): %.9g vs ggml %.9g (tol %.3g)",
+                              tr->name, r, ai, k ? "fast" : "ref", level, got[k], want, tol);
             }
         }
     }
 }
 
 /* Every row with a multi-token kernel (gemm_q): equal to matvec_q token by token, bit for bit
- * (token counts around its group of 4, a row sub-range, a y stride wider than the range). */
+ * (token counts around its group of 4, a row sub-range, a y stride wider than the range), at
+ * every ISA level: AVX2 has gemm_q for Q4_K/Q5_K/Q6_K, AVX-512 for all six K-quant rows. */
+static int gemm_rows_at_level(void);
+
 Test(kquant_q8k, gemm_q_equals_matvec_q) {
+    for (int isa = first_level(); isa <= (int)lq_cpu_isa(); isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        const int with = gemm_rows_at_level();
+        if (isa >= LQ_ISA_AVX2) cr_assert(with >= 3, "Q4_K, Q5_K and Q6_K have gemm_q (%s)", lq_isa_name((lq_isa)isa));
+        if (isa >= LQ_ISA_AVX512) {
+            static const lq_wfmt kq[] = {LQ_WFMT_Q2_K, LQ_WFMT_Q3_K, LQ_WFMT_Q4_K, LQ_WFMT_Q5_K, LQ_WFMT_Q6_K, LQ_WFMT_IQ4_XS};
+            for (size_t i = 0; i < sizeof kq / sizeof kq[0]; i++)
+                cr_assert(lq_wfmt_get(kq[i])->gemm_q, "%s has gemm_q at AVX-512", lq_wfmt_get(kq[i])->name);
+        }
+    }
+    lq_kernels_set_isa(lq_cpu_isa());
+}
+
+static int gemm_rows_at_level(void) {
     int with = 0;
     for (int f = 0; f < LQ_WFMT_COUNT; f++) {
         const lq_wfmt_traits *tr = lq_wfmt_get((lq_wfmt)f);
@@ -175,11 +208,11 @@ Test(kquant_q8k, gemm_q_equals_matvec_q) {
             for (int64_t t = 0; t < ns[k]; t++)
                 for (int64_t r = 2; r < 17; r++) {
                     tr->matvec_q(&w, xq + t * xs, &want, r, r + 1);
-                    cr_assert(memcmp(&y[t * ldy + r - 2], &want, 4) == 0, "%s n=%lld token %lld row %lld: %.9g vs %.9g",
-                              tr->name, (long long)ns[k], (long long)t, (long long)r, y[t * ldy + r - 2], want);
+                    cr_assert(memcmp(&y[t * ldy + r - 2], &want, 4) == 0, "%s (%s) n=%lld token %lld row %lld: %.9g vs %.9g",
+                              tr->name, lq_isa_name(lq_kernels_isa()), (long long)ns[k], (long long)t, (long long)r, y[t * ldy + r - 2], want);
                 }
         }
         free(wd); free(src); free(x); free(xq);
     }
-    cr_assert(with >= 3, "Q4_K, Q5_K and Q6_K have gemm_q");
+    return with;
 }

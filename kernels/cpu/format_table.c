@@ -504,8 +504,16 @@ static const struct {
 #undef LEGACY512
 
 
-    /* -- K-quant super-blocks and IQ4_XS x Q8_K (fmt_kquant_avx512.c) -- */
-
+    /* -- K-quant super-blocks and IQ4_XS x Q8_K (fmt_kquant_avx512.c, fmt_kquant_lo_avx512.c):
+     * maddubs + VNNI vpdpwssd on 64 codes, 16 f32 lanes per token (kq_avx512_tmpl.h); the int32
+     * block sums are exact, fewer f32 roundings than the AVX2 twins, same ACT_TOL_Q8K. Q2_K,
+     * Q3_K and IQ4_XS also get the multi-token gemm_q the AVX2 level lacks. -- */
+    [LQ_WFMT_Q2_K] = {.matvec_q = lq_matvec_q_q2_K_avx512, .gemm_q = lq_gemm_q_q2_K_avx512},
+    [LQ_WFMT_Q3_K] = {.matvec_q = lq_matvec_q_q3_K_avx512, .gemm_q = lq_gemm_q_q3_K_avx512},
+    [LQ_WFMT_Q4_K] = {.matvec_q = lq_matvec_q_q4_K_avx512, .gemm_q = lq_gemm_q_q4_K_avx512},
+    [LQ_WFMT_Q5_K] = {.matvec_q = lq_matvec_q_q5_K_avx512, .gemm_q = lq_gemm_q_q5_K_avx512},
+    [LQ_WFMT_Q6_K] = {.matvec_q = lq_matvec_q_q6_K_avx512, .gemm_q = lq_gemm_q_q6_K_avx512},
+    [LQ_WFMT_IQ4_XS] = {.matvec_q = lq_matvec_q_iq4_xs_avx512, .gemm_q = lq_gemm_q_iq4_xs_avx512},
 
 };
 

@@ -267,7 +267,17 @@ LQ_MATVEC_Q512_DECL(q5_1)
 LQ_MATVEC_Q512_DECL(iq4_nl)
 
 
-/* K-quants */
-
+/* K-quants x Q8_K (fmt_kquant_avx512.c: Q4_K, Q5_K, Q6_K; fmt_kquant_lo_avx512.c: Q2_K, Q3_K,
+ * IQ4_XS; the shared token loop kq_avx512_tmpl.h) */
+#define LQ_KQ512_DECL(n)                                                                          \
+    void lq_matvec_q_##n##_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1); \
+    void lq_gemm_q_##n##_avx512(const lq_weight *w, const void *xq, size_t xs, int64_t n, float *y,      \
+                                int64_t ldy, int64_t r0, int64_t r1);
+LQ_KQ512_DECL(q2_K)
+LQ_KQ512_DECL(q3_K)
+LQ_KQ512_DECL(q4_K)
+LQ_KQ512_DECL(q5_K)
+LQ_KQ512_DECL(q6_K)
+LQ_KQ512_DECL(iq4_xs)
 
 #endif
