@@ -12,9 +12,9 @@
 
 #include <string.h>
 
-/* ggml's Q4_K / Q5_K scale and min unpacking (utmp): 8 6-bit scales, then 8 6-bit mins, as 16
- * int16 in the low half of a vector. */
-static inline __m512i q45_sc_mins(const uint8_t *s12) {
+/* ggml's Q4_K / Q5_K scale and min unpacking (utmp): bytes 0..7 the 6-bit scales, 8..15 the
+ * 6-bit mins */
+static inline __m128i q45_sc_mins(const uint8_t *s12) {
     const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
     uint32_t utmp[4];
     memcpy(utmp, s12, 12);
@@ -23,8 +23,7 @@ static inline __m512i q45_sc_mins(const uint8_t *s12) {
     utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
     utmp[2] = uaux;
     utmp[0] &= kmask1;
-    const __m128i b = _mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]);
-    return _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(b));
+    return _mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]);
 }
 
 /* the Q4_K / Q5_K parts shared: scales per sub-block of 32, mins per bsum (two per sub-block),
@@ -32,11 +31,14 @@ static inline __m512i q45_sc_mins(const uint8_t *s12) {
 static inline void q45_common(const uint8_t *scales, const uint8_t *qs, lq_f16 d, lq_f16 dmin, kq512_blk *u) {
     u->d = kq512_h2f(d);
     u->dmin = kq512_h2f(dmin);
-    const __m512i sm = q45_sc_mins(scales);
-    for (int k = 0; k < 4; k++) u->s[k] = kq512_pair16(sm, 2 * k, 2 * k + 1);
-    const __m256i midx = _mm256_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
-    u->bk = _mm256_permutexvar_epi16(midx, _mm512_castsi512_si256(sm));
+    const __m128i sm = q45_sc_mins(scales);
+    const __m128i sc16 = _mm_cvtepu8_epi16(sm); /* the 8 scales as int16 */
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) u->s[k] = kq512_pair16(sc16, 2 * k, 2 * k + 1);
+    const __m128i mdup = _mm_set_epi8(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    u->bk = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, mdup));
     const __m512i m4 = _mm512_set1_epi8(0xF);
+    _Pragma("GCC unroll 4")
     for (int p = 0; p < 2; p++) {
         /* bytes 0..31: sub-blocks 4p (low nibbles), 4p+1 (high); bytes 32..63: 4p+2, 4p+3 */
         const __m512i bits = _mm512_loadu_si512((const void *)(qs + 64 * p));
@@ -53,6 +55,7 @@ static inline void unpack_q5_K(const lq_block_q5_K *b, kq512_blk *u) {
     q45_common(b->scales, b->qs, b->d, b->dmin, u);
     const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->qh));
     const __m512i sixteen = _mm512_set1_epi8(16);
+    _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; k++) {
         const __m512i sel = kq512_cat(_mm256_set1_epi8((char)(1 << (2 * k))), _mm256_set1_epi8((char)(1 << (2 * k + 1))));
         u->c[k] = _mm512_mask_add_epi8(u->c[k], _mm512_test_epi8_mask(qh, sel), u->c[k], sixteen);
@@ -63,11 +66,13 @@ static inline void unpack_q5_K(const lq_block_q5_K *b, kq512_blk *u) {
 static inline void unpack_q6_K(const lq_block_q6_K *b, kq512_blk *u) {
     u->d = kq512_h2f(b->d);
     u->dmin = 0.0f;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-    const __m512i sc = _mm512_zextsi256_si512(sc16);
-    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad16(sc, 4 * k);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)b->scales);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad8(sc8, 4 * k, 1);
     u->bk = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(sc16, 5)); /* -32 * scale */
     const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
+    _Pragma("GCC unroll 4")
     for (int j = 0; j < 2; j++) {
         /* x codes 128j + [0..31 | 32..63]: low nibbles of ql runs 1 | 2, qh bits 0-1 | 2-3;
          * 128j + [64..95 | 96..127]: their high nibbles, qh bits 4-5 | 6-7 */

@@ -14,6 +14,7 @@
 /* vector 2j (s = 0, 1) and 2j + 1 (s = 2, 3) of the 2-bit codes of qs */
 static inline void codes2(const uint8_t *qs, __m512i *c) {
     const __m512i m3 = _mm512_set1_epi8(3);
+    _Pragma("GCC unroll 4")
     for (int j = 0; j < 2; j++) {
         const __m256i b = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
         const __m512i bb = kq512_cat(b, _mm256_srli_epi16(b, 2));
@@ -27,8 +28,9 @@ static inline void unpack_q2_K(const lq_block_q2_K *b, kq512_blk *u) {
     u->d = kq512_h2f(b->d);
     u->dmin = kq512_h2f(b->dmin);
     const __m128i sm = _mm_loadu_si128((const __m128i *)b->scales), m4 = _mm_set1_epi8(0xF);
-    const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sm, m4)));
-    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad16(sc, 4 * k);
+    const __m128i sc8 = _mm_and_si128(sm, m4);
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad8(sc8, 4 * k, 0);
     u->bk = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
     codes2(b->qs, u->c);
 }
@@ -45,15 +47,16 @@ static inline void unpack_q3_K(const lq_block_q3_K *b, kq512_blk *u) {
                                                   (int)((aux[0] & kmask2) | (((aux[2] >> 0) & kmask1) << 4))),
                                     _mm_set1_epi8(32));
     const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
-    const __m512i sc = _mm512_zextsi256_si512(sc16);
     u->d = kq512_h2f(b->d);
     u->dmin = 0.0f;
-    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad16(sc, 4 * k);
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) u->s[k] = kq512_quad8(s8, 4 * k, 1);
     u->bk = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(sc16, 2)); /* -4 * scale */
     codes2(b->qs, u->c);
     /* vector k holds x codes 64k.. : shifts s = 2k % 4, +1 of byte run k / 2, hmask bits 2k, 2k+1 */
     const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b->hmask));
     const __m512i four = _mm512_set1_epi8(4);
+    _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; k++) {
         const __m512i sel = kq512_cat(_mm256_set1_epi8((char)(1 << (2 * k))), _mm256_set1_epi8((char)(1 << (2 * k + 1))));
         u->c[k] = _mm512_mask_add_epi8(u->c[k], _mm512_test_epi8_mask(hm, sel), u->c[k], four);
@@ -65,13 +68,24 @@ static inline void unpack_q3_K(const lq_block_q3_K *b, kq512_blk *u) {
 static inline void unpack_iq4_xs(const lq_block_iq4_xs *b, kq512_blk *u) {
     u->d = kq512_h2f(b->d);
     u->dmin = 0.0f;
-    int16_t ls[8];
-    for (int ib = 0; ib < 8; ib++) ls[ib] = (int16_t)lq_iq4xs_scale(ib, b);
-    const __m512i sc = _mm512_zextsi256_si512(_mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)ls)));
-    for (int k = 0; k < 4; k++) u->s[k] = kq512_pair16(sc, 2 * k, 2 * k + 1);
+    /* lq_iq4xs_scale for ib = 0..7 in int16 lanes: low nibble ib of scales_l (4 bits at 4 (ib %
+     * 4) of its 16-bit half ib / 4), 2 bits at 2 ib of scales_h, minus 32 (vector shifts: no
+     * store-and-reload of scalars, which stalls store forwarding) */
+    uint32_t sl;
+    memcpy(&sl, b->scales_l, 4);
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi16(_mm_set_epi16((short)(sl >> 16), (short)(sl >> 16), (short)(sl >> 16),
+                                                                  (short)(sl >> 16), (short)sl, (short)sl, (short)sl, (short)sl),
+                                                    _mm_set_epi16(12, 8, 4, 0, 12, 8, 4, 0)),
+                                     _mm_set1_epi16(0xF));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi16(_mm_set1_epi16((short)b->scales_h), _mm_set_epi16(14, 12, 10, 8, 6, 4, 2, 0)),
+                                     _mm_set1_epi16(3));
+    const __m128i ls = _mm_sub_epi16(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi16(32));
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) u->s[k] = kq512_pair16(ls, 2 * k, 2 * k + 1);
     u->bk = _mm256_setzero_si256();
     const __m512i grid = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lq_kq_iq4nl_values));
     const __m512i m4 = _mm512_set1_epi8(0xF);
+    _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; k++) {
         /* [qa | qb] = bytes of sub-blocks 2k, 2k+1 -> 128-bit lanes qa, qa >> 4, qb, qb >> 4 */
         const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * k));

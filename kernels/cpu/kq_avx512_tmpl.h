@@ -17,6 +17,10 @@
  * (_mm512_reduce_add_ps). That is fewer roundings per product than the F32 bound format_table.c
  * derives for the K-quant rows (cols/64 links + a 5-level tree), so the rows' tol covers it.
  *
+ * The fixed loops carry `GCC unroll`: at -O2 GCC keeps 4-trip loops rolled, and then the
+ * unpacked block (8 zmm) goes through the stack on every token (measured: Q2_K decode 31 -> 40
+ * G weights/s unrolled).
+ *
  * matvec_q is the T = 1 case of the gemm_q code: per token the same operations in the same
  * order, so gemm_q equals matvec_q bit for bit (decode and prefill give the same logits).
  */
@@ -48,17 +52,27 @@ typedef struct kq512_blk {
 
 static inline float kq512_h2f(lq_f16 h) { return _cvtsh_ss(h); }
 
-/* int16 lanes 0..15 = v[a], 16..31 = v[b] (the scales of two sub-blocks of 32) */
-static inline __m512i kq512_pair16(__m512i v, int a, int b) {
-    const __m512i idx = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16((short)a), _mm512_set1_epi16((short)b));
-    return _mm512_permutexvar_epi16(idx, v);
+/* Sub-block scales into the int16 lanes of s[k], by in-lane byte shuffles (vpshufb: one cycle,
+ * where vpermw is several) of a 128-bit source broadcast to the four lanes. */
+
+/* v: 8 int16 scales of sub-blocks of 32; int16 lanes 0..15 = v[a], 16..31 = v[b] */
+static inline __m512i kq512_pair16(__m128i v, int a, int b) {
+    const int ca = (2 * a) | (2 * a + 1) << 8, cb = (2 * b) | (2 * b + 1) << 8;
+    const __m512i ctrl = _mm512_set_epi32(cb * 0x10001, cb * 0x10001, cb * 0x10001, cb * 0x10001, cb * 0x10001,
+                                          cb * 0x10001, cb * 0x10001, cb * 0x10001, ca * 0x10001, ca * 0x10001,
+                                          ca * 0x10001, ca * 0x10001, ca * 0x10001, ca * 0x10001, ca * 0x10001,
+                                          ca * 0x10001);
+    return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(v), ctrl);
 }
 
-/* int16 lanes 8q..8q+7 = v[base + q], q = 0..3 (the scales of four sub-blocks of 16) */
-static inline __m512i kq512_quad16(__m512i v, int base) {
-    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0,
-                                         0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)base)), v);
+/* v: 16 int8 scales of sub-blocks of 16; int16 lanes 8q..8q+7 = v[base + q], q = 0..3, sign- or
+ * zero-extended: the byte lands in both halves of each int16, the shift by 8 extends it */
+static inline __m512i kq512_quad8(__m128i v, int base, int is_signed) {
+    const int b0 = (base + 0) * 0x01010101, b1 = (base + 1) * 0x01010101;
+    const int b2 = (base + 2) * 0x01010101, b3 = (base + 3) * 0x01010101;
+    const __m512i ctrl = _mm512_set_epi32(b3, b3, b3, b3, b2, b2, b2, b2, b1, b1, b1, b1, b0, b0, b0, b0);
+    const __m512i x = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(v), ctrl);
+    return is_signed ? _mm512_srai_epi16(x, 8) : _mm512_srli_epi16(x, 8);
 }
 
 /* 64 bytes from two 32-byte halves: [lo | hi] */
@@ -72,6 +86,7 @@ static inline __attribute__((always_inline)) __m512 kq512_token(const kq512_blk 
     const __m256i bsums = _mm256_loadu_si256((const __m256i *)yb->bsums);
     __m512i sumi = kind == KQ512_FOLD ? _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, u->bk))
                                       : _mm512_setzero_si512();
+    _Pragma("GCC unroll 4")
     for (int k = 0; k < 4; k++) {
         __m512i x = _mm512_loadu_si512((const void *)(yb->qs + 64 * k));
         if (kind == KQ512_SIGN) x = _mm512_mask_sub_epi8(x, u->neg[k], _mm512_setzero_si512(), x);
@@ -92,15 +107,15 @@ static inline __attribute__((always_inline)) __m512 kq512_token(const kq512_blk 
     static inline __attribute__((always_inline)) void n##_row512(const blk *x, int64_t nb, const void *xq,      \
                                                                  size_t xs, int T, float *y, int64_t ldy) {     \
         __m512 acc[KQ512_T];                                                                       \
-        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();                                  \
+        _Pragma("GCC unroll 4") for (int t = 0; t < KQ512_T; t++) acc[t] = _mm512_setzero_ps();   \
         for (int64_t i = 0; i < nb; ++i) {                                                         \
             kq512_blk u;                                                                           \
             unpack(&x[i], &u);                                                                     \
-            for (int t = 0; t < T; t++)                                                            \
+            _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)                                    \
                 acc[t] = kq512_token(&u, (const lq_block_q8_K *)((const char *)xq + (size_t)t * xs) + i, kind, \
                                      acc[t]);                                                      \
         }                                                                                          \
-        for (int t = 0; t < T; t++) y[t * ldy] = _mm512_reduce_add_ps(acc[t]);                     \
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) y[t * ldy] = _mm512_reduce_add_ps(acc[t]); \
     }                                                                                              \
     void lq_gemm_q_##n##_avx512(const lq_weight *w, const void *xq, size_t xs, int64_t nt, float *y, \
                                 int64_t ldy, int64_t r0, int64_t r1) {                             \
