@@ -487,7 +487,7 @@ Test(fast, matvec_and_dequant_vs_ref) {
 }
 
 /* NaN codes must give NaN in both FP8 paths (the fast path patches them explicitly). */
-Test(fast, fp8_nan_code) {
+static void check_fp8_nan_code(void) {
     uint8_t row[16] = {0x38, 0x7F, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0xFF};
     float scale = 1.0f, x[16], out[16], y;
     for (int i = 0; i < 16; i++) x[i] = 1.0f;
@@ -502,7 +502,7 @@ Test(fast, fp8_nan_code) {
 /* A NaN code in one row must not touch the others: the AVX2 matvec notices NaN codes per group of
  * four rows and redoes that group with the ref. Rows 1 (NaN in the 32-wide main loop) and 5 (NaN
  * in the tail, in a group of two leftover rows) are NaN; the rest agree with the ref. */
-Test(fast, fp8_nan_rows_isolated) {
+static void check_fp8_nan_rows_isolated(void) {
     enum { ROWS = 6, COLS = 100 };
     uint8_t data[ROWS * COLS];
     float scale[ROWS], x[COLS], y[ROWS], yr[ROWS];
@@ -527,6 +527,18 @@ Test(fast, fp8_nan_rows_isolated) {
         cr_assert(fabs((double)y[r] - yr[r]) <= tr->tol_atol + tr->tol_rtol * abs_sum,
                   "row %d: fast %.9g vs ref %.9g", r, y[r], yr[r]);
     }
+}
+
+/* Both NaN checks at every ISA level this CPU runs (the AVX-512 twin checks NaN codes per row,
+ * the AVX2 one per group of four rows). */
+Test(fast, fp8_nan_every_level) {
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        check_fp8_nan_code();
+        check_fp8_nan_rows_isolated();
+    }
+    lq_kernels_set_isa(best);
 }
 
 /* ---- lq_matmul ------------------------------------------------------------------------------- */

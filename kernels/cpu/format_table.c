@@ -489,6 +489,7 @@ static const struct {
     [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx512},
     [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512},
     [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx512, .matvec_q = lq_matvec_q_w4a16_avx512},
+    [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx512},
 
 
     /* -- GGUF legacy blocks x Q8_0 / Q8_1 (fmt_legacy_avx512.c) -- */

@@ -252,6 +252,7 @@ void lq_matvec_w8a16_avx512(const lq_weight *w, const float *x, float *y, int64_
 void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_w4a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_matvec_fp8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 
 
 /* GGUF legacy blocks */
