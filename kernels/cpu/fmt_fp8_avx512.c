@@ -8,7 +8,7 @@
  * byte max of c & 0x7F per row sees them, and such a row is redone by the ref (NaN exactly where
  * it should be). One row at a time, four accumulators (64 columns a step), a masked tail: the
  * rows are contiguous, so that is one sequential stream for the hardware prefetcher
- * (matvec_avx512_tmpl.h has the measurement). Every product is e4m3 x 2^-8 exactly: the F32
+ * (matvec_avx2_tmpl.h has the measurement). Every product is e4m3 x 2^-8 exactly: the F32
  * bound of format_table.c holds, as for the AVX2 twin.
  */
 #include <immintrin.h>

@@ -13,7 +13,7 @@
  * twin.
  *
  * One row at a time (the split x stays in L1): the rows are contiguous, so that is one
- * sequential stream for the hardware prefetcher (matvec_avx512_tmpl.h has the measurement);
+ * sequential stream for the hardware prefetcher (matvec_avx2_tmpl.h has the measurement);
  * the AVX2 twin's four interleaved rows of 288 bytes (SmolLM2) need a software prefetch instead.
  * Rounding: per product one FMA per step chain (gs/32 links) and the group totals' ng/2 links,
  * fewer than the AVX2 twin's: the F32 bound of format_table.c holds.

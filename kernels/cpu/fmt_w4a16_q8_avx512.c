@@ -15,7 +15,7 @@
  * of 0 and the weights are not read (masked load).
  *
  * One row at a time (the prepared activations stay in L1): the rows are contiguous, so that is
- * one sequential stream for the hardware prefetcher (matvec_avx512_tmpl.h). Group sizes that are
+ * one sequential stream for the hardware prefetcher (matvec_avx2_tmpl.h). Group sizes that are
  * not a multiple of 32 (and not one group per row) take the AVX2 twin, which takes the spec.
  */
 #include <immintrin.h>

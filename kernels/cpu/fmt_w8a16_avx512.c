@@ -1,6 +1,6 @@
 /* fmt_w8a16_avx512.c - W8A16 matvec (f32 activations), AVX-512 twin of fmt_w8a16_avx2.c.
  *
- * One row at a time, for the reason matvec_avx512_tmpl.h gives: the rows are contiguous, so
+ * One row at a time, for the reason matvec_avx2_tmpl.h gives: the rows are contiguous, so
  * walking them in order is one sequential stream for the hardware prefetcher, where the AVX2
  * twin's four interleaved rows (576 bytes each on SmolLM2) are four short streams that need a
  * software prefetch at every 4-row jump. x (a few KB) stays in L1.

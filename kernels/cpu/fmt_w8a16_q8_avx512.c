@@ -10,7 +10,7 @@
  * the row's scale multiplies once. An odd last block is a pair whose second half is masked off
  * (codes and d zero, weights not read). One row at a time (the prepared activations stay in L1):
  * the rows are contiguous, so that is one sequential stream for the hardware prefetcher
- * (matvec_avx512_tmpl.h has the reason and the measurement); the AVX2 twin's four interleaved
+ * (matvec_avx2_tmpl.h has the reason and the measurement); the AVX2 twin's four interleaved
  * rows needed a software prefetch at every 4-row jump, without which it lost end to end.
  */
 #include <immintrin.h>

@@ -6,8 +6,9 @@
  *
  * Tolerance of matvec vs matvec_ref (|fast - ref| <= atol + rtol * sum_c |W[r][c] x[c]|):
  * the ref sums exact products in double (essentially the true value); the fast path sums in f32
- * with FMA, 8 lanes x 2 chains per row, then a 5-level horizontal reduction, so each product
- * passes through at most cols/16 + 5 roundings of 2^-24. For cols <= ~5000 that worst case is
+ * with FMA, 8 lanes x 2 chains per row (the float formats now 4 chains of 8 or 16 lanes: fewer),
+ * then a 5-level horizontal reduction, so each product passes through at most cols/16 + 5
+ * roundings of 2^-24. For cols <= ~5000 that worst case is
  * <= 2e-5 of the absolute sum; real rounding errors are random and land one to two orders of
  * magnitude lower. rtol = 2e-5 still catches any wrong or dropped element (one product of a
  * 4099-wide row is ~2.4e-4 of the absolute sum). atol covers rows whose absolute sum is 0 or
@@ -483,10 +484,10 @@ static const struct {
     lq_matvec_q_fn matvec_q;
     lq_gemm_q_fn gemm_q;
 } g_fast512[LQ_WFMT_COUNT] = {
-    /* -- float and compressed-tensors formats (fmt_f32_avx512.c, fmt_w4a16_avx512.c, ...) -- */
-    [LQ_WFMT_F32] = {.matvec = lq_matvec_f32_avx512},
-    [LQ_WFMT_F16] = {.matvec = lq_matvec_f16_avx512},
-    [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx512},
+    /* -- float and compressed-tensors formats (fmt_w8a16*_avx512.c, fmt_w4a16*_avx512.c, fmt_fp8_avx512.c) -- */
+    /* F32/F16/BF16 have none: their matvec is memory bound, and once the AVX2 loop walked one
+     * row at a time (matvec_avx2_tmpl.h) a 512-bit twin measured no faster (bench_isa cold,
+     * 0.8-1.2x in noise: Zen 4 runs 512-bit ops as two 256-bit halves). */
     [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512},
     [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx512, .matvec_q = lq_matvec_q_w4a16_avx512},
     [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx512},

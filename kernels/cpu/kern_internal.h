@@ -245,9 +245,6 @@ void lq_f32_to_bf16_row_avx2(const float *src, uint16_t *dst, int64_t n);
 
 /* ---- AVX-512 (F/BW/VL/VNNI) twins (*_avx512.c; format_table.c's g_fast512), by family ---- */
 /* float and compressed-tensors formats */
-void lq_matvec_f32_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
-void lq_matvec_f16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
-void lq_matvec_bf16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_w8a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
