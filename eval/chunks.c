@@ -109,6 +109,16 @@ static lq_status walk_per_line(const lq_tokenizer *tok, const char *text, size_t
     return st;
 }
 
+lq_status lq_eval_logits_room(float **buf, size_t *cap, int n, int vocab, const char *what) {
+    const size_t need = (size_t)n * (size_t)vocab;
+    if (need <= *cap) return LQ_OK;
+    float *nb = realloc(*buf, need * sizeof *nb);
+    if (!nb) return lq_fail(LQ_ERR_NOMEM, "%s: cannot allocate %zu logits", what, need);
+    *buf = nb;
+    *cap = need;
+    return LQ_OK;
+}
+
 lq_status lq_eval_walk_chunks(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
                               const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
                               lq_chunk_walk *w) {

@@ -25,6 +25,12 @@ typedef struct lq_chunk_walk {
 /* Walk the text as o->per_line says, calling fn on every chunk; stops at its first failure.
  * `what` ("perplexity", "kl-divergence") prefixes the error messages and is passed to
  * o->progress (when set). *w is filled also on failure. */
+/* Logits for a chunk of n tokens: *buf grown to at least n x vocab floats (*cap counts them).
+ * Sized by the chunks that come, not by n_ctx: per-line scoring runs at the model's whole
+ * context (32768 for Gemma 3), whose n_ctx x vocab logits (8.6 G floats) no machine has, while
+ * its units are a few hundred tokens. LQ_ERR_NOMEM (naming `what`) when it cannot grow. */
+lq_status lq_eval_logits_room(float **buf, size_t *cap, int n, int vocab, const char *what);
+
 lq_status lq_eval_walk_chunks(const lq_tokenizer *tok, const char *text, size_t len, int n_ctx,
                               const lq_ppl_opts *o, const char *what, lq_chunk_fn fn, void *user,
                               lq_chunk_walk *w);

@@ -211,7 +211,8 @@ static lq_status finish(kld_acc *a, lq_kld_result *r) {
 
 typedef struct kld_run {
     lq_session *sb, *sq;     /* baseline, model */
-    float *lb, *lq;          /* n_ctx x vocab logits of each */
+    float *lb, *lq;          /* the longest chunk's n x vocab logits of each (lq_eval_logits_room) */
+    size_t cap_b, cap_q;
     int vocab;
     kld_acc acc;
     bool base_f32_act;
@@ -221,6 +222,8 @@ typedef struct kld_run {
  * tokens[first+1 .. n). */
 static lq_status compare_chunk(void *user, const int32_t *tokens, int n, int first) {
     kld_run *k = user;
+    LQ_TRY(lq_eval_logits_room(&k->lb, &k->cap_b, n, k->vocab, "kl-divergence"));
+    LQ_TRY(lq_eval_logits_room(&k->lq, &k->cap_q, n, k->vocab, "kl-divergence"));
     const lq_act_mode mode = lq_matmul_act_mode();
     if (k->base_f32_act) lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
     lq_status st = lq_forward(k->sb, tokens, n, 0, k->lb, true);
@@ -266,13 +269,6 @@ lq_status lq_eval_kl_divergence(const lq_model *base, const lq_tokenizer *base_t
     kld_run k = {.vocab = lq_model_config(m)->vocab_size, .base_f32_act = o.base_f32_act};
     lq_status st = lq_session_create(base, n_ctx, pool, &k.sb);
     if (st == LQ_OK) st = lq_session_create(m, n_ctx, pool, &k.sq);
-    size_t n_logits = (size_t)n_ctx * (size_t)k.vocab;
-    if (st == LQ_OK) {
-        k.lb = malloc(n_logits * sizeof *k.lb);
-        k.lq = malloc(n_logits * sizeof *k.lq);
-        if (!k.lb || !k.lq)
-            st = lq_fail(LQ_ERR_NOMEM, "kl-divergence: cannot allocate 2 x %zu logits", n_logits);
-    }
     double t0 = lq_eval_now();
     lq_chunk_walk w = {0};
     if (st == LQ_OK)

@@ -32,7 +32,8 @@ typedef struct nll_acc {
 /* One session and its logits; predictions scored into acc. */
 typedef struct ppl_run {
     lq_session *s;
-    float *logits; /* n_ctx x vocab */
+    float *logits; /* the longest chunk's n x vocab so far (lq_eval_logits_room) */
+    size_t cap;
     int vocab;
     nll_acc acc;
 } ppl_run;
@@ -40,6 +41,7 @@ typedef struct ppl_run {
 /* lq_chunk_fn: forward tokens[0..n) at position 0 and score predictions of tokens[first+1 .. n). */
 static lq_status score_chunk(void *user, const int32_t *tokens, int n, int first) {
     ppl_run *p = user;
+    LQ_TRY(lq_eval_logits_room(&p->logits, &p->cap, n, p->vocab, "perplexity"));
     LQ_TRY(lq_forward(p->s, tokens, n, 0, p->logits, true));
     for (int i = first; i < n - 1; i++) {
         double v = lq_eval_nll(p->logits + (size_t)i * (size_t)p->vocab, p->vocab, tokens[i + 1]);
@@ -80,19 +82,13 @@ lq_status lq_eval_perplexity(const lq_model *m, const lq_tokenizer *tok, lq_pool
 
     lq_session *s = NULL;
     LQ_TRY(lq_session_create(m, n_ctx, pool, &s));
-    size_t n_logits = (size_t)n_ctx * (size_t)lq_model_config(m)->vocab_size;
-    float *logits = malloc(n_logits * sizeof *logits);
-    if (!logits) {
-        lq_session_free(s);
-        return lq_fail(LQ_ERR_NOMEM, "perplexity: cannot allocate %zu logits", n_logits);
-    }
-    ppl_run p = {.s = s, .logits = logits, .vocab = lq_model_config(m)->vocab_size};
+    ppl_run p = {.s = s, .vocab = lq_model_config(m)->vocab_size};
     lq_chunk_walk w;
     lq_status st = lq_eval_walk_chunks(tok, text, len, n_ctx, &o, "perplexity", score_chunk, &p, &w);
     out->n_tokens = w.n_tokens;
     out->n_chunks = w.n_chunks;
     out->seconds = w.seconds;
-    free(logits);
+    free(p.logits);
     lq_session_free(s);
     if (st != LQ_OK) return st;
     if (p.acc.n == 0)

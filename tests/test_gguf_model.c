@@ -54,11 +54,10 @@ static void compare_row(const char *what, const float *got, const json_t *want, 
     cr_expect(worst <= LOGIT_RTOL * scale, "%s: logits differ by %.3g (row max |logit| %.3g)", what, worst, scale);
 }
 
-/* Every prompt of the f32 reference of tests/fixtures/arch/<name> through the GGUF model. */
-static void check_gguf_fixture(const char *name, const char *gguf_arch_hf) {
-    char gpath[1024], rpath[1024], rel[256];
-    snprintf(rel, sizeof rel, "gguf/%s.gguf", name);
-    fixture(rel, gpath, sizeof gpath);
+/* Every prompt of the f32 reference of tests/fixtures/arch/<name> through the model at gpath (the
+ * GGUF fixture, or an HF directory made of it). */
+static void check_model(const char *name, const char *gpath, const char *gguf_arch_hf) {
+    char rpath[1024], rel[256];
     snprintf(rel, sizeof rel, "arch/%s/reference.json", name);
     json_error_t jerr;
     json_t *ref = json_load_file(fixture(rel, rpath, sizeof rpath), 0, &jerr);
@@ -106,6 +105,12 @@ static void check_gguf_fixture(const char *name, const char *gguf_arch_hf) {
     free(logits);
     lq_model_free(m);
     json_decref(ref);
+}
+
+static void check_gguf_fixture(const char *name, const char *gguf_arch_hf) {
+    char gpath[1024], rel[256];
+    snprintf(rel, sizeof rel, "gguf/%s.gguf", name);
+    check_model(name, fixture(rel, gpath, sizeof gpath), gguf_arch_hf);
 }
 
 Test(gguf_model, llama_permuted_qk_matches_transformers) { check_gguf_fixture("llama2", "LlamaForCausalLM"); }
@@ -375,3 +380,52 @@ Test(gguf_model, tinystories_quant_eval_and_info) {
     cr_expect_eq(json_integer_value(json_object_get(j, "parameters")), 656000);
     json_decref(j);
 }
+
+/* GGUF -> HF (quant-convert --model F.gguf --out DIR, tools/common/tool_convert_hf.c): each
+ * fixture comes back as the transformers checkpoint it was made from (tests/fixtures/arch/<name>:
+ * llama's q/k rows un-permuted, Gemma's 1 + w norms back to w within the f32 rounding of the
+ * + 1, which is at most half an ulp of 1 + w), and the directory reproduces transformers' logits. */
+static void check_gguf_to_hf(const char *name, const char *arch) {
+    char gpath[1024], opath[1024], rel[256], dir[256], args[2048], err[512];
+    snprintf(rel, sizeof rel, "gguf/%s.gguf", name);
+    fixture(rel, gpath, sizeof gpath);
+    snprintf(rel, sizeof rel, "arch/%s", name);
+    fixture(rel, opath, sizeof opath);
+    snprintf(dir, sizeof dir, "/tmp/lq_test_gguf_hf_%d_%s", (int)getpid(), name);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(args, sizeof args, "--model '%s' --out '%s/hf'", gpath, dir);
+    cr_assert_eq(lq_test_run_tool("quant-convert", args, dir, err, sizeof err), 0, "%s", err);
+    snprintf(rel, sizeof rel, "%s/hf", dir);
+    lq_checkpoint *a, *o, *g;
+    cr_assert_eq(lq_checkpoint_open(gpath, &g), LQ_OK, "%s", lq_last_error());
+    const bool folded = lq_checkpoint_config(g)->norm_offset_folded;
+    lq_checkpoint_close(g);
+    cr_assert_eq(lq_checkpoint_open(rel, &a), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_checkpoint_open(opath, &o), LQ_OK, "%s", lq_last_error());
+    cr_expect(!lq_checkpoint_config(a)->rope_interleaved && !lq_checkpoint_config(a)->norm_offset_folded);
+    for (int64_t i = 0; i < lq_checkpoint_count(o); i++) {
+        const lq_tensor *to = lq_checkpoint_get(o, i), *ta = lq_checkpoint_find(a, to->name);
+        cr_assert(ta, "%s: %s missing", name, to->name);
+        const int64_t n = lq_tensor_numel(to);
+        cr_assert_eq(lq_tensor_numel(ta), n, "%s", to->name);
+        for (int64_t k = 0; k < n; k++) {
+            const float w = lq_tensor_get_f32(to, k), got = lq_tensor_get_f32(ta, k);
+            const double tol = folded && strstr(to->name, "norm.weight") ? 0.5 * ldexp(1.0, -23) * (1.0 + fabs(w) + 1.0)
+                                                                       : 0.0;
+            cr_assert(fabs((double)got - w) <= tol, "%s: %s[%lld] = %.9g, transformers %.9g", name, to->name,
+                      (long long)k, got, w);
+        }
+    }
+    lq_checkpoint_close(a);
+    lq_checkpoint_close(o);
+    check_model(name, rel, arch);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    (void)system(cmd);
+}
+
+Test(gguf_model, llama_gguf_to_hf_is_the_transformers_checkpoint) { check_gguf_to_hf("llama2", "LlamaForCausalLM"); }
+Test(gguf_model, qwen2_gguf_to_hf_is_the_transformers_checkpoint) { check_gguf_to_hf("qwen2", "Qwen2ForCausalLM"); }
+Test(gguf_model, qwen3_gguf_to_hf_is_the_transformers_checkpoint) { check_gguf_to_hf("qwen3", "Qwen3ForCausalLM"); }
+Test(gguf_model, gemma3_gguf_to_hf_unfolds_the_norms) { check_gguf_to_hf("gemma3_gguf", "Gemma3ForCausalLM"); }

@@ -24,6 +24,11 @@ static int64_t src_row(int64_t r, int hd, bool permute) {
     return h * hd + (j < half ? 2 * j : 2 * (j - half) + 1);
 }
 
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
 static bool is_qk(const char *name) {
     size_t n = strlen(name);
     const char *q = "self_attn.q_proj.weight", *k = "self_attn.k_proj.weight";
@@ -49,6 +54,9 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
         int64_t rows = t->ndim == 2 ? t->shape[0] : 1;
         int64_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
         bool permute = interleaved && is_qk(t->name);
+        /* llama.cpp's converter stores Gemma's norm weights as 1 + w (every *norm.weight: the
+         * layer norms, q_norm / k_norm, the final norm); HF stores w */
+        const bool unfold = cfg->norm_offset_folded && ends_with(t->name, "norm.weight");
         free(row);
         free(out);
         row = malloc((size_t)cols * sizeof *row);
@@ -60,6 +68,8 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
         for (int64_t r = 0; st == LQ_OK && r < rows; r++) {
             /* f32 as stored (llama2.c), other dtypes and GGUF blocks dequantized */
             lq_tensor_read_f32(t, src_row(r, cfg->head_dim, permute) * cols, cols, row);
+            if (unfold)
+                for (int64_t k = 0; k < cols; k++) row[k] -= 1.0f;
             tool_convert_f32(row, cols, dt, out);
             st = lq_st_writer_write(w, out, (size_t)cols * lq_dtype_size(dt));
         }
@@ -78,7 +88,8 @@ static lq_status write_dir(const char *dir, const lq_checkpoint *c, const lq_tok
                            lq_dtype dt, const char **what) {
     char path[PATH_MAX + 64];
     lq_config cfg = *lq_checkpoint_config(c);
-    cfg.rope_interleaved = false; /* rows are permuted to the HF halves layout below */
+    cfg.rope_interleaved = false;   /* rows are permuted to the HF halves layout below */
+    cfg.norm_offset_folded = false; /* and Gemma's norms unfolded to HF's w */
     *what = "cannot write config";
     char *text = NULL;
     LQ_TRY(tool_config_text(&cfg, dt, &text));
@@ -116,12 +127,6 @@ static lq_status convert(const char *in, const char *tok, bool gguf, const char 
                                                 : "%s: --llama2c expects a .bin file", in);
     }
     const lq_config *cfg = lq_checkpoint_config(c);
-    if (cfg->norm_offset_folded) { /* GGUF Gemma: norms hold 1 + w; HF stores w (not converted yet) */
-        lq_checkpoint_close(c);
-        *what = "cannot convert";
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: %s stores its norms with the offset folded in (1 + w); "
-                       "writing it as an HF directory is not supported", in, cfg->arch);
-    }
     lq_tokenizer *t;
     *what = "cannot load tokenizer";
     *where = tok ? tok : in;

@@ -352,7 +352,12 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
     if (!r) return lq_fail(LQ_ERR_NOMEM, "config.json: out of memory");
     json_object_set_new(r, "architectures", json_pack("[s]", cfg->arch[0] ? cfg->arch : "LlamaForCausalLM"));
     json_object_set_new(r, "model_type", json_string(cfg->model_type[0] ? cfg->model_type : "llama"));
-    json_object_set_new(r, "hidden_act", json_string("silu"));
+    /* transformers' Gemma configs name their GeGLU activation "hidden_activation"; the Llama
+     * family's SwiGLU is "hidden_act" */
+    if (strncmp(cfg->model_type, "gemma", 5) == 0)
+        json_object_set_new(r, "hidden_activation", json_string("gelu_pytorch_tanh"));
+    else
+        json_object_set_new(r, "hidden_act", json_string("silu"));
     json_object_set_new(r, "hidden_size", json_integer(cfg->dim));
     json_object_set_new(r, "intermediate_size", json_integer(cfg->hidden_dim));
     json_object_set_new(r, "num_hidden_layers", json_integer(cfg->n_layers));
@@ -381,7 +386,10 @@ lq_status lq_config_to_json(const lq_config *cfg, char **out_json) {
     }
     if (cfg->rope_interleaved) json_object_set_new(r, "rope_interleaved", json_true());
     if (cfg->rope_local_theta > 0.0f) json_object_set_new(r, "rope_local_base_freq", json_float(cfg->rope_local_theta));
-    if (cfg->attn_scalar > 0.0f) json_object_set_new(r, "query_pre_attn_scalar", json_float(cfg->attn_scalar));
+    if (cfg->attn_scalar > 0.0f) /* transformers 5's Gemma 3 config types this one as an int */
+        json_object_set_new(r, "query_pre_attn_scalar", cfg->attn_scalar == floorf(cfg->attn_scalar)
+                                                            ? json_integer((json_int_t)cfg->attn_scalar)
+                                                            : json_real(cfg->attn_scalar));
     if (cfg->sliding_window > 0) {
         json_object_set_new(r, "sliding_window", json_integer(cfg->sliding_window));
         json_t *lt = json_array();
