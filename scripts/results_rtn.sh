@@ -4,8 +4,10 @@
 #
 #   BUILD=build OUT=/work/cache/rtn scripts/results_rtn.sh s260      # stories260K (seconds)
 #   SMOL=/work/cache/smollm2-f32 BUILD=build OUT=/work/cache/rtn scripts/results_rtn.sh smollm [VARIANT...]
-#   (smollm env: TOKENIZER = a tokenizer for both models and calibration, e.g. the shared .gguf,
-#    instead of the directory's; CHUNKS (default 40); CALIB_TEXT for the *-calib variants)
+#   (smollm env: HEAD = the head's scheme, W4A16 by default; W8A16 matches llama-quantize's Q4_0,
+#    whose tied head stays Q8_0; TOKENIZER = a tokenizer for both models and calibration, e.g. the
+#    shared .gguf, instead of the directory's; CHUNKS (default 40); CALIB_TEXT for the *-calib
+#    variants)
 #
 # s260: every variant of stories260K, as docs/RESULTS.md's PTQ tables (down_proj W8A16 at
 # g32/g64, whose 172 columns no group divides; head in float), wikitext ctx 256, 40 chunks.
@@ -71,10 +73,10 @@ smollm() {
       row-signed-max-rtn row-signed-max-clip)
   for v in "${variants[@]}"; do
     [[ $v == *-calib && -z $wiki_calib ]] && { echo "results_rtn: $v needs CALIB_TEXT" >&2; exit 2; }
-    local d=$out/smol-$v
+    local d=$out/smol-$v${HEAD:+-head-$HEAD}
     # shellcheck disable=SC2046
     [ -f "$d/config.json" ] || run "$build/quant-ptq" --model "$base" --out "$d" $(opts_of "$v") \
-        --override lm_head=W4A16 "${threads[@]}" --json > "$d.ptq.json"
+        --override "lm_head=${HEAD:-W4A16}" "${threads[@]}" --json > "$d.ptq.json"
     [ -s "$d.kld.json" ] || { echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2;
       run nice "$build/quant-eval" --model "$d" "${tok[@]}" --kld "$base" --file "$wiki" --ctx 512 \
           --chunks "${CHUNKS:-40}" "${threads[@]}" --json > "$d.kld.json"; }
