@@ -87,7 +87,40 @@ void QF_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     const int64_t nb = w->cols / LQ_QK;
     const uint8_t *xb = xq, *base = w->data;
     const size_t rb = w->row_bytes;
-    for (int64_t r = r0; r < r1; r += 4) {
+    int64_t r = r0;
+    /* eight rows (two groups of four) per activation block load while they last: the block's
+     * load, offset correction and d_x serve twice as many rows, and the two groups' chains
+     * overlap. Each row's float steps are those of the four-row loop below. */
+    for (; r + 8 <= r1; r += 8) {
+        QF_ROWS(wa, base, r, 4, rb);
+        QF_ROWS(wb, base, r + 4, 4, rb);
+        __m256 acca = _mm256_setzero_ps(), accb = acca;
+        __m128 msa = _mm_setzero_ps(), msb = msa;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *ab = xb + i * QF_ABYTES;
+            QF_ACT(ab, yv, c0, dx, sx);
+            const size_t o = (size_t)i * QF_WBYTES;
+            const __m256 fa = qv_scales4(wa, o), fb = qv_scales4(wb, o);
+            const __m256 ta = qv_fold4(_mm256_dpbusd_epi32(c0, QF_CODES(wa[0] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wa[1] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wa[2] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wa[3] + o), yv));
+            const __m256 tb = qv_fold4(_mm256_dpbusd_epi32(c0, QF_CODES(wb[0] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wb[1] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wb[2] + o), yv),
+                                       _mm256_dpbusd_epi32(c0, QF_CODES(wb[3] + o), yv));
+            acca = _mm256_fmadd_ps(ta, _mm256_mul_ps(QF_DVEC(fa), dx), acca);
+            accb = _mm256_fmadd_ps(tb, _mm256_mul_ps(QF_DVEC(fb), dx), accb);
+            if (QF_Q81) {
+                msa = _mm_fmadd_ps(QF_MVEC(fa), sx, msa);
+                msb = _mm_fmadd_ps(QF_MVEC(fb), sx, msb);
+            }
+            (void)sx;
+        }
+        _mm_storeu_ps(y + (r - r0), QV_CAT(QF_NAME, _out)(acca, msa));
+        _mm_storeu_ps(y + (r - r0) + 4, QV_CAT(QF_NAME, _out)(accb, msb));
+    }
+    for (; r < r1; r += 4) {
         const int64_t n = r1 - r < 4 ? r1 - r : 4;
         QF_ROWS(wr, base, r, n, rb);
         __m256 acc = _mm256_setzero_ps();

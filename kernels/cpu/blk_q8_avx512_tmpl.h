@@ -81,7 +81,37 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     const int64_t nb = w->cols / LQ_QK;
     const uint8_t *xb = xq, *base = w->data;
     const size_t rb = w->row_bytes;
-    for (int64_t r = r0; r < r1; r += 4) {
+    int64_t r = r0;
+    /* eight rows (two groups of four) per activation block load while they last: the block's
+     * broadcasts, offset correction and d_x serve twice as many rows, and the two groups' FMA
+     * chains overlap. Each row's float steps are those of the four-row loop below. */
+    for (; r + 8 <= r1; r += 8) {
+        QV_ROWS(wa, base, r, 4, rb);
+        QV_ROWS(wb, base, r + 4, 4, rb);
+        __m512 acca = _mm512_setzero_ps(), accb = acca;
+        __m128 msa = _mm_setzero_ps(), msb = msa;
+        for (int64_t i = 0; i < nb; i++) {
+            const uint8_t *ab = xb + i * QV_ABYTES;
+            QV_ACT(ab, ylo, yhi, c0, dx, sx);
+            const size_t o = (size_t)i * QV_WBYTES;
+            __m512i loa, hia, lob, hib;
+            QV_CODES4(wa, o, loa, hia);
+            QV_CODES4(wb, o, lob, hib);
+            const __m256 fa = qv_scales4(wa, o), fb = qv_scales4(wb, o);
+            const __m512i sa = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, loa, ylo), hia, yhi);
+            const __m512i sb = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, lob, ylo), hib, yhi);
+            acca = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa), _mm512_mul_ps(qv_dvec(fa), dx), acca);
+            accb = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb), _mm512_mul_ps(qv_dvec(fb), dx), accb);
+            if (QV_Q81) {
+                msa = _mm_fmadd_ps(qv_mvec(fa), sx, msa);
+                msb = _mm_fmadd_ps(qv_mvec(fb), sx, msb);
+            }
+            (void)sx;
+        }
+        _mm_storeu_ps(y + (r - r0), QV_CAT(QV_NAME, _out)(acca, msa));
+        _mm_storeu_ps(y + (r - r0) + 4, QV_CAT(QV_NAME, _out)(accb, msb));
+    }
+    for (; r < r1; r += 4) {
         const int64_t n = r1 - r < 4 ? r1 - r : 4;
         QV_ROWS(wr, base, r, n, rb);
         __m512 acc = _mm512_setzero_ps();
