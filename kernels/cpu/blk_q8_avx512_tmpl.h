@@ -146,8 +146,26 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
         (void)sx_;                                                                                 \
     } while (0)
 
-/* gemm: a tile of 4 rows x 4 tokens, so each weight block is decoded (and its scales converted)
- * once for four tokens; the tokens left over run QV_NAME. */
+/* The same for two groups of four rows (a, b): the token's broadcasts, correction and d_x serve
+ * eight rows. */
+#define QV_TOK8(k)                                                                                 \
+    do {                                                                                           \
+        const uint8_t *ab_ = xk[k] + i * QV_ABYTES;                                                \
+        QV_ACT(ab_, ylo_, yhi_, c_, dx_, sx_);                                                     \
+        const __m512i sa_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, loa, ylo_), hia, yhi_);    \
+        const __m512i sb_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, lob, ylo_), hib, yhi_);    \
+        acca[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa_), _mm512_mul_ps(dva, dx_), acca[k]);      \
+        accb[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb_), _mm512_mul_ps(dvb, dx_), accb[k]);      \
+        if (QV_Q81) {                                                                              \
+            msa[k] = _mm_fmadd_ps(mva, sx_, msa[k]);                                               \
+            msb[k] = _mm_fmadd_ps(mvb, sx_, msb[k]);                                               \
+        }                                                                                          \
+        (void)sx_;                                                                                 \
+    } while (0)
+
+/* gemm: tiles of 8 (then 4) rows x 4 tokens, so each weight block is decoded (and its scales
+ * converted) once for four tokens and each token's block prepared once for eight rows; the
+ * tokens left over run QV_NAME. */
 void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, float *Y, int64_t ldy,
              int64_t r0, int64_t r1) {
     const int64_t nb = w->cols / LQ_QK;
@@ -157,7 +175,37 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     for (; t + 4 <= n; t += 4) {
         const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
-        for (int64_t r = r0; r < r1; r += 4) {
+        int64_t r = r0;
+        for (; r + 8 <= r1; r += 8) {
+            QV_ROWS(wa, base, r, 4, rb);
+            QV_ROWS(wb, base, r + 4, 4, rb);
+            __m512 acca[4], accb[4];
+            __m128 msa[4], msb[4];
+            for (int k = 0; k < 4; k++) {
+                acca[k] = accb[k] = _mm512_setzero_ps();
+                msa[k] = msb[k] = _mm_setzero_ps();
+            }
+            for (int64_t i = 0; i < nb; i++) {
+                const size_t o = (size_t)i * QV_WBYTES;
+                __m512i loa, hia, lob, hib;
+                QV_CODES4(wa, o, loa, hia);
+                QV_CODES4(wb, o, lob, hib);
+                const __m256 fa = qv_scales4(wa, o), fb = qv_scales4(wb, o);
+                const __m512 dva = qv_dvec(fa), dvb = qv_dvec(fb);
+                const __m128 mva = qv_mvec(fa), mvb = qv_mvec(fb);
+                (void)mva, (void)mvb;
+                QV_TOK8(0);
+                QV_TOK8(1);
+                QV_TOK8(2);
+                QV_TOK8(3);
+            }
+            for (int k = 0; k < 4; k++) {
+                float *yk = Y + (size_t)(t + k) * (size_t)ldy + (size_t)(r - r0);
+                _mm_storeu_ps(yk, QV_CAT(QV_NAME, _out)(acca[k], msa[k]));
+                _mm_storeu_ps(yk + 4, QV_CAT(QV_NAME, _out)(accb[k], msb[k]));
+            }
+        }
+        for (; r < r1; r += 4) {
             const int64_t nr = r1 - r < 4 ? r1 - r : 4;
             QV_ROWS(wr, base, r, nr, rb);
             __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -194,3 +242,4 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
 #undef QV_CORR
 #undef QV_ACT
 #undef QV_TOK
+#undef QV_TOK8
