@@ -18,8 +18,11 @@
  * only when a thread has gone to sleep (the `sleepers` / `caller_asleep` flags, checked with
  * sequentially consistent operations on both sides, so a wake-up cannot be lost). The job fields
  * share the generation's cache line: a worker that sees the new generation has the job in the
- * same line transfer. Each thread starts with the task of its own id without touching the shared
- * counter (ggml's matmul chunks start the same way) and claims the rest from it.
+ * same line transfer. Every task, the first included, is claimed from the shared counter: ggml
+ * gives each thread its first chunk by id, which saves one atomic per thread, but on a shared
+ * machine a worker that has lost its core would then hold its task (prefill runs have only a few
+ * large tiles per thread), while with the counter the caller takes every task the worker has not
+ * claimed. (Tried: no difference measurable under load 8-12 either way.)
  */
 #include "lq_pool.h"
 
@@ -69,7 +72,7 @@ struct lq_pool {
     int64_t n_tasks;
     atomic_int stop;
 
-    _Alignas(64) atomic_int_fast64_t next_task; /* the next task nobody has claimed (from n_threads) */
+    _Alignas(64) atomic_int_fast64_t next_task; /* the next task nobody has claimed */
     _Alignas(64) atomic_int pending;            /* workers that have not finished this generation */
     atomic_int caller_asleep;                   /* the caller waits on cv_done */
     _Alignas(64) atomic_int sleepers;           /* workers waiting (or about to) on cv_start */
@@ -79,7 +82,6 @@ static void run_tasks(lq_pool *p, int tid) {
     const int64_t n = p->n_tasks;
     lq_task_fn fn = p->fn;
     void *ctx = p->ctx;
-    if (tid < n) fn(ctx, tid, tid); /* task `tid` is this thread's: next_task starts past them */
     for (;;) {
         int64_t i = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
         if (i >= n) break;
@@ -201,7 +203,7 @@ void lq_pool_run(lq_pool *p, lq_task_fn fn, void *ctx, int64_t n_tasks) {
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next_task, p->n_threads, memory_order_relaxed);
+    atomic_store_explicit(&p->next_task, 0, memory_order_relaxed);
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
     publish(p); /* release: the job fields above are visible to every worker that sees it */
     run_tasks(p, 0);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_cpu_gemm.h"
 #include "backend.h"
 #include "lq_ops.h"
 
@@ -13,6 +14,8 @@ _Static_assert(LQ_FWD_MULTI_MAX <= LQ_MATMUL_MULTI_MAX, "the program's fused gro
 /* Attention of a short context in a small model is a few microseconds: not worth a thread
  * wake-up below this many multiply-adds. */
 #define ATTN_MIN_PARALLEL_MACS (64 * 1024)
+/* From this many query rows (prefill) attention runs as sgemm tiles (attn_cpu_gemm.c). */
+#define ATTN_GEMM_MIN_ROWS 8
 
 /* RoPE angles of one position are kept for the next call: a decode step rotates q and k of every
  * layer at the same position with the same table, 2 x n_layers calls per token. */
@@ -25,6 +28,11 @@ typedef struct cpu_ctx {
     const float *rope_freq; /* the inv_freq table rope_cs was made from (NULL: none yet) */
     int rope_pos, rope_hd;
     float rope_cs[ROPE_CACHE_DIM]; /* (rope_hd / 2) cos, sin pairs of rope_pos */
+    /* Prefill attention as sgemm tiles (attn_cpu_gemm.c), opt-in with LQ_ATTN_GEMM=1 at session
+     * start: as accurate as attn_task (test_backend), ~25% less prefill CPU on SmolLM2 pp512, but
+     * its different rounding moves the W8A8 fixture's PPL (per-token int8 activations amplify
+     * ulps) past test_llmc_fixtures' bound; docs/PERFORMANCE.md "Per-token overheads". */
+    bool attn_gemm;
 } cpu_ctx;
 
 static bool cpu_supports(lq_op op) { return (int)op >= 0 && op < LQ_OP_COUNT; }
@@ -60,6 +68,8 @@ static lq_status cpu_ctx_create(void *impl, int n_ctx, lq_pool *pool, void **out
     }
     c->pool = pool;
     c->n_ctx = n_ctx;
+    const char *e = getenv("LQ_ATTN_GEMM");
+    c->attn_gemm = e && *e && strcmp(e, "0") != 0;
     *out = c;
     return LQ_OK;
 }
@@ -170,7 +180,12 @@ static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
     attn_job job = {.a = a, .c = c};
     int64_t span = a->window > 0 && a->window < a->pos0 + a->n_tok ? a->window : a->pos0 + a->n_tok;
     int64_t macs = (int64_t)a->n_tok * a->n_heads * span * a->head_dim * 2;
-    lq_pool_run(macs < ATTN_MIN_PARALLEL_MACS ? NULL : c->pool, attn_task, &job, (int64_t)a->n_tok * a->n_heads);
+    lq_pool *pool = macs < ATTN_MIN_PARALLEL_MACS ? NULL : c->pool;
+    if (c->attn_gemm && a->n_tok >= ATTN_GEMM_MIN_ROWS && lq_attn_gemm_available()) {
+        lq_attn_gemm(pool, a, c->att_scratch, c->n_ctx);
+        return LQ_OK;
+    }
+    lq_pool_run(pool, attn_task, &job, (int64_t)a->n_tok * a->n_heads);
     return LQ_OK;
 }
 
