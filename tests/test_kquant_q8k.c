@@ -163,7 +163,7 @@ static void dots_at_level(void) {
 }
 
 /* Every row with a multi-token kernel (gemm_q): equal to matvec_q token by token, bit for bit
- * (token counts around its group of 4, a row sub-range, a y stride wider than the range), at
+ * (token counts around the token groups: 4 at AVX2, 8 at AVX-512; a row sub-range, a y stride wider than the range), at
  * every ISA level: AVX2 has gemm_q for Q4_K/Q5_K/Q6_K, AVX-512 for all six K-quant rows. */
 static int gemm_rows_at_level(void);
 
@@ -188,7 +188,7 @@ static int gemm_rows_at_level(void) {
         if (!tr->gemm_q) continue;
         with++;
         const lq_act_traits *a = lq_act_get(tr->act);
-        const int64_t rows = 19, cols = 768, nmax = 9, ldy = 23;
+        const int64_t rows = 19, cols = 768, nmax = 17, ldy = 23;
         size_t rb = 0;
         cr_assert(lq_wfmt_sizes((lq_wfmt)f, rows, cols, &(lq_quant_params){.group_size = 32}, &rb, NULL, NULL));
         uint8_t *wd = malloc(rb * rows);
@@ -200,10 +200,10 @@ static int gemm_rows_at_level(void) {
         const size_t xs = lq_act_row_bytes(tr->act, cols);
         uint8_t *xq = malloc(xs * nmax);
         for (int64_t t = 0; t < nmax; t++) a->quantize(x + t * cols, cols, xq + t * xs);
-        float y[9 * 23], want;
-        const int64_t ns[] = {1, 3, 4, 5, 9};
-        for (size_t k = 0; k < 5; k++) {
-            for (int i = 0; i < 9 * 23; i++) y[i] = NAN;
+        float y[17 * 23], want;
+        const int64_t ns[] = {1, 3, 4, 5, 8, 9, 17};
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            for (int i = 0; i < 17 * 23; i++) y[i] = NAN;
             tr->gemm_q(&w, xq, xs, ns[k], y, ldy, 2, 17);
             for (int64_t t = 0; t < ns[k]; t++)
                 for (int64_t r = 2; r < 17; r++) {

@@ -6,16 +6,17 @@
  * vectors of 64 unsigned bytes in the activation order (vector k meets x codes 64k..64k+63), the
  * int16 sub-block scale of every pair of bytes beside them, and one int16 vector that meets the
  * 16 bsums of the Q8_K block (the mins, or the code offset times the scale). The unpacking is done
- * once per block and shared by up to KQ512_T tokens (gemm_q); per token the work is then
+ * once per block and shared by up to KQ512_T = 8 tokens (gemm_q); per token the work is then
  *   maddubs(codes, x) -> int16 pairs, vpdpwssd(sumi, pairs, scales) -> int32 lanes
  * two instructions per 64 codes where AVX2 needs maddubs + madd + add per 32 (the VNNI gain).
  * maddubs cannot saturate: a pair is at most 2 * 63 * 127 (Q6_K) or 2 * 127 * 127 (IQ4_XS |w|),
  * below 2^15 (Q8_K codes are -127..127: ggml's and our quantizer scale by -127 / max). The
  * int32 lane sums are exact integers, the same ones the scalar spec forms; only the f32 order
  * of the per-block sums differs from the spec and from AVX2: 16 f32 lanes per token (block sums
- * times d_w d_x by FMA, cols/256 links per lane) and one 4-level tree at the end
- * (_mm512_reduce_add_ps). That is fewer roundings per product than the F32 bound format_table.c
- * derives for the K-quant rows (cols/64 links + a 5-level tree), so the rows' tol covers it.
+ * times d_w d_x by FMA, cols/256 links per lane; the min term of Q2_K/Q4_K/Q5_K in 8 more lanes)
+ * and one tree at the end (4 levels; 5 with the min lanes, added after the first two). That is no
+ * more roundings per product than the F32 bound format_table.c derives for the K-quant rows
+ * (cols/64 links + a 5-level tree), so the rows' tol covers it.
  *
  * The fixed loops carry `GCC unroll`: at -O2 GCC keeps 4-trip loops rolled, and then the
  * unpacked block (8 zmm) goes through the stack on every token (measured: Q2_K decode 31 -> 40
@@ -32,7 +33,9 @@
 #include "kern_internal.h"
 #include "kq_internal.h"
 
-#define KQ512_T 4 /* tokens per pass over a row (their Q8_K blocks stay in L1) */
+#ifndef KQ512_T
+#define KQ512_T 8 /* tokens per pass over a row (their Q8_K blocks stay in L1); 8 measured 1.05-1.2x 4 */
+#endif
 
 /* How a format's offsets reach the result:
  * MIN:  Q2_K / Q4_K / Q5_K subtract dmin * m * bsum (another f32 scale than d: a second FMA);
@@ -80,9 +83,11 @@ static inline __m512i kq512_cat(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* One token's Q8_K block against an unpacked weight block, added into acc. */
-static inline __attribute__((always_inline)) __m512 kq512_token(const kq512_blk *u, const lq_block_q8_K *yb,
-                                                                 int kind, __m512 acc) {
+/* One token's Q8_K block against an unpacked weight block, added into acc (and, for the MIN
+ * formats, the min term into accm: its 8 int32 lanes stay 256 bits wide, one single-pumped
+ * convert and FMA on Zen 4 instead of two double-pumped 512-bit ones). */
+static inline __attribute__((always_inline)) void kq512_token(const kq512_blk *u, const lq_block_q8_K *yb, int kind,
+                                                               __m512 *acc, __m256 *accm) {
     const __m256i bsums = _mm256_loadu_si256((const __m256i *)yb->bsums);
     __m512i sumi = kind == KQ512_FOLD ? _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, u->bk))
                                       : _mm512_setzero_si512();
@@ -92,12 +97,22 @@ static inline __attribute__((always_inline)) __m512 kq512_token(const kq512_blk 
         if (kind == KQ512_SIGN) x = _mm512_mask_sub_epi8(x, u->neg[k], _mm512_setzero_si512(), x);
         sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u->c[k], x), u->s[k]);
     }
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(yb->d * u->d), _mm512_cvtepi32_ps(sumi), acc);
-    if (kind == KQ512_MIN) {
-        const __m512i m = _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, u->bk));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(-yb->d * u->dmin), _mm512_cvtepi32_ps(m), acc);
-    }
-    return acc;
+    *acc = _mm512_fmadd_ps(_mm512_set1_ps(yb->d * u->d), _mm512_cvtepi32_ps(sumi), *acc);
+    if (kind == KQ512_MIN)
+        *accm = _mm256_fmadd_ps(_mm256_set1_ps(-yb->d * u->dmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, u->bk)),
+                                *accm);
+}
+
+/* the row's f32 result: 16 lanes (+ 8 min lanes) added as a tree */
+static inline float kq512_finish(__m512 acc, __m256 accm, int kind) {
+    if (kind != KQ512_MIN) return _mm512_reduce_add_ps(acc);
+    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
+    r = _mm_add_ps(r, m);
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
 }
 
 /* gemm_q and matvec_q of one format, given its block type and unpack(const blk *, kq512_blk *).
@@ -107,15 +122,19 @@ static inline __attribute__((always_inline)) __m512 kq512_token(const kq512_blk 
     static inline __attribute__((always_inline)) void n##_row512(const blk *x, int64_t nb, const void *xq,      \
                                                                  size_t xs, int T, float *y, int64_t ldy) {     \
         __m512 acc[KQ512_T];                                                                       \
-        _Pragma("GCC unroll 4") for (int t = 0; t < KQ512_T; t++) acc[t] = _mm512_setzero_ps();   \
+        __m256 accm[KQ512_T];                                                                      \
+        _Pragma("GCC unroll 8") for (int t = 0; t < KQ512_T; t++) {                                \
+            acc[t] = _mm512_setzero_ps();                                                          \
+            accm[t] = _mm256_setzero_ps();                                                         \
+        }                                                                                          \
         for (int64_t i = 0; i < nb; ++i) {                                                         \
             kq512_blk u;                                                                           \
             unpack(&x[i], &u);                                                                     \
-            _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)                                    \
-                acc[t] = kq512_token(&u, (const lq_block_q8_K *)((const char *)xq + (size_t)t * xs) + i, kind, \
-                                     acc[t]);                                                      \
+            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)                                    \
+                kq512_token(&u, (const lq_block_q8_K *)((const char *)xq + (size_t)t * xs) + i, kind, &acc[t], \
+                            &accm[t]);                                                             \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) y[t * ldy] = _mm512_reduce_add_ps(acc[t]); \
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) y[t * ldy] = kq512_finish(acc[t], accm[t], kind); \
     }                                                                                              \
     void lq_gemm_q_##n##_avx512(const lq_weight *w, const void *xq, size_t xs, int64_t nt, float *y, \
                                 int64_t ldy, int64_t r0, int64_t r1) {                             \
