@@ -157,8 +157,28 @@ void QF_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
         (void)sx_;                                                                                 \
     } while (0)
 
-/* gemm: a tile of 4 rows x 4 tokens, so each weight block is decoded (and its scales converted)
- * once for four tokens; the tokens left over run QF_NAME. */
+/* The same for two groups of four rows (codes a0..a3, b0..b3): the token's block load,
+ * correction and d_x serve eight rows. */
+#define QF_TOK8(k)                                                                                 \
+    do {                                                                                           \
+        const uint8_t *ab_ = xk[k] + i * QF_ABYTES;                                                \
+        QF_ACT(ab_, y_, c_, dx_, sx_);                                                             \
+        const __m256 ta_ = qv_fold4(_mm256_dpbusd_epi32(c_, a0, y_), _mm256_dpbusd_epi32(c_, a1, y_), \
+                                    _mm256_dpbusd_epi32(c_, a2, y_), _mm256_dpbusd_epi32(c_, a3, y_)); \
+        const __m256 tb_ = qv_fold4(_mm256_dpbusd_epi32(c_, b0, y_), _mm256_dpbusd_epi32(c_, b1, y_), \
+                                    _mm256_dpbusd_epi32(c_, b2, y_), _mm256_dpbusd_epi32(c_, b3, y_)); \
+        acca[k] = _mm256_fmadd_ps(ta_, _mm256_mul_ps(dva, dx_), acca[k]);                          \
+        accb[k] = _mm256_fmadd_ps(tb_, _mm256_mul_ps(dvb, dx_), accb[k]);                          \
+        if (QF_Q81) {                                                                              \
+            msa[k] = _mm_fmadd_ps(mva, sx_, msa[k]);                                               \
+            msb[k] = _mm_fmadd_ps(mvb, sx_, msb[k]);                                               \
+        }                                                                                          \
+        (void)sx_;                                                                                 \
+    } while (0)
+
+/* gemm: tiles of 8 (then 4) rows x 4 tokens, so each weight block is decoded (and its scales
+ * converted) once for four tokens and each token's block prepared once for eight rows; the
+ * tokens left over run QF_NAME. */
 void QF_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, float *Y, int64_t ldy,
              int64_t r0, int64_t r1) {
     const int64_t nb = w->cols / LQ_QK;
@@ -168,7 +188,38 @@ void QF_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     for (; t + 4 <= n; t += 4) {
         const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
-        for (int64_t r = r0; r < r1; r += 4) {
+        int64_t r = r0;
+        for (; r + 8 <= r1; r += 8) {
+            QF_ROWS(wa, base, r, 4, rb);
+            QF_ROWS(wb, base, r + 4, 4, rb);
+            __m256 acca[4], accb[4];
+            __m128 msa[4], msb[4];
+            for (int k = 0; k < 4; k++) {
+                acca[k] = accb[k] = _mm256_setzero_ps();
+                msa[k] = msb[k] = _mm_setzero_ps();
+            }
+            for (int64_t i = 0; i < nb; i++) {
+                const size_t o = (size_t)i * QF_WBYTES;
+                const __m256i a0 = QF_CODES(wa[0] + o), a1 = QF_CODES(wa[1] + o);
+                const __m256i a2 = QF_CODES(wa[2] + o), a3 = QF_CODES(wa[3] + o);
+                const __m256i b0 = QF_CODES(wb[0] + o), b1 = QF_CODES(wb[1] + o);
+                const __m256i b2 = QF_CODES(wb[2] + o), b3 = QF_CODES(wb[3] + o);
+                const __m256 fa = qv_scales4(wa, o), fb = qv_scales4(wb, o);
+                const __m256 dva = QF_DVEC(fa), dvb = QF_DVEC(fb);
+                const __m128 mva = QF_MVEC(fa), mvb = QF_MVEC(fb);
+                (void)mva, (void)mvb;
+                QF_TOK8(0);
+                QF_TOK8(1);
+                QF_TOK8(2);
+                QF_TOK8(3);
+            }
+            for (int k = 0; k < 4; k++) {
+                float *yk = Y + (size_t)(t + k) * (size_t)ldy + (size_t)(r - r0);
+                _mm_storeu_ps(yk, QV_CAT(QF_NAME, _out)(acca[k], msa[k]));
+                _mm_storeu_ps(yk + 4, QV_CAT(QF_NAME, _out)(accb[k], msb[k]));
+            }
+        }
+        for (; r < r1; r += 4) {
             const int64_t nr = r1 - r < 4 ? r1 - r : 4;
             QF_ROWS(wr, base, r, nr, rb);
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -203,3 +254,4 @@ void QF_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
 #undef QF_CODES
 #undef QF_ACT
 #undef QF_TOK
+#undef QF_TOK8
