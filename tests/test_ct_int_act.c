@@ -124,6 +124,32 @@ static void fill_acts(float *x, int64_t n) {
     }
 }
 
+/* gemm_q (several tokens per weight load) must equal matvec_q bit for bit (lq_format.h): 7 tokens
+ * (a whole tile of 4 and 3 left over), whole range and a slice starting mid-matrix. */
+static void check_gemm_q(const lq_wfmt_traits *t, const lq_weight *w) {
+    const int64_t n = 7, rows = w->rows, cols = w->cols;
+    const size_t xrb = lq_act_row_bytes(t->act, cols);
+    float *X = malloc((size_t)(n * cols) * sizeof *X);
+    float *yg = malloc((size_t)(n * rows) * sizeof *yg), *ym = malloc((size_t)rows * sizeof *ym);
+    uint8_t *xq = malloc(xrb * (size_t)n);
+    fill_acts(X, n * cols);
+    for (int64_t i = 0; i < n; i++) lq_act_get(t->act)->quantize(X + i * cols, cols, xq + (size_t)i * xrb);
+    const int64_t r0s[] = {0, 5}, r1s[] = {rows, rows - 2};
+    for (int k = 0; k < 2; k++) {
+        const int64_t r0 = r0s[k], r1 = r1s[k];
+        if (r1 <= r0) continue;
+        for (int64_t i = 0; i < n * rows; i++) yg[i] = NAN;
+        t->gemm_q(w, xq, xrb, n, yg, rows, r0, r1);
+        for (int64_t i = 0; i < n; i++) {
+            t->matvec_q(w, xq + (size_t)i * xrb, ym, r0, r1);
+            cr_assert_eq(memcmp(yg + i * rows, ym, (size_t)(r1 - r0) * sizeof *ym), 0,
+                         "%s %lldx%lld gemm_q token %lld rows [%lld,%lld) differs from matvec_q", t->name,
+                         (long long)rows, (long long)cols, (long long)i, (long long)r0, (long long)r1);
+        }
+    }
+    free(X); free(yg); free(ym); free(xq);
+}
+
 /* fast vs ref on the same quantized row; lq_matmul (int path) vs lq_matmul_ref (f32) within
  * act_tol * sum |W| max(amax, floor). */
 static void check(lq_wfmt f, int64_t rows, int64_t cols, int gs, int asym) {
@@ -177,22 +203,37 @@ static void check(lq_wfmt f, int64_t rows, int64_t cols, int gs, int asym) {
         EXPECT_CLOSE(what, yf, yr, sa, m * rows, t->tol_atol + 1e-6, t->act_tol);
     }
     lq_pool_free(pool);
+    if (t->gemm_q) check_gemm_q(t, &q.w);
     free(src); free(X); free(xd); free(yf); free(yr); free(wd); free(sa); free(sq); free(xq);
     kt_qfree(&q);
 }
 
+/* Every ISA level this CPU runs (AVX2, and AVX-512 where present), as test_int_act.c. */
+#define EVERY_LEVEL(body)                                                                          \
+    do {                                                                                          \
+        const lq_isa best_ = lq_cpu_isa();                                                        \
+        for (int isa_ = best_ >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa_ <= (int)best_; isa_++) { \
+            cr_assert_eq(lq_kernels_set_isa((lq_isa)isa_), (lq_isa)isa_);                         \
+            body;                                                                                 \
+        }                                                                                         \
+        lq_kernels_set_isa(best_);                                                                \
+    } while (0)
+
 Test(ct_int_act, w4a16_group_sizes_sym_asym) {
     const int gs[] = {32, 64, 128, 0, 16};
-    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++)
-        for (int asym = 0; asym < 2; asym++) {
-            check(LQ_WFMT_W4A16, 37, 384, gs[i], asym);
-            check(LQ_WFMT_W4A16, 19, 1536, gs[i], asym);
-        }
+    EVERY_LEVEL(for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) for (int asym = 0; asym < 2; asym++) {
+        check(LQ_WFMT_W4A16, 37, 384, gs[i], asym);
+        check(LQ_WFMT_W4A16, 19, 1536, gs[i], asym);
+        check(LQ_WFMT_W4A16, 13, 544, gs[i] == 16 ? 16 : 32, asym); /* 17 blocks: a partial 4-block step */
+    });
 }
 
 Test(ct_int_act, w8a16_shapes) {
-    check(LQ_WFMT_W8A16, 37, 384, 0, 0);
-    check(LQ_WFMT_W8A16, 70, 576, 0, 0);
-    check(LQ_WFMT_W8A16, 9, 9216, 0, 0); /* wider than the W4A16 stack buffer's 8192 */
-    check(LQ_WFMT_W4A16, 9, 9216, 32, 1);
+    EVERY_LEVEL({
+        check(LQ_WFMT_W8A16, 37, 384, 0, 0);
+        check(LQ_WFMT_W8A16, 70, 576, 0, 0);
+        check(LQ_WFMT_W8A16, 13, 544, 0, 0); /* 17 blocks: an odd last block */
+        check(LQ_WFMT_W8A16, 9, 9216, 0, 0); /* wider than the W4A16 stack buffer's 8192 */
+        check(LQ_WFMT_W4A16, 9, 9216, 32, 1);
+    });
 }

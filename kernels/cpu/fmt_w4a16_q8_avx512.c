@@ -115,3 +115,56 @@ void lq_matvec_q_w4a16_avx512(const lq_weight *w, const void *xq, float *y, int6
     w4v_rows(w, q, nq, y, r0, r1);
     if (q != stack) free(q);
 }
+
+/* Prefill (lq_gemm_q_fn): four tokens per pass over a row, so each 64-byte weight load, its
+ * nibble split, and the row's gathered scales (and zero points) serve four tokens; every token's
+ * sum runs in the very order of w4v_rows (the same init, dpbusd pair, scaling and FMA per
+ * quad, the same reduction), so the result equals matvec_q bit for bit. Leftover tokens (n % 4)
+ * take matvec_q itself. */
+static void w4v_rows4(const lq_weight *w, const w4v_quad *const qt[4], int64_t nq, float *y, int64_t ldy,
+                      int64_t r0, int64_t r1) {
+    const int64_t ng = w->cols / lq_w4_group(w);
+    const float *scale = w->aux[0], *zero = w->aux[1];
+    const __m512i eight = _mm512_set1_epi32(8), m4 = _mm512_set1_epi8(0x0f);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *a = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        const float *sr = scale + r * ng, *zr = zero ? zero + r * ng : NULL;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t i = 0; i < nq; i++) {
+            const w4v_quad *p0 = &qt[0][i]; /* the per-call fields (masks, gidx, g0) are the same for all */
+            const __m512i v = _mm512_maskz_loadu_epi8(p0->wmask, a + 64 * i);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            const __m512 s = _mm512_permutexvar_ps(p0->gidx, _mm512_maskz_loadu_ps(p0->gmask, sr + p0->g0));
+            __m512i off = eight;
+            if (zr) {
+                const __m512 z = _mm512_permutexvar_ps(p0->gidx, _mm512_maskz_loadu_ps(p0->gmask, zr + p0->g0));
+                off = _mm512_add_epi32(_mm512_cvtps_epi32(z), eight);
+            }
+            for (int t = 0; t < 4; t++) {
+                const w4v_quad *p = &qt[t][i];
+                const __m512i init = zr ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(off, p->s)) : p->s8;
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, lo, p->xe), hi, p->xo);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(p->d, s), acc[t]);
+            }
+        }
+        for (int t = 0; t < 4; t++) y[t * ldy + (r - r0)] = _mm512_reduce_add_ps(acc[t]);
+    }
+}
+
+void lq_gemm_q_w4a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t gs = lq_w4_group(w), nb = w->cols / LQ_QK, nq = (nb + 3) / 4, n4 = n & ~(int64_t)3;
+    const uint8_t *xb = xq;
+    w4v_quad *buf = (gs % LQ_QK == 0 && n4) ? aligned_alloc(64, (size_t)(4 * nq) * sizeof *buf) : NULL;
+    int64_t t0 = 0;
+    if (buf) {
+        const w4v_quad *const qt[4] = {buf, buf + nq, buf + 2 * nq, buf + 3 * nq};
+        for (; t0 < n4; t0 += 4) {
+            for (int t = 0; t < 4; t++) w4v_prepare(xb + (size_t)(t0 + t) * xq_stride, nb, gs / LQ_QK, buf + t * nq);
+            w4v_rows4(w, qt, nq, y + t0 * ldy, ldy, r0, r1);
+        }
+        free(buf);
+    }
+    for (; t0 < n; t0++) /* leftover tokens, other group sizes, or no memory */
+        lq_matvec_q_w4a16_avx512(w, xb + (size_t)t0 * xq_stride, y + t0 * ldy, r0, r1);
+}

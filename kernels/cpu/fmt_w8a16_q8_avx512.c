@@ -74,3 +74,50 @@ void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int6
     }
     if (p != stack) free(p);
 }
+
+/* Prefill (lq_gemm_q_fn): four tokens per pass over a row, so each 64-byte weight load serves
+ * four vpdpbusd; every token's sums run in the very order of lq_matvec_q_w8a16_avx512 (the same
+ * two chains, the same FMA per pair, the same reduction), so the result equals it bit for bit.
+ * Leftover tokens (n % 4) take matvec_q itself. The activations of the four tokens are prepared
+ * once per call and row range (4 x 192 bytes per 64 columns, in L1/L2 beside the rows). */
+#define W8V_STEP(t, s, u, i) s = _mm512_fmadd_ps(pt[t][i].d, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(pt[t][i].corr, u, pt[t][i].q)), s)
+void lq_gemm_q_w8a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t nb = w->cols / LQ_QK, np = (nb + 1) / 2, n4 = n & ~(int64_t)3;
+    const uint8_t *base = w->data, *xb = xq;
+    const size_t rb = w->row_bytes;
+    const float *scale = w->aux[0];
+    w8v_pair *buf = n4 ? aligned_alloc(64, (size_t)(4 * np) * sizeof *buf) : NULL;
+    int64_t t0 = 0;
+    if (buf) {
+        const w8v_pair *pt[4] = {buf, buf + np, buf + 2 * np, buf + 3 * np};
+        const __mmask64 last = (nb & 1) ? (__mmask64)0xffffffffu : ~(__mmask64)0;
+        for (; t0 < n4; t0 += 4) {
+            for (int t = 0; t < 4; t++) w8v_prepare(xb + (size_t)(t0 + t) * xq_stride, nb, buf + t * np);
+            for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *a = base + (size_t)r * rb;
+                __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+                int64_t i = 0;
+                for (; i + 2 < np; i += 2) {
+                    const __m512i u = _mm512_loadu_si512(a + (size_t)i * 2 * LQ_QK);
+                    const __m512i v = _mm512_loadu_si512(a + (size_t)(i + 1) * 2 * LQ_QK);
+                    W8V_STEP(0, a0, u, i); W8V_STEP(1, b0, u, i); W8V_STEP(2, c0, u, i); W8V_STEP(3, d0, u, i);
+                    W8V_STEP(0, a1, v, i + 1); W8V_STEP(1, b1, v, i + 1); W8V_STEP(2, c1, v, i + 1); W8V_STEP(3, d1, v, i + 1);
+                }
+                for (; i < np; i++) {
+                    const __m512i u = _mm512_maskz_loadu_epi8(i + 1 < np ? ~(__mmask64)0 : last, a + (size_t)i * 2 * LQ_QK);
+                    W8V_STEP(0, a0, u, i); W8V_STEP(1, b0, u, i); W8V_STEP(2, c0, u, i); W8V_STEP(3, d0, u, i);
+                }
+                float *yr = y + (r - r0);
+                yr[(t0 + 0) * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale[r];
+                yr[(t0 + 1) * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1)) * scale[r];
+                yr[(t0 + 2) * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(c0, c1)) * scale[r];
+                yr[(t0 + 3) * ldy] = _mm512_reduce_add_ps(_mm512_add_ps(d0, d1)) * scale[r];
+            }
+        }
+        free(buf);
+    }
+    for (; t0 < n; t0++) /* leftover tokens, or no memory for the four-token buffer */
+        lq_matvec_q_w8a16_avx512(w, xb + (size_t)t0 * xq_stride, y + t0 * ldy, r0, r1);
+}
+#undef W8V_STEP

@@ -488,8 +488,10 @@ static const struct {
     /* F32/F16/BF16 have none: their matvec is memory bound, and once the AVX2 loop walked one
      * row at a time (matvec_avx2_tmpl.h) a 512-bit twin measured no faster (bench_isa cold,
      * 0.8-1.2x in noise: Zen 4 runs 512-bit ops as two 256-bit halves). */
-    [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512},
-    [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx512, .matvec_q = lq_matvec_q_w4a16_avx512},
+    [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512,
+                       .gemm_q = lq_gemm_q_w8a16_avx512 /* runs only under LQ_INT_ACT=all */},
+    [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx512, .matvec_q = lq_matvec_q_w4a16_avx512,
+                       .gemm_q = lq_gemm_q_w4a16_avx512 /* runs only under LQ_INT_ACT=all */},
     [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx512},
 
 

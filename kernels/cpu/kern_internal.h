@@ -247,7 +247,11 @@ void lq_f32_to_bf16_row_avx2(const float *src, uint16_t *dst, int64_t n);
 /* float and compressed-tensors formats */
 void lq_matvec_w8a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_gemm_q_w8a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_gemm_q_w4a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                            int64_t ldy, int64_t r0, int64_t r1);
 void lq_matvec_w4a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_fp8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 
