@@ -26,6 +26,23 @@ void lq_axpy_f32(float *y, float a, const float *x, int64_t n) {
     else lq_axpy_f32_ref(y, a, x, n);
 }
 
+void lq_dot_f32_rows(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
+                     float *out) {
+    LQ_CHECK_LEN(rows, q && k && out);
+    if (lq_cpu_has_avx2())
+        for (int64_t i = 0; i < rows; i++) out[i] = lq_dot_f32_avx2(q, k + i * stride, n) * scale;
+    else
+        for (int64_t i = 0; i < rows; i++) out[i] = lq_dot_f32_ref(q, k + i * stride, n) * scale;
+}
+
+void lq_axpy_f32_rows(float *y, const float *w, const float *x, int64_t stride, int64_t rows, int64_t n) {
+    LQ_CHECK_LEN(rows, y && w && x);
+    if (lq_cpu_has_avx2())
+        for (int64_t i = 0; i < rows; i++) lq_axpy_f32_avx2(y, w[i], x + i * stride, n);
+    else
+        for (int64_t i = 0; i < rows; i++) lq_axpy_f32_ref(y, w[i], x + i * stride, n);
+}
+
 void lq_softmax(float *x, int64_t n) {
     assert(n > 0 && "lq_softmax: empty row");
     LQ_CHECK_LEN(n, x);

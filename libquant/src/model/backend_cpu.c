@@ -167,12 +167,11 @@ static void attn_task(void *arg, int64_t task, int tid) {
     const int lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
     const float *q = a->q + (int64_t)t * q_dim + (int64_t)h * hd;
     float *sc = j->c->att_scratch + (size_t)tid * j->c->n_ctx;
-    for (int i = lo; i <= p; i++)
-        sc[i - lo] = lq_dot_f32(q, a->kc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd) * a->scale;
+    lq_dot_f32_rows(q, a->kc + (int64_t)lo * kv_dim + (int64_t)kvh * hd, kv_dim, p - lo + 1, hd, a->scale, sc);
     lq_softmax(sc, p - lo + 1);
     float *o = a->out + (int64_t)t * q_dim + (int64_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
-    for (int i = lo; i <= p; i++) lq_axpy_f32(o, sc[i - lo], a->vc + (int64_t)i * kv_dim + (int64_t)kvh * hd, hd);
+    lq_axpy_f32_rows(o, sc, a->vc + (int64_t)lo * kv_dim + (int64_t)kvh * hd, kv_dim, p - lo + 1, hd);
 }
 
 static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
@@ -232,10 +231,9 @@ static void paged_task(void *arg, int64_t task, int tid) {
         const float *kp = page + a->k_off + (int64_t)kvh * hd, *vp = page + a->v_off + (int64_t)kvh * hd;
         const int i0 = t0 > lo ? t0 : lo, i1 = t0 + pt - 1 < p ? t0 + pt - 1 : p;
         float mt = m;
-        for (int i = i0; i <= i1; i++) {
-            sc[i - i0] = lq_dot_f32(q, kp + (int64_t)(i - t0) * kv_dim, hd) * a->scale;
-            if (sc[i - i0] > mt) mt = sc[i - i0];
-        }
+        lq_dot_f32_rows(q, kp + (int64_t)(i0 - t0) * kv_dim, kv_dim, i1 - i0 + 1, hd, a->scale, sc);
+        for (int i = 0; i <= i1 - i0; i++)
+            if (sc[i] > mt) mt = sc[i];
         if (mt > m) { /* a new max: earlier terms shrink by exp(m - mt) (0 on the first tile) */
             const float c = expf(m - mt);
             for (int d = 0; d < hd; d++) acc[d] *= c;
