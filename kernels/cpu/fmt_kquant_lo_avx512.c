@@ -36,16 +36,18 @@ static inline void unpack_q2_K(const lq_block_q2_K *b, kq512_blk *u) {
 }
 
 /* Q3_K: code = low 2 bits - 4 where the hmask bit is clear; stored here as low + 4 * hbit
- * (0..7) with the -4 folded into bsums; 16 6-bit scales - 32 (ggml's AVX2 unpacking) */
+ * (0..7) with the -4 folded into bsums; 16 6-bit scales - 32 (lq_q3k_scale), unpacked in vector
+ * lanes: low 4 bits = nibble j % 8 of bytes 0..7 (low nibbles first), high 2 bits = bits
+ * 2 (j / 4) of byte 8 + j % 4 (the 12 bytes are read as 8 + 4: a 16-byte load would pass the
+ * block's end) */
 static inline void unpack_q3_K(const lq_block_q3_K *b, kq512_blk *u) {
-    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
-    uint32_t aux[3];
-    memcpy(aux, b->scales, 12);
-    const __m128i s8 = _mm_sub_epi8(_mm_set_epi32((int)(((aux[1] >> 4) & kmask2) | (((aux[2] >> 6) & kmask1) << 4)),
-                                                  (int)(((aux[0] >> 4) & kmask2) | (((aux[2] >> 4) & kmask1) << 4)),
-                                                  (int)((aux[1] & kmask2) | (((aux[2] >> 2) & kmask1) << 4)),
-                                                  (int)((aux[0] & kmask2) | (((aux[2] >> 0) & kmask1) << 4))),
-                                    _mm_set1_epi8(32));
+    uint32_t s8_11;
+    memcpy(&s8_11, b->scales + 8, 4);
+    const __m128i v = _mm_loadl_epi64((const __m128i *)b->scales), m4 = _mm_set1_epi8(0xF);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)s8_11), _mm_set_epi32(6, 4, 2, 0)),
+                                     _mm_set1_epi8(3));
+    const __m128i s8 = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
     const __m256i sc16 = _mm256_cvtepi8_epi16(s8);
     u->d = kq512_h2f(b->d);
     u->dmin = 0.0f;
