@@ -225,6 +225,36 @@ Test(gguf_model, truncated_file_refused) {
     unlink(dst);
 }
 
+/* fuzz_gguf_model's finding (CI smoke run, 2026-12-04): the qwen2 fixture with
+ * qwen2.attention.head_count = 331179095 and no key_length opened with head size 0 (32 / n). */
+Test(gguf_model, head_count_not_dividing_the_width_refused) {
+    char src[1024], dst[64];
+    fixture("gguf/qwen2.gguf", src, sizeof src);
+    size_t n;
+    char *bytes = lq_test_read_file(src, &n);
+    cr_assert_not_null(bytes);
+    /* the key as GGUF stores it (u64 length, bytes), then its u32 type and u32 value */
+    const char key[] = "qwen2.attention.head_count";
+    char pat[8 + sizeof key - 1];
+    const uint64_t len = sizeof key - 1;
+    memcpy(pat, &len, 8);
+    memcpy(pat + 8, key, len);
+    char *at = memmem(bytes, n, pat, sizeof pat);
+    cr_assert_not_null(at, "key not found in the fixture");
+    uint32_t type, v = 331179095u;
+    memcpy(&type, at + sizeof pat, 4);
+    cr_assert(type == 4 || type == 5, "head_count has GGUF type %u", type); /* UINT32 / INT32 */
+    memcpy(at + sizeof pat + 4, &v, 4);
+    snprintf(dst, sizeof dst, "/tmp/lq_gguf_heads_%d.gguf", (int)getpid());
+    FILE *f = fopen(dst, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    free(bytes);
+    expect_refused(dst, "attention.head_count 331179095 does not divide embedding_length 32");
+    unlink(dst);
+}
+
 /* ---- safetensors tied-embedding alias ----------------------------------------------------- */
 
 typedef struct ids_buf {

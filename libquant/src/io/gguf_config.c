@@ -162,6 +162,12 @@ lq_status lq_gguf_read_config(const lq_gguf *g, const char *arch_name, const lq_
                              cfg->layer_n_kv_heads));
     if (!has_kv) memcpy(cfg->layer_n_kv_heads, cfg->layer_n_heads, sizeof cfg->layer_n_kv_heads);
     int vlen = 0, rot = 0;
+    /* Without attention.key_length the head size is embedding_length / head_count, as llama.cpp
+     * takes it: a head count that does not divide the width leaves no head size (fuzz_gguf_model
+     * found head_count 331179095 giving head size 0). */
+    if (!has(&c, "attention.key_length") && cfg->dim % cfg->n_heads != 0)
+        return lq_fail(LQ_ERR_FORMAT, "%s: attention.head_count %d does not divide embedding_length %d and "
+                       "there is no attention.key_length", c.path, cfg->n_heads, cfg->dim);
     LQ_TRY(get_int(&c, "attention.key_length", false, cfg->dim / cfg->n_heads, &cfg->head_dim));
     LQ_TRY(get_int(&c, "attention.value_length", false, cfg->dim / cfg->n_heads, &vlen));
     if (vlen != cfg->head_dim)
