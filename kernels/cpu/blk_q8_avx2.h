@@ -14,22 +14,7 @@ static inline __m256i qd_nibbles(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
 }
 
-/* Prefetch block i's share (of nb) of the `bytes` contiguous bytes at next, the next row group's
- * rows. Why: the matvec walks a group of 4 (AVX2) or 8 (AVX-512) rows block by block, i.e. that
- * many streams that are one row long (a 576-column Q4_0 row is 324 bytes, 5 lines) and restart at the next group: too short for
- * the hardware prefetcher to learn, so every group waits on DRAM. Fetching the next group's rows
- * as one sequential run while this group computes hides that (llama.cpp gets the same by
- * repacking rows into one interleaved stream). Prefetches never fault; bytes 0 fetches nothing. */
-static inline void qd_prefetch_share(const uint8_t *next, size_t bytes, int64_t i, int64_t nb) {
-    const size_t a = (size_t)i * bytes / (size_t)nb, b = (size_t)(i + 1) * bytes / (size_t)nb;
-    for (size_t o = a & ~(size_t)63; o < b; o += 64) _mm_prefetch((const char *)next + o, _MM_HINT_T0);
-}
-
-/* the bytes of the (up to g) rows after the group of g rows at r that [r0, r1) still holds */
-static inline size_t qd_next_group_bytes(int64_t r, int64_t r1, size_t rb, int64_t g) {
-    const int64_t left = r1 - (r + g);
-    return left <= 0 ? 0 : (size_t)(left < g ? left : g) * rb;
-}
+#include "row_prefetch.h"
 
 /* signed x signed bytes -> 8 int32 lane sums (|w| moved onto the unsigned side, its sign onto y) */
 static inline __m256i qd_dot_ss(__m256i w, __m256i y) {

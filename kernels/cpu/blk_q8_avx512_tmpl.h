@@ -90,10 +90,9 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
         QV_ROWS(wb, base, r + 4, 4, rb);
         __m512 acca = _mm512_setzero_ps(), accb = acca;
         __m128 msa = _mm_setzero_ps(), msb = msa;
-        const uint8_t *next = base + (size_t)(r + 8) * rb;
-        const size_t next_bytes = qd_next_group_bytes(r, r1, rb, 8);
+        const rp_rows pf = rp_begin(base + (size_t)(r + 8) * rb, rp_next_group_bytes(r, r1, rb, 8), nb);
         for (int64_t i = 0; i < nb; i++) {
-            qd_prefetch_share(next, next_bytes, i, nb);
+            rp_step(&pf, i);
             const uint8_t *ab = xb + i * QV_ABYTES;
             QV_ACT(ab, ylo, yhi, c0, dx, sx);
             const size_t o = (size_t)i * QV_WBYTES;

@@ -62,10 +62,9 @@ void QD_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
         const uint8_t *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + (n > 1)) * rb;
         const uint8_t *w2 = base + (size_t)(r + (n > 2) * 2) * rb, *w3 = base + (size_t)(r + (n > 3) * 3) * rb;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        const uint8_t *next = base + (size_t)(r + 4) * rb;
-        const size_t next_bytes = qd_next_group_bytes(r, r1, rb, 4);
+        const rp_rows pf = rp_begin(base + (size_t)(r + 4) * rb, rp_next_group_bytes(r, r1, rb, 4), nb);
         for (int64_t i = 0; i < nb; i++) {
-            qd_prefetch_share(next, next_bytes, i, nb);
+            rp_step(&pf, i);
             const uint8_t *ab = xb + i * QD_ABYTES;
             const __m256i yv = _mm256_loadu_si256((const __m256i *)(ab + QD_ABYTES - 32));
             const __m256i aux = QD_PREP(yv);

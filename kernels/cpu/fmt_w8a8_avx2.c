@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kern_internal.h"
+#include "row_prefetch.h"
 
 #define W8A8_STACK 16384 /* activation codes on the stack: rows up to 16384 wide, else malloc */
 
@@ -77,7 +78,9 @@ static void w8a8_rows(const lq_weight *w, const int8_t *xq, float sx, float *y, 
         const int8_t *w0 = (const int8_t *)(base + (size_t)r * rb), *w1 = (const int8_t *)(base + (size_t)(r + 1) * rb);
         const int8_t *w2 = (const int8_t *)(base + (size_t)(r + 2) * rb), *w3 = (const int8_t *)(base + (size_t)(r + 3) * rb);
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        const rp_rows pf = rp_begin(base + (size_t)(r + 4) * rb, rp_next_group_bytes(r, r1, rb, 4), full / 32);
         for (int64_t c = 0; c < full; c += 32) {
+            rp_step(&pf, c / 32);
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + c));
             a0 = _mm256_add_epi32(a0, dot32(_mm256_loadu_si256((const __m256i *)(w0 + c)), xv));
             a1 = _mm256_add_epi32(a1, dot32(_mm256_loadu_si256((const __m256i *)(w1 + c)), xv));
