@@ -13,6 +13,13 @@ static inline uint32_t qv_u32(const uint8_t *p) {
     memcpy(&v, p, 4);
     return v;
 }
+/* the 4 row pointers of the group of 4 rows at r, n of them real: leftover rows repeat the last
+ * real row's pointer (its results are computed but not stored) */
+#define QV_ROWS(wr, base, r, n, rb)                                                                \
+    const uint8_t *wr[4] = {(base) + (size_t)(r) * (rb), (base) + (size_t)((r) + ((n) > 1)) * (rb),   \
+                            (base) + (size_t)((r) + ((n) > 2) * 2) * (rb),                         \
+                            (base) + (size_t)((r) + ((n) > 3) * 3) * (rb)}
+
 /* the 16 bytes at p0..p3 -> the four 128-bit lanes of a zmm */
 static inline __m512i qv_load4x16(const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3) {
     const __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p0));

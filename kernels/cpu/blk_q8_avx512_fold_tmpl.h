@@ -67,15 +67,9 @@
 /* d of the four rows in both halves [dA dB dC dD dA dB dC dD], and their minimums m */
 #undef QF_DVEC
 #undef QF_MVEC
-#undef QF_ROWS
 #define QF_DVEC(f) _mm256_permutevar8x32_ps((f), _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6))
 #define QF_MVEC(f) _mm256_castps256_ps128(_mm256_permutevar8x32_ps((f), _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7)))
 
-/* the 4 real-or-repeated row pointers of the group at r (n real rows) */
-#define QF_ROWS(wr, base, r, n, rb)                                                                \
-    const uint8_t *wr[4] = {(base) + (size_t)(r) * (rb), (base) + (size_t)((r) + ((n) > 1)) * (rb),   \
-                            (base) + (size_t)((r) + ((n) > 2) * 2) * (rb),                         \
-                            (base) + (size_t)((r) + ((n) > 3) * 3) * (rb)}
 
 /* lo + hi of each row, plus the minimums' chain (Q8_1) */
 static inline __m128 QV_CAT(QF_NAME, _out)(__m256 acc, __m128 ms) {
@@ -92,8 +86,8 @@ void QF_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
      * load, offset correction and d_x serve twice as many rows, and the two groups' chains
      * overlap. Each row's float steps are those of the four-row loop below. */
     for (; r + 8 <= r1; r += 8) {
-        QF_ROWS(wa, base, r, 4, rb);
-        QF_ROWS(wb, base, r + 4, 4, rb);
+        QV_ROWS(wa, base, r, 4, rb);
+        QV_ROWS(wb, base, r + 4, 4, rb);
         __m256 acca = _mm256_setzero_ps(), accb = acca;
         __m128 msa = _mm_setzero_ps(), msb = msa;
         const rp_rows pf = rp_begin(base + (size_t)(r + 8) * rb, rp_next_group_bytes(r, r1, rb, 8), nb);
@@ -124,7 +118,7 @@ void QF_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     }
     for (; r < r1; r += 4) {
         const int64_t n = r1 - r < 4 ? r1 - r : 4;
-        QF_ROWS(wr, base, r, n, rb);
+        QV_ROWS(wr, base, r, n, rb);
         __m256 acc = _mm256_setzero_ps();
         __m128 ms = _mm_setzero_ps();
         for (int64_t i = 0; i < nb; i++) {
@@ -192,8 +186,8 @@ void QF_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
         int64_t r = r0;
         for (; r + 8 <= r1; r += 8) {
-            QF_ROWS(wa, base, r, 4, rb);
-            QF_ROWS(wb, base, r + 4, 4, rb);
+            QV_ROWS(wa, base, r, 4, rb);
+            QV_ROWS(wb, base, r + 4, 4, rb);
             __m256 acca[4], accb[4];
             __m128 msa[4], msb[4];
             for (int k = 0; k < 4; k++) {
@@ -223,7 +217,7 @@ void QF_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
         }
         for (; r < r1; r += 4) {
             const int64_t nr = r1 - r < 4 ? r1 - r : 4;
-            QF_ROWS(wr, base, r, nr, rb);
+            QV_ROWS(wr, base, r, nr, rb);
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             __m128 ms[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
             for (int64_t i = 0; i < nb; i++) {

@@ -65,11 +65,6 @@
     const __m512 dx = _mm512_set1_ps(qd_f16(ab));                                                  \
     const __m128 sx = _mm_set1_ps(QV_Q81 ? qd_f16((ab) + 2) : 0.0f)
 
-/* the 4 real-or-repeated row pointers of the group at r (n real rows) */
-#define QV_ROWS(wr, base, r, n, rb)                                                                \
-    const uint8_t *wr[4] = {(base) + (size_t)(r) * (rb), (base) + (size_t)((r) + ((n) > 1)) * (rb),   \
-                            (base) + (size_t)((r) + ((n) > 2) * 2) * (rb),                         \
-                            (base) + (size_t)((r) + ((n) > 3) * 3) * (rb)}
 
 /* the rows' sums, plus the minimums' chain (Q8_1) */
 static inline __m128 QV_CAT(QV_NAME, _out)(__m512 acc, __m128 ms) {
