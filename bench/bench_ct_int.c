@@ -13,12 +13,8 @@
 #include "lq_format.h"
 #include "lq_ops.h"
 #include "lq_pool.h"
+#include "bench_util.h"
 
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 

@@ -25,6 +25,7 @@
 #include "lq_ops.h"
 #include "lq_pool.h"
 #include "session_internal.h"
+#include "bench_util.h"
 
 enum {
     B_QKV, B_O, B_GATE_UP, B_DOWN, B_HEAD, B_MATMUL_OTHER, B_RMSNORM, B_ROPE, B_ATTN, B_GLU, B_ADD,
@@ -109,14 +110,6 @@ static lq_status t_scale(void *ctx, float *x, float s, int64_t n) {
     TIMED(B_OTHER_OPS, g_inner->scale(ctx, x, s, n));
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void empty_task(void *ctx, int64_t i, int tid) { (void)ctx, (void)i, (void)tid; }
 

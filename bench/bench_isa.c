@@ -19,6 +19,7 @@
 
 #include "lq_blocks.h"
 #include "lq_format.h"
+#include "bench_util.h"
 
 typedef struct bcase {
     const char *label;
@@ -41,23 +42,6 @@ static const bcase k_cases[] = {
 };
 #define N_CASES (sizeof k_cases / sizeof k_cases[0])
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_d(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static uint32_t g_rng = 12345u;
-static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
-static double load1(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) { if (fscanf(f, "%lf", &l) != 1) l = -1; fclose(f); }
-    return l;
-}
 
 typedef struct bw {
     lq_weight *w;

@@ -29,28 +29,14 @@
 #include "lq_format.h"
 #include "lq_ops.h"
 #include "lq_pool.h"
+#include "bench_util.h"
 
 #define COLD_BYTES (256u << 20)
 #define RUNS 7
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return (n & 1) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
-static uint32_t g_rng = 12345u;
-static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
 
 typedef struct bench_w {
     lq_weight *w;  /* (copies) views */

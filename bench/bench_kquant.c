@@ -29,22 +29,12 @@
 #include "lq_format.h"
 #include "lq_ops.h"
 #include "lq_pool.h"
+#include "bench_util.h"
 
 #define COLD_BYTES (256u << 20)
 #define RUNS 7
 #define HOT_BURSTS 301
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static uint32_t g_rng = 12345u;
-static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
 
 typedef struct ref_ctx { const lq_weight *w; const float *x; float *y; int64_t block; } ref_ctx;
 static void ref_task(void *v, int64_t task, int tid) {
@@ -72,15 +62,6 @@ static double run(lq_pool *pool, const lq_weight *w, int copies, const float *x,
     return g[RUNS / 2];
 }
 
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 #define ISA_TOK 64 /* prefill tokens per gemm_q call */
 
@@ -106,7 +87,7 @@ static int isa_compare(int bursts) {
     if (best < LQ_ISA_AVX2) return fprintf(stderr, "bench_kquant: no AVX2\n"), 1;
     double *g = malloc(sizeof(double) * (size_t)bursts * LQ_ISA_COUNT);
     if (!g) return 1;
-    printf("load before: %.2f; levels AVX2..%s interleaved, 1 thread, hot, %d bursts each\n", loadavg(),
+    printf("load before: %.2f; levels AVX2..%s interleaved, 1 thread, hot, %d bursts each\n", load1(),
            lq_isa_name(best), bursts);
     printf("%-7s %-10s %-8s", "fmt", "rows x cols", "path");
     for (int l = LQ_ISA_AVX2; l <= (int)best; l++) printf(" %10s Gw/s (best)", lq_isa_name((lq_isa)l));
@@ -147,7 +128,7 @@ static int isa_compare(int bursts) {
         }
     }
     lq_kernels_set_isa(best);
-    printf("load after: %.2f\n", loadavg());
+    printf("load after: %.2f\n", load1());
     free(g);
     return 0;
 }

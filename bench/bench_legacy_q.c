@@ -13,29 +13,10 @@
 #include <time.h>
 
 #include "lq_format.h"
+#include "bench_util.h"
 
 #define MAXB 1001
 
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int cmp_d(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static uint32_t g_rng = 12345u;
-static float rnd(void) { g_rng = g_rng * 1664525u + 1013904223u; return (float)(g_rng >> 8) / 8388608.0f - 1.0f; }
-static double load1(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 int main(int argc, char **argv) {
     const int64_t rows = argc > 2 ? atoll(argv[1]) : 1536, cols = argc > 2 ? atoll(argv[2]) : 576;
