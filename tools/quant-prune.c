@@ -291,12 +291,7 @@ int main(int argc, char **argv) {
     /* A GGUF model is read as the HF directory quant-convert makes of it (inside od.tmp). */
     const char *input = model;
     char from_gguf[PATH_MAX];
-    lq_status gs = tool_hf_source(TOOL, input, od.tmp, from_gguf, sizeof from_gguf, &model);
-    if (gs != LQ_OK) {
-        tool_outdir_abort(&od);
-        rc = tool_fail_at("cannot convert", input, gs);
-        goto out;
-    }
+    if ((rc = tool_output_hf_source(TOOL, &od, &model, from_gguf, sizeof from_gguf)) != 0) goto out;
     tool_progress prog;
     tool_progress_begin(&prog, "pruning", 1, !json);
     o.progress = tool_progress_cb;

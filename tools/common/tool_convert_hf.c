@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tool_cli.h"
 #include "tool_outdir.h"
 
 /* Source row of output row r for a q/k projection with heads of hd rows (identity for others). */
@@ -166,46 +167,42 @@ lq_status tool_convert_to_hf(const char *in, const char *tok, bool gguf, const c
     return convert(in, tok, gguf, out_dir, dt, force, false, what, where);
 }
 
-bool tool_is_gguf(const char *path) {
+/* One open: whether path is a GGUF file and whether any of its tensors is block-quantized (not
+ * F32 / F16 / BF16). A path that does not open is "not GGUF": the tool's own open reports it. */
+static bool gguf_kind(const char *path, bool *blocks) {
+    *blocks = false;
     lq_checkpoint *c;
-    if (lq_checkpoint_open(path, &c) != LQ_OK) return false; /* the tool's own open reports it */
+    if (lq_checkpoint_open(path, &c) != LQ_OK) return false;
     const bool g = lq_checkpoint_kind(c) == LQ_CKPT_GGUF;
+    for (int64_t i = 0; g && !*blocks && i < lq_checkpoint_count(c); i++)
+        *blocks = lq_checkpoint_get(c, i)->dtype == LQ_DTYPE_BLOCKS;
     lq_checkpoint_close(c);
     return g;
 }
 
-/* Whether any tensor of the GGUF is block-quantized (not F32 / F16 / BF16). */
-static bool has_blocks(const char *path) {
-    lq_checkpoint *c;
-    if (lq_checkpoint_open(path, &c) != LQ_OK) return false;
-    bool any = false;
-    for (int64_t i = 0; !any && i < lq_checkpoint_count(c); i++) any = lq_checkpoint_get(c, i)->dtype == LQ_DTYPE_BLOCKS;
-    lq_checkpoint_close(c);
-    return any;
-}
-
-lq_status tool_hf_source(const char *tool, const char *model, const char *parent, char *buf, size_t cap,
-                         const char **src) {
-    *src = model;
+int tool_output_hf_source(const char *tool, tool_outdir *od, const char **model, char *buf, size_t cap) {
+    const char *input = *model;
     buf[0] = 0;
-    if (!tool_is_gguf(model)) return LQ_OK;
-    if (snprintf(buf, cap, "%s/.from-gguf", parent) >= (int)cap) {
-        buf[0] = 0;
-        return lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", parent);
+    bool blocks;
+    if (!gguf_kind(input, &blocks)) return 0;
+    lq_status s = LQ_OK;
+    if (snprintf(buf, cap, "%s/.from-gguf", od->tmp) >= (int)cap)
+        s = lq_fail(LQ_ERR_INVALID_ARG, "%s: path too long", od->tmp);
+    if (s == LQ_OK) {
+        fprintf(stderr, "%s: %s is GGUF: converting it to a float Hugging Face directory first (as quant-convert)\n",
+                tool, input);
+        if (blocks)
+            fprintf(stderr, "%s: warning: %s holds quantized tensors; its dequantized values are re-quantized "
+                            "(as llama-quantize --allow-requantize): quantize from the float model when you have it\n",
+                    tool, input);
+        const char *what, *where;
+        s = convert(input, NULL, true, buf, LQ_DTYPE_F32, false, true, &what, &where);
     }
-    fprintf(stderr, "%s: %s is GGUF: converting it to a float Hugging Face directory first (as quant-convert)\n",
-            tool, model);
-    if (has_blocks(model))
-        fprintf(stderr, "%s: warning: %s holds quantized tensors; its dequantized values are re-quantized "
-                        "(as llama-quantize --allow-requantize): quantize from the float model when you have it\n",
-                tool, model);
-    const char *what, *where;
-    lq_status s = convert(model, NULL, true, buf, LQ_DTYPE_F32, false, true, &what, &where);
     if (s != LQ_OK) {
-        tool_rm_tree(buf);
         buf[0] = 0;
-        return s;
+        tool_outdir_abort(od); /* removes the partial conversion with the rest of od->tmp */
+        return tool_fail_at("cannot convert", input, s);
     }
-    *src = buf;
-    return LQ_OK;
+    *model = buf;
+    return 0;
 }

@@ -2,7 +2,7 @@
  *
  * quant-convert's GGUF / llama2.c -> HF path, and the way quant-ptq and quant-prune take a GGUF
  * model: they convert it to a float HF directory inside their own temp output first
- * (tool_hf_source), run on that, and drop it before the commit. Without it their output would
+ * (tool_output_hf_source), run on that, and drop it before the commit. Without it their output would
  * keep llama.cpp's interleaved q/k rows under a config that transformers reads as HF's rotary
  * layout, and would carry no tokenizer.json.
  */
@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "libquant.h"
+#include "tool_outdir.h"
 
 /* Write `in` (a GGUF file when gguf, else a llama2.c .bin whose tokenizer.bin is tok; a GGUF's
  * tokenizer is its own unless tok names another) as the HF directory out_dir: config.json,
@@ -24,16 +25,13 @@
 lq_status tool_convert_to_hf(const char *in, const char *tok, bool gguf, const char *out_dir, lq_dtype dt,
                              bool force, const char **what, const char **where);
 
-/* Whether path is a GGUF file (an open checkpoint of kind LQ_CKPT_GGUF). */
-bool tool_is_gguf(const char *path);
-
-/* For a tool that reads an HF directory: when `model` is a GGUF file, convert it (f32, its own
- * tokenizer) into "<parent>/.from-gguf" and point *src at that path (buf, cap bytes); otherwise
- * *src = model. Prints one line on stderr saying what it did, and warns when the GGUF holds
- * quantized tensors (the output then re-quantizes values already rounded to that grid, as
- * llama-quantize --allow-requantize does). Remove the directory with tool_rm_tree(buf) before the
- * output is committed. */
-lq_status tool_hf_source(const char *tool, const char *model, const char *parent, char *buf, size_t cap,
-                         const char **src);
+/* For a tool that reads an HF directory and writes into od (started by tool_output_start): when
+ * *model is a GGUF file, convert it (f32, its own tokenizer and chat template) into
+ * "<od->tmp>/.from-gguf" (buf, cap bytes) and point *model there; otherwise leave *model and set
+ * buf to "". Says on stderr what it did, and warns when the GGUF holds quantized tensors (the
+ * output then re-quantizes values already rounded to that grid, as llama-quantize
+ * --allow-requantize does). Returns 0, or the exit code after printing the error (naming the
+ * GGUF) and aborting od. Remove buf with tool_rm_tree before committing od. */
+int tool_output_hf_source(const char *tool, tool_outdir *od, const char **model, char *buf, size_t cap);
 
 #endif
