@@ -35,14 +35,8 @@ static inline const lq_block_q8_K *tok(const void *xq, size_t stride, int64_t t)
 
 /* Q4_K / Q5_K: ggml's scale/min unpacking (utmp) */
 static inline __m256i q45_scales_mins(const uint8_t *s12) {
-    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
     uint32_t utmp[4];
-    memcpy(utmp, s12, 12);
-    utmp[3] = ((utmp[2] >> 4) & kmask2) | (((utmp[1] >> 6) & kmask3) << 4);
-    const uint32_t uaux = utmp[1] & kmask1;
-    utmp[1] = (utmp[2] & kmask2) | (((utmp[0] >> 6) & kmask3) << 4);
-    utmp[2] = uaux;
-    utmp[0] &= kmask1;
+    lq_kq_q45_utmp(s12, utmp);
     return _mm256_cvtepu8_epi16(_mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]));
 }
 

@@ -102,4 +102,19 @@ LQ_KQ_DECLARE(iq4_xs)
 int lq_kq_sizes(size_t block_bytes, int64_t rows, int64_t cols, size_t *row_bytes, int64_t *n_aux0,
                 int64_t *n_aux1);
 
+/* Q4_K / Q5_K: ggml's unpacking of the 12 scale bytes (its utmp, as the x86 vec_dot does):
+ * bytes 0..7 of out the eight 6-bit sub-block scales, bytes 8..15 the eight 6-bit mins. Shared by
+ * the AVX2 and AVX-512 kernels, which widen it each their own way. */
+static inline void lq_kq_q45_utmp(const uint8_t *s12, uint32_t out[4]) {
+    const uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    uint32_t u[4];
+    memcpy(u, s12, 12);
+    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+    const uint32_t uaux = u[1] & kmask1;
+    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    u[2] = uaux;
+    u[0] &= kmask1;
+    memcpy(out, u, sizeof u);
+}
+
 #endif
