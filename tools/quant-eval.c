@@ -103,6 +103,9 @@ static void usage(FILE *f) {
             "  --device D        cpu (default) or cuda: run --model on the GPU (perplexity, --kld,\n"
             "                    --bench; needs a build with CUDA). With cuda, --bench reports no\n"
             "                    CPU bandwidth ratio (bench/cuda_workbench measures the GPU one)\n"
+            "  --kv-cache T      KV cache of --model: f32 (default), f16, q8 (int8, a scale per\n"
+            "                    token and head) or fp8 (E4M3, likewise); --kld's baseline keeps\n"
+            "                    f32, so --kld M --model M measures the cache alone. CPU only\n"
             "  --json            one JSON object on stdout\n"
             "  --help            this text\n"
             "\n"
@@ -124,7 +127,21 @@ typedef struct args {
     bool draft_cmp;                /* --compare ... --draft-eval */
     int draft_max, draft_prompt, draft_gen;
     lq_device device;              /* --device: where --model runs */
+    lq_kv_type kv_cache;           /* --kv-cache: element type of --model's KV cache */
+    bool kv_cache_set;
 } args;
+
+/* The --kv-cache type and its size per position, in a result's JSON or one text line. */
+static void kv_json(json_t *j, const args *a, const lq_model *m) {
+    json_object_set_new(j, "kv_cache", json_string(lq_kv_type_name(a->kv_cache)));
+    json_object_set_new(j, "kv_cache_bytes_per_pos", json_integer((json_int_t)lq_model_kv_bytes_per_pos(m, a->kv_cache)));
+}
+static void kv_print(const args *a, const lq_model *m) {
+    if (!a->kv_cache_set) return;
+    const size_t b = lq_model_kv_bytes_per_pos(m, a->kv_cache), b16 = lq_model_kv_bytes_per_pos(m, LQ_KV_F16);
+    printf("KV cache: %s, %zu bytes per position (%.3f of f16's %zu)\n", lq_kv_type_name(a->kv_cache), b,
+           b16 ? (double)b / (double)b16 : 0.0, b16);
+}
 
 /* Returns -1 to go on, else an exit code. */
 static int parse_args(int argc, char **argv, args *a) {
@@ -155,6 +172,10 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (tool_args_value(&t, "--base-tokenizer")) a->base_tokenizer = t.value;
         else if (tool_args_value(&t, "--baseline")) a->baseline = t.value;
         else if (tool_args_value(&t, "--html")) a->html = t.value;
+        else if (tool_args_value(&t, "--kv-cache")) {
+            if (lq_kv_type_parse(t.value, &a->kv_cache) != 0) return tool_args_bad_value(&t);
+            a->kv_cache_set = true;
+        }
         else if (tool_args_value(&t, "--device")) {
             if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
         }
@@ -175,6 +196,7 @@ static int parse_args(int argc, char **argv, args *a) {
     }
     if (a->compare) {
         if (a->model) return tool_bad_args("--compare takes checkpoints, not --model");
+        if (a->kv_cache_set) return tool_bad_args("--kv-cache goes with --model, not --compare");
         if (a->kld) return tool_bad_args("--compare and --kld are exclusive (use --baseline)");
         if (a->n_dirs == 0) return tool_bad_args("--compare needs at least one checkpoint");
         if (!a->file) return tool_bad_args("--compare needs --file TEXT");
@@ -266,8 +288,10 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "seconds", json_real(r.seconds));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
+        kv_json(j, a, m);
         tool_print_json(j);
     } else {
+        kv_print(a, m);
         printf("PPL = %.6f +/- %.5f\n", r.ppl, r.ppl_stderr);
         printf("tokens scored: %lld (mean NLL %.6f, total NLL %.6f, %lld chunks)\n",
                (long long)r.n_scored, r.nll_mean, r.nll_sum, (long long)r.n_chunks);
@@ -316,8 +340,10 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "bandwidth_gb_s", json_real(bw_gbs));
         json_object_set_new(j, "decode_gb_s", json_real(achieved_gbs));
         json_object_set_new(j, "bandwidth_ratio", json_real(ratio));
+        kv_json(j, a, m);
         tool_print_json(j);
     } else {
+        kv_print(a, m);
         printf("model: %s (%s, dim %d, %d layers, vocab %d, %.1f M params), %d threads\n",
                a->model, c->arch, c->dim, c->n_layers, c->vocab_size, r.n_params / 1e6,
                r.threads);
@@ -463,9 +489,11 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
             json_object_set_new(j, "file", json_string(a->file));
             json_object_set_new(j, "mode", json_string(a->per_line ? "per-line" : "chunks"));
             json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
+            kv_json(j, a, m);
             tool_print_json(j);
         } else {
             printf("model: %s\nbaseline: %s\n", a->model, a->kld);
+            kv_print(a, m);
             kld_print(&r);
         }
     }
@@ -769,8 +797,8 @@ int main(int argc, char **argv) {
     }
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) != LQ_OK)
-        lq_model_free(m);
+    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) == LQ_OK) s = lq_model_set_kv_cache(m, a.kv_cache);
+    if (s != LQ_OK) lq_model_free(m);
     if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);
     if (!pool) {

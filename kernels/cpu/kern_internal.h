@@ -283,4 +283,11 @@ LQ_KQ512_DECL(q5_K)
 LQ_KQ512_DECL(q6_K)
 LQ_KQ512_DECL(iq4_xs)
 
+/* ---- KV-cache rows (kv_rows.c, kv_rows_avx2.c) ---- */
+#include "lq_kv.h"
+void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t row_bytes, int64_t n_rows,
+                         int head, int n_heads, int head_dim, float scale, float *out);
+void lq_kv_axpy_rows_avx2(lq_kv_type t, float *y, const float *w, const void *rows, size_t row_bytes,
+                          int64_t n_rows, int head, int n_heads, int head_dim);
+
 #endif

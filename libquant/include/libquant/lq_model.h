@@ -20,6 +20,7 @@
 #include "lq_status.h"
 #include "lq_checkpoint.h"
 #include "lq_format.h"
+#include "lq_kv.h"
 #include "lq_pool.h"
 
 #ifdef __cplusplus
@@ -132,6 +133,17 @@ lq_device lq_model_device(const lq_model *m);
 lq_status lq_session_create_ex(const lq_model *m, int n_ctx, lq_pool *pool, lq_device device,
                                lq_session **out);
 lq_device lq_session_device(const lq_session *s);
+
+/* The element type of the KV cache of sessions created on m from now on (lq_kv.h: f32, f16,
+ * q8 or fp8 with per-token per-head scales); like lq_model_to_device, tools set it once and the
+ * eval harness runs unchanged. Compact caches are CPU single-sequence sessions: a session on a
+ * device table or a batched session (lq_batch) refuses any type but f32 with a one-line reason. */
+lq_status lq_model_set_kv_cache(lq_model *m, lq_kv_type t);
+lq_kv_type lq_model_kv_cache(const lq_model *m);
+/* The session's KV-cache element type. */
+lq_kv_type lq_session_kv_cache(const lq_session *s);
+/* Bytes a cache of type t holds per position for m: K and V of every layer, scales included. */
+size_t lq_model_kv_bytes_per_pos(const lq_model *m, lq_kv_type t);
 
 #ifdef __cplusplus
 }

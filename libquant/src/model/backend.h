@@ -25,6 +25,7 @@
 
 #include "arch.h"
 #include "libquant/lq_model.h"
+#include "lq_kv.h"
 
 /* Operations a layer program may need. Append-only (names in backend.c). */
 typedef enum lq_op {
@@ -54,6 +55,11 @@ typedef struct lq_attn_args {
     const float *kc, *vc;    /* this layer's cache rows, (n_ctx, n_kv_heads * head_dim) */
     int n_tok, pos0, n_heads, n_kv_heads, head_dim, window;
     float scale;
+    /* A compact cache (kv != LQ_KV_F32; tables with kv_store only): kc / vc are NULL and the
+     * rows are kq / vq, kv_row_bytes apart, in lq_kv.h's layout. */
+    lq_kv_type kv;
+    const void *kq, *vq;
+    size_t kv_row_bytes;
 } lq_attn_args;
 
 /* One sequence's rows in a paged attention call: query rows row0 .. row0+n_tok-1 at positions
@@ -128,6 +134,10 @@ typedef struct lq_backend_ops {
      * matmul would write. The CPU table runs them as one activation quantization and one pool
      * run (lq_matmul_multi): decode pays those per matmul, hundreds of times per token. */
     lq_status (*matmul_multi)(void *ctx, void *const *w, int nw, const float *X, int64_t n, float *const *Y);
+    /* Optional (NULL: the table keeps f32 caches only): encode n rows of src (each n_heads *
+     * head_dim floats, packed) as cache rows of type t, row_bytes apart from dst (lq_kv.h). */
+    lq_status (*kv_store)(void *ctx, lq_kv_type t, void *dst, size_t row_bytes, const float *src, int n,
+                          int n_heads, int head_dim);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */

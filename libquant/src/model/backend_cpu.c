@@ -150,6 +150,14 @@ static lq_status cpu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_
     return LQ_OK;
 }
 
+static lq_status cpu_kv_store(void *ctx, lq_kv_type t, void *dst, size_t row_bytes, const float *src, int n,
+                              int n_heads, int head_dim) {
+    (void)ctx;
+    for (int i = 0; i < n; i++)
+        lq_kv_store_row(t, (char *)dst + (size_t)i * row_bytes, src + (int64_t)i * n_heads * head_dim, n_heads, head_dim);
+    return LQ_OK;
+}
+
 typedef struct attn_job {
     const lq_attn_args *a;
     cpu_ctx *c;
@@ -167,9 +175,18 @@ static void attn_task(void *arg, int64_t task, int tid) {
     const int lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
     const float *q = a->q + (int64_t)t * q_dim + (int64_t)h * hd;
     float *sc = j->c->att_scratch + (size_t)tid * j->c->n_ctx;
+    float *o = a->out + (int64_t)t * q_dim + (int64_t)h * hd;
+    if (a->kv != LQ_KV_F32) { /* compact cache rows (lq_kv.h) */
+        const char *k = (const char *)a->kq + (size_t)lo * a->kv_row_bytes;
+        const char *v = (const char *)a->vq + (size_t)lo * a->kv_row_bytes;
+        lq_kv_dot_rows(a->kv, q, k, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd, a->scale, sc);
+        lq_softmax(sc, p - lo + 1);
+        memset(o, 0, (size_t)hd * sizeof(float));
+        lq_kv_axpy_rows(a->kv, o, sc, v, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd);
+        return;
+    }
     lq_dot_f32_rows(q, a->kc + (int64_t)lo * kv_dim + (int64_t)kvh * hd, kv_dim, p - lo + 1, hd, a->scale, sc);
     lq_softmax(sc, p - lo + 1);
-    float *o = a->out + (int64_t)t * q_dim + (int64_t)h * hd;
     memset(o, 0, (size_t)hd * sizeof(float));
     lq_axpy_f32_rows(o, sc, a->vc + (int64_t)lo * kv_dim + (int64_t)kvh * hd, kv_dim, p - lo + 1, hd);
 }
@@ -180,7 +197,7 @@ static lq_status cpu_attention(void *ctx, const lq_attn_args *a) {
     int64_t span = a->window > 0 && a->window < a->pos0 + a->n_tok ? a->window : a->pos0 + a->n_tok;
     int64_t macs = (int64_t)a->n_tok * a->n_heads * span * a->head_dim * 2;
     lq_pool *pool = macs < ATTN_MIN_PARALLEL_MACS ? NULL : c->pool;
-    if (c->attn_gemm && a->n_tok >= ATTN_GEMM_MIN_ROWS && lq_attn_gemm_available()) {
+    if (c->attn_gemm && a->kv == LQ_KV_F32 && a->n_tok >= ATTN_GEMM_MIN_ROWS && lq_attn_gemm_available()) {
         lq_attn_gemm(pool, a, c->att_scratch, c->n_ctx);
         return LQ_OK;
     }
@@ -358,5 +375,6 @@ const lq_backend_ops lq_backend_cpu = {
     .scale = cpu_scale,
     .router_topk = cpu_router_topk,
     .attention_paged = cpu_attention_paged,
+    .kv_store = cpu_kv_store,
     .matmul_multi = cpu_matmul_multi,
 };

@@ -3,8 +3,10 @@
  *
  * A step runs when the layer has its role bound (biases, q/k norms, ...); every step is one op
  * of the session's table (backend.h), so the same code drives the CPU kernels and the CUDA
- * launches. The KV cache is f32, (n_layers, n_ctx, widest kv_dim) in the table's memory; a
- * layer's rows are packed at its own kv_dim (structured pruning may shrink a layer). A batch
+ * launches. The KV cache is (n_layers, n_ctx) rows of the widest layer's row size in the table's
+ * memory; a layer's rows are packed at its own kv_dim (structured pruning may shrink a layer).
+ * Rows are f32, or, where the table has kv_store, f16 / q8 / fp8 (lq_kv.h, lq_model_set_kv_cache):
+ * then k and v are computed into f32 staging rows and encoded once RoPE has run. A batch
  * session (lq_batch, forward_batch.c) runs this same program over the rows of many sequences,
  * with the paged cache (kv_paged.h) in place of the contiguous one: only where K and V are
  * stored and which attention op reads them differ (lq_fwd_attend_paged).
@@ -50,7 +52,19 @@ lq_status lq_session_open(const lq_model *m, int n_ctx, lq_pool *pool, lq_device
     s->ops = bm->ops;
     s->pool = pool;
     s->n_ctx = n_ctx;
-    size_t bytes = (size_t)m->cfg.n_layers * (size_t)n_ctx * (size_t)m->kv_dim_max * sizeof(float);
+    s->kv_type = m->kv_type;
+    int kvh_max = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        if (m->layers[l].n_kv_heads > kvh_max) kvh_max = m->layers[l].n_kv_heads;
+    s->kv_row_max = s->kv_type == LQ_KV_F32 ? (size_t)m->kv_dim_max * sizeof(float)
+                                            : lq_kv_row_bytes(s->kv_type, kvh_max, m->cfg.head_dim);
+    if (s->kv_type != LQ_KV_F32 && (!cache || !s->ops->kv_store)) {
+        lq_session_free(s);
+        return lq_fail(LQ_ERR_UNSUPPORTED, "KV cache %s: %s", lq_kv_type_name(m->kv_type),
+                       cache ? "this backend keeps an f32 cache only (compact caches run on the CPU)"
+                             : "batched sessions keep an f32 paged cache (compact caches are single-sequence)");
+    }
+    size_t bytes = (size_t)m->cfg.n_layers * (size_t)n_ctx * s->kv_row_max;
     lq_status st = s->ops->ctx_create(bm->impl, n_ctx, pool, &s->ctx);
     if (st == LQ_OK && cache) st = s->ops->alloc(s->ctx, bytes, (void **)&s->k_cache);
     if (st == LQ_OK && cache) st = s->ops->alloc(s->ctx, bytes, (void **)&s->v_cache);
@@ -107,8 +121,9 @@ lq_status lq_session_ensure_batch(lq_session *s, int n, int logits_rows) {
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * (size_t)m->hidden_max * f, (void **)&s->hb);
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * (size_t)m->hidden_max * f, (void **)&s->hb2);
         if (st == LQ_OK) st = o->alloc(s->ctx, nn * sizeof(int32_t), (void **)&s->ids);
-        if (st == LQ_OK && s->kv) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->kb);
-        if (st == LQ_OK && s->kv) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->vb);
+        const bool staging = s->kv || s->kv_type != LQ_KV_F32;
+        if (st == LQ_OK && staging) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->kb);
+        if (st == LQ_OK && staging) st = o->alloc(s->ctx, nn * (size_t)m->kv_dim_max * f, (void **)&s->vb);
         if (st != LQ_OK) {
             free_batch(s);
             return lq_fail(st, "out of memory for a batch of %d tokens (%s)", n, o->name);
@@ -201,10 +216,16 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
     void *ctx = s->ctx;
     const int hd = c->head_dim;
     const int64_t dim = c->dim, qd = (int64_t)L->n_heads * hd, kvd = (int64_t)L->n_kv_heads * hd;
-    float *kc = NULL, *vc = NULL, *krow = s->kb, *vrow = s->vb; /* paged: stored after RoPE */
+    /* paged or compact cache: k, v computed into staging rows, stored after RoPE */
+    float *kc = NULL, *vc = NULL, *krow = s->kb, *vrow = s->vb;
+    char *kq = NULL, *vq = NULL;
+    const size_t row_bytes = lq_kv_row_bytes(s->kv_type, L->n_kv_heads, hd);
     if (!s->kv) {
-        kc = s->k_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
-        vc = s->v_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
+        kq = (char *)s->k_cache + (size_t)l * (size_t)s->n_ctx * s->kv_row_max;
+        vq = (char *)s->v_cache + (size_t)l * (size_t)s->n_ctx * s->kv_row_max;
+    }
+    if (!s->kv && s->kv_type == LQ_KV_F32) {
+        kc = (float *)kq, vc = (float *)vq;
         krow = kc + (int64_t)pos * kvd;
         vrow = vc + (int64_t)pos * kvd;
     }
@@ -225,9 +246,14 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
     } else {
         LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
         LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
+        if (s->kv_type != LQ_KV_F32) {
+            LQ_TRY(o->kv_store(ctx, s->kv_type, kq + (size_t)pos * row_bytes, row_bytes, krow, n, L->n_kv_heads, hd));
+            LQ_TRY(o->kv_store(ctx, s->kv_type, vq + (size_t)pos * row_bytes, row_bytes, vrow, n, L->n_kv_heads, hd));
+        }
         lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,
                           .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
-                          .window = L->window, .scale = m->attn_scale};
+                          .window = L->window, .scale = m->attn_scale, .kv = s->kv_type,
+                          .kq = kc ? NULL : kq, .vq = vc ? NULL : vq, .kv_row_bytes = row_bytes};
         LQ_TRY(o->attention(ctx, &a));
     }
     LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_O, -1, s->att, n, dim, s->xb));
@@ -385,14 +411,33 @@ lq_status lq_session_copy_cache(lq_session *dst, const lq_session *src, int n_po
     if (dst->m != src->m || dst->bm != src->bm || n_pos < 0 || n_pos > src->n_ctx || n_pos > dst->n_ctx)
         return lq_fail(LQ_ERR_INVALID_ARG, "copy_cache: %d positions do not fit (contexts %d -> %d)",
                        n_pos, src->n_ctx, dst->n_ctx);
+    if (dst->kv_type != src->kv_type)
+        return lq_fail(LQ_ERR_INVALID_ARG, "copy_cache: KV caches of types %s and %s", lq_kv_type_name(src->kv_type),
+                       lq_kv_type_name(dst->kv_type));
     const lq_model *m = src->m;
-    const size_t row = (size_t)m->kv_dim_max * sizeof(float);
+    const size_t row = src->kv_row_max;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        const size_t so = (size_t)l * (size_t)src->n_ctx * (size_t)m->kv_dim_max;
-        const size_t doff = (size_t)l * (size_t)dst->n_ctx * (size_t)m->kv_dim_max;
-        LQ_TRY(dst->ops->copy(dst->ctx, dst->k_cache + doff, src->k_cache + so, (size_t)n_pos * row));
-        LQ_TRY(dst->ops->copy(dst->ctx, dst->v_cache + doff, src->v_cache + so, (size_t)n_pos * row));
+        const size_t so = (size_t)l * (size_t)src->n_ctx * row;
+        const size_t doff = (size_t)l * (size_t)dst->n_ctx * row;
+        LQ_TRY(dst->ops->copy(dst->ctx, (char *)dst->k_cache + doff, (const char *)src->k_cache + so, (size_t)n_pos * row));
+        LQ_TRY(dst->ops->copy(dst->ctx, (char *)dst->v_cache + doff, (const char *)src->v_cache + so, (size_t)n_pos * row));
     }
     /* src's stream may still be writing its cache: the copy is ordered on dst's stream only. */
     return dst->ops->sync(dst->ctx);
+}
+
+lq_status lq_model_set_kv_cache(lq_model *m, lq_kv_type t) {
+    if (!lq_kv_type_name(t)) return lq_fail(LQ_ERR_INVALID_ARG, "KV cache type %d is not one of f32, f16, q8, fp8", (int)t);
+    m->kv_type = t;
+    return LQ_OK;
+}
+
+lq_kv_type lq_model_kv_cache(const lq_model *m) { return m->kv_type; }
+
+lq_kv_type lq_session_kv_cache(const lq_session *s) { return s->kv_type; }
+
+size_t lq_model_kv_bytes_per_pos(const lq_model *m, lq_kv_type t) {
+    size_t b = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) b += 2 * lq_kv_row_bytes(t, m->layers[l].n_kv_heads, m->cfg.head_dim);
+    return b;
 }

@@ -40,6 +40,7 @@ struct lq_model {
     struct lq_bind_owner *owned; /* derived buffers of the weight binders */
     lq_backend_model *cpu; /* the CPU table's view of the weights */
     lq_backend_model *dev; /* device copy (lq_model_to_device), or NULL */
+    lq_kv_type kv_type;    /* element type of the KV cache of sessions made from now on */
 };
 
 /* Roles the layer program has a step for; model load refuses an architecture with others. */

@@ -26,7 +26,10 @@ struct lq_session {
     void *ctx;
     lq_pool *pool;              /* borrowed */
     int n_ctx;
-    float *k_cache, *v_cache;   /* (n_layers, n_ctx, kv_dim_max) */
+    lq_kv_type kv_type;         /* element type of k_cache / v_cache rows (lq_kv.h) */
+    size_t kv_row_max;          /* bytes of the widest layer's cache row */
+    void *k_cache, *v_cache;    /* (n_layers, n_ctx) rows of kv_row_max bytes; a layer's rows are
+                                   packed at its own row size (lq_kv_row_bytes) */
     int cap;                    /* batch rows the buffers below hold */
     float *x;                   /* (cap, dim) residual stream */
     float *xb;                  /* (cap, max(dim, q_dim)) normed input / projection output */
@@ -44,7 +47,8 @@ struct lq_session {
     lq_moe_buffers moe;         /* sparse-MoE scratch (forward_moe.c) */
     /* batch sessions (forward_batch.c): the paged cache replaces k_cache / v_cache (NULL) */
     lq_kv_pages *kv;            /* NULL: a single-sequence session on the contiguous cache */
-    float *kb, *vb;             /* (cap, kv_dim_max) this step's K / V rows, stored after RoPE */
+    float *kb, *vb;             /* (cap, kv_dim_max) this step's K / V rows, stored after RoPE
+                                   (batch sessions and compact contiguous caches) */
     const lq_attn_seq *pseq;    /* (n_pseq) the step's sequences: rows, positions, pages */
     lq_kv_seq *const *pkv;      /* (n_pseq) their block tables */
     int n_pseq;

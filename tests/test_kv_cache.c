@@ -1,0 +1,368 @@
+/* test_kv_cache.c - compact KV caches (f16 / q8 / fp8, lq_kv.h and lq_model_set_kv_cache).
+ *
+ * Kernels: the encoder against llama.cpp's q8_0 rule written out by hand on known values (d =
+ * amax / 127, q = round(x / d), half away from zero) and the E4M3 / f16 codecs of lq_blocks.h
+ * (tested against torch's casts in test_formats); the AVX2 attention loops against their _ref
+ * twins at every head size class (multiple of 8, tail) for every type.
+ *
+ * Engine: a session with a q8 / fp8 / f16 cache against an f32-cache session whose attention op
+ * first rounds the step's new K / V rows through the same encoder (an emulation built from the
+ * f32 program and lq_kv_store_row / lq_kv_load_row only): both attend over the same values, so
+ * they agree to f32 rounding, prefill then decode: the logits of TinyStories-656K (GQA 8 / 4
+ * heads, head_dim 16), the residual stream after SmolLM2's first two layers (GQA 9 / 3, head_dim
+ * 64; deeper, its 30 layers turn the dot products' term order into logit changes the size of the
+ * cache's own effect). Then what the type costs: the KL divergence from the f32 cache stays small
+ * and in the order f16 < q8 < fp8, the bytes per position are the layout's, and the places
+ * without compact caches refuse with a reason.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../libquant/src/model/session_internal.h"
+#include "libquant/lq_batch.h"
+#include "lq_kv.h"
+#include "lq_ops.h"
+
+#define KT_RNG_SEED 0x6b76ull
+#include "kern_test_util.h"
+#include "lq_test_util.h"
+
+/* ---- kernels -------------------------------------------------------------------------------- */
+
+Test(kv_rows, names_and_sizes) {
+    lq_kv_type t;
+    cr_assert_eq(lq_kv_type_parse("q8_0", &t), 0);
+    cr_assert_eq(t, LQ_KV_Q8);
+    cr_assert_eq(lq_kv_type_parse("fp8", &t), 0);
+    cr_assert_eq(t, LQ_KV_FP8);
+    cr_assert_eq(lq_kv_type_parse("q4", &t), -1);
+    cr_assert_str_eq(lq_kv_type_name(LQ_KV_F16), "f16");
+    cr_assert_null(lq_kv_type_name(LQ_KV_TYPE_COUNT));
+    /* 3 heads of 64: codes, then 3 f32 scales */
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F32, 3, 64), 768u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F16, 3, 64), 384u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_Q8, 3, 64), 192u + 12u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_FP8, 3, 6), 20u + 12u); /* 18 codes padded to 20 */
+}
+
+Test(kv_rows, q8_codes_are_llama_cpp_q8_0_per_head) {
+    /* head 0: amax 2.54 -> d = 0.02; head 1: all zero -> d = 0, codes 0 */
+    const float x[8] = {2.54f, -1.27f, 0.01f, -0.03f, 0, 0, 0, 0};
+    unsigned char row[16];
+    lq_kv_store_row(LQ_KV_Q8, row, x, 2, 4);
+    const int8_t want[4] = {127, -64 /* -63.5 rounds away from zero */, 1 /* 0.5 -> 1 */, -2 /* -1.5 -> -2 */};
+    float d0, d1;
+    memcpy(&d0, row + 8, 4);
+    memcpy(&d1, row + 12, 4);
+    cr_assert_float_eq(d0, 2.54f / 127.0f, 0);
+    cr_assert_eq(d1, 0.0f);
+    for (int j = 0; j < 4; j++) {
+        /* the exact rule: round(x * (1 / d)) of the f32 values */
+        const int8_t rule = (int8_t)roundf(x[j] * (1.0f / d0));
+        cr_assert_eq((int8_t)row[j], rule, "code %d: %d, rule %d", j, (int8_t)row[j], rule);
+        cr_assert(abs((int8_t)row[j] - want[j]) <= 1, "code %d: %d, about %d", j, (int8_t)row[j], want[j]);
+        cr_assert_eq(row[4 + j], 0);
+    }
+    float back[8];
+    lq_kv_load_row(LQ_KV_Q8, row, back, 2, 4);
+    for (int j = 0; j < 4; j++) cr_assert(fabsf(back[j] - x[j]) <= d0 / 2 * 1.0001f, "value %d: %g vs %g", j, back[j], x[j]);
+}
+
+Test(kv_rows, round_trip_error_bounds) {
+    enum { H = 3, D = 64 };
+    float x[H * D], y[H * D];
+    unsigned char row[H * D * 4];
+    for (int rep = 0; rep < 20; rep++) {
+        fill(x, H * D, -8.0f, 8.0f);
+        x[rep % (H * D)] *= 30.0f; /* an outlier in one head */
+        for (int t = 0; t < LQ_KV_TYPE_COUNT; t++) {
+            lq_kv_store_row((lq_kv_type)t, row, x, H, D);
+            lq_kv_load_row((lq_kv_type)t, row, y, H, D);
+            for (int h = 0; h < H; h++) {
+                float amax = 0;
+                for (int j = 0; j < D; j++) amax = fmaxf(amax, fabsf(x[h * D + j]));
+                for (int j = 0; j < D; j++) {
+                    const float v = x[h * D + j], e = fabsf(y[h * D + j] - v);
+                    float bound = 0; /* f32: exact */
+                    if (t == LQ_KV_F16) bound = fabsf(v) * 0x1p-11f;
+                    if (t == LQ_KV_Q8) bound = amax / 127.0f * 0.5001f;
+                    /* E4M3: half an ulp of 3 mantissa bits, or half the subnormal step */
+                    if (t == LQ_KV_FP8) bound = fmaxf(fabsf(v) * 0x1p-4f, amax / 448.0f * 0x1p-10f) * 1.001f;
+                    cr_assert(e <= bound, "%s head %d value %d: %g -> %g (bound %g)", lq_kv_type_name(t), h, j, v,
+                              y[h * D + j], bound);
+                }
+            }
+        }
+    }
+}
+
+Test(kv_rows, avx2_loops_equal_ref) {
+    enum { ROWS = 37, MAXH = 4, MAXD = 72 };
+    const int heads[] = {1, 3, 4}, dims[] = {8, 16, 36, 64, 72};
+    static unsigned char rows[ROWS * MAXH * MAXD * 4 + ROWS * 64];
+    float x[MAXH * MAXD], q[MAXD], w[ROWS], got[ROWS], want[ROWS], yg[MAXD], yw[MAXD];
+    for (int t = 0; t < LQ_KV_TYPE_COUNT; t++)
+        for (size_t a = 0; a < sizeof heads / sizeof heads[0]; a++)
+            for (size_t b = 0; b < sizeof dims / sizeof dims[0]; b++) {
+                const int H = heads[a], D = dims[b];
+                const size_t rb = lq_kv_row_bytes((lq_kv_type)t, H, D);
+                for (int r = 0; r < ROWS; r++) {
+                    fill(x, H * D, -3.0f, 3.0f);
+                    lq_kv_store_row((lq_kv_type)t, rows + (size_t)r * rb, x, H, D);
+                }
+                fill(q, D, -1.0f, 1.0f);
+                fill(w, ROWS, 0.0f, 0.1f);
+                for (int h = 0; h < H; h++) {
+                    lq_kv_dot_rows((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, 0.125f, got);
+                    lq_kv_dot_rows_ref((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, 0.125f, want);
+                    int64_t i = first_mismatch(got, want, NULL, ROWS, 1e-5, 1e-5);
+                    cr_assert(i < 0, "%s H=%d D=%d head %d dot row %lld: %g vs %g", lq_kv_type_name(t), H, D, h,
+                              (long long)i, i < 0 ? 0 : got[i], i < 0 ? 0 : want[i]);
+                    fill(yg, D, -1.0f, 1.0f);
+                    memcpy(yw, yg, sizeof yw);
+                    lq_kv_axpy_rows((lq_kv_type)t, yg, w, rows, rb, ROWS, h, H, D);
+                    lq_kv_axpy_rows_ref((lq_kv_type)t, yw, w, rows, rb, ROWS, h, H, D);
+                    i = first_mismatch(yg, yw, NULL, D, 1e-5, 1e-5);
+                    cr_assert(i < 0, "%s H=%d D=%d head %d axpy value %lld: %g vs %g", lq_kv_type_name(t), H, D, h,
+                              (long long)i, i < 0 ? 0 : yg[i], i < 0 ? 0 : yw[i]);
+                }
+            }
+}
+
+/* ---- engine --------------------------------------------------------------------------------- */
+
+enum { N_PROMPT = 12, N_DECODE = 6, N_STEPS = N_PROMPT + N_DECODE };
+
+/* The emulation: the f32 program, its attention op rounding the step's K / V rows through the
+ * encoder of g_emul first. */
+static lq_kv_type g_emul;
+static const lq_backend_ops *g_real;
+
+static void round_rows(float *cache, int pos0, int n, int n_heads, int hd) {
+    static unsigned char buf[1 << 16];
+    const int64_t kvd = (int64_t)n_heads * hd;
+    cr_assert(lq_kv_row_bytes(g_emul, n_heads, hd) <= sizeof buf);
+    for (int t = pos0; t < pos0 + n; t++) {
+        lq_kv_store_row(g_emul, buf, cache + t * kvd, n_heads, hd);
+        lq_kv_load_row(g_emul, buf, cache + t * kvd, n_heads, hd);
+    }
+}
+
+static lq_status emul_attention(void *ctx, const lq_attn_args *a) {
+    cr_assert_eq(a->kv, LQ_KV_F32);
+    round_rows((float *)a->kc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim);
+    round_rows((float *)a->vc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim);
+    return g_real->attention(ctx, a);
+}
+
+/* Logits of every step: a prefill of N_PROMPT ids, then N_DECODE single-token decodes. */
+static void run(lq_session *s, int vocab, float *out) {
+    int32_t ids[N_STEPS] = {1, 9690, 198, 2683, 314, 260, 3575, 282, 4649, 30, 1073, 655, 28, 4191, 2234, 17, 905, 41};
+    for (int i = 0; i < N_STEPS; i++) ids[i] %= vocab;
+    cr_assert_eq(lq_forward(s, ids, N_PROMPT, 0, out, true), LQ_OK, "%s", lq_last_error());
+    for (int i = N_PROMPT; i < N_STEPS; i++)
+        cr_assert_eq(lq_forward(s, ids + i, 1, i, out + (size_t)i * vocab, false), LQ_OK, "%s", lq_last_error());
+}
+
+/* KL(P || Q) of two logit rows. */
+static double kld_row(const float *p, const float *q, int n) {
+    double mp = -INFINITY, mq = -INFINITY, sp = 0, sq = 0, k = 0;
+    for (int i = 0; i < n; i++) mp = fmax(mp, p[i]), mq = fmax(mq, q[i]);
+    for (int i = 0; i < n; i++) sp += exp(p[i] - mp), sq += exp(q[i] - mq);
+    for (int i = 0; i < n; i++) {
+        const double lp = p[i] - mp - log(sp), lq = q[i] - mq - log(sq);
+        k += exp(lp) * (lp - lq);
+    }
+    return k;
+}
+
+static lq_model *load(const char *rel) {
+    char path[1024];
+    lq_test_shared(rel, path, sizeof path);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(path, &m), LQ_OK, "%s", lq_last_error());
+    return m;
+}
+
+/* The residual stream after the first LAYERS decoder layers, every step (prefill, then decodes),
+ * through session s: (N_STEPS, dim) into out. */
+enum { LAYERS = 2 };
+static void run_layers(lq_session *s, int dim, float *out) {
+    int32_t ids[N_STEPS] = {1, 9690, 198, 2683, 314, 260, 3575, 282, 4649, 30, 1073, 655, 28, 4191, 2234, 17, 905, 41};
+    cr_assert_eq(lq_session_embed(s, ids, N_STEPS, out), LQ_OK, "%s", lq_last_error());
+    for (int l = 0; l < LAYERS; l++) {
+        cr_assert_eq(lq_session_forward_layer(s, l, out, N_PROMPT, 0), LQ_OK, "%s", lq_last_error());
+        for (int i = N_PROMPT; i < N_STEPS; i++)
+            cr_assert_eq(lq_session_forward_layer(s, l, out + (size_t)i * dim, 1, i), LQ_OK, "%s", lq_last_error());
+    }
+}
+
+/* A deep model turns any rounding difference (here: the order of a dot product's terms) into
+ * logit changes of the size of the cache's own effect, so on SmolLM2 the emulation is compared
+ * after the first two layers (the second attends over rows the first computed), to f32 rounding. */
+static void check_first_layers(const char *rel, lq_kv_type t) {
+    lq_model *m = load(rel);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
+    const int dim = lq_model_config(m)->dim;
+    const size_t n = (size_t)N_STEPS * (size_t)dim;
+    float *got = malloc(n * sizeof *got), *emul = malloc(n * sizeof *emul);
+    lq_session *s;
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s), LQ_OK, "%s", lq_last_error());
+    lq_backend_ops ops = *s->ops;
+    ops.attention = emul_attention;
+    g_real = s->ops, g_emul = t;
+    s->ops = &ops;
+    run_layers(s, dim, emul);
+    s->ops = g_real;
+    lq_session_free(s);
+    cr_assert_eq(lq_model_set_kv_cache(m, t), LQ_OK);
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s), LQ_OK, "%s", lq_last_error());
+    run_layers(s, dim, got);
+    lq_session_free(s);
+    for (int step = 0; step < N_STEPS; step++) {
+        const float *g = got + (size_t)step * dim, *e = emul + (size_t)step * dim;
+        float mx = 0;
+        for (int i = 0; i < dim; i++) mx = fmaxf(mx, fabsf(e[i]));
+        for (int i = 0; i < dim; i++)
+            cr_assert(fabsf(g[i] - e[i]) <= 1e-5f * mx, "%s %s step %d x[%d] after %d layers: %.8g, emulated %.8g", rel,
+                      lq_kv_type_name(t), step, i, LAYERS, g[i], e[i]);
+    }
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    free(got);
+    free(emul);
+    lq_model_free(m);
+}
+
+/* Compact cache of type t on model rel against the emulation (whole model when `logits`, to f32
+ * rounding); returns the largest per-step KL divergence from the plain f32 cache. */
+static double check_type(const char *rel, lq_kv_type t, bool logits) {
+    lq_model *m = load(rel);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32); /* the int8-activation path would amplify ulps */
+    const int vocab = lq_model_config(m)->vocab_size;
+    const size_t n = (size_t)N_STEPS * (size_t)vocab;
+    float *got = malloc(n * sizeof *got), *emul = malloc(n * sizeof *emul), *plain = malloc(n * sizeof *plain);
+    lq_pool *pool = lq_pool_create(2);
+    lq_session *s;
+    cr_assert_eq(lq_session_create(m, 32, pool, &s), LQ_OK, "%s", lq_last_error());
+    run(s, vocab, plain);
+    lq_backend_ops ops = *s->ops;
+    ops.attention = emul_attention;
+    g_real = s->ops, g_emul = t;
+    s->ops = &ops;
+    run(s, vocab, emul);
+    s->ops = g_real;
+    lq_session_free(s);
+
+    cr_assert_eq(lq_model_set_kv_cache(m, t), LQ_OK);
+    cr_assert_eq(lq_session_create(m, 32, pool, &s), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_session_kv_cache(s), t);
+    run(s, vocab, got);
+    lq_session_free(s);
+    double worst = 0;
+    for (int step = 0; step < N_STEPS; step++) {
+        const float *g = got + (size_t)step * vocab, *e = emul + (size_t)step * vocab;
+        float mx = 0;
+        for (int i = 0; i < vocab; i++) mx = fmaxf(mx, fabsf(e[i]));
+        for (int i = 0; i < vocab && logits; i++)
+            cr_assert(fabsf(g[i] - e[i]) <= 1e-5f * mx, "%s %s step %d logit %d: %.7g, emulated %.7g", rel,
+                      lq_kv_type_name(t), step, i, g[i], e[i]);
+        worst = fmax(worst, kld_row(plain + (size_t)step * vocab, g, vocab));
+    }
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    lq_pool_free(pool);
+    free(got);
+    free(emul);
+    free(plain);
+    lq_model_free(m);
+    return worst;
+}
+
+#define SMOL "models/SmolLM2-135M-Instruct-Q4_1/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define TINY "models/TinyStories-656K"
+
+Test(kv_cache, compact_caches_attend_over_the_encoded_rows, .timeout = 300) {
+    const char *models[] = {TINY, SMOL};
+    for (int i = 0; i < 2; i++) {
+        const bool deep = i == 1;
+        if (deep)
+            for (int t = LQ_KV_F16; t < LQ_KV_TYPE_COUNT; t++) check_first_layers(models[i], (lq_kv_type)t);
+        const double f16 = check_type(models[i], LQ_KV_F16, !deep);
+        const double q8 = check_type(models[i], LQ_KV_Q8, !deep);
+        const double fp8 = check_type(models[i], LQ_KV_FP8, !deep);
+        cr_log_info("%s: worst-step KLD from the f32 cache: f16 %.3g, q8 %.3g, fp8 %.3g", models[i], f16, q8, fp8);
+        /* the order of precision, and each far from a broken cache (KLD ~ 1) */
+        cr_assert(f16 < 1e-4 && q8 < 2e-2 && fp8 < 1e-1, "%s: KLD f16 %g, q8 %g, fp8 %g", models[i], f16, q8, fp8);
+        cr_assert(f16 < q8 && q8 < fp8, "%s: KLD f16 %g, q8 %g, fp8 %g", models[i], f16, q8, fp8);
+    }
+}
+
+Test(kv_cache, bytes_per_position) {
+    lq_model *m = load(SMOL); /* 30 layers, 3 kv heads of 64 */
+    cr_assert_eq(lq_model_kv_bytes_per_pos(m, LQ_KV_F32), 30u * 2 * 192 * 4);
+    cr_assert_eq(lq_model_kv_bytes_per_pos(m, LQ_KV_F16), 30u * 2 * 192 * 2);
+    cr_assert_eq(lq_model_kv_bytes_per_pos(m, LQ_KV_Q8), 30u * 2 * (192 + 12));
+    cr_assert_eq(lq_model_kv_bytes_per_pos(m, LQ_KV_FP8), 30u * 2 * (192 + 12));
+    lq_model_free(m);
+}
+
+Test(kv_cache, copy_cache_keeps_the_type_and_refuses_a_mix) {
+    lq_model *m = load(TINY);
+    const int vocab = lq_model_config(m)->vocab_size;
+    float *a = malloc((size_t)N_STEPS * vocab * sizeof *a), *b = malloc((size_t)N_STEPS * vocab * sizeof *b);
+    cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_Q8), LQ_OK);
+    lq_session *s1, *s2, *s3;
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s1), LQ_OK);
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s2), LQ_OK);
+    run(s1, vocab, a);
+    /* a fork continues exactly where the original would */
+    cr_assert_eq(lq_session_copy_cache(s2, s1, N_STEPS - 1), LQ_OK, "%s", lq_last_error());
+    const int32_t next = 7;
+    cr_assert_eq(lq_forward(s1, &next, 1, N_STEPS - 1, a, false), LQ_OK);
+    cr_assert_eq(lq_forward(s2, &next, 1, N_STEPS - 1, b, false), LQ_OK);
+    cr_assert(memcmp(a, b, (size_t)vocab * sizeof *a) == 0, "the forked q8 cache gives other logits");
+    cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_F32), LQ_OK);
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s3), LQ_OK);
+    cr_assert_eq(lq_session_copy_cache(s3, s1, 4), LQ_ERR_INVALID_ARG);
+    cr_assert(strstr(lq_last_error(), "q8") != NULL, "%s", lq_last_error());
+    lq_session_free(s1);
+    lq_session_free(s2);
+    lq_session_free(s3);
+    free(a);
+    free(b);
+    lq_model_free(m);
+}
+
+Test(kv_cache, batched_sessions_refuse_a_compact_cache) {
+    lq_model *m = load(TINY);
+    cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_FP8), LQ_OK);
+    lq_batch *b = NULL;
+    cr_assert_eq(lq_batch_create(m, NULL, NULL, &b), LQ_ERR_UNSUPPORTED);
+    cr_assert_null(b);
+    cr_assert(strstr(lq_last_error(), "fp8") && strstr(lq_last_error(), "batched"), "%s", lq_last_error());
+    cr_assert_eq(lq_model_set_kv_cache(m, (lq_kv_type)9), LQ_ERR_INVALID_ARG);
+    lq_model_free(m);
+}
+
+Test(kv_cache, quant_eval_reports_the_cache) {
+    char model[1024], text[1024], args[4096], err[2048], out[1024];
+    lq_test_shared(TINY, model, sizeof model);
+    lq_test_shared("data/tinystories_sample.txt", text, sizeof text);
+    char dir[] = "/tmp/lq_kv_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(args, sizeof args, "--model '%s' --file '%s' --ctx 64 --chunks 2 --kv-cache q8 --json", model, text);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    char *j = lq_test_read_file(out, NULL);
+    cr_assert(j && strstr(j, "\"kv_cache\": \"q8\""), "%s", j ? j : "(no output)");
+    /* TinyStories-656K: 2 layers, 4 kv heads of 16: 2 x 2 x (64 codes + 16 scale bytes) */
+    cr_assert(strstr(j, "\"kv_cache_bytes_per_pos\": 320"), "%s", j);
+    free(j);
+    snprintf(args, sizeof args, "--model '%s' --file '%s' --kv-cache q4", model, text);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 2);
+    cr_assert(strstr(err, "--kv-cache") != NULL, "%s", err);
+    char rm[1100];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    cr_assert_eq(system(rm), 0);
+}
