@@ -22,6 +22,7 @@
 
 #include "../libquant/src/model/session_internal.h"
 #include "libquant/lq_batch.h"
+#include "lq_blocks.h"
 #include "lq_kv.h"
 #include "lq_ops.h"
 
@@ -41,17 +42,17 @@ Test(kv_rows, names_and_sizes) {
     cr_assert_str_eq(lq_kv_type_name(LQ_KV_F16), "f16");
     cr_assert_null(lq_kv_type_name(LQ_KV_TYPE_COUNT));
     /* 3 heads of 64: codes, then 3 f32 scales */
-    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F32, 3, 64), 768u);
-    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F16, 3, 64), 384u);
-    cr_assert_eq(lq_kv_row_bytes(LQ_KV_Q8, 3, 64), 192u + 12u);
-    cr_assert_eq(lq_kv_row_bytes(LQ_KV_FP8, 3, 6), 20u + 12u); /* 18 codes padded to 20 */
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F32, 3, 64, NULL), 768u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_F16, 3, 64, NULL), 384u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_Q8, 3, 64, NULL), 192u + 12u);
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_FP8, 3, 6, NULL), 20u + 12u); /* 18 codes padded to 20 */
 }
 
 Test(kv_rows, q8_codes_are_llama_cpp_q8_0_per_head) {
     /* head 0: amax 2.54 -> d = 0.02; head 1: all zero -> d = 0, codes 0 */
     const float x[8] = {2.54f, -1.27f, 0.01f, -0.03f, 0, 0, 0, 0};
     unsigned char row[16];
-    lq_kv_store_row(LQ_KV_Q8, row, x, 2, 4);
+    lq_kv_store_row(LQ_KV_Q8, row, x, 2, 4, NULL);
     const int8_t want[4] = {127, -64 /* -63.5 rounds away from zero */, 1 /* 0.5 -> 1 */, -2 /* -1.5 -> -2 */};
     float d0, d1;
     memcpy(&d0, row + 8, 4);
@@ -66,7 +67,7 @@ Test(kv_rows, q8_codes_are_llama_cpp_q8_0_per_head) {
         cr_assert_eq(row[4 + j], 0);
     }
     float back[8];
-    lq_kv_load_row(LQ_KV_Q8, row, back, 2, 4);
+    lq_kv_load_row(LQ_KV_Q8, row, back, 2, 4, NULL);
     for (int j = 0; j < 4; j++) cr_assert(fabsf(back[j] - x[j]) <= d0 / 2 * 1.0001f, "value %d: %g vs %g", j, back[j], x[j]);
 }
 
@@ -78,8 +79,8 @@ Test(kv_rows, round_trip_error_bounds) {
         fill(x, H * D, -8.0f, 8.0f);
         x[rep % (H * D)] *= 30.0f; /* an outlier in one head */
         for (int t = 0; t < LQ_KV_TYPE_COUNT; t++) {
-            lq_kv_store_row((lq_kv_type)t, row, x, H, D);
-            lq_kv_load_row((lq_kv_type)t, row, y, H, D);
+            lq_kv_store_row((lq_kv_type)t, row, x, H, D, NULL);
+            lq_kv_load_row((lq_kv_type)t, row, y, H, D, NULL);
             for (int h = 0; h < H; h++) {
                 float amax = 0;
                 for (int j = 0; j < D; j++) amax = fmaxf(amax, fabsf(x[h * D + j]));
@@ -98,32 +99,61 @@ Test(kv_rows, round_trip_error_bounds) {
     }
 }
 
+Test(kv_rows, static_scales_round_and_saturate) {
+    /* q8 with scale 0.5 per head: x / 0.5 rounded half away, clamped to +-127; fp8 saturates at 448 */
+    const float fixed[2] = {0.5f, 0.25f};
+    const float x[4] = {1.25f, -224.0f, 0.3f, 40.0f};
+    unsigned char row[4];
+    cr_assert_eq(lq_kv_row_bytes(LQ_KV_Q8, 2, 2, fixed), 4u);
+    lq_kv_store_row(LQ_KV_Q8, row, x, 2, 2, fixed);
+    cr_assert_eq((int8_t)row[0], 3);    /* 2.5 -> 3 */
+    cr_assert_eq((int8_t)row[1], -127); /* -448 saturates */
+    cr_assert_eq((int8_t)row[2], 1);    /* 1.2 -> 1 */
+    cr_assert_eq((int8_t)row[3], 127);  /* 160 saturates */
+    float y[4];
+    lq_kv_load_row(LQ_KV_Q8, row, y, 2, 2, fixed);
+    cr_assert(y[0] == 1.5f && y[1] == -63.5f && y[2] == 0.25f && y[3] == 31.75f, "%g %g %g %g", y[0], y[1], y[2], y[3]);
+    lq_kv_store_row(LQ_KV_FP8, row, x, 2, 2, fixed);
+    lq_kv_load_row(LQ_KV_FP8, row, y, 2, 2, fixed);
+    /* on E4M3's grid: 2.5, -448 (its top), 160; and 400 (between 384 and 416) rounds to even 384 */
+    cr_assert(y[0] == 1.25f && y[1] == -224.0f && y[3] == 40.0f, "%g %g %g", y[0], y[1], y[3]);
+    const float over[2] = {-200.0f, 1000.0f};
+    lq_kv_store_row(LQ_KV_FP8, row, over, 1, 2, fixed);
+    lq_kv_load_row(LQ_KV_FP8, row, y, 1, 2, fixed);
+    cr_assert(y[0] == -192.0f && y[1] == 224.0f, "%g %g", y[0], y[1]);
+    cr_assert(fabsf(y[2] - 0.3f) <= 0.3f * 0x1p-4f, "%g", y[2]);
+}
+
 Test(kv_rows, avx2_loops_equal_ref) {
     enum { ROWS = 37, MAXH = 4, MAXD = 72 };
     const int heads[] = {1, 3, 4}, dims[] = {8, 16, 36, 64, 72};
     static unsigned char rows[ROWS * MAXH * MAXD * 4 + ROWS * 64];
     float x[MAXH * MAXD], q[MAXD], w[ROWS], got[ROWS], want[ROWS], yg[MAXD], yw[MAXD];
+    const float statics[MAXH] = {0.02f, 0.011f, 0.03f, 0.007f}; /* some values saturate */
     for (int t = 0; t < LQ_KV_TYPE_COUNT; t++)
+        for (int st = 0; st < 2; st++)
         for (size_t a = 0; a < sizeof heads / sizeof heads[0]; a++)
             for (size_t b = 0; b < sizeof dims / sizeof dims[0]; b++) {
                 const int H = heads[a], D = dims[b];
-                const size_t rb = lq_kv_row_bytes((lq_kv_type)t, H, D);
+                const float *fixed = st && (t == LQ_KV_Q8 || t == LQ_KV_FP8) ? statics : NULL;
+                const size_t rb = lq_kv_row_bytes((lq_kv_type)t, H, D, fixed);
+                if (fixed) cr_assert_eq(rb, (size_t)(H * D), "static rows are their codes");
                 for (int r = 0; r < ROWS; r++) {
                     fill(x, H * D, -3.0f, 3.0f);
-                    lq_kv_store_row((lq_kv_type)t, rows + (size_t)r * rb, x, H, D);
+                    lq_kv_store_row((lq_kv_type)t, rows + (size_t)r * rb, x, H, D, fixed);
                 }
                 fill(q, D, -1.0f, 1.0f);
                 fill(w, ROWS, 0.0f, 0.1f);
                 for (int h = 0; h < H; h++) {
-                    lq_kv_dot_rows((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, 0.125f, got);
-                    lq_kv_dot_rows_ref((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, 0.125f, want);
+                    lq_kv_dot_rows((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, fixed, 0.125f, got);
+                    lq_kv_dot_rows_ref((lq_kv_type)t, q, rows, rb, ROWS, h, H, D, fixed, 0.125f, want);
                     int64_t i = first_mismatch(got, want, NULL, ROWS, 1e-5, 1e-5);
                     cr_assert(i < 0, "%s H=%d D=%d head %d dot row %lld: %g vs %g", lq_kv_type_name(t), H, D, h,
                               (long long)i, i < 0 ? 0 : got[i], i < 0 ? 0 : want[i]);
                     fill(yg, D, -1.0f, 1.0f);
                     memcpy(yw, yg, sizeof yw);
-                    lq_kv_axpy_rows((lq_kv_type)t, yg, w, rows, rb, ROWS, h, H, D);
-                    lq_kv_axpy_rows_ref((lq_kv_type)t, yw, w, rows, rb, ROWS, h, H, D);
+                    lq_kv_axpy_rows((lq_kv_type)t, yg, w, rows, rb, ROWS, h, H, D, fixed);
+                    lq_kv_axpy_rows_ref((lq_kv_type)t, yw, w, rows, rb, ROWS, h, H, D, fixed);
                     i = first_mismatch(yg, yw, NULL, D, 1e-5, 1e-5);
                     cr_assert(i < 0, "%s H=%d D=%d head %d axpy value %lld: %g vs %g", lq_kv_type_name(t), H, D, h,
                               (long long)i, i < 0 ? 0 : yg[i], i < 0 ? 0 : yw[i]);
@@ -139,21 +169,22 @@ enum { N_PROMPT = 12, N_DECODE = 6, N_STEPS = N_PROMPT + N_DECODE };
  * encoder of g_emul first. */
 static lq_kv_type g_emul;
 static const lq_backend_ops *g_real;
+static const float *g_kfix, *g_vfix; /* static scales, the same for every layer, or NULL */
 
-static void round_rows(float *cache, int pos0, int n, int n_heads, int hd) {
+static void round_rows(float *cache, int pos0, int n, int n_heads, int hd, const float *fixed) {
     static unsigned char buf[1 << 16];
     const int64_t kvd = (int64_t)n_heads * hd;
-    cr_assert(lq_kv_row_bytes(g_emul, n_heads, hd) <= sizeof buf);
+    cr_assert(lq_kv_row_bytes(g_emul, n_heads, hd, fixed) <= sizeof buf);
     for (int t = pos0; t < pos0 + n; t++) {
-        lq_kv_store_row(g_emul, buf, cache + t * kvd, n_heads, hd);
-        lq_kv_load_row(g_emul, buf, cache + t * kvd, n_heads, hd);
+        lq_kv_store_row(g_emul, buf, cache + t * kvd, n_heads, hd, fixed);
+        lq_kv_load_row(g_emul, buf, cache + t * kvd, n_heads, hd, fixed);
     }
 }
 
 static lq_status emul_attention(void *ctx, const lq_attn_args *a) {
     cr_assert_eq(a->kv, LQ_KV_F32);
-    round_rows((float *)a->kc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim);
-    round_rows((float *)a->vc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim);
+    round_rows((float *)a->kc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim, g_kfix);
+    round_rows((float *)a->vc, a->pos0, a->n_tok, a->n_kv_heads, a->head_dim, g_vfix);
     return g_real->attention(ctx, a);
 }
 
@@ -176,6 +207,73 @@ static double kld_row(const float *p, const float *q, int n) {
         k += exp(lp) * (lp - lq);
     }
     return k;
+}
+
+/* Static scales for the emulation tests: the largest |K| and |V| of each kv head over every layer
+ * on the test's ids, over the grid's top (127 or 448), the same for every layer (the emulation's
+ * attention op does not know the layer). lq_session_kv_absmax's per-layer maxima are checked
+ * against what the attention op itself sees, layer by layer, on the way. */
+enum { MAX_KVH = 16, MAX_LAYERS = 64 };
+static float g_kscale[MAX_KVH], g_vscale[MAX_KVH];
+static float g_seen_k[MAX_LAYERS * MAX_KVH], g_seen_v[MAX_LAYERS * MAX_KVH];
+static int g_calls, g_layers;
+
+static void amax_rows(const float *rows, int n, int n_heads, int hd, float *out) {
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < n_heads; h++)
+            for (int j = 0; j < hd; j++) out[h] = fmaxf(out[h], fabsf(rows[((int64_t)t * n_heads + h) * hd + j]));
+}
+
+static lq_status record_attention(void *ctx, const lq_attn_args *a) {
+    const int l = g_calls++ % g_layers; /* one prefill: the layers in order */
+    amax_rows(a->kc, a->pos0 + a->n_tok, a->n_kv_heads, a->head_dim, g_seen_k + l * MAX_KVH);
+    amax_rows(a->vc, a->pos0 + a->n_tok, a->n_kv_heads, a->head_dim, g_seen_v + l * MAX_KVH);
+    return g_real->attention(ctx, a);
+}
+
+static void set_static(lq_model *m, lq_kv_type t) {
+    const lq_config *c = lq_model_config(m);
+    const int nl = c->n_layers, nh = c->n_kv_heads;
+    cr_assert(nh <= MAX_KVH && nl <= MAX_LAYERS);
+    int32_t ids[N_STEPS] = {1, 9690, 198, 2683, 314, 260, 3575, 282, 4649, 30, 1073, 655, 28, 4191, 2234, 17, 905, 41};
+    for (int i = 0; i < N_STEPS; i++) ids[i] %= c->vocab_size;
+    float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
+    float *ka = calloc((size_t)nl * nh, sizeof *ka), *va = calloc((size_t)nl * nh, sizeof *va);
+    float *k = malloc((size_t)nl * nh * sizeof *k), *v = malloc((size_t)nl * nh * sizeof *v);
+    memset(g_seen_k, 0, sizeof g_seen_k);
+    memset(g_seen_v, 0, sizeof g_seen_v);
+    g_calls = 0, g_layers = nl;
+    lq_session *s;
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s), LQ_OK, "%s", lq_last_error());
+    lq_backend_ops ops = *s->ops;
+    ops.attention = record_attention;
+    g_real = s->ops;
+    s->ops = &ops;
+    cr_assert_eq(lq_forward(s, ids, N_STEPS, 0, logits, false), LQ_OK, "%s", lq_last_error());
+    s->ops = g_real;
+    cr_assert_eq(lq_session_kv_absmax(s, N_STEPS, ka, va), LQ_OK, "%s", lq_last_error());
+    lq_session_free(s);
+    cr_assert_eq(g_calls, nl);
+    const float top = t == LQ_KV_Q8 ? 127.0f : LQ_E4M3_MAX;
+    for (int h = 0; h < nh; h++) g_kscale[h] = g_vscale[h] = 0;
+    for (int l = 0; l < nl; l++)
+        for (int h = 0; h < nh; h++) {
+            cr_assert(ka[l * nh + h] == g_seen_k[l * MAX_KVH + h] && va[l * nh + h] == g_seen_v[l * MAX_KVH + h],
+                      "layer %d head %d: absmax %g / %g, the attention op saw %g / %g", l, h, ka[l * nh + h],
+                      va[l * nh + h], g_seen_k[l * MAX_KVH + h], g_seen_v[l * MAX_KVH + h]);
+            g_kscale[h] = fmaxf(g_kscale[h], ka[l * nh + h] / top);
+            g_vscale[h] = fmaxf(g_vscale[h], va[l * nh + h] / top);
+        }
+    for (int l = 0; l < nl; l++)
+        for (int h = 0; h < nh; h++) k[l * nh + h] = g_kscale[h], v[l * nh + h] = g_vscale[h];
+    cr_assert_eq(lq_model_set_kv_scales(m, k, v), LQ_OK, "%s", lq_last_error());
+    cr_assert(lq_model_kv_static(m) && lq_model_kv_scale(m, nl - 1, true, nh - 1) == g_vscale[nh - 1]);
+    g_kfix = g_kscale, g_vfix = g_vscale;
+    free(logits);
+    free(ka);
+    free(va);
+    free(k);
+    free(v);
 }
 
 static lq_model *load(const char *rel) {
@@ -202,8 +300,10 @@ static void run_layers(lq_session *s, int dim, float *out) {
 /* A deep model turns any rounding difference (here: the order of a dot product's terms) into
  * logit changes of the size of the cache's own effect, so on SmolLM2 the emulation is compared
  * after the first two layers (the second attends over rows the first computed), to f32 rounding. */
-static void check_first_layers(const char *rel, lq_kv_type t) {
+static void check_first_layers(const char *rel, lq_kv_type t, bool stat) {
     lq_model *m = load(rel);
+    g_kfix = g_vfix = NULL;
+    if (stat) set_static(m, t);
     lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
     const int dim = lq_model_config(m)->dim;
     const size_t n = (size_t)N_STEPS * (size_t)dim;
@@ -237,8 +337,9 @@ static void check_first_layers(const char *rel, lq_kv_type t) {
 
 /* Compact cache of type t on model rel against the emulation (whole model when `logits`, to f32
  * rounding); returns the largest per-step KL divergence from the plain f32 cache. */
-static double check_type(const char *rel, lq_kv_type t, bool logits) {
+static double check_type(const char *rel, lq_kv_type t, bool logits, bool stat) {
     lq_model *m = load(rel);
+    g_kfix = g_vfix = NULL;
     lq_matmul_set_act_mode(LQ_ACT_MODE_F32); /* the int8-activation path would amplify ulps */
     const int vocab = lq_model_config(m)->vocab_size;
     const size_t n = (size_t)N_STEPS * (size_t)vocab;
@@ -247,6 +348,7 @@ static double check_type(const char *rel, lq_kv_type t, bool logits) {
     lq_session *s;
     cr_assert_eq(lq_session_create(m, 32, pool, &s), LQ_OK, "%s", lq_last_error());
     run(s, vocab, plain);
+    if (stat) set_static(m, t);
     lq_backend_ops ops = *s->ops;
     ops.attention = emul_attention;
     g_real = s->ops, g_emul = t;
@@ -258,6 +360,7 @@ static double check_type(const char *rel, lq_kv_type t, bool logits) {
     cr_assert_eq(lq_model_set_kv_cache(m, t), LQ_OK);
     cr_assert_eq(lq_session_create(m, 32, pool, &s), LQ_OK, "%s", lq_last_error());
     cr_assert_eq(lq_session_kv_cache(s), t);
+    cr_assert_eq(s->kv_fixed != NULL, stat);
     run(s, vocab, got);
     lq_session_free(s);
     double worst = 0;
@@ -287,11 +390,20 @@ Test(kv_cache, compact_caches_attend_over_the_encoded_rows, .timeout = 300) {
     for (int i = 0; i < 2; i++) {
         const bool deep = i == 1;
         if (deep)
-            for (int t = LQ_KV_F16; t < LQ_KV_TYPE_COUNT; t++) check_first_layers(models[i], (lq_kv_type)t);
-        const double f16 = check_type(models[i], LQ_KV_F16, !deep);
-        const double q8 = check_type(models[i], LQ_KV_Q8, !deep);
-        const double fp8 = check_type(models[i], LQ_KV_FP8, !deep);
-        cr_log_info("%s: worst-step KLD from the f32 cache: f16 %.3g, q8 %.3g, fp8 %.3g", models[i], f16, q8, fp8);
+            for (int t = LQ_KV_F16; t < LQ_KV_TYPE_COUNT; t++) {
+                check_first_layers(models[i], (lq_kv_type)t, false);
+                if (t != LQ_KV_F16) check_first_layers(models[i], (lq_kv_type)t, true);
+            }
+        const double f16 = check_type(models[i], LQ_KV_F16, !deep, false);
+        const double q8 = check_type(models[i], LQ_KV_Q8, !deep, false);
+        const double fp8 = check_type(models[i], LQ_KV_FP8, !deep, false);
+        const double q8s = check_type(models[i], LQ_KV_Q8, !deep, true);
+        const double fp8s = check_type(models[i], LQ_KV_FP8, !deep, true);
+        cr_log_info("%s: worst-step KLD from the f32 cache: f16 %.3g, q8 %.3g, fp8 %.3g; static q8 %.3g, fp8 %.3g",
+                    models[i], f16, q8, fp8, q8s, fp8s);
+        /* static scales (one per head for every token, here even for every layer) are coarser than
+         * per-token ones, not broken; SmolLM2's layers differ too much in range for one scale */
+        if (!deep) cr_assert(q8s < 1e-1 && fp8s < 1e-1, "%s: static KLD q8 %g, fp8 %g", models[i], q8s, fp8s);
         /* the order of precision, and each far from a broken cache (KLD ~ 1) */
         cr_assert(f16 < 1e-4 && q8 < 2e-2 && fp8 < 1e-1, "%s: KLD f16 %g, q8 %g, fp8 %g", models[i], f16, q8, fp8);
         cr_assert(f16 < q8 && q8 < fp8, "%s: KLD f16 %g, q8 %g, fp8 %g", models[i], f16, q8, fp8);

@@ -286,8 +286,8 @@ LQ_KQ512_DECL(iq4_xs)
 /* ---- KV-cache rows (kv_rows.c, kv_rows_avx2.c) ---- */
 #include "lq_kv.h"
 void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t row_bytes, int64_t n_rows,
-                         int head, int n_heads, int head_dim, float scale, float *out);
+                         int head, int n_heads, int head_dim, const float *fixed, float scale, float *out);
 void lq_kv_axpy_rows_avx2(lq_kv_type t, float *y, const float *w, const void *rows, size_t row_bytes,
-                          int64_t n_rows, int head, int n_heads, int head_dim);
+                          int64_t n_rows, int head, int n_heads, int head_dim, const float *fixed);
 
 #endif

@@ -51,9 +51,10 @@ static inline float load1(lq_kv_type t, const void *row, int64_t i, const float 
     }
 }
 
-/* The per-head scale of head h (1 for f32 / f16 rows). */
-static inline float head_scale(lq_kv_type t, const void *row, int h, int n_heads, int head_dim) {
+/* The per-head scale of head h: static, read from the row, or 1 for f32 / f16 rows. */
+static inline float head_scale(lq_kv_type t, const void *row, int h, int n_heads, int head_dim, const float *fixed) {
     if (t != LQ_KV_Q8 && t != LQ_KV_FP8) return 1.0f;
+    if (fixed) return fixed[h];
     float s;
     const size_t off = (((size_t)n_heads * (size_t)head_dim + 3u) & ~(size_t)3u) + (size_t)h * sizeof(float);
     memcpy(&s, (const char *)row + off, sizeof s);
@@ -61,7 +62,7 @@ static inline float head_scale(lq_kv_type t, const void *row, int h, int n_heads
 }
 
 void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t row_bytes, int64_t n_rows,
-                         int head, int n_heads, int head_dim, float scale, float *out) {
+                         int head, int n_heads, int head_dim, const float *fixed, float scale, float *out) {
     const float *lut = t == LQ_KV_FP8 ? fp8_table() : NULL;
     const int64_t base = (int64_t)head * head_dim, n8 = head_dim & ~7;
     for (int64_t r = 0; r < n_rows; r++) {
@@ -70,17 +71,17 @@ void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t 
         for (int64_t j = 0; j < n8; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(t, row, base + j, lut), acc);
         float s = hsum(acc);
         for (int64_t j = n8; j < head_dim; j++) s += q[j] * load1(t, row, base + j, lut);
-        out[r] = s * head_scale(t, row, head, n_heads, head_dim) * scale;
+        out[r] = s * head_scale(t, row, head, n_heads, head_dim, fixed) * scale;
     }
 }
 
 void lq_kv_axpy_rows_avx2(lq_kv_type t, float *y, const float *w, const void *rows, size_t row_bytes,
-                          int64_t n_rows, int head, int n_heads, int head_dim) {
+                          int64_t n_rows, int head, int n_heads, int head_dim, const float *fixed) {
     const float *lut = t == LQ_KV_FP8 ? fp8_table() : NULL;
     const int64_t base = (int64_t)head * head_dim, n8 = head_dim & ~7;
     for (int64_t r = 0; r < n_rows; r++) {
         const void *row = (const char *)rows + (size_t)r * row_bytes;
-        const float a = w[r] * head_scale(t, row, head, n_heads, head_dim);
+        const float a = w[r] * head_scale(t, row, head, n_heads, head_dim, fixed);
         const __m256 va = _mm256_set1_ps(a);
         for (int64_t j = 0; j < n8; j += 8)
             _mm256_storeu_ps(y + j, _mm256_fmadd_ps(va, load8(t, row, base + j, lut), _mm256_loadu_ps(y + j)));

@@ -140,6 +140,19 @@ lq_device lq_session_device(const lq_session *s);
  * device table or a batched session (lq_batch) refuses any type but f32 with a one-line reason. */
 lq_status lq_model_set_kv_cache(lq_model *m, lq_kv_type t);
 lq_kv_type lq_model_kv_cache(const lq_model *m);
+/* Static per-head scales of a q8 / fp8 cache (compressed-tensors' kv_cache_scheme: calibrated
+ * k_scale / v_scale, which a checkpoint carrying them sets at load): k_scale and v_scale hold
+ * n_layers * n_kv_heads floats (layer-major, the config's n_kv_heads), each > 0 and finite.
+ * Rows are then their codes alone (1 byte per value). NULL, NULL: dynamic per-token scales. */
+lq_status lq_model_set_kv_scales(lq_model *m, const float *k_scale, const float *v_scale);
+/* Whether m has static cache scales (then read them with lq_model_kv_scale). */
+bool lq_model_kv_static(const lq_model *m);
+/* The static scale of kv head h of layer l, K (v false) or V; 0 when m has none. */
+float lq_model_kv_scale(const lq_model *m, int layer, bool v, int head);
+/* Largest |K| and |V| per (layer, kv head) over positions [0, n_pos) of an f32-cache session:
+ * k_amax and v_amax (n_layers * n_kv_heads, layer-major) are raised to them, so calling this after
+ * each calibration sample accumulates the maxima the static scales come from. */
+lq_status lq_session_kv_absmax(const lq_session *s, int n_pos, float *k_amax, float *v_amax);
 /* The session's KV-cache element type. */
 lq_kv_type lq_session_kv_cache(const lq_session *s);
 /* Bytes a cache of type t holds per position for m: K and V of every layer, scales included. */

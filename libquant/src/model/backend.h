@@ -56,10 +56,12 @@ typedef struct lq_attn_args {
     int n_tok, pos0, n_heads, n_kv_heads, head_dim, window;
     float scale;
     /* A compact cache (kv != LQ_KV_F32; tables with kv_store only): kc / vc are NULL and the
-     * rows are kq / vq, kv_row_bytes apart, in lq_kv.h's layout. */
+     * rows are kq / vq, kv_row_bytes apart, in lq_kv.h's layout; k_fixed / v_fixed the static
+     * per-head scales (NULL: per row). */
     lq_kv_type kv;
     const void *kq, *vq;
     size_t kv_row_bytes;
+    const float *k_fixed, *v_fixed;
 } lq_attn_args;
 
 /* One sequence's rows in a paged attention call: query rows row0 .. row0+n_tok-1 at positions
@@ -137,7 +139,7 @@ typedef struct lq_backend_ops {
     /* Optional (NULL: the table keeps f32 caches only): encode n rows of src (each n_heads *
      * head_dim floats, packed) as cache rows of type t, row_bytes apart from dst (lq_kv.h). */
     lq_status (*kv_store)(void *ctx, lq_kv_type t, void *dst, size_t row_bytes, const float *src, int n,
-                          int n_heads, int head_dim);
+                          int n_heads, int head_dim, const float *fixed);
 } lq_backend_ops;
 
 /* The table of device d; LQ_ERR_UNSUPPORTED with a one-line reason when this build has none. */

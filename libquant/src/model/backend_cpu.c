@@ -151,10 +151,11 @@ static lq_status cpu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_
 }
 
 static lq_status cpu_kv_store(void *ctx, lq_kv_type t, void *dst, size_t row_bytes, const float *src, int n,
-                              int n_heads, int head_dim) {
+                              int n_heads, int head_dim, const float *fixed) {
     (void)ctx;
     for (int i = 0; i < n; i++)
-        lq_kv_store_row(t, (char *)dst + (size_t)i * row_bytes, src + (int64_t)i * n_heads * head_dim, n_heads, head_dim);
+        lq_kv_store_row(t, (char *)dst + (size_t)i * row_bytes, src + (int64_t)i * n_heads * head_dim, n_heads, head_dim,
+                        fixed);
     return LQ_OK;
 }
 
@@ -179,10 +180,10 @@ static void attn_task(void *arg, int64_t task, int tid) {
     if (a->kv != LQ_KV_F32) { /* compact cache rows (lq_kv.h) */
         const char *k = (const char *)a->kq + (size_t)lo * a->kv_row_bytes;
         const char *v = (const char *)a->vq + (size_t)lo * a->kv_row_bytes;
-        lq_kv_dot_rows(a->kv, q, k, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd, a->scale, sc);
+        lq_kv_dot_rows(a->kv, q, k, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd, a->k_fixed, a->scale, sc);
         lq_softmax(sc, p - lo + 1);
         memset(o, 0, (size_t)hd * sizeof(float));
-        lq_kv_axpy_rows(a->kv, o, sc, v, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd);
+        lq_kv_axpy_rows(a->kv, o, sc, v, a->kv_row_bytes, p - lo + 1, kvh, a->n_kv_heads, hd, a->v_fixed);
         return;
     }
     lq_dot_f32_rows(q, a->kc + (int64_t)lo * kv_dim + (int64_t)kvh * hd, kv_dim, p - lo + 1, hd, a->scale, sc);

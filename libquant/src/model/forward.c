@@ -53,11 +53,12 @@ lq_status lq_session_open(const lq_model *m, int n_ctx, lq_pool *pool, lq_device
     s->pool = pool;
     s->n_ctx = n_ctx;
     s->kv_type = m->kv_type;
+    s->kv_fixed = s->kv_type == LQ_KV_Q8 || s->kv_type == LQ_KV_FP8 ? m->kv_fixed : NULL;
     int kvh_max = 0;
     for (int l = 0; l < m->cfg.n_layers; l++)
         if (m->layers[l].n_kv_heads > kvh_max) kvh_max = m->layers[l].n_kv_heads;
     s->kv_row_max = s->kv_type == LQ_KV_F32 ? (size_t)m->kv_dim_max * sizeof(float)
-                                            : lq_kv_row_bytes(s->kv_type, kvh_max, m->cfg.head_dim);
+                                            : lq_kv_row_bytes(s->kv_type, kvh_max, m->cfg.head_dim, s->kv_fixed);
     if (s->kv_type != LQ_KV_F32 && (!cache || !s->ops->kv_store)) {
         lq_session_free(s);
         return lq_fail(LQ_ERR_UNSUPPORTED, "KV cache %s: %s", lq_kv_type_name(m->kv_type),
@@ -219,7 +220,9 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
     /* paged or compact cache: k, v computed into staging rows, stored after RoPE */
     float *kc = NULL, *vc = NULL, *krow = s->kb, *vrow = s->vb;
     char *kq = NULL, *vq = NULL;
-    const size_t row_bytes = lq_kv_row_bytes(s->kv_type, L->n_kv_heads, hd);
+    const float *k_fixed = s->kv_fixed ? s->kv_fixed + (size_t)(2 * l) * (size_t)c->n_kv_heads : NULL;
+    const float *v_fixed = k_fixed ? k_fixed + c->n_kv_heads : NULL;
+    const size_t row_bytes = lq_kv_row_bytes(s->kv_type, L->n_kv_heads, hd, k_fixed);
     if (!s->kv) {
         kq = (char *)s->k_cache + (size_t)l * (size_t)s->n_ctx * s->kv_row_max;
         vq = (char *)s->v_cache + (size_t)l * (size_t)s->n_ctx * s->kv_row_max;
@@ -247,13 +250,16 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
         LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
         LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));
         if (s->kv_type != LQ_KV_F32) {
-            LQ_TRY(o->kv_store(ctx, s->kv_type, kq + (size_t)pos * row_bytes, row_bytes, krow, n, L->n_kv_heads, hd));
-            LQ_TRY(o->kv_store(ctx, s->kv_type, vq + (size_t)pos * row_bytes, row_bytes, vrow, n, L->n_kv_heads, hd));
+            LQ_TRY(o->kv_store(ctx, s->kv_type, kq + (size_t)pos * row_bytes, row_bytes, krow, n, L->n_kv_heads, hd,
+                               k_fixed));
+            LQ_TRY(o->kv_store(ctx, s->kv_type, vq + (size_t)pos * row_bytes, row_bytes, vrow, n, L->n_kv_heads, hd,
+                               v_fixed));
         }
         lq_attn_args a = {.out = s->att, .q = s->q, .kc = kc, .vc = vc, .n_tok = n, .pos0 = pos,
                           .n_heads = L->n_heads, .n_kv_heads = L->n_kv_heads, .head_dim = hd,
                           .window = L->window, .scale = m->attn_scale, .kv = s->kv_type,
-                          .kq = kc ? NULL : kq, .vq = vc ? NULL : vq, .kv_row_bytes = row_bytes};
+                          .kq = kc ? NULL : kq, .vq = vc ? NULL : vq, .kv_row_bytes = row_bytes,
+                          .k_fixed = k_fixed, .v_fixed = v_fixed};
         LQ_TRY(o->attention(ctx, &a));
     }
     LQ_TRY(lq_fwd_linear(s, l, LQ_ROLE_O, -1, s->att, n, dim, s->xb));
@@ -437,7 +443,61 @@ lq_kv_type lq_model_kv_cache(const lq_model *m) { return m->kv_type; }
 lq_kv_type lq_session_kv_cache(const lq_session *s) { return s->kv_type; }
 
 size_t lq_model_kv_bytes_per_pos(const lq_model *m, lq_kv_type t) {
+    const float *fixed = t == LQ_KV_Q8 || t == LQ_KV_FP8 ? m->kv_fixed : NULL;
     size_t b = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++) b += 2 * lq_kv_row_bytes(t, m->layers[l].n_kv_heads, m->cfg.head_dim);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        b += 2 * lq_kv_row_bytes(t, m->layers[l].n_kv_heads, m->cfg.head_dim, fixed);
     return b;
+}
+
+lq_status lq_model_set_kv_scales(lq_model *m, const float *k_scale, const float *v_scale) {
+    if (!k_scale != !v_scale) return lq_fail(LQ_ERR_INVALID_ARG, "KV cache scales: give both K and V, or neither");
+    if (!k_scale) {
+        free(m->kv_fixed);
+        m->kv_fixed = NULL;
+        return LQ_OK;
+    }
+    const int nl = m->cfg.n_layers, nh = m->cfg.n_kv_heads;
+    for (int i = 0; i < nl * nh; i++)
+        if (!(k_scale[i] > 0.0f && isfinite(k_scale[i]) && v_scale[i] > 0.0f && isfinite(v_scale[i])))
+            return lq_fail(LQ_ERR_INVALID_ARG, "KV cache scales of layer %d head %d: %g, %g (must be > 0 and finite)",
+                           i / nh, i % nh, (double)k_scale[i], (double)v_scale[i]);
+    float *f = malloc((size_t)nl * 2 * (size_t)nh * sizeof *f);
+    if (!f) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < nl; l++) {
+        memcpy(f + (size_t)(2 * l) * nh, k_scale + (size_t)l * nh, (size_t)nh * sizeof *f);
+        memcpy(f + (size_t)(2 * l + 1) * nh, v_scale + (size_t)l * nh, (size_t)nh * sizeof *f);
+    }
+    free(m->kv_fixed);
+    m->kv_fixed = f;
+    return LQ_OK;
+}
+
+bool lq_model_kv_static(const lq_model *m) { return m->kv_fixed != NULL; }
+
+float lq_model_kv_scale(const lq_model *m, int layer, bool v, int head) {
+    if (!m->kv_fixed || layer < 0 || layer >= m->cfg.n_layers || head < 0 || head >= m->cfg.n_kv_heads) return 0.0f;
+    return m->kv_fixed[(size_t)(2 * layer + (v ? 1 : 0)) * (size_t)m->cfg.n_kv_heads + (size_t)head];
+}
+
+lq_status lq_session_kv_absmax(const lq_session *s, int n_pos, float *k_amax, float *v_amax) {
+    if (s->kv || s->kv_type != LQ_KV_F32 || !s->ops->host_memory)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "KV cache maxima: an f32-cache CPU session only");
+    if (n_pos < 0 || n_pos > s->n_ctx)
+        return lq_fail(LQ_ERR_INVALID_ARG, "KV cache maxima: %d positions (context %d)", n_pos, s->n_ctx);
+    const lq_model *m = s->m;
+    const int hd = m->cfg.head_dim, nh = m->cfg.n_kv_heads;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const int64_t kvd = (int64_t)m->layers[l].n_kv_heads * hd;
+        const float *kc = (const float *)s->k_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
+        const float *vc = (const float *)s->v_cache + (size_t)l * (size_t)s->n_ctx * (size_t)m->kv_dim_max;
+        for (int p = 0; p < n_pos; p++)
+            for (int h = 0; h < m->layers[l].n_kv_heads; h++)
+                for (int j = 0; j < hd; j++) {
+                    const int64_t i = (int64_t)p * kvd + (int64_t)h * hd + j;
+                    k_amax[l * nh + h] = fmaxf(k_amax[l * nh + h], fabsf(kc[i]));
+                    v_amax[l * nh + h] = fmaxf(v_amax[l * nh + h], fabsf(vc[i]));
+                }
+    }
+    return LQ_OK;
 }

@@ -44,6 +44,7 @@ void lq_model_free(lq_model *m) {
         free(m->layers);
     }
     free(m->final_norm);
+    free(m->kv_fixed);
     if (m->rope_inv_freq[LQ_ROPE_LOCAL] != m->rope_inv_freq[LQ_ROPE_GLOBAL]) free(m->rope_inv_freq[LQ_ROPE_LOCAL]);
     free(m->rope_inv_freq[LQ_ROPE_GLOBAL]);
     lq_bind_owner_free(m->owned);

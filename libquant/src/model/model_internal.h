@@ -41,6 +41,7 @@ struct lq_model {
     lq_backend_model *cpu; /* the CPU table's view of the weights */
     lq_backend_model *dev; /* device copy (lq_model_to_device), or NULL */
     lq_kv_type kv_type;    /* element type of the KV cache of sessions made from now on */
+    float *kv_fixed;       /* static q8 / fp8 cache scales, (n_layers, 2 = K, V, cfg.n_kv_heads), or NULL */
 };
 
 /* Roles the layer program has a step for; model load refuses an architecture with others. */

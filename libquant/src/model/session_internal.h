@@ -28,6 +28,7 @@ struct lq_session {
     int n_ctx;
     lq_kv_type kv_type;         /* element type of k_cache / v_cache rows (lq_kv.h) */
     size_t kv_row_max;          /* bytes of the widest layer's cache row */
+    const float *kv_fixed;      /* the model's static scales (q8 / fp8), or NULL: per-row scales */
     void *k_cache, *v_cache;    /* (n_layers, n_ctx) rows of kv_row_max bytes; a layer's rows are
                                    packed at its own row size (lq_kv_row_bytes) */
     int cap;                    /* batch rows the buffers below hold */
