@@ -100,19 +100,20 @@ Test(kv_rows, round_trip_error_bounds) {
 }
 
 Test(kv_rows, static_scales_round_and_saturate) {
-    /* q8 with scale 0.5 per head: x / 0.5 rounded half away, clamped to +-127; fp8 saturates at 448 */
+    /* q8 with a static scale 0.5 per head: compressed-tensors' int8 (torch.round: half to even,
+     * then clamp to [-128, 127]); fp8 saturates at 448 */
     const float fixed[2] = {0.5f, 0.25f};
     const float x[4] = {1.25f, -224.0f, 0.3f, 40.0f};
     unsigned char row[4];
     cr_assert_eq(lq_kv_row_bytes(LQ_KV_Q8, 2, 2, fixed), 4u);
     lq_kv_store_row(LQ_KV_Q8, row, x, 2, 2, fixed);
-    cr_assert_eq((int8_t)row[0], 3);    /* 2.5 -> 3 */
-    cr_assert_eq((int8_t)row[1], -127); /* -448 saturates */
+    cr_assert_eq((int8_t)row[0], 2);    /* 2.5 -> 2 (even) */
+    cr_assert_eq((int8_t)row[1], -128); /* -448 saturates at -128 */
     cr_assert_eq((int8_t)row[2], 1);    /* 1.2 -> 1 */
     cr_assert_eq((int8_t)row[3], 127);  /* 160 saturates */
     float y[4];
     lq_kv_load_row(LQ_KV_Q8, row, y, 2, 2, fixed);
-    cr_assert(y[0] == 1.5f && y[1] == -63.5f && y[2] == 0.25f && y[3] == 31.75f, "%g %g %g %g", y[0], y[1], y[2], y[3]);
+    cr_assert(y[0] == 1.0f && y[1] == -64.0f && y[2] == 0.25f && y[3] == 31.75f, "%g %g %g %g", y[0], y[1], y[2], y[3]);
     lq_kv_store_row(LQ_KV_FP8, row, x, 2, 2, fixed);
     lq_kv_load_row(LQ_KV_FP8, row, y, 2, 2, fixed);
     /* on E4M3's grid: 2.5, -448 (its top), 160; and 400 (between 384 and 416) rounds to even 384 */

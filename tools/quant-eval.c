@@ -105,7 +105,8 @@ static void usage(FILE *f) {
             "                    CPU bandwidth ratio (bench/cuda_workbench measures the GPU one)\n"
             "  --kv-cache T      KV cache of --model: f32 (default), f16, q8 (int8, a scale per\n"
             "                    token and head) or fp8 (E4M3, likewise); --kld's baseline keeps\n"
-            "                    f32, so --kld M --model M measures the cache alone. CPU only\n"
+            "                    f32, so --kld M --model M measures the cache alone. Default: the\n"
+            "                    checkpoint's kv_cache_scheme (static scales), else f32. CPU only\n"
             "  --json            one JSON object on stdout\n"
             "  --help            this text\n"
             "\n"
@@ -132,15 +133,25 @@ typedef struct args {
 } args;
 
 /* The --kv-cache type and its size per position, in a result's JSON or one text line. */
+/* The cache --model runs with: --kv-cache, else the checkpoint's kv_cache_scheme, else f32. */
+static bool kv_static(const lq_model *m) {
+    const lq_kv_type t = lq_model_kv_cache(m);
+    return lq_model_kv_static(m) && (t == LQ_KV_Q8 || t == LQ_KV_FP8);
+}
 static void kv_json(json_t *j, const args *a, const lq_model *m) {
-    json_object_set_new(j, "kv_cache", json_string(lq_kv_type_name(a->kv_cache)));
-    json_object_set_new(j, "kv_cache_bytes_per_pos", json_integer((json_int_t)lq_model_kv_bytes_per_pos(m, a->kv_cache)));
+    (void)a;
+    const lq_kv_type t = lq_model_kv_cache(m);
+    json_object_set_new(j, "kv_cache", json_string(lq_kv_type_name(t)));
+    json_object_set_new(j, "kv_cache_scales", json_string(t == LQ_KV_F32 || t == LQ_KV_F16 ? "none"
+                                                          : kv_static(m) ? "static" : "per-token"));
+    json_object_set_new(j, "kv_cache_bytes_per_pos", json_integer((json_int_t)lq_model_kv_bytes_per_pos(m, t)));
 }
 static void kv_print(const args *a, const lq_model *m) {
-    if (!a->kv_cache_set) return;
-    const size_t b = lq_model_kv_bytes_per_pos(m, a->kv_cache), b16 = lq_model_kv_bytes_per_pos(m, LQ_KV_F16);
-    printf("KV cache: %s, %zu bytes per position (%.3f of f16's %zu)\n", lq_kv_type_name(a->kv_cache), b,
-           b16 ? (double)b / (double)b16 : 0.0, b16);
+    const lq_kv_type t = lq_model_kv_cache(m);
+    if (!a->kv_cache_set && t == LQ_KV_F32) return;
+    const size_t b = lq_model_kv_bytes_per_pos(m, t), b16 = lq_model_kv_bytes_per_pos(m, LQ_KV_F16);
+    printf("KV cache: %s%s, %zu bytes per position (%.3f of f16's %zu)\n", lq_kv_type_name(t),
+           kv_static(m) ? " (static scales from the checkpoint)" : "", b, b16 ? (double)b / (double)b16 : 0.0, b16);
 }
 
 /* Returns -1 to go on, else an exit code. */
@@ -797,7 +808,8 @@ int main(int argc, char **argv) {
     }
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) == LQ_OK) s = lq_model_set_kv_cache(m, a.kv_cache);
+    if (s == LQ_OK && (s = lq_model_to_device(m, a.device)) == LQ_OK && a.kv_cache_set)
+        s = lq_model_set_kv_cache(m, a.kv_cache);
     if (s != LQ_OK) lq_model_free(m);
     if (s != LQ_OK) return tool_fail(s);
     lq_pool *pool = lq_pool_create(a.threads);

@@ -21,6 +21,7 @@
 #include "tool_output.h"
 #include "quant-ptq/ptq_gguf.h"
 #include "quant-ptq/ptq_smooth.h"
+#include "quant-ptq/ptq_kv.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -103,6 +104,14 @@ static void usage(FILE *f) {
             "                     The summary gives each Linear's output error RTN vs GPTQ\n");
     ptq_smooth_usage(f);
     fprintf(f,
+            "  --kv-cache-scheme T  also quantize the KV cache: fp8 (E4M3, vLLM's fp8 cache) or\n"
+            "                     int8, static scales max|K|, max|V| / 448 (127) measured on the\n"
+            "                     float model over the --calib texts (--calib-samples windows,\n"
+            "                     default 32, of --calib-len tokens), written as compressed-\n"
+            "                     tensors' kv_cache_scheme + each attention's k_scale / v_scale;\n"
+            "                     quant-eval / quant-run then run that cache by default\n"
+            "  --kv-cache-strategy S  tensor (default: one scale per layer) or attn_head (one per\n"
+            "                     kv head)\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --out DIR          output directory (must not exist unless --force)\n"
             "  --force            replace an existing DIR\n"
@@ -169,7 +178,7 @@ static void print_clip_text(const lq_ptq_summary *r) {
 }
 
 static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
-                          const tool_gptq *gq, const ptq_smooth *sm) {
+                          const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv) {
     const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
@@ -218,6 +227,7 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
         printf("]");
         if (gq) tool_gptq_print(gq, true);
         if (sm) ptq_smooth_print(sm, true);
+        ptq_kv_print(kv, true);
         printf("}\n");
         return;
     }
@@ -233,6 +243,7 @@ static void print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const c
     print_clip_text(r);
     if (gq) tool_gptq_print(gq, false);
     if (sm) ptq_smooth_print(sm, false);
+    ptq_kv_print(kv, false);
     printf("  time        %.2f s%s, peak RSS %.1f MiB\n",
            r->seconds + (gq ? gq->sum.calib_seconds : 0.0) + (sm ? sm->sum.seconds : 0.0),
            gq || sm ? " (calibration included)" : "", rss / 1048576.0);
@@ -324,6 +335,7 @@ int main(int argc, char **argv) {
     int group_size = 0, rc = 0;
     tool_gptq gq = {0};
     ptq_smooth sm = {0};
+    ptq_kv kv = {0};
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
@@ -343,6 +355,8 @@ int main(int argc, char **argv) {
             if (!lq_rounding_parse(a.value, &o.rounding))
                 return tool_bad_args("--rounding must be amax or signed-max, not '%s'", a.value);
         } else if (ptq_smooth_arg(&a, &sm, &gq, &rc)) {
+            if (rc) return rc;
+        } else if (ptq_kv_arg(&a, &kv, &rc)) {
             if (rc) return rc;
         } else if (tool_gptq_arg(&a, &gq, &rc)) {
             if (rc) return rc;
@@ -394,9 +408,10 @@ int main(int argc, char **argv) {
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
     o.asym = asym;
     o.group_size = group_size;
+    if ((rc = ptq_kv_check(&kv, &gq, sm.on, tok_path)) != 0) return rc;
     if ((rc = ptq_smooth_check(&sm, &gq, &o, gq.n_calib, gq.calib)) != 0) return rc;
     if ((rc = tool_gptq_check(&gq, &o)) != 0) return rc;
-    if (calib && !o.clip_search && !gq.on && !sm.on)
+    if (calib && !o.clip_search && !gq.on && !sm.on && !kv.on)
         return tool_bad_args("--calib weights the clip search: add --clip-search");
     if (imatrix_path && (calib || gq.on || sm.on))
         return tool_bad_args("--imatrix and --calib / --method gptq|awq|smoothquant are exclusive");
@@ -411,7 +426,7 @@ int main(int argc, char **argv) {
     char from_gguf[PATH_MAX];
     if ((rc = tool_output_hf_source(TOOL, &od, &model, from_gguf, sizeof from_gguf)) != 0) goto out;
     o.pool = lq_pool_create(threads);
-    if (calib && !gq.on && !sm.on) { /* smoothed models clip-search without data */
+    if (calib && o.clip_search && !gq.on && !sm.on) { /* smoothed models clip-search without data */
         if ((rc = collect_calib(model, tok_path, calib, calib_tokens, o.pool, &im)) != 0) {
             tool_outdir_abort(&od);
             goto out;
@@ -435,6 +450,7 @@ int main(int argc, char **argv) {
     sm.o.pool = o.pool;
     lq_status s = sm.on ? ptq_smooth_run(&sm, model, od.tmp, tok_path, !json) : LQ_OK;
     if (sm.on) src = sm.dir;
+    if (s == LQ_OK) s = ptq_kv_run(&kv, src, &o, !json);
     if (s == LQ_OK)
         s = gq.on ? tool_gptq_run(&gq, src, od.tmp, tok_path, &o, !json) : lq_ptq_quantize(src, od.tmp, &o, &sum);
     if (gq.on && s == LQ_OK) sum = gq.sum.ptq, gq.sum.ptq = (lq_ptq_summary){0};
@@ -460,12 +476,13 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot write output", out_dir, s);
         goto out;
     }
-    print_summary(&sum, &o, out_dir, json, gq.on ? &gq : NULL, sm.on ? &sm : NULL);
+    print_summary(&sum, &o, out_dir, json, gq.on ? &gq : NULL, sm.on ? &sm : NULL, &kv);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
     tool_gptq_free(&gq);
     ptq_smooth_cleanup(&sm);
+    ptq_kv_free(&kv);
     lq_imatrix_free(im);
     lq_pool_free(o.pool);
     for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);

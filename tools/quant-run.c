@@ -105,7 +105,8 @@ static void usage(FILE *f) {
             "                        GPU (needs a build with CUDA)\n"
             "  --kv-cache T          KV cache type: f32 (default), f16, q8 (int8, a scale per token\n"
             "                        and head, as llama.cpp's -ctk q8_0) or fp8 (E4M3, likewise);\n"
-            "                        CPU, one sequence (not with --beams)\n"
+            "                        CPU, one sequence (not with --beams). Default: the\n"
+            "                        checkpoint's kv_cache_scheme, else f32\n"
             "  --json                no streaming: one JSON object on stdout with the chosen token\n"
             "                        ids, texts and log-probabilities. \"logprob\" is under the\n"
             "                        model's unprocessed distribution (log-softmax of its logits);\n"
@@ -131,6 +132,7 @@ typedef struct run_args {
     bool json;
     lq_device device;     /* --device: where the model runs */
     lq_kv_type kv_cache;  /* --kv-cache */
+    bool kv_cache_set;
     const char *draft;    /* --draft MODEL: speculative decoding */
     int draft_max;        /* --draft-max K */
 } run_args;
@@ -160,6 +162,7 @@ static int parse_args(int argc, char **argv, run_args *a) {
             if ((a->device = lq_device_from_name(t.value)) == LQ_DEVICE_COUNT) return tool_args_bad_value(&t);
         } else if (tool_args_value(&t, "--kv-cache")) {
             if (lq_kv_type_parse(t.value, &a->kv_cache) != 0) return tool_args_bad_value(&t);
+            a->kv_cache_set = true;
         } else if (tool_sample_arg(&t, &a->dec, &rc)) { /* tools/common/tool_sample.c */
             if (rc) return rc;
         } else if (tool_args_flag(&t, "--json")) {
@@ -534,7 +537,7 @@ int main(int argc, char **argv) {
     tool_spec spec = {0};
     if ((s = lq_model_load(a.model, &m)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_model_to_device(m, a.device)) != LQ_OK) { rc = tool_fail(s); goto done; }
-    if ((s = lq_model_set_kv_cache(m, a.kv_cache)) != LQ_OK) { rc = tool_fail(s); goto done; }
+    if (a.kv_cache_set && (s = lq_model_set_kv_cache(m, a.kv_cache)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if ((s = lq_eval_load_tokenizer(m, a.model, a.tok_path, &tok)) != LQ_OK) { rc = tool_fail(s); goto done; }
     if (!(pool = lq_pool_create(a.threads))) {
         rc = tool_error(1, "cannot create a pool of %d threads", a.threads);

@@ -68,8 +68,11 @@ void lq_kv_store_row(lq_kv_type t, void *row, const float *x, int n_heads, int h
         const float id = d > 0.0f ? 1.0f / d : 0.0f;
         uint8_t *c = codes + (int64_t)h * head_dim;
         for (int j = 0; j < head_dim; j++) {
-            const float v = xh[j] * id; /* a static scale may leave it past the grid: saturate */
-            c[j] = t == LQ_KV_Q8 ? (uint8_t)(int8_t)roundf(fminf(fmaxf(v, -127.0f), 127.0f)) : lq_f32_to_e4m3(v);
+            const float v = xh[j] * id;
+            if (t == LQ_KV_FP8) c[j] = lq_f32_to_e4m3(v); /* saturates at 448 */
+            else if (!fixed) c[j] = (uint8_t)(int8_t)roundf(v); /* |v| <= 127 by construction */
+            else /* compressed-tensors' int8: round half to even, clamp to [-128, 127] */
+                c[j] = (uint8_t)(int8_t)fminf(fmaxf(nearbyintf(v), -128.0f), 127.0f);
         }
         if (!fixed) memcpy(scales + (size_t)h * sizeof(float), &d, sizeof d);
     }

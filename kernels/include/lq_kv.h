@@ -12,8 +12,9 @@
  *
  * Static scales (`fixed`, n_heads floats; compressed-tensors' kv_cache_scheme with calibrated
  * k_scale / v_scale, as vLLM runs it): every row of a layer uses the same per-head scales, so a
- * row is its codes alone (one byte per value: half of f16); values beyond 127 (q8) or 448 (fp8)
- * steps saturate. Every function below takes `fixed`: NULL for dynamic rows (and f32 / f16).
+ * row is its codes alone (one byte per value: half of f16); q8 codes are then compressed-tensors'
+ * int8 (round half to even, clamped to [-128, 127]) and fp8 saturates at 448. Every function
+ * below takes `fixed`: NULL for dynamic rows (and f32 / f16).
  *
  * Attention reads a cache through lq_kv_dot_rows (scores of one query head against one kv head of
  * many rows) and lq_kv_axpy_rows (the weighted sum of V). Both have scalar _ref twins; the

@@ -90,6 +90,14 @@ lq_status lq_imatrix_save(const lq_imatrix *im, const char *path, lq_imatrix_for
  * new lq_imatrix; its names are the file's. One-line errors naming the file and entry. */
 lq_status lq_imatrix_load(const char *path, lq_imatrix **out);
 
+/* Static KV-cache scales of the model at model_path from the calibration samples of src: each
+ * sample runs through an f32-cache session from position 0, and the scales are max |K|, |V|
+ * (per kv head, or per layer when !per_head) over every token / 448 (is_float: E4M3) or / 127.5
+ * (int8; compressed-tensors' symmetric minmax observer), with the attention module names, for lq_ptq_opts.kv. Free with lq_ptq_kv_free. */
+struct lq_calib_source;
+lq_status lq_kv_calibrate(const char *model_path, const struct lq_calib_source *src, lq_pool *pool, bool is_float,
+                          bool per_head, lq_ptq_kv *out);
+
 /* lq_ptq_opts.calib over im (borrowed: im must outlive the quantization). */
 lq_ptq_calib lq_imatrix_ptq_calib(lq_imatrix *im);
 

@@ -83,12 +83,23 @@ typedef struct lq_ct_group {
     int64_t n_targets;      /* entries of "targets" */
 } lq_ct_group;
 
+/* A quantized KV cache (kv_cache_scheme): 8-bit, symmetric; float = E4M3 (vLLM's fp8 cache),
+ * else int8. Static scales live in each attention module's k_scale / v_scale tensors (one value:
+ * strategy "tensor", or one per kv head: "attn_head"); dynamic means scales per token. */
+typedef struct lq_ct_kv_scheme {
+    bool present;
+    bool is_float;
+    bool dynamic;
+    bool per_head;
+} lq_ct_kv_scheme;
+
 typedef struct lq_ct_config {
     char format[32];        /* "pack-quantized", "mixed-precision", ... */
     char status[32];        /* quantization_status: "compressed" */
-    int n_groups;
+    int n_groups;           /* 0 only when the config quantizes the KV cache alone */
     lq_ct_group groups[LQ_CT_MAX_GROUPS];
     int64_t n_ignore;
+    lq_ct_kv_scheme kv;
 } lq_ct_config;
 
 /* Parse the "quantization_config" of a config.json text. LQ_ERR_NOT_FOUND when the key is absent
@@ -154,6 +165,20 @@ typedef struct lq_ptq_source {
 /* Called after each tensor is written (done counts parameters of every tensor so far). */
 typedef void (*lq_ptq_progress_fn)(void *user, int64_t done, int64_t total, const char *tensor);
 
+/* A quantized KV cache written with the weights: compressed-tensors' kv_cache_scheme (8 bits,
+ * symmetric, static: "minmax" scales = max |K| or |V| over the calibration tokens / 448 (E4M3)
+ * or / 127.5 (int8)) and each attention module's k_scale / v_scale tensors, shape [1] (strategy "tensor") or
+ * [n_kv_heads, 1, 1] ("attn_head"), f32. vLLM runs a float (E4M3) one as its fp8 cache; our
+ * engine runs both (lq_kv.h). lq_kv_calibrate (lq_calib.h) fills one. */
+typedef struct lq_ptq_kv {
+    bool is_float;           /* E4M3; false: int8 */
+    bool per_head;           /* "attn_head": n_kv_heads scales per tensor; else "tensor": one */
+    int n_layers, n_kv_heads;
+    float *k_scale, *v_scale;  /* (n_layers, per_head ? n_kv_heads : 1) */
+    char (*modules)[192];      /* (n_layers) attention module names, "model.layers.3.self_attn" */
+} lq_ptq_kv;
+void lq_ptq_kv_free(lq_ptq_kv *kv); /* frees the arrays; NULL ok */
+
 typedef struct lq_ptq_opts {
     lq_ptq_scheme scheme;        /* default for every Linear not ignored or overridden */
     int32_t group_size;          /* W4A16 group size; 0 = 128; -1 = one group per row */
@@ -161,6 +186,7 @@ typedef struct lq_ptq_opts {
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
     lq_rounding rounding;        /* symmetric integer scale rule; 0 = amax (compressed-tensors) */
     const lq_ptq_calib *calib;   /* clip search weights per module; NULL: none (borrowed) */
+    const lq_ptq_kv *kv;         /* a calibrated KV-cache scheme to write too; NULL: none (borrowed) */
     lq_ptq_group_fallback group_fallback; /* W4A16 tensors group_size does not divide; 0 = refuse */
     /* Modules kept in float. By default `ignore` adds to the default list ["lm_head"] (plus the
      * routers of a sparse MoE, "*.block_sparse_moe.gate", "*.mlp.gate", "*.mlp.shared_expert_gate",

@@ -224,12 +224,31 @@ lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_
     return LQ_OK;
 }
 
+/* kv_cache_scheme: QuantizationArgs of the K / V states. The engine's compact caches hold 8-bit
+ * symmetric codes, int8 or E4M3, with static scales per tensor or per kv head, or per token. */
+static lq_status parse_kv_scheme(const char *path, json_t *kv, lq_ct_kv_scheme *out) {
+    memset(out, 0, sizeof *out);
+    if (is_empty(kv)) return LQ_OK;
+    ct_args a;
+    LQ_TRY(parse_args(path, "kv_cache_scheme", "", kv, &a));
+    if (a.bits != 8 || (strcmp(a.type, "float") != 0 && strcmp(a.type, "int") != 0))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: kv_cache_scheme: %d-bit %s is not supported "
+                       "(8-bit int or float)", path, a.bits, a.type);
+    if (a.asym)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: kv_cache_scheme: key 'symmetric' = false "
+                       "(zero points) is not supported", path);
+    const bool head = strcmp(a.strategy, "attn_head") == 0;
+    if (!a.dynamic && strcmp(a.strategy, "tensor") != 0 && !head)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: kv_cache_scheme: key 'strategy' = '%s' is "
+                       "not supported (tensor or attn_head)", path, a.strategy);
+    *out = (lq_ct_kv_scheme){.present = true, .is_float = strcmp(a.type, "float") == 0, .dynamic = a.dynamic,
+                             .per_head = head};
+    return LQ_OK;
+}
+
 /* Checks of the top-level keys that change what the checkpoint holds or computes. */
 static lq_status check_top(const char *path, json_t *qc) {
     LQ_TRY(check_keys(path, "", qc, g_config_keys, sizeof g_config_keys / sizeof g_config_keys[0]));
-    if (!is_empty(json_object_get(qc, "kv_cache_scheme")))
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: key 'kv_cache_scheme' (a quantized KV "
-                       "cache) is not supported", path);
     if (!is_empty(json_object_get(qc, "transform_config")))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config: key 'transform_config' (rotations "
                        "applied to weights and activations) is not supported", path);
@@ -262,11 +281,14 @@ static lq_status parse_config(const char *config_json, const char *path, lq_ct_c
         goto done;
     }
     if ((s = check_top(path, qc)) != LQ_OK) goto done;
+    if ((s = parse_kv_scheme(path, json_object_get(qc, "kv_cache_scheme"), &out->kv)) != LQ_OK) goto done;
     snprintf(out->format, sizeof out->format, "%s", str_or(qc, "format", ""));
     snprintf(out->status, sizeof out->status, "%s", str_or(qc, "quantization_status", ""));
     json_t *ign = json_object_get(qc, "ignore");
     out->n_ignore = json_is_array(ign) ? (int64_t)json_array_size(ign) : 0;
     json_t *groups = json_object_get(qc, "config_groups");
+    if (out->kv.present && (is_empty(groups) || (json_is_object(groups) && json_object_size(groups) == 0)))
+        goto done; /* the KV cache alone is quantized */
     if (!json_is_object(groups) || json_object_size(groups) == 0) {
         s = lq_fail(LQ_ERR_FORMAT, "%s: quantization_config: no config_groups", path);
         goto done;

@@ -6,6 +6,7 @@
 
 #include "libquant/lq_checkpoint.h"
 #include "libquant/lq_ptq.h"
+#include "libquant/lq_safetensors.h"
 #include "libquant/lq_targets.h"
 
 /* One config group to write: its scheme and parameters, and the modules it targets. */
@@ -22,6 +23,13 @@ typedef struct lq_ct_group_spec {
  * NULL on allocation failure. */
 json_t *lq_ct_config_build(const lq_ct_group_spec *groups, int n_groups, const char **ignore,
                            int64_t n_ignore);
+
+/* The kv_cache_scheme object (new reference) of kv, as llm-compressor writes QuantizationArgs;
+ * NULL on allocation failure. Its scale tensors: declared and written by the next two, in the
+ * writer's order (ct_kv.c). */
+json_t *lq_ct_kv_scheme_json(const lq_ptq_kv *kv);
+lq_status lq_ct_kv_declare(lq_st_writer *w, const lq_ptq_kv *kv);
+lq_status lq_ct_kv_write(lq_st_writer *w, const lq_ptq_kv *kv);
 
 /* Parse one config group object (a QuantizationScheme) into g; refuses, naming the key, what the
  * engine would compute differently. */

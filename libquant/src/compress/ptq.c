@@ -391,7 +391,7 @@ static bool same_group(const plan_item *a, const lq_ct_group_spec *g) {
 }
 
 static lq_status write_config(const lq_checkpoint *c, const plan_item *items, int64_t n, bool untie,
-                              const char *out_dir) {
+                              const lq_ptq_kv *kv, const char *out_dir) {
     lq_ct_group_spec groups[LQ_CT_MAX_GROUPS];
     int n_groups = 0;
     const char **names = calloc((size_t)n + 1, sizeof *names);
@@ -455,6 +455,10 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
     }
     if (n_groups > 0) {
         json_t *qc = lq_ct_config_build(groups, n_groups, ignore, n_ign);
+        if (qc && kv && json_object_set_new(qc, "kv_cache_scheme", lq_ct_kv_scheme_json(kv)) != 0) {
+            json_decref(qc);
+            qc = NULL;
+        }
         if (!qc || json_object_set_new(root, "quantization_config", qc) != 0) {
             s = lq_fail(LQ_ERR_NOMEM, "out of memory");
             goto done;
@@ -573,6 +577,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         s = lq_st_writer_metadata(wr, "lq.clip_search", !opts->clip_search ? "none"
                                   : opts->calib ? "calibrated" : "weighted");
     for (int64_t i = 0; s == LQ_OK && i < n; i++) s = declare(wr, &items[i]);
+    if (s == LQ_OK && opts->kv) s = lq_ct_kv_declare(wr, opts->kv);
 
     int64_t done = 0, k = 0;
     sum.n_tensors = n_in;
@@ -607,11 +612,12 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         done += lq_tensor_numel(it->t);
         if (s == LQ_OK && opts->progress) opts->progress(opts->user, done, total_work, it->t->name);
     }
+    if (s == LQ_OK && opts->kv) s = lq_ct_kv_write(wr, opts->kv);
     if (s == LQ_OK) {
         s = lq_st_writer_commit(wr);
         wr = NULL;
     }
-    if (s == LQ_OK) s = write_config(c, items, n, untie, out_dir);
+    if (s == LQ_OK) s = write_config(c, items, n, untie, opts->kv, out_dir);
     lq_st_writer_abort(wr);
     if (s != LQ_OK) remove(path); /* the committed weights are useless without their config */
     if (sum.n_quantized > 0) sum.mean_rel_err /= (double)sum.n_quantized;

@@ -21,6 +21,7 @@ lq_status lq_model_load(const char *path, lq_model **out) {
         m->cfg = *lq_checkpoint_config(m->ckpt);
         s = lq_model_bind(m);
     }
+    if (s == LQ_OK) s = lq_model_bind_kv_scheme(m);
     if (s == LQ_OK) s = lq_backend_model_create(m, &lq_backend_cpu, &m->cpu);
     if (s != LQ_OK) {
         lq_model_free(m);

@@ -49,5 +49,7 @@ uint32_t lq_program_roles(void);
 
 /* Bind every tensor of m's descriptor (model_bind.c). */
 lq_status lq_model_bind(lq_model *m);
+/* The checkpoint's kv_cache_scheme, if any, as m's KV-cache type and static scales (kv_scheme_bind.c). */
+lq_status lq_model_bind_kv_scheme(lq_model *m);
 
 #endif
