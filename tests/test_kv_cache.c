@@ -479,3 +479,142 @@ Test(kv_cache, quant_eval_reports_the_cache) {
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     cr_assert_eq(system(rm), 0);
 }
+
+/* ---- kv_cache_scheme: written by quant-ptq, bound by the engine ---------------------------- */
+
+#include "libquant/lq_gptq.h"
+#include "libquant/lq_tokenizer.h"
+
+static char *run_dir(void) {
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/lq_kvs_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    return dir;
+}
+
+/* Replace the value of config.json's kv_cache_scheme with `json`. */
+static void set_kv_scheme(const char *path, const char *json) {
+    size_t len;
+    char *s = lq_test_read_file(path, &len);
+    cr_assert_not_null(s);
+    const char *key = "\"kv_cache_scheme\": ";
+    char *p = strstr(s, key);
+    cr_assert_not_null(p, "%s: no kv_cache_scheme", path);
+    char *v = p + strlen(key), *e = v;
+    if (*e == '{')
+        for (int depth = 0; *e; e++) {
+            depth += *e == '{' ? 1 : *e == '}' ? -1 : 0;
+            if (depth == 0) break;
+        }
+    else
+        e += 3; /* null */
+    cr_assert(*e, "%s: unterminated kv_cache_scheme", path);
+    FILE *f = fopen(path, "w");
+    fwrite(s, 1, (size_t)(v - s), f);
+    fputs(json, f);
+    fputs(e + 1, f);
+    fclose(f);
+    free(s);
+}
+
+Test(kv_scheme, quant_ptq_writes_what_the_engine_binds, .timeout = 300) {
+    char model[1024], text[1024], args[4096], err[4096], out[1200], cfg[1300];
+    lq_test_shared(TINY, model, sizeof model);
+    lq_test_shared("data/tinystories_sample.txt", text, sizeof text);
+    const char *dir = run_dir();
+    snprintf(out, sizeof out, "%s/q", dir);
+    snprintf(args, sizeof args,
+             "--model '%s' --scheme W8A16 --out '%s' --kv-cache-scheme fp8 --kv-cache-strategy attn_head "
+             "--calib '%s' --calib-samples 4 --calib-len 64 --json", model, out, text);
+    cr_assert_eq(lq_test_run_tool("quant-ptq", args, dir, err, sizeof err), 0, "%s", err);
+
+    /* expected: max |K|, |V| per layer and kv head over the same four windows, as the attention op
+     * sees them in the float model, / 448 */
+    lq_model *m = load(TINY);
+    const lq_config *c = lq_model_config(m);
+    const int nl = c->n_layers, nh = c->n_kv_heads, hd = c->head_dim;
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_tokenizer_load_for_model(model, NULL, c->vocab_size, &tok), LQ_OK, "%s", lq_last_error());
+    const char *files[] = {text};
+    lq_calib_set set;
+    cr_assert_eq(lq_calib_samples(tok, files, 1, 4, 64, 0, &set), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(set.n_samples, 4);
+    memset(g_seen_k, 0, sizeof g_seen_k);
+    memset(g_seen_v, 0, sizeof g_seen_v);
+    g_layers = nl;
+    float *logits = malloc((size_t)c->vocab_size * sizeof *logits);
+    for (int64_t i = 0; i < set.n_samples; i++) {
+        lq_session *s;
+        cr_assert_eq(lq_session_create(m, 64, NULL, &s), LQ_OK);
+        lq_backend_ops ops = *s->ops;
+        ops.attention = record_attention;
+        g_real = s->ops, g_calls = 0;
+        s->ops = &ops;
+        cr_assert_eq(lq_forward(s, set.ids + i * set.len, set.len, 0, logits, false), LQ_OK);
+        s->ops = g_real;
+        lq_session_free(s);
+    }
+    free(logits);
+    lq_calib_set_free(&set);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
+    char *cj = lq_test_read_file(cfg, NULL);
+    cr_assert(cj && strstr(cj, "\"kv_cache_scheme\"") && strstr(cj, "\"attn_head\"") && strstr(cj, "\"float\""),
+              "%s", cj ? cj : "(none)");
+    free(cj);
+    lq_model *q;
+    cr_assert_eq(lq_model_load(out, &q), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_kv_cache(q), LQ_KV_FP8, "the checkpoint's scheme is the default cache");
+    cr_assert(lq_model_kv_static(q));
+    for (int l = 0; l < nl; l++)
+        for (int h = 0; h < nh; h++) {
+            const float k = g_seen_k[l * MAX_KVH + h] / LQ_E4M3_MAX, v = g_seen_v[l * MAX_KVH + h] / LQ_E4M3_MAX;
+            /* quant-ptq ran on its thread pool (other sums' order): equal to f32 rounding */
+            cr_assert(k > 0 && fabsf(lq_model_kv_scale(q, l, false, h) - k) <= 1e-6f * k &&
+                          fabsf(lq_model_kv_scale(q, l, true, h) - v) <= 1e-6f * v,
+                      "layer %d head %d: k_scale %g, v_scale %g; the maxima / 448: %g, %g", l, h,
+                      lq_model_kv_scale(q, l, false, h), lq_model_kv_scale(q, l, true, h), k, v);
+        }
+    cr_assert_eq(lq_model_kv_bytes_per_pos(q, LQ_KV_FP8), (size_t)nl * 2 * nh * hd, "codes only");
+    lq_model_free(q);
+
+    /* what the engine cannot run is refused, naming the key or the tensor */
+    set_kv_scheme(cfg, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"channel\", \"dynamic\": false}");
+    cr_assert_neq(lq_model_load(out, &q), LQ_OK);
+    cr_assert(strstr(lq_last_error(), "strategy") && strstr(lq_last_error(), "channel"), "%s", lq_last_error());
+    set_kv_scheme(cfg, "{\"num_bits\": 8, \"type\": \"int\", \"symmetric\": false, \"strategy\": \"tensor\"}");
+    cr_assert_neq(lq_model_load(out, &q), LQ_OK);
+    cr_assert(strstr(lq_last_error(), "symmetric"), "%s", lq_last_error());
+    set_kv_scheme(cfg, "{\"num_bits\": 4, \"type\": \"int\", \"strategy\": \"tensor\"}");
+    cr_assert_neq(lq_model_load(out, &q), LQ_OK);
+    cr_assert(strstr(lq_last_error(), "4-bit"), "%s", lq_last_error());
+    char rm[200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    cr_assert_eq(system(rm), 0);
+}
+
+Test(kv_scheme, a_missing_scale_tensor_is_named) {
+    char model[1024], args[4096], err[4096], out[1200], cfg[1300];
+    lq_test_shared(TINY, model, sizeof model);
+    const char *dir = run_dir();
+    snprintf(out, sizeof out, "%s/q", dir);
+    snprintf(args, sizeof args, "--model '%s' --scheme W8A16 --out '%s'", model, out);
+    cr_assert_eq(lq_test_run_tool("quant-ptq", args, dir, err, sizeof err), 0, "%s", err);
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
+    set_kv_scheme(cfg, "{\"num_bits\": 8, \"type\": \"int\", \"symmetric\": true, \"strategy\": \"tensor\", "
+                       "\"dynamic\": false}");
+    lq_model *q;
+    cr_assert_eq(lq_model_load(out, &q), LQ_ERR_FORMAT);
+    cr_assert(strstr(lq_last_error(), "model.layers.0.self_attn.k_scale"), "%s", lq_last_error());
+    /* a dynamic scheme needs no tensors: per-token scales */
+    set_kv_scheme(cfg, "{\"num_bits\": 8, \"type\": \"int\", \"symmetric\": true, \"dynamic\": true}");
+    cr_assert_eq(lq_model_load(out, &q), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_kv_cache(q), LQ_KV_Q8);
+    cr_assert(!lq_model_kv_static(q));
+    lq_model_free(q);
+    char rm[200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    cr_assert_eq(system(rm), 0);
+}
