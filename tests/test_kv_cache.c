@@ -618,3 +618,35 @@ Test(kv_scheme, a_missing_scale_tensor_is_named) {
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     cr_assert_eq(system(rm), 0);
 }
+
+Test(kv_scheme, a_recipe_kv_cache_scheme_runs_as_llm_compressor_writes_it, .timeout = 300) {
+    char model[1024], text[1024], args[4096], err[4096], out[1200], recipe[1200];
+    lq_test_shared(TINY, model, sizeof model);
+    lq_test_shared("data/tinystories_sample.txt", text, sizeof text);
+    const char *dir = run_dir();
+    snprintf(recipe, sizeof recipe, "%s/recipe.yaml", dir);
+    FILE *f = fopen(recipe, "w");
+    cr_assert_not_null(f);
+    /* the shape of llm-compressor's FP8 KV-cache examples */
+    fputs("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      ignore: [\"lm_head\"]\n"
+          "      scheme: FP8\n      kv_cache_scheme:\n        num_bits: 8\n        type: int\n"
+          "        strategy: attn_head\n        dynamic: false\n        symmetric: true\n        observer: minmax\n",
+          f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s' --calib '%s' --calib-samples 2 --calib-len 64",
+             recipe, model, out, text);
+    cr_assert_eq(lq_test_run_tool("quant-recipe", args, dir, err, sizeof err), 0, "%s", err);
+    lq_model *q;
+    cr_assert_eq(lq_model_load(out, &q), LQ_OK, "%s", lq_last_error());
+    cr_assert_eq(lq_model_kv_cache(q), LQ_KV_Q8);
+    cr_assert(lq_model_kv_static(q) && lq_model_kv_scale(q, 1, true, 3) > 0);
+    lq_model_free(q);
+    /* without calibration text the run stops, naming the argument */
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s/out2'", recipe, model, dir);
+    cr_assert_neq(lq_test_run_tool("quant-recipe", args, dir, err, sizeof err), 0);
+    cr_assert(strstr(err, "kv_cache_scheme") && strstr(err, "--calib"), "%s", err);
+    char rm[200];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
+    cr_assert_eq(system(rm), 0);
+}

@@ -479,7 +479,10 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
     size_t len = 0;
     int rc = tool_load_model(a->kld, a->base_tokenizer, &base, &btok);
     if (rc) return rc;
-    lq_status s = lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
+    /* the baseline is the exact model: an f32 cache even where its checkpoint has a kv_cache_scheme */
+    lq_status s0 = lq_model_set_kv_cache(base, LQ_KV_F32);
+    if (s0 != LQ_OK) rc = tool_fail(s0);
+    lq_status s = rc ? LQ_OK : lq_eval_load_tokenizer(m, a->model, a->tokenizer, &tok);
     if (s != LQ_OK) rc = tool_fail(s);
     if (!rc) rc = read_text(a->file, &text, &len);
     lq_kld_result r;

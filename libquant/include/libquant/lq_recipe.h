@@ -107,6 +107,10 @@ typedef struct lq_recipe_modifier {
     int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes */
     bool clip_search;          /* ours: search the clipping ratio per group */
     lq_recipe_group_fallback group_fallback; /* ours: W4A16 layers group_size does not divide */
+    /* kv_cache_scheme (QuantizationModifier, GPTQModifier): 8-bit symmetric static scales,
+     * calibrated on the run's text and written with the weights (lq_ptq_kv) */
+    int kv_cache;              /* 0 none, 1 int8 ("type: int"), 2 fp8 ("type: float") */
+    bool kv_per_head;          /* strategy "attn_head" (else "tensor") */
     /* GPTQ */
     int32_t block_size;        /* default 128 */
     double dampening_frac;     /* default 0.01 */

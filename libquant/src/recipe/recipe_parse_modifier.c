@@ -20,21 +20,24 @@
 typedef enum arg_id {
     A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
     A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
-    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_N_GRID, A_OFFLOAD_DEVICE, A_COUNT
+    A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_N_GRID, A_OFFLOAD_DEVICE,
+    A_KV_CACHE_SCHEME, A_COUNT
 } arg_id;
 
 static const char *const g_arg_names[A_COUNT] = {
     "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
     "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
     "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback", "n_grid", "offload_device",
+    "kv_cache_scheme",
 };
 
 #define B(a) (1u << (a))
 static const unsigned g_allowed[LQ_MOD_COUNT] = {
     [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH) |
-                            B(A_GROUP_FALLBACK),
+                            B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
-                    B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS),
+                    B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS) |
+                    B(A_KV_CACHE_SCHEME),
     [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING) | B(A_N_GRID) |
                    B(A_OFFLOAD_DEVICE),
     [LQ_MOD_SMOOTHQUANT] = B(A_IGNORE) | B(A_SMOOTHING),
@@ -52,7 +55,6 @@ static const struct {
     const char *name, *why;
 } g_refused[] = {
     {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W8A8, FP8)"},
-    {"kv_cache_scheme", "kv_cache_scheme is not supported (the engine keeps an f32 KV cache)"},
     {"mappings", "custom mappings are not supported (they come from the architecture descriptor: norm -> q/k/v, "
                  "v -> o, norm -> gate/up, up -> down)"},
     {"init_sparsity", "'init_sparsity' is a training-schedule argument; one-shot recipes take 'sparsity'"},
@@ -179,6 +181,51 @@ static lq_status find_arg(const pctx *c, const entry *e, lq_modifier_kind kind, 
                       rp_shown(e->key, b, sizeof b), name);
 }
 
+/* kv_cache_scheme: QuantizationArgs of the K / V states, as llm-compressor's examples write them
+ * ({num_bits: 8, type: float, strategy: tensor, dynamic: false, symmetric: true}). What the
+ * engine and the writer take: 8 bits, symmetric, static, per tensor or attn_head. */
+static lq_status parse_kv_scheme(const pctx *c, yaml_node_t *v, const char *what, lq_recipe_modifier *m) {
+    if (ry_is_null(v)) return LQ_OK; /* no KV-cache quantization */
+    entry *e;
+    int n;
+    LQ_TRY(rp_map_entries(c, v, what, &e, &n));
+    lq_status s = LQ_OK;
+    m->kv_cache = 1;
+    for (int i = 0; s == LQ_OK && i < n; i++) {
+        const char *k = e[i].name, *t = ry_scalar(e[i].val);
+        char b[80];
+        if (!strcmp(k, "num_bits")) {
+            int32_t bits;
+            if ((s = rp_get_int(c, e[i].val, what, 1, 64, &bits)) == LQ_OK && bits != 8)
+                s = rp_fail_at(c, LQ_ERR_UNSUPPORTED, e[i].val, NULL, "%s: num_bits %d (the KV cache is 8-bit)", what, bits);
+        } else if (!strcmp(k, "type")) {
+            if (t && !strcmp(t, "float")) m->kv_cache = 2;
+            else if (t && !strcmp(t, "int")) m->kv_cache = 1;
+            else s = rp_fail_at(c, LQ_ERR_FORMAT, e[i].val, NULL, "%s: type must be int or float, got %s", what,
+                                rp_shown(e[i].val, b, sizeof b));
+        } else if (!strcmp(k, "strategy")) {
+            if (t && !strcmp(t, "attn_head")) m->kv_per_head = true;
+            else if (t && !strcmp(t, "tensor")) m->kv_per_head = false;
+            else s = rp_fail_at(c, LQ_ERR_UNSUPPORTED, e[i].val, NULL, "%s: strategy %s is not supported (tensor or "
+                                "attn_head)", what, rp_shown(e[i].val, b, sizeof b));
+        } else if (!strcmp(k, "dynamic") || !strcmp(k, "symmetric")) {
+            bool on;
+            const bool want = !strcmp(k, "symmetric");
+            if ((s = rp_get_bool(c, e[i].val, what, &on)) == LQ_OK && on != want)
+                s = rp_fail_at(c, LQ_ERR_UNSUPPORTED, e[i].val, NULL, "%s: %s %s is not supported (static symmetric "
+                               "scales)", what, k, on ? "true" : "false");
+        } else if (!strcmp(k, "group_size") || !strcmp(k, "block_structure") || !strcmp(k, "actorder")) {
+            if (!ry_is_null(e[i].val))
+                s = rp_fail_at(c, LQ_ERR_UNSUPPORTED, e[i].val, NULL, "%s: %s is not supported for a KV cache", what, k);
+        } else if (strcmp(k, "observer") && strcmp(k, "observer_kwargs") && strcmp(k, "scale_dtype") &&
+                   strcmp(k, "zp_dtype")) {
+            s = rp_fail_at(c, LQ_ERR_FORMAT, e[i].key, NULL, "%s: unknown key '%s'", what, k);
+        }
+    }
+    free(e);
+    return s;
+}
+
 /* One argument's value into m; `seen` holds the arguments read before it. */
 static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned seen, const char *name,
                            lq_recipe_modifier *m) {
@@ -228,6 +275,7 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
         break;
     case A_N_GRID: s = rp_get_int(c, v, what, 2, 128, &m->n_grid); break;
     case A_OFFLOAD_DEVICE: break; /* where torch keeps cached activations: no meaning here */
+    case A_KV_CACHE_SCHEME: s = parse_kv_scheme(c, e->val, what, m); break;
     case A_SMOOTHING: s = rp_get_number(c, v, what, false, 0, 1, true, &m->smoothing_strength); break;
     case A_SPARSITY:
     case A_FINAL_SPARSITY:

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libquant/lq_calib.h"
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_prune.h"
 #include "libquant/lq_ptq.h"
@@ -46,6 +47,19 @@ static lq_status plan_one(const lq_recipe *r, const lq_recipe_modifier *m, const
     return s;
 }
 
+/* The modifier's kv_cache_scheme calibrated on the run's text (lq_kv_calibrate), or nothing. */
+static lq_status calib_kv(const lq_recipe_modifier *m, const char *in_path, const lq_recipe_step_opts *o,
+                          lq_ptq_kv *kv) {
+    memset(kv, 0, sizeof *kv);
+    if (!m->kv_cache) return LQ_OK;
+    if (!o || o->calib.n_files == 0)
+        return lq_fail(LQ_ERR_INVALID_ARG, "%s (at line %d): kv_cache_scheme needs calibration text (quant-recipe run "
+                       "--calib FILE)", lq_modifier_name(m->kind), m->pos.line);
+    lq_calib_source src = o->calib;
+    if (src.n_samples == 0) src.n_samples = 32; /* maxima: a few thousand tokens pin them (quant-ptq's default) */
+    return lq_kv_calibrate(in_path, &src, o->pool, m->kv_cache == 2, m->kv_per_head, kv);
+}
+
 static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const char *in_path,
                                     const char *out_dir, const lq_recipe_step_opts *o, lq_recipe_step_result *res) {
     static const lq_ptq_scheme map[LQ_SCHEME_COUNT] = {
@@ -68,8 +82,11 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
         else rules[i] = (lq_ptq_rule){.pattern = names[i], .scheme = map[m->scheme]};
     }
     lq_ptq_summary sum = {0};
+    lq_ptq_kv kv;
+    if (s == LQ_OK) s = calib_kv(m, in_path, o, &kv);
     if (s == LQ_OK) {
         lq_ptq_opts po = {
+            .kv = m->kv_cache ? &kv : NULL,
             .scheme = LQ_PTQ_NONE,
             .group_size = m->group_size > 0 ? m->group_size : 0,
             .asym = m->scheme == LQ_SCHEME_W4A16_ASYM,
@@ -82,6 +99,7 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
             .user = o ? o->user : NULL,
         };
         s = lq_ptq_quantize(in_path, out_dir, &po, &sum);
+        lq_ptq_kv_free(&kv);
     }
     if (s == LQ_OK && res) {
         res->n_tensors = sum.n_quantized;
@@ -207,6 +225,8 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
     char **names = module_names(pm);
     lq_ptq_rule *rules = calloc((size_t)pm->n_tensors + 2, sizeof *rules);
     lq_status s = names && rules ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+    lq_ptq_kv kv = {0};
+    if (s == LQ_OK) s = calib_kv(m, in_path, o, &kv);
     if (s == LQ_OK) {
         rules[0] = (lq_ptq_rule){.pattern = "re:.*", .scheme = LQ_PTQ_NONE};
         for (int64_t i = 0; i < pm->n_tensors; i++) rules[i + 1] = (lq_ptq_rule){.pattern = names[i], .scheme = sch};
@@ -214,7 +234,7 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
             .ptq = {.scheme = sch, .group_size = m->group_size > 0 ? m->group_size : 0,
                     .asym = m->scheme == LQ_SCHEME_W4A16_ASYM, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
                     .overrides = rules, .n_overrides = (int)pm->n_tensors + 1, .pool = o->pool,
-                    .progress = o->progress, .user = o->user},
+                    .progress = o->progress, .user = o->user, .kv = m->kv_cache ? &kv : NULL},
             .calib = o->calib, .damp = m->dampening_frac, .block_size = m->block_size, .actorder = ao};
         lq_gptq_summary sum = {0};
         s = lq_gptq_quantize(in_path, out_dir, &go, &sum);
@@ -226,6 +246,7 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
         }
         lq_gptq_summary_free(&sum);
     }
+    lq_ptq_kv_free(&kv);
     free_names(names, pm->n_tensors);
     free(rules);
     return s;
