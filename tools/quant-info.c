@@ -52,6 +52,23 @@ static int64_t param_count(const lq_checkpoint *c) {
     return n;
 }
 
+/* llama.cpp's RoPE frequency factors (a GGUF's rope_freqs.weight) as the llama3 rope_scaling
+ * quant-convert would write for them. */
+static void print_rope_freqs(const lq_checkpoint *c) {
+    lq_config r = *lq_checkpoint_config(c);
+    float *f = malloc((size_t)(r.head_dim / 2 + 1) * sizeof *f);
+    bool present = false;
+    if (f && lq_checkpoint_rope_freqs(c, f, &present) == LQ_OK && present) {
+        if (lq_rope_llama3_from_factors(f, &r, lq_checkpoint_path(c)) == LQ_OK && r.rope_type == LQ_ROPE_LLAMA3)
+            printf("rope_freqs (llama.cpp's RoPE factors) = llama3: factor %g, low_freq_factor %g, high_freq_factor %g, "
+                   "original_max_pos %d\n", (double)r.rope_scale_factor, (double)r.rope_low_freq_factor,
+                   (double)r.rope_high_freq_factor, r.rope_orig_max_pos);
+        else
+            printf("rope_freqs (llama.cpp's RoPE factors): not a llama3 rope_scaling\n");
+    }
+    free(f);
+}
+
 static void print_text(const lq_checkpoint *c) {
     const lq_config *g = lq_checkpoint_config(c);
     printf("path: %s\n", lq_checkpoint_path(c));
@@ -70,6 +87,7 @@ static void print_text(const lq_checkpoint *c) {
     else if (g->rope_type != LQ_ROPE_DEFAULT)
         printf("rope_scaling %s: factor %g\n", lq_rope_type_name(g->rope_type), (double)g->rope_scale_factor);
     if (g->sliding_window > 0) printf("sliding_window %d\n", g->sliding_window);
+    print_rope_freqs(c);
     printf("tensors: %lld\n", (long long)lq_checkpoint_count(c));
     char shp[128];
     for (int64_t i = 0; i < lq_checkpoint_count(c); i++) {

@@ -4,7 +4,9 @@
  * HF rotates the halves (i, i + hd/2). The rows are permuted so the output is a plain HF
  * checkpoint: hf_row[h*hd + i] = row[h*hd + 2i], hf_row[h*hd + hd/2 + i] = row[h*hd + 2i + 1]
  * (the inverse of llama2.c export.py's permute_reverse and of convert_hf_to_gguf.py's permute).
- * GGUF tensors of any type are dequantized to f32 first.
+ * GGUF tensors of any type are dequantized to f32 first. llama.cpp's RoPE frequency factors
+ * (rope_freqs.weight, Llama 3's scaling) become config.json's rope_scaling llama3 when one
+ * reproduces them (lq_rope_llama3_from_factors), else the conversion is refused naming the tensor.
  */
 #include "tool_convert_hf.h"
 
@@ -45,6 +47,7 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
     lq_status st = lq_st_writer_metadata(w, "format", "pt");
     for (int64_t i = 0; st == LQ_OK && i < lq_checkpoint_count(c); i++) {
         const lq_tensor *t = lq_checkpoint_get(c, i);
+        if (strcmp(t->name, LQ_ROPE_FREQS_TENSOR) == 0) continue; /* config.json's rope_scaling now */
         st = lq_st_writer_declare(w, t->name, dt, t->ndim, t->shape);
     }
     /* One row at a time: peak memory is a row, whatever the model size. */
@@ -52,6 +55,7 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
     void *out = NULL;
     for (int64_t i = 0; st == LQ_OK && i < lq_checkpoint_count(c); i++) {
         const lq_tensor *t = lq_checkpoint_get(c, i);
+        if (strcmp(t->name, LQ_ROPE_FREQS_TENSOR) == 0) continue;
         int64_t rows = t->ndim == 2 ? t->shape[0] : 1;
         int64_t cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
         bool permute = interleaved && is_qk(t->name);
@@ -84,6 +88,21 @@ static lq_status write_weights(const lq_checkpoint *c, const char *path, lq_dtyp
     return lq_st_writer_commit(w);
 }
 
+/* llama.cpp's RoPE frequency factors as the llama3 rope_scaling that gives them (HF has no
+ * tensor for them). With linear scaling as well, HF's one rope_type cannot say both. */
+static lq_status rope_scaling_of_factors(const lq_checkpoint *c, lq_config *cfg) {
+    float *f = malloc((size_t)(cfg->head_dim / 2 + 1) * sizeof *f);
+    bool present = false;
+    if (!f) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    lq_status s = lq_checkpoint_rope_freqs(c, f, &present);
+    if (s == LQ_OK && present && cfg->rope_type != LQ_ROPE_DEFAULT)
+        s = lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s' with %s RoPE scaling as well: a Hugging Face config has "
+                    "one rope_type", lq_checkpoint_path(c), LQ_ROPE_FREQS_TENSOR, lq_rope_type_name(cfg->rope_type));
+    if (s == LQ_OK && present) s = lq_rope_llama3_from_factors(f, cfg, lq_checkpoint_path(c));
+    free(f);
+    return s;
+}
+
 /* The directory's parts into dir (which exists); chat: the GGUF's chat template or NULL. */
 static lq_status write_dir(const char *dir, const lq_checkpoint *c, const lq_tokenizer *t, const char *chat,
                            lq_dtype dt, const char **what) {
@@ -91,6 +110,8 @@ static lq_status write_dir(const char *dir, const lq_checkpoint *c, const lq_tok
     lq_config cfg = *lq_checkpoint_config(c);
     cfg.rope_interleaved = false;   /* rows are permuted to the HF halves layout below */
     cfg.norm_offset_folded = false; /* and Gemma's norms unfolded to HF's w */
+    *what = "cannot carry the RoPE frequency factors";
+    LQ_TRY(rope_scaling_of_factors(c, &cfg));
     *what = "cannot write config";
     char *text = NULL;
     LQ_TRY(tool_config_text(&cfg, dt, &text));

@@ -146,6 +146,28 @@ uint64_t lq_checkpoint_file_bytes(const lq_checkpoint *c);
  * of non-finite weights: quant-ptq and quant-prune as input (lq_check_float_input), every tool
  * that runs a model at load (lq_model_load) (issue 10: refuse, not warn). */
 lq_status lq_checkpoint_check_finite(const lq_checkpoint *c, const char *verb);
+/* ---- RoPE frequency factors (llama.cpp's rope_freqs tensor) -------------------------------- *
+ * llama.cpp stores Llama 3's RoPE scaling not as metadata but as a tensor of head_dim / 2 F32
+ * factors: pair i turns by pos * base^(-2i / head_dim) / f[i] (ggml_rope_ext's freq_factors).
+ * A GGUF checkpoint keeps the tensor under its GGUF name (Hugging Face has no such tensor; its
+ * config says rope_scaling {"rope_type": "llama3", ...} instead). */
+#define LQ_ROPE_FREQS_TENSOR "rope_freqs.weight"
+
+/* The factors of checkpoint c into out (head_dim / 2 floats), *present = whether c has the
+ * tensor. LQ_ERR_FORMAT naming the tensor when it is not F32, not 1-D of head_dim / 2 values, or
+ * holds a value that is not finite and > 0. */
+lq_status lq_checkpoint_rope_freqs(const lq_checkpoint *c, float *out, bool *present);
+/* The factors llama.cpp's convert_hf_to_gguf.py (LlamaModel.generate_extra_tensors) writes for
+ * cfg's llama3 rope_scaling (rope_theta, head_dim, factor, low/high_freq_factor,
+ * original_max_position_embeddings), head_dim / 2 floats, computed in f32 as its torch code does
+ * (io/rope_freqs.c says how far from bit-exact that can be). */
+void lq_rope_llama3_factors(const lq_config *cfg, float *out);
+/* The inverse for GGUF -> Hugging Face: a llama3 rope_scaling reproducing the factors f
+ * (head_dim / 2) within 4e-6 relative, set in cfg (rope_type, factor, low/high_freq_factor,
+ * rope_orig_max_pos); all factors 1: cfg unchanged (no scaling). LQ_ERR_UNSUPPORTED naming the
+ * tensor and `path` when no llama3 scaling gives them. */
+lq_status lq_rope_llama3_from_factors(const float *f, lq_config *cfg, const char *path);
+
 /* Raw JSON text of config.json (HF dirs), NULL for llama2.c. Lets writers carry unknown keys. */
 const char *lq_checkpoint_config_json(const lq_checkpoint *c);
 

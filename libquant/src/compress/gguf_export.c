@@ -5,6 +5,8 @@
  * halves), converted to the planned type (F32 / F16 / BF16 here, block formats through their
  * traits row's quantize_ref: ggml's reference quantizers) across the pool, and streamed to the
  * writer. Tensors go in llama.cpp's loader order (layer, then name), llama-quantize's order.
+ * A config with llama3 RoPE scaling adds the tensor llama.cpp's converter adds for it,
+ * rope_freqs.weight (F32, head_dim / 2 factors, io/rope_freqs.c); a GGUF input's copy passes through.
  */
 #include "gguf_internal.h"
 
@@ -104,15 +106,44 @@ typedef struct exporter {
     int64_t n;
     lq_gguf_plan_tensor *plan;
     lq_gguf_writer *w;
+    float *rope_freqs;    /* owned: the factors of a llama3 rope_scaling (head_dim / 2) */
+    lq_tensor rope_t;     /* their view, written as rope_freqs.weight */
 } exporter;
+
+/* convert_hf_to_gguf.py's extra tensor for a llama3 rope_scaling, as one more source tensor. */
+static lq_status add_rope_freqs(exporter *e) {
+    const lq_config *c = e->cfg;
+    if (lq_checkpoint_find(e->c, LQ_ROPE_FREQS_TENSOR))
+        return c->rope_type == LQ_ROPE_LLAMA3
+                   ? lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s' and a llama3 rope_scaling in the config would both "
+                             "scale RoPE", e->in, LQ_ROPE_FREQS_TENSOR)
+                   : LQ_OK;
+    if (c->rope_type != LQ_ROPE_LLAMA3) return LQ_OK;
+    if (!(e->arch->features & LQ_AF_GGUF_ROPE_FREQS))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: llama3 RoPE scaling: llama.cpp reads no rope_freqs tensor for "
+                       "architecture %s", e->in, e->arch->gguf_name);
+    const int half = c->head_dim / 2;
+    if (!(e->rope_freqs = malloc((size_t)half * sizeof *e->rope_freqs))) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    lq_rope_llama3_factors(c, e->rope_freqs);
+    e->rope_t = (lq_tensor){.name = LQ_ROPE_FREQS_TENSOR, .dtype = LQ_DTYPE_F32, .ndim = 1, .shape = {half},
+                            .data = e->rope_freqs, .nbytes = (size_t)half * sizeof(float)};
+    xt *x = &e->t[e->n++];
+    snprintf(x->name, sizeof x->name, "%s", LQ_ROPE_FREQS_TENSOR);
+    x->src = &e->rope_t;
+    x->role = -1;
+    x->layer = -1;
+    x->rows = 1;
+    x->cols = half;
+    return LQ_OK;
+}
 
 static lq_status collect(exporter *e) {
     const lq_config *c = e->cfg;
-    int64_t n = lq_checkpoint_count(e->c);
-    if (!(e->t = calloc((size_t)(n ? n : 1), sizeof *e->t)) || !(e->plan = calloc((size_t)(n ? n : 1), sizeof *e->plan)))
+    int64_t n = lq_checkpoint_count(e->c) + 1; /* + rope_freqs.weight made from the config */
+    if (!(e->t = calloc((size_t)n, sizeof *e->t)) || !(e->plan = calloc((size_t)n, sizeof *e->plan)))
         return lq_fail(LQ_ERR_NOMEM, "out of memory");
     bool permute = strcmp(e->arch->gguf_name, "llama") == 0 && !c->rope_interleaved;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n - 1; i++) {
         const lq_tensor *s = lq_checkpoint_get(e->c, i);
         xt *x = &e->t[e->n];
         if (!lq_gguf_name_of(e->arch, s->name, x->name, sizeof x->name, &x->role, &x->layer))
@@ -133,6 +164,7 @@ static lq_status collect(exporter *e) {
         if (x->layer < 0) x->layer = -1;
         e->n++;
     }
+    LQ_TRY(add_rope_freqs(e));
     qsort(e->t, (size_t)e->n, sizeof *e->t, loader_cmp);
     for (int64_t i = 0; i < e->n; i++) {
         const xt *x = &e->t[i];
@@ -358,6 +390,7 @@ lq_status lq_gguf_export(const char *model_path, const char *out_path, const lq_
     lq_checkpoint_close(e.c);
     free(e.t);
     free(e.plan);
+    free(e.rope_freqs);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sum->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (s != LQ_OK || !summary) lq_gguf_export_summary_free(sum);

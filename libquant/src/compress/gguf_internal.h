@@ -10,14 +10,16 @@
 #include "libquant/lq_gguf_quant.h"
 #include "libquant/lq_gguf_write.h"
 
-/* GGUF name of a checkpoint tensor (HF name) into buf: token_embd / output_norm / output, or
- * "blk.N.<role's gguf name>.weight|bias". *role receives the lq_role (-1 for the global ones),
+/* GGUF name of a checkpoint tensor (HF name) into buf: token_embd / output_norm / output,
+ * rope_freqs (kept, where the architecture has it), or "blk.N.<role's gguf name>.weight|bias".
+ * *role receives the lq_role (-1 for the global ones),
  * *layer the layer. False when the name is none of these (the caller names it). */
 bool lq_gguf_name_of(const lq_arch *a, const char *hf, char *buf, size_t cap, int *role, int *layer);
 
 /* general.* and "<arch>.*" pairs of a float checkpoint's config (convert_hf_to_gguf.py's keys).
  * LQ_ERR_UNSUPPORTED naming what GGUF (or this writer) cannot carry: per-layer sizes, llama3
- * RoPE scaling (llama.cpp stores it as a rope_freqs tensor), Gemma 3 from an HF directory. */
+ * RoPE scaling in an architecture without llama.cpp's rope_freqs tensor (where it has one the
+ * scaling is that tensor, written by gguf_export.c, and no key), Gemma 3 from an HF directory. */
 lq_status lq_gguf_meta_arch(lq_gguf_writer *w, const lq_arch *a, const lq_config *c, const char *path);
 
 /* tokenizer.* pairs: copied from a GGUF file (`src`, every "tokenizer." key) when it is one, else

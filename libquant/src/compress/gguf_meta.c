@@ -6,6 +6,8 @@
  * ".attention.head_count(_kv)", ".attention.layer_norm_rms_epsilon", ".rope.freq_base",
  * ".rope.dimension_count", ".attention.key_length"/".value_length" when head_dim is not
  * dim / heads, ".vocab_size", linear RoPE scaling as ".rope.scaling.type"/".factor".
+ * llama3 RoPE scaling has no key: the converter writes it as the rope_freqs tensor
+ * (gguf_export.c, io/rope_freqs.c) and context_length stays max_position_embeddings.
  */
 #include "gguf_internal.h"
 
@@ -40,6 +42,9 @@ bool lq_gguf_name_of(const lq_arch *a, const char *hf, char *buf, size_t cap, in
     *layer = -1;
     for (size_t i = 0; i < sizeof global / sizeof global[0]; i++)
         if (strcmp(hf, global[i][0]) == 0) return snprintf(buf, cap, "%s", global[i][1]) < (int)cap;
+    /* a GGUF input's RoPE factors keep their name (only where llama.cpp reads them) */
+    if (strcmp(hf, LQ_ROPE_FREQS_TENSOR) == 0)
+        return (a->features & LQ_AF_GGUF_ROPE_FREQS) && snprintf(buf, cap, "%s", hf) < (int)cap;
     size_t n = strlen(hf);
     const char *suffix = n > 7 && strcmp(hf + n - 7, ".weight") == 0 ? ".weight"
                          : n > 5 && strcmp(hf + n - 5, ".bias") == 0 ? ".bias" : NULL;
@@ -81,9 +86,9 @@ lq_status lq_gguf_meta_arch(lq_gguf_writer *w, const lq_arch *a, const lq_config
     if (lq_config_has_layer_sizes(c))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: per-layer sizes (a structurally pruned model) cannot be "
                        "written as GGUF", path);
-    if (c->rope_type == LQ_ROPE_LLAMA3)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: llama3 RoPE scaling (llama.cpp's rope_freqs tensor) is "
-                       "not supported by the GGUF writer", path);
+    if (c->rope_type == LQ_ROPE_LLAMA3 && !(a->features & LQ_AF_GGUF_ROPE_FREQS))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: llama3 RoPE scaling: llama.cpp reads no rope_freqs tensor for "
+                       "architecture %s", path, g);
     lq_status s = lq_gguf_writer_kv_str(w, "general.architecture", g);
     if (s == LQ_OK) s = lq_gguf_writer_kv_str(w, "general.type", "model");
     if (s == LQ_OK) s = kv_u32(w, g, "vocab_size", (uint32_t)c->vocab_size);

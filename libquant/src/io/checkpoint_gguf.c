@@ -6,8 +6,11 @@
  *   token_embd.weight -> model.embed_tokens.weight, output_norm.weight -> model.norm.weight,
  *   output.weight -> lm_head.weight (absent: tied to the embedding),
  *   blk.N.<gguf role>.{weight,bias} -> model.layers.N.<hf role>.{weight,bias}.
- * Any other tensor is refused by name (e.g. llama 3's rope_freqs.weight: ignoring it would run
- * the model with the wrong RoPE). Dims are reversed (GGUF ne[0] is the contiguous row length).
+ * llama.cpp's RoPE frequency factors (rope_freqs.weight: Llama 3's scaling, io/rope_freqs.c)
+ * keep their name (HF has no such tensor; binding divides the RoPE frequencies by them) where the
+ * descriptor says llama.cpp reads them (LQ_AF_GGUF_ROPE_FREQS), and must be F32 with head_dim / 2
+ * finite positive values. Any other tensor is refused by name: ignoring one could run the model
+ * wrong. Dims are reversed (GGUF ne[0] is the contiguous row length).
  * F32/F16/BF16 (and integer) tensors keep their dtype; a block type with an lq_wfmt row
  * (lq_wfmt_from_gguf_type) is an LQ_DTYPE_BLOCKS view of its blocks; any other type is refused
  * naming tensor and type. No tensor is copied or expanded.
@@ -146,7 +149,13 @@ lq_status lq_ckpt_load_gguf(lq_checkpoint *c, const char *file) {
     size_t used = 0;
     for (int64_t i = 0; i < n; i++) {
         const lq_gguf_tensor_info *ti = lq_gguf_tensor(g, i);
-        if (!hf_name(a, ti->name, arena + used, cap - used))
+        const bool rope_freqs = (a->features & LQ_AF_GGUF_ROPE_FREQS) && strcmp(ti->name, LQ_ROPE_FREQS_TENSOR) == 0;
+        if (rope_freqs && ti->type != 0)
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': GGUF type %s (llama.cpp's RoPE frequency factors are "
+                           "F32)", file, ti->name, ggml_type_name(ti->type));
+        if (rope_freqs)
+            snprintf(arena + used, cap - used, "%s", ti->name);
+        else if (!hf_name(a, ti->name, arena + used, cap - used))
             return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s' is not a tensor of the %s architecture this reader "
                            "knows", file, ti->name, arch);
         lq_tensor t;
@@ -160,5 +169,12 @@ lq_status lq_ckpt_load_gguf(lq_checkpoint *c, const char *file) {
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor 'token_embd.weight' %s", file, emb ? "is not 2-D" : "is missing");
     if (emb->shape[0] > (1 << 30)) return lq_fail(LQ_ERR_FORMAT, "%s: token_embd.weight has too many rows", file);
     c->cfg.vocab_size = (int)emb->shape[0];
-    return check_vocab(g, arch, &c->cfg);
+    LQ_TRY(check_vocab(g, arch, &c->cfg));
+    /* shape and values of the RoPE factors now, so a bad tensor fails at open, naming it */
+    float *ff = malloc((size_t)(c->cfg.head_dim / 2 + 1) * sizeof *ff);
+    bool present;
+    if (!ff) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory", file);
+    lq_status s2 = lq_checkpoint_rope_freqs(c, ff, &present);
+    free(ff);
+    return s2;
 }

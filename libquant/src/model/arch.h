@@ -148,6 +148,10 @@ enum {
      * (convert_hf_to_gguf.py LlamaModel.permute; llama.cpp rotates with LLAMA_ROPE_TYPE_NORM): a
      * GGUF checkpoint of it runs with rope_interleaved, the weights untouched. */
     LQ_AF_GGUF_QK_PERMUTED = 1u << 2,
+    /* llama.cpp reads RoPE frequency factors (LQ_ROPE_FREQS_TENSOR, Llama 3's scaling) for this
+     * architecture (llama-model.cpp: rope_freqs, TENSOR_NOT_REQUIRED), and its converter writes
+     * them from a llama3 rope_scaling (LlamaModel.generate_extra_tensors). */
+    LQ_AF_GGUF_ROPE_FREQS = 1u << 3,
 };
 
 typedef struct lq_arch {

@@ -20,5 +20,5 @@ const lq_arch lq_arch_llama = {
     .roles = g_roles,
     .n_roles = sizeof g_roles / sizeof g_roles[0],
     .act = LQ_ACT_SILU,
-    .features = LQ_AF_GGUF_QK_PERMUTED,
+    .features = LQ_AF_GGUF_QK_PERMUTED | LQ_AF_GGUF_ROPE_FREQS,
 };

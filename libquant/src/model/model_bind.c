@@ -111,8 +111,9 @@ static lq_status bind_role(lq_model *m, int l, const lq_role_spec *sp) {
     return bind_linear_module(m, sp, mod, rows, cols, &L->w[sp->role], &L->bias[sp->role]);
 }
 
-/* Angle per position of each rotary pair, with the config's frequency scaling. */
-static float *rope_inv_freq_new(const lq_config *cfg) {
+/* Angle per position of each rotary pair, with the config's frequency scaling and, when ff is
+ * not NULL, llama.cpp's frequency factors (ggml_rope_ext divides theta by freq_factors[i]). */
+static float *rope_inv_freq_new(const lq_config *cfg, const float *ff) {
     int half = cfg->head_dim / 2;
     float *f = malloc((size_t)half * sizeof *f);
     if (!f) return NULL;
@@ -134,9 +135,28 @@ static float *rope_inv_freq_new(const lq_config *cfg) {
                 freq = (1.0 - smooth) * freq / cfg->rope_scale_factor + smooth * freq;
             }
         }
+        if (ff) freq /= (double)ff[i];
         f[i] = (float)freq;
     }
     return f;
+}
+
+/* The global RoPE table: llama.cpp's frequency factors (a GGUF's rope_freqs.weight, Llama 3's
+ * scaling) when the checkpoint has them. A config that scales RoPE the llama3 way too would scale
+ * it twice: refused. */
+static lq_status bind_rope(lq_model *m) {
+    const lq_config *c = &m->cfg;
+    float *f = malloc((size_t)(c->head_dim / 2 + 1) * sizeof *f);
+    bool present = false;
+    if (!f) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    lq_status s = lq_checkpoint_rope_freqs(m->ckpt, f, &present);
+    if (s == LQ_OK && present && c->rope_type == LQ_ROPE_LLAMA3)
+        s = lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s' and a llama3 rope_scaling in the config would both scale "
+                    "RoPE", lq_checkpoint_path(m->ckpt), LQ_ROPE_FREQS_TENSOR);
+    if (s == LQ_OK && !(m->rope_inv_freq[LQ_ROPE_GLOBAL] = rope_inv_freq_new(c, present ? f : NULL)))
+        s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+    free(f);
+    return s;
 }
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -206,14 +226,13 @@ lq_status lq_model_bind(lq_model *m) {
         LQ_TRY(check_tensor(m->ckpt, "lm_head.weight", c->vocab_size, c->dim));
         LQ_TRY(lq_bind_linear(m->ckpt, "lm_head", c->vocab_size, c->dim, m->owned, &m->output));
     }
-    m->rope_inv_freq[LQ_ROPE_GLOBAL] = rope_inv_freq_new(c);
-    if (!m->rope_inv_freq[LQ_ROPE_GLOBAL]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
+    LQ_TRY(bind_rope(m));
     m->rope_inv_freq[LQ_ROPE_LOCAL] = m->rope_inv_freq[LQ_ROPE_GLOBAL];
     if (c->rope_local_theta > 0.0f) { /* Gemma 3's sliding layers: their own base, no scaling */
         lq_config local = *c;
         local.rope_theta = c->rope_local_theta;
         local.rope_type = LQ_ROPE_DEFAULT;
-        m->rope_inv_freq[LQ_ROPE_LOCAL] = rope_inv_freq_new(&local);
+        m->rope_inv_freq[LQ_ROPE_LOCAL] = rope_inv_freq_new(&local, NULL);
         if (!m->rope_inv_freq[LQ_ROPE_LOCAL]) return lq_fail(LQ_ERR_NOMEM, "out of memory");
     }
     /* torch multiplies f32 scores by the Python double query_pre_attn_scalar**-0.5 (as f32) and
