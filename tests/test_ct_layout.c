@@ -154,6 +154,42 @@ Test(ct_config, fp8_dynamic_and_w8a8) {
     cr_expect_str_eq(c.format, "int-quantized");
 }
 
+Test(ct_pack, three_bit_zero_points_pack_along_rows) {
+    /* zero points [rows = 11][groups = 2] of 3 bits, packed_dim 0 -> [ceil(11*3/32) = 2][2].
+     * Column 0: rows 0..9 are -4 (u = 0), row 10 is 3 (u = 0b111 at bits 30..32): word [0][0] =
+     * 0xC0000000, word [1][0] = 0x1. Column 1: every zp -3 (u = 1 at bits 0, 3, ..., 30):
+     * word [0][1] = 0x49249249, word [1][1] = 0 (row 10's u = 1 is bit 30, nothing spills). */
+    int8_t zp[11][2];
+    for (int r = 0; r < 11; r++) {
+        zp[r][0] = r == 10 ? 3 : -4;
+        zp[r][1] = -3;
+    }
+    int32_t w[2][2];
+    cr_assert_eq(lq_ct_packed_words(11, 3), 2);
+    lq_ct_pack_int32(&zp[0][0], 11, 2, 3, 0, &w[0][0]);
+    expect_words(&w[0][0], (const uint32_t[]){0xC0000000u, 0x49249249u, 0x00000001u, 0x00000000u}, 4);
+    int8_t back[11][2];
+    lq_ct_unpack_int32(&w[0][0], 11, 2, 3, 0, &back[0][0]);
+    cr_expect_arr_eq(&back[0][0], &zp[0][0], 22);
+}
+
+/* compressed-tensors 0.19's W3A16 preset (_int_wnam(3)) as llm-compressor writes it: num_bits 3,
+ * int, group 128, symmetric. */
+Test(ct_config, w3a16_preset) {
+    const char *cfg = "{\"quantization_config\": {\"quant_method\": \"compressed-tensors\","
+                      " \"format\": \"pack-quantized\", \"quantization_status\": \"compressed\","
+                      " \"ignore\": [\"lm_head\"], \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"],"
+                      " \"format\": \"pack-quantized\", \"input_activations\": null, \"output_activations\": null,"
+                      " \"weights\": {\"actorder\": null, \"block_structure\": null, \"dynamic\": false,"
+                      " \"group_size\": 128, \"num_bits\": 3, \"observer\": \"minmax\", \"observer_kwargs\": {},"
+                      " \"strategy\": \"group\", \"symmetric\": true, \"type\": \"int\"}}}}}";
+    lq_ct_config c;
+    cr_assert_eq(lq_ct_config_parse(cfg, "w3", &c), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(c.groups[0].scheme, LQ_PTQ_W3A16);
+    cr_expect_eq(c.groups[0].group_size, 128);
+    cr_expect_not(c.groups[0].asym);
+}
+
 Test(ct_config, absent_foreign_and_unsupported) {
     lq_ct_config c;
     cr_expect_eq(lq_ct_config_parse("{\"hidden_size\": 64}", "plain", &c), LQ_ERR_NOT_FOUND);
@@ -178,7 +214,17 @@ Test(ct_scheme, names_round_trip) {
     }
     lq_ptq_scheme x;
     cr_expect(lq_ptq_scheme_parse("w4a16", &x) && x == LQ_PTQ_W4A16);
-    cr_expect_not(lq_ptq_scheme_parse("W3A16", &x));
+    cr_expect(lq_ptq_scheme_parse("w3a16", &x) && x == LQ_PTQ_W3A16);
+    cr_expect_not(lq_ptq_scheme_parse("W2A16", &x));
+    /* num_bits as compressed-tensors' presets say; W4A16 and W3A16 are the grouped ones */
+    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W3A16), 3);
+    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W4A16), 4);
+    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W8A16), 8);
+    cr_expect(lq_ptq_scheme_grouped(LQ_PTQ_W3A16) && lq_ptq_scheme_grouped(LQ_PTQ_W4A16));
+    cr_expect(!lq_ptq_scheme_grouped(LQ_PTQ_W8A16) && !lq_ptq_scheme_grouped(LQ_PTQ_FP8));
+    cr_expect(lq_ptq_scheme_packed(LQ_PTQ_W3A16) && lq_ptq_scheme_packed(LQ_PTQ_W8A16));
+    cr_expect(!lq_ptq_scheme_packed(LQ_PTQ_W8A8) && !lq_ptq_scheme_packed(LQ_PTQ_NONE));
+    cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W3A16), "pack-quantized");
     cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W8A16), "pack-quantized");
     cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W8A8), "int-quantized");
     cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_FP8), "float-quantized");

@@ -113,6 +113,117 @@ Test(layout, int4_groups) {
     kt_qfree(&q);
 }
 
+/* int3 (W3A16), compressed-tensors 0.19's dense packing (pack_to_int32 / unpack_from_int32 in
+ * compressors/pack_quantized/helpers.py): element i of a row at global bit 3i (word 3i / 32, bit
+ * 3i % 32, its high bits in the next word when it straddles), u = q + 4, ceil(3 cols / 32) words.
+ * Hand-written words, decoded by that definition:
+ *   [0xFFFFFFFF, 0x00000000, 0xFFFFFFFF] (bits 0-31 set, 32-63 clear, 64-95 set): elements 0-9
+ *   (bits 0-29) u = 7, q = 3; element 10 = bits 30, 31, 32 = 1, 1, 0: u = 3, q = -1; elements
+ *   11-20 (bits 33-62) q = -4; element 21 = bits 63, 64, 65 = 0, 1, 1: u = 6, q = 2; 22-31 q = 3.
+ *   [0x49249249, 0x92492492, 0x24924924] = bits 0, 3, 6, ..., 93 set: every u = 1, q = -3.
+ * (compressed-tensors' unpack_from_int32(..., num_bits=3) gives exactly these codes.) Both the
+ * scalar decoder and the fast dequant (scale 0.5, zero 0 and zero -2 asymmetric) must read them. */
+Test(layout, int3_hand_written_words) {
+    const uint32_t words[2][3] = {{0xFFFFFFFFu, 0x00000000u, 0xFFFFFFFFu},
+                                  {0x49249249u, 0x92492492u, 0x24924924u}};
+    int want[2][32];
+    for (int c = 0; c < 32; c++) {
+        want[0][c] = c < 10 ? 3 : c == 10 ? -1 : c < 21 ? -4 : c == 21 ? 2 : 3;
+        want[1][c] = -3;
+    }
+    uint8_t rows[24];
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < 3; k++)
+            for (int b = 0; b < 4; b++) rows[12 * r + 4 * k + b] = (uint8_t)(words[r][k] >> (8 * b)); /* LE */
+    cr_assert_eq(LQ_PACK3_ROW_BYTES(32), 12);
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 32; c++)
+            cr_assert_eq(lq_int3_get(rows + 12 * r, c), want[r][c], "row %d col %d: %d, want %d", r, c,
+                         lq_int3_get(rows + 12 * r, c), want[r][c]);
+    float scale[2] = {0.5f, 0.5f}, zero[2] = {-2.0f, -2.0f}, out[64];
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        lq_kernels_set_isa((lq_isa)isa);
+        for (int asym = 0; asym < 2; asym++) {
+            lq_weight w = {.fmt = LQ_WFMT_W3A16, .rows = 2, .cols = 32, .data = rows, .row_bytes = 12,
+                           .aux = {scale, asym ? zero : NULL}};
+            lq_wfmt_get(LQ_WFMT_W3A16)->dequant(&w, 0, 2, out);
+            for (int i = 0; i < 64; i++)
+                cr_assert_eq(out[i], (float)(want[i / 32][i % 32] + (asym ? 2 : 0)) * 0.5f,
+                             "isa %d asym %d element %d: %g", isa, asym, i, out[i]);
+        }
+    }
+    lq_kernels_set_isa(best);
+}
+
+/* int3 quantize + pack, one group per row, symmetric: max|x| = 3.5 so scale = 3.5 / 3.5 = 1
+ * (compressed-tensors: amax / ((qmax - qmin) / 2) = amax / 3.5); codes round(x) clamped to
+ * [-4, 3]: -3.5 -> -4 (tie to even); q = [-4 -3 -2 -1 0 1 2 3 3 3 1], u = [0 .. 7 7 7 5]: the
+ * lq_blocks.h example, words 0x7FFAC688 0x00000001 (element 10 straddles: its top bit is bit 0
+ * of word 1), bytes 88 C6 FA 7F 01 00 00 00. Asymmetric: x = [-1 0 1 2 3 4 5 6]: lo -1, hi 6,
+ * scale 7 / 7 = 1, zero = round(-4 - (-1)) = -3, q = x - 3 = [-4 .. 3], u = 0 .. 7: bytes 88 C6 FA
+ * and the padding 00; dequant (q - zero) * scale gives x back exactly. */
+Test(layout, int3_row_hand_worked) {
+    float src[11] = {-3.5f, -3, -2, -1, 0, 1, 2, 3, 3, 3, 1};
+    qweight q;
+    cr_assert(kt_quantize(LQ_WFMT_W3A16, src, 1, 11, &k_p0, &q));
+    cr_assert_eq(q.w.row_bytes, 8u);
+    const uint8_t want[8] = {0x88, 0xC6, 0xFA, 0x7F, 0x01, 0x00, 0x00, 0x00};
+    expect_bytes(q.data, want, 8, "int3 row");
+    cr_assert_eq(q.aux0[0], 1.0f);
+    kt_qfree(&q);
+    const lq_quant_params pa = {.asym = 1};
+    float sa[8] = {-1, 0, 1, 2, 3, 4, 5, 6};
+    cr_assert(kt_quantize(LQ_WFMT_W3A16, sa, 1, 8, &pa, &q));
+    const uint8_t wa[4] = {0x88, 0xC6, 0xFA, 0x00};
+    expect_bytes(q.data, wa, 4, "int3 asym row");
+    cr_assert_eq(q.aux0[0], 1.0f); cr_assert_eq(q.aux1[0], -3.0f);
+    float out[8];
+    lq_wfmt_get(LQ_WFMT_W3A16)->dequant_ref(&q.w, 0, 1, out);
+    for (int i = 0; i < 8; i++) cr_assert_eq(out[i], sa[i], "asym dequant %d: %g", i, out[i]);
+    kt_qfree(&q);
+}
+
+/* W3A16 one group per row at awkward widths (the vector loop's octets, then scalar codes; the
+ * last octet of a row whose bits end on a word boundary must not be read past the row: the
+ * buffer is exactly rows * row_bytes, so ASan would see it): fast vs ref at every ISA level. */
+Test(fast, w3a16_awkward_widths) {
+    const int64_t widths[] = {1, 3, 7, 8, 11, 31, 32, 33, 127, 129, 1023};
+    const lq_wfmt_traits *tr = lq_wfmt_get(LQ_WFMT_W3A16);
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        lq_kernels_set_isa((lq_isa)isa);
+        for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++) {
+            for (int asym = 0; asym < 2; asym++) {
+                const int64_t rows = 5, cols = widths[i];
+                const lq_quant_params p = {.asym = asym};
+                float *src = malloc((size_t)(rows * cols) * sizeof(float)), *x = malloc((size_t)cols * sizeof(float));
+                float y[5], yr[5], *df = malloc((size_t)(rows * cols) * 4), *dr = malloc((size_t)(rows * cols) * 4);
+                double scale[5];
+                fill(src, rows * cols, -2.0f, 2.0f);
+                fill(x, cols, -1.0f, 1.0f);
+                qweight q;
+                cr_assert(kt_quantize(LQ_WFMT_W3A16, src, rows, cols, &p, &q));
+                tr->matvec(&q.w, x, y, 0, rows);
+                tr->matvec_ref(&q.w, x, yr, 0, rows);
+                tr->dequant(&q.w, 0, rows, df);
+                tr->dequant_ref(&q.w, 0, rows, dr);
+                for (int64_t r = 0; r < rows; r++) {
+                    scale[r] = 0;
+                    for (int64_t c = 0; c < cols; c++) scale[r] += fabs((double)dr[r * cols + c] * x[c]);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "w3a16 isa %d asym %d 5 x %lld", isa, asym, (long long)cols);
+                EXPECT_CLOSE(what, y, yr, scale, rows, tr->tol_atol, tr->tol_rtol);
+                cr_assert_eq(memcmp(df, dr, (size_t)(rows * cols) * 4), 0, "%s: dequant differs", what);
+                kt_qfree(&q);
+                free(src); free(x); free(df); free(dr);
+            }
+        }
+    }
+    lq_kernels_set_isa(best);
+}
+
 /* 8-bit pack-quantized (W8A16): x = [-127.5 -1 0 127.5]: scale = 127.5 / 127.5 = 1 (the int8
  * symmetric rule is amax / ((127 - (-128)) / 2)), codes [-128 (tie to even) -1 0 127 (clamp)],
  * u = q + 128 = [0 127 128 255]: word 0xFF807F00, bytes 00 7F 80 FF. A 1x5 row
@@ -205,6 +316,15 @@ Test(layout, sizes) {
     cr_assert(lq_wfmt_sizes(LQ_WFMT_BF16, 2, 5, NULL, &rb, &a0, &a1));
     cr_assert_eq(rb, 10u); cr_assert_eq(a0, 0);
     cr_assert_eq(lq_wfmt_sizes(LQ_WFMT_W8A16, 0, 5, &p, &rb, &a0, &a1), 0);
+    /* 3 bits: ceil(3 cols / 32) words: 32 columns in 3 words, 33 in 4, 128 in 12 */
+    cr_assert(lq_wfmt_sizes(LQ_WFMT_W3A16, 2, 32, &p, &rb, &a0, &a1));
+    cr_assert_eq(rb, 12u); cr_assert_eq(a0, 2);
+    cr_assert(lq_wfmt_sizes(LQ_WFMT_W3A16, 2, 33, &p, &rb, &a0, &a1));
+    cr_assert_eq(rb, 16u);
+    p = (lq_quant_params){.group_size = 64, .asym = 1};
+    cr_assert(lq_wfmt_sizes(LQ_WFMT_W3A16, 2, 128, &p, &rb, &a0, &a1));
+    cr_assert_eq(rb, 48u); cr_assert_eq(a0, 4); cr_assert_eq(a1, 4);
+    cr_assert_eq(lq_wfmt_sizes(LQ_WFMT_W3A16, 2, 96, &p, &rb, &a0, &a1), 0);
     cr_assert_eq(lq_wfmt_sizes(LQ_WFMT_COUNT, 2, 5, &p, &rb, &a0, &a1), 0);
 }
 
@@ -301,6 +421,13 @@ static const pcase k_cases[] = {
     {LQ_WFMT_W4A16, {.group_size = 128, .scale_dtype = LQ_SCALE_F16}},
     {LQ_WFMT_W4A16, {.group_size = 0, .asym = 1}},
     {LQ_WFMT_W4A16, {.group_size = 8}}, /* not a multiple of 16: the fast path falls back */
+    {LQ_WFMT_W3A16, {.group_size = 0}},
+    {LQ_WFMT_W3A16, {.group_size = 32}},
+    {LQ_WFMT_W3A16, {.group_size = 64, .asym = 1, .scale_dtype = LQ_SCALE_BF16}},
+    {LQ_WFMT_W3A16, {.group_size = 128, .scale_dtype = LQ_SCALE_F16}},
+    {LQ_WFMT_W3A16, {.group_size = 0, .asym = 1}},
+    {LQ_WFMT_W3A16, {.group_size = 8, .asym = 1}}, /* octet groups: the vector loop's smallest */
+    {LQ_WFMT_W3A16, {.group_size = 4}}, /* not whole octets: the fast path falls back */
     /* GGUF blocks: no parameters (block of 32 built in; cols not a multiple of 32 refused) */
     {LQ_WFMT_Q8_0, {0}},
     {LQ_WFMT_Q4_0, {0}},
@@ -326,7 +453,7 @@ static int is_legacy_block(lq_wfmt f) { return f >= LQ_WFMT_Q8_0 && f <= LQ_WFMT
 /* the group that column c of row r belongs to: start and length */
 static int64_t group_len(const pcase *k, const lq_weight *w) {
     if (k->fmt == LQ_WFMT_FP8_E4M3 && k->p.per_tensor) return w->rows * w->cols;
-    if (k->fmt == LQ_WFMT_W4A16 && w->group_size > 0) return w->group_size;
+    if ((k->fmt == LQ_WFMT_W4A16 || k->fmt == LQ_WFMT_W3A16) && w->group_size > 0) return w->group_size;
     if (is_legacy_block(k->fmt)) return LQ_QK; /* GGUF blocks */
     return w->cols;
 }
@@ -345,7 +472,7 @@ Test(roundtrip, every_format_within_table_bound) {
                 if (!kt_quantize(pc->fmt, src, rows, cols, &pc->p, &q)) {
                     /* only a W4A16 group size that does not divide cols is refused, and a
                      * GGUF block format's partial block */
-                    cr_assert((pc->fmt == LQ_WFMT_W4A16 && pc->p.group_size > 0 &&
+                    cr_assert(((pc->fmt == LQ_WFMT_W4A16 || pc->fmt == LQ_WFMT_W3A16) && pc->p.group_size > 0 &&
                                cols % pc->p.group_size != 0) ||
                               (is_legacy_block(pc->fmt) && cols % LQ_QK != 0),
                               "%s refused %lld x %lld", tr->name, (long long)rows, (long long)cols);

@@ -77,7 +77,7 @@ static void abs_sums(const test_weight *t, const float *x, int64_t r0, int64_t r
 Test(format, table_rows) {
     const char *names[] = {"f32", "f16", "bf16", "w8a16", "w4a16", "fp8_e4m3", "w8a8",
                            "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl",
-                           "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs"};
+                           "q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "iq4_xs", "w3a16"};
     cr_assert_eq(sizeof names / sizeof names[0], (size_t)LQ_WFMT_COUNT, "a format without a test row");
     for (int f = 0; f < LQ_WFMT_COUNT; f++) {
         const lq_wfmt_traits *t = lq_wfmt_get((lq_wfmt)f);
@@ -91,8 +91,8 @@ Test(format, table_rows) {
         cr_assert_eq(t->quantize_ref != NULL, f > LQ_WFMT_BF16, "%s quantize_ref", t->name);
         /* at most about a step of a 4-bit code (Q4_0: 1/8 of the block's max |w|; IQ4_NL's
          * least-squares scale may clip a little more, format_table.c); 2- and 3-bit codes
-         * (Q2_K, Q3_K) about a step of theirs */
-        const double rt_max = (f == LQ_WFMT_Q2_K || f == LQ_WFMT_Q3_K) ? 0.6 : 0.2;
+         * (Q2_K, Q3_K, W3A16) about a step of theirs */
+        const double rt_max = (f == LQ_WFMT_Q2_K || f == LQ_WFMT_Q3_K || f == LQ_WFMT_W3A16) ? 0.6 : 0.2;
         cr_assert(f <= LQ_WFMT_BF16 || (t->roundtrip_rtol > 0 && t->roundtrip_rtol < rt_max));
         cr_assert_eq(lq_wfmt_from_name(names[f]), (lq_wfmt)f);
     }

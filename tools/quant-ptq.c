@@ -1,7 +1,7 @@
 /* quant-ptq - post-training quantization (round to nearest, or GPTQ) into a compressed-tensors
  * directory.
  *
- *   quant-ptq --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
+ *   quant-ptq --model DIR --scheme W8A16|W4A16|W3A16|FP8|W8A8 --out DIR [--group-size N] [--sym|--asym]
  *             [--group-fallback refuse|channel|ignore] [--ignore PATTERN]...
  *             [--override PATTERN=SCHEME]... [--rounding amax|signed-max] [--clip-search]
  *             [--calib TEXT [--calib-tokens N] [--tokenizer FILE]]
@@ -37,7 +37,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: " TOOL " --model DIR --scheme W8A16|W4A16|FP8|W8A8 --out DIR\n"
+            "usage: " TOOL " --model DIR --scheme W8A16|W4A16|W3A16|FP8|W8A8 --out DIR\n"
             "                 [--group-size N] [--sym|--asym] [--group-fallback refuse|channel|ignore]\n"
             "                 [--ignore PATTERN]... [--override PATTERN=SCHEME]...\n"
             "                 [--rounding amax|signed-max] [--clip-search [--calib TEXT]]\n"
@@ -54,15 +54,18 @@ static void usage(FILE *f) {
             "                     turns a llama2.c .bin into one), or a GGUF file, read as the HF\n"
             "                     directory quant-convert makes of it (dequantized, q/k rows in HF's\n"
             "                     layout, its tokenizer and chat template carried)\n"
-            "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), FP8 (E4M3 per\n"
-            "                     channel, weight-only), W8A8 (int8 per channel x int8 tokens)\n"
-            "  --group-size N     W4A16 group along input features (default 128; -1: one per row);\n"
+            "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), W3A16 (int3 per\n"
+            "                     group, packed 32 codes in 3 words as compressed-tensors 0.19\n"
+            "                     does), FP8 (E4M3 per channel, weight-only), W8A8 (int8 per\n"
+            "                     channel x int8 tokens)\n"
+            "  --group-size N     W4A16 / W3A16 group along input features (default 128, as\n"
+            "                     llm-compressor's presets; -1: one per row);\n"
             "                     must divide every quantized tensor's columns, else see below\n"
-            "  --group-fallback A what to do with a W4A16 tensor whose columns the group size does\n"
+            "  --group-fallback A what to do with a W4A16 / W3A16 tensor whose columns the group size does\n"
             "                     not divide (compressed-tensors has no partial groups): refuse\n"
             "                     (default: fail, naming it), channel (same bits, one group per\n"
             "                     row, written as its own config group), ignore (keep it float)\n"
-            "  --sym, --asym      W4A16 symmetric (default) or asymmetric with zero points\n"
+            "  --sym, --asym      W4A16 / W3A16 symmetric (default) or asymmetric with zero points\n"
             "  --ignore P         keep matching modules in float (repeatable). The list defaults\n"
             "                     to lm_head; any --ignore REPLACES it (like a recipe's `ignore:`),\n"
             "                     so '--ignore lm_head --ignore q_proj' keeps the head in float and\n"
@@ -75,8 +78,8 @@ static void usage(FILE *f) {
             "                     The embedding is never quantized. A quantized head of a tied\n"
             "                     model is written as its own lm_head (config untied); the\n"
             "                     embedding stays dense\n"
-            "  --rounding R       symmetric integer scale rule (W4A16 --sym, W8A16, W8A8):\n"
-            "                     amax (default): max|w| / 7.5 (int8: / 127.5), codes clamped to\n"
+            "  --rounding R       symmetric integer scale rule (W4A16 / W3A16 --sym, W8A16, W8A8):\n"
+            "                     amax (default): max|w| / 7.5 (int8: / 127.5, int3: / 3.5), codes clamped to\n"
             "                     [-8, 7]: the bytes llm-compressor's RTN writes; signed-max:\n"
             "                     llama.cpp Q4_0's rule, scale = (signed weight of largest\n"
             "                     magnitude) / -8 (int8: / -128), so that weight is exact and the\n"
@@ -95,7 +98,7 @@ static void usage(FILE *f) {
             "  --imatrix FILE     instead of --calib: an importance matrix file (quant-imatrix or\n"
             "                     llama-imatrix; GGUF or legacy .dat) with those mean squares\n"
             "  --tokenizer FILE   tokenizer for --calib (default: the model's tokenizer.json)\n"
-            "  --method M         rtn (default) or gptq (W4A16, W8A16): GPTQ layer by layer on\n"
+            "  --method M         rtn (default) or gptq (W4A16, W3A16, W8A16): GPTQ layer by layer on\n"
             "                     --calib texts (repeatable): --calib-samples N windows (default\n"
             "                     128) of --calib-len L tokens (default 512) drawn with\n"
             "                     --calib-seed (default 0); --dampening F of mean(diag H)\n"
@@ -391,7 +394,7 @@ int main(int argc, char **argv) {
             const char *eq = strrchr(a.value, '=');
             lq_ptq_scheme sc;
             if (!eq || eq == a.value || !lq_ptq_scheme_parse(eq + 1, &sc))
-                return tool_bad_args("--override expects PATTERN=SCHEME (W8A16, W4A16, FP8, W8A8 or "
+                return tool_bad_args("--override expects PATTERN=SCHEME (W8A16, W4A16, W3A16, FP8, W8A8 or "
                                      "none), not '%s'", a.value);
             if (o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
             char *pat = strndup(a.value, (size_t)(eq - a.value));
@@ -404,7 +407,7 @@ int main(int argc, char **argv) {
     }
     if (!model || !out_dir || !scheme_arg) return tool_bad_args("--model, --scheme and --out are required");
     if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
-        return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, FP8 or W8A8)", scheme_arg);
+        return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, W3A16, FP8 or W8A8)", scheme_arg);
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
     o.asym = asym;
     o.group_size = group_size;

@@ -132,6 +132,14 @@ static int sizes_w4a16(int64_t rows, int64_t cols, const lq_quant_params *p, siz
     return set_sizes((size_t)LQ_PACK4_ROW_BYTES(cols), n, (p && p->asym) ? n : 0, rb, a0, a1);
 }
 
+/* int3 codes packed densely in int32 words, a scale (and a zero point when asymmetric) per group */
+static int sizes_w3a16(int64_t rows, int64_t cols, const lq_quant_params *p, size_t *rb, int64_t *a0, int64_t *a1) {
+    const int64_t gs = (p && p->group_size > 0) ? p->group_size : cols;
+    if (gs > cols || cols % gs != 0) return 0; /* compressed-tensors refuses a tail group */
+    const int64_t n = rows * (cols / gs);
+    return set_sizes((size_t)LQ_PACK3_ROW_BYTES(cols), n, (p && p->asym) ? n : 0, rb, a0, a1);
+}
+
 /* GGUF legacy blocks: cols / 32 blocks of B bytes per row (ggml refuses a partial block), no aux */
 static int sizes_blocks(int64_t cols, size_t bytes, size_t *rb, int64_t *a0, int64_t *a1) {
     if (cols % LQ_QK != 0) return 0;
@@ -204,6 +212,22 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .quantize_ref = lq_quantize_w4a16_ref,
         .roundtrip_rtol = 0.075,
         .sizes = sizes_w4a16,
+        .gguf_type = -1,
+    },
+    /* As W4A16, with half-step bounds of 3.5 steps (symmetric: amax / 3.5; asymmetric: range / 7
+     * and a zero point rounded from the unrounded scale, 7u more steps):
+     *   symmetric (1 + u)(0.5 + 3.5u) / 3.5 = 0.1473; asymmetric (1 + u)(0.5 + 7u) 2 / 7 = 0.1513
+     *   -> 0.152. matvec: the W4A16 argument (a per-group f32 sum scaled once). */
+    [LQ_WFMT_W3A16] = {
+        .name = "w3a16",
+        .bits_per_weight = 3.0 + 16.0 / 128,
+        .matvec_ref = lq_matvec_w3a16_ref,
+        .dequant_ref = lq_dequant_w3a16_ref,
+        .tol_atol = 1e-6,
+        .tol_rtol = 2e-5,
+        .quantize_ref = lq_quantize_w3a16_ref,
+        .roundtrip_rtol = 0.152,
+        .sizes = sizes_w3a16,
         .gguf_type = -1,
     },
     [LQ_WFMT_FP8_E4M3] = {
@@ -460,6 +484,7 @@ static const struct {
     [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx2, .dequant = lq_dequant_bf16_avx2},
     [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx2, .dequant = lq_dequant_w8a16_avx2},
     [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx2, .dequant = lq_dequant_w4a16_avx2},
+    [LQ_WFMT_W3A16] = {.matvec = lq_matvec_w3a16_avx2, .dequant = lq_dequant_w3a16_avx2},
     [LQ_WFMT_FP8_E4M3] = {.matvec = lq_matvec_fp8_avx2, .dequant = lq_dequant_fp8_avx2},
     [LQ_WFMT_W8A8] = {.matvec = lq_matvec_w8a8_avx2, .dequant = lq_dequant_w8a8_avx2},
     [LQ_WFMT_Q8_0] = {.matvec = lq_matvec_q8_0_avx2, .dequant = lq_dequant_q8_0_avx2},

@@ -41,6 +41,12 @@ void lq_dequant_w4a16_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out
 void lq_quantize_w4a16_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
 void lq_matvec_w4a16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_dequant_w4a16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+/* fmt_w3a16*.c */
+void lq_matvec_w3a16_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w3a16_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
+void lq_quantize_w3a16_ref(const float *src, const lq_quant_params *p, lq_weight *dst);
+void lq_matvec_w3a16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_dequant_w3a16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 
 void lq_matvec_fp8_ref(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_dequant_fp8_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out);
@@ -216,7 +222,7 @@ static inline float lq_w8a8_amax(const float *x, int64_t n) {
     return m;
 }
 
-/* W4A16 group size of a weight: group_size <= 0 means one group per row. */
+/* W4A16 / W3A16 group size of a weight: group_size <= 0 means one group per row. */
 static inline int64_t lq_w4_group(const lq_weight *w) {
     return (w->group_size > 0 && w->group_size < w->cols) ? w->group_size : w->cols;
 }

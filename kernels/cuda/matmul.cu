@@ -50,6 +50,8 @@ static constexpr lq_cuda_fmt_row g_rows[] = {
     {.fmt = LQ_WFMT_Q5_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
     {.fmt = LQ_WFMT_Q6_K, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
     {.fmt = LQ_WFMT_IQ4_XS, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
+    /* compressed-tensors 3-bit: no device kernels yet (refused by name, runs on the CPU). */
+    {.fmt = LQ_WFMT_W3A16, .gemv = NULL, .dequant = NULL, .gemm_by_gemv = 0, .atol = 0.0, .rtol = 0.0},
 };
 
 /* Row i is format i, and every format has a row: a format added to lq_wfmt without its CUDA

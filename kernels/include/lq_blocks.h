@@ -105,6 +105,14 @@ LQ_HD lq_bf16 lq_f32_to_bf16(float f) {
  *     word = 0x76543210 (u_i << 4i summed), bytes 10 32 54 76. The row q = [-1 0 1 7 -8 0 0 0]
  *     has u = [7 8 9 15 0 8 8 8]: nibbles u7..u0 = 8 8 8 0 F 9 8 7, word 0x8880F987, bytes
  *     87 F9 80 88.
+ *   3 bits (W3A16): row_bytes = ceil(3 * cols / 32) * 4. 32 codes fill exactly 3 words, so a
+ *     code may straddle two words (bits 30..32 of element 10, 63..65 of element 21); read as one
+ *     little-endian bit string, element c is bits [3c, 3c + 3) of the row, u = q + 4. Every 8
+ *     codes are 3 whole bytes (24 bits), so columns 8j .. 8j + 7 are bytes 3j .. 3j + 2.
+ *     Example: the 1x11 row u = [0 1 2 3 4 5 6 7 7 7 5] (q = u - 4): u_i << 3i over the first
+ *     ten is 0x3FFAC688; u_10 = 0b101 starts at bit 30, so its low two bits (01) give word 0 =
+ *     0x7FFAC688 and its top bit spills into bit 0 of word 1 (u_10 >> 2 = 1): words 0x7FFAC688,
+ *     0x00000001, bytes 88 C6 FA 7F 01 00 00 00 (ceil(33 / 32) = 2 words).
  *   8 bits (W8A16): row_bytes = ceil(cols / 4) * 4; byte k = q_k + 128.
  *     Example: the row [-128 -1 0 127] -> u = [0 127 128 255] -> word 0xFF807F00, bytes 00 7F 80 FF;
  *     a 1x5 row [1 2 3 4 5] -> bytes 81 82 83 84 85 00 00 00 (padded to two words).
@@ -121,6 +129,7 @@ LQ_HD lq_bf16 lq_f32_to_bf16(float f) {
 /* Row sizes of the packed layouts. */
 #define LQ_PACK4_ROW_BYTES(cols) ((((int64_t)(cols) + 7) / 8) * 4)
 #define LQ_PACK8_ROW_BYTES(cols) ((((int64_t)(cols) + 3) / 4) * 4)
+#define LQ_PACK3_ROW_BYTES(cols) (((3 * (int64_t)(cols) + 31) / 32) * 4)
 
 /* One packed word: 8 int4 or 4 int8 codes. Kept as bytes in the kernels (endian-free reads). */
 typedef uint32_t lq_pack_word;
@@ -138,6 +147,23 @@ LQ_HD int lq_int4_get(const uint8_t *row, int64_t c) {
 LQ_HD void lq_int4_set(uint8_t *row, int64_t c, int q) {
     const unsigned sh = (unsigned)(c & 1) * 4u;
     row[c >> 1] = (uint8_t)((row[c >> 1] & ~(0xfu << sh)) | ((unsigned)(q + 8) & 0xfu) << sh);
+}
+/* Code c of a pack-quantized int3 row (signed, [-4, 3]): bits [3c, 3c + 3) of the row's
+ * little-endian bit string, which may straddle a byte (never past the row: the code's last bit
+ * is inside it). */
+LQ_HD int lq_int3_get(const uint8_t *row, int64_t c) {
+    const int64_t bit = 3 * c, b = bit >> 3;
+    const unsigned sh = (unsigned)(bit & 7);
+    unsigned v = row[b] >> sh;
+    if (sh > 5) v |= (unsigned)row[b + 1] << (8u - sh);
+    return (int)(v & 7u) - 4;
+}
+/* Store code q in [-4, 3] at column c (the other bits of the bytes are kept). */
+LQ_HD void lq_int3_set(uint8_t *row, int64_t c, int q) {
+    const int64_t bit = 3 * c, b = bit >> 3;
+    const unsigned sh = (unsigned)(bit & 7), u = (unsigned)(q + 4) & 7u;
+    row[b] = (uint8_t)((row[b] & ~(7u << sh)) | (u << sh));
+    if (sh > 5) row[b + 1] = (uint8_t)((row[b + 1] & ~(7u >> (8u - sh))) | (u >> (8u - sh)));
 }
 /* Code c of a pack-quantized int8 row (signed, [-128, 127]). */
 LQ_HD int lq_int8p_get(const uint8_t *row, int64_t c) { return (int)row[c] - 128; }

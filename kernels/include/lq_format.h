@@ -59,6 +59,11 @@ typedef enum lq_wfmt {
     LQ_WFMT_Q5_K = 16,
     LQ_WFMT_Q6_K = 17,
     LQ_WFMT_IQ4_XS = 18,
+    /* W4A16's layout and arithmetic with 3-bit codes: W[r][c] = (q[r][c] - zero[r][g]) *
+     * scale[r][g], q pack-quantized 3-bit (compressed-tensors num_bits 3, densely packed: a code
+     * may straddle two int32 words, lq_blocks.h). aux[0] = scale[rows][n_groups], aux[1] =
+     * zero[rows][n_groups] (integers in [-4, 3]) or NULL (symmetric). Group sizes as W4A16. */
+    LQ_WFMT_W3A16 = 19,
     LQ_WFMT_COUNT
 } lq_wfmt;
 
@@ -127,8 +132,8 @@ typedef struct lq_clip_stats {
 } lq_clip_stats;
 
 typedef struct lq_quant_params {
-    int32_t group_size;        /* W4A16: 32, 64, 128 ... (<= 0: one group per row) */
-    int asym;                  /* W4A16: asymmetric with a zero point */
+    int32_t group_size;        /* W4A16 / W3A16: 32, 64, 128 ... (<= 0: one group per row) */
+    int asym;                  /* W4A16 / W3A16: asymmetric with a zero point */
     int per_tensor;            /* FP8: one scale for the whole tensor (else per channel) */
     int clip_search;           /* search the clipping ratio that minimizes each group's error */
     lq_rounding rounding;      /* symmetric integer scale rule (asymmetric and FP8 ignore it) */

@@ -98,7 +98,7 @@ const char *lq_gptq_actorder_name(lq_gptq_actorder a);
 bool lq_gptq_actorder_parse(const char *s, lq_gptq_actorder *out);
 
 typedef struct lq_gptq_params {
-    int bits;                    /* 4 or 8 */
+    int bits;                    /* 3, 4 or 8 (any of 2..8) */
     int32_t group_size;          /* > 0: groups along cols (must divide cols); <= 0: one per row */
     bool asym;                   /* zero points */
     lq_scale_dtype scale_dtype;  /* scales rounded to this (the model dtype), as RTN does */

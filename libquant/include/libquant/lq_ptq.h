@@ -5,7 +5,7 @@
  *      load): scheme names, the dense int32 bit packing, and the `quantization_config` block of
  *      config.json. Tensor naming per quantized Linear module `<m>` (compressed-tensors 0.20,
  *      compressors/pack_quantized/base.py and naive_quantized/base.py):
- *        W8A16, W4A16 ("pack-quantized"):
+ *        W8A16, W4A16, W3A16 ("pack-quantized"):
  *          <m>.weight_packed     I32 [rows, ceil(cols * bits / 32)]  codes + 2^(bits-1), packed
  *                                densely along cols (element i at bit i*bits of the row)
  *          <m>.weight_scale      model dtype [rows, n_groups]  (channel strategy: [rows, 1])
@@ -41,10 +41,12 @@ typedef enum lq_ptq_scheme {
     LQ_PTQ_W4A16 = 2,  /* int4 weights per group along cols, symmetric or asymmetric */
     LQ_PTQ_FP8 = 3,    /* FP8 E4M3 weights per output channel; activations unquantized */
     LQ_PTQ_W8A8 = 4,   /* int8 weights per channel x dynamic int8 activations per token */
+    LQ_PTQ_W3A16 = 5,  /* int3 weights per group along cols, symmetric or asymmetric (W4A16's
+                        * layout with num_bits 3: llm-compressor's W3A16 preset) */
     LQ_PTQ_SCHEME_COUNT
 } lq_ptq_scheme;
 
-/* "W8A16", "W4A16", "FP8", "W8A8", "none". */
+/* "W8A16", "W4A16", "FP8", "W8A8", "W3A16", "none". */
 const char *lq_ptq_scheme_name(lq_ptq_scheme s);
 /* Case-insensitive; also accepts "none"/"dense" (LQ_PTQ_NONE). False if unknown. */
 bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out);
@@ -52,6 +54,15 @@ bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out);
 lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s);
 /* compressed-tensors "format" of a scheme: "pack-quantized", "int-quantized", ... */
 const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s);
+/* The weights' num_bits: 8 (W8A16, W8A8, FP8), 4 (W4A16), 3 (W3A16); 0 for LQ_PTQ_NONE. */
+int lq_ptq_scheme_bits(lq_ptq_scheme s);
+/* Whether the scheme is integer weights in groups along cols with an optional zero point (W4A16,
+ * W3A16: the schemes group_size, asym and the group fallback apply to; the others are symmetric
+ * per channel). */
+bool lq_ptq_scheme_grouped(lq_ptq_scheme s);
+/* Whether the scheme is stored "pack-quantized" (weight_packed / weight_shape / packed zero
+ * points: W8A16, W4A16, W3A16). */
+bool lq_ptq_scheme_packed(lq_ptq_scheme s);
 
 /* ---- dense int32 packing (compressed-tensors pack_to_int32 / unpack_from_int32) ---------------- */
 
@@ -181,8 +192,8 @@ void lq_ptq_kv_free(lq_ptq_kv *kv); /* frees the arrays; NULL ok */
 
 typedef struct lq_ptq_opts {
     lq_ptq_scheme scheme;        /* default for every Linear not ignored or overridden */
-    int32_t group_size;          /* W4A16 group size; 0 = 128; -1 = one group per row */
-    bool asym;                   /* W4A16: asymmetric (zero points) */
+    int32_t group_size;          /* W4A16 / W3A16 group size; 0 = 128; -1 = one group per row */
+    bool asym;                   /* W4A16 / W3A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
     lq_rounding rounding;        /* symmetric integer scale rule; 0 = amax (compressed-tensors) */
     const lq_ptq_calib *calib;   /* clip search weights per module; NULL: none (borrowed) */

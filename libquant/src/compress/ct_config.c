@@ -5,8 +5,8 @@
  * quantization_status, global_compression_ratio, ignore), QuantizationScheme (quant_scheme.py:
  * targets, weights, input_activations, output_activations, format; extra keys forbidden) and
  * QuantizationArgs (quant_args.py: num_bits, type, symmetric, group_size, strategy, dynamic,
- * actorder, observer; extra keys forbidden). The presets we mirror: W4A16 (_int_wnam: int, group
- * strategy, symmetric, static), INT8_W8A8 (weights int8 channel; input activations int8 token,
+ * actorder, observer; extra keys forbidden). The presets we mirror: W4A16 and W3A16 (_int_wnam(4)
+ * and _int_wnam(3): int, group strategy, symmetric, static), INT8_W8A8 (weights int8 channel; input activations int8 token,
  * dynamic), FP8_DYNAMIC's weights (float8 channel) without activation quantization (our FP8 is
  * weight-only, which vLLM runs as its W8A16-FP8 scheme). W8A16 is written per channel.
  */
@@ -22,8 +22,8 @@
 
 static json_t *weight_args(const lq_ct_group_spec *g) {
     bool is_float = g->scheme == LQ_PTQ_FP8;
-    int bits = g->scheme == LQ_PTQ_W4A16 ? 4 : 8;
-    bool group = g->scheme == LQ_PTQ_W4A16 && g->group_size > 0;
+    int bits = lq_ptq_scheme_bits(g->scheme);
+    bool group = lq_ptq_scheme_grouped(g->scheme) && g->group_size > 0;
     return json_pack("{s:i, s:s, s:b, s:o, s:s, s:b, s:n, s:s}", "num_bits", bits, "type",
                      is_float ? "float" : "int", "symmetric", !g->asym, "group_size",
                      group ? json_integer(g->group_size) : json_null(), "strategy",
@@ -198,8 +198,9 @@ lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_
         g->scheme = LQ_PTQ_FP8;
     else if (strcmp(type, "int") == 0 && wa.bits == 8 && !g->asym && channel)
         g->scheme = has_in ? LQ_PTQ_W8A8 : LQ_PTQ_W8A16;
-    else if (strcmp(type, "int") == 0 && wa.bits == 4 && (strcmp(strategy, "group") == 0 || channel))
-        g->scheme = LQ_PTQ_W4A16;
+    else if (strcmp(type, "int") == 0 && (wa.bits == 4 || wa.bits == 3) &&
+             (strcmp(strategy, "group") == 0 || channel))
+        g->scheme = wa.bits == 4 ? LQ_PTQ_W4A16 : LQ_PTQ_W3A16;
     else
         return lq_fail(LQ_ERR_UNSUPPORTED,
                        "%s: quantization_config group '%s': %s %d-bit %s%s weights are not supported",

@@ -1,6 +1,6 @@
 /* ct_layout.c - compressed-tensors scheme names and the dense int32 bit packing (lq_ptq.h).
  *
- * Packing follows compressed-tensors 0.20 compressors/pack_quantized/helpers.py: pack_to_int32
+ * Packing follows compressed-tensors 0.19 / 0.20 compressors/pack_quantized/helpers.py: pack_to_int32
  * adds 2^(bits-1) to every signed code, then places element i of a line at global bit i*bits
  * (word i*bits/32, bit offset i*bits%32, spilling its high bits into the next word when it
  * straddles); a line of n codes takes ceil(n*bits/32) words. packed_dim 0 packs along rows
@@ -13,18 +13,25 @@
 
 /* ---- schemes ----------------------------------------------------------------------------------- */
 
+/* One row per scheme: its name, the engine's format, the compressed-tensors storage, the weights'
+ * num_bits and whether it is grouped (group / channel strategy, symmetric or not). */
 static const struct {
     const char *name;
     lq_wfmt fmt;
     const char *ct_format;
+    int bits;
+    bool grouped;
 } g_schemes[LQ_PTQ_SCHEME_COUNT] = {
-    [LQ_PTQ_NONE] = {"none", LQ_WFMT_COUNT, "dense"},
-    [LQ_PTQ_W8A16] = {"W8A16", LQ_WFMT_W8A16, "pack-quantized"},
-    [LQ_PTQ_W4A16] = {"W4A16", LQ_WFMT_W4A16, "pack-quantized"},
+    [LQ_PTQ_NONE] = {"none", LQ_WFMT_COUNT, "dense", 0, false},
+    [LQ_PTQ_W8A16] = {"W8A16", LQ_WFMT_W8A16, "pack-quantized", 8, false},
+    [LQ_PTQ_W4A16] = {"W4A16", LQ_WFMT_W4A16, "pack-quantized", 4, true},
     /* Weight-only FP8: compressed-tensors' FloatQuantizationCompressor is the naive compressor
      * (weight stored as float8_e4m3fn, weight_scale beside it), registered as float-quantized. */
-    [LQ_PTQ_FP8] = {"FP8", LQ_WFMT_FP8_E4M3, "float-quantized"},
-    [LQ_PTQ_W8A8] = {"W8A8", LQ_WFMT_W8A8, "int-quantized"},
+    [LQ_PTQ_FP8] = {"FP8", LQ_WFMT_FP8_E4M3, "float-quantized", 8, false},
+    [LQ_PTQ_W8A8] = {"W8A8", LQ_WFMT_W8A8, "int-quantized", 8, false},
+    /* compressed-tensors' W3A16 preset (_int_wnam(3): int, group 128, symmetric, static); packed
+     * densely, 32 codes in 3 words (pack_to_int32 of 0.19). */
+    [LQ_PTQ_W3A16] = {"W3A16", LQ_WFMT_W3A16, "pack-quantized", 3, true},
 };
 
 const char *lq_ptq_scheme_name(lq_ptq_scheme s) {
@@ -51,6 +58,18 @@ lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s) {
 
 const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s) {
     return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].ct_format : "dense";
+}
+
+int lq_ptq_scheme_bits(lq_ptq_scheme s) {
+    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].bits : 0;
+}
+
+bool lq_ptq_scheme_grouped(lq_ptq_scheme s) {
+    return s >= 0 && s < LQ_PTQ_SCHEME_COUNT && g_schemes[s].grouped;
+}
+
+bool lq_ptq_scheme_packed(lq_ptq_scheme s) {
+    return s > LQ_PTQ_NONE && s < LQ_PTQ_SCHEME_COUNT && strcmp(g_schemes[s].ct_format, "pack-quantized") == 0;
 }
 
 /* ---- packing ----------------------------------------------------------------------------------- */

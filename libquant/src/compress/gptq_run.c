@@ -139,14 +139,15 @@ static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const
         *skip = true;
         return LQ_OK;
     }
-    if (sch != LQ_PTQ_W4A16 && sch != LQ_PTQ_W8A16)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: '%s': scheme %s (GPTQ writes W4A16 and W8A16)", name,
+    /* the pack-quantized integer schemes: GPTQ's rounding grid is the scheme's num_bits */
+    if (!lq_ptq_scheme_packed(sch))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: '%s': scheme %s (GPTQ writes W4A16, W3A16 and W8A16)", name,
                        lq_ptq_scheme_name(sch));
     *fmt = lq_ptq_scheme_wfmt(sch);
-    gp->bits = sch == LQ_PTQ_W4A16 ? 4 : 8;
-    gp->asym = sch == LQ_PTQ_W4A16 && o->ptq.asym;
+    gp->bits = lq_ptq_scheme_bits(sch);
+    gp->asym = lq_ptq_scheme_grouped(sch) && o->ptq.asym;
     gp->group_size = 0;
-    if (sch == LQ_PTQ_W4A16) {
+    if (lq_ptq_scheme_grouped(sch)) {
         int32_t g = o->ptq.group_size == 0 ? 128 : o->ptq.group_size;
         if (g > 0 && w->cols % g != 0) {
             if (o->ptq.group_fallback == LQ_PTQ_FALLBACK_REFUSE)
@@ -267,8 +268,8 @@ static lq_status compress(void *user, lq_model *m, const lq_lw_linear *lin) {
 lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq_gptq_opts *opts,
                            lq_gptq_summary *summary) {
     lq_gptq_summary sum = {0};
-    if (opts->ptq.scheme != LQ_PTQ_W4A16 && opts->ptq.scheme != LQ_PTQ_W8A16)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: scheme %s (GPTQ writes W4A16 and W8A16)",
+    if (!lq_ptq_scheme_packed(opts->ptq.scheme))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: scheme %s (GPTQ writes W4A16, W3A16 and W8A16)",
                        lq_ptq_scheme_name(opts->ptq.scheme));
     if (opts->actorder < 0 || opts->actorder >= LQ_GPTQ_ACTORDER_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "gptq: unknown activation order %d", (int)opts->actorder);

@@ -144,7 +144,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
     if (o->clip_search && o->calib && o->calib->find)
         it->qp.col_weight = o->calib->find(o->calib->user, it->module, it->cols);
     it->n_groups = 1;
-    if (it->scheme == LQ_PTQ_W4A16) {
+    if (lq_ptq_scheme_grouped(it->scheme)) {
         int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
         it->qp.asym = o->asym;
         if (g > 0 && it->cols % g != 0) {
@@ -170,8 +170,8 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
                        lq_checkpoint_path(c), t->name, (long long)it->rows, (long long)it->cols,
                        lq_ptq_scheme_name(it->scheme));
     /* The payload must be the compressed-tensors tensor's bytes (I32 words or one byte a code). */
-    bool packed = it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16;
-    int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+    bool packed = lq_ptq_scheme_packed(it->scheme);
+    int bits = lq_ptq_scheme_bits(it->scheme);
     size_t want = packed ? (size_t)lq_ct_packed_words(it->cols, bits) * 4 : (size_t)it->cols;
     if (it->row_bytes != want || it->n_aux0 != it->rows * it->n_groups ||
         (it->qp.asym && it->n_aux1 != it->rows * it->n_groups))
@@ -214,8 +214,8 @@ static lq_status declare(lq_st_writer *w, const plan_item *it) {
     if (it->scheme == LQ_PTQ_NONE) return lq_st_writer_declare(w, t->name, t->dtype, t->ndim, t->shape);
     char name[200];
     int64_t scale_shape[2] = {it->rows, it->n_groups};
-    if (it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16) {
-        int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+    if (lq_ptq_scheme_packed(it->scheme)) {
+        int bits = lq_ptq_scheme_bits(it->scheme);
         int64_t ps[2] = {it->rows, lq_ct_packed_words(it->cols, bits)};
         snprintf(name, sizeof name, "%s.weight_packed", it->module);
         LQ_TRY(lq_st_writer_declare(w, name, LQ_DTYPE_I32, 2, ps));
@@ -357,12 +357,12 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
     convert_scales(j.aux0, it->n_aux0, it->scale_dtype, side);
     if ((s = lq_st_writer_write(wr, side, (size_t)it->n_aux0 * ssz)) != LQ_OK) goto done;
     uint64_t out_bytes = (uint64_t)it->rows * it->row_bytes + (uint64_t)it->n_aux0 * ssz;
-    if (it->scheme == LQ_PTQ_W8A16 || it->scheme == LQ_PTQ_W4A16) {
+    if (lq_ptq_scheme_packed(it->scheme)) {
         int64_t shape[2] = {it->rows, it->cols};
         if ((s = lq_st_writer_write(wr, shape, sizeof shape)) != LQ_OK) goto done;
         out_bytes += sizeof shape;
         if (it->qp.asym) {
-            int bits = it->scheme == LQ_PTQ_W4A16 ? 4 : 8;
+            int bits = lq_ptq_scheme_bits(it->scheme);
             for (int64_t i = 0; i < it->n_aux1; i++) zq[i] = (int8_t)lrintf(j.aux1[i]);
             lq_ct_pack_int32(zq, it->rows, it->n_groups, bits, 0, side);
             size_t zb = (size_t)lq_ct_packed_words(it->rows, bits) * (size_t)it->n_groups * 4;

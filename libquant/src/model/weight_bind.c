@@ -151,8 +151,36 @@ static lq_status check_row_bytes(const lq_checkpoint *c, const char *name, lq_wf
     return LQ_OK;
 }
 
+/* The num_bits of a pack-quantized module: its quantization_config group's, when the config names
+ * one (so a payload of another width is refused naming the tensor: e.g. a 3-bit tensor packed 10
+ * codes a word, as compressed-tensors did before its dense packing, is not read as 4-bit), else
+ * the width its words imply (8, then 4, then 3; check_binding then refuses the missing group). */
+static lq_status packed_bits(const lq_checkpoint *c, const lq_bind_owner *own, const char *prefix,
+                             const char *name, int64_t words, int64_t cols, int *bits) {
+    const char *path = lq_checkpoint_path(c);
+    const lq_ct_group *g = NULL;
+    if (own->plan) LQ_TRY(lq_ct_plan_lookup(own->plan, path, prefix, LQ_MODULE_LINEAR, &g));
+    if (g && lq_ptq_scheme_packed(g->scheme)) {
+        *bits = lq_ptq_scheme_bits(g->scheme);
+        if (words != lq_ct_packed_words(cols, *bits))
+            return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': %lld words per row, but %d-bit packing of %lld "
+                           "columns (quantization_config group '%s', %s) takes %lld", path, name,
+                           (long long)words, *bits, (long long)cols, g->name, lq_ptq_scheme_name(g->scheme),
+                           (long long)lq_ct_packed_words(cols, *bits));
+        return LQ_OK;
+    }
+    static const int widths[] = {8, 4, 3};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        if (words == lq_ct_packed_words(cols, widths[i])) {
+            *bits = widths[i];
+            return LQ_OK;
+        }
+    return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %lld words per row is not 8-, 4- or 3-bit packing "
+                   "of %lld columns", path, name, (long long)words, (long long)cols);
+}
+
 /* pack-quantized: "<prefix>.weight_packed" I32 [rows, ceil(cols*bits/32)], bits 8 (W8A16, per
- * channel, symmetric) or 4 (W4A16, per group, zero points optional). */
+ * channel, symmetric), 4 (W4A16) or 3 (W3A16) (per group, zero points optional). */
 static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int64_t rows,
                                 int64_t cols, lq_bind_owner *own, lq_weight *out) {
     char name[512], sname[512];
@@ -180,11 +208,8 @@ static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int6
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected [%lld, %lld]", path, sname,
                            (long long)rows, (long long)cols);
     }
-    int bits = t->shape[1] == lq_ct_packed_words(cols, 8) ? 8
-             : t->shape[1] == lq_ct_packed_words(cols, 4) ? 4 : 0;
-    if (!bits)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %lld words per row is neither 8- nor "
-                       "4-bit packing of %lld columns", path, name, (long long)t->shape[1], (long long)cols);
+    int bits = 0;
+    LQ_TRY(packed_bits(c, own, prefix, name, t->shape[1], cols, &bits));
     snprintf(sname, sizeof sname, "%s.weight_scale", prefix);
     const lq_tensor *sc = lq_checkpoint_find(c, sname);
     if (!sc) return lq_fail(LQ_ERR_NOT_FOUND, "%s: missing tensor '%s'", path, sname);
@@ -203,7 +228,7 @@ static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int6
                            "channel and symmetric only", path, name);
         out->fmt = LQ_WFMT_W8A16;
     } else {
-        out->fmt = LQ_WFMT_W4A16;
+        out->fmt = bits == 4 ? LQ_WFMT_W4A16 : LQ_WFMT_W3A16;
         out->group_size = (int32_t)(cols / n_groups);
     }
     LQ_TRY(check_row_bytes(c, name, out->fmt, rows, cols, out->group_size,
@@ -267,7 +292,7 @@ static bool is_float_fmt(lq_wfmt f) { return f == LQ_WFMT_F32 || f == LQ_WFMT_F1
 
 /* The tensor that holds a bound weight's payload, for messages. */
 static const char *payload_suffix(lq_wfmt f) {
-    return f == LQ_WFMT_W8A16 || f == LQ_WFMT_W4A16 ? "weight_packed" : "weight";
+    return f == LQ_WFMT_W8A16 || f == LQ_WFMT_W4A16 || f == LQ_WFMT_W3A16 ? "weight_packed" : "weight";
 }
 
 static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own, const char *prefix,
@@ -294,7 +319,7 @@ static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own,
     if (w->fmt != lq_ptq_scheme_wfmt(g->scheme))
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is %s but quantization_config group '%s' says %s",
                        path, prefix, pay, lq_wfmt_get(w->fmt)->name, g->name, scheme);
-    if (w->fmt == LQ_WFMT_W4A16) {
+    if (lq_ptq_scheme_grouped(g->scheme)) {
         int32_t want = g->group_size > 0 ? g->group_size : (int32_t)w->cols;
         if (w->group_size != want)
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.weight_scale' has groups of %d columns but "
