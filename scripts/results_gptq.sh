@@ -9,7 +9,9 @@
 # evaluation reads only the first 20 x 512 tokens, about 45 KB, so the two never overlap).
 # SAMPLES x LEN tokens drawn by lq_calib_samples (seed 0), which scripts/gptq_llmc.py reproduces.
 # GROUP 64: 576 (SmolLM2's hidden size) is not a multiple of 128, and llm-compressor refuses
-# groups that do not divide the columns.
+# groups that do not divide the columns. SCHEME=W3A16 runs the 3-bit preset instead of W4A16 (its
+# directories are prefixed "w3a16-"); FALLBACK=channel lets a GROUP that does not divide 576 (128)
+# quantize those tensors per channel (--group-fallback channel). llmc runs W4A16 only.
 set -eu
 SMOL=${SMOL:-/work/cache/smollm2-f32}
 OUT=${OUT:-/work/cache/gptq}
@@ -19,26 +21,29 @@ SHARED=${LQ_SHARED:-../shared}
 TEST=$SHARED/data/wikitext-2-raw-v1.test.hfjoin.txt
 SAMPLES=${SAMPLES:-64} LEN=${LEN:-512} GROUP=${GROUP:-64} THREADS=${THREADS:-2} CHUNKS=${CHUNKS:-20}
 ACTORDER=${ACTORDER:-static}
+SCHEME=${SCHEME:-W4A16} FALLBACK=${FALLBACK:-refuse}
+P=$( [ "$SCHEME" = W4A16 ] && echo "" || echo "$(echo "$SCHEME" | tr 'A-Z' 'a-z')-" )
 CALIB=$OUT/calib_wikitext_tail.txt
 mkdir -p "$OUT"
 steps=${*:-calib rtn ours llmc eval}
 for step in $steps; do
     case $step in
     calib) tail -c +400001 "$TEST" | sed '1d' > "$CALIB" ;;
-    rtn) rm -rf "$OUT/rtn-g$GROUP"
-        "$B/quant-ptq" --model "$SMOL" --scheme W4A16 --group-size "$GROUP" --threads "$THREADS" \
-            --out "$OUT/rtn-g$GROUP" ;;
-    ours) rm -rf "$OUT/gptq-g$GROUP"
-        /usr/bin/time -v "$B/quant-ptq" --model "$SMOL" --scheme W4A16 --group-size "$GROUP" --method gptq \
-            --calib "$CALIB" --calib-samples "$SAMPLES" --calib-len "$LEN" --actorder "$ACTORDER" \
-            --threads "$THREADS" --out "$OUT/gptq-g$GROUP" 2>&1 | tee "$OUT/gptq-g$GROUP.log" ;;
+    rtn) rm -rf "$OUT/${P}rtn-g$GROUP"
+        "$B/quant-ptq" --model "$SMOL" --scheme "$SCHEME" --group-size "$GROUP" --group-fallback "$FALLBACK" \
+            --threads "$THREADS" --out "$OUT/${P}rtn-g$GROUP" ;;
+    ours) rm -rf "$OUT/${P}gptq-g$GROUP"
+        /usr/bin/time -v "$B/quant-ptq" --model "$SMOL" --scheme "$SCHEME" --group-size "$GROUP" --method gptq \
+            --group-fallback "$FALLBACK" --calib "$CALIB" --calib-samples "$SAMPLES" --calib-len "$LEN" \
+            --actorder "$ACTORDER" --threads "$THREADS" --out "$OUT/${P}gptq-g$GROUP" 2>&1 | tee "$OUT/${P}gptq-g$GROUP.log" ;;
     llmc) rm -rf "$OUT/llmc-g$GROUP"
         /usr/bin/time -v "$VENV/bin/python" scripts/gptq_llmc.py "$SMOL" "$CALIB" "$OUT/llmc-g$GROUP" \
             --samples "$SAMPLES" --len "$LEN" --group "$GROUP" --threads "$THREADS" > "$OUT/llmc-g$GROUP.log" 2>&1 ;;
     eval) for m in rtn gptq llmc; do
-            "$B/quant-eval" --model "$OUT/$m-g$GROUP" --file "$TEST" --kld "$SMOL" --chunks "$CHUNKS" \
-                --threads "$THREADS" --json > "$OUT/eval-$m-g$GROUP.json"
-            echo "$m: $(cat "$OUT/eval-$m-g$GROUP.json")"
+            [ -d "$OUT/$P$m-g$GROUP" ] || continue
+            "$B/quant-eval" --model "$OUT/$P$m-g$GROUP" --file "$TEST" --kld "$SMOL" --chunks "$CHUNKS" \
+                --threads "$THREADS" --json > "$OUT/eval-$P$m-g$GROUP.json"
+            echo "$P$m: $(cat "$OUT/eval-$P$m-g$GROUP.json")"
         done ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
     esac

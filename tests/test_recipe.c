@@ -56,6 +56,22 @@ Test(recipe, llm_compressor_w4a16_shape) {
     lq_recipe_free(&r);
 }
 
+/* compressed-tensors' W3A16 preset (_int_wnam(3): group 128, symmetric) in both quantizing
+ * modifiers, and its compressed size: ceil(3 cols / 32) words a row plus a scale per group. */
+Test(recipe, w3a16_preset) {
+    lq_recipe r = parse_ok("quant_stage:\n"
+                           "  quant_modifiers:\n"
+                           "    GPTQModifier: {scheme: w3a16, targets: Linear, ignore: [lm_head]}\n");
+    const lq_recipe_modifier *m = &r.stages[0].mods[0];
+    cr_assert_eq(m->kind, LQ_MOD_GPTQ);
+    cr_assert_eq(m->scheme, LQ_SCHEME_W3A16);
+    cr_assert_str_eq(lq_recipe_scheme_name(m->scheme), "W3A16");
+    cr_assert_eq(m->group_size, 128, "the W3A16 preset's group size");
+    lq_recipe_free(&r);
+    /* 64 x 256, g128, f32 scales: 64 * 24 words * 4 + 64 * 2 * 4 + 16 (weight_shape) */
+    cr_expect_eq(lq_recipe_scheme_bytes(LQ_SCHEME_W3A16, 128, 64, 256, 4), 64u * 24 * 4 + 64 * 2 * 4 + 16);
+}
+
 Test(recipe, defaults_and_stage_kinds) {
     lq_recipe r = parse_ok("version: 1.1\n"
                            "sparsity_stage:\n"
@@ -205,7 +221,7 @@ Test(recipe, impossible_combinations) {
                  "impossible combination: sparsity 0.6 with mask_structure '2:4' (which prunes 0.5) at t.yaml:3:61");
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W8A16, group_size: 128}\n",
                  LQ_ERR_INVALID_ARG,
-                 "group_size applies to the W4A16 schemes only (W8A16 is per channel) at t.yaml:3:55");
+                 "group_size applies to the W4A16 and W3A16 schemes only (W8A16 is per channel) at t.yaml:3:55");
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W8A8}\n"
                  "s_stage:\n  s_modifiers:\n    SmoothQuantModifier: {smoothing_strength: 0.8}\n",
                  LQ_ERR_INVALID_ARG,
@@ -215,14 +231,14 @@ Test(recipe, impossible_combinations) {
 
 Test(recipe, schemes) {
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: NVFP4}\n", LQ_ERR_UNSUPPORTED,
-                 "scheme 'NVFP4' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W8A8, FP8) at "
+                 "scheme 'NVFP4' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W3A16, W8A8, FP8) at "
                  "t.yaml:3:36");
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W4A61}\n", LQ_ERR_FORMAT,
                  "unknown scheme 'W4A61' at t.yaml:3:36; did you mean 'W4A16'?");
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups: {}\n",
                  LQ_ERR_UNSUPPORTED,
                  "QuantizationModifier: config_groups is not supported: name a preset with 'scheme:' (W8A16, "
-                 "W4A16, W4A16_ASYM, W8A8, FP8) at t.yaml:4:7");
+                 "W4A16, W4A16_ASYM, W3A16, W8A8, FP8) at t.yaml:4:7");
 }
 
 Test(recipe, yaml_level_errors) {

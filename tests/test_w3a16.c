@@ -298,3 +298,26 @@ Test(w3a16, cli_gptq_takes_w3a16, .timeout = 120) {
     cr_expect_eq(lq_test_linear(m, 0, "mlp.up_proj")->fmt, LQ_WFMT_W3A16);
     lq_model_free(m);
 }
+
+/* A recipe naming the W3A16 preset runs GPTQ at 3 bits (quant-recipe run, the llm-compressor
+ * shape). */
+Test(w3a16, recipe_gptq_w3a16, .timeout = 120) {
+    char recipe[600], out[600], args[4096], err[1024];
+    snprintf(recipe, sizeof recipe, "%s/w3.yaml", g_root);
+    FILE *f = fopen(recipe, "w");
+    cr_assert_not_null(f);
+    fputs("quant_stage:\n  quant_modifiers:\n    GPTQModifier: {scheme: W3A16, targets: Linear, ignore: [lm_head]}\n", f);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/recipe_out", g_root);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s' --calib '%s' --calib-samples 4 --calib-len 64",
+             recipe, g_model, out, g_calib);
+    cr_assert_eq(lq_test_run_tool("quant-recipe", args, g_root, err, sizeof err), 0, "%s: %s", args, err);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    for (int l = 0; l < 2; l++) {
+        const lq_weight *w = lq_test_linear(m, l, "mlp.down_proj");
+        cr_expect_eq(w->fmt, LQ_WFMT_W3A16);
+        cr_expect_eq(w->group_size, 128);
+    }
+    lq_model_free(m);
+}

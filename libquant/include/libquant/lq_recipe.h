@@ -65,6 +65,7 @@ typedef enum lq_recipe_scheme {
     LQ_SCHEME_W4A16_ASYM,  /* int4 per group with zero points */
     LQ_SCHEME_W8A8,        /* int8 weights per channel x dynamic int8 activations ("INT8") */
     LQ_SCHEME_FP8,         /* FP8 E4M3 weights per channel ("FP8_DYNAMIC" is the same weights) */
+    LQ_SCHEME_W3A16,       /* int3 weights per group, symmetric (compressed-tensors' W3A16 preset) */
     LQ_SCHEME_COUNT
 } lq_recipe_scheme;
 

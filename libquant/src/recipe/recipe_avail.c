@@ -45,6 +45,7 @@ bool lq_modifier_needs_calibration(lq_modifier_kind k) {
 static const char *const g_scheme_names[LQ_SCHEME_COUNT] = {
     [LQ_SCHEME_NONE] = "none",   [LQ_SCHEME_W8A16] = "W8A16", [LQ_SCHEME_W4A16] = "W4A16",
     [LQ_SCHEME_W4A16_ASYM] = "W4A16_ASYM", [LQ_SCHEME_W8A8] = "W8A8", [LQ_SCHEME_FP8] = "FP8",
+    [LQ_SCHEME_W3A16] = "W3A16",
 };
 
 const char *lq_recipe_scheme_name(lq_recipe_scheme s) {
@@ -75,9 +76,11 @@ uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t 
     switch (s) {
     case LQ_SCHEME_W8A16: return r * ((c * 8 + 31) / 32) * 4 + r * sb + 16;
     case LQ_SCHEME_W4A16:
-    case LQ_SCHEME_W4A16_ASYM: {
+    case LQ_SCHEME_W4A16_ASYM:
+    case LQ_SCHEME_W3A16: {
+        const uint64_t bits = s == LQ_SCHEME_W3A16 ? 3 : 4;
         uint64_t g = group_size > 0 ? ((c + (uint64_t)group_size - 1) / (uint64_t)group_size) : 1;
-        uint64_t b = r * ((c * 4 + 31) / 32) * 4 + r * g * sb + 16;
+        uint64_t b = r * ((c * bits + 31) / 32) * 4 + r * g * sb + 16;
         if (s == LQ_SCHEME_W4A16_ASYM) b += ((r * 4 + 31) / 32) * g * 4;
         return b;
     }

@@ -54,7 +54,7 @@ static const unsigned g_allowed[LQ_MOD_COUNT] = {
 static const struct {
     const char *name, *why;
 } g_refused[] = {
-    {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W8A8, FP8)"},
+    {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W3A16, W8A8, FP8)"},
     {"mappings", "custom mappings are not supported (they come from the architecture descriptor: norm -> q/k/v, "
                  "v -> o, norm -> gate/up, up -> down)"},
     {"init_sparsity", "'init_sparsity' is a training-schedule argument; one-shot recipes take 'sparsity'"},
@@ -75,6 +75,7 @@ static const struct {
     lq_recipe_scheme scheme;
 } g_schemes[] = {
     {"W8A16", LQ_SCHEME_W8A16}, {"W4A16", LQ_SCHEME_W4A16}, {"W4A16_ASYM", LQ_SCHEME_W4A16_ASYM},
+    {"W3A16", LQ_SCHEME_W3A16},
     {"W8A8", LQ_SCHEME_W8A8},   {"INT8", LQ_SCHEME_W8A8},   {"FP8", LQ_SCHEME_FP8},
     {"FP8_DYNAMIC", LQ_SCHEME_FP8},
 };
@@ -96,7 +97,7 @@ static lq_status parse_scheme(const pctx *c, const yaml_node_t *v, const char *m
     for (size_t i = 0; i < sizeof g_lacking_schemes / sizeof *g_lacking_schemes; i++)
         if (!strcasecmp(s, g_lacking_schemes[i]))
             return rp_fail_at(c, LQ_ERR_UNSUPPORTED, v, NULL,
-                           "scheme '%s' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W8A8, FP8)",
+                           "scheme '%s' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W3A16, W8A8, FP8)",
                            g_lacking_schemes[i]);
     const char *names[sizeof g_schemes / sizeof *g_schemes];
     for (int i = 0; i < n; i++) names[i] = g_schemes[i].name;
@@ -319,15 +320,16 @@ static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
         /* AWQModifier alone is the transform (llm-compressor >= 0.9): a QuantizationModifier follows */
         if (!(seen & B(A_SCHEME)) && m->kind != LQ_MOD_AWQ)
             return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'scheme'", name);
-        bool grouped = m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM;
+        bool grouped = m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM ||
+                       m->scheme == LQ_SCHEME_W3A16;
         if ((seen & B(A_GROUP_SIZE)) && !grouped)
             return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_SIZE], NULL,
-                           "group_size applies to the W4A16 schemes only (%s is per channel)",
+                           "group_size applies to the W4A16 and W3A16 schemes only (%s is per channel)",
                            lq_recipe_scheme_name(m->scheme));
-        if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = 128; /* the W4A16 preset */
+        if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = 128; /* the W4A16 / W3A16 presets */
         if ((seen & B(A_GROUP_FALLBACK)) && !grouped)
             return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_FALLBACK], NULL,
-                           "group_fallback applies to the W4A16 schemes only (%s is per channel)",
+                           "group_fallback applies to the W4A16 and W3A16 schemes only (%s is per channel)",
                            lq_recipe_scheme_name(m->scheme));
     }
     if (rp_is_prune(m->kind)) {

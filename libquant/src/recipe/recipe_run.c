@@ -60,13 +60,16 @@ static lq_status calib_kv(const lq_recipe_modifier *m, const char *in_path, cons
     return lq_kv_calibrate(in_path, &src, o->pool, m->kv_cache == 2, m->kv_per_head, kv);
 }
 
+/* The ptq scheme of a recipe preset (the _ASYM presets are their scheme with zero points). */
+static const lq_ptq_scheme g_ptq_of[LQ_SCHEME_COUNT] = {
+    [LQ_SCHEME_W8A16] = LQ_PTQ_W8A16, [LQ_SCHEME_W4A16] = LQ_PTQ_W4A16,
+    [LQ_SCHEME_W4A16_ASYM] = LQ_PTQ_W4A16, [LQ_SCHEME_W8A8] = LQ_PTQ_W8A8,
+    [LQ_SCHEME_FP8] = LQ_PTQ_FP8, [LQ_SCHEME_W3A16] = LQ_PTQ_W3A16,
+};
+
 static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const char *in_path,
                                     const char *out_dir, const lq_recipe_step_opts *o, lq_recipe_step_result *res) {
-    static const lq_ptq_scheme map[LQ_SCHEME_COUNT] = {
-        [LQ_SCHEME_W8A16] = LQ_PTQ_W8A16, [LQ_SCHEME_W4A16] = LQ_PTQ_W4A16,
-        [LQ_SCHEME_W4A16_ASYM] = LQ_PTQ_W4A16, [LQ_SCHEME_W8A8] = LQ_PTQ_W8A8,
-        [LQ_SCHEME_FP8] = LQ_PTQ_FP8,
-    };
+    const lq_ptq_scheme *map = g_ptq_of;
     if ((int)m->scheme <= LQ_SCHEME_NONE || m->scheme >= LQ_SCHEME_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "QuantizationModifier without a scheme");
     /* Nothing by default; one exact-name override per planned module (module = tensor name
@@ -212,12 +215,12 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
                             const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
                             lq_recipe_step_result *res) {
     LQ_TRY(need_calib(r, m, o));
-    const lq_ptq_scheme sch = m->scheme == LQ_SCHEME_W8A16 ? LQ_PTQ_W8A16
-                              : m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM ? LQ_PTQ_W4A16
-                                                                                                  : LQ_PTQ_NONE;
-    if (sch == LQ_PTQ_NONE)
-        return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): scheme %s: GPTQ writes W4A16, W4A16_ASYM "
-                       "and W8A16", r->path, m->pos.line, m->pos.col, lq_recipe_scheme_name(m->scheme));
+    /* the pack-quantized integer schemes: GPTQ's rounding grid is the scheme's */
+    const lq_ptq_scheme sch = (int)m->scheme > LQ_SCHEME_NONE && m->scheme < LQ_SCHEME_COUNT ? g_ptq_of[m->scheme]
+                                                                                              : LQ_PTQ_NONE;
+    if (!lq_ptq_scheme_packed(sch))
+        return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): scheme %s: GPTQ writes W4A16, W4A16_ASYM, "
+                       "W3A16 and W8A16", r->path, m->pos.line, m->pos.col, lq_recipe_scheme_name(m->scheme));
     lq_gptq_actorder ao = LQ_GPTQ_ACTORDER_NONE;
     if (m->actorder[0] && !lq_gptq_actorder_parse(m->actorder, &ao))
         return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): actorder '%s' is not available (static "
@@ -318,7 +321,8 @@ static lq_status apply_smooth(const lq_recipe *r, const lq_recipe_modifier *m, c
     lq_smooth_opts so = {.method = m->kind == LQ_MOD_AWQ ? LQ_SMOOTH_AWQ : LQ_SMOOTH_SMOOTHQUANT,
                          .calib = o->calib, .alpha = m->smoothing_strength,
                          .duo = (lq_awq_duo)m->duo_scaling, .n_grid = m->n_grid, .pool = o->pool};
-    so.bits = q && q->scheme == LQ_SCHEME_W8A16 ? 8 : 4;
+    /* 3 bits for W3A16 (lq_smooth_run refuses it by name: AWQ searches at 4 or 8) */
+    so.bits = q && q->scheme == LQ_SCHEME_W8A16 ? 8 : q && q->scheme == LQ_SCHEME_W3A16 ? 3 : 4;
     so.group_size = q && q->scheme == LQ_SCHEME_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;
     so.asym = q && q->scheme == LQ_SCHEME_W4A16_ASYM;
     if (m->kind == LQ_MOD_SMOOTHQUANT || m->scheme == LQ_SCHEME_NONE) {
