@@ -6,7 +6,9 @@
  * quant_scheme.py's W3A16 preset = _int_wnam(3): int, group 128, symmetric) and its dequantization
  * w = (q - zero) * scale, applied here to the stored codes and compared with the original weights;
  * perplexities computed by this test from the written files (calibrating on WikiText-2,
- * evaluating on the TinyStories sample: never the same text).
+ * evaluating on the TinyStories sample: never the same text); checkpoints written by
+ * compressed-tensors' own compressor (tests/fixtures/ct_w3a16), which we read and score as PyTorch
+ * does and which quant-ptq reproduces byte for byte.
  */
 #include <criterion/criterion.h>
 
@@ -321,3 +323,71 @@ Test(w3a16, recipe_gptq_w3a16, .timeout = 120) {
     }
     lq_model_free(m);
 }
+
+/* ---- against compressed-tensors' own compressor (tests/fixtures/ct_w3a16) ------------------------- */
+
+/* The fixtures were written from stories260K by compressed-tensors 0.19 itself
+ * (scripts/ct_fixtures/make_ct_w3a16_fixtures.py: apply_quantization_config, calculate_qparams
+ * on each group's min/max, ModelCompressor.compress_model "pack-quantized"), and reference.json
+ * scored in PyTorch on the weights its PackedQuantizationCompressor.decompress returns. */
+static double fixture_ref(const char *dir, const char *key) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/reference.json", dir);
+    json_error_t err;
+    json_t *r = json_load_file(path, 0, &err);
+    cr_assert(r, "%s: %s", path, err.text);
+    json_t *v = json_object_get(r, key);
+    cr_assert(json_is_number(v), "%s: no number '%s'", path, key);
+    double d = json_number_value(v);
+    json_decref(r);
+    return d;
+}
+
+static void check_ct_fixture(const char *name, const char *flags) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/ct_w3a16/%s", LQ_FIXTURES_DIR, name);
+    /* 1. our engine reads compressed-tensors' bytes and scores what PyTorch scored (float
+     *    rounding only: 1e-5 of the PPL, as test_llmc_fixtures) */
+    lq_model *m;
+    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(lq_test_linear(m, 0, "mlp.down_proj")->fmt, LQ_WFMT_W3A16);
+    lq_tokenizer *tok;
+    cr_assert_eq(lq_eval_load_tokenizer(m, dir, NULL, &tok), LQ_OK, "%s", lq_last_error());
+    char path[1100];
+    size_t len = 0;
+    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
+    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
+    lq_ppl_result r;
+    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
+    free(text);
+    lq_tokenizer_free(tok);
+    lq_model_free(m);
+    const double ref = fixture_ref(dir, "ppl");
+    cr_expect_eq(r.n_scored, (int64_t)fixture_ref(dir, "tokens"));
+    cr_expect(fabs(r.ppl - ref) <= 1e-5 * ref, "%s: PPL %.7f, compressed-tensors + PyTorch %.7f", name, r.ppl, ref);
+    /* 2. quant-ptq writes the same tensors, byte for byte, from the same f32 model */
+    char out[600], args[4096], err[1024];
+    snprintf(out, sizeof out, "%s/%s", g_root, name);
+    snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W3A16 %s", g_s260, out, flags);
+    cr_assert_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 0, "%s: %s", args, err);
+    lq_st_file *a, *b;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    cr_assert_eq(lq_st_open(path, &a), LQ_OK, "%s", lq_last_error());
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    cr_assert_eq(lq_st_open(path, &b), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(lq_st_count(a), lq_st_count(b), "%s: tensor counts differ", name);
+    for (int64_t i = 0; i < lq_st_count(a); i++) {
+        const lq_tensor *t = lq_st_get(a, i), *u = lq_st_find(b, t->name);
+        cr_assert_not_null(u, "%s: we wrote no %s", name, t->name);
+        cr_expect(t->dtype == u->dtype && t->ndim == u->ndim && t->nbytes == u->nbytes &&
+                  memcmp(t->shape, u->shape, sizeof(int64_t) * (size_t)t->ndim) == 0,
+                  "%s: %s: dtype/shape differ", name, t->name);
+        if (t->nbytes == u->nbytes)
+            cr_expect_eq(memcmp(t->data, u->data, t->nbytes), 0, "%s: %s: bytes differ", name, t->name);
+    }
+    lq_st_close(a);
+    lq_st_close(b);
+}
+
+Test(w3a16, ct_fixture_sym_channel, .timeout = 120) { check_ct_fixture("w3a16_sym_channel", "--group-size -1"); }
+Test(w3a16, ct_fixture_asym_group4, .timeout = 120) { check_ct_fixture("w3a16_asym_g4", "--group-size 4 --asym"); }
