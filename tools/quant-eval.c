@@ -138,8 +138,7 @@ static bool kv_static(const lq_model *m) {
     const lq_kv_type t = lq_model_kv_cache(m);
     return lq_model_kv_static(m) && (t == LQ_KV_Q8 || t == LQ_KV_FP8);
 }
-static void kv_json(json_t *j, const args *a, const lq_model *m) {
-    (void)a;
+static void kv_json(json_t *j, const lq_model *m) {
     const lq_kv_type t = lq_model_kv_cache(m);
     json_object_set_new(j, "kv_cache", json_string(lq_kv_type_name(t)));
     json_object_set_new(j, "kv_cache_scales", json_string(t == LQ_KV_F32 || t == LQ_KV_F16 ? "none"
@@ -299,7 +298,7 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "seconds", json_real(r.seconds));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-        kv_json(j, a, m);
+        kv_json(j, m);
         tool_print_json(j);
     } else {
         kv_print(a, m);
@@ -351,7 +350,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "bandwidth_gb_s", json_real(bw_gbs));
         json_object_set_new(j, "decode_gb_s", json_real(achieved_gbs));
         json_object_set_new(j, "bandwidth_ratio", json_real(ratio));
-        kv_json(j, a, m);
+        kv_json(j, m);
         tool_print_json(j);
     } else {
         kv_print(a, m);
@@ -503,7 +502,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
             json_object_set_new(j, "file", json_string(a->file));
             json_object_set_new(j, "mode", json_string(a->per_line ? "per-line" : "chunks"));
             json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-            kv_json(j, a, m);
+            kv_json(j, m);
             tool_print_json(j);
         } else {
             printf("model: %s\nbaseline: %s\n", a->model, a->kld);

@@ -291,6 +291,10 @@ LQ_KQ512_DECL(iq4_xs)
 
 /* ---- KV-cache rows (kv_rows.c, kv_rows_avx2.c) ---- */
 #include "lq_kv.h"
+/* Where the per-head scales of a dynamic q8 / fp8 row start: after the codes, 4-byte aligned. */
+static inline size_t lq_kv_scale_off(int n_heads, int head_dim) {
+    return ((size_t)n_heads * (size_t)head_dim + 3u) & ~(size_t)3u;
+}
 void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t row_bytes, int64_t n_rows,
                          int head, int n_heads, int head_dim, const float *fixed, float scale, float *out);
 void lq_kv_axpy_rows_avx2(lq_kv_type t, float *y, const float *w, const void *rows, size_t row_bytes,

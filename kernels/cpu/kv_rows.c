@@ -21,16 +21,13 @@ int lq_kv_type_parse(const char *name, lq_kv_type *out) {
     return -1;
 }
 
-/* Where the per-head scales of a q8 / fp8 row start: after the codes, 4-byte aligned. */
-static size_t scale_off(int n_heads, int head_dim) { return ((size_t)n_heads * (size_t)head_dim + 3u) & ~(size_t)3u; }
-
 size_t lq_kv_row_bytes(lq_kv_type t, int n_heads, int head_dim, const float *fixed) {
     const size_t n = (size_t)n_heads * (size_t)head_dim;
     switch (t) {
     case LQ_KV_F32: return n * 4u;
     case LQ_KV_F16: return n * 2u;
     case LQ_KV_Q8:
-    case LQ_KV_FP8: return fixed ? n : scale_off(n_heads, head_dim) + (size_t)n_heads * sizeof(float);
+    case LQ_KV_FP8: return fixed ? n : lq_kv_scale_off(n_heads, head_dim) + (size_t)n_heads * sizeof(float);
     default: return 0;
     }
 }
@@ -39,7 +36,7 @@ size_t lq_kv_row_bytes(lq_kv_type t, int n_heads, int head_dim, const float *fix
 static float row_scale(const void *row, int h, int n_heads, int head_dim, const float *fixed) {
     if (fixed) return fixed[h];
     float s;
-    memcpy(&s, (const char *)row + scale_off(n_heads, head_dim) + (size_t)h * sizeof(float), sizeof s);
+    memcpy(&s, (const char *)row + lq_kv_scale_off(n_heads, head_dim) + (size_t)h * sizeof(float), sizeof s);
     return s;
 }
 
@@ -55,7 +52,7 @@ void lq_kv_store_row(lq_kv_type t, void *row, const float *x, int n_heads, int h
         return;
     }
     uint8_t *codes = row;
-    char *scales = (char *)row + scale_off(n_heads, head_dim);
+    char *scales = (char *)row + lq_kv_scale_off(n_heads, head_dim);
     const float qmax = t == LQ_KV_Q8 ? 127.0f : LQ_E4M3_MAX;
     for (int h = 0; h < n_heads; h++) {
         const float *xh = x + (int64_t)h * head_dim;

@@ -56,8 +56,7 @@ static inline float head_scale(lq_kv_type t, const void *row, int h, int n_heads
     if (t != LQ_KV_Q8 && t != LQ_KV_FP8) return 1.0f;
     if (fixed) return fixed[h];
     float s;
-    const size_t off = (((size_t)n_heads * (size_t)head_dim + 3u) & ~(size_t)3u) + (size_t)h * sizeof(float);
-    memcpy(&s, (const char *)row + off, sizeof s);
+    memcpy(&s, (const char *)row + lq_kv_scale_off(n_heads, head_dim) + (size_t)h * sizeof(float), sizeof s);
     return s;
 }
 

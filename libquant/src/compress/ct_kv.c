@@ -89,12 +89,10 @@ lq_status lq_kv_calibrate(const char *model_path, const lq_calib_source *src, lq
      * E4M3 and / 127.5 for int8 (whose codes then clamp to [-128, 127]) */
     const float top = is_float ? LQ_E4M3_MAX : 127.5f;
     for (int l = 0; st == LQ_OK && l < nl; l++) {
-        if (!lq_arch_module(m->arch, LQ_ROLE_Q, l, out->modules[l], sizeof out->modules[l])) {
+        if (!lq_arch_attn_module(m->arch, l, out->modules[l], sizeof out->modules[l])) {
             st = lq_fail(LQ_ERR_UNSUPPORTED, "%s: no attention module name for layer %d", model_path, l);
             break;
         }
-        char *dot = strrchr(out->modules[l], '.'); /* ...self_attn.q_proj -> ...self_attn */
-        if (dot) *dot = 0;
         float kt = 0, vt = 0;
         for (int h = 0; h < nh; h++) kt = fmaxf(kt, ka[l * nh + h]), vt = fmaxf(vt, va[l * nh + h]);
         /* a head the text never excites (max 0) gets scale 1: any scale encodes its zeros */

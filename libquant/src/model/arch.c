@@ -106,6 +106,13 @@ bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap) {
     return lq_arch_expert_module(a, r, l, -1, buf, cap);
 }
 
+bool lq_arch_attn_module(const lq_arch *a, int l, char *buf, size_t cap) {
+    if (!lq_arch_module(a, LQ_ROLE_Q, l, buf, cap)) return false;
+    char *dot = strrchr(buf, '.'); /* model.layers.3.self_attn.q_proj -> model.layers.3.self_attn */
+    if (dot) *dot = 0;
+    return dot != NULL;
+}
+
 bool lq_arch_layer_has(const lq_role_spec *sp, const lq_config *c, int l) {
     if (sp->flags & LQ_RF_SPARSE_LAYER) return lq_config_layer_moe(c, l);
     if (sp->flags & LQ_RF_DENSE_LAYER) return !lq_config_layer_moe(c, l);

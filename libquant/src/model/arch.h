@@ -180,6 +180,9 @@ int64_t lq_arch_sym_value(const lq_config *c, lq_sym s, int l);
 /* The HF module name of role r in layer l ("model.layers.3.mlp.up_proj") into buf; false when
  * the arch has no such role (or r is per expert: lq_arch_expert_module). */
 bool lq_arch_module(const lq_arch *a, lq_role r, int l, char *buf, size_t cap);
+/* The attention module of layer l (the parent of its q projection: "model.layers.3.self_attn"),
+ * where compressed-tensors keeps the KV-cache scales k_scale / v_scale. */
+bool lq_arch_attn_module(const lq_arch *a, int l, char *buf, size_t cap);
 /* ... of expert e of a per-expert role ("model.layers.3.block_sparse_moe.experts.5.w1"). */
 bool lq_arch_expert_module(const lq_arch *a, lq_role r, int l, int e, char *buf, size_t cap);
 /* Whether layer l of a model with config c has role spec sp (LQ_RF_SPARSE_LAYER / DENSE_LAYER). */

@@ -14,11 +14,9 @@
 /* The n_kv_heads scales of tensor `<attention module>.<part>` of layer l into out. */
 static lq_status read_scales(const lq_model *m, int l, const char *part, float *out) {
     char name[256];
-    if (!lq_arch_module(m->arch, LQ_ROLE_Q, l, name, sizeof name))
+    if (!lq_arch_attn_module(m->arch, l, name, sizeof name))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: kv_cache_scheme: no attention module name for layer %d",
                        lq_checkpoint_path(m->ckpt), l);
-    char *dot = strrchr(name, '.'); /* model.layers.3.self_attn.q_proj -> model.layers.3.self_attn */
-    if (dot) *dot = 0;
     const size_t len = strlen(name);
     snprintf(name + len, sizeof name - len, ".%s", part);
     const lq_tensor *t = lq_checkpoint_find(m->ckpt, name);
