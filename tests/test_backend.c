@@ -87,9 +87,9 @@ Test(backend, cpu_windowed_attention_matches_definition) {
     free(q); free(kc); free(vc); free(out); free(want);
 }
 
-/* Prefill (>= 8 query rows) as sgemm tiles of 32 rows (attn_cpu_gemm.c, LQ_ATTN_GEMM=1, builds
+/* Prefill (>= 8 query rows) as sgemm tiles of 32 rows (attn_cpu_gemm.c, the default in builds
  * with OpenBLAS): two tiles here, the second past the first's keys, GQA, windows that cut inside
- * a tile; against the definition and against the per-row loop (the default), on 1 and 2 threads. */
+ * a tile; against the definition and against the per-row loop (LQ_ATTN_GEMM=0), on 1 and 2 threads. */
 Test(backend, cpu_prefill_attention_gemm_matches_definition) {
     enum { N_CTX = 64, HD = 16, NH = 6, NKV = 2, N_TOK = 45, POS0 = 10 };
     const int64_t qd = NH * HD, kvd = NKV * HD;
@@ -106,10 +106,10 @@ Test(backend, cpu_prefill_attention_gemm_matches_definition) {
     lq_pool *pool = lq_pool_create(2);
     for (int threads = 1; threads <= 2; threads++) {
         void *ctx, *ctx_loop;
+        setenv("LQ_ATTN_GEMM", "0", 1);
         cr_assert_eq(lq_backend_cpu.ctx_create(NULL, N_CTX, threads == 2 ? pool : NULL, &ctx_loop), LQ_OK);
-        setenv("LQ_ATTN_GEMM", "1", 1);
-        cr_assert_eq(lq_backend_cpu.ctx_create(NULL, N_CTX, threads == 2 ? pool : NULL, &ctx), LQ_OK);
         unsetenv("LQ_ATTN_GEMM");
+        cr_assert_eq(lq_backend_cpu.ctx_create(NULL, N_CTX, threads == 2 ? pool : NULL, &ctx), LQ_OK);
         const int windows[] = {0, 1, 7, 20, 100};
         for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
             lq_attn_args a = {.out = out, .q = q, .kc = kc, .vc = vc, .n_tok = N_TOK, .pos0 = POS0,

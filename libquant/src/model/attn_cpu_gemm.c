@@ -12,8 +12,8 @@
  * Same definition as attn_task (softmax of q.k * scale over positions lo..p, weighted sum of v),
  * a different summation order: results agree to f32 rounding (tests/test_backend.c checks it
  * against attn_task and against a double-precision evaluation of the definition: max error
- * 3.7e-8 vs the loop's 3.6e-8 there). Decode (one row) keeps attn_task. Opt-in for now
- * (LQ_ATTN_GEMM=1, backend_cpu.c says why).
+ * 3.7e-8 vs the loop's 3.6e-8 there). Decode (one row) keeps attn_task. The default for
+ * prefill; LQ_ATTN_GEMM=0 at session start keeps the per-row loop.
  */
 #include "attn_cpu_gemm.h"
 

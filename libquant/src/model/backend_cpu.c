@@ -28,10 +28,9 @@ typedef struct cpu_ctx {
     const float *rope_freq; /* the inv_freq table rope_cs was made from (NULL: none yet) */
     int rope_pos, rope_hd;
     float rope_cs[ROPE_CACHE_DIM]; /* (rope_hd / 2) cos, sin pairs of rope_pos */
-    /* Prefill attention as sgemm tiles (attn_cpu_gemm.c), opt-in with LQ_ATTN_GEMM=1 at session
-     * start: as accurate as attn_task (test_backend), ~25% less prefill CPU on SmolLM2 pp512, but
-     * its different rounding moves the W8A8 fixture's PPL (per-token int8 activations amplify
-     * ulps) past test_llmc_fixtures' bound; docs/PERFORMANCE.md "Per-token overheads". */
+    /* Prefill attention as sgemm tiles (attn_cpu_gemm.c), on unless LQ_ATTN_GEMM=0 at session
+     * start: as accurate as attn_task (test_backend), ~25% less prefill CPU on SmolLM2 pp512
+     * (docs/PERFORMANCE.md "Prefill attention through sgemm by default"). */
     bool attn_gemm;
 } cpu_ctx;
 
@@ -69,7 +68,7 @@ static lq_status cpu_ctx_create(void *impl, int n_ctx, lq_pool *pool, void **out
     c->pool = pool;
     c->n_ctx = n_ctx;
     const char *e = getenv("LQ_ATTN_GEMM");
-    c->attn_gemm = e && *e && strcmp(e, "0") != 0;
+    c->attn_gemm = !(e && strcmp(e, "0") == 0);
     *out = c;
     return LQ_OK;
 }
