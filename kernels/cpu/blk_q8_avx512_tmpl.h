@@ -131,33 +131,46 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     }
 }
 
+/* gemm's tables for a tile of 4 tokens: each token's blocks' accumulator start (the offset
+ * correction, the same 4 int32 in every 128-bit lane), d_x and s_x, made once per token tile
+ * instead of once per row group (a prefill task's few hundred rows are ~100 row groups): the
+ * values QV_ACT makes, so the float steps and the bits are unchanged. Rows longer than
+ * QV_PRE_MAX blocks (cols > 16384) take the per-token matvec, the same bits again. */
+#ifndef QV_PRE_MAX
+#define QV_PRE_MAX 512
+#endif
+#undef QV_ACTP
+#define QV_ACTP(k, ylo, yhi, c0, dx)                                                               \
+    const uint8_t *ab_##k = xk[k] + i * QV_ABYTES;                                                 \
+    const __m512i ylo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(ab_##k + QV_ABYTES - 32))); \
+    const __m512i yhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(ab_##k + QV_ABYTES - 16))); \
+    const __m512i c0 = QV_OFF ? _mm512_broadcast_i32x4(c0s[k][i]) : _mm512_setzero_si512();       \
+    const __m512 dx = _mm512_set1_ps(dxs[k][i])
+
 /* One token k of the 4 x 4 tile: the four rows' codes lo, hi (scales dv, minimums mv) meet its
  * block; the same float steps as QV_NAME. */
 #define QV_TOK(k)                                                                                  \
     do {                                                                                           \
-        const uint8_t *ab_ = xk[k] + i * QV_ABYTES;                                                \
-        QV_ACT(ab_, ylo_, yhi_, c_, dx_, sx_);                                                     \
+        QV_ACTP(k, ylo_, yhi_, c_, dx_);                                                           \
         const __m512i s_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, lo, ylo_), hi, yhi_);       \
         acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s_), _mm512_mul_ps(dv, dx_), acc[k]);          \
-        if (QV_Q81) ms[k] = _mm_fmadd_ps(mv, sx_, ms[k]);                                          \
-        (void)sx_;                                                                                 \
+        if (QV_Q81) ms[k] = _mm_fmadd_ps(mv, _mm_set1_ps(sxs[k][i]), ms[k]);                       \
     } while (0)
 
 /* The same for two groups of four rows (a, b): the token's broadcasts, correction and d_x serve
  * eight rows. */
 #define QV_TOK8(k)                                                                                 \
     do {                                                                                           \
-        const uint8_t *ab_ = xk[k] + i * QV_ABYTES;                                                \
-        QV_ACT(ab_, ylo_, yhi_, c_, dx_, sx_);                                                     \
+        QV_ACTP(k, ylo_, yhi_, c_, dx_);                                                           \
         const __m512i sa_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, loa, ylo_), hia, yhi_);    \
         const __m512i sb_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c_, lob, ylo_), hib, yhi_);    \
         acca[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa_), _mm512_mul_ps(dva, dx_), acca[k]);      \
         accb[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb_), _mm512_mul_ps(dvb, dx_), accb[k]);      \
         if (QV_Q81) {                                                                              \
+            const __m128 sx_ = _mm_set1_ps(sxs[k][i]);                                             \
             msa[k] = _mm_fmadd_ps(mva, sx_, msa[k]);                                               \
             msb[k] = _mm_fmadd_ps(mvb, sx_, msb[k]);                                               \
         }                                                                                          \
-        (void)sx_;                                                                                 \
     } while (0)
 
 /* gemm: tiles of 8 (then 4) rows x 4 tokens, so each weight block is decoded (and its scales
@@ -169,9 +182,20 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     const uint8_t *X = Xq, *base = w->data;
     const size_t rb = w->row_bytes;
     int64_t t = 0;
-    for (; t + 4 <= n; t += 4) {
+    __m128i c0s[4][QV_PRE_MAX];
+    float dxs[4][QV_PRE_MAX], sxs[4][QV_PRE_MAX];
+    for (; nb <= QV_PRE_MAX && t + 4 <= n; t += 4) {
         const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
+        for (int k = 0; k < 4; k++)
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *ab = xk[k] + i * QV_ABYTES;
+                QV_ACT(ab, ylo, yhi, c0, dx, sx);
+                (void)ylo, (void)yhi;
+                c0s[k][i] = _mm512_castsi512_si128(c0);
+                dxs[k][i] = _mm512_cvtss_f32(dx);
+                sxs[k][i] = _mm_cvtss_f32(sx);
+            }
         int64_t r = r0;
         for (; r + 8 <= r1; r += 8) {
             QV_ROWS(wa, base, r, 4, rb);
@@ -240,3 +264,4 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
 #undef QV_ACT
 #undef QV_TOK
 #undef QV_TOK8
+#undef QV_ACTP

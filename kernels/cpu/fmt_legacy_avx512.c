@@ -14,11 +14,6 @@
 
 #define LV_AT(w, o, k) ((w)[0] + (o) + (k)), ((w)[1] + (o) + (k)), ((w)[2] + (o) + (k)), ((w)[3] + (o) + (k))
 
-/* Q8_0, one row: int8 codes c; c ^ 0x80 is c + 128 as an unsigned byte */
-static inline __m256i lv_q8_0(const uint8_t *b) {
-    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
-}
-
 /* Q5, one row: the nibbles, plus 16 where the element's bit of qh (the dword at p) is set: the 32
  * bits are a byte mask (AVX-512BW), so one masked move replaces AVX2's spread-and-compare */
 static inline __m256i lv_q5(const uint8_t *p) {
@@ -44,13 +39,6 @@ static inline void lv_iq4_nl(const uint8_t *const *w, size_t o, __m512i *lo, __m
 }
 
 /* rows folded after the dot products (blk_q8_avx512_fold_tmpl.h): Q8_0, Q5_0, Q5_1 */
-#define QF_NAME lq_matvec_q_q8_0_avx512
-#define QF_GEMM lq_gemm_q_q8_0_avx512
-#define QF_WBYTES 34
-#define QF_Q81 0
-#define QF_OFF 128
-#define QF_CODES(b) lv_q8_0(b)
-#include "blk_q8_avx512_fold_tmpl.h"
 
 #define QF_NAME lq_matvec_q_q5_0_avx512
 #define QF_GEMM lq_gemm_q_q5_0_avx512
@@ -93,4 +81,18 @@ static inline void lv_iq4_nl(const uint8_t *const *w, size_t o, __m512i *lo, __m
 #define QV_Q81 0
 #define QV_OFF 128
 #define QV_CODES4(w, o, lo, hi) lv_iq4_nl((w), (o), &(lo), &(hi))
+#include "blk_q8_avx512_tmpl.h"
+
+/* Q8_0, four rows: bytes 0-15 and 16-31 of each row's codes, + 128 */
+static inline void lv_q8x4(const uint8_t *const *w, size_t o, __m512i *lo, __m512i *hi) {
+    const __m512i m = _mm512_set1_epi8((char)0x80);
+    *lo = _mm512_xor_si512(qv_load4x16(LV_AT(w, o, 2)), m);
+    *hi = _mm512_xor_si512(qv_load4x16(LV_AT(w, o, 18)), m);
+}
+#define QV_NAME lq_matvec_q_q8_0_avx512
+#define QV_GEMM lq_gemm_q_q8_0_avx512
+#define QV_WBYTES 34
+#define QV_Q81 0
+#define QV_OFF 128
+#define QV_CODES4(w, o, lo, hi) lv_q8x4((w), (o), &(lo), &(hi))
 #include "blk_q8_avx512_tmpl.h"
