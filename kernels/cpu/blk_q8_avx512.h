@@ -34,11 +34,6 @@ static inline __m256 qv_scales4(const uint8_t *const *w, size_t o) {
                                      (int)qv_u32(w[3] + o));
     return _mm256_cvtph_ps(v);
 }
-/* four rows' 8 int32 lane sums each -> [A B C D | A B C D]: lanes k sum row k's low 128 bits
- * (elements 0-15), lanes k + 4 its high 128 bits (elements 16-31) */
-static inline __m256 qv_fold4(__m256i a, __m256i b, __m256i c, __m256i d) {
-    return _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d)));
-}
 /* d of row k in the 4 lanes of 128-bit lane k */
 static inline __m512 qv_dvec(__m256 f) {
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6),
