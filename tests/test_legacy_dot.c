@@ -215,37 +215,42 @@ static void prefill_at_level(void) {
 Test(legacy_dot, prefill_tile_equals_per_token_spec) { each_level(prefill_at_level); }
 
 /* lq_format.h: gemm_q equals the same level's matvec_q bit for bit. Token counts around the
- * tiles' 4 (1, 3, 4, 5, 9), a row sub-range (2..17: groups of 4 with a partial one, and a
- * start that is not a multiple of 4), a y stride wider than the range; matvec_q one row at a
- * time, so a row computes the same wherever it sits in a group. */
+ * tiles' 4 and 8 (1, 3, 4, 5, 8, 9, 17), a row sub-range (2..17: groups of 4 with a partial one,
+ * and a start that is not a multiple of 4), a y stride wider than the range; matvec_q one row at
+ * a time, so a row computes the same wherever it sits in a group. Two widths: 768 columns, and
+ * 16416 (513 blocks), past the AVX-512 tiles' per-token tables (QV_PRE_MAX), where they take
+ * the per-token loop. */
 static void gemm_at_level(void) {
-    const int64_t rows = 19, cols = 768, nmax = 9, ldy = 23;
+    enum { NMAX = 17, LDY = 23 };
+    const int64_t rows = 19, widths[] = {768, 16416};
+    for (size_t c = 0; c < 2; c++)
     for (size_t k = 0; k < sizeof g_fmts / sizeof g_fmts[0]; k++) {
+        const int64_t cols = widths[c];
         const lq_wfmt_traits *tr = lq_wfmt_get(g_fmts[k]);
         const lq_act_traits *a = lq_act_get(tr->act);
         if (!tr->gemm_q) continue;
-        float *src = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * nmax * cols);
+        float *src = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * NMAX * cols);
         fill(src, rows * cols, -1.0f, 1.0f);
-        fill(x, nmax * cols, -3.0f, 3.0f);
+        fill(x, NMAX * cols, -3.0f, 3.0f);
         qweight q;
         cr_assert(kt_quantize(g_fmts[k], src, rows, cols, &(lq_quant_params){.group_size = 32}, &q));
         const size_t xs = lq_act_row_bytes(tr->act, cols);
-        uint8_t *xq = malloc(xs * nmax);
-        for (int64_t t = 0; t < nmax; t++) a->quantize(x + t * cols, cols, xq + t * xs);
-        float y[9 * 23], want;
-        const int64_t ns[] = {1, 3, 4, 5, 9};
-        for (size_t m = 0; m < 5; m++) {
-            for (int i = 0; i < 9 * 23; i++) y[i] = NAN;
-            tr->gemm_q(&q.w, xq, xs, ns[m], y, ldy, 2, 17);
+        uint8_t *xq = malloc(xs * NMAX);
+        for (int64_t t = 0; t < NMAX; t++) a->quantize(x + t * cols, cols, xq + t * xs);
+        float y[NMAX * LDY], want;
+        const int64_t ns[] = {1, 3, 4, 5, 8, 9, 17};
+        for (size_t m = 0; m < sizeof ns / sizeof ns[0]; m++) {
+            for (int i = 0; i < NMAX * LDY; i++) y[i] = NAN;
+            tr->gemm_q(&q.w, xq, xs, ns[m], y, LDY, 2, 17);
             for (int64_t t = 0; t < ns[m]; t++)
                 for (int64_t r = 2; r < 17; r++) {
                     tr->matvec_q(&q.w, xq + t * xs, &want, r, r + 1);
-                    cr_assert(memcmp(&y[t * ldy + r - 2], &want, 4) == 0,
-                              "%s %s n=%lld token %lld row %lld: gemm_q %.9g vs matvec_q %.9g", tr->name,
-                              lq_isa_name(lq_kernels_isa()), (long long)ns[m], (long long)t, (long long)r,
-                              y[t * ldy + r - 2], want);
+                    cr_assert(memcmp(&y[t * LDY + r - 2], &want, 4) == 0,
+                              "%s %s %lld cols n=%lld token %lld row %lld: gemm_q %.9g vs matvec_q %.9g", tr->name,
+                              lq_isa_name(lq_kernels_isa()), (long long)cols, (long long)ns[m], (long long)t,
+                              (long long)r, y[t * LDY + r - 2], want);
                 }
-            for (int64_t t = 0; t < ns[m]; t++) cr_assert(isnan(y[t * ldy + 15]), "%s: wrote past r1", tr->name);
+            for (int64_t t = 0; t < ns[m]; t++) cr_assert(isnan(y[t * LDY + 15]), "%s: wrote past r1", tr->name);
         }
         free(src), free(x), free(xq);
         kt_qfree(&q);

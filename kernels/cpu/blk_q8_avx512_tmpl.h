@@ -139,6 +139,10 @@ void QV_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
 #ifndef QV_PRE_MAX
 #define QV_PRE_MAX 512
 #endif
+/* tokens per tile: 8 where the accumulators fit the 32 zmm (16 of them for 8 rows), 4 where a
+ * minimum's chain (Q8_1) needs 16 more registers */
+#undef QV_TT
+#define QV_TT (QV_Q81 ? 4 : 8)
 #undef QV_ACTP
 #define QV_ACTP(k, ylo, yhi, c0, dx)                                                               \
     const uint8_t *ab_##k = xk[k] + i * QV_ABYTES;                                                 \
@@ -182,12 +186,12 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     const uint8_t *X = Xq, *base = w->data;
     const size_t rb = w->row_bytes;
     int64_t t = 0;
-    __m128i c0s[4][QV_PRE_MAX];
-    float dxs[4][QV_PRE_MAX], sxs[4][QV_PRE_MAX];
-    for (; nb <= QV_PRE_MAX && t + 4 <= n; t += 4) {
-        const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
-                                X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
-        for (int k = 0; k < 4; k++)
+    __m128i c0s[QV_TT][QV_PRE_MAX];
+    float dxs[QV_TT][QV_PRE_MAX], sxs[QV_TT][QV_PRE_MAX];
+    for (; nb <= QV_PRE_MAX && t + QV_TT <= n; t += QV_TT) {
+        const uint8_t *xk[QV_TT];
+        for (int k = 0; k < QV_TT; k++) xk[k] = X + (size_t)(t + k) * xq_bytes;
+        for (int k = 0; k < QV_TT; k++)
             for (int64_t i = 0; i < nb; i++) {
                 const uint8_t *ab = xk[k] + i * QV_ABYTES;
                 QV_ACT(ab, ylo, yhi, c0, dx, sx);
@@ -200,9 +204,9 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
         for (; r + 8 <= r1; r += 8) {
             QV_ROWS(wa, base, r, 4, rb);
             QV_ROWS(wb, base, r + 4, 4, rb);
-            __m512 acca[4], accb[4];
-            __m128 msa[4], msb[4];
-            for (int k = 0; k < 4; k++) {
+            __m512 acca[QV_TT], accb[QV_TT];
+            __m128 msa[QV_TT], msb[QV_TT];
+            for (int k = 0; k < QV_TT; k++) {
                 acca[k] = accb[k] = _mm512_setzero_ps();
                 msa[k] = msb[k] = _mm_setzero_ps();
             }
@@ -215,12 +219,10 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
                 const __m512 dva = qv_dvec(fa), dvb = qv_dvec(fb);
                 const __m128 mva = qv_mvec(fa), mvb = qv_mvec(fb);
                 (void)mva, (void)mvb;
-                QV_TOK8(0);
-                QV_TOK8(1);
-                QV_TOK8(2);
-                QV_TOK8(3);
+#pragma GCC unroll 8
+                for (int k = 0; k < QV_TT; k++) QV_TOK8(k);
             }
-            for (int k = 0; k < 4; k++) {
+            for (int k = 0; k < QV_TT; k++) {
                 float *yk = Y + (size_t)(t + k) * (size_t)ldy + (size_t)(r - r0);
                 _mm_storeu_ps(yk, QV_CAT(QV_NAME, _out)(acca[k], msa[k]));
                 _mm_storeu_ps(yk + 4, QV_CAT(QV_NAME, _out)(accb[k], msb[k]));
@@ -229,8 +231,12 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
         for (; r < r1; r += 4) {
             const int64_t nr = r1 - r < 4 ? r1 - r : 4;
             QV_ROWS(wr, base, r, nr, rb);
-            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-            __m128 ms[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+            __m512 acc[QV_TT];
+            __m128 ms[QV_TT];
+            for (int k = 0; k < QV_TT; k++) {
+                acc[k] = _mm512_setzero_ps();
+                ms[k] = _mm_setzero_ps();
+            }
             for (int64_t i = 0; i < nb; i++) {
                 const size_t o = (size_t)i * QV_WBYTES;
                 __m512i lo, hi;
@@ -239,12 +245,10 @@ void QV_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
                 const __m512 dv = qv_dvec(f);
                 const __m128 mv = qv_mvec(f);
                 (void)mv;
-                QV_TOK(0);
-                QV_TOK(1);
-                QV_TOK(2);
-                QV_TOK(3);
+#pragma GCC unroll 8
+                for (int k = 0; k < QV_TT; k++) QV_TOK(k);
             }
-            for (int k = 0; k < 4; k++) {
+            for (int k = 0; k < QV_TT; k++) {
                 float out[4];
                 _mm_storeu_ps(out, QV_CAT(QV_NAME, _out)(acc[k], ms[k]));
                 for (int j = 0; j < nr; j++) Y[(size_t)(t + k) * (size_t)ldy + (size_t)(r + j - r0)] = out[j];
