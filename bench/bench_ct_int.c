@@ -1,5 +1,6 @@
-/* bench_ct_int.c - one lq_matmul of a compressed-tensors weight with Q8_0 activations (the opt-in
- * integer path, LQ_INT_ACT=all) against f32 activations (LQ_ACT_MODE_F32), in the calling
+/* bench_ct_int.c - one lq_matmul of a compressed-tensors weight with integer activations (the
+ * row's layout at this ISA level: Q8_0, opt-in; W4A16's Q16 at AVX-512, on by default; forced on
+ * here with LQ_ACT_MODE_ALL) against f32 activations (LQ_ACT_MODE_F32), in the calling
  * thread's CPU time (CLOCK_THREAD_CPUTIME_ID: on a shared machine, wall time measures the other
  * processes), best of 5. Not a test: numbers go to docs/PERFORMANCE.md.
  *
@@ -51,7 +52,7 @@ int main(int argc, char **argv) {
             best = t < best ? t : best;
         }
         printf("%-6s %5lld x %-5lld n=%-4lld %-9s %9.3f ms %7.1f GMAC/s%s\n", argv[1], (long long)rows,
-               (long long)cols, (long long)n, mode ? "f32-act" : "int8-act", best * 1e3,
+               (long long)cols, (long long)n, mode ? "f32-act" : lq_act_get(lq_wfmt_get(fmt)->act)->name, best * 1e3,
                (double)(rows * cols * n) / best * 1e-9,
                !mode && !lq_matmul_uses_int_act(&w) ? "  (no int path: set LQ_INT_ACT=all)" : "");
     }

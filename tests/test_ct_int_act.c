@@ -40,6 +40,10 @@ static void ones_block(uint8_t *xb) {
  * -7..7 (sum 0), columns 16..31 hold -8..7 (sum -8), so
  * sum_c (q_c - z) x_c = (q_0 - z) 127 + sum_{c >= 1} (q_c - z) = (-8 - z) 127 + (-8 - 31 z). */
 Test(ct_int_act, w4a16_hand_worked_sym_and_asym) {
+    /* the Q8_0 path: W4A16's integer path below AVX-512 (there it takes Q16, tested below) */
+    const lq_isa best = lq_cpu_isa();
+    lq_kernels_set_isa(best < LQ_ISA_AVX2 ? best : LQ_ISA_AVX2);
+    cr_assert_eq(lq_wfmt_get(LQ_WFMT_W4A16)->act, LQ_ACT_Q8_0);
     uint8_t row[16], xb[34];
     for (int c = 0; c < 32; c++) lq_int4_set(row, c, c % 16 - 8);
     ones_block(xb);
@@ -55,6 +59,47 @@ Test(ct_int_act, w4a16_hand_worked_sym_and_asym) {
         const float want = 0.5f * (float)((-8 - z) * 127 + (-8 - 31 * z));
         cr_assert_eq(y[0], want, "zero %d: ref %g want %g", z, y[0], want);
         cr_assert_eq(y[1], want, "zero %d: fast %g want %g", z, y[1], want);
+    }
+    lq_kernels_set_isa(best);
+}
+
+/* The same row against Q16 activations 32767, 1, 1, ... (the quantizer checked on every CPU, the
+ * row where the AVX-512 level runs it) (amax 32767: d_x = 1, codes equal the
+ * values, act_quant.c): sum_c (q_c - z) x_c = (-8 - z) 32767 + (-8 - 31 z), times 0.5; and a
+ * block of 96 columns (three blocks: the masked last quad of the AVX-512 kernel) whose second and
+ * third blocks repeat the first, with activations 32767 / 2^k: d_x = 2^-k, the same codes. */
+Test(ct_int_act, w4a16_q16_hand_worked_sym_and_asym) {
+    const lq_act_traits *a = lq_act_get(LQ_ACT_Q16);
+    float x[96];
+    for (int c = 0; c < 96; c++) x[c] = ldexpf(c % 32 == 0 ? 32767.0f : 1.0f, -(c / 32));
+    lq_block_q16 xb[3];
+    a->quantize(x, 96, xb);
+    for (int b = 0; b < 3; b++) {
+        cr_assert_eq(xb[b].d, ldexpf(1.0f, -b), "block %d: d %g", b, (double)xb[b].d);
+        for (int j = 0; j < 32; j++) cr_assert_eq(xb[b].qs[j], j == 0 ? 32767 : 1);
+    }
+    uint8_t row[48];
+    for (int c = 0; c < 96; c++) lq_int4_set(row, c, c % 16 - 8);
+    const float scale = 0.5f;
+    for (int z = -3; z <= 2; z += 5) {
+        const float zero = (float)z;
+        const double blk = (double)((-8 - z) * 32767 + (-8 - 31 * z)); /* one block's integer D */
+        for (int cols = 32; cols <= 96; cols += 64) {
+            const lq_weight w = {.fmt = LQ_WFMT_W4A16, .rows = 1, .cols = cols, .data = row, .row_bytes = (size_t)cols / 2,
+                                 .aux = {&scale, z ? &zero : NULL}, .group_size = 0};
+            const double want = 0.5 * blk * (cols == 32 ? 1.0 : 1.0 + 0.5 + 0.25);
+            /* the Q16 row exists at the AVX-512 level only (format_table.c's g_int512) */
+            if (lq_cpu_isa() < LQ_ISA_AVX512) continue;
+            lq_kernels_set_isa(LQ_ISA_AVX512);
+            const lq_wfmt_traits *t = lq_wfmt_get(LQ_WFMT_W4A16);
+            cr_assert_eq(t->act, LQ_ACT_Q16);
+            cr_assert_eq(t->act_opt_in, 0);
+            float y[2];
+            t->matvec_q_ref(&w, xb, &y[0], 0, 1);
+            t->matvec_q(&w, xb, &y[1], 0, 1);
+            cr_assert_eq(y[0], (float)want, "zero %d, %d cols: ref %.9g want %.9g", z, cols, (double)y[0], want);
+            cr_assert_eq(y[1], (float)want, "zero %d, %d cols: avx512 %.9g want %.9g", z, cols, (double)y[1], want);
+        }
     }
 }
 
@@ -192,7 +237,8 @@ static void check(lq_wfmt f, int64_t rows, int64_t cols, int gs, int asym) {
     t->matvec_q(&q.w, xq, yf, 5, rows - 2);
     EXPECT_CLOSE(what, yf, yr + 5, sq + 5, rows - 7, t->tol_atol, t->tol_rtol);
     lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
-    cr_assert(!lq_matmul_uses_int_act(&q.w), "%s: opt-in, not taken by default", t->name);
+    cr_assert_eq(lq_matmul_uses_int_act(&q.w), !t->act_opt_in, "%s (%s): taken by default iff not opt-in",
+                 t->name, lq_act_get(t->act)->name);
     lq_matmul_set_act_mode(LQ_ACT_MODE_ALL);
     cr_assert(lq_matmul_uses_int_act(&q.w));
     lq_pool *pool = lq_pool_create(2);

@@ -7,7 +7,8 @@
  * (stored binary16), multiply by id = 127 / amax (not by 1 / d: that rounds differently) and round
  * half to even (_mm256_round_ps); ggml's own scalar reference (quantize_row_q8_0_ref) rounds half
  * away from zero with 1 / d and is not what its AVX2 build runs. Q8_K is ggml's
- * quantize_row_q8_K_ref, which its x86 build calls as is. act_quant_avx2.c has the fast twins;
+ * quantize_row_q8_K_ref, which its x86 build calls as is. Q16 is ours (lq_format.h).
+ * act_quant_avx2.c has the fast twins;
  * they are bit-identical to these (tests/test_int_act.c).
  */
 #include <math.h>
@@ -95,6 +96,27 @@ void lq_act_quantize_q8_K_ref(const float *x, int64_t n, void *out) {
     }
 }
 
+/* Q16 (ours): the Q8_0 rule with 32767 for 127 and d kept in f32: d = amax / 32767, codes
+ * x * (32767 / amax) rounded half to even; |x * id| <= 32767 up to an ulp, so no clamp. */
+void lq_act_quantize_q16_ref(const float *x, int64_t n, void *out) {
+    lq_block_q16 *y = out;
+    for (int64_t i = 0; i < n / LQ_QK; i++, x += LQ_QK) {
+        const float amax = block_amax(x, LQ_QK);
+        const float id = amax != 0.0f ? 32767.0f / amax : 0.0f;
+        for (int j = 0; j < LQ_QK; j++) {
+            const float v = x[j] * id; /* its own statement: no FMA contraction */
+            y[i].qs[j] = (int16_t)nearbyintf(v);
+        }
+        y[i].d = amax / 32767.0f;
+    }
+}
+
+static void act_dequant_q16_ref(const void *blocks, int64_t n, float *out) {
+    const lq_block_q16 *y = blocks;
+    for (int64_t i = 0; i < n / LQ_QK; i++)
+        for (int j = 0; j < LQ_QK; j++) *out++ = (float)y[i].qs[j] * y[i].d;
+}
+
 static void act_dequant_q8_0_ref(const void *blocks, int64_t n, float *out) {
     const uint8_t *b = blocks;
     for (int64_t i = 0; i < n / LQ_QK; i++, b += sizeof(lq_block_q8_0)) {
@@ -132,6 +154,10 @@ static lq_act_traits g_act[LQ_ACT_COUNT] = {
     [LQ_ACT_Q8_K] = {.name = "q8_K", .block = 256, .block_bytes = sizeof(lq_block_q8_K),
                      .quantize_ref = lq_act_quantize_q8_K_ref, .dequant_ref = act_dequant_q8_K_ref,
                      .err_amax = 0.5 / 127.0 * (1.0 + 1e-5), .err_rel = 1e-6, .amax_floor = 0},
+    /* f32 d: half a step of amax / 32767 and f32 roundings only (amax_floor: d's subnormals) */
+    [LQ_ACT_Q16] = {.name = "q16", .block = LQ_QK, .block_bytes = sizeof(lq_block_q16),
+                    .quantize_ref = lq_act_quantize_q16_ref, .dequant_ref = act_dequant_q16_ref,
+                    .err_amax = 0.5 / 32767.0 * (1.0 + 1e-5), .err_rel = 1e-6, .amax_floor = 32767.0 * 0x1p-126},
 };
 
 /* The fast quantizers, chosen once (format_table.c's lq_kernels_init order: called from there). */
@@ -141,6 +167,7 @@ void lq_act_select(int avx2) {
     g_act[LQ_ACT_Q8_0].quantize = lq_act_quantize_q8_0_avx2;
     g_act[LQ_ACT_Q8_1].quantize = lq_act_quantize_q8_1_avx2;
     g_act[LQ_ACT_Q8_K].quantize = lq_act_quantize_q8_K_avx2;
+    g_act[LQ_ACT_Q16].quantize = lq_act_quantize_q16_avx2;
 }
 
 const lq_act_traits *lq_act_get(lq_act_fmt f) {

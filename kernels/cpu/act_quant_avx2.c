@@ -1,4 +1,4 @@
-/* act_quant_avx2.c - the AVX2 twins of act_quant.c's Q8_0 / Q8_1 activation quantizers: the same
+/* act_quant_avx2.c - the AVX2 twins of act_quant.c's Q8_0 / Q8_1 (and Q16) activation quantizers: the same
  * operations as ggml-cpu's x86 quantize_row_q8_0 / q8_1 (amax of |x|, x * (127 / amax) rounded
  * half to even by _mm256_round_ps), so the codes and binary16 scales equal the scalar spec's bit
  * for bit; Q8_K's twin is ggml's reference quantizer vectorized, equal bit for bit too. */
@@ -106,5 +106,31 @@ void lq_act_quantize_q8_K_avx2(const float *x, int64_t n, void *out) {
             _mm256_storeu_si256((__m256i *)(y[i].qs + j), _mm256_permutevar8x32_epi32(p, perm));
         }
         y[i].d = 1.0f / iscale;
+    }
+}
+
+/* Q16: q8_block_avx2's steps with 32767 for 127, d in f32; the int32 -> int16 pack works per
+ * 128-bit lane, so the permute restores the order (|code| <= 32767: the saturation never acts). */
+void lq_act_quantize_q16_avx2(const float *x, int64_t n, void *out) {
+    lq_block_q16 *y = out;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / LQ_QK; i++, x += LQ_QK) {
+        __m256 v[4], m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 32767.0f / amax : 0.0f);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), ACT_RND));
+        const __m256i p01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8);
+        const __m256i p23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xd8);
+        _mm256_storeu_si256((__m256i *)y[i].qs, p01);
+        _mm256_storeu_si256((__m256i *)(y[i].qs + 16), p23);
+        y[i].d = amax / 32767.0f;
     }
 }

@@ -72,6 +72,8 @@ void lq_act_quantize_q8_K_ref(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_0_avx2(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_1_avx2(const float *x, int64_t n, void *out);
 void lq_act_quantize_q8_K_avx2(const float *x, int64_t n, void *out);
+void lq_act_quantize_q16_ref(const float *x, int64_t n, void *out);
+void lq_act_quantize_q16_avx2(const float *x, int64_t n, void *out);
 
 /* ---- integer-activation matvecs (lq_matvec_q_fn), by family ---- */
 /* legacy blocks x Q8_0 / Q8_1 */
@@ -127,6 +129,7 @@ void lq_matvec_q_iq4_xs_avx2(const lq_weight *w, const void *xq, float *y, int64
 /* compressed-tensors formats x Q8_0 (fmt_w4a16_q8*.c, fmt_w8a16_q8*.c) */
 void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_matvec_q_w4a16_q16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 
@@ -255,9 +258,10 @@ void lq_matvec_w8a16_avx512(const lq_weight *w, const float *x, float *y, int64_
 void lq_matvec_q_w8a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_gemm_q_w8a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
                             int64_t ldy, int64_t r0, int64_t r1);
-void lq_matvec_q_w4a16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
-void lq_gemm_q_w4a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
-                            int64_t ldy, int64_t r0, int64_t r1);
+/* W4A16 x Q16 activations (fmt_w4a16_q16*.c): the AVX-512 level's integer path of W4A16 */
+void lq_matvec_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+void lq_gemm_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
+                                int64_t ldy, int64_t r0, int64_t r1);
 void lq_matvec_w4a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_fp8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 

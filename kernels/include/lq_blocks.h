@@ -277,6 +277,9 @@ typedef struct lq_block_q8_1 { lq_f16 d, s; int8_t qs[32]; } lq_block_q8_1;
 typedef struct lq_block_q8_K { float d; int8_t qs[256]; int16_t bsums[16]; } lq_block_q8_K;
 LQ_BLOCK_ASSERT(sizeof(lq_block_q8_1) == 36, "block_q8_1 is 36 bytes");
 LQ_BLOCK_ASSERT(sizeof(lq_block_q8_K) == 292, "block_q8_K is 292 bytes");
+/* Q16 activations (ours, no ggml counterpart): d = amax / 32767 in f32 and 32 int16 codes. */
+typedef struct lq_block_q16 { float d; int16_t qs[32]; } lq_block_q16;
+LQ_BLOCK_ASSERT(sizeof(lq_block_q16) == 68, "block_q16 is 68 bytes");
 
 /* ggml's kvalues_iq4nl: the IQ4_NL code -> value grid (times the block scale d). */
 #define LQ_IQ4NL_VALUES {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}

@@ -81,6 +81,10 @@ typedef enum lq_act_fmt {
     /* 256 values: m = the signed value of largest magnitude, q = min(127, round-half-even(x *
      * (-127 / m))), d = 1 / (-127 / m) in f32, and the sums of each 16 codes (int16) */
     LQ_ACT_Q8_K = 3,
+    /* 32 values: d = amax / 32767 in f32, q = round-half-even(x * (32767 / amax)) as int16 (no
+     * llama.cpp counterpart): a step 258 times finer than Q8_0's, for the compressed-tensors rows
+     * whose 16-bit activations Q8_0 rounds past issue 17's KLD budget (docs/RESULTS.md) */
+    LQ_ACT_Q16 = 4,
     LQ_ACT_COUNT
 } lq_act_fmt;
 
@@ -90,9 +94,9 @@ typedef void (*lq_act_quantize_fn)(const float *x, int64_t n, void *out);
 typedef void (*lq_act_dequant_fn)(const void *blocks, int64_t n, float *out);
 
 typedef struct lq_act_traits {
-    const char *name;            /* "q8_0", "q8_1", "q8_K" (ggml's names) */
+    const char *name;            /* "q8_0", "q8_1", "q8_K" (ggml's names), "q16" */
     int block;                   /* values per block: 32 or 256 */
-    size_t block_bytes;          /* 34, 36, 292 */
+    size_t block_bytes;          /* 34, 36, 292, 68 */
     lq_act_quantize_fn quantize; /* fastest (chosen at startup); bit-identical to the ref */
     lq_act_quantize_fn quantize_ref;
     lq_act_dequant_fn dequant_ref;
