@@ -83,14 +83,22 @@ void QD_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
     }
 }
 
+/* gemm's tables for a tile of 4 tokens: each token's blocks' QD_PREP value and d_x, made once
+ * per token tile instead of once per pair of rows (a prefill task's few hundred rows are ~100
+ * pairs): the same values, so the float steps and the bits are unchanged. Rows longer than
+ * QD_PRE_MAX blocks (cols > 16384) take the per-token matvec, the same bits again. */
+#ifndef QD_PRE_MAX
+#define QD_PRE_MAX 512
+#endif
+
 /* One token k of the 2 x 4 tile: both rows' codes c0, c1 (scales d0, d1) meet its block. */
 #define QD_TOK(k)                                                                                  \
     do {                                                                                           \
         const uint8_t *ab_ = xk[k] + i * QD_ABYTES;                                                \
         const __m256i y_ = _mm256_loadu_si256((const __m256i *)(ab_ + QD_ABYTES - 32));            \
-        const __m256i a_ = QD_PREP(y_);                                                            \
+        const __m256i a_ = aux[k][i];                                                              \
         (void)a_;                                                                                  \
-        const float dx_ = qd_f16(ab_);                                                             \
+        const float dx_ = dxs[k][i];                                                               \
         p0##k = _mm256_fmadd_ps(_mm256_set1_ps(d0 * dx_), _mm256_cvtepi32_ps(QD_MUL(c0, y_, a_)), p0##k); \
         p1##k = _mm256_fmadd_ps(_mm256_set1_ps(d1 * dx_), _mm256_cvtepi32_ps(QD_MUL(c1, y_, a_)), p1##k); \
     } while (0)
@@ -101,9 +109,17 @@ void QD_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     const uint8_t *X = Xq, *base = w->data;
     const size_t rb = w->row_bytes;
     int64_t t = 0;
-    for (; t + 4 <= n; t += 4) {
+    __m256i aux[4][QD_PRE_MAX];
+    float dxs[4][QD_PRE_MAX];
+    for (; nb <= QD_PRE_MAX && t + 4 <= n; t += 4) {
         const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
+        for (int k = 0; k < 4; k++)
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *ab = xk[k] + i * QD_ABYTES;
+                aux[k][i] = QD_PREP(_mm256_loadu_si256((const __m256i *)(ab + QD_ABYTES - 32)));
+                dxs[k][i] = qd_f16(ab);
+            }
         for (int64_t r = r0; r < r1; r += 2) {
             const int two = r + 1 < r1;
             const uint8_t *w0 = base + (size_t)r * rb, *w1 = base + (size_t)(r + two) * rb;
