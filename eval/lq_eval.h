@@ -194,7 +194,8 @@ typedef struct lq_serve_result {
     double ttft_mean, ttft_p50, ttft_p90, ttft_p99; /* time to first token from arrival, s */
     double itl_mean, itl_p50, itl_p90, itl_p99;     /* gap between a request's tokens, s */
     int page_tokens;
-    size_t page_bytes;
+    lq_kv_type kv_type;                 /* the cache's rows (the model's lq_model_kv_cache) */
+    size_t page_bytes;                  /* in kv_type: a q8 page is ~0.27 of an f32 one */
     int64_t kv_peak_pages, kv_peak_tokens;  /* pages in use at the fullest step, tokens held then */
     double kv_mean_bytes;               /* pages in use x page bytes, mean over steps */
     int64_t kv_pages_allocated;         /* the pool's high-water mark */
@@ -206,11 +207,13 @@ typedef struct lq_serve_result {
 lq_status lq_eval_serve_bench(const lq_model *m, lq_pool *pool, const lq_serve_opts *o, lq_serve_result *r);
 
 /* llama-batched-bench's measurement on lq_batch: for each B, B sequences of n_prompt random ids
- * prefilled (steps of at most 512 rows), then n_gen decode steps of B tokens. */
+ * prefilled (steps of at most 512 rows), then n_gen decode steps of B tokens. The KV cache is
+ * the model's type (lq_model_set_kv_cache), as in lq_eval_serve_bench. */
 typedef struct lq_batch_point {
     int batch;
     double pp_s, tg_s;         /* seconds of the prefill and of the decode phase */
     double pp_tok_s, tg_tok_s; /* B x n_prompt / pp_s, B x n_gen / tg_s */
+    int64_t kv_bytes;          /* KV pages in use after the last decode step x page bytes */
 } lq_batch_point;
 lq_status lq_eval_batch_curve(const lq_model *m, lq_pool *pool, const int *batch, int n_batch, int n_prompt,
                               int n_gen, uint64_t seed, lq_batch_point *out);

@@ -214,6 +214,7 @@ lq_status lq_eval_serve_bench(const lq_model *m, lq_pool *pool, const lq_serve_o
         r->n_requests = R.n;
         r->page_tokens = ks.page_tokens;
         r->page_bytes = ks.page_bytes;
+        r->kv_type = ks.kv_type;
         r->kv_pages_allocated = ks.pages_allocated;
         r->gen_tok_s = r->seconds > 0 ? (double)r->gen_tokens / r->seconds : 0;
         r->total_tok_s = r->seconds > 0 ? (double)(r->gen_tokens + r->prompt_tokens) / r->seconds : 0;
@@ -268,6 +269,9 @@ static lq_status curve_point(lq_batch *b, int B, int n_prompt, int n_gen, uint64
         for (int i = 0; st == LQ_OK && i < B; i++) next[i] = lq_eval_argmax(logits + (size_t)i * vocab, vocab);
     }
     pt->tg_s = lq_eval_now() - t0;
+    lq_kv_stats ks; /* every sequence at its longest, before they close */
+    lq_batch_kv_stats(b, &ks);
+    pt->kv_bytes = (int64_t)ks.pages_in_use * (int64_t)ks.page_bytes;
     pt->batch = B;
     pt->pp_tok_s = pt->pp_s > 0 ? (double)B * n_prompt / pt->pp_s : 0;
     pt->tg_tok_s = pt->tg_s > 0 ? (double)B * n_gen / pt->tg_s : 0;

@@ -3,7 +3,8 @@
  * - a step of B sequences (different lengths, prefill chunks next to decode tokens) gives every
  *   sequence the logits lq_forward gives it alone on its own contiguous cache (the engine
  *   test_generate checks against llama2.c's documented sample), f32 and W8A8 (per-token
- *   activation quantization: a token's row must not see its neighbours);
+ *   activation quantization: a token's row must not see its neighbours), and with compact
+ *   (f16 / q8 / fp8) caches against single sessions with the same cache type;
  * - the page pool: reuse after close, a clear error when exhausted that changes nothing, pages
  *   counted as tokens arrive;
  * - copy-on-write prefix sharing (fork) and truncation (speculative rollback);
@@ -50,7 +51,8 @@ enum { NSEQ = 5, MAXLEN = 80 };
 
 /* B sequences through a batch, each step checked against lq_forward on one session per
  * sequence. rel_tol bounds max |logit diff| relative to the largest logit of the row. */
-static void check_batch_vs_single(lq_model *m, lq_pool *pool, double rel_tol, const char *what) {
+static double check_batch_vs_single(lq_model *m, lq_pool *pool, double rel_tol, const char *what) {
+    double worst = 0;
     const lq_config *c = lq_model_config(m);
     const int V = c->vocab_size;
     /* prompt lengths around the page size (16): inside one page, exactly one, across two and three */
@@ -91,6 +93,7 @@ static void check_batch_vs_single(lq_model *m, lq_pool *pool, double rel_tol, co
                 diff(row + (size_t)r * V, sl + (size_t)r * V, V, &d, &mx);
                 cr_expect(d <= rel_tol * mx, "%s step %d seq %d row %d: max diff %g, max logit %g", what, st, i, r,
                           d, mx);
+                worst = fmax(worst, d / mx);
             }
             row += (size_t)rows * V;
             len[i] += it[k].n;
@@ -112,6 +115,7 @@ static void check_batch_vs_single(lq_model *m, lq_pool *pool, double rel_tol, co
     free(sl);
     lq_batch_free(b);
     for (int i = 0; i < NSEQ; i++) lq_session_free(single[i]);
+    return worst;
 }
 
 /* f32: the GEMM path sums the same products as the GEMV path in another order (a few f32 ulps
@@ -122,6 +126,42 @@ Test(batch, equals_single_decodes_f32) {
     lq_pool *pool = lq_pool_create(2);
     check_batch_vs_single(m, NULL, 1e-4, "f32 1 thread");
     check_batch_vs_single(m, pool, 1e-4, "f32 2 threads");
+
+    lq_pool_free(pool);
+    lq_model_free(m);
+}
+
+/* Compact caches (f16, q8, fp8; static scales too): the batch's pages hold rows of the same
+ * type, encoded by the same kv_store op and read by the same lq_kv.h loops as a single session's
+ * contiguous cache, so the two agree as f32 caches do, except where the batch's GEMM and the
+ * single session's GEMV round a K / V value to either side of a code boundary: that value then
+ * moves by one step of its grid (f16: 2^-10 of it; q8: 1/127 of its head's max; fp8: 1/8 of it).
+ * 1e-2 of the logit scale, as W8A8's activation codes; measured on these schedules: f16 5e-5 to
+ * 3.6e-4 (a few f16 flips), q8 and fp8 below 1e-6 (none). test_kv_cache checks the batch against the
+ * f32 program over the encoded rows to f32 rounding. */
+Test(batch, equals_single_decodes_compact_caches, .timeout = 120) {
+    lq_model *m = load_stories();
+    lq_pool *pool = lq_pool_create(2);
+    for (int t = LQ_KV_F16; t < LQ_KV_TYPE_COUNT; t++) {
+        cr_assert_eq(lq_model_set_kv_cache(m, (lq_kv_type)t), LQ_OK);
+        const double w = check_batch_vs_single(m, pool, 1e-2, lq_kv_type_name((lq_kv_type)t));
+        cr_log_info("%s cache: batch vs single, worst max |diff| / max |logit| %.3g", lq_kv_type_name((lq_kv_type)t), w);
+    }
+    /* static per-head scales (a checkpoint's kv_cache_scheme): one range of +-4 for every head of
+     * every layer; values beyond it saturate, as the encoder specifies */
+    const lq_config *c = lq_model_config(m);
+    const int n = c->n_layers * c->n_kv_heads;
+    float *ks = malloc((size_t)n * sizeof *ks), *vs = malloc((size_t)n * sizeof *vs);
+    for (int t = LQ_KV_Q8; t <= LQ_KV_FP8; t++) {
+        const float top = t == LQ_KV_Q8 ? 127.0f : 448.0f;
+        for (int i = 0; i < n; i++) ks[i] = vs[i] = 4.0f / top;
+        cr_assert_eq(lq_model_set_kv_scales(m, ks, vs), LQ_OK, "%s", lq_last_error());
+        cr_assert_eq(lq_model_set_kv_cache(m, (lq_kv_type)t), LQ_OK);
+        const double w = check_batch_vs_single(m, pool, 1e-2, t == LQ_KV_Q8 ? "static q8" : "static fp8");
+        cr_log_info("static %s cache: batch vs single, worst %.3g", lq_kv_type_name((lq_kv_type)t), w);
+    }
+    free(ks);
+    free(vs);
     lq_pool_free(pool);
     lq_model_free(m);
 }
@@ -268,18 +308,22 @@ Test(kv_pages, fork_copy_on_write_and_truncate) {
 
 /* The CPU table's tiled attention_paged against its two-pass attention over one contiguous
  * cache: two sequences in one call (a decode-like tail of 3 rows, a prefill-like head of 4),
- * lengths that are not multiples of the tile, tiles of 16 and 7, full causal and a window of 5.
- * Both are f32 softmax-weighted sums of the same products; they differ in the order of the
- * exp/normalise steps only: 1e-5 absolute on outputs of magnitude <= 1. */
+ * lengths that are not multiples of the tile, tiles of 16 and 7, full causal and a window of 5,
+ * for every cache row type (f32, f16, q8 and fp8 with per-row scales, q8 and fp8 with static
+ * ones): the pages hold the same encoded rows as the contiguous cache, read by the same lq_kv.h
+ * loops. Both are f32 softmax-weighted sums of the same products; they differ in the order of
+ * the exp/normalise steps only: 1e-5 absolute on outputs of magnitude <= 1. */
 Test(attention, tiled_online_softmax_matches_two_pass) {
     const int n_heads = 6, n_kv = 2, hd = 40, kvd = n_kv * hd, qd = n_heads * hd, n_ctx = 64;
     const int lens[] = {1, 7, 15, 17, 33, 50}, tiles[] = {16, 7}, windows[] = {0, 5};
+    const float statics[2] = {2.0f / 127, 1.5f / 448}; /* per kv head; some |K| = 2 values saturate fp8 */
     void *ctx = NULL;
     lq_pool *pool = lq_pool_create(2);
     cr_assert_eq(lq_backend_cpu.ctx_create(NULL, n_ctx, pool, &ctx), LQ_OK);
     cr_assert(lq_backend_cpu.supports(LQ_OP_ATTENTION_PAGED));
     cr_expect_str_eq(lq_op_name(LQ_OP_ATTENTION_PAGED), "attention_paged");
     float *kc = malloc((size_t)n_ctx * kvd * sizeof(float)), *vc = malloc((size_t)n_ctx * kvd * sizeof(float));
+    char *kq = malloc((size_t)n_ctx * kvd * sizeof(float)), *vq = malloc((size_t)n_ctx * kvd * sizeof(float));
     float *q = malloc((size_t)8 * qd * sizeof(float));
     float *out = malloc((size_t)8 * qd * sizeof(float)), *ref = malloc((size_t)8 * qd * sizeof(float));
     for (int i = 0; i < n_ctx * kvd; i++) {
@@ -287,41 +331,54 @@ Test(attention, tiled_online_softmax_matches_two_pass) {
         vc[i] = rndf();
     }
     for (int i = 0; i < 8 * qd; i++) q[i] = 2.0f * rndf();
-    for (size_t ti = 0; ti < 2; ti++) {
-        const int pt = tiles[ti], n_pages = (n_ctx + pt - 1) / pt;
-        float **pages = malloc((size_t)n_pages * sizeof *pages);
-        for (int p = 0; p < n_pages; p++) { /* [K rows | V rows], as one layer of kv_paged.h */
-            pages[p] = calloc((size_t)2 * pt * kvd, sizeof(float));
-            for (int r = 0; r < pt && p * pt + r < n_ctx; r++) {
-                memcpy(pages[p] + (size_t)r * kvd, kc + (size_t)(p * pt + r) * kvd, (size_t)kvd * sizeof(float));
-                memcpy(pages[p] + (size_t)(pt + r) * kvd, vc + (size_t)(p * pt + r) * kvd, (size_t)kvd * sizeof(float));
-            }
+    for (int tv = 0; tv < LQ_KV_TYPE_COUNT + 2; tv++) {
+        const lq_kv_type t = tv < LQ_KV_TYPE_COUNT ? (lq_kv_type)tv : tv == LQ_KV_TYPE_COUNT ? LQ_KV_Q8 : LQ_KV_FP8;
+        const float *fixed = tv >= LQ_KV_TYPE_COUNT ? statics : NULL;
+        const size_t rb = lq_kv_row_bytes(t, n_kv, hd, fixed);
+        for (int r = 0; r < n_ctx; r++) { /* the contiguous cache the two-pass attention reads */
+            lq_kv_store_row(t, kq + (size_t)r * rb, kc + (size_t)r * kvd, n_kv, hd, fixed);
+            lq_kv_store_row(t, vq + (size_t)r * rb, vc + (size_t)r * kvd, n_kv, hd, fixed);
         }
-        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
-            for (size_t wi = 0; wi < 2; wi++) {
-                const int L = lens[li], n0 = L < 3 ? L : 3, n1 = L < 4 ? L : 4;
-                lq_attn_seq seqs[2] = {{.row0 = 0, .n_tok = n0, .pos0 = L - n0, .pages = pages},
-                                       {.row0 = n0, .n_tok = n1, .pos0 = 0, .pages = pages}};
-                lq_attn_paged_args a = {.out = out, .q = q, .seqs = seqs, .n_seqs = 2, .n_rows = n0 + n1,
-                                        .k_off = 0, .v_off = (int64_t)pt * kvd, .page_tokens = pt,
-                                        .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
-                                        .window = windows[wi], .scale = 1.0f / sqrtf((float)hd)};
-                cr_assert_eq(lq_backend_cpu.attention_paged(ctx, &a), LQ_OK, "%s", lq_last_error());
-                for (int k = 0; k < 2; k++) {
-                    lq_attn_args r = {.out = ref + (size_t)seqs[k].row0 * qd, .q = q + (size_t)seqs[k].row0 * qd,
-                                      .kc = kc, .vc = vc, .n_tok = seqs[k].n_tok, .pos0 = seqs[k].pos0,
-                                      .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
-                                      .window = windows[wi], .scale = a.scale};
-                    cr_assert_eq(lq_backend_cpu.attention(ctx, &r), LQ_OK);
+        for (size_t ti = 0; ti < 2; ti++) {
+            const int pt = tiles[ti], n_pages = (n_ctx + pt - 1) / pt;
+            void **pages = malloc((size_t)n_pages * sizeof *pages);
+            for (int p = 0; p < n_pages; p++) { /* [K rows | V rows], as one layer of kv_paged.h */
+                pages[p] = calloc((size_t)2 * pt, rb);
+                for (int r = 0; r < pt && p * pt + r < n_ctx; r++) {
+                    memcpy((char *)pages[p] + (size_t)r * rb, kq + (size_t)(p * pt + r) * rb, rb);
+                    memcpy((char *)pages[p] + (size_t)(pt + r) * rb, vq + (size_t)(p * pt + r) * rb, rb);
                 }
-                for (int i = 0; i < (n0 + n1) * qd; i++)
-                    cr_assert(fabsf(out[i] - ref[i]) <= 1e-5f, "len %d tile %d window %d: [%d] %g vs %g", L, pt,
-                              windows[wi], i, out[i], ref[i]);
             }
-        for (int p = 0; p < n_pages; p++) free(pages[p]);
-        free(pages);
+            for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+                for (size_t wi = 0; wi < 2; wi++) {
+                    const int L = lens[li], n0 = L < 3 ? L : 3, n1 = L < 4 ? L : 4;
+                    lq_attn_seq seqs[2] = {{.row0 = 0, .n_tok = n0, .pos0 = L - n0, .pages = pages},
+                                           {.row0 = n0, .n_tok = n1, .pos0 = 0, .pages = pages}};
+                    lq_attn_paged_args a = {.out = out, .q = q, .seqs = seqs, .n_seqs = 2, .n_rows = n0 + n1,
+                                            .k_off = 0, .v_off = (int64_t)pt * (int64_t)rb, .page_tokens = pt,
+                                            .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
+                                            .window = windows[wi], .scale = 1.0f / sqrtf((float)hd), .kv = t,
+                                            .kv_row_bytes = rb, .k_fixed = fixed, .v_fixed = fixed};
+                    cr_assert_eq(lq_backend_cpu.attention_paged(ctx, &a), LQ_OK, "%s", lq_last_error());
+                    for (int k = 0; k < 2; k++) {
+                        const bool f32 = t == LQ_KV_F32;
+                        lq_attn_args r = {.out = ref + (size_t)seqs[k].row0 * qd, .q = q + (size_t)seqs[k].row0 * qd,
+                                          .kc = f32 ? kc : NULL, .vc = f32 ? vc : NULL, .n_tok = seqs[k].n_tok,
+                                          .pos0 = seqs[k].pos0, .n_heads = n_heads, .n_kv_heads = n_kv,
+                                          .head_dim = hd, .window = windows[wi], .scale = a.scale, .kv = t,
+                                          .kq = f32 ? NULL : kq, .vq = f32 ? NULL : vq, .kv_row_bytes = rb,
+                                          .k_fixed = fixed, .v_fixed = fixed};
+                        cr_assert_eq(lq_backend_cpu.attention(ctx, &r), LQ_OK);
+                    }
+                    for (int i = 0; i < (n0 + n1) * qd; i++)
+                        cr_assert(fabsf(out[i] - ref[i]) <= 1e-5f, "%s%s len %d tile %d window %d: [%d] %g vs %g",
+                                  lq_kv_type_name(t), fixed ? " static" : "", L, pt, windows[wi], i, out[i], ref[i]);
+                }
+            for (int p = 0; p < n_pages; p++) free(pages[p]);
+            free(pages);
+        }
     }
-    free(kc); free(vc); free(q); free(out); free(ref);
+    free(kc); free(vc); free(kq); free(vq); free(q); free(out); free(ref);
     lq_backend_cpu.ctx_free(ctx);
     lq_pool_free(pool);
 }

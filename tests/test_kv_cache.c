@@ -447,14 +447,175 @@ Test(kv_cache, copy_cache_keeps_the_type_and_refuses_a_mix) {
     lq_model_free(m);
 }
 
-Test(kv_cache, batched_sessions_refuse_a_compact_cache) {
-    lq_model *m = load(TINY);
-    cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_FP8), LQ_OK);
+/* ---- batched sessions: the paged cache in a compact type ------------------------------------
+ * A batch (lq_batch) with a compact cache against an f32 batch whose attention_paged op first
+ * rounds the step's new K / V rows in the pages through the same encoder (the emulation above,
+ * on pages): both run the same GEMMs and attend over the same values, so their logits agree to
+ * f32 rounding (1e-5 of the logit scale, as check_type). The schedule has prompts inside one
+ * page, across two and three, decode steps, a prefill chunk next to decodes, and a fork whose
+ * first write copies a shared compact page. Then the cost against the plain f32 batch (the same
+ * KLD bounds as the single-sequence sessions above) and the pages' bytes (the row layout). */
+static lq_kv_type g_pemul;
+static const lq_model *g_pmodel;
+static const lq_backend_ops *g_preal;
+
+static void round_page_rows(const lq_attn_paged_args *a, int64_t off, bool v, int layer) {
+    float fixed[MAX_KVH], *fx = NULL;
+    if (lq_model_kv_static(g_pmodel) && (g_pemul == LQ_KV_Q8 || g_pemul == LQ_KV_FP8)) {
+        for (int h = 0; h < a->n_kv_heads; h++) fixed[h] = lq_model_kv_scale(g_pmodel, layer, v, h);
+        fx = fixed;
+    }
+    static unsigned char buf[1 << 16];
+    for (int i = 0; i < a->n_seqs; i++) {
+        const lq_attn_seq *sq = &a->seqs[i];
+        for (int p = sq->pos0; p < sq->pos0 + sq->n_tok; p++) {
+            float *row = (float *)((char *)sq->pages[p / a->page_tokens] + off +
+                                   (size_t)(p % a->page_tokens) * a->kv_row_bytes);
+            lq_kv_store_row(g_pemul, buf, row, a->n_kv_heads, a->head_dim, fx);
+            lq_kv_load_row(g_pemul, buf, row, a->n_kv_heads, a->head_dim, fx);
+        }
+    }
+}
+
+static lq_status emul_attention_paged(void *ctx, const lq_attn_paged_args *a) {
+    cr_assert_eq(a->kv, LQ_KV_F32);
+    /* layers of equal width: K of layer l starts l * page_tokens rows into a page */
+    const int layer = (int)(a->k_off / ((int64_t)a->page_tokens * (int64_t)a->kv_row_bytes));
+    round_page_rows(a, a->k_off, false, layer);
+    round_page_rows(a, a->v_off, true, layer);
+    return g_preal->attention_paged(ctx, a);
+}
+
+enum { B_SEQ = 5, B_STEPS = 6, B_ROWS = 16 };
+
+/* The schedule through batch b; every logits row into out (B_ROWS * B_STEPS rows of vocab), the
+ * number of rows in *n_rows. Sequence 4 is a fork of sequence 3 after the prompts. */
+static void run_batch(lq_batch *b, int vocab, float *out, int *n_rows) {
+    static const int plen[4] = {5, 16, 17, 33};
+    int32_t toks[B_SEQ][64];
+    uint32_t r = 7;
+    for (int i = 0; i < B_SEQ; i++)
+        for (int t = 0; t < 64; t++) toks[i][t] = 1 + (int32_t)((r = r * 1664525u + 1013904223u) >> 8) % (vocab - 1);
+    int seq[B_SEQ], len[B_SEQ] = {0};
+    for (int i = 0; i < 4; i++) cr_assert_eq(lq_batch_seq_open(b, &seq[i]), LQ_OK);
+    *n_rows = 0;
+    for (int st = 0; st < B_STEPS; st++) {
+        if (st == 1) {
+            cr_assert_eq(lq_batch_seq_fork(b, seq[3], &seq[4]), LQ_OK, "%s", lq_last_error());
+            len[4] = len[3];
+            memcpy(toks[4], toks[3], (size_t)len[3] * sizeof(int32_t));
+        }
+        lq_batch_item it[B_SEQ];
+        int ni = 0, rows = 0;
+        for (int i = 0; i < (st ? B_SEQ : 4); i++) {
+            const int n = st == 0 ? plen[i] : st == 3 && i == 0 ? 3 : 1; /* step 3: a chunk of 3 */
+            const bool all = st == 3 && i == 0;
+            it[ni++] = (lq_batch_item){.seq = seq[i], .tokens = &toks[i][len[i]], .n = n,
+                                       .logits = all ? LQ_BATCH_LOGITS_ALL : LQ_BATCH_LOGITS_LAST};
+            rows += all ? n : 1;
+            len[i] += n;
+        }
+        cr_assert(*n_rows + rows <= B_ROWS * B_STEPS);
+        cr_assert_eq(lq_batch_forward(b, it, ni, out + (size_t)*n_rows * vocab), LQ_OK, "step %d: %s", st,
+                     lq_last_error());
+        *n_rows += rows;
+    }
+}
+
+/* Logits of the schedule through a batch of m's cache type; with `emul`, through an f32 batch
+ * whose attention_paged rounds the new rows as type `emul`. Returns the page bytes. */
+static size_t batch_logits(lq_model *m, lq_pool *pool, const lq_kv_type *emul, float *out, int *n_rows) {
+    lq_backend_ops ops;
+    const lq_backend_ops *real = m->cpu->ops;
+    if (emul) {
+        cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_F32), LQ_OK);
+        ops = *real;
+        ops.attention_paged = emul_attention_paged;
+        g_preal = real, g_pemul = *emul, g_pmodel = m;
+        m->cpu->ops = &ops;
+    }
     lq_batch *b = NULL;
-    cr_assert_eq(lq_batch_create(m, NULL, NULL, &b), LQ_ERR_UNSUPPORTED);
-    cr_assert_null(b);
-    cr_assert(strstr(lq_last_error(), "fp8") && strstr(lq_last_error(), "batched"), "%s", lq_last_error());
+    const lq_batch_opts bo = {.n_ctx = 64};
+    cr_assert_eq(lq_batch_create(m, &bo, pool, &b), LQ_OK, "%s", lq_last_error());
+    run_batch(b, lq_model_config(m)->vocab_size, out, n_rows);
+    lq_kv_stats ks;
+    lq_batch_kv_stats(b, &ks);
+    cr_assert_eq(ks.kv_type, lq_model_kv_cache(m));
+    /* 5 sequences of 10, 21, 22, 38, 38 positions, sequence 4 sharing 2 of 3's 3 pages */
+    cr_assert_eq(ks.pages_in_use, 1 + 2 + 2 + 3 + 1, "pages in use %lld", (long long)ks.pages_in_use);
+    lq_batch_free(b);
+    m->cpu->ops = real;
+    return ks.page_bytes;
+}
+
+static void check_batch_type(lq_kv_type t, bool stat) {
+    lq_model *m = load(TINY);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
+    const int vocab = lq_model_config(m)->vocab_size;
+    const size_t n = (size_t)B_ROWS * B_STEPS * (size_t)vocab;
+    float *got = malloc(n * sizeof *got), *emul = malloc(n * sizeof *emul), *plain = malloc(n * sizeof *plain);
+    lq_pool *pool = lq_pool_create(2);
+    int rows_p, rows_e, rows_g;
+    const size_t f32_page = batch_logits(m, pool, NULL, plain, &rows_p);
+    g_kfix = g_vfix = NULL;
+    if (stat) set_static(m, t);
+    batch_logits(m, pool, &t, emul, &rows_e);
+    cr_assert_eq(lq_model_set_kv_cache(m, t), LQ_OK);
+    const size_t page = batch_logits(m, pool, NULL, got, &rows_g);
+    cr_assert(rows_p == rows_e && rows_e == rows_g);
+    double worst = 0;
+    for (int r = 0; r < rows_g; r++) {
+        const float *g = got + (size_t)r * vocab, *e = emul + (size_t)r * vocab;
+        float mx = 0;
+        for (int i = 0; i < vocab; i++) mx = fmaxf(mx, fabsf(e[i]));
+        for (int i = 0; i < vocab; i++)
+            cr_assert(fabsf(g[i] - e[i]) <= 1e-5f * mx, "batch %s%s row %d logit %d: %.7g, emulated %.7g",
+                      lq_kv_type_name(t), stat ? " static" : "", r, i, g[i], e[i]);
+        worst = fmax(worst, kld_row(plain + (size_t)r * vocab, g, vocab));
+    }
+    cr_log_info("batch %s%s: worst-row KLD from the f32 cache %.3g", lq_kv_type_name(t), stat ? " static" : "", worst);
+    /* the single-sequence bounds of compact_caches_attend_over_the_encoded_rows (f16 < 1e-4,
+     * q8 < 2e-2, fp8 and static scales < 1e-1) */
+    cr_assert(worst < (t == LQ_KV_F16 ? 1e-4 : t == LQ_KV_Q8 && !stat ? 2e-2 : 1e-1), "batch %s%s: KLD %g",
+              lq_kv_type_name(t), stat ? " static" : "", worst);
+    /* TinyStories-656K: 2 layers, 4 kv heads of 16; a page is 16 positions of K and V of both:
+     * f32 rows 256 bytes, f16 128, q8 / fp8 64 codes + 4 scales (80), static ones 64 */
+    const size_t row = t == LQ_KV_F16 ? 128 : stat ? 64 : 80;
+    cr_assert_eq(f32_page, 16u * 2 * 2 * 256);
+    cr_assert_eq(page, 16u * 2 * 2 * row, "%s page: %zu bytes", lq_kv_type_name(t), page);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    lq_pool_free(pool);
+    free(got);
+    free(emul);
+    free(plain);
+    lq_model_free(m);
+}
+
+Test(kv_cache, batched_sessions_attend_over_the_encoded_pages, .timeout = 300) {
+    for (int t = LQ_KV_F16; t < LQ_KV_TYPE_COUNT; t++) {
+        check_batch_type((lq_kv_type)t, false);
+        if (t != LQ_KV_F16) check_batch_type((lq_kv_type)t, true);
+    }
+    lq_model *m = load(TINY);
     cr_assert_eq(lq_model_set_kv_cache(m, (lq_kv_type)9), LQ_ERR_INVALID_ARG);
+    /* a table without the kv_store op (CUDA's) refuses a compact cache naming the type and itself,
+     * single-sequence and batched alike */
+    const lq_backend_ops *real = m->cpu->ops;
+    lq_backend_ops ops = *real;
+    ops.name = "nokv";
+    ops.kv_store = NULL;
+    m->cpu->ops = &ops;
+    cr_assert_eq(lq_model_set_kv_cache(m, LQ_KV_Q8), LQ_OK);
+    lq_session *s = NULL;
+    lq_batch *b = NULL;
+    cr_assert_eq(lq_session_create(m, 32, NULL, &s), LQ_ERR_UNSUPPORTED);
+    cr_assert(strstr(lq_last_error(), "q8") && strstr(lq_last_error(), "nokv backend keeps an f32 cache"), "%s",
+              lq_last_error());
+    cr_assert_eq(lq_batch_create(m, NULL, NULL, &b), LQ_ERR_UNSUPPORTED);
+    cr_assert(strstr(lq_last_error(), "q8") && strstr(lq_last_error(), "nokv backend keeps an f32 cache"), "%s",
+              lq_last_error());
+    cr_assert(s == NULL && b == NULL);
+    m->cpu->ops = real;
     lq_model_free(m);
 }
 
@@ -472,6 +633,28 @@ Test(kv_cache, quant_eval_reports_the_cache) {
     /* TinyStories-656K: 2 layers, 4 kv heads of 16: 2 x 2 x (64 codes + 16 scale bytes) */
     cr_assert(strstr(j, "\"kv_cache_bytes_per_pos\": 320"), "%s", j);
     free(j);
+    /* the serving modes: the pages hold q8 rows, and the bytes in use say so. TinyStories-656K's
+     * page: 16 positions x 320 bytes (f32: x 1024) */
+    snprintf(args, sizeof args, "--model '%s' --serve-bench --requests 4 --prompt-len 8:40 --gen-len 2:6 --kv-cache q8 "
+             "--json --threads 1", model);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
+    j = lq_test_read_file(out, NULL);
+    cr_assert(j && strstr(j, "\"kv_cache\": \"q8\"") && strstr(j, "\"kv_cache_scales\": \"per-token\"") &&
+                  strstr(j, "\"page_bytes\": 5120") && strstr(j, "\"kv_peak_bytes\""),
+              "%s", j ? j : "(no output)");
+    free(j);
+    /* --batch-curve: 2 sequences of 8 + 4 positions hold one page each after the decode */
+    snprintf(args, sizeof args, "--model '%s' --batch-curve 1,2 --n-prompt 8 --n-gen 4 --kv-cache fp8 --json "
+             "--threads 1", model);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
+    j = lq_test_read_file(out, NULL);
+    cr_assert(j && strstr(j, "\"kv_cache\": \"fp8\"") && strstr(j, "\"kv_bytes\": 5120") &&
+                  strstr(j, "\"kv_bytes\": 10240"),
+              "%s", j ? j : "(no output)");
+    free(j);
+    snprintf(args, sizeof args, "--model '%s' --batch-curve 1 --kv-cache q4", model);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 2);
+    cr_assert(strstr(err, "--kv-cache") != NULL, "%s", err);
     snprintf(args, sizeof args, "--model '%s' --file '%s' --kv-cache q4", model, text);
     cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 2);
     cr_assert(strstr(err, "--kv-cache") != NULL, "%s", err);
@@ -579,6 +762,21 @@ Test(kv_scheme, quant_ptq_writes_what_the_engine_binds, .timeout = 300) {
         }
     cr_assert_eq(lq_model_kv_bytes_per_pos(q, LQ_KV_FP8), (size_t)nl * 2 * nh * hd, "codes only");
     lq_model_free(q);
+
+    /* the scheme runs in batched sessions too: serve-bench pages its static-scale fp8 rows, a page
+     * 16 positions of codes only */
+    snprintf(args, sizeof args, "--model '%s' --serve-bench --requests 3 --prompt-len 5:20 --gen-len 2:4 --json "
+             "--threads 1", out);
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
+    snprintf(cfg, sizeof cfg, "%s/stdout.txt", dir);
+    cj = lq_test_read_file(cfg, NULL);
+    char want[64];
+    snprintf(want, sizeof want, "\"page_bytes\": %d", 16 * nl * 2 * nh * hd);
+    cr_assert(cj && strstr(cj, "\"kv_cache\": \"fp8\"") && strstr(cj, "\"kv_cache_scales\": \"static\"") &&
+                  strstr(cj, want) && strstr(cj, "\"requests\": 3"),
+              "%s", cj ? cj : "(none)");
+    free(cj);
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
 
     /* what the engine cannot run is refused, naming the key or the tensor */
     set_kv_scheme(cfg, "{\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"channel\", \"dynamic\": false}");

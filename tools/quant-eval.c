@@ -13,6 +13,7 @@
  */
 #include "lq_eval.h"
 #include "lq_bandwidth.h"
+#include "quant-eval/kv_report.h"
 #include "quant-eval/run_draft.h"
 #include "quant-eval/serve.h"
 #include "report_html.h"
@@ -132,25 +133,14 @@ typedef struct args {
     bool kv_cache_set;
 } args;
 
-/* The --kv-cache type and its size per position, in a result's JSON or one text line. */
-/* The cache --model runs with: --kv-cache, else the checkpoint's kv_cache_scheme, else f32. */
-static bool kv_static(const lq_model *m) {
-    const lq_kv_type t = lq_model_kv_cache(m);
-    return lq_model_kv_static(m) && (t == LQ_KV_Q8 || t == LQ_KV_FP8);
-}
-static void kv_json(json_t *j, const lq_model *m) {
-    const lq_kv_type t = lq_model_kv_cache(m);
-    json_object_set_new(j, "kv_cache", json_string(lq_kv_type_name(t)));
-    json_object_set_new(j, "kv_cache_scales", json_string(t == LQ_KV_F32 || t == LQ_KV_F16 ? "none"
-                                                          : kv_static(m) ? "static" : "per-token"));
-    json_object_set_new(j, "kv_cache_bytes_per_pos", json_integer((json_int_t)lq_model_kv_bytes_per_pos(m, t)));
-}
+/* The cache --model runs with (--kv-cache, else the checkpoint's kv_cache_scheme, else f32) in a
+ * result's JSON (quant-eval/kv_report.c, shared with the serving modes) or one text line. */
 static void kv_print(const args *a, const lq_model *m) {
     const lq_kv_type t = lq_model_kv_cache(m);
     if (!a->kv_cache_set && t == LQ_KV_F32) return;
     const size_t b = lq_model_kv_bytes_per_pos(m, t), b16 = lq_model_kv_bytes_per_pos(m, LQ_KV_F16);
     printf("KV cache: %s%s, %zu bytes per position (%.3f of f16's %zu)\n", lq_kv_type_name(t),
-           kv_static(m) ? " (static scales from the checkpoint)" : "", b, b16 ? (double)b / (double)b16 : 0.0, b16);
+           quant_eval_kv_static(m) ? " (static scales from the checkpoint)" : "", b, b16 ? (double)b / (double)b16 : 0.0, b16);
 }
 
 /* Returns -1 to go on, else an exit code. */
@@ -298,7 +288,7 @@ static int run_ppl(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "seconds", json_real(r.seconds));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-        kv_json(j, m);
+        quant_eval_kv_json(j, m);
         tool_print_json(j);
     } else {
         kv_print(a, m);
@@ -350,7 +340,7 @@ static int run_bench(const args *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "bandwidth_gb_s", json_real(bw_gbs));
         json_object_set_new(j, "decode_gb_s", json_real(achieved_gbs));
         json_object_set_new(j, "bandwidth_ratio", json_real(ratio));
-        kv_json(j, m);
+        quant_eval_kv_json(j, m);
         tool_print_json(j);
     } else {
         kv_print(a, m);
@@ -502,7 +492,7 @@ static int run_kld(const args *a, const lq_model *m, lq_pool *pool) {
             json_object_set_new(j, "file", json_string(a->file));
             json_object_set_new(j, "mode", json_string(a->per_line ? "per-line" : "chunks"));
             json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
-            kv_json(j, m);
+            quant_eval_kv_json(j, m);
             tool_print_json(j);
         } else {
             printf("model: %s\nbaseline: %s\n", a->model, a->kld);

@@ -2,6 +2,7 @@
  * --batch-curve (llama-batched-bench's B = 1..32 decode curve), on lq_eval_serve_bench and
  * lq_eval_batch_curve. */
 #include "quant-eval/serve.h"
+#include "quant-eval/kv_report.h"
 
 #include "lq_eval.h"
 #include "tool_cli.h"
@@ -20,9 +21,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: " TOOL " --model PATH --serve-bench [--requests N] [--rate R] [--prompt-len A[:B]]\n"
             "                  [--gen-len A[:B]] [--trace FILE] [--budget N] [--max-seqs N]\n"
-            "                  [--prefill-chunk N] [--page-tokens N] [--seed N] [--threads N] [--json]\n"
-            "       " TOOL " --model PATH --batch-curve B1,B2,... [--n-prompt N] [--n-gen N]\n"
+            "                  [--prefill-chunk N] [--page-tokens N] [--seed N] [--kv-cache T]\n"
             "                  [--threads N] [--json]\n"
+            "       " TOOL " --model PATH --batch-curve B1,B2,... [--n-prompt N] [--n-gen N]\n"
+            "                  [--kv-cache T] [--threads N] [--json]\n"
             "\n"
             "Serving under load (CPU). --serve-bench replays a request trace in real time through\n"
             "the continuous-batching scheduler (lq_sched.h: each step one batched forward of at\n"
@@ -43,6 +45,10 @@ static void usage(FILE *f) {
             "--batch-curve measures as llama-batched-bench does: for each B, B sequences of\n"
             "--n-prompt random ids (default 128) prefilled, then --n-gen (default 32) decode steps\n"
             "of B tokens; prefill and decode tok/s per B.\n"
+            "  --kv-cache T       the pages' rows: f32, f16, q8 (int8, a scale per token and\n"
+            "                     head; llama.cpp's -ctk/-ctv q8_0) or fp8 (E4M3, likewise).\n"
+            "                     Default: the checkpoint's kv_cache_scheme (static scales), else\n"
+            "                     f32. KV bytes follow the type (a q8 page is ~0.27 of an f32 one)\n"
             "  --threads N        worker threads (default: all CPUs)\n"
             "  --json             one JSON object on stdout\n"
             "\n"
@@ -61,6 +67,8 @@ typedef struct sargs {
     int threads, n_prompt, n_gen;
     int batch[MAX_CURVE], n_batch;
     lq_serve_opts o;
+    lq_kv_type kv_cache; /* --kv-cache */
+    bool kv_cache_set;
 } sargs;
 
 /* "A" or "A:B" with 1 <= A <= B. */
@@ -100,6 +108,10 @@ static int parse(int argc, char **argv, sargs *a) {
             if (!parse_list(t.value, a->batch, &a->n_batch)) return tool_args_bad_value(&t);
         }
         else if (tool_args_value(&t, "--trace")) a->o.trace = t.value;
+        else if (tool_args_value(&t, "--kv-cache")) {
+            if (lq_kv_type_parse(t.value, &a->kv_cache) != 0) return tool_args_bad_value(&t);
+            a->kv_cache_set = true;
+        }
         else if (tool_args_value(&t, "--prompt-len")) {
             if (!parse_range(t.value, &a->o.prompt_min, &a->o.prompt_max)) return tool_args_bad_value(&t);
         }
@@ -166,6 +178,7 @@ static int run_serve(const sargs *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "total_tok_s", json_real(r.total_tok_s));
         json_object_set_new(j, "ttft_s", pcts(r.ttft_mean, r.ttft_p50, r.ttft_p90, r.ttft_p99));
         json_object_set_new(j, "inter_token_s", pcts(r.itl_mean, r.itl_p50, r.itl_p90, r.itl_p99));
+        quant_eval_kv_json(j, m);
         json_object_set_new(j, "page_tokens", json_integer(r.page_tokens));
         json_object_set_new(j, "page_bytes", json_integer((json_int_t)r.page_bytes));
         json_object_set_new(j, "kv_peak_pages", json_integer(r.kv_peak_pages));
@@ -185,8 +198,9 @@ static int run_serve(const sargs *a, const lq_model *m, lq_pool *pool) {
                1e3 * r.ttft_p50, 1e3 * r.ttft_p90, 1e3 * r.ttft_p99);
         printf("per-token latency (ms):   mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f\n", 1e3 * r.itl_mean,
                1e3 * r.itl_p50, 1e3 * r.itl_p90, 1e3 * r.itl_p99);
-        printf("KV cache: peak %lld pages of %d tokens (%.1f MiB) for %lld tokens held (x%.3f); mean %.1f MiB; "
-               "pool high-water %lld pages\n",
+        printf("KV cache (%s%s): peak %lld pages of %d tokens (%.1f MiB) for %lld tokens held (x%.3f); mean %.1f "
+               "MiB; pool high-water %lld pages\n",
+               lq_kv_type_name(r.kv_type), quant_eval_kv_static(m) ? ", static scales" : "",
                (long long)r.kv_peak_pages, r.page_tokens, peak_mib, (long long)r.kv_peak_tokens, held,
                r.kv_mean_bytes / (1024.0 * 1024.0), (long long)r.kv_pages_allocated);
     }
@@ -203,6 +217,7 @@ static int run_curve(const sargs *a, const lq_model *m, lq_pool *pool) {
         json_object_set_new(j, "threads", json_integer(lq_pool_size(pool)));
         json_object_set_new(j, "n_prompt", json_integer(a->n_prompt));
         json_object_set_new(j, "n_gen", json_integer(a->n_gen));
+        quant_eval_kv_json(j, m);
         for (int i = 0; i < a->n_batch; i++) {
             json_t *p = json_object();
             json_object_set_new(p, "batch", json_integer(pts[i].batch));
@@ -210,17 +225,21 @@ static int run_curve(const sargs *a, const lq_model *m, lq_pool *pool) {
             json_object_set_new(p, "pp_tok_s", json_real(pts[i].pp_tok_s));
             json_object_set_new(p, "tg_s", json_real(pts[i].tg_s));
             json_object_set_new(p, "tg_tok_s", json_real(pts[i].tg_tok_s));
+            json_object_set_new(p, "kv_bytes", json_integer((json_int_t)pts[i].kv_bytes));
             json_array_append_new(arr, p);
         }
         json_object_set_new(j, "points", arr);
         tool_print_json(j);
     } else {
-        printf("model: %s, %d threads, prompt %d, generate %d\n", a->model, lq_pool_size(pool), a->n_prompt, a->n_gen);
-        printf("|   B | prefill tok/s | decode tok/s | decode vs B=%d |\n", pts[0].batch);
-        printf("| --: | ------------: | -----------: | -----------: |\n");
+        printf("model: %s, %d threads, prompt %d, generate %d, KV cache %s%s\n", a->model, lq_pool_size(pool),
+               a->n_prompt, a->n_gen, lq_kv_type_name(lq_model_kv_cache(m)),
+               quant_eval_kv_static(m) ? " (static scales)" : "");
+        printf("|   B | prefill tok/s | decode tok/s | decode vs B=%d | KV MiB |\n", pts[0].batch);
+        printf("| --: | ------------: | -----------: | -----------: | -----: |\n");
         for (int i = 0; i < a->n_batch; i++)
-            printf("| %3d | %13.2f | %12.2f | %12.2fx |\n", pts[i].batch, pts[i].pp_tok_s, pts[i].tg_tok_s,
-                   pts[0].tg_tok_s > 0 ? pts[i].tg_tok_s / pts[0].tg_tok_s : 0);
+            printf("| %3d | %13.2f | %12.2f | %12.2fx | %6.2f |\n", pts[i].batch, pts[i].pp_tok_s, pts[i].tg_tok_s,
+                   pts[0].tg_tok_s > 0 ? pts[i].tg_tok_s / pts[0].tg_tok_s : 0,
+                   (double)pts[i].kv_bytes / (1024.0 * 1024.0));
     }
     return 0;
 }
@@ -232,7 +251,11 @@ int quant_eval_serve(int argc, char **argv) {
     if (rc >= 0) return rc;
     lq_model *m = NULL;
     lq_status s = lq_model_load(a.model, &m);
-    if (s != LQ_OK) return tool_fail(s);
+    if (s == LQ_OK && a.kv_cache_set) s = lq_model_set_kv_cache(m, a.kv_cache);
+    if (s != LQ_OK) {
+        lq_model_free(m);
+        return tool_fail(s);
+    }
     lq_pool *pool = lq_pool_create(a.threads);
     if (!pool) {
         lq_model_free(m);

@@ -136,8 +136,9 @@ lq_device lq_session_device(const lq_session *s);
 
 /* The element type of the KV cache of sessions created on m from now on (lq_kv.h: f32, f16,
  * q8 or fp8 with per-token per-head scales); like lq_model_to_device, tools set it once and the
- * eval harness runs unchanged. Compact caches are CPU single-sequence sessions: a session on a
- * device table or a batched session (lq_batch) refuses any type but f32 with a one-line reason. */
+ * eval harness runs unchanged. Compact caches are CPU sessions, single-sequence or batched
+ * (lq_batch: its pages hold rows of the type); a session on a device table refuses any type but
+ * f32 with a one-line reason naming the backend. */
 lq_status lq_model_set_kv_cache(lq_model *m, lq_kv_type t);
 lq_kv_type lq_model_kv_cache(const lq_model *m);
 /* Static per-head scales of a q8 / fp8 cache (compressed-tensors' kv_cache_scheme: calibrated

@@ -68,13 +68,15 @@ typedef struct lq_attn_args {
  * pos0 .. pos0+n_tok-1; its cache position i lies in page i / page_tokens, row i % page_tokens. */
 typedef struct lq_attn_seq {
     int row0, n_tok, pos0;
-    float *const *pages;     /* host array of page base pointers (table memory), in position order */
+    void *const *pages;      /* host array of page base pointers (table memory), in position order */
 } lq_attn_seq;
 
 /* Causal attention of every sequence's rows over its own pages (the batched decode / chunked
  * prefill of lq_batch). A page is one block of table memory holding page_tokens positions of
- * every layer's K and V; this layer's K rows start k_off floats into a page, its V rows v_off,
- * each row n_kv_heads * head_dim floats. Same scores and window rule as lq_attn_args. */
+ * every layer's K and V; this layer's K rows start k_off bytes into a page, its V rows v_off,
+ * kv_row_bytes apart. Rows are f32 (kv == LQ_KV_F32: n_kv_heads * head_dim floats) or a compact
+ * type in lq_kv.h's layout, with k_fixed / v_fixed its static per-head scales (NULL: per row),
+ * as lq_attn_args' compact rows. Same scores and window rule as lq_attn_args. */
 typedef struct lq_attn_paged_args {
     float *out;              /* (n_rows, n_heads * head_dim) */
     const float *q;          /* (n_rows, n_heads * head_dim) */
@@ -83,6 +85,9 @@ typedef struct lq_attn_paged_args {
     int64_t k_off, v_off;
     int page_tokens, n_heads, n_kv_heads, head_dim, window;
     float scale;
+    lq_kv_type kv;
+    size_t kv_row_bytes;
+    const float *k_fixed, *v_fixed;
 } lq_attn_paged_args;
 
 enum { LQ_FWD_MULTI_MAX = 4 }; /* weights one matmul_multi takes (lq_matmul_multi's limit) */

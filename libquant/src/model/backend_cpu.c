@@ -228,7 +228,10 @@ static const lq_attn_seq *seq_of_row(const lq_attn_paged_args *a, int row) {
     return &a->seqs[lo];
 }
 
-/* One (row, head): attention over the row's sequence positions lo..p, a page at a time. */
+/* One (row, head): attention over the row's sequence positions lo..p, a page at a time. A tile's
+ * scores come from lq_dot_f32_rows (f32 pages) or lq_kv_dot_rows (compact rows, the loops the
+ * contiguous cache uses), are turned into exp(score - m) in place, and weight the tile's V rows
+ * through lq_axpy_f32 per row or lq_kv_axpy_rows; the f32 path is the one it always was. */
 static void paged_task(void *arg, int64_t task, int tid) {
     (void)tid;
     const lq_attn_paged_args *a = ((const paged_job *)arg)->a;
@@ -240,16 +243,22 @@ static void paged_task(void *arg, int64_t task, int tid) {
     const int p = sq->pos0 + (row - sq->row0);
     const int lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
     const float *q = a->q + (int64_t)row * q_dim + (int64_t)h * hd;
+    const bool compact = a->kv != LQ_KV_F32;
+    const size_t rb = a->kv_row_bytes;
     float sc[PAGED_MAX_TILE], acc[PAGED_MAX_HEAD];
     memset(acc, 0, (size_t)hd * sizeof(float));
     float m = -INFINITY, l = 0.0f;
     for (int t0 = lo / pt * pt; t0 <= p; t0 += pt) {
-        const float *page = sq->pages[t0 / pt];
-        const float *kp = page + a->k_off + (int64_t)kvh * hd, *vp = page + a->v_off + (int64_t)kvh * hd;
-        const int i0 = t0 > lo ? t0 : lo, i1 = t0 + pt - 1 < p ? t0 + pt - 1 : p;
+        const char *page = sq->pages[t0 / pt];
+        const int i0 = t0 > lo ? t0 : lo, i1 = t0 + pt - 1 < p ? t0 + pt - 1 : p, nt = i1 - i0 + 1;
+        /* f32: head kvh of row i0; compact: row i0 (the kernels pick the head) */
+        const float *kp = (const float *)(page + a->k_off) + (int64_t)(i0 - t0) * kv_dim + (int64_t)kvh * hd;
+        const float *vp = (const float *)(page + a->v_off) + (int64_t)(i0 - t0) * kv_dim + (int64_t)kvh * hd;
+        const char *kr = page + a->k_off + (size_t)(i0 - t0) * rb, *vr = page + a->v_off + (size_t)(i0 - t0) * rb;
         float mt = m;
-        lq_dot_f32_rows(q, kp + (int64_t)(i0 - t0) * kv_dim, kv_dim, i1 - i0 + 1, hd, a->scale, sc);
-        for (int i = 0; i <= i1 - i0; i++)
+        if (compact) lq_kv_dot_rows(a->kv, q, kr, rb, nt, kvh, a->n_kv_heads, hd, a->k_fixed, a->scale, sc);
+        else lq_dot_f32_rows(q, kp, kv_dim, nt, hd, a->scale, sc);
+        for (int i = 0; i < nt; i++)
             if (sc[i] > mt) mt = sc[i];
         if (mt > m) { /* a new max: earlier terms shrink by exp(m - mt) (0 on the first tile) */
             const float c = expf(m - mt);
@@ -257,11 +266,13 @@ static void paged_task(void *arg, int64_t task, int tid) {
             l *= c;
             m = mt;
         }
-        for (int i = i0; i <= i1; i++) {
-            const float e = expf(sc[i - i0] - m);
-            l += e;
-            lq_axpy_f32(acc, e, vp + (int64_t)(i - t0) * kv_dim, hd);
+        for (int i = 0; i < nt; i++) {
+            sc[i] = expf(sc[i] - m);
+            l += sc[i];
         }
+        if (compact) lq_kv_axpy_rows(a->kv, acc, sc, vr, rb, nt, kvh, a->n_kv_heads, hd, a->v_fixed);
+        else
+            for (int i = 0; i < nt; i++) lq_axpy_f32(acc, sc[i], vp + (int64_t)i * kv_dim, hd);
     }
     float *o = a->out + (int64_t)row * q_dim + (int64_t)h * hd;
     const float inv = 1.0f / l;

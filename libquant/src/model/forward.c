@@ -6,7 +6,8 @@
  * launches. The KV cache is (n_layers, n_ctx) rows of the widest layer's row size in the table's
  * memory; a layer's rows are packed at its own kv_dim (structured pruning may shrink a layer).
  * Rows are f32, or, where the table has kv_store, f16 / q8 / fp8 (lq_kv.h, lq_model_set_kv_cache):
- * then k and v are computed into f32 staging rows and encoded once RoPE has run. A batch
+ * then k and v are computed into f32 staging rows and encoded once RoPE has run (in the
+ * contiguous cache or, for a batch, in its pages: the same rows either way). A batch
  * session (lq_batch, forward_batch.c) runs this same program over the rows of many sequences,
  * with the paged cache (kv_paged.h) in place of the contiguous one: only where K and V are
  * stored and which attention op reads them differ (lq_fwd_attend_paged).
@@ -59,11 +60,10 @@ lq_status lq_session_open(const lq_model *m, int n_ctx, lq_pool *pool, lq_device
         if (m->layers[l].n_kv_heads > kvh_max) kvh_max = m->layers[l].n_kv_heads;
     s->kv_row_max = s->kv_type == LQ_KV_F32 ? (size_t)m->kv_dim_max * sizeof(float)
                                             : lq_kv_row_bytes(s->kv_type, kvh_max, m->cfg.head_dim, s->kv_fixed);
-    if (s->kv_type != LQ_KV_F32 && (!cache || !s->ops->kv_store)) {
+    if (s->kv_type != LQ_KV_F32 && !s->ops->kv_store) { /* the encoder op writes compact rows */
         lq_session_free(s);
-        return lq_fail(LQ_ERR_UNSUPPORTED, "KV cache %s: %s", lq_kv_type_name(m->kv_type),
-                       cache ? "this backend keeps an f32 cache only (compact caches run on the CPU)"
-                             : "batched sessions keep an f32 paged cache (compact caches are single-sequence)");
+        return lq_fail(LQ_ERR_UNSUPPORTED, "KV cache %s: the %s backend keeps an f32 cache only (compact caches run on "
+                       "the CPU)", lq_kv_type_name(m->kv_type), bm->ops->name);
     }
     size_t bytes = (size_t)m->cfg.n_layers * (size_t)n_ctx * s->kv_row_max;
     lq_status st = s->ops->ctx_create(bm->impl, n_ctx, pool, &s->ctx);
@@ -245,7 +245,9 @@ static lq_status run_attn(lq_session *s, int l, int n, int pos) {
     if (B->vec[LQ_ROLE_K_NORM])
         LQ_TRY(o->rmsnorm(ctx, krow, krow, B->vec[LQ_ROLE_K_NORM], (int64_t)n * L->n_kv_heads, hd, c->norm_eps));
     if (s->kv) {
-        LQ_TRY(lq_fwd_attend_paged(s, l, n));
+        const lq_kv_layer_rows rows = {.row_bytes = row_bytes, .n_heads = L->n_kv_heads, .head_dim = hd,
+                                       .k_fixed = k_fixed, .v_fixed = v_fixed};
+        LQ_TRY(lq_fwd_attend_paged(s, l, n, &rows));
     } else {
         LQ_TRY(o->rope(ctx, s->q, n, qd, L->n_heads, hd, pos, inv_freq, c->rope_interleaved));
         LQ_TRY(o->rope(ctx, krow, n, kvd, L->n_kv_heads, hd, pos, inv_freq, c->rope_interleaved));

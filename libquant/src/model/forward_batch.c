@@ -4,7 +4,8 @@
  * lq_batch_forward concatenates every item's tokens into the session's rows, so forward.c's
  * lq_fwd_layer runs each projection once over all of them; only the attention block differs:
  * RoPE runs per sequence (each has its own positions), the K / V rows go to the sequence's pages
- * and the attention_paged op reads them (lq_fwd_attend_paged below). Pages are reserved before
+ * (in the session's cache type: f32, or f16 / q8 / fp8 through the kv_store op) and the
+ * attention_paged op reads them (lq_fwd_attend_paged below). Pages are reserved before
  * the step (copy-on-write happens there), so a step that fails changes no sequence.
  */
 #include <stdlib.h>
@@ -28,7 +29,7 @@ struct lq_batch {
     lq_kv_seq **akv;      /* (max_rows) their block tables */
 };
 
-lq_status lq_fwd_attend_paged(lq_session *s, int l, int n) {
+lq_status lq_fwd_attend_paged(lq_session *s, int l, int n, const lq_kv_layer_rows *r) {
     const lq_model *m = s->m;
     const lq_config *c = &m->cfg;
     const lq_layer *L = &m->layers[l];
@@ -41,13 +42,14 @@ lq_status lq_fwd_attend_paged(lq_session *s, int l, int n) {
         float *q = s->q + (int64_t)a->row0 * qd, *k = s->kb + (int64_t)a->row0 * kvd;
         LQ_TRY(o->rope(s->ctx, q, a->n_tok, qd, L->n_heads, hd, a->pos0, inv_freq, c->rope_interleaved));
         LQ_TRY(o->rope(s->ctx, k, a->n_tok, kvd, L->n_kv_heads, hd, a->pos0, inv_freq, c->rope_interleaved));
-        LQ_TRY(lq_kv_seq_store(s->kv, s->pkv[i], l, kvd, a->pos0, a->n_tok, k, s->vb + (int64_t)a->row0 * kvd));
+        LQ_TRY(lq_kv_seq_store(s->kv, s->pkv[i], l, r, a->pos0, a->n_tok, k, s->vb + (int64_t)a->row0 * kvd));
     }
     lq_attn_paged_args a = {.out = s->att, .q = s->q, .seqs = s->pseq, .n_seqs = s->n_pseq, .n_rows = n,
                             .k_off = lq_kv_k_off(s->kv, l), .v_off = lq_kv_v_off(s->kv, l),
                             .page_tokens = s->kv->page_tokens, .n_heads = L->n_heads,
                             .n_kv_heads = L->n_kv_heads, .head_dim = hd, .window = L->window,
-                            .scale = m->attn_scale};
+                            .scale = m->attn_scale, .kv = s->kv->type, .kv_row_bytes = r->row_bytes,
+                            .k_fixed = r->k_fixed, .v_fixed = r->v_fixed};
     return o->attention_paged(s->ctx, &a);
 }
 
@@ -74,7 +76,8 @@ lq_status lq_batch_create(const lq_model *m, const lq_batch_opts *o, lq_pool *po
     lq_status st = b->ids && b->aseq && b->akv ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "batch: out of memory");
     if (st == LQ_OK) st = lq_session_open(m, n_ctx, pool, lq_model_device(m), false, &b->s);
     if (st == LQ_OK)
-        st = lq_kv_pages_init(&b->kv, b->s->ops, b->s->ctx, c->n_layers, m->kv_dim_max, pt, max_pages);
+        st = lq_kv_pages_init(&b->kv, b->s->ops, b->s->ctx, c->n_layers, b->s->kv_type, b->s->kv_row_max, pt,
+                              max_pages);
     if (st != LQ_OK) {
         lq_batch_free(b);
         return st;
@@ -159,7 +162,8 @@ int lq_batch_seq_len(const lq_batch *b, int seq) {
 void lq_batch_kv_stats(const lq_batch *b, lq_kv_stats *st) {
     memset(st, 0, sizeof *st);
     st->page_tokens = b->kv.page_tokens;
-    st->page_bytes = b->kv.page_floats * sizeof(float);
+    st->kv_type = b->kv.type;
+    st->page_bytes = b->kv.page_bytes;
     st->pages_in_use = b->kv.in_use;
     st->pages_allocated = b->kv.n_pages;
     st->max_pages = b->kv.max_pages;

@@ -4,8 +4,8 @@
 
 #include "kv_paged.h"
 
-lq_status lq_kv_pages_init(lq_kv_pages *p, const lq_backend_ops *ops, void *ctx, int n_layers,
-                           int64_t kv_dim_max, int page_tokens, int64_t max_pages) {
+lq_status lq_kv_pages_init(lq_kv_pages *p, const lq_backend_ops *ops, void *ctx, int n_layers, lq_kv_type type,
+                           size_t row_max, int page_tokens, int64_t max_pages) {
     memset(p, 0, sizeof *p);
     if (page_tokens <= 0 || max_pages <= 0 || max_pages > INT32_MAX)
         return lq_fail(LQ_ERR_INVALID_ARG, "kv cache: pages of %d tokens, %lld pages", page_tokens,
@@ -14,8 +14,9 @@ lq_status lq_kv_pages_init(lq_kv_pages *p, const lq_backend_ops *ops, void *ctx,
     p->ctx = ctx;
     p->page_tokens = page_tokens;
     p->n_layers = n_layers;
-    p->kv_dim_max = kv_dim_max;
-    p->page_floats = 2u * (size_t)n_layers * (size_t)page_tokens * (size_t)kv_dim_max;
+    p->type = type;
+    p->row_max = row_max;
+    p->page_bytes = 2u * (size_t)n_layers * (size_t)page_tokens * row_max;
     p->max_pages = max_pages;
     return LQ_OK;
 }
@@ -28,9 +29,9 @@ void lq_kv_pages_release(lq_kv_pages *p) {
     memset(p, 0, sizeof *p);
 }
 
-int64_t lq_kv_k_off(const lq_kv_pages *p, int l) { return (int64_t)l * p->page_tokens * p->kv_dim_max; }
+int64_t lq_kv_k_off(const lq_kv_pages *p, int l) { return (int64_t)l * p->page_tokens * (int64_t)p->row_max; }
 int64_t lq_kv_v_off(const lq_kv_pages *p, int l) {
-    return (int64_t)(p->n_layers + l) * p->page_tokens * p->kv_dim_max;
+    return (int64_t)(p->n_layers + l) * p->page_tokens * (int64_t)p->row_max;
 }
 
 /* A page with ref 1: a freed one, else a new allocation while under the limit. */
@@ -46,7 +47,7 @@ static lq_status page_take(lq_kv_pages *p, int32_t *id) {
         /* the arrays grow geometrically; the pages themselves one at a time, as tokens arrive */
         if (p->n_pages == p->cap_pages) {
             size_t cap = p->cap_pages ? 2u * (size_t)p->cap_pages : 16u;
-            float **pg = realloc(p->page, cap * sizeof *pg);
+            void **pg = realloc(p->page, cap * sizeof *pg);
             if (pg) p->page = pg;
             int32_t *rf = pg ? realloc(p->ref, cap * sizeof *rf) : NULL;
             if (rf) p->ref = rf;
@@ -55,11 +56,11 @@ static lq_status page_take(lq_kv_pages *p, int32_t *id) {
             p->free_ids = fr;
             p->cap_pages = (int64_t)cap;
         }
-        float *mem = NULL;
-        lq_status st = p->ops->alloc(p->ctx, p->page_floats * sizeof(float), (void **)&mem);
+        void *mem = NULL;
+        lq_status st = p->ops->alloc(p->ctx, p->page_bytes, &mem);
         if (st != LQ_OK)
             return lq_fail(LQ_ERR_NOMEM, "kv cache: out of memory for page %lld (%zu bytes)",
-                           (long long)p->n_pages, p->page_floats * sizeof(float));
+                           (long long)p->n_pages, p->page_bytes);
         p->page[p->n_pages] = mem;
         *id = (int32_t)p->n_pages++;
     }
@@ -81,7 +82,7 @@ static lq_status table_grow(lq_kv_seq *s, int n) {
     while (cap < n) cap *= 2;
     int32_t *b = realloc(s->blocks, (size_t)cap * sizeof *b);
     if (b) s->blocks = b;
-    float **q = b ? realloc(s->ptrs, (size_t)cap * sizeof *q) : NULL;
+    void **q = b ? realloc(s->ptrs, (size_t)cap * sizeof *q) : NULL;
     if (!q) return lq_fail(LQ_ERR_NOMEM, "kv cache: out of memory for a block table of %d pages", n);
     s->ptrs = q;
     s->cap_blocks = cap;
@@ -98,7 +99,7 @@ lq_status lq_kv_seq_reserve(lq_kv_pages *p, lq_kv_seq *s, int new_len) {
         int32_t id = -1;
         LQ_TRY(page_take(p, &id));
         if (b < s->n_blocks) { /* shared: copy the positions already in it, then let go of it */
-            lq_status st = p->ops->copy(p->ctx, p->page[id], p->page[s->blocks[b]], p->page_floats * sizeof(float));
+            lq_status st = p->ops->copy(p->ctx, p->page[id], p->page[s->blocks[b]], p->page_bytes);
             if (st != LQ_OK) {
                 page_unref(p, id);
                 return st;
@@ -137,17 +138,26 @@ void lq_kv_seq_drop(lq_kv_pages *p, lq_kv_seq *s) {
     memset(s, 0, sizeof *s);
 }
 
-lq_status lq_kv_seq_store(lq_kv_pages *p, const lq_kv_seq *s, int l, int64_t kv_dim, int pos, int n,
+/* f32 rows are copied as they are (any table); compact rows go through the table's kv_store op,
+ * the one encoder (lq_kv_store_row on the CPU), so a page holds exactly the bytes a contiguous
+ * cache of the same type would. */
+lq_status lq_kv_seq_store(lq_kv_pages *p, const lq_kv_seq *s, int l, const lq_kv_layer_rows *r, int pos, int n,
                           const float *k, const float *v) {
     const int pt = p->page_tokens;
-    const int64_t ko = lq_kv_k_off(p, l), vo = lq_kv_v_off(p, l);
-    for (int t = 0; t < n;) { /* one copy per page the rows fall in */
-        const int at = pos + t, b = at / pt, r = at % pt;
-        const int run = pt - r < n - t ? pt - r : n - t;
-        const size_t bytes = (size_t)run * (size_t)kv_dim * sizeof(float);
-        float *page = s->ptrs[b];
-        LQ_TRY(p->ops->copy(p->ctx, page + ko + (int64_t)r * kv_dim, k + (int64_t)t * kv_dim, bytes));
-        LQ_TRY(p->ops->copy(p->ctx, page + vo + (int64_t)r * kv_dim, v + (int64_t)t * kv_dim, bytes));
+    const int64_t ko = lq_kv_k_off(p, l), vo = lq_kv_v_off(p, l), kv_dim = (int64_t)r->n_heads * r->head_dim;
+    const size_t rb = r->row_bytes;
+    for (int t = 0; t < n;) { /* one store per page the rows fall in */
+        const int at = pos + t, b = at / pt, row = at % pt;
+        const int run = pt - row < n - t ? pt - row : n - t;
+        char *kd = (char *)s->ptrs[b] + ko + (size_t)row * rb, *vd = (char *)s->ptrs[b] + vo + (size_t)row * rb;
+        const float *ks = k + (int64_t)t * kv_dim, *vs = v + (int64_t)t * kv_dim;
+        if (p->type == LQ_KV_F32) {
+            LQ_TRY(p->ops->copy(p->ctx, kd, ks, (size_t)run * rb));
+            LQ_TRY(p->ops->copy(p->ctx, vd, vs, (size_t)run * rb));
+        } else {
+            LQ_TRY(p->ops->kv_store(p->ctx, p->type, kd, rb, ks, run, r->n_heads, r->head_dim, r->k_fixed));
+            LQ_TRY(p->ops->kv_store(p->ctx, p->type, vd, rb, vs, run, r->n_heads, r->head_dim, r->v_fixed));
+        }
         t += run;
     }
     return LQ_OK;

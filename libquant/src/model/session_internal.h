@@ -63,8 +63,9 @@ lq_status lq_session_ensure_batch(lq_session *s, int n, int logits_rows);
 /* Decoder layer l over the n rows of s->x (forward.c: the layer program). */
 lq_status lq_fwd_layer(lq_session *s, int l, int n, int pos);
 /* The paged part of layer l's attention block: RoPE of q (s->q) and k (s->kb) per sequence, the
- * K / V rows into their pages, attention_paged into s->att (forward_batch.c). */
-lq_status lq_fwd_attend_paged(lq_session *s, int l, int n);
+ * K / V rows into their pages as the layer's rows r, attention_paged into s->att
+ * (forward_batch.c). */
+lq_status lq_fwd_attend_paged(lq_session *s, int l, int n, const lq_kv_layer_rows *r);
 
 /* Y = X W^T (+ bias) for role r of layer l (expert e of a per-expert role, else -1) on n rows;
  * the linear hook sees X first. */
