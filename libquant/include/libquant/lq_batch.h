@@ -77,12 +77,12 @@ lq_status lq_batch_forward(lq_batch *b, const lq_batch_item *items, int n_items,
 /* Memory of the paged cache. */
 typedef struct lq_kv_stats {
     int page_tokens;
-    lq_kv_type kv_type;      /* the rows' element type (lq_model_set_kv_cache when the batch was made) */
     size_t page_bytes;       /* one page: page_tokens positions of every layer's K and V, in kv_type */
     int64_t pages_in_use;    /* held by at least one sequence */
     int64_t pages_allocated; /* the pool's high-water mark (freed pages are reused, not returned) */
     int64_t max_pages;
     int64_t tokens_held;     /* sum of the open sequences' lengths (a shared prefix counts per holder) */
+    lq_kv_type kv_type;      /* the rows' element type (lq_model_set_kv_cache when the batch was made) */
 } lq_kv_stats;
 void lq_batch_kv_stats(const lq_batch *b, lq_kv_stats *st);
 

@@ -4,8 +4,9 @@
  *   [K layer 0 | K layer 1 | ... | V layer 0 | ... ], each block page_tokens rows of row_max bytes,
  * a layer's rows packed at its own row size (as the contiguous cache packs them). Rows are the
  * session's cache type (lq_kv.h): f32, or f16 / q8 / fp8 encoded by the table's kv_store op, so
- * a q8 page is ~0.27 of an f32 one and the pool holds that many more tokens. One block id
- * therefore names a position range in every layer, and a sequence's block table is one list.
+ * a q8 page of 64-value heads is 0.27 of an f32 one (64 codes + a 4-byte scale per 256 bytes) and
+ * the pool holds 3.8x the tokens. One block id therefore names a position range in every layer,
+ * and a sequence's block table is one list.
  * Pages are allocated from the backend table on first use (memory grows with the tokens held,
  * up to max_pages), kept on a free list when a sequence lets go of them, and reference counted:
  * a forked sequence shares its parent's pages, and the first write into a shared page copies it
