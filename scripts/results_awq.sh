@@ -4,7 +4,7 @@
 # AWQModifier / SmoothQuantModifier on the same calibration windows, scored with quant-eval --kld.
 # Run by hand, never in CI.
 #
-#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/awq VENV=/work/venv scripts/results_awq.sh [step...]
+#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/awq VENV=/work/venv-llmc scripts/results_awq.sh [step...]
 #   steps: calib rtn awq rtn8 sq llmc-awq llmc-sq eval (default: all, in that order)
 #
 # Calibration text: WikiText-2 test from the first line that starts after byte 400000 (the
@@ -13,7 +13,7 @@
 set -eu
 SMOL=${SMOL:-/work/cache/smollm2-f32}
 OUT=${OUT:-/work/cache/awq}
-VENV=${VENV:-/work/venv}
+VENV=${VENV:-/work/venv-llmc}
 B=${B:-build}
 SHARED=${LQ_SHARED:-../shared}
 TEST=$SHARED/data/wikitext-2-raw-v1.test.hfjoin.txt

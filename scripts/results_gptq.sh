@@ -2,7 +2,7 @@
 # GPTQ on SmolLM2-135M f32: RTN vs quant-ptq --method gptq vs llm-compressor's GPTQModifier, same
 # calibration tokens, scored with quant-eval (docs/RESULTS.md "GPTQ"). Run by hand, never in CI.
 #
-#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/gptq VENV=/work/venv scripts/results_gptq.sh [step...]
+#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/gptq VENV=/work/venv-llmc scripts/results_gptq.sh [step...]
 #   steps: calib rtn ours llmc eval (default: all, in that order)
 #
 # Calibration text: WikiText-2 test from the first line that starts after byte 400000 (the
@@ -15,7 +15,7 @@
 set -eu
 SMOL=${SMOL:-/work/cache/smollm2-f32}
 OUT=${OUT:-/work/cache/gptq}
-VENV=${VENV:-/work/venv}
+VENV=${VENV:-/work/venv-llmc}
 B=${B:-build}
 SHARED=${LQ_SHARED:-../shared}
 TEST=$SHARED/data/wikitext-2-raw-v1.test.hfjoin.txt

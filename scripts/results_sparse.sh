@@ -4,7 +4,7 @@
 # calibration tokens, scored with quant-eval --kld against the f32 model (docs/RESULTS.md
 # "SparseGPT and Wanda"). Run by hand, never in CI.
 #
-#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/sparse VENV=/work/venv scripts/results_sparse.sh [step...]
+#   SMOL=/work/cache/smollm2-f32 OUT=/work/cache/sparse VENV=/work/venv-llmc scripts/results_sparse.sh [step...]
 #   steps: calib mag ours llmc eval (default: calib mag ours eval; llmc is slow on a CPU)
 #
 # Calibration text: WikiText-2 test from the first line that starts after byte 400000 (the
@@ -13,7 +13,7 @@
 set -eu
 SMOL=${SMOL:-/work/cache/smollm2-f32}
 OUT=${OUT:-/work/cache/sparse}
-VENV=${VENV:-/work/venv}
+VENV=${VENV:-/work/venv-llmc}
 B=${B:-build}
 SHARED=${LQ_SHARED:-../shared}
 TEST=$SHARED/data/wikitext-2-raw-v1.test.hfjoin.txt
