@@ -32,22 +32,46 @@
 #else
 #define QD_ABYTES 34
 #endif
+#ifndef QD_PRE_MAX
+#define QD_PRE_MAX 512
+#endif
 #define QD_DOT(b, y, a) QD_MUL(QD_CODES(b), (y), (a))
 #ifndef QD_CAT
 #define QD_CAT_(a, b) a##b
 #define QD_CAT(a, b) QD_CAT_(a, b)
 #endif
-#define QD_MS QD_CAT(QD_NAME, _ms)
 
-/* sum over the blocks of m_w * s_x (Q8_1 formats; 0 otherwise) */
-static inline float QD_MS(const uint8_t *wrow, const uint8_t *xrow, int64_t nb) {
-    float s = 0.0f;
+/* The minimums' sum, over the blocks of m_w * s_x (Q8_1 formats; 0 otherwise): per (row, token)
+ * one chain s = fma(m_w, s_x, s) in block order, run four chains per vector, so matvec (four rows,
+ * QD_MSR4) and gemm (four tokens, QD_MS4) round alike. One scalar chain per row and token was half
+ * of the Q4_1 / Q5_1 gemm's samples. QD_MS4: one row, the tile's four tokens, s_x in sx[i][k]. */
+#define QD_MS4 QD_CAT(QD_NAME, _ms4)
+static inline __m128 QD_MS4(const uint8_t *wrow, const float (*sx)[4], int64_t nb) {
+    __m128 ms = _mm_setzero_ps();
 #if QD_Q81
-    for (int64_t i = 0; i < nb; i++) s += qd_f16(wrow + i * QD_WBYTES + 2) * qd_f16(xrow + i * QD_ABYTES + 2);
+    for (int64_t i = 0; i < nb; i++)
+        ms = _mm_fmadd_ps(_mm_set1_ps(qd_f16(wrow + i * QD_WBYTES + 2)), _mm_loadu_ps(sx[i]), ms);
 #else
-    (void)wrow, (void)xrow, (void)nb;
+    (void)wrow, (void)sx, (void)nb;
 #endif
-    return s;
+    return ms;
+}
+
+/* four rows against one token: lane k is row k's chain */
+#define QD_MSR4 QD_CAT(QD_NAME, _msr4)
+static inline __m128 QD_MSR4(const uint8_t *w0, const uint8_t *w1, const uint8_t *w2, const uint8_t *w3,
+                             const uint8_t *xrow, int64_t nb) {
+    __m128 ms = _mm_setzero_ps();
+#if QD_Q81
+    for (int64_t i = 0; i < nb; i++) {
+        const size_t o = (size_t)i * QD_WBYTES + 2;
+        const __m128 m = _mm_setr_ps(qd_f16(w0 + o), qd_f16(w1 + o), qd_f16(w2 + o), qd_f16(w3 + o));
+        ms = _mm_fmadd_ps(m, _mm_set1_ps(qd_f16(xrow + i * QD_ABYTES + 2)), ms);
+    }
+#else
+    (void)w0, (void)w1, (void)w2, (void)w3, (void)xrow, (void)nb;
+#endif
+    return ms;
 }
 
 #define QD_ROW(b, acc)                                                                             \
@@ -77,9 +101,8 @@ void QD_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
             QD_ROW(w3 + o, a3);
         }
         float out[4];
-        _mm_storeu_ps(out, qd_hsum4(a0, a1, a2, a3));
-        const uint8_t *wr[4] = {w0, w1, w2, w3};
-        for (int k = 0; k < n; k++) y[r + k - r0] = out[k] + QD_MS(wr[k], xb, nb);
+        _mm_storeu_ps(out, _mm_add_ps(qd_hsum4(a0, a1, a2, a3), QD_MSR4(w0, w1, w2, w3, xb, nb)));
+        for (int k = 0; k < n; k++) y[r + k - r0] = out[k];
     }
 }
 
@@ -87,9 +110,6 @@ void QD_NAME(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r
  * per token tile instead of once per pair of rows (a prefill task's few hundred rows are ~100
  * pairs): the same values, so the float steps and the bits are unchanged. Rows longer than
  * QD_PRE_MAX blocks (cols > 16384) take the per-token matvec, the same bits again. */
-#ifndef QD_PRE_MAX
-#define QD_PRE_MAX 512
-#endif
 
 /* One token k of the 2 x 4 tile: both rows' codes c0, c1 (scales d0, d1) meet its block. */
 #define QD_TOK(k)                                                                                  \
@@ -110,7 +130,7 @@ void QD_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
     const size_t rb = w->row_bytes;
     int64_t t = 0;
     __m256i aux[4][QD_PRE_MAX];
-    float dxs[4][QD_PRE_MAX];
+    float dxs[4][QD_PRE_MAX], sxs[QD_PRE_MAX][4];
     for (; nb <= QD_PRE_MAX && t + 4 <= n; t += 4) {
         const uint8_t *xk[4] = {X + (size_t)t * xq_bytes, X + (size_t)(t + 1) * xq_bytes,
                                 X + (size_t)(t + 2) * xq_bytes, X + (size_t)(t + 3) * xq_bytes};
@@ -119,6 +139,7 @@ void QD_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
                 const uint8_t *ab = xk[k] + i * QD_ABYTES;
                 aux[k][i] = QD_PREP(_mm256_loadu_si256((const __m256i *)(ab + QD_ABYTES - 32)));
                 dxs[k][i] = qd_f16(ab);
+                sxs[i][k] = QD_Q81 ? qd_f16(ab + 2) : 0.0f;
             }
         for (int64_t r = r0; r < r1; r += 2) {
             const int two = r + 1 < r1;
@@ -137,9 +158,12 @@ void QD_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
             float o0[4], o1[4];
             _mm_storeu_ps(o0, qd_hsum4(p00, p01, p02, p03));
             _mm_storeu_ps(o1, qd_hsum4(p10, p11, p12, p13));
+            float m0[4], m1[4];
+            _mm_storeu_ps(m0, QD_MS4(w0, (const float (*)[4])sxs, nb));
+            _mm_storeu_ps(m1, QD_MS4(w1, (const float (*)[4])sxs, nb));
             for (int k = 0; k < 4; k++) {
-                Y[(size_t)(t + k) * (size_t)ldy + (size_t)(r - r0)] = o0[k] + QD_MS(w0, xk[k], nb);
-                if (two) Y[(size_t)(t + k) * (size_t)ldy + (size_t)(r - r0) + 1] = o1[k] + QD_MS(w1, xk[k], nb);
+                Y[(size_t)(t + k) * (size_t)ldy + (size_t)(r - r0)] = o0[k] + m0[k];
+                if (two) Y[(size_t)(t + k) * (size_t)ldy + (size_t)(r - r0) + 1] = o1[k] + m1[k];
             }
         }
     }
@@ -148,7 +172,8 @@ void QD_GEMM(const lq_weight *w, const void *Xq, size_t xq_bytes, int64_t n, flo
 
 #undef QD_NAME
 #undef QD_GEMM
-#undef QD_MS
+#undef QD_MS4
+#undef QD_MSR4
 #undef QD_WBYTES
 #undef QD_Q81
 #undef QD_CODES
