@@ -2,8 +2,9 @@
 # Interleaved side-by-side speed of our compressed-tensors formats against llama.cpp's nearest
 # GGUF type on the same model (SmolLM2-135M), 2 threads, pp512 / tg128, REPS reps each:
 #   f32 (HF dir) vs F32, W8A16 (head W8A16) vs Q8_0, W4A16 g32 sym (head W4A16) vs Q4_0,
-# ours as shipped (f32 activations for these formats) and once with the opt-in Q8_0-activation
-# path (LQ_INT_ACT=all), then llama-bench; the load average (1 min) before each run. Prints one
+# ours as shipped (W4A16: Q16 activations on an AVX-512 CPU, f32 below; W8A16 and f32: f32
+# activations) and once with f32 activations forced (LQ_F32_ACT=1), then llama-bench; the load
+# average (1 min) before each run. Prints one
 # Markdown row per pair and round: medians (ours: median of REPS; llama.cpp: llama-bench's mean
 # of REPS) and ours / llama.cpp. Never run in CI (needs llama.cpp and the models).
 #
@@ -32,7 +33,7 @@ peer() { # gguf; prints "pp tg"
   "$B/llama-bench" -m "$1" -t 2 -p 512 -n 128 -r "$REPS" -o json 2>/dev/null |
     jq -r '[.[] | select(.n_prompt > 0) | .avg_ts][0] as $pp | [.[] | select(.n_gen > 0) | .avg_ts][0] as $tg | "\($pp) \($tg)"'
 }
-echo "| round | ours | llama.cpp | ours pp512 | ours pp512 int8-act | llama.cpp pp512 | pp ratio | ours tg128 | ours tg128 int8-act | llama.cpp tg128 | tg ratio | load before |"
+echo "| round | ours | llama.cpp | ours pp512 | ours pp512 f32-act | llama.cpp pp512 | pp ratio | ours tg128 | ours tg128 f32-act | llama.cpp tg128 | tg ratio | load before |"
 echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 for round in $(seq "$rounds"); do
   for pair in "smol-w4g32:q4_0" "smol-w8:q8_0" "f32:f32"; do
@@ -42,7 +43,7 @@ for round in $(seq "$rounds"); do
     g=$PEER/smollm2-$t.gguf
     [ -d "$m" ] && [ -f "$g" ] || { echo "skip $m / $g (missing)" >&2; continue; }
     l1=$(load); read -r opp otg <<<"$(ours "$m")"
-    l2=$(load); read -r fpp ftg <<<"$(ours "$m" LQ_INT_ACT=all)"
+    l2=$(load); read -r fpp ftg <<<"$(ours "$m" LQ_F32_ACT=1)"
     l3=$(load); read -r lpp ltg <<<"$(peer "$g")"
     printf "| %s | %s | %s | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %.1f | %.2f | %s / %s / %s |\n" \
       "$round" "$o" "$t" "$opp" "$fpp" "$lpp" "$(echo "$opp / $lpp" | bc -l)" "$otg" "$ftg" "$ltg" \

@@ -274,6 +274,39 @@ Test(ct_int_act, w4a16_group_sizes_sym_asym) {
     });
 }
 
+/* W4A16 at the AVX-512 level: Q16 activations for decode only (act_decode_only): lq_matmul with
+ * n > 1 gives the f32-activation path's bits, n = 1 the integer path's (matvec_q on the row
+ * quantized by the layout's quantizer). */
+Test(ct_int_act, w4a16_q16_decode_only) {
+    if (lq_cpu_isa() < LQ_ISA_AVX512) return; /* the Q16 row exists at the AVX-512 level only */
+    lq_kernels_set_isa(LQ_ISA_AVX512);
+    const lq_wfmt_traits *t = lq_wfmt_get(LQ_WFMT_W4A16);
+    cr_assert(t->act == LQ_ACT_Q16 && t->act_decode_only && !t->gemm_q);
+    enum { ROWS = 70, COLS = 384, N = 5 };
+    float *src = malloc(sizeof(float) * ROWS * COLS), *X = malloc(sizeof(float) * N * COLS);
+    float *y = malloc(sizeof(float) * N * ROWS), *yf = malloc(sizeof(float) * N * ROWS), yq[ROWS];
+    fill(src, ROWS * COLS, -1.0f, 0.6f);
+    fill_acts(X, N * COLS);
+    qweight q;
+    cr_assert(kt_quantize(LQ_WFMT_W4A16, src, ROWS, COLS, &(lq_quant_params){.group_size = 32}, &q));
+    lq_matmul_set_act_mode(LQ_ACT_MODE_AUTO);
+    cr_assert(lq_matmul_uses_int_act(&q.w));
+    cr_assert_eq(lq_matmul(NULL, &q.w, X, N, y), LQ_KERNEL_OK);
+    cr_assert_eq(lq_matmul(NULL, &q.w, X, 1, yq), LQ_KERNEL_OK);
+    lq_matmul_set_act_mode(LQ_ACT_MODE_F32);
+    cr_assert_eq(lq_matmul(NULL, &q.w, X, N, yf), LQ_KERNEL_OK);
+    cr_assert(memcmp(y, yf, sizeof(float) * N * ROWS) == 0, "prefill is not the f32-activation path");
+    uint8_t *xq = malloc(lq_act_row_bytes(LQ_ACT_Q16, COLS));
+    lq_act_get(LQ_ACT_Q16)->quantize(X, COLS, xq);
+    float want[ROWS];
+    t->matvec_q(&q.w, xq, want, 0, ROWS);
+    cr_assert(memcmp(yq, want, sizeof want) == 0, "decode is not the Q16 path");
+    cr_assert(memcmp(yq, yf, sizeof yq) != 0, "decode equals the f32 path bit for bit: the Q16 path did not run");
+    lq_matmul_set_act_mode(LQ_ACT_MODE_ALL);
+    free(src), free(X), free(y), free(yf), free(xq);
+    kt_qfree(&q);
+}
+
 Test(ct_int_act, w8a16_shapes) {
     EVERY_LEVEL({
         check(LQ_WFMT_W8A16, 37, 384, 0, 0);

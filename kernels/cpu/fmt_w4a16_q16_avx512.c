@@ -16,6 +16,11 @@
  * the weights are not read (masked load).
  *
  * Group sizes that are not a multiple of 32 (and not one group per row) take the spec.
+ *
+ * Decode only (lq_wfmt_traits.act_decode_only): a prefill tile that unpacked each row once for
+ * four tokens ran at the rate of dequantize + sgemm in bench_ct_int and at 0.72-0.80 of it at
+ * SmolLM2's pp512 (per 128 columns and token: 4 vpdpwssd and 3 float ops, about one zmm op per
+ * cycle, and the activations prepared again by every task), so it was measured and removed.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -25,7 +30,6 @@
 #include "lq_blocks.h"
 
 #define W4Q_STACK_QUADS 64 /* prepared activations on the stack up to 8192 columns */
-#define W4Q_TOKENS 4       /* tokens per pass over a row in gemm */
 
 typedef struct w4q_quad {
     __m512i x[4];     /* int16 activation codes: x[j] lane m = column 4 (m % 8) + j of block 4i + m / 8 */
@@ -130,55 +134,4 @@ void lq_matvec_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, float *y, 
     w4q_prepare(xq, nb, gs / LQ_QK, q);
     w4q_rows(w, q, nq, y, r0, r1);
     if (q != stack) free(q);
-}
-
-/* Prefill (lq_gemm_q_fn): W4Q_TOKENS tokens per pass over a row, so each 64-byte weight load, its
- * four shift+masks and the row's gathered scales (and zero points) serve them all; every token's
- * sum runs in the very order of w4q_rows (the same init, dpwssd chain, scaling and FMA per quad,
- * the same reduction), so the result equals matvec_q bit for bit. */
-static void w4q_rows_n(const lq_weight *w, const w4q_quad *const *qt, int64_t nq, float *y, int64_t ldy,
-                       int64_t r0, int64_t r1) {
-    const int64_t ng = w->cols / lq_w4_group(w);
-    const float *scale = w->aux[0], *zero = w->aux[1];
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *a = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        const float *sr = scale + r * ng, *zr = zero ? zero + r * ng : NULL;
-        __m512 acc[W4Q_TOKENS];
-        for (int t = 0; t < W4Q_TOKENS; t++) acc[t] = _mm512_setzero_ps();
-        for (int64_t i = 0; i < nq; i++) {
-            const w4q_quad *p0 = &qt[0][i]; /* the per-call fields (masks, gidx, g0) are the same for all */
-            __m512i u[4];
-            w4q_codes(a + 64 * i, p0->wmask, u);
-            const __m512 s = w4q_gather(sr, p0);
-            const __m512 z = zr ? w4q_gather(zr, p0) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-            for (int t = 0; t < W4Q_TOKENS; t++) {
-                const w4q_quad *p = &qt[t][i];
-                const __m512i init = zr ? w4q_init_asym(z, p->s) : p->s8;
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(w4q_dot(u, p, init)), _mm512_mul_ps(p->d, s), acc[t]);
-            }
-        }
-        for (int t = 0; t < W4Q_TOKENS; t++) y[t * ldy + (r - r0)] = _mm512_reduce_add_ps(acc[t]);
-    }
-}
-
-void lq_gemm_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
-                                int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t gs = lq_w4_group(w), nb = w->cols / LQ_QK, nq = (nb + 3) / 4;
-    const int64_t nt = n - n % W4Q_TOKENS;
-    const uint8_t *xb = xq;
-    w4q_quad *buf = (gs % LQ_QK == 0 && nt) ? aligned_alloc(64, (size_t)(W4Q_TOKENS * nq) * sizeof *buf) : NULL;
-    int64_t t0 = 0;
-    if (buf) {
-        const w4q_quad *qt[W4Q_TOKENS];
-        for (int t = 0; t < W4Q_TOKENS; t++) qt[t] = buf + t * nq;
-        for (; t0 < nt; t0 += W4Q_TOKENS) {
-            for (int t = 0; t < W4Q_TOKENS; t++)
-                w4q_prepare((const lq_block_q16 *)(xb + (size_t)(t0 + t) * xq_stride), nb, gs / LQ_QK, buf + t * nq);
-            w4q_rows_n(w, qt, nq, y + t0 * ldy, ldy, r0, r1);
-        }
-        free(buf);
-    }
-    for (; t0 < n; t0++) /* leftover tokens, other group sizes, or no memory */
-        lq_matvec_q_w4a16_q16_avx512(w, xb + (size_t)t0 * xq_stride, y + t0 * ldy, r0, r1);
 }

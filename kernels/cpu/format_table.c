@@ -554,11 +554,14 @@ static const struct {
 static const struct {
     lq_act_fmt act;
     lq_matvec_q_fn ref, fast;
-    lq_gemm_q_fn gemm;
     double tol;
+    int decode_only;
 } g_int512[LQ_WFMT_COUNT] = {
+    /* decode only: a Q16 prefill tile (4 vpdpwssd + 3 float ops per 128 columns and token) ran at
+     * sgemm's rate in bench_ct_int but 0.72-0.80 of dequantize + sgemm at pp512 on SmolLM2
+     * (docs/PERFORMANCE.md "Q16 activations"), so prefill keeps f32 activations */
     [LQ_WFMT_W4A16] = {.act = LQ_ACT_Q16, .ref = lq_matvec_q_w4a16_q16_ref, .fast = lq_matvec_q_w4a16_q16_avx512,
-                       .gemm = lq_gemm_q_w4a16_q16_avx512, .tol = ACT_TOL_Q16},
+                       .tol = ACT_TOL_Q16, .decode_only = 1},
 };
 
 /* The rows as each ISA level runs them, filled once; lq_wfmt_get serves the level in use. */
@@ -589,8 +592,9 @@ static void fill_level(lq_isa isa) {
             t->act_opt_in = 0;
             t->matvec_q_ref = g_int512[f].ref;
             t->matvec_q = g_int512[f].fast;
-            t->gemm_q = g_int512[f].gemm;
+            t->gemm_q = NULL;
             t->act_tol = g_int512[f].tol;
+            t->act_decode_only = g_int512[f].decode_only;
         }
     }
 }

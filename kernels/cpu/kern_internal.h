@@ -260,8 +260,6 @@ void lq_gemm_q_w8a16_avx512(const lq_weight *w, const void *xq, size_t xq_stride
                             int64_t ldy, int64_t r0, int64_t r1);
 /* W4A16 x Q16 activations (fmt_w4a16_q16*.c): the AVX-512 level's integer path of W4A16 */
 void lq_matvec_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
-void lq_gemm_q_w4a16_q16_avx512(const lq_weight *w, const void *xq, size_t xq_stride, int64_t n, float *y,
-                                int64_t ldy, int64_t r0, int64_t r1);
 void lq_matvec_w4a16_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_fp8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 

@@ -88,6 +88,11 @@ int lq_matmul_uses_int_act(const lq_weight *w) {
     return m == LQ_ACT_MODE_ALL || (m == LQ_ACT_MODE_AUTO && !t->act_opt_in);
 }
 
+/* The integer path for this call: the row's path, unless it serves decode only and n > 1. */
+static int int_act_for(const lq_weight *w, int64_t n) {
+    return lq_matmul_uses_int_act(w) && !(n > 1 && lq_wfmt_get(w->fmt)->act_decode_only);
+}
+
 /* The quantized activations live in a buffer of the calling thread (workers only read it while
  * the caller waits in lq_pool_run), freed when that thread exits. */
 static pthread_key_t g_xq_key;
@@ -299,7 +304,7 @@ lq_kstatus lq_matmul(lq_pool *pool, const lq_weight *w, const float *X, int64_t 
     if (ks != LQ_KERNEL_OK || n == 0) return ks;
     pool = pool_for(pool, w, n);
     mm_ctx c = {.w = w, .t = t, .pool = pool, .X = X, .Y = Y, .n = n};
-    if (lq_matmul_uses_int_act(w)) c.Xq = quantize_x(pool, t->act, X, n, w->cols, &c.xq_bytes);
+    if (int_act_for(w, n)) c.Xq = quantize_x(pool, t->act, X, n, w->cols, &c.xq_bytes);
     plan(&c, lq_pool_size(pool));
     lq_pool_run(pool, c.fn, &c, c.n_tasks);
     return LQ_KERNEL_OK;
@@ -322,10 +327,10 @@ static void multi_task(void *vctx, int64_t task, int tid) {
 
 /* Whether the weights can share one quantized X: all on the f32 path, or all on the integer
  * path with one act format. *act is that format (LQ_ACT_NONE: f32). */
-static bool one_input_kind(const lq_weight *const *w, int nw, lq_act_fmt *act) {
-    *act = lq_matmul_uses_int_act(w[0]) ? lq_wfmt_get(w[0]->fmt)->act : LQ_ACT_NONE;
+static bool one_input_kind(const lq_weight *const *w, int nw, int64_t n, lq_act_fmt *act) {
+    *act = int_act_for(w[0], n) ? lq_wfmt_get(w[0]->fmt)->act : LQ_ACT_NONE;
     for (int i = 1; i < nw; i++) {
-        const lq_act_fmt a = lq_matmul_uses_int_act(w[i]) ? lq_wfmt_get(w[i]->fmt)->act : LQ_ACT_NONE;
+        const lq_act_fmt a = int_act_for(w[i], n) ? lq_wfmt_get(w[i]->fmt)->act : LQ_ACT_NONE;
         if (a != *act) return false;
     }
     return true;
@@ -348,7 +353,7 @@ lq_kstatus lq_matmul_multi(lq_pool *pool, const lq_weight *const *w, int nw, con
     }
     if (n == 0) return LQ_KERNEL_OK;
     lq_act_fmt act;
-    if (nw == 1 || !one_input_kind(w, nw, &act)) {
+    if (nw == 1 || !one_input_kind(w, nw, n, &act)) {
         /* Different activation formats: no shared prologue to save. */
         for (int i = 0; i < nw; i++) lq_matmul(pool, w[i], X, n, Y[i]);
         return LQ_KERNEL_OK;

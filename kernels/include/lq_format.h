@@ -236,6 +236,9 @@ typedef struct lq_wfmt_traits {
      * end-to-end loss is over the budget; the row and its tests exist all the same. */
     int act_opt_in;
     lq_gemm_q_fn gemm_q; /* optional (NULL: prefill loops matvec_q over the tokens) */
+    /* 1: the integer path serves decode (n == 1) only and prefill multiplies f32 activations
+     * (dequantize + sgemm), where that measured faster end to end (W4A16 x Q16: format_table.c) */
+    int act_decode_only;
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the
