@@ -10,27 +10,14 @@
  * group g has scale s_g and zero point z_g (0 when symmetric), and
  *   y = sum over the pieces p of the row cut at every block and group boundary of
  *       s_g * d_b * D_p,  D_p = sum_{c in p} (u_c - 8 - z_g) q_c   (an exact integer),
- * summed here in double; the AVX-512 twin sums in f32 (tolerance in format_table.c). */
+ * summed in double by the pieces loop the Q8_0 spec shares (lq_w4a16_pieces_ref); the AVX-512
+ * twin sums in f32 (tolerance in format_table.c). */
 #include "kern_internal.h"
 #include "lq_blocks.h"
 
+static int q16_code(const void *xq, int64_t c) { return ((const lq_block_q16 *)xq)[c / LQ_QK].qs[c % LQ_QK]; }
+static double q16_d(const void *xq, int64_t b) { return (double)((const lq_block_q16 *)xq)[b].d; }
+
 void lq_matvec_q_w4a16_q16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
-    const int64_t gs = lq_w4_group(w), ng = w->cols / gs, cols = w->cols;
-    const float *scale = w->aux[0], *zero = w->aux[1];
-    const lq_block_q16 *xb = xq;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        double s = 0.0;
-        int64_t c = 0;
-        while (c < cols) {
-            const int64_t b = c / LQ_QK, g = c / gs;
-            int64_t end = (b + 1) * LQ_QK; /* the piece ends at the next block or group edge */
-            if ((g + 1) * gs < end) end = (g + 1) * gs;
-            const int off = 8 + (zero ? (int)zero[r * ng + g] : 0);
-            int64_t d = 0;
-            for (; c < end; c++) d += (int64_t)((lq_int4_get(wr, c) + 8) - off) * xb[b].qs[c % LQ_QK];
-            s += (double)scale[r * ng + g] * (double)xb[b].d * (double)d;
-        }
-        y[r - r0] = (float)s;
-    }
+    lq_w4a16_pieces_ref(w, xq, q16_code, q16_d, y, r0, r1);
 }

@@ -13,10 +13,12 @@
 #include "kern_internal.h"
 #include "lq_blocks.h"
 
-void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+/* The pieces loop shared with the Q16 spec (fmt_w4a16_q16.c): the activation layouts differ only
+ * in how a column's code and a block's d are read. */
+void lq_w4a16_pieces_ref(const lq_weight *w, const void *xq, lq_act_code_fn code, lq_act_d_fn dblk, float *y,
+                         int64_t r0, int64_t r1) {
     const int64_t gs = lq_w4_group(w), ng = w->cols / gs, cols = w->cols;
     const float *scale = w->aux[0], *zero = w->aux[1];
-    const uint8_t *xb = xq;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         double s = 0.0;
@@ -25,12 +27,22 @@ void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t
             const int64_t b = c / LQ_QK, g = c / gs;
             int64_t end = (b + 1) * LQ_QK; /* the piece ends at the next block or group edge */
             if ((g + 1) * gs < end) end = (g + 1) * gs;
-            const uint8_t *ab = xb + (size_t)b * sizeof(lq_block_q8_0);
             const int off = 8 + (zero ? (int)zero[r * ng + g] : 0);
-            int32_t d = 0;
-            for (; c < end; c++) d += ((lq_int4_get(wr, c) + 8) - off) * (int8_t)ab[2 + c % LQ_QK];
-            s += (double)scale[r * ng + g] * (double)lq_blk_f16(ab) * (double)d;
+            int64_t d = 0;
+            for (; c < end; c++) d += (int64_t)((lq_int4_get(wr, c) + 8) - off) * code(xq, c);
+            s += (double)scale[r * ng + g] * dblk(xq, b) * (double)d;
         }
         y[r - r0] = (float)s;
     }
+}
+
+static int q8_code(const void *xq, int64_t c) {
+    return (int8_t)((const uint8_t *)xq)[(size_t)(c / LQ_QK) * sizeof(lq_block_q8_0) + 2 + (size_t)(c % LQ_QK)];
+}
+static double q8_d(const void *xq, int64_t b) {
+    return (double)lq_blk_f16((const uint8_t *)xq + (size_t)b * sizeof(lq_block_q8_0));
+}
+
+void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1) {
+    lq_w4a16_pieces_ref(w, xq, q8_code, q8_d, y, r0, r1);
 }

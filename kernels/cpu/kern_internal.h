@@ -130,6 +130,12 @@ void lq_matvec_q_iq4_xs_avx2(const lq_weight *w, const void *xq, float *y, int64
 void lq_matvec_q_w4a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w4a16_q16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
+/* the W4A16 integer-activation specs' shared loop (fmt_w4a16_q8.c): a column's activation code and
+ * a block's d read through the layout's accessors */
+typedef int (*lq_act_code_fn)(const void *xq, int64_t c);
+typedef double (*lq_act_d_fn)(const void *xq, int64_t b);
+void lq_w4a16_pieces_ref(const lq_weight *w, const void *xq, lq_act_code_fn code, lq_act_d_fn dblk, float *y,
+                         int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_ref(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 void lq_matvec_q_w8a16_avx2(const lq_weight *w, const void *xq, float *y, int64_t r0, int64_t r1);
 
