@@ -255,6 +255,15 @@ Test(gguf_model, head_count_not_dividing_the_width_refused) {
     unlink(dst);
 }
 
+/* fuzz_gguf_model's finding of 2026-12-04 (docs/FUZZING.md): a gemma3 file whose token_embd.weight
+ * has 0 rows, whose vocab_size key says 0 and whose tokenizer.ggml.tokens key is misspelt opened
+ * with vocab_size 0. The reproducer is the fuzzer's input, kept in its corpus. */
+Test(gguf_model, embedding_without_rows_refused) {
+    char src[1024];
+    fixture("../fuzz/corpus/gguf_model/repro_embedding_without_rows.gguf", src, sizeof src);
+    expect_refused(src, "token_embd.weight has no rows");
+}
+
 /* ---- safetensors tied-embedding alias ----------------------------------------------------- */
 
 typedef struct ids_buf {

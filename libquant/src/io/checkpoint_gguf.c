@@ -168,6 +168,9 @@ lq_status lq_ckpt_load_gguf(lq_checkpoint *c, const char *file) {
     if (!emb || emb->ndim != 2)
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor 'token_embd.weight' %s", file, emb ? "is not 2-D" : "is missing");
     if (emb->shape[0] > (1 << 30)) return lq_fail(LQ_ERR_FORMAT, "%s: token_embd.weight has too many rows", file);
+    /* an empty vocabulary passes check_vocab when no tokenizer array says otherwise (and
+     * <arch>.vocab_size says 0): refused here, as the other sizes are by the config reader */
+    if (emb->shape[0] < 1) return lq_fail(LQ_ERR_FORMAT, "%s: token_embd.weight has no rows (an empty vocabulary)", file);
     c->cfg.vocab_size = (int)emb->shape[0];
     LQ_TRY(check_vocab(g, arch, &c->cfg));
     /* shape and values of the RoPE factors now, so a bad tensor fails at open, naming it */
