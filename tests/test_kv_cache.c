@@ -619,17 +619,25 @@ Test(kv_cache, batched_sessions_attend_over_the_encoded_pages, .timeout = 300) {
     lq_model_free(m);
 }
 
+/* quant-eval ARGS run in dir (exit 0 asserted); its stdout, which the caller frees */
+static char *quant_eval_json(const char *dir, const char *args) {
+    char err[2048], out[1024];
+    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    char *j = lq_test_read_file(out, NULL);
+    cr_assert_not_null(j, "quant-eval %s: no output", args);
+    return j;
+}
+
 Test(kv_cache, quant_eval_reports_the_cache) {
-    char model[1024], text[1024], args[4096], err[2048], out[1024];
+    char model[1024], text[1024], args[4096], err[2048];
     lq_test_shared(TINY, model, sizeof model);
     lq_test_shared("data/tinystories_sample.txt", text, sizeof text);
     char dir[] = "/tmp/lq_kv_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     snprintf(args, sizeof args, "--model '%s' --file '%s' --ctx 64 --chunks 2 --kv-cache q8 --json", model, text);
-    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
-    snprintf(out, sizeof out, "%s/stdout.txt", dir);
-    char *j = lq_test_read_file(out, NULL);
-    cr_assert(j && strstr(j, "\"kv_cache\": \"q8\""), "%s", j ? j : "(no output)");
+    char *j = quant_eval_json(dir, args);
+    cr_assert(strstr(j, "\"kv_cache\": \"q8\""), "%s", j);
     /* TinyStories-656K: 2 layers, 4 kv heads of 16: 2 x 2 x (64 codes + 16 scale bytes) */
     cr_assert(strstr(j, "\"kv_cache_bytes_per_pos\": 320"), "%s", j);
     free(j);
@@ -637,20 +645,18 @@ Test(kv_cache, quant_eval_reports_the_cache) {
      * page: 16 positions x 320 bytes (f32: x 1024) */
     snprintf(args, sizeof args, "--model '%s' --serve-bench --requests 4 --prompt-len 8:40 --gen-len 2:6 --kv-cache q8 "
              "--json --threads 1", model);
-    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
-    j = lq_test_read_file(out, NULL);
-    cr_assert(j && strstr(j, "\"kv_cache\": \"q8\"") && strstr(j, "\"kv_cache_scales\": \"per-token\"") &&
+    j = quant_eval_json(dir, args);
+    cr_assert(strstr(j, "\"kv_cache\": \"q8\"") && strstr(j, "\"kv_cache_scales\": \"per-token\"") &&
                   strstr(j, "\"page_bytes\": 5120") && strstr(j, "\"kv_peak_bytes\""),
-              "%s", j ? j : "(no output)");
+              "%s", j);
     free(j);
     /* --batch-curve: 2 sequences of 8 + 4 positions hold one page each after the decode */
     snprintf(args, sizeof args, "--model '%s' --batch-curve 1,2 --n-prompt 8 --n-gen 4 --kv-cache fp8 --json "
              "--threads 1", model);
-    cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 0, "%s", err);
-    j = lq_test_read_file(out, NULL);
-    cr_assert(j && strstr(j, "\"kv_cache\": \"fp8\"") && strstr(j, "\"kv_bytes\": 5120") &&
+    j = quant_eval_json(dir, args);
+    cr_assert(strstr(j, "\"kv_cache\": \"fp8\"") && strstr(j, "\"kv_bytes\": 5120") &&
                   strstr(j, "\"kv_bytes\": 10240"),
-              "%s", j ? j : "(no output)");
+              "%s", j);
     free(j);
     snprintf(args, sizeof args, "--model '%s' --batch-curve 1 --kv-cache q4", model);
     cr_assert_eq(lq_test_run_tool("quant-eval", args, dir, err, sizeof err), 2);

@@ -231,7 +231,7 @@ static const lq_attn_seq *seq_of_row(const lq_attn_paged_args *a, int row) {
 /* One (row, head): attention over the row's sequence positions lo..p, a page at a time. A tile's
  * scores come from lq_dot_f32_rows (f32 pages) or lq_kv_dot_rows (compact rows, the loops the
  * contiguous cache uses), are turned into exp(score - m) in place, and weight the tile's V rows
- * through lq_axpy_f32 per row or lq_kv_axpy_rows; the f32 path is the one it always was. */
+ * through lq_axpy_f32_rows or lq_kv_axpy_rows (the same row-by-row FMAs as attn_task). */
 static void paged_task(void *arg, int64_t task, int tid) {
     (void)tid;
     const lq_attn_paged_args *a = ((const paged_job *)arg)->a;
@@ -271,8 +271,7 @@ static void paged_task(void *arg, int64_t task, int tid) {
             l += sc[i];
         }
         if (compact) lq_kv_axpy_rows(a->kv, acc, sc, vr, rb, nt, kvh, a->n_kv_heads, hd, a->v_fixed);
-        else
-            for (int i = 0; i < nt; i++) lq_axpy_f32(acc, sc[i], vp + (int64_t)i * kv_dim, hd);
+        else lq_axpy_f32_rows(acc, sc, vp, kv_dim, nt, hd); /* per-row lq_axpy_f32, one ISA check */
     }
     float *o = a->out + (int64_t)row * q_dim + (int64_t)h * hd;
     const float inv = 1.0f / l;
