@@ -56,5 +56,12 @@ for p in prog_shared prog_static; do
   out=$("$prefix/$p" "$prefix/$p.safetensors")
   [ "$out" = "ok io" ] || { echo "install_check: $p printed '$out'" >&2; exit 1; }
 done
-ldd "$prefix/prog_shared" | grep -q "$lib/libquant.so" || { echo "install_check: prog_shared does not use the installed libquant.so" >&2; exit 1; }
+# ldd's output is captured before grep reads it: `ldd | grep -q` under pipefail fails whenever grep
+# exits at its first match while ldd is still writing (SIGPIPE), which a CI run hit.
+deps=$(ldd "$prefix/prog_shared")
+case "$deps" in
+  *"$lib/libquant.so"*) ;;
+  *) echo "install_check: prog_shared does not use the installed libquant.so; ldd says:" >&2
+     echo "$deps" >&2; exit 1 ;;
+esac
 echo "install_check: ok ($(ls "$lib" | tr '\n' ' '); pkg-config $(pkg-config --modversion libquant))"
