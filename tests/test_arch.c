@@ -204,7 +204,7 @@ static void quantize_default(const char *name, char *out, size_t cap) {
     char dir[1024];
     snprintf(out, cap, "%s/%s-w8a16", g_root, name);
     cr_assert_eq(mkdir(out, 0755), 0);
-    lq_ptq_opts o = {.scheme = LQ_PTQ_W8A16};
+    lq_ptq_opts o = {.scheme = LQ_WFMT_W8A16};
     lq_ptq_summary sum;
     cr_assert_eq(lq_ptq_quantize(fixture_dir(name, dir, sizeof dir), out, &o, &sum), LQ_OK, "%s: %s", name,
                  lq_last_error());

@@ -280,7 +280,7 @@ Test(bad_input, unknown_architecture_at_model_load) {
     char out[160];
     snprintf(out, sizeof out, "%s/arch-w8a16", g_dir);
     mkdir(out, 0755);
-    lq_ptq_opts o = {.scheme = LQ_PTQ_W8A16};
+    lq_ptq_opts o = {.scheme = LQ_WFMT_W8A16};
     lq_ptq_summary sum;
     cr_assert_eq(lq_ptq_quantize(d, out, &o, &sum), LQ_OK, "%s", lq_last_error());
     cr_expect_eq(sum.n_quantized, 7, "the 7 projections of the one layer");

@@ -136,7 +136,7 @@ Test(ct_config, llm_compressor_w4a16) {
     cr_expect_str_eq(c.format, "pack-quantized");
     cr_expect_str_eq(c.status, "compressed");
     cr_assert_eq(c.n_groups, 1);
-    cr_expect_eq(c.groups[0].scheme, LQ_PTQ_W4A16);
+    cr_expect_eq(c.groups[0].scheme, LQ_WFMT_W4A16);
     cr_expect_eq(c.groups[0].group_size, 128);
     cr_expect_not(c.groups[0].asym);
     cr_expect_eq(c.groups[0].n_targets, 1);
@@ -150,7 +150,7 @@ Test(ct_config, fp8_dynamic_and_w8a8) {
     cr_assert_eq(lq_ct_config_parse(FP8_DYNAMIC_CONFIG, "fp8", &c), LQ_ERR_UNSUPPORTED);
     cr_expect(strstr(lq_last_error(), "input_activations") != NULL, "%s", lq_last_error());
     cr_assert_eq(lq_ct_config_parse(W8A8_CONFIG, "w8a8", &c), LQ_OK, "%s", lq_last_error());
-    cr_expect_eq(c.groups[0].scheme, LQ_PTQ_W8A8);
+    cr_expect_eq(c.groups[0].scheme, LQ_WFMT_W8A8);
     cr_expect_str_eq(c.format, "int-quantized");
 }
 
@@ -185,7 +185,7 @@ Test(ct_config, w3a16_preset) {
                       " \"strategy\": \"group\", \"symmetric\": true, \"type\": \"int\"}}}}}";
     lq_ct_config c;
     cr_assert_eq(lq_ct_config_parse(cfg, "w3", &c), LQ_OK, "%s", lq_last_error());
-    cr_expect_eq(c.groups[0].scheme, LQ_PTQ_W3A16);
+    cr_expect_eq(c.groups[0].scheme, LQ_WFMT_W3A16);
     cr_expect_eq(c.groups[0].group_size, 128);
     cr_expect_not(c.groups[0].asym);
 }
@@ -207,25 +207,41 @@ Test(ct_config, absent_foreign_and_unsupported) {
 }
 
 Test(ct_scheme, names_round_trip) {
-    for (int s = 0; s < LQ_PTQ_SCHEME_COUNT; s++) {
-        lq_ptq_scheme back;
-        cr_assert(lq_ptq_scheme_parse(lq_ptq_scheme_name((lq_ptq_scheme)s), &back));
-        cr_expect_eq(back, s);
+    /* every preset's format and symmetry print as a name that finds the same format and symmetry */
+    int n = 0;
+    for (const lq_preset *p; (p = lq_preset_at(n)); n++) {
+        const lq_preset *back = lq_preset_find(lq_preset_name(p->fmt, p->asym));
+        cr_assert(back, "%s", p->name);
+        cr_expect(back->fmt == p->fmt && back->asym == p->asym, "%s", p->name);
+        cr_expect(p->fmt == LQ_WFMT_NONE || lq_ct_storage_of(p->fmt), "%s has compressed-tensors storage", p->name);
     }
-    lq_ptq_scheme x;
-    cr_expect(lq_ptq_scheme_parse("w4a16", &x) && x == LQ_PTQ_W4A16);
-    cr_expect(lq_ptq_scheme_parse("w3a16", &x) && x == LQ_PTQ_W3A16);
-    cr_expect_not(lq_ptq_scheme_parse("W2A16", &x));
+    cr_expect_geq(n, 8);
+    const lq_preset *x = lq_preset_find("w4a16");
+    cr_expect(x && x->fmt == LQ_WFMT_W4A16 && !x->asym && x->group_size == 128);
+    x = lq_preset_find("W4A16_asym");
+    cr_expect(x && x->fmt == LQ_WFMT_W4A16 && x->asym);
+    x = lq_preset_find("w3a16");
+    cr_expect(x && x->fmt == LQ_WFMT_W3A16);
+    x = lq_preset_find("INT8");
+    cr_expect(x && x->fmt == LQ_WFMT_W8A8);
+    x = lq_preset_find("dense");
+    cr_expect(x && x->fmt == LQ_WFMT_NONE);
+    cr_expect_null(lq_preset_find("W2A16"));
+    cr_expect_str_eq(lq_ptq_scheme_name(LQ_WFMT_FP8_E4M3), "FP8");
+    cr_expect_str_eq(lq_ptq_scheme_name(LQ_WFMT_NONE), "none");
+    /* the float and GGUF formats have no compressed-tensors storage */
+    cr_expect_null(lq_ct_storage_of(LQ_WFMT_F32));
+    cr_expect_null(lq_ct_storage_of(LQ_WFMT_Q4_0));
     /* num_bits as compressed-tensors' presets say; W4A16 and W3A16 are the grouped ones */
-    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W3A16), 3);
-    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W4A16), 4);
-    cr_expect_eq(lq_ptq_scheme_bits(LQ_PTQ_W8A16), 8);
-    cr_expect(lq_ptq_scheme_grouped(LQ_PTQ_W3A16) && lq_ptq_scheme_grouped(LQ_PTQ_W4A16));
-    cr_expect(!lq_ptq_scheme_grouped(LQ_PTQ_W8A16) && !lq_ptq_scheme_grouped(LQ_PTQ_FP8));
-    cr_expect(lq_ptq_scheme_packed(LQ_PTQ_W3A16) && lq_ptq_scheme_packed(LQ_PTQ_W8A16));
-    cr_expect(!lq_ptq_scheme_packed(LQ_PTQ_W8A8) && !lq_ptq_scheme_packed(LQ_PTQ_NONE));
-    cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W3A16), "pack-quantized");
-    cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W8A16), "pack-quantized");
-    cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_W8A8), "int-quantized");
-    cr_expect_str_eq(lq_ptq_scheme_ct_format(LQ_PTQ_FP8), "float-quantized");
+    cr_expect_eq(lq_ct_bits(LQ_WFMT_W3A16), 3);
+    cr_expect_eq(lq_ct_bits(LQ_WFMT_W4A16), 4);
+    cr_expect_eq(lq_ct_bits(LQ_WFMT_W8A16), 8);
+    cr_expect(lq_ct_grouped(LQ_WFMT_W3A16) && lq_ct_grouped(LQ_WFMT_W4A16));
+    cr_expect(!lq_ct_grouped(LQ_WFMT_W8A16) && !lq_ct_grouped(LQ_WFMT_FP8_E4M3));
+    cr_expect(lq_ct_packed(LQ_WFMT_W3A16) && lq_ct_packed(LQ_WFMT_W8A16));
+    cr_expect(!lq_ct_packed(LQ_WFMT_W8A8) && !lq_ct_packed(LQ_WFMT_NONE));
+    cr_expect_str_eq(lq_ct_format_name(LQ_WFMT_W3A16), "pack-quantized");
+    cr_expect_str_eq(lq_ct_format_name(LQ_WFMT_W8A16), "pack-quantized");
+    cr_expect_str_eq(lq_ct_format_name(LQ_WFMT_W8A8), "int-quantized");
+    cr_expect_str_eq(lq_ct_format_name(LQ_WFMT_FP8_E4M3), "float-quantized");
 }

@@ -119,7 +119,7 @@ static lq_gptq_opts w4_g32(lq_pool *pool) {
     static const char *calib[1];
     calib[0] = g_calib;
     lq_gptq_opts o = {.calib = {.files = calib, .n_files = 1, .n_samples = 16, .sample_len = 128, .seed = 1}};
-    o.ptq = (lq_ptq_opts){.scheme = LQ_PTQ_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL,
+    o.ptq = (lq_ptq_opts){.scheme = LQ_WFMT_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL,
                           .pool = pool};
     return o;
 }
@@ -165,9 +165,9 @@ Test(gptq_run, refuses_rtn_only_schemes_and_llama2c) {
     char out[600];
     out_dir("x", out, sizeof out);
     lq_gptq_opts o = w4_g32(NULL);
-    o.ptq.scheme = LQ_PTQ_FP8;
+    o.ptq.scheme = LQ_WFMT_FP8_E4M3;
     cr_expect_eq(lq_gptq_quantize(g_fp32, out, &o, NULL), LQ_ERR_UNSUPPORTED);
-    o.ptq.scheme = LQ_PTQ_W4A16;
+    o.ptq.scheme = LQ_WFMT_W4A16;
     char bin[1024];
     cr_expect_eq(lq_gptq_quantize(lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin), out, &o, NULL),
                  LQ_ERR_UNSUPPORTED);
@@ -187,7 +187,7 @@ Test(gptq_run, asym_actorder_and_w8a16, .timeout = 600) {
     cr_assert_eq(lq_ptq_quantize(g_fp32, rtn, &o.ptq, NULL), LQ_OK, "%s", lq_last_error());
     cr_assert_eq(lq_gptq_quantize(g_fp32, ga, &o, NULL), LQ_OK, "%s", lq_last_error());
     o = w4_g32(NULL);
-    o.ptq.scheme = LQ_PTQ_W8A16;
+    o.ptq.scheme = LQ_WFMT_W8A16;
     cr_assert_eq(lq_gptq_quantize(g_fp32, g8, &o, NULL), LQ_OK, "%s", lq_last_error());
     double pf = ppl_of(g_fp32), pr = ppl_of(rtn), pa = ppl_of(ga), p8 = ppl_of(g8);
     cr_expect_lt(pa, pr, "asym PPL GPTQ %.4f vs RTN %.4f (f32 %.4f)", pa, pr, pf);

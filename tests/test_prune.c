@@ -508,7 +508,7 @@ Test(prune, prune_then_quantize_runs_with_zeros_kept) {
     cr_assert_eq(mkdir(q, 0755), 0);
     lq_prune_opts o = {.method = LQ_PRUNE_NM, .nm_n = 2, .nm_m = 4};
     cr_assert_eq(lq_prune_run(g_bin, sp, &o, NULL), LQ_OK, "%s", lq_last_error());
-    lq_ptq_opts po = {.scheme = LQ_PTQ_W8A16};
+    lq_ptq_opts po = {.scheme = LQ_WFMT_W8A16};
     cr_assert_eq(lq_ptq_quantize(sp, q, &po, NULL), LQ_OK, "%s", lq_last_error());
     lq_model *m;
     cr_assert_eq(lq_model_load(q, &m), LQ_OK, "%s", lq_last_error());
@@ -587,7 +587,7 @@ Test(prune, quantized_input_refused) {
     snprintf(q, sizeof q, "%s/q", g_root);
     cr_assert_eq(lq_test_convert_stories260k(hf, cmd, sizeof cmd), 0, "%s", cmd);
     cr_assert_eq(mkdir(q, 0755), 0);
-    lq_ptq_opts po = {.scheme = LQ_PTQ_W8A16};
+    lq_ptq_opts po = {.scheme = LQ_WFMT_W8A16};
     cr_assert_eq(lq_ptq_quantize(hf, q, &po, NULL), LQ_OK, "%s", lq_last_error());
     const char *methods[] = {"--method magnitude --sparsity 0.5", "--method nm", "--method ffn --keep 0.5",
                              "--method heads --keep 0.5"};

@@ -74,7 +74,7 @@ static double ppl_of(const lq_model *m, const char *dir) {
 }
 
 /* Quantize with `flags`, load the result and check config, bindings and perplexity. */
-static double quantize_and_check(const char *name, const char *flags, lq_ptq_scheme scheme, lq_wfmt fmt) {
+static double quantize_and_check(const char *name, const char *flags, lq_wfmt scheme, lq_wfmt fmt) {
     char out[600], args[2048], err[1024];
     snprintf(out, sizeof out, "%s/%s", g_root, name);
     snprintf(args, sizeof args, "--model '%s' --out '%s' %s", g_fp32, out, flags);
@@ -90,7 +90,7 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
     free(cj);
     cr_assert_eq(ct.n_groups, 1);
     cr_expect_eq(ct.groups[0].scheme, scheme);
-    cr_expect_str_eq(ct.format, lq_ptq_scheme_ct_format(scheme));
+    cr_expect_str_eq(ct.format, lq_ct_format_name(scheme));
     cr_expect_str_eq(ct.status, "compressed");
     /* the tied head has no tensor of its own, yet a loader builds an lm_head Linear and matches
      * "Linear" targets against it: it must be listed in ignore (transformers + compressed-tensors
@@ -116,27 +116,27 @@ static double quantize_and_check(const char *name, const char *flags, lq_ptq_sch
 }
 
 Test(ptq, w8a16_within_half_a_percent, .timeout = 120) {
-    double ppl = quantize_and_check("w8a16", "--scheme W8A16", LQ_PTQ_W8A16, LQ_WFMT_W8A16);
+    double ppl = quantize_and_check("w8a16", "--scheme W8A16", LQ_WFMT_W8A16, LQ_WFMT_W8A16);
     cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.005, "W8A16 ppl %.6f vs fp32 %.6f", ppl, REF_PPL);
 }
 
 Test(ptq, fp8_within_two_percent, .timeout = 120) {
-    double ppl = quantize_and_check("fp8", "--scheme FP8", LQ_PTQ_FP8, LQ_WFMT_FP8_E4M3);
+    double ppl = quantize_and_check("fp8", "--scheme FP8", LQ_WFMT_FP8_E4M3, LQ_WFMT_FP8_E4M3);
     cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.02, "FP8 ppl %.6f vs fp32 %.6f", ppl, REF_PPL);
 }
 
 Test(ptq, w8a8_runs, .timeout = 120) {
     /* int8 per-token activations on top of W8A16's weights: no published target, so only
      * "close to fp32" (the same 2% as FP8, a much looser bound than 8-bit errors warrant). */
-    double ppl = quantize_and_check("w8a8", "--scheme W8A8", LQ_PTQ_W8A8, LQ_WFMT_W8A8);
+    double ppl = quantize_and_check("w8a8", "--scheme W8A8", LQ_WFMT_W8A8, LQ_WFMT_W8A8);
     cr_expect(fabs(ppl / REF_PPL - 1.0) <= 0.02, "W8A8 ppl %.6f", ppl);
 }
 
 Test(ptq, w4a16_sym_and_asym_run, .timeout = 120) {
     /* 4 divides both 64 and 172 (stories260K's dim and hidden dim). 4-bit RTN of a 260K model
      * has no published reference: finite and below the uniform baseline (vocab 512). */
-    double p1 = quantize_and_check("w4", "--scheme W4A16 --group-size 4", LQ_PTQ_W4A16, LQ_WFMT_W4A16);
-    double p2 = quantize_and_check("w4a", "--scheme W4A16 --group-size 4 --asym", LQ_PTQ_W4A16, LQ_WFMT_W4A16);
+    double p1 = quantize_and_check("w4", "--scheme W4A16 --group-size 4", LQ_WFMT_W4A16, LQ_WFMT_W4A16);
+    double p2 = quantize_and_check("w4a", "--scheme W4A16 --group-size 4 --asym", LQ_WFMT_W4A16, LQ_WFMT_W4A16);
     cr_expect(p1 < 512.0 && p2 < 512.0, "%f %f", p1, p2);
 }
 
@@ -309,7 +309,7 @@ Test(ptq, library_refuses_indivisible_group_by_default) {
     char out[600];
     snprintf(out, sizeof out, "%s/lib", g_root);
     cr_assert_eq(mkdir(out, 0755), 0);
-    lq_ptq_opts o = {.scheme = LQ_PTQ_W4A16};
+    lq_ptq_opts o = {.scheme = LQ_WFMT_W4A16};
     cr_expect_eq(lq_ptq_quantize(g_fp32, out, &o, NULL), LQ_ERR_INVALID_ARG);
     cr_expect(strstr(lq_last_error(), "model.layers.0.self_attn.q_proj.weight") != NULL, "%s", lq_last_error());
     char p[700];
@@ -426,7 +426,7 @@ static double quantize_and_check_groups(const char *name, const char *flags, int
     cr_assert_eq(lq_ct_config_parse(cj, cpath, &ct), LQ_OK, "%s", lq_last_error());
     free(cj);
     cr_assert_eq(ct.n_groups, n_groups);
-    for (int g = 0; g < n_groups; g++) cr_expect_eq(ct.groups[g].scheme, LQ_PTQ_W4A16);
+    for (int g = 0; g < n_groups; g++) cr_expect_eq(ct.groups[g].scheme, LQ_WFMT_W4A16);
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
     double ppl = ppl_of(m, out);
@@ -478,7 +478,7 @@ Test(ptq, group_fallback_channel_g128_is_per_channel, .timeout = 120) {
      * the same weights file byte for byte and one "channel" config group over every Linear. */
     char out[600], ch[600], a[700], b[700];
     double p_fb = quantize_and_check("g128ch", "--scheme W4A16 --group-size 128 --group-fallback channel --json",
-                                     LQ_PTQ_W4A16, LQ_WFMT_W4A16);
+                                     LQ_WFMT_W4A16, LQ_WFMT_W4A16);
     json_t *j = stdout_json();
     json_t *fb = json_object_get(j, "fallback");
     cr_expect_str_eq(json_string_value(json_object_get(j, "group_fallback")), "channel");

@@ -44,7 +44,8 @@ Test(recipe, llm_compressor_w4a16_shape) {
     cr_assert_eq(r.stages[0].n_mods, 1);
     const lq_recipe_modifier *m = &r.stages[0].mods[0];
     cr_assert_eq(m->kind, LQ_MOD_QUANTIZATION);
-    cr_assert_eq(m->scheme, LQ_SCHEME_W4A16);
+    cr_assert_eq(m->scheme, LQ_WFMT_W4A16);
+    cr_assert(!m->asym);
     cr_assert_eq(m->group_size, 128, "the W4A16 preset's group size");
     cr_assert_eq(m->pos.line, 3);
     cr_assert_eq(m->pos.col, 5);
@@ -64,12 +65,12 @@ Test(recipe, w3a16_preset) {
                            "    GPTQModifier: {scheme: w3a16, targets: Linear, ignore: [lm_head]}\n");
     const lq_recipe_modifier *m = &r.stages[0].mods[0];
     cr_assert_eq(m->kind, LQ_MOD_GPTQ);
-    cr_assert_eq(m->scheme, LQ_SCHEME_W3A16);
-    cr_assert_str_eq(lq_recipe_scheme_name(m->scheme), "W3A16");
+    cr_assert_eq(m->scheme, LQ_WFMT_W3A16);
+    cr_assert_str_eq(lq_preset_name(m->scheme, m->asym), "W3A16");
     cr_assert_eq(m->group_size, 128, "the W3A16 preset's group size");
     lq_recipe_free(&r);
     /* 64 x 256, g128, f32 scales: 64 * 24 words * 4 + 64 * 2 * 4 + 16 (weight_shape) */
-    cr_expect_eq(lq_recipe_scheme_bytes(LQ_SCHEME_W3A16, 128, 64, 256, 4), 64u * 24 * 4 + 64 * 2 * 4 + 16);
+    cr_expect_eq(lq_ct_weight_bytes(LQ_WFMT_W3A16, 128, false, 64, 256, 4), 64u * 24 * 4 + 64 * 2 * 4 + 16);
 }
 
 Test(recipe, defaults_and_stage_kinds) {
@@ -95,7 +96,7 @@ Test(recipe, defaults_and_stage_kinds) {
     cr_assert_str_eq(sp->targets[0], "Linear", "default targets");
     cr_assert_str_eq(r.stages[1].name, "default_stage");
     const lq_recipe_modifier *g = &r.stages[1].mods[0];
-    cr_assert_eq(g->scheme, LQ_SCHEME_W8A16, "scheme names are case-insensitive");
+    cr_assert_eq(g->scheme, LQ_WFMT_W8A16, "scheme names are case-insensitive");
     cr_assert_eq(g->group_size, 0);
     cr_assert_eq(g->block_size, 128);
     cr_assert_float_eq(g->dampening_frac, 0.01, 1e-12);

@@ -72,7 +72,7 @@ Test(recipe_calib, llm_compressor_arguments_parse) {
     cr_expect_eq(w->mask, LQ_MASK_UNSTRUCTURED);
     cr_expect_float_eq(w->sparsity, 0.3, 1e-12);
     cr_expect_eq(g->kind, LQ_MOD_GPTQ);
-    cr_expect_eq(g->scheme, LQ_SCHEME_W4A16);
+    cr_expect_eq(g->scheme, LQ_WFMT_W4A16);
     cr_expect_eq(g->group_size, 128, "the W4A16 preset's group");
     cr_expect_str_eq(g->actorder, "static", "llm-compressor 0.14's default activation order");
     cr_expect_float_eq(g->dampening_frac, 0.05, 1e-12);

@@ -152,7 +152,7 @@ typedef enum expect_kind { RUNS, UNAVAILABLE, REFUSED_GROUP } expect_kind;
 typedef struct example {
     const char *file;
     expect_kind kind;
-    lq_ptq_scheme scheme;   /* RUNS: the scheme in the result's quantization_config */
+    lq_wfmt scheme;   /* RUNS: the scheme in the result's quantization_config */
     double ppl_rel;         /* RUNS: |PPL / 3.548202 - 1| bound; < 0: none */
 } example;
 
@@ -162,18 +162,18 @@ typedef struct example {
  * partial groups, so the g128 examples say group_fallback: channel (without it the run is
  * refused by name: recipe_errors_abort_before_work). */
 static const example g_examples[] = {
-    {"w8a16.yaml", RUNS, LQ_PTQ_W8A16, 0.005},
-    {"fp8.yaml", RUNS, LQ_PTQ_FP8, 0.02},
-    {"w8a8.yaml", RUNS, LQ_PTQ_W8A8, 0.02},
+    {"w8a16.yaml", RUNS, LQ_WFMT_W8A16, 0.005},
+    {"fp8.yaml", RUNS, LQ_WFMT_FP8_E4M3, 0.02},
+    {"w8a8.yaml", RUNS, LQ_WFMT_W8A8, 0.02},
     /* int4 with one scale per row (group_fallback: channel) on a 260K-parameter model: a sanity
      * bound (no external target exists for it), loose on purpose */
-    {"w4a16-g128.yaml", RUNS, LQ_PTQ_W4A16, 0.35},
+    {"w4a16-g128.yaml", RUNS, LQ_WFMT_W4A16, 0.35},
     /* pruning without fine-tuning wrecks a 260K-parameter model (2:4 alone: PPL ~116); there is
      * no external number to hold these to, so only that they run, with the right scheme: their
      * pruning step is held to quant-prune's output in prune_steps_match_quant_prune */
-    {"magnitude50-w4a16.yaml", RUNS, LQ_PTQ_W4A16, -1},
-    {"2of4-w8a16.yaml", RUNS, LQ_PTQ_W8A16, -1},
-    {"ffn-structured-w8a16.yaml", RUNS, LQ_PTQ_W8A16, -1},
+    {"magnitude50-w4a16.yaml", RUNS, LQ_WFMT_W4A16, -1},
+    {"2of4-w8a16.yaml", RUNS, LQ_WFMT_W8A16, -1},
+    {"ffn-structured-w8a16.yaml", RUNS, LQ_WFMT_W8A16, -1},
 };
 
 static const example *find_example(const char *name) {
@@ -407,7 +407,7 @@ Test(recipe_run, targets_and_group_size_honored, .timeout = 120) {
     cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
     json_decref(check_output(out, rp, 1));
     lq_ct_config ct = ct_config(out);
-    cr_expect_eq(ct.groups[0].scheme, LQ_PTQ_W4A16);
+    cr_expect_eq(ct.groups[0].scheme, LQ_WFMT_W4A16);
     cr_expect_eq(ct.groups[0].group_size, 4);
     lq_model *m;
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());

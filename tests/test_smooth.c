@@ -240,7 +240,7 @@ Test(smooth, awq_beats_rtn, .timeout = 600) {
     }
     cr_expect_geq(lower, sum.n_maps / 2, "%d of %lld mappings improved by AWQ", lower, (long long)sum.n_maps);
     lq_smooth_summary_free(&sum);
-    lq_ptq_opts p = {.scheme = LQ_PTQ_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL};
+    lq_ptq_opts p = {.scheme = LQ_WFMT_W4A16, .group_size = 32, .group_fallback = LQ_PTQ_FALLBACK_CHANNEL};
     cr_assert_eq(lq_ptq_quantize(sm, awq, &p, NULL), LQ_OK, "%s", lq_last_error());
     cr_assert_eq(lq_ptq_quantize(g_260k, rtn, &p, NULL), LQ_OK, "%s", lq_last_error());
     double ea = logit_mse(g_260k, awq), er = logit_mse(g_260k, rtn);
@@ -432,15 +432,16 @@ Test(smooth, recipes_parse_llm_compressor_yaml) {
     cr_assert_eq(r.stages[0].n_mods, 2);
     const lq_recipe_modifier *m = &r.stages[0].mods[0];
     cr_expect_eq(m->kind, LQ_MOD_AWQ);
-    cr_expect_eq(m->scheme, LQ_SCHEME_NONE);
+    cr_expect_eq(m->scheme, LQ_WFMT_NONE);
     cr_expect_eq(m->duo_scaling, (int)LQ_AWQ_DUO_BOTH);
     cr_expect_eq(m->n_grid, 10);
-    cr_expect_eq(r.stages[0].mods[1].scheme, LQ_SCHEME_W4A16);
+    cr_expect_eq(r.stages[0].mods[1].scheme, LQ_WFMT_W4A16);
+    cr_expect(!r.stages[0].mods[1].asym);
     cr_expect(lq_modifier_available(LQ_MOD_AWQ) && lq_modifier_available(LQ_MOD_SMOOTHQUANT));
     lq_recipe_free(&r);
     cr_assert_eq(lq_recipe_parse(awq_old, sizeof awq_old - 1, "awq_old.yaml", &r), LQ_OK, "%s", lq_last_error());
     m = &r.stages[0].mods[0];
-    cr_expect_eq(m->scheme, LQ_SCHEME_W4A16_ASYM);
+    cr_expect(m->scheme == LQ_WFMT_W4A16 && m->asym, "W4A16_ASYM is W4A16 with zero points");
     cr_expect_eq(m->group_size, 128);
     cr_expect_eq(m->duo_scaling, (int)LQ_AWQ_DUO_FALSE);
     cr_expect_eq(m->n_grid, 20);

@@ -257,7 +257,7 @@ static void setup(void) {
     cr_assert_eq(lq_test_convert_stories260k(g_fp32, cmd, sizeof cmd), 0, "quant-convert failed: %s", cmd);
     /* 4-bit per row: a draft that is right most of the time and wrong often enough to roll back */
     cr_assert_eq(mkdir(g_w4, 0755), 0);
-    lq_ptq_opts po = {.scheme = LQ_PTQ_W4A16, .group_size = -1};
+    lq_ptq_opts po = {.scheme = LQ_WFMT_W4A16, .group_size = -1};
     cr_assert_eq(lq_ptq_quantize(g_fp32, g_w4, &po, NULL), LQ_OK, "%s", lq_last_error());
     /* the library writes the weights and config; the tokenizer travels as quant-ptq copies it */
     snprintf(cmd, sizeof cmd, "cp '%s/tokenizer.json' '%s/'", g_fp32, g_w4);

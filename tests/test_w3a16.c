@@ -108,7 +108,7 @@ static void check_rtn(const char *name, const char *flags, bool asym) {
     lq_ct_config ct;
     cr_assert_eq(lq_ct_config_parse(cj, p, &ct), LQ_OK, "%s", lq_last_error());
     free(cj);
-    cr_expect_eq(ct.groups[0].scheme, LQ_PTQ_W3A16);
+    cr_expect_eq(ct.groups[0].scheme, LQ_WFMT_W3A16);
     cr_expect_str_eq(ct.format, "pack-quantized");
     /* tensors of down_proj (128 x 384: 3 groups, 36 words a row) against the f32 weights */
     lq_st_file *in, *q;
@@ -177,7 +177,7 @@ static lq_gptq_opts w3_g128(bool asym) {
     static const char *calib[1];
     calib[0] = g_calib;
     lq_gptq_opts o = {.calib = {.files = calib, .n_files = 1, .n_samples = 32, .sample_len = 256, .seed = 1}};
-    o.ptq = (lq_ptq_opts){.scheme = LQ_PTQ_W3A16, .group_size = 128, .asym = asym};
+    o.ptq = (lq_ptq_opts){.scheme = LQ_WFMT_W3A16, .group_size = 128, .asym = asym};
     return o;
 }
 

@@ -57,7 +57,8 @@ static void usage(FILE *f) {
             "  --scheme S         W8A16 (int8 per channel), W4A16 (int4 per group), W3A16 (int3 per\n"
             "                     group, packed 32 codes in 3 words as compressed-tensors 0.19\n"
             "                     does), FP8 (E4M3 per channel, weight-only), W8A8 (int8 per\n"
-            "                     channel x int8 tokens)\n"
+            "                     channel x int8 tokens); compressed-tensors' preset names too:\n"
+            "                     W4A16_ASYM (= W4A16 --asym), INT8 (= W8A8), FP8_DYNAMIC (= FP8)\n"
             "  --group-size N     W4A16 / W3A16 group along input features (default 128, as\n"
             "                     llm-compressor's presets; -1: one per row);\n"
             "                     must divide every quantized tensor's columns, else see below\n"
@@ -392,10 +393,11 @@ int main(int argc, char **argv) {
             o.ignore_replaces_default = true;
         } else if (tool_args_value(&a, "--override")) {
             const char *eq = strrchr(a.value, '=');
-            lq_ptq_scheme sc;
-            if (!eq || eq == a.value || !lq_ptq_scheme_parse(eq + 1, &sc))
+            const lq_preset *pre = eq && eq != a.value ? lq_preset_find(eq + 1) : NULL;
+            if (!pre || pre->asym)
                 return tool_bad_args("--override expects PATTERN=SCHEME (W8A16, W4A16, W3A16, FP8, W8A8 or "
-                                     "none), not '%s'", a.value);
+                                     "none; --asym sets the symmetry), not '%s'", a.value);
+            const lq_wfmt sc = pre->fmt;
             if (o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
             char *pat = strndup(a.value, (size_t)(eq - a.value));
             if (!pat) return tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory"));
@@ -406,8 +408,12 @@ int main(int argc, char **argv) {
         }
     }
     if (!model || !out_dir || !scheme_arg) return tool_bad_args("--model, --scheme and --out are required");
-    if (!lq_ptq_scheme_parse(scheme_arg, &o.scheme) || o.scheme == LQ_PTQ_NONE)
-        return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, W3A16, FP8 or W8A8)", scheme_arg);
+    const lq_preset *preset = lq_preset_find(scheme_arg);
+    if (!preset || preset->fmt == LQ_WFMT_NONE)
+        return tool_bad_args("unknown scheme '%s' (W8A16, W4A16, W4A16_ASYM, W3A16, FP8, W8A8)", scheme_arg);
+    o.scheme = preset->fmt;
+    if (preset->asym && sym) return tool_bad_args("--sym contradicts scheme %s", preset->name);
+    asym = asym || preset->asym;
     if (asym && sym) return tool_bad_args("--sym and --asym are exclusive");
     o.asym = asym;
     o.group_size = group_size;

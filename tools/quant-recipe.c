@@ -135,7 +135,7 @@ static void print_json(const lq_recipe *r, const lq_plan *p, lq_status avail) {
             const lq_recipe_modifier *m = &st->mods[j];
             printf("%s{\"modifier\": \"%s\", \"line\": %d, \"available\": %s", j ? ", " : "",
                    lq_modifier_name(m->kind), m->pos.line, lq_modifier_available(m->kind) ? "true" : "false");
-            if (m->scheme != LQ_SCHEME_NONE) printf(", \"scheme\": \"%s\"", lq_recipe_scheme_name(m->scheme));
+            if (m->scheme != LQ_WFMT_NONE) printf(", \"scheme\": \"%s\"", lq_preset_name(m->scheme, m->asym));
             if (p) {
                 const lq_plan_modifier *pm = &p->mods[k];
                 printf(", \"params\": %lld, \"tensors\": [", (long long)pm->params);

@@ -201,6 +201,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.008,
         .sizes = sizes_w8a16,
         .gguf_type = -1,
+        .ct = {.scheme = "W8A16", .format = "pack-quantized", .bits = 8, .packed = 1},
     },
     [LQ_WFMT_W4A16] = {
         .name = "w4a16",
@@ -213,6 +214,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.075,
         .sizes = sizes_w4a16,
         .gguf_type = -1,
+        .ct = {.scheme = "W4A16", .format = "pack-quantized", .bits = 4, .packed = 1, .grouped = 1},
     },
     /* As W4A16, with half-step bounds of 3.5 steps (symmetric: amax / 3.5; asymmetric: range / 7
      * and a zero point rounded from the unrounded scale, 7u more steps):
@@ -229,6 +231,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.152,
         .sizes = sizes_w3a16,
         .gguf_type = -1,
+        .ct = {.scheme = "W3A16", .format = "pack-quantized", .bits = 3, .packed = 1, .grouped = 1},
     },
     [LQ_WFMT_FP8_E4M3] = {
         .name = "fp8_e4m3",
@@ -241,6 +244,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.036,
         .sizes = sizes_byte,
         .gguf_type = -1,
+        .ct = {.scheme = "FP8", .format = "float-quantized", .bits = 8, .float_type = 1},
     },
     [LQ_WFMT_W8A8] = {
         .name = "w8a8",
@@ -253,6 +257,7 @@ static lq_wfmt_traits g_traits[LQ_WFMT_COUNT] = {
         .roundtrip_rtol = 0.008,
         .sizes = sizes_w8a8,
         .gguf_type = -1,
+        .ct = {.scheme = "W8A8", .format = "int-quantized", .bits = 8, .dynamic_token_act = 1},
     },
     /* GGUF legacy blocks: 32 weights per block, the scale (and minimum) inside it, so
      * bits_per_weight is exact: (block bytes * 8) / 32. */

@@ -67,6 +67,27 @@ typedef enum lq_wfmt {
     LQ_WFMT_COUNT
 } lq_wfmt;
 
+/* "No quantized format": a tensor a PTQ plan or recipe keeps in its stored dtype (lq_wfmt_get
+ * returns NULL for it, as for any value out of range). */
+#define LQ_WFMT_NONE LQ_WFMT_COUNT
+
+/* How compressed-tensors stores a format: the storage half of its traits row, read by the PTQ
+ * writer, the quantization_config writer and reader, the binder and the recipe size estimate,
+ * so a new compressed-tensors format is this descriptor in its row, not a branch in each. A row
+ * without one (scheme NULL: the float and GGUF formats) has no compressed-tensors storage. */
+typedef struct lq_ct_storage {
+    const char *scheme;     /* the preset name printed and written ("W4A16"); NULL: none */
+    const char *format;     /* quantization_config "format": "pack-quantized", "int-quantized",
+                             * "float-quantized" */
+    int bits;               /* weights num_bits */
+    int float_type;         /* weights "type" "float" (E4M3 codes in .weight), else "int" */
+    int packed;             /* codes in int32 words: .weight_packed + .weight_shape, and zero
+                             * points packed along rows (else one code a byte in .weight) */
+    int grouped;            /* "group" strategy along cols and asymmetric zero points allowed
+                             * (else "channel", symmetric; a float type also takes "tensor") */
+    int dynamic_token_act;  /* input_activations: int8, dynamic, per token (W8A8) */
+} lq_ct_storage;
+
 /* Integer activations (llama.cpp's vec_dot_type). A format row with an integer path quantizes
  * the activation row once per matmul into blocks of one of these layouts (lq_blocks.h), shared by
  * every row tile and thread, and runs int8 dot products with int32 accumulation against its
@@ -239,6 +260,7 @@ typedef struct lq_wfmt_traits {
     /* 1: the integer path serves decode (n == 1) only and prefill multiplies f32 activations
      * (dequantize + sgemm), where that measured faster end to end (W4A16 x Q16: format_table.c) */
     int act_decode_only;
+    lq_ct_storage ct;    /* compressed-tensors storage (ct.scheme NULL: none) */
 } lq_wfmt_traits;
 
 /* Buffer sizes of a rows x cols matrix in format f with params p: payload bytes per row and the

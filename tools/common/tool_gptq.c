@@ -42,7 +42,7 @@ int tool_gptq_check(const tool_gptq *g, const lq_ptq_opts *o) {
     }
     if (g->n_calib == 0) return tool_bad_args("--method gptq needs calibration text (--calib FILE)");
     if (o->clip_search) return tool_bad_args("--clip-search is RTN's; GPTQ uses the min/max scales");
-    if (!lq_ptq_scheme_packed(o->scheme))
+    if (!lq_ct_packed(o->scheme))
         return tool_bad_args("--method gptq writes W4A16, W3A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
     return 0;
 }

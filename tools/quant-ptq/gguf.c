@@ -137,7 +137,7 @@ int ptq_gguf_main(int argc, char **argv) {
     if (!model || !out || !o.type) return tool_bad_args("--model, --type and --out are required");
     if (gq.on) return tool_bad_args("--format gguf writes llama-quantize's types: no GPTQ");
     if (sm.on && sm.o.method != LQ_SMOOTH_AWQ) return tool_bad_args("--format gguf smooths with --method awq only");
-    lq_ptq_opts po = {.scheme = LQ_PTQ_W4A16, .group_size = 32, .asym = true};
+    lq_ptq_opts po = {.scheme = LQ_WFMT_W4A16, .group_size = 32, .asym = true};
     if ((rc = ptq_smooth_check(&sm, &gq, &po, gq.n_calib, gq.calib)) != 0) return rc;
     if ((rc = tool_gptq_check(&gq, &po)) != 0) return rc;
     if (!sm.on && gq.n_calib) return tool_bad_args("--calib goes with --method awq");

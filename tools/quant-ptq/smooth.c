@@ -75,16 +75,16 @@ int ptq_smooth_check(ptq_smooth *s, tool_gptq *g, const lq_ptq_opts *o, int n_ca
     if ((s->duo_set || s->grid_set) && !awq) return tool_bad_args("--duo-scaling and --awq-grid go with --method awq");
     if (s->alpha_set && awq) return tool_bad_args("--smoothquant / --smoothing-strength is SmoothQuant's, not AWQ's");
     if (n_calib == 0) return tool_bad_args("--method %s needs calibration text (--calib FILE)", awq ? "awq" : "smoothquant");
-    if (awq && o->scheme != LQ_PTQ_W4A16 && o->scheme != LQ_PTQ_W8A16)
+    if (awq && o->scheme != LQ_WFMT_W4A16 && o->scheme != LQ_WFMT_W8A16)
         return tool_bad_args("--method awq searches for W4A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
     if (!s->alpha_set) s->o.alpha = -1.0;
     s->o.calib = g->o.calib; /* --calib-samples / --calib-len / --calib-seed, parsed into GPTQ's */
     s->o.calib.files = calib;
     s->o.calib.n_files = n_calib;
     if (!g->on) g->o.calib = (lq_calib_source){0}; /* the smoothing's, not GPTQ's */
-    s->o.bits = o->scheme == LQ_PTQ_W8A16 ? 8 : 4;
-    s->o.group_size = o->scheme == LQ_PTQ_W8A16 ? -1 : o->group_size;
-    s->o.asym = o->scheme == LQ_PTQ_W4A16 && o->asym;
+    s->o.bits = o->scheme == LQ_WFMT_W8A16 ? 8 : 4;
+    s->o.group_size = o->scheme == LQ_WFMT_W8A16 ? -1 : o->group_size;
+    s->o.asym = o->scheme == LQ_WFMT_W4A16 && o->asym;
     s->o.rounding = o->rounding;
     return 0;
 }

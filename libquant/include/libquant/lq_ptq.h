@@ -33,36 +33,44 @@
 extern "C" {
 #endif
 
-/* ---- schemes ----------------------------------------------------------------------------------- */
+/* ---- schemes: formats and presets -------------------------------------------------------------- */
 
-typedef enum lq_ptq_scheme {
-    LQ_PTQ_NONE = 0,   /* left in its float dtype */
-    LQ_PTQ_W8A16 = 1,  /* int8 weights per output channel, symmetric; f32 activations */
-    LQ_PTQ_W4A16 = 2,  /* int4 weights per group along cols, symmetric or asymmetric */
-    LQ_PTQ_FP8 = 3,    /* FP8 E4M3 weights per output channel; activations unquantized */
-    LQ_PTQ_W8A8 = 4,   /* int8 weights per channel x dynamic int8 activations per token */
-    LQ_PTQ_W3A16 = 5,  /* int3 weights per group along cols, symmetric or asymmetric (W4A16's
-                        * layout with num_bits 3: llm-compressor's W3A16 preset) */
-    LQ_PTQ_SCHEME_COUNT
-} lq_ptq_scheme;
+/* A quantized Linear's scheme is its weight format (lq_wfmt, the one format identity): its traits
+ * row says how compressed-tensors stores it (lq_ct_storage), and the writer, the config reader and
+ * writer, the binder and the recipes read that row. LQ_WFMT_NONE keeps a Linear in float. The
+ * names users type are presets over it, in one table (ct_layout.c): compressed-tensors' preset
+ * names "W8A16", "W4A16", "W4A16_ASYM", "W3A16", "W8A8" / "INT8", "FP8" / "FP8_DYNAMIC" (whose
+ * weights are FP8's), and "none" / "dense". */
+typedef struct lq_preset {
+    const char *name;
+    lq_wfmt fmt;             /* LQ_WFMT_NONE for "none" */
+    int32_t group_size;      /* grouped formats: compressed-tensors' default 128; else 0 */
+    bool asym;               /* zero points (W4A16_ASYM) */
+} lq_preset;
 
-/* "W8A16", "W4A16", "FP8", "W8A8", "W3A16", "none". */
-const char *lq_ptq_scheme_name(lq_ptq_scheme s);
-/* Case-insensitive; also accepts "none"/"dense" (LQ_PTQ_NONE). False if unknown. */
-bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out);
-/* The weight format the engine runs a scheme with (LQ_WFMT_COUNT for LQ_PTQ_NONE). */
-lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s);
-/* compressed-tensors "format" of a scheme: "pack-quantized", "int-quantized", ... */
-const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s);
-/* The weights' num_bits: 8 (W8A16, W8A8, FP8), 4 (W4A16), 3 (W3A16); 0 for LQ_PTQ_NONE. */
-int lq_ptq_scheme_bits(lq_ptq_scheme s);
-/* Whether the scheme is integer weights in groups along cols with an optional zero point (W4A16,
- * W3A16: the schemes group_size, asym and the group fallback apply to; the others are symmetric
- * per channel). */
-bool lq_ptq_scheme_grouped(lq_ptq_scheme s);
-/* Whether the scheme is stored "pack-quantized" (weight_packed / weight_shape / packed zero
- * points: W8A16, W4A16, W3A16). */
-bool lq_ptq_scheme_packed(lq_ptq_scheme s);
+/* The preset of a name (case-insensitive); NULL if unknown. */
+const lq_preset *lq_preset_find(const char *name);
+/* The table's i-th preset (for listing and suggestions); NULL past the end. */
+const lq_preset *lq_preset_at(int i);
+/* The preset name of a format and symmetry: "W4A16", "W4A16_ASYM", "none" (LQ_WFMT_NONE); a
+ * format without compressed-tensors storage prints its traits name. */
+const char *lq_preset_name(lq_wfmt f, bool asym);
+/* The scheme name of a format, the symmetry left out ("W4A16", "FP8", "none"). */
+const char *lq_ptq_scheme_name(lq_wfmt f);
+/* The compressed-tensors storage of format f; NULL when it has none (LQ_WFMT_NONE, the float and
+ * the GGUF formats). */
+const lq_ct_storage *lq_ct_storage_of(lq_wfmt f);
+/* Shorthands over lq_ct_storage_of: false / 0 / "dense" when f has no storage. */
+bool lq_ct_packed(lq_wfmt f);   /* codes in int32 words (W8A16, W4A16, W3A16) */
+bool lq_ct_grouped(lq_wfmt f);  /* group strategy and zero points apply (W4A16, W3A16) */
+int lq_ct_bits(lq_wfmt f);
+const char *lq_ct_format_name(lq_wfmt f);
+/* Storage bytes of a rows x cols weight stored as format f with compressed-tensors' tensors:
+ * codes (packed words or a byte each), scales of scale_bytes each (one per row and group), the
+ * packed zero points (asym) and the 16-byte weight_shape of a packed format. 0 for a format without
+ * compressed-tensors storage. */
+uint64_t lq_ct_weight_bytes(lq_wfmt f, int32_t group_size, bool asym, int64_t rows, int64_t cols,
+                            int scale_bytes);
 
 /* ---- dense int32 packing (compressed-tensors pack_to_int32 / unpack_from_int32) ---------------- */
 
@@ -86,7 +94,7 @@ void lq_ct_unpack_int32(const int32_t *p, int64_t rows, int64_t cols, int bits, 
 
 typedef struct lq_ct_group {
     char name[32];          /* "group_0" */
-    lq_ptq_scheme scheme;
+    lq_wfmt scheme;         /* the format its tensors bind as */
     int32_t group_size;     /* W4A16 group strategy; 0 for channel */
     bool asym;
     bool per_tensor;        /* weights strategy "tensor" */
@@ -120,14 +128,14 @@ lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_co
 
 /* ---- the driver ---------------------------------------------------------------------------------- */
 
-/* A per-module rule: modules matching `pattern` get `scheme` (LQ_PTQ_NONE = keep float).
+/* A per-module rule: modules matching `pattern` get `scheme` (LQ_WFMT_NONE = keep float).
  * Patterns, as llm-compressor spells them: "re:<regex>" (PCRE, anchored at the start of the
  * module name like Python's re.match), "Linear" (every linear layer), an exact module name
  * ("model.layers.0.mlp.down_proj"), or a bare component name ("q_proj", "lm_head") matching
  * every module whose last dotted component equals it. */
 typedef struct lq_ptq_rule {
     const char *pattern;
-    lq_ptq_scheme scheme;
+    lq_wfmt scheme;
 } lq_ptq_rule;
 
 /* What to do with a W4A16 tensor whose column count the group size does not divide.
@@ -191,7 +199,8 @@ typedef struct lq_ptq_kv {
 void lq_ptq_kv_free(lq_ptq_kv *kv); /* frees the arrays; NULL ok */
 
 typedef struct lq_ptq_opts {
-    lq_ptq_scheme scheme;        /* default for every Linear not ignored or overridden */
+    lq_wfmt scheme;              /* default for every Linear not ignored or overridden: a format
+                                  * with compressed-tensors storage (lq_ct_storage_of) */
     int32_t group_size;          /* W4A16 / W3A16 group size; 0 = 128; -1 = one group per row */
     bool asym;                   /* W4A16 / W3A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */
@@ -220,7 +229,7 @@ typedef struct lq_ptq_opts {
 
 typedef struct lq_ptq_tensor_stat {
     char name[160];              /* module name ("model.layers.0.self_attn.q_proj") */
-    lq_ptq_scheme scheme;
+    lq_wfmt scheme;
     int64_t rows, cols;
     uint64_t bytes_in, bytes_out;  /* the float weight vs payload + scales + zero points */
     double rel_err;              /* ||W - deq(Q(W))||_F / ||W||_F */

@@ -57,20 +57,6 @@ const char *lq_modifier_name(lq_modifier_kind k);
 /* Whether this build can run the modifier (its library API has landed). */
 bool lq_modifier_available(lq_modifier_kind k);
 
-/* Quantization schemes (compressed-tensors preset names). */
-typedef enum lq_recipe_scheme {
-    LQ_SCHEME_NONE = 0,
-    LQ_SCHEME_W8A16,       /* int8 weights per channel, symmetric */
-    LQ_SCHEME_W4A16,       /* int4 weights per group, symmetric */
-    LQ_SCHEME_W4A16_ASYM,  /* int4 per group with zero points */
-    LQ_SCHEME_W8A8,        /* int8 weights per channel x dynamic int8 activations ("INT8") */
-    LQ_SCHEME_FP8,         /* FP8 E4M3 weights per channel ("FP8_DYNAMIC" is the same weights) */
-    LQ_SCHEME_W3A16,       /* int3 weights per group, symmetric (compressed-tensors' W3A16 preset) */
-    LQ_SCHEME_COUNT
-} lq_recipe_scheme;
-
-const char *lq_recipe_scheme_name(lq_recipe_scheme s);
-
 typedef enum lq_mask_structure {
     LQ_MASK_UNSTRUCTURED = 0,
     LQ_MASK_NM = 1,            /* N zeros in every M consecutive weights of a row ("2:4") */
@@ -104,7 +90,9 @@ typedef struct lq_recipe_modifier {
     char **ignore;             /* patterns excluded from targets; default [] */
     int n_ignore;
     /* quantization (QuantizationModifier, GPTQModifier, AWQModifier) */
-    lq_recipe_scheme scheme;   /* LQ_SCHEME_NONE for the others */
+    /* the scheme preset (lq_preset_find: "W4A16_ASYM" is W4A16 with asym) */
+    lq_wfmt scheme;            /* LQ_WFMT_NONE for the others */
+    bool asym;                 /* zero points */
     int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes */
     bool clip_search;          /* ours: search the clipping ratio per group */
     lq_recipe_group_fallback group_fallback; /* ours: W4A16 layers group_size does not divide */
@@ -233,11 +221,6 @@ typedef struct lq_plan {
  * tensor), a tensor quantized twice, a tensor pruned after it was quantized. */
 lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *out);
 void lq_plan_free(lq_plan *p);
-
-/* Storage bytes of a rows x cols weight under a scheme, compressed-tensors layout: packed codes
- * plus scales in `scale_bytes`-byte floats (the model dtype) plus packed zero points. */
-uint64_t lq_recipe_scheme_bytes(lq_recipe_scheme s, int32_t group_size, int64_t rows, int64_t cols,
-                                int scale_bytes);
 
 /* ---- running one modifier ------------------------------------------------------------------- */
 

@@ -21,9 +21,10 @@
 /* ---- writing ----------------------------------------------------------------------------------- */
 
 static json_t *weight_args(const lq_ct_group_spec *g) {
-    bool is_float = g->scheme == LQ_PTQ_FP8;
-    int bits = lq_ptq_scheme_bits(g->scheme);
-    bool group = lq_ptq_scheme_grouped(g->scheme) && g->group_size > 0;
+    const lq_ct_storage *ct = lq_ct_storage_of(g->scheme);
+    bool is_float = ct->float_type;
+    int bits = ct->bits;
+    bool group = ct->grouped && g->group_size > 0;
     return json_pack("{s:i, s:s, s:b, s:o, s:s, s:b, s:n, s:s}", "num_bits", bits, "type",
                      is_float ? "float" : "int", "symmetric", !g->asym, "group_size",
                      group ? json_integer(g->group_size) : json_null(), "strategy",
@@ -31,7 +32,7 @@ static json_t *weight_args(const lq_ct_group_spec *g) {
 }
 
 static json_t *input_args(const lq_ct_group_spec *g) {
-    if (g->scheme != LQ_PTQ_W8A8) return json_null();
+    if (!lq_ct_storage_of(g->scheme)->dynamic_token_act) return json_null();
     /* INT8_W8A8: per-token scales computed at run time, so no observer and no stored scale. */
     return json_pack("{s:i, s:s, s:b, s:n, s:s, s:b, s:n, s:n}", "num_bits", 8, "type", "int",
                      "symmetric", 1, "group_size", "strategy", "token", "dynamic", 1, "actorder",
@@ -45,7 +46,7 @@ json_t *lq_ct_config_build(const lq_ct_group_spec *groups, int n_groups, const c
     const char *global_format = NULL;
     for (int i = 0; i < n_groups; i++) {
         const lq_ct_group_spec *g = &groups[i];
-        const char *fmt = lq_ptq_scheme_ct_format(g->scheme);
+        const char *fmt = lq_ct_format_name(g->scheme);
         if (!global_format) global_format = fmt;
         else if (strcmp(global_format, fmt) != 0) global_format = "mixed-precision";
         json_t *targets = json_array();
@@ -162,6 +163,25 @@ static lq_status parse_args(const char *path, const char *group, const char *wha
     return LQ_OK;
 }
 
+/* The format whose compressed-tensors storage holds these weight arguments (LQ_WFMT_NONE: none
+ * does): its type and num_bits, and a strategy it stores ("channel" always; "group" and zero
+ * points when grouped; "tensor" for a float type, whose per-channel scales repeat one value).
+ * Input activations pick between formats the weights alone do not tell apart (8-bit int channel
+ * weights: W8A8 with them, W8A16 without); the caller refuses activations its format lacks. */
+static lq_wfmt storage_for(const char *type, int bits, const char *strategy, bool asym, bool has_in) {
+    const bool channel = strcmp(strategy, "channel") == 0, group = strcmp(strategy, "group") == 0;
+    const bool is_float = strcmp(type, "float") == 0, tensor = strcmp(strategy, "tensor") == 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int f = 0; f < LQ_WFMT_COUNT; f++) {
+            const lq_ct_storage *ct = lq_ct_storage_of((lq_wfmt)f);
+            if (!ct || ct->bits != bits || is_float != (ct->float_type != 0)) continue;
+            if (pass == 0 && (ct->dynamic_token_act != 0) != has_in) continue;
+            if (ct->grouped ? (channel || group) : (!asym && (channel || (ct->float_type && tensor))))
+                return (lq_wfmt)f;
+        }
+    return LQ_WFMT_NONE;
+}
+
 lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_ct_group *g) {
     memset(g, 0, sizeof *g);
     snprintf(g->name, sizeof g->name, "%s", name);
@@ -194,14 +214,8 @@ lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_
     g->actorder = wa.actorder != NULL;
     const char *type = wa.type, *strategy = wa.strategy;
     bool channel = strcmp(strategy, "channel") == 0;
-    if (strcmp(type, "float") == 0 && wa.bits == 8 && !g->asym && (g->per_tensor || channel))
-        g->scheme = LQ_PTQ_FP8;
-    else if (strcmp(type, "int") == 0 && wa.bits == 8 && !g->asym && channel)
-        g->scheme = has_in ? LQ_PTQ_W8A8 : LQ_PTQ_W8A16;
-    else if (strcmp(type, "int") == 0 && (wa.bits == 4 || wa.bits == 3) &&
-             (strcmp(strategy, "group") == 0 || channel))
-        g->scheme = wa.bits == 4 ? LQ_PTQ_W4A16 : LQ_PTQ_W3A16;
-    else
+    g->scheme = storage_for(type, wa.bits, strategy, g->asym, has_in);
+    if (g->scheme == LQ_WFMT_NONE)
         return lq_fail(LQ_ERR_UNSUPPORTED,
                        "%s: quantization_config group '%s': %s %d-bit %s%s weights are not supported",
                        path, name, type, wa.bits, g->asym ? "asymmetric " : "", strategy);
@@ -211,7 +225,7 @@ lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_
     if (channel) g->group_size = 0;
     /* W8A8 is the one scheme whose activations we quantize: dynamic symmetric int8 per token,
      * exactly what the kernel does. Anything else there changes the product. */
-    if (has_in && (g->scheme != LQ_PTQ_W8A8 || strcmp(ia.type, "int") != 0 || ia.bits != 8 || ia.asym ||
+    if (has_in && (!lq_ct_storage_of(g->scheme)->dynamic_token_act || strcmp(ia.type, "int") != 0 || ia.bits != 8 || ia.asym ||
                    !ia.dynamic || strcmp(ia.strategy, "token") != 0))
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: quantization_config group '%s': key 'input_activations' "
                        "(%s %d-bit %s%s activations) is not supported with %s weights", path, name,

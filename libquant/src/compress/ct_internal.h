@@ -11,7 +11,7 @@
 
 /* One config group to write: its scheme and parameters, and the modules it targets. */
 typedef struct lq_ct_group_spec {
-    lq_ptq_scheme scheme;
+    lq_wfmt scheme;
     int32_t group_size;      /* W4A16: > 0 group strategy, <= 0 channel */
     bool asym;
     bool all_linear;         /* targets ["Linear"] (every linear not in ignore) */
@@ -37,7 +37,7 @@ lq_status lq_ct_parse_group(const char *path, const char *name, json_t *sch, lq_
 
 /* Whether a compressed-tensors format name is a storage of scheme s ("naive-quantized" is the
  * old name of int-quantized and float-quantized). */
-bool lq_ct_format_matches(lq_ptq_scheme s, const char *format);
+bool lq_ct_format_matches(lq_wfmt s, const char *format);
 
 /* The quantization_config of a checkpoint, resolved per module (compressed-tensors' matching:
  * ignore first, then each group's targets). */
@@ -55,7 +55,7 @@ lq_status lq_ct_plan_lookup(const lq_ct_plan *p, const char *path, const char *m
 /* The scheme the ptq plan gives a Linear module (ignore list, then overrides; ptq.c), so a
  * calibration driver quantizes exactly the modules lq_ptq_quantize will write. */
 struct lq_arch;
-lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const struct lq_arch *arch, const char *module);
+lq_wfmt lq_ptq_module_scheme(const lq_ptq_opts *o, const struct lq_arch *arch, const char *module);
 
 /* Drop the whole pages of [p, p + n) of a read-only mapping from the resident set (they stay in
  * the page cache and fault back in if read again): a streaming pass over a mapped model keeps

@@ -1,4 +1,5 @@
-/* ct_layout.c - compressed-tensors scheme names and the dense int32 bit packing (lq_ptq.h).
+/* ct_layout.c - compressed-tensors presets, readers of the formats' storage descriptors, and the
+ * dense int32 bit packing (lq_ptq.h).
  *
  * Packing follows compressed-tensors 0.19 / 0.20 compressors/pack_quantized/helpers.py: pack_to_int32
  * adds 2^(bits-1) to every signed code, then places element i of a line at global bit i*bits
@@ -11,65 +12,85 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- schemes ----------------------------------------------------------------------------------- */
+/* ---- presets ----------------------------------------------------------------------------------- */
 
-/* One row per scheme: its name, the engine's format, the compressed-tensors storage, the weights'
- * num_bits and whether it is grouped (group / channel strategy, symmetric or not). */
-static const struct {
-    const char *name;
-    lq_wfmt fmt;
-    const char *ct_format;
-    int bits;
-    bool grouped;
-} g_schemes[LQ_PTQ_SCHEME_COUNT] = {
-    [LQ_PTQ_NONE] = {"none", LQ_WFMT_COUNT, "dense", 0, false},
-    [LQ_PTQ_W8A16] = {"W8A16", LQ_WFMT_W8A16, "pack-quantized", 8, false},
-    [LQ_PTQ_W4A16] = {"W4A16", LQ_WFMT_W4A16, "pack-quantized", 4, true},
-    /* Weight-only FP8: compressed-tensors' FloatQuantizationCompressor is the naive compressor
-     * (weight stored as float8_e4m3fn, weight_scale beside it), registered as float-quantized. */
-    [LQ_PTQ_FP8] = {"FP8", LQ_WFMT_FP8_E4M3, "float-quantized", 8, false},
-    [LQ_PTQ_W8A8] = {"W8A8", LQ_WFMT_W8A8, "int-quantized", 8, false},
-    /* compressed-tensors' W3A16 preset (_int_wnam(3): int, group 128, symmetric, static); packed
-     * densely, 32 codes in 3 words (pack_to_int32 of 0.19). */
-    [LQ_PTQ_W3A16] = {"W3A16", LQ_WFMT_W3A16, "pack-quantized", 3, true},
+/* The names users type, in recipes and on the command line: compressed-tensors' preset names
+ * (quantization/quant_scheme.py). A preset is a format and its defaults; how the format is stored
+ * is its traits row's (lq_ct_storage). */
+static const lq_preset g_presets[] = {
+    {"W8A16", LQ_WFMT_W8A16, 0, false},
+    {"W4A16", LQ_WFMT_W4A16, 128, false},
+    {"W4A16_ASYM", LQ_WFMT_W4A16, 128, true},
+    /* compressed-tensors' W3A16 preset (_int_wnam(3): int, group 128, symmetric, static) */
+    {"W3A16", LQ_WFMT_W3A16, 128, false},
+    {"W8A8", LQ_WFMT_W8A8, 0, false},
+    {"INT8", LQ_WFMT_W8A8, 0, false},
+    /* weight-only FP8: FP8_DYNAMIC's weights (its dynamic activations are not ours to quantize) */
+    {"FP8", LQ_WFMT_FP8_E4M3, 0, false},
+    {"FP8_DYNAMIC", LQ_WFMT_FP8_E4M3, 0, false},
+    {"none", LQ_WFMT_NONE, 0, false},
+    {"dense", LQ_WFMT_NONE, 0, false},
 };
 
-const char *lq_ptq_scheme_name(lq_ptq_scheme s) {
-    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].name : "?";
+const lq_preset *lq_preset_find(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; i++)
+        if (strcasecmp(name, g_presets[i].name) == 0) return &g_presets[i];
+    return NULL;
 }
 
-bool lq_ptq_scheme_parse(const char *s, lq_ptq_scheme *out) {
-    if (!s) return false;
-    for (int i = 0; i < LQ_PTQ_SCHEME_COUNT; i++)
-        if (strcasecmp(s, g_schemes[i].name) == 0) {
-            *out = (lq_ptq_scheme)i;
-            return true;
-        }
-    if (strcasecmp(s, "dense") == 0) {
-        *out = LQ_PTQ_NONE;
-        return true;
-    }
-    return false;
+const lq_preset *lq_preset_at(int i) {
+    return i >= 0 && (size_t)i < sizeof g_presets / sizeof g_presets[0] ? &g_presets[i] : NULL;
 }
 
-lq_wfmt lq_ptq_scheme_wfmt(lq_ptq_scheme s) {
-    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].fmt : LQ_WFMT_COUNT;
+const char *lq_preset_name(lq_wfmt f, bool asym) {
+    for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; i++)
+        if (g_presets[i].fmt == f && g_presets[i].asym == asym) return g_presets[i].name;
+    return lq_ptq_scheme_name(f);
 }
 
-const char *lq_ptq_scheme_ct_format(lq_ptq_scheme s) {
-    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].ct_format : "dense";
+const lq_ct_storage *lq_ct_storage_of(lq_wfmt f) {
+    const lq_wfmt_traits *t = lq_wfmt_get(f);
+    return t && t->ct.scheme ? &t->ct : NULL;
 }
 
-int lq_ptq_scheme_bits(lq_ptq_scheme s) {
-    return (s >= 0 && s < LQ_PTQ_SCHEME_COUNT) ? g_schemes[s].bits : 0;
+const char *lq_ptq_scheme_name(lq_wfmt f) {
+    if (f == LQ_WFMT_NONE) return "none";
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    const lq_wfmt_traits *t = lq_wfmt_get(f);
+    return ct ? ct->scheme : t ? t->name : "?";
 }
 
-bool lq_ptq_scheme_grouped(lq_ptq_scheme s) {
-    return s >= 0 && s < LQ_PTQ_SCHEME_COUNT && g_schemes[s].grouped;
+bool lq_ct_packed(lq_wfmt f) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    return ct && ct->packed;
 }
 
-bool lq_ptq_scheme_packed(lq_ptq_scheme s) {
-    return s > LQ_PTQ_NONE && s < LQ_PTQ_SCHEME_COUNT && strcmp(g_schemes[s].ct_format, "pack-quantized") == 0;
+bool lq_ct_grouped(lq_wfmt f) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    return ct && ct->grouped;
+}
+
+int lq_ct_bits(lq_wfmt f) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    return ct ? ct->bits : 0;
+}
+
+const char *lq_ct_format_name(lq_wfmt f) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    return ct ? ct->format : "dense";
+}
+
+uint64_t lq_ct_weight_bytes(lq_wfmt f, int32_t group_size, bool asym, int64_t rows, int64_t cols,
+                            int scale_bytes) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    if (!ct || rows <= 0 || cols <= 0) return 0;
+    const uint64_t r = (uint64_t)rows, groups = ct->grouped && group_size > 0 ? (uint64_t)((cols + group_size - 1) / group_size) : 1;
+    uint64_t b = r * groups * (uint64_t)scale_bytes;
+    if (!ct->packed) return b + r * (uint64_t)cols;
+    b += r * (uint64_t)lq_ct_packed_words(cols, ct->bits) * 4 + 16;
+    if (asym && ct->grouped) b += (uint64_t)lq_ct_packed_words(rows, ct->bits) * groups * 4;
+    return b;
 }
 
 /* ---- packing ----------------------------------------------------------------------------------- */
@@ -126,10 +147,11 @@ void lq_ct_unpack_int32(const int32_t *p, int64_t rows, int64_t cols, int bits, 
     }
 }
 
-bool lq_ct_format_matches(lq_ptq_scheme s, const char *format) {
-    if (s <= LQ_PTQ_NONE || s >= LQ_PTQ_SCHEME_COUNT || !format) return false;
-    if (strcmp(format, g_schemes[s].ct_format) == 0) return true;
+bool lq_ct_format_matches(lq_wfmt f, const char *format) {
+    const lq_ct_storage *ct = lq_ct_storage_of(f);
+    if (!ct || !format) return false;
+    if (strcmp(format, ct->format) == 0) return true;
     /* compressed-tensors registers NaiveQuantizationCompressor as "naive-quantized" and its int /
      * float subclasses under their own names: the tensors are the same (one code per byte). */
-    return strcmp(format, "naive-quantized") == 0 && (s == LQ_PTQ_FP8 || s == LQ_PTQ_W8A8);
+    return strcmp(format, "naive-quantized") == 0 && !ct->packed;
 }

@@ -134,20 +134,20 @@ static lq_status output_errors(const float *W, const int8_t *codes, const float 
 static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const char *name, const lq_weight *w, lq_gptq_params *gp,
                                lq_wfmt *fmt, bool *skip) {
     *skip = false;
-    lq_ptq_scheme sch = lq_ptq_module_scheme(&o->ptq, arch, name);
-    if (sch == LQ_PTQ_NONE) {
+    lq_wfmt sch = lq_ptq_module_scheme(&o->ptq, arch, name);
+    if (sch == LQ_WFMT_NONE) {
         *skip = true;
         return LQ_OK;
     }
     /* the pack-quantized integer schemes: GPTQ's rounding grid is the scheme's num_bits */
-    if (!lq_ptq_scheme_packed(sch))
+    if (!lq_ct_packed(sch))
         return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: '%s': scheme %s (GPTQ writes W4A16, W3A16 and W8A16)", name,
                        lq_ptq_scheme_name(sch));
-    *fmt = lq_ptq_scheme_wfmt(sch);
-    gp->bits = lq_ptq_scheme_bits(sch);
-    gp->asym = lq_ptq_scheme_grouped(sch) && o->ptq.asym;
+    *fmt = (sch);
+    gp->bits = lq_ct_bits(sch);
+    gp->asym = lq_ct_grouped(sch) && o->ptq.asym;
     gp->group_size = 0;
-    if (lq_ptq_scheme_grouped(sch)) {
+    if (lq_ct_grouped(sch)) {
         int32_t g = o->ptq.group_size == 0 ? 128 : o->ptq.group_size;
         if (g > 0 && w->cols % g != 0) {
             if (o->ptq.group_fallback == LQ_PTQ_FALLBACK_REFUSE)
@@ -268,7 +268,7 @@ static lq_status compress(void *user, lq_model *m, const lq_lw_linear *lin) {
 lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq_gptq_opts *opts,
                            lq_gptq_summary *summary) {
     lq_gptq_summary sum = {0};
-    if (!lq_ptq_scheme_packed(opts->ptq.scheme))
+    if (!lq_ct_packed(opts->ptq.scheme))
         return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: scheme %s (GPTQ writes W4A16, W3A16 and W8A16)",
                        lq_ptq_scheme_name(opts->ptq.scheme));
     if (opts->actorder < 0 || opts->actorder >= LQ_GPTQ_ACTORDER_COUNT)

@@ -33,7 +33,7 @@
 typedef struct plan_item {
     const lq_tensor *t;          /* input tensor (a view into the mapping) */
     char module[160];            /* name without ".weight" */
-    lq_ptq_scheme scheme;        /* LQ_PTQ_NONE: copied unchanged */
+    lq_wfmt scheme;        /* LQ_WFMT_NONE: copied unchanged */
     lq_wfmt fmt;
     lq_quant_params qp;
     int64_t rows, cols, n_groups;
@@ -93,22 +93,22 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
 
 /* lm_head and sparse-MoE routers (lq_arch_is_router) stay float unless the caller's ignore list
  * replaces that default; experts are ordinary Linears, quantized one by one. */
-static lq_ptq_scheme choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
-    lq_ptq_scheme s = o->scheme;
-    if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || lq_arch_is_router(arch, module))) s = LQ_PTQ_NONE;
+static lq_wfmt choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
+    lq_wfmt s = o->scheme;
+    if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || lq_arch_is_router(arch, module))) s = LQ_WFMT_NONE;
     /* Patterns were validated by check_opts, so a match cannot fail here. Every module the
      * plan names is a Linear (projections and lm_head). */
     bool hit;
     for (int i = 0; i < o->n_ignore; i++)
         if (lq_target_match_spec(o->ignore[i], module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
-            s = LQ_PTQ_NONE;
+            s = LQ_WFMT_NONE;
     for (int i = 0; i < o->n_overrides; i++)
         if (lq_target_match_spec(o->overrides[i].pattern, module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
             s = o->overrides[i].scheme;
     return s;
 }
 
-lq_ptq_scheme lq_ptq_module_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
+lq_wfmt lq_ptq_module_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
     return choose_scheme(o, arch, module);
 }
 
@@ -120,6 +120,7 @@ static lq_scale_dtype to_scale_dtype(lq_dtype d) {
 static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const lq_tensor *t,
                              bool as_head, plan_item *it) {
     memset(it, 0, sizeof *it);
+    it->scheme = LQ_WFMT_NONE;
     it->t = t;
     it->is_linear = t->ndim == 2 && has_suffix(t->name, ".weight") &&
                     (as_head || strcmp(t->name, "model.embed_tokens.weight") != 0);
@@ -130,13 +131,13 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
     memcpy(it->module, as_head ? "lm_head" : t->name, n);
     it->module[n] = 0;
     it->scheme = choose_scheme(o, lq_arch_find(lq_checkpoint_config(c)->arch), it->module);
-    if (it->scheme == LQ_PTQ_NONE) return LQ_OK;
+    if (it->scheme == LQ_WFMT_NONE) return LQ_OK;
     if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s cannot be quantized",
                        lq_checkpoint_path(c), t->name, lq_dtype_name(t->dtype));
     it->rows = t->shape[0];
     it->cols = t->shape[1];
-    it->fmt = lq_ptq_scheme_wfmt(it->scheme);
+    it->fmt = (it->scheme);
     it->scale_dtype = t->dtype;
     it->qp.scale_dtype = to_scale_dtype(t->dtype);
     it->qp.clip_search = o->clip_search;
@@ -144,7 +145,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
     if (o->clip_search && o->calib && o->calib->find)
         it->qp.col_weight = o->calib->find(o->calib->user, it->module, it->cols);
     it->n_groups = 1;
-    if (lq_ptq_scheme_grouped(it->scheme)) {
+    if (lq_ct_grouped(it->scheme)) {
         int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
         it->qp.asym = o->asym;
         if (g > 0 && it->cols % g != 0) {
@@ -157,7 +158,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
             it->fell_back = true;
             it->fb_group = g;
             if (o->group_fallback == LQ_PTQ_FALLBACK_IGNORE) {
-                it->scheme = LQ_PTQ_NONE;
+                it->scheme = LQ_WFMT_NONE;
                 return LQ_OK;
             }
         } else if (g > 0) {
@@ -170,8 +171,8 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
                        lq_checkpoint_path(c), t->name, (long long)it->rows, (long long)it->cols,
                        lq_ptq_scheme_name(it->scheme));
     /* The payload must be the compressed-tensors tensor's bytes (I32 words or one byte a code). */
-    bool packed = lq_ptq_scheme_packed(it->scheme);
-    int bits = lq_ptq_scheme_bits(it->scheme);
+    bool packed = lq_ct_packed(it->scheme);
+    int bits = lq_ct_bits(it->scheme);
     size_t want = packed ? (size_t)lq_ct_packed_words(it->cols, bits) * 4 : (size_t)it->cols;
     if (it->row_bytes != want || it->n_aux0 != it->rows * it->n_groups ||
         (it->qp.asym && it->n_aux1 != it->rows * it->n_groups))
@@ -194,10 +195,10 @@ static lq_status plan_tied_head(const lq_checkpoint *c, const lq_ptq_opts *o, pl
     *untie = false;
     if (!lq_checkpoint_config(c)->tied_embeddings) return LQ_OK;
     const lq_tensor *emb = lq_checkpoint_find(c, "model.embed_tokens.weight");
-    if (!emb || choose_scheme(o, NULL, "lm_head") == LQ_PTQ_NONE) return LQ_OK;
+    if (!emb || choose_scheme(o, NULL, "lm_head") == LQ_WFMT_NONE) return LQ_OK;
     plan_item head;
     LQ_TRY(plan_tensor(c, o, emb, true, &head));
-    if (head.scheme == LQ_PTQ_NONE) return LQ_OK;
+    if (head.scheme == LQ_WFMT_NONE) return LQ_OK;
     int64_t at = *n;
     for (int64_t i = 0; i < *n; i++)
         if (strcmp(items[i].t->name, "lm_head.weight") == 0) at = i;
@@ -211,11 +212,11 @@ static lq_status plan_tied_head(const lq_checkpoint *c, const lq_ptq_opts *o, pl
 
 static lq_status declare(lq_st_writer *w, const plan_item *it) {
     const lq_tensor *t = it->t;
-    if (it->scheme == LQ_PTQ_NONE) return lq_st_writer_declare(w, t->name, t->dtype, t->ndim, t->shape);
+    if (it->scheme == LQ_WFMT_NONE) return lq_st_writer_declare(w, t->name, t->dtype, t->ndim, t->shape);
     char name[200];
     int64_t scale_shape[2] = {it->rows, it->n_groups};
-    if (lq_ptq_scheme_packed(it->scheme)) {
-        int bits = lq_ptq_scheme_bits(it->scheme);
+    if (lq_ct_packed(it->scheme)) {
+        int bits = lq_ct_bits(it->scheme);
         int64_t ps[2] = {it->rows, lq_ct_packed_words(it->cols, bits)};
         snprintf(name, sizeof name, "%s.weight_packed", it->module);
         LQ_TRY(lq_st_writer_declare(w, name, LQ_DTYPE_I32, 2, ps));
@@ -232,7 +233,7 @@ static lq_status declare(lq_st_writer *w, const plan_item *it) {
         return LQ_OK;
     }
     snprintf(name, sizeof name, "%s.weight", it->module);
-    LQ_TRY(lq_st_writer_declare(w, name, it->scheme == LQ_PTQ_FP8 ? LQ_DTYPE_F8_E4M3 : LQ_DTYPE_I8, 2,
+    LQ_TRY(lq_st_writer_declare(w, name, lq_ct_storage_of(it->scheme)->float_type ? LQ_DTYPE_F8_E4M3 : LQ_DTYPE_I8, 2,
                                 t->shape));
     snprintf(name, sizeof name, "%s.weight_scale", it->module);
     return lq_st_writer_declare(w, name, it->scale_dtype, 2, scale_shape);
@@ -357,12 +358,12 @@ static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool 
     convert_scales(j.aux0, it->n_aux0, it->scale_dtype, side);
     if ((s = lq_st_writer_write(wr, side, (size_t)it->n_aux0 * ssz)) != LQ_OK) goto done;
     uint64_t out_bytes = (uint64_t)it->rows * it->row_bytes + (uint64_t)it->n_aux0 * ssz;
-    if (lq_ptq_scheme_packed(it->scheme)) {
+    if (lq_ct_packed(it->scheme)) {
         int64_t shape[2] = {it->rows, it->cols};
         if ((s = lq_st_writer_write(wr, shape, sizeof shape)) != LQ_OK) goto done;
         out_bytes += sizeof shape;
         if (it->qp.asym) {
-            int bits = lq_ptq_scheme_bits(it->scheme);
+            int bits = lq_ct_bits(it->scheme);
             for (int64_t i = 0; i < it->n_aux1; i++) zq[i] = (int8_t)lrintf(j.aux1[i]);
             lq_ct_pack_int32(zq, it->rows, it->n_groups, bits, 0, side);
             size_t zb = (size_t)lq_ct_packed_words(it->rows, bits) * (size_t)it->n_groups * 4;
@@ -407,7 +408,7 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
     for (int64_t i = 0; i < n; i++) {
         const plan_item *it = &items[i];
         if (!it->is_linear) continue;
-        if (it->scheme == LQ_PTQ_NONE) {
+        if (it->scheme == LQ_WFMT_NONE) {
             ignore[n_ign++] = it->module;
             continue;
         }
@@ -438,7 +439,7 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
         groups[g].all_linear = n_groups == 1;
         groups[g].targets = names + used;
         for (int64_t i = 0; n_groups > 1 && i < n; i++)
-            if (items[i].is_linear && items[i].scheme != LQ_PTQ_NONE && same_group(&items[i], &groups[g]))
+            if (items[i].is_linear && items[i].scheme != LQ_WFMT_NONE && same_group(&items[i], &groups[g]))
                 names[used++] = items[i].module;
         groups[g].n_targets = names + used - groups[g].targets;
     }
@@ -501,8 +502,9 @@ static lq_status check_pattern(const char *spec) {
 }
 
 static lq_status check_opts(const lq_ptq_opts *o) {
-    if (o->scheme < 0 || o->scheme >= LQ_PTQ_SCHEME_COUNT)
-        return lq_fail(LQ_ERR_INVALID_ARG, "unknown scheme %d", (int)o->scheme);
+    if (o->scheme != LQ_WFMT_NONE && !lq_ct_storage_of(o->scheme))
+        return lq_fail(LQ_ERR_INVALID_ARG, "scheme %s: the format has no compressed-tensors storage",
+                       lq_ptq_scheme_name(o->scheme));
     if (o->group_fallback < 0 || o->group_fallback >= LQ_PTQ_FALLBACK_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "unknown group fallback %d (refuse, channel or ignore)",
                        (int)o->group_fallback);
@@ -514,8 +516,9 @@ static lq_status check_opts(const lq_ptq_opts *o) {
     for (int i = 0; i < o->n_ignore; i++) LQ_TRY(check_pattern(o->ignore[i]));
     for (int i = 0; i < o->n_overrides; i++) {
         LQ_TRY(check_pattern(o->overrides[i].pattern));
-        if (o->overrides[i].scheme < 0 || o->overrides[i].scheme >= LQ_PTQ_SCHEME_COUNT)
-            return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': unknown scheme", o->overrides[i].pattern);
+        if (o->overrides[i].scheme != LQ_WFMT_NONE && !lq_ct_storage_of(o->overrides[i].scheme))
+            return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': scheme %s has no compressed-tensors storage",
+                           o->overrides[i].pattern, lq_ptq_scheme_name(o->overrides[i].scheme));
     }
     return LQ_OK;
 }
@@ -548,7 +551,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     if (s == LQ_OK) s = plan_tied_head(c, opts, items, &n, &untie);
     for (int64_t i = 0; s == LQ_OK && i < n; i++) {
         total_work += lq_tensor_numel(items[i].t);
-        if (items[i].scheme != LQ_PTQ_NONE) sum.n_quantized++;
+        if (items[i].scheme != LQ_WFMT_NONE) sum.n_quantized++;
         if (items[i].fell_back) sum.n_fallback++;
     }
     if (s == LQ_OK) {
@@ -564,7 +567,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         fb->rows = it->t->shape[0];
         fb->cols = it->t->shape[1];
         fb->group_size = it->fb_group;
-        fb->action = it->scheme == LQ_PTQ_NONE ? LQ_PTQ_FALLBACK_IGNORE : LQ_PTQ_FALLBACK_CHANNEL;
+        fb->action = it->scheme == LQ_WFMT_NONE ? LQ_PTQ_FALLBACK_IGNORE : LQ_PTQ_FALLBACK_CHANNEL;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
@@ -585,7 +588,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
     for (int64_t i = 0; s == LQ_OK && i < n; i++) {
         const plan_item *it = &items[i];
         sum.bytes_in += it->t->nbytes;
-        if (it->scheme == LQ_PTQ_NONE) {
+        if (it->scheme == LQ_WFMT_NONE) {
             s = write_copy(wr, it->t);
             sum.bytes_out += it->t->nbytes;
         } else {

@@ -151,6 +151,18 @@ static lq_status check_row_bytes(const lq_checkpoint *c, const char *name, lq_wf
     return LQ_OK;
 }
 
+/* The format whose compressed-tensors storage is packed or one code a byte, float or int codes, of
+ * this width (the first in table order: among the one-byte int formats W8A8, as quantization_config
+ * W8A16 is always packed); LQ_WFMT_NONE if none. */
+static lq_wfmt storage_fmt(bool packed, bool float_type, int bits) {
+    for (int f = 0; f < LQ_WFMT_COUNT; f++) {
+        const lq_ct_storage *ct = lq_ct_storage_of((lq_wfmt)f);
+        if (ct && (ct->packed != 0) == packed && (ct->float_type != 0) == float_type && ct->bits == bits)
+            return (lq_wfmt)f;
+    }
+    return LQ_WFMT_NONE;
+}
+
 /* The num_bits of a pack-quantized module: its quantization_config group's, when the config names
  * one (so a payload of another width is refused naming the tensor: e.g. a 3-bit tensor packed 10
  * codes a word, as compressed-tensors did before its dense packing, is not read as 4-bit), else
@@ -160,8 +172,8 @@ static lq_status packed_bits(const lq_checkpoint *c, const lq_bind_owner *own, c
     const char *path = lq_checkpoint_path(c);
     const lq_ct_group *g = NULL;
     if (own->plan) LQ_TRY(lq_ct_plan_lookup(own->plan, path, prefix, LQ_MODULE_LINEAR, &g));
-    if (g && lq_ptq_scheme_packed(g->scheme)) {
-        *bits = lq_ptq_scheme_bits(g->scheme);
+    if (g && lq_ct_packed(g->scheme)) {
+        *bits = lq_ct_bits(g->scheme);
         if (words != lq_ct_packed_words(cols, *bits))
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': %lld words per row, but %d-bit packing of %lld "
                            "columns (quantization_config group '%s', %s) takes %lld", path, name,
@@ -169,10 +181,9 @@ static lq_status packed_bits(const lq_checkpoint *c, const lq_bind_owner *own, c
                            (long long)lq_ct_packed_words(cols, *bits));
         return LQ_OK;
     }
-    static const int widths[] = {8, 4, 3};
-    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
-        if (words == lq_ct_packed_words(cols, widths[i])) {
-            *bits = widths[i];
+    for (int f = 0; f < LQ_WFMT_COUNT; f++) /* the packed formats' widths, in table order */
+        if (lq_ct_packed((lq_wfmt)f) && words == lq_ct_packed_words(cols, lq_ct_bits((lq_wfmt)f))) {
+            *bits = lq_ct_bits((lq_wfmt)f);
             return LQ_OK;
         }
     return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %lld words per row is not 8-, 4- or 3-bit packing "
@@ -222,14 +233,14 @@ static lq_status bind_ct_packed(const lq_checkpoint *c, const char *prefix, int6
     out->rows = rows;
     out->cols = cols;
     out->data = t->data;
-    if (bits == 8) {
-        if (n_groups != 1 || zp)
-            return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': 8-bit packing is supported per "
-                           "channel and symmetric only", path, name);
-        out->fmt = LQ_WFMT_W8A16;
-    } else {
-        out->fmt = bits == 4 ? LQ_WFMT_W4A16 : LQ_WFMT_W3A16;
+    out->fmt = storage_fmt(true, false, bits);
+    if (out->fmt == LQ_WFMT_NONE)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': no format stores %d-bit packing", path, name, bits);
+    if (lq_ct_grouped(out->fmt)) {
         out->group_size = (int32_t)(cols / n_groups);
+    } else if (n_groups != 1 || zp) {
+        return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': %d-bit packing is supported per "
+                       "channel and symmetric only", path, name, bits);
     }
     LQ_TRY(check_row_bytes(c, name, out->fmt, rows, cols, out->group_size,
                            (size_t)t->shape[1] * sizeof(int32_t), out));
@@ -267,7 +278,7 @@ static lq_status bind_ct_naive(const lq_checkpoint *c, const char *prefix, int64
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s': expected shape [%lld, %lld]",
                        lq_checkpoint_path(c), name, (long long)rows, (long long)cols);
     memset(out, 0, sizeof *out);
-    out->fmt = t->dtype == LQ_DTYPE_I8 ? LQ_WFMT_W8A8 : LQ_WFMT_FP8_E4M3;
+    out->fmt = storage_fmt(false, t->dtype == LQ_DTYPE_F8_E4M3, 8);
     out->rows = rows;
     out->cols = cols;
     out->data = t->data;
@@ -291,9 +302,7 @@ static const lq_binder_fn g_binders[] = {
 static bool is_float_fmt(lq_wfmt f) { return f == LQ_WFMT_F32 || f == LQ_WFMT_F16 || f == LQ_WFMT_BF16; }
 
 /* The tensor that holds a bound weight's payload, for messages. */
-static const char *payload_suffix(lq_wfmt f) {
-    return f == LQ_WFMT_W8A16 || f == LQ_WFMT_W4A16 || f == LQ_WFMT_W3A16 ? "weight_packed" : "weight";
-}
+static const char *payload_suffix(lq_wfmt f) { return lq_ct_packed(f) ? "weight_packed" : "weight"; }
 
 static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own, const char *prefix,
                                const lq_weight *w) {
@@ -316,10 +325,10 @@ static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own,
                        lq_wfmt_get(w->fmt)->name, prefix);
     }
     const char *scheme = lq_ptq_scheme_name(g->scheme);
-    if (w->fmt != lq_ptq_scheme_wfmt(g->scheme))
+    if (w->fmt != g->scheme)
         return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.%s' is %s but quantization_config group '%s' says %s",
                        path, prefix, pay, lq_wfmt_get(w->fmt)->name, g->name, scheme);
-    if (lq_ptq_scheme_grouped(g->scheme)) {
+    if (lq_ct_grouped(g->scheme)) {
         int32_t want = g->group_size > 0 ? g->group_size : (int32_t)w->cols;
         if (w->group_size != want)
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.weight_scale' has groups of %d columns but "
@@ -332,7 +341,7 @@ static lq_status check_binding(const lq_checkpoint *c, const lq_bind_owner *own,
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s.weight_zero_point' in a symmetric "
                            "quantization_config group '%s'", path, prefix, g->name);
     }
-    if (w->fmt == LQ_WFMT_FP8_E4M3) {
+    if (lq_ct_storage_of(w->fmt)->float_type) {
         const lq_tensor *sc = find_part(c, prefix, "weight_scale", name, sizeof name);
         if (sc && (lq_tensor_numel(sc) == 1) != g->per_tensor && w->rows > 1)
             return lq_fail(LQ_ERR_FORMAT, "%s: tensor '%s' has %lld scales but quantization_config group "

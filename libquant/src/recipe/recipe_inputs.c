@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "libquant/lq_checkpoint.h"
+#include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
 #include "libquant/lq_tokenizer.h"
 
@@ -124,7 +125,7 @@ void lq_recipe_describe_modifier(const lq_recipe_modifier *m, char *buf, size_t 
     size_t n = 0;
     if (cap) buf[0] = 0;
     add(buf, cap, &n, "%s", lq_modifier_name(m->kind));
-    if (m->scheme != LQ_SCHEME_NONE) add(buf, cap, &n, " scheme=%s", lq_recipe_scheme_name(m->scheme));
+    if (m->scheme != LQ_WFMT_NONE) add(buf, cap, &n, " scheme=%s", lq_preset_name(m->scheme, m->asym));
     if (m->group_size > 0) add(buf, cap, &n, " group_size=%d", m->group_size);
     if (m->group_fallback != LQ_GROUP_FALLBACK_REFUSE)
         add(buf, cap, &n, " group_fallback=%s", m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL ? "channel" : "ignore");

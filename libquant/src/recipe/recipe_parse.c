@@ -49,6 +49,7 @@ static lq_status parse_group(const pctx *c, const entry *ge, lq_recipe_stage *st
         st->mods = grown;
         lq_recipe_modifier *m = &st->mods[st->n_mods];
         memset(m, 0, sizeof *m);
+        m->scheme = LQ_WFMT_NONE;
         snprintf(m->group, sizeof m->group, "%s", ge->name);
         rp_one_line(m->group);
         s = rp_parse_modifier(c, &e[i], m);

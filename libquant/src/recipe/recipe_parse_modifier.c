@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "libquant/lq_ptq.h"
 #include "libquant/lq_targets.h"
 
 /* ---- modifiers ---------------------------------------------------------------------------------- */
@@ -70,37 +71,30 @@ static const char *const g_foreign_mods[] = {
     "OutputDistillationModifier", "LayerPruningModifier",
 };
 
-static const struct {
-    const char *name;
-    lq_recipe_scheme scheme;
-} g_schemes[] = {
-    {"W8A16", LQ_SCHEME_W8A16}, {"W4A16", LQ_SCHEME_W4A16}, {"W4A16_ASYM", LQ_SCHEME_W4A16_ASYM},
-    {"W3A16", LQ_SCHEME_W3A16},
-    {"W8A8", LQ_SCHEME_W8A8},   {"INT8", LQ_SCHEME_W8A8},   {"FP8", LQ_SCHEME_FP8},
-    {"FP8_DYNAMIC", LQ_SCHEME_FP8},
-};
 /* compressed-tensors presets whose formats this build has no kernels for. */
 static const char *const g_lacking_schemes[] = {"W4A8", "FP8_BLOCK", "NVFP4", "NVFP4A16", "MXFP4", "MXFP4A16",
                                                 "W4AFP8", "UNQUANTIZED"};
 
-static lq_status parse_scheme(const pctx *c, const yaml_node_t *v, const char *mod, lq_recipe_scheme *out) {
+/* A preset name (lq_preset_find; "none" is no scheme to quantize with) into m's scheme and asym. */
+static lq_status parse_scheme(const pctx *c, const yaml_node_t *v, const char *mod, lq_recipe_modifier *m) {
     char what[96];
     snprintf(what, sizeof what, "argument 'scheme' of %s", mod);
     LQ_TRY(rp_want_scalar(c, v, what, "a scheme name"));
     const char *s = ry_scalar(v);
-    const int n = (int)(sizeof g_schemes / sizeof *g_schemes);
-    for (int i = 0; i < n; i++)
-        if (!strcasecmp(s, g_schemes[i].name)) {
-            *out = g_schemes[i].scheme;
-            return LQ_OK;
-        }
+    const lq_preset *p = lq_preset_find(s);
+    if (p && p->fmt != LQ_WFMT_NONE) {
+        m->scheme = p->fmt;
+        m->asym = p->asym;
+        return LQ_OK;
+    }
     for (size_t i = 0; i < sizeof g_lacking_schemes / sizeof *g_lacking_schemes; i++)
         if (!strcasecmp(s, g_lacking_schemes[i]))
             return rp_fail_at(c, LQ_ERR_UNSUPPORTED, v, NULL,
                            "scheme '%s' is not available in this build (have W8A16, W4A16, W4A16_ASYM, W3A16, W8A8, FP8)",
                            g_lacking_schemes[i]);
-    const char *names[sizeof g_schemes / sizeof *g_schemes];
-    for (int i = 0; i < n; i++) names[i] = g_schemes[i].name;
+    const char *names[32];
+    int n = 0;
+    for (const lq_preset *q; n < 32 && (q = lq_preset_at(n)) && q->fmt != LQ_WFMT_NONE; n++) names[n] = q->name;
     char b[80];
     return rp_fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(s, names, n), "unknown scheme %s", rp_shown(v, b, sizeof b));
 }
@@ -238,7 +232,7 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
     switch ((arg_id)a) {
     case A_TARGETS: s = rp_get_list(c, e->val, what, true, &m->targets, &m->n_targets); break;
     case A_IGNORE: s = rp_get_list(c, e->val, what, true, &m->ignore, &m->n_ignore); break;
-    case A_SCHEME: s = parse_scheme(c, v, name, &m->scheme); break;
+    case A_SCHEME: s = parse_scheme(c, v, name, m); break;
     case A_GROUP_SIZE: s = rp_get_int(c, v, what, 1, 1 << 20, &m->group_size); break;
     case A_CLIP_SEARCH: s = rp_get_bool(c, v, what, &m->clip_search); break;
     case A_GROUP_FALLBACK: {
@@ -320,17 +314,16 @@ static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
         /* AWQModifier alone is the transform (llm-compressor >= 0.9): a QuantizationModifier follows */
         if (!(seen & B(A_SCHEME)) && m->kind != LQ_MOD_AWQ)
             return rp_fail_at(c, LQ_ERR_FORMAT, me->key, NULL, "%s needs argument 'scheme'", name);
-        bool grouped = m->scheme == LQ_SCHEME_W4A16 || m->scheme == LQ_SCHEME_W4A16_ASYM ||
-                       m->scheme == LQ_SCHEME_W3A16;
+        bool grouped = lq_ct_grouped(m->scheme);
         if ((seen & B(A_GROUP_SIZE)) && !grouped)
             return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_SIZE], NULL,
                            "group_size applies to the W4A16 and W3A16 schemes only (%s is per channel)",
-                           lq_recipe_scheme_name(m->scheme));
-        if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = 128; /* the W4A16 / W3A16 presets */
+                           lq_preset_name(m->scheme, m->asym));
+        if (grouped && !(seen & B(A_GROUP_SIZE))) m->group_size = lq_preset_find(lq_preset_name(m->scheme, m->asym))->group_size;
         if ((seen & B(A_GROUP_FALLBACK)) && !grouped)
             return rp_fail_at(c, LQ_ERR_INVALID_ARG, arg_node[A_GROUP_FALLBACK], NULL,
                            "group_fallback applies to the W4A16 and W3A16 schemes only (%s is per channel)",
-                           lq_recipe_scheme_name(m->scheme));
+                           lq_preset_name(m->scheme, m->asym));
     }
     if (rp_is_prune(m->kind)) {
         if (m->mask == LQ_MASK_NM) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arch.h"
+#include "libquant/lq_ptq.h"
 #include "libquant/lq_recipe.h"
 #include "libquant/lq_targets.h"
 
@@ -11,11 +12,11 @@
  * QuantizationModifier quantizes. */
 static bool is_quant(const lq_recipe_modifier *m) {
     return m->kind == LQ_MOD_QUANTIZATION || m->kind == LQ_MOD_GPTQ ||
-           (m->kind == LQ_MOD_AWQ && m->scheme != LQ_SCHEME_NONE);
+           (m->kind == LQ_MOD_AWQ && m->scheme != LQ_WFMT_NONE);
 }
 
 static bool is_smooth(const lq_recipe_modifier *m) {
-    return m->kind == LQ_MOD_SMOOTHQUANT || (m->kind == LQ_MOD_AWQ && m->scheme == LQ_SCHEME_NONE);
+    return m->kind == LQ_MOD_SMOOTHQUANT || (m->kind == LQ_MOD_AWQ && m->scheme == LQ_WFMT_NONE);
 }
 
 static bool is_prune(lq_modifier_kind k) {
@@ -111,10 +112,11 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
     int n_mods = 0;
     for (int i = 0; i < r->n_stages; i++) n_mods += r->stages[i].n_mods;
     const lq_recipe_modifier **by = calloc((size_t)nt + 1, sizeof *by);
-    lq_recipe_scheme *scheme = calloc((size_t)nt + 1, sizeof *scheme);
+    /* the modifier that quantizes tensor k last (NULL: it stays as stored) and its group size */
+    const lq_recipe_modifier **quant = calloc((size_t)nt + 1, sizeof *quant);
     int32_t *gsize = calloc((size_t)nt + 1, sizeof *gsize);
     out->mods = calloc((size_t)n_mods + 1, sizeof *out->mods);
-    lq_status s = (by && scheme && gsize && out->mods) ? LQ_OK
+    lq_status s = (by && quant && gsize && out->mods) ? LQ_OK
                                                        : lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", r->path);
     char module[256];
     for (int i = 0; s == LQ_OK && i < r->n_stages; i++) {
@@ -134,12 +136,12 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
                 if (t->ndim != 2 || !touches(arch, m, tg, ig, module, cls)) continue;
                 if ((s = check_tensor(r, m, t, &by[k])) != LQ_OK) break;
                 if (is_quant(m)) {
-                    scheme[k] = m->scheme;
+                    quant[k] = m;
                     gsize[k] = m->group_size;
                     /* the fallback's result: one group per row, or left as stored */
                     if (m->group_size > 0 && t->shape[1] % m->group_size != 0) {
                         if (m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL) gsize[k] = (int32_t)t->shape[1];
-                        else scheme[k] = LQ_SCHEME_NONE;
+                        else quant[k] = NULL;
                     }
                 }
                 pm->tensors[pm->n_tensors++] = (lq_plan_tensor){t->name, t->shape[0], t->shape[1]};
@@ -159,17 +161,17 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
         const int64_t numel = lq_tensor_numel(t);
         out->bytes_in += t->nbytes;
         out->params_total += numel;
-        if (scheme[k] != LQ_SCHEME_NONE) {
+        if (quant[k]) {
             /* compressed-tensors stores scales in the weight's dtype. */
-            out->bytes_out += lq_recipe_scheme_bytes(scheme[k], gsize[k], t->shape[0], t->shape[1],
-                                                     (int)lq_dtype_size(t->dtype));
+            out->bytes_out += lq_ct_weight_bytes(quant[k]->scheme, gsize[k], quant[k]->asym, t->shape[0],
+                                                 t->shape[1], (int)lq_dtype_size(t->dtype));
             out->params_quantized += numel;
         } else {
             out->bytes_out += t->nbytes;
         }
     }
     free(by);
-    free(scheme);
+    free(quant);
     free(gsize);
     if (s != LQ_OK) lq_plan_free(out);
     return s;

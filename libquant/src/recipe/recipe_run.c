@@ -60,17 +60,9 @@ static lq_status calib_kv(const lq_recipe_modifier *m, const char *in_path, cons
     return lq_kv_calibrate(in_path, &src, o->pool, m->kv_cache == 2, m->kv_per_head, kv);
 }
 
-/* The ptq scheme of a recipe preset (the _ASYM presets are their scheme with zero points). */
-static const lq_ptq_scheme g_ptq_of[LQ_SCHEME_COUNT] = {
-    [LQ_SCHEME_W8A16] = LQ_PTQ_W8A16, [LQ_SCHEME_W4A16] = LQ_PTQ_W4A16,
-    [LQ_SCHEME_W4A16_ASYM] = LQ_PTQ_W4A16, [LQ_SCHEME_W8A8] = LQ_PTQ_W8A8,
-    [LQ_SCHEME_FP8] = LQ_PTQ_FP8, [LQ_SCHEME_W3A16] = LQ_PTQ_W3A16,
-};
-
 static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_modifier *pm, const char *in_path,
                                     const char *out_dir, const lq_recipe_step_opts *o, lq_recipe_step_result *res) {
-    const lq_ptq_scheme *map = g_ptq_of;
-    if ((int)m->scheme <= LQ_SCHEME_NONE || m->scheme >= LQ_SCHEME_COUNT)
+    if (!lq_ct_storage_of(m->scheme))
         return lq_fail(LQ_ERR_INVALID_ARG, "QuantizationModifier without a scheme");
     /* Nothing by default; one exact-name override per planned module (module = tensor name
      * without ".weight"): the recipe's matcher decided, the driver only executes. */
@@ -82,7 +74,7 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
         size_t n = strlen(t);
         if (n > 7 && !strcmp(t + n - 7, ".weight")) n -= 7;
         if (!(names[i] = strndup(t, n))) s = lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
-        else rules[i] = (lq_ptq_rule){.pattern = names[i], .scheme = map[m->scheme]};
+        else rules[i] = (lq_ptq_rule){.pattern = names[i], .scheme = m->scheme};
     }
     lq_ptq_summary sum = {0};
     lq_ptq_kv kv;
@@ -90,9 +82,9 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
     if (s == LQ_OK) {
         lq_ptq_opts po = {
             .kv = m->kv_cache ? &kv : NULL,
-            .scheme = LQ_PTQ_NONE,
+            .scheme = LQ_WFMT_NONE,
             .group_size = m->group_size > 0 ? m->group_size : 0,
-            .asym = m->scheme == LQ_SCHEME_W4A16_ASYM,
+            .asym = m->asym,
             .clip_search = m->clip_search,
             .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
             .overrides = rules,
@@ -216,11 +208,10 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
                             lq_recipe_step_result *res) {
     LQ_TRY(need_calib(r, m, o));
     /* the pack-quantized integer schemes: GPTQ's rounding grid is the scheme's */
-    const lq_ptq_scheme sch = (int)m->scheme > LQ_SCHEME_NONE && m->scheme < LQ_SCHEME_COUNT ? g_ptq_of[m->scheme]
-                                                                                              : LQ_PTQ_NONE;
-    if (!lq_ptq_scheme_packed(sch))
+    const lq_wfmt sch = m->scheme;
+    if (!lq_ct_packed(sch))
         return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): scheme %s: GPTQ writes W4A16, W4A16_ASYM, "
-                       "W3A16 and W8A16", r->path, m->pos.line, m->pos.col, lq_recipe_scheme_name(m->scheme));
+                       "W3A16 and W8A16", r->path, m->pos.line, m->pos.col, lq_preset_name(m->scheme, m->asym));
     lq_gptq_actorder ao = LQ_GPTQ_ACTORDER_NONE;
     if (m->actorder[0] && !lq_gptq_actorder_parse(m->actorder, &ao))
         return lq_fail(LQ_ERR_UNSUPPORTED, "GPTQModifier (at %s:%d:%d): actorder '%s' is not available (static "
@@ -231,11 +222,11 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
     lq_ptq_kv kv = {0};
     if (s == LQ_OK) s = calib_kv(m, in_path, o, &kv);
     if (s == LQ_OK) {
-        rules[0] = (lq_ptq_rule){.pattern = "re:.*", .scheme = LQ_PTQ_NONE};
+        rules[0] = (lq_ptq_rule){.pattern = "re:.*", .scheme = LQ_WFMT_NONE};
         for (int64_t i = 0; i < pm->n_tensors; i++) rules[i + 1] = (lq_ptq_rule){.pattern = names[i], .scheme = sch};
         lq_gptq_opts go = {
             .ptq = {.scheme = sch, .group_size = m->group_size > 0 ? m->group_size : 0,
-                    .asym = m->scheme == LQ_SCHEME_W4A16_ASYM, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
+                    .asym = m->asym, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
                     .overrides = rules, .n_overrides = (int)pm->n_tensors + 1, .pool = o->pool,
                     .progress = o->progress, .user = o->user, .kv = m->kv_cache ? &kv : NULL},
             .calib = o->calib, .damp = m->dampening_frac, .block_size = m->block_size, .actorder = ao};
@@ -292,7 +283,7 @@ static const lq_recipe_modifier *next_quant(const lq_recipe *r, const lq_recipe_
         for (int j = 0; j < r->stages[i].n_mods; j++) {
             const lq_recipe_modifier *q = &r->stages[i].mods[j];
             if (q == m) after = true;
-            else if (after && (q->kind == LQ_MOD_QUANTIZATION || q->kind == LQ_MOD_GPTQ) && q->scheme != LQ_SCHEME_NONE)
+            else if (after && (q->kind == LQ_MOD_QUANTIZATION || q->kind == LQ_MOD_GPTQ) && q->scheme != LQ_WFMT_NONE)
                 return q;
         }
     return NULL;
@@ -317,15 +308,15 @@ static lq_status apply_smooth(const lq_recipe *r, const lq_recipe_modifier *m, c
                               const char *in_path, const char *out_dir, const lq_recipe_step_opts *o,
                               lq_recipe_step_result *res) {
     LQ_TRY(need_calib(r, m, o));
-    const lq_recipe_modifier *q = m->scheme != LQ_SCHEME_NONE ? m : next_quant(r, m);
+    const lq_recipe_modifier *q = m->scheme != LQ_WFMT_NONE ? m : next_quant(r, m);
     lq_smooth_opts so = {.method = m->kind == LQ_MOD_AWQ ? LQ_SMOOTH_AWQ : LQ_SMOOTH_SMOOTHQUANT,
                          .calib = o->calib, .alpha = m->smoothing_strength,
                          .duo = (lq_awq_duo)m->duo_scaling, .n_grid = m->n_grid, .pool = o->pool};
     /* 3 bits for W3A16 (lq_smooth_run refuses it by name: AWQ searches at 4 or 8) */
-    so.bits = q && q->scheme == LQ_SCHEME_W8A16 ? 8 : q && q->scheme == LQ_SCHEME_W3A16 ? 3 : 4;
-    so.group_size = q && q->scheme == LQ_SCHEME_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;
-    so.asym = q && q->scheme == LQ_SCHEME_W4A16_ASYM;
-    if (m->kind == LQ_MOD_SMOOTHQUANT || m->scheme == LQ_SCHEME_NONE) {
+    so.bits = q && q->scheme == LQ_WFMT_W8A16 ? 8 : q && q->scheme == LQ_WFMT_W3A16 ? 3 : 4;
+    so.group_size = q && q->scheme == LQ_WFMT_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;
+    so.asym = q && q->asym;
+    if (m->kind == LQ_MOD_SMOOTHQUANT || m->scheme == LQ_WFMT_NONE) {
         LQ_TRY(lq_smooth_transform(in_path, out_dir, &so, NULL));
         if (res) res->n_tensors = 0;
         return LQ_OK;

@@ -17,6 +17,7 @@
 
 #include "libquant/lq_distill.h"
 #include "libquant/lq_model.h"
+#include "libquant/lq_ptq.h"
 #include "libquant/lq_tokenizer.h"
 
 double rr_now(void) {
@@ -68,7 +69,7 @@ static lq_status run_modifier_stage(rr_runner *rn, int i, json_t *rec) {
         snprintf(rn->cur, sizeof rn->cur, "%s", dir);
         json_t *o = json_object();
         json_object_set_new(o, "modifier", json_string(lq_modifier_name(m->kind)));
-        if (m->scheme != LQ_SCHEME_NONE) json_object_set_new(o, "scheme", json_string(lq_recipe_scheme_name(m->scheme)));
+        if (m->scheme != LQ_WFMT_NONE) json_object_set_new(o, "scheme", json_string(lq_preset_name(m->scheme, m->asym)));
         json_object_set_new(o, "tensors", json_integer(res.n_tensors));
         json_object_set_new(o, "params", json_integer(res.params));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)res.bytes_in));
