@@ -37,6 +37,7 @@
 #define MM_ROW_ALIGN 16                /* rows per block are a multiple of this */
 #define MM_TASKS_PER_THREAD 8          /* matvec blocks per thread, for load balance */
 #define MM_TILE_BYTES (256 * 1024)     /* dequantized W tile: stays in L2 during its sgemm */
+#define MM_F32_TILES 16                /* f32 prefill: at least this many tiles (any thread count) */
 /* Below this many multiply-adds a matmul takes a few microseconds on one core, about what waking
  * and joining the other threads costs, so it stays on the caller (tiny models, small heads). */
 #define MM_MIN_PARALLEL_MACS (64 * 1024)
@@ -273,7 +274,7 @@ static int64_t matvec_block(int64_t rows, int nth) {
 /* Plan c's tasks as if it ran alone on nth threads (the weight's own thread count: a small
  * weight plans for one even inside a fused run, so its row blocks never change). c->Xq set: the
  * integer path. Prefill tiles hold MM_TILE_BYTES of W (packed on the integer path, dequantized
- * f32 otherwise) but at least 2 per thread. */
+ * f32 otherwise), at least 2 per thread on the integer path and MM_F32_TILES on the f32 one. */
 static void plan(mm_ctx *c, int nth) {
     const lq_weight *w = c->w;
     const int64_t rows = w->rows;
@@ -283,7 +284,12 @@ static void plan(mm_ctx *c, int nth) {
     } else {
         const int64_t tile_row = c->Xq ? (int64_t)w->row_bytes : w->cols * (int64_t)sizeof(float);
         const int64_t by_cache = MM_TILE_BYTES / max64(tile_row, 1);
-        const int64_t by_balance = (rows + 2 * nth - 1) / (2 * nth);
+        /* Our integer kernels compute a row the same way in any tile, but sgemm does not: OpenBLAS
+         * 0.3.21's Haswell/Zen kernels give an output element different bits for different call
+         * shapes (docs/PERFORMANCE.md), so the f32 path's tiles depend on the shape alone, never on
+         * the thread count, and a prefill writes the same bytes on 1 or 16 threads. */
+        const int split = c->Xq ? 2 * nth : MM_F32_TILES;
+        const int64_t by_balance = (rows + split - 1) / split;
         c->block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
         c->fn = c->Xq ? gemm_q_task : gemm_task;
 #ifdef LQ_HAVE_OPENBLAS
