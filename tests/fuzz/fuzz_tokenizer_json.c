@@ -10,8 +10,11 @@
 #include "libquant/lq_tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* tmpfs when there is one (every execution writes and removes this file), else /tmp */
+    static const char *dir;
+    if (!dir) dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     char path[64];
-    snprintf(path, sizeof path, "/tmp/lq_fuzz_tok_%d.json", (int)getpid());
+    snprintf(path, sizeof path, "%s/lq_fuzz_tok_%d.json", dir, (int)getpid());
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
     fwrite(data, 1, size, f);
