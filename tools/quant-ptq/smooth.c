@@ -82,9 +82,7 @@ int ptq_smooth_check(ptq_smooth *s, tool_gptq *g, const lq_ptq_opts *o, int n_ca
     s->o.calib.files = calib;
     s->o.calib.n_files = n_calib;
     if (!g->on) g->o.calib = (lq_calib_source){0}; /* the smoothing's, not GPTQ's */
-    s->o.bits = o->scheme == LQ_WFMT_W8A16 ? 8 : 4;
-    s->o.group_size = o->scheme == LQ_WFMT_W8A16 ? -1 : o->group_size;
-    s->o.asym = o->scheme == LQ_WFMT_W4A16 && o->asym;
+    lq_smooth_set_scheme(&s->o, o->scheme, o->group_size, o->asym);
     s->o.rounding = o->rounding;
     return 0;
 }

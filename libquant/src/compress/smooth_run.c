@@ -223,6 +223,14 @@ static lq_status run_layer(run *r, bufs *b) {
 
 /* ---- the driver ------------------------------------------------------------------------------- */
 
+void lq_smooth_set_scheme(lq_smooth_opts *o, lq_wfmt scheme, int32_t group_size, bool asym) {
+    const lq_ct_storage *ct = lq_ct_storage_of(scheme);
+    const bool grouped = ct && ct->grouped;
+    o->bits = ct ? ct->bits : 4;
+    o->group_size = grouped ? group_size : -1;
+    o->asym = grouped && asym;
+}
+
 static lq_status check_opts(const lq_smooth_opts *o) {
     if (o->method < 0 || o->method >= LQ_SMOOTH_METHOD_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "smooth: unknown method %d", (int)o->method);

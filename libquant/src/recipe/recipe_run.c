@@ -313,9 +313,7 @@ static lq_status apply_smooth(const lq_recipe *r, const lq_recipe_modifier *m, c
                          .calib = o->calib, .alpha = m->smoothing_strength,
                          .duo = (lq_awq_duo)m->duo_scaling, .n_grid = m->n_grid, .pool = o->pool};
     /* 3 bits for W3A16 (lq_smooth_run refuses it by name: AWQ searches at 4 or 8) */
-    so.bits = q && q->scheme == LQ_WFMT_W8A16 ? 8 : q && q->scheme == LQ_WFMT_W3A16 ? 3 : 4;
-    so.group_size = q && q->scheme == LQ_WFMT_W8A16 ? -1 : q && q->group_size > 0 ? q->group_size : 0;
-    so.asym = q && q->asym;
+    if (q) lq_smooth_set_scheme(&so, q->scheme, q->group_size, q->asym);
     if (m->kind == LQ_MOD_SMOOTHQUANT || m->scheme == LQ_WFMT_NONE) {
         LQ_TRY(lq_smooth_transform(in_path, out_dir, &so, NULL));
         if (res) res->n_tensors = 0;
