@@ -162,58 +162,106 @@ static bool parse_nm(const char *s, int *n, int *m) {
     return tool_parse_int(nb, 1, n) && tool_parse_int(colon + 1, 1, m);
 }
 
-int main(int argc, char **argv) {
-    tool_init(TOOL, usage);
-    const char *model = NULL, *out_dir = NULL, *method_arg = NULL;
-    bool force = false, json = false, have_sparsity = false, have_keep = false, have_nm = false;
-    float sparsity = 0.0f, keep = 1.0f;
-    int threads = 0;
-    lq_prune_opts o = {.nm_n = 2, .nm_m = 4};
+/* The parsed command line. */
+typedef struct prune_cli {
+    const char *model, *out_dir, *method_arg;
+    bool force, json, have_sparsity, have_keep, have_nm;
+    float sparsity, keep;
+    int threads;
+    lq_prune_opts o;
     const char *targets[MAX_RULES], *ignore[MAX_RULES];
     lq_prune_rule rules[MAX_RULES];
-    char *rule_buf[MAX_RULES];
-    int n_rule_buf = 0;
+    char *rule_buf[MAX_RULES]; /* the --override patterns, owned */
+    int n_rule_buf;
     float layer_keep[LQ_MAX_LAYERS];
-    int n_layer_keep = 0;
-    for (int l = 0; l < LQ_MAX_LAYERS; l++) layer_keep[l] = -1.0f;
+    int n_layer_keep;
+    prune_calib pc;
+} prune_cli;
+
+/* The combinations parse_args cannot see one option at a time; fills c->o. -1 to go on, else
+ * the exit code (the error printed). */
+static int check_args(prune_cli *c) {
     int rc = 0;
-    prune_calib pc = {0};
+    if (!c->model || !c->out_dir || !c->method_arg) return tool_bad_args("--model, --method and --out are required");
+    if (prune_calib_method(&c->pc, c->method_arg)) {
+        /* the mask's structure: N:M with --pattern, else unstructured at --sparsity */
+        if (c->have_nm && c->have_sparsity && c->sparsity != (float)(c->o.nm_m - c->o.nm_n) / (float)c->o.nm_m)
+            return tool_bad_args("--sparsity %g contradicts --pattern %d:%d (which prunes %g)", (double)c->sparsity,
+                                 c->o.nm_n, c->o.nm_m, (double)(c->o.nm_m - c->o.nm_n) / c->o.nm_m);
+        if (!c->have_nm && !c->have_sparsity)
+            return tool_bad_args("--method %s needs --sparsity S or --pattern N:M", c->method_arg);
+        c->o.method = c->have_nm ? LQ_PRUNE_NM : LQ_PRUNE_MAGNITUDE;
+    } else if (!lq_prune_method_parse(c->method_arg, &c->o.method)) {
+        return tool_bad_args("unknown method '%s' (magnitude, nm, ffn, heads, wanda or sparsegpt)", c->method_arg);
+    }
+    if ((rc = prune_calib_check(&c->pc)) != 0) return rc;
+    bool structured = c->o.method == LQ_PRUNE_FFN || c->o.method == LQ_PRUNE_HEADS;
+    if (c->o.method == LQ_PRUNE_MAGNITUDE && !c->have_sparsity) return tool_bad_args("--method magnitude needs --sparsity S");
+    if (c->have_nm && c->o.method != LQ_PRUNE_NM) return tool_bad_args("--nm / --pattern apply to --method nm, wanda and sparsegpt");
+    if (structured) {
+        if (c->have_keep && c->have_sparsity) return tool_bad_args("give --keep R or --sparsity S, not both");
+        if (!c->have_keep && !c->have_sparsity && c->n_layer_keep == 0)
+            return tool_bad_args("--method %s needs --keep R (or --sparsity S, or --layer-keep)", c->method_arg);
+        c->o.keep = c->have_keep ? c->keep : c->have_sparsity ? 1.0f - c->sparsity : 1.0f;
+        c->o.layer_keep = c->n_layer_keep > 0 ? c->layer_keep : NULL;
+        c->o.n_layer_keep = c->n_layer_keep;
+    } else if (c->have_keep || c->n_layer_keep > 0) {
+        return tool_bad_args("--keep / --layer-keep apply to --method ffn and heads");
+    }
+    if ((c->o.global || c->o.n_overrides > 0) && (c->o.method != LQ_PRUNE_MAGNITUDE || c->pc.on))
+        return tool_bad_args("--global and --override apply to --method magnitude only");
+    if (c->o.n_targets > 0 && structured) return tool_bad_args("--target applies to magnitude and nm (use --ignore)");
+    if (c->o.bitmask_output && structured) return tool_bad_args("--bitmask applies to magnitude and nm");
+    c->o.sparsity = c->sparsity;
+    c->o.targets = c->targets;
+    c->o.ignore = c->ignore;
+    c->o.overrides = c->rules;
+    return -1;
+}
+
+/* Read and check the arguments into c: -1 to go on, else the exit code (the error printed). */
+static int parse_args(int argc, char **argv, prune_cli *c) {
+    int rc = 0;
+    c->keep = 1.0f;
+    c->o.nm_n = 2;
+    c->o.nm_m = 4;
+    for (int l = 0; l < LQ_MAX_LAYERS; l++) c->layer_keep[l] = -1.0f;
     tool_args a = tool_args_begin(argc, argv);
     while (tool_args_next(&a)) {
         if (tool_args_help(&a)) {
             usage(stdout);
             return 0;
         } else if (tool_args_flag(&a, "--force")) {
-            force = true;
+            c->force = true;
         } else if (tool_args_flag(&a, "--json")) {
-            json = true;
+            c->json = true;
         } else if (tool_args_flag(&a, "--global")) {
-            o.global = true;
+            c->o.global = true;
         } else if (tool_args_flag(&a, "--dense")) {
-            o.bitmask_output = false;
+            c->o.bitmask_output = false;
         } else if (tool_args_flag(&a, "--bitmask")) {
-            o.bitmask_output = true;
+            c->o.bitmask_output = true;
         } else if (tool_args_value(&a, "--model")) {
-            model = a.value;
+            c->model = a.value;
         } else if (tool_args_value(&a, "--out")) {
-            out_dir = a.value;
+            c->out_dir = a.value;
         } else if (tool_args_value(&a, "--method")) {
-            method_arg = a.value;
+            c->method_arg = a.value;
         } else if (tool_args_value(&a, "--sparsity")) {
-            if (!tool_parse_float(a.value, 0.0f, 1.0f, &sparsity) || sparsity >= 1.0f)
+            if (!tool_parse_float(a.value, 0.0f, 1.0f, &c->sparsity) || c->sparsity >= 1.0f)
                 return tool_bad_args("--sparsity must be in [0, 1), not '%s'", a.value);
-            have_sparsity = true;
+            c->have_sparsity = true;
         } else if (tool_args_value(&a, "--keep")) {
-            if (!tool_parse_float(a.value, 0.0f, 1.0f, &keep) || keep <= 0.0f)
+            if (!tool_parse_float(a.value, 0.0f, 1.0f, &c->keep) || c->keep <= 0.0f)
                 return tool_bad_args("--keep must be in (0, 1], not '%s'", a.value);
-            have_keep = true;
-        } else if (prune_calib_arg(&a, &pc, &rc)) {
+            c->have_keep = true;
+        } else if (prune_calib_arg(&a, &c->pc, &rc)) {
             if (rc) return rc;
         } else if (tool_args_value(&a, "--nm") || tool_args_value(&a, "--pattern")) {
-            if (!parse_nm(a.value, &o.nm_n, &o.nm_m) || o.nm_n > o.nm_m || o.nm_m > 64)
+            if (!parse_nm(a.value, &c->o.nm_n, &c->o.nm_m) || c->o.nm_n > c->o.nm_m || c->o.nm_m > 64)
                 return tool_bad_args("--nm / --pattern expect N:M with 0 < N <= M <= 64 (2:4, 4:8), not '%s'",
                                      a.value);
-            have_nm = true;
+            c->have_nm = true;
         } else if (tool_args_value(&a, "--layer-keep")) {
             const char *eq = strchr(a.value, '=');
             char lb[16];
@@ -226,85 +274,56 @@ int main(int argc, char **argv) {
             if (!tool_parse_int(lb, 0, &l) || l >= LQ_MAX_LAYERS || !tool_parse_float(eq + 1, 0.0f, 1.0f, &r) ||
                 r <= 0.0f)
                 return tool_bad_args("--layer-keep expects LAYER=RATIO with a ratio in (0, 1], not '%s'", a.value);
-            layer_keep[l] = r;
-            if (l + 1 > n_layer_keep) n_layer_keep = l + 1;
+            c->layer_keep[l] = r;
+            if (l + 1 > c->n_layer_keep) c->n_layer_keep = l + 1;
         } else if (tool_args_value(&a, "--target")) {
-            if (o.n_targets == MAX_RULES) return tool_bad_args("at most %d --target patterns", MAX_RULES);
-            targets[o.n_targets++] = a.value;
+            if (c->o.n_targets == MAX_RULES) return tool_bad_args("at most %d --target patterns", MAX_RULES);
+            c->targets[c->o.n_targets++] = a.value;
         } else if (tool_args_value(&a, "--ignore")) {
-            if (o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
-            ignore[o.n_ignore++] = a.value;
+            if (c->o.n_ignore == MAX_RULES) return tool_bad_args("at most %d --ignore patterns", MAX_RULES);
+            c->ignore[c->o.n_ignore++] = a.value;
         } else if (tool_args_value(&a, "--override")) {
             const char *eq = strrchr(a.value, '=');
             float sp;
             if (!eq || eq == a.value || !tool_parse_float(eq + 1, 0.0f, 1.0f, &sp) || sp >= 1.0f)
                 return tool_bad_args("--override expects PATTERN=SPARSITY with a sparsity in [0, 1), not '%s'",
                                      a.value);
-            if (o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
+            if (c->o.n_overrides == MAX_RULES) return tool_bad_args("at most %d --override rules", MAX_RULES);
             char *pat = strndup(a.value, (size_t)(eq - a.value));
             if (!pat) return tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory"));
-            rule_buf[n_rule_buf++] = pat;
-            rules[o.n_overrides++] = (lq_prune_rule){.pattern = pat, .sparsity = sp};
+            c->rule_buf[c->n_rule_buf++] = pat;
+            c->rules[c->o.n_overrides++] = (lq_prune_rule){.pattern = pat, .sparsity = sp};
         } else if (tool_args_value(&a, "--threads")) {
-            if (!tool_parse_int(a.value, 1, &threads)) return tool_args_bad_value(&a);
+            if (!tool_parse_int(a.value, 1, &c->threads)) return tool_args_bad_value(&a);
         } else {
             return tool_args_unknown(&a);
         }
     }
-    if (!model || !out_dir || !method_arg) return tool_bad_args("--model, --method and --out are required");
-    if (prune_calib_method(&pc, method_arg)) {
-        /* the mask's structure: N:M with --pattern, else unstructured at --sparsity */
-        if (have_nm && have_sparsity && sparsity != (float)(o.nm_m - o.nm_n) / (float)o.nm_m)
-            return tool_bad_args("--sparsity %g contradicts --pattern %d:%d (which prunes %g)", (double)sparsity,
-                                 o.nm_n, o.nm_m, (double)(o.nm_m - o.nm_n) / o.nm_m);
-        if (!have_nm && !have_sparsity)
-            return tool_bad_args("--method %s needs --sparsity S or --pattern N:M", method_arg);
-        o.method = have_nm ? LQ_PRUNE_NM : LQ_PRUNE_MAGNITUDE;
-    } else if (!lq_prune_method_parse(method_arg, &o.method)) {
-        return tool_bad_args("unknown method '%s' (magnitude, nm, ffn, heads, wanda or sparsegpt)", method_arg);
-    }
-    if ((rc = prune_calib_check(&pc)) != 0) return rc;
-    bool structured = o.method == LQ_PRUNE_FFN || o.method == LQ_PRUNE_HEADS;
-    if (o.method == LQ_PRUNE_MAGNITUDE && !have_sparsity) return tool_bad_args("--method magnitude needs --sparsity S");
-    if (have_nm && o.method != LQ_PRUNE_NM) return tool_bad_args("--nm / --pattern apply to --method nm, wanda and sparsegpt");
-    if (structured) {
-        if (have_keep && have_sparsity) return tool_bad_args("give --keep R or --sparsity S, not both");
-        if (!have_keep && !have_sparsity && n_layer_keep == 0)
-            return tool_bad_args("--method %s needs --keep R (or --sparsity S, or --layer-keep)", method_arg);
-        o.keep = have_keep ? keep : have_sparsity ? 1.0f - sparsity : 1.0f;
-        o.layer_keep = n_layer_keep > 0 ? layer_keep : NULL;
-        o.n_layer_keep = n_layer_keep;
-    } else if (have_keep || n_layer_keep > 0) {
-        return tool_bad_args("--keep / --layer-keep apply to --method ffn and heads");
-    }
-    if ((o.global || o.n_overrides > 0) && (o.method != LQ_PRUNE_MAGNITUDE || pc.on))
-        return tool_bad_args("--global and --override apply to --method magnitude only");
-    if (o.n_targets > 0 && structured) return tool_bad_args("--target applies to magnitude and nm (use --ignore)");
-    if (o.bitmask_output && structured) return tool_bad_args("--bitmask applies to magnitude and nm");
-    o.sparsity = sparsity;
-    o.targets = targets;
-    o.ignore = ignore;
-    o.overrides = rules;
+    return check_args(c);
+}
 
+/* Prune as c says into its output directory, atomically; returns the exit code. */
+static int run(prune_cli *c) {
+    int rc = 0;
     tool_outdir od;
-    if ((rc = tool_output_start(&od, out_dir, model, force)) != 0) goto out;
+    if ((rc = tool_output_start(&od, c->out_dir, c->model, c->force)) != 0) goto out;
     /* A GGUF model is read as the HF directory quant-convert makes of it (inside od.tmp). */
-    const char *input = model;
+    const char *input = c->model;
     char from_gguf[PATH_MAX];
-    if ((rc = tool_output_hf_source(TOOL, &od, &model, from_gguf, sizeof from_gguf)) != 0) goto out;
+    if ((rc = tool_output_hf_source(TOOL, &od, &c->model, from_gguf, sizeof from_gguf)) != 0) goto out;
     tool_progress prog;
-    tool_progress_begin(&prog, "pruning", 1, !json);
-    o.progress = tool_progress_cb;
-    o.user = &prog;
+    tool_progress_begin(&prog, "pruning", 1, !c->json);
+    c->o.progress = tool_progress_cb;
+    c->o.user = &prog;
     lq_prune_summary sum;
     lq_status s;
-    if (pc.on) {
-        o.pool = lq_pool_create(threads);
-        s = prune_calib_run(&pc, model, od.tmp, &o, !json);
-        sum = pc.sum.prune;
-        memset(&pc.sum.prune, 0, sizeof pc.sum.prune); /* sum owns it now */
+    if (c->pc.on) {
+        c->o.pool = lq_pool_create(c->threads);
+        s = prune_calib_run(&c->pc, c->model, od.tmp, &c->o, !c->json);
+        sum = c->pc.sum.prune;
+        memset(&c->pc.sum.prune, 0, sizeof c->pc.sum.prune); /* sum owns it now */
     } else {
-        s = lq_prune_run(model, od.tmp, &o, &sum);
+        s = lq_prune_run(c->model, od.tmp, &c->o, &sum);
     }
     tool_progress_end(&prog);
     if (s != LQ_OK) {
@@ -312,24 +331,32 @@ int main(int argc, char **argv) {
         rc = tool_fail_at("cannot prune", input, s);
         goto out;
     }
-    s = lq_checkpoint_copy_side_files(model, od.tmp);
+    s = lq_checkpoint_copy_side_files(c->model, od.tmp);
     if (s == LQ_OK && from_gguf[0] && tool_rm_tree(from_gguf) != 0)
         s = lq_fail(LQ_ERR_IO, "%s: cannot remove", from_gguf);
     if (s == LQ_OK) s = tool_outdir_commit(&od);
     if (s != LQ_OK) {
         tool_outdir_abort(&od);
         lq_prune_summary_free(&sum);
-        rc = tool_fail_at("cannot write output", out_dir, s);
+        rc = tool_fail_at("cannot write output", c->out_dir, s);
         goto out;
     }
     /* stderr, so --json output stays one document */
-    if (o.bitmask_output) fprintf(stderr, TOOL ": note: %s\n", lq_prune_bitmask_readers());
-    print_summary(&sum, out_dir, json, &pc);
+    if (c->o.bitmask_output) fprintf(stderr, TOOL ": note: %s\n", lq_prune_bitmask_readers());
+    print_summary(&sum, c->out_dir, c->json, &c->pc);
     lq_prune_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
-    prune_calib_free(&pc);
-    lq_pool_free(o.pool);
-    for (int i = 0; i < n_rule_buf; i++) free(rule_buf[i]);
+    lq_pool_free(c->o.pool);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    tool_init(TOOL, usage);
+    prune_cli cli = {0};
+    int rc = parse_args(argc, argv, &cli);
+    if (rc < 0) rc = run(&cli);
+    prune_calib_free(&cli.pc);
+    for (int i = 0; i < cli.n_rule_buf; i++) free(cli.rule_buf[i]);
     return rc;
 }
