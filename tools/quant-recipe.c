@@ -22,6 +22,7 @@
 #include "tool_cli.h"
 #include "tool_progress.h"
 #include "tool_outdir.h"
+#include "quant-recipe/recipe_print.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -59,102 +60,6 @@ static void usage(FILE *f) {
             "table for the input (baseline) and the result.\n"
             "Exit codes: 0 ok, 1 an eval_stage threshold failed (nothing written), 2 bad arguments\n"
             "or values, 3 bad recipe/model or not available in this build, 4 I/O.\n");
-}
-
-/* ---- printing the plan -------------------------------------------------------------------------- */
-
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
-static void print_text(const lq_recipe *r, const lq_plan *p, const lq_checkpoint *ck) {
-    printf("recipe %s: %d stage%s\n", r->path, r->n_stages, r->n_stages == 1 ? "" : "s");
-    int k = 0;
-    for (int i = 0; i < r->n_stages; i++) {
-        const lq_recipe_stage *st = &r->stages[i];
-        printf("stage %d: %s (line %d)\n", i + 1, st->name, st->pos.line);
-        if (st->kind == LQ_STAGE_EVAL) {
-            printf("  eval: %d file%s, ctx %d%s", st->eval.n_files, st->eval.n_files == 1 ? "" : "s",
-                   st->eval.ctx, st->eval.per_line ? ", per line" : "");
-            if (st->eval.max_ppl_increase >= 0) {
-                if (st->eval.ppl_increase_relative) printf(", max PPL increase %.4g%%", st->eval.max_ppl_increase * 100);
-                else printf(", max PPL increase %.4g", st->eval.max_ppl_increase);
-            }
-            if (st->eval.max_kld >= 0) printf(", max mean KLD %.4g", st->eval.max_kld);
-            if (st->eval.min_top1 >= 0) printf(", min top-1 agreement %.4g%%", st->eval.min_top1 * 100);
-            printf(", against the %s model\n", st->eval.baseline == LQ_EVAL_BASE_PREVIOUS ? "previous" : "original");
-        } else if (st->kind == LQ_STAGE_DISTILL) {
-            printf("  distill: teacher %s, file %s, k %d", st->distill.teacher[0] ? st->distill.teacher : "(input model)",
-                   st->distill.files[0], st->distill.k);
-            if (st->distill.ctx) printf(", ctx %d", st->distill.ctx);
-            printf("%s, log-probs %s, %d feature layer%s\n", st->distill.per_line ? ", per line" : "",
-                   st->distill.logp_f16 ? "f16" : "f32", st->distill.n_feat_layers,
-                   st->distill.n_feat_layers == 1 ? "" : "s");
-        }
-        for (int j = 0; j < st->n_mods; j++, k++) {
-            const lq_recipe_modifier *m = &st->mods[j];
-            char what[1024];
-            lq_recipe_describe_modifier(m, what, sizeof what);
-            printf("  %s: %s%s\n", m->group, what, lq_modifier_available(m->kind) ? "" : "  [not available in this build]");
-            if (!p) continue;
-            const lq_plan_modifier *pm = &p->mods[k];
-            printf("    touches %lld tensor%s, %lld parameters:\n", (long long)pm->n_tensors,
-                   pm->n_tensors == 1 ? "" : "s", (long long)pm->params);
-            for (int64_t t = 0; t < pm->n_tensors; t++)
-                printf("      %s [%lld, %lld]\n", pm->tensors[t].name, (long long)pm->tensors[t].rows,
-                       (long long)pm->tensors[t].cols);
-        }
-    }
-    if (p) {
-        printf("model %s: %lld parameters, %.3f MB\n", lq_checkpoint_path(ck), (long long)p->params_total,
-               p->bytes_in / 1e6);
-        printf("estimated output: %.3f MB (%.2fx smaller), %lld parameters quantized\n", p->bytes_out / 1e6,
-               p->bytes_out ? (double)p->bytes_in / (double)p->bytes_out : 0.0, (long long)p->params_quantized);
-    }
-}
-
-static void print_json(const lq_recipe *r, const lq_plan *p, lq_status avail) {
-    printf("{\"recipe\": ");
-    json_str(stdout, r->path);
-    printf(", \"available\": %s, \"stages\": [", avail == LQ_OK ? "true" : "false");
-    int k = 0;
-    for (int i = 0; i < r->n_stages; i++) {
-        const lq_recipe_stage *st = &r->stages[i];
-        printf("%s{\"name\": ", i ? ", " : "");
-        json_str(stdout, st->name);
-        printf(", \"kind\": \"%s\", \"modifiers\": [",
-               st->kind == LQ_STAGE_EVAL ? "eval" : st->kind == LQ_STAGE_DISTILL ? "distill" : "modifiers");
-        for (int j = 0; j < st->n_mods; j++, k++) {
-            const lq_recipe_modifier *m = &st->mods[j];
-            printf("%s{\"modifier\": \"%s\", \"line\": %d, \"available\": %s", j ? ", " : "",
-                   lq_modifier_name(m->kind), m->pos.line, lq_modifier_available(m->kind) ? "true" : "false");
-            if (m->scheme != LQ_WFMT_NONE) printf(", \"scheme\": \"%s\"", lq_preset_name(m->scheme, m->asym));
-            if (p) {
-                const lq_plan_modifier *pm = &p->mods[k];
-                printf(", \"params\": %lld, \"tensors\": [", (long long)pm->params);
-                for (int64_t t = 0; t < pm->n_tensors; t++) {
-                    if (t) printf(", ");
-                    json_str(stdout, pm->tensors[t].name);
-                }
-                printf("]");
-            }
-            printf("}");
-        }
-        printf("]}");
-    }
-    printf("]");
-    if (p)
-        printf(", \"params_total\": %lld, \"params_quantized\": %lld, \"bytes_in\": %llu, \"bytes_out_est\": %llu",
-               (long long)p->params_total, (long long)p->params_quantized, (unsigned long long)p->bytes_in,
-               (unsigned long long)p->bytes_out);
-    printf("}\n");
 }
 
 /* ---- run: what the library asks of the evaluation harness ----------------------------------------- */
@@ -332,6 +237,31 @@ static int cmd_run(const lq_recipe *r, runner *rn, const char *model, const char
     return rc;
 }
 
+/* The --calib texts against the run: calibrating on the text a gate or the report scores would
+ * flatter the result, and a calibrated modifier needs one. 0 or the exit code (the error printed). */
+static int check_calib(const lq_recipe *r, const char *recipe_path, const char *const *calib, int n_calib,
+                       const char *file, bool run) {
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < n_calib; k++) {
+        char a_real[PATH_MAX], b_real[PATH_MAX];
+        if (!realpath(calib[k], a_real)) continue; /* missing: the run names it */
+        if (file && realpath(file, b_real) && !strcmp(a_real, b_real))
+            rc = tool_bad_args("--calib %s is also the report's --file: calibrate on other text", calib[k]);
+        for (int i = 0; rc == 0 && i < r->n_stages; i++)
+            for (int j = 0; rc == 0 && r->stages[i].kind == LQ_STAGE_EVAL && j < r->stages[i].eval.n_files; j++)
+                if (realpath(r->stages[i].eval.files[j], b_real) && !strcmp(a_real, b_real))
+                    rc = tool_bad_args("--calib %s is also scored by eval_stage '%s': calibrate on other text",
+                                       calib[k], r->stages[i].name);
+    }
+    for (int i = 0; rc == 0 && run && n_calib == 0 && i < r->n_stages; i++)
+        for (int j = 0; rc == 0 && j < r->stages[i].n_mods; j++)
+            if (lq_modifier_needs_calibration(r->stages[i].mods[j].kind))
+                rc = tool_bad_args("%s (at %s:%d:%d) needs calibration text: --calib FILE",
+                                   lq_modifier_name(r->stages[i].mods[j].kind), recipe_path,
+                                   r->stages[i].mods[j].pos.line, r->stages[i].mods[j].pos.col);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     tool_init("quant-recipe", usage);
     const char *cmd = NULL, *recipe_path = NULL, *model = NULL, *out = NULL, *file = NULL, *tokenizer = NULL;
@@ -397,32 +327,15 @@ int main(int argc, char **argv) {
     snprintf(avail_msg, sizeof avail_msg, "%s", lq_last_error());
     int rc = 0;
     if (!run) {
-        if (json) print_json(&r, have_plan ? &plan : NULL, avail);
-        else print_text(&r, have_plan ? &plan : NULL, ck);
+        if (json) recipe_print_json(&r, have_plan ? &plan : NULL, avail);
+        else recipe_print_text(&r, have_plan ? &plan : NULL, ck);
         rc = tool_finish_stdout();
     }
     if (rc == 0 && avail != LQ_OK) rc = tool_error(tool_exit_code(avail), "%s", avail_msg);
     /* the same check run makes before its first step: check finds what run would */
     if (rc == 0 && (s = lq_recipe_check_inputs(&r, model, tokenizer, file)) != LQ_OK) rc = tool_fail(s);
     if (rc == 0 && run && (s = check_out(&r, recipe_path, model, tokenizer, file, out)) != LQ_OK) rc = tool_fail(s);
-    /* calibrating on the text a gate or the report scores would flatter the result */
-    for (int k = 0; rc == 0 && k < rc_calib.n_files; k++) {
-        char a_real[PATH_MAX], b_real[PATH_MAX];
-        if (!realpath(calib[k], a_real)) continue; /* missing: the run names it */
-        if (file && realpath(file, b_real) && !strcmp(a_real, b_real))
-            rc = tool_bad_args("--calib %s is also the report's --file: calibrate on other text", calib[k]);
-        for (int i = 0; rc == 0 && i < r.n_stages; i++)
-            for (int j = 0; rc == 0 && r.stages[i].kind == LQ_STAGE_EVAL && j < r.stages[i].eval.n_files; j++)
-                if (realpath(r.stages[i].eval.files[j], b_real) && !strcmp(a_real, b_real))
-                    rc = tool_bad_args("--calib %s is also scored by eval_stage '%s': calibrate on other text",
-                                       calib[k], r.stages[i].name);
-    }
-    for (int i = 0; rc == 0 && run && rc_calib.n_files == 0 && i < r.n_stages; i++)
-        for (int j = 0; rc == 0 && j < r.stages[i].n_mods; j++)
-            if (lq_modifier_needs_calibration(r.stages[i].mods[j].kind))
-                rc = tool_bad_args("%s (at %s:%d:%d) needs calibration text: --calib FILE",
-                                   lq_modifier_name(r.stages[i].mods[j].kind), recipe_path,
-                                   r.stages[i].mods[j].pos.line, r.stages[i].mods[j].pos.col);
+    if (rc == 0) rc = check_calib(&r, recipe_path, calib, rc_calib.n_files, file, run);
     if (rc == 0 && run) {
         lq_checkpoint_close(ck); /* the stages open the model themselves */
         ck = NULL;
