@@ -37,7 +37,7 @@
 #define MM_ROW_ALIGN 16                /* rows per block are a multiple of this */
 #define MM_TASKS_PER_THREAD 8          /* matvec blocks per thread, for load balance */
 #define MM_TILE_BYTES (256 * 1024)     /* dequantized W tile: stays in L2 during its sgemm */
-#define MM_F32_TILES 16                /* f32 prefill: at least this many tiles (any thread count) */
+#define MM_F32_TILES 4                 /* f32 prefill: at least this many tiles (any thread count) */
 /* Below this many multiply-adds a matmul takes a few microseconds on one core, about what waking
  * and joining the other threads costs, so it stays on the caller (tiny models, small heads). */
 #define MM_MIN_PARALLEL_MACS (64 * 1024)
