@@ -71,6 +71,63 @@ static int32_t first_of(const lq_tokenizer *t, const char *const *names) {
     return -1;
 }
 
+/* model.merges, in rank order; in SPM layout each merge's rank also scores the piece it makes
+ * (the first merge to reach a piece gives its score). */
+static lq_status load_merges(lq_tokenizer *t, const json_t *model, bool spm, const char *path) {
+    const json_t *merges = json_object_get(model, "merges");
+    size_t nm = json_is_array(merges) ? json_array_size(merges) : 0;
+    lq_status st = tok_merges_reserve(t, (int64_t)nm, path);
+    const json_t *csp = json_object_get(model, "continuing_subword_prefix");
+    size_t r_skip = json_is_string(csp) ? json_string_length(csp) : 0;
+    for (size_t r = 0; st == LQ_OK && r < nm; r++) {
+        const char *l, *rr;
+        size_t ll, rl;
+        if (!merge_parts(json_array_get(merges, r), &l, &ll, &rr, &rl)) {
+            st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu] is not \"a b\" or [a, b]", path, r);
+            break;
+        }
+        st = tok_add_merge_ex(t, l, ll, rr, rl, r_skip, true, path, (int64_t)r);
+        if (st != LQ_OK || !spm) continue;
+        char stack[512];
+        char *cat = ll + rl <= sizeof stack ? stack : malloc(ll + rl);
+        if (!cat) {
+            st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        size_t skip = r_skip < rl ? r_skip : rl;
+        memcpy(cat, l, ll);
+        memcpy(cat + ll, rr + skip, rl - skip);
+        int32_t id = tok_find(t, cat, ll + rl - skip);
+        if (cat != stack) free(cat);
+        if (id < 0) {
+            st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu]: merged piece is not in the vocabulary", path, r);
+            break;
+        }
+        if (isinf(t->score[id])) t->score[id] = -(float)r;
+    }
+    return st;
+}
+
+/* BOS: the special token a TemplateProcessing post-processor puts first, else by name; EOS by
+ * name. */
+static void set_bos_eos(lq_tokenizer *t, const json_t *root, const json_t *model, bool spm) {
+    const json_t *tp = find_type(json_object_get(root, "post_processor"), "TemplateProcessing");
+    const json_t *first = tp ? json_array_get(json_object_get(tp, "single"), 0) : NULL;
+    const json_t *sp = json_object_get(first, "SpecialToken");
+    if (sp) {
+        t->bos = find_cstr(t, json_string_value(json_object_get(sp, "id")));
+        t->add_bos = t->bos >= 0;
+    } else {
+        static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
+        t->bos = first_of(t, bos_names);
+        /* Llama-2 files without a post-processor: transformers' LlamaTokenizerFast adds BOS */
+        t->add_bos = spm && json_is_true(json_object_get(model, "byte_fallback")) &&
+                     !json_object_get(root, "post_processor") && t->bos >= 0;
+    }
+    static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", NULL};
+    t->eos = first_of(t, eos_names);
+}
+
 static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) {
     if (!json_is_object(root)) return lq_fail(LQ_ERR_FORMAT, "%s: not a JSON object", path);
     const json_t *model = json_object_get(root, "model");
@@ -143,36 +200,7 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
     if (st == LQ_OK) st = tok_finalize(t, path);
     t->unk = find_cstr(t, unk);
 
-    size_t nm = json_is_array(merges) ? json_array_size(merges) : 0;
-    if (st == LQ_OK) st = tok_merges_reserve(t, (int64_t)nm, path);
-    const json_t *csp = json_object_get(model, "continuing_subword_prefix");
-    size_t r_skip = json_is_string(csp) ? json_string_length(csp) : 0;
-    for (size_t r = 0; st == LQ_OK && r < nm; r++) {
-        const char *l, *rr;
-        size_t ll, rl;
-        if (!merge_parts(json_array_get(merges, r), &l, &ll, &rr, &rl)) {
-            st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu] is not \"a b\" or [a, b]", path, r);
-            break;
-        }
-        st = tok_add_merge_ex(t, l, ll, rr, rl, r_skip, true, path, (int64_t)r);
-        if (st != LQ_OK || !spm) continue;
-        char stack[512];
-        char *cat = ll + rl <= sizeof stack ? stack : malloc(ll + rl);
-        if (!cat) {
-            st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", path);
-            break;
-        }
-        size_t skip = r_skip < rl ? r_skip : rl;
-        memcpy(cat, l, ll);
-        memcpy(cat + ll, rr + skip, rl - skip);
-        int32_t id = tok_find(t, cat, ll + rl - skip);
-        if (cat != stack) free(cat);
-        if (id < 0) {
-            st = lq_fail(LQ_ERR_FORMAT, "%s: model.merges[%zu]: merged piece is not in the vocabulary", path, r);
-            break;
-        }
-        if (isinf(t->score[id])) t->score[id] = -(float)r;
-    }
+    if (st == LQ_OK) st = load_merges(t, model, spm, path);
 
     if (st == LQ_OK) {
         t->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
@@ -187,22 +215,7 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
                 t->add_space_prefix = true;
         }
     }
-    /* BOS: the special token a TemplateProcessing post-processor puts first; else by name */
-    const json_t *tp = find_type(json_object_get(root, "post_processor"), "TemplateProcessing");
-    const json_t *first = tp ? json_array_get(json_object_get(tp, "single"), 0) : NULL;
-    const json_t *sp = json_object_get(first, "SpecialToken");
-    if (sp) {
-        t->bos = find_cstr(t, json_string_value(json_object_get(sp, "id")));
-        t->add_bos = t->bos >= 0;
-    } else {
-        static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", NULL};
-        t->bos = first_of(t, bos_names);
-        /* Llama-2 files without a post-processor: transformers' LlamaTokenizerFast adds BOS */
-        t->add_bos = spm && json_is_true(json_object_get(model, "byte_fallback")) &&
-                     !json_object_get(root, "post_processor") && t->bos >= 0;
-    }
-    static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>", NULL};
-    t->eos = first_of(t, eos_names);
+    set_bos_eos(t, root, model, spm);
     if (st != LQ_OK) {
         lq_tokenizer_free(t);
         return st;

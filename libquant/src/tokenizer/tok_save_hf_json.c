@@ -85,6 +85,43 @@ static json_t *chk(json_t *x, bool *ok) {
 }
 #define J(x) chk((x), &ok)
 
+/* The "model" object: the BPE vocabulary and merges (an SPM vocabulary's merges recovered from
+ * its scores). *okp becomes false when something could not be built. */
+static json_t *build_model(const lq_tokenizer *t, bool spm, bool *okp) {
+    bool ok = true;
+    json_t *model = json_object(), *vocab = json_object(), *merges = json_array();
+    if (model && vocab && merges) {
+        json_object_set_new(model, "type", json_string("BPE"));
+        json_object_set_new(model, "dropout", json_null());
+        json_object_set_new(model, "unk_token", t->unk >= 0 ? J(json_string(t->piece[t->unk])) : json_null());
+        json_object_set_new(model, "continuing_subword_prefix", json_null());
+        json_object_set_new(model, "end_of_word_suffix", json_null());
+        json_object_set_new(model, "fuse_unk", json_boolean(spm));
+        json_object_set_new(model, "byte_fallback", json_boolean(spm));
+        if (!spm) json_object_set_new(model, "ignore_merges", json_boolean(t->ignore_merges));
+        for (int32_t id = 0; id < t->n_vocab && ok; id++) {
+            if (t->piece_len[id] == 0 || t->type[id] == TOK_TYPE_UNUSED) continue;
+            if (tok_find(t, t->piece[id], t->piece_len[id]) != id) continue; /* duplicate text */
+            json_t *k = json_integer(id);
+            if (!k || json_object_setn_new(vocab, t->piece[id], t->piece_len[id], k) != 0) ok = false;
+        }
+        if (spm) {
+            spm_merge *m = NULL;
+            size_t n = 0;
+            if (spm_merges(t, &m, &n) != LQ_OK) ok = false;
+            for (size_t i = 0; i < n && ok; i++) json_array_append_new(merges, J(str_pair(t, m[i].left, m[i].right)));
+            free(m);
+        } else {
+            for (int64_t i = 0; i < t->n_merges && ok; i++)
+                json_array_append_new(merges, J(str_pair(t, t->merges[i][0], t->merges[i][1])));
+        }
+    }
+    json_object_set_new(model, "vocab", J(vocab));
+    json_object_set_new(model, "merges", J(merges));
+    if (!ok) *okp = false;
+    return model;
+}
+
 static json_t *build(const lq_tokenizer *t, bool *okp) {
     bool ok = true;
     bool spm = t->kind == LQ_TOK_SPM;
@@ -159,36 +196,7 @@ static json_t *build(const lq_tokenizer *t, bool *okp) {
                     "use_regex", 1);
     json_object_set_new(root, "decoder", J(dec));
 
-    json_t *model = json_object(), *vocab = json_object(), *merges = json_array();
-    if (model && vocab && merges) {
-        json_object_set_new(model, "type", json_string("BPE"));
-        json_object_set_new(model, "dropout", json_null());
-        json_object_set_new(model, "unk_token", t->unk >= 0 ? J(json_string(t->piece[t->unk])) : json_null());
-        json_object_set_new(model, "continuing_subword_prefix", json_null());
-        json_object_set_new(model, "end_of_word_suffix", json_null());
-        json_object_set_new(model, "fuse_unk", json_boolean(spm));
-        json_object_set_new(model, "byte_fallback", json_boolean(spm));
-        if (!spm) json_object_set_new(model, "ignore_merges", json_boolean(t->ignore_merges));
-        for (int32_t id = 0; id < t->n_vocab && ok; id++) {
-            if (t->piece_len[id] == 0 || t->type[id] == TOK_TYPE_UNUSED) continue;
-            if (tok_find(t, t->piece[id], t->piece_len[id]) != id) continue; /* duplicate text */
-            json_t *k = json_integer(id);
-            if (!k || json_object_setn_new(vocab, t->piece[id], t->piece_len[id], k) != 0) ok = false;
-        }
-        if (spm) {
-            spm_merge *m = NULL;
-            size_t n = 0;
-            if (spm_merges(t, &m, &n) != LQ_OK) ok = false;
-            for (size_t i = 0; i < n && ok; i++) json_array_append_new(merges, J(str_pair(t, m[i].left, m[i].right)));
-            free(m);
-        } else {
-            for (int64_t i = 0; i < t->n_merges && ok; i++)
-                json_array_append_new(merges, J(str_pair(t, t->merges[i][0], t->merges[i][1])));
-        }
-    }
-    json_object_set_new(model, "vocab", J(vocab));
-    json_object_set_new(model, "merges", J(merges));
-    json_object_set_new(root, "model", J(model));
+    json_object_set_new(root, "model", J(build_model(t, spm, &ok)));
     *okp = ok;
     return root;
 }
