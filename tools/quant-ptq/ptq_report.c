@@ -68,7 +68,7 @@ static void print_clip_text(const lq_ptq_summary *r) {
 }
 
 void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
-                          const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv) {
+                       const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv) {
     const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
@@ -146,7 +146,7 @@ void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char
 /* Run the first max_tokens tokens of text_path through the model and collect its imatrix.
  * Returns 0 or the exit code (the error printed). */
 int ptq_collect_calib(const char *model, const char *tok_path, const char *text_path, int max_tokens,
-                         lq_pool *pool, lq_imatrix **out) {
+                      lq_pool *pool, lq_imatrix **out) {
     lq_model *m = NULL;
     lq_tokenizer *tok = NULL;
     lq_session *s = NULL;
