@@ -88,8 +88,11 @@ static int ref_code(float x, float s) {
     return (int)nearbyintf(v);
 }
 
-/* 4-bit symmetric GPTQ, group gs, damp 0.01, optional activation order (descending diag). */
-static void ref_gptq(const float *W, int rows, int cols, const double *H0, int gs, bool actorder, int8_t *codes) {
+/* 4-bit symmetric GPTQ, group gs, damp 0.01, optional activation order (descending diag);
+ * nm_m > 0 (no activation order): joint N:M pruning, at each group of nm_m columns the
+ * nm_m - nm_n lowest w^2 / U_ii^2 (ties: lower column) get code 0, SparseGPT's rule. */
+static void ref_gptq(const float *W, int rows, int cols, const double *H0, int gs, bool actorder, int nm_n, int nm_m,
+                     int8_t *codes) {
     int n = cols, *perm = malloc(sizeof(int) * n);
     for (int i = 0; i < n; i++) perm[i] = i;
     if (actorder) /* insertion sort: descending diag, ties by index */
@@ -119,9 +122,20 @@ static void ref_gptq(const float *W, int rows, int cols, const double *H0, int g
         float *sc = malloc(sizeof(float) * (cols / gs));
         for (int g = 0; g < cols / gs; g++) sc[g] = ref_scale(W + r * cols + g * gs, gs);
         for (int p = 0; p < n; p++) w[p] = dead[perm[p]] ? 0.0 : W[r * cols + perm[p]];
+        bool cut[64] = {false};
         for (int i = 0; i < n; i++) {
+            if (nm_m > 0 && i % nm_m == 0)
+                for (int a = 0; a < nm_m; a++) { /* cut a when nm_n or more of the group rank above it */
+                    const double ka = w[i + a] * w[i + a] / (U[(i + a) * n + i + a] * U[(i + a) * n + i + a]);
+                    int above = 0;
+                    for (int b = 0; b < nm_m; b++) {
+                        const double kb = w[i + b] * w[i + b] / (U[(i + b) * n + i + b] * U[(i + b) * n + i + b]);
+                        above += kb > ka || (kb == ka && b > a);
+                    }
+                    cut[a] = above >= nm_n;
+                }
             float s = sc[perm[i] / gs];
-            int c = ref_code((float)w[i], s);
+            int c = nm_m > 0 && cut[i % nm_m] ? 0 : ref_code((float)w[i], s);
             double q = (double)((float)c * s);
             double err = (w[i] - q) / U[i * n + i];
             for (int j = i + 1; j < n; j++) w[j] -= err * U[i * n + j];
@@ -194,7 +208,7 @@ static void against_reference(bool actorder) {
     double *H = malloc(sizeof(double) * cols * cols);
     direct_hessian(X, n, cols, H);
     int8_t *want = malloc((size_t)rows * cols), *got = malloc((size_t)rows * cols);
-    ref_gptq(W, rows, cols, H, gs, actorder, want);
+    ref_gptq(W, rows, cols, H, gs, actorder, 0, 0, want);
     float sc[24 * 3], zp[24 * 3];
     lq_gptq_params p = {.bits = 4, .group_size = gs, .damp = 0.01, .block_size = 32,
                         .actorder = actorder ? LQ_GPTQ_ACTORDER_WEIGHT : LQ_GPTQ_ACTORDER_NONE};
@@ -222,6 +236,51 @@ static void against_reference(bool actorder) {
 
 Test(gptq, same_codes_as_reference) { against_reference(false); }
 Test(gptq, same_codes_as_reference_actorder) { against_reference(true); }
+
+/* Joint SparseGPT + GPTQ 2:4 (llm-compressor's 2:4 + W4A16 in one sweep): the same codes as the
+ * reference, exactly 2 of every 4 weights pruned to the code of 0 in every row, and the kept ones
+ * still GPTQ's (not RTN's). */
+Test(gptq, joint_two_four_same_codes_as_reference) {
+    const int n = 400, rows = 24, cols = 96, gs = 32;
+    g_rng = 11;
+    float *X = make_inputs(n, cols, -1);
+    float *W = malloc(sizeof(float) * rows * cols);
+    for (int i = 0; i < rows * cols; i++) W[i] = (float)(0.05 * nrand());
+    double *H = malloc(sizeof(double) * cols * cols);
+    direct_hessian(X, n, cols, H);
+    int8_t *want = malloc((size_t)rows * cols), *got = malloc((size_t)rows * cols);
+    ref_gptq(W, rows, cols, H, gs, false, 2, 4, want);
+    float sc[24 * 3], zp[24 * 3];
+    lq_gptq_params p = {.bits = 4, .group_size = gs, .damp = 0.01, .block_size = 32, .nm_n = 2, .nm_m = 4};
+    lq_gptq_linear_stat st;
+    cr_assert_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, got, sc, zp, &st), LQ_OK, "%s", lq_last_error());
+    int diff = 0, moved = 0;
+    for (int i = 0; i < rows * cols; i++) diff += want[i] != got[i];
+    cr_expect_eq(diff, 0, "%d of %d codes differ from the reference", diff, rows * cols);
+    cr_expect_eq(st.pruned, rows * cols / 2);
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < cols; g += 4) {
+            int zeros = 0;
+            for (int q = 0; q < 4; q++) {
+                const int i = r * cols + g + q;
+                zeros += got[i] == 0;
+                moved += got[i] != 0 && got[i] != ref_code(W[i], sc[r * 3 + (g + q) / gs]);
+            }
+            cr_assert_geq(zeros, 2, "row %d columns %d..%d: %d zeros", r, g, g + 3, zeros);
+        }
+    cr_expect_gt(moved, rows * cols / 20, "the kept weights moved from RTN in only %d places", moved);
+    /* refused with activation order, or a group that does not divide the columns */
+    p.actorder = LQ_GPTQ_ACTORDER_WEIGHT;
+    cr_expect_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, got, sc, zp, &st), LQ_ERR_INVALID_ARG);
+    p.actorder = LQ_GPTQ_ACTORDER_NONE;
+    p.nm_m = 5;
+    cr_expect_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, got, sc, zp, &st), LQ_ERR_INVALID_ARG);
+    free(X);
+    free(W);
+    free(H);
+    free(want);
+    free(got);
+}
 
 /* A diagonal Hessian has no correlations to exploit: GPTQ is RTN, byte for byte the W4A16
  * format's own quantize_ref (so the packed codes are the layout the writer stores). */

@@ -151,17 +151,6 @@ static void print_summary(const lq_prune_summary *r, const char *out, bool json,
 
 /* ---- main ------------------------------------------------------------------------------------------ */
 
-static bool parse_nm(const char *s, int *n, int *m) {
-    const char *colon = s ? strchr(s, ':') : NULL;
-    if (!colon) return false;
-    char nb[16];
-    size_t k = (size_t)(colon - s);
-    if (k == 0 || k >= sizeof nb) return false;
-    memcpy(nb, s, k);
-    nb[k] = 0;
-    return tool_parse_int(nb, 1, n) && tool_parse_int(colon + 1, 1, m);
-}
-
 /* The parsed command line. */
 typedef struct prune_cli {
     const char *model, *out_dir, *method_arg;
@@ -258,7 +247,7 @@ static int parse_args(int argc, char **argv, prune_cli *c) {
         } else if (prune_calib_arg(&a, &c->pc, &rc)) {
             if (rc) return rc;
         } else if (tool_args_value(&a, "--nm") || tool_args_value(&a, "--pattern")) {
-            if (!parse_nm(a.value, &c->o.nm_n, &c->o.nm_m) || c->o.nm_n > c->o.nm_m || c->o.nm_m > 64)
+            if (!tool_parse_nm(a.value, &c->o.nm_n, &c->o.nm_m) || c->o.nm_n > c->o.nm_m || c->o.nm_m > 64)
                 return tool_bad_args("--nm / --pattern expect N:M with 0 < N <= M <= 64 (2:4, 4:8), not '%s'",
                                      a.value);
             c->have_nm = true;

@@ -44,7 +44,7 @@ static void usage(FILE *f) {
             "                 [--rounding amax|signed-max] [--clip-search [--calib TEXT]]\n"
             "                 [--method rtn|gptq] [--calib TEXT]... [--calib-samples N] [--calib-len L]\n"
             "                 [--calib-seed N] [--dampening F] [--actorder none|weight|static]\n"
-            "                 [--block-size N] [--threads N] [--force] [--json]\n"
+            "                 [--block-size N] [--pattern N:M] [--threads N] [--force] [--json]\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
             "compressed-tensors directory (config.json with quantization_config, model.safetensors,\n"
@@ -105,7 +105,9 @@ static void usage(FILE *f) {
             "                     128) of --calib-len L tokens (default 512) drawn with\n"
             "                     --calib-seed (default 0); --dampening F of mean(diag H)\n"
             "                     (default 0.01); --actorder none|weight|static (static = weight;\n"
-            "                     default none); --block-size N lazy-batch columns (default 128).\n"
+            "                     default none); --block-size N lazy-batch columns (default 128);\n"
+            "                     --pattern N:M also prunes in the same sweep (SparseGPT's rule,\n"
+            "                     keep N of every M columns, e.g. 2:4: llm-compressor's 2:4 + W4A16).\n"
             "                     The summary gives each Linear's output error RTN vs GPTQ\n");
     ptq_smooth_usage(f);
     fprintf(f,

@@ -112,6 +112,17 @@ bool tool_parse_float(const char *s, float min, float max, float *out) {
     return true;
 }
 
+bool tool_parse_nm(const char *s, int *n, int *m) {
+    const char *colon = s ? strchr(s, ':') : NULL;
+    if (!colon) return false;
+    char nb[16];
+    size_t k = (size_t)(colon - s);
+    if (k == 0 || k >= sizeof nb) return false;
+    memcpy(nb, s, k);
+    nb[k] = 0;
+    return tool_parse_int(nb, 1, n) && tool_parse_int(colon + 1, 1, m);
+}
+
 bool tool_parse_dtype(const char *s, lq_dtype *out) {
     if (!s) return false;
     if (strcmp(s, "f32") == 0) *out = LQ_DTYPE_F32;

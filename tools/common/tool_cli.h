@@ -83,6 +83,9 @@ bool tool_parse_u64(const char *s, uint64_t *out);
 /* Finite float in [min, max] (strtof syntax); false on NULL, empty, junk, NaN/Inf or range. */
 bool tool_parse_float(const char *s, float min, float max, float *out);
 
+/* "N:M" (both decimal ints >= 1, as tool_parse_int); false otherwise. The caller checks N <= M. */
+bool tool_parse_nm(const char *s, int *n, int *m);
+
 /* Storage dtype by name: f32, f16 or bf16. False on anything else (NULL included). */
 bool tool_parse_dtype(const char *s, lq_dtype *out);
 

@@ -23,6 +23,10 @@ bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
     } else if (tool_args_value(a, "--block-size")) {
         if (!tool_parse_int(a->value, 1, &v)) *rc = tool_args_bad_value(a);
         g->o.block_size = v;
+    } else if (tool_args_value(a, "--pattern")) {
+        if (!tool_parse_nm(a->value, &g->o.nm_n, &g->o.nm_m) || g->o.nm_n > g->o.nm_m || g->o.nm_m > 64)
+            *rc = tool_bad_args("--pattern expects N:M with 0 < N <= M <= 64 (2:4 keeps 2 of every 4), not '%s'",
+                                a->value);
     } else if (tool_args_value(a, "--actorder")) {
         if (!lq_gptq_actorder_parse(a->value, &g->o.actorder))
             *rc = tool_bad_args("--actorder must be none, weight or static, not '%s'", a->value);
@@ -35,13 +39,14 @@ bool tool_gptq_arg(tool_args *a, tool_gptq *g, int *rc) {
 int tool_gptq_check(const tool_gptq *g, const lq_ptq_opts *o) {
     if (!g->on) {
         if (g->o.calib.n_samples || g->o.calib.sample_len || g->o.damp > 0 || g->o.block_size || g->o.actorder ||
-            g->o.calib.seed)
-            return tool_bad_args("--calib-samples, --calib-len, --calib-seed, --dampening, --actorder and "
-                                 "--block-size go with --method gptq");
+            g->o.calib.seed || g->o.nm_m)
+            return tool_bad_args("--calib-samples, --calib-len, --calib-seed, --dampening, --actorder, "
+                                 "--block-size and --pattern go with --method gptq");
         return 0;
     }
     if (g->n_calib == 0) return tool_bad_args("--method gptq needs calibration text (--calib FILE)");
     if (o->clip_search) return tool_bad_args("--clip-search is RTN's; GPTQ uses the min/max scales");
+    if (g->o.nm_m && g->o.actorder) return tool_bad_args("--pattern (joint N:M pruning) needs --actorder none");
     if (!lq_ct_packed(o->scheme))
         return tool_bad_args("--method gptq writes W4A16, W3A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
     return 0;
@@ -91,9 +96,9 @@ void tool_gptq_print(const tool_gptq *g, bool json) {
             printf("%s{\"name\": ", i ? ", " : "");
             tool_print_json_string(l->name);
             printf(", \"out_err_rtn\": %.6g, \"out_err_gptq\": %.6g, \"damp\": %.6g, \"retries\": %d, "
-                   "\"rtn_fallback\": %s, \"dead_cols\": %lld, \"loss\": %.6g}",
+                   "\"rtn_fallback\": %s, \"dead_cols\": %lld, \"loss\": %.6g, \"pruned\": %lld}",
                    l->rel_err_rtn, l->rel_err_gptq, l->g.damp, l->g.retries, l->g.rtn_fallback ? "true" : "false",
-                   (long long)l->g.dead_cols, l->g.loss);
+                   (long long)l->g.dead_cols, l->g.loss, (long long)l->g.pruned);
         }
         printf("]}");
         return;
@@ -101,6 +106,12 @@ void tool_gptq_print(const tool_gptq *g, bool json) {
     printf("  gptq        %lld samples x %lld tokens (of %lld windows), actorder %s, %.1f s layer by layer\n",
            (long long)s->n_samples, (long long)s->sample_len, (long long)s->n_windows,
            lq_gptq_actorder_name(g->o.actorder), s->calib_seconds);
+    if (g->o.nm_m) {
+        int64_t pruned = 0, params = 0;
+        for (int64_t i = 0; i < s->n_linears; i++) pruned += s->linears[i].g.pruned, params += s->linears[i].rows * s->linears[i].cols;
+        printf("  pruned      %d:%d in the same sweep: %lld of %lld weights of the GPTQ Linears (%.1f%%)\n", g->o.nm_n,
+               g->o.nm_m, (long long)pruned, (long long)params, params ? 100.0 * (double)pruned / (double)params : 0.0);
+    }
     printf("  output err  ||WX-QX||/||WX|| on the calibration inputs, mean RTN %.5f -> GPTQ %.5f:\n", sr / n, sg / n);
     for (int64_t i = 0; i < s->n_linears; i++) {
         const lq_gptq_stat *l = &s->linears[i];

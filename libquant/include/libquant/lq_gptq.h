@@ -106,6 +106,13 @@ typedef struct lq_gptq_params {
     int block_size;              /* lazy-batch width; 0 = 128 */
     lq_gptq_actorder actorder;
     lq_pool *pool;               /* rows are swept across it; NULL ok */
+    /* Joint SparseGPT + GPTQ (nm_m > 0): N:M pruning inside the same sweep, keeping nm_n of every
+     * nm_m consecutive columns of a row. At each group of nm_m columns the sweep prunes the
+     * nm_m - nm_n lowest w^2 / U_ii^2 of the weights as updated so far (SparseGPT's N:M rule,
+     * lq_sparsegpt.h); a pruned weight gets the code of 0 (its dequantized value is exactly 0)
+     * and its error propagates like a rounding error. Scales stay those of the original weight.
+     * Needs actorder none, nm_m dividing cols and block_size, 0 <= nm_n <= nm_m <= 64. */
+    int nm_n, nm_m;
 } lq_gptq_params;
 
 typedef struct lq_gptq_linear_stat {
@@ -114,6 +121,7 @@ typedef struct lq_gptq_linear_stat {
     bool rtn_fallback;           /* every retry failed: H^-1 taken as identity (plain RTN) */
     int64_t dead_cols;           /* columns with diag(H) = 0 (never active): weights zeroed */
     double loss;                 /* GPTQ's loss: sum over rows of sum_i err_i^2 / 2 */
+    int64_t pruned;              /* weights the joint N:M sweep set to 0 */
 } lq_gptq_linear_stat;
 
 /* Quantize W (rows x cols f32) against H (cols x cols, full; neither is modified; two working
@@ -137,6 +145,9 @@ typedef struct lq_gptq_opts {
     double damp;                 /* 0 = 0.01 */
     int block_size;              /* 0 = 128 */
     lq_gptq_actorder actorder;
+    int nm_n, nm_m;              /* nm_m > 0: joint N:M pruning in the sweep (lq_gptq_params) of
+                                  * every Linear GPTQ quantizes; a Linear whose columns nm_m does
+                                  * not divide is refused by name */
     lq_gptq_progress_fn progress;
     void *user;
 } lq_gptq_opts;

@@ -198,7 +198,30 @@ typedef struct sweep {
     int8_t *codes;
     const float *scales, *zeros;
     double *loss;          /* per task */
+    int nm_n, nm_m;        /* joint N:M pruning (nm_m > 0; identity column order) */
+    int64_t *pruned;       /* per task */
 } sweep;
+
+/* N:M of the group at column g of row w: keep[q] = 0 for the nm_m - nm_n lowest w^2 / U_jj^2
+ * (ties: lower column first), SparseGPT's rule (sparsegpt.c nm_group). */
+static void nm_mask(const sweep *s, const double *w, int64_t g, uint8_t *keep) {
+    struct { double v; int q; } k[64];
+    for (int q = 0; q < s->nm_m; q++) {
+        const double d = s->U[(g + q) * s->cols + g + q];
+        k[q].v = w[g + q] * w[g + q] / (d * d);
+        k[q].q = q;
+        keep[q] = 1;
+    }
+    for (int a = 1; a < s->nm_m; a++) /* insertion sort: nm_m <= 64, stable */
+        for (int b = a; b > 0 && k[b].v < k[b - 1].v; b--) {
+            const double v = k[b].v;
+            const int q = k[b].q;
+            k[b] = k[b - 1];
+            k[b - 1].v = v;
+            k[b - 1].q = q;
+        }
+    for (int q = 0; q < s->nm_m - s->nm_n; q++) keep[k[q].q] = 0;
+}
 
 static void sweep_task(void *ctx, int64_t task, int tid) {
     (void)tid;
@@ -220,6 +243,8 @@ static void sweep_task(void *ctx, int64_t task, int tid) {
             w[r * cols + p] = s->dead[c] ? 0.0 : (double)s->W[(r0 + r) * cols + c];
         }
     double loss = 0.0;
+    int64_t pruned = 0;
+    uint8_t keep[64];
     for (int64_t i1 = 0; i1 < cols; i1 += B) {
         const int64_t i2 = i1 + B < cols ? i1 + B : cols;
         for (int64_t r = 0; r < nr; r++) {
@@ -227,7 +252,10 @@ static void sweep_task(void *ctx, int64_t task, int tid) {
             const float *sc = s->scales + (r0 + r) * s->n_groups, *zp = s->zeros + (r0 + r) * s->n_groups;
             for (int64_t i = i1; i < i2; i++) {
                 const float scale = sc[s->gidx[i]], zero = zp[s->gidx[i]];
-                const int code = lq_quant_int_code((float)wr[i], scale, zero, s->qmin, s->qmax);
+                if (s->nm_m > 0 && i % s->nm_m == 0) nm_mask(s, wr, i, keep);
+                const bool cut = s->nm_m > 0 && !keep[i % s->nm_m];
+                pruned += cut;
+                const int code = lq_quant_int_code(cut ? 0.0f : (float)wr[i], scale, zero, s->qmin, s->qmax);
                 /* fake_quantize's dequantization, in f32 as compressed-tensors computes it */
                 const double q = (double)(((float)code - zero) * scale);
                 const double *u = s->U + i * cols;
@@ -249,6 +277,7 @@ static void sweep_task(void *ctx, int64_t task, int tid) {
         }
     }
     s->loss[task] = loss / 2.0;
+    s->pruned[task] = pruned;
     free(w);
     free(E);
 }
@@ -287,6 +316,11 @@ lq_status lq_gptq_quantize_linear(const float *W, int64_t rows, int64_t cols, co
         return lq_fail(LQ_ERR_INVALID_ARG, "gptq: group size %lld does not divide %lld columns", (long long)gs,
                        (long long)cols);
     const int64_t ng = cols / gs, B = p->block_size > 0 ? p->block_size : 128;
+    if (p->nm_m > 0 && (p->nm_n < 0 || p->nm_n > p->nm_m || p->nm_m > 64 || cols % p->nm_m != 0 ||
+                        B % p->nm_m != 0 || p->actorder != LQ_GPTQ_ACTORDER_NONE))
+        return lq_fail(LQ_ERR_INVALID_ARG, "gptq: joint N:M %d:%d needs 0 <= N <= M <= 64, M dividing the %lld "
+                       "columns and the block size %lld, and no activation order", p->nm_n, p->nm_m,
+                       (long long)cols, (long long)B);
     const int qmin = -(1 << (p->bits - 1)), qmax = (1 << (p->bits - 1)) - 1;
     /* RTN's scales of the original weight, before anything is zeroed (the observer's timing) */
     lq_quant_params qp = {.group_size = (int32_t)gs, .asym = p->asym, .scale_dtype = p->scale_dtype};
@@ -299,8 +333,9 @@ lq_status lq_gptq_quantize_linear(const float *W, int64_t rows, int64_t cols, co
     double *Hp = malloc((size_t)(cols * cols) * sizeof *Hp);
     int64_t n_tasks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
     double *loss = calloc((size_t)n_tasks, sizeof *loss);
+    int64_t *pruned = calloc((size_t)n_tasks, sizeof *pruned);
     lq_status st = LQ_OK;
-    if (!perm || !gidx || !dead || !Hp || !loss) {
+    if (!perm || !gidx || !dead || !Hp || !loss || !pruned) {
         st = lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Linear", (long long)rows, (long long)cols);
         goto done;
     }
@@ -318,9 +353,9 @@ lq_status lq_gptq_quantize_linear(const float *W, int64_t rows, int64_t cols, co
     if ((st = lq_gptq_factorize(Hp, cols, p->damp > 0.0 ? p->damp : 0.01, stat)) != LQ_OK) goto done;
     sweep s = {.W = W, .rows = rows, .cols = cols, .n_groups = ng, .block = B, .U = Hp, .perm = perm, .gidx = gidx,
                .dead = dead, .qmin = qmin, .qmax = qmax, .codes = codes, .scales = scales, .zeros = zeros,
-               .loss = loss};
+               .loss = loss, .nm_n = p->nm_n, .nm_m = p->nm_m, .pruned = pruned};
     lq_pool_run(p->pool, sweep_task, &s, n_tasks);
-    for (int64_t t = 0; t < n_tasks; t++) stat->loss += loss[t];
+    for (int64_t t = 0; t < n_tasks; t++) stat->loss += loss[t], stat->pruned += pruned[t];
     if (isnan(stat->loss)) st = lq_fail(LQ_ERR_NOMEM, "gptq: out of memory in the sweep");
 done:
     free(perm);
@@ -328,5 +363,6 @@ done:
     free(dead);
     free(Hp);
     free(loss);
+    free(pruned);
     return st;
 }

@@ -163,6 +163,11 @@ static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const
     gp->block_size = o->block_size > 0 ? o->block_size : 128;
     gp->actorder = o->actorder;
     gp->pool = o->ptq.pool;
+    gp->nm_n = o->nm_n;
+    gp->nm_m = o->nm_m;
+    if (o->nm_m > 0 && w->cols % o->nm_m != 0)
+        return lq_fail(LQ_ERR_INVALID_ARG, "gptq: '%s': %d:%d pruning needs the %lld columns to be a multiple of %d",
+                       name, o->nm_n, o->nm_m, (long long)w->cols, o->nm_m);
     return LQ_OK;
 }
 
