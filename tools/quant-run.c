@@ -7,9 +7,14 @@
  *             [--beams N] [--n-best K] [--length-penalty A] [--threads N] [--json]
  *   quant-run --model PATH --chat [--system TEXT] [--chat-template NAME|FILE] [--prompt TEXT]
  *   quant-run --model PATH --draft MODEL [--draft-max K] --prompt TEXT [decoding options]
+ *
+ * This file: the options, greedy / sampling and the dispatch. Beam search, --chat and --draft
+ * are in quant-run/beam.c, chat.c and spec.c; the output helpers in quant-run/output.c.
  */
 #include "lq_eval.h"
+#include "quant-run/run_beam.h"
 #include "quant-run/run_chat.h"
+#include "quant-run/run_output.h"
 #include "quant-run/run_spec.h"
 #include "tool_cli.h"
 #include "tool_model.h"
@@ -199,109 +204,14 @@ static int parse_args(int argc, char **argv, run_args *a) {
     return rc2;
 }
 
-/* ---- output ------------------------------------------------------------------------------------ */
-
-/* What has gone to stdout so far: the text must end with a newline before the speed line goes
- * to stderr, or a terminal shows "...Lily.40 tokens, ..." on one line. */
-typedef struct out_state {
-    size_t bytes;
-    char last;
-} out_state;
-
-static void out_write(out_state *o, const char *bytes, size_t len) {
-    if (len == 0) return;
-    fwrite(bytes, 1, len, stdout);
-    o->bytes += len;
-    o->last = bytes[len - 1];
-}
-
-/* Generated tokens with their decoded pieces, for --json and beam output. */
-typedef struct tok_log {
-    int32_t *ids;
-    double *lp, *lp_proc;
-    size_t *off;  /* (n + 1) piece i is text[off[i] .. off[i+1]) */
-    char *text;
-    size_t len, cap_text;
-    int n, cap;
-} tok_log;
-
-static bool log_push(tok_log *l, int32_t id, double lp, double lp_proc, const char *piece,
-                     size_t plen) {
-    if (l->n + 1 >= l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        int32_t *ids = realloc(l->ids, (size_t)cap * sizeof *ids);
-        if (ids) l->ids = ids;
-        double *lp1 = realloc(l->lp, (size_t)cap * sizeof *lp1);
-        if (lp1) l->lp = lp1;
-        double *lp2 = realloc(l->lp_proc, (size_t)cap * sizeof *lp2);
-        if (lp2) l->lp_proc = lp2;
-        size_t *off = realloc(l->off, (size_t)(cap + 1) * sizeof *off);
-        if (off) l->off = off;
-        if (!ids || !lp1 || !lp2 || !off) return false;
-        if (l->cap == 0) l->off[0] = 0;
-        l->cap = cap;
-    }
-    if (l->len + plen + 1 > l->cap_text) {
-        size_t cap = (l->len + plen + 1) * 2;
-        char *t = realloc(l->text, cap);
-        if (!t) return false;
-        l->text = t;
-        l->cap_text = cap;
-    }
-    memcpy(l->text + l->len, piece, plen);
-    l->len += plen;
-    l->ids[l->n] = id;
-    l->lp[l->n] = lp;
-    l->lp_proc[l->n] = lp_proc;
-    l->off[++l->n] = l->len;
-    return true;
-}
-
-static void log_free(tok_log *l) {
-    free(l->ids);
-    free(l->lp);
-    free(l->lp_proc);
-    free(l->off);
-    free(l->text);
-    memset(l, 0, sizeof *l);
-}
-
-/* [{"id", "text", ("bytes" when text is lossy), "logprob", ("logprob_processed")}] */
-static json_t *json_tokens(const tok_log *l, bool processed) {
-    json_t *arr = json_array();
-    for (int i = 0; i < l->n; i++) {
-        json_t *t = json_object();
-        const char *p = l->text + l->off[i];
-        size_t n = l->off[i + 1] - l->off[i];
-        bool lossy = false;
-        json_object_set_new(t, "id", json_integer(l->ids[i]));
-        json_object_set_new(t, "text", tool_json_text(p, n, &lossy));
-        if (lossy) {
-            json_t *b = json_array();
-            for (size_t k = 0; k < n; k++) json_array_append_new(b, json_integer((unsigned char)p[k]));
-            json_object_set_new(t, "bytes", b);
-        }
-        json_object_set_new(t, "logprob", json_real(l->lp[i]));
-        if (processed) json_object_set_new(t, "logprob_processed", json_real(l->lp_proc[i]));
-        json_array_append_new(arr, t);
-    }
-    return arr;
-}
-
-static double log_sum(const tok_log *l) {
-    double s = 0;
-    for (int i = 0; i < l->n; i++) s += l->lp[i];
-    return s;
-}
-
 /* ---- greedy and sampling ------------------------------------------------------------------------ */
 
 typedef struct gen_ctx {
     const lq_tokenizer *tok;
     int32_t prev;
     bool stream;
-    out_state *out;
-    tok_log log;
+    tool_out_state *out;
+    tool_tok_log log;
     bool oom;
 } gen_ctx;
 
@@ -311,20 +221,16 @@ static bool on_token(void *user, const lq_sample_info *t) {
     size_t n = lq_tokenizer_decode_token(g->tok, g->prev, t->id, piece, sizeof piece);
     if (n > sizeof piece) n = sizeof piece; /* pieces are short; never overrun */
     g->prev = t->id;
-    if (!log_push(&g->log, t->id, t->logprob, t->logprob_processed, piece, n)) {
+    if (!tool_log_push(&g->log, t->id, t->logprob, t->logprob_processed, piece, n)) {
         g->oom = true;
         return false;
     }
     if (g->stream) {
-        out_write(g->out, piece, n);
+        tool_out_write(g->out, piece, n);
         fflush(stdout); /* the point of streaming is to see each token as it comes */
         return !ferror(stdout);
     }
     return true;
-}
-
-static const char *stop_reason(bool hit_stop, int64_t n, int max_tokens) {
-    return hit_stop ? "eos" : n >= max_tokens ? "max_tokens" : "context";
 }
 
 static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, tool_spec *spec,
@@ -333,10 +239,10 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, to
     lq_sampler *smp = NULL;
     lq_status s = lq_sampler_create(&a->dec.sp, &smp);
     if (s != LQ_OK) return tool_fail(s);
-    out_state out = {0};
+    tool_out_state out = {0};
     gen_ctx g = {.tok = tok, .prev = ids[n - 1], .stream = !a->json, .out = &out};
     if (!a->json) { /* echo the prompt so the output reads as one text */
-        out_write(&out, prompt, plen);
+        tool_out_write(&out, prompt, plen);
         fflush(stdout);
     }
     int32_t stop[2] = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)};
@@ -350,7 +256,7 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, to
         s = lq_sample_generate(m, sess, smp, ids, n, &o, on_token, &g, &r);
     lq_sampler_free(smp);
     int rc = 0;
-    if (!a->json && out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
+    if (!a->json && out.bytes > 0 && out.last != '\n') tool_out_write(&out, "\n", 1);
     if (s == LQ_OK && g.oom) s = lq_fail(LQ_ERR_NOMEM, "out of memory for the generated text");
     if (s != LQ_OK) {
         fflush(stdout);
@@ -379,10 +285,10 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, to
         json_object_set_new(j, "prompt_tokens", json_integer(n));
         json_object_set_new(j, "text", tool_json_text(g.log.text, g.log.len, NULL));
         json_object_set_new(j, "n_generated", json_integer(r.n_generated));
-        json_object_set_new(j, "stop", json_string(stop_reason(r.hit_stop, r.n_generated,
+        json_object_set_new(j, "stop", json_string(tool_stop_reason(r.hit_stop, r.n_generated,
                                                                a->max_tokens)));
-        json_object_set_new(j, "logprob_sum", json_real(log_sum(&g.log)));
-        json_object_set_new(j, "tokens", json_tokens(&g.log, true));
+        json_object_set_new(j, "logprob_sum", json_real(tool_log_sum(&g.log)));
+        json_object_set_new(j, "tokens", tool_log_json(&g.log, true));
         json_object_set_new(j, "tokens_per_second", json_real(tps));
         json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
         if (spec) tool_spec_json(spec, j);
@@ -398,112 +304,7 @@ static int run_sample(const run_args *a, const lq_model *m, lq_session *sess, to
     fputc('\n', stderr);
     if (spec) tool_spec_print(spec, stderr);
 done:
-    log_free(&g.log);
-    return rc;
-}
-
-/* ---- beam search ---------------------------------------------------------------------------------- */
-
-static bool hyp_log(const lq_tokenizer *tok, int32_t prev, const lq_beam_hyp *h, tok_log *l) {
-    for (int i = 0; i < h->n; i++) {
-        char piece[256];
-        size_t k = 0;
-        /* the stop token ends the text: it is listed with its log-probability, but no bytes */
-        if (!(h->finished && i == h->n - 1)) {
-            k = lq_tokenizer_decode_token(tok, prev, h->tokens[i], piece, sizeof piece);
-            if (k > sizeof piece) k = sizeof piece;
-        }
-        if (!log_push(l, h->tokens[i], h->logprobs[i], h->logprobs[i], piece, k)) return false;
-        prev = h->tokens[i];
-    }
-    return true;
-}
-
-static int run_beam(const run_args *a, const lq_model *m, lq_pool *pool, const lq_tokenizer *tok,
-                    const int32_t *ids, int n, const char *prompt, size_t plen) {
-    int32_t stop[2] = {lq_tokenizer_eos(tok), lq_tokenizer_bos(tok)};
-    lq_beam_opts o = {.n_beams = a->dec.beams, .n_best = a->dec.n_best,
-                      .length_penalty = a->dec.length_penalty, .max_new = a->max_tokens,
-                      .stop_ids = stop, .n_stop = 2, .vocab = lq_tokenizer_vocab_size(tok)};
-    lq_beam_result r;
-    lq_status s = lq_beam_search(m, pool, ids, n, &o, &r);
-    if (s != LQ_OK) return tool_fail(s);
-    int rc = 0;
-    tok_log *logs = calloc((size_t)(r.n_hyps > 0 ? r.n_hyps : 1), sizeof *logs);
-    if (!logs) {
-        rc = tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory for %d hypotheses", r.n_hyps));
-        goto done;
-    }
-    for (int h = 0; h < r.n_hyps; h++)
-        if (!hyp_log(tok, ids[n - 1], &r.hyps[h], &logs[h])) {
-            rc = tool_fail(lq_fail(LQ_ERR_NOMEM, "out of memory for the hypotheses' text"));
-            goto done;
-        }
-    double fps = r.decode_s > 0 ? (double)r.n_forward / r.decode_s : 0;
-    double pps = r.prefill_s > 0 ? (double)r.n_prompt / r.prefill_s : 0;
-    int best_n = r.n_hyps > 0 ? r.hyps[0].n - (r.hyps[0].finished ? 1 : 0) : 0;
-    if (a->json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "mode", json_string("beam"));
-        json_t *p = json_object();
-        json_object_set_new(p, "beams", json_integer(a->dec.beams));
-        json_object_set_new(p, "n_best", json_integer(a->dec.n_best));
-        json_object_set_new(p, "length_penalty", tool_json_float(a->dec.length_penalty));
-        json_object_set_new(j, "params", p);
-        json_object_set_new(j, "prompt", tool_json_text(prompt, plen, NULL));
-        json_object_set_new(j, "prompt_tokens", json_integer(n));
-        json_t *hs = json_array();
-        for (int h = 0; h < r.n_hyps; h++) {
-            const lq_beam_hyp *y = &r.hyps[h];
-            json_t *o1 = json_object();
-            json_object_set_new(o1, "text", tool_json_text(logs[h].text, logs[h].len, NULL));
-            json_object_set_new(o1, "n_tokens", json_integer(y->n));
-            json_object_set_new(o1, "logprob_sum", json_real(y->logprob_sum));
-            json_object_set_new(o1, "score", json_real(y->score));
-            json_object_set_new(o1, "stop", json_string(stop_reason(y->finished, y->n,
-                                                                    a->max_tokens)));
-            json_object_set_new(o1, "tokens", json_tokens(&logs[h], false));
-            if (h == 0) { /* the best one also at the top level, as in the other modes */
-                json_object_set_new(j, "text", tool_json_text(logs[h].text, logs[h].len, NULL));
-                json_object_set_new(j, "n_generated", json_integer(best_n));
-                json_object_set_new(j, "stop", json_string(stop_reason(y->finished, y->n,
-                                                                       a->max_tokens)));
-                json_object_set_new(j, "logprob_sum", json_real(y->logprob_sum));
-                json_object_set_new(j, "tokens", json_tokens(&logs[h], false));
-            }
-            json_array_append_new(hs, o1);
-        }
-        json_object_set_new(j, "hypotheses", hs);
-        json_object_set_new(j, "tokens_per_second", json_real(fps));
-        json_object_set_new(j, "prefill_tokens_per_second", json_real(pps));
-        if (!tool_print_json(j)) {
-            rc = tool_error(1, "cannot format the JSON output");
-            goto done;
-        }
-    } else {
-        out_state out = {0};
-        for (int h = 0; h < r.n_hyps; h++) {
-            if (r.n_hyps > 1) { /* a header per hypothesis only when there are several */
-                char head[160];
-                int k = snprintf(head, sizeof head,
-                                 "%s--- hypothesis %d: score %.4f, log-prob %.4f, %d tokens%s ---\n",
-                                 h > 0 ? "\n" : "", h + 1, r.hyps[h].score,
-                                 r.hyps[h].logprob_sum, r.hyps[h].n,
-                                 r.hyps[h].finished ? " (eos)" : "");
-                out_write(&out, head, (size_t)k);
-            }
-            out_write(&out, prompt, plen);
-            out_write(&out, logs[h].text, logs[h].len);
-            if (out.bytes > 0 && out.last != '\n') out_write(&out, "\n", 1);
-        }
-    }
-    if ((rc = tool_finish_stdout()) != 0) goto done;
-    fprintf(stderr, "%d tokens, %d beams: %lld forwards at %.2f tok/s (prefill %.2f tok/s)\n",
-            best_n, a->dec.beams, (long long)r.n_forward, fps, pps);
-done:
-    for (int h = 0; logs && h < r.n_hyps; h++) log_free(&logs[h]);
-    free(logs);
-    lq_beam_result_free(&r);
+    tool_log_free(&g.log);
     return rc;
 }
 
@@ -573,7 +374,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (a.dec.beams > 1 && a.max_tokens > 0) { /* 0 tokens: nothing to search, the plain path */
-        rc = run_beam(&a, m, pool, tok, ids, (int)n, prompt, plen);
+        rc = tool_beam_run(&a.dec, a.max_tokens, a.json, m, pool, tok, ids, (int)n, prompt, plen);
         goto done;
     }
     if (a.draft) { /* the speculative path makes its own sessions */
