@@ -203,6 +203,12 @@ Test(ct_config, absent_foreign_and_unsupported) {
                      " {\"num_bits\": 2, \"type\": \"int\", \"strategy\": \"group\", \"group_size\": 64}}}}}";
     cr_expect_eq(lq_ct_config_parse(w2, "w2", &c), LQ_ERR_UNSUPPORTED);
     cr_expect(strstr(lq_last_error(), "group_0") != NULL, "%s", lq_last_error());
+    /* a weights type that is neither int nor float: refused, not read as int */
+    const char *uint4 = "{\"quantization_config\": {\"quant_method\": \"compressed-tensors\","
+                        " \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"weights\":"
+                        " {\"num_bits\": 4, \"type\": \"uint\", \"strategy\": \"group\", \"group_size\": 64}}}}}";
+    cr_expect_eq(lq_ct_config_parse(uint4, "uint4", &c), LQ_ERR_UNSUPPORTED);
+    cr_expect(strstr(lq_last_error(), "uint 4-bit") != NULL, "%s", lq_last_error());
     cr_expect_eq(lq_ct_config_parse("{\"quantization_config\": ", "bad", &c), LQ_ERR_FORMAT);
 }
 

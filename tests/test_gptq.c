@@ -269,6 +269,31 @@ Test(gptq, joint_two_four_same_codes_as_reference) {
             cr_assert_geq(zeros, 2, "row %d columns %d..%d: %d zeros", r, g, g + 3, zeros);
         }
     cr_expect_gt(moved, rows * cols / 20, "the kept weights moved from RTN in only %d places", moved);
+    /* asymmetric groups: a pruned weight is the zero point's code, exactly 0 dequantized; and the
+     * same codes on 1 and 2 threads */
+    int8_t *one = malloc((size_t)rows * cols), *two = malloc((size_t)rows * cols);
+    float zp1[24 * 3], sc1[24 * 3];
+    p.asym = true;
+    cr_assert_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, one, sc1, zp1, &st), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(st.pruned, rows * cols / 2);
+    lq_pool *pool = lq_pool_create(2);
+    p.pool = pool;
+    cr_assert_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, two, sc, zp, &st), LQ_OK, "%s", lq_last_error());
+    lq_pool_free(pool);
+    p.pool = NULL;
+    cr_expect_eq(memcmp(one, two, (size_t)rows * cols), 0, "1 and 2 threads differ");
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < cols; g += 4) {
+            int exact_zeros = 0;
+            for (int q = 0; q < 4; q++) {
+                const int k = r * 3 + (g + q) / gs;
+                exact_zeros += ((float)one[r * cols + g + q] - zp1[k]) * sc1[k] == 0.0f;
+            }
+            cr_assert_geq(exact_zeros, 2, "asym row %d columns %d..%d", r, g, g + 3);
+        }
+    free(one);
+    free(two);
+    p.asym = false;
     /* refused with activation order, or a group that does not divide the columns */
     p.actorder = LQ_GPTQ_ACTORDER_WEIGHT;
     cr_expect_eq(lq_gptq_quantize_linear(W, rows, cols, H, &p, got, sc, zp, &st), LQ_ERR_INVALID_ARG);

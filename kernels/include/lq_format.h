@@ -68,8 +68,10 @@ typedef enum lq_wfmt {
 } lq_wfmt;
 
 /* "No quantized format": a tensor a PTQ plan or recipe keeps in its stored dtype (lq_wfmt_get
- * returns NULL for it, as for any value out of range). */
-#define LQ_WFMT_NONE LQ_WFMT_COUNT
+ * returns NULL for it, as for any value out of range). A fixed value far past the formats, not
+ * LQ_WFMT_COUNT, so a program built against this header keeps its meaning when formats are
+ * appended. */
+#define LQ_WFMT_NONE ((lq_wfmt)0x7fff)
 
 /* How compressed-tensors stores a format: the storage half of its traits row, read by the PTQ
  * writer, the quantization_config writer and reader, the binder and the recipe size estimate,

@@ -47,6 +47,9 @@ int tool_gptq_check(const tool_gptq *g, const lq_ptq_opts *o) {
     if (g->n_calib == 0) return tool_bad_args("--method gptq needs calibration text (--calib FILE)");
     if (o->clip_search) return tool_bad_args("--clip-search is RTN's; GPTQ uses the min/max scales");
     if (g->o.nm_m && g->o.actorder) return tool_bad_args("--pattern (joint N:M pruning) needs --actorder none");
+    if (g->o.nm_m && (g->o.block_size > 0 ? g->o.block_size : 128) % g->o.nm_m != 0)
+        return tool_bad_args("--pattern %d:%d: M must divide the block size (%d)", g->o.nm_n, g->o.nm_m,
+                             g->o.block_size > 0 ? g->o.block_size : 128);
     if (!lq_ct_packed(o->scheme))
         return tool_bad_args("--method gptq writes W4A16, W3A16 or W8A16, not %s", lq_ptq_scheme_name(o->scheme));
     return 0;

@@ -109,7 +109,8 @@ typedef struct lq_gptq_params {
     /* Joint SparseGPT + GPTQ (nm_m > 0): N:M pruning inside the same sweep, keeping nm_n of every
      * nm_m consecutive columns of a row. At each group of nm_m columns the sweep prunes the
      * nm_m - nm_n lowest w^2 / U_ii^2 of the weights as updated so far (SparseGPT's N:M rule,
-     * lq_sparsegpt.h); a pruned weight gets the code of 0 (its dequantized value is exactly 0)
+     * lq_sparsegpt.h); a pruned weight gets the code that stands for 0 (0 symmetric, the zero
+     * point asymmetric: its dequantized value is exactly 0)
      * and its error propagates like a rounding error. Scales stay those of the original weight.
      * Needs actorder none, nm_m dividing cols and block_size, 0 <= nm_n <= nm_m <= 64. */
     int nm_n, nm_m;

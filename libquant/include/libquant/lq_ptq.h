@@ -200,7 +200,9 @@ void lq_ptq_kv_free(lq_ptq_kv *kv); /* frees the arrays; NULL ok */
 
 typedef struct lq_ptq_opts {
     lq_wfmt scheme;              /* default for every Linear not ignored or overridden: a format
-                                  * with compressed-tensors storage (lq_ct_storage_of) */
+                                  * with compressed-tensors storage (lq_ct_storage_of), or
+                                  * LQ_WFMT_NONE (only the overrides quantize); 0 is LQ_WFMT_F32,
+                                  * which has none, so a zeroed struct is refused */
     int32_t group_size;          /* W4A16 / W3A16 group size; 0 = 128; -1 = one group per row */
     bool asym;                   /* W4A16 / W3A16: asymmetric (zero points) */
     bool clip_search;            /* search each group's clipping ratio (lower error, slower) */

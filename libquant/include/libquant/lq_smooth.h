@@ -89,7 +89,8 @@ typedef struct lq_smooth_opts {
 
 /* AWQ's simulated RTN from the scheme the checkpoint is then written with (its format row's
  * compressed-tensors storage): that num_bits; grouped formats group_size as given (0 = 128, -1
- * one per row) and zero points, the others one group per row, symmetric. A format without storage leaves bits 4. */
+ * one per row) and zero points, the others one group per row, symmetric; a format without storage
+ * gets bits 4, one group per row, symmetric. Only AWQ reads them (it refuses bits other than 4, 8). */
 void lq_smooth_set_scheme(lq_smooth_opts *o, lq_wfmt scheme, int32_t group_size, bool asym);
 
 /* One mapping of one layer. */

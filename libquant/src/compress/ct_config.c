@@ -171,6 +171,7 @@ static lq_status parse_args(const char *path, const char *group, const char *wha
 static lq_wfmt storage_for(const char *type, int bits, const char *strategy, bool asym, bool has_in) {
     const bool channel = strcmp(strategy, "channel") == 0, group = strcmp(strategy, "group") == 0;
     const bool is_float = strcmp(type, "float") == 0, tensor = strcmp(strategy, "tensor") == 0;
+    if (!is_float && strcmp(type, "int") != 0) return LQ_WFMT_NONE; /* compressed-tensors has no other */
     for (int pass = 0; pass < 2; pass++)
         for (int f = 0; f < LQ_WFMT_COUNT; f++) {
             const lq_ct_storage *ct = lq_ct_storage_of((lq_wfmt)f);

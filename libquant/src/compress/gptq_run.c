@@ -143,7 +143,7 @@ static lq_status module_params(const lq_gptq_opts *o, const lq_arch *arch, const
     if (!lq_ct_packed(sch))
         return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: '%s': scheme %s (GPTQ writes W4A16, W3A16 and W8A16)", name,
                        lq_ptq_scheme_name(sch));
-    *fmt = (sch);
+    *fmt = sch;
     gp->bits = lq_ct_bits(sch);
     gp->asym = lq_ct_grouped(sch) && o->ptq.asym;
     gp->group_size = 0;
@@ -278,6 +278,12 @@ lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq
                        lq_ptq_scheme_name(opts->ptq.scheme));
     if (opts->actorder < 0 || opts->actorder >= LQ_GPTQ_ACTORDER_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "gptq: unknown activation order %d", (int)opts->actorder);
+    /* the joint N:M sweep's own limits, refused before any calibration work (gptq.c checks them too) */
+    const int block = opts->block_size > 0 ? opts->block_size : 128;
+    if (opts->nm_m < 0 || (opts->nm_m > 0 && (opts->nm_n < 0 || opts->nm_n > opts->nm_m || opts->nm_m > 64 ||
+                                              block % opts->nm_m != 0 || opts->actorder != LQ_GPTQ_ACTORDER_NONE)))
+        return lq_fail(LQ_ERR_INVALID_ARG, "gptq: joint N:M %d:%d needs 0 <= N <= M <= 64, M dividing the block "
+                       "size %d, and no activation order", opts->nm_n, opts->nm_m, block);
     run r = {.o = opts, .pool = opts->ptq.pool, .sum = &sum};
     lq_lw_opts so = {.calib = opts->calib, .who = "gptq", .pool = opts->ptq.pool, .compress = compress, .user = &r,
                       .progress = opts->progress, .progress_user = opts->user};

@@ -137,7 +137,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
                        lq_checkpoint_path(c), t->name, lq_dtype_name(t->dtype));
     it->rows = t->shape[0];
     it->cols = t->shape[1];
-    it->fmt = (it->scheme);
+    it->fmt = it->scheme;
     it->scale_dtype = t->dtype;
     it->qp.scale_dtype = to_scale_dtype(t->dtype);
     it->qp.clip_search = o->clip_search;

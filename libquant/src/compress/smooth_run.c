@@ -234,7 +234,7 @@ void lq_smooth_set_scheme(lq_smooth_opts *o, lq_wfmt scheme, int32_t group_size,
 static lq_status check_opts(const lq_smooth_opts *o) {
     if (o->method < 0 || o->method >= LQ_SMOOTH_METHOD_COUNT)
         return lq_fail(LQ_ERR_INVALID_ARG, "smooth: unknown method %d", (int)o->method);
-    if (o->bits != 0 && o->bits != 4 && o->bits != 8)
+    if (o->method == LQ_SMOOTH_AWQ && o->bits != 0 && o->bits != 4 && o->bits != 8) /* SmoothQuant ignores it */
         return lq_fail(LQ_ERR_INVALID_ARG, "awq: %d bits (4 or 8)", o->bits);
     if (o->duo < 0 || o->duo >= LQ_AWQ_DUO_COUNT) return lq_fail(LQ_ERR_INVALID_ARG, "awq: unknown duo_scaling");
     if (o->n_grid != 0 && (o->n_grid < 2 || o->n_grid > 128))
