@@ -257,6 +257,28 @@ Test(hf, normalizer_growth_is_refused, .timeout = 10) {
     lq_tokenizer_free(t);
 }
 
+/* Fuzz finding (tokenizer_json timeout, fourth campaign): one added token with id 10,305,101 in a
+ * file of 8 entries gave the vocabulary ten million slots (1.3 GB and 10 s under ASan). Ids that
+ * sparse are refused at load, naming the file; a real vocabulary with holes still loads. */
+Test(hf, sparse_ids_are_refused, .timeout = 10) {
+    const char *path = LQ_FIXTURES_DIR "/../fuzz/corpus/tokenizer_json/repro_timeout_sparse_ids.json";
+    lq_tokenizer *t = NULL;
+    cr_assert_eq(lq_tokenizer_load_hf_json(path, &t), LQ_ERR_FORMAT);
+    const char *msg = lq_last_error();
+    cr_expect(strstr(msg, "repro_timeout_sparse_ids.json") != NULL, "%s", msg);
+    cr_expect(strstr(msg, "10305101") != NULL, "%s", msg);
+    /* TinyStories-656K (2,048 pieces) with an added token at id 60000, a hole of ~58,000 ids: loads */
+    char p[1024], tp[256];
+    json_t *j = load_json(lq_test_shared("models/TinyStories-656K/tokenizer.json", p, sizeof p));
+    json_array_append_new(json_object_get(j, "added_tokens"),
+                          json_pack("{s:i, s:s, s:b}", "id", 60000, "content", "<extra>", "special", 1));
+    cr_assert_eq(load_spec_json(j, &t, tp, sizeof tp), LQ_OK, "%s", lq_last_error());
+    unlink(tp);
+    cr_expect_eq(lq_tokenizer_vocab_size(t), 60001);
+    lq_tokenizer_free(t);
+    json_decref(j);
+}
+
 /* Defect 13: a Split regex that backtracks exponentially stops at PCRE2's match limit; the
  * error names the tokenizer file and the pattern and is LQ_ERR_UNSUPPORTED (tools exit 3: see
  * backtracking_regex_bytelevel_and_tool_exit). */

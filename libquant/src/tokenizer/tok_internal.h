@@ -29,6 +29,7 @@ enum {
 
 #define TOK_MAX_REGEX 4
 #define TOK_MAX_VOCAB (1 << 24) /* sanity bound on ids read from files */
+#define TOK_MAX_ID_GAP 65536    /* a tokenizer.json's largest id may exceed 2 x its entries by this */
 
 /* Merge table slot (byte-level BPE): key = left id << 32 | right id. */
 typedef struct tok_merge_slot {

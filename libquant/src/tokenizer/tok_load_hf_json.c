@@ -176,6 +176,13 @@ static lq_status load(const json_t *root, const char *path, lq_tokenizer **out) 
         if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
     }
     if (max_id < 0) return lq_fail(LQ_ERR_FORMAT, "%s: model.vocab is empty", path);
+    /* Every id up to the largest gets a slot (tens of bytes each), so one stray id of 10^7 in a
+     * few-entry file would cost hundreds of MB (a fuzzing finding). Real vocabularies number their
+     * entries densely; allow generous holes, refuse the rest. */
+    const int64_t entries = (int64_t)json_object_size(vocab) + (int64_t)json_array_size(added);
+    if (max_id >= 2 * entries + TOK_MAX_ID_GAP)
+        return lq_fail(LQ_ERR_FORMAT, "%s: token ids go up to %lld for %lld entries (ids this sparse are not a "
+                       "vocabulary)", path, (long long)max_id, (long long)entries);
 
     lq_tokenizer *t;
     LQ_TRY(tok_new(spm ? LQ_TOK_SPM : LQ_TOK_BPE_BYTES, max_id + 1, path, &t));
