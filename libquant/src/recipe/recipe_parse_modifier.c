@@ -94,7 +94,9 @@ static lq_status parse_scheme(const pctx *c, const yaml_node_t *v, const char *m
                            g_lacking_schemes[i]);
     const char *names[32];
     int n = 0;
-    for (const lq_preset *q; n < 32 && (q = lq_preset_at(n)) && q->fmt != LQ_WFMT_NONE; n++) names[n] = q->name;
+    const lq_preset *q;
+    for (int i = 0; n < 32 && (q = lq_preset_at(i)); i++)
+        if (q->fmt != LQ_WFMT_NONE) names[n++] = q->name; /* "none" is not a scheme to quantize with */
     char b[80];
     return rp_fail_at(c, LQ_ERR_FORMAT, v, lq_suggest(s, names, n), "unknown scheme %s", rp_shown(v, b, sizeof b));
 }
