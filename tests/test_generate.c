@@ -95,7 +95,12 @@ Test(generate, decode_steps_match_prefill_logits, .init = paths) {
     free(ref);
 
     lq_model *m = NULL;
-    cr_assert_eq(lq_model_load(g_bin, &m), LQ_OK, "%s", lq_last_error());
+    /* the status and message taken before the assertion formats them (a CI run under heavy load
+     * once failed here with an empty message; see the session 8 note) */
+    const lq_status ls = lq_model_load(g_bin, &m);
+    char why[512];
+    snprintf(why, sizeof why, "%s", lq_last_error());
+    cr_assert_eq(ls, LQ_OK, "%s: %s (%s)", g_bin, lq_status_name(ls), why);
     int vocab = lq_model_config(m)->vocab_size;
     float *pre = malloc((size_t)n * (size_t)vocab * sizeof *pre);
     float *dec = malloc((size_t)vocab * sizeof *dec);
