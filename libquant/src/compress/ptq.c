@@ -33,8 +33,7 @@
 typedef struct plan_item {
     const lq_tensor *t;          /* input tensor (a view into the mapping) */
     char module[160];            /* name without ".weight" */
-    lq_wfmt scheme;        /* LQ_WFMT_NONE: copied unchanged */
-    lq_wfmt fmt;
+    lq_wfmt scheme;              /* the format written; LQ_WFMT_NONE: copied unchanged */
     lq_quant_params qp;
     int64_t rows, cols, n_groups;
     size_t row_bytes;
@@ -137,7 +136,6 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
                        lq_checkpoint_path(c), t->name, lq_dtype_name(t->dtype));
     it->rows = t->shape[0];
     it->cols = t->shape[1];
-    it->fmt = it->scheme;
     it->scale_dtype = t->dtype;
     it->qp.scale_dtype = to_scale_dtype(t->dtype);
     it->qp.clip_search = o->clip_search;
@@ -166,7 +164,7 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
             it->n_groups = it->cols / g;
         }
     }
-    if (!lq_wfmt_sizes(it->fmt, it->rows, it->cols, &it->qp, &it->row_bytes, &it->n_aux0, &it->n_aux1))
+    if (!lq_wfmt_sizes(it->scheme, it->rows, it->cols, &it->qp, &it->row_bytes, &it->n_aux0, &it->n_aux1))
         return lq_fail(LQ_ERR_INVALID_ARG, "%s: tensor '%s': %lld x %lld cannot be stored as %s",
                        lq_checkpoint_path(c), t->name, (long long)it->rows, (long long)it->cols,
                        lq_ptq_scheme_name(it->scheme));
@@ -265,7 +263,7 @@ static void qjob_task(void *ctx, int64_t task, int tid) {
     lq_tensor_read_f32(it->t, r0 * cols, n, src);
     /* A row block is a matrix of its own: every scheme here scales per row or per row-group. */
     int64_t per_row0 = it->n_aux0 / it->rows, per_row1 = it->n_aux1 / it->rows;
-    lq_weight w = {.fmt = it->fmt, .rows = r1 - r0, .cols = cols, .row_bytes = it->row_bytes,
+    lq_weight w = {.fmt = it->scheme, .rows = r1 - r0, .cols = cols, .row_bytes = it->row_bytes,
                    .group_size = it->qp.group_size};
     w.data = j->payload + (size_t)r0 * it->row_bytes;
     w.aux[0] = j->aux0 + r0 * per_row0;
@@ -301,7 +299,7 @@ static void convert_scales(const float *in, int64_t n, lq_dtype dt, void *out) {
 /* Ask the source for the module's codes (j->given); a module it has none for is RTN's. */
 static lq_status from_source(const lq_ptq_source *src, const plan_item *it, qjob *j) {
     if (!src || !src->get) return LQ_OK;
-    lq_weight w = {.fmt = it->fmt, .rows = it->rows, .cols = it->cols, .row_bytes = it->row_bytes,
+    lq_weight w = {.fmt = it->scheme, .rows = it->rows, .cols = it->cols, .row_bytes = it->row_bytes,
                    .group_size = it->qp.group_size, .data = j->payload};
     w.aux[0] = j->aux0;
     w.aux[1] = j->aux1;
@@ -313,7 +311,7 @@ static lq_status from_source(const lq_ptq_source *src, const plan_item *it, qjob
 
 static lq_status write_quantized(lq_st_writer *wr, const plan_item *it, lq_pool *pool,
                                  const lq_ptq_source *source, lq_ptq_tensor_stat *st) {
-    const lq_wfmt_traits *tr = lq_wfmt_get(it->fmt);
+    const lq_wfmt_traits *tr = lq_wfmt_get(it->scheme);
     if (!tr || !tr->quantize_ref || !tr->dequant_ref)
         return lq_fail(LQ_ERR_UNSUPPORTED, "tensor '%s': no quantizer for %s", it->t->name,
                        lq_ptq_scheme_name(it->scheme));
