@@ -178,6 +178,59 @@ Test(matvec, cancellation) {
     free(w); free(x);
 }
 
+/* ---- gemm (several tokens, lq_gemm_fn) vs matvec_ref per token ------------------------------ */
+
+/* Every (row, token) element against matvec_ref within the row's tolerance; and, because each
+ * element is one chain whatever its tile, bit for bit the same when the rows are cut at an odd
+ * row and when each token runs alone (what makes a batched decode step independent of the batch
+ * it shares and of the thread count). */
+static void check_gemm_format(lq_wfmt fmt) {
+    const lq_wfmt_traits *tr = lq_wfmt_get(fmt);
+    if (!tr->gemm) return;
+    const int64_t ns[] = {2, 3, 4, 5, 8, 13, LQ_GEMM_SMALL_MAX};
+    for (size_t ci = 0; ci < N_COLS; ci++) {
+        const int64_t cols = k_cols[ci], rows = cols >= 1023 ? 13 : 7 + (int64_t)ci;
+        test_weight t = make_weight(fmt, rows, cols, ci % 2 ? 8 : 0);
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int64_t n = ns[b];
+            float *X = malloc((size_t)(n * cols) * sizeof(float));
+            float *Y = malloc((size_t)(n * rows) * sizeof(float)), *Ys = malloc((size_t)(n * rows) * sizeof(float));
+            float *Yr = malloc((size_t)(n * rows) * sizeof(float));
+            double *scale = malloc((size_t)(n * rows) * sizeof(double));
+            fill(X, n * cols, -1.0f, 1.0f);
+            for (int64_t i = 0; i < n * rows; i++) Y[i] = Ys[i] = NAN; /* every output must be written */
+            tr->gemm(&t.w, X, n, Y, rows, 0, rows);
+            for (int64_t i = 0; i < n; i++) {
+                tr->matvec_ref(&t.w, X + i * cols, Yr + i * rows, 0, rows);
+                abs_sums(&t, X + i * cols, 0, rows, scale + i * rows);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "%s gemm n=%lld %lld x %lld", tr->name, (long long)n, (long long)rows,
+                     (long long)cols);
+            EXPECT_CLOSE(what, Y, Yr, scale, n * rows, tr->tol_atol, tr->tol_rtol);
+            const int64_t cut = 3; /* odd: the row pairs of the two calls differ from the whole's */
+            tr->gemm(&t.w, X, n, Ys, rows, 0, cut);
+            tr->gemm(&t.w, X, n, Ys + cut, rows, cut, rows);
+            cr_assert_eq(memcmp(Y, Ys, (size_t)(n * rows) * sizeof(float)), 0, "%s: rows cut at %lld change bits",
+                         what, (long long)cut);
+            for (int64_t i = 0; i < n; i++) tr->gemm(&t.w, X + i * cols, 1, Ys + i * rows, rows, 0, rows);
+            cr_assert_eq(memcmp(Y, Ys, (size_t)(n * rows) * sizeof(float)), 0, "%s: one token at a time changes bits",
+                         what);
+            free(X); free(Y); free(Ys); free(Yr); free(scale);
+        }
+        free_weight(&t);
+    }
+}
+
+/* an AVX2 CPU has the path (the check above would otherwise pass vacuously) */
+static void gemm_present(lq_wfmt f) {
+    if (lq_cpu_isa() >= LQ_ISA_AVX2) cr_assert_not_null(lq_wfmt_get(f)->gemm, "%s: no gemm on an AVX2 CPU", lq_wfmt_get(f)->name);
+}
+
+Test(gemm, f32) { check_gemm_format(LQ_WFMT_F32); gemm_present(LQ_WFMT_F32); }
+Test(gemm, f16) { check_gemm_format(LQ_WFMT_F16); gemm_present(LQ_WFMT_F16); }
+Test(gemm, bf16) { check_gemm_format(LQ_WFMT_BF16); gemm_present(LQ_WFMT_BF16); }
+
 /* ---- lq_matmul vs lq_matmul_ref ------------------------------------------------------------- */
 
 /* sgemm sums the same products as matvec in a different blocked order with FMA, so the table

@@ -569,16 +569,26 @@ static void check_batch_type(lq_kv_type t, bool stat) {
     cr_assert_eq(lq_model_set_kv_cache(m, t), LQ_OK);
     const size_t page = batch_logits(m, pool, NULL, got, &rows_g);
     cr_assert(rows_p == rows_e && rows_e == rows_g);
+    /* The two runs' attention sums differ in order (codes times a scale vs decoded f32 values), so
+     * layer 2's K / V inputs differ in their last bits, and a value within an ulp of a rounding
+     * boundary can take the neighbouring code in one run: one cached value moves by one step
+     * (1/127 of its row's range for q8), and the rows attending over it move by up to ~1e-3 of the
+     * largest logit. Every other row must agree to f32 rounding (1e-5); a few rows may carry a
+     * flipped code (measured: 0 to 2 of 31 rows per type, at most 4.8e-4). */
     double worst = 0;
+    int flipped = 0;
     for (int r = 0; r < rows_g; r++) {
         const float *g = got + (size_t)r * vocab, *e = emul + (size_t)r * vocab;
-        float mx = 0;
+        float mx = 0, dr = 0;
         for (int i = 0; i < vocab; i++) mx = fmaxf(mx, fabsf(e[i]));
-        for (int i = 0; i < vocab; i++)
-            cr_assert(fabsf(g[i] - e[i]) <= 1e-5f * mx, "batch %s%s row %d logit %d: %.7g, emulated %.7g",
-                      lq_kv_type_name(t), stat ? " static" : "", r, i, g[i], e[i]);
+        for (int i = 0; i < vocab; i++) dr = fmaxf(dr, fabsf(g[i] - e[i]));
+        cr_assert(dr <= 2e-3f * mx, "batch %s%s row %d: logits %.3g from the emulation (max logit %.3g)",
+                  lq_kv_type_name(t), stat ? " static" : "", r, dr, mx);
+        flipped += dr > 1e-5f * mx;
         worst = fmax(worst, kld_row(plain + (size_t)r * vocab, g, vocab));
     }
+    cr_assert(flipped <= 4, "batch %s%s: %d of %d rows beyond f32 rounding of the emulation", lq_kv_type_name(t),
+              stat ? " static" : "", flipped, rows_g);
     cr_log_info("batch %s%s: worst-row KLD from the f32 cache %.3g", lq_kv_type_name(t), stat ? " static" : "", worst);
     /* the single-sequence bounds of compact_caches_attend_over_the_encoded_rows (f16 < 1e-4,
      * q8 < 2e-2, fp8 and static scales < 1e-1) */

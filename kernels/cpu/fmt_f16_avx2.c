@@ -20,6 +20,12 @@ static inline __m256 f16_loadn(const uint16_t *p, int64_t k) {
 #define MV_LOADN(p, k) f16_loadn((p), (k))
 #include "matvec_avx2_tmpl.h"
 
+#define GS_NAME lq_gemm_f16_avx2
+#define GS_T uint16_t
+#define GS_LOAD8(p) f16_load8(p)
+#define GS_LOADN(p, k) f16_loadn((p), (k))
+#include "gemm_small_avx2_tmpl.h"
+
 void lq_dequant_f16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out) {
     for (int64_t r = r0; r < r1; r++)
         lq_f16_to_f32_row_avx2((const uint16_t *)((const char *)w->data + (size_t)r * w->row_bytes),

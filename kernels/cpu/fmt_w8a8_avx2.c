@@ -112,18 +112,87 @@ static void w8a8_rows(const lq_weight *w, const int8_t *xq, float sx, float *y, 
     }
 }
 
-/* Y rows [r0, r1) of n tokens: one activation quantization per token, identical to decode. */
+/* One 32-column step of w8a8_tile: |w| once per row, then each token's codes against both rows. */
+static inline __attribute__((always_inline)) void w8a8_step(const __m256i *wv, int nr, const int8_t *xq,
+                                                            int64_t padded, int nt, __m256i acc[2][4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i wa[2];
+    _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wa[i] = _mm256_abs_epi8(wv[i]);
+    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)j * (size_t)padded));
+        _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) {
+            const __m256i p = _mm256_maddubs_epi16(wa[i], _mm256_sign_epi8(xv, wv[i]));
+            acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(p, ones));
+        }
+    }
+}
+
+/* nr (1 or 2) rows x nt (1..4) tokens of quantized activations (codes xq, stride padded; scales
+ * sx) into y[t * ldy + i]: each weight vector is loaded and made absolute once for every token of
+ * the group. Every element is its exact int32 sum times sx * scale, the ref's expression, so the
+ * tile equals decode bit for bit. Constant nr / nt at each call keep acc in registers. */
+static inline __attribute__((always_inline)) void w8a8_tile(const int8_t *w0, size_t rb, int nr, const int8_t *xq,
+                                                            int64_t padded, const float *sx, int nt, int64_t cols,
+                                                            const float *scale, float *y, int64_t ldy) {
+    const int64_t full = cols & ~(int64_t)31, rem = cols - full;
+    __m256i acc[2][4];
+    _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[i][j] = _mm256_setzero_si256();
+    __m256i wv[2];
+    for (int64_t c = 0; c < full; c += 32) {
+        _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
+            wv[i] = _mm256_loadu_si256((const __m256i *)(w0 + (size_t)i * rb + c));
+        w8a8_step(wv, nr, xq + c, padded, nt, acc);
+    }
+    if (rem) {
+        _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wv[i] = load_tail(w0 + (size_t)i * rb + full, rem);
+        w8a8_step(wv, nr, xq + full, padded, nt, acc);
+    }
+    _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
+        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)
+            y[(size_t)j * (size_t)ldy + (size_t)i] = (float)hsum_i32(acc[i][j]) * sx[j] * scale[i];
+}
+
+#define W8A8_TILE_TOKENS 16 /* tokens quantized at once (their codes stay in L1 with the row pair) */
+
+/* Y rows [r0, r1) of n tokens: each token's activations quantized once per call exactly as decode
+ * quantizes them, then row pairs x groups of 4 tokens (w8a8_tile); identical to decode. */
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1) {
-    const int64_t cols = w->cols, padded = (cols + 31) / 32 * 32;
-    int8_t stack[W8A8_STACK];
-    int8_t *xq = padded <= W8A8_STACK ? stack : malloc((size_t)padded);
+    const int64_t cols = w->cols, padded = (cols + 31) / 32 * 32, rows = w->rows;
+    const int64_t chunk = n < W8A8_TILE_TOKENS ? n : W8A8_TILE_TOKENS;
+    int8_t *xq = malloc((size_t)(chunk * padded));
     if (!xq) { lq_matmul_tile_w8a8_ref(w, X, n, Y, r0, r1); return; } /* no memory: still exact */
-    for (int64_t t = 0; t < n; t++) {
-        const float sx = quantize_x(X + (size_t)t * (size_t)cols, cols, xq, padded);
-        w8a8_rows(w, xq, sx, Y + (size_t)t * (size_t)w->rows + r0, r0, r1);
+    const float *scale = w->aux[0];
+    const char *base = (const char *)w->data;
+    const size_t rb = w->row_bytes;
+    float sx[W8A8_TILE_TOKENS];
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        const int64_t m = n - t0 < chunk ? n - t0 : chunk;
+        for (int64_t t = 0; t < m; t++)
+            sx[t] = quantize_x(X + (size_t)(t0 + t) * (size_t)cols, cols, xq + (size_t)t * (size_t)padded, padded);
+        for (int64_t r = r0; r < r1; r += 2) {
+            const int8_t *w0 = (const int8_t *)(base + (size_t)r * rb);
+            const int nr = r + 1 < r1 ? 2 : 1;
+            for (int64_t t = 0; t < m; t += 4) {
+                const int64_t nt = m - t < 4 ? m - t : 4;
+                const int8_t *x = xq + (size_t)t * (size_t)padded;
+                float *y = Y + (size_t)(t0 + t) * (size_t)rows + (size_t)r;
+                if (nr == 2) {
+                    if (nt == 4) w8a8_tile(w0, rb, 2, x, padded, sx + t, 4, cols, scale + r, y, rows);
+                    else if (nt == 3) w8a8_tile(w0, rb, 2, x, padded, sx + t, 3, cols, scale + r, y, rows);
+                    else if (nt == 2) w8a8_tile(w0, rb, 2, x, padded, sx + t, 2, cols, scale + r, y, rows);
+                    else w8a8_tile(w0, rb, 2, x, padded, sx + t, 1, cols, scale + r, y, rows);
+                } else {
+                    if (nt == 4) w8a8_tile(w0, rb, 1, x, padded, sx + t, 4, cols, scale + r, y, rows);
+                    else if (nt == 3) w8a8_tile(w0, rb, 1, x, padded, sx + t, 3, cols, scale + r, y, rows);
+                    else if (nt == 2) w8a8_tile(w0, rb, 1, x, padded, sx + t, 2, cols, scale + r, y, rows);
+                    else w8a8_tile(w0, rb, 1, x, padded, sx + t, 1, cols, scale + r, y, rows);
+                }
+            }
+        }
     }
-    if (xq != stack) free(xq);
+    free(xq);
 }
 
 void lq_matvec_w8a8_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1) {

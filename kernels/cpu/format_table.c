@@ -483,10 +483,11 @@ static const struct {
 static const struct {
     lq_matvec_fn matvec;
     lq_dequant_fn dequant;
+    lq_gemm_fn gemm; /* batched decode without sgemm's tile copy (gemm_small_avx2_tmpl.h) */
 } g_fast[LQ_WFMT_COUNT] = {
-    [LQ_WFMT_F32] = {.matvec = lq_matvec_f32_avx2, .dequant = lq_dequant_f32_avx2},
-    [LQ_WFMT_F16] = {.matvec = lq_matvec_f16_avx2, .dequant = lq_dequant_f16_avx2},
-    [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx2, .dequant = lq_dequant_bf16_avx2},
+    [LQ_WFMT_F32] = {.matvec = lq_matvec_f32_avx2, .dequant = lq_dequant_f32_avx2, .gemm = lq_gemm_f32_avx2},
+    [LQ_WFMT_F16] = {.matvec = lq_matvec_f16_avx2, .dequant = lq_dequant_f16_avx2, .gemm = lq_gemm_f16_avx2},
+    [LQ_WFMT_BF16] = {.matvec = lq_matvec_bf16_avx2, .dequant = lq_dequant_bf16_avx2, .gemm = lq_gemm_bf16_avx2},
     [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx2, .dequant = lq_dequant_w8a16_avx2},
     [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx2, .dequant = lq_dequant_w4a16_avx2},
     [LQ_WFMT_W3A16] = {.matvec = lq_matvec_w3a16_avx2, .dequant = lq_dequant_w3a16_avx2},
@@ -581,6 +582,7 @@ static void fill_level(lq_isa isa) {
         *t = g_traits[f];
         t->matvec = (fast && g_fast[f].matvec) ? g_fast[f].matvec : t->matvec_ref;
         t->dequant = (fast && g_fast[f].dequant) ? g_fast[f].dequant : t->dequant_ref;
+        t->gemm = fast ? g_fast[f].gemm : NULL;
         t->matmul_tile = (fast && g_tiles[f].fast) ? g_tiles[f].fast : g_tiles[f].ref;
         t->act = g_int[f].act;
         t->act_opt_in = g_int[f].opt_in;

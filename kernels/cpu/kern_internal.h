@@ -25,6 +25,9 @@ void lq_dequant_bf16_ref(const lq_weight *w, int64_t r0, int64_t r1, float *out)
 void lq_matvec_f32_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_f16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lq_matvec_bf16_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_gemm_f32_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void lq_gemm_f16_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void lq_gemm_bf16_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
 void lq_dequant_f32_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 void lq_dequant_f16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 void lq_dequant_bf16_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);

@@ -9,6 +9,9 @@
  * OpenBLAS is pinned to one thread because the pool already uses every core. A format with a
  * matmul_tile (W8A8) computes its tiles itself, because dequantize + sgemm would skip its
  * activation quantization.
+ * 1 < n <= LQ_GEMM_SMALL_MAX (a batched decode step) on a row with a gemm (the float formats):
+ * row blocks as for decode, each multiplied by every token straight from the mapping; sgemm would
+ * first copy each tile into its packed layout, which cost more than the product at these n.
  * Integer activations (a row with lq_wfmt_traits.act, unless LQ_ACT_MODE_F32): the caller
  * quantizes X once into the row's int8 blocks (in a buffer of the calling thread), then every
  * task runs the format's matvec_q on it; prefill tiles are sized by packed bytes and loop over the
@@ -53,7 +56,7 @@ typedef struct mm_ctx {
     int64_t block;     /* rows per task */
     const uint8_t *Xq; /* integer path: n rows of quantized activations, xq_bytes each; else NULL */
     size_t xq_bytes;
-    lq_task_fn fn;     /* matvec_task, matvec_q_task, gemm_task or gemm_q_task */
+    lq_task_fn fn;     /* matvec_task, matvec_q_task, gemm_small_task, gemm_task or gemm_q_task */
     int64_t n_tasks;
 } mm_ctx;
 
@@ -185,6 +188,27 @@ static void matvec_task(void *vctx, int64_t task, int tid) {
     c->t->matvec(c->w, c->X, c->Y + r0, r0, r1);
 }
 
+static void gemm_small_task(void *vctx, int64_t task, int tid) {
+    (void)tid;
+    const mm_ctx *c = vctx;
+    const int64_t rows = c->w->rows, r0 = task * c->block, r1 = min64(rows, r0 + c->block);
+    c->t->gemm(c->w, c->X, c->n, c->Y + r0, rows, r0, r1);
+}
+
+/* The largest n that takes a row's gemm: LQ_GEMM_SMALL_MAX, or LQ_GEMM_SMALL from the environment
+ * (0 turns the path off: the A/B of docs/PERFORMANCE.md). */
+static int64_t gemm_small_max(void) {
+    static atomic_int cached = -1;
+    int v = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("LQ_GEMM_SMALL");
+        v = e && *e ? atoi(e) : LQ_GEMM_SMALL_MAX;
+        if (v < 0) v = 0;
+        atomic_store(&cached, v);
+    }
+    return v;
+}
+
 #ifdef LQ_HAVE_OPENBLAS
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 static void blas_single_thread(void) { openblas_set_num_threads(1); }
@@ -281,14 +305,19 @@ static void plan(mm_ctx *c, int nth) {
     if (c->n == 1) {
         c->block = matvec_block(rows, nth);
         c->fn = c->Xq ? matvec_q_task : matvec_task;
+    } else if (!c->Xq && c->t->gemm && c->n <= gemm_small_max()) {
+        c->block = matvec_block(rows, nth); /* even: gemm's row pairs never straddle two tasks */
+        c->fn = gemm_small_task;
     } else {
-        const int64_t tile_row = c->Xq ? (int64_t)w->row_bytes : w->cols * (int64_t)sizeof(float);
+        /* the integer paths and a format's own tile (W8A8) read the packed rows; sgemm a f32 copy */
+        const bool packed = c->Xq || c->t->matmul_tile;
+        const int64_t tile_row = packed ? (int64_t)w->row_bytes : w->cols * (int64_t)sizeof(float);
         const int64_t by_cache = MM_TILE_BYTES / max64(tile_row, 1);
         /* Our integer kernels compute a row the same way in any tile, but sgemm does not: OpenBLAS
          * 0.3.21's Haswell/Zen kernels give an output element different bits for different call
          * shapes (docs/PERFORMANCE.md), so the f32 path's tiles depend on the shape alone, never on
          * the thread count, and a prefill writes the same bytes on 1 or 16 threads. */
-        const int split = c->Xq ? 2 * nth : MM_F32_TILES;
+        const int split = packed ? 2 * nth : MM_F32_TILES;
         const int64_t by_balance = (rows + split - 1) / split;
         c->block = max64(MM_ROW_ALIGN, round_up(min64(by_cache, by_balance), MM_ROW_ALIGN));
         c->fn = c->Xq ? gemm_q_task : gemm_task;

@@ -197,6 +197,14 @@ typedef void (*lq_dequant_fn)(const lq_weight *w, int64_t r0, int64_t r1, float 
 typedef void (*lq_matmul_tile_fn)(const lq_weight *w, const float *X, int64_t n, float *Y,
                                   int64_t r0, int64_t r1);
 
+/* A few tokens over the stored weights (a batched decode step): Y[t * ldy + (r - r0)] = row r of
+ * W times token t's row X + t * w->cols, t in [0, n), r in [r0, r1); each element computed the same
+ * way in any row range (the same bits whatever the tiling). Spec: matvec_ref per token, within the
+ * row's tol_atol / tol_rtol. lq_matmul uses it for 1 < n <= LQ_GEMM_SMALL_MAX instead of sgemm. */
+typedef void (*lq_gemm_fn)(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy,
+                           int64_t r0, int64_t r1);
+#define LQ_GEMM_SMALL_MAX 16
+
 /* Quantize the f32 matrix src (rows x cols, row-major) into dst, whose fmt/rows/cols are set and
  * whose data (rows * row_bytes) and aux arrays point to writable buffers sized by lq_wfmt_sizes
  * (call it first: a shape it refuses must not be quantized). Sets dst->group_size. Codes and
@@ -238,6 +246,8 @@ typedef struct lq_wfmt_traits {
     /* Prefill tile (lq_matmul n > 1) when dequantize + sgemm would change the result; NULL for
      * the weight-only formats. The fastest available path, chosen with matvec. */
     lq_matmul_tile_fn matmul_tile;
+    /* Several tokens without a tile copy (lq_gemm_fn); NULL: lq_matmul's sgemm tiles serve every n. */
+    lq_gemm_fn gemm;
     /* Payload bytes per row and side-tensor sizes: the layout's own arithmetic (lq_blocks.h). */
     lq_sizes_fn sizes;
     /* ggml's type id of this exact layout (GGUF tensor type: F32 0, F16 1, Q8_0 8, BF16 30, ...);
