@@ -1,6 +1,7 @@
-/* test_dot_rows.c - lq_dot_f32_rows / lq_axpy_f32_rows (attention's per-key loops with the CPU
- * check hoisted) give the bits of the loops of lq_dot_f32 / lq_axpy_f32 they replace, and the
- * dot rows agree with a double-precision dot (the definition) to f32 rounding. */
+/* test_dot_rows.c - lq_dot_f32_rows / lq_axpy_f32_rows (attention's per-key loops, register-
+ * blocked): the dot rows give the bits of their scalar spec lq_dot_f32_rows_ref whatever the number
+ * of keys in the call, and agree with a double-precision dot (the definition) to f32 rounding; the
+ * axpy rows give the bits of lq_axpy_f32 called per key. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -11,8 +12,8 @@
 #include "kern_test_util.h"
 
 Test(dot_rows, equal_the_per_row_calls) {
-    const int64_t lens[] = {1, 7, 16, 64, 65, 128};
-    const int64_t row_counts[] = {0, 1, 5, 37};
+    const int64_t lens[] = {1, 7, 8, 16, 63, 64, 65, 128};
+    const int64_t row_counts[] = {0, 1, 5, 8, 16, 37};
     enum { MAX_ROWS = 37, MAX_N = 128, STRIDE = 3 * MAX_N };
     static float k[MAX_ROWS * STRIDE], q[MAX_N], w[MAX_ROWS], got[MAX_ROWS], want[MAX_ROWS];
     static float y1[MAX_N], y2[MAX_N];
@@ -23,8 +24,12 @@ Test(dot_rows, equal_the_per_row_calls) {
         for (size_t b = 0; b < sizeof row_counts / sizeof row_counts[0]; b++) {
             const int64_t n = lens[a], rows = row_counts[b];
             lq_dot_f32_rows(q, k, STRIDE, rows, n, 0.125f, got);
+            lq_dot_f32_rows_ref(q, k, STRIDE, rows, n, 0.125f, want);
             for (int64_t i = 0; i < rows; i++) {
-                want[i] = lq_dot_f32(q, k + i * STRIDE, n) * 0.125f;
+                float alone; /* the same key in a call of its own: a block of one padded key */
+                lq_dot_f32_rows(q, k + i * STRIDE, STRIDE, 1, n, 0.125f, &alone);
+                cr_assert(memcmp(&got[i], &alone, sizeof(float)) == 0, "dot n=%lld row %lld: %.9g in a block, %.9g alone",
+                          (long long)n, (long long)i, got[i], alone);
                 double d = 0, mag = 0;
                 for (int64_t c = 0; c < n; c++) d += (double)q[c] * k[i * STRIDE + c], mag += fabs((double)q[c] * k[i * STRIDE + c]);
                 cr_assert(memcmp(&got[i], &want[i], sizeof(float)) == 0, "dot n=%lld row %lld: %.9g vs %.9g",

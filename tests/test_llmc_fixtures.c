@@ -83,19 +83,20 @@ Test(llmc, pruned_dense) { check_fixture("pruned_dense", "ppl", REL_TOL); }
 /* Our W8A8 kernel quantizes activations with max|x| / 127 per token, as vLLM does, where
  * compressed-tensors' fake quantization uses max|x| / 127.5: the reference for our semantics
  * ("ppl_act_scale_127") is transformers with that one scale patched (make_llmc_fixtures.py).
- * A gap of 4.4e-4 of the PPL remains against it (3.548138 vs 3.546579), not explained yet: the
- * bound is set just above it so a regression still shows, and the gap is reported (see
- * docs/RESULTS.md). */
+ * A gap of a few 1e-4 of the PPL remains against it, moving with the attention's summation order
+ * (below): the bounds are set just above the gaps measured, so a regression still shows, and the
+ * gap is reported (see docs/RESULTS.md). */
 Test(llmc, w8a8_dynamic_int8_per_token) {
     /* Per-token int8 activations turn ulp-level differences into whole-code flips, so this small
-     * model's PPL moves with the attention's summation order alone: the per-row loop gives
-     * 3.548138 (4.4e-4 from transformers), the sgemm tiles of the default prefill 3.550872
-     * (1.2e-3), two paths equally accurate against a double evaluation (test_backend). The loop,
-     * the order this bound was set on, keeps the tight bound; the default path gets the loop's
-     * gap plus the 7.7e-4 the order moves it, still short of the 2.5e-3 that separates it from
-     * compressed-tensors' own /127.5 scale ("ppl"). */
+     * model's PPL moves with the attention's summation order alone. Measured against 3.546579:
+     * the per-row loop 3.548138 (4.4e-4) while its key dots summed like lq_dot_f32, 3.549258
+     * (7.6e-4) since they sum eight lanes pairwise (lq_dot_f32_rows_ref, main after 9b1cd11); the
+     * sgemm tiles of the default prefill 3.550872 (1.2e-3) and then 3.547695 (3.1e-4). All these
+     * orders are equally accurate against a double evaluation (test_backend, test_dot_rows). The
+     * loop keeps its bound just above its gap; the default path's stays at 1.5e-3, still short of
+     * the 2.5e-3 that separates it from compressed-tensors' own /127.5 scale ("ppl"). */
     setenv("LQ_ATTN_GEMM", "0", 1);
-    check_fixture("w8a8", "ppl_act_scale_127", 6e-4);
+    check_fixture("w8a8", "ppl_act_scale_127", 8e-4);
     unsetenv("LQ_ATTN_GEMM");
     check_fixture("w8a8", "ppl_act_scale_127", 1.5e-3);
 }

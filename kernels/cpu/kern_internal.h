@@ -254,6 +254,9 @@ float lq_quant_fp8_scale(const float *x, int64_t n, const lq_quant_params *p);
 void lq_rmsnorm_avx2(float *out, const float *x, const float *weight, int64_t n, float eps);
 float lq_dot_f32_avx2(const float *a, const float *b, int64_t n);
 void lq_axpy_f32_avx2(float *y, float a, const float *x, int64_t n);
+void lq_dot_f32_rows_avx2(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
+                          float *out);
+void lq_axpy_f32_rows_avx2(float *y, const float *w, const float *x, int64_t stride, int64_t rows, int64_t n);
 void lq_softmax_avx2(float *x, int64_t n);
 void lq_swiglu_avx2(float *gate, const float *up, int64_t n);
 void lq_f16_to_f32_row_avx2(const uint16_t *src, float *dst, int64_t n);

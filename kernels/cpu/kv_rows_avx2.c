@@ -19,11 +19,11 @@ static const float *fp8_table(void) {
     return e4m3_lut;
 }
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/* ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)): the lane order of lq_dot_f32_rows (ops_rows_avx2.c), so a
+ * row of f16 values dots to the bits of the same values in an f32 row */
+static inline float hsum_pairwise(__m256 v) {
+    const __m256 t = _mm256_hadd_ps(v, v), u = _mm256_hadd_ps(t, t);
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1)));
 }
 
 /* 8 values of a row starting at element i, unscaled. */
@@ -68,9 +68,12 @@ void lq_kv_dot_rows_avx2(lq_kv_type t, const float *q, const void *rows, size_t 
         const void *row = (const char *)rows + (size_t)r * row_bytes;
         __m256 acc = _mm256_setzero_ps();
         for (int64_t j = 0; j < n8; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(t, row, base + j, lut), acc);
-        float s = hsum(acc);
-        for (int64_t j = n8; j < head_dim; j++) s += q[j] * load1(t, row, base + j, lut);
-        out[r] = s * head_scale(t, row, head, n_heads, head_dim, fixed) * scale;
+        if (n8 < head_dim) { /* the tail as a zero-padded vector, as the f32 rows' masked loads */
+            float qt[8] = {0}, kt[8] = {0};
+            for (int64_t j = n8; j < head_dim; j++) qt[j - n8] = q[j], kt[j - n8] = load1(t, row, base + j, lut);
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(qt), _mm256_loadu_ps(kt), acc);
+        }
+        out[r] = hsum_pairwise(acc) * head_scale(t, row, head, n_heads, head_dim, fixed) * scale;
     }
 }
 

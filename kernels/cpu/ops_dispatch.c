@@ -29,16 +29,14 @@ void lq_axpy_f32(float *y, float a, const float *x, int64_t n) {
 void lq_dot_f32_rows(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
                      float *out) {
     LQ_CHECK_LEN(rows, q && k && out);
-    if (lq_cpu_has_avx2())
-        for (int64_t i = 0; i < rows; i++) out[i] = lq_dot_f32_avx2(q, k + i * stride, n) * scale;
-    else
-        for (int64_t i = 0; i < rows; i++) out[i] = lq_dot_f32_ref(q, k + i * stride, n) * scale;
+    if (lq_cpu_has_avx2()) lq_dot_f32_rows_avx2(q, k, stride, rows, n, scale, out);
+    else lq_dot_f32_rows_ref(q, k, stride, rows, n, scale, out);
 }
 
 void lq_axpy_f32_rows(float *y, const float *w, const float *x, int64_t stride, int64_t rows, int64_t n) {
     LQ_CHECK_LEN(rows, y && w && x);
     if (lq_cpu_has_avx2())
-        for (int64_t i = 0; i < rows; i++) lq_axpy_f32_avx2(y, w[i], x + i * stride, n);
+        lq_axpy_f32_rows_avx2(y, w, x, stride, rows, n);
     else
         for (int64_t i = 0; i < rows; i++) lq_axpy_f32_ref(y, w[i], x + i * stride, n);
 }

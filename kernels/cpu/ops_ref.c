@@ -21,6 +21,22 @@ float lq_dot_f32_ref(const float *a, const float *b, int64_t n) {
     return (float)s;
 }
 
+/* Not the double-precision dot: the order the fast twin keeps (ops_rows_avx2.c), so the rows of
+ * attention have the same bits on every CPU. Eight lanes, lane l summing q[c] k[c] for c = l mod 8
+ * with one FMA per term in column order (columns past n count as 0 * 0, as a masked load gives),
+ * then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)), times scale. */
+void lq_dot_f32_rows_ref(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
+                         float *out) {
+    for (int64_t i = 0; i < rows; i++) {
+        const float *kr = k + i * stride;
+        float l[8] = {0};
+        for (int64_t c = 0; c < (n + 7) / 8 * 8; c += 8)
+            for (int j = 0; j < 8; j++)
+                l[j] = c + j < n ? fmaf(q[c + j], kr[c + j], l[j]) : fmaf(0.0f, 0.0f, l[j]);
+        out[i] = (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) * scale;
+    }
+}
+
 void lq_axpy_f32_ref(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }

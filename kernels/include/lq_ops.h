@@ -65,11 +65,13 @@ float lq_dot_f32_ref(const float *a, const float *b, int64_t n);
 void lq_axpy_f32(float *y, float a, const float *x, int64_t n);
 void lq_axpy_f32_ref(float *y, float a, const float *x, int64_t n);
 
-/* Attention's per-key loops with the CPU check made once per call instead of once per key:
- * out[i] = lq_dot_f32(q, k + i * stride, n) * scale for i < rows, and y += w[i] * (x + i * stride)
- * for i = 0, 1, ... in order (lq_axpy_f32 each). The same kernel calls in the same order as those
- * loops, so the same bits; a prefill of 512 tokens makes ~70 M of them on SmolLM2. */
+/* Attention's per-key loops: out[i] = (q . (k + i * stride)) * scale for i < rows, summed in
+ * lq_dot_f32_rows_ref's order (eight f32 lanes, a fixed pairwise reduction: the same bits on every
+ * CPU, for any number of keys); and y += w[i] * (x + i * stride) for i = 0, 1, ... in order, the
+ * bits of lq_axpy_f32 called per key. Both run register-blocked over the keys (ops_rows_avx2.c). */
 void lq_dot_f32_rows(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale, float *out);
+void lq_dot_f32_rows_ref(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
+                         float *out);
 void lq_axpy_f32_rows(float *y, const float *w, const float *x, int64_t stride, int64_t rows, int64_t n);
 
 /* In-place softmax over n values (max-subtracted, double-free f32 sum). */
