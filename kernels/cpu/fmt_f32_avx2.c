@@ -5,13 +5,13 @@
 #define MV_NAME lq_matvec_f32_avx2
 #define MV_T float
 #define MV_LOAD8(p) _mm256_loadu_ps(p)
-#define MV_LOADN(p, k) _mm256_maskload_ps((p), mv_tail_mask(k))
+#define MV_LOADN(p, k) _mm256_maskload_ps((p), lq_avx2_tail_mask(k))
 #include "matvec_avx2_tmpl.h"
 
 #define GS_NAME lq_gemm_f32_avx2
 #define GS_T float
 #define GS_LOAD8(p) _mm256_loadu_ps(p)
-#define GS_LOADN(p, k) _mm256_maskload_ps((p), mv_tail_mask(k))
+#define GS_LOADN(p, k) _mm256_maskload_ps((p), lq_avx2_tail_mask(k))
 #include "gemm_small_avx2_tmpl.h"
 
 void lq_dequant_f32_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out) {

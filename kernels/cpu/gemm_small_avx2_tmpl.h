@@ -17,23 +17,10 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "avx2_lanes.h"
 #include "lq_format.h"
 #include "row_prefetch.h"
 
-#ifndef GS_TMPL_HELPERS
-#define GS_TMPL_HELPERS
-static inline __m256i gs_tail_mask(int64_t k) {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), idx);
-}
-
-static inline float gs_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
 
 #define GS_CAT2(a, b) a##b
 #define GS_CAT(a, b) GS_CAT2(a, b)
@@ -63,7 +50,7 @@ static inline __attribute__((always_inline)) void GS_TILE(const char *w0, size_t
     }
     if (c < cols) {
         const int64_t k = cols - c;
-        const __m256i m = gs_tail_mask(k);
+        const __m256i m = lq_avx2_tail_mask(k);
         __m256 wv[2];
         _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wv[i] = GS_LOADN((const GS_T *)(w0 + (size_t)i * rb) + c, k);
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
@@ -72,7 +59,7 @@ static inline __attribute__((always_inline)) void GS_TILE(const char *w0, size_t
         }
     }
     _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
-        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) y[(size_t)j * (size_t)ldy + (size_t)i] = gs_hsum(acc[i][j]);
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) y[(size_t)j * (size_t)ldy + (size_t)i] = lq_avx2_hsum(acc[i][j]);
 }
 
 void GS_NAME(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1) {

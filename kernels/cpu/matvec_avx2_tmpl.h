@@ -19,30 +19,16 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "avx2_lanes.h"
 #include "lq_format.h"
 
-#ifndef MV_TMPL_HELPERS
-#define MV_TMPL_HELPERS
-/* Lanes [0, k) all-ones: the maskload mask for a tail of k < 8 floats. */
-static inline __m256i mv_tail_mask(int64_t k) {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), idx);
-}
-
-static inline float mv_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
 
 void MV_NAME(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1) {
     const int64_t cols = w->cols;
     const char *base = (const char *)w->data;
     const size_t rb = w->row_bytes;
     const int64_t rem = cols & 7;
-    const __m256i tmask = mv_tail_mask(rem);
+    const __m256i tmask = lq_avx2_tail_mask(rem);
     for (int64_t r = r0; r < r1; r++) {
         const MV_T *w0 = (const MV_T *)(base + (size_t)r * rb);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -57,7 +43,7 @@ void MV_NAME(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r
             a0 = _mm256_fmadd_ps(MV_LOAD8(w0 + c), _mm256_loadu_ps(x + c), a0);
         if (rem)
             a1 = _mm256_fmadd_ps(MV_LOADN(w0 + c, rem), _mm256_maskload_ps(x + c, tmask), a1);
-        y[r - r0] = mv_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        y[r - r0] = lq_avx2_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     }
 }
 

@@ -6,21 +6,10 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "avx2_lanes.h"
 #include "kern_internal.h"
 #include "lq_blocks.h"
 #include "lq_ops.h"
-
-static inline __m256i tail_mask(int64_t k) {
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), idx);
-}
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static inline float hmax(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -69,10 +58,10 @@ void lq_rmsnorm_avx2(float *out, const float *x, const float *weight, int64_t n,
         a0 = _mm256_fmadd_ps(v, v, a0);
     }
     if (i < n) {
-        __m256 v = _mm256_maskload_ps(x + i, tail_mask(n - i));
+        __m256 v = _mm256_maskload_ps(x + i, lq_avx2_tail_mask(n - i));
         a1 = _mm256_fmadd_ps(v, v, a1);
     }
-    const float ss = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    const float ss = lq_avx2_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     const float scale = (float)(1.0 / sqrt((double)ss / (double)(n > 0 ? n : 1) + (double)eps));
     const __m256 vs = _mm256_set1_ps(scale);
     for (i = 0; i + 8 <= n; i += 8) {
@@ -94,10 +83,10 @@ float lq_dot_f32_avx2(const float *a, const float *b, int64_t n) {
     for (; i + 8 <= n; i += 8)
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
     if (i < n) {
-        const __m256i m = tail_mask(n - i);
+        const __m256i m = lq_avx2_tail_mask(n - i);
         s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    return lq_avx2_hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
 void lq_axpy_f32_avx2(float *y, float a, const float *x, int64_t n) {
@@ -106,7 +95,7 @@ void lq_axpy_f32_avx2(float *y, float a, const float *x, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     if (i < n) {
-        const __m256i m = tail_mask(n - i);
+        const __m256i m = lq_avx2_tail_mask(n - i);
         __m256 v = _mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
         _mm256_maskstore_ps(y + i, m, v);
     }
@@ -127,16 +116,16 @@ void lq_softmax_avx2(float *x, int64_t n) {
         sum = _mm256_add_ps(sum, e);
     }
     if (i < n) {
-        const __m256i m = tail_mask(n - i);
+        const __m256i m = lq_avx2_tail_mask(n - i);
         __m256 e = exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vm));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(m)); /* masked lanes must not join the sum */
         _mm256_maskstore_ps(x + i, m, e);
         sum = _mm256_add_ps(sum, e);
     }
-    const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+    const __m256 inv = _mm256_set1_ps(1.0f / lq_avx2_hsum(sum));
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
     if (i < n) {
-        const __m256i m = tail_mask(n - i);
+        const __m256i m = lq_avx2_tail_mask(n - i);
         _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
     }
 }
@@ -152,7 +141,7 @@ void lq_swiglu_avx2(float *gate, const float *up, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(gate + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
     if (i < n) {
-        const __m256i m = tail_mask(n - i);
+        const __m256i m = lq_avx2_tail_mask(n - i);
         _mm256_maskstore_ps(gate + i, m, swiglu8(_mm256_maskload_ps(gate + i, m),
                                                  _mm256_maskload_ps(up + i, m)));
     }

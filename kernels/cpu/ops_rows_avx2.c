@@ -14,11 +14,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "avx2_lanes.h"
 #include "kern_internal.h"
-
-static inline __m256i rows_tail_mask(int64_t k) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /* s[j] lane sums for 8 keys, in key order, each ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) */
 static inline __m256 reduce8(const __m256 s[8]) {
@@ -31,7 +28,7 @@ static inline __m256 reduce8(const __m256 s[8]) {
 void lq_dot_f32_rows_avx2(const float *q, const float *k, int64_t stride, int64_t rows, int64_t n, float scale,
                           float *out) {
     const int64_t full = n & ~(int64_t)7;
-    const __m256i tm = rows_tail_mask(n - full);
+    const __m256i tm = lq_avx2_tail_mask(n - full);
     const __m256 vs = _mm256_set1_ps(scale);
     for (int64_t i = 0; i < rows; i += 8) {
         const float *kp[8];
