@@ -6,10 +6,14 @@
  * Why: a batched decode step (B sequences, B <= LQ_GEMM_SMALL_MAX) multiplies every weight by B
  * activation rows. Through sgemm each tile of W is first copied into OpenBLAS's packed layout and
  * then multiplied: on SmolLM2 f32 at B = 8 the copy took 50% of the step and the kernel 29%
- * (perf, docs/PERFORMANCE.md). Here each 8-weight load feeds up to 4 tokens straight from the
- * mapping: a tile of 2 rows x 4 tokens keeps 8 independent FMA chains in flight (the FMA latency
- * times two pipes), loads 2 weight + 4 activation vectors per 8 FMAs, and the row pair stays in
- * L1 while every group of 4 tokens meets it.
+ * (perf, docs/PERFORMANCE.md "Batched decode without sgemm's tile copy"). Here each weight vector,
+ * loaded once from the mapping, feeds several tokens: with 8 or more tokens left, one row x 8
+ * tokens (the row pair is then read as one sequential stream); else tiles of 2 rows x up to 4
+ * tokens (2 weight + 4 activation loads per 8 FMAs). Either way 8 independent FMA chains are in
+ * flight (the FMA latency times two pipes), and the row pair stays in L1 while every group of
+ * tokens meets it. Under the 2-row tiles the rows GS_AHEAD pairs on are prefetched over the pair's
+ * steps: a pair read side by side is two short streams the hardware prefetcher learns late
+ * (row_prefetch.h); the one-row tiles read one stream, which it follows by itself.
  * Every output element is ONE chain: 8-lane FMAs over the columns in order, the masked tail, one
  * horizontal sum. No element depends on the tile it falls in, so the result is the same bits for
  * any row range, thread count or batch composition (tests/test_kernels.c checks it).
@@ -21,7 +25,6 @@
 #include "lq_format.h"
 #include "row_prefetch.h"
 
-
 #define GS_CAT2(a, b) a##b
 #define GS_CAT(a, b) GS_CAT2(a, b)
 #define GS_TILE GS_CAT(GS_NAME, _tile)
@@ -29,8 +32,9 @@
 #define GS_AHEAD 2
 #endif
 
-/* nr (1 or 2) rows from w0 (row stride rb) x nt (1..4) tokens from X (stride cols) into
- * y[t * ldy + i]; called with constant nr / nt so the compiler keeps acc in registers. */
+/* nr (1 or 2) rows from w0 (row stride rb) x nt (1..4; 8 with one row) tokens from X (stride
+ * cols) into y[t * ldy + i], stepping the prefetch pf (NULL: none) from pf_base; called with
+ * constant nr / nt so the compiler keeps acc in registers. */
 static inline __attribute__((always_inline)) void GS_TILE(const char *w0, size_t rb, int nr, const float *X,
                                                           int64_t cols, int nt, float *y, int64_t ldy,
                                                           const rp_rows *pf, int64_t pf_base) {
