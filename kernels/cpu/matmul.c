@@ -9,9 +9,10 @@
  * OpenBLAS is pinned to one thread because the pool already uses every core. A format with a
  * matmul_tile (W8A8) computes its tiles itself, because dequantize + sgemm would skip its
  * activation quantization.
- * 1 < n <= LQ_GEMM_SMALL_MAX (a batched decode step) on a row with a gemm (the float formats):
- * row blocks as for decode, each multiplied by every token straight from the mapping; sgemm would
- * first copy each tile into its packed layout, which cost more than the product at these n.
+ * 1 < n <= LQ_GEMM_SMALL_MAX (a batched decode step) on f32 activations: row blocks as for decode,
+ * each multiplied by every token by the row's gemm straight from the mapping (the float formats),
+ * or dequantized 8 rows at a time into L1 and multiplied by the f32 gemm (the others); sgemm would
+ * copy each tile into its packed layout as well, which cost more than the product at these n.
  * Integer activations (a row with lq_wfmt_traits.act, unless LQ_ACT_MODE_F32): the caller
  * quantizes X once into the row's int8 blocks (in a buffer of the calling thread), then every
  * task runs the format's matvec_q on it; prefill tiles are sized by packed bytes and loop over the
@@ -56,7 +57,7 @@ typedef struct mm_ctx {
     int64_t block;     /* rows per task */
     const uint8_t *Xq; /* integer path: n rows of quantized activations, xq_bytes each; else NULL */
     size_t xq_bytes;
-    lq_task_fn fn;     /* matvec_task, matvec_q_task, gemm_small_task, gemm_task or gemm_q_task */
+    lq_task_fn fn;     /* matvec_task, matvec_q_task, gemm_small(_dq)_task, gemm_task or gemm_q_task */
     int64_t n_tasks;
 } mm_ctx;
 
@@ -195,6 +196,31 @@ static void gemm_small_task(void *vctx, int64_t task, int tid) {
     c->t->gemm(c->w, c->X, c->n, c->Y + r0, rows, r0, r1);
 }
 
+/* A format without its own gemm (W8A16, W4A16, FP8 ... on f32 activations): MM_DQ_ROWS rows at a
+ * time dequantized into the thread's scratch (L1-sized), then the f32 row's gemm on them. The
+ * copy is the dequantization the sgemm path makes anyway, without sgemm's own packing copy; each
+ * element is still one chain over the dequantized row, the same in any tiling. */
+#define MM_DQ_ROWS 8
+static void gemm_small_dq_task(void *vctx, int64_t task, int tid) {
+    const mm_ctx *c = vctx;
+    const lq_weight *w = c->w;
+    const int64_t rows = w->rows, cols = w->cols, r0 = task * c->block, r1 = min64(rows, r0 + c->block);
+    float *tile = lq_pool_scratch(c->pool, tid, (size_t)MM_DQ_ROWS * (size_t)cols * sizeof(float));
+    const lq_wfmt_traits *f32 = lq_wfmt_get(LQ_WFMT_F32);
+    for (int64_t r = r0; r < r1; r += MM_DQ_ROWS) {
+        const int64_t nr = min64(MM_DQ_ROWS, r1 - r);
+        if (!tile) { /* no memory for the rows: still the right answer, one matvec per token */
+            for (int64_t t = 0; t < c->n; t++)
+                c->t->matvec(w, c->X + (size_t)t * (size_t)cols, c->Y + (size_t)t * (size_t)rows + r, r, r + nr);
+            continue;
+        }
+        c->t->dequant(w, r, r + nr, tile);
+        const lq_weight dq = {.fmt = LQ_WFMT_F32, .rows = nr, .cols = cols, .data = tile,
+                              .row_bytes = (size_t)cols * sizeof(float)};
+        f32->gemm(&dq, c->X, c->n, c->Y + r, rows, 0, nr);
+    }
+}
+
 /* The largest n that takes a row's gemm: LQ_GEMM_SMALL_MAX, or LQ_GEMM_SMALL from the environment
  * (0 turns the path off: the A/B of docs/PERFORMANCE.md). */
 static int64_t gemm_small_max(void) {
@@ -305,9 +331,9 @@ static void plan(mm_ctx *c, int nth) {
     if (c->n == 1) {
         c->block = matvec_block(rows, nth);
         c->fn = c->Xq ? matvec_q_task : matvec_task;
-    } else if (!c->Xq && c->t->gemm && c->n <= gemm_small_max()) {
+    } else if (!c->Xq && !c->t->matmul_tile && lq_wfmt_get(LQ_WFMT_F32)->gemm && c->n <= gemm_small_max()) {
         c->block = matvec_block(rows, nth); /* even: gemm's row pairs never straddle two tasks */
-        c->fn = gemm_small_task;
+        c->fn = c->t->gemm ? gemm_small_task : gemm_small_dq_task;
     } else {
         /* the integer paths and a format's own tile (W8A8) read the packed rows; sgemm a f32 copy */
         const bool packed = c->Xq || c->t->matmul_tile;
