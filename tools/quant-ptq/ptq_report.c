@@ -69,7 +69,8 @@ static void print_clip_text(const lq_ptq_summary *r) {
 
 void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
                        const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv, const ptq_automix *mx) {
-    const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
+    /* a --target-bpw plan gives every module its own scheme: the options' default names none */
+    const char *scheme = mx && mx->target > 0 ? "mixed" : lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
