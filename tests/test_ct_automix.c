@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "libquant/lq_model.h"
@@ -147,4 +148,42 @@ Test(ct_automix, candidates_parse_and_refuse) {
     char name[32];
     lq_ptq_candidate_name(&(lq_ptq_candidate){LQ_WFMT_W4A16, 32, false}, name, sizeof name);
     cr_assert_str_eq(name, "W4A16 g32");
+}
+
+/* The tool: --json carries the plan, config.json one group per chosen scheme naming every
+ * quantized Linear once; a bad candidate is one error line and exit 2, nothing written. */
+Test(ct_automix, quant_ptq_target_bpw_cli, .timeout = 120) {
+    char tool[1024], out[64], cmd[4096];
+    lq_test_tool("quant-ptq", tool, sizeof tool);
+    snprintf(out, sizeof out, "/tmp/lq_test_ctmix_cli_%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --target-bpw 4.5 --threads 1 --json --out '%s' > '%s.json'", tool,
+             model_dir(), out, out);
+    cr_assert_eq(lq_test_exit_code(system(cmd)), 0, "%s", cmd);
+    char path[128];
+    snprintf(path, sizeof path, "%s.json", out);
+    char *js = lq_test_read_file(path, NULL);
+    cr_assert_not_null(js);
+    cr_assert_not_null(strstr(js, "\"automix\": {\"target_bpw\": 4.5000"), "%s", js);
+    free(js);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    char *cfg = lq_test_read_file(path, NULL);
+    cr_assert_not_null(cfg);
+    lq_ct_config c;
+    cr_assert_eq(lq_ct_config_parse(cfg, path, &c), LQ_OK, "%s", lq_last_error());
+    free(cfg);
+    cr_assert_geq(c.n_groups, 2, "a 4.5-bit plan of TinyStories-656K mixes schemes");
+    int64_t targets = 0;
+    for (int g = 0; g < c.n_groups; g++) targets += c.groups[g].n_targets;
+    cr_assert_eq(targets, 14, "2 layers x 7 projections, each in one group");
+    rm_out(out);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --target-bpw 4.5 --scheme W4A16,Q4_K --out '%s' 2> '%s.err'", tool,
+             model_dir(), out, out);
+    cr_assert_eq(lq_test_exit_code(system(cmd)), 2, "%s", cmd);
+    cr_assert_not(lq_test_exists(out));
+    snprintf(path, sizeof path, "%s.err", out);
+    char *err = lq_test_read_file(path, NULL);
+    cr_assert(err && strstr(err, "quant-ptq: error: --scheme: unknown candidate 'Q4_K'"), "%s", err ? err : "");
+    free(err);
+    unlink(path);
 }
