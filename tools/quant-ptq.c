@@ -111,15 +111,7 @@ static void usage(FILE *f) {
             "                     --pattern N:M also prunes in the same sweep (SparseGPT's rule,\n"
             "                     keep N of every M columns, e.g. 2:4: llm-compressor's 2:4 + W4A16).\n"
             "                     The summary gives each Linear's output error RTN vs GPTQ\n");
-    fprintf(f,
-            "  --target-bpw B     mixed precision to a size: each quantized Linear gets one of the\n"
-            "                     --scheme candidates (comma-separated, PRESET or PRESET:GROUP;\n"
-            "                     default W8A16,W4A16:128,W4A16:32,W3A16:128) so that the bits per\n"
-            "                     weight over them (payload + scales + zero points) is at most B,\n"
-            "                     least summed relative output error: each input column weighted by\n"
-            "                     its mean square activation over --calib TEXT (or an --imatrix),\n"
-            "                     else the plain weight error. Written as one config group per chosen\n"
-            "                     scheme; the plan is printed (--json: \"automix\")\n");
+    ptq_automix_usage(f);
     ptq_smooth_usage(f);
     fprintf(f,
             "  --kv-cache-scheme T  also quantize the KV cache: fp8 (E4M3, vLLM's fp8 cache) or\n"

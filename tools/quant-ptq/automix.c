@@ -8,6 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+void ptq_automix_usage(FILE *f) {
+    fprintf(f,
+            "  --target-bpw B     mixed precision to a size: each quantized Linear gets one of the\n"
+            "                     --scheme candidates (comma-separated, PRESET or PRESET:GROUP;\n"
+            "                     default W8A16,W4A16:128,W4A16:32,W3A16:128) so that the bits per\n"
+            "                     weight over them (payload + scales + zero points) is at most B,\n"
+            "                     least summed relative output error: each input column weighted by\n"
+            "                     its mean square activation over --calib TEXT (or an --imatrix),\n"
+            "                     else the plain weight error. Written as one config group per chosen\n"
+            "                     scheme; the plan is printed (--json: \"automix\"). A candidate\n"
+            "                     whose group does not divide a layer's columns is skipped for it.\n"
+            "                     --ignore / --override only say which layers are quantized (e.g.\n"
+            "                     --override lm_head=W8A16 adds the head); the plan picks each one's\n"
+            "                     scheme. Round to nearest only (no --method, --group-size, --sym/--asym)\n");
+}
+
 int ptq_automix_candidates(ptq_automix *m, const char *list) {
     if (!list) {
         m->n_cand = lq_ptq_automix_defaults(m->cand, LQ_PTQ_AUTOMIX_MAX_CAND);

@@ -6,6 +6,7 @@
 #define PTQ_AUTOMIX_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_ptq_automix.h"
@@ -18,6 +19,8 @@ typedef struct ptq_automix {
     lq_ptq_rule *rules;          /* the user's overrides, then the plan's (owned) */
 } ptq_automix;
 
+/* The --target-bpw lines of quant-ptq --help. */
+void ptq_automix_usage(FILE *f);
 /* --scheme's comma-separated candidates ("W8A16,W4A16:32,W3A16"); with list NULL the defaults.
  * 0 or the bad-arguments exit code (the error printed). */
 int ptq_automix_candidates(ptq_automix *m, const char *list);
