@@ -30,7 +30,8 @@ typedef struct lq_ptq_candidate {
     bool asym;
 } lq_ptq_candidate;
 
-#define LQ_PTQ_AUTOMIX_MAX_CAND 8
+/* Each chosen candidate becomes one config group, and the reader takes at most LQ_CT_MAX_GROUPS. */
+#define LQ_PTQ_AUTOMIX_MAX_CAND LQ_CT_MAX_GROUPS
 
 /* The default candidates: W8A16, W4A16 g128, W4A16 g32, W3A16 g128 (symmetric: transformers 5
  * refuses asymmetric W4A16 checkpoints). Returns how many were written (<= max). */
