@@ -19,6 +19,7 @@
 #include "tool_progress.h"
 #include "tool_outdir.h"
 #include "tool_output.h"
+#include "quant-ptq/ptq_automix.h"
 #include "quant-ptq/ptq_gguf.h"
 #include "quant-ptq/ptq_smooth.h"
 #include "quant-ptq/ptq_kv.h"
@@ -45,6 +46,7 @@ static void usage(FILE *f) {
             "                 [--method rtn|gptq] [--calib TEXT]... [--calib-samples N] [--calib-len L]\n"
             "                 [--calib-seed N] [--dampening F] [--actorder none|weight|static]\n"
             "                 [--block-size N] [--pattern N:M] [--threads N] [--force] [--json]\n"
+            "       " TOOL " --model DIR --target-bpw B [--scheme CAND,CAND,...] [--calib TEXT] --out DIR\n"
             "\n"
             "Quantize every linear layer of a Llama-family checkpoint (round to nearest) and write a\n"
             "compressed-tensors directory (config.json with quantization_config, model.safetensors,\n"
@@ -109,6 +111,7 @@ static void usage(FILE *f) {
             "                     --pattern N:M also prunes in the same sweep (SparseGPT's rule,\n"
             "                     keep N of every M columns, e.g. 2:4: llm-compressor's 2:4 + W4A16).\n"
             "                     The summary gives each Linear's output error RTN vs GPTQ\n");
+    ptq_automix_usage(f);
     ptq_smooth_usage(f);
     fprintf(f,
             "  --kv-cache-scheme T  also quantize the KV cache: fp8 (E4M3, vLLM's fp8 cache) or\n"
@@ -146,7 +149,26 @@ typedef struct ptq_cli {
     tool_gptq gq;
     ptq_smooth sm;
     ptq_kv kv;
+    ptq_automix mx;
 } ptq_cli;
+
+/* --target-bpw: --scheme lists the candidates; what a single scheme's options would set is the
+ * candidates' own. -1 to go on, else the exit code. */
+static int check_automix(ptq_cli *c) {
+    int rc;
+    if (!c->model || !c->out_dir) return tool_bad_args("--model and --out are required");
+    if ((rc = ptq_automix_candidates(&c->mx, c->scheme_arg)) != 0) return rc;
+    if (c->group_size || c->asym || c->sym)
+        return tool_bad_args("--target-bpw: give group sizes and symmetry in the candidates "
+                             "(--scheme W8A16,W4A16:32,W4A16_ASYM:128), not --group-size / --sym / --asym");
+    if (c->gq.on || c->sm.on) return tool_bad_args("--target-bpw: round to nearest only (no --method gptq|awq|smoothquant)");
+    c->o.scheme = c->mx.cand[0].fmt; /* every planned module gets its own rule */
+    if ((rc = ptq_kv_check(&c->kv, &c->gq, false, c->tok_path)) != 0) return rc;
+    if (c->imatrix_path && c->calib) return tool_bad_args("--imatrix and --calib are exclusive");
+    c->o.ignore = c->ignore;
+    c->o.overrides = c->rules;
+    return -1;
+}
 
 /* Read and check the arguments into c: -1 to go on, else the exit code (the error printed). */
 static int parse_args(int argc, char **argv, ptq_cli *c) {
@@ -193,6 +215,10 @@ static int parse_args(int argc, char **argv, ptq_cli *c) {
             c->scheme_arg = a.value;
         } else if (tool_args_value(&a, "--threads")) {
             if (!tool_parse_int(a.value, 1, &c->threads)) return tool_args_bad_value(&a);
+        } else if (tool_args_value(&a, "--target-bpw")) {
+            float b;
+            if (!tool_parse_float(a.value, 0.5f, 32.0f, &b)) return tool_args_bad_value(&a);
+            c->mx.target = b;
         } else if (tool_args_value(&a, "--group-size")) {
             if (!tool_parse_int(a.value, -1, &c->group_size) || c->group_size == 0)
                 return tool_bad_args("--group-size must be a positive integer or -1, not '%s'", a.value);
@@ -219,6 +245,7 @@ static int parse_args(int argc, char **argv, ptq_cli *c) {
             return tool_args_unknown(&a);
         }
     }
+    if (c->mx.target > 0) return check_automix(c);
     if (!c->model || !c->out_dir || !c->scheme_arg) return tool_bad_args("--model, --scheme and --out are required");
     const lq_preset *preset = lq_preset_find(c->scheme_arg);
     if (!preset || preset->fmt == LQ_WFMT_NONE)
@@ -254,7 +281,7 @@ static int run(ptq_cli *c) {
     char from_gguf[PATH_MAX];
     if ((rc = tool_output_hf_source(TOOL, &od, &c->model, from_gguf, sizeof from_gguf)) != 0) goto out;
     c->o.pool = lq_pool_create(c->threads);
-    if (c->calib && c->o.clip_search && !c->gq.on && !c->sm.on) { /* smoothed models clip-search without data */
+    if (c->calib && (c->o.clip_search || c->mx.target > 0) && !c->gq.on && !c->sm.on) { /* smoothed models clip-search without data */
         if ((rc = ptq_collect_calib(c->model, c->tok_path, c->calib, c->calib_tokens, c->o.pool, &im)) != 0) {
             tool_outdir_abort(&od);
             goto out;
@@ -279,6 +306,7 @@ static int run(ptq_cli *c) {
     lq_status s = c->sm.on ? ptq_smooth_run(&c->sm, c->model, od.tmp, c->tok_path, !c->json) : LQ_OK;
     if (c->sm.on) src = c->sm.dir;
     if (s == LQ_OK) s = ptq_kv_run(&c->kv, src, &c->o, !c->json);
+    if (s == LQ_OK && c->mx.target > 0) s = ptq_automix_run(&c->mx, src, &c->o);
     if (s == LQ_OK)
         s = c->gq.on ? tool_gptq_run(&c->gq, src, od.tmp, c->tok_path, &c->o, !c->json)
                      : lq_ptq_quantize(src, od.tmp, &c->o, &sum);
@@ -306,7 +334,7 @@ static int run(ptq_cli *c) {
         goto out;
     }
     ptq_print_summary(&sum, &c->o, c->out_dir, c->json, c->gq.on ? &c->gq : NULL, c->sm.on ? &c->sm : NULL,
-                      &c->kv);
+                      &c->kv, &c->mx);
     lq_ptq_summary_free(&sum);
     rc = tool_finish_stdout();
 out:
@@ -324,6 +352,7 @@ int main(int argc, char **argv) {
     tool_gptq_free(&cli.gq);
     ptq_smooth_cleanup(&cli.sm);
     ptq_kv_free(&cli.kv);
+    ptq_automix_free(&cli.mx);
     for (int i = 0; i < cli.n_rule_buf; i++) free(cli.rule_buf[i]);
     return rc;
 }

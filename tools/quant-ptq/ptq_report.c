@@ -68,8 +68,9 @@ static void print_clip_text(const lq_ptq_summary *r) {
 }
 
 void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
-                       const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv) {
-    const char *scheme = lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
+                       const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv, const ptq_automix *mx) {
+    /* a --target-bpw plan gives every module its own scheme: the options' default names none */
+    const char *scheme = mx && mx->target > 0 ? "mixed" : lq_ptq_scheme_name(o->scheme), *fallback = lq_ptq_group_fallback_name(o->group_fallback);
     uint64_t rss = tool_peak_rss_bytes();
     if (json) {
         printf("{\"out\": ");
@@ -118,6 +119,7 @@ void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char
         if (gq) tool_gptq_print(gq, true);
         if (sm) ptq_smooth_print(sm, true);
         ptq_kv_print(kv, true);
+        ptq_automix_print(mx, true);
         printf("}\n");
         return;
     }
@@ -134,6 +136,7 @@ void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char
     if (gq) tool_gptq_print(gq, false);
     if (sm) ptq_smooth_print(sm, false);
     ptq_kv_print(kv, false);
+    ptq_automix_print(mx, false);
     printf("  time        %.2f s%s, peak RSS %.1f MiB\n",
            r->seconds + (gq ? gq->sum.calib_seconds : 0.0) + (sm ? sm->sum.seconds : 0.0),
            gq || sm ? " (calibration included)" : "", rss / 1048576.0);

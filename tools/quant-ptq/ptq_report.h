@@ -8,6 +8,7 @@
 #include "libquant/lq_calib.h"
 #include "lq_pool.h"
 #include "libquant/lq_ptq.h"
+#include "ptq_automix.h"
 #include "ptq_kv.h"
 #include "ptq_smooth.h"
 #include "tool_gptq.h"
@@ -15,7 +16,7 @@
 /* The run's summary on stdout: per-tensor errors, the group fallback, the clip search, the
  * calibrated methods' own lines (gq / sm NULL when they did not run). */
 void ptq_print_summary(const lq_ptq_summary *r, const lq_ptq_opts *o, const char *out, bool json,
-                       const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv);
+                       const tool_gptq *gq, const ptq_smooth *sm, const ptq_kv *kv, const ptq_automix *mx);
 
 /* The imatrix of the first max_tokens tokens of text_path through the model, for the clip search.
  * Returns 0 or the exit code (the error printed). */

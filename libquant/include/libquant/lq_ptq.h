@@ -136,6 +136,11 @@ lq_status lq_ct_config_parse(const char *config_json, const char *path, lq_ct_co
 typedef struct lq_ptq_rule {
     const char *pattern;
     lq_wfmt scheme;
+    /* false: group size and symmetry are the options' (group_size, asym). true: this rule's
+     * (a mixed plan gives W4A16 g32 to some modules and g128 to others; lq_ptq_automix.h). */
+    bool own_params;
+    int32_t group_size;          /* own_params, grouped formats: > 0 */
+    bool asym;                   /* own_params, grouped formats */
 } lq_ptq_rule;
 
 /* What to do with a W4A16 tensor whose column count the group size does not divide.

@@ -92,8 +92,10 @@ static lq_status write_copy(lq_st_writer *wr, const lq_tensor *t) {
 
 /* lm_head and sparse-MoE routers (lq_arch_is_router) stay float unless the caller's ignore list
  * replaces that default; experts are ordinary Linears, quantized one by one. */
-static lq_wfmt choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
+static lq_wfmt choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module,
+                             const lq_ptq_rule **rule) {
     lq_wfmt s = o->scheme;
+    if (rule) *rule = NULL;
     if (!o->ignore_replaces_default && (strcmp(module, "lm_head") == 0 || lq_arch_is_router(arch, module))) s = LQ_WFMT_NONE;
     /* Patterns were validated by check_opts, so a match cannot fail here. Every module the
      * plan names is a Linear (projections and lm_head). */
@@ -102,13 +104,15 @@ static lq_wfmt choose_scheme(const lq_ptq_opts *o, const lq_arch *arch, const ch
         if (lq_target_match_spec(o->ignore[i], module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
             s = LQ_WFMT_NONE;
     for (int i = 0; i < o->n_overrides; i++)
-        if (lq_target_match_spec(o->overrides[i].pattern, module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit)
+        if (lq_target_match_spec(o->overrides[i].pattern, module, LQ_MODULE_LINEAR, &hit) == LQ_OK && hit) {
             s = o->overrides[i].scheme;
+            if (rule) *rule = &o->overrides[i];
+        }
     return s;
 }
 
 lq_wfmt lq_ptq_module_scheme(const lq_ptq_opts *o, const lq_arch *arch, const char *module) {
-    return choose_scheme(o, arch, module);
+    return choose_scheme(o, arch, module, NULL);
 }
 
 static lq_scale_dtype to_scale_dtype(lq_dtype d) {
@@ -129,7 +133,9 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': name too long", lq_checkpoint_path(c), t->name);
     memcpy(it->module, as_head ? "lm_head" : t->name, n);
     it->module[n] = 0;
-    it->scheme = choose_scheme(o, lq_arch_find(lq_checkpoint_config(c)->arch), it->module);
+    const lq_ptq_rule *rule;
+    it->scheme = choose_scheme(o, lq_arch_find(lq_checkpoint_config(c)->arch), it->module, &rule);
+    const bool own = rule && rule->own_params; /* a mixed plan's group size and symmetry */
     if (it->scheme == LQ_WFMT_NONE) return LQ_OK;
     if (t->dtype != LQ_DTYPE_F32 && t->dtype != LQ_DTYPE_F16 && t->dtype != LQ_DTYPE_BF16)
         return lq_fail(LQ_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s cannot be quantized",
@@ -144,8 +150,8 @@ static lq_status plan_tensor(const lq_checkpoint *c, const lq_ptq_opts *o, const
         it->qp.col_weight = o->calib->find(o->calib->user, it->module, it->cols);
     it->n_groups = 1;
     if (lq_ct_grouped(it->scheme)) {
-        int32_t g = o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
-        it->qp.asym = o->asym;
+        int32_t g = own ? rule->group_size : o->group_size == 0 ? PTQ_DEFAULT_GROUP : o->group_size;
+        it->qp.asym = own ? rule->asym : o->asym;
         if (g > 0 && it->cols % g != 0) {
             /* compressed-tensors has no partial last group (it raises on load), so such a tensor
              * is refused, quantized per output channel (group_size 0 below) or kept in float. */
@@ -193,7 +199,7 @@ static lq_status plan_tied_head(const lq_checkpoint *c, const lq_ptq_opts *o, pl
     *untie = false;
     if (!lq_checkpoint_config(c)->tied_embeddings) return LQ_OK;
     const lq_tensor *emb = lq_checkpoint_find(c, "model.embed_tokens.weight");
-    if (!emb || choose_scheme(o, NULL, "lm_head") == LQ_WFMT_NONE) return LQ_OK;
+    if (!emb || choose_scheme(o, NULL, "lm_head", NULL) == LQ_WFMT_NONE) return LQ_OK;
     plan_item head;
     LQ_TRY(plan_tensor(c, o, emb, true, &head));
     if (head.scheme == LQ_WFMT_NONE) return LQ_OK;
@@ -517,6 +523,9 @@ static lq_status check_opts(const lq_ptq_opts *o) {
         if (o->overrides[i].scheme != LQ_WFMT_NONE && !lq_ct_storage_of(o->overrides[i].scheme))
             return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': scheme %s has no compressed-tensors storage",
                            o->overrides[i].pattern, lq_ptq_scheme_name(o->overrides[i].scheme));
+        if (o->overrides[i].own_params && lq_ct_grouped(o->overrides[i].scheme) && o->overrides[i].group_size < 1)
+            return lq_fail(LQ_ERR_INVALID_ARG, "override '%s': group size %d (a positive size)",
+                           o->overrides[i].pattern, (int)o->overrides[i].group_size);
     }
     return LQ_OK;
 }
