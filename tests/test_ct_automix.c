@@ -19,6 +19,7 @@
 #include "libquant/lq_model.h"
 #include "libquant/lq_ptq_automix.h"
 #include "lq_eval.h"
+#include "lq_test_ppl.h"
 #include "lq_test_util.h"
 
 static const char *model_dir(void) {
@@ -44,22 +45,7 @@ static lq_ptq_summary write_plan(const lq_ptq_automix_plan *p, const lq_ptq_cand
     return s;
 }
 
-static double ppl_of(const char *dir) {
-    lq_model *m;
-    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
-    lq_tokenizer *tok;
-    cr_assert_eq(lq_eval_load_tokenizer(m, model_dir(), NULL, &tok), LQ_OK, "%s", lq_last_error());
-    char path[1024];
-    size_t len = 0;
-    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
-    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
-    lq_ppl_result r;
-    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
-    free(text);
-    lq_tokenizer_free(tok);
-    lq_model_free(m);
-    return r.ppl;
-}
+static double ppl_of(const char *dir) { return lq_test_story_ppl(dir, model_dir()); }
 
 static void rm_out(const char *out) {
     char cmd[1200];

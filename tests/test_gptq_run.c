@@ -17,6 +17,7 @@
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_model.h"
 #include "lq_eval.h"
+#include "lq_test_ppl.h"
 #include "lq_test_util.h"
 
 static char g_root[256], g_fp32[512], g_calib[512];
@@ -93,22 +94,7 @@ Test(gptq_run, text_shorter_than_one_sample_refused) {
     lq_tokenizer_free(t);
 }
 
-static double ppl_of(const char *dir) {
-    lq_model *m;
-    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
-    lq_tokenizer *tok;
-    cr_assert_eq(lq_eval_load_tokenizer(m, g_fp32, NULL, &tok), LQ_OK, "%s", lq_last_error());
-    char path[1024];
-    size_t len = 0;
-    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
-    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
-    lq_ppl_result r;
-    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
-    free(text);
-    lq_tokenizer_free(tok);
-    lq_model_free(m);
-    return r.ppl;
-}
+static double ppl_of(const char *dir) { return lq_test_story_ppl(dir, g_fp32); }
 
 static void out_dir(const char *name, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", g_root, name);

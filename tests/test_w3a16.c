@@ -25,6 +25,7 @@
 #include "libquant/lq_ptq.h"
 #include "libquant/lq_safetensors.h"
 #include "lq_eval.h"
+#include "lq_test_ppl.h"
 #include "lq_test_util.h"
 
 static char g_root[256], g_s260[512], g_calib[512], g_model[1024];
@@ -54,22 +55,7 @@ static void out_dir(const char *name, char *buf, size_t cap) {
     cr_assert_eq(mkdir(buf, 0755), 0);
 }
 
-static double ppl_of(const char *dir) {
-    lq_model *m;
-    cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
-    lq_tokenizer *tok;
-    cr_assert_eq(lq_eval_load_tokenizer(m, g_model, NULL, &tok), LQ_OK, "%s", lq_last_error());
-    char path[1024];
-    size_t len = 0;
-    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
-    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
-    lq_ppl_result r;
-    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
-    free(text);
-    lq_tokenizer_free(tok);
-    lq_model_free(m);
-    return r.ppl;
-}
+static double ppl_of(const char *dir) { return lq_test_story_ppl(dir, g_model); }
 
 static const lq_tensor *need(const lq_st_file *f, const char *name, lq_dtype dt, int64_t d0, int64_t d1) {
     const lq_tensor *t = lq_st_find(f, name);
@@ -351,22 +337,13 @@ static void check_ct_fixture(const char *name, const char *flags) {
     lq_model *m;
     cr_assert_eq(lq_model_load(dir, &m), LQ_OK, "%s", lq_last_error());
     cr_expect_eq(lq_test_linear(m, 0, "mlp.down_proj")->fmt, LQ_WFMT_W3A16);
-    lq_tokenizer *tok;
-    cr_assert_eq(lq_eval_load_tokenizer(m, dir, NULL, &tok), LQ_OK, "%s", lq_last_error());
-    char path[1100];
-    size_t len = 0;
-    char *text = lq_test_read_file(lq_test_shared("data/tinystories_sample.txt", path, sizeof path), &len);
-    lq_ppl_opts o = {.per_line = true, .separator = "<|endoftext|>"};
-    lq_ppl_result r;
-    cr_assert_eq(lq_eval_perplexity(m, tok, NULL, text, len, &o, &r), LQ_OK, "%s", lq_last_error());
-    free(text);
-    lq_tokenizer_free(tok);
     lq_model_free(m);
+    const lq_ppl_result r = lq_test_story_score(dir, dir);
     const double ref = fixture_ref(dir, "ppl");
     cr_expect_eq(r.n_scored, (int64_t)fixture_ref(dir, "tokens"));
     cr_expect(fabs(r.ppl - ref) <= 1e-5 * ref, "%s: PPL %.7f, compressed-tensors + PyTorch %.7f", name, r.ppl, ref);
     /* 2. quant-ptq writes the same tensors, byte for byte, from the same f32 model */
-    char out[600], args[4096], err[1024];
+    char out[600], args[4096], err[1024], path[1100];
     snprintf(out, sizeof out, "%s/%s", g_root, name);
     snprintf(args, sizeof args, "--model '%s' --out '%s' --scheme W3A16 %s", g_s260, out, flags);
     cr_assert_eq(lq_test_run_tool("quant-ptq", args, g_root, err, sizeof err), 0, "%s: %s", args, err);
