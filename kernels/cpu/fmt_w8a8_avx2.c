@@ -114,11 +114,11 @@ static void w8a8_rows(const lq_weight *w, const int8_t *xq, float sx, float *y, 
 
 /* One 32-column step of w8a8_tile: |w| once per row, then each token's codes against both rows. */
 static inline __attribute__((always_inline)) void w8a8_step(const __m256i *wv, int nr, const int8_t *xq,
-                                                            int64_t padded, int nt, __m256i acc[2][4]) {
+                                                            int64_t padded, int nt, __m256i acc[2][8]) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i wa[2];
     _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wa[i] = _mm256_abs_epi8(wv[i]);
-    _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) {
+    _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + (size_t)j * (size_t)padded));
         _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) {
             const __m256i p = _mm256_maddubs_epi16(wa[i], _mm256_sign_epi8(xv, wv[i]));
@@ -127,7 +127,7 @@ static inline __attribute__((always_inline)) void w8a8_step(const __m256i *wv, i
     }
 }
 
-/* nr (1 or 2) rows x nt (1..4) tokens of quantized activations (codes xq, stride padded; scales
+/* nr (1 or 2) rows x nt (1..4; 8 with one row) tokens of quantized activations (codes xq, stride padded; scales
  * sx) into y[t * ldy + i]: each weight vector is loaded and made absolute once for every token of
  * the group. Every element is its exact int32 sum times sx * scale, the ref's expression, so the
  * tile equals decode bit for bit. Constant nr / nt at each call keep acc in registers. */
@@ -135,9 +135,9 @@ static inline __attribute__((always_inline)) void w8a8_tile(const int8_t *w0, si
                                                             int64_t padded, const float *sx, int nt, int64_t cols,
                                                             const float *scale, float *y, int64_t ldy) {
     const int64_t full = cols & ~(int64_t)31, rem = cols - full;
-    __m256i acc[2][4];
+    __m256i acc[2][8];
     _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++) acc[i][j] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm256_setzero_si256();
     __m256i wv[2];
     for (int64_t c = 0; c < full; c += 32) {
         _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
@@ -149,14 +149,15 @@ static inline __attribute__((always_inline)) void w8a8_tile(const int8_t *w0, si
         w8a8_step(wv, nr, xq + full, padded, nt, acc);
     }
     _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < nt; j++)
+        _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++)
             y[(size_t)j * (size_t)ldy + (size_t)i] = (float)hsum_i32(acc[i][j]) * sx[j] * scale[i];
 }
 
 #define W8A8_TILE_TOKENS 16 /* tokens quantized at once (their codes stay in L1 with the row pair) */
 
 /* Y rows [r0, r1) of n tokens: each token's activations quantized once per call exactly as decode
- * quantizes them, then row pairs x groups of 4 tokens (w8a8_tile); identical to decode. */
+ * quantizes them, then each row pair against the tokens: one row x 8 tokens while 8 are left (the
+ * pair read as one sequential stream), 2 rows x up to 4 after (w8a8_tile); identical to decode. */
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1) {
     const int64_t cols = w->cols, padded = (cols + 31) / 32 * 32, rows = w->rows;
@@ -178,6 +179,12 @@ void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, flo
                 const int64_t nt = m - t < 4 ? m - t : 4;
                 const int8_t *x = xq + (size_t)t * (size_t)padded;
                 float *y = Y + (size_t)(t0 + t) * (size_t)rows + (size_t)r;
+                if (m - t >= 8) { /* one row at a time: the pair is read as one sequential stream */
+                    w8a8_tile(w0, rb, 1, x, padded, sx + t, 8, cols, scale + r, y, rows);
+                    if (nr == 2) w8a8_tile(w0 + rb, rb, 1, x, padded, sx + t, 8, cols, scale + r + 1, y + 1, rows);
+                    t += 4;
+                    continue;
+                }
                 if (nr == 2) {
                     if (nt == 4) w8a8_tile(w0, rb, 2, x, padded, sx + t, 4, cols, scale + r, y, rows);
                     else if (nt == 3) w8a8_tile(w0, rb, 2, x, padded, sx + t, 3, cols, scale + r, y, rows);
