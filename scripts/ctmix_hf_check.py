@@ -26,8 +26,7 @@ from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_crosscheck import units  # noqa: E402
-from w3a16_hf_check import Engine, our_nll, torch_nll  # noqa: E402
+from w3a16_hf_check import Engine, compare  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 TARGETS = ["3.3", "4.5", "6.0"]
@@ -64,18 +63,7 @@ def main():
                 print(f"{b:7} {desc:24} NO: {str(e).splitlines()[0][:100]}")
                 bad += 1
                 continue
-            vocab, worst = model.config.vocab_size, 0.0
-            for i, u in enumerate(units(a.text)):
-                if i == a.stories:
-                    break
-                ids = base_tok.encode(u).ids[:model.config.max_position_embeddings]
-                with torch.no_grad():
-                    rows = model(torch.tensor([ids])).logits[0]
-                mine = eng.logits(out, ids, vocab)
-                worst = max(worst, float(((mine - rows).abs().max(dim=-1).values / rows.abs().max(dim=-1).values).max()))
-            tn, n = torch_nll(model, Tokenizer.from_file(os.path.join(out, "tokenizer.json")), a.text)
-            on, m = our_nll(a.build, out, a.text)
-            ok = worst <= a.tol and n == m and abs(tn - on) <= 1e-5 * abs(tn)
+            worst, tn, n, on, m, ok = compare(model, eng, a, out, base_tok)
             bad += not ok
             print(f"{b:7} {desc:24} {worst:18.2e} {tn:14.6f} / {math.exp(tn / n):8.6f} "
                   f"{on:14.6f} / {math.exp(on / m):8.6f} {n:6d}{'' if ok else '  MISMATCH'}", flush=True)

@@ -134,6 +134,24 @@ def our_nll(build, out, text):
     return j["nll_sum"], j["tokens_scored"]
 
 
+def compare(model, eng, a, out, base_tok):
+    """PyTorch's model against our engine on output directory `out`: the worst logit gap (relative
+    to each row's largest logit) over the first a.stories stories, both total NLLs of a.text with
+    their token counts, and whether all agree (a.tol; NLL to 1e-5 relative; same token count)."""
+    vocab, worst = model.config.vocab_size, 0.0
+    for i, u in enumerate(units(a.text)):
+        if i == a.stories:
+            break
+        ids = base_tok.encode(u).ids[:model.config.max_position_embeddings]
+        with torch.no_grad():
+            rows = model(torch.tensor([ids])).logits[0]
+        mine = eng.logits(out, ids, vocab)
+        worst = max(worst, float(((mine - rows).abs().max(dim=-1).values / rows.abs().max(dim=-1).values).max()))
+    tn, n = torch_nll(model, Tokenizer.from_file(os.path.join(out, "tokenizer.json")), a.text)
+    on, m = our_nll(a.build, out, a.text)
+    return worst, tn, n, on, m, worst <= a.tol and n == m and abs(tn - on) <= 1e-5 * abs(tn)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -170,21 +188,7 @@ def main():
                     bad += 1
                     continue
                 loads, model = "peer*", ct_decompressed(out)
-            vocab = model.config.vocab_size
-            worst = 0.0
-            for i, u in enumerate(units(a.text)):
-                if i == a.stories:
-                    break
-                ids = base_tok.encode(u).ids[:model.config.max_position_embeddings]
-                with torch.no_grad():
-                    rows = model(torch.tensor([ids])).logits[0]
-                mine = eng.logits(out, ids, vocab)
-                scale = rows.abs().max(dim=-1).values
-                worst = max(worst, float(((mine - rows).abs().max(dim=-1).values / scale).max()))
-            tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
-            tn, n = torch_nll(model, tok, a.text)
-            on, m = our_nll(a.build, out, a.text)
-            ok = worst <= a.tol and n == m and abs(tn - on) <= 1e-5 * abs(tn)
+            worst, tn, n, on, m, ok = compare(model, eng, a, out, base_tok)
             bad += not ok
             print(f"{name:18} {loads:8} {worst:18.2e} {tn:14.6f} / {math.exp(tn / n):8.6f} "
                   f"{on:14.6f} / {math.exp(on / m):8.6f} {n:6d}{'' if ok else '  MISMATCH'}", flush=True)
