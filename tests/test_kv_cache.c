@@ -574,7 +574,10 @@ static void check_batch_type(lq_kv_type t, bool stat) {
      * boundary can take the neighbouring code in one run: one cached value moves by one step
      * (1/127 of its row's range for q8), and the rows attending over it move by up to ~1e-3 of the
      * largest logit. Every other row must agree to f32 rounding (1e-5); a few rows may carry a
-     * flipped code (measured: 0 to 2 of 31 rows per type, at most 4.8e-4). */
+     * flipped code (measured: 2 of 31 q8 rows at 4.8e-4 when the f32 rows summed their lanes in
+     * another order than the compact ones; 0 since both use lq_dot_f32_rows_ref's order, worst
+     * 7.8e-7). An f16 cache stores values an f32 cache would hold exactly and now sums them in the
+     * same order, so it has no code to flip: none of its rows may leave f32 rounding. */
     double worst = 0;
     int flipped = 0;
     for (int r = 0; r < rows_g; r++) {
@@ -587,8 +590,8 @@ static void check_batch_type(lq_kv_type t, bool stat) {
         flipped += dr > 1e-5f * mx;
         worst = fmax(worst, kld_row(plain + (size_t)r * vocab, g, vocab));
     }
-    cr_assert(flipped <= 4, "batch %s%s: %d of %d rows beyond f32 rounding of the emulation", lq_kv_type_name(t),
-              stat ? " static" : "", flipped, rows_g);
+    cr_assert(flipped <= (t == LQ_KV_F16 ? 0 : 4), "batch %s%s: %d of %d rows beyond f32 rounding of the emulation",
+              lq_kv_type_name(t), stat ? " static" : "", flipped, rows_g);
     cr_log_info("batch %s%s: worst-row KLD from the f32 cache %.3g", lq_kv_type_name(t), stat ? " static" : "", worst);
     /* the single-sequence bounds of compact_caches_attend_over_the_encoded_rows (f16 < 1e-4,
      * q8 < 2e-2, fp8 and static scales < 1e-1) */

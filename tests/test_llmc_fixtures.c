@@ -90,7 +90,7 @@ Test(llmc, w8a8_dynamic_int8_per_token) {
     /* Per-token int8 activations turn ulp-level differences into whole-code flips, so this small
      * model's PPL moves with the attention's summation order alone. Measured against 3.546579:
      * the per-row loop 3.548138 (4.4e-4) while its key dots summed like lq_dot_f32, 3.549258
-     * (7.6e-4) since they sum eight lanes pairwise (lq_dot_f32_rows_ref, main after 9b1cd11); the
+     * (7.6e-4) since they sum eight lanes pairwise (lq_dot_f32_rows_ref, main df187b5); the
      * sgemm tiles of the default prefill 3.550872 (1.2e-3) and then 3.547695 (3.1e-4). All these
      * orders are equally accurate against a double evaluation (test_backend, test_dot_rows). The
      * loop keeps its bound just above its gap; the default path's stays at 1.5e-3, still short of

@@ -162,7 +162,11 @@ void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, flo
                               int64_t r1) {
     const int64_t cols = w->cols, padded = (cols + 31) / 32 * 32, rows = w->rows;
     const int64_t chunk = n < W8A8_TILE_TOKENS ? n : W8A8_TILE_TOKENS;
-    int8_t *xq = malloc((size_t)(chunk * padded));
+    /* every tile of a batched decode step comes here: the codes on the stack when they fit (all
+     * of SmolLM2's: 16 x 1536), malloc only for wide rows */
+    int8_t stack[W8A8_STACK * 2];
+    const size_t need = (size_t)(chunk * padded);
+    int8_t *xq = need <= sizeof stack ? stack : malloc(need);
     if (!xq) { lq_matmul_tile_w8a8_ref(w, X, n, Y, r0, r1); return; } /* no memory: still exact */
     const float *scale = w->aux[0];
     const char *base = (const char *)w->data;
@@ -199,7 +203,7 @@ void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, flo
             }
         }
     }
-    free(xq);
+    if (xq != stack) free(xq);
 }
 
 void lq_matvec_w8a8_avx2(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1) {
