@@ -149,3 +149,60 @@ Test(linear_hook, imatrix_matches_raw_inputs_on_stories260k, .timeout = 120) {
     lq_session_free(s);
     lq_model_free(m);
 }
+
+/* Every Linear input of one layer, concatenated in call order. */
+typedef struct seen {
+    float *x;
+    size_t n, cap;
+    int calls;
+} seen;
+
+static void seen_hook(void *user, const lq_linear_input *in) {
+    seen *s = user;
+    size_t k = (size_t)in->n_tokens * (size_t)in->cols;
+    if (s->n + k > s->cap) {
+        s->cap = 2 * (s->n + k);
+        s->x = realloc(s->x, s->cap * sizeof *s->x);
+        cr_assert_not_null(s->x);
+    }
+    memcpy(s->x + s->n, in->x, k * sizeof *s->x);
+    s->n += k;
+    s->calls++;
+}
+
+/* lq_session_observe_layer (the calibration pass that skips the down projections) shows every
+ * Linear the same input as lq_session_forward_layer, bit for bit, and leaves x alone. */
+Test(linear_hook, observe_layer_sees_what_forward_layer_sees, .timeout = 60) {
+    char bin[1024];
+    lq_test_shared("models/stories260K/stories260K.bin", bin, sizeof bin);
+    lq_model *m = NULL;
+    cr_assert_eq(lq_model_load(bin, &m), LQ_OK, "%s", lq_last_error());
+    const int n = 24;
+    lq_session *s = NULL;
+    cr_assert_eq(lq_session_create(m, n, NULL, &s), LQ_OK);
+    int32_t ids[24];
+    for (int i = 0; i < n; i++) ids[i] = i == 0 ? 1 : (int32_t)((i * 53 + 7) % 512);
+    float x[24 * 64], x0[24 * 64], y[24 * 64];
+    cr_assert_eq(lq_session_embed(s, ids, n, x), LQ_OK);
+    for (int l = 0; l < 2; l++) { /* layer 1 too: its input differs from the embedding */
+        memcpy(x0, x, sizeof x);
+        seen fw = {0}, ob = {0};
+        lq_session_set_linear_hook(s, seen_hook, &ob);
+        cr_assert_eq(lq_session_observe_layer(s, l, x, n, 0), LQ_OK, "%s", lq_last_error());
+        cr_assert_eq(memcmp(x, x0, sizeof x), 0, "observe_layer changed its input");
+        memcpy(y, x, sizeof x);
+        lq_session_set_linear_hook(s, seen_hook, &fw);
+        cr_assert_eq(lq_session_forward_layer(s, l, y, n, 0), LQ_OK);
+        lq_session_set_linear_hook(s, NULL, NULL);
+        cr_assert_eq(ob.calls, 7, "layer %d: %d Linears observed", l, ob.calls);
+        cr_assert_eq(fw.calls, ob.calls);
+        cr_assert_eq(fw.n, ob.n);
+        cr_assert_eq(memcmp(fw.x, ob.x, fw.n * sizeof *fw.x), 0, "layer %d: a Linear saw other inputs", l);
+        cr_assert_neq(memcmp(y, x, sizeof x), 0, "forward_layer did not change x");
+        memcpy(x, y, sizeof x);
+        free(fw.x);
+        free(ob.x);
+    }
+    lq_session_free(s);
+    lq_model_free(m);
+}

@@ -109,6 +109,12 @@ void lq_session_set_linear_hook(lq_session *s, lq_linear_hook fn, void *user);
  * each Linear's input to the linear hook, exactly as inside lq_forward. */
 lq_status lq_session_embed(lq_session *s, const int32_t *tokens, int n, float *x);
 lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, int pos);
+/* lq_session_forward_layer for the linear hook only: every Linear of the layer sees its input
+ * as there, but x is left as it was and the layer's output is not computed. The MLP's down
+ * projections (dense, expert and shared-expert) feed nothing but the residual stream, so their
+ * matmuls are skipped: a calibration pass that only collects statistics saves about a quarter
+ * of a dense layer's multiply work. */
+lq_status lq_session_observe_layer(lq_session *s, int layer, const float *x, int n, int pos);
 /* Half a decoder layer, in place on x as lq_session_forward_layer: LQ_BLOCK_ATTN is
  * x += attention(norm(x)) (writing the KV cache rows), LQ_BLOCK_FFN x += mlp(norm(x));
  * forward_layer is the two in turn. AWQ's grid search re-runs one block per candidate scale. */

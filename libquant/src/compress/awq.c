@@ -9,15 +9,12 @@
  * tokens is exact from H = 2 sum x x^T: sum_t |D x_t|^2 = sum_r d_r H d_r^T / 2 with D = W - W'.
  * Everything else in the block keeps its float weights, as in llm-compressor (its quantization
  * is off while it calibrates). */
+#include "gptq_internal.h"
 #include "smooth_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef LQ_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 /* ---- fake quantization ----------------------------------------------------------------------- */
 
@@ -101,56 +98,16 @@ static lq_status block_loss(const awq_job *j, float *const *Wq, float *tmp, doub
     return st;
 }
 
-#define QF_ROWS 32
-
-typedef struct qf_job {
-    const double *D, *H;
-    int64_t rows, cols;
-    double *part;
-} qf_job;
-
-/* part[task] = sum over its rows of d_r H d_r^T (fixed row chunks: pool-independent sums). */
-static void qf_task(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const qf_job *j = ctx;
-    const int64_t c = j->cols, r0 = task * QF_ROWS, r1 = r0 + QF_ROWS < j->rows ? r0 + QF_ROWS : j->rows;
-    double *V = malloc((size_t)((r1 - r0) * c) * sizeof *V), acc = 0.0;
-    if (!V) {
-        j->part[task] = NAN;
-        return;
-    }
-#ifdef LQ_HAVE_OPENBLAS
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)c, (int)c, 1.0, j->D + r0 * c, (int)c,
-                j->H, (int)c, 0.0, V, (int)c);
-#else
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t a = 0; a < c; a++) {
-            double v = 0.0;
-            for (int64_t b = 0; b < c; b++) v += j->D[r * c + b] * j->H[b * c + a];
-            V[(r - r0) * c + a] = v;
-        }
-#endif
-    for (int64_t i = 0; i < (r1 - r0) * c; i++) acc += V[i] * j->D[r0 * c + i];
-    j->part[task] = acc;
-    free(V);
-}
-
 /* Mean square error of the Linear's output over the calibration tokens, from H. */
 static lq_status linear_loss(const awq_job *j, const float *Wq, double *loss) {
-    const int64_t rows = j->rows[0], cols = j->cols, n_tasks = (rows + QF_ROWS - 1) / QF_ROWS;
-    double *D = malloc((size_t)(rows * cols) * sizeof *D), *part = malloc((size_t)n_tasks * sizeof *part);
-    if (!D || !part) {
-        free(D);
-        free(part);
-        return lq_fail(LQ_ERR_NOMEM, "awq: out of memory for the output error");
-    }
-    for (int64_t i = 0; i < rows * cols; i++) D[i] = (double)j->W[0][i] - (double)Wq[i];
-    qf_job q = {.D = D, .H = j->H, .rows = rows, .cols = cols, .part = part};
-    lq_pool_run(j->o->pool, qf_task, &q, n_tasks);
+    const int64_t rows = j->rows[0], cols = j->cols;
+    float *D = malloc((size_t)(rows * cols) * sizeof *D);
+    if (!D) return lq_fail(LQ_ERR_NOMEM, "awq: out of memory for the output error");
+    for (int64_t i = 0; i < rows * cols; i++) D[i] = (float)((double)j->W[0][i] - (double)Wq[i]);
     double sum = 0.0;
-    for (int64_t t = 0; t < n_tasks; t++) sum += part[t];
+    lq_status st = lq_gptq_hform(D, rows, cols, j->H, j->o->pool, &sum);
     free(D);
-    free(part);
+    LQ_TRY(st);
     *loss = 0.5 * sum / ((double)(j->n_tok > 0 ? j->n_tok : 1) * (double)rows);
     return LQ_OK;
 }

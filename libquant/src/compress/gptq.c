@@ -84,7 +84,9 @@ static void hessian_tile(void *ctx, int64_t task, int tid) {
  * depend on its thread count (matmul.c does the same). */
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
-static void blas_one_thread(void) { pthread_once(&g_blas_once, blas_single); }
+void lq_gptq_blas_single(void) { pthread_once(&g_blas_once, blas_single); }
+#else
+void lq_gptq_blas_single(void) {}
 #endif
 
 #define H_CHUNK 512
@@ -95,9 +97,7 @@ lq_status lq_gptq_hessian_add(lq_gptq_hessian *h, const float *X, int64_t n, lq_
         if (!isfinite(X[i]))
             return lq_fail(LQ_ERR_FORMAT, "%s: NaN or Inf in the calibration activations (token %lld, column %lld)",
                            what, (long long)(i / cols), (long long)(i % cols));
-#ifdef LQ_HAVE_OPENBLAS
-    blas_one_thread();
-#endif
+    lq_gptq_blas_single();
     int64_t rows = n < H_CHUNK ? n : H_CHUNK;
     double *Xd = malloc((size_t)(rows * cols) * sizeof *Xd);
     if (!Xd) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory for the Hessian", what);
@@ -187,6 +187,25 @@ lq_status lq_gptq_factorize(double *H, int64_t n, double damp, lq_gptq_linear_st
 
 /* ---- the sweep ------------------------------------------------------------------------------- */
 
+void lq_gptq_lazy_update(double *w, const double *E, int64_t ldE, const double *U, int64_t nr, int64_t cols,
+                         int64_t i1, int64_t i2) {
+    if (i2 >= cols || nr <= 0) return;
+#ifdef LQ_HAVE_OPENBLAS
+    lq_gptq_blas_single();
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)(cols - i2), (int)(i2 - i1), -1.0, E,
+                (int)ldE, U + i1 * cols + i2, (int)cols, 1.0, w + i2, (int)cols);
+#else
+    for (int64_t k = 0; k < i2 - i1; k++) {
+        const double *u = U + (i1 + k) * cols;
+        for (int64_t r = 0; r < nr; r++) {
+            const double e = E[r * ldE + k];
+            double *wr = w + r * cols;
+            for (int64_t j = i2; j < cols; j++) wr[j] -= e * u[j];
+        }
+    }
+#endif
+}
+
 typedef struct sweep {
     const float *W;        /* rows x cols, original order */
     int64_t rows, cols, n_groups, block;
@@ -267,14 +286,7 @@ static void sweep_task(void *ctx, int64_t task, int tid) {
             }
         }
         /* lazy batch: the columns after the block get the block's errors at once */
-        for (int64_t k = 0; k < i2 - i1; k++) {
-            const double *u = s->U + (i1 + k) * cols;
-            for (int64_t r = 0; r < nr; r++) {
-                const double e = E[r * B + k];
-                double *wr = w + r * cols;
-                for (int64_t j = i2; j < cols; j++) wr[j] -= e * u[j];
-            }
-        }
+        lq_gptq_lazy_update(w, E, B, s->U, nr, cols, i1, i2);
     }
     s->loss[task] = loss / 2.0;
     s->pruned[task] = pruned;

@@ -18,6 +18,7 @@
 
 #include "arch.h"
 #include "ct_internal.h"
+#include "gptq_internal.h"
 #include "libquant/lq_model.h"
 #include "layerwise.h"
 
@@ -57,74 +58,27 @@ static lq_status new_glin(run *r, const char *name, glin **out) {
 
 /* ---- one Linear ------------------------------------------------------------------------------- */
 
-/* sum over rows of d_r^T H d_r for one matrix D (rows3 x cols): ||D X^T||^2 up to H's factor 2.
- * Rows in fixed chunks, partial sums added in task order: the result does not depend on the
- * pool. */
-typedef struct qjob {
-    const double *D, *H;
-    int64_t rows3, cols;
-    double *part;              /* per task */
-} qjob;
-
-#define QF_ROWS 32
-
-static void qform_task(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const qjob *j = ctx;
-    const int64_t c = j->cols, r0 = task * QF_ROWS, r1 = r0 + QF_ROWS < j->rows3 ? r0 + QF_ROWS : j->rows3;
-    double *V = malloc((size_t)((r1 - r0) * c) * sizeof *V);
-    double acc = 0.0;
-    if (!V) {
-        j->part[task] = NAN;
-        return;
-    }
-#ifdef LQ_HAVE_OPENBLAS
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)c, (int)c, 1.0, j->D + r0 * c,
-                (int)c, j->H, (int)c, 0.0, V, (int)c);
-#else
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t a = 0; a < c; a++) {
-            double v = 0.0;
-            for (int64_t b = 0; b < c; b++) v += j->D[r * c + b] * j->H[b * c + a];
-            V[(r - r0) * c + a] = v;
-        }
-#endif
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t a = 0; a < c; a++) acc += V[(r - r0) * c + a] * j->D[r * c + a];
-    j->part[task] = acc;
-    free(V);
-}
-
 static lq_status output_errors(const float *W, const int8_t *codes, const float *sc, const float *zp, int64_t rows,
                                int64_t cols, int64_t ng, const lq_gptq_params *gp, const double *H, lq_pool *pool,
                                double *rel_rtn, double *rel_gptq) {
     const int64_t gs = cols / ng;
     const int qmin = -(1 << (gp->bits - 1)), qmax = (1 << (gp->bits - 1)) - 1;
-    double *D = malloc((size_t)(3 * rows * cols) * sizeof *D);
-    int64_t n_tasks = (rows + QF_ROWS - 1) / QF_ROWS;
-    double *part = malloc((size_t)n_tasks * sizeof *part);
-    if (!D || !part) {
-        free(D);
-        free(part);
-        return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for the output error");
-    }
+    float *D = malloc((size_t)(3 * rows * cols) * sizeof *D);
+    if (!D) return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for the output error");
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) {
             const float s = sc[r * ng + c / gs], z = zp[r * ng + c / gs], w = W[r * cols + c];
             const float rtn = ((float)lq_quant_int_code(w, s, z, qmin, qmax) - z) * s;
             const float gq = ((float)codes[r * cols + c] - z) * s;
             D[r * cols + c] = w;
-            D[(rows + r) * cols + c] = (double)w - rtn;
-            D[(2 * rows + r) * cols + c] = (double)w - gq;
+            D[(rows + r) * cols + c] = (float)((double)w - rtn);
+            D[(2 * rows + r) * cols + c] = (float)((double)w - gq);
         }
     double sum[3] = {0, 0, 0};
-    for (int k = 0; k < 3; k++) {
-        qjob j = {.D = D + k * rows * cols, .H = H, .rows3 = rows, .cols = cols, .part = part};
-        lq_pool_run(pool, qform_task, &j, n_tasks);
-        for (int64_t t = 0; t < n_tasks; t++) sum[k] += part[t];
-    }
+    lq_status st = LQ_OK;
+    for (int k = 0; k < 3 && st == LQ_OK; k++) st = lq_gptq_hform(D + k * rows * cols, rows, cols, H, pool, &sum[k]);
     free(D);
-    free(part);
+    LQ_TRY(st);
     *rel_rtn = sum[0] > 0.0 ? sqrt(fmax(sum[1], 0.0) / sum[0]) : 0.0;
     *rel_gptq = sum[0] > 0.0 ? sqrt(fmax(sum[2], 0.0) / sum[0]) : 0.0;
     return LQ_OK;

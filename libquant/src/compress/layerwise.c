@@ -128,13 +128,11 @@ static void free_sites(run *r) {
 }
 
 /* Layer l: statistics through its current weights, its Linears compressed, then X through it. */
-static lq_status run_layer(run *r, lq_session *ses, float *X, float *tmp, const lq_calib_set *cs, int dim) {
+static lq_status run_layer(run *r, lq_session *ses, float *X, const lq_calib_set *cs, int dim) {
     const int64_t stride = (int64_t)cs->len * dim;
     lq_session_set_linear_hook(ses, hook, r);
-    for (int64_t k = 0; k < cs->n_samples && r->st == LQ_OK; k++) {
-        memcpy(tmp, X + k * stride, (size_t)stride * sizeof *tmp);
-        LQ_TRY(lq_session_forward_layer(ses, r->layer, tmp, cs->len, 0));
-    }
+    for (int64_t k = 0; k < cs->n_samples && r->st == LQ_OK; k++)
+        LQ_TRY(lq_session_observe_layer(ses, r->layer, X + k * stride, cs->len, 0));
     lq_session_set_linear_hook(ses, NULL, NULL);
     LQ_TRY(r->st);
     for (int i = 0; i < r->n_sites; i++)
@@ -158,20 +156,17 @@ static lq_status calibrate(run *r, const char *model_path, lq_lw_info *info) {
     lq_seq sq;
     LQ_TRY(lq_seq_begin(r->m, model_path, &o->calib, o->pool, o->who, &sq));
     lq_status st = LQ_OK;
-    float *tmp = malloc((size_t)sq.stride * sizeof *tmp);
-    if (!tmp) st = lq_fail(LQ_ERR_NOMEM, "%s: out of memory", o->who);
     info->n_samples = sq.cs.n_samples;
     info->sample_len = sq.cs.len;
     info->n_windows = sq.cs.n_windows;
     double t0 = now_s();
     for (int l = 0; st == LQ_OK && l < c->n_layers; l++) {
         r->layer = l;
-        st = run_layer(r, sq.ses, sq.X, tmp, &sq.cs, c->dim);
+        st = run_layer(r, sq.ses, sq.X, &sq.cs, c->dim);
         if (st == LQ_OK && o->progress) o->progress(o->progress_user, l, c->n_layers, now_s() - t0);
     }
     free_sites(r);
     info->seconds = now_s() - t0;
-    free(tmp);
     lq_seq_end(&sq);
     return st;
 }

@@ -78,14 +78,7 @@ static void lazy_task(void *ctx, int64_t task, int tid) {
     const sjob *j = ctx;
     const int64_t cols = j->cols, B = j->i2 - j->i1;
     const int64_t r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < j->rows ? r0 + ROWS_PER_TASK : j->rows;
-    for (int64_t k = 0; k < B; k++) {
-        const double *u = j->U + (j->i1 + k) * cols;
-        for (int64_t r = r0; r < r1; r++) {
-            const double e = j->E[r * B + k];
-            double *w = j->w + r * cols;
-            for (int64_t c = j->i2; c < cols; c++) w[c] -= e * u[c];
-        }
-    }
+    lq_gptq_lazy_update(j->w + r0 * cols, j->E + r0 * B, B, j->U, r1 - r0, cols, j->i1, j->i2);
 }
 
 /* Unstructured: the floor(rows * count * sparsity) lowest w^2 / U_ii^2 of the block are

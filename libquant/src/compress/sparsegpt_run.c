@@ -16,13 +16,11 @@
 
 #include "arch.h"
 #include "float_input.h"
+#include "gptq_internal.h"
 #include "layerwise.h"
 #include "libquant/lq_model.h"
 #include "libquant/lq_targets.h"
 
-#ifdef LQ_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
 typedef struct plin {           /* one pruned Linear */
     char name[160];
@@ -75,44 +73,20 @@ static bool is_target(const run *r, const char *module) {
     return tg;
 }
 
-/* sum over rows of d_r^T H d_r (D rows x cols): ||D X^T||_F^2 times H's factor 2. */
-static double qform(const double *D, int64_t rows, int64_t cols, const double *H, double *V) {
-    double acc = 0.0;
-    for (int64_t r0 = 0; r0 < rows; r0 += 64) {
-        const int64_t n = rows - r0 < 64 ? rows - r0 : 64;
-#ifdef LQ_HAVE_OPENBLAS
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)cols, (int)cols, 1.0, D + r0 * cols,
-                    (int)cols, H, (int)cols, 0.0, V, (int)cols);
-#else
-        for (int64_t r = 0; r < n; r++)
-            for (int64_t a = 0; a < cols; a++) {
-                double v = 0.0;
-                for (int64_t b = 0; b < cols; b++) v += D[(r0 + r) * cols + b] * H[b * cols + a];
-                V[r * cols + a] = v;
-            }
-#endif
-        for (int64_t i = 0; i < n * cols; i++) acc += V[i] * D[r0 * cols + i];
-    }
-    return acc;
-}
-
 /* Relative output errors of the mask alone and of SparseGPT's result, from H. */
 static lq_status output_errors(const float *W0, const float *W1, const uint8_t *keep, int64_t rows, int64_t cols,
-                               const double *H, lq_sparse_stat *out) {
-    double *D = malloc((size_t)(rows * cols) * sizeof *D), *V = malloc((size_t)(64 * cols) * sizeof *V);
-    if (!D || !V) {
-        free(D);
-        free(V);
-        return lq_fail(LQ_ERR_NOMEM, "sparsegpt: out of memory for the output error");
-    }
+                               const double *H, lq_pool *pool, lq_sparse_stat *out) {
+    float *D = malloc((size_t)(rows * cols) * sizeof *D);
+    if (!D) return lq_fail(LQ_ERR_NOMEM, "sparsegpt: out of memory for the output error");
     double s[3];
-    for (int k = 0; k < 3; k++) {
+    lq_status st = LQ_OK;
+    for (int k = 0; k < 3 && st == LQ_OK; k++) {
         for (int64_t i = 0; i < rows * cols; i++)
-            D[i] = k == 0 ? (double)W0[i] : k == 1 ? (keep[i] ? 0.0 : (double)W0[i]) : (double)W0[i] - (double)W1[i];
-        s[k] = qform(D, rows, cols, H, V);
+            D[i] = k == 0 ? W0[i] : k == 1 ? (keep[i] ? 0.0f : W0[i]) : (float)((double)W0[i] - (double)W1[i]);
+        st = lq_gptq_hform(D, rows, cols, H, pool, &s[k]);
     }
     free(D);
-    free(V);
+    LQ_TRY(st);
     out->rel_err_mask = s[0] > 0.0 ? sqrt(fmax(s[1], 0.0) / s[0]) : 0.0;
     out->rel_err_after = s[0] > 0.0 ? sqrt(fmax(s[2], 0.0) / s[0]) : 0.0;
     return LQ_OK;
@@ -157,7 +131,7 @@ static lq_status prune_one(const run *r, const lq_lw_linear *lin, float *W, int6
                              .nm_m = nm ? o->prune.nm_m : 0, .damp = o->damp, .block_size = o->block_size,
                              .pool = o->prune.pool};
     lq_status s = lq_sparsegpt_prune_linear(W, rows, cols, lin->H, &p, keep, &st->g);
-    if (s == LQ_OK) s = output_errors(W0, W, keep, rows, cols, lin->H, st);
+    if (s == LQ_OK) s = output_errors(W0, W, keep, rows, cols, lin->H, o->prune.pool, st);
     free(W0);
     return s;
 }

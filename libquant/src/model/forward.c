@@ -174,6 +174,10 @@ lq_status lq_fwd_linear(lq_session *s, int l, lq_role r, int e, const float *X, 
         const int64_t cols = e >= 0 ? L->xw[r][e].cols : L->w[r].cols;
         LQ_TRY(show_linear(s, l, e, lq_role_get(r)->name, module, X, n, cols));
     }
+    if (s->observe_only && (r == LQ_ROLE_DOWN || r == LQ_ROLE_EXP_DOWN || r == LQ_ROLE_SHEXP_DOWN)) {
+        memset(Y, 0, (size_t)n * (size_t)rows * sizeof *Y); /* host table: observe_layer checked */
+        return LQ_OK;
+    }
     LQ_TRY(s->ops->matmul(s->ctx, e >= 0 ? B->xw[r][e] : B->w[r], X, n, Y));
     if (e < 0 && B->bias[r]) LQ_TRY(s->ops->add_bias(s->ctx, Y, B->bias[r], n, rows));
     return LQ_OK;
@@ -388,6 +392,20 @@ lq_status lq_session_forward_layer(lq_session *s, int layer, float *x, int n, in
     LQ_TRY(lq_fwd_layer(s, layer, n, pos));
     memcpy(x, s->x, bytes);
     return LQ_OK;
+}
+
+lq_status lq_session_observe_layer(lq_session *s, int layer, const float *x, int n, int pos) {
+    const lq_model *m = s->m;
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return lq_fail(LQ_ERR_INVALID_ARG, "observe_layer: layer %d of %d", layer, m->cfg.n_layers);
+    if (!s->ops->host_memory)
+        return lq_fail(LQ_ERR_UNSUPPORTED, "observe_layer runs on the CPU device only");
+    LQ_TRY(layer_entry(s, n, pos, "observe_layer"));
+    memcpy(s->x, x, (size_t)n * (size_t)m->cfg.dim * sizeof *x);
+    s->observe_only = true;
+    lq_status st = lq_fwd_layer(s, layer, n, pos);
+    s->observe_only = false;
+    return st;
 }
 
 lq_status lq_session_forward_block(lq_session *s, int layer, lq_layer_block block, float *x, int n, int pos) {

@@ -42,6 +42,7 @@ struct lq_session {
     lq_layer_hook hook;         /* optional observer of the residual stream (host tables) */
     void *hook_user;
     lq_linear_hook lhook;       /* optional observer of every Linear's input (any table) */
+    bool observe_only;          /* lq_session_observe_layer: the down projections are not computed */
     void *lhook_user;
     float *lhook_buf;           /* host copy of a device table's Linear input for lhook */
     size_t lhook_cap;           /* floats lhook_buf holds */
