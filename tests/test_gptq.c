@@ -192,8 +192,17 @@ Test(gptq, hessian_is_2_xt_x) {
     lq_gptq_hessian h;
     hessian_of(X, n, cols, NULL, &h);
     cr_expect_eq(h.n_tokens, n);
-    for (int i = 0; i < cols * cols; i++)
-        cr_assert(fabs(h.h[i] - H[i]) <= 1e-12 * (fabs(H[i]) + 1.0), "H[%d]: %.17g vs direct %.17g", i, h.h[i], H[i]);
+    /* each hook delivery (here 77 tokens) is one f32 GEMM: f32 rounding of sums of 77 products,
+     * measured relative to sqrt(H_aa H_bb) (the scale of row a and column b) */
+    double worst = 0.0;
+    for (int a = 0; a < cols; a++)
+        for (int b = 0; b < cols; b++) {
+            const double scale = sqrt(H[a * cols + a] * H[b * cols + b]); /* 0 on the dead column */
+            const double d = fabs(h.h[a * cols + b] - H[a * cols + b]), rel = scale > 0.0 ? d / scale : d;
+            cr_assert(rel <= 1e-6, "H[%d][%d]: %.17g vs direct %.17g", a, b, h.h[a * cols + b], H[a * cols + b]);
+            worst = fmax(worst, rel);
+        }
+    cr_expect_gt(worst, 0.0, "exactly the double sums: the f32 chunks are not in use?");
     lq_gptq_hessian_free(&h);
     free(H);
     free(X);
