@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Compile (never run: no GPU needed) every CUDA source: kernels/cuda/*.cu (lq_cuda),
-# bench/cuda_workbench/*.cu, libquant's CUDA glue built with LQ_HAVE_CUDA, and test_cuda; then
-# link libquant.so against cudart/cublas. Usage: scripts/cuda_check.sh [build-dir]
+# Compile (never run: no GPU needed) every CUDA source: kernels/cuda/*.cu (lq_cuda) linked into
+# the module libquant_cuda.so (quant_cuda, against cudart/cublas), bench/cuda_workbench/*.cu,
+# libquant's CUDA glue built with LQ_HAVE_CUDA into libquant.so, and test_cuda.
+# Usage: scripts/cuda_check.sh [build-dir]
 # Without nvcc it says so and exits 0, unless CI=true (CI machines have nvcc: then it fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ if [ -z "$nvcc" ]; then
   exit 0
 fi
 cmake -S . -B "$build" -DQUANT_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(lq_cuda quant_shared)
+targets=(lq_cuda quant_cuda quant_shared)
 grep -q 'cuda_workbench' "$build/Makefile" 2>/dev/null && targets+=(cuda_workbench)
 grep -q 'test_cuda' "$build/Makefile" 2>/dev/null && targets+=(test_cuda)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"

@@ -64,4 +64,46 @@ case "$deps" in
   *) echo "install_check: prog_shared does not use the installed libquant.so; ldd says:" >&2
      echo "$deps" >&2; exit 1 ;;
 esac
+# No CUDA library in what an application links or a tool maps at start: the CUDA backend is the
+# module <libdir>/libquant/libquant_cuda.so, loaded on the first --device cuda.
+for f in "$lib/libquant.so" "$prefix/prog_shared" "$prefix/prog_static" "$prefix/bin/quant-ptq"; do
+  deps=$(ldd "$f")
+  case "$deps" in
+    *libcudart*|*libcublas*) echo "install_check: $f links a CUDA library; ldd says:" >&2
+                             echo "$deps" >&2; exit 1 ;;
+  esac
+done
+mod="$lib/libquant/libquant_cuda.so"
+if [ -f "$mod" ]; then
+  # The installed tool and a program on the installed libquant.so both find the module by
+  # themselves (run from /: nothing found through the working directory). Without a GPU the
+  # module's device query stops them at "no CUDA device found"; any other failure ("cannot load
+  # the CUDA module ...") means the search missed the install.
+  model="$PWD/../shared/models/stories260K/stories260K.bin"
+  cat >"$prefix/prog_cuda.c" <<'C'
+#include <libquant.h>
+#include <stdio.h>
+
+int main(int argc, char **argv) {
+    lq_model *m;
+    if (argc != 2 || lq_model_load(argv[1], &m) != LQ_OK) return 2;
+    lq_status st = lq_model_to_device(m, LQ_DEVICE_CUDA);
+    if (st != LQ_OK) fprintf(stderr, "%s\n", lq_last_error());
+    lq_model_free(m);
+    return st == LQ_OK ? 0 : 3;
+}
+C
+  # shellcheck disable=SC2046
+  "$cc" -std=c11 -Wall -Werror -o "$prefix/prog_cuda" "$prefix/prog_cuda.c" $(pkg-config --cflags --libs libquant) \
+    -Wl,-rpath,"$lib"
+  for run in "$prefix/prog_cuda $model" \
+             "$prefix/bin/quant-run --model $model --tokenizer ${model%/*}/tok512.bin --prompt x --max-tokens 1 --device cuda"; do
+    rc=0
+    out=$(cd / && env -u LQ_CUDA_MODULE $run 2>&1) || rc=$?
+    case "$rc:$out" in
+      0:*|3:*"no CUDA device found"*) ;; # a GPU: it ran; none: the module said so
+      *) echo "install_check: '$run' (exit $rc) did not find $mod: $out" >&2; exit 1 ;;
+    esac
+  done
+fi
 echo "install_check: ok ($(ls "$lib" | tr '\n' ' '); pkg-config $(pkg-config --modversion libquant))"

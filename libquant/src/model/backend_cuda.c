@@ -6,8 +6,10 @@
  * launch on the session's stream; decode (n <= 8) runs the fused GEMV of each weight format,
  * prefill dequantizes tiles for cuBLAS (lq_cuda_matmul decides).
  *
- * Compiled only with LQ_HAVE_CUDA (CMake links lq_cuda); lq_backend_for(LQ_DEVICE_CUDA) refuses
- * otherwise.
+ * The kernels are not linked in: every lq_cuda.h call goes through the table of the CUDA module
+ * (lq_cuda_module.h), loaded by cu_open, the first step of putting a model on the device (so the
+ * other ops never run without it). Compiled only with LQ_HAVE_CUDA (CMake builds the module);
+ * lq_backend_for(LQ_DEVICE_CUDA) refuses otherwise.
  */
 #ifdef LQ_HAVE_CUDA
 
@@ -15,15 +17,22 @@
 #include <stdlib.h>
 
 #include "backend.h"
-#include "lq_cuda.h"
+#include "cuda_module.h"
+
+/* The loaded module's table: only called after cu_open succeeded, so never NULL there. */
+static const lq_cuda_api *cu(void) {
+    const lq_cuda_api *api = NULL;
+    (void)lq_cuda_module_get(&api);
+    return api;
+}
 
 static lq_status cuda_status(int rc, const char *what) {
     switch (rc) {
     case LQ_CUDA_OK: return LQ_OK;
-    case LQ_CUDA_ERR_NO_DEVICE: return lq_fail(LQ_ERR_UNSUPPORTED, "cuda: %s: %s", what, lq_cuda_last_error());
-    case LQ_CUDA_ERR_NOMEM: return lq_fail(LQ_ERR_NOMEM, "cuda: %s: %s", what, lq_cuda_last_error());
-    case LQ_CUDA_ERR_ARG: return lq_fail(LQ_ERR_UNSUPPORTED, "cuda: %s: %s", what, lq_cuda_last_error());
-    default: return lq_fail(LQ_ERR_IO, "cuda: %s: %s", what, lq_cuda_last_error());
+    case LQ_CUDA_ERR_NO_DEVICE: return lq_fail(LQ_ERR_UNSUPPORTED, "cuda: %s: %s", what, cu()->last_error());
+    case LQ_CUDA_ERR_NOMEM: return lq_fail(LQ_ERR_NOMEM, "cuda: %s: %s", what, cu()->last_error());
+    case LQ_CUDA_ERR_ARG: return lq_fail(LQ_ERR_UNSUPPORTED, "cuda: %s: %s", what, cu()->last_error());
+    default: return lq_fail(LQ_ERR_IO, "cuda: %s: %s", what, cu()->last_error());
     }
 }
 
@@ -38,7 +47,9 @@ static bool cu_supports(lq_op op) {
 /* The model side needs no state of its own: one device, the runtime's default. */
 static lq_status cu_open(void **impl) {
     *impl = NULL;
-    if (lq_cuda_device_count() <= 0)
+    const lq_cuda_api *api;
+    LQ_TRY(lq_cuda_module_get(&api));
+    if (api->device_count() <= 0)
         return lq_fail(LQ_ERR_UNSUPPORTED, "--device cuda: no CUDA device found (cudaGetDeviceCount)");
     return LQ_OK;
 }
@@ -49,7 +60,7 @@ static lq_status cu_upload_weight(void *impl, const lq_weight *w, const char *wh
     *out = NULL;
     lq_cuda_weight *d = calloc(1, sizeof *d);
     if (!d) return lq_fail(LQ_ERR_NOMEM, "out of memory uploading %s", what);
-    int rc = lq_cuda_weight_upload(w, d);
+    int rc = cu()->weight_upload(w, d);
     if (rc != LQ_CUDA_OK) {
         free(d);
         char msg[128];
@@ -63,77 +74,87 @@ static lq_status cu_upload_weight(void *impl, const lq_weight *w, const char *wh
 static void cu_free_weight(void *impl, void *w) {
     (void)impl;
     if (!w) return;
-    lq_cuda_weight_free(w);
+    cu()->weight_free(w);
     free(w);
 }
 
 static lq_status cu_upload_f32(void *impl, const float *v, int64_t n, const char *what, float **out) {
     (void)impl;
     *out = NULL;
-    int rc = lq_cuda_alloc((void **)out, (size_t)n * sizeof(float));
+    int rc = cu()->alloc((void **)out, (size_t)n * sizeof(float));
     lq_cuda_ctx *ctx = NULL;
-    if (rc == LQ_CUDA_OK) rc = lq_cuda_ctx_create(&ctx);
-    if (rc == LQ_CUDA_OK) rc = lq_cuda_upload(ctx, *out, v, (size_t)n * sizeof(float));
-    if (rc == LQ_CUDA_OK) rc = lq_cuda_sync(ctx);
-    lq_cuda_ctx_free(ctx);
+    if (rc == LQ_CUDA_OK) rc = cu()->ctx_create(&ctx);
+    if (rc == LQ_CUDA_OK) rc = cu()->upload(ctx, *out, v, (size_t)n * sizeof(float));
+    if (rc == LQ_CUDA_OK) rc = cu()->sync(ctx);
+    cu()->ctx_free(ctx);
     if (rc != LQ_CUDA_OK) {
-        lq_cuda_free(*out);
+        cu()->free(*out);
         *out = NULL;
     }
     return cuda_status(rc, what);
 }
-static void cu_free_f32(void *impl, float *v) { (void)impl; lq_cuda_free(v); }
+/* The free functions return before touching the table on NULL: a model whose cu_open failed
+ * (no module) is freed through them with nothing uploaded. */
+static void cu_free_f32(void *impl, float *v) {
+    (void)impl;
+    if (v) cu()->free(v);
+}
 
 static lq_status cu_ctx_create(void *impl, int n_ctx, lq_pool *pool, void **out) {
     (void)impl; (void)n_ctx; (void)pool;
-    return cuda_status(lq_cuda_ctx_create((lq_cuda_ctx **)out), "creating a session");
+    return cuda_status(cu()->ctx_create((lq_cuda_ctx **)out), "creating a session");
 }
-static void cu_ctx_free(void *ctx) { lq_cuda_ctx_free(ctx); }
+static void cu_ctx_free(void *ctx) {
+    if (ctx) cu()->ctx_free(ctx);
+}
 
 static lq_status cu_alloc(void *ctx, size_t bytes, void **out) {
     (void)ctx;
-    return cuda_status(lq_cuda_alloc(out, bytes), "allocating session memory");
+    return cuda_status(cu()->alloc(out, bytes), "allocating session memory");
 }
-static void cu_free(void *ctx, void *p) { (void)ctx; lq_cuda_free(p); }
+static void cu_free(void *ctx, void *p) {
+    (void)ctx;
+    if (p) cu()->free(p);
+}
 static lq_status cu_upload(void *ctx, void *dst, const void *src, size_t bytes) {
-    return cuda_status(lq_cuda_upload(ctx, dst, src, bytes), "uploading tokens");
+    return cuda_status(cu()->upload(ctx, dst, src, bytes), "uploading tokens");
 }
 static lq_status cu_download(void *ctx, void *dst, const void *src, size_t bytes) {
-    return cuda_status(lq_cuda_download(ctx, dst, src, bytes), "downloading logits");
+    return cuda_status(cu()->download(ctx, dst, src, bytes), "downloading logits");
 }
 static lq_status cu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
-    return cuda_status(lq_cuda_copy(ctx, dst, src, bytes), "copy_cache");
+    return cuda_status(cu()->copy(ctx, dst, src, bytes), "copy_cache");
 }
-static lq_status cu_sync(void *ctx) { return cuda_status(lq_cuda_sync(ctx), "sync"); }
+static lq_status cu_sync(void *ctx) { return cuda_status(cu()->sync(ctx), "sync"); }
 
 static lq_status cu_embed(void *ctx, const void *w, const int32_t *ids, int n, float *x) {
-    return cuda_status(lq_cuda_dequant_rows(ctx, w, ids, 0, n, x), "embedding");
+    return cuda_status(cu()->dequant_rows(ctx, w, ids, 0, n, x), "embedding");
 }
 static lq_status cu_matmul(void *ctx, const void *w, const float *X, int64_t n, float *Y) {
-    return cuda_status(lq_cuda_matmul(ctx, w, X, n, Y), "matmul");
+    return cuda_status(cu()->matmul(ctx, w, X, n, Y), "matmul");
 }
 static lq_status cu_rmsnorm(void *ctx, float *out, const float *x, const float *w, int64_t rows, int64_t dim,
                             float eps) {
-    return cuda_status(lq_cuda_rmsnorm(ctx, out, x, w, rows, dim, eps), "rmsnorm");
+    return cuda_status(cu()->rmsnorm(ctx, out, x, w, rows, dim, eps), "rmsnorm");
 }
 static lq_status cu_rope(void *ctx, float *x, int n_tok, int64_t stride, int n_heads, int hd, int pos0,
                          const float *inv_freq, bool interleaved) {
-    return cuda_status(lq_cuda_rope(ctx, x, n_tok, stride, n_heads, hd, pos0, inv_freq, interleaved), "rope");
+    return cuda_status(cu()->rope(ctx, x, n_tok, stride, n_heads, hd, pos0, inv_freq, interleaved), "rope");
 }
 static lq_status cu_attention(void *ctx, const lq_attn_args *a) {
-    return cuda_status(lq_cuda_attention(ctx, a->out, a->q, a->kc, a->vc, a->n_tok, a->pos0, a->n_heads,
+    return cuda_status(cu()->attention(ctx, a->out, a->q, a->kc, a->vc, a->n_tok, a->pos0, a->n_heads,
                                          a->n_kv_heads, a->head_dim, a->window, a->scale),
                        "attention");
 }
 static lq_status cu_glu(void *ctx, lq_act act, float *gate, const float *up, int64_t n) {
     if (act != LQ_ACT_SILU) return lq_fail(LQ_ERR_UNSUPPORTED, "cuda backend: activation %d not available", (int)act);
-    return cuda_status(lq_cuda_swiglu(ctx, gate, up, n), "swiglu");
+    return cuda_status(cu()->swiglu(ctx, gate, up, n), "swiglu");
 }
 static lq_status cu_add(void *ctx, float *x, const float *y, int64_t n) {
-    return cuda_status(lq_cuda_add(ctx, x, y, n), "add");
+    return cuda_status(cu()->add(ctx, x, y, n), "add");
 }
 static lq_status cu_add_bias(void *ctx, float *y, const float *b, int64_t rows, int64_t cols) {
-    return cuda_status(lq_cuda_add_bias(ctx, y, b, rows, cols), "add_bias");
+    return cuda_status(cu()->add_bias(ctx, y, b, rows, cols), "add_bias");
 }
 
 const lq_backend_ops lq_backend_cuda = {
