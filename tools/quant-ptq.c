@@ -110,6 +110,7 @@ static void usage(FILE *f) {
             "                     default none); --block-size N lazy-batch columns (default 128);\n"
             "                     --pattern N:M also prunes in the same sweep (SparseGPT's rule,\n"
             "                     keep N of every M columns, e.g. 2:4: llm-compressor's 2:4 + W4A16).\n"
+            "                     Weights already 0 (a quant-prune output) stay 0: the pattern survives.\n"
             "                     The summary gives each Linear's output error RTN vs GPTQ\n");
     ptq_automix_usage(f);
     ptq_smooth_usage(f);

@@ -4,7 +4,8 @@
  *   1. The calibration chunker: text files -> N samples of L tokens, drawn deterministically
  *      (seeded), read through the distillation corpus reader (lq_corpus) and tokenized in
  *      segments at safe cuts, so the ids are exactly those of encoding each file whole.
- *   2. The GPTQ kernel of one Linear: a Hessian accumulator (H = 2 sum_t x_t x_t^T, double) and
+ *   2. The GPTQ kernel of one Linear: a Hessian accumulator (H = 2 sum_t x_t x_t^T, f32 chunks
+ *      summed in double) and
  *      the column sweep (llm-compressor 0.14's quantize_weight, modifiers/gptq/gptq_quantize.py:
  *      scales and zero points from the original weight's min/max per group, computed before
  *      the sweep as its observer does; dead columns zeroed; dampening; H^-1 through Cholesky;
@@ -135,7 +136,9 @@ typedef struct lq_gptq_linear_stat {
  * 2^(bits-1) - 1]), scales and zero points (rows x n_groups; zeros 0 when symmetric): the
  * dequantized weight is (code - zero) * scale. Dampening: H += damp * mean(diag H) * I; a
  * failed Cholesky is retried with damp x 10 up to 4 times, then falls back to RTN (llm-compressor
- * falls back at once). */
+ * falls back at once). A weight that is exactly 0 in W keeps the code of 0 and its error feeds
+ * the later columns like a pruned one's: a pruned model (SparseGPT, Wanda, N:M) keeps its
+ * sparsity pattern through GPTQ (llm-compressor 0.14's GPTQ moves such weights off zero). */
 lq_status lq_gptq_quantize_linear(const float *W, int64_t rows, int64_t cols, const double *H, const lq_gptq_params *p,
                                   int8_t *codes, float *scales, float *zeros, lq_gptq_linear_stat *stat);
 

@@ -288,8 +288,11 @@ static void sweep_task(void *ctx, int64_t task, int tid) {
             for (int64_t i = i1; i < i2; i++) {
                 const float scale = sc[s->gidx[i]], zero = zp[s->gidx[i]];
                 if (s->nm_m > 0 && i % s->nm_m == 0) nm_mask(s, wr, i, keep);
-                const bool cut = s->nm_m > 0 && !keep[i % s->nm_m];
-                pruned += cut;
+                const bool nm_cut = s->nm_m > 0 && !keep[i % s->nm_m];
+                /* a weight that is 0 in the input (a pruned model's) stays 0: the error
+                 * feedback would otherwise move it, and 2:4 kernels need the pattern exact */
+                const bool cut = nm_cut || s->W[(r0 + r) * cols + s->perm[i]] == 0.0f;
+                pruned += nm_cut;
                 const int code = lq_quant_int_code(cut ? 0.0f : (float)wr[i], scale, zero, s->qmin, s->qmax);
                 /* fake_quantize's dequantization, in f32 as compressed-tensors computes it */
                 const double q = (double)(((float)code - zero) * scale);

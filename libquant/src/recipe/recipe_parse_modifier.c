@@ -38,7 +38,7 @@ static const unsigned g_allowed[LQ_MOD_COUNT] = {
                             B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
                     B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS) |
-                    B(A_KV_CACHE_SCHEME),
+                    B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME),
     [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING) | B(A_N_GRID) |
                    B(A_OFFLOAD_DEVICE),
     [LQ_MOD_SMOOTHQUANT] = B(A_IGNORE) | B(A_SMOOTHING),
