@@ -236,10 +236,79 @@ Test(recipe, schemes) {
                  "t.yaml:3:36");
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier: {scheme: W4A61}\n", LQ_ERR_FORMAT,
                  "unknown scheme 'W4A61' at t.yaml:3:36; did you mean 'W4A16'?");
+}
+
+/* config_groups, as llm-compressor's example recipes name a scheme: one group, mapped onto the
+ * preset it equals (compressed-tensors' QuantizationArgs defaults: int, 8 bits, symmetric). */
+static lq_recipe_modifier first_mod(const char *text, lq_recipe *r) {
+    *r = parse_ok(text);
+    return r->stages[0].mods[0];
+}
+
+Test(recipe, config_groups) {
+    lq_recipe r;
+    lq_recipe_modifier m = first_mod(
+        "q_stage:\n  q_modifiers:\n    GPTQModifier:\n      ignore: [lm_head]\n      config_groups:\n"
+        "        group_0:\n          weights: {num_bits: 4, type: int, symmetric: true, strategy: group, "
+        "group_size: 64, actorder: weight}\n          targets: [Linear]\n", &r);
+    cr_expect_eq(m.scheme, LQ_WFMT_W4A16);
+    cr_expect_eq(m.group_size, 64);
+    cr_expect(!m.asym);
+    cr_expect_str_eq(m.actorder, "weight");
+    cr_assert_eq(m.n_targets, 1);
+    cr_expect_str_eq(m.targets[0], "Linear");
+    lq_recipe_free(&r);
+    /* per channel, asymmetric, targets from the group */
+    m = first_mod("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        g:\n"
+                  "          targets: ['re:.*mlp.*']\n"
+                  "          weights: {num_bits: 4, symmetric: false, strategy: channel}\n", &r);
+    cr_expect_eq(m.scheme, LQ_WFMT_W4A16);
+    cr_expect_eq(m.group_size, -1);
+    cr_expect(m.asym);
+    cr_assert_eq(m.n_targets, 1);
+    cr_expect_str_eq(m.targets[0], "re:.*mlp.*");
+    lq_recipe_free(&r);
+    /* llm-compressor's examples/quantization_w8a8_int8 group: int8 channel + int8 dynamic per token */
+    m = first_mod("q_stage:\n  q_modifiers:\n    GPTQModifier:\n      config_groups:\n        group_0:\n"
+                  "          weights: {num_bits: 8, type: int, symmetric: true, strategy: channel}\n"
+                  "          input_activations: {num_bits: 8, type: int, symmetric: true, dynamic: true, "
+                  "strategy: token}\n          targets: [Linear]\n", &r);
+    cr_expect_eq(m.scheme, LQ_WFMT_W8A8);
+    cr_expect_eq(m.group_size, 0);
+    lq_recipe_free(&r);
+    m = first_mod("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        group_0:\n"
+                  "          weights: {num_bits: 8, type: int, strategy: channel}\n          targets: Linear\n", &r);
+    cr_expect_eq(m.scheme, LQ_WFMT_W8A16);
+    lq_recipe_free(&r);
+    m = first_mod("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        group_0:\n"
+                  "          weights: {num_bits: 8, type: float, strategy: channel}\n"
+                  "          input_activations: {num_bits: 8, type: float, dynamic: true, strategy: token}\n", &r);
+    cr_expect_eq(m.scheme, LQ_WFMT_FP8_E4M3);
+    lq_recipe_free(&r);
+
     expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups: {}\n",
                  LQ_ERR_UNSUPPORTED,
-                 "QuantizationModifier: config_groups is not supported: name a preset with 'scheme:' (W8A16, "
-                 "W4A16, W4A16_ASYM, W3A16, W8A8, FP8) at t.yaml:4:7");
+                 "argument 'config_groups' of QuantizationModifier: 0 groups; one config group per modifier "
+                 "(split the groups into one modifier each) at t.yaml:4:22");
+    expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        a: {weights: "
+                 "{num_bits: 4, strategy: group, group_size: 128}}\n        b: {weights: {num_bits: 8, strategy: "
+                 "channel}}\n", LQ_ERR_UNSUPPORTED,
+                 "argument 'config_groups' of QuantizationModifier: 2 groups; one config group per modifier "
+                 "(split the groups into one modifier each) at t.yaml:5:9");
+    /* W4A8 (int8 activations with int4 weights): no kernels here */
+    expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        g:\n"
+                 "          weights: {num_bits: 4, strategy: group, group_size: 128}\n"
+                 "          input_activations: {num_bits: 8, dynamic: true, strategy: token}\n",
+                 LQ_ERR_UNSUPPORTED,
+                 "config group 'g' of QuantizationModifier: int 4-bit group weights with these input activations "
+                 "is not a scheme this build has (W8A16, W4A16[_ASYM] and W3A16 by group or channel, W8A8 with "
+                 "int8 dynamic per-token activations, FP8) at t.yaml:6:20");
+    expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      scheme: W4A16\n      config_groups:\n"
+                 "        g: {weights: {num_bits: 8, strategy: channel}}\n", LQ_ERR_FORMAT,
+                 "QuantizationModifier: give 'config_groups' or 'scheme' / 'group_size', not both at t.yaml:6:9");
+    expect_error("q_stage:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n"
+                 "        g: {weights: {num_bits: 8, strategy: channel, observer: mse, bogus: 1}}\n",
+                 LQ_ERR_FORMAT, "config group 'g' of QuantizationModifier: weights: unknown key 'bogus' at t.yaml:5:70");
 }
 
 Test(recipe, yaml_level_errors) {

@@ -104,21 +104,9 @@ static int run_recipe(const char *name, const char *yaml, const char *extra, cha
     return rc;
 }
 
-/* SparseGPT 2:4 then a quantizer (llm-compressor's "2:4 sparse + quantized" recipe shape): the
- * zeros survive quantization, every group of 4 of the dequantized weights holds at least 2 of
- * them. RTN: symmetric int maps a zero to code 0. GPTQ: its error feedback would move pruned
- * weights off zero (1.6% of them on stories260K before it kept them), so it keeps them. */
-static void two_four_then(const char *name, const char *quant_modifier, lq_wfmt want) {
-    char out[700], err[2048], extra[1024], recipe[1024];
-    snprintf(extra, sizeof extra, "--calib '%s' --calib-samples 8 --calib-len 128", g_calib);
-    snprintf(recipe, sizeof recipe, "sparsity_stage:\n  sparsity_modifiers:\n    SparseGPTModifier:\n"
-                                    "      sparsity: 0.5\n      mask_structure: \"2:4\"\n      targets: [Linear]\n"
-                                    "      ignore: [lm_head]\n"
-                                    "quant_stage:\n  quant_modifiers:\n%s", quant_modifier);
-    int rc = run_recipe(name, recipe, extra, out, sizeof out, err, sizeof err);
-    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
-    lq_model *m;
-    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+/* Every group of 4 of every decoder Linear (dequantized) holds at least 2 zeros; returns the
+ * number of Linears checked. */
+static int check_two_four(lq_model *m, lq_wfmt want) {
     int n_lin = 0;
     for (int i = 0;; i++) {
         char name[160];
@@ -137,7 +125,25 @@ static void two_four_then(const char *name, const char *quant_modifier, lq_wfmt 
         free(d);
         n_lin++;
     }
-    cr_expect_eq(n_lin, 35);
+    return n_lin;
+}
+
+/* SparseGPT 2:4 then a quantizer (llm-compressor's "2:4 sparse + quantized" recipe shape): the
+ * zeros survive quantization, every group of 4 of the dequantized weights holds at least 2 of
+ * them. RTN: symmetric int maps a zero to code 0. GPTQ: its error feedback would move pruned
+ * weights off zero (1.6% of them on stories260K before it kept them), so it keeps them. */
+static void two_four_then(const char *name, const char *quant_modifier, lq_wfmt want) {
+    char out[700], err[2048], extra[1024], recipe[1024];
+    snprintf(extra, sizeof extra, "--calib '%s' --calib-samples 8 --calib-len 128", g_calib);
+    snprintf(recipe, sizeof recipe, "sparsity_stage:\n  sparsity_modifiers:\n    SparseGPTModifier:\n"
+                                    "      sparsity: 0.5\n      mask_structure: \"2:4\"\n      targets: [Linear]\n"
+                                    "      ignore: [lm_head]\n"
+                                    "quant_stage:\n  quant_modifiers:\n%s", quant_modifier);
+    int rc = run_recipe(name, recipe, extra, out, sizeof out, err, sizeof err);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
+    lq_model *m;
+    cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+    cr_expect_eq(check_two_four(m, want), 35);
     lq_model_free(m);
 }
 
@@ -152,6 +158,36 @@ Test(recipe_calib, sparsegpt_two_four_then_gptq_w4a16, .timeout = 600) {
     two_four_then("sg24g", "    GPTQModifier:\n      scheme: W4A16\n      group_size: 32\n"
                            "      group_fallback: channel\n      targets: [Linear]\n      ignore: [lm_head]\n",
                   LQ_WFMT_W4A16);
+}
+
+/* The llm-compressor recipes copied under recipes/llm-compressor/ run as they are (config_groups,
+ * their stage and modifier names) on TinyStories-656K, whose 128 / 384 columns take group 128. */
+Test(recipe_calib, llm_compressor_recipes_run_unchanged, .timeout = 600) {
+    static const struct {
+        const char *file, *strategy;
+        bool two_four;
+    } rec[] = {{"gptq-w4a16-actorder-weight.yaml", "\"group_size\": 128", false},
+               {"gptq-w4a16-channel.yaml", "\"strategy\": \"channel\"", false},
+               {"sparsegpt-2of4.yaml", "\"group_size\": 128", true}};
+    char model[1024];
+    lq_test_shared("models/TinyStories-656K", model, sizeof model);
+    for (size_t i = 0; i < sizeof rec / sizeof *rec; i++) {
+        char args[4096], out[700], err[2048], cfg[800];
+        snprintf(out, sizeof out, "%s/out-llmc-%zu", g_root, i);
+        snprintf(args, sizeof args, "run '%s/recipes/llm-compressor/%s' --model '%s' --out '%s' --threads 2 "
+                 "--calib '%s' --calib-samples 8 --calib-len 128", LQ_SOURCE_DIR, rec[i].file, model, out, g_calib);
+        int rc = lq_test_run_tool("quant-recipe", args, g_root, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s: exit %d: %s", rec[i].file, rc, err);
+        snprintf(cfg, sizeof cfg, "%s/config.json", out);
+        char *text = lq_test_read_file(cfg, NULL);
+        cr_assert_not_null(text);
+        cr_expect(strstr(text, "\"num_bits\": 4") && strstr(text, rec[i].strategy), "%s: %s", rec[i].file, text);
+        free(text);
+        lq_model *m;
+        cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
+        if (rec[i].two_four) cr_expect_eq(check_two_four(m, LQ_WFMT_W4A16), 14, "%s", rec[i].file);
+        lq_model_free(m);
+    }
 }
 
 /* Wanda and GPTQ modifiers run; without --calib they are refused before any work. */

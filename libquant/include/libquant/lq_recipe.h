@@ -93,7 +93,8 @@ typedef struct lq_recipe_modifier {
     /* the scheme preset (lq_preset_find: "W4A16_ASYM" is W4A16 with asym) */
     lq_wfmt scheme;            /* LQ_WFMT_NONE for the others */
     bool asym;                 /* zero points */
-    int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes */
+    int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes; -1 a W4A16 /
+                                * W3A16 per channel (config_groups' strategy "channel") */
     bool clip_search;          /* ours: search the clipping ratio per group */
     lq_recipe_group_fallback group_fallback; /* ours: W4A16 layers group_size does not divide */
     /* kv_cache_scheme (QuantizationModifier, GPTQModifier): 8-bit symmetric static scales,

@@ -127,6 +127,7 @@ void lq_recipe_describe_modifier(const lq_recipe_modifier *m, char *buf, size_t 
     add(buf, cap, &n, "%s", lq_modifier_name(m->kind));
     if (m->scheme != LQ_WFMT_NONE) add(buf, cap, &n, " scheme=%s", lq_preset_name(m->scheme, m->asym));
     if (m->group_size > 0) add(buf, cap, &n, " group_size=%d", m->group_size);
+    if (m->group_size < 0) add(buf, cap, &n, " group_size=channel");
     if (m->group_fallback != LQ_GROUP_FALLBACK_REFUSE)
         add(buf, cap, &n, " group_fallback=%s", m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL ? "channel" : "ignore");
     if (m->kind == LQ_MOD_STRUCTURED_PRUNING)

@@ -56,6 +56,11 @@ static inline bool rp_is_quant(lq_modifier_kind k) {
     return k == LQ_MOD_QUANTIZATION || k == LQ_MOD_GPTQ || k == LQ_MOD_AWQ;
 }
 
+/* A quantizing modifier's config_groups (one group) into m's scheme, asym, group_size (-1: per
+ * channel), GPTQ actorder and, unless have_targets, targets (recipe_parse_groups.c). */
+lq_status rp_parse_config_groups(const pctx *c, yaml_node_t *v, const char *mod, bool have_targets,
+                                 lq_recipe_modifier *m);
+
 /* One modifier entry (class name -> arguments) into m, checked for requirements and
  * combinations inside the modifier (recipe_parse_modifier.c). */
 lq_status rp_parse_modifier(const pctx *c, const entry *me, lq_recipe_modifier *m);

@@ -22,25 +22,25 @@ typedef enum arg_id {
     A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
     A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
     A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_N_GRID, A_OFFLOAD_DEVICE,
-    A_KV_CACHE_SCHEME, A_COUNT
+    A_KV_CACHE_SCHEME, A_CONFIG_GROUPS, A_COUNT
 } arg_id;
 
 static const char *const g_arg_names[A_COUNT] = {
     "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
     "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
     "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback", "n_grid", "offload_device",
-    "kv_cache_scheme",
+    "kv_cache_scheme", "config_groups",
 };
 
 #define B(a) (1u << (a))
 static const unsigned g_allowed[LQ_MOD_COUNT] = {
     [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH) |
-                            B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME),
+                            B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME) | B(A_CONFIG_GROUPS),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
                     B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS) |
-                    B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME),
+                    B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME) | B(A_CONFIG_GROUPS),
     [LQ_MOD_AWQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_DUO_SCALING) | B(A_N_GRID) |
-                   B(A_OFFLOAD_DEVICE),
+                   B(A_OFFLOAD_DEVICE) | B(A_CONFIG_GROUPS),
     [LQ_MOD_SMOOTHQUANT] = B(A_IGNORE) | B(A_SMOOTHING),
     [LQ_MOD_MAGNITUDE_PRUNING] = B(A_TARGETS) | B(A_IGNORE) | B(A_SPARSITY) | B(A_FINAL_SPARSITY) |
                                  B(A_MASK_STRUCTURE),
@@ -55,7 +55,6 @@ static const unsigned g_allowed[LQ_MOD_COUNT] = {
 static const struct {
     const char *name, *why;
 } g_refused[] = {
-    {"config_groups", "config_groups is not supported: name a preset with 'scheme:' (W8A16, W4A16, W4A16_ASYM, W3A16, W8A8, FP8)"},
     {"mappings", "custom mappings are not supported (they come from the architecture descriptor: norm -> q/k/v, "
                  "v -> o, norm -> gate/up, up -> down)"},
     {"init_sparsity", "'init_sparsity' is a training-schedule argument; one-shot recipes take 'sparsity'"},
@@ -232,7 +231,12 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
     bool unused;
     lq_status s = LQ_OK;
     switch ((arg_id)a) {
-    case A_TARGETS: s = rp_get_list(c, e->val, what, true, &m->targets, &m->n_targets); break;
+    case A_TARGETS:
+        if ((seen & B(A_CONFIG_GROUPS)) && m->n_targets > 0)
+            s = rp_fail_at(c, LQ_ERR_FORMAT, e->key, NULL, "%s: targets given both in config_groups and here", name);
+        else s = rp_get_list(c, e->val, what, true, &m->targets, &m->n_targets);
+        break;
+    case A_CONFIG_GROUPS: s = rp_parse_config_groups(c, e->val, name, (seen & B(A_TARGETS)) != 0, m); break;
     case A_IGNORE: s = rp_get_list(c, e->val, what, true, &m->ignore, &m->n_ignore); break;
     case A_SCHEME: s = parse_scheme(c, v, name, m); break;
     case A_GROUP_SIZE: s = rp_get_int(c, v, what, 1, 1 << 20, &m->group_size); break;
@@ -312,6 +316,12 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
 static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
                                 const yaml_node_t *const arg_node[A_COUNT], lq_recipe_modifier *m) {
     const char *name = me->name;
+    if (seen & B(A_CONFIG_GROUPS)) { /* the group named scheme, group size and maybe targets */
+        if (seen & (B(A_SCHEME) | B(A_GROUP_SIZE)))
+            return rp_fail_at(c, LQ_ERR_FORMAT, arg_node[A_CONFIG_GROUPS], NULL,
+                              "%s: give 'config_groups' or 'scheme' / 'group_size', not both", name);
+        seen |= B(A_SCHEME) | (lq_ct_grouped(m->scheme) ? B(A_GROUP_SIZE) : 0) | (m->n_targets > 0 ? B(A_TARGETS) : 0);
+    }
     if (rp_is_quant(m->kind)) {
         /* AWQModifier alone is the transform (llm-compressor >= 0.9): a QuantizationModifier follows */
         if (!(seen & B(A_SCHEME)) && m->kind != LQ_MOD_AWQ)

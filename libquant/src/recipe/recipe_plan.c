@@ -137,7 +137,7 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
                 if ((s = check_tensor(r, m, t, &by[k])) != LQ_OK) break;
                 if (is_quant(m)) {
                     quant[k] = m;
-                    gsize[k] = m->group_size;
+                    gsize[k] = m->group_size < 0 ? (int32_t)t->shape[1] : m->group_size; /* -1: per channel */
                     /* the fallback's result: one group per row, or left as stored */
                     if (m->group_size > 0 && t->shape[1] % m->group_size != 0) {
                         if (m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL) gsize[k] = (int32_t)t->shape[1];

@@ -83,7 +83,7 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
         lq_ptq_opts po = {
             .kv = m->kv_cache ? &kv : NULL,
             .scheme = LQ_WFMT_NONE,
-            .group_size = m->group_size > 0 ? m->group_size : 0,
+            .group_size = m->group_size, /* -1: per channel (config_groups strategy channel) */
             .asym = m->asym,
             .clip_search = m->clip_search,
             .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
@@ -225,7 +225,7 @@ static lq_status apply_gptq(const lq_recipe *r, const lq_recipe_modifier *m, con
         rules[0] = (lq_ptq_rule){.pattern = "re:.*", .scheme = LQ_WFMT_NONE};
         for (int64_t i = 0; i < pm->n_tensors; i++) rules[i + 1] = (lq_ptq_rule){.pattern = names[i], .scheme = sch};
         lq_gptq_opts go = {
-            .ptq = {.scheme = sch, .group_size = m->group_size > 0 ? m->group_size : 0,
+            .ptq = {.scheme = sch, .group_size = m->group_size,
                     .asym = m->asym, .group_fallback = (lq_ptq_group_fallback)m->group_fallback,
                     .overrides = rules, .n_overrides = (int)pm->n_tensors + 1, .pool = o->pool,
                     .progress = o->progress, .user = o->user, .kv = m->kv_cache ? &kv : NULL},
