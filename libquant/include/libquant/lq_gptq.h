@@ -80,7 +80,6 @@ typedef struct lq_gptq_hessian {
     int64_t cols;
     int64_t n_tokens;
     double *h;           /* cols x cols, row-major; upper triangle accumulated, full after _finish */
-    float *chunk;        /* cols x cols scratch: one chunk's products (upper strips) */
 } lq_gptq_hessian;
 
 lq_status lq_gptq_hessian_init(lq_gptq_hessian *h, int64_t cols);
@@ -88,8 +87,7 @@ void lq_gptq_hessian_free(lq_gptq_hessian *h);
 /* H += 2 X^T X for X (n x cols, f32). Summed over tiles of H that do not depend on the pool, so
  * the bytes are the same at any thread count. NaN/Inf in X is LQ_ERR_FORMAT naming `what`. */
 lq_status lq_gptq_hessian_add(lq_gptq_hessian *h, const float *X, int64_t n, lq_pool *pool, const char *what);
-/* Mirror the upper triangle into the lower one (call once, before lq_gptq_quantize_linear; no
- * _add after it). */
+/* Mirror the upper triangle into the lower one (call once, before lq_gptq_quantize_linear). */
 void lq_gptq_hessian_finish(lq_gptq_hessian *h);
 
 typedef enum lq_gptq_actorder {

@@ -43,53 +43,53 @@ lq_status lq_gptq_hessian_init(lq_gptq_hessian *h, int64_t cols) {
     memset(h, 0, sizeof *h);
     h->cols = cols;
     h->h = calloc((size_t)(cols * cols), sizeof *h->h);
-    h->chunk = malloc((size_t)(cols * cols) * sizeof *h->chunk);
-    if (h->h && h->chunk) return LQ_OK;
-    lq_gptq_hessian_free(h);
-    return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)cols, (long long)cols);
+    return h->h ? LQ_OK : lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian", (long long)cols,
+                                  (long long)cols);
 }
 
 void lq_gptq_hessian_free(lq_gptq_hessian *h) {
     if (!h) return;
     free(h->h);
-    free(h->chunk);
     h->h = NULL;
-    h->chunk = NULL;
 }
 
 typedef struct hjob {
     double *h;
-    float *chunk;
     const float *X;    /* n x cols */
     int64_t n, cols;
+    lq_pool *pool;     /* its per-thread scratch holds a strip's f32 products */
+    int failed;        /* a scratch allocation failed (set by any task) */
 } hjob;
 
 /* H[i0:i1, i0:cols] += 2 X[:, i0:i1]^T X[:, i0:cols] (the upper triangle and a bit more): the
  * chunk's products in f32, then added to the double total. */
 static void hessian_tile(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const hjob *j = ctx;
+    hjob *j = ctx;
     const int64_t cols = j->cols, i0 = task * H_TILE, i1 = i0 + H_TILE < cols ? i0 + H_TILE : cols;
-    float *c = j->chunk + i0 * cols + i0;
+    const int64_t w = cols - i0;
+    float *c = lq_pool_scratch(j->pool, tid, (size_t)((i1 - i0) * w) * sizeof *c);
+    if (!c) {
+        __atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
 #ifdef LQ_HAVE_OPENBLAS
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(i1 - i0), (int)(cols - i0), (int)j->n, 2.0f,
-                j->X + i0, (int)cols, j->X + i0, (int)cols, 0.0f, c, (int)cols);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(i1 - i0), (int)w, (int)j->n, 2.0f, j->X + i0,
+                (int)cols, j->X + i0, (int)cols, 0.0f, c, (int)w);
 #else
-    for (int64_t a = i0; a < i1; a++)
-        for (int64_t b = i0; b < cols; b++) c[(a - i0) * cols + b - i0] = 0.0f;
+    memset(c, 0, (size_t)((i1 - i0) * w) * sizeof *c);
     for (int64_t t = 0; t < j->n; t++) {
-        const float *x = j->X + t * cols;
-        for (int64_t a = i0; a < i1; a++) {
+        const float *x = j->X + t * cols + i0;
+        for (int64_t a = 0; a < i1 - i0; a++) {
             const float xa = 2.0f * x[a];
-            float *row = c + (a - i0) * cols - i0;
-            for (int64_t b = i0; b < cols; b++) row[b] += xa * x[b];
+            float *row = c + a * w;
+            for (int64_t b = a; b < w; b++) row[b] += xa * x[b];
         }
     }
 #endif
     for (int64_t a = i0; a < i1; a++) {
-        double *hr = j->h + a * cols;
-        const float *cr = j->chunk + a * cols;
-        for (int64_t b = i0; b < cols; b++) hr[b] += (double)cr[b];
+        double *hr = j->h + a * cols + i0;
+        const float *cr = c + (a - i0) * w;
+        for (int64_t b = 0; b < w; b++) hr[b] += (double)cr[b];
     }
 }
 
@@ -107,16 +107,16 @@ void lq_gptq_blas_single(void) {}
 
 lq_status lq_gptq_hessian_add(lq_gptq_hessian *h, const float *X, int64_t n, lq_pool *pool, const char *what) {
     const int64_t cols = h->cols;
-    if (!h->chunk) return lq_fail(LQ_ERR_INVALID_ARG, "%s: Hessian already finished", what);
     for (int64_t i = 0; i < n * cols; i++)
         if (!isfinite(X[i]))
             return lq_fail(LQ_ERR_FORMAT, "%s: NaN or Inf in the calibration activations (token %lld, column %lld)",
                            what, (long long)(i / cols), (long long)(i % cols));
     lq_gptq_blas_single();
     for (int64_t t0 = 0; t0 < n; t0 += H_CHUNK) {
-        hjob j = {.h = h->h, .chunk = h->chunk, .X = X + t0 * cols, .n = n - t0 < H_CHUNK ? n - t0 : H_CHUNK,
-                  .cols = cols};
+        hjob j = {.h = h->h, .X = X + t0 * cols, .n = n - t0 < H_CHUNK ? n - t0 : H_CHUNK, .cols = cols,
+                  .pool = pool};
         lq_pool_run(pool, hessian_tile, &j, (cols + H_TILE - 1) / H_TILE);
+        if (j.failed) return lq_fail(LQ_ERR_NOMEM, "%s: out of memory for the Hessian", what);
     }
     h->n_tokens += n;
     return LQ_OK;
@@ -124,8 +124,6 @@ lq_status lq_gptq_hessian_add(lq_gptq_hessian *h, const float *X, int64_t n, lq_
 
 void lq_gptq_hessian_finish(lq_gptq_hessian *h) {
     const int64_t c = h->cols;
-    free(h->chunk); /* not needed while the Linear is quantized */
-    h->chunk = NULL;
     for (int64_t a = 0; a < c; a++)
         for (int64_t b = 0; b < a; b++) h->h[a * c + b] = h->h[b * c + a];
 }
