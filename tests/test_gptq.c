@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../libquant/src/compress/gptq_internal.h"
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_model.h"
 #include "lq_eval.h"
@@ -380,6 +381,49 @@ Test(gptq, same_bytes_at_any_thread_count) {
     free(W);
     free(c1);
     free(c3);
+}
+
+/* A Hessian that needs more dampening: the failed attempt is undone from H's untouched upper
+ * triangle (no copy of H is kept), so the retry gives the very bytes of a first attempt at the
+ * larger dampening, and U^T U is the inverse of the dampened H. */
+Test(gptq, retry_after_failed_cholesky_starts_from_the_original) {
+    enum { n = 24 };
+    static double D[n], M[n * n], H[n * n], H1[n * n], H2[n * n];
+    g_rng = 5;
+    for (int i = 0; i < n; i++) D[i] = i == n - 1 ? -1.0 : 1.0 + 0.1 * i; /* one negative eigenvalue */
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++) M[a * n + b] = a == b ? 1.0 : b < a ? 0.3 * nrand() : 0.0;
+    for (int a = 0; a < n; a++) /* H = M D M^T: indefinite (Sylvester), symmetric */
+        for (int b = 0; b < n; b++) {
+            double v = 0.0;
+            for (int k = 0; k < n; k++) v += M[a * n + k] * D[k] * M[b * n + k];
+            H[a * n + b] = v;
+        }
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < a; b++) H[a * n + b] = H[b * n + a]; /* exactly symmetric */
+    memcpy(H1, H, sizeof H);
+    lq_gptq_linear_stat st1 = {0}, st2 = {0};
+    cr_assert_eq(lq_gptq_factorize(H1, n, 0.01, &st1), LQ_OK);
+    cr_assert_geq(st1.retries, 1, "the construction must need a retry");
+    cr_assert(!st1.rtn_fallback);
+    memcpy(H2, H, sizeof H);
+    cr_assert_eq(lq_gptq_factorize(H2, n, st1.damp, &st2), LQ_OK);
+    cr_expect_eq(st2.retries, 0);
+    cr_expect_eq(memcmp(H1, H2, sizeof H1), 0, "a retry differs from a first attempt at the same dampening");
+    double mean = 0.0;
+    for (int i = 0; i < n; i++) mean += H[i * n + i] / n;
+    for (int a = 0; a < n; a++) /* (U^T U)(H + damp mean I) = I */
+        for (int b = 0; b < n; b++) {
+            double v = 0.0;
+            for (int k = 0; k < n; k++) {
+                double inv = 0.0; /* (U^T U)[a][k] */
+                for (int q = 0; q <= (a < k ? a : k); q++) inv += H1[q * n + a] * H1[q * n + k];
+                v += inv * (H[k * n + b] + (k == b ? st1.damp * mean : 0.0));
+            }
+            cr_assert(fabs(v - (a == b)) < 1e-8, "(U^T U) H_damp [%d][%d] = %.12g", a, b, v);
+        }
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < a; b++) cr_assert_eq(H1[a * n + b], 0.0, "U has a nonzero below the diagonal");
 }
 
 /* An indefinite "Hessian" (not from any X): the retries are counted, then RTN. */

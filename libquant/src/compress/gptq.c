@@ -145,21 +145,32 @@ bool lq_gptq_actorder_parse(const char *s, lq_gptq_actorder *out) {
 /* ---- factorization ---------------------------------------------------------------------------- */
 
 #ifdef LQ_HAVE_LAPACKE
-/* H (n x n, full, dampened) -> the upper Cholesky factor of H^-1 in the upper triangle, zeros
- * below. false when a factorization fails. H is symmetric, so its row-major bytes are also its
- * column-major ones: LAPACK runs on them in place (a row-major call would transpose each
- * operand in and out, 2% of a GPTQ run), with the triangles named column-major (row-major
- * lower = column-major upper). */
+/* H (n x n, full, dampened) -> the upper Cholesky factor U of H^-1 (H^-1 = U^T U) in the upper
+ * triangle, zeros below; false when a factorization fails. H is symmetric, so its row-major
+ * bytes are also its column-major ones: LAPACK runs on them in place (a row-major call would
+ * transpose each operand in and out, 2% of a GPTQ run). Every call names the column-major upper
+ * triangle, i.e. the row-major lower one (diagonal included), so the row-major strict upper
+ * triangle keeps H's original values until success: a failed attempt is undone from it
+ * (restore_lower) without a full copy of H (512 MiB for an 8192-wide Linear). */
 static bool inverse_cholesky(double *H, int64_t n) {
     const lapack_int m = (lapack_int)n;
-    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', m, H, m) != 0) return false; /* row-major: L, H = L L^T */
-    if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'U', m, H, m) != 0) return false; /* row-major lower: H^-1 */
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', m, H, m) != 0) return false; /* lower: L, H = L L^T */
+    if (LAPACKE_dpotri(LAPACK_COL_MAJOR, 'U', m, H, m) != 0) return false; /* lower: H^-1 */
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', m, H, m) != 0) return false; /* lower: U^T */
     for (int64_t a = 0; a < n; a++)
-        for (int64_t b = a + 1; b < n; b++) H[a * n + b] = H[b * n + a];
-    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', m, H, m) != 0) return false; /* row-major upper: U^T U */
-    for (int64_t a = 0; a < n; a++)
-        for (int64_t b = 0; b < a; b++) H[a * n + b] = 0.0;
+        for (int64_t b = a + 1; b < n; b++) {
+            H[a * n + b] = H[b * n + a];
+            H[b * n + a] = 0.0;
+        }
     return true;
+}
+
+/* The row-major lower triangle from the untouched strict upper one, the diagonal from diag. */
+static void restore_lower(double *H, int64_t n, const double *diag) {
+    for (int64_t a = 0; a < n; a++) {
+        for (int64_t b = 0; b < a; b++) H[a * n + b] = H[b * n + a];
+        H[a * n + a] = diag[a];
+    }
 }
 #endif
 
@@ -170,17 +181,18 @@ lq_status lq_gptq_factorize(double *H, int64_t n, double damp, lq_gptq_linear_st
     (void)H; (void)n; (void)damp; (void)st;
     return lq_fail(LQ_ERR_UNSUPPORTED, "gptq: this build has no LAPACKE (the Cholesky factorizations)");
 #else
-    double *orig = malloc((size_t)(n * n) * sizeof *orig);
-    if (!orig) return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for a %lld x %lld Hessian copy", (long long)n,
-                              (long long)n);
-    memcpy(orig, H, (size_t)(n * n) * sizeof *H);
+    double *diag = malloc((size_t)n * sizeof *diag);
+    if (!diag) return lq_fail(LQ_ERR_NOMEM, "gptq: out of memory for a %lld-column Hessian", (long long)n);
     double mean = 0.0;
-    for (int64_t i = 0; i < n; i++) mean += H[i * n + i];
+    for (int64_t i = 0; i < n; i++) {
+        diag[i] = H[i * n + i];
+        mean += diag[i];
+    }
     mean /= (double)n;
     st->retries = 0;
     st->rtn_fallback = false;
     for (;;) {
-        for (int64_t i = 0; i < n; i++) H[i * n + i] += damp * mean;
+        for (int64_t i = 0; i < n; i++) H[i * n + i] = diag[i] + damp * mean;
         if (inverse_cholesky(H, n)) break;
         if (st->retries == MAX_RETRIES) {
             /* llm-compressor's answer to a Hessian that stays indefinite: U = I, i.e. RTN */
@@ -191,10 +203,10 @@ lq_status lq_gptq_factorize(double *H, int64_t n, double damp, lq_gptq_linear_st
         }
         st->retries++;
         damp *= 10.0;
-        memcpy(H, orig, (size_t)(n * n) * sizeof *H);
+        restore_lower(H, n, diag);
     }
     st->damp = damp;
-    free(orig);
+    free(diag);
     return LQ_OK;
 #endif
 }
