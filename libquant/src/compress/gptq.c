@@ -165,12 +165,11 @@ static bool inverse_cholesky(double *H, int64_t n) {
     return true;
 }
 
-/* The row-major lower triangle from the untouched strict upper one, the diagonal from diag. */
-static void restore_lower(double *H, int64_t n, const double *diag) {
-    for (int64_t a = 0; a < n; a++) {
+/* The row-major strict lower triangle from the untouched strict upper one (the diagonal is
+ * rewritten, dampened, at the start of every attempt). */
+static void restore_lower(double *H, int64_t n) {
+    for (int64_t a = 0; a < n; a++)
         for (int64_t b = 0; b < a; b++) H[a * n + b] = H[b * n + a];
-        H[a * n + a] = diag[a];
-    }
 }
 #endif
 
@@ -203,7 +202,7 @@ lq_status lq_gptq_factorize(double *H, int64_t n, double damp, lq_gptq_linear_st
         }
         st->retries++;
         damp *= 10.0;
-        restore_lower(H, n, diag);
+        restore_lower(H, n);
     }
     st->damp = damp;
     free(diag);
