@@ -4,7 +4,8 @@
  * thread's CPU time (CLOCK_THREAD_CPUTIME_ID: on a shared machine, wall time measures the other
  * processes), best of 5. Not a test: numbers go to docs/PERFORMANCE.md.
  *
- *   LQ_INT_ACT=all build/bench_ct_int FMT ROWS COLS N [GROUP]   (FMT: w4a16, w8a16; 1 thread)
+ *   LQ_INT_ACT=all build/bench_ct_int FMT ROWS COLS N [GROUP]   (FMT: w4a16, w8a16, w8a8; 1 thread)
+ * W8A8 always runs its own integer tile (both lines then time the same path).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,12 @@
 #include "lq_pool.h"
 #include "bench_util.h"
 
+
+/* W8A8 has no separate activation layout: its own tile quantizes per token */
+static const char *act_name(lq_wfmt fmt) {
+    const lq_act_traits *a = lq_act_get(lq_wfmt_get(fmt)->act);
+    return a ? a->name : lq_wfmt_get(fmt)->matmul_tile ? "own-tile" : "none";
+}
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX - 0.5f; }
 
@@ -52,9 +59,9 @@ int main(int argc, char **argv) {
             best = t < best ? t : best;
         }
         printf("%-6s %5lld x %-5lld n=%-4lld %-9s %9.3f ms %7.1f GMAC/s%s\n", argv[1], (long long)rows,
-               (long long)cols, (long long)n, mode ? "f32-act" : lq_act_get(lq_wfmt_get(fmt)->act)->name, best * 1e3,
+               (long long)cols, (long long)n, mode ? "f32-act" : act_name(fmt), best * 1e3,
                (double)(rows * cols * n) / best * 1e-9,
-               !mode && !lq_matmul_uses_int_act(&w) ? "  (no int path: set LQ_INT_ACT=all)" : "");
+               !mode && !lq_matmul_uses_int_act(&w) && !lq_wfmt_get(fmt)->matmul_tile ? "  (no int path: set LQ_INT_ACT=all)" : "");
     }
     free(src), free(X), free(Y), free(data), free(s0), free(s1);
     return 0;

@@ -756,3 +756,53 @@ Test(matmul, w8a8_hand_worked) {
     cr_assert_eq(yr, 8065.5f, "ref %.9g", yr);
     cr_assert_eq(y, 8065.5f, "fast %.9g", y);
 }
+
+/* W8A8's own tile (prefill and batched decode) at every ISA level this CPU runs, against the
+ * scalar ref bit for bit: weights with the extreme codes -128 and 127, activations whose codes hit
+ * +-127, row counts and token counts off the 4 x 4 tile, column tails off 32 and 64, and one row
+ * of 131072 columns (the widest lq_wfmt_sizes allows) of -128 x -127 codes: 2^31 - 2^24, where
+ * the AVX-512 path's unsigned-offset correction must wrap back exactly. */
+Test(matmul, w8a8_tile_every_level_equals_ref) {
+    const int64_t shapes[][2] = {{13, 64}, {7, 577}, {21, 1000}, {5, 131072}};
+    const int64_t ns[] = {1, 2, 3, 4, 5, 8, 16, 17, 33};
+    const lq_isa best = lq_cpu_isa();
+    lq_kernels_set_isa(LQ_ISA_SCALAR); /* the scalar level runs the spec */
+    const lq_matmul_tile_fn ref = lq_wfmt_get(LQ_WFMT_W8A8)->matmul_tile;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], cols = shapes[s][1], nmax = cols > 4096 ? 3 : 33;
+        int8_t *wq = malloc((size_t)(rows * cols));
+        float *scale = malloc((size_t)rows * sizeof(float));
+        for (int64_t r = 0; r < rows; r++) {
+            scale[r] = 0.001f * (float)(r + 1);
+            for (int64_t c = 0; c < cols; c++)
+                wq[r * cols + c] = cols > 4096 ? (int8_t)(r == 0 ? -128 : (c * 7 + r) % 256 - 128)
+                                                : (int8_t)((c * 37 + r * 11) % 256 - 128);
+        }
+        const lq_weight w = {.fmt = LQ_WFMT_W8A8, .rows = rows, .cols = cols, .data = wq,
+                             .row_bytes = (size_t)cols, .aux = {scale}};
+        float *X = malloc((size_t)(nmax * cols) * sizeof(float));
+        fill(X, nmax * cols, -2.0f, 2.0f);
+        for (int64_t t = 0; t < nmax; t++) X[t * cols + (t * 5) % cols] = 3.0f; /* code +127 */
+        if (cols > 4096)
+            for (int64_t c = 0; c < cols; c++) X[c] = -1.0f; /* token 0: every code -127 */
+        float *Y = malloc((size_t)(nmax * rows) * sizeof(float)), *Yr = malloc((size_t)(nmax * rows) * sizeof(float));
+        for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+            cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+            const lq_wfmt_traits *tr = lq_wfmt_get(LQ_WFMT_W8A8);
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0] && ns[b] <= nmax; b++) {
+                const int64_t n = ns[b], r0 = rows > 4 && cols <= 4096 ? 1 : 0;
+                for (int64_t i = 0; i < n * rows; i++) Y[i] = Yr[i] = NAN;
+                tr->matmul_tile(&w, X, n, Y, r0, rows);
+                ref(&w, X, n, Yr, r0, rows);
+                for (int64_t t = 0; t < n; t++)
+                    cr_assert_eq(memcmp(Y + t * rows + r0, Yr + t * rows + r0, (size_t)(rows - r0) * sizeof(float)), 0,
+                                 "isa %d: %lld x %lld, n %lld, token %lld differs from ref", isa, (long long)rows,
+                                 (long long)cols, (long long)n, (long long)t);
+            }
+        }
+        if (cols > 4096) /* the extreme row: -128 * -127 * 131072 codes, times scale_x 1/127 and 0.001 */
+            cr_assert_eq(Yr[0], (float)2130706432 * (1.0f / 127.0f) * 0.001f, "ref %.9g", (double)Yr[0]);
+        lq_kernels_set_isa(best);
+        free(wq); free(scale); free(X); free(Y); free(Yr);
+    }
+}

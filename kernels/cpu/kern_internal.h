@@ -66,6 +66,9 @@ void lq_matvec_w8a8_avx2(const lq_weight *w, const float *x, float *y, int64_t r
 void lq_dequant_w8a8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out);
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1);
+void lq_matvec_w8a8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_matmul_tile_w8a8_avx512(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
+                                int64_t r1);
 
 /* ---- integer activations (act_quant*.c; lq_act_fmt) ---- */
 void lq_act_select(int avx2); /* fills lq_act_traits.quantize (format_table.c's init calls it) */
