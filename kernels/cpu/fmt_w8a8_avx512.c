@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "kern_internal.h"
+#include "row_prefetch.h"
 
 #define W8A8_STACK 16384  /* activation codes on the stack for rows up to this wide, else malloc */
 #define W8A8_TOKENS 16    /* tokens quantized at once */
@@ -76,13 +77,15 @@ static inline __attribute__((always_inline)) __m512i red16(const __m512i acc[16]
  * y[t * ldy + i]. NR * NT <= 16; constant at each call so acc stays in registers. */
 static inline __attribute__((always_inline)) void tile(const int8_t *w0, size_t rb, int NR, const int8_t *xq,
                                                        int64_t padded, int NT, const float *sx, const int32_t *xs,
-                                                       int64_t cols, const float *scale, float *y, int64_t ldy) {
+                                                       int64_t cols, const float *scale, float *y, int64_t ldy,
+                                                       const rp_rows *pf) {
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const int64_t full = cols & ~(int64_t)63;
     __m512i acc[16];
     _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_si512();
     __m512i u[16];
     for (int64_t c = 0; c < full; c += 64) {
+        if (pf) rp_step(pf, c / 64);
         _Pragma("GCC unroll 16") for (int i = 0; i < NR; i++)
             u[i] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(w0 + (size_t)i * rb + c)), flip);
         _Pragma("GCC unroll 4") for (int j = 0; j < NT; j++) {
@@ -125,26 +128,35 @@ static inline __attribute__((always_inline)) void tile(const int8_t *w0, size_t 
         }
 }
 
-/* Rows [r0, r1) of nt (1..4) tokens: 4-row tiles, then the last 1..3 rows. */
-static void rows_tokens(const lq_weight *w, const int8_t *xq, int64_t padded, int nt, const float *sx,
+/* Rows [r0, r1) of m (1..16) tokens: each group of 4 rows against every 4-token group while
+ * its 2.3 KB (SmolLM2) are in L1, so the weights are one sequential read. Short rows defeat the
+ * hardware prefetcher (row_prefetch.h), so the first token group fetches the next row group. */
+static void rows_tokens(const lq_weight *w, const int8_t *xq, int64_t padded, int64_t m, const float *sx,
                         const int32_t *xs, float *Y, int64_t ldy, int64_t r0, int64_t r1) {
     const float *scale = w->aux[0];
     const char *base = (const char *)w->data;
     const size_t rb = w->row_bytes;
-    const int64_t cols = w->cols;
-#define T(NR, NT) tile((const int8_t *)(base + (size_t)r * rb), rb, NR, xq, padded, NT, sx, xs, cols, scale + r, Y + r, ldy)
+    const int64_t cols = w->cols, steps = cols / 64;
+#define T(NR, NT, PF) tile((const int8_t *)(base + (size_t)r * rb), rb, NR, xq + (size_t)t * (size_t)padded, padded, NT, \
+                           sx + t, xs + t, cols, scale + r, Y + (size_t)t * (size_t)ldy + r, ldy, PF)
 #define ROWS(NR)                                                                                      \
-    do {                                                                                              \
-        if (nt == 4) T(NR, 4);                                                                        \
-        else if (nt == 3) T(NR, 3);                                                                   \
-        else if (nt == 2) T(NR, 2);                                                                   \
-        else T(NR, 1);                                                                                \
-    } while (0)
+    for (int64_t t = 0; t < m; t += 4) {                                                              \
+        const int64_t nt = m - t < 4 ? m - t : 4;                                                     \
+        const rp_rows *pf = t == 0 ? &next : NULL;                                                    \
+        if (nt == 4) T(NR, 4, pf);                                                                    \
+        else if (nt == 3) T(NR, 3, pf);                                                               \
+        else if (nt == 2) T(NR, 2, pf);                                                               \
+        else T(NR, 1, pf);                                                                            \
+    }
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) ROWS(4);
-    if (r1 - r == 3) ROWS(3);
-    else if (r1 - r == 2) ROWS(2);
-    else if (r1 - r == 1) ROWS(1);
+    for (; r + 4 <= r1; r += 4) {
+        const rp_rows next = rp_begin(base + (size_t)(r + 4) * rb, rp_next_group_bytes(r, r1, rb, 4), steps);
+        ROWS(4)
+    }
+    const rp_rows next = rp_begin(NULL, 0, 0);
+    if (r1 - r == 3) { ROWS(3) }
+    else if (r1 - r == 2) { ROWS(2) }
+    else if (r1 - r == 1) { ROWS(1) }
 #undef ROWS
 #undef T
 }
@@ -163,16 +175,7 @@ void lq_matmul_tile_w8a8_avx512(const lq_weight *w, const float *X, int64_t n, f
         const int64_t m = n - t0 < chunk ? n - t0 : chunk;
         for (int64_t t = 0; t < m; t++)
             sx[t] = quantize_x(X + (size_t)(t0 + t) * (size_t)cols, cols, xq + (size_t)t * (size_t)padded, padded, &xs[t]);
-        /* row blocks of 64 (36 KB of SmolLM2's widest rows: L1/L2) against every 4-token group, so
-         * each block is read from memory once per chunk of tokens */
-        for (int64_t rb0 = r0; rb0 < r1; rb0 += 64) {
-            const int64_t rb1 = rb0 + 64 < r1 ? rb0 + 64 : r1;
-            for (int64_t t = 0; t < m; t += 4) {
-                const int nt = m - t < 4 ? (int)(m - t) : 4;
-                rows_tokens(w, xq + (size_t)t * (size_t)padded, padded, nt, sx + t, xs + t,
-                            Y + (size_t)(t0 + t) * (size_t)rows, rows, rb0, rb1);
-            }
-        }
+        rows_tokens(w, xq, padded, m, sx, xs, Y + (size_t)t0 * (size_t)rows, rows, r0, r1);
     }
     if (xq != stack) free(xq);
 }
@@ -190,8 +193,8 @@ void lq_matvec_w8a8_avx512(const lq_weight *w, const float *x, float *y, int64_t
     int64_t r = r0;
     /* 8 rows a step: their contiguous bytes are one stream for the prefetcher */
     for (; r + 8 <= r1; r += 8)
-        tile((const int8_t *)(base + (size_t)r * rb), rb, 8, xq, padded, 1, &sx, &xs, cols, scale + r, y + (r - r0), 1);
+        tile((const int8_t *)(base + (size_t)r * rb), rb, 8, xq, padded, 1, &sx, &xs, cols, scale + r, y + (r - r0), 1, NULL);
     for (; r < r1; r++)
-        tile((const int8_t *)(base + (size_t)r * rb), rb, 1, xq, padded, 1, &sx, &xs, cols, scale + r, y + (r - r0), 1);
+        tile((const int8_t *)(base + (size_t)r * rb), rb, 1, xq, padded, 1, &sx, &xs, cols, scale + r, y + (r - r0), 1, NULL);
     if (xq != stack) free(xq);
 }
