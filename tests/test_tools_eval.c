@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lq_ops.h"
 #include "lq_test_util.h"
 
 static char g_bin[1024], g_tok[1024], g_text[1024], g_eval[1024], g_run[1024];
@@ -277,4 +279,51 @@ Test(tools_eval, nan_weights_are_refused_naming_the_tensor) {
         cr_expect_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
         run_free(&r);
     }
+}
+
+/* OpenBLAS falls back to SSE3 kernels on CPU models it does not know (lq_blas_core_hint): a tool
+ * then re-executes itself with OPENBLAS_CORETYPE set, so the kernels that end up loaded (OpenBLAS
+ * prints "Core: NAME" as it loads under OPENBLAS_VERBOSE=2) are the hinted ones; where OpenBLAS
+ * already runs AVX2 kernels it loads once. A user's own OPENBLAS_CORETYPE is never overridden. */
+/* The cores OpenBLAS reports loading ("Core: NAME" lines under OPENBLAS_VERBOSE=2): how many, the
+ * first and the last (NAME up to the line's end, in buf). */
+static int blas_loads(const char *err, char *first, char *last, size_t cap) {
+    int n = 0;
+    for (const char *p = strstr(err, "Core: "); p; p = strstr(p + 1, "Core: ")) {
+        const size_t len = strcspn(p + 6, "\r\n");
+        snprintf(n ? last : first, cap, "%.*s", (int)len, p + 6);
+        if (!n) snprintf(last, cap, "%.*s", (int)len, p + 6);
+        n++;
+    }
+    return n;
+}
+
+Test(tools_eval, openblas_fallback_kernels_are_replaced) {
+    char cmd[1200], args[1300], first[64], last[64];
+    snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 '%s' --help", g_eval);
+    snprintf(args, sizeof args, "-c \"%s\"", cmd);
+    run_out r = run("/bin/sh", args);
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    int loads = blas_loads(r.err, first, last, sizeof first);
+    if (loads == 0) { /* not a DYNAMIC_ARCH OpenBLAS (or none): nothing is chosen */
+        cr_assert_null(lq_blas_core_hint(), "a hint without an OpenBLAS that reports its core");
+        run_free(&r);
+        return;
+    }
+    const char *hint = lq_blas_core_hint_for(first);
+    if (hint) {
+        cr_assert_eq(loads, 2, "fallback kernels %s: the tool should load OpenBLAS twice; stderr: %s", first, r.err);
+        cr_assert(strcasecmp(last, hint) == 0, "loaded %s, hint %s", last, hint);
+    } else {
+        cr_assert_eq(loads, 1, "kernels %s need no hint: one load; stderr: %s", first, r.err);
+    }
+    run_free(&r);
+    /* the user's choice stands: no re-exec, that core */
+    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=Haswell OPENBLAS_VERBOSE=2 '%s' --help", g_eval);
+    snprintf(args, sizeof args, "-c \"%s\"", cmd);
+    r = run("/bin/sh", args);
+    cr_assert_eq(r.code, 0);
+    cr_assert_eq(blas_loads(r.err, first, last, sizeof first), 1, "stderr: %s", r.err);
+    cr_assert(strcasecmp(last, "Haswell") == 0, "stderr: %s", r.err);
+    run_free(&r);
 }

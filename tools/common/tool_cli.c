@@ -8,15 +8,43 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "lq_ops.h"
 
 static const char *g_name = "quant-?";
 static void (*g_usage)(FILE *f);
 
 /* ---- identity and errors --------------------------------------------------------------------- */
 
+/* OpenBLAS picked its SSE3 fallback kernels on a CPU it does not know (lq_blas_core_hint): run
+ * this same command again with OPENBLAS_CORETYPE set, before any work or output. The new process
+ * sees the variable set and goes on; if anything fails here, this process goes on as it is. */
+static void reexec_for_blas(void) {
+    const char *core = lq_blas_core_hint();
+    if (!core) return;
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    if (!f) return;
+    static char buf[1 << 16];
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    const int whole = feof(f);
+    fclose(f);
+    if (!whole || n == 0) return; /* a command line longer than the buffer: not worth the risk */
+    buf[n] = 0;
+    char *args[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < sizeof args / sizeof args[0]; i += strlen(buf + i) + 1) args[k++] = buf + i;
+    args[k] = NULL;
+    if (setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    fflush(NULL);
+    execv("/proc/self/exe", args);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with the kernels we have */
+}
+
 void tool_init(const char *name, void (*usage)(FILE *f)) {
     g_name = name;
     g_usage = usage;
+    reexec_for_blas();
 }
 
 const char *tool_name(void) { return g_name; }
