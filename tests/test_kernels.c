@@ -227,9 +227,20 @@ static void gemm_present(lq_wfmt f) {
     if (lq_cpu_isa() >= LQ_ISA_AVX2) cr_assert_not_null(lq_wfmt_get(f)->gemm, "%s: no gemm on an AVX2 CPU", lq_wfmt_get(f)->name);
 }
 
-Test(gemm, f32) { check_gemm_format(LQ_WFMT_F32); gemm_present(LQ_WFMT_F32); }
-Test(gemm, f16) { check_gemm_format(LQ_WFMT_F16); gemm_present(LQ_WFMT_F16); }
-Test(gemm, bf16) { check_gemm_format(LQ_WFMT_BF16); gemm_present(LQ_WFMT_BF16); }
+/* at every ISA level this CPU runs (the AVX-512 level has its own 16-lane gemm) */
+static void check_gemm_every_level(lq_wfmt f) {
+    const lq_isa best = lq_cpu_isa();
+    for (int isa = best >= LQ_ISA_AVX2 ? LQ_ISA_AVX2 : LQ_ISA_SCALAR; isa <= (int)best; isa++) {
+        cr_assert_eq(lq_kernels_set_isa((lq_isa)isa), (lq_isa)isa);
+        check_gemm_format(f);
+        gemm_present(f);
+    }
+    lq_kernels_set_isa(best);
+}
+
+Test(gemm, f32) { check_gemm_every_level(LQ_WFMT_F32); }
+Test(gemm, f16) { check_gemm_every_level(LQ_WFMT_F16); }
+Test(gemm, bf16) { check_gemm_every_level(LQ_WFMT_BF16); }
 
 /* ---- lq_matmul vs lq_matmul_ref ------------------------------------------------------------- */
 

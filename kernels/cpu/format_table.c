@@ -515,11 +515,17 @@ static const struct {
     lq_matvec_q_fn matvec_q;
     lq_gemm_q_fn gemm_q;
     lq_matmul_tile_fn tile; /* replaces g_tiles' fast tile */
+    lq_gemm_fn gemm;        /* replaces g_fast's batched-decode gemm */
 } g_fast512[LQ_WFMT_COUNT] = {
     /* -- float and compressed-tensors formats (fmt_w8a16*_avx512.c, fmt_w4a16*_avx512.c, fmt_fp8_avx512.c) -- */
-    /* F32/F16/BF16 have none: their matvec is memory bound, and once the AVX2 loop walked one
+    /* F32/F16/BF16 have no matvec twin: it is memory bound, and once the AVX2 loop walked one
      * row at a time (matvec_avx2_tmpl.h) a 512-bit twin measured no faster (bench_isa cold,
-     * 0.8-1.2x in noise: Zen 4 runs 512-bit ops as two 256-bit halves). */
+     * 0.8-1.2x in noise: Zen 4 runs 512-bit ops as two 256-bit halves). Their batched-decode
+     * gemm is compute bound from B = 8 on, and an Intel Xeon's two 512-bit FMA units run it at
+     * twice the AVX2 rate (fmt_float_gemm_avx512.c). */
+    [LQ_WFMT_F32] = {.gemm = lq_gemm_f32_avx512},
+    [LQ_WFMT_F16] = {.gemm = lq_gemm_f16_avx512},
+    [LQ_WFMT_BF16] = {.gemm = lq_gemm_bf16_avx512},
     [LQ_WFMT_W8A16] = {.matvec = lq_matvec_w8a16_avx512, .matvec_q = lq_matvec_q_w8a16_avx512,
                        .gemm_q = lq_gemm_q_w8a16_avx512 /* runs only under LQ_INT_ACT=all */},
     [LQ_WFMT_W4A16] = {.matvec = lq_matvec_w4a16_avx512 /* integer path: g_int512 */},
@@ -596,6 +602,7 @@ static void fill_level(lq_isa isa) {
         if (!wide) continue;
         if (g_fast512[f].matvec) t->matvec = g_fast512[f].matvec;
         if (g_fast512[f].tile) t->matmul_tile = g_fast512[f].tile;
+        if (g_fast512[f].gemm) t->gemm = g_fast512[f].gemm;
         if (g_fast512[f].matvec_q && t->act != LQ_ACT_NONE) t->matvec_q = g_fast512[f].matvec_q;
         if (g_fast512[f].gemm_q && t->act != LQ_ACT_NONE) t->gemm_q = g_fast512[f].gemm_q;
         if (g_int512[f].act != LQ_ACT_NONE) {

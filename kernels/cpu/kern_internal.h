@@ -67,6 +67,9 @@ void lq_dequant_w8a8_avx2(const lq_weight *w, int64_t r0, int64_t r1, float *out
 void lq_matmul_tile_w8a8_avx2(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                               int64_t r1);
 void lq_matvec_w8a8_avx512(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lq_gemm_f32_avx512(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void lq_gemm_f16_avx512(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
+void lq_gemm_bf16_avx512(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t ldy, int64_t r0, int64_t r1);
 void lq_matmul_tile_w8a8_avx512(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t r0,
                                 int64_t r1);
 
