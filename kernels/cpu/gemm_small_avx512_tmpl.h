@@ -1,5 +1,6 @@
 /* gemm_small_avx512_tmpl.h - the AVX-512 twin of gemm_small_avx2_tmpl.h (lq_gemm_fn, batched
- * decode of the float formats), the same tiles and prefetch with 16-lane vectors.
+ * decode of the float formats), the same prefetch with 16-lane vectors and, with 32 registers,
+ * 2 rows x 8 tokens where the AVX2 level takes one row.
  *
  * Why: a batched decode step of f32 SmolLM2 at B >= 8 is compute bound, and a CPU with two
  * 512-bit FMA units (Intel Xeon: 113 GMAC/s per core against 55 with 256-bit FMAs, measured)
@@ -29,8 +30,10 @@ static inline __attribute__((always_inline)) void GS5_TILE(const char *w0, size_
     _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++)
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) acc[i][j] = _mm512_setzero_ps();
     int64_t c = 0;
+    const int pfk = nr == 2 && nt == 8 ? 2 : 1; /* a 2 x 8 tile covers two tiles' prefetch steps */
     for (; c + 16 <= cols; c += 16) {
-        if (pf) rp_step(pf, pf_base + c / 16);
+        if (pf)
+            _Pragma("GCC unroll 2") for (int q = 0; q < pfk; q++) rp_step(pf, pf_base + (c / 16) * pfk + q);
         __m512 wv[2];
         _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wv[i] = GS5_LOAD16((const GS5_T *)(w0 + (size_t)i * rb) + c);
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {
@@ -68,9 +71,10 @@ void GS5_NAME(const lq_weight *w, const float *X, int64_t n, float *Y, int64_t l
             const float *Xt = X + (size_t)t * (size_t)cols;
             float *y = Y + (size_t)t * (size_t)ldy + (size_t)(r - r0);
             const int64_t nt = n - t < 4 ? n - t : 4;
-            if (n - t >= 8) { /* one row at a time: the pair is read as one sequential stream */
-                GS5_TILE(w0, rb, 1, Xt, cols, 8, y, ldy, &next, pf_base);
-                if (nr == 2) GS5_TILE(w0 + rb, rb, 1, Xt, cols, 8, y + 1, ldy, &next, pf_base + steps);
+            if (n - t >= 8) { /* 2 rows x 8 tokens: 16 chains, 10 loads per 16 FMAs (the AVX2
+                               * level's 1 x 8 tile, 9 loads per 8, would be load bound here) */
+                if (nr == 2) GS5_TILE(w0, rb, 2, Xt, cols, 8, y, ldy, &next, pf_base);
+                else GS5_TILE(w0, rb, 1, Xt, cols, 8, y, ldy, &next, pf_base);
                 t += 4;
                 continue;
             }
