@@ -4,6 +4,7 @@
  * quant-recipe with --calib on stories260K.
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,17 @@ static void two_four_then(const char *name, const char *quant_modifier, lq_wfmt 
     cr_assert_eq(lq_model_load(out, &m), LQ_OK, "%s", lq_last_error());
     cr_expect_eq(check_two_four(m, want), 35);
     lq_model_free(m);
+    /* the 2:4 sparsity recorded where llm-compressor writes it for a quantized model: inside
+     * quantization_config (dense storage), not at the root where quant-prune alone keeps it */
+    char cfg[1100];
+    snprintf(cfg, sizeof cfg, "%s/config.json", out);
+    json_t *root = json_load_file(cfg, 0, NULL);
+    cr_assert_not_null(root);
+    json_t *sc = json_object_get(json_object_get(root, "quantization_config"), "sparsity_config");
+    cr_expect_str_eq(json_string_value(json_object_get(sc, "sparsity_structure")), "2:4");
+    cr_expect_str_eq(json_string_value(json_object_get(sc, "format")), "dense");
+    cr_expect_null(json_object_get(root, "sparsity_config"), "a second copy at the root");
+    json_decref(root);
 }
 
 Test(recipe_calib, sparsegpt_two_four_then_w8a16, .timeout = 600) {

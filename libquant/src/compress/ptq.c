@@ -468,6 +468,18 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
             s = lq_fail(LQ_ERR_NOMEM, "out of memory");
             goto done;
         }
+        /* A pruned input's sparsity: quant-prune keeps it at the root while the weights are dense
+         * (transformers refuses a quantization_config without config_groups, prune.c), but once
+         * there is a quantization_config it belongs inside, where llm-compressor writes it and
+         * compressed-tensors reads it. */
+        json_t *sc = json_object_get(root, "sparsity_config");
+        if (sc && !json_object_get(qc, "sparsity_config")) {
+            if (json_object_set(qc, "sparsity_config", sc) != 0) {
+                s = lq_fail(LQ_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            json_object_del(root, "sparsity_config");
+        }
     }
     /* A quantized head written apart from the embedding: a loader that still tied them would
      * overwrite lm_head with the dense embedding (or find no dense lm_head.weight to tie). */
