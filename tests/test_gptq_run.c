@@ -7,6 +7,7 @@
  * TinyStories sample (never the same text).
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -160,6 +161,28 @@ Test(gptq_run, refuses_rtn_only_schemes_and_llama2c) {
     cr_expect(strstr(lq_last_error(), "quant-convert") != NULL, "%s", lq_last_error());
 }
 
+/* How many config groups of dir's config.json with weights strategy `strategy` record
+ * actorder "weight" (and none records any other value). */
+static int count_actorder(const char *dir, const char *strategy) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    cr_assert_not_null(root, "%s", path);
+    json_t *groups = json_object_get(json_object_get(root, "quantization_config"), "config_groups");
+    cr_assert(json_is_object(groups), "%s: no config_groups", path);
+    const char *name;
+    json_t *g;
+    int n = 0;
+    json_object_foreach(groups, name, g) {
+        json_t *w = json_object_get(g, "weights"), *a = json_object_get(w, "actorder");
+        cr_assert(json_is_null(a) || (json_is_string(a) && strcmp(json_string_value(a), "weight") == 0),
+                  "%s %s: actorder", path, name);
+        if (json_is_string(a) && strcmp(json_string_value(json_object_get(w, "strategy")), strategy) == 0) n++;
+    }
+    json_decref(root);
+    return n;
+}
+
 /* The other paths through the writer: asymmetric W4A16 with activation order (zero points from
  * the source) beats asymmetric RTN; W8A16 per channel stays within 1% of f32. */
 Test(gptq_run, asym_actorder_and_w8a16, .timeout = 600) {
@@ -175,6 +198,12 @@ Test(gptq_run, asym_actorder_and_w8a16, .timeout = 600) {
     o = w4_g32(NULL);
     o.ptq.scheme = LQ_WFMT_W8A16;
     cr_assert_eq(lq_gptq_quantize(g_fp32, g8, &o, NULL), LQ_OK, "%s", lq_last_error());
+    /* the column order is recorded as llm-compressor records it, on the group-strategy groups
+     * only (compressed-tensors refuses it on any other): stories260K's 172-column down_proj falls
+     * back to a channel group without it; RTN records none */
+    cr_expect_eq(count_actorder(ga, "group"), 1);
+    cr_expect_eq(count_actorder(ga, "channel"), 0);
+    cr_expect_eq(count_actorder(rtn, "group"), 0);
     double pf = ppl_of(g_fp32), pr = ppl_of(rtn), pa = ppl_of(ga), p8 = ppl_of(g8);
     cr_expect_lt(pa, pr, "asym PPL GPTQ %.4f vs RTN %.4f (f32 %.4f)", pa, pr, pf);
     cr_expect_lt(fabs(p8 / pf - 1.0), 0.01, "W8A16 GPTQ PPL %.4f vs f32 %.4f", p8, pf);

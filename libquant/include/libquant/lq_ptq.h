@@ -232,6 +232,10 @@ typedef struct lq_ptq_opts {
     lq_ptq_progress_fn progress;
     void *user;
     const lq_ptq_source *source; /* NULL: every module by RTN (borrowed) */
+    /* The weights' "actorder" to record in every group-strategy config group (GPTQ's column
+     * order, e.g. "weight"; the storage does not change). NULL: none. compressed-tensors refuses
+     * an actorder on any other strategy, so channel groups never get it. */
+    const char *actorder;
 } lq_ptq_opts;
 
 typedef struct lq_ptq_tensor_stat {

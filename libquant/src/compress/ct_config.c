@@ -25,10 +25,12 @@ static json_t *weight_args(const lq_ct_group_spec *g) {
     bool is_float = ct->float_type;
     int bits = ct->bits;
     bool group = ct->grouped && g->group_size > 0;
-    return json_pack("{s:i, s:s, s:b, s:o, s:s, s:b, s:n, s:s}", "num_bits", bits, "type",
+    /* compressed-tensors accepts an actorder with the group strategies only (quant_args.py) */
+    json_t *actorder = group && g->actorder ? json_string(g->actorder) : json_null();
+    return json_pack("{s:i, s:s, s:b, s:o, s:s, s:b, s:o, s:s}", "num_bits", bits, "type",
                      is_float ? "float" : "int", "symmetric", !g->asym, "group_size",
                      group ? json_integer(g->group_size) : json_null(), "strategy",
-                     group ? "group" : "channel", "dynamic", 0, "actorder", "observer", "minmax");
+                     group ? "group" : "channel", "dynamic", 0, "actorder", actorder, "observer", "minmax");
 }
 
 static json_t *input_args(const lq_ct_group_spec *g) {

@@ -17,6 +17,7 @@ typedef struct lq_ct_group_spec {
     bool all_linear;         /* targets ["Linear"] (every linear not in ignore) */
     const char **targets;    /* else: these exact module names */
     int64_t n_targets;
+    const char *actorder;    /* weights "actorder" when the group strategy is "group"; NULL: null */
 } lq_ct_group_spec;
 
 /* The quantization_config object (new reference) for groups + ignore (exact module names).

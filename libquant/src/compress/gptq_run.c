@@ -253,6 +253,8 @@ lq_status lq_gptq_quantize(const char *model_path, const char *out_dir, const lq
         lq_ptq_opts po = opts->ptq;
         po.source = &src;
         po.clip_search = false; /* GPTQ's scales are the plain min/max ones */
+        /* recorded as llm-compressor records it (the codes' storage is the same either way) */
+        if (opts->actorder != LQ_GPTQ_ACTORDER_NONE) po.actorder = lq_gptq_actorder_name(opts->actorder);
         st = lq_ptq_quantize(model_path, out_dir, &po, &sum.ptq);
     }
     for (int64_t i = 0; i < r.n_lin; i++) {

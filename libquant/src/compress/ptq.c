@@ -396,7 +396,7 @@ static bool same_group(const plan_item *a, const lq_ct_group_spec *g) {
 }
 
 static lq_status write_config(const lq_checkpoint *c, const plan_item *items, int64_t n, bool untie,
-                              const lq_ptq_kv *kv, const char *out_dir) {
+                              const lq_ptq_kv *kv, const char *actorder, const char *out_dir) {
     lq_ct_group_spec groups[LQ_CT_MAX_GROUPS];
     int n_groups = 0;
     const char **names = calloc((size_t)n + 1, sizeof *names);
@@ -424,7 +424,7 @@ static lq_status write_config(const lq_checkpoint *c, const plan_item *items, in
                 goto done;
             }
             groups[g] = (lq_ct_group_spec){.scheme = it->scheme, .group_size = it->qp.group_size,
-                                           .asym = it->qp.asym};
+                                           .asym = it->qp.asym, .actorder = actorder};
             n_groups++;
         }
     }
@@ -639,7 +639,7 @@ lq_status lq_ptq_quantize(const char *model_path, const char *out_dir, const lq_
         s = lq_st_writer_commit(wr);
         wr = NULL;
     }
-    if (s == LQ_OK) s = write_config(c, items, n, untie, opts->kv, out_dir);
+    if (s == LQ_OK) s = write_config(c, items, n, untie, opts->kv, opts->actorder, out_dir);
     lq_st_writer_abort(wr);
     if (s != LQ_OK) remove(path); /* the committed weights are useless without their config */
     if (sum.n_quantized > 0) sum.mean_rel_err /= (double)sum.n_quantized;
