@@ -759,23 +759,25 @@ Test(matmul, w8a8_hand_worked) {
 
 /* W8A8's own tile (prefill and batched decode) at every ISA level this CPU runs, against the
  * scalar ref bit for bit: weights with the extreme codes -128 and 127, activations whose codes hit
- * +-127, row counts and token counts off the 4 x 4 tile, column tails off 32 and 64, and one row
- * of 131072 columns (the widest lq_wfmt_sizes allows) of -128 x -127 codes: 2^31 - 2^24, where
- * the AVX-512 path's unsigned-offset correction must wrap back exactly. */
+ * +-127, row and token counts off the 4 x 4 tile (every remainder of 1..3 rows), column tails off
+ * 32 and 64, and rows of 131072 columns (the widest lq_wfmt_sizes allows) against a token of codes
+ * -127: -128 x -127 (2^31 - 2^24, whose offset term is 0) and 127 x -127, whose offset sum
+ * 255 x -127 x 131072 wraps int32, so the AVX-512 path's correction must wrap back exactly;
+ * with 4 tokens, so the 4 x 4 vector epilogue sees them. */
 Test(matmul, w8a8_tile_every_level_equals_ref) {
-    const int64_t shapes[][2] = {{13, 64}, {7, 577}, {21, 1000}, {5, 131072}};
+    const int64_t shapes[][2] = {{13, 64}, {7, 577}, {21, 1000}, {8, 200}, {5, 131072}};
     const int64_t ns[] = {1, 2, 3, 4, 5, 8, 16, 17, 33};
     const lq_isa best = lq_cpu_isa();
     lq_kernels_set_isa(LQ_ISA_SCALAR); /* the scalar level runs the spec */
     const lq_matmul_tile_fn ref = lq_wfmt_get(LQ_WFMT_W8A8)->matmul_tile;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        const int64_t rows = shapes[s][0], cols = shapes[s][1], nmax = cols > 4096 ? 3 : 33;
+        const int64_t rows = shapes[s][0], cols = shapes[s][1], nmax = cols > 4096 ? 4 : 33;
         int8_t *wq = malloc((size_t)(rows * cols));
         float *scale = malloc((size_t)rows * sizeof(float));
         for (int64_t r = 0; r < rows; r++) {
             scale[r] = 0.001f * (float)(r + 1);
             for (int64_t c = 0; c < cols; c++)
-                wq[r * cols + c] = cols > 4096 ? (int8_t)(r == 0 ? -128 : (c * 7 + r) % 256 - 128)
+                wq[r * cols + c] = cols > 4096 ? (int8_t)(r == 0 ? -128 : r == 1 ? 127 : (c * 7 + r) % 256 - 128)
                                                 : (int8_t)((c * 37 + r * 11) % 256 - 128);
         }
         const lq_weight w = {.fmt = LQ_WFMT_W8A8, .rows = rows, .cols = cols, .data = wq,
@@ -800,9 +802,12 @@ Test(matmul, w8a8_tile_every_level_equals_ref) {
                                  (long long)cols, (long long)n, (long long)t);
             }
         }
-        if (cols > 4096) /* the extreme row: -128 * -127 * 131072 codes, times scale_x 1/127 and 0.001 */
+        if (cols > 4096) { /* the extreme rows: (-128 | 127) * -127 * 131072, times 1/127 and the row scale */
             cr_assert_eq(Yr[0], (float)2130706432 * (1.0f / 127.0f) * 0.001f, "ref %.9g", (double)Yr[0]);
+            cr_assert_eq(Yr[1], (float)-2114060288 * (1.0f / 127.0f) * 0.002f, "ref %.9g", (double)Yr[1]);
+        }
         lq_kernels_set_isa(best);
         free(wq); free(scale); free(X); free(Y); free(Yr);
     }
+    if (best < LQ_ISA_AVX512) cr_log_warn("no AVX-512 VNNI on this CPU: its W8A8 tile was not run");
 }

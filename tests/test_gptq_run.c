@@ -177,7 +177,8 @@ static int count_actorder(const char *dir, const char *strategy) {
         json_t *w = json_object_get(g, "weights"), *a = json_object_get(w, "actorder");
         cr_assert(json_is_null(a) || (json_is_string(a) && strcmp(json_string_value(a), "weight") == 0),
                   "%s %s: actorder", path, name);
-        if (json_is_string(a) && strcmp(json_string_value(json_object_get(w, "strategy")), strategy) == 0) n++;
+        const char *st = json_string_value(json_object_get(w, "strategy"));
+        if (json_is_string(a) && st && strcmp(st, strategy) == 0) n++;
     }
     json_decref(root);
     return n;

@@ -281,10 +281,6 @@ Test(tools_eval, nan_weights_are_refused_naming_the_tensor) {
     }
 }
 
-/* OpenBLAS falls back to SSE3 kernels on CPU models it does not know (lq_blas_core_hint): a tool
- * then re-executes itself with OPENBLAS_CORETYPE set, so the kernels that end up loaded (OpenBLAS
- * prints "Core: NAME" as it loads under OPENBLAS_VERBOSE=2) are the hinted ones; where OpenBLAS
- * already runs AVX2 kernels it loads once. A user's own OPENBLAS_CORETYPE is never overridden. */
 /* The cores OpenBLAS reports loading ("Core: NAME" lines under OPENBLAS_VERBOSE=2): how many, the
  * first and the last (NAME up to the line's end, in buf). */
 static int blas_loads(const char *err, char *first, char *last, size_t cap) {
@@ -298,6 +294,10 @@ static int blas_loads(const char *err, char *first, char *last, size_t cap) {
     return n;
 }
 
+/* OpenBLAS falls back to SSE3 kernels on CPU models it does not know (lq_blas_core_hint): a tool
+ * then re-executes itself with OPENBLAS_CORETYPE set, so the kernels that end up loaded (OpenBLAS
+ * prints "Core: NAME" as it loads under OPENBLAS_VERBOSE=2) are the hinted ones; where OpenBLAS
+ * already runs AVX2 kernels it loads once. A user's own OPENBLAS_CORETYPE is never overridden. */
 Test(tools_eval, openblas_fallback_kernels_are_replaced) {
     char cmd[1200], args[1300], first[64], last[64];
     snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 '%s' --help", g_eval);

@@ -8,6 +8,7 @@
  * has loaded, so the tools re-execute themselves with OPENBLAS_CORETYPE set
  * (tools/common/tool_cli.c) when this says so; a user's own OPENBLAS_CORETYPE always wins. */
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "lq_format.h"
@@ -15,6 +16,7 @@
 
 #ifdef LQ_HAVE_OPENBLAS
 char *openblas_get_corename(void);
+char *openblas_get_config(void);
 #endif
 
 /* OpenBLAS 0.3.x cores with AVX2 (or better) kernels; anything else on an AVX2 CPU is a fallback */
@@ -35,6 +37,10 @@ const char *lq_blas_core_hint(void) {
 #ifdef LQ_HAVE_OPENBLAS
     const char *env = getenv("OPENBLAS_CORETYPE");
     if (env && *env) return NULL; /* the user's choice (or ours, after the re-exec) */
+    /* only a DYNAMIC_ARCH build reads OPENBLAS_CORETYPE: a library built for one old target
+     * would be re-executed for nothing */
+    const char *cfg = openblas_get_config();
+    if (!cfg || !strstr(cfg, "DYNAMIC_ARCH")) return NULL;
     return lq_blas_core_hint_for(openblas_get_corename());
 #else
     return NULL;

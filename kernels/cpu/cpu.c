@@ -31,11 +31,13 @@ static void detect(void) {
             int ymm_saved = (xlo & 6u) == 6u;
             if (ymm_saved && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
                 ok = (b >> 5) & 1; /* AVX2 */
-                /* The *_avx512.c files use AVX-512 F, BW, VL and VNNI (vpdpbusd), all four and
-                 * the OS saving the opmask and ZMM state (XCR0 bits 5-7). */
-                const int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+                /* The *_avx512.c files use AVX-512 F, BW, VL, DQ and VNNI (vpdpbusd; they are
+                 * compiled with -mavx512dq), all five and the OS saving the opmask and ZMM state
+                 * (XCR0 bits 5-7). */
+                const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1,
+                          vnni = (c >> 11) & 1;
                 const int zmm_saved = (xlo & 0xE6u) == 0xE6u;
-                g_has_avx512 = ok && f && bw && vl && vnni && zmm_saved;
+                g_has_avx512 = ok && f && dq && bw && vl && vnni && zmm_saved;
             }
         }
     }

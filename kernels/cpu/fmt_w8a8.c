@@ -8,7 +8,8 @@
  * fake-quant would use amax / 127.5, but real W8A8 runtimes compute this), all codes 0 when
  * amax = 0. Then acc = sum q_w * q_x exactly (int32 in the fast path: cols <= 131072 cannot
  * overflow, lq_wfmt_sizes refuses wider rows) and y = (float)acc * scale_x * scale[r], in that
- * order. The AVX2 path does the same integer math, so fast == ref bit for bit. */
+ * order. The AVX2 and AVX-512 VNNI paths (fmt_w8a8_avx2.c, fmt_w8a8_avx512.c) do the same
+ * integer math, so fast == ref bit for bit. */
 #include <string.h>
 
 #include "kern_internal.h"

@@ -14,9 +14,13 @@
  * vpdpbusd does not saturate: the int32 lanes wrap, and since the true sum_c w_c x_c fits int32
  * (|w| <= 128, |x| <= 127, cols <= 131072: lq_wfmt_sizes), the wrapped difference is exact.
  *
- * Tiles of up to 4 rows x 4 tokens: each 64-byte weight load feeds 4 tokens, each code load 4
- * rows, 16 accumulators; their 16 horizontal sums are one transposing reduction (red16). The
- * column tail (cols % 64) is a masked weight load against the zero padding of the codes.
+ * Prefill / batched decode: tiles of up to 4 rows x 4 tokens, each 64-byte weight load feeding 4
+ * tokens and each code load 4 rows, 16 accumulators whose horizontal sums are one transposing
+ * reduction (red16); decode (matvec): 8 rows x 1 token. The column tail (cols % 64) is a masked
+ * weight load against the zero padding of the codes. When 127 / amax overflows to infinity (a
+ * tiny amax) the padding's code is -127, not 0: still exact, because the masked-off weight reads
+ * as u = 128 and the token's code sum, which the correction subtracts 128 times, includes those
+ * padding codes.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -48,7 +52,7 @@ static float quantize_x(const float *x, int64_t cols, int8_t *xq, int64_t padded
     for (c = 0; c < padded; c += 16) {
         const int64_t left = cols - c;
         const __mmask16 k = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1u) : 0;
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), vinv); /* padding: 0 -> code 0 */
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), vinv); /* padding: code 0 (-127 if inv is inf) */
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi); /* (v > lo ? v : lo), (v < hi ? v : hi) */
         const __m512i q = _mm512_cvtps_epi32(v);     /* round half to even (MXCSR default) */
         s = _mm512_add_epi32(s, q);

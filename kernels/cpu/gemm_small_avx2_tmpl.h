@@ -11,9 +11,9 @@
  * tokens (the row pair is then read as one sequential stream); else tiles of 2 rows x up to 4
  * tokens (2 weight + 4 activation loads per 8 FMAs). Either way 8 independent FMA chains are in
  * flight (the FMA latency times two pipes), and the row pair stays in L1 while every group of
- * tokens meets it. Under the 2-row tiles the rows GS_AHEAD pairs on are prefetched over the pair's
- * steps: a pair read side by side is two short streams the hardware prefetcher learns late
- * (row_prefetch.h); the one-row tiles read one stream, which it follows by itself.
+ * tokens meets it. The rows GS_AHEAD pairs on are prefetched over the pair's steps: a pair read
+ * side by side is two short streams the hardware prefetcher learns late (row_prefetch.h), and
+ * even the one-row tiles' single stream waited on DRAM without it on an Intel Xeon.
  * Every output element is ONE chain: 8-lane FMAs over the columns in order, the masked tail, one
  * horizontal sum. No element depends on the tile it falls in, so the result is the same bits for
  * any row range, thread count or batch composition (tests/test_kernels.c checks it).

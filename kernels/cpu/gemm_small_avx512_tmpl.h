@@ -44,6 +44,8 @@ static inline __attribute__((always_inline)) void GS5_TILE(const char *w0, size_
     if (c < cols) {
         const int64_t k = cols - c;
         const __mmask16 m = (__mmask16)((1u << k) - 1u);
+        if (pf) /* the tail is a step of the prefetch plan too (steps = ceil(cols / 16)) */
+            _Pragma("GCC unroll 2") for (int q = 0; q < pfk; q++) rp_step(pf, pf_base + (c / 16) * pfk + q);
         __m512 wv[2];
         _Pragma("GCC unroll 2") for (int i = 0; i < nr; i++) wv[i] = GS5_LOADN((const GS5_T *)(w0 + (size_t)i * rb) + c, k);
         _Pragma("GCC unroll 8") for (int j = 0; j < nt; j++) {

@@ -42,7 +42,8 @@ void MV_NAME(const lq_weight *w, const float *x, float *y, int64_t r0, int64_t r
         int64_t c = 0;
         for (; c + 32 <= cols; c += 32) {
             _mm_prefetch((const char *)(w0 + c) + MV_PREFETCH, _MM_HINT_T0); /* never faults */
-            _mm_prefetch((const char *)(w0 + c) + MV_PREFETCH + 64, _MM_HINT_T0);
+            if (sizeof(MV_T) == 4) /* 32 f32 weights span two lines; 32 halves one */
+                _mm_prefetch((const char *)(w0 + c) + MV_PREFETCH + 64, _MM_HINT_T0);
             a0 = _mm256_fmadd_ps(MV_LOAD8(w0 + c), _mm256_loadu_ps(x + c), a0);
             a1 = _mm256_fmadd_ps(MV_LOAD8(w0 + c + 8), _mm256_loadu_ps(x + c + 8), a1);
             a2 = _mm256_fmadd_ps(MV_LOAD8(w0 + c + 16), _mm256_loadu_ps(x + c + 16), a2);

@@ -33,7 +33,9 @@ static void reexec_for_blas(void) {
     buf[n] = 0;
     char *args[4096];
     size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < sizeof args / sizeof args[0]; i += strlen(buf + i) + 1) args[k++] = buf + i;
+    size_t i = 0;
+    for (; i < n && k + 1 < sizeof args / sizeof args[0]; i += strlen(buf + i) + 1) args[k++] = buf + i;
+    if (i < n) return; /* more arguments than args holds: never run a command with some dropped */
     args[k] = NULL;
     if (setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
     fflush(NULL);
