@@ -418,6 +418,59 @@ Test(recipe_run, targets_and_group_size_honored, .timeout = 120) {
     lq_model_free(m);
 }
 
+/* target_bpw (ours, quant-ptq --target-bpw in a recipe): the plan mixes the candidates under
+ * the target, the result's bits per weight over the Linears is at or under it, both schemes are
+ * written, and the clashing or malformed forms are refused by name before any work. */
+Test(recipe_run, target_bpw_mixes_candidates_under_the_target, .timeout = 120) {
+    char out[700], args[4096], err[2048];
+    snprintf(out, sizeof out, "%s/mix", g_root);
+    /* W4A16 g32 (5 bits per weight with its f32 scales) fits stories260K's 64-column inputs, not
+     * its 172-column down_proj, which can only be W8A16 (8.5): 7 bits needs a mix */
+    const char *rp = recipe_file("mix.yaml", "quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n"
+                                             "      targets: [Linear]\n      target_bpw: 7\n"
+                                             "      candidates: [W8A16, 'W4A16:32']\n");
+    snprintf(args, sizeof args, "check '%s' --model '%s'", rp, g_fp32);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    char so[700];
+    snprintf(so, sizeof so, "%s/stdout.txt", g_root);
+    char *text = lq_test_read_file(so, NULL);
+    cr_expect(text && strstr(text, "target_bpw=7 candidates=[W8A16, W4A16 g32]"), "%s", text ? text : "");
+    free(text);
+    snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", rp, g_fp32, out);
+    cr_assert_eq(recipe(args, err, sizeof err), 0, "%s", err);
+    json_t *j = check_output(out, rp, 1);
+    json_t *mod = json_array_get(json_object_get(json_array_get(json_object_get(j, "stages"), 0), "modifiers"), 0);
+    cr_expect_eq(json_real_value(json_object_get(mod, "target_bpw")), 7.0);
+    json_t *result = json_array_get(json_object_get(json_object_get(j, "report"), "rows"), 1);
+    const double bpw = json_real_value(json_object_get(result, "bpw_linear"));
+    cr_expect(bpw > 5.0 && bpw <= 7.0, "bits per weight over the Linears %g, target 7", bpw);
+    json_decref(j);
+    lq_ct_config ct = ct_config(out);
+    bool w8 = false, w4 = false;
+    for (int g = 0; g < ct.n_groups; g++) {
+        w8 |= ct.groups[g].scheme == LQ_WFMT_W8A16;
+        w4 |= ct.groups[g].scheme == LQ_WFMT_W4A16 && ct.groups[g].group_size == 32;
+    }
+    cr_expect(w8 && w4, "both candidates written (%d groups)", ct.n_groups);
+    static const struct {
+        const char *args, *want;
+    } bad[] = {{"scheme: W8A16, target_bpw: 6", "'scheme' does not go with 'target_bpw'"},
+               {"candidates: [W8A16]", "'candidates' needs 'target_bpw'"},
+               {"target_bpw: 6, candidates: [W5A16]", "unknown scheme 'W5A16'"},
+               {"target_bpw: 0", "target_bpw"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char body[512], name[32];
+        snprintf(body, sizeof body, "quant_stage:\n  quant_modifiers:\n    QuantizationModifier: {%s}\n", bad[i].args);
+        snprintf(name, sizeof name, "bad_mix%zu.yaml", i);
+        snprintf(out, sizeof out, "%s/never_mix", g_root);
+        snprintf(args, sizeof args, "run '%s' --model '%s' --out '%s'", recipe_file(name, body), g_fp32, out);
+        const int rc = recipe(args, err, sizeof err);
+        cr_expect(rc == 2 || rc == 3, "%s: exit %d", bad[i].args, rc);
+        cr_expect(strstr(err, bad[i].want), "%s: %s", bad[i].args, err);
+        cr_expect(!lq_test_exists(out));
+    }
+}
+
 /* ---- distill_stage ------------------------------------------------------------------------------ */
 
 /* The stage writes the teacher's soft labels into <out>/distill; per-line records equal

@@ -30,6 +30,7 @@
 #include "lq_checkpoint.h"
 #include "lq_gptq.h"
 #include "lq_pool.h"
+#include "lq_ptq_automix.h"
 #include "lq_status.h"
 
 #ifdef __cplusplus
@@ -96,6 +97,13 @@ typedef struct lq_recipe_modifier {
     int32_t group_size;        /* W4A16*: default 128; 0 for the per-channel schemes; -1 a W4A16 /
                                 * W3A16 per channel (config_groups' strategy "channel") */
     bool clip_search;          /* ours: search the clipping ratio per group */
+    /* ours (QuantizationModifier): mixed precision to a size, as quant-ptq --target-bpw: each
+     * planned Linear gets one of `cand` (default lq_ptq_automix_defaults) so that the bits per
+     * weight over them stay <= target_bpw, least summed weight-error proxy; 0: off. `scheme`
+     * is then cand[0] (what the plan's size estimate uses) */
+    double target_bpw;
+    lq_ptq_candidate cand[LQ_PTQ_AUTOMIX_MAX_CAND];
+    int n_cand;
     lq_recipe_group_fallback group_fallback; /* ours: W4A16 layers group_size does not divide */
     /* kv_cache_scheme (QuantizationModifier, GPTQModifier): 8-bit symmetric static scales,
      * calibrated on the run's text and written with the weights (lq_ptq_kv) */

@@ -125,9 +125,19 @@ void lq_recipe_describe_modifier(const lq_recipe_modifier *m, char *buf, size_t 
     size_t n = 0;
     if (cap) buf[0] = 0;
     add(buf, cap, &n, "%s", lq_modifier_name(m->kind));
-    if (m->scheme != LQ_WFMT_NONE) add(buf, cap, &n, " scheme=%s", lq_preset_name(m->scheme, m->asym));
-    if (m->group_size > 0) add(buf, cap, &n, " group_size=%d", m->group_size);
-    if (m->group_size < 0) add(buf, cap, &n, " group_size=channel");
+    if (m->target_bpw > 0) {
+        add(buf, cap, &n, " target_bpw=%g candidates=[", m->target_bpw);
+        for (int i = 0; i < m->n_cand; i++) {
+            char name[64];
+            lq_ptq_candidate_name(&m->cand[i], name, sizeof name);
+            add(buf, cap, &n, "%s%s", i ? ", " : "", name);
+        }
+        add(buf, cap, &n, "]");
+    } else if (m->scheme != LQ_WFMT_NONE) {
+        add(buf, cap, &n, " scheme=%s", lq_preset_name(m->scheme, m->asym));
+    }
+    if (m->group_size > 0 && m->target_bpw <= 0) add(buf, cap, &n, " group_size=%d", m->group_size);
+    if (m->group_size < 0 && m->target_bpw <= 0) add(buf, cap, &n, " group_size=channel");
     if (m->group_fallback != LQ_GROUP_FALLBACK_REFUSE)
         add(buf, cap, &n, " group_fallback=%s", m->group_fallback == LQ_GROUP_FALLBACK_CHANNEL ? "channel" : "ignore");
     if (m->kind == LQ_MOD_STRUCTURED_PRUNING)

@@ -22,20 +22,21 @@ typedef enum arg_id {
     A_TARGETS, A_IGNORE, A_SCHEME, A_GROUP_SIZE, A_CLIP_SEARCH, A_BLOCK_SIZE, A_DAMPENING,
     A_ACTORDER, A_SEQUENTIAL_UPDATE, A_OFFLOAD_HESSIANS, A_DUO_SCALING, A_SMOOTHING, A_SPARSITY,
     A_FINAL_SPARSITY, A_MASK_STRUCTURE, A_STRUCTURE, A_GROUP_FALLBACK, A_N_GRID, A_OFFLOAD_DEVICE,
-    A_KV_CACHE_SCHEME, A_CONFIG_GROUPS, A_COUNT
+    A_KV_CACHE_SCHEME, A_CONFIG_GROUPS, A_TARGET_BPW, A_CANDIDATES, A_COUNT
 } arg_id;
 
 static const char *const g_arg_names[A_COUNT] = {
     "targets", "ignore", "scheme", "group_size", "clip_search", "block_size", "dampening_frac",
     "actorder", "sequential_update", "offload_hessians", "duo_scaling", "smoothing_strength",
     "sparsity", "final_sparsity", "mask_structure", "structure", "group_fallback", "n_grid", "offload_device",
-    "kv_cache_scheme", "config_groups",
+    "kv_cache_scheme", "config_groups", "target_bpw", "candidates",
 };
 
 #define B(a) (1u << (a))
 static const unsigned g_allowed[LQ_MOD_COUNT] = {
     [LQ_MOD_QUANTIZATION] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_CLIP_SEARCH) |
-                            B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME) | B(A_CONFIG_GROUPS),
+                            B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME) | B(A_CONFIG_GROUPS) | B(A_TARGET_BPW) |
+                            B(A_CANDIDATES),
     [LQ_MOD_GPTQ] = B(A_TARGETS) | B(A_IGNORE) | B(A_SCHEME) | B(A_GROUP_SIZE) | B(A_BLOCK_SIZE) |
                     B(A_DAMPENING) | B(A_ACTORDER) | B(A_SEQUENTIAL_UPDATE) | B(A_OFFLOAD_HESSIANS) |
                     B(A_GROUP_FALLBACK) | B(A_KV_CACHE_SCHEME) | B(A_CONFIG_GROUPS),
@@ -222,6 +223,23 @@ static lq_status parse_kv_scheme(const pctx *c, yaml_node_t *v, const char *what
     return s;
 }
 
+/* candidates: the target_bpw plan's schemes, as quant-ptq --scheme lists them ("W4A16:32"). */
+static lq_status parse_candidates(const pctx *c, yaml_node_t *v, const char *what, lq_recipe_modifier *m) {
+    char **l = NULL;
+    int n = 0;
+    LQ_TRY(rp_get_list(c, v, what, false, &l, &n));
+    lq_status s = LQ_OK;
+    if (n == 0 || n > LQ_PTQ_AUTOMIX_MAX_CAND)
+        s = rp_fail_at(c, LQ_ERR_INVALID_ARG, v, NULL, "%s: 1 to %d schemes, got %d", what, LQ_PTQ_AUTOMIX_MAX_CAND, n);
+    for (int i = 0; s == LQ_OK && i < n; i++)
+        if (!lq_ptq_candidate_parse(l[i], &m->cand[i]))
+            s = rp_fail_at(c, LQ_ERR_INVALID_ARG, v, NULL, "%s: unknown scheme '%s' (W8A16, W4A16[:G], "
+                           "W4A16_ASYM[:G], W3A16[:G], FP8, W8A8; G = group size)", what, l[i]);
+    if (s == LQ_OK) m->n_cand = n;
+    rp_free_list(l, n);
+    return s;
+}
+
 /* One argument's value into m; `seen` holds the arguments read before it. */
 static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned seen, const char *name,
                            lq_recipe_modifier *m) {
@@ -275,6 +293,8 @@ static lq_status parse_arg(const pctx *c, arg_id a, const entry *e, unsigned see
         else if ((s = rp_get_bool(c, v, what, &unused)) == LQ_OK) m->duo_scaling = unused ? 0 : 1;
         break;
     case A_N_GRID: s = rp_get_int(c, v, what, 2, 128, &m->n_grid); break;
+    case A_TARGET_BPW: s = rp_get_number(c, v, what, false, 0, 64, true, &m->target_bpw); break;
+    case A_CANDIDATES: s = parse_candidates(c, e->val, what, m); break;
     case A_OFFLOAD_DEVICE: break; /* where torch keeps cached activations: no meaning here */
     case A_KV_CACHE_SCHEME: s = parse_kv_scheme(c, e->val, what, m); break;
     case A_SMOOTHING: s = rp_get_number(c, v, what, false, 0, 1, true, &m->smoothing_strength); break;
@@ -321,6 +341,21 @@ static lq_status check_modifier(const pctx *c, const entry *me, unsigned seen,
             return rp_fail_at(c, LQ_ERR_FORMAT, arg_node[A_CONFIG_GROUPS], NULL,
                               "%s: give 'config_groups' or 'scheme' / 'group_size', not both", name);
         seen |= B(A_SCHEME) | (lq_ct_grouped(m->scheme) ? B(A_GROUP_SIZE) : 0) | (m->n_targets > 0 ? B(A_TARGETS) : 0);
+    }
+    if ((seen & B(A_CANDIDATES)) && !(seen & B(A_TARGET_BPW)))
+        return rp_fail_at(c, LQ_ERR_FORMAT, arg_node[A_CANDIDATES], NULL, "%s: 'candidates' needs 'target_bpw'", name);
+    if (seen & B(A_TARGET_BPW)) { /* the plan picks every scheme and its group size */
+        const arg_id clash[] = {A_SCHEME, A_GROUP_SIZE, A_CONFIG_GROUPS, A_CLIP_SEARCH, A_GROUP_FALLBACK};
+        for (size_t i = 0; i < sizeof clash / sizeof clash[0]; i++)
+            if (seen & B(clash[i]))
+                return rp_fail_at(c, LQ_ERR_FORMAT, arg_node[clash[i]], NULL,
+                                  "%s: '%s' does not go with 'target_bpw' (the plan picks each layer's scheme "
+                                  "among 'candidates')", name, g_arg_names[clash[i]]);
+        if (m->n_cand == 0) m->n_cand = lq_ptq_automix_defaults(m->cand, LQ_PTQ_AUTOMIX_MAX_CAND);
+        m->scheme = m->cand[0].fmt;
+        m->asym = m->cand[0].asym;
+        m->group_size = m->cand[0].group_size;
+        seen |= B(A_SCHEME) | (lq_ct_grouped(m->scheme) ? B(A_GROUP_SIZE) : 0);
     }
     if (rp_is_quant(m->kind)) {
         /* AWQModifier alone is the transform (llm-compressor >= 0.9): a QuantizationModifier follows */

@@ -162,9 +162,13 @@ lq_status lq_recipe_plan(const lq_recipe *r, const lq_checkpoint *ck, lq_plan *o
         out->bytes_in += t->nbytes;
         out->params_total += numel;
         if (quant[k]) {
-            /* compressed-tensors stores scales in the weight's dtype. */
-            out->bytes_out += lq_ct_weight_bytes(quant[k]->scheme, gsize[k], quant[k]->asym, t->shape[0],
-                                                 t->shape[1], (int)lq_dtype_size(t->dtype));
+            /* compressed-tensors stores scales in the weight's dtype; a target_bpw plan takes at
+             * most that many bits per weight (the estimate is its bound) */
+            if (quant[k]->target_bpw > 0)
+                out->bytes_out += (uint64_t)((double)numel * quant[k]->target_bpw / 8.0);
+            else
+                out->bytes_out += lq_ct_weight_bytes(quant[k]->scheme, gsize[k], quant[k]->asym, t->shape[0],
+                                                     t->shape[1], (int)lq_dtype_size(t->dtype));
             out->params_quantized += numel;
         } else {
             out->bytes_out += t->nbytes;

@@ -78,6 +78,8 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
     }
     lq_ptq_summary sum = {0};
     lq_ptq_kv kv;
+    lq_ptq_automix_plan plan = {0};
+    lq_ptq_rule *mixed = NULL;
     if (s == LQ_OK) s = calib_kv(m, in_path, o, &kv);
     if (s == LQ_OK) {
         lq_ptq_opts po = {
@@ -93,9 +95,22 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
             .progress = o ? o->progress : NULL,
             .user = o ? o->user : NULL,
         };
-        s = lq_ptq_quantize(in_path, out_dir, &po, &sum);
+        if (m->target_bpw > 0) { /* target_bpw: the plan's rules after the module list, so they win */
+            s = lq_ptq_automix(in_path, &po, m->cand, m->n_cand, m->target_bpw, &plan);
+            if (s == LQ_OK && !(mixed = calloc((size_t)(pm->n_tensors + plan.n), sizeof *mixed)))
+                s = lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
+            if (s == LQ_OK) {
+                memcpy(mixed, rules, (size_t)pm->n_tensors * sizeof *mixed);
+                memcpy(mixed + pm->n_tensors, plan.rules, (size_t)plan.n * sizeof *mixed);
+                po.overrides = mixed;
+                po.n_overrides = (int)(pm->n_tensors + plan.n);
+            }
+        }
+        if (s == LQ_OK) s = lq_ptq_quantize(in_path, out_dir, &po, &sum);
         lq_ptq_kv_free(&kv);
     }
+    free(mixed);
+    lq_ptq_automix_free(&plan);
     if (s == LQ_OK && res) {
         res->n_tensors = sum.n_quantized;
         res->params = sum.params_quantized;

@@ -69,7 +69,18 @@ static lq_status run_modifier_stage(rr_runner *rn, int i, json_t *rec) {
         snprintf(rn->cur, sizeof rn->cur, "%s", dir);
         json_t *o = json_object();
         json_object_set_new(o, "modifier", json_string(lq_modifier_name(m->kind)));
-        if (m->scheme != LQ_WFMT_NONE) json_object_set_new(o, "scheme", json_string(lq_preset_name(m->scheme, m->asym)));
+        if (m->target_bpw > 0) { /* the plan chose the schemes: the target and its candidates */
+            json_object_set_new(o, "target_bpw", json_real(m->target_bpw));
+            json_t *cand = json_array();
+            for (int k = 0; cand && k < m->n_cand; k++) {
+                char name[64];
+                lq_ptq_candidate_name(&m->cand[k], name, sizeof name);
+                json_array_append_new(cand, json_string(name));
+            }
+            json_object_set_new(o, "candidates", cand);
+        } else if (m->scheme != LQ_WFMT_NONE) {
+            json_object_set_new(o, "scheme", json_string(lq_preset_name(m->scheme, m->asym)));
+        }
         json_object_set_new(o, "tensors", json_integer(res.n_tensors));
         json_object_set_new(o, "params", json_integer(res.params));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)res.bytes_in));
