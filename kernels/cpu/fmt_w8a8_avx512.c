@@ -108,28 +108,25 @@ static inline __attribute__((always_inline)) void tile(const int8_t *w0, size_t 
                 acc[i * NT + j] = _mm512_dpbusd_epi32(acc[i * NT + j], u[i], xv);
         }
     }
-    if (NR == 4 && NT == 4) { /* lane 4i + j of the sums: rows i of token j -> y[j * ldy + i] */
-        const __m512i tok = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
-        const __m512i row = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-        const __m512i off = _mm512_slli_epi32(_mm512_permutexvar_epi32(tok, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)xs))), 7);
-        const __m512 vsx = _mm512_permutexvar_ps(tok, _mm512_castps128_ps512(_mm_loadu_ps(sx)));
-        const __m512 vsc = _mm512_permutexvar_ps(row, _mm512_castps128_ps512(_mm_loadu_ps(scale)));
-        /* the ref's (float)acc * sx * scale, lane by lane; the subtraction wraps as the scalar one */
-        const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(red16(acc), off)), vsx), vsc);
-        float o[16];
-        _mm512_storeu_ps(o, v);
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) y[(size_t)j * (size_t)ldy + (size_t)i] = o[4 * i + j];
-        return;
+    /* Lane k = i * NT + j of the sums is row i of token j. One vector does the ref's
+     * (float)(acc - 128 sum_x) * sx * scale for every lane (the subtraction wraps as int32, exact
+     * modulo 2^32); the per-lane token / row indices are constants once NR and NT are, and the
+     * masked loads read only the NT token and NR row entries that exist. */
+    int32_t tok[16], row[16];
+    _Pragma("GCC unroll 16") for (int k = 0; k < 16; k++) {
+        tok[k] = k < NR * NT ? k % NT : 0;
+        row[k] = k < NR * NT ? k / NT : 0;
     }
-    int32_t s[16];
-    _mm512_storeu_si512((void *)s, red16(acc));
+    const __m512i vt = _mm512_loadu_si512((const void *)tok), vr = _mm512_loadu_si512((const void *)row);
+    const __mmask16 mt = (__mmask16)((1u << NT) - 1u), mr = (__mmask16)((1u << NR) - 1u);
+    const __m512i off = _mm512_slli_epi32(_mm512_permutexvar_epi32(vt, _mm512_maskz_loadu_epi32(mt, xs)), 7);
+    const __m512 vsx = _mm512_permutexvar_ps(vt, _mm512_maskz_loadu_ps(mt, sx));
+    const __m512 vsc = _mm512_permutexvar_ps(vr, _mm512_maskz_loadu_ps(mr, scale));
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(red16(acc), off)), vsx), vsc);
+    float o[16];
+    _mm512_storeu_ps(o, v);
     _Pragma("GCC unroll 16") for (int i = 0; i < NR; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < NT; j++) {
-            /* unsigned wrap-around: the offset's removal is exact modulo 2^32 */
-            const int32_t d = (int32_t)((uint32_t)s[i * NT + j] - 128u * (uint32_t)xs[j]);
-            y[(size_t)j * (size_t)ldy + (size_t)i] = (float)d * sx[j] * scale[i];
-        }
+        _Pragma("GCC unroll 4") for (int j = 0; j < NT; j++) y[(size_t)j * (size_t)ldy + (size_t)i] = o[i * NT + j];
 }
 
 /* Rows [r0, r1) of m (1..16) tokens: each group of 4 rows against every 4-token group while
