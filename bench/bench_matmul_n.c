@@ -8,17 +8,11 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "lq_format.h"
 #include "lq_ops.h"
 #include "lq_pool.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -44,9 +38,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 5; k++) {
         double best = 1e30;
         for (int r = 0; r < 7; r++) {
-            const double t0 = now();
+            const double t0 = now_s();
             lq_matmul(pool, &w, X, ns[k], Y);
-            const double t = now() - t0;
+            const double t = now_s() - t0;
             best = t < best ? t : best;
         }
         printf("n=%2d %9.3f ms %6.1f GB/s %6.1f GMAC/s\n", ns[k], best * 1e3, (double)(rows * cols) * 4 / best * 1e-9,

@@ -50,18 +50,7 @@ typedef enum lq_act_mode {
     LQ_ACT_MODE_ALL = 2,  /* every row with a path, the opt-in ones too (LQ_INT_ACT=all) */
 } lq_act_mode;
 void lq_matmul_set_act_mode(lq_act_mode m);
-
 lq_act_mode lq_matmul_act_mode(void);
-
-/* The OPENBLAS_CORETYPE this process should run with, or NULL when OpenBLAS already uses AVX2 (or
- * better) kernels, the CPU has no AVX2, OPENBLAS_CORETYPE is set, or the build has no OpenBLAS.
- * OpenBLAS 0.3.21 runs SSE3 kernels on CPU models it does not know (Emerald Rapids: sgemm 3.6x
- * slower); the choice is made when the library loads, so acting on it means re-executing
- * (the quant-* tools do, tool_cli.c); a program that links libquant itself must set
- * OPENBLAS_CORETYPE before it starts. */
-const char *lq_blas_core_hint(void);
-/* The same rule for OpenBLAS kernels named `loaded` (its core name), whatever the environment. */
-const char *lq_blas_core_hint_for(const char *loaded);
 /* Whether lq_matmul on w takes the integer-activation path now. */
 int lq_matmul_uses_int_act(const lq_weight *w);
 
@@ -121,6 +110,19 @@ void lq_f32_to_f16_row(const float *src, uint16_t *dst, int64_t n);
 void lq_f32_to_f16_row_ref(const float *src, uint16_t *dst, int64_t n);
 void lq_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n);
 void lq_f32_to_bf16_row_ref(const float *src, uint16_t *dst, int64_t n);
+
+/* ---- OpenBLAS's kernels (blas_core.c) ---- */
+
+/* The OPENBLAS_CORETYPE this process should run with, or NULL when OpenBLAS already uses AVX2 (or
+ * better) kernels, the CPU has no AVX2, OPENBLAS_CORETYPE is set, or the build has no OpenBLAS
+ * or one without DYNAMIC_ARCH (which ignores the variable).
+ * OpenBLAS 0.3.21 runs SSE3 kernels on CPU models it does not know (Emerald Rapids: sgemm 3.6x
+ * slower); the choice is made when the library loads, so acting on it means re-executing
+ * (the quant-* tools do, tool_cli.c); a program that links libquant itself must set
+ * OPENBLAS_CORETYPE before it starts. */
+const char *lq_blas_core_hint(void);
+/* The same rule for OpenBLAS kernels named `loaded` (its core name), whatever the environment. */
+const char *lq_blas_core_hint_for(const char *loaded);
 
 #ifdef __cplusplus
 }

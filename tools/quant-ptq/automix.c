@@ -47,16 +47,7 @@ int ptq_automix_candidates(ptq_automix *m, const char *list) {
 
 lq_status ptq_automix_run(ptq_automix *m, const char *model, lq_ptq_opts *o) {
     LQ_TRY(lq_ptq_automix(model, o, m->cand, m->n_cand, m->target, &m->plan));
-    const int64_t n = o->n_overrides + m->plan.n;
-    m->rules = calloc((size_t)n, sizeof *m->rules);
-    if (!m->rules) return lq_fail(LQ_ERR_NOMEM, "out of memory");
-    /* the plan's rules come last, so they win over a user's override of the same module (the
-     * plan only holds modules the user's options quantize) */
-    memcpy(m->rules, o->overrides, (size_t)o->n_overrides * sizeof *m->rules);
-    memcpy(m->rules + o->n_overrides, m->plan.rules, (size_t)m->plan.n * sizeof *m->rules);
-    o->overrides = m->rules;
-    o->n_overrides = (int)n;
-    return LQ_OK;
+    return lq_ptq_automix_apply(&m->plan, o, &m->rules);
 }
 
 static void print_json(const ptq_automix *m) {

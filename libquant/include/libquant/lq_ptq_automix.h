@@ -76,6 +76,11 @@ void lq_ptq_automix_free(lq_ptq_automix_plan *p); /* NULL ok */
 lq_status lq_ptq_automix(const char *model_path, const lq_ptq_opts *opts, const lq_ptq_candidate *cand,
                          int n_cand, double target_bpw, lq_ptq_automix_plan *out);
 
+/* Make `opts` write the plan: its overrides become its own rules followed by the plan's (last
+ * match wins, so the plan, which only holds modules opts quantizes, decides their schemes). The
+ * new rule array is returned in *owned; free it after lq_ptq_quantize. */
+lq_status lq_ptq_automix_apply(const lq_ptq_automix_plan *plan, lq_ptq_opts *opts, lq_ptq_rule **owned);
+
 #ifdef __cplusplus
 }
 #endif

@@ -67,6 +67,18 @@ void lq_ptq_automix_free(lq_ptq_automix_plan *p) {
     p->n = 0;
 }
 
+lq_status lq_ptq_automix_apply(const lq_ptq_automix_plan *plan, lq_ptq_opts *opts, lq_ptq_rule **owned) {
+    const int64_t n = opts->n_overrides + plan->n;
+    lq_ptq_rule *rules = calloc((size_t)(n > 0 ? n : 1), sizeof *rules);
+    if (!rules) return lq_fail(LQ_ERR_NOMEM, "out of memory for the mixed-precision plan");
+    if (opts->n_overrides > 0) memcpy(rules, opts->overrides, (size_t)opts->n_overrides * sizeof *rules);
+    if (plan->n > 0) memcpy(rules + opts->n_overrides, plan->rules, (size_t)plan->n * sizeof *rules);
+    opts->overrides = rules;
+    opts->n_overrides = (int)n;
+    *owned = rules;
+    return LQ_OK;
+}
+
 /* ---- the error proxy ------------------------------------------------------------------------- */
 
 typedef struct err_job {

@@ -95,16 +95,9 @@ static lq_status apply_quantization(const lq_recipe_modifier *m, const lq_plan_m
             .progress = o ? o->progress : NULL,
             .user = o ? o->user : NULL,
         };
-        if (m->target_bpw > 0) { /* target_bpw: the plan's rules after the module list, so they win */
+        if (m->target_bpw > 0) { /* as quant-ptq --target-bpw: the plan decides each module's scheme */
             s = lq_ptq_automix(in_path, &po, m->cand, m->n_cand, m->target_bpw, &plan);
-            if (s == LQ_OK && !(mixed = calloc((size_t)(pm->n_tensors + plan.n), sizeof *mixed)))
-                s = lq_fail(LQ_ERR_NOMEM, "out of memory planning %s", in_path);
-            if (s == LQ_OK) {
-                memcpy(mixed, rules, (size_t)pm->n_tensors * sizeof *mixed);
-                memcpy(mixed + pm->n_tensors, plan.rules, (size_t)plan.n * sizeof *mixed);
-                po.overrides = mixed;
-                po.n_overrides = (int)(pm->n_tensors + plan.n);
-            }
+            if (s == LQ_OK) s = lq_ptq_automix_apply(&plan, &po, &mixed);
         }
         if (s == LQ_OK) s = lq_ptq_quantize(in_path, out_dir, &po, &sum);
         lq_ptq_kv_free(&kv);
