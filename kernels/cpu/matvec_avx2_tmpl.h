@@ -20,8 +20,9 @@
 #include <stdint.h>
 
 /* Software prefetch MV_PREFETCH bytes ahead of the loads: on an Intel Xeon (Emerald Rapids) the
- * hardware prefetcher alone read a 460 MB f32 matrix at 16.6-18.2 GB/s on 2 threads, with this
- * 22.4-23.0 (2048: 20-23, 8192: 19-23.5; /tmp bench of lq_matmul n = 1, docs/PERFORMANCE.md). */
+ * hardware prefetcher alone (0: only the line being loaded) read a 460 MB f32 matrix at a median
+ * 22.2 GB/s on 2 threads, 4096 bytes ahead 25.9 (2048: 24.5, 8192: 28.2 with a wider spread);
+ * bench_matmul_n built with -DMV_PREFETCH=D, docs/PERFORMANCE.md. */
 #ifndef MV_PREFETCH
 #define MV_PREFETCH 4096
 #endif
